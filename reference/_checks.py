@@ -1,0 +1,35 @@
+"""Argument validation shared by the modules: errors name the argument and what was expected."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_finite_array(value, name: str, ndim: int | None = None) -> np.ndarray:
+    """value as a float64 array with every entry finite (and `ndim` dimensions if given)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected an array of real numbers ({exc})") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite values, found NaN or inf")
+    return arr
+
+
+def check_positive(value, name: str) -> float:
+    """value as a float, which must be finite and > 0."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a positive number, got {value!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value}")
+    return value
+
+
+def check_choice(value, choices, name: str):
+    """value, which must be one of choices."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
+    return value

@@ -1,0 +1,226 @@
+"""Command line: python -m reference {train,evaluate,info,reproduce} (also `dsref`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from reference import datasets, lipschitz
+from reference.io import load_model, save_model
+from reference.network import ACTIVATIONS, build_mlp
+from reference.train import TrainConfig, accuracy, objective, spline_layers, train
+
+TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range": 2.0, "epochs": 100,
+                  "seed": 0, "batch_size": 16, "lr": 1e-2, "spline_init": "leaky_relu"}
+
+
+def spline_summary(net) -> list:
+    """Per spline layer: index, TV2, BV2, Lip and knot counts per neuron, tolerance used."""
+    rows = []
+    for i, layer in spline_layers(net):
+        s = layer.spline
+        knots, tols = s.num_knots()
+        rows.append({"layer": i, "tv2": s.tv2().tolist(), "bv2": s.bv2().tolist(),
+                     "lipschitz": s.lipschitz().tolist(), "knots": knots.tolist(),
+                     "knot_tolerance": tols.tolist()})
+    return rows
+
+
+def run_training(dataset, activation, hidden, *, lam, reg, size, range_, epochs, seed,
+                 batch_size, lr, spline_init, data_path=None, quiet=True):
+    """Train one network on a data set; returns (net, summary dict)."""
+    ds = datasets.load(dataset, seed=seed, path=data_path)
+    loss = "logistic" if ds.num_classes == 2 else "xent"
+    widths = [ds.x_train.shape[1], *hidden, 1 if loss == "logistic" else ds.num_classes]
+    net = build_mlp(widths, activation, rng=seed, spline_init=spline_init, size=size,
+                    range_=range_)
+    config = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, spline_lr=lr,
+                         lam=lam, reg=reg, seed=seed, quiet=quiet)
+    t0 = time.perf_counter()
+    history = train(net, ds.x_train, ds.y_train, config, ds.x_valid, ds.y_valid)
+    seconds = time.perf_counter() - t0
+    terms = objective(net, ds.x_train, ds.y_train, config)
+    splines = spline_summary(net)
+    summary = {
+        "dataset": dataset, "activation": activation, "hidden": list(hidden), "loss": loss,
+        "test_accuracy": accuracy(net, ds.x_test, ds.y_test, loss),
+        "valid_accuracy": history["epochs"][-1].get("valid_accuracy"),
+        "train_accuracy": history["epochs"][-1].get("train_accuracy"),
+        "train_loss": terms["data"], "objective": terms["total"],
+        "tv2": [float(np.sum(r["tv2"])) for r in splines],
+        "bv2": [float(np.sum(r["bv2"])) for r in splines],
+        "knots": [int(np.sum(r["knots"])) for r in splines],
+        "lipschitz_bound": lipschitz.theorem1_bv2(net, 2),
+        "lipschitz_bound_form": "theorem1_bv2, p=2",
+        "seconds": seconds, "config": history["config"],
+    }
+    return net, summary
+
+
+def cmd_train(args):
+    hidden = parse_hidden(args.hidden)
+    net, summary = run_training(
+        args.dataset, args.activation, hidden, lam=args.lam, reg=args.reg, size=args.size,
+        range_=args.range, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+        lr=args.lr, spline_init=args.spline_init, data_path=args.data_path,
+        quiet=args.quiet or args.json)
+    if args.out:
+        save_model(net, args.out)
+        summary["model"] = args.out
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{args.activation} network {summary['hidden']} on {args.dataset}: "
+          f"test accuracy {summary['test_accuracy']:.4f}, train loss {summary['train_loss']:.4g}, "
+          f"{summary['seconds']:.1f} s")
+    for row in spline_summary(net):
+        print(f"  spline layer {row['layer']}: TV2 {sum(row['tv2']):.4g}, "
+              f"BV2 {sum(row['bv2']):.4g}, knots per neuron {row['knots']}")
+    print(f"  Lipschitz bound (Theorem 1, BV2 form, p=2): {summary['lipschitz_bound']:.4g}")
+    if args.out:
+        print(f"  model written to {args.out}")
+    return 0
+
+
+def parse_hidden(text) -> list:
+    try:
+        widths = [int(w) for w in str(text).split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise ValueError(f"--hidden: expected positive widths like 2 or 8,8, got {text!r}")
+    return widths
+
+
+def cmd_evaluate(args):
+    net, names = load_model(args.model, with_names=True)
+    x = np.load(args.inputs, allow_pickle=False)
+    outputs, caches = net.forward(x, keep_cache=True)
+    _, grads = net.backward(caches, np.ones_like(outputs))
+    result = {"outputs": outputs, "input_jacobian": net.input_jacobian(x)}
+    for file_name, own_name in names.items():
+        result[f"param_gradients/{file_name}"] = grads[own_name]
+    np.savez(args.output, **result)
+    print(f"wrote {args.output}: outputs {outputs.shape}, input_jacobian "
+          f"{result['input_jacobian'].shape}, {len(names)} parameter gradients")
+    return 0
+
+
+def cmd_info(args):
+    net = load_model(args.model)
+    info = {"layers": [], "splines": spline_summary(net), "theorem1": {}, "theorem1_bv2": {}}
+    for i, layer in enumerate(net.layers):
+        info["layers"].append({"index": i, "type": layer.kind,
+                               **{k: list(v.shape) for k, v in layer.params.items()}})
+    for p in ("1", "2", "inf"):
+        info["theorem1"][p] = lipschitz.theorem1(net, p)
+        info["theorem1_bv2"][p] = lipschitz.theorem1_bv2(net, p)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"model {args.model}: input width {net.n_in}, output width {net.n_out}")
+    for row in info["layers"]:
+        shapes = ", ".join(f"{k} {tuple(v)}" for k, v in row.items() if k not in ("index", "type"))
+        print(f"  layer {row['index']}: {row['type']}" + (f" ({shapes})" if shapes else ""))
+    for row in info["splines"]:
+        print(f"  spline layer {row['layer']} (knots: |a_k| > tolerance, per neuron):")
+        print("    neuron        TV2        BV2        Lip  knots  tolerance")
+        for n, vals in enumerate(zip(row["tv2"], row["bv2"], row["lipschitz"], row["knots"],
+                                     row["knot_tolerance"])):
+            print(f"    {n:6d} {vals[0]:10.4g} {vals[1]:10.4g} {vals[2]:10.4g} {vals[3]:6d}"
+                  f"  {vals[4]:.1e}")
+    print("  Theorem-1 Lipschitz bounds       p=1         p=2       p=inf")
+    for key, label in (("theorem1", "exact activation slopes"), ("theorem1_bv2", "BV2 norms")):
+        vals = info[key]
+        print(f"    {label:26s} {vals['1']:10.4g}  {vals['2']:10.4g}  {vals['inf']:10.4g}")
+    return 0
+
+
+def cmd_reproduce(args):
+    print("Circle data set (1500 training points, 200x200 test grid), one hidden layer:")
+    print(f"{'activation':>11} {'width':>5} {'test acc':>9} {'TV2':>9} {'knots':>6} "
+          f"{'Lip bound':>10} {'seconds':>8}")
+    results = []
+    for width in (2, 4):
+        for activation in ("spline", "relu", "prelu", "leaky_relu"):
+            _, s = run_training("circle", activation, [width], lam=TRAIN_DEFAULTS["lam"],
+                                reg="tv2", size=TRAIN_DEFAULTS["size"],
+                                range_=TRAIN_DEFAULTS["range"], epochs=args.epochs,
+                                seed=args.seed, batch_size=TRAIN_DEFAULTS["batch_size"],
+                                lr=TRAIN_DEFAULTS["lr"], spline_init="leaky_relu")
+            results.append(s)
+            tv2 = f"{s['tv2'][0]:9.4g}" if s["tv2"] else f"{'-':>9}"
+            knots = f"{s['knots'][0]:6d}" if s["knots"] else f"{'-':>6}"
+            print(f"{activation:>11} {width:5d} {s['test_accuracy']:9.4f} {tv2} {knots} "
+                  f"{s['lipschitz_bound']:10.4g} {s['seconds']:8.1f}", flush=True)
+    print("Lip bound: Theorem 1, BV2 form, p = 2.  TV2 and knots: the spline layer "
+          "(knots |a_k| > 1e-6 max|a|).")
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m reference", description=(
+        "Reference implementation of deep spline networks with a controlled Lipschitz "
+        "constant (Aziznejad et al. 2020)."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a network and report accuracy, TV2, knots, bound")
+    p.add_argument("--dataset", default="circle", choices=datasets.DATASETS)
+    p.add_argument("--data-path", default=None, help="MNIST: directory of IDX files or .npz")
+    p.add_argument("--activation", default="spline", choices=[a for a in ACTIVATIONS
+                                                              if a != "identity"])
+    p.add_argument("--hidden", default="2", help="hidden widths, e.g. 2 or 8,8 (default 2)")
+    p.add_argument("--lam", type=float, default=TRAIN_DEFAULTS["lam"],
+                   help="lambda on the splines' TV2/BV2 (data term summed over samples)")
+    p.add_argument("--reg", default="tv2", choices=["tv2", "bv2"])
+    p.add_argument("--size", type=int, default=TRAIN_DEFAULTS["size"],
+                   help="spline coefficients K per neuron")
+    p.add_argument("--range", type=float, default=TRAIN_DEFAULTS["range"],
+                   help="spline grid [-R, R]")
+    p.add_argument("--spline-init", default="leaky_relu",
+                   choices=["leaky_relu", "relu", "identity", "abs", "even_odd"])
+    p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"])
+    p.add_argument("--lr", type=float, default=TRAIN_DEFAULTS["lr"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="write the trained model here (.npz)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="outputs, input Jacobians and parameter gradients")
+    p.add_argument("model")
+    p.add_argument("--inputs", required=True, help=".npy array of shape (M, N_0)")
+    p.add_argument("--output", required=True, help=".npz to write")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("info", help="layers, spline statistics and Theorem-1 bounds")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("reproduce", help="the main job: spline vs ReLU-family on circle")
+    p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json-out", default=None, help="also write the results as JSON")
+    p.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

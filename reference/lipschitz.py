@@ -1,0 +1,94 @@
+"""Lipschitz bounds of a network in the l_p norm (p in {1, 2, inf}) on inputs and outputs.
+
+This module holds the global Theorem-1 bounds of the paper; the tighter ladder (layer-wise,
+LipSDP, exact values, lower bounds) builds on `blocks` and `activation_constants` here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reference.network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
+
+P_VALUES = {"1": 1.0, "2": 2.0, "inf": np.inf}
+
+
+def parse_p(p) -> float:
+    """p as 1.0, 2.0 or inf; anything else is a ValueError naming p."""
+    key = str(p).lower().replace(".0", "")
+    if key in ("infinity", "np.inf"):
+        key = "inf"
+    if key not in P_VALUES:
+        raise ValueError(f"p: expected one of 1, 2, inf, got {p!r}")
+    return P_VALUES[key]
+
+
+def dual_exponent(p: float) -> float:
+    """q = p / (p - 1): 1 -> inf, 2 -> 2, inf -> 1."""
+    return {1.0: np.inf, 2.0: 2.0, np.inf: 1.0}[p]
+
+
+def activation_constants(layer, width: int) -> dict:
+    """Per-neuron Lip, TV2 and BV2 = TV2 + |sigma(0)| + |sigma(1)| of an activation layer,
+    each of shape (width,).  ReLU: 1, 1, 2; LeakyReLU(a) and PReLU(a): max(1, |a|), |1 - a|,
+    |1 - a| + 1; identity: 1, 0, 1; splines: exact from their coefficients."""
+    if isinstance(layer, SplineActivation):
+        s = layer.spline
+        return {"lip": s.lipschitz(), "tv2": s.tv2(), "bv2": s.bv2()}
+    if isinstance(layer, (LeakyReLU, PReLU)):
+        a = layer.params["slope"] if isinstance(layer, PReLU) else np.full(width, layer.slope)
+        return {"lip": np.maximum(1.0, np.abs(a)), "tv2": np.abs(1.0 - a),
+                "bv2": np.abs(1.0 - a) + 1.0}
+    if isinstance(layer, ReLU):
+        return {"lip": np.ones(width), "tv2": np.ones(width), "bv2": np.full(width, 2.0)}
+    if isinstance(layer, Identity):
+        return {"lip": np.ones(width), "tv2": np.zeros(width), "bv2": np.ones(width)}
+    raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+
+
+def blocks(net: Network) -> list:
+    """The network as blocks (W (N_out, N_in), activation constants): each dense layer with
+    the activation after it (identity if none); an activation with no dense layer before
+    it gets W = I."""
+    out, weight, width = [], None, net.n_in
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            if weight is not None:
+                out.append((weight, activation_constants(Identity(), weight.shape[0])))
+            weight, width = layer.params["weight"], layer.n_out
+        else:
+            out.append((weight if weight is not None else np.eye(width),
+                        activation_constants(layer, width)))
+            weight = None
+    if weight is not None:
+        out.append((weight, activation_constants(Identity(), weight.shape[0])))
+    return out
+
+
+def _theorem1(net: Network, p, key: str) -> float:
+    p = parse_p(p)
+    q = dual_exponent(p)
+    check_finite(net)
+    bound = 1.0
+    for weight, constants in blocks(net):
+        bound *= np.linalg.norm(weight, ord=q, axis=1).max()
+        bound *= np.linalg.norm(constants[key], ord=p)
+    return float(bound)
+
+
+def theorem1(net: Network, p=2) -> float:
+    """prod_l (max_n ||w_{n,l}||_q) * ||(Lip(sigma_{n,l}))_n||_p  (Theorem 1, exact slopes)."""
+    return _theorem1(net, p, "lip")
+
+
+def theorem1_bv2(net: Network, p=2) -> float:
+    """prod_l (max_n ||w_{n,l}||_q) * ||(||sigma_{n,l}||_BV2)_n||_p  (Theorem 1, BV2 form).
+
+    With p = 1 this is DeepSplines' lipschitz_bound() except that DeepSplines drops the
+    factor N_L of an identity last layer with N_L outputs."""
+    return _theorem1(net, p, "bv2")
+
+
+def check_finite(net: Network) -> None:
+    for name, value in net.named_params():
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"model: parameter {name} holds NaN or inf")
