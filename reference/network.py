@@ -327,6 +327,8 @@ def build_mlp(widths, activation="spline", rng=None, last="identity", **activati
     """Dense layers widths[0] -> widths[1] -> ... -> widths[-1], an activation after each
     hidden layer and `last` after the output layer.  Weights and biases ~ U(-1/sqrt(n_in),
     1/sqrt(n_in)) (PyTorch's default for nn.Linear), drawn from rng (seeded Generator)."""
+    check_choice(activation, ACTIVATIONS, "activation")
+    check_choice(last, ACTIVATIONS, "last")
     widths = [int(w) for w in widths]
     if len(widths) < 2 or min(widths) < 1:
         raise ValueError(f"widths: expected at least two positive widths, got {widths}")

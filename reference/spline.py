@@ -339,7 +339,8 @@ class LinearSpline:
 
         As in DeepSplines, c_0 and c_1 (hence the leftmost piece) are kept; the slopes are
         s_0 + cumsum(a_hat) and c = c_0 + T*cumsum([0, s]).  Returns the new spline and a
-        report: knots removed per channel (C,), knots left (C,), and the largest change of
+        report: knots removed per channel (C,) (jumps above the `knot_tolerance` that were
+        zeroed), knots left (C,), and the largest change of
         the function on the grid, max_k |c_hat_k - c_k| per channel (C,).  Outside the grid
         the change grows at most linearly with the end-slope change, also reported.
         """
@@ -347,7 +348,7 @@ class LinearSpline:
         if not (np.isfinite(threshold) and threshold >= 0):
             raise ValueError(f"threshold: expected a finite number >= 0, got {threshold}")
         a = self.jumps()
-        removed = (np.abs(a) <= threshold) & (a != 0)
+        removed = (np.abs(a) <= threshold) & (np.abs(a) > self.knot_tolerance()[:, None])
         a_hat = np.where(np.abs(a) <= threshold, 0.0, a)
         s0 = (self.coefficients[:, 1] - self.coefficients[:, 0]) / self.step
         slopes = s0[:, None] + np.concatenate(

@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+from reference.io import FORMAT, ModelFileError, load_model, save_model
+from reference.network import Dense, LeakyReLU, Network, PReLU, SplineActivation, build_mlp
+from reference.spline import LinearSpline
+
+
+def all_layer_network(rng):
+    return Network([Dense(rng.normal(size=(3, 2)), rng.normal(size=3)),
+                    SplineActivation(LinearSpline(rng.normal(size=(3, 5)), -1.0, 0.5)),
+                    Dense(rng.normal(size=(3, 3)), None), PReLU(np.array([0.1, 0.2, 0.3])),
+                    Dense(rng.normal(size=(2, 3))), LeakyReLU(0.05),
+                    *build_mlp([2, 2, 1], "relu", rng=0).layers])
+
+
+def test_roundtrip_is_exact(tmp_path):
+    net = all_layer_network(np.random.default_rng(0))
+    path = save_model(net, tmp_path / "m.npz")
+    back = load_model(path)
+    assert [l.kind for l in back.layers] == [l.kind for l in net.layers]
+    for (na, a), (nb, b) in zip(net.named_params(), back.named_params()):
+        assert na == nb
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(1).normal(size=(20, 2))
+    np.testing.assert_array_equal(net.forward(x), back.forward(x))
+    assert back.layers[1].spline.x_min == -1.0 and back.layers[1].spline.step == 0.5
+    assert back.layers[5].slope == 0.05
+    with np.load(path) as data:
+        assert str(data["format"]) == FORMAT
+        layers = json.loads(str(data["layers"]))
+    assert layers[0] == {"type": "dense", "weight": "layer0.weight", "bias": "layer0.bias"}
+    assert layers[2]["bias"] is None
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    net = build_mlp([2, 2, 1], "spline", rng=0)
+    path = tmp_path / "m.npz"
+    save_model(net, path)
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(build_mlp([2, 3, 1], "relu", rng=1), path)
+    assert path.read_bytes() == before                     # old file intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary left behind
+
+
+def write(tmp_path, layers, **arrays):
+    path = tmp_path / "bad.npz"
+    meta = {"format": np.array(arrays.pop("format", FORMAT)),
+            "layers": np.array(layers if isinstance(layers, str) else json.dumps(layers))}
+    np.savez(path, **meta, **arrays)
+    return path
+
+
+W = np.ones((2, 2))
+
+
+@pytest.mark.parametrize("layers, arrays, match", [
+    ([{"type": "dense", "weight": "w", "bias": None}], {}, r"layer 0 \(dense\): array 'w' is missing"),
+    ([{"type": "dense", "weight": "w", "bias": "b"}], {"w": W, "b": np.ones(3)}, "layer 0.*bias has shape"),
+    ([{"type": "dense", "weight": "w", "bias": None}], {"w": np.ones(2)}, "should be 2-D"),
+    ([{"type": "dense", "weight": "w", "bias": None}], {"w": np.array([[np.nan]])}, "NaN or inf"),
+    ([{"type": "dense", "weight": "w", "bias": None},
+      {"type": "spline", "coefficients": "c", "x_min": -1, "step": 0.5}],
+     {"w": W, "c": np.ones((2, 1))}, r"layer 1 \(spline\): coefficients need K >= 2"),
+    ([{"type": "dense", "weight": "w", "bias": None},
+      {"type": "spline", "coefficients": "c", "x_min": -1, "step": 0}],
+     {"w": W, "c": np.ones((2, 3))}, r"layer 1 \(spline\): 'step' should be > 0"),
+    ([{"type": "dense", "weight": "w", "bias": None},
+      {"type": "spline", "coefficients": "c", "x_min": -1}],
+     {"w": W, "c": np.ones((2, 3))}, "'step' should be a finite number"),
+    ([{"type": "dense", "weight": "w", "bias": None},
+      {"type": "spline", "coefficients": "c", "x_min": -1, "step": 1}],
+     {"w": W, "c": np.ones((3, 3))}, "layers\\[1\\] \\(spline\\): expected input width 3"),
+    ([{"type": "dense", "weight": "w", "bias": None}, {"type": "tanh"}], {"w": W},
+     r"layer 1 \(tanh\): unknown layer type"),
+    ([{"type": "dense", "weight": "w", "bias": None}, {"type": "leaky_relu"}], {"w": W},
+     r"layer 1 \(leaky_relu\): 'slope' should be a finite number"),
+    ([{"type": "dense", "weight": "w", "bias": None}, {"type": "prelu", "slope": "s"}],
+     {"w": W}, r"layer 1 \(prelu\): array 's' is missing"),
+    ([], {}, "non-empty JSON list"),
+    ("{not json", {}, "not valid JSON"),
+])
+def test_bad_model_files(tmp_path, layers, arrays, match):
+    with pytest.raises(ModelFileError, match=match):
+        load_model(write(tmp_path, layers, **arrays))
+
+
+def test_bad_format_and_missing_file(tmp_path):
+    with pytest.raises(ModelFileError, match="format is 'other/2'"):
+        load_model(write(tmp_path, [{"type": "identity"}], format="other/2"))
+    with pytest.raises(FileNotFoundError, match="model: no file"):
+        load_model(tmp_path / "absent.npz")
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(ModelFileError, match="not a readable .npz"):
+        load_model(tmp_path / "junk.npz")
+    np.savez(tmp_path / "nometa.npz", w=W)
+    with pytest.raises(ModelFileError, match="'format' is missing"):
+        load_model(tmp_path / "nometa.npz")

@@ -1,0 +1,215 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference import spline as spline_module
+from reference.spline import KnotSpline, LinearSpline, grid_from_range
+
+
+def random_spline(rng, channels=3, size=9, x_min=-2.0, step=0.5):
+    return LinearSpline(rng.normal(size=(channels, size)), x_min, step)
+
+
+def naive_eval(s: LinearSpline, x):
+    """Independent evaluation: np.interp inside the grid, end slopes outside."""
+    out = np.empty_like(x)
+    t = s.grid
+    for c in range(s.num_channels):
+        coef = s.coefficients[c]
+        xc = x[:, c]
+        y = np.interp(xc, t, coef)
+        left, right = xc < t[0], xc > t[-1]
+        y[left] = coef[0] + (xc[left] - t[0]) * (coef[1] - coef[0]) / s.step
+        y[right] = coef[-1] + (xc[right] - t[-1]) * (coef[-1] - coef[-2]) / s.step
+        out[:, c] = y
+    return out
+
+
+def test_forward_matches_independent_evaluation_everywhere():
+    rng = np.random.default_rng(0)
+    s = random_spline(rng)
+    t = s.grid
+    special = np.concatenate([t, t + 1e-12, t - 1e-12, [t[0] - 1e6, t[-1] + 1e6, -1e-300, 0.0]])
+    x = np.concatenate([rng.uniform(-10, 10, (500, 3)), np.tile(special[:, None], (1, 3))])
+    np.testing.assert_allclose(s(x), naive_eval(s, x), rtol=1e-12, atol=1e-12)
+
+
+def test_forward_is_independent_of_threads_and_blocks(monkeypatch):
+    rng = np.random.default_rng(1)
+    s = random_spline(rng, channels=5)
+    x = rng.normal(size=(3000, 5)) * 3
+    g = rng.normal(size=x.shape)
+    spline_module.set_num_threads(1)
+    ref = s(x), *s.backward(x, g)
+    spline_module.set_num_threads(2)
+    monkeypatch.setattr(spline_module, "CHUNK_ELEMENTS", 1000)
+    new = s(x), *s.backward(x, g)
+    for a, b in zip(ref, new):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_backward_matches_finite_differences():
+    rng = np.random.default_rng(2)
+    s = random_spline(rng)
+    x = rng.uniform(-4, 4, (40, 3))           # inside and outside the grid [-2, 2]
+    x[np.abs((x - s.x_min) / s.step - np.round((x - s.x_min) / s.step)) < 1e-3] += 0.01
+    g = rng.normal(size=x.shape)
+    grad_x, grad_c = s.backward(x, g)
+    h = 1e-6
+    fd_x = (np.sum(g * s(x + h)) - np.sum(g * s(x - h))) / (2 * h)
+    assert abs(np.sum(grad_x) - fd_x) <= 1e-6 * max(1, abs(fd_x))
+    for c in range(3):
+        for k in range(s.size):
+            plus, minus = s.copy(), s.copy()
+            plus.coefficients[c, k] += h
+            minus.coefficients[c, k] -= h
+            fd = (np.sum(g * plus(x)) - np.sum(g * minus(x))) / (2 * h)
+            assert abs(grad_c[c, k] - fd) <= 1e-6 * max(1.0, abs(fd))
+    # per-element input gradient
+    fd_elem = (s(x + h) - s(x - h)) / (2 * h)
+    np.testing.assert_allclose(grad_x, g * fd_elem, rtol=1e-6, atol=1e-8)
+
+
+def test_derivative_is_slope_of_right_piece_at_knots():
+    s = LinearSpline([[0.0, 0.0, 1.0, 3.0]], 0.0, 1.0)
+    x = np.array([[-1.0], [0.0], [0.5], [1.0], [2.0], [3.0], [9.0]])
+    np.testing.assert_array_equal(s.derivative(x)[:, 0], [0, 0, 0, 1, 2, 2, 2])
+
+
+def test_tv2_bv2_lipschitz_against_knot_form():
+    rng = np.random.default_rng(3)
+    s = random_spline(rng)
+    k = s.to_knot_form()
+    np.testing.assert_allclose(s.tv2(), k.tv2(), rtol=1e-12)
+    np.testing.assert_allclose(s.bv2(), k.bv2(), rtol=1e-12)
+    np.testing.assert_allclose(s.lipschitz(), k.lipschitz(), rtol=1e-12)
+    # Lip <= TV2 + |sigma(1) - sigma(0)| <= BV2 (DESIGN section 2)
+    v = s.values_at_zero_one()
+    assert np.all(s.lipschitz() <= s.tv2() + np.abs(v[1] - v[0]) + 1e-12)
+    assert np.all(s.tv2() + np.abs(v[1] - v[0]) <= s.bv2() + 1e-12)
+
+
+def test_relu_constants():
+    s = LinearSpline.initialise("relu", 1, 11, 1.0)
+    assert s.tv2()[0] == pytest.approx(1.0)
+    assert s.bv2()[0] == pytest.approx(2.0)
+    assert s.lipschitz()[0] == pytest.approx(1.0)
+    counts, tol = s.num_knots()
+    assert counts[0] == 1 and tol[0] > 0
+    positions, _ = s.knots()
+    assert positions[0] == pytest.approx([0.0])
+
+
+def test_gradients_of_regularisers_match_finite_differences():
+    rng = np.random.default_rng(4)
+    s = random_spline(rng, channels=2, size=7)
+    h = 1e-7
+    for name in ("tv2", "bv2"):
+        grad = getattr(s, f"{name}_grad")()
+        for c in range(2):
+            for k in range(7):
+                plus, minus = s.copy(), s.copy()
+                plus.coefficients[c, k] += h
+                minus.coefficients[c, k] -= h
+                fd = (getattr(plus, name)().sum() - getattr(minus, name)().sum()) / (2 * h)
+                assert grad[c, k] == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 12), st.floats(-3, 3), st.floats(0.05, 2.0), st.integers(0, 2**31))
+def test_knot_form_roundtrip_is_exact(size, x_min, step, seed):
+    rng = np.random.default_rng(seed)
+    s = LinearSpline(rng.normal(size=(2, size)), x_min, step)
+    back = LinearSpline.from_knot_form(s.to_knot_form(), x_min, step, size)
+    np.testing.assert_allclose(back.coefficients, s.coefficients, rtol=1e-9, atol=1e-9)
+    x = rng.uniform(x_min - 5, x_min + step * size + 5, (50, 2))
+    np.testing.assert_allclose(s.to_knot_form()(x), s(x), rtol=1e-9, atol=1e-9)
+
+
+def test_from_knot_form_rejects_off_grid_knots():
+    k = KnotSpline([0.0], [1.0], [np.array([0.3])], [np.array([1.0])])
+    with pytest.raises(ValueError, match="not interior points of the grid"):
+        LinearSpline.from_knot_form(k, -1.0, 0.5, 5)
+
+
+def test_interpolant_passes_through_points_and_does_not_increase_tv2():
+    rng = np.random.default_rng(5)
+    s = random_spline(rng, channels=2, size=15)
+    points = [np.sort(rng.uniform(-3, 3, 8)) for _ in range(2)]
+    values = [s(np.tile(p[:, None], (1, 2)))[:, c] for c, p in enumerate(points)]
+    interp = KnotSpline.interpolant(points, values)
+    for c in range(2):
+        col = np.zeros((8, 2))
+        col[:, c] = points[c]
+        np.testing.assert_allclose(interp(col)[:, c], values[c], rtol=1e-12, atol=1e-12)
+    assert np.all(interp.tv2() <= s.tv2() + 1e-12)
+    assert np.all(interp.lipschitz() <= s.lipschitz() + 1e-12)
+
+
+def test_interpolant_rejects_duplicate_points():
+    with pytest.raises(ValueError, match=r"points\[0\]"):
+        KnotSpline.interpolant([np.array([0.0, 0.0, 1.0])], [np.array([1.0, 2.0, 3.0])])
+
+
+def test_sparsify_removes_small_jumps_exactly():
+    x_min, step = grid_from_range(11, 1.0)
+    s = LinearSpline.initialise("relu", 2, 11, 1.0)
+    rng = np.random.default_rng(6)
+    noisy = LinearSpline(s.coefficients + 1e-5 * rng.normal(size=s.coefficients.shape),
+                         x_min, step)
+    new, report = noisy.sparsify(1e-2)
+    assert list(report["knots_left"]) == [1, 1]
+    assert np.all(report["knots_removed"] == 8)
+    counts, _ = new.num_knots()
+    assert list(counts) == [1, 1]
+    np.testing.assert_allclose(report["max_change_on_grid"],
+                               np.abs(new.coefficients - noisy.coefficients).max(axis=1))
+    assert np.all(report["max_change_on_grid"] < 1e-3)
+    # the kept jumps are unchanged
+    big = np.abs(noisy.jumps()) > 1e-2
+    np.testing.assert_allclose(new.jumps()[big], noisy.jumps()[big], rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "identity", "abs", "even_odd"])
+def test_initialisations(name):
+    s = LinearSpline.initialise(name, 4, 21, 2.0)
+    # c_k = f(t_k): exact at the grid points, and beyond the grid where f is linear
+    x = np.tile(np.concatenate([s.grid, [-5.0, 7.0]])[:, None], (1, 4))
+    ref = {"relu": np.maximum(x, 0), "leaky_relu": np.where(x >= 0, x, 0.01 * x),
+           "identity": x, "abs": np.abs(x)}.get(name)
+    if name == "even_odd":
+        ref = np.concatenate([np.abs(x[:, :2]),
+                              np.sign(x[:, 2:]) * np.maximum(np.abs(x[:, 2:]) - 0.5, 0)], axis=1)
+    np.testing.assert_allclose(s(x), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"coefficients": [[1.0]], "x_min": 0, "step": 1}, "K >= 2"),
+    ({"coefficients": [1.0, 2.0], "x_min": 0, "step": 1}, "2-D"),
+    ({"coefficients": [[1.0, np.nan]], "x_min": 0, "step": 1}, "finite"),
+    ({"coefficients": [[1.0, 2.0]], "x_min": 0, "step": 0}, "step"),
+    ({"coefficients": [[1.0, 2.0]], "x_min": 0, "step": -1}, "step"),
+    ({"coefficients": [[1.0, 2.0]], "x_min": np.inf, "step": 1}, "x_min"),
+])
+def test_bad_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LinearSpline(**kwargs)
+
+
+def test_bad_inputs():
+    s = LinearSpline.initialise("relu", 2, 5, 1.0)
+    with pytest.raises(ValueError, match=r"x: expected shape \(M, 2\)"):
+        s(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="x: expected finite"):
+        s(np.array([[np.inf, 0.0]]))
+    with pytest.raises(ValueError, match="grad_out"):
+        s.backward(np.zeros((3, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="init"):
+        LinearSpline.initialise("tanh", 2, 5, 1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        s.sparsify(-1.0)
+    with pytest.raises(ValueError, match="size"):
+        grid_from_range(1, 1.0)
+    with pytest.raises(ValueError, match="n: expected"):
+        spline_module.set_num_threads(0)
