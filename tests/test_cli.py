@@ -1,0 +1,163 @@
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from reference.cli import main
+from reference.io import load_model, save_model
+from reference.network import Dense, Identity, Network, PReLU, SplineActivation
+from reference.spline import LinearSpline
+
+
+def oracle_model(rng):
+    """dense(I) -> spline -> dense -> prelu -> dense -> spline -> dense -> identity; the first
+    spline sees the inputs unchanged, so inputs on its grid sit exactly on knots."""
+    s1 = LinearSpline(rng.normal(size=(2, 7)), -1.5, 0.5)
+    s2 = LinearSpline(rng.normal(size=(3, 5)), -1.0, 0.5)
+    return Network([Dense(np.eye(2), np.zeros(2)), SplineActivation(s1),
+                    Dense(rng.normal(size=(3, 2)), rng.normal(size=3)),
+                    PReLU(np.array([0.1, -0.2, 0.3])),
+                    Dense(rng.normal(size=(3, 3)), rng.normal(size=3)), SplineActivation(s2),
+                    Dense(rng.normal(size=(2, 3)), rng.normal(size=2)), Identity()])
+
+
+def knot_form(spline, c):
+    """(b0, b1, knots, jumps) of channel c, computed directly from the coefficients."""
+    coef, t, step = spline.coefficients[c], spline.grid, spline.step
+    slopes = [(coef[k + 1] - coef[k]) / step for k in range(len(coef) - 1)]
+    return (coef[0] - slopes[0] * t[0], slopes[0], list(t[1:-1]),
+            [slopes[k + 1] - slopes[k] for k in range(len(slopes) - 1)])
+
+
+def independent_forward(net, x):
+    """Sample by sample, in plain Python floats (math.fsum), with the knot form of every
+    spline: output and input Jacobian (right-piece slope at a knot)."""
+    outputs, jacobians = [], []
+    for row in x:
+        y = [float(v) for v in row]
+        jac = np.eye(len(y))
+        for layer in net.layers:
+            if layer.kind == "dense":
+                w = layer.params["weight"]
+                b = layer.params.get("bias", np.zeros(w.shape[0]))
+                y = [math.fsum([*(w[o, i] * y[i] for i in range(len(y))), b[o]])
+                     for o in range(w.shape[0])]
+                jac = w @ jac
+            elif layer.kind == "spline":
+                d, new = [], []
+                for c, z in enumerate(y):
+                    b0, b1, knots, jumps = knot_form(layer.spline, c)
+                    new.append(math.fsum([b0, b1 * z, *(a * max(z - t, 0.0)
+                                                        for t, a in zip(knots, jumps))]))
+                    d.append(b1 + sum(a for t, a in zip(knots, jumps) if z >= t))
+                y = new
+                jac = np.array(d)[:, None] * jac
+            elif layer.kind == "prelu":
+                a = layer.params["slope"]
+                d = [1.0 if z >= 0 else a[c] for c, z in enumerate(y)]
+                y = [z if z >= 0 else a[c] * z for c, z in enumerate(y)]
+                jac = np.array(d)[:, None] * jac
+        outputs.append(y)
+        jacobians.append(jac)
+    return np.array(outputs), np.array(jacobians)
+
+
+def test_evaluate_agrees_with_independent_computation(tmp_path):
+    rng = np.random.default_rng(0)
+    net = oracle_model(rng)
+    model = save_model(net, tmp_path / "model.npz")
+    grid = net.layers[1].spline.grid
+    special = np.concatenate([grid, [grid[0] - 1e-9, grid[-1] + 1e-9, -1e6, 1e6, -40.0, 35.0]])
+    x = np.concatenate([np.stack([special, special[::-1]], axis=1),
+                        rng.uniform(-3, 3, (50, 2))])
+    np.save(tmp_path / "x.npy", x)
+    assert main(["evaluate", str(model), "--inputs", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "out.npz")]) == 0
+    out = np.load(tmp_path / "out.npz")
+    ref_out, ref_jac = independent_forward(net, x)
+    scale = np.maximum(np.abs(ref_out), 1.0)
+    assert np.max(np.abs(out["outputs"] - ref_out) / scale) < 1e-10
+    jac_scale = np.maximum(np.abs(ref_jac), 1.0)
+    assert np.max(np.abs(out["input_jacobian"] - ref_jac) / jac_scale) < 1e-10
+    names = {k for k in out.files if k.startswith("param_gradients/")}
+    assert names == {f"param_gradients/{n}" for n, _ in net.named_params()}
+
+
+def test_evaluate_parameter_gradients_pass_finite_differences(tmp_path):
+    rng = np.random.default_rng(1)
+    net = oracle_model(rng)
+    model = save_model(net, tmp_path / "model.npz")
+    x = rng.uniform(-1.2, 1.2, (30, 2))
+    np.save(tmp_path / "x.npy", x)
+    main(["evaluate", str(model), "--inputs", str(tmp_path / "x.npy"),
+          "--output", str(tmp_path / "out.npz")])
+    out = np.load(tmp_path / "out.npz")
+    h = 1e-6
+    for name, value in net.named_params():
+        grad = out[f"param_gradients/{name}"]
+        fd = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            old = value[idx]
+            value[idx] = old + h
+            plus = net.forward(x).sum()
+            value[idx] = old - h
+            minus = net.forward(x).sum()
+            value[idx] = old
+            fd[idx] = (plus - minus) / (2 * h)
+        assert np.max(np.abs(grad - fd)) / max(np.max(np.abs(fd)), 1e-12) < 1e-6, name
+
+
+def test_evaluate_bad_inputs(tmp_path, capsys):
+    net = oracle_model(np.random.default_rng(2))
+    model = save_model(net, tmp_path / "model.npz")
+    np.save(tmp_path / "x.npy", np.zeros((4, 3)))
+    assert main(["evaluate", str(model), "--inputs", str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "o.npz")]) == 2
+    assert "x: expected shape (M, 2)" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "absent.npz")]) == 2
+    assert "model: no file" in capsys.readouterr().err
+
+
+def test_train_json_and_info(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["train", "--epochs", "3", "--hidden", "3", "--json", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("test_accuracy", "train_loss", "tv2", "bv2", "knots", "lipschitz_bound"):
+        assert key in result
+    net = load_model(out)
+    assert result["tv2"][0] == pytest.approx(net.layers[1].spline.tv2().sum())
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["theorem1_bv2"]["2"] == pytest.approx(result["lipschitz_bound"])
+    assert info["splines"][0]["knots"] == list(net.layers[1].spline.num_knots()[0])
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Theorem-1 Lipschitz bounds" in text and "spline layer 1" in text
+
+
+def test_train_bad_arguments(capsys):
+    assert main(["train", "--hidden", "0", "--epochs", "1"]) == 2
+    assert "--hidden" in capsys.readouterr().err
+    assert main(["train", "--size", "1", "--epochs", "1"]) == 2
+    assert "size" in capsys.readouterr().err
+    assert main(["train", "--dataset", "mnist", "--epochs", "1"]) == 2
+    assert "path" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--activation", "tanh"])
+
+
+def test_reproduce_prints_the_table(capsys):
+    assert main(["reproduce", "--epochs", "2"]) == 0
+    text = capsys.readouterr().out
+    for activation in ("spline", "relu", "prelu", "leaky_relu"):
+        assert activation in text
+    assert text.count("\n") >= 10
+
+
+def test_module_entry_point():
+    run = subprocess.run([sys.executable, "-m", "reference", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "reproduce" in run.stdout

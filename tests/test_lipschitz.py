@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from reference import lipschitz
+from reference.network import Dense, Identity, LeakyReLU, Network, ReLU, build_mlp
+
+
+def sampled_lower_bound(net, p, rng, n=2000):
+    """max over random pairs of ||f(x) - f(x')||_p / ||x - x'||_p."""
+    x = rng.normal(size=(n, net.n_in)) * 2
+    x2 = x + rng.normal(size=x.shape) * 0.05
+    num = np.linalg.norm(net.forward(x) - net.forward(x2), ord=p, axis=1)
+    den = np.linalg.norm(x - x2, ord=p, axis=1)
+    return float(np.max(num / den))
+
+
+@pytest.mark.parametrize("p", ["1", "2", "inf"])
+@pytest.mark.parametrize("activation", ["spline", "relu", "prelu", "leaky_relu"])
+def test_theorem1_bounds_hold_and_are_ordered(p, activation):
+    rng = np.random.default_rng(0)
+    net = build_mlp([3, 5, 4, 2], activation, rng=1, spline_init="even_odd", size=11,
+                    range_=2.0)
+    if activation == "spline":
+        for layer in net.layers:
+            if layer.kind == "spline":
+                layer.params["coefficients"] += 0.3 * rng.normal(size=layer.params["coefficients"].shape)
+    lower = sampled_lower_bound(net, lipschitz.parse_p(p), rng)
+    t1 = lipschitz.theorem1(net, p)
+    t1_bv2 = lipschitz.theorem1_bv2(net, p)
+    assert lower <= t1 * (1 + 1e-12)
+    assert t1 <= t1_bv2 * (1 + 1e-12)
+
+
+def test_theorem1_by_hand():
+    w1 = np.array([[1.0, -2.0], [3.0, 0.5]])
+    w2 = np.array([[2.0, -1.0]])
+    net = Network([Dense(w1), LeakyReLU(-3.0), Dense(w2), Identity()])
+    # p = 2: max row norm sqrt(9.25) * ||(3, 3)||_2 * ||(2, -1)||_2 * ||1||_2
+    assert lipschitz.theorem1(net, 2) == pytest.approx(np.sqrt(9.25) * np.sqrt(18) * np.sqrt(5))
+    # p = inf (q = 1): max row l1 norm 3.5; BV2 of leaky(-3): |1 - (-3)| + 0 + 1 = 5
+    assert lipschitz.theorem1_bv2(net, "inf") == pytest.approx(3.5 * 5 * 3.0 * 1)
+    relu = Network([Dense(w1), ReLU(), Dense(w2)])
+    assert lipschitz.theorem1_bv2(relu, 1) == pytest.approx(3.0 * 4.0 * 2.0 * 1.0)
+
+
+def test_bad_p_and_non_finite():
+    net = build_mlp([2, 2, 1], "relu", rng=0)
+    with pytest.raises(ValueError, match="p: expected one of 1, 2, inf"):
+        lipschitz.theorem1(net, 3)
+    net.layers[0].params["weight"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="layer0.weight holds NaN"):
+        lipschitz.theorem1(net, 2)
