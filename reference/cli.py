@@ -30,7 +30,7 @@ def spline_summary(net) -> list:
 
 
 def run_training(dataset, activation, hidden, *, lam, reg, size, range_, epochs, seed,
-                 batch_size, lr, spline_init, data_path=None, quiet=True):
+                 batch_size, lr, spline_init, data_path=None, quiet=True, sparsify=None):
     """Train one network on a data set; returns (net, summary dict)."""
     ds = datasets.load(dataset, seed=seed, path=data_path)
     loss = "logistic" if ds.num_classes == 2 else "xent"
@@ -38,7 +38,7 @@ def run_training(dataset, activation, hidden, *, lam, reg, size, range_, epochs,
     net = build_mlp(widths, activation, rng=seed, spline_init=spline_init, size=size,
                     range_=range_)
     config = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, spline_lr=lr,
-                         lam=lam, reg=reg, seed=seed, quiet=quiet)
+                         lam=lam, reg=reg, seed=seed, quiet=quiet, sparsify_threshold=sparsify)
     t0 = time.perf_counter()
     history = train(net, ds.x_train, ds.y_train, config, ds.x_valid, ds.y_valid)
     seconds = time.perf_counter() - t0
@@ -57,6 +57,8 @@ def run_training(dataset, activation, hidden, *, lam, reg, size, range_, epochs,
         "lipschitz_bound_form": "theorem1_bv2, p=2",
         "seconds": seconds, "config": history["config"],
     }
+    if "sparsification" in history:
+        summary["sparsification"] = history["sparsification"]
     return net, summary
 
 
@@ -66,7 +68,7 @@ def cmd_train(args):
         args.dataset, args.activation, hidden, lam=args.lam, reg=args.reg, size=args.size,
         range_=args.range, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
         lr=args.lr, spline_init=args.spline_init, data_path=args.data_path,
-        quiet=args.quiet or args.json)
+        quiet=args.quiet or args.json, sparsify=args.sparsify)
     if args.out:
         save_model(net, args.out)
         summary["model"] = args.out
@@ -76,9 +78,14 @@ def cmd_train(args):
     print(f"{args.activation} network {summary['hidden']} on {args.dataset}: "
           f"test accuracy {summary['test_accuracy']:.4f}, train loss {summary['train_loss']:.4g}, "
           f"{summary['seconds']:.1f} s")
+    for report in summary.get("sparsification", []):
+        print(f"  sparsified layer {report['layer']} at |a_k| <= {report['threshold']:g}: "
+              f"removed {report['knots_removed']} knots, largest change on the grid "
+              f"{max(report['max_change_on_grid']):.3g}")
     for row in spline_summary(net):
         print(f"  spline layer {row['layer']}: TV2 {sum(row['tv2']):.4g}, "
-              f"BV2 {sum(row['bv2']):.4g}, knots per neuron {row['knots']}")
+              f"BV2 {sum(row['bv2']):.4g}, knots per neuron {row['knots']} "
+              f"(|a_k| > {max(row['knot_tolerance']):.1e})")
     print(f"  Lipschitz bound (Theorem 1, BV2 form, p=2): {summary['lipschitz_bound']:.4g}")
     if args.out:
         print(f"  model written to {args.out}")
@@ -189,6 +196,8 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"])
     p.add_argument("--lr", type=float, default=TRAIN_DEFAULTS["lr"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sparsify", type=float, default=None, metavar="T",
+                   help="after training, zero the spline slope jumps |a_k| <= T")
     p.add_argument("--out", default=None, help="write the trained model here (.npz)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

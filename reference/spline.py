@@ -23,7 +23,7 @@ import numpy as np
 from reference._checks import as_finite_array, check_positive
 
 EPS = np.finfo(np.float64).eps
-CHUNK_ELEMENTS = 262144          # entries per row block of the forward / backward kernels
+CHUNK_ELEMENTS = 131072          # entries per row block of the forward / backward kernels
 _NUM_THREADS = [min(2, os.cpu_count() or 1)]
 _POOL = [None, 0]
 
