@@ -80,17 +80,22 @@ class SplineActivation(Activation):
     kind = "spline"
 
     def __init__(self, spline: LinearSpline):
-        self.spline = spline
+        self._spline = spline
         self.params = {"coefficients": spline.coefficients}
 
     @property
+    def spline(self) -> LinearSpline:
+        """The layer's splines, always on the current params['coefficients']."""
+        self._spline.coefficients = self.params["coefficients"]
+        return self._spline
+
+    @property
     def n_in(self):
-        return self.spline.num_channels
+        return self._spline.num_channels
 
     n_out = n_in
 
     def forward(self, z):
-        self.spline.coefficients = self.params["coefficients"]
         return self.spline.forward_unchecked(z), z
 
     def derivative(self, z):

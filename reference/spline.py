@@ -177,22 +177,23 @@ class LinearSpline:
         """sigma(x) for x of shape (M, C); returns (M, C)."""
         return self.forward_unchecked(self._check_input(x))
 
-    def forward_unchecked(self, x: np.ndarray) -> np.ndarray:
-        """sigma(x) for a float64 array x of shape (M, C) that is known to be valid."""
+    def _elementwise(self, block_fn, x: np.ndarray) -> np.ndarray:
+        """out (M, C) filled block by block by block_fn(x_block, out_block, tables)."""
         out = np.empty_like(x)
         tables = self._piece_tables()
-        self._map_blocks(lambda b: self._forward_block(x[b], out[b], tables), x.shape[0])
+        self._map_blocks(lambda b: block_fn(x[b], out[b], tables), x.shape[0])
         return out
+
+    def forward_unchecked(self, x: np.ndarray) -> np.ndarray:
+        """sigma(x) for a float64 array x of shape (M, C) that is known to be valid."""
+        return self._elementwise(self._forward_block, x)
 
     def derivative(self, x) -> np.ndarray:
         """sigma'(x), shape (M, C). At a knot, the slope of the piece to the right."""
         return self.derivative_unchecked(self._check_input(x))
 
     def derivative_unchecked(self, x: np.ndarray) -> np.ndarray:
-        out = np.empty_like(x)
-        tables = self._piece_tables()
-        self._map_blocks(lambda b: self._derivative_block(x[b], out[b], tables), x.shape[0])
-        return out
+        return self._elementwise(self._derivative_block, x)
 
     def backward(self, x, grad_out) -> tuple[np.ndarray, np.ndarray]:
         """Vector-Jacobian products of y = sigma(x).

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from finite_differences import central_difference, relative_error
 
 from reference.network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation, build_mlp, check_targets, loss_and_grad)
@@ -14,10 +15,6 @@ def mixed_network(rng, n_in=3, n_out=2):
     return Network([dense(n_in, 4), SplineActivation(spline), dense(4, 5),
                     PReLU(rng.uniform(-0.5, 0.5, 5)), dense(5, 4), LeakyReLU(0.2),
                     dense(4, 3), ReLU(), Dense(rng.normal(size=(n_out, 3)), None), Identity()])
-
-
-def relative_error(a, b):
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)
 
 
 def away_from_kinks(net, x, margin=1e-4):
@@ -51,28 +48,9 @@ def test_parameter_gradients_match_central_differences(loss):
     out, caches = net.forward(x, keep_cache=True)
     _, grad_out = loss_and_grad(loss, out, targets)
     grad_x, grads = net.backward(caches, grad_out)
-    h = 1e-6
     for name, value in net.named_params():
-        fd = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            old = value[idx]
-            value[idx] = old + h
-            plus = total_loss()
-            value[idx] = old - h
-            minus = total_loss()
-            value[idx] = old
-            fd[idx] = (plus - minus) / (2 * h)
-        assert relative_error(grads[name], fd) < 1e-6, name
-    fd_x = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + h
-        plus = total_loss()
-        x[idx] = old - h
-        minus = total_loss()
-        x[idx] = old
-        fd_x[idx] = (plus - minus) / (2 * h)
-    assert relative_error(grad_x, fd_x) < 1e-6
+        assert relative_error(grads[name], central_difference(total_loss, value)) < 1e-6, name
+    assert relative_error(grad_x, central_difference(total_loss, x)) < 1e-6
 
 
 def test_loss_gradients_match_central_differences():
@@ -81,16 +59,11 @@ def test_loss_gradients_match_central_differences():
     cases = [("squared", rng.normal(size=(7, 3)), f),
              ("logistic", rng.integers(0, 2, 7), f[:, :1]),
              ("xent", rng.integers(0, 3, 7), f)]
-    h = 1e-6
     for loss, y, out in cases:
+        out = out.copy()
         targets = check_targets(loss, out.shape, y)
         _, grad = loss_and_grad(loss, out, targets)
-        fd = np.zeros_like(out)
-        for idx in np.ndindex(out.shape):
-            p, m = out.copy(), out.copy()
-            p[idx] += h
-            m[idx] -= h
-            fd[idx] = (loss_and_grad(loss, p, targets)[0] - loss_and_grad(loss, m, targets)[0]) / (2 * h)
+        fd = central_difference(lambda: loss_and_grad(loss, out, targets)[0], out)
         assert relative_error(grad, fd) < 1e-6, loss
 
 
