@@ -126,16 +126,17 @@ class LinearSpline:
         flat += np.arange(self.num_channels, dtype=np.intp) * self.size
         return flat, u
 
-    def _piece_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """Flat tables indexed like coefficients.ravel(): the coefficients c_k and the
-        increments dc_k = c_{k+1} - c_k (0 in the unused last slot of each channel)."""
+    def _piece_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat tables indexed like coefficients.ravel(): the coefficients c_k, the
+        increments dc_k = c_{k+1} - c_k and the slopes dc_k / T (0 in the unused last slot
+        of each channel)."""
         dc = np.zeros_like(self.coefficients)
         dc[:, :-1] = np.diff(self.coefficients, axis=1)
-        return self.coefficients.ravel(), dc.ravel()
+        return self.coefficients.ravel(), dc.ravel(), dc.ravel() / self.step
 
     def _forward_block(self, x, out, tables):
         """out = c[k] + frac * dc[k] on one row block."""
-        c, dc = tables
+        c, dc, _ = tables
         flat, frac = self._locate(x)
         delta = np.take(dc, flat)
         delta *= frac
@@ -144,17 +145,15 @@ class LinearSpline:
     def _derivative_block(self, x, out, tables):
         """out = dc[k] / T on one row block."""
         flat, _ = self._locate(x)
-        np.take(tables[1], flat, out=out)
-        out *= 1.0 / self.step
+        np.take(tables[2], flat, out=out)
 
     def _backward_block(self, x, grad_out, grad_x, tables):
         """grad_x = g * dc[k] / T on one row block; returns its (C*K,) coefficient gradient:
         g*(1 - frac) added at c[k] and g*frac at c[k+1] (k+1 never crosses a channel)."""
         n = self.coefficients.size
         flat, frac = self._locate(x)
-        np.take(tables[1], flat, out=grad_x)
+        np.take(tables[2], flat, out=grad_x)
         grad_x *= grad_out
-        grad_x *= 1.0 / self.step
         frac *= grad_out
         flat = flat.ravel()
         sum_g = np.bincount(flat, weights=grad_out.ravel(), minlength=n)
