@@ -165,3 +165,21 @@ def load_model(path, with_names: bool = False):
         raise ModelFileError(f"{path}: {exc}") from None
     return (net, names) if with_names else net
 
+
+
+def network_from_mat(path, activation: str = "relu") -> Network:
+    """A bias-free network from a MATLAB file whose cell `weights` holds W_1..W_L (as in
+    the LipSDP repository): dense layers with `activation` between them (relu, or any
+    name network.make_activation knows) and an identity output."""
+    import scipy.io
+
+    from reference.network import make_activation
+
+    cells = scipy.io.loadmat(path)["weights"].ravel()
+    layers = []
+    for i, w in enumerate(cells):
+        w = np.asarray(w, dtype=np.float64)
+        layers.append(Dense(w))
+        layers.append(make_activation(activation if i < len(cells) - 1 else "identity",
+                                      w.shape[0]))
+    return Network(layers)

@@ -46,21 +46,20 @@ def activation_constants(layer, width: int) -> dict:
 
 
 def blocks(net: Network) -> list:
-    """The network as blocks (W (N_out, N_in), activation constants): each dense layer with
-    the activation after it (identity if none); an activation with no dense layer before
-    it gets W = I."""
+    """The network as blocks (W (N_out, N_in), activation layer): each dense layer with
+    the activation after it (Identity if none); an activation with no dense layer before
+    it gets W = I.  Biases do not enter any Lipschitz bound."""
     out, weight, width = [], None, net.n_in
     for layer in net.layers:
         if isinstance(layer, Dense):
             if weight is not None:
-                out.append((weight, activation_constants(Identity(), weight.shape[0])))
+                out.append((weight, Identity()))
             weight, width = layer.params["weight"], layer.n_out
         else:
-            out.append((weight if weight is not None else np.eye(width),
-                        activation_constants(layer, width)))
+            out.append((weight if weight is not None else np.eye(width), layer))
             weight = None
     if weight is not None:
-        out.append((weight, activation_constants(Identity(), weight.shape[0])))
+        out.append((weight, Identity()))
     return out
 
 
@@ -69,9 +68,9 @@ def _theorem1(net: Network, p, key: str) -> float:
     q = dual_exponent(p)
     check_finite(net)
     bound = 1.0
-    for weight, constants in blocks(net):
+    for weight, layer in blocks(net):
         bound *= np.linalg.norm(weight, ord=q, axis=1).max()
-        bound *= np.linalg.norm(constants[key], ord=p)
+        bound *= np.linalg.norm(activation_constants(layer, weight.shape[0])[key], ord=p)
     return float(bound)
 
 
@@ -92,3 +91,36 @@ def check_finite(net: Network) -> None:
     for name, value in net.named_params():
         if not np.all(np.isfinite(value)):
             raise ValueError(f"model: parameter {name} holds NaN or inf")
+
+
+def _operator_norm(matrix: np.ndarray, p: float) -> float:
+    """||A||_{p->p}: max column l1 sum (p = 1), largest singular value (p = 2), max row l1
+    sum (p = inf)."""
+    return float(np.linalg.norm(matrix, ord={1.0: 1, 2.0: 2, np.inf: np.inf}[p]))
+
+
+def layerwise(net: Network, p=2) -> float:
+    """prod_l || diag(L_{.,l}) W_l ||_{p->p}; never above the Theorem-1 form."""
+    p = parse_p(p)
+    check_finite(net)
+    bound = 1.0
+    for weight, layer in blocks(net):
+        lip = activation_constants(layer, weight.shape[0])["lip"]
+        bound *= _operator_norm(lip[:, None] * weight, p)
+    return float(bound)
+
+
+def slope_bounds(layer, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-neuron slope restriction [alpha_n, beta_n] of an activation layer, each (width,):
+    ReLU [0, 1], LeakyReLU / PReLU [min(a, 1), max(a, 1)], identity [1, 1], splines
+    [min slope, max slope] over all their pieces (unbounded ends included)."""
+    if isinstance(layer, SplineActivation):
+        return layer.spline.slope_range()
+    if isinstance(layer, (LeakyReLU, PReLU)):
+        a = layer.params["slope"] if isinstance(layer, PReLU) else np.full(width, layer.slope)
+        return np.minimum(a, 1.0), np.maximum(a, 1.0)
+    if isinstance(layer, ReLU):
+        return np.zeros(width), np.ones(width)
+    if isinstance(layer, Identity):
+        return np.ones(width), np.ones(width)
+    raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")

@@ -1,0 +1,134 @@
+"""LipSDP (Fazlyab et al., NeurIPS 2019): l2 Lipschitz upper bounds by semidefinite
+programming, in cvxpy, with a certificate re-evaluated in NumPy.
+
+Network x^0 -> z^{i+1} = W_i x^i -> x^{i+1} = phi_i(z^{i+1}) (i < k hidden blocks) ->
+f = W_out x^k, every hidden neuron slope-restricted in [alpha_n, beta_n].  With
+N = n_0 + n (n hidden neurons), A = [blkdiag(W_0..W_{k-1}), 0] and B = [0, I_n] (n x N):
+
+    M(lambda, rho) = [A; B]^T [[-2 diag(alpha beta) T, diag(alpha + beta) T],
+                               [diag(alpha + beta) T,  -2 T]] [A; B]
+                     + blkdiag(-rho I_{n_0}, 0, ..., W_out^T W_out)  <=  0,
+
+T = diag(lambda), lambda >= 0: one multiplier per neuron (LipSDP-neuron) or per layer
+(LipSDP-layer).  Minimise rho; then Lip_2(f) <= sqrt(rho).  The coupled "network"
+variant is left out (its validity as an upper bound has been disputed).
+
+Certificate: with the solver's multipliers lambda (clipped at 0), write
+M(lambda, 0) = [[P, Q], [Q^T, R]] (P the input block).  If R < 0 (checked by eigvalsh),
+M(lambda, rho) <= 0 iff rho >= lambda_max(P - Q R^{-1} Q^T) (Schur complement), so
+sqrt of that is an upper bound certified in NumPy whatever the solver's accuracy.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.linalg
+
+from reference.lipschitz import blocks, check_finite, slope_bounds
+from reference.network import Identity, Network
+
+VARIANTS = ("neuron", "layer")
+
+
+def lipsdp_data(net: Network):
+    """(A, B, alpha, beta, W_out, n_0, layer_of_neuron) for the LMI above."""
+    check_finite(net)
+    parts = blocks(net)
+    if isinstance(parts[-1][1], Identity):
+        hidden, w_out = parts[:-1], parts[-1][0]
+    else:                                  # an activation on the output: W_out = I
+        hidden, w_out = parts, np.eye(parts[-1][0].shape[0])
+    if not hidden:
+        raise ValueError("model: LipSDP needs at least one hidden activation layer")
+    n0 = net.n_in
+    widths = [w.shape[0] for w, _ in hidden]
+    n = sum(widths)
+    a_mat = np.zeros((n, n0 + n))
+    a_mat[:, : n0 + n - widths[-1]] = scipy.linalg.block_diag(*[w for w, _ in hidden])
+    b_mat = np.hstack([np.zeros((n, n0)), np.eye(n)])
+    bounds = [slope_bounds(layer, w.shape[0]) for w, layer in hidden]
+    alpha = np.concatenate([lo for lo, _ in bounds])
+    beta = np.concatenate([hi for _, hi in bounds])
+    layer_of_neuron = np.repeat(np.arange(len(widths)), widths)
+    return a_mat, b_mat, alpha, beta, w_out, n0, layer_of_neuron
+
+
+def lmi_matrix(data, lam: np.ndarray, rho: float) -> np.ndarray:
+    """M(lambda, rho) in NumPy, (N, N)."""
+    a_mat, b_mat, alpha, beta, w_out, n0, _ = data
+    m = (a_mat.T * (-2 * alpha * beta * lam)) @ a_mat
+    cross = (a_mat.T * ((alpha + beta) * lam)) @ b_mat
+    m += cross + cross.T
+    m += (b_mat.T * (-2 * lam)) @ b_mat
+    m[:n0, :n0] -= rho * np.eye(n0)
+    k = w_out.shape[1]
+    m[-k:, -k:] += w_out.T @ w_out
+    return m
+
+
+def certified_rho(data, lam: np.ndarray) -> tuple[float, float]:
+    """(rho*, max eigenvalue of R): the least rho with M(lambda, rho) <= 0 when R < 0
+    (Schur complement), inf otherwise."""
+    n0 = data[5]
+    m = lmi_matrix(data, lam, 0.0)
+    p_blk, q_blk, r_blk = m[:n0, :n0], m[:n0, n0:], m[n0:, n0:]
+    r_max = float(np.linalg.eigvalsh(r_blk).max())
+    if r_max >= 0:
+        return np.inf, r_max
+    schur = p_blk - q_blk @ np.linalg.solve(r_blk, q_blk.T)
+    return float(np.linalg.eigvalsh((schur + schur.T) / 2).max()), r_max
+
+
+def lipsdp(net: Network, variant: str = "neuron", solver: str = "CLARABEL") -> dict:
+    """LipSDP-neuron or LipSDP-layer (p = 2).  Returns value (the NumPy-certified bound
+    sqrt(rho*)), solver_value (sqrt of the solver's rho), status, solver, seconds and the
+    certificate details.  A status other than optimal raises RuntimeError."""
+    import cvxpy as cp
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
+    t0 = time.perf_counter()
+    data = lipsdp_data(net)
+    a_mat, b_mat, alpha, beta, w_out, n0, layer_of_neuron = data
+    n = len(alpha)
+    if variant == "neuron":
+        lam = cp.Variable(n, nonneg=True)
+        lam_full = lam
+    else:
+        lam = cp.Variable(int(layer_of_neuron.max()) + 1, nonneg=True)
+        lam_full = np.eye(lam.shape[0])[layer_of_neuron] @ lam
+    rho = cp.Variable()
+    # M = A^T diag(u) A + A^T diag(v) B + B^T diag(v) A + B^T diag(w) B + const, all affine
+    # in lambda; B = [0, I] so B^T diag(w) B is diag([0, w]).
+    u = cp.multiply(-2 * alpha * beta, lam_full)
+    v = cp.multiply(alpha + beta, lam_full)
+    cross = a_mat.T @ cp.multiply(cp.reshape(v, (n, 1), order="F"), b_mat)
+    m_expr = (a_mat.T @ cp.multiply(cp.reshape(u, (n, 1), order="F"), a_mat)
+              + cross + cross.T
+              + cp.diag(cp.hstack([np.zeros(n0), -2 * lam_full])))
+    const = np.zeros((n0 + n, n0 + n))
+    k = w_out.shape[1]
+    const[-k:, -k:] = w_out.T @ w_out
+    e_in = np.zeros((n0 + n, n0 + n))
+    e_in[:n0, :n0] = np.eye(n0)
+    lmi = m_expr + const - rho * e_in
+    problem = cp.Problem(cp.Minimize(rho), [(lmi + lmi.T) / 2 << 0])
+    build = time.perf_counter() - t0
+    problem.solve(solver=solver)
+    seconds = time.perf_counter() - t0
+    if problem.status != cp.OPTIMAL:
+        raise RuntimeError(f"LipSDP-{variant}: solver {solver} ended with status "
+                           f"{problem.status!r}; no bound is reported")
+    lam_value = np.maximum(np.asarray(lam_full.value, dtype=np.float64).ravel(), 0.0)
+    rho_cert, r_max = certified_rho(data, lam_value)
+    if not np.isfinite(rho_cert):
+        raise RuntimeError(f"LipSDP-{variant}: the multipliers returned by {solver} do not "
+                           f"certify a bound (max eigenvalue of the hidden block {r_max:.3g} "
+                           ">= 0)")
+    return {"value": float(np.sqrt(max(rho_cert, 0.0))),
+            "solver_value": float(np.sqrt(max(rho.value, 0.0))),
+            "status": problem.status, "solver": solver, "seconds": seconds,
+            "build_seconds": build, "certificate": (
+                "value = sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers, "
+                f"hidden block max eigenvalue {r_max:.3g} < 0, re-evaluated in NumPy")}
