@@ -124,3 +124,57 @@ def slope_bounds(layer, width: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(layer, Identity):
         return np.ones(width), np.ones(width)
     raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+
+
+def _jacobian_norms(jac: np.ndarray, p: float) -> np.ndarray:
+    """||J_m||_{p->p} for a stack J (M, N_L, N_0)."""
+    if p == 2.0:
+        return np.linalg.norm(jac, ord=2, axis=(1, 2))
+    axis = 1 if p == 1.0 else 2               # max column sum (p = 1), max row sum (inf)
+    return np.abs(jac).sum(axis=axis).max(axis=1)
+
+
+def _steepest_direction(jac: np.ndarray, p: float) -> np.ndarray:
+    """A unit vector v (in l_p) with ||J v||_p = ||J||_{p->p}."""
+    n0 = jac.shape[1]
+    if p == 2.0:
+        return np.linalg.svd(jac)[2][0]
+    if p == 1.0:
+        return np.eye(n0)[np.argmax(np.abs(jac).sum(axis=0))]
+    row = np.argmax(np.abs(jac).sum(axis=1))
+    return np.where(jac[row] >= 0, 1.0, -1.0)
+
+
+def lower(net: Network, p=2, box: float = 1.0, num_points: int = 2000, rounds: int = 20,
+          seed: int = 0) -> dict:
+    """A lower bound on Lip_p(f) over [-box, box]^N_0.
+
+    The network is piecewise linear, so its Jacobian is piecewise constant and gradient
+    ascent on ||J(x)|| has nothing to follow: instead, seeded random points, then `rounds`
+    of local search around the best tenth with shrinking steps.  At the best point x*,
+    the pair (x*, x* + h v), v the steepest direction of J(x*), is evaluated directly:
+    value = max(||J(x*)||_{p->p}, ||f(x*+hv) - f(x*)||_p / ||h v||_p), both valid lower
+    bounds (J is a one-sided derivative everywhere)."""
+    p = parse_p(p)
+    check_finite(net)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-box, box, (int(num_points), net.n_in))
+    norms = _jacobian_norms(net.input_jacobian(x), p)
+    scale = 0.25 * box
+    for _ in range(int(rounds)):
+        top = x[np.argsort(norms)[-max(1, len(x) // 10):]]
+        cand = np.clip(top + scale * rng.normal(size=top.shape), -box, box)
+        cand_norms = _jacobian_norms(net.input_jacobian(cand), p)
+        x = np.concatenate([x, cand])
+        norms = np.concatenate([norms, cand_norms])
+        scale *= 0.7
+    best = int(np.argmax(norms))
+    x_best = x[best]
+    v = _steepest_direction(net.input_jacobian(x_best[None])[0], p)
+    h = 1e-7 * box
+    x_pair = x_best + h * v
+    diff = net.forward(x_pair[None]) - net.forward(x_best[None])
+    pair_ratio = float(np.linalg.norm(diff[0], ord=p) / np.linalg.norm(h * v, ord=p))
+    return {"value": max(float(norms[best]), pair_ratio), "jacobian_norm": float(norms[best]),
+            "pair_ratio": pair_ratio, "x": x_best, "x_pair": x_pair,
+            "points_evaluated": len(x), "seed": seed, "box": box}

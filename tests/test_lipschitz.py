@@ -50,3 +50,28 @@ def test_bad_p_and_non_finite():
     net.layers[0].params["weight"][0, 0] = np.nan
     with pytest.raises(ValueError, match="layer0.weight holds NaN"):
         lipschitz.theorem1(net, 2)
+
+
+@pytest.mark.parametrize("p", ["1", "2", "inf"])
+def test_lower_bound_below_the_upper_bounds(p):
+    net = build_mlp([3, 6, 4, 2], "spline", rng=3, spline_init="even_odd", size=11, range_=2.0)
+    result = lipschitz.lower(net, p, box=2.0, seed=1)
+    assert 0 < result["value"] <= lipschitz.layerwise(net, p) * (1 + 1e-9)
+    # the reported pair really achieves (nearly) the value
+    pv = lipschitz.parse_p(p)
+    ratio = (np.linalg.norm(net.forward(result["x_pair"][None])[0]
+                            - net.forward(result["x"][None])[0], ord=pv)
+             / np.linalg.norm(result["x_pair"] - result["x"], ord=pv))
+    assert ratio == pytest.approx(result["pair_ratio"])
+    assert lipschitz.lower(net, p, box=2.0, seed=1)["value"] == result["value"]  # seeded
+
+
+def test_lower_bound_is_tight_for_one_neuron():
+    """f(x) = sigma(2x) with a single spline: Lip = 2 * max|slope| over [-box, box]."""
+    from reference.network import Dense, SplineActivation
+    from reference.spline import LinearSpline
+    spline = LinearSpline([[0.0, 1.0, 1.5, -2.0, -2.5]], -1.0, 0.5)   # slopes 2, 1, -7, -1
+    net = Network([Dense([[2.0]]), SplineActivation(spline)])
+    result = lipschitz.lower(net, 2, box=1.0, seed=0)
+    assert result["value"] == pytest.approx(14.0, rel=1e-9)
+    assert lipschitz.theorem1(net, 2) == pytest.approx(14.0)
