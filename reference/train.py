@@ -134,12 +134,9 @@ def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
 
 def _progress(total, quiet):
     """A tqdm bar on a terminal (and not quiet), otherwise a no-op."""
-    disable = quiet or not sys.stderr.isatty()
-    try:
-        from tqdm import tqdm
-    except ImportError:                      # tqdm is a dependency; stay usable without it
-        disable = True
-    if disable:
+    from tqdm import tqdm
+
+    if quiet or not sys.stderr.isatty():
         class _Null:
             def update(self, n=1): pass
             def set_postfix(self, **kw): pass

@@ -125,6 +125,8 @@ def test_knot_form_roundtrip_is_exact(size, x_min, step, seed):
     np.testing.assert_allclose(back.coefficients, s.coefficients, rtol=1e-9, atol=1e-9)
     x = rng.uniform(x_min - 5, x_min + step * size + 5, (50, 2))
     np.testing.assert_allclose(s.to_knot_form()(x), s(x), rtol=1e-9, atol=1e-9)
+    # dropping the zero jumps changes nothing
+    np.testing.assert_allclose(s.to_knot_form().pruned()(x), s(x), rtol=1e-9, atol=1e-9)
 
 
 def test_from_knot_form_rejects_off_grid_knots():
