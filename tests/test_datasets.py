@@ -85,3 +85,13 @@ def test_digits_needs_the_optional_extra():
     ds = datasets.load("digits")
     assert ds.x_train.shape[1] == 64 and ds.num_classes == 10
     assert len(ds.y_train) + len(ds.y_valid) + len(ds.y_test) == 1797
+
+
+def test_idx_header_errors(tmp_path):
+    bad_type = tmp_path / "train-images-idx3-ubyte"
+    bad_type.write_bytes(bytes([0, 0, 0x07, 1]) + struct.pack(">I", 2) + b"\x00\x00")
+    with pytest.raises(ValueError, match="unknown IDX data type"):
+        datasets.mnist(tmp_path)
+    bad_type.write_bytes(bytes([0, 0, 0x08, 1]) + struct.pack(">I", 5) + b"\x00\x00")
+    with pytest.raises(ValueError, match="IDX header says"):
+        datasets.mnist(tmp_path)

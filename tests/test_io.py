@@ -103,3 +103,10 @@ def test_bad_format_and_missing_file(tmp_path):
     np.savez(tmp_path / "nometa.npz", w=W)
     with pytest.raises(ModelFileError, match="'format' is missing"):
         load_model(tmp_path / "nometa.npz")
+
+
+def test_non_numeric_array_is_rejected(tmp_path):
+    path = write(tmp_path, [{"type": "dense", "weight": "w", "bias": None}],
+                 w=np.array([["a", "b"]]))
+    with pytest.raises(ModelFileError, match="not numeric"):
+        load_model(path)

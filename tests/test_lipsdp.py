@@ -76,3 +76,22 @@ def test_lmi_matrix_is_symmetric_and_bad_input():
     net.layers[0].params["weight"][0, 0] = np.inf
     with pytest.raises(ValueError, match="NaN or inf"):
         lipsdp(net, "neuron")
+
+
+def test_lipsdp_reports_a_failed_solve_instead_of_a_number(monkeypatch):
+    import cvxpy as cp
+    net = build_mlp([2, 3, 1], "relu", rng=0)
+
+    def fake_solve(self, *args, **kwargs):
+        self._status = "infeasible_inaccurate"
+    monkeypatch.setattr(cp.Problem, "solve", fake_solve)
+    monkeypatch.setattr(cp.Problem, "status", property(lambda self: self._status))
+    with pytest.raises(RuntimeError, match="status 'infeasible_inaccurate'; no bound"):
+        lipsdp(net, "neuron")
+
+
+def test_certificate_refuses_multipliers_that_certify_nothing():
+    from reference.lipsdp import certified_rho
+    net = build_mlp([2, 3, 1], "relu", rng=0)
+    rho, r_max = certified_rho(lipsdp_data(net), np.zeros(3))   # lambda = 0: R = W^T W >= 0
+    assert rho == np.inf and r_max >= 0

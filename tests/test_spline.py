@@ -215,3 +215,25 @@ def test_bad_inputs():
         grid_from_range(1, 1.0)
     with pytest.raises(ValueError, match="n: expected"):
         spline_module.set_num_threads(0)
+
+
+def test_knot_spline_and_tolerance_errors():
+    with pytest.raises(ValueError, match="b1: expected shape"):
+        KnotSpline([0.0], [1.0, 2.0], [np.array([])], [np.array([])])
+    with pytest.raises(ValueError, match="knots, jumps: expected 1 channels"):
+        KnotSpline([0.0], [1.0], [], [])
+    with pytest.raises(ValueError, match=r"jumps\[0\]: expected shape"):
+        KnotSpline([0.0], [1.0], [np.array([0.0, 1.0])], [np.array([1.0])])
+    with pytest.raises(ValueError, match=r"knots\[0\]: expected increasing"):
+        KnotSpline([0.0], [1.0], [np.array([1.0, 0.0])], [np.array([1.0, 1.0])])
+    with pytest.raises(ValueError, match="values: expected 1 channels"):
+        KnotSpline.interpolant([np.array([0.0, 1.0])], [])
+    s = LinearSpline.initialise("relu", 1, 5, 1.0)
+    with pytest.raises(ValueError, match="tol"):
+        s.knots(-1.0)
+    with pytest.raises(ValueError, match="size"):
+        LinearSpline.from_knot_form(s.to_knot_form(), -1.0, 0.5, 1)
+    with pytest.raises(ValueError, match="step"):
+        LinearSpline(np.ones((1, 3)), 0.0, "wide")
+    counts, tols = s.num_knots(0.5)
+    assert counts[0] == 1 and tols[0] == 0.5
