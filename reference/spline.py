@@ -24,28 +24,38 @@ from reference._checks import as_finite_array, check_positive
 
 EPS = np.finfo(np.float64).eps
 CHUNK_ELEMENTS = 131072          # entries per row block of the forward / backward kernels
-_NUM_THREADS = [min(2, os.cpu_count() or 1)]
-_POOL = [None, 0]
+KNOT_SNAP = 1e-12                # inputs within KNOT_SNAP * step below a grid point count as on it
+_num_threads = min(2, os.cpu_count() or 1)
+_pool_executor = None
 
 
 def num_threads() -> int:
     """Threads used by the spline kernels (default: min(2, CPU count))."""
-    return _NUM_THREADS[0]
+    return _num_threads
 
 
 def set_num_threads(n: int) -> None:
     """Set the threads used by the spline kernels; results do not depend on it."""
+    global _num_threads, _pool_executor
     n = int(n)
     if n < 1:
         raise ValueError(f"n: expected an integer >= 1, got {n}")
-    _NUM_THREADS[0] = n
+    if n != _num_threads and _pool_executor is not None:
+        _pool_executor.shutdown(wait=True)
+        _pool_executor = None
+    _num_threads = n
 
 
 def _pool() -> ThreadPoolExecutor:
-    if _POOL[0] is None or _POOL[1] != _NUM_THREADS[0]:
-        _POOL[0] = ThreadPoolExecutor(_NUM_THREADS[0], thread_name_prefix="spline")
-        _POOL[1] = _NUM_THREADS[0]
-    return _POOL[0]
+    global _pool_executor
+    if _pool_executor is None:
+        _pool_executor = ThreadPoolExecutor(_num_threads, thread_name_prefix="spline")
+    return _pool_executor
+
+
+def _zero_one(num_channels: int) -> np.ndarray:
+    """The inputs x = 0 and x = 1 for every channel, shape (2, C)."""
+    return np.tile([[0.0], [1.0]], (1, num_channels))
 
 
 def grid_from_range(size: int, range_: float) -> tuple[float, float]:
@@ -110,18 +120,25 @@ class LinearSpline:
     # temporary stays in cache, and the blocks are shared among `num_threads` threads
     # (NumPy releases the GIL inside its loops).  Blocks are fixed by the shape alone and
     # their partial sums are added in order: results do not depend on the thread count.
+    # The backward locates its inputs again instead of caching (k, frac) from the forward:
+    # recomputing in cache is cheaper than writing and page-faulting two full-size arrays.
 
     def _locate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Piece index and local coordinate of every input.
 
-        u = (x - x_min)/T, k = floor(clip(u, 0, K-2)), frac = u - k, so that
+        u = (x - x_min)/T, k = floor(clip(u + KNOT_SNAP, 0, K-2)), frac = u - k, so that
         sigma(x) = c_k + frac*(c_{k+1} - c_k) holds inside the grid and, because frac is
-        not clipped, also gives the linear extrapolation outside it.
+        not clipped, also gives the linear extrapolation outside it.  KNOT_SNAP makes a
+        grid point computed in floating point (x_min + k*T, whose u may round to k - 1e-15)
+        fall on the piece to its right, as the derivative convention says; frac is then
+        about -1e-15 and the value is unchanged to round-off (sigma is continuous).
         Returns flat indices into coefficients.ravel() (m, C) and frac (m, C).
         """
         u = x * (1.0 / self.step)
         u -= self.x_min / self.step
-        flat = np.clip(u, 0, self.size - 2).astype(np.intp)   # truncation = floor here
+        flat = np.add(u, KNOT_SNAP)
+        np.clip(flat, 0, self.size - 2, out=flat)
+        flat = flat.astype(np.intp)                            # truncation = floor here
         u -= flat
         flat += np.arange(self.num_channels, dtype=np.intp) * self.size
         return flat, u
@@ -244,7 +261,7 @@ class LinearSpline:
 
     def values_at_zero_one(self) -> np.ndarray:
         """(sigma_c(0), sigma_c(1)) as shape (2, C)."""
-        return self(np.tile([[0.0], [1.0]], (1, self.num_channels)))
+        return self(_zero_one(self.num_channels))
 
     def bv2(self) -> np.ndarray:
         """||sigma_c||_BV2 = TV2(sigma_c) + |sigma_c(0)| + |sigma_c(1)|, shape (C,)."""
@@ -252,9 +269,8 @@ class LinearSpline:
 
     def bv2_grad(self) -> np.ndarray:
         """A subgradient of sum_c ||sigma_c||_BV2 in the coefficients, (C, K)."""
-        zero_one = np.tile([[0.0], [1.0]], (1, self.num_channels))
-        signs = np.sign(self(zero_one))
-        _, g = self.backward(zero_one, signs)
+        signs = np.sign(self.values_at_zero_one())
+        _, g = self.backward(_zero_one(self.num_channels), signs)
         return self.tv2_grad() + g
 
     def lipschitz(self) -> np.ndarray:
@@ -339,25 +355,28 @@ class LinearSpline:
 
         As in DeepSplines, c_0 and c_1 (hence the leftmost piece) are kept; the slopes are
         s_0 + cumsum(a_hat) and c = c_0 + T*cumsum([0, s]).  Returns the new spline and a
-        report: knots removed per channel (C,) (jumps above the `knot_tolerance` that were
-        zeroed), knots left (C,), and the largest change of
-        the function on the grid, max_k |c_hat_k - c_k| per channel (C,).  Outside the grid
-        the change grows at most linearly with the end-slope change, also reported.
+        report, per channel (C,): knots removed and knots left (both counted with this
+        spline's `knot_tolerance`, which is reported; removed + left = knots before), the
+        largest change on the grid max_k |c_hat_k - c_k|, and the change of the right end
+        slope (beyond the grid the change grows at most linearly with it).
         """
         threshold = float(threshold)
         if not (np.isfinite(threshold) and threshold >= 0):
             raise ValueError(f"threshold: expected a finite number >= 0, got {threshold}")
         a = self.jumps()
-        removed = (np.abs(a) <= threshold) & (np.abs(a) > self.knot_tolerance()[:, None])
-        a_hat = np.where(np.abs(a) <= threshold, 0.0, a)
+        tol = self.knot_tolerance()
+        is_knot = np.abs(a) > tol[:, None]
+        small = np.abs(a) <= threshold
+        a_hat = np.where(small, 0.0, a)
         s0 = (self.coefficients[:, 1] - self.coefficients[:, 0]) / self.step
         slopes = s0[:, None] + np.concatenate(
             [np.zeros((a.shape[0], 1)), np.cumsum(a_hat, axis=1)], axis=1)
         new = LinearSpline.from_slopes(self.coefficients[:, 0], slopes, self.x_min, self.step)
         report = {
             "threshold": threshold,
-            "knots_removed": removed.sum(axis=1),
-            "knots_left": (a_hat != 0).sum(axis=1),
+            "knot_tolerance": tol,
+            "knots_removed": (is_knot & small).sum(axis=1),
+            "knots_left": (is_knot & ~small).sum(axis=1),
             "max_change_on_grid": np.abs(new.coefficients - self.coefficients).max(axis=1),
             "end_slope_change": np.abs(new.slopes()[:, -1] - self.slopes()[:, -1]),
         }
@@ -447,8 +466,7 @@ class KnotSpline:
 
     def bv2(self) -> np.ndarray:
         """TV2 + |sigma(0)| + |sigma(1)| per channel, (C,)."""
-        zero_one = np.tile([[0.0], [1.0]], (1, self.num_channels))
-        return self.tv2() + np.abs(self(zero_one)).sum(axis=0)
+        return self.tv2() + np.abs(self(_zero_one(self.num_channels))).sum(axis=0)
 
     def lipschitz(self) -> np.ndarray:
         """max |slope| over all pieces per channel, (C,)."""

@@ -237,3 +237,14 @@ def test_knot_spline_and_tolerance_errors():
         LinearSpline(np.ones((1, 3)), 0.0, "wide")
     counts, tols = s.num_knots(0.5)
     assert counts[0] == 1 and tols[0] == 0.5
+
+
+@pytest.mark.parametrize("size, range_", [(101, 7.0), (51, 4.0), (21, 2.0), (11, 3.0)])
+def test_derivative_at_computed_grid_points_is_the_right_slope(size, range_):
+    """Grid points x_min + k*T rounded in floating point still take the right piece."""
+    rng = np.random.default_rng(size)
+    x_min, step = grid_from_range(size, range_)
+    s = LinearSpline(rng.normal(size=(1, size)), x_min, step)
+    inner = s.grid[:-1]
+    right_slopes = s.slopes()[0]
+    np.testing.assert_array_equal(s.derivative(inner[:, None])[:, 0], right_slopes)
