@@ -14,7 +14,7 @@ from reference.io import load_model, save_model
 from reference.network import ACTIVATIONS, build_mlp
 from reference.train import TrainConfig, accuracy, objective, spline_layers, train
 
-TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range": 2.0, "epochs": 100,
+TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0, "epochs": 100,
                   "seed": 0, "batch_size": 16, "lr": 1e-2, "spline_init": "leaky_relu"}
 
 
@@ -30,30 +30,39 @@ def spline_summary(net) -> list:
     return rows
 
 
-def run_training(dataset, activation, hidden, *, lam, reg, size, range_, epochs, seed,
-                 batch_size, lr, spline_init, data_path=None, quiet=True, sparsify=None):
-    """Train one network on a data set; returns (net, summary dict)."""
-    ds = datasets.load(dataset, seed=seed, path=data_path)
+def run_training(dataset, activation, hidden, *, data_path=None, quiet=True, sparsify=None,
+                 **options):
+    """Train one network on a data set; returns (net, summary dict).  `options` override
+    TRAIN_DEFAULTS (lam, reg, size, range_, epochs, seed, batch_size, lr, spline_init).
+    Every number in the summary is measured on the final (possibly sparsified) model."""
+    unknown = set(options) - set(TRAIN_DEFAULTS)
+    if unknown:
+        raise TypeError(f"run_training: unknown options {sorted(unknown)}")
+    o = {**TRAIN_DEFAULTS, **options}
+    ds = datasets.load(dataset, seed=o["seed"], path=data_path)
     loss = "logistic" if ds.num_classes == 2 else "xent"
     widths = [ds.x_train.shape[1], *hidden, 1 if loss == "logistic" else ds.num_classes]
-    net = build_mlp(widths, activation, rng=seed, spline_init=spline_init, size=size,
-                    range_=range_)
-    config = TrainConfig(loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, spline_lr=lr,
-                         lam=lam, reg=reg, seed=seed, quiet=quiet, sparsify_threshold=sparsify)
+    net = build_mlp(widths, activation, rng=o["seed"], spline_init=o["spline_init"],
+                    size=o["size"], range_=o["range_"])
+    config = TrainConfig(loss=loss, epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
+                         spline_lr=o["lr"], lam=o["lam"], reg=o["reg"], seed=o["seed"],
+                         quiet=quiet, sparsify_threshold=sparsify)
     t0 = time.perf_counter()
     history = train(net, ds.x_train, ds.y_train, config, ds.x_valid, ds.y_valid)
     seconds = time.perf_counter() - t0
-    terms = objective(net, ds.x_train, ds.y_train, config)
+    train_out = net.forward(ds.x_train)
+    terms = objective(net, ds.x_train, ds.y_train, config, train_out)
     splines = spline_summary(net)
     summary = {
         "dataset": dataset, "activation": activation, "hidden": list(hidden), "loss": loss,
         "test_accuracy": accuracy(net, ds.x_test, ds.y_test, loss),
-        "valid_accuracy": history["epochs"][-1].get("valid_accuracy"),
-        "train_accuracy": history["epochs"][-1].get("train_accuracy"),
+        "valid_accuracy": accuracy(net, ds.x_valid, ds.y_valid, loss),
+        "train_accuracy": accuracy(net, ds.x_train, ds.y_train, loss, train_out),
         "train_loss": terms["data"], "objective": terms["total"],
         "tv2": [float(np.sum(r["tv2"])) for r in splines],
         "bv2": [float(np.sum(r["bv2"])) for r in splines],
         "knots": [int(np.sum(r["knots"])) for r in splines],
+        "knot_tolerance": [r["knot_tolerance"] for r in splines],
         "lipschitz_bound": lipschitz.theorem1_bv2(net, 2),
         "lipschitz_bound_form": "theorem1_bv2, p=2",
         "seconds": seconds, "config": history["config"],
@@ -154,11 +163,8 @@ def cmd_reproduce(args):
     results = []
     for width in (2, 4):
         for activation in ("spline", "relu", "prelu", "leaky_relu"):
-            _, s = run_training("circle", activation, [width], lam=TRAIN_DEFAULTS["lam"],
-                                reg="tv2", size=TRAIN_DEFAULTS["size"],
-                                range_=TRAIN_DEFAULTS["range"], epochs=args.epochs,
-                                seed=args.seed, batch_size=TRAIN_DEFAULTS["batch_size"],
-                                lr=TRAIN_DEFAULTS["lr"], spline_init="leaky_relu")
+            _, s = run_training("circle", activation, [width], epochs=args.epochs,
+                                seed=args.seed)
             results.append(s)
             tv2 = f"{s['tv2'][0]:9.4g}" if s["tv2"] else f"{'-':>9}"
             knots = f"{s['knots'][0]:6d}" if s["knots"] else f"{'-':>6}"
@@ -189,7 +195,7 @@ def build_parser():
     p.add_argument("--reg", default="tv2", choices=["tv2", "bv2"])
     p.add_argument("--size", type=int, default=TRAIN_DEFAULTS["size"],
                    help="spline coefficients K per neuron")
-    p.add_argument("--range", type=float, default=TRAIN_DEFAULTS["range"],
+    p.add_argument("--range", type=float, default=TRAIN_DEFAULTS["range_"],
                    help="spline grid [-R, R]")
     p.add_argument("--spline-init", default="leaky_relu",
                    choices=["leaky_relu", "relu", "identity", "abs", "even_odd"])

@@ -11,6 +11,8 @@ Knows nothing of optimisers or cvxpy.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
@@ -18,6 +20,7 @@ from reference._checks import as_finite_array, check_choice
 from reference.spline import LinearSpline
 
 ACTIVATIONS = ("spline", "relu", "leaky_relu", "prelu", "identity")
+NO_PARAMS = MappingProxyType({})      # shared by the parameter-free layers, read-only
 
 
 class Dense:
@@ -109,7 +112,7 @@ class SplineActivation(Activation):
 class ReLU(Activation):
     """sigma(z) = max(z, 0)."""
     kind = "relu"
-    params = {}
+    params = NO_PARAMS
 
     def forward(self, z):
         return np.maximum(z, 0.0), z
@@ -121,7 +124,7 @@ class ReLU(Activation):
 class LeakyReLU(Activation):
     """sigma(z) = z for z >= 0, slope*z otherwise (one fixed slope)."""
     kind = "leaky_relu"
-    params = {}
+    params = NO_PARAMS
 
     def __init__(self, slope: float = 0.01):
         slope = float(slope)
@@ -163,7 +166,7 @@ class PReLU(Activation):
 class Identity(Activation):
     """sigma(z) = z."""
     kind = "identity"
-    params = {}
+    params = NO_PARAMS
 
     def forward(self, z):
         return z, z
@@ -195,17 +198,11 @@ class Network:
             raise ValueError("layers[0]: the first layer must fix the input width "
                              "(a dense, spline or prelu layer)")
         self.layers = layers
+        self.n_out = width
 
     @property
     def n_in(self) -> int:
         return self.layers[0].n_in
-
-    @property
-    def n_out(self) -> int:
-        width = None
-        for layer in self.layers:
-            width = layer.n_out if layer.n_out is not None else width
-        return width
 
     def named_params(self):
         """(name, array) for every parameter, names 'layer{i}.{param}' as in the model file."""

@@ -14,6 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from reference._checks import check_choice, check_positive
 from reference.network import Dense, Network, SplineActivation, check_targets, loss_and_grad
@@ -105,9 +106,10 @@ def regulariser_value(net: Network, reg: str) -> float:
     return float(sum(getattr(layer.spline, reg)().sum() for _, layer in spline_layers(net)))
 
 
-def objective(net: Network, x, y, config: TrainConfig) -> dict:
-    """The terms of J on the full data (x, y): data, weight decay, regulariser, total."""
-    out = net.forward(x)
+def objective(net: Network, x, y, config: TrainConfig, outputs=None) -> dict:
+    """The terms of J on the full data (x, y): data, weight decay, regulariser, total.
+    `outputs` = net.forward(x) when the caller already has them."""
+    out = net.forward(x) if outputs is None else outputs
     data, _ = loss_and_grad(config.loss, out, check_targets(config.loss, out.shape, y))
     decay = sum(float(np.sum(l.params["weight"] ** 2))
                 for l in net.layers if isinstance(l, Dense))
@@ -116,9 +118,11 @@ def objective(net: Network, x, y, config: TrainConfig) -> dict:
             "total": data + config.mu * decay + config.lam * reg}
 
 
-def accuracy(net: Network, x, y, loss: str) -> float:
-    """Fraction of correctly classified samples (logistic or xent)."""
-    return float(np.mean(predict_labels(loss, net.forward(x)) == np.asarray(y).reshape(-1)))
+def accuracy(net: Network, x, y, loss: str, outputs=None) -> float:
+    """Fraction of correctly classified samples (logistic or xent); `outputs` as in
+    `objective`."""
+    out = net.forward(x) if outputs is None else outputs
+    return float(np.mean(predict_labels(loss, out) == np.asarray(y).reshape(-1)))
 
 
 def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
@@ -130,19 +134,6 @@ def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
             g = layer.spline.tv2_grad() if config.reg == "tv2" else layer.spline.bv2_grad()
             grads[f"layer{i}.coefficients"] = (config.lam / m) * g
     return grads
-
-
-def _progress(total, quiet):
-    """A tqdm bar on a terminal (and not quiet), otherwise a no-op."""
-    from tqdm import tqdm
-
-    if quiet or not sys.stderr.isatty():
-        class _Null:
-            def update(self, n=1): pass
-            def set_postfix(self, **kw): pass
-            def close(self): pass
-        return _Null()
-    return tqdm(total=total, unit="epoch", leave=False)
 
 
 def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
@@ -171,7 +162,8 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
     milestones = sorted(int(round(f * config.epochs)) for f in config.milestones)
 
     history = {"config": asdict(config), "epochs": []}
-    bar = _progress(config.epochs, config.quiet)
+    bar = tqdm(total=config.epochs, unit="epoch", leave=False,
+               disable=config.quiet or not sys.stderr.isatty())
     classify = config.loss != "squared"
     for epoch in range(config.epochs):
         decay = 0.1 ** sum(epoch >= s for s in milestones)
@@ -187,9 +179,10 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
                 grads[key] = grads[key] + g
             for o in optimisers:
                 o.step(grads)
-        record = {"epoch": epoch + 1, **objective(net, x, y, config)}
+        out = net.forward(x)                  # one pass for the loss and the accuracy
+        record = {"epoch": epoch + 1, **objective(net, x, y, config, out)}
         if classify:
-            record["train_accuracy"] = accuracy(net, x, y, config.loss)
+            record["train_accuracy"] = accuracy(net, x, y, config.loss, out)
             if x_valid is not None:
                 record["valid_accuracy"] = accuracy(net, x_valid, y_valid, config.loss)
         history["epochs"].append(record)

@@ -152,3 +152,21 @@ def test_module_entry_point():
     run = subprocess.run([sys.executable, "-m", "reference", "--help"], capture_output=True,
                          text=True, check=True)
     assert "reproduce" in run.stdout
+
+
+def test_train_summary_describes_the_saved_sparsified_model(tmp_path, capsys):
+    from reference import datasets
+    from reference.train import accuracy
+    out = tmp_path / "m.npz"
+    assert main(["train", "--epochs", "5", "--sparsify", "1.0", "--json", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    net = load_model(out)
+    ds = datasets.load("circle")
+    for split in ("train", "valid", "test"):
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        assert result[f"{split}_accuracy"] == accuracy(net, x, y, "logistic")
+    counts, tols = net.layers[1].spline.num_knots()
+    assert result["knots"] == [int(counts.sum())]
+    assert result["knot_tolerance"] == [tols.tolist()]
+    report = result["sparsification"][0]
+    assert report["knots_left"] == counts.tolist() and sum(report["knots_removed"]) > 0

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reference import datasets
-from reference.cli import run_training, TRAIN_DEFAULTS
+from reference.cli import run_training
 from reference.network import build_mlp
 from reference.train import Adam, SGD, TrainConfig, objective, sparsify_network, train
 
@@ -80,10 +80,7 @@ def test_bad_config():
 
 
 def circle_run(activation):
-    d = TRAIN_DEFAULTS
-    return run_training("circle", activation, [2], lam=d["lam"], reg=d["reg"], size=d["size"],
-                        range_=d["range"], epochs=d["epochs"], seed=d["seed"],
-                        batch_size=d["batch_size"], lr=d["lr"], spline_init=d["spline_init"])[1]
+    return run_training("circle", activation, [2])[1]        # the CLI defaults
 
 
 def test_two_spline_neurons_learn_the_circle_and_beat_two_relus():
