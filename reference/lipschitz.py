@@ -9,17 +9,16 @@ import numpy as np
 
 from reference.network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
 
-P_VALUES = {"1": 1.0, "2": 2.0, "inf": np.inf}
-
-
 def parse_p(p) -> float:
-    """p as 1.0, 2.0 or inf; anything else is a ValueError naming p."""
-    key = str(p).lower().replace(".0", "")
-    if key in ("infinity", "np.inf"):
-        key = "inf"
-    if key not in P_VALUES:
+    """p as 1.0, 2.0 or inf (from a number or a string such as "2" or "inf"); anything
+    else is a ValueError naming p."""
+    try:
+        value = float(p)
+    except (TypeError, ValueError):
+        value = None
+    if value not in (1.0, 2.0, np.inf):
         raise ValueError(f"p: expected one of 1, 2, inf, got {p!r}")
-    return P_VALUES[key]
+    return value
 
 
 def dual_exponent(p: float) -> float:

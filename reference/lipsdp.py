@@ -82,8 +82,9 @@ def certified_rho(data, lam: np.ndarray) -> tuple[float, float]:
 
 def lipsdp(net: Network, variant: str = "neuron", solver: str = "CLARABEL") -> dict:
     """LipSDP-neuron or LipSDP-layer (p = 2).  Returns value (the NumPy-certified bound
-    sqrt(rho*)), solver_value (sqrt of the solver's rho), status, solver, seconds and the
-    certificate details.  A status other than optimal raises RuntimeError."""
+    sqrt(rho*)), solver_value (sqrt of the solver's rho), relative_gap (value -
+    solver_value) / value (how far the certified bound sits above the solver's optimum),
+    status, solver, seconds and the certificate details.  A status other than optimal raises RuntimeError."""
     import cvxpy as cp
 
     if variant not in VARIANTS:
@@ -126,8 +127,10 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = "CLARABEL") -> d
         raise RuntimeError(f"LipSDP-{variant}: the multipliers returned by {solver} do not "
                            f"certify a bound (max eigenvalue of the hidden block {r_max:.3g} "
                            ">= 0)")
-    return {"value": float(np.sqrt(max(rho_cert, 0.0))),
-            "solver_value": float(np.sqrt(max(rho.value, 0.0))),
+    value = float(np.sqrt(max(rho_cert, 0.0)))
+    solver_value = float(np.sqrt(max(rho.value, 0.0)))
+    return {"value": value, "solver_value": solver_value,
+            "relative_gap": (value - solver_value) / value if value > 0 else 0.0,
             "status": problem.status, "solver": solver, "seconds": seconds,
             "build_seconds": build, "certificate": (
                 "value = sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers, "

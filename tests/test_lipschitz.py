@@ -45,8 +45,10 @@ def test_theorem1_by_hand():
 
 def test_bad_p_and_non_finite():
     net = build_mlp([2, 2, 1], "relu", rng=0)
-    with pytest.raises(ValueError, match="p: expected one of 1, 2, inf"):
-        lipschitz.theorem1(net, 3)
+    for bad in (3, "two", None, 0.5):
+        with pytest.raises(ValueError, match="p: expected one of 1, 2, inf"):
+            lipschitz.theorem1(net, bad)
+    assert [lipschitz.parse_p(p) for p in ("1", 2, "inf", np.inf, 2.0)] == [1, 2, np.inf, np.inf, 2]
     net.layers[0].params["weight"][0, 0] = np.nan
     with pytest.raises(ValueError, match="layer0.weight holds NaN"):
         lipschitz.theorem1(net, 2)

@@ -28,6 +28,7 @@ def test_lipsdp_reproduces_the_published_anchor():
     assert abs(layer["value"] - 39.839) < 1e-3
     # the NumPy-certified value agrees with the solver's optimum
     assert neuron["value"] == pytest.approx(neuron["solver_value"], rel=1e-6)
+    assert abs(neuron["relative_gap"]) < 1e-6
     assert lipschitz.layerwise(net, 2) >= layer["value"]
 
 
