@@ -97,10 +97,11 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _find(directory: Path, stem: str) -> Path:
-    for candidate in (directory / stem, directory / (stem + ".gz"),
-                      directory / stem.replace("-idx", "."), ):
-        if candidate.exists():
-            return candidate
+    """stem or stem.gz, also under the other common spelling (train-images.idx3-ubyte)."""
+    for name in (stem, stem.replace("-idx", ".idx")):
+        for candidate in (directory / name, directory / (name + ".gz")):
+            if candidate.exists():
+                return candidate
     raise FileNotFoundError(f"mnist: {stem}[.gz] not found in {directory}")
 
 

@@ -56,6 +56,8 @@ def save_model(net: Network, path) -> Path:
     path = Path(path)
     entries, arrays = layer_entries(net)
     directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"path: directory {directory} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

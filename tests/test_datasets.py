@@ -46,7 +46,7 @@ def test_mnist_from_idx_files_and_npz(tmp_path):
     labels = rng.integers(0, 10, 30)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, 0x08)
     write_idx(tmp_path / "train-labels-idx1-ubyte", labels, 0x08)
-    write_idx(tmp_path / "t10k-images-idx3-ubyte", images[:5], 0x08)
+    write_idx(tmp_path / "t10k-images.idx3-ubyte", images[:5], 0x08)      # other spelling
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:5], 0x08)
     ds = datasets.mnist(tmp_path, num_valid=10)
     assert ds.x_train.shape == (20, 784) and ds.x_valid.shape == (10, 784)

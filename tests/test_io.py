@@ -110,3 +110,8 @@ def test_non_numeric_array_is_rejected(tmp_path):
                  w=np.array([["a", "b"]]))
     with pytest.raises(ModelFileError, match="not numeric"):
         load_model(path)
+
+
+def test_save_into_a_missing_directory_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="path: directory .*absent does not exist"):
+        save_model(build_mlp([2, 1], "relu", rng=0), tmp_path / "absent" / "m.npz")
