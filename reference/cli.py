@@ -1,4 +1,4 @@
-"""Command line: python -m reference {train,evaluate,info,reproduce} (also `dsref`)."""
+"""Command line: python -m reference {train,evaluate,info,lipschitz,reproduce} (also `dsref`)."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 
-from reference import datasets, lipschitz
-from reference.io import load_model, save_model
+from reference import datasets, ladder, lipschitz
+from reference.io import load_model, network_from_mat, save_model
 from reference.network import ACTIVATIONS, build_mlp
 from reference.train import TrainConfig, accuracy, objective, spline_layers, train
 
@@ -156,6 +156,64 @@ def cmd_info(args):
     return 0
 
 
+def jsonable(value):
+    """NumPy scalars and arrays as Python numbers and lists; non-finite floats as None."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in np.asarray(value, dtype=object).tolist()] \
+            if isinstance(value, np.ndarray) else [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def load_any_model(path):
+    """A model file (.npz), or a LipSDP MATLAB file (.mat, cell `weights`, ReLU)."""
+    return network_from_mat(path) if str(path).endswith(".mat") else load_model(path)
+
+
+def print_ladder(results: dict, p: float, box: float, title: str) -> None:
+    """The human table: value, ratio to the best lower bound, seconds, note per method."""
+    ref = ladder.best_lower(results)
+    print(f"{title}, p = {p:g}; lower (and the MILP) over the box [-{box:g}, {box:g}]^N_0")
+    print(f"  {'method':14s} {'value':>12s} {'/ best lower':>12s} {'seconds':>8s}  note")
+    for name, r in results.items():
+        v = r["value"]
+        ratio = f"{v / ref:12.4f}" if v is not None and ref else f"{'-':>12s}"
+        value = f"{v:12.6g}" if v is not None else f"{'n/a':>12s}"
+        note = r.get("reason", "")
+        if not note and name == "exact":
+            note = (f"{r['method']}, {r.get('pieces', r.get('binaries'))} "
+                    f"{'pieces' if 'pieces' in r else 'binaries'}, over {r['domain']}")
+        if not note and name.startswith("lipsdp"):
+            note = (f"{r['solver']} {r['status']}, certified (Schur complement), "
+                    f"solver value {r['solver_value']:.6g}")
+        print(f"  {name:14s} {value} {ratio} {r['seconds']:8.2f}  {note}")
+    violations = ladder.order_violations(results)
+    for a, b, va, vb in violations:
+        print(f"  VIOLATION: {a} = {va:.6g} > {b} = {vb:.6g}")
+
+
+def cmd_lipschitz(args):
+    net = load_any_model(args.model)
+    p = lipschitz.parse_p(args.p)
+    results = ladder.ladder(net, p, args.box, ladder.parse_methods(args.methods),
+                            solver=args.solver, time_limit=args.time_limit,
+                            max_binaries=args.max_binaries, seed=args.seed)
+    if args.json:
+        print(json.dumps(jsonable(results)))
+    else:
+        widths = " -> ".join(str(w) for w in [net.n_in] + [
+            layer.n_out for layer in net.layers if layer.kind == "dense"])
+        print_ladder(results, p, args.box, f"Lipschitz constant of {args.model} ({widths})")
+    return 1 if ladder.order_violations(results) else 0
+
+
 def cmd_reproduce(args):
     print("Circle data set (1500 training points, 200x200 test grid), one hidden layer:")
     print(f"{'activation':>11} {'width':>5} {'test acc':>9} {'TV2':>9} {'knots':>6} "
@@ -220,6 +278,20 @@ def build_parser():
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("lipschitz", help="the Lipschitz ladder: lower, exact, LipSDP, bounds")
+    p.add_argument("model", help="model file (.npz) or LipSDP weights (.mat, ReLU)")
+    p.add_argument("--p", default="2", help="l_p norm on inputs and outputs: 1, 2 or inf")
+    p.add_argument("--methods", default=",".join(ladder.METHODS),
+                   help="comma-separated subset of " + ",".join(ladder.METHODS))
+    p.add_argument("--box", type=float, default=1.0,
+                   help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
+    p.add_argument("--solver", default="CVXOPT", help="cvxpy SDP solver for LipSDP")
+    p.add_argument("--time-limit", type=float, default=60.0, help="MILP time limit (s)")
+    p.add_argument("--max-binaries", type=int, default=400, help="MILP size guard")
+    p.add_argument("--seed", type=int, default=0, help="seed of the lower-bound search")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_lipschitz)
 
     p = sub.add_parser("reproduce", help="the main job: spline vs ReLU-family on circle")
     p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"])

@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+import pytest
+
+from reference import ladder
+from reference.cli import main
+from reference.io import save_model
+from theory_checks import lipschitz_bound
+from theory_checks.lipschitz_bound import random_net
+
+
+def test_ladder_orders_and_reasons():
+    net = random_net([2, 5, 4, 2], "spline", seed=1)
+    r2 = ladder.ladder(net, 2, box=2.0)
+    assert list(r2) == list(ladder.METHODS)
+    assert r2["exact"]["value"] is None and "1-D" in r2["exact"]["reason"]
+    assert r2["lipsdp_neuron"]["value"] is not None
+    assert not ladder.order_violations(r2)
+    rinf = ladder.ladder(net, "inf", box=2.0)
+    assert rinf["lipsdp_layer"]["value"] is None and "p = 2" in rinf["lipsdp_layer"]["reason"]
+    assert rinf["exact"]["certified_exact"]
+    assert ladder.best_lower(rinf) == rinf["exact"]["value"] >= rinf["lower"]["value"]
+    guarded = ladder.ladder(net, 1, box=2.0, methods="exact", max_binaries=3)
+    assert guarded["exact"]["value"] is None and "max_binaries" in guarded["exact"]["reason"]
+    fake = {"lower": {"value": 2.0}, "layerwise": {"value": 1.0}}
+    assert ladder.order_violations(fake) == [("lower", "layerwise", 2.0, 1.0)]
+
+
+def test_ladder_bad_input():
+    net = random_net([2, 3, 1], "relu", seed=0)
+    with pytest.raises(ValueError, match="methods"):
+        ladder.ladder(net, 2, methods="lower,exactish")
+    with pytest.raises(ValueError, match="p: expected"):
+        ladder.ladder(net, 0.5)
+    with pytest.raises(ValueError, match="box"):
+        ladder.ladder(net, 2, box=0)
+    with pytest.raises(ValueError, match="solver"):
+        ladder.ladder(net, 2, methods="lipsdp_neuron", solver="NOPE")
+    net.layers[0].params["weight"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ladder.ladder(net, 2)
+
+
+def test_lipschitz_command_json_and_table(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    save_model(random_net([1, 6, 5, 1], "spline", seed=0), path)
+    assert main(["lipschitz", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == set(ladder.METHODS)
+    assert all("value" in r and "seconds" in r for r in out.values())
+    assert out["exact"]["pieces"] > 1 and out["exact"]["certified_exact"]
+    assert out["lower"]["value"] <= out["exact"]["value"] <= out["layerwise"]["value"]
+    assert main(["lipschitz", str(path), "--p", "inf", "--methods", "lower,exact,theorem1"]) == 0
+    table = capsys.readouterr().out
+    assert "p = inf" in table and "breakpoint propagation" in table and "theorem1" in table
+    assert "lipsdp" not in table
+    assert main(["lipschitz", str(path), "--p", "3"]) == 2
+    assert "p: expected" in capsys.readouterr().err
+    assert main(["lipschitz", str(path), "--methods", "upper"]) == 2
+    assert "methods" in capsys.readouterr().err
+
+
+def test_theory_check_quick_profile_passes(tmp_path, capsys):
+    out = tmp_path / "lb.json"
+    assert lipschitz_bound.main(["--quick", "--json-out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ALL PASSED" in text
+    report = json.loads(out.read_text())
+    assert report["checks"]["lower <= exact"]["instances"] >= 20
+    assert all(c["passed"] == c["instances"] for c in report["checks"].values())

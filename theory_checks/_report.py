@@ -1,0 +1,46 @@
+"""Pass/fail bookkeeping shared by the theory checks: per check, the number of instances,
+how many passed and the worst margin (the smallest relative slack; negative = violated)."""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+
+
+class Report:
+    def __init__(self, name: str):
+        self.name = name
+        self.checks = defaultdict(lambda: {"instances": 0, "passed": 0, "worst_margin": None,
+                                           "worst_instance": None})
+        self.records = []
+
+    def check(self, check: str, margin: float, instance: str, tol: float = 0.0) -> bool:
+        """Record one instance of a check that passes when margin >= -tol."""
+        row = self.checks[check]
+        row["instances"] += 1
+        ok = bool(margin >= -tol)
+        row["passed"] += ok
+        if row["worst_margin"] is None or margin < row["worst_margin"]:
+            row["worst_margin"], row["worst_instance"] = float(margin), instance
+        return ok
+
+    @property
+    def failures(self) -> int:
+        return sum(r["instances"] - r["passed"] for r in self.checks.values())
+
+    def print_table(self, title: str) -> None:
+        print(title)
+        print(f"  {'check':44s} {'instances':>9s} {'passed':>7s} {'worst margin':>13s}")
+        for name, r in self.checks.items():
+            print(f"  {name:44s} {r['instances']:9d} {r['passed']:7d} {r['worst_margin']:13.3e}")
+        print(f"  {'ALL PASSED' if self.failures == 0 else f'{self.failures} VIOLATIONS'}")
+
+    def write_json(self, path: str, extra: dict) -> None:
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"name": self.name, "checks": dict(self.checks), **extra,
+                       "records": self.records}, f, indent=1, default=float)
+        os.replace(tmp, path)

@@ -1,0 +1,149 @@
+"""Verify the Lipschitz ladder on many networks:
+
+    lower <= exact <= layerwise <= theorem1 <= theorem1_bv2   and   lipsdp >= lower
+
+for p in {1, 2, inf}, on random spline networks (1-D and multi-D inputs, several depths and
+widths), random ReLU / LeakyReLU / PReLU networks and networks trained by `reference.train`;
+for 1-D inputs the exact value must also agree with a dense scan of the function.  Prints a
+table (check, instances, passed, worst margin) and the tightness of every method (value /
+best lower bound: median and worst; the best lower bound is the exact value when it is
+attained, else the sampled one), writes a JSON report, exits 1 on any violation.
+
+    python -m theory_checks.lipschitz_bound [--quick] [--json-out PATH]
+
+Margins are relative slacks, b / a - 1 for a check a <= b (negative: violated); a check
+passes when the margin is >= -RTOL (RTOL = 1e-9: the bounds are computed in float64 and
+LipSDP's value is certified in NumPy, so only rounding may separate equal quantities).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from reference import ladder
+from reference.cli import jsonable, run_training
+from reference.io import network_from_mat
+from reference.network import build_mlp
+from theory_checks._report import Report
+
+RTOL = 1e-9
+ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "lipsdp_random_weights.mat"
+PAIRS = [("lower", "exact"), ("exact", "layerwise"), ("lower", "layerwise"),
+         ("layerwise", "theorem1"), ("theorem1", "theorem1_bv2"), ("lower", "lipsdp_neuron"),
+         ("lower", "lipsdp_layer"), ("exact", "lipsdp_neuron"), ("lipsdp_neuron", "lipsdp_layer")]
+
+
+def random_net(widths, activation, seed, size=9):
+    """A random network; splines get random coefficients around an even/odd start, PReLU
+    random slopes in [-0.5, 1.5]."""
+    rng = np.random.default_rng(seed)
+    net = build_mlp(widths, activation, rng=seed, spline_init="even_odd", size=size,
+                    range_=2.0)
+    for layer in net.layers:
+        if layer.kind == "spline":
+            layer.params["coefficients"] += 0.3 * rng.normal(
+                size=layer.params["coefficients"].shape)
+        elif layer.kind == "prelu":
+            layer.params["slope"][:] = rng.uniform(-0.5, 1.5, layer.params["slope"].shape)
+    return net
+
+
+def instances(quick: bool):
+    """(name, network) pairs of the chosen profile."""
+    seeds = range(2) if quick else range(5)
+    shapes_1d = [[1, 6, 5, 1], [1, 8, 8, 2]] + ([] if quick else [[1, 10, 10, 10, 3]])
+    shapes_nd = [[2, 6, 5, 2], [3, 5, 1]] + ([] if quick else [[2, 8, 8, 8, 2], [4, 10, 3]])
+    for seed in seeds:
+        for widths in shapes_1d + shapes_nd:
+            for act in ("spline", "relu", "leaky_relu", "prelu"):
+                if act != "spline" and widths[0] == 1 and seed > 0:
+                    continue
+                yield f"{act} {'-'.join(map(str, widths))} seed {seed}", \
+                    random_net(widths, act, seed, size=7 if quick else 11)
+    epochs, hidden = (5, [3]) if quick else (100, [6])
+    for act in ("spline", "relu"):
+        net, _ = run_training("circle", act, hidden, epochs=epochs, size=9 if quick else 21)
+        yield f"trained {act} circle 2-{hidden[0]}-1 ({epochs} epochs)", net
+    if not quick and ANCHOR.exists():
+        yield "anchor LipSDP 2-10-30-20-2 (ReLU)", network_from_mat(ANCHOR)
+
+
+def dense_scan(net, breakpoints, points: int) -> float:
+    """max ||f(x_{i+1}) - f(x_i)||_2 / (x_{i+1} - x_i) on a uniform grid covering every
+    breakpoint with a margin of 1 (the l_2 norm; 1-D input)."""
+    lo = (breakpoints.min() if len(breakpoints) else 0.0) - 1.0
+    hi = (breakpoints.max() if len(breakpoints) else 0.0) + 1.0
+    x = np.linspace(lo, hi, points)
+    f = net.forward(x[:, None])
+    return float(np.max(np.linalg.norm(np.diff(f, axis=0), axis=1) / np.diff(x)))
+
+
+def run(quick: bool, json_out: str) -> int:
+    t0 = time.perf_counter()
+    report = Report("lipschitz_bound")
+    ratios = {}                                     # (p, method) -> list of value / best lower
+    for name, net in instances(quick):
+        for p in ("1", "2", "inf"):
+            results = ladder.ladder(net, p, box=2.0, time_limit=30.0, max_binaries=300)
+            ref = ladder.best_lower(results)
+            for a, b in PAIRS:
+                va, vb = results[a]["value"], results[b]["value"]
+                if va is not None and vb is not None:
+                    report.check(f"{a} <= {b}", vb / va - 1 if va > 0 else vb, f"{name} p={p}",
+                                 RTOL)
+            ex = results["exact"]
+            if ex["value"] is not None:
+                report.check("exact attained (certified)", 0.0 if ex["certified_exact"]
+                             else -1.0, f"{name} p={p}")
+            if net.n_in == 1 and p == "2":
+                from reference.exact import exact_1d
+                e = exact_1d(net, 2)
+                scan = dense_scan(net, e["breakpoints"], 200_001 if quick else 2_000_001)
+                # the scan is a lower bound (secant slopes); fine grids approach the exact value
+                report.check("1-D dense scan <= exact", e["value"] / scan - 1, name, RTOL)
+                report.check("1-D dense scan >= 0.99 exact", scan / e["value"] - 0.99,
+                             name)
+            for method, r in results.items():
+                if r["value"] is not None and ref:
+                    ratios.setdefault((p, method), []).append(r["value"] / ref)
+            report.records.append({"instance": name, "p": p, "results": jsonable(results)})
+    seconds = time.perf_counter() - t0
+    profile = "quick" if quick else "full"
+    report.print_table(f"Lipschitz ladder checks ({profile} profile, {seconds:.0f} s)")
+    print("Tightness: value / best lower bound (median, worst) over the instances")
+    print(f"  {'':14s} " + " ".join(f"{'p=' + p:>19s}" for p in ("1", "2", "inf")))
+    print(f"  {'method':14s} " + " ".join(f"{'median':>9s} {'worst':>9s}" for _ in range(3)))
+    tightness = {}
+    for method in ladder.METHODS:
+        cells = []
+        for p in ("1", "2", "inf"):
+            vals = ratios.get((p, method))
+            if vals:
+                worst = np.min(vals) if method == "lower" else np.max(vals)
+                tightness[f"{method} p={p}"] = {"median": float(np.median(vals)),
+                                                "worst": float(worst), "n": len(vals)}
+                cells.append(f"{np.median(vals):9.3f} {worst:9.3f}")
+            else:
+                cells.append(f"{'-':>19s}")
+        print(f"  {method:14s} " + " ".join(cells))
+    report.write_json(json_out, {"profile": profile, "seconds": seconds, "rtol": RTOL,
+                                 "tightness": tightness})
+    print(f"JSON report: {json_out}")
+    return 0 if report.failures == 0 else 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m theory_checks.lipschitz_bound",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the small profile (< 1 min)")
+    parser.add_argument("--json-out", default="theory_checks/out/lipschitz_bound.json")
+    args = parser.parse_args(argv)
+    return run(args.quick, args.json_out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
