@@ -1,4 +1,5 @@
-"""Command line: python -m reference {train,evaluate,info,lipschitz,reproduce} (also `dsref`)."""
+"""Command line: python -m reference {train,evaluate,info,lipschitz,solve,reproduce}
+(also `dsref`)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ import numpy as np
 
 from reference import datasets, ladder, lipschitz
 from reference.io import load_model, network_from_mat, save_model
-from reference.network import ACTIVATIONS, build_mlp
+from reference.network import ACTIVATIONS, SplineActivation, build_mlp
 from reference.train import TrainConfig, accuracy, objective, spline_layers, train
 
 TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0, "epochs": 100,
@@ -20,10 +21,18 @@ TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0, "epochs"
 
 def spline_summary(net) -> list:
     """Per spline layer: index, TV2, BV2, Lip and knot counts per neuron, tolerance used."""
+    from reference.convex import knot_counts
+    from reference.network import KnotSplineActivation
+
     rows = []
-    for i, layer in spline_layers(net):
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, SplineActivation):
+            knots, tols = layer.spline.num_knots()
+        elif isinstance(layer, KnotSplineActivation):   # solver output: solver-aware tolerance
+            knots, tols, _ = knot_counts(layer)
+        else:
+            continue
         s = layer.spline
-        knots, tols = s.num_knots()
         rows.append({"layer": i, "tv2": s.tv2().tolist(), "bv2": s.bv2().tolist(),
                      "lipschitz": s.lipschitz().tolist(), "knots": knots.tolist(),
                      "knot_tolerance": tols.tolist()})
@@ -214,6 +223,42 @@ def cmd_lipschitz(args):
     return 1 if ladder.order_violations(results) else 0
 
 
+def cmd_solve(args):
+    from reference import convex
+
+    net = load_model(args.model)
+    try:
+        data = np.load(args.data, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--data: no file at {args.data}") from None
+    for key in ("X", "y"):
+        if key not in data.files:
+            raise ValueError(f"--data: {args.data} has no array {key!r} (expected X (M, N_0) "
+                             "and y (M,) or (M, N_L))")
+    new, cert = convex.solve_layer(net, args.layer, data["X"], data["y"], loss=args.loss,
+                                   lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
+                                   lip_max=args.lip_max, solver=args.solver)
+    save_model(new, args.out)
+    cert["out"] = args.out
+    if args.json:
+        print(json.dumps(jsonable(cert)))
+        return 0
+    knots = cert["knots"]
+    print(f"solved layer {args.layer} of {args.model} on {args.data} ({args.grid} grid, "
+          f"{args.loss} loss, lambda {args.lam:g}, {args.reg}"
+          + (f", Lip <= {args.lip_max:g}" if args.lip_max else "") + ")")
+    print(f"  {cert['solver']} status {cert['status']}, objective {cert['objective']:.10g}, "
+          f"NumPy re-evaluation {cert['objective_check']:.10g} (agree to "
+          f"{cert['check_rtol']:g} relative), primal - dual gap "
+          + ("n/a" if cert["gap"] is None else f"{cert['gap']:.2e}")
+          + f", {cert['seconds']:.2f} s")
+    print(f"  grid points per neuron {cert['grid_points']}; knots per neuron {knots} "
+          f"(|slope change| > tolerance, max tolerance {max(cert['knot_tolerance']):.1e}); "
+          f"Lip per neuron {[round(v, 4) for v in cert['lipschitz']]}")
+    print(f"  model written to {args.out}")
+    return 0
+
+
 def cmd_reproduce(args):
     print("Circle data set (1500 training points, 200x200 test grid), one hidden layer:")
     print(f"{'activation':>11} {'width':>5} {'test acc':>9} {'TV2':>9} {'knots':>6} "
@@ -233,7 +278,10 @@ def cmd_reproduce(args):
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=1)
-    return 0
+    from theory_checks import lipschitz_bound        # lazy: theory_checks imports this module
+    print()
+    status = lipschitz_bound.run(quick=True, json_out=args.checks_dir + "/lipschitz_bound.json")
+    return status
 
 
 def build_parser():
@@ -293,10 +341,29 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_lipschitz)
 
+    p = sub.add_parser("solve", help="certified optimum of one spline layer, weights fixed")
+    p.add_argument("model")
+    p.add_argument("--data", required=True, help=".npz with X (M, N_0) and y (M,) or (M, N_L)")
+    p.add_argument("--layer", type=int, required=True,
+                   help="index of the spline layer in the model's layer list")
+    p.add_argument("--lam", type=float, required=True, help="lambda >= 0")
+    p.add_argument("--reg", default="tv2", choices=["tv2", "bv2"])
+    p.add_argument("--loss", default="squared", choices=["squared", "logistic", "xent"])
+    p.add_argument("--grid", default="data", choices=["data", "uniform"])
+    p.add_argument("--size", type=int, default=None,
+                   help="uniform grid: K coefficients on the layer's range (default its own K)")
+    p.add_argument("--lip-max", type=float, default=None, help="constraint Lip <= V")
+    p.add_argument("--solver", default="CLARABEL", help="cvxpy solver (default CLARABEL)")
+    p.add_argument("--out", required=True, help="write the solved model here (.npz)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_solve)
+
     p = sub.add_parser("reproduce", help="the main job: spline vs ReLU-family on circle")
     p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json-out", default=None, help="also write the results as JSON")
+    p.add_argument("--checks-dir", default="theory_checks/out",
+                   help="where the theory checks (quick profile) write their JSON reports")
     p.set_defaults(func=cmd_reproduce)
     return parser
 
@@ -305,7 +372,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:                  # output piped into e.g. `head`: stop quietly

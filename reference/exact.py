@@ -21,7 +21,8 @@ import scipy.optimize
 import scipy.sparse
 
 from reference.lipschitz import check_finite, parse_p
-from reference.network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
+from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
+                               PReLU, ReLU, SplineActivation)
 from reference.spline import KnotSpline
 
 MAX_PIECES = 1_000_000
@@ -34,6 +35,8 @@ def knot_form(layer, width: int) -> KnotSpline:
     """The activation layer as C = width knot-form splines, knots with zero jump dropped."""
     if isinstance(layer, SplineActivation):
         return layer.spline.to_knot_form().pruned(0.0)
+    if isinstance(layer, KnotSplineActivation):
+        return layer.spline.pruned(0.0)
     if isinstance(layer, (LeakyReLU, PReLU, ReLU)):
         if isinstance(layer, PReLU):
             a = layer.params["slope"].copy()
@@ -388,8 +391,11 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
         res = m.solve(target, max(remaining, 1e-3), mip_rel_gap)
         if res.status != 0 or res.x is None:
             gap = getattr(res, "mip_gap", None)
+            bracket = ""
+            if res.fun is not None and getattr(res, "mip_dual_bound", None) is not None:
+                bracket = f", best found {-res.fun:.6g}, bound {-res.mip_dual_bound:.6g}"
             raise MilpNotOptimal(f"MILP {r + 1}/{len(runs)}: HiGHS stopped ({res.message}); "
-                                 f"MILP gap {gap}; no exact value is reported")
+                                 f"MILP gap {gap}{bracket}; no exact value is reported")
         gaps.append(float(getattr(res, "mip_gap", 0.0) or 0.0))
         objective_max = max(objective_max, -res.fun)
         dual_max = max(dual_max, -getattr(res, "mip_dual_bound", res.fun))

@@ -5,6 +5,12 @@ Entry `format` holds the format string, entry `layers` a JSON list, one object p
     {"type": "spline", "coefficients": NAME, "x_min": float, "step": float}   (N, K)
     {"type": "relu"}, {"type": "leaky_relu", "slope": float},
     {"type": "prelu", "slope": NAME}, {"type": "identity"}
+    {"type": "knot_spline", "points": NAME, "values": NAME, "counts": NAME}  (format /2)
+        free-knot splines: neuron n owns the next counts[n] >= 2 entries of the flat arrays
+        points (strictly increasing per neuron) and values; the interpolant, continued
+        linearly with its end slopes.
+A file holding a knot_spline layer is written as format 'deepspline-reference/2'; any other
+is still written as '/1', so readers of version 1 keep reading it.  Both are read.
 NAME is the key of an array in the same file.  Loading validates everything and names the
 offending layer; saving is atomic (temporary file in the same directory, then rename).
 """
@@ -17,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
-                               SplineActivation)
+from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
+                               PReLU, ReLU, SplineActivation)
 from reference.spline import LinearSpline
 
 FORMAT = "deepspline-reference/1"
+FORMAT_KNOTS = "deepspline-reference/2"
+FORMATS = (FORMAT, FORMAT_KNOTS)
 
 
 def layer_entries(net: Network) -> tuple[list, dict]:
@@ -42,6 +50,11 @@ def layer_entries(net: Network) -> tuple[list, dict]:
             entries.append({"type": "spline",
                             "coefficients": put(i, "coefficients", layer.params["coefficients"]),
                             "x_min": layer.spline.x_min, "step": layer.spline.step})
+        elif isinstance(layer, KnotSplineActivation):
+            entries.append({"type": "knot_spline",
+                            "points": put(i, "points", np.concatenate(layer.points)),
+                            "values": put(i, "values", np.concatenate(layer.values)),
+                            "counts": put(i, "counts", [len(p) for p in layer.points])})
         elif isinstance(layer, LeakyReLU):
             entries.append({"type": "leaky_relu", "slope": layer.slope})
         elif isinstance(layer, PReLU):
@@ -61,7 +74,9 @@ def save_model(net: Network, path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, format=np.array(FORMAT), layers=np.array(json.dumps(entries)), **arrays)
+            version = FORMAT_KNOTS if any(e["type"] == "knot_spline" for e in entries) \
+                else FORMAT
+            np.savez(f, format=np.array(version), layers=np.array(json.dumps(entries)), **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -120,14 +135,27 @@ def _build_layer(entry, data, where):
         if step <= 0:
             raise ModelFileError(f"{where}: 'step' should be > 0, got {step}")
         return SplineActivation(LinearSpline(coefficients, x_min, step))
+    if kind == "knot_spline":
+        points = _array(data, entry.get("points"), where, 1)
+        values = _array(data, entry.get("values"), where, 1)
+        counts = _array(data, entry.get("counts"), where, 1)
+        if (np.any(counts != np.round(counts)) or np.any(counts < 2)
+                or counts.sum() != len(points) or len(values) != len(points)):
+            raise ModelFileError(f"{where}: counts should be integers >= 2 summing to the "
+                                 f"lengths of points and values ({len(points)}, {len(values)})")
+        cuts = np.cumsum(counts.astype(int))[:-1]
+        try:
+            return KnotSplineActivation(np.split(points, cuts), np.split(values, cuts))
+        except ValueError as exc:
+            raise ModelFileError(f"{where}: {exc}") from None
     if kind == "leaky_relu":
         return LeakyReLU(_number(entry, "slope", where))
     if kind == "prelu":
         return PReLU(_array(data, entry.get("slope"), where, 1))
     if kind in ("relu", "identity"):
         return ReLU() if kind == "relu" else Identity()
-    raise ModelFileError(f"{where}: unknown layer type {kind!r} (expected dense, spline, relu, "
-                         "leaky_relu, prelu or identity)")
+    raise ModelFileError(f"{where}: unknown layer type {kind!r} (expected dense, spline, "
+                         "knot_spline, relu, leaky_relu, prelu or identity)")
 
 
 def load_model(path, with_names: bool = False):
@@ -147,8 +175,9 @@ def load_model(path, with_names: bool = False):
     for key in ("format", "layers"):
         if key not in arrays:
             raise ModelFileError(f"{path}: entry {key!r} is missing")
-    if str(arrays["format"]) != FORMAT:
-        raise ModelFileError(f"{path}: format is {str(arrays['format'])!r}, expected {FORMAT!r}")
+    if str(arrays["format"]) not in FORMATS:
+        raise ModelFileError(f"{path}: format is {str(arrays['format'])!r}, expected one of "
+                             f"{list(FORMATS)}")
     try:
         entries = json.loads(str(arrays["layers"]))
     except json.JSONDecodeError as exc:

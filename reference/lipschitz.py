@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
+from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
+                               ReLU, SplineActivation)
 
 def parse_p(p) -> float:
     """p as 1.0, 2.0 or inf (from a number or a string such as "2" or "inf"); anything
@@ -30,7 +31,7 @@ def activation_constants(layer, width: int) -> dict:
     """Per-neuron Lip, TV2 and BV2 = TV2 + |sigma(0)| + |sigma(1)| of an activation layer,
     each of shape (width,).  ReLU: 1, 1, 2; LeakyReLU(a) and PReLU(a): max(1, |a|), |1 - a|,
     |1 - a| + 1; identity: 1, 0, 1; splines: exact from their coefficients."""
-    if isinstance(layer, SplineActivation):
+    if isinstance(layer, (SplineActivation, KnotSplineActivation)):
         s = layer.spline
         return {"lip": s.lipschitz(), "tv2": s.tv2(), "bv2": s.bv2()}
     if isinstance(layer, (LeakyReLU, PReLU)):
@@ -115,6 +116,9 @@ def slope_bounds(layer, width: int) -> tuple[np.ndarray, np.ndarray]:
     [min slope, max slope] over all their pieces (unbounded ends included)."""
     if isinstance(layer, SplineActivation):
         return layer.spline.slope_range()
+    if isinstance(layer, KnotSplineActivation):
+        return (np.array([s.min() for s in layer.slopes]),
+                np.array([s.max() for s in layer.slopes]))
     if isinstance(layer, (LeakyReLU, PReLU)):
         a = layer.params["slope"] if isinstance(layer, PReLU) else np.full(width, layer.slope)
         return np.minimum(a, 1.0), np.maximum(a, 1.0)

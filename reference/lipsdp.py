@@ -16,7 +16,10 @@ variant is left out (its validity as an upper bound has been disputed).
 Certificate: with the solver's multipliers lambda (clipped at 0), write
 M(lambda, 0) = [[P, Q], [Q^T, R]] (P the input block).  If R < 0 (checked by eigvalsh),
 M(lambda, rho) <= 0 iff rho >= lambda_max(P - Q R^{-1} Q^T) (Schur complement), so
-sqrt of that is an upper bound certified in NumPy whatever the solver's accuracy.
+sqrt of that is an upper bound certified in NumPy whatever the solver's accuracy.  When
+the solver's multipliers leave R slightly indefinite (its tolerance), the SDP is solved again
+with M <= -margin I (MARGINS, relative to ||W_out||^2): strictly feasible multipliers,
+a bound larger by O(margin); every attempt is reported.
 
 Solver: CVXOPT by default.  Its SDP method forms the m x m Schur complement of the
 multipliers (m = number of neurons + 1), 0.1-0.4 s on the 2-10-30-20-2 anchor.  CLARABEL
@@ -36,6 +39,8 @@ from reference.network import Identity, Network
 VARIANTS = ("neuron", "layer")
 SDP_SOLVERS = ("CVXOPT", "CLARABEL", "SCS", "MOSEK")
 DEFAULT_SOLVER = "CVXOPT"
+FALLBACK_SOLVER = "CLARABEL"       # tried when the default one fails (the attempts are reported)
+MARGINS = (0.0, 1e-7, 1e-5)        # retries with M <= -margin * max(1, ||W_out||^2) I
 
 
 def check_solver(solver: str) -> str:
@@ -104,7 +109,8 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER) 
     """LipSDP-neuron or LipSDP-layer (p = 2).  Returns value (the NumPy-certified bound
     sqrt(rho*)), solver_value (sqrt of the solver's rho), relative_gap (value -
     solver_value) / value (how far the certified bound sits above the solver's optimum),
-    status, solver, seconds and the certificate details.  A status other than optimal raises RuntimeError."""
+    status, solver (the one that solved it), attempts (each solver tried and its status: when
+    the default CVXOPT fails, CLARABEL is tried), seconds and the certificate details.  A status other than optimal raises RuntimeError."""
     import cvxpy as cp
 
     if variant not in VARIANTS:
@@ -135,24 +141,42 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER) 
     e_in = np.zeros((n0 + n, n0 + n))
     e_in[:n0, :n0] = np.eye(n0)
     lmi = m_expr + const - rho * e_in
-    problem = cp.Problem(cp.Minimize(rho), [(lmi + lmi.T) / 2 << 0])
+    margin = cp.Parameter(nonneg=True)
+    problem = cp.Problem(cp.Minimize(rho),
+                         [(lmi + lmi.T) / 2 + margin * np.eye(n0 + n) << 0])
     build = time.perf_counter() - t0
-    problem.solve(solver=solver)
+    scale = max(1.0, float(np.linalg.norm(w_out, 2)) ** 2)
+    solvers = [solver] + ([FALLBACK_SOLVER] if solver == DEFAULT_SOLVER else [])
+    tried, rho_cert = [], np.inf
+    for margin_value in MARGINS:           # M <= -margin I: a strictly feasible retry
+        margin.value = margin_value * scale
+        for name in solvers:
+            try:
+                problem.solve(solver=name)
+                status = problem.status
+            except cp.error.SolverError as exc:
+                status = f"solver error ({exc})"
+            if status == cp.OPTIMAL:
+                lam_value = np.maximum(np.asarray(lam_full.value, dtype=np.float64).ravel(), 0)
+                rho_cert, r_max = certified_rho(data, lam_value)
+                if not np.isfinite(rho_cert):
+                    status += (f", not certified (max eigenvalue of the hidden block "
+                               f"{r_max:.3g} >= 0)")
+            tried.append(f"{name} margin {margin_value:g}: {status}")
+            if np.isfinite(rho_cert):
+                solver = name
+                break
+        if np.isfinite(rho_cert):
+            break
     seconds = time.perf_counter() - t0
-    if problem.status != cp.OPTIMAL:
-        raise RuntimeError(f"LipSDP-{variant}: solver {solver} ended with status "
-                           f"{problem.status!r}; no bound is reported")
-    lam_value = np.maximum(np.asarray(lam_full.value, dtype=np.float64).ravel(), 0.0)
-    rho_cert, r_max = certified_rho(data, lam_value)
     if not np.isfinite(rho_cert):
-        raise RuntimeError(f"LipSDP-{variant}: the multipliers returned by {solver} do not "
-                           f"certify a bound (max eigenvalue of the hidden block {r_max:.3g} "
-                           ">= 0)")
+        raise RuntimeError(f"LipSDP-{variant}: no certified bound ({'; '.join(tried)}); "
+                           "no bound is reported")
     value = float(np.sqrt(max(rho_cert, 0.0)))
     solver_value = float(np.sqrt(max(rho.value, 0.0)))
     return {"value": value, "solver_value": solver_value,
             "relative_gap": (value - solver_value) / value if value > 0 else 0.0,
-            "status": problem.status, "solver": solver, "seconds": seconds,
+            "status": problem.status, "solver": solver, "attempts": tried, "seconds": seconds,
             "build_seconds": build, "certificate": (
                 "value = sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers, "
                 f"hidden block max eigenvalue {r_max:.3g} < 0, re-evaluated in NumPy")}

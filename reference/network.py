@@ -17,7 +17,7 @@ import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
 from reference._checks import as_finite_array, check_choice
-from reference.spline import LinearSpline
+from reference.spline import KnotSpline, LinearSpline
 
 ACTIVATIONS = ("spline", "relu", "leaky_relu", "prelu", "identity")
 NO_PARAMS = MappingProxyType({})      # shared by the parameter-free layers, read-only
@@ -107,6 +107,60 @@ class SplineActivation(Activation):
     def backward(self, z, grad_y):
         grad_z, grad_c = self.spline.backward_unchecked(z, grad_y)
         return grad_z, {"coefficients": grad_c}
+
+
+class KnotSplineActivation(Activation):
+    """One free-knot linear spline per neuron, fixed (no trainable parameters): the
+    piecewise-linear interpolant through (points[n][i], values[n][i]), points strictly
+    increasing (>= 2 per neuron), continued linearly beyond the end points with the end
+    slopes.  This is how the exact (data-grid) solutions of reference.convex are stored.
+
+    sigma_n(z) = v_i + s_i (z - p_i) with i = the piece of z (clipped to the first / last
+    piece outside), s_i = (v_{i+1} - v_i) / (p_{i+1} - p_i); sigma'(z) = s_i (the right
+    piece at a point)."""
+    kind = "knot_spline"
+    params = NO_PARAMS
+
+    def __init__(self, points, values):
+        if len(points) != len(values) or len(points) == 0:
+            raise ValueError(f"values: expected one array per neuron like points "
+                             f"({len(points)}), got {len(values)}")
+        self.points, self.values, self.slopes = [], [], []
+        for n, (p, v) in enumerate(zip(points, values)):
+            p = as_finite_array(p, f"points[{n}]", ndim=1)
+            v = as_finite_array(v, f"values[{n}]", ndim=1)
+            if p.shape != v.shape or len(p) < 2 or np.any(np.diff(p) <= 0):
+                raise ValueError(f"points[{n}]: expected >= 2 strictly increasing points with "
+                                 f"as many values, got shapes {p.shape} and {v.shape}")
+            self.points.append(p)
+            self.values.append(v)
+            self.slopes.append(np.diff(v) / np.diff(p))
+
+    @property
+    def n_in(self):
+        return len(self.points)
+
+    n_out = n_in
+
+    @property
+    def spline(self) -> KnotSpline:
+        """The same splines in knot form (knots at the interior points)."""
+        return KnotSpline.interpolant(self.points, self.values)
+
+    def _piece(self, n: int, z: np.ndarray) -> np.ndarray:
+        p = self.points[n]
+        return np.clip(np.searchsorted(p, z, side="right") - 1, 0, len(p) - 2)
+
+    def forward(self, z):
+        y = np.empty_like(z)
+        for n in range(self.n_in):
+            i = self._piece(n, z[:, n])
+            y[:, n] = self.values[n][i] + self.slopes[n][i] * (z[:, n] - self.points[n][i])
+        return y, z
+
+    def derivative(self, z):
+        return np.stack([self.slopes[n][self._piece(n, z[:, n])] for n in range(self.n_in)],
+                        axis=1)
 
 
 class ReLU(Activation):

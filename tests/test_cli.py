@@ -140,12 +140,17 @@ def test_train_bad_arguments(capsys):
         main(["train", "--activation", "tanh"])
 
 
-def test_reproduce_prints_the_table(capsys):
-    assert main(["reproduce", "--epochs", "2"]) == 0
+def test_reproduce_prints_the_tables_and_the_quick_lipschitz_checks_pass(tmp_path, capsys):
+    """reproduce runs the quick profile of theory_checks.lipschitz_bound: it must pass."""
+    assert main(["reproduce", "--epochs", "2", "--checks-dir", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     for activation in ("spline", "relu", "prelu", "leaky_relu"):
         assert activation in text
-    assert text.count("\n") >= 10
+    assert "Lipschitz ladder checks (quick profile" in text and "ALL PASSED" in text
+    report = json.loads((tmp_path / "lipschitz_bound.json").read_text())
+    assert report["checks"]["lower <= exact"]["instances"] >= 20
+    assert report["checks"]["1-D dense scan <= exact"]["instances"] >= 4
+    assert all(c["passed"] == c["instances"] for c in report["checks"].values())
 
 
 def test_module_entry_point():

@@ -87,8 +87,28 @@ def test_lipsdp_reports_a_failed_solve_instead_of_a_number(monkeypatch):
         self._status = "infeasible_inaccurate"
     monkeypatch.setattr(cp.Problem, "solve", fake_solve)
     monkeypatch.setattr(cp.Problem, "status", property(lambda self: self._status))
-    with pytest.raises(RuntimeError, match="status 'infeasible_inaccurate'; no bound"):
+    with pytest.raises(RuntimeError, match="no certified bound") as info:
         lipsdp(net, "neuron")
+    # every solver and margin was tried and is named in the message
+    for attempt in ("CVXOPT margin 0: infeasible_inaccurate",
+                    "CLARABEL margin 1e-05: infeasible_inaccurate"):
+        assert attempt in str(info.value)
+
+
+def test_lipsdp_falls_back_when_the_default_solver_fails(monkeypatch):
+    import cvxpy as cp
+    net = build_mlp([2, 4, 3, 1], "relu", rng=1)
+    expected = lipsdp(net, "neuron", solver="CLARABEL")["value"]
+    original = cp.Problem.solve
+
+    def failing_cvxopt(self, *args, **kwargs):
+        if kwargs.get("solver") == "CVXOPT":
+            raise cp.error.SolverError("Solver 'CVXOPT' failed.")
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(cp.Problem, "solve", failing_cvxopt)
+    r = lipsdp(net, "neuron")
+    assert r["solver"] == "CLARABEL" and "solver error" in r["attempts"][0]
+    assert r["value"] == pytest.approx(expected, rel=1e-6)
 
 
 def test_certificate_refuses_multipliers_that_certify_nothing():

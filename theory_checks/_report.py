@@ -30,10 +30,18 @@ class Report:
 
     def print_table(self, title: str) -> None:
         print(title)
-        print(f"  {'check':44s} {'instances':>9s} {'passed':>7s} {'worst margin':>13s}")
+        width = max([len("check")] + [len(name) for name in self.checks])
+        print(f"  {'check':{width}s} {'instances':>9s} {'passed':>7s} {'worst margin':>13s}")
         for name, r in self.checks.items():
-            print(f"  {name:44s} {r['instances']:9d} {r['passed']:7d} {r['worst_margin']:13.3e}")
+            print(f"  {name:{width}s} {r['instances']:9d} {r['passed']:7d} "
+                  f"{r['worst_margin']:13.3e}")
         print(f"  {'ALL PASSED' if self.failures == 0 else f'{self.failures} VIOLATIONS'}")
+
+    def finish(self, path: str, extra: dict) -> int:
+        """Write the JSON report, say where, and return the exit status (1 on a violation)."""
+        self.write_json(path, extra)
+        print(f"JSON report: {path}")
+        return 0 if self.failures == 0 else 1
 
     def write_json(self, path: str, extra: dict) -> None:
         directory = os.path.dirname(path)
@@ -44,3 +52,16 @@ class Report:
             json.dump({"name": self.name, "checks": dict(self.checks), **extra,
                        "records": self.records}, f, indent=1, default=float)
         os.replace(tmp, path)
+
+
+def main_for(name: str, doc: str, run, argv=None) -> int:
+    """The command line shared by the checks: [--quick] [--json-out PATH]; returns run's
+    exit status (0 all passed, 1 a violation)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m theory_checks.{name}",
+                                     description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the small profile (< 1 min)")
+    parser.add_argument("--json-out", default=f"theory_checks/out/{name}.json")
+    args = parser.parse_args(argv)
+    return run(args.quick, args.json_out)

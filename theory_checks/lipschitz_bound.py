@@ -17,7 +17,6 @@ LipSDP's value is certified in NumPy, so only rounding may separate equal quanti
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from reference import ladder
 from reference.cli import jsonable, run_training
 from reference.io import network_from_mat
 from reference.network import build_mlp
-from theory_checks._report import Report
+from theory_checks._report import Report, main_for
 
 RTOL = 1e-9
 ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "lipsdp_random_weights.mat"
@@ -130,19 +129,12 @@ def run(quick: bool, json_out: str) -> int:
             else:
                 cells.append(f"{'-':>19s}")
         print(f"  {method:14s} " + " ".join(cells))
-    report.write_json(json_out, {"profile": profile, "seconds": seconds, "rtol": RTOL,
-                                 "tightness": tightness})
-    print(f"JSON report: {json_out}")
-    return 0 if report.failures == 0 else 1
+    return report.finish(json_out, {"profile": profile, "seconds": seconds, "rtol": RTOL,
+                                    "tightness": tightness})
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m theory_checks.lipschitz_bound",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the small profile (< 1 min)")
-    parser.add_argument("--json-out", default="theory_checks/out/lipschitz_bound.json")
-    args = parser.parse_args(argv)
-    return run(args.quick, args.json_out)
+    return main_for("lipschitz_bound", __doc__, run, argv)
 
 
 if __name__ == "__main__":

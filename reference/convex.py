@@ -1,0 +1,433 @@
+"""With the weights fixed, the activations of one spline layer whose downstream map is affine
+enter the outputs linearly: the problem in them is convex, and cvxpy solves it to a
+certified optimum (DESIGN section 2, "Variational problem and representer theorem").
+
+    min_sigma  sum_m E(y_m, A sigma(z_m) + c) + lambda * sum_n R(sigma_n)   [|sigma_n'| <= L_max]
+
+z_m = pre-activations of the layer at x_m (M, N), A (N_L, N) and c (N_L,) the affine map
+after it, R = TV2 or BV2, E = squared / logistic / cross-entropy summed over samples.
+
+Every grid is parametrised by the values u_i at its sorted points g_i and the slopes s_i of
+the pieces between them, tied by u_{i+1} - u_i = h_i s_i (h_i = g_{i+1} - g_i; no matrices
+with entries 1/h).  A point z in piece i (the first / last piece beyond the ends) has
+sigma(z) = u_i + s_i (z - g_i); TV2 = ||diff(s)||_1; Lip = max |s_i|; BV2 adds |sigma(0)| +
+|sigma(1)|.  Grids:
+- "data": per neuron its pre-activations at the data (plus 0 and 1 for BV2), points closer
+  than MERGE_RTOL * max(1, spread) merged (the first one kept): by the representer theorem the
+  optimum over all continuous-domain splines (up to the merging);
+- "uniform": x_min + k*step, k < K, as the DeepSplines grid (the layer's own by default);
+- an explicit list of grid points per neuron.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from reference._checks import as_finite_array, check_choice
+from reference.network import (LOSSES, Dense, Identity, KnotSplineActivation, Network,
+                               SplineActivation, check_targets, loss_and_grad)
+from reference.spline import LinearSpline
+
+MERGE_RTOL = 1e-9
+CHECK_RTOL = 1e-6           # |objective - objective_check| <= CHECK_RTOL * max(1, |objective|)
+REGULARISERS = ("tv2", "bv2")
+
+
+def split_at(net: Network, layer: int):
+    """(head, spline layer, A, c): head maps x to the layer's pre-activations (None when the
+    layer is first), A (N_L, N) and c (N_L,) the affine map after it.  ValueError when layer
+    is not a spline layer or what follows it is not affine (dense and identity layers only)."""
+    if not isinstance(layer, (int, np.integer)) or not 0 <= layer < len(net.layers):
+        raise ValueError(f"layer: expected an index in [0, {len(net.layers)}), got {layer!r}")
+    target = net.layers[layer]
+    if not isinstance(target, (SplineActivation, KnotSplineActivation)):
+        raise ValueError(f"layer: layer {layer} is a {target.kind} layer, not a spline layer")
+    width = target.n_in
+    a_mat, c = np.eye(width), np.zeros(width)
+    for j, after in enumerate(net.layers[layer + 1:], start=layer + 1):
+        if isinstance(after, Dense):
+            w = after.params["weight"]
+            a_mat, c = w @ a_mat, w @ c + after.params.get("bias", 0.0)
+        elif not isinstance(after, Identity):
+            raise ValueError(f"layer: the map after layer {layer} is not affine (layer {j} is "
+                             f"{after.kind}); the coefficient problem would not be convex")
+    head = Network(net.layers[:layer]) if layer > 0 else None
+    return head, target, a_mat, c
+
+
+def merge_points(z: np.ndarray, rtol: float = MERGE_RTOL) -> np.ndarray:
+    """Sorted distinct points of z, each point within rtol * max(1, spread) of the previous
+    kept point dropped."""
+    z = np.sort(z)
+    tol = rtol * max(1.0, float(z[-1] - z[0]))
+    keep, last = [], -np.inf
+    for value in np.unique(z):          # sequential: a chain of near points keeps its head
+        if value - last > tol:
+            keep.append(value)
+            last = value
+    return np.array(keep)
+
+
+def data_grid(z: np.ndarray, reg: str) -> list:
+    """The data-adaptive grid per neuron: merged pre-activations (plus 0 and 1 for BV2); a
+    neuron with a single point gets a second one at +1 (its spline is then affine)."""
+    grids = []
+    for n in range(z.shape[1]):
+        pts = z[:, n] if reg == "tv2" else np.concatenate([z[:, n], [0.0, 1.0]])
+        g = merge_points(pts)
+        grids.append(g if len(g) >= 2 else np.array([g[0], g[0] + 1.0]))
+    return grids
+
+
+def _evaluation(grid: np.ndarray, z: np.ndarray):
+    """Sparse rows evaluating sigma(z) = u_i + s_i (z - g_i): (rows for u (M, P), rows for s
+    (M, P - 1))."""
+    p = len(grid)
+    i = np.clip(np.searchsorted(grid, z, side="right") - 1, 0, p - 2)
+    rows = np.arange(len(z))
+    eu = sp.csr_array((np.ones(len(z)), (rows, i)), shape=(len(z), p))
+    es = sp.csr_array((z - grid[i], (rows, i)), shape=(len(z), p - 1))
+    return eu, es
+
+
+class CoefficientProblem:
+    """The cvxpy problem for one layer, built once; lambda is a Parameter (DPP), so a path of
+    lambdas compiles once and warm-starts (`solve(lam)` again)."""
+
+    def __init__(self, z, a_mat, c, y, loss, reg, grids, lip_max=None):
+        import cvxpy as cp
+
+        self.grids, self.loss, self.reg, self.lip_max = grids, loss, reg, lip_max
+        m, n = z.shape
+        sizes = np.array([len(g) for g in grids])
+        self.u = cp.Variable(int(sizes.sum()))
+        self.s = cp.Variable(int((sizes - 1).sum()))
+        self.lam = cp.Parameter(nonneg=True)
+        u_off = np.concatenate([[0], np.cumsum(sizes)])
+        s_off = np.concatenate([[0], np.cumsum(sizes - 1)])
+        self.u_off, self.s_off = u_off, s_off
+        eu_blocks, es_blocks, du, h, ds, e0u, e0s = [], [], [], [], [], [], []
+        for k, g in enumerate(grids):
+            eu, es = _evaluation(g, z[:, k])
+            eu_blocks.append(eu)
+            es_blocks.append(es)
+            p = len(g)
+            du.append(sp.diags([-np.ones(p - 1), np.ones(p - 1)], [0, 1], shape=(p - 1, p)))
+            h.append(np.diff(g))
+            ds.append(sp.diags([-np.ones(p - 2), np.ones(p - 2)], [0, 1], shape=(p - 2, p - 1))
+                      if p > 2 else sp.csr_array((0, 1)))
+            zu, zs = _evaluation(g, np.array([0.0, 1.0]))
+            e0u.append(zu)
+            e0s.append(zs)
+        # sigma at the data, column n of (M, N) stacked as one long vector (neuron-major)
+        sig = sp.block_diag(eu_blocks, format="csr") @ self.u \
+            + sp.block_diag(es_blocks, format="csr") @ self.s
+        sig = cp.reshape(sig, (m, n), order="F")
+        out = sig @ a_mat.T + c[None, :]
+        cons = [sp.block_diag(du, format="csr") @ self.u
+                == cp.multiply(np.concatenate(h), self.s)]
+        ds = [d for d in ds if d.shape[0] > 0] and sp.block_diag(
+            [d if d.shape[0] else sp.csr_array((0, d.shape[1])) for d in ds], format="csr")
+        tv2 = cp.norm1(ds @ self.s) if ds is not False and ds.shape[0] else 0.0
+        reg_term = tv2
+        if reg == "bv2":
+            reg_term = tv2 + cp.norm1(sp.block_diag(e0u, format="csr") @ self.u
+                                      + sp.block_diag(e0s, format="csr") @ self.s)
+        if lip_max is not None:
+            cons.append(cp.abs(self.s) <= lip_max)
+        self.problem = cp.Problem(cp.Minimize(_cvx_loss(loss, out, y) + self.lam * reg_term),
+                                  cons)
+
+    def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True) -> dict:
+        """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
+        objective of CLARABEL, None for other solvers), seconds.  No error handling here:
+        see `solve_layer` for the certificate."""
+        self.lam.value = float(lam)
+        t0 = time.perf_counter()
+        data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
+        raw = chain.solver.solve_via_data(data, warm_start, False, {})
+        self.problem.unpack_results(raw, chain, inverse)
+        gap = None
+        if hasattr(raw, "obj_val_dual"):
+            gap = float(raw.obj_val - raw.obj_val_dual)
+        return {"status": self.problem.status, "objective": self.problem.value, "gap": gap,
+                "solver": solver, "seconds": time.perf_counter() - t0}
+
+    def splines(self) -> list:
+        """Per neuron (grid points, values) of the solution."""
+        u = np.asarray(self.u.value, dtype=np.float64)
+        return [(g, u[self.u_off[k]:self.u_off[k + 1]].copy()) for k, g in enumerate(self.grids)]
+
+
+def _cvx_loss(loss, out, y):
+    import cvxpy as cp
+
+    if loss == "squared":
+        return 0.5 * cp.sum_squares(out - y)
+    if loss == "logistic":
+        return cp.sum(cp.logistic(out[:, 0]) - cp.multiply(y.ravel(), out[:, 0]))
+    onehot = np.eye(out.shape[1])[y.astype(int)]
+    return cp.sum(cp.log_sum_exp(out, axis=1)) - cp.sum(cp.multiply(onehot, out))
+
+
+def check_solver(solver: str) -> str:
+    import cvxpy as cp
+
+    name = str(solver).upper()
+    if name not in cp.installed_solvers():
+        raise ValueError(f"solver: expected one of the installed cvxpy solvers "
+                         f"{cp.installed_solvers()}, got {solver!r}")
+    return name
+
+
+def numpy_objective(net: Network, layer: int, x, y, loss: str, lam: float, reg: str) -> float:
+    """data term + lam * sum_n R(sigma_n) of layer `layer`, evaluated in NumPy on the model."""
+    data, _ = loss_and_grad(loss, net.forward(x), y)
+    spl = net.layers[layer].spline
+    penalty = spl.tv2() if reg == "tv2" else spl.bv2()
+    return float(data + lam * penalty.sum())
+
+
+def prepare(net: Network, layer: int, x, y, loss: str):
+    """Validated (x, y in the loss's form, z, A, c)."""
+    check_choice(loss, LOSSES, "loss")
+    head, target, a_mat, c = split_at(net, layer)
+    x = net.check_inputs(x)
+    y = check_targets(loss, (x.shape[0], net.n_out), y)
+    z = head.forward(x) if head is not None else x
+    if z.shape[1] != target.n_in:
+        raise ValueError(f"x: gives pre-activations of width {z.shape[1]}, layer {layer} "
+                         f"expects {target.n_in}")
+    return x, y, z, a_mat, c
+
+
+def grids_for(net, layer, z, reg, grid, size=None):
+    """The grid points per neuron and whether the result is a uniform-grid spline."""
+    if isinstance(grid, str):
+        check_choice(grid, ("data", "uniform"), "grid")
+        if grid == "data":
+            return data_grid(z, reg), None
+        target = net.layers[layer]
+        if not isinstance(target, SplineActivation):
+            raise ValueError(f"grid: 'uniform' needs a uniform-grid spline layer at {layer}")
+        old = target.spline
+        k = old.size if size is None else int(size)
+        if k < 3:
+            raise ValueError(f"size: expected K >= 3 coefficients, got {size!r}")
+        lo, hi = old.x_min, old.x_min + (old.size - 1) * old.step
+        step = (hi - lo) / (k - 1)
+        g = lo + step * np.arange(k)
+        return [g.copy() for _ in range(z.shape[1])], (lo, step)
+    grids = []
+    for n, g in enumerate(grid):
+        g = np.unique(as_finite_array(g, f"grid[{n}]", ndim=1))
+        if len(g) < 2:
+            raise ValueError(f"grid[{n}]: expected at least 2 distinct points")
+        grids.append(g)
+    if len(grids) != z.shape[1]:
+        raise ValueError(f"grid: expected {z.shape[1]} arrays (one per neuron), got {len(grids)}")
+    return grids, None
+
+
+def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: float = 1e-3,
+                reg: str = "tv2", grid="data", size=None, lip_max=None,
+                solver: str = "CLARABEL") -> tuple[Network, dict]:
+    """Solve for the activations of spline layer `layer` with every weight fixed.
+
+    Returns (new network, certificate).  The new network holds the optimum exactly: a
+    uniform-grid spline layer for grid="uniform", a knot-form layer (KnotSplineActivation)
+    otherwise.  Certificate: solver, status, objective (cvxpy), objective_check (NumPy, on the
+    new model), gap (CLARABEL's primal - dual objective, else None), seconds, knots per
+    neuron with the tolerance used.  Status other than optimal, or objective_check off by more
+    than CHECK_RTOL: RuntimeError, no model."""
+    lam = float(lam)
+    if not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"lam: expected a finite number >= 0, got {lam!r}")
+    check_choice(reg, REGULARISERS, "reg")
+    if lip_max is not None and not (np.isfinite(lip_max) and lip_max > 0):
+        raise ValueError(f"lip_max: expected a positive number, got {lip_max!r}")
+    solver = check_solver(solver)
+    x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
+    grids, uniform = grids_for(net, layer, z, reg, grid, size)
+    t0 = time.perf_counter()
+    prob = CoefficientProblem(z, a_mat, c, y, loss, reg, grids, lip_max)
+    result = prob.solve(lam, solver)
+    return finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max,
+                  time.perf_counter() - t0)
+
+
+def finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max, seconds):
+    """Build the new model from a solved problem and certify it (see `solve_layer`)."""
+    if result["status"] != "optimal":
+        raise RuntimeError(f"solve: {result['solver']} ended with status {result['status']!r}; "
+                           "no model is returned")
+    new = copy.deepcopy(net)
+    pieces = prob.splines()
+    if uniform is not None:
+        coeffs = np.stack([v for _, v in pieces])
+        new.layers[layer] = SplineActivation(LinearSpline(coeffs, uniform[0], uniform[1]))
+    else:
+        new.layers[layer] = KnotSplineActivation([g for g, _ in pieces], [v for _, v in pieces])
+    check = numpy_objective(new, layer, x, y, loss, lam, reg)
+    objective = float(result["objective"])
+    if abs(check - objective) > CHECK_RTOL * max(1.0, abs(objective)):
+        raise RuntimeError(f"solve: inaccurate solution: {result['solver']} reports objective "
+                           f"{objective!r}, the returned model gives {check!r} (beyond "
+                           f"{CHECK_RTOL:g} relative); no model is returned")
+    knots, tols, lips = knot_counts(new.layers[layer])
+    if lip_max is not None and lips.max() > lip_max * (1 + CHECK_RTOL):
+        raise RuntimeError(f"solve: the returned splines have Lip {lips.max()!r} > lip_max "
+                           f"{lip_max!r} beyond tolerance; no model is returned")
+    return new, {"solver": result["solver"], "status": result["status"],
+                 "objective": objective, "objective_check": check, "gap": result["gap"],
+                 "seconds": seconds, "knots": knots.tolist(), "knot_tolerance": tols.tolist(),
+                 "lipschitz": lips.tolist(), "check_rtol": CHECK_RTOL,
+                 "grid_points": [len(g) for g in prob.grids], "lam": lam, "reg": reg,
+                 "loss": loss, "lip_max": lip_max}
+
+
+def knot_counts(layer):
+    """(knots (N,), tolerance (N,), Lip (N,)): a knot is a slope change |a_k| > tol with
+    tol = max(1e-6 max_k |a_k|, 1e-7 max(1, max |slope|)), the second term the solver's
+    accuracy on the slopes (CLARABEL's default tolerances are 1e-8)."""
+    spl = layer.spline
+    if isinstance(layer, SplineActivation):
+        spl = spl.to_knot_form()
+    counts, tols, lips = [], [], []
+    for k in range(spl.num_channels):
+        a = np.abs(spl.jumps[k])
+        slopes = spl.slopes(k)
+        tol = max(1e-6 * (a.max() if len(a) else 0.0), 1e-7 * max(1.0, np.abs(slopes).max()))
+        counts.append(int((a > tol).sum()))
+        tols.append(tol)
+        lips.append(float(np.abs(slopes).max()))
+    return np.array(counts), np.array(tols), np.array(lips)
+
+
+def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
+               grid="data", size=None, lip_max=None, solver="CLARABEL") -> list:
+    """solve_layer for every lambda in `lams`, the problem compiled once (lambda is a DPP
+    Parameter) and each solve warm-started; returns [(lam, new network, certificate)]."""
+    solver = check_solver(solver)
+    check_choice(reg, REGULARISERS, "reg")
+    x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
+    grids, uniform = grids_for(net, layer, z, reg, grid, size)
+    prob = CoefficientProblem(z, a_mat, c, y, loss, reg, grids, lip_max)
+    out = []
+    for lam in lams:
+        lam = float(lam)
+        if not np.isfinite(lam) or lam < 0:
+            raise ValueError(f"lams: expected finite numbers >= 0, got {lam!r}")
+        t0 = time.perf_counter()
+        result = prob.solve(lam, solver)
+        new, cert = finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max,
+                           time.perf_counter() - t0)
+        out.append((lam, new, cert))
+    return out
+
+
+def solve_plain_single_neuron(z, y, lam: float, solver: str = "CLARABEL") -> dict:
+    """The textbook formulation, for cross-checks only: one neuron, sigma(z_m) fitted to y_m
+    (squared loss, TV2), unknowns the values u at the sorted distinct points, slopes
+    diff(u) / h (a matrix with entries 1/h), TV2 = ||diff(diff(u) / h)||_1.  Returns
+    status, objective, points, values, seconds.  Ill-conditioned for close points (DESIGN
+    section 2); `solve_layer` is the reference."""
+    import cvxpy as cp
+
+    z = as_finite_array(z, "z", ndim=1)
+    g, idx = np.unique(z, return_inverse=True)
+    h = np.diff(g)
+    p = len(g)
+    slope = sp.diags(1.0 / h) @ sp.diags([-np.ones(p - 1), np.ones(p - 1)], [0, 1],
+                                          shape=(p - 1, p))
+    d1 = sp.diags([-np.ones(p - 2), np.ones(p - 2)], [0, 1], shape=(p - 2, p - 1))
+    u = cp.Variable(p)
+    select = sp.csr_array((np.ones(len(z)), (np.arange(len(z)), idx)), shape=(len(z), p))
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(select @ u - y)
+                                     + lam * cp.norm1(d1 @ (slope @ u))))
+    t0 = time.perf_counter()
+    problem.solve(solver=check_solver(solver))
+    return {"status": problem.status, "objective": problem.value, "points": g,
+            "values": None if u.value is None else np.asarray(u.value),
+            "seconds": time.perf_counter() - t0}
+
+
+def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
+                     solver: str = "CLARABEL") -> dict:
+    """Among all linear splines through (points_i, values_i), one with least R (TV2, or BV2
+    = TV2 + |sigma(0)| + |sigma(1)|), optionally with Lip <= lip_max: an LP in cvxpy on the
+    grid points (plus 0 and 1 for BV2), values fixed at the points, free at 0 and 1; by the
+    representer theorem no continuous-domain spline does better.  Returns status, objective,
+    the solution as (grid, values), and objective_check (R of the returned spline in NumPy).
+    A status other than optimal raises RuntimeError."""
+    import cvxpy as cp
+
+    check_choice(reg, REGULARISERS, "reg")
+    p = as_finite_array(points, "points", ndim=1)
+    v = as_finite_array(values, "values", ndim=1)
+    if p.shape != v.shape or len(np.unique(p)) != len(p) or len(p) < 2:
+        raise ValueError("points: expected >= 2 distinct points with one value each")
+    g = np.unique(np.concatenate([p, [0.0, 1.0]])) if reg == "bv2" else np.sort(p)
+    n = len(g)
+    u, s = cp.Variable(n), cp.Variable(n - 1)
+    fixed = np.searchsorted(g, p)
+    cons = [u[1:] - u[:-1] == cp.multiply(np.diff(g), s), u[fixed] == v]
+    if lip_max is not None:
+        cons.append(cp.abs(s) <= lip_max)
+    objective = cp.norm1(s[1:] - s[:-1]) if n > 2 else 0.0
+    if reg == "bv2":
+        objective = objective + cp.abs(u[np.searchsorted(g, 0.0)]) \
+            + cp.abs(u[np.searchsorted(g, 1.0)])
+    problem = cp.Problem(cp.Minimize(objective), cons)
+    problem.solve(solver=check_solver(solver))
+    if problem.status != "optimal":
+        raise RuntimeError(f"interpolation_lp: status {problem.status!r}; no spline returned")
+    layer = KnotSplineActivation([g], [np.asarray(u.value)])
+    spl = layer.spline
+    check = float((spl.tv2() if reg == "tv2" else spl.bv2())[0])
+    return {"status": problem.status, "objective": float(problem.value),
+            "objective_check": check, "grid": g, "values": np.asarray(u.value),
+            "lipschitz": float(spl.lipschitz()[0])}
+
+
+def reduce_network(net: Network, x, reg: str = "tv2") -> tuple[Network, list]:
+    """The representer reduction: every spline layer, first to last, is replaced by the
+    piecewise-linear interpolants of its splines through their values at the neuron's
+    pre-activations on x (merged as in `merge_points`; plus 0 and 1 for BV2).  Outputs at x
+    are unchanged (up to the merging) and TV2, BV2 and Lip of every neuron do not increase.
+    Returns (new network, report): report["neurons"] per neuron (layer, neuron, points, knots
+    before / after with their tolerances, tv2 / bv2 / lipschitz before / after) and
+    report["max_output_change"], the largest |f_new - f_old| on x over max(1, max |f_old|)."""
+    check_choice(reg, REGULARISERS, "reg")
+    x = net.check_inputs(x)
+    new = copy.deepcopy(net)
+    report = []
+    before_out = net.forward(x)
+    for i, layer in enumerate(net.layers):
+        if not isinstance(layer, (SplineActivation, KnotSplineActivation)):
+            continue
+        z = Network(new.layers[:i]).forward(x) if i > 0 else x
+        grids = data_grid(z, reg)
+        values = []
+        for n, g in enumerate(grids):
+            probe = np.zeros((len(g), layer.n_in))
+            probe[:, n] = g
+            values.append(layer.forward(probe)[0][:, n])
+        new.layers[i] = KnotSplineActivation(grids, values)
+        old_counts, old_tols, _ = knot_counts(layer)
+        new_counts, new_tols, _ = knot_counts(new.layers[i])
+        old_s, new_s = layer.spline, new.layers[i].spline
+        for n in range(layer.n_in):
+            report.append({"layer": i, "neuron": n, "points": len(grids[n]),
+                           "knots_before": int(old_counts[n]), "knots_after": int(new_counts[n]),
+                           "knot_tolerance_before": float(old_tols[n]),
+                           "knot_tolerance_after": float(new_tols[n]),
+                           **{f"{key}_{when}": float(getattr(s, key)()[n])
+                              for key in ("tv2", "bv2", "lipschitz")
+                              for when, s in (("before", old_s), ("after", new_s))}})
+    after_out = new.forward(x)
+    change = float(np.abs(after_out - before_out).max() / max(1.0, np.abs(before_out).max()))
+    return new, {"neurons": report, "max_output_change": change}
