@@ -197,8 +197,9 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> None:
         value = f"{v:12.6g}" if v is not None else f"{'n/a':>12s}"
         note = r.get("reason", "")
         if not note and name == "exact":
-            note = (f"{r['method']}, {r.get('pieces', r.get('binaries'))} "
-                    f"{'pieces' if 'pieces' in r else 'binaries'}, over {r['domain']}")
+            size = (f"{r['pieces']} pieces" if "pieces" in r
+                    else f"{r['binaries']} binaries, attained at an interior point")
+            note = f"{r['method']}, {size}, over {r['domain']}"
         if not note and name.startswith("lipsdp"):
             note = (f"{r['solver']} {r['status']}, certified (Schur complement), "
                     f"solver value {r['solver_value']:.6g}")
@@ -278,9 +279,12 @@ def cmd_reproduce(args):
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=1)
-    from theory_checks import lipschitz_bound        # lazy: theory_checks imports this module
-    print()
-    status = lipschitz_bound.run(quick=True, json_out=args.checks_dir + "/lipschitz_bound.json")
+    from theory_checks import lipschitz_bound, representer   # lazy: they import this module
+    status = 0
+    for check in (lipschitz_bound, representer):
+        print()
+        name = check.__name__.rsplit(".", 1)[-1]
+        status |= check.run(quick=True, json_out=f"{args.checks_dir}/{name}.json")
     return status
 
 

@@ -143,13 +143,20 @@ class CoefficientProblem:
 
     def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True) -> dict:
         """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
-        objective of CLARABEL, None for other solvers), seconds.  No error handling here:
-        see `solve_layer` for the certificate."""
+        objective of CLARABEL, None for other solvers), seconds; a solver failure is a status
+        ("solver error ...").  See `solve_layer` for the certificate."""
+        import cvxpy as cp
+
         self.lam.value = float(lam)
         t0 = time.perf_counter()
         data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
         raw = chain.solver.solve_via_data(data, warm_start, False, {})
-        self.problem.unpack_results(raw, chain, inverse)
+        try:
+            self.problem.unpack_results(raw, chain, inverse)
+        except cp.error.SolverError as exc:
+            return {"status": f"solver error ({exc}; solver status "
+                              f"{getattr(raw, 'status', '?')})", "objective": None,
+                    "gap": None, "solver": solver, "seconds": time.perf_counter() - t0}
         gap = None
         if hasattr(raw, "obj_val_dual"):
             gap = float(raw.obj_val - raw.obj_val_dual)
@@ -185,7 +192,8 @@ def check_solver(solver: str) -> str:
 
 def numpy_objective(net: Network, layer: int, x, y, loss: str, lam: float, reg: str) -> float:
     """data term + lam * sum_n R(sigma_n) of layer `layer`, evaluated in NumPy on the model."""
-    data, _ = loss_and_grad(loss, net.forward(x), y)
+    out = net.forward(x)
+    data, _ = loss_and_grad(loss, out, check_targets(loss, out.shape, y))
     spl = net.layers[layer].spline
     penalty = spl.tv2() if reg == "tv2" else spl.bv2()
     return float(data + lam * penalty.sum())

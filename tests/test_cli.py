@@ -141,7 +141,7 @@ def test_train_bad_arguments(capsys):
 
 
 def test_reproduce_prints_the_tables_and_the_quick_lipschitz_checks_pass(tmp_path, capsys):
-    """reproduce runs the quick profile of theory_checks.lipschitz_bound: it must pass."""
+    """reproduce runs the quick profiles of both theory checks: they must pass."""
     assert main(["reproduce", "--epochs", "2", "--checks-dir", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     for activation in ("spline", "relu", "prelu", "leaky_relu"):
@@ -150,6 +150,10 @@ def test_reproduce_prints_the_tables_and_the_quick_lipschitz_checks_pass(tmp_pat
     report = json.loads((tmp_path / "lipschitz_bound.json").read_text())
     assert report["checks"]["lower <= exact"]["instances"] >= 20
     assert report["checks"]["1-D dense scan <= exact"]["instances"] >= 4
+    assert all(c["passed"] == c["instances"] for c in report["checks"].values())
+    assert "Representer-theorem checks (quick profile" in text and text.count("ALL PASSED") == 2
+    report = json.loads((tmp_path / "representer.json").read_text())
+    assert report["checks"]["reduction: outputs unchanged (1e-10 rel)"]["instances"] >= 10
     assert all(c["passed"] == c["instances"] for c in report["checks"].values())
 
 

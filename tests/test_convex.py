@@ -1,0 +1,198 @@
+import json
+
+import numpy as np
+import pytest
+
+from reference import convex
+from reference.cli import main
+from reference.io import ModelFileError, load_model, save_model
+from reference.network import (Dense, Identity, KnotSplineActivation, Network, ReLU,
+                               SplineActivation)
+from reference.spline import KnotSpline, LinearSpline
+from theory_checks.lipschitz_bound import random_net
+
+
+def single_neuron(m=1000, seed=0):
+    """z = x (identity weights), squared loss: the 1-D TV2 regression problem."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2, 2, (m, 1))
+    y = np.sin(3 * x[:, 0]) + 0.3 * rng.normal(size=m)
+    net = Network([Dense(np.ones((1, 1)), np.zeros(1)),
+                   SplineActivation(LinearSpline.initialise("identity", 1, 21, 2.0)),
+                   Dense(np.ones((1, 1)), np.zeros(1)), Identity()])
+    return net, x, y
+
+
+def test_data_grid_is_the_true_optimum_single_neuron():
+    net, x, y = single_neuron()
+    new, cert = convex.solve_layer(net, 1, x, y, lam=0.5)
+    assert cert["status"] == "optimal" and cert["gap"] is not None
+    assert abs(cert["gap"]) <= 1e-6 * cert["objective"]
+    assert cert["objective_check"] == pytest.approx(cert["objective"], rel=1e-6)
+    plain = convex.solve_plain_single_neuron(x[:, 0], y, 0.5)  # independent formulation
+    assert plain["status"] == "optimal"
+    assert plain["objective"] == pytest.approx(cert["objective"], rel=1e-7)
+    for k in (11, 41, 161):                                   # no uniform grid beats it
+        _, uni = convex.solve_layer(net, 1, x, y, lam=0.5, grid="uniform", size=k)
+        assert uni["objective"] >= cert["objective"] * (1 - 1e-7)
+    assert isinstance(new.layers[1], KnotSplineActivation)
+    assert 0 < cert["knots"][0] <= len(x) - 2
+
+
+@pytest.mark.parametrize("loss,n_out", [("logistic", 1), ("xent", 3), ("squared", 2)])
+@pytest.mark.parametrize("reg", ["tv2", "bv2"])
+def test_losses_regularisers_and_lip_constraint(loss, n_out, reg):
+    rng = np.random.default_rng(1)
+    net = random_net([2, 3, n_out], "spline", seed=1, size=9)
+    x = rng.normal(size=(50, 2))
+    y = {"logistic": (x[:, 0] > 0).astype(float), "xent": rng.integers(0, 3, 50),
+         "squared": rng.normal(size=(50, 2))}[loss]
+    new, cert = convex.solve_layer(net, 1, x, y, loss=loss, lam=0.1, reg=reg, lip_max=0.8)
+    assert max(cert["lipschitz"]) <= 0.8 * (1 + 1e-6)
+    free, cert_free = convex.solve_layer(net, 1, x, y, loss=loss, lam=0.1, reg=reg)
+    assert cert_free["objective"] <= cert["objective"] * (1 + 1e-7)   # a constraint costs
+    np.testing.assert_allclose(
+        convex.numpy_objective(new, 1, x, y, loss, 0.1, reg),
+        cert["objective"], rtol=1e-6)
+
+
+def test_lambda_path_matches_separate_solves():
+    net, x, y = single_neuron(m=300)
+    lams = [0.05, 0.5, 5.0]
+    path = convex.solve_path(net, 1, x, y, lams)
+    assert [lam for lam, _, _ in path] == lams
+    objectives = [c["objective"] for _, _, c in path]
+    assert objectives == sorted(objectives)                    # more penalty, higher optimum
+    for lam, _, cert in path:
+        _, single = convex.solve_layer(net, 1, x, y, lam=lam)
+        assert cert["objective"] == pytest.approx(single["objective"], rel=1e-7)
+
+
+@pytest.mark.parametrize("reg", ["tv2", "bv2"])
+def test_representer_reduction(reg):
+    rng = np.random.default_rng(3)
+    net = random_net([2, 5, 4, 2], "spline", seed=3, size=11)
+    x = rng.normal(size=(40, 2))
+    new, report = convex.reduce_network(net, x, reg)
+    assert report["max_output_change"] <= 1e-10
+    keys = ("tv2", "lipschitz") + (("bv2",) if reg == "bv2" else ())
+    for r in report["neurons"]:
+        for key in keys:
+            assert r[f"{key}_after"] <= r[f"{key}_before"] * (1 + 1e-9) + 1e-12
+        assert r["knots_after"] <= (len(x) - 2 if reg == "tv2" else len(x))
+    ks = new.layers[1]
+    lp = convex.interpolation_lp(ks.points[0], ks.values[0], reg)
+    own = (ks.spline.tv2() if reg == "tv2" else ks.spline.bv2())[0]
+    assert lp["objective"] == pytest.approx(own, rel=1e-6, abs=1e-9)
+    assert lp["objective_check"] == pytest.approx(lp["objective"], rel=1e-6, abs=1e-9)
+
+
+def test_interpolation_lp_with_lip_bound():
+    points, values = np.array([0.0, 1.0, 2.0, 4.0]), np.array([0.0, 1.0, 0.0, 1.0])
+    lp = convex.interpolation_lp(points, values, "tv2", lip_max=1.0)
+    assert lp["objective"] == pytest.approx(3.5, rel=1e-7)     # slopes 1, -1, 0.5
+    with pytest.raises(RuntimeError, match="infeasible"):
+        convex.interpolation_lp(points, values, "tv2", lip_max=0.9)
+
+
+def test_knot_spline_layer_evaluates_and_round_trips(tmp_path):
+    rng = np.random.default_rng(4)
+    pts = [np.sort(rng.normal(size=6)), np.array([-1.0, 0.5])]
+    vals = [rng.normal(size=6), np.array([2.0, 3.0])]
+    layer = KnotSplineActivation(pts, vals)
+    z = np.concatenate([rng.normal(size=(50, 2)) * 3, np.stack([pts[0][:2], pts[1]], 1)])
+    np.testing.assert_allclose(layer.forward(z)[0], layer.spline(z), rtol=1e-12, atol=1e-12)
+    # at a point, the slope of the right piece
+    assert layer.derivative(np.array([[pts[0][2], 0.0]]))[0, 0] == pytest.approx(
+        (vals[0][3] - vals[0][2]) / (pts[0][3] - pts[0][2]))
+    net = Network([Dense(rng.normal(size=(2, 3))), layer, Dense(rng.normal(size=(1, 2))),
+                   Identity()])
+    save_model(net, tmp_path / "k.npz")
+    data = dict(np.load(tmp_path / "k.npz"))
+    assert str(data["format"]) == "deepspline-reference/2"
+    x = rng.normal(size=(10, 3))
+    np.testing.assert_array_equal(load_model(tmp_path / "k.npz").forward(x), net.forward(x))
+    data["layer1.counts"] = np.array([7.0, 1.0])
+    np.savez(tmp_path / "bad.npz", **data)
+    with pytest.raises(ModelFileError, match="layer 1.*counts"):
+        load_model(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="strictly increasing"):
+        KnotSplineActivation([np.array([1.0, 1.0])], [np.array([0.0, 1.0])])
+
+
+def test_bad_input():
+    net, x, y = single_neuron(m=20)
+    with pytest.raises(ValueError, match="x"):
+        convex.solve_layer(net, 1, np.full((20, 1), np.nan), y)
+    with pytest.raises(ValueError, match="x: expected shape"):
+        convex.solve_layer(net, 1, np.zeros((20, 2)), y)
+    with pytest.raises(ValueError, match="y: expected 20 targets"):
+        convex.solve_layer(net, 1, x, y[:5])
+    with pytest.raises(ValueError, match="not a spline layer"):
+        convex.solve_layer(net, 0, x, y)
+    with pytest.raises(ValueError, match="layer: expected an index"):
+        convex.solve_layer(net, 9, x, y)
+    deep = random_net([1, 3, 3, 1], "spline", seed=0)
+    with pytest.raises(ValueError, match="not affine"):
+        convex.solve_layer(deep, 1, x, y)
+    with pytest.raises(ValueError, match="lam"):
+        convex.solve_layer(net, 1, x, y, lam=-1)
+    with pytest.raises(ValueError, match="lip_max"):
+        convex.solve_layer(net, 1, x, y, lip_max=0)
+    with pytest.raises(ValueError, match="solver"):
+        convex.solve_layer(net, 1, x, y, solver="NOSUCH")
+    with pytest.raises(ValueError, match="reg"):
+        convex.solve_layer(net, 1, x, y, reg="tv3")
+    with pytest.raises(ValueError, match="grid"):
+        convex.solve_layer(net, 1, x, y, grid="adaptive")
+
+
+def test_failed_or_inaccurate_solves_are_errors(monkeypatch):
+    net, x, y = single_neuron(m=30)
+    real = convex.CoefficientProblem.solve
+
+    def status(value):
+        def fake(self, lam, solver="CLARABEL", warm_start=True):
+            out = real(self, lam, solver)
+            out["status"] = value
+            return out
+        return fake
+    monkeypatch.setattr(convex.CoefficientProblem, "solve", status("optimal_inaccurate"))
+    with pytest.raises(RuntimeError, match="optimal_inaccurate.*no model"):
+        convex.solve_layer(net, 1, x, y)
+
+    def off(self, lam, solver="CLARABEL", warm_start=True):
+        out = real(self, lam, solver)
+        out["objective"] *= 1.01
+        return out
+    monkeypatch.setattr(convex.CoefficientProblem, "solve", off)
+    with pytest.raises(RuntimeError, match="inaccurate solution"):
+        convex.solve_layer(net, 1, x, y)
+
+
+def test_solve_command(tmp_path, capsys):
+    net, x, y = single_neuron(m=200)
+    save_model(net, tmp_path / "m.npz")
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    out = tmp_path / "s.npz"
+    assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"),
+                 "--layer", "1", "--lam", "0.5", "--out", str(out), "--json"]) == 0
+    cert = json.loads(capsys.readouterr().out)
+    for key in ("status", "objective", "objective_check", "gap", "knots", "seconds"):
+        assert key in cert
+    solved = load_model(out)
+    assert convex.numpy_objective(solved, 1, x, y, "squared", 0.5, "tv2") == pytest.approx(
+        cert["objective"], rel=1e-6)
+    assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"),
+                 "--layer", "1", "--lam", "0.5", "--grid", "uniform", "--size", "41",
+                 "--lip-max", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "CLARABEL status optimal" in text and "Lip <= 2" in text
+    assert load_model(out).layers[1].spline.size == 41
+    np.savez(tmp_path / "noy.npz", X=x)
+    assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "noy.npz"),
+                 "--layer", "1", "--lam", "0.5", "--out", str(out)]) == 2
+    assert "no array 'y'" in capsys.readouterr().err
+    assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"),
+                 "--layer", "1", "--lam", "-2", "--out", str(out)]) == 2
+    assert "lam" in capsys.readouterr().err
