@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +35,8 @@ from reference.spline import LinearSpline
 MERGE_RTOL = 1e-9
 CHECK_RTOL = 1e-6           # |objective - objective_check| <= CHECK_RTOL * max(1, |objective|)
 REGULARISERS = ("tv2", "bv2")
+CLARABEL_RETRIES = ({}, {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
+                    {"max_iter": 1000, "tol_ktratio": 1e-5})
 
 
 def split_at(net: Network, layer: int):
@@ -118,7 +121,7 @@ class CoefficientProblem:
             du.append(sp.diags([-np.ones(p - 1), np.ones(p - 1)], [0, 1], shape=(p - 1, p)))
             h.append(np.diff(g))
             ds.append(sp.diags([-np.ones(p - 2), np.ones(p - 2)], [0, 1], shape=(p - 2, p - 1))
-                      if p > 2 else sp.csr_array((0, 1)))
+                      if p > 2 else sp.csr_array((0, p - 1)))
             zu, zs = _evaluation(g, np.array([0.0, 1.0]))
             e0u.append(zu)
             e0s.append(zs)
@@ -129,44 +132,83 @@ class CoefficientProblem:
         out = sig @ a_mat.T + c[None, :]
         cons = [sp.block_diag(du, format="csr") @ self.u
                 == cp.multiply(np.concatenate(h), self.s)]
-        ds = [d for d in ds if d.shape[0] > 0] and sp.block_diag(
-            [d if d.shape[0] else sp.csr_array((0, d.shape[1])) for d in ds], format="csr")
-        tv2 = cp.norm1(ds @ self.s) if ds is not False and ds.shape[0] else 0.0
-        reg_term = tv2
-        if reg == "bv2":
-            reg_term = tv2 + cp.norm1(sp.block_diag(e0u, format="csr") @ self.u
-                                      + sp.block_diag(e0s, format="csr") @ self.s)
+        d2 = sp.block_diag(ds, format="csr")
+        tv2 = cp.norm1(d2 @ self.s) if d2.shape[0] else 0.0
+        at_01 = sp.block_diag(e0u, format="csr") @ self.u \
+            + sp.block_diag(e0s, format="csr") @ self.s          # sigma_n(0), sigma_n(1), ...
+        reg_term = tv2 + cp.norm1(at_01) if reg == "bv2" else tv2
         if lip_max is not None:
             cons.append(cp.abs(self.s) <= lip_max)
+        if reg == "tv2":
+            basis = gauge_basis(z, a_mat, loss, affine=lip_max is None)
+            if basis.shape[1]:
+                coords = cp.hstack([at_01[0::2], self.s[s_off[:-1]]])[: basis.shape[0]]
+                cons.append(basis.T @ coords == 0)
+        self.gauge_directions = 0 if reg != "tv2" else basis.shape[1]
         self.problem = cp.Problem(cp.Minimize(_cvx_loss(loss, out, y) + self.lam * reg_term),
                                   cons)
 
     def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True) -> dict:
         """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
-        objective of CLARABEL, None for other solvers), seconds; a solver failure is a status
-        ("solver error ...").  See `solve_layer` for the certificate."""
+        objective of CLARABEL, None for other solvers), attempts, seconds; a solver failure
+        is a status ("solver error ...").  CLARABEL stopping short of its tolerances
+        (optimal_inaccurate, insufficient progress: seen with the exponential cones of the
+        logistic and cross-entropy losses) is retried with the settings CLARABEL_RETRIES,
+        every attempt reported.  See `solve_layer` for the certificate."""
         import cvxpy as cp
 
         self.lam.value = float(lam)
         t0 = time.perf_counter()
         data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
-        raw = chain.solver.solve_via_data(data, warm_start, False, {})
-        try:
-            self.problem.unpack_results(raw, chain, inverse)
-        except cp.error.SolverError as exc:
-            return {"status": f"solver error ({exc}; solver status "
-                              f"{getattr(raw, 'status', '?')})", "objective": None,
-                    "gap": None, "solver": solver, "seconds": time.perf_counter() - t0}
+        attempts = []
+        for options in (CLARABEL_RETRIES if solver == "CLARABEL" else ({},)):
+            raw = chain.solver.solve_via_data(data, warm_start, False, dict(options))
+            try:
+                with warnings.catch_warnings():    # the status says it, and is handled
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.problem.unpack_results(raw, chain, inverse)
+                status = self.problem.status
+            except cp.error.SolverError:
+                status = f"solver error ({getattr(raw, 'status', 'no status')})"
+            attempts.append(f"{options or 'default settings'}: {status}")
+            if status == "optimal":
+                break
         gap = None
-        if hasattr(raw, "obj_val_dual"):
+        if status == "optimal" and hasattr(raw, "obj_val_dual"):
             gap = float(raw.obj_val - raw.obj_val_dual)
-        return {"status": self.problem.status, "objective": self.problem.value, "gap": gap,
-                "solver": solver, "seconds": time.perf_counter() - t0}
+        return {"status": status, "objective": self.problem.value if status == "optimal"
+                else None, "gap": gap, "solver": solver, "attempts": attempts,
+                "seconds": time.perf_counter() - t0}
 
     def splines(self) -> list:
         """Per neuron (grid points, values) of the solution."""
         u = np.asarray(self.u.value, dtype=np.float64)
         return [(g, u[self.u_off[k]:self.u_off[k + 1]].copy()) for k, g in enumerate(self.grids)]
+
+
+def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool) -> np.ndarray:
+    """Directions along which a TV2 problem's objective is constant, as columns of
+    (2N, k) (affine) or (N, k): shifts sigma_n += c_n + b_n z with
+    sum_n A[:, n] (c_n + b_n z_{m,n}) = 0 at every sample m (for xent: equal entries,
+    since a constant added to every logit changes nothing).  TV2 ignores affine parts, so
+    the optimal set is unbounded along them and interior-point solvers stall; the
+    constraint basis^T (sigma(0), first slopes) = 0 picks one point of each such line
+    without changing the optimal value.  With Lip <= L_max only constants are free (affine=
+    False).  Null directions: singular values <= 1e-9 times the largest of the column-scaled
+    map."""
+    m, n = z.shape
+    g = np.broadcast_to(a_mat[None], (m,) + a_mat.shape)          # (M, N_L, N)
+    if affine:
+        g = np.concatenate([g, a_mat[None] * z[:, None, :]], axis=2)
+    if loss == "xent":
+        g = g - g.mean(axis=1, keepdims=True)
+    g = g.reshape(-1, g.shape[2])
+    scale = np.linalg.norm(g, axis=0)
+    scale[scale == 0] = 1.0
+    _, sv, vt = np.linalg.svd(g / scale, full_matrices=True)
+    sv = np.concatenate([sv, np.zeros(vt.shape[0] - len(sv))])
+    null = vt[sv <= 1e-9 * max(sv.max(), np.finfo(float).tiny)].T
+    return null / scale[:, None]
 
 
 def _cvx_loss(loss, out, y):
@@ -270,8 +312,8 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
 def finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max, seconds):
     """Build the new model from a solved problem and certify it (see `solve_layer`)."""
     if result["status"] != "optimal":
-        raise RuntimeError(f"solve: {result['solver']} ended with status {result['status']!r}; "
-                           "no model is returned")
+        raise RuntimeError(f"solve: {result['solver']} ended with status {result['status']!r} "
+                           f"(attempts: {'; '.join(result['attempts'])}); no model is returned")
     new = copy.deepcopy(net)
     pieces = prob.splines()
     if uniform is not None:
@@ -290,6 +332,7 @@ def finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max, sec
         raise RuntimeError(f"solve: the returned splines have Lip {lips.max()!r} > lip_max "
                            f"{lip_max!r} beyond tolerance; no model is returned")
     return new, {"solver": result["solver"], "status": result["status"],
+                 "attempts": result["attempts"],
                  "objective": objective, "objective_check": check, "gap": result["gap"],
                  "seconds": seconds, "knots": knots.tolist(), "knot_tolerance": tols.tolist(),
                  "lipschitz": lips.tolist(), "check_rtol": CHECK_RTOL,

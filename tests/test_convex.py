@@ -196,3 +196,25 @@ def test_solve_command(tmp_path, capsys):
     assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"),
                  "--layer", "1", "--lam", "-2", "--out", str(out)]) == 2
     assert "lam" in capsys.readouterr().err
+
+
+def test_tv2_gauge_is_pinned_without_changing_the_optimum():
+    """Two identical neurons feeding one output: sigma_0 + c + b z and sigma_1 - c - b z fit
+    equally well at the same TV2, so the TV2 optimum is an unbounded set; the gauge
+    constraint makes it bounded.  The optimum equals the one-neuron problem's (splitting a
+    spline in halves keeps TV2)."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-2, 2, (80, 1))
+    y = np.abs(x[:, 0]) + 0.1 * rng.normal(size=80)
+    spline = lambda c: SplineActivation(LinearSpline.initialise("identity", c, 11, 2.0))
+    pair = Network([Dense(np.ones((2, 1)), np.zeros(2)), spline(2),
+                    Dense(np.ones((1, 2)), np.zeros(1)), Identity()])
+    one = Network([Dense(np.ones((1, 1)), np.zeros(1)), spline(1),
+                   Dense(np.ones((1, 1)), np.zeros(1)), Identity()])
+    basis = convex.gauge_basis(x @ np.ones((1, 2)), np.ones((1, 2)), "squared", affine=True)
+    assert basis.shape == (4, 2)                 # constants and slopes, opposite signs
+    for grid in ("data", "uniform"):
+        _, c_pair = convex.solve_layer(pair, 1, x, y, lam=0.3, grid=grid)
+        _, c_one = convex.solve_layer(one, 1, x, y, lam=0.3, grid=grid)
+        assert c_pair["status"] == "optimal"
+        assert c_pair["objective"] == pytest.approx(c_one["objective"], rel=1e-6)
