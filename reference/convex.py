@@ -98,7 +98,7 @@ def _evaluation(grid: np.ndarray, z: np.ndarray):
 
 class CoefficientProblem:
     """The cvxpy problem for one layer, built once; lambda is a Parameter (DPP), so a path of
-    lambdas compiles once and warm-starts (`solve(lam)` again)."""
+    lambdas compiles once (`solve(lam)` again; CLARABEL itself does not warm-start)."""
 
     def __init__(self, z, a_mat, c, y, loss, reg, grids, lip_max=None):
         import cvxpy as cp
@@ -361,7 +361,7 @@ def knot_counts(layer):
 def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
                grid="data", size=None, lip_max=None, solver="CLARABEL") -> list:
     """solve_layer for every lambda in `lams`, the problem compiled once (lambda is a DPP
-    Parameter) and each solve warm-started; returns [(lam, new network, certificate)]."""
+    Parameter); returns [(lam, new network, certificate)]."""
     solver = check_solver(solver)
     check_choice(reg, REGULARISERS, "reg")
     x, y, z, a_mat, c = prepare(net, layer, x, y, loss)

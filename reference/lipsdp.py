@@ -40,6 +40,7 @@ VARIANTS = ("neuron", "layer")
 SDP_SOLVERS = ("CVXOPT", "CLARABEL", "SCS", "MOSEK")
 DEFAULT_SOLVER = "CVXOPT"
 FALLBACK_SOLVER = "CLARABEL"       # tried when the default one fails (the attempts are reported)
+FALLBACK_MAX_SVEC = 20_000         # CLARABEL's dense cone block is (N(N+1)/2)^2: N <= 199
 MARGINS = (0.0, 1e-7, 1e-5)        # retries with M <= -margin * max(1, ||W_out||^2) I
 
 
@@ -146,7 +147,9 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER) 
                          [(lmi + lmi.T) / 2 + margin * np.eye(n0 + n) << 0])
     build = time.perf_counter() - t0
     scale = max(1.0, float(np.linalg.norm(w_out, 2)) ** 2)
-    solvers = [solver] + ([FALLBACK_SOLVER] if solver == DEFAULT_SOLVER else [])
+    side = n0 + n
+    fallback = solver == DEFAULT_SOLVER and side * (side + 1) // 2 <= FALLBACK_MAX_SVEC
+    solvers = [solver] + ([FALLBACK_SOLVER] if fallback else [])
     tried, rho_cert = [], np.inf
     for margin_value in MARGINS:           # M <= -margin I: a strictly feasible retry
         margin.value = margin_value * scale

@@ -296,8 +296,15 @@ class Network:
     def input_jacobian(self, x) -> np.ndarray:
         """J[m] = d f(x_m) / d x, shape (M, N_L, N_0), by forward-mode propagation."""
         y = self.check_inputs(x)
-        jac = np.broadcast_to(np.eye(self.n_in), (y.shape[0], self.n_in, self.n_in))
-        for layer in self.layers:
+        layers = self.layers
+        if isinstance(layers[0], Dense):       # start from W_1: no (M, N_0, N_0) identity
+            weight = layers[0].params["weight"]
+            jac = np.broadcast_to(weight, (y.shape[0],) + weight.shape)
+            y = layers[0].forward(y)[0]
+            layers = layers[1:]
+        else:
+            jac = np.broadcast_to(np.eye(self.n_in), (y.shape[0], self.n_in, self.n_in))
+        for layer in layers:
             y_next, cache = layer.forward(y)
             jac = layer.jacobian_step(cache, jac)
             y = y_next
