@@ -181,9 +181,21 @@ class CoefficientProblem:
                 "seconds": time.perf_counter() - t0}
 
     def splines(self) -> list:
-        """Per neuron (grid points, values) of the solution."""
+        """Per neuron (grid points, values) of the solution, the values rebuilt from the
+        solver's slopes: v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to [-L_max, L_max]),
+        so that the slopes of the stored spline are the solver's up to rounding instead of
+        the constraint residuals divided by h_i (which exceeded L_max by 1e-6 on close
+        points).  The NumPy re-evaluation of the objective checks the rebuilt model."""
         u = np.asarray(self.u.value, dtype=np.float64)
-        return [(g, u[self.u_off[k]:self.u_off[k + 1]].copy()) for k, g in enumerate(self.grids)]
+        s = np.asarray(self.s.value, dtype=np.float64)
+        if self.lip_max is not None:
+            s = np.clip(s, -self.lip_max, self.lip_max)
+        out = []
+        for k, g in enumerate(self.grids):
+            slopes = s[self.s_off[k]:self.s_off[k + 1]]
+            values = u[self.u_off[k]] + np.concatenate([[0.0], np.cumsum(np.diff(g) * slopes)])
+            out.append((g, values))
+        return out
 
 
 def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool) -> np.ndarray:
