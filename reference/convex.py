@@ -217,8 +217,10 @@ def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool) -> np
     g = g.reshape(-1, g.shape[2])
     scale = np.linalg.norm(g, axis=0)
     scale[scale == 0] = 1.0
-    _, sv, vt = np.linalg.svd(g / scale, full_matrices=True)
-    sv = np.concatenate([sv, np.zeros(vt.shape[0] - len(sv))])
+    g = g / scale
+    if g.shape[0] < g.shape[1]:                 # economic SVD needs rows >= columns
+        g = np.vstack([g, np.zeros((g.shape[1] - g.shape[0], g.shape[1]))])
+    _, sv, vt = np.linalg.svd(g, full_matrices=False)
     null = vt[sv <= 1e-9 * max(sv.max(), np.finfo(float).tiny)].T
     return null / scale[:, None]
 
