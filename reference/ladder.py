@@ -35,6 +35,7 @@ def _lower(net, p, box, options):
     r = lipschitz.lower(net, p, box=box, seed=options.get("seed", 0))
     return {"value": r["value"], "jacobian_norm": r["jacobian_norm"],
             "pair_ratio": r["pair_ratio"], "x": r["x"].tolist(),
+            "x_pair": r["x_pair"].tolist(),
             "points_evaluated": r["points_evaluated"], "seed": r["seed"],
             "domain": f"box [-{box:g}, {box:g}]^{net.n_in}"}
 

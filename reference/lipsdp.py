@@ -110,8 +110,9 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER) 
     """LipSDP-neuron or LipSDP-layer (p = 2).  Returns value (the NumPy-certified bound
     sqrt(rho*)), solver_value (sqrt of the solver's rho), relative_gap (value -
     solver_value) / value (how far the certified bound sits above the solver's optimum),
-    status, solver (the one that solved it), attempts (each solver tried and its status: when
-    the default CVXOPT fails, CLARABEL is tried), seconds and the certificate details.  A status other than optimal raises RuntimeError."""
+    status, solver (the one that solved it), attempts (each solver and margin tried with its
+    status: when the default CVXOPT fails, CLARABEL is tried for N <= 199), seconds and the
+    certificate details.  No certified bound after every attempt: RuntimeError."""
     import cvxpy as cp
 
     if variant not in VARIANTS:
