@@ -71,16 +71,16 @@ def _segment_points(breaks: np.ndarray) -> np.ndarray:
 
 def _crossings(breaks, z_at_breaks, slopes, knots) -> np.ndarray:
     """Inputs x where a pre-activation z(x), affine on each segment of the partition by
-    `breaks` (values z_at_breaks at the breaks, slope slopes[j] on segment j, the first and
-    last segments unbounded), crosses one of the sorted `knots` inside a segment."""
+    `breaks` (values z_at_breaks at the breaks, or the value at x = 0 when there are none;
+    slope slopes[j] on segment j; the first and last segments unbounded), crosses one of the
+    sorted `knots` inside a segment."""
     if len(knots) == 0:
         return np.zeros(0)
     # segment j = (left_j, right_j); reference point: its finite end (left end if any)
     left = np.concatenate([[-np.inf], breaks])
     right = np.concatenate([breaks, [np.inf]])
     ref_x = np.where(np.isfinite(left), left, right) if len(breaks) else np.zeros(1)
-    ref_z = (np.concatenate([[z_at_breaks[0]], z_at_breaks]) if len(breaks)
-             else np.zeros(1) + z_at_breaks)
+    ref_z = np.concatenate([z_at_breaks[:1], z_at_breaks]) if len(breaks) else z_at_breaks
     out = []
     for j, s in enumerate(slopes):
         if s == 0:
@@ -118,9 +118,9 @@ def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES) -> dict:
         head = _head(net, i)
         width = head.n_out
         spl = knot_form(net.layers[i], width)
-        z_breaks = head.forward(breaks[:, None]) if len(breaks) else np.zeros((0, width))
+        # z at the breaks (at x = 0 when there are none yet) and its slope on each segment
+        z_ref = head.forward((breaks if len(breaks) else np.zeros(1))[:, None])
         slopes = head.input_jacobian(_segment_points(breaks)[:, None])[:, :, 0]
-        z_ref = z_breaks if len(breaks) else head.forward(np.zeros((1, 1)))
         new = [_crossings(breaks, z_ref[:, n], slopes[:, n], spl.knots[n])
                for n in range(width)]
         breaks = np.unique(np.concatenate([breaks, *new]))
