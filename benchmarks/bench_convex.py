@@ -22,20 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from reference import convex
-from reference.network import Dense, Identity, Network, SplineActivation
-from reference.spline import LinearSpline
+from theory_checks.representer import single_neuron as problem
 
 LAM = 0.5
-
-
-def problem(m: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-2, 2, (m, 1))
-    y = np.sin(3 * x[:, 0]) + 0.3 * rng.normal(size=m)
-    net = Network([Dense(np.ones((1, 1)), np.zeros(1)),
-                   SplineActivation(LinearSpline.initialise("identity", 1, 21, 2.0)),
-                   Dense(np.ones((1, 1)), np.zeros(1)), Identity()])
-    return net, x, y
 
 
 def bench_sizes(sizes) -> list:

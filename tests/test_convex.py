@@ -10,17 +10,7 @@ from reference.network import (Dense, Identity, KnotSplineActivation, Network, R
                                SplineActivation)
 from reference.spline import KnotSpline, LinearSpline
 from theory_checks.lipschitz_bound import random_net
-
-
-def single_neuron(m=1000, seed=0):
-    """z = x (identity weights), squared loss: the 1-D TV2 regression problem."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-2, 2, (m, 1))
-    y = np.sin(3 * x[:, 0]) + 0.3 * rng.normal(size=m)
-    net = Network([Dense(np.ones((1, 1)), np.zeros(1)),
-                   SplineActivation(LinearSpline.initialise("identity", 1, 21, 2.0)),
-                   Dense(np.ones((1, 1)), np.zeros(1)), Identity()])
-    return net, x, y
+from theory_checks.representer import single_neuron
 
 
 def test_data_grid_is_the_true_optimum_single_neuron():

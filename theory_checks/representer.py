@@ -30,10 +30,25 @@ import numpy as np
 from reference import convex
 from reference.cli import run_training
 from reference import datasets
+from reference.network import Dense, Identity, Network, SplineActivation
+from reference.spline import LinearSpline
 from theory_checks._report import Report, main_for
 from theory_checks.lipschitz_bound import random_net
 
 OUT_RTOL, NORM_RTOL, OPT_RTOL = 1e-10, 1e-9, convex.CHECK_RTOL
+
+
+def single_neuron(m: int = 1000, seed: int = 0):
+    """(net, x (M, 1), y (M,)): z = x through identity weights into one spline neuron, y =
+    sin(3x) + 0.3 noise, x uniform in [-2, 2]: the 1-D TV2 regression problem of the
+    benchmarks and tests."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2, 2, (m, 1))
+    y = np.sin(3 * x[:, 0]) + 0.3 * rng.normal(size=m)
+    net = Network([Dense(np.ones((1, 1)), np.zeros(1)),
+                   SplineActivation(LinearSpline.initialise("identity", 1, 21, 2.0)),
+                   Dense(np.ones((1, 1)), np.zeros(1)), Identity()])
+    return net, x, y
 
 
 def targets(net, x, loss, rng):
