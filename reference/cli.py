@@ -13,7 +13,7 @@ import numpy as np
 from reference import datasets, ladder, lipschitz
 from reference.io import load_model, network_from_mat, save_model
 from reference.network import ACTIVATIONS, SplineActivation, build_mlp
-from reference.train import TrainConfig, accuracy, objective, spline_layers, train
+from reference.train import TrainConfig, accuracy, objective, train
 
 TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0, "epochs": 100,
                   "seed": 0, "batch_size": 16, "lr": 1e-2, "spline_init": "leaky_relu"}
@@ -169,9 +169,10 @@ def jsonable(value):
     """NumPy scalars and arrays as Python numbers and lists; non-finite floats as None."""
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in np.asarray(value, dtype=object).tolist()] \
-            if isinstance(value, np.ndarray) else [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
     if isinstance(value, (np.floating, float)):
         return float(value) if np.isfinite(value) else None
     if isinstance(value, np.integer):

@@ -11,7 +11,7 @@ minimisers, and learning rates on the usual scale): on a minibatch B of size |B|
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from tqdm import tqdm

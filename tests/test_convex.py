@@ -6,9 +6,8 @@ import pytest
 from reference import convex
 from reference.cli import main
 from reference.io import ModelFileError, load_model, save_model
-from reference.network import (Dense, Identity, KnotSplineActivation, Network, ReLU,
-                               SplineActivation)
-from reference.spline import KnotSpline, LinearSpline
+from reference.network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
+from reference.spline import LinearSpline
 from theory_checks.lipschitz_bound import random_net
 from theory_checks.representer import single_neuron
 
