@@ -187,8 +187,9 @@ def load_any_model(path):
     return network_from_mat(path) if str(path).endswith(".mat") else load_model(path)
 
 
-def print_ladder(results: dict, p: float, box: float, title: str) -> None:
-    """The human table: value, ratio to the best lower bound, seconds, note per method."""
+def print_ladder(results: dict, p: float, box: float, title: str) -> list:
+    """The human table: value, ratio to the best lower bound, seconds, note per method;
+    returns the ladder's order violations (printed last)."""
     ref = ladder.best_lower(results)
     print(f"{title}, p = {p:g}; lower (and the MILP) over the box [-{box:g}, {box:g}]^N_0")
     print(f"  {'method':14s} {'value':>12s} {'/ best lower':>12s} {'seconds':>8s}  note")
@@ -208,6 +209,7 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> None:
     violations = ladder.order_violations(results)
     for a, b, va, vb in violations:
         print(f"  VIOLATION: {a} = {va:.6g} > {b} = {vb:.6g}")
+    return violations
 
 
 def cmd_lipschitz(args):
@@ -218,11 +220,12 @@ def cmd_lipschitz(args):
                             max_binaries=args.max_binaries, seed=args.seed)
     if args.json:
         print(json.dumps(jsonable(results)))
-    else:
-        widths = " -> ".join(str(w) for w in [net.n_in] + [
-            layer.n_out for layer in net.layers if layer.kind == "dense"])
-        print_ladder(results, p, args.box, f"Lipschitz constant of {args.model} ({widths})")
-    return 1 if ladder.order_violations(results) else 0
+        return 1 if ladder.order_violations(results) else 0
+    widths = " -> ".join(str(w) for w in [net.n_in] + [
+        layer.n_out for layer in net.layers if layer.kind == "dense"])
+    violations = print_ladder(results, p, args.box,
+                              f"Lipschitz constant of {args.model} ({widths})")
+    return 1 if violations else 0
 
 
 def cmd_solve(args):

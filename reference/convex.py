@@ -144,7 +144,7 @@ class CoefficientProblem:
             if basis.shape[1]:
                 coords = cp.hstack([at_01[0::2], self.s[s_off[:-1]]])[: basis.shape[0]]
                 cons.append(basis.T @ coords == 0)
-        self.gauge_directions = 0 if reg != "tv2" else basis.shape[1]
+        self.gauge_directions = basis.shape[1] if reg == "tv2" else 0
         self.problem = cp.Problem(cp.Minimize(_cvx_loss(loss, out, y) + self.lam * reg_term),
                                   cons)
 
@@ -307,9 +307,25 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     new model), gap (CLARABEL's primal - dual objective, else None), seconds, knots per
     neuron with the tolerance used.  Status other than optimal, or objective_check off by more
     than CHECK_RTOL: RuntimeError, no model."""
-    lam = float(lam)
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam: expected a finite number >= 0, got {lam!r}")
+    (_, new, cert), = _solve_lams(net, layer, x, y, [lam], "lam", loss=loss, reg=reg,
+                                  grid=grid, size=size, lip_max=lip_max, solver=solver)
+    return new, cert
+
+
+def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
+               grid="data", size=None, lip_max=None, solver="CLARABEL") -> list:
+    """solve_layer for every lambda in `lams`, the problem compiled once (lambda is a DPP
+    Parameter); returns [(lam, new network, certificate)].  Each certificate's seconds run
+    from the end of the previous solve (the first includes building the problem)."""
+    return _solve_lams(net, layer, x, y, lams, "lams", loss=loss, reg=reg, grid=grid,
+                       size=size, lip_max=lip_max, solver=solver)
+
+
+def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max, solver):
+    """Validate, build the problem once, solve and certify it for every lambda."""
+    lams = [float(lam) for lam in lams]
+    if not all(np.isfinite(lam) and lam >= 0 for lam in lams):
+        raise ValueError(f"{name}: expected finite numbers >= 0, got {lams!r}")
     check_choice(reg, REGULARISERS, "reg")
     if lip_max is not None and not (np.isfinite(lip_max) and lip_max > 0):
         raise ValueError(f"lip_max: expected a positive number, got {lip_max!r}")
@@ -318,13 +334,19 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     grids, uniform = grids_for(net, layer, z, reg, grid, size)
     t0 = time.perf_counter()
     prob = CoefficientProblem(z, a_mat, c, y, loss, reg, grids, lip_max)
-    result = prob.solve(lam, solver)
-    return finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max,
-                  time.perf_counter() - t0)
+    out = []
+    for lam in lams:
+        result = prob.solve(lam, solver)
+        new, cert = finish(net, layer, x, y, lam, prob, result, uniform,
+                           time.perf_counter() - t0)
+        out.append((lam, new, cert))
+        t0 = time.perf_counter()
+    return out
 
 
-def finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max, seconds):
+def finish(net, layer, x, y, lam, prob, result, uniform, seconds):
     """Build the new model from a solved problem and certify it (see `solve_layer`)."""
+    loss, reg, lip_max = prob.loss, prob.reg, prob.lip_max
     if result["status"] != "optimal":
         raise RuntimeError(f"solve: {result['solver']} ended with status {result['status']!r} "
                            f"(attempts: {'; '.join(result['attempts'])}); no model is returned")
@@ -350,7 +372,8 @@ def finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max, sec
                  "objective": objective, "objective_check": check, "gap": result["gap"],
                  "seconds": seconds, "knots": knots.tolist(), "knot_tolerance": tols.tolist(),
                  "lipschitz": lips.tolist(), "check_rtol": CHECK_RTOL,
-                 "grid_points": [len(g) for g in prob.grids], "lam": lam, "reg": reg,
+                 "grid_points": [len(g) for g in prob.grids],
+                 "gauge_directions_pinned": prob.gauge_directions, "lam": lam, "reg": reg,
                  "loss": loss, "lip_max": lip_max}
 
 
@@ -370,28 +393,6 @@ def knot_counts(layer):
         tols.append(tol)
         lips.append(float(np.abs(slopes).max()))
     return np.array(counts), np.array(tols), np.array(lips)
-
-
-def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
-               grid="data", size=None, lip_max=None, solver="CLARABEL") -> list:
-    """solve_layer for every lambda in `lams`, the problem compiled once (lambda is a DPP
-    Parameter); returns [(lam, new network, certificate)]."""
-    solver = check_solver(solver)
-    check_choice(reg, REGULARISERS, "reg")
-    x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
-    grids, uniform = grids_for(net, layer, z, reg, grid, size)
-    prob = CoefficientProblem(z, a_mat, c, y, loss, reg, grids, lip_max)
-    out = []
-    for lam in lams:
-        lam = float(lam)
-        if not np.isfinite(lam) or lam < 0:
-            raise ValueError(f"lams: expected finite numbers >= 0, got {lam!r}")
-        t0 = time.perf_counter()
-        result = prob.solve(lam, solver)
-        new, cert = finish(net, layer, x, y, loss, lam, reg, prob, result, uniform, lip_max,
-                           time.perf_counter() - t0)
-        out.append((lam, new, cert))
-    return out
 
 
 def solve_plain_single_neuron(z, y, lam: float, solver: str = "CLARABEL") -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
-from reference.lipschitz import check_finite, parse_p
+from reference.lipschitz import check_finite, operator_norm, parse_p
 from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
                                PReLU, ReLU, SplineActivation)
 from reference.spline import KnotSpline
@@ -218,7 +218,8 @@ def _encode(net: Network, box: float, direction):
       dz = sum dz_j, D_lo d_j <= dz_j <= D_hi d_j,  dy = sum s_j dz_j,
     [D_lo, D_hi] the interval bounds of dz.  P = 1: y and dy affine in z, dz.
     Returns the model, the input variables, the output direction variables, their bounds and
-    the pattern list (layer, neuron, binaries or None, slopes, true piece ends)."""
+    the pattern list, per neuron in order: (binaries or None, slopes s_j, offsets
+    sigma(l_j) - s_j l_j (sigma = s_j z + offset_j on piece j), true piece ends el, eh)."""
     m = _Milp()
     n0 = net.n_in
     ylo, yhi = np.full(n0, -box), np.full(n0, box)
@@ -228,8 +229,8 @@ def _encode(net: Network, box: float, direction):
     else:
         dlo = dhi = np.eye(n0)[direction[1]]
     dy = m.var(dlo, dhi)
-    pattern = []                            # (layer index, neuron, binaries, slopes, l, h)
-    for i, layer in enumerate(net.layers):
+    pattern = []
+    for layer in net.layers:
         if layer.kind == "dense":
             w, b = layer.params["weight"], layer.params.get("bias")
             zlo, zhi = _interval_affine(w, b, ylo, yhi)
@@ -254,7 +255,7 @@ def _encode(net: Network, box: float, direction):
             if len(s) == 1:
                 m.add([ny[n], y[n]], [1.0, -s[0]], v[0] - s[0] * l[0], v[0] - s[0] * l[0])
                 m.add([ndy[n], dy[n]], [1.0, -s[0]], 0.0, 0.0)
-                pattern.append((i, n, None, s, el, eh))
+                pattern.append((None, s, v - s * l, el, eh))
                 continue
             k = len(s)
             d = m.var(np.zeros(k), np.ones(k), integer=True)
@@ -270,7 +271,7 @@ def _encode(net: Network, box: float, direction):
                 m.add([dzc[j], d[j]], [1.0, -dhi[n]], -np.inf, 0.0)
             m.add(np.r_[ny[n], zc, d], np.r_[1.0, -s, -(v - s * l)], 0.0, 0.0)
             m.add(np.r_[ndy[n], dzc], np.r_[1.0, -s], 0.0, 0.0)
-            pattern.append((i, n, d, s, el, eh))
+            pattern.append((d, s, v - s * l, el, eh))
         y, dy, ylo, yhi, dlo, dhi = ny, ndy, nylo, nyhi, ndlo, ndhi
     return m, x_vars, dy, (dlo, dhi), pattern
 
@@ -285,7 +286,7 @@ class MilpNotOptimal(RuntimeError):
 
 def _chosen(res_x, pattern):
     """Per pattern entry, the index of the chosen piece (0 when the neuron has one)."""
-    return [0 if d is None else int(np.argmax(res_x[d])) for _, _, d, *_ in pattern]
+    return [0 if d is None else int(np.argmax(res_x[d])) for d, *_ in pattern]
 
 
 def _pattern_affine(net: Network, pattern, chosen):
@@ -294,22 +295,18 @@ def _pattern_affine(net: Network, pattern, chosen):
     (lo, hi the chosen piece's true ends)."""
     g, c = np.eye(net.n_in), np.zeros(net.n_in)
     rows, k = [], 0
-    for i, layer in enumerate(net.layers):
+    for layer in net.layers:
         if layer.kind == "dense":
             w = layer.params["weight"]
             g, c = w @ g, w @ c + layer.params.get("bias", 0.0)
             continue
         width = g.shape[0]
-        spl = knot_form(layer, width)
         slope, offset = np.zeros(width), np.zeros(width)
         for n in range(width):
-            _, _, d, s, el, eh = pattern[k]
+            _, s, off, el, eh = pattern[k]
             j = chosen[k]
             k += 1
-            slope[n] = s[j]
-            ref = el[j] if np.isfinite(el[j]) else (eh[j] if np.isfinite(eh[j]) else 0.0)
-            value = spl(np.full((1, width), ref))[0, n]
-            offset[n] = value - s[j] * ref
+            slope[n], offset[n] = s[j], off[j]
             rows.append((g[n].copy(), c[n], el[j], eh[j]))
         g, c = slope[:, None] * g, slope * c + offset
     return g, rows
@@ -367,8 +364,9 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     runs = [("box",)] * n_out if p == np.inf else [("unit", j) for j in range(n0)]
     best = None
     objective_max, dual_max, binaries, gaps = -np.inf, -np.inf, 0, []
+    encoded = _encode(net, box, runs[0]) if p == np.inf else None   # one model, N_L targets
     for r, direction in enumerate(runs):
-        m, x_vars, out, (olo, ohi), pattern = _encode(net, box, direction)
+        m, x_vars, out, (olo, ohi), pattern = encoded or _encode(net, box, direction)
         if p == np.inf:
             target = (np.array([out[r]]), np.array([-1.0]))
         else:
@@ -414,7 +412,7 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     if certified:
         j_net = net.input_jacobian(x_in[None])[0]
         certified = bool(np.allclose(j_net, jac, rtol=1e-9, atol=1e-12 * np.abs(jac).max()))
-        witness = float(np.linalg.norm(j_net, ord={1.0: 1, np.inf: np.inf}[p]))
+        witness = operator_norm(j_net, p)
     return {"value": float(value), "certified_exact": certified, "witness": witness,
             "witness_x": x_in if certified else x_milp, "interior_margin": eps,
             "milp_objective": float(objective_max), "milp_dual_bound": float(dual_max),

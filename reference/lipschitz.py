@@ -93,7 +93,7 @@ def check_finite(net: Network) -> None:
             raise ValueError(f"model: parameter {name} holds NaN or inf")
 
 
-def _operator_norm(matrix: np.ndarray, p: float) -> float:
+def operator_norm(matrix: np.ndarray, p: float) -> float:
     """||A||_{p->p}: max column l1 sum (p = 1), largest singular value (p = 2), max row l1
     sum (p = inf)."""
     return float(np.linalg.norm(matrix, ord={1.0: 1, 2.0: 2, np.inf: np.inf}[p]))
@@ -106,7 +106,7 @@ def layerwise(net: Network, p=2) -> float:
     bound = 1.0
     for weight, layer in blocks(net):
         lip = activation_constants(layer, weight.shape[0])["lip"]
-        bound *= _operator_norm(lip[:, None] * weight, p)
+        bound *= operator_norm(lip[:, None] * weight, p)
     return float(bound)
 
 

@@ -207,3 +207,40 @@ def test_tv2_gauge_is_pinned_without_changing_the_optimum():
         _, c_one = convex.solve_layer(one, 1, x, y, lam=0.3, grid=grid)
         assert c_pair["status"] == "optimal"
         assert c_pair["objective"] == pytest.approx(c_one["objective"], rel=1e-6)
+
+
+def test_returned_splines_over_lip_max_are_an_error(monkeypatch):
+    net, x, y = single_neuron(m=30)
+    real = convex.knot_counts
+
+    def steep(layer):
+        knots, tols, lips = real(layer)
+        return knots, tols, lips * 10
+    monkeypatch.setattr(convex, "knot_counts", steep)
+    with pytest.raises(RuntimeError, match="Lip .* > lip_max"):
+        convex.solve_layer(net, 1, x, y, lip_max=1.0)
+
+
+def test_grid_and_interpolation_bad_input(tmp_path):
+    net, x, y = single_neuron(m=20)
+    with pytest.raises(ValueError, match="size"):
+        convex.solve_layer(net, 1, x, y, grid="uniform", size=2)
+    with pytest.raises(ValueError, match="grid: expected 1 arrays"):
+        convex.solve_layer(net, 1, x, y, grid=[np.arange(3.0), np.arange(3.0)])
+    with pytest.raises(ValueError, match=r"grid\[0\]"):
+        convex.solve_layer(net, 1, x, y, grid=[np.ones(3)])
+    solved, _ = convex.solve_layer(net, 1, x, y, lam=0.5)
+    with pytest.raises(ValueError, match="uniform-grid spline layer"):
+        convex.solve_layer(solved, 1, x, y, grid="uniform")
+    with pytest.raises(ValueError, match="lams"):
+        convex.solve_path(net, 1, x, y, [0.1, np.nan])
+    with pytest.raises(ValueError, match="distinct points"):
+        convex.interpolation_lp([0.0, 0.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="one array per neuron"):
+        KnotSplineActivation([np.arange(2.0)], [np.arange(2.0), np.arange(2.0)])
+    save_model(solved, tmp_path / "k.npz")
+    data = dict(np.load(tmp_path / "k.npz"))
+    data["layer1.points"] = data["layer1.points"][::-1].copy()
+    np.savez(tmp_path / "bad.npz", **data)
+    with pytest.raises(ModelFileError, match="layer 1.*strictly increasing"):
+        load_model(tmp_path / "bad.npz")

@@ -107,3 +107,25 @@ def test_knot_form_of_the_relu_family():
     assert all(len(k) == 0 for k in spl.knots)
     net = build_mlp([1, 3, 1], "identity", rng=0)
     assert exact_1d(net, 2)["pieces"] == 1
+
+
+def test_milp_objective_disagreeing_with_numpy_is_an_error(monkeypatch):
+    import reference.exact as exact_mod
+
+    net = random_net([2, 4, 1], "relu", seed=0)
+    real = exact_mod._pattern_affine
+
+    def doubled(*args):
+        jac, rows = real(*args)
+        return 2 * jac, rows
+    monkeypatch.setattr(exact_mod, "_pattern_affine", doubled)
+    with pytest.raises(MilpNotOptimal, match="disagrees with the NumPy re-evaluation"):
+        exact_milp(net, np.inf, box=1.0)
+
+
+def test_ladder_reports_a_stopped_milp_as_no_value():
+    from reference import ladder
+
+    big = random_net([4, 14, 14, 2], "spline", seed=0, size=15)
+    r = ladder.run_method("exact", big, "inf", box=3.0, time_limit=0.05, max_binaries=10_000)
+    assert r["value"] is None and "no exact value" in r["reason"]
