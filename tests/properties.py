@@ -1,0 +1,32 @@
+"""Profiles of the property tests (hypothesis).
+
+Each property runs twice: in the default suite with DEFAULT_EXAMPLES examples, and in the
+opt-in profile (`pytest -m slow`) with SLOW_EXAMPLES examples.  Write a property as a
+`@given` function inside the test and hand it to `check`:
+
+    @profiles
+    def test_something(profile):
+        @given(st.floats(...))
+        def prop(x):
+            assert ...
+        check(prop, profile)
+"""
+import pytest
+from hypothesis import HealthCheck, settings
+
+DEFAULT_EXAMPLES = 100
+SLOW_EXAMPLES = 10_000
+EXAMPLES = {"default": DEFAULT_EXAMPLES, "slow": SLOW_EXAMPLES}
+
+profiles = pytest.mark.parametrize(
+    "profile", [pytest.param("default"), pytest.param("slow", marks=pytest.mark.slow)])
+
+
+def check(prop, profile: str, examples: int | None = None) -> None:
+    """Run the @given property `prop` with the profile's number of examples (or `examples`
+    for the default profile of an expensive property; the slow profile always runs
+    SLOW_EXAMPLES), no deadline, reproducible (derandomize) in the default profile."""
+    n = EXAMPLES[profile] if profile == "slow" or examples is None else examples
+    settings(max_examples=n, deadline=None, derandomize=profile == "default",
+             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+             database=None)(prop)()
