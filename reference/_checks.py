@@ -5,10 +5,14 @@ import numpy as np
 
 
 def as_finite_array(value, name: str, ndim: int | None = None) -> np.ndarray:
-    """value as a float64 array with every entry finite (and `ndim` dimensions if given)."""
+    """value as a float64 array with every entry finite (and `ndim` dimensions if given).
+    Complex values are refused (a silent cast would drop the imaginary part)."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        arr = np.asarray(value)
+        if arr.dtype.kind == "c":
+            raise ValueError(f"got complex values (dtype {arr.dtype})")
+        arr = arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{name}: expected an array of real numbers ({exc})") from None
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
@@ -33,3 +37,7 @@ def check_choice(value, choices, name: str):
     if value not in choices:
         raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
     return value
+
+
+class OverflowResult(ValueError):
+    """A computation whose inputs are finite but whose result leaves the float64 range."""

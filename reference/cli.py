@@ -3,96 +3,63 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 
 import numpy as np
 
 from reference import datasets, ladder, lipschitz
 from reference.io import load_model, network_from_mat, save_model
-from reference.network import ACTIVATIONS, SplineActivation, build_mlp
-from reference.train import TrainConfig, accuracy, objective, train
-
-TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0, "epochs": 100,
-                  "seed": 0, "batch_size": 16, "lr": 1e-2, "spline_init": "leaky_relu"}
-
-
-def spline_summary(net) -> list:
-    """Per spline layer: index, TV2, BV2, Lip and knot counts per neuron, tolerance used."""
-    from reference.convex import knot_counts
-    from reference.network import KnotSplineActivation
-
-    rows = []
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, SplineActivation):
-            knots, tols = layer.spline.num_knots()
-        elif isinstance(layer, KnotSplineActivation):   # solver output: solver-aware tolerance
-            knots, tols, _ = knot_counts(layer)
-        else:
-            continue
-        s = layer.spline
-        rows.append({"layer": i, "tv2": s.tv2().tolist(), "bv2": s.bv2().tolist(),
-                     "lipschitz": s.lipschitz().tolist(), "knots": knots.tolist(),
-                     "knot_tolerance": tols.tolist()})
-    return rows
+from reference._checks import OverflowResult
+from reference.network import ACTIVATIONS
+from reference.experiments import TRAIN_DEFAULTS, run_training, spline_summary
+from reference.files import (check_writable, dumps_json, jsonable, load_npy, load_npz,
+                             prepare_output_dir, write_npz, write_text)
+from reference.spline import grid_from_range
 
 
-def run_training(dataset, activation, hidden, *, data_path=None, quiet=True, sparsify=None,
-                 **options):
-    """Train one network on a data set; returns (net, summary dict).  `options` override
-    TRAIN_DEFAULTS (lam, reg, size, range_, epochs, seed, batch_size, lr, spline_init).
-    Every number in the summary is measured on the final (possibly sparsified) model."""
-    unknown = set(options) - set(TRAIN_DEFAULTS)
-    if unknown:
-        raise TypeError(f"run_training: unknown options {sorted(unknown)}")
-    o = {**TRAIN_DEFAULTS, **options}
-    ds = datasets.load(dataset, seed=o["seed"], path=data_path)
-    loss = "logistic" if ds.num_classes == 2 else "xent"
-    widths = [ds.x_train.shape[1], *hidden, 1 if loss == "logistic" else ds.num_classes]
-    net = build_mlp(widths, activation, rng=o["seed"], spline_init=o["spline_init"],
-                    size=o["size"], range_=o["range_"])
-    config = TrainConfig(loss=loss, epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"],
-                         spline_lr=o["lr"], lam=o["lam"], reg=o["reg"], seed=o["seed"],
-                         quiet=quiet, sparsify_threshold=sparsify)
-    t0 = time.perf_counter()
-    history = train(net, ds.x_train, ds.y_train, config, ds.x_valid, ds.y_valid)
-    seconds = time.perf_counter() - t0
-    train_out = net.forward(ds.x_train)
-    terms = objective(net, ds.x_train, ds.y_train, config, train_out)
-    splines = spline_summary(net)
-    summary = {
-        "dataset": dataset, "activation": activation, "hidden": list(hidden), "loss": loss,
-        "test_accuracy": accuracy(net, ds.x_test, ds.y_test, loss),
-        "valid_accuracy": accuracy(net, ds.x_valid, ds.y_valid, loss),
-        "train_accuracy": accuracy(net, ds.x_train, ds.y_train, loss, train_out),
-        "train_loss": terms["data"], "objective": terms["total"],
-        "tv2": [float(np.sum(r["tv2"])) for r in splines],
-        "bv2": [float(np.sum(r["bv2"])) for r in splines],
-        "knots": [int(np.sum(r["knots"])) for r in splines],
-        "knot_tolerance": [r["knot_tolerance"] for r in splines],
-        "lipschitz_bound": lipschitz.theorem1_bv2(net, 2),
-        "lipschitz_bound_form": "theorem1_bv2, p=2",
-        "seconds": seconds, "config": history["config"],
-    }
-    if "sparsification" in history:
-        summary["sparsification"] = history["sparsification"]
-    return net, summary
+# ------------------------------------------------------------- argument types (argparse)
+def _typed(convert, accept, expected):
+    """An argparse type: convert the text, then require accept(value); otherwise argparse
+    reports 'argument --NAME: expected ...' and exits with status 2."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except (TypeError, ValueError, OverflowError):
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    parse.__name__ = expected
+    return parse
+
+
+nonneg_int = _typed(int, lambda v: v >= 0, "an integer >= 0")
+positive_int = _typed(int, lambda v: v >= 1, "an integer >= 1")
+size_int = _typed(int, lambda v: v >= 2, "an integer >= 2")
+positive_float = _typed(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
+nonneg_float = _typed(float, lambda v: np.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
 def cmd_train(args):
     hidden = parse_hidden(args.hidden)
+    if args.activation == "spline":       # the grid is checked before any training
+        try:
+            grid_from_range(args.size, args.range)
+        except ValueError as exc:
+            raise ValueError(f"--size/--range: {exc}") from None
+    if args.out is not None:
+        check_writable(args.out, "--out")
     net, summary = run_training(
         args.dataset, args.activation, hidden, lam=args.lam, reg=args.reg, size=args.size,
         range_=args.range, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
         lr=args.lr, spline_init=args.spline_init, data_path=args.data_path,
         quiet=args.quiet or args.json, sparsify=args.sparsify)
-    if args.out:
+    if args.out is not None:
         save_model(net, args.out)
         summary["model"] = args.out
     if args.json:
-        print(json.dumps(summary))
+        print(dumps_json(summary))
         return 0
     print(f"{args.activation} network {summary['hidden']} on {args.dataset}: "
           f"test accuracy {summary['test_accuracy']:.4f}, train loss {summary['train_loss']:.4g}, "
@@ -106,7 +73,7 @@ def cmd_train(args):
               f"BV2 {sum(row['bv2']):.4g}, knots per neuron {row['knots']} "
               f"(|a_k| > {max(row['knot_tolerance']):.1e})")
     print(f"  Lipschitz bound (Theorem 1, BV2 form, p=2): {summary['lipschitz_bound']:.4g}")
-    if args.out:
+    if args.out is not None:
         print(f"  model written to {args.out}")
     return 0
 
@@ -121,15 +88,29 @@ def parse_hidden(text) -> list:
     return widths
 
 
+def check_finite_results(arrays: dict, what: str) -> None:
+    """OverflowResult naming the first array with a NaN or inf (inputs were finite)."""
+    for name, value in arrays.items():
+        if not np.all(np.isfinite(value)):
+            raise OverflowResult(f"{what}: {name} leaves the float64 range for these finite "
+                                 "inputs and parameters; nothing was written")
+
+
 def cmd_evaluate(args):
+    check_writable(args.output, "--output")
     net, names = load_model(args.model, with_names=True)
-    x = np.load(args.inputs, allow_pickle=False)
+    x = load_npy(args.inputs, "--inputs")
+    try:
+        x = net.check_inputs(x)
+    except ValueError as exc:
+        raise ValueError(f"--inputs: {exc}") from None
     outputs, caches = net.forward(x, keep_cache=True)
     _, grads = net.backward(caches, np.ones_like(outputs))
     result = {"outputs": outputs, "input_jacobian": net.input_jacobian(x)}
     for file_name, own_name in names.items():
         result[f"param_gradients/{file_name}"] = grads[own_name]
-    np.savez(args.output, **result)
+    check_finite_results(result, "evaluate")
+    write_npz(args.output, result, "--output")
     print(f"wrote {args.output}: outputs {outputs.shape}, input_jacobian "
           f"{result['input_jacobian'].shape}, {len(names)} parameter gradients")
     return 0
@@ -145,7 +126,7 @@ def cmd_info(args):
         info["theorem1"][p] = lipschitz.theorem1(net, p)
         info["theorem1_bv2"][p] = lipschitz.theorem1_bv2(net, p)
     if args.json:
-        print(json.dumps(info))
+        print(dumps_json(info))
         return 0
     print(f"model {args.model}: input width {net.n_in}, output width {net.n_out}")
     for row in info["layers"]:
@@ -163,23 +144,6 @@ def cmd_info(args):
         vals = info[key]
         print(f"    {label:26s} {vals['1']:10.4g}  {vals['2']:10.4g}  {vals['inf']:10.4g}")
     return 0
-
-
-def jsonable(value):
-    """NumPy scalars and arrays as Python numbers and lists; non-finite floats as None."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def load_any_model(path):
@@ -219,7 +183,7 @@ def cmd_lipschitz(args):
                             solver=args.solver, time_limit=args.time_limit,
                             max_binaries=args.max_binaries, seed=args.seed)
     if args.json:
-        print(json.dumps(jsonable(results)))
+        print(dumps_json(results))
         return 1 if ladder.order_violations(results) else 0
     widths = " -> ".join(str(w) for w in [net.n_in] + [
         layer.n_out for layer in net.layers if layer.kind == "dense"])
@@ -231,22 +195,16 @@ def cmd_lipschitz(args):
 def cmd_solve(args):
     from reference import convex
 
+    check_writable(args.out, "--out")
     net = load_model(args.model)
-    try:
-        data = np.load(args.data, allow_pickle=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--data: no file at {args.data}") from None
-    for key in ("X", "y"):
-        if key not in data.files:
-            raise ValueError(f"--data: {args.data} has no array {key!r} (expected X (M, N_0) "
-                             "and y (M,) or (M, N_L))")
+    data = load_npz(args.data, "--data (X (M, N_0) and y (M,) or (M, N_L))", ["X", "y"])
     new, cert = convex.solve_layer(net, args.layer, data["X"], data["y"], loss=args.loss,
                                    lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
                                    lip_max=args.lip_max, solver=args.solver)
     save_model(new, args.out)
     cert["out"] = args.out
     if args.json:
-        print(json.dumps(jsonable(cert)))
+        print(dumps_json(cert))
         return 0
     knots = cert["knots"]
     print(f"solved layer {args.layer} of {args.model} on {args.data} ({args.grid} grid, "
@@ -265,6 +223,14 @@ def cmd_solve(args):
 
 
 def cmd_reproduce(args):
+    from theory_checks import lipschitz_bound, representer
+    from theory_checks._report import prepare_json_out
+
+    if args.json_out is not None:
+        check_writable(args.json_out, "--json-out")
+    prepare_output_dir(args.checks_dir, "--checks-dir")
+    for check in (lipschitz_bound, representer):
+        prepare_json_out(check_report_path(args.checks_dir, check), "--checks-dir")
     print("Circle data set (1500 training points, 200x200 test grid), one hidden layer:")
     print(f"{'activation':>11} {'width':>5} {'test acc':>9} {'TV2':>9} {'knots':>6} "
           f"{'Lip bound':>10} {'seconds':>8}")
@@ -280,16 +246,18 @@ def cmd_reproduce(args):
                   f"{s['lipschitz_bound']:10.4g} {s['seconds']:8.1f}", flush=True)
     print("Lip bound: Theorem 1, BV2 form, p = 2.  TV2 and knots: the spline layer "
           "(knots |a_k| > 1e-6 max|a|).")
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(results, f, indent=1)
-    from theory_checks import lipschitz_bound, representer   # lazy: they import this module
+    if args.json_out is not None:
+        write_text(args.json_out, dumps_json(results, indent=1), "--json-out")
     status = 0
     for check in (lipschitz_bound, representer):
         print()
-        name = check.__name__.rsplit(".", 1)[-1]
-        status |= check.run(quick=True, json_out=f"{args.checks_dir}/{name}.json")
+        status |= check.run(quick=True, json_out=check_report_path(args.checks_dir, check))
     return status
+
+
+def check_report_path(directory, check) -> str:
+    """Where `reproduce` writes a theory check's JSON report: DIR/NAME.json."""
+    return os.path.join(directory, check.__name__.rsplit(".", 1)[-1] + ".json")
 
 
 def build_parser():
@@ -304,20 +272,20 @@ def build_parser():
     p.add_argument("--activation", default="spline", choices=[a for a in ACTIVATIONS
                                                               if a != "identity"])
     p.add_argument("--hidden", default="2", help="hidden widths, e.g. 2 or 8,8 (default 2)")
-    p.add_argument("--lam", type=float, default=TRAIN_DEFAULTS["lam"],
+    p.add_argument("--lam", type=nonneg_float, default=TRAIN_DEFAULTS["lam"],
                    help="lambda on the splines' TV2/BV2 (data term summed over samples)")
     p.add_argument("--reg", default="tv2", choices=["tv2", "bv2"])
-    p.add_argument("--size", type=int, default=TRAIN_DEFAULTS["size"],
+    p.add_argument("--size", type=size_int, default=TRAIN_DEFAULTS["size"],
                    help="spline coefficients K per neuron")
-    p.add_argument("--range", type=float, default=TRAIN_DEFAULTS["range_"],
+    p.add_argument("--range", type=positive_float, default=TRAIN_DEFAULTS["range_"],
                    help="spline grid [-R, R]")
     p.add_argument("--spline-init", default="leaky_relu",
                    choices=["leaky_relu", "relu", "identity", "abs", "even_odd"])
-    p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"])
-    p.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"])
-    p.add_argument("--lr", type=float, default=TRAIN_DEFAULTS["lr"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sparsify", type=float, default=None, metavar="T",
+    p.add_argument("--epochs", type=positive_int, default=TRAIN_DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS["batch_size"])
+    p.add_argument("--lr", type=positive_float, default=TRAIN_DEFAULTS["lr"])
+    p.add_argument("--seed", type=nonneg_int, default=TRAIN_DEFAULTS["seed"])
+    p.add_argument("--sparsify", type=nonneg_float, default=None, metavar="T",
                    help="after training, zero the spline slope jumps |a_k| <= T")
     p.add_argument("--out", default=None, help="write the trained model here (.npz)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -340,35 +308,35 @@ def build_parser():
     p.add_argument("--p", default="2", help="l_p norm on inputs and outputs: 1, 2 or inf")
     p.add_argument("--methods", default=",".join(ladder.METHODS),
                    help="comma-separated subset of " + ",".join(ladder.METHODS))
-    p.add_argument("--box", type=float, default=1.0,
+    p.add_argument("--box", type=positive_float, default=1.0,
                    help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
     p.add_argument("--solver", default="CVXOPT", help="cvxpy SDP solver for LipSDP")
-    p.add_argument("--time-limit", type=float, default=60.0, help="MILP time limit (s)")
-    p.add_argument("--max-binaries", type=int, default=400, help="MILP size guard")
-    p.add_argument("--seed", type=int, default=0, help="seed of the lower-bound search")
+    p.add_argument("--time-limit", type=positive_float, default=60.0, help="MILP time limit (s)")
+    p.add_argument("--max-binaries", type=positive_int, default=400, help="MILP size guard")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the lower-bound search")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_lipschitz)
 
     p = sub.add_parser("solve", help="certified optimum of one spline layer, weights fixed")
     p.add_argument("model")
     p.add_argument("--data", required=True, help=".npz with X (M, N_0) and y (M,) or (M, N_L)")
-    p.add_argument("--layer", type=int, required=True,
+    p.add_argument("--layer", type=nonneg_int, required=True,
                    help="index of the spline layer in the model's layer list")
-    p.add_argument("--lam", type=float, required=True, help="lambda >= 0")
+    p.add_argument("--lam", type=nonneg_float, required=True, help="lambda >= 0")
     p.add_argument("--reg", default="tv2", choices=["tv2", "bv2"])
     p.add_argument("--loss", default="squared", choices=["squared", "logistic", "xent"])
     p.add_argument("--grid", default="data", choices=["data", "uniform"])
-    p.add_argument("--size", type=int, default=None,
+    p.add_argument("--size", type=size_int, default=None,
                    help="uniform grid: K coefficients on the layer's range (default its own K)")
-    p.add_argument("--lip-max", type=float, default=None, help="constraint Lip <= V")
+    p.add_argument("--lip-max", type=positive_float, default=None, help="constraint Lip <= V")
     p.add_argument("--solver", default="CLARABEL", help="cvxpy solver (default CLARABEL)")
     p.add_argument("--out", required=True, help="write the solved model here (.npz)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("reproduce", help="the main job: spline vs ReLU-family on circle")
-    p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=TRAIN_DEFAULTS["epochs"])
+    p.add_argument("--seed", type=nonneg_int, default=TRAIN_DEFAULTS["seed"])
     p.add_argument("--json-out", default=None, help="also write the results as JSON")
     p.add_argument("--checks-dir", default="theory_checks/out",
                    help="where the theory checks (quick profile) write their JSON reports")
@@ -377,15 +345,24 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the exit status (0 done, 1 a check failed, 2 a usage or
+    input error with a one-line message, 130 interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:                # argparse printed the usage error (or --help)
+        return exc.code
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:                  # output piped into e.g. `head`: stop quietly
         sys.stdout = open(os.devnull, "w")
         return 0
+    except (ValueError, ImportError, RuntimeError, OSError) as exc:
+        # user errors (bad values, files, failed solves); anything else is a bug: traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: files being written were left as they were", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ offending layer; saving is atomic (temporary file in the same directory, then re
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
                                PReLU, ReLU, SplineActivation)
+from reference.files import FileError, NpzReader, describe, write_npz
 from reference.spline import LinearSpline
 
 FORMAT = "deepspline-reference/1"
@@ -65,26 +64,12 @@ def layer_entries(net: Network) -> tuple[list, dict]:
 
 
 def save_model(net: Network, path) -> Path:
-    """Write `net` to `path` atomically: a temporary file beside it, fsync, rename."""
-    path = Path(path)
+    """Write `net` to `path` atomically (reference.files.atomic_write: a temporary file beside
+    it, fsync, rename; the target keeps its permissions; nothing changes on failure)."""
     entries, arrays = layer_entries(net)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"path: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            version = FORMAT_KNOTS if any(e["type"] == "knot_spline" for e in entries) \
-                else FORMAT
-            np.savez(f, format=np.array(version), layers=np.array(json.dumps(entries)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    version = FORMAT_KNOTS if any(e["type"] == "knot_spline" for e in entries) else FORMAT
+    return write_npz(path, {"format": np.array(version), "layers": np.array(json.dumps(entries)),
+                            **arrays}, arg="path")
 
 
 class ModelFileError(ValueError):
@@ -94,21 +79,32 @@ class ModelFileError(ValueError):
 def _array(data, name, where, ndim):
     if not isinstance(name, str) or name not in data:
         raise ModelFileError(f"{where}: array {name!r} is missing from the file")
-    arr = np.asarray(data[name])
+    try:
+        arr = np.asarray(data[name])
+    except FileError as exc:
+        raise ModelFileError(f"{where}: {exc}") from None
     if arr.dtype.kind not in "fiu":
-        raise ModelFileError(f"{where}: array {name!r} is not numeric (dtype {arr.dtype})")
+        raise ModelFileError(f"{where}: array {name!r} is not real-valued (dtype {arr.dtype})")
     arr = arr.astype(np.float64)
     if arr.ndim != ndim:
         raise ModelFileError(f"{where}: array {name!r} should be {ndim}-D, has shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ModelFileError(f"{where}: array {name!r} holds NaN or inf")
+        raise ModelFileError(f"{where}: array {name!r} holds NaN or inf (or integers beyond "
+                             "the float64 range)")
     return arr
 
 
 def _number(entry, key, where):
     value = entry.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise ModelFileError(f"{where}: {key!r} should be a finite number, got {value!r}")
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) \
+            and np.isfinite(float(value))
+    except OverflowError:
+        ok = False
+    if not ok:
+        shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
+        raise ModelFileError(f"{where}: {key!r} should be a finite number within the float64 "
+                             f"range, got {shown}")
     return float(value)
 
 
@@ -158,44 +154,78 @@ def _build_layer(entry, data, where):
                          "knot_spline, relu, leaky_relu, prelu or identity)")
 
 
+def _array_names(entry) -> list:
+    """The array NAMEs a layer entry refers to (every string field but 'type')."""
+    if not isinstance(entry, dict):
+        return []
+    return [v for k, v in entry.items() if k != "type" and isinstance(v, str)]
+
+
 def load_model(path, with_names: bool = False):
     """Read and validate a model file; every error names the file and the layer.
 
+    Only the entries that the layers name are read, each after its header has been checked
+    (reference.files.NpzReader); no pickle is ever loaded.  An array NAME may be used by one
+    layer only: tied parameters are not part of the format (their gradients would be
+    ambiguous), so a file where two layers name the same array is refused.
     Returns the Network; with `with_names`, also a dict from each parameter array's name
     in the file to the network's own parameter name 'layer{i}.{key}'."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"model: {path} is a directory, expected a model file (.npz)")
     if not path.is_file():
         raise FileNotFoundError(f"model: no file at {path}")
     try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise ModelFileError(f"{path}: not a readable .npz file ({exc})") from None
-    with data:
-        arrays = {k: data[k] for k in data.files}
-    for key in ("format", "layers"):
-        if key not in arrays:
-            raise ModelFileError(f"{path}: entry {key!r} is missing")
-    if str(arrays["format"]) not in FORMATS:
-        raise ModelFileError(f"{path}: format is {str(arrays['format'])!r}, expected one of "
-                             f"{list(FORMATS)}")
-    try:
-        entries = json.loads(str(arrays["layers"]))
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: entry 'layers' is not valid JSON ({exc})") from None
-    if not isinstance(entries, list) or not entries:
-        raise ModelFileError(f"{path}: entry 'layers' should be a non-empty JSON list")
-    layers, names = [], {}
-    for i, entry in enumerate(entries):
-        where = f"{path}: layer {i} ({entry.get('type') if isinstance(entry, dict) else entry})"
-        layers.append(_build_layer(entry, arrays, where))
-        for key in layers[-1].params:
-            names[entry[key]] = f"layer{i}.{key}"
+        reader = NpzReader(path, "model")
+    except FileError:
+        raise ModelFileError(f"model: {path} is not a model file: it is {describe(path)} "
+                             "(model files are .npz archives written by save_model)") from None
+    with reader:
+        for key in ("format", "layers"):
+            if key not in reader:
+                raise ModelFileError(f"{path}: entry {key!r} is missing: not a model file "
+                                     f"(it is {describe(path)} with entries {reader.names[:8]})")
+        header = {}
+        for key in ("format", "layers"):
+            try:
+                header[key] = reader[key]
+            except FileError as exc:
+                raise ModelFileError(str(exc)) from None
+            if header[key].dtype.kind != "U" or header[key].ndim != 0:
+                raise ModelFileError(f"{path}: entry {key!r} should be a string")
+        if str(header["format"]) not in FORMATS:
+            raise ModelFileError(f"{path}: format is {str(header['format'])!r}, expected one "
+                                 f"of {list(FORMATS)}")
+        try:
+            entries = json.loads(str(header["layers"]))
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: entry 'layers' is not valid JSON ({exc})") from None
+        if not isinstance(entries, list) or not entries:
+            raise ModelFileError(f"{path}: entry 'layers' should be a non-empty JSON list")
+        layers, names, owner = [], {}, {}
+        for i, entry in enumerate(entries):
+            where = (f"{path}: layer {i} "
+                     f"({entry.get('type') if isinstance(entry, dict) else entry})")
+            for name in _array_names(entry):
+                if name in owner:
+                    raise ModelFileError(
+                        f"{where}: array {name!r} is already used by layer {owner[name]}; "
+                        "each array may be named by one layer only (tied parameters are not "
+                        "supported)")
+                owner[name] = i
+            try:
+                layers.append(_build_layer(entry, reader, where))
+            except ModelFileError:
+                raise
+            except ValueError as exc:
+                raise ModelFileError(f"{where}: {exc}") from None
+            for key in layers[-1].params:
+                names[entry[key]] = f"layer{i}.{key}"
     try:
         net = Network(layers)
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     return (net, names) if with_names else net
-
 
 
 def network_from_mat(path, activation: str = "relu") -> Network:
@@ -206,11 +236,27 @@ def network_from_mat(path, activation: str = "relu") -> Network:
 
     from reference.network import make_activation
 
-    cells = scipy.io.loadmat(path)["weights"].ravel()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model: no file at {path}")
+    try:
+        mat = scipy.io.loadmat(path)
+    except Exception as exc:     # scipy raises many types for a damaged file
+        raise ModelFileError(f"model: {path} is not a readable MATLAB file (it is "
+                             f"{describe(path)}; {type(exc).__name__}: {exc})") from None
+    if "weights" not in mat:
+        raise ModelFileError(f"model: {path} has no variable 'weights' (expected a cell of "
+                             f"weight matrices, as in the LipSDP repository; it holds "
+                             f"{sorted(k for k in mat if not k.startswith('__'))})")
+    cells = np.asarray(mat["weights"]).ravel()
     layers = []
-    for i, w in enumerate(cells):
-        w = np.asarray(w, dtype=np.float64)
-        layers.append(Dense(w))
-        layers.append(make_activation(activation if i < len(cells) - 1 else "identity",
-                                      w.shape[0]))
-    return Network(layers)
+    try:
+        for i, w in enumerate(cells):
+            w = np.asarray(w, dtype=np.float64)
+            layers.append(Dense(w))
+            layers.append(make_activation(activation if i < len(cells) - 1 else "identity",
+                                          w.shape[0]))
+        return Network(layers)
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"model: {path}: the cell 'weights' should hold real weight "
+                             f"matrices whose shapes chain ({exc})") from None

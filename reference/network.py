@@ -16,7 +16,7 @@ from types import MappingProxyType
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
-from reference._checks import as_finite_array, check_choice
+from reference._checks import OverflowResult, as_finite_array, check_choice
 from reference.spline import KnotSpline, LinearSpline
 
 ACTIVATIONS = ("spline", "relu", "leaky_relu", "prelu", "identity")
@@ -29,6 +29,9 @@ class Dense:
 
     def __init__(self, weight, bias=None):
         weight = as_finite_array(weight, "weight", ndim=2)
+        if min(weight.shape) < 1:
+            raise ValueError(f"weight: expected shape (N_out, N_in) with N_out, N_in >= 1, "
+                             f"got {weight.shape}")
         self.params = {"weight": weight}
         if bias is not None:
             bias = as_finite_array(bias, "bias", ndim=1)
@@ -272,12 +275,26 @@ class Network:
 
     def forward(self, x, keep_cache: bool = False):
         """f(x) for x (M, N_0) -> (M, N_L); with keep_cache, also the per-layer caches."""
-        y = self.check_inputs(x)
-        caches = []
+        x = self.check_inputs(x)
+        y, caches = x, []
         for layer in self.layers:
             y, cache = layer.forward(y)
             caches.append(cache)
+        if not np.all(np.isfinite(y)):
+            self._report_overflow(x)
         return (y, caches) if keep_cache else y
+
+    def _report_overflow(self, x):
+        """Raise OverflowResult naming the first layer and row whose output is not finite."""
+        y = x
+        for i, layer in enumerate(self.layers):
+            y = layer.forward(y)[0]
+            bad = ~np.all(np.isfinite(y), axis=1)
+            if np.any(bad):
+                raise OverflowResult(
+                    f"x: layer {i} ({layer.kind}) overflows the float64 range at input row "
+                    f"{int(np.argmax(bad))} (finite inputs and parameters, result beyond "
+                    f"+-1.8e308); rescale the inputs or the parameters")
 
     __call__ = forward
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reference import datasets
-from reference.cli import run_training
+from reference.experiments import run_training
 from reference.network import build_mlp
 from reference.train import Adam, SGD, TrainConfig, objective, sparsify_network, train
 

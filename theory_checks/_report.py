@@ -2,9 +2,10 @@
 how many passed and the worst margin (the smallest relative slack; negative = violated)."""
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
+
+from reference.files import check_writable, dumps_json, prepare_output_dir, write_text
 
 
 class Report:
@@ -44,14 +45,15 @@ class Report:
         return 0 if self.failures == 0 else 1
 
     def write_json(self, path: str, extra: dict) -> None:
-        directory = os.path.dirname(path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"name": self.name, "checks": dict(self.checks), **extra,
-                       "records": self.records}, f, indent=1, default=float)
-        os.replace(tmp, path)
+        """The report as strict JSON, written atomically (non-finite numbers as null)."""
+        write_text(path, dumps_json({"name": self.name, "checks": dict(self.checks), **extra,
+                                     "records": self.records}, indent=1), "--json-out")
+
+
+def prepare_json_out(path: str, arg: str = "--json-out") -> None:
+    """Check before a run that its JSON report can be written (directory created)."""
+    prepare_output_dir(os.path.dirname(path) or ".", arg)
+    check_writable(path, arg)
 
 
 def main_for(name: str, doc: str, run, argv=None) -> int:
@@ -64,4 +66,8 @@ def main_for(name: str, doc: str, run, argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="the small profile (< 1 min)")
     parser.add_argument("--json-out", default=f"theory_checks/out/{name}.json")
     args = parser.parse_args(argv)
+    try:
+        prepare_json_out(args.json_out)
+    except ValueError as exc:
+        parser.error(str(exc))
     return run(args.quick, args.json_out)

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from reference import ladder
-from reference.cli import jsonable, run_training
+from reference.experiments import run_training
+from reference.files import jsonable
 from reference.io import network_from_mat
 from reference.network import build_mlp
 from theory_checks._report import Report, main_for

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from reference import convex
-from reference.cli import run_training
+from reference.experiments import run_training
 from reference import datasets
 from reference.network import Dense, Identity, Network, SplineActivation
 from reference.spline import LinearSpline

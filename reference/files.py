@@ -1,0 +1,319 @@
+"""Reading and writing the project's files safely.
+
+Writing: `atomic_write` puts the bytes in a temporary file beside the target (named
+`.NAME.PID.XXXX.tmp`), fsyncs it and renames it over the target, so that a reader sees the old
+file or the new one, never a mix; on any failure (full disk, SIGINT, an exception while
+writing) the temporary file is removed and the target is untouched.  The new file gets the
+target's permissions when it replaces one, else the usual 0666 & ~umask.  Temporary files left
+by a killed process (whose PID is no longer running) are removed by the next write of the
+same target; no reader ever opens them.
+
+Reading: `.npy` / `.npz` arrays are read with allow_pickle=False, and an `.npz` entry is
+read only after its header has been checked against the bytes the archive holds (a header
+declaring a huge shape is refused before anything is allocated); only the entries asked for
+are read.  Every error names the argument (e.g. `--inputs`) and says what was expected.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import stat
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+MAX_ARRAY_BYTES = 8 * 2**30       # one array read from a file: at most 8 GiB
+
+
+class FileError(ValueError):
+    """A file given by the user that cannot be read or written as asked."""
+
+
+def describe(path) -> str:
+    """What a file looks like from its first bytes (for error messages)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(160)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if head.startswith(b"\x93NUMPY"):
+        return "a single NumPy array (.npy)"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "a damaged zip archive"
+        if any(n.endswith("data.pkl") for n in names):
+            return ("a PyTorch checkpoint (torch.save); DeepSplines checkpoints are not model "
+                    "files")
+        if names and all(n.endswith(".npy") for n in names):
+            return "an .npz archive"
+        return "a zip archive that is not an .npz"
+    if head.startswith(b"MATLAB"):
+        return "a MATLAB .mat file (the lipschitz command reads LipSDP weights from it)"
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip file"
+    if head[:1] in (b"\x80",):
+        return "a Python pickle (never loaded: pickles can run code)"
+    if not head:
+        return "an empty file"
+    return "not a NumPy file"
+
+
+def _check_readable_file(path, arg: str) -> Path:
+    path = Path(path)
+    if str(path) == "":
+        raise FileError(f"{arg}: expected a file path, got ''")
+    if path.is_dir():
+        raise FileError(f"{arg}: {path} is a directory, expected a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{arg}: no file at {path}")
+    return path
+
+
+def load_npy(path, arg: str) -> np.ndarray:
+    """One array from a .npy file (no pickles); errors name `arg`."""
+    path = _check_readable_file(path, arg)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = _read_header(f, version)
+            _check_size(shape, dtype, os.path.getsize(path) - f.tell(), f"{arg}: {path}")
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except FileError:
+        raise
+    except (ValueError, OSError, EOFError, MemoryError) as exc:
+        raise FileError(f"{arg}: {path} is not a readable .npy array ({describe(path)}; "
+                        f"{type(exc).__name__}: {exc})") from None
+
+
+def _read_header(f, version):
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    return np.lib.format.read_array_header_2_0(f)
+
+
+def _check_size(shape, dtype, available: int, where: str) -> None:
+    """Refuse an array whose header declares more bytes than the file holds, an object
+    (pickled) dtype, or more than MAX_ARRAY_BYTES, before anything is allocated."""
+    if dtype.hasobject:
+        raise FileError(f"{where}: holds Python objects (a pickle), which are never loaded")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    nbytes = count * dtype.itemsize
+    if nbytes > available:
+        raise FileError(f"{where}: header declares shape {tuple(shape)} ({nbytes} bytes) but "
+                        f"only {available} bytes follow: the file is damaged")
+    if nbytes > MAX_ARRAY_BYTES:
+        raise FileError(f"{where}: array of {nbytes} bytes exceeds the {MAX_ARRAY_BYTES}-byte "
+                        "limit (reference.files.MAX_ARRAY_BYTES)")
+
+
+class NpzReader:
+    """The entries of an .npz archive, each read on demand with its header checked first.
+
+    `reader.names` lists the entries; `reader[name]` reads one (FileError if it is damaged).
+    Use as a context manager."""
+
+    def __init__(self, path, arg: str):
+        self.path = _check_readable_file(path, arg)
+        self.arg = arg
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise FileError(f"{arg}: {self.path} is not an .npz archive "
+                            f"({describe(self.path)})") from None
+        self._members = {}
+        for info in self._zip.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            self._members[name] = info
+
+    @property
+    def names(self) -> list:
+        return list(self._members)
+
+    def __contains__(self, name) -> bool:
+        return name in self._members
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        info = self._members[name]
+        where = f"{self.arg}: {self.path}, entry {name!r}"
+        try:
+            with self._zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                shape, _, dtype = _read_header(f, version)
+                header = f.tell()
+            _check_size(shape, dtype, info.file_size - header, where)
+            with self._zip.open(info) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+        except FileError:
+            raise
+        except (ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile,
+                NotImplementedError, RuntimeError) as exc:
+            raise FileError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
+
+    def close(self):
+        self._zip.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def load_npz(path, arg: str, keys=None) -> dict:
+    """The entries `keys` (all when None) of an .npz archive as arrays; errors name `arg`."""
+    with NpzReader(path, arg) as reader:
+        keys = reader.names if keys is None else keys
+        missing = [k for k in keys if k not in reader]
+        if missing:
+            raise FileError(f"{arg}: {reader.path} has no array "
+                            f"{', '.join(repr(k) for k in missing)} (it holds {reader.names})")
+        return {k: reader[k] for k in keys}
+
+
+# ------------------------------------------------------------------------------ writing
+def _temp_pattern(name: str) -> re.Pattern:
+    return re.compile(re.escape(f".{name}.") + r"(\d+)\..*\.tmp$")
+
+
+def _remove_stale_temporaries(directory: Path, name: str) -> None:
+    """Remove `.NAME.PID.*.tmp` files whose writing process no longer runs."""
+    pattern = _temp_pattern(name)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            match = pattern.match(entry.name)
+            if match and not _pid_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _new_file_mode(path: Path) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def check_writable(path, arg: str) -> Path:
+    """Refuse, before any work, an output path that cannot be written: '' , a directory,
+    a missing directory, or a directory where no file can be created (read-only, full)."""
+    if path is None or str(path) == "":
+        raise FileError(f"{arg}: expected a file path, got {path!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise FileError(f"{arg}: {path} is a directory, expected a file path")
+    directory = path.parent
+    if not directory.is_dir():
+        raise FileError(f"{arg}: directory {directory} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                     dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise FileError(f"{arg}: cannot write in {directory} ({exc.strerror})") from None
+    return path
+
+
+def atomic_write(path, write, arg: str = "path") -> Path:
+    """Call write(f) on a binary file object and put the result at `path` atomically (see
+    the module docstring).  OSError while writing becomes FileError naming `arg`."""
+    path = check_writable(path, arg)
+    directory = path.parent
+    _remove_stale_temporaries(directory, path.name)
+    mode = _new_file_mode(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                   dir=directory)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENOSPC:
+            reason = "no space left on the device"
+        raise FileError(f"{arg}: could not write {path} ({reason}); nothing was changed "
+                        "there") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return path
+
+
+def write_npz(path, arrays: dict, arg: str = "path") -> Path:
+    """np.savez of `arrays` to exactly `path` (no '.npz' appended), atomically."""
+    return atomic_write(path, lambda f: np.savez(f, **arrays), arg)
+
+
+def write_text(path, text: str, arg: str = "path") -> Path:
+    """`text` (UTF-8) to `path`, atomically."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), arg)
+
+
+# ------------------------------------------------------------------------------ JSON
+def jsonable(value):
+    """NumPy scalars and arrays as Python numbers and lists; non-finite floats as None (JSON
+    has no NaN or Infinity)."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def dumps_json(value, indent=None) -> str:
+    """Strict JSON (no NaN / Infinity tokens) of `value` after `jsonable`."""
+    return json.dumps(jsonable(value), indent=indent, allow_nan=False)
+
+
+def prepare_output_dir(directory, arg: str) -> Path:
+    """Create `directory` (and parents) if needed; FileError naming `arg` if a file is in the
+    way or nothing can be written there."""
+    directory = Path(directory)
+    if str(directory) == "":
+        raise FileError(f"{arg}: expected a directory path, got ''")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise FileError(f"{arg}: {directory} (or a parent) is a file, expected a "
+                        "directory") from None
+    except OSError as exc:
+        raise FileError(f"{arg}: cannot create {directory} ({exc.strerror})") from None
+    check_writable(directory / ".probe", arg)
+    return directory
