@@ -10,7 +10,7 @@ import numpy as np
 
 from reference import datasets, ladder, lipschitz
 from reference.io import load_model, network_from_mat, save_model
-from reference._checks import OverflowResult
+from reference._checks import OverflowResult, as_finite_array
 from reference.network import ACTIVATIONS
 from reference.experiments import TRAIN_DEFAULTS, run_training, spline_summary
 from reference.files import (check_writable, dumps_json, jsonable, load_npy, load_npz,
@@ -198,7 +198,12 @@ def cmd_solve(args):
     check_writable(args.out, "--out")
     net = load_model(args.model)
     data = load_npz(args.data, "--data (X (M, N_0) and y (M,) or (M, N_L))", ["X", "y"])
-    new, cert = convex.solve_layer(net, args.layer, data["X"], data["y"], loss=args.loss,
+    x = as_finite_array(data["X"], "--data: X", ndim=2)
+    y = as_finite_array(data["y"], "--data: y")
+    if x.shape[0] < 1 or len(y) != x.shape[0]:
+        raise ValueError(f"--data: expected X (M, N_0) and y with M >= 1 rows each, got "
+                         f"shapes {x.shape} and {y.shape}")
+    new, cert = convex.solve_layer(net, args.layer, x, y, loss=args.loss,
                                    lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
                                    lip_max=args.lip_max, solver=args.solver)
     save_model(new, args.out)
