@@ -1,0 +1,383 @@
+"""One function per figure: (records of the sweeps, profile, output directory) -> files.
+
+Each function writes NAME.png, NAME.pdf and NAME.csv (the data behind the figure: one row per
+run and plotted quantity, with the run's key so that every value can be traced to its record
+in RESULTS/records/<key>.json) and returns a short description with the numbers that matter.
+FIGURES is the registry, in the order the index lists them.
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt   # noqa: E402
+import numpy as np                # noqa: E402
+
+from figures.profiles import BASELINES, DATASETS, REGS, config_of   # noqa: E402
+from reference import convex, datasets                            # noqa: E402
+from reference.files import atomic_write, write_text               # noqa: E402
+from reference.io import load_model                                # noqa: E402
+from reference.network import KnotSplineActivation, SplineActivation   # noqa: E402
+
+LADDER_METHODS = {"theorem1_bv2": "Theorem 1, BV2 form (paper)",
+                  "theorem1": "Theorem 1, exact slopes", "layerwise": "layer-wise",
+                  "lipsdp_neuron": "LipSDP-neuron", "lower": "lower bound (sampled)"}
+LAMBDA_METRICS = {
+    "lambda_error_rate": ("test error rate (%)", lambda r: 100.0 * (1 - r["test_accuracy"]),
+                          False),
+    "lambda_sparsity": ("knots (after sparsify auto)", lambda r: float(sum(r["knots"])), False),
+    "lambda_lipschitz": ("Lipschitz bound (Theorem 1, BV2, p=2)",
+                         lambda r: r["lipschitz_bound"], True),
+}
+COLOURS = {"tv2": "tab:blue", "bv2": "tab:orange", "relu": "tab:red", "prelu": "tab:green",
+           "leaky_relu": "tab:purple", "spline": "tab:blue"}
+
+
+# ---------------------------------------------------------------------------- helpers
+def save_figure(fig, out: Path, name: str) -> list:
+    """NAME.png and NAME.pdf, written atomically; returns their paths."""
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out / f"{name}.{ext}"
+        atomic_write(path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=110,
+                                                          bbox_inches="tight"), "--out")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def save_csv(out: Path, name: str, rows: list) -> Path:
+    """NAME.csv from a list of dicts (the columns of the first row)."""
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(out / f"{name}.csv", buffer.getvalue(), "--out")
+
+
+def ok_records(records: list) -> list:
+    """The records with status 'ok'; a failed run makes the figure fail (its name and
+    error in the message)."""
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed, e.g. {failed[0]['key']}: "
+                           f"{failed[0].get('error')}")
+    return records
+
+
+def mean_std(values) -> tuple:
+    values = np.asarray(values, dtype=float)
+    return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
+
+
+def _lambda_rows(records, name, value) -> list:
+    rows = []
+    for r in records:
+        c = config_of(r)
+        rows.append({"figure": name, "dataset": c.dataset, "activation": c.activation,
+                     "reg": c.reg if c.activation == "spline" else "",
+                     "lam": c.lam if c.activation == "spline" else "", "seed": c.seed,
+                     "key": r["key"], "value": value(r)})
+    return rows
+
+
+def _spline_curve(rows, dataset, reg):
+    """lams (sorted), mean and std over seeds of the spline rows of (dataset, reg)."""
+    sel = [r for r in rows if r["dataset"] == dataset and r["activation"] == "spline"
+           and r["reg"] == reg and r["value"] is not None]
+    lams = sorted({r["lam"] for r in sel})
+    stats = [mean_std([r["value"] for r in sel if r["lam"] == lam]) for lam in lams]
+    return np.array(lams), np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
+
+
+# ------------------------------------------------------------ lambda sweep: 3 plots
+def lambda_figure(name: str):
+    label, value, log_y = LAMBDA_METRICS[name]
+
+    def make(sweeps, profile, out):
+        records = ok_records(sweeps["lambda"])
+        rows = _lambda_rows(records, name, value)
+        fig, axes = plt.subplots(1, len(DATASETS), layout='constrained',
+                                 figsize=(5.5 * len(DATASETS), 4))
+        notes = []
+        for ax, dataset in zip(axes, DATASETS):
+            for reg in REGS:
+                lams, mean, std = _spline_curve(rows, dataset, reg)
+                ax.plot(lams, mean, "o-", color=COLOURS[reg], label=f"spline, {reg.upper()}")
+                ax.fill_between(lams, mean - std, mean + std, color=COLOURS[reg], alpha=0.2)
+                notes.append(f"{dataset} {reg.upper()}: {mean[0]:.4g} at lambda {lams[0]:g}, "
+                             f"{mean[-1]:.4g} at lambda {lams[-1]:g}")
+            if name != "lambda_sparsity":
+                for act in BASELINES:
+                    base = [r["value"] for r in rows
+                            if r["dataset"] == dataset and r["activation"] == act]
+                    ax.axhline(np.mean(base), color=COLOURS[act], ls="--", lw=1,
+                               label=f"{act} (mean over seeds)")
+            ax.set_xscale("log")
+            if log_y:
+                ax.set_yscale("log")
+            ax.set_xlabel(r"$\lambda$")
+            ax.set_ylabel(label)
+            ax.set_title(f"{dataset}, hidden {list(profile.hidden)}")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{label} against lambda (mean +- std over {len(profile.seeds)} seeds)")
+        files = save_figure(fig, out, name) + [save_csv(out, name, rows)]
+        return files, "; ".join(notes)
+    return make
+
+
+# ------------------------------------------------------------- the Lipschitz ladder
+def lambda_lipschitz_ladder(sweeps, profile, out):
+    records = [r for r in ok_records(sweeps["lambda"]) if r["activation"] == "spline"]
+    rows = []
+    for method in LADDER_METHODS:
+        rows += [{**row, "method": method} for row in _lambda_rows(
+            records, "lambda_lipschitz_ladder",
+            lambda r, m=method: r["ladder"]["2"][m]["value"])]
+    fig, axes = plt.subplots(len(REGS), len(DATASETS), layout='constrained',
+                             figsize=(5.5 * len(DATASETS), 8),
+                             squeeze=False)
+    notes = []
+    for i, reg in enumerate(REGS):
+        for j, dataset in enumerate(DATASETS):
+            ax = axes[i][j]
+            for method, label in LADDER_METHODS.items():
+                lams, mean, std = _spline_curve([r for r in rows if r["method"] == method],
+                                                dataset, reg)
+                if len(lams):
+                    ax.plot(lams, mean, "o-", label=label, ms=3)
+                    ax.fill_between(lams, mean - std, mean + std, alpha=0.15)
+                if method in ("theorem1_bv2", "lower") and reg == "tv2" and len(lams):
+                    notes.append(f"{dataset} TV2 {method}: {mean[0]:.4g} -> {mean[-1]:.4g}")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(r"$\lambda$")
+            ax.set_ylabel("Lipschitz constant, p = 2")
+            ax.set_title(f"{dataset}, spline {reg.upper()}")
+            ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("The Lipschitz ladder (p = 2): the true constant lies between LipSDP-neuron "
+                 "and the lower bound (equal where the lines meet)")
+    files = save_figure(fig, out, "lambda_lipschitz_ladder")
+    return files + [save_csv(out, "lambda_lipschitz_ladder", rows)], "; ".join(notes)
+
+
+# ------------------------------------------------------------------- activations
+def _load(results: Path, record: dict):
+    return load_model(results / record["model"])
+
+
+def _pick(records, **fields):
+    """The record whose config has these field values (the first one)."""
+    for r in records:
+        c = config_of(r)
+        if all(getattr(c, k) == v for k, v in fields.items()):
+            return r
+    raise RuntimeError(f"no run with {fields} among the records")
+
+
+def activations(sweeps, profile, out):
+    records = ok_records(sweeps["lambda"])
+    lams = (min(profile.lams), max(profile.lams))
+    chosen = [_pick(records, dataset="circle", activation="spline", reg="tv2", lam=lam,
+                    seed=profile.seeds[0]) for lam in lams]
+    nets = [_load(sweeps["results"], r) for r in chosen]
+    neurons = [(i, n) for i, layer in enumerate(nets[0].layers)
+               if isinstance(layer, SplineActivation) for n in range(layer.n_in)]
+    fig, axes = plt.subplots(len(lams), len(neurons), layout='constrained',
+                             figsize=(3.2 * len(neurons), 3 * len(lams)),
+                             squeeze=False)
+    rows, notes = [], []
+    for row_axes, lam, net, record in zip(axes, lams, nets, chosen):
+        for ax, (i, n) in zip(row_axes, neurons):
+            spline = net.layers[i].spline
+            x = np.linspace(spline.grid[0] - spline.step, spline.grid[-1] + spline.step, 401)
+            y = spline(np.tile(x[:, None], (1, spline.num_channels)))[:, n]
+            knots = spline.knots()[0][n]
+            ax.plot(x, y, color="tab:blue")
+            ax.plot(knots, spline(np.tile(knots[:, None], (1, spline.num_channels)))[:, n]
+                    if len(knots) else [], "o", color="tab:red", ms=4, label="knots")
+            ax.set_title(f"lambda {lam:g}: layer {i} neuron {n}, {len(knots)} knots",
+                         fontsize=8)
+            ax.grid(True, alpha=0.3)
+            for k, t in enumerate(spline.grid):
+                rows.append({"lam": lam, "key": record["key"], "layer": i, "neuron": n,
+                             "x": t, "sigma": spline.coefficients[n, k],
+                             "knot": bool(np.any(np.isclose(knots, t)))})
+        notes.append(f"lambda {lam:g}: {sum(record['knots'])} knots in total")
+    fig.suptitle(f"Learned activations, circle, TV2, seed {profile.seeds[0]} (grid values; "
+                 "knots = |slope jump| above the tolerance, after sparsify auto)")
+    files = save_figure(fig, out, "activations") + [save_csv(out, "activations", rows)]
+    return files, "; ".join(notes)
+
+
+# ------------------------------------------------------------ decision boundaries
+def _true_boundary(ax, dataset):
+    g = np.linspace(-1, 1, 401)
+    g1, g2 = np.meshgrid(g, g, indexing="ij")
+    points = np.stack([g1.ravel(), g2.ravel()], axis=1)
+    labels = (datasets.circle_labels if dataset == "circle" else datasets.s_shape_labels)(points)
+    ax.contour(g1, g2, labels.reshape(g1.shape), levels=[0.5], colors="k", linewidths=1.2)
+
+
+def decision_boundaries(sweeps, profile, out):
+    records = ok_records(sweeps["width"])
+    acts = ("spline",) + BASELINES
+    fig, axes = plt.subplots(len(DATASETS), len(acts), layout='constrained',
+                             figsize=(3.2 * len(acts), 3.3 * 2),
+                             squeeze=False)
+    rows, notes = [], []
+    for row_axes, dataset in zip(axes, DATASETS):
+        ds = datasets.load(dataset, seed=profile.seeds[0])
+        g = np.linspace(-1, 1, 201)
+        g1, g2 = np.meshgrid(g, g, indexing="ij")
+        grid = np.stack([g1.ravel(), g2.ravel()], axis=1)
+        for ax, act in zip(row_axes, acts):
+            record = _pick(records, dataset=dataset, activation=act,
+                           hidden=(profile.boundary_width,), seed=profile.seeds[0])
+            net = _load(sweeps["results"], record)
+            logit = net.forward(grid)[:, 0].reshape(g1.shape)
+            ax.contourf(g1, g2, logit > 0, levels=[-0.5, 0.5, 1.5],
+                        colors=["#f3f3f3", "#bcd7f0"])
+            sub = slice(0, 400)
+            ax.scatter(ds.x_train[sub, 0], ds.x_train[sub, 1], c=ds.y_train[sub], s=3,
+                       cmap="coolwarm", vmin=0, vmax=1)
+            _true_boundary(ax, dataset)
+            ax.set_title(f"{dataset}, {act}: test acc {record['test_accuracy']:.3f}",
+                         fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_aspect("equal")
+            rows.append({"dataset": dataset, "activation": act,
+                         "width": profile.boundary_width, "seed": profile.seeds[0],
+                         "key": record["key"], "model": record["model"],
+                         "test_accuracy": record["test_accuracy"]})
+            notes.append(f"{dataset} {act} {record['test_accuracy']:.3f}")
+    fig.suptitle(f"Decision regions (blue: class 1) at width {profile.boundary_width}; black: "
+                 "the true boundary; dots: 400 training points")
+    files = save_figure(fig, out, "decision_boundaries")
+    return files + [save_csv(out, "decision_boundaries", rows)], "test accuracy: " + \
+        ", ".join(notes)
+
+
+# ------------------------------------------------------------------- representer
+def representer(sweeps, profile, out):
+    """The last spline layer of the circle TV2 run at representer_lam (seed 0) against the
+    exact continuous-domain optimum of that layer with every other weight fixed."""
+    records = ok_records(sweeps["lambda"])
+    lam = min(profile.lams, key=lambda v: abs(np.log(v) - np.log(profile.representer_lam)))
+    record = _pick(records, dataset="circle", activation="spline", reg="tv2", lam=lam,
+                   seed=profile.seeds[0])
+    net = _load(sweeps["results"], record)
+    layer = max(i for i, l in enumerate(net.layers) if isinstance(l, SplineActivation))
+    ds = datasets.load("circle", seed=profile.seeds[0])
+    loss = record["loss"]
+    solved, cert = convex.solve_layer(net, layer, ds.x_train, ds.y_train, loss=loss, lam=lam,
+                                      reg="tv2", grid="data")
+    trained_value = convex.numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam, "tv2")
+    if cert["objective_check"] > trained_value * (1 + 1e-9):
+        raise RuntimeError(f"representer: the certified optimum {cert['objective_check']} is "
+                           f"above the trained network's objective {trained_value}")
+    z = ds.x_train
+    for l in net.layers[:layer]:
+        z = l.forward(z)[0]
+    trained, optimum = net.layers[layer], solved.layers[layer]
+    assert isinstance(optimum, KnotSplineActivation)
+    width = trained.n_in
+    fig, axes = plt.subplots(1, width, layout='constrained',
+                             figsize=(4.5 * width, 3.8), squeeze=False)
+    rows = []
+    for n, ax in enumerate(axes[0]):
+        lo, hi = z[:, n].min(), z[:, n].max()
+        pad = 0.1 * (hi - lo)
+        x = np.linspace(lo - pad, hi + pad, 600)
+        xs = np.tile(x[:, None], (1, width))
+        ax.plot(x, trained.forward(xs)[0][:, n], label="trained (sparsified)")
+        ax.plot(x, optimum.forward(xs)[0][:, n], label="exact optimum, weights fixed")
+        spline = optimum.spline
+        tol = cert["knot_tolerance"][n]
+        knots = spline.knots[n][np.abs(spline.jumps[n]) > tol]
+        at_data = int(np.isin(knots, z[:, n]).sum())
+        ax.plot(knots, optimum.forward(np.tile(knots[:, None], (1, width)))[0][:, n]
+                if len(knots) else [], "o", color="tab:red", ms=4,
+                label=f"optimum's knots: {len(knots)}, {at_data} at data points")
+        ax.plot(z[:, n], np.full(len(z), ax.get_ylim()[0]), "|", color="grey", ms=4, alpha=0.3)
+        ax.set_title(f"layer {layer}, neuron {n}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, title=(f"objective: trained {trained_value:.6g}\n"
+                                     f"optimum {cert['objective_check']:.6g}"),
+                  title_fontsize=7)
+        for p, v in zip(optimum.points[n], optimum.values[n]):
+            rows.append({"neuron": n, "z": p, "optimum": v,
+                         "trained": trained.forward(np.full((1, width), p))[0][0, n],
+                         "knot": bool(np.any(knots == p))})
+    fig.suptitle(f"Representer theorem, circle, TV2, lambda {lam:g}, {loss} loss: solver "
+                 f"{cert['solver']} {cert['status']}, gap {cert['gap']:.1e}")
+    files = save_figure(fig, out, "representer") + [save_csv(out, "representer", rows)]
+    return files, (f"lambda {lam:g}: trained objective {trained_value:.6g}, exact optimum "
+                   f"{cert['objective_check']:.6g} (solver {cert['status']}, gap "
+                   f"{cert['gap']:.1e}), knots per neuron {cert['knots']}")
+
+
+# --------------------------------------------------------------------- width table
+def width_table(sweeps, profile, out):
+    records = ok_records(sweeps["width"])
+    acts = ("spline",) + BASELINES
+    rows = []
+    for dataset in DATASETS:
+        for act in acts:
+            for width in profile.widths:
+                accs = [r["test_accuracy"] for r in records
+                        if config_of(r).dataset == dataset and config_of(r).activation == act
+                        and config_of(r).hidden == (width,)]
+                mean, std = mean_std(accs)
+                rows.append({"dataset": dataset, "activation": act, "width": width,
+                             "seeds": len(accs), "test_accuracy_mean": mean,
+                             "test_accuracy_std": std})
+    lines = ["| data set | activation | " + " | ".join(f"width {w}" for w in profile.widths)
+             + " |", "|---|---|" + "---|" * len(profile.widths)]
+    for dataset in DATASETS:
+        for act in acts:
+            cells = [f"{r['test_accuracy_mean']:.4f} +- {r['test_accuracy_std']:.4f}"
+                     for r in rows if r["dataset"] == dataset and r["activation"] == act]
+            lines.append(f"| {dataset} | {act} | " + " | ".join(cells) + " |")
+    markdown = write_text(out / "width_table.md", "\n".join(lines) + "\n", "--out")
+    fig, axes = plt.subplots(1, len(DATASETS), layout='constrained',
+                             figsize=(5.5 * len(DATASETS), 4))
+    for ax, dataset in zip(axes, DATASETS):
+        for act in acts:
+            sel = [r for r in rows if r["dataset"] == dataset and r["activation"] == act]
+            ax.errorbar([r["width"] for r in sel], [r["test_accuracy_mean"] for r in sel],
+                        yerr=[r["test_accuracy_std"] for r in sel], marker="o", capsize=3,
+                        label=act, color=COLOURS[act])
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(profile.widths), [str(w) for w in profile.widths])
+        ax.set_xlabel("hidden width")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(dataset)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Test accuracy (mean +- std over {len(profile.seeds)} seeds), spline lambda "
+                 f"{profile.width_lam:g} TV2")
+    files = save_figure(fig, out, "width_table") + [save_csv(out, "width_table", rows),
+                                                    markdown]
+    best = {d: max((r for r in rows if r["dataset"] == d and r["width"] == profile.widths[0]),
+                   key=lambda r: r["test_accuracy_mean"])["activation"] for d in DATASETS}
+    return files, f"best at width {profile.widths[0]}: {best}"
+
+
+FIGURES = {
+    "lambda_error_rate": (lambda_figure("lambda_error_rate"), ("lambda",)),
+    "lambda_sparsity": (lambda_figure("lambda_sparsity"), ("lambda",)),
+    "lambda_lipschitz": (lambda_figure("lambda_lipschitz"), ("lambda",)),
+    "lambda_lipschitz_ladder": (lambda_lipschitz_ladder, ("lambda",)),
+    "activations": (activations, ("lambda",)),
+    "decision_boundaries": (decision_boundaries, ("width",)),
+    "representer": (representer, ("lambda",)),
+    "width_table": (width_table, ("width",)),
+}
