@@ -22,11 +22,16 @@ profiles = pytest.mark.parametrize(
     "profile", [pytest.param("default"), pytest.param("slow", marks=pytest.mark.slow)])
 
 
-def check(prop, profile: str, examples: int | None = None) -> None:
-    """Run the @given property `prop` with the profile's number of examples (or `examples`
-    for the default profile of an expensive property; the slow profile always runs
-    SLOW_EXAMPLES), no deadline, reproducible (derandomize) in the default profile."""
-    n = EXAMPLES[profile] if profile == "slow" or examples is None else examples
+def check(prop, profile: str, examples: int | None = None,
+          slow_examples: int | None = None) -> None:
+    """Run the @given property `prop` with the profile's number of examples: `examples`
+    (default DEFAULT_EXAMPLES) in the default profile, `slow_examples` (default
+    SLOW_EXAMPLES; a property that cannot afford 10^4 states its count and why) in the slow
+    one; no deadline, reproducible (derandomize) in the default profile."""
+    if profile == "slow":
+        n = SLOW_EXAMPLES if slow_examples is None else slow_examples
+    else:
+        n = DEFAULT_EXAMPLES if examples is None else examples
     settings(max_examples=n, deadline=None, derandomize=profile == "default",
              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
              database=None)(prop)()

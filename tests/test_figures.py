@@ -10,7 +10,6 @@ from scipy.stats import spearmanr
 from figures import make
 from figures.__main__ import main as figures_main
 from figures.make import FIGURES
-from figures.run import generate
 
 CSV_COLUMNS = {
     "lambda_error_rate": {"dataset", "activation", "reg", "lam", "seed", "key", "value"},
@@ -25,11 +24,9 @@ CSV_COLUMNS = {
 }
 
 
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("figures")
-    report = generate("quick", out=out, workers=2, progress=False, log=lambda *a: None)
-    return out, report
+@pytest.fixture
+def quick(quick_figures):
+    return quick_figures
 
 
 def read_csv(path):
