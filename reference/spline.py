@@ -10,6 +10,51 @@ continued linearly outside with the end slopes (c_1 - c_0)/T and (c_{K-1} - c_{K
 Knot form: sigma(x) = b0 + b1*x + sum_k a_k (x - tau_k)_+ .  On the uniform grid the
 knots are tau_k = t_1..t_{K-2} and the slope jumps are a = (1/T) D2 c.
 
+Supported range (checked when a LinearSpline is built; ValueError naming the argument):
+    |x_min| <= MAX_MAGNITUDE = 1e100,   MIN_STEP = 1e-50 <= T <= MAX_STEP = 1e50,
+    every coefficient 0 or MIN_COEFFICIENT = 1e-200 <= |c_k| <= MAX_MAGNITUDE,  K >= 2.
+Inside it every derived quantity is finite and every nonzero one is a normal float:
+|x_min|/T <= 1e150, slopes |dc/T| <= 2e150, jumps |D2 c/T| <= 4e150, TV2 <= 4e150*K,
+sigma(0), sigma(1), BV2 and the knot form's b0 = c_0 - b1*x_min below ~1e251, grid points
+below 1e100 + K*1e50 (the upper limits leave >= 1e50 of headroom for sums and products);
+the nonzero coefficients are multiples of 2^-717 = 1.45e-216 (the ulp at 1e-200), hence
+so are their nonzero differences, and nonzero slopes, jumps, TV2 and Lip are
+>= 1.45e-216/1e50 > 1e-266 (never 0 by underflow, e.g. a Lipschitz bound of 0).  The lower
+limit sits far below rounding noise: a coefficient computed by a conversion (from_slopes,
+from_knot_form, sparsify) falls under it only for splines whose coefficients are all
+below ~1e-184.  Inputs x may be any finite float64 (see the accuracy below).
+
+Accuracy of the kernels (u_r = 2^-53, gamma_n = n*u_r/(1 - n*u_r)).  For an input x let
+u = (x - x_min)/T exactly and p_k(x) = c_k + (u - k)(c_{k+1} - c_k) the line of piece k.
+- Piece: the kernels use k = clip(floor(u + s), 0, K-2) with s = `LinearSpline.knot_snap`
+  = KNOT_SNAP + 4*EPS*K (in steps): an input at a knot or less than s steps below it
+  takes the piece to the right of the knot (the derivative convention).  Rounding of u
+  can move only inputs with |u + s - j| <= delta = gamma_4*|u| + u_r*s for an interior
+  knot j (1 <= j <= K-2), i.e. within about two ulps of x - x_min around t_j - s*T: they
+  may take piece j-1 or j.  Every other input takes exactly the piece above.
+- Value: |computed - p_k(x)| <= gamma_2|c_k| + (gamma_4 k + gamma_5 |u|)|c_{k+1} - c_k|
+  + 2^-1074.  On the piece of the exact model this is the error against sigma(x); the
+  inputs that take the piece right of a knot j from below (u in [j - s - delta, j)) add
+  |u - j| |c_{j+1} - 2c_j + c_{j-1}| <= (s + delta)|D2 c_j|.  The bound involves
+  |x - x_min|/T and k, never |x_min|/T: a grid far from 0 (|x_min|/T up to 1e150) is as
+  accurate as one at 0.
+- Derivative: the slope of piece k, fl(fl(c_{k+1} - c_k)/T), relative error <= gamma_2.
+- Backward: grad_x = fl(grad_out * derivative); the coefficient gradient adds
+  grad_out*(1 - frac) at c_k and grad_out*frac at c_{k+1}, frac = fl(fl(x - x_min)/T) - k,
+  with error <= gamma_{M+16} sum_m |grad_out_m| (1 + |u_m| + 2|u_m - k_m|), M the batch
+  size and the sum over the rows that touch the coefficient (a few roundings per term,
+  then the sums).
+- Overflow: the value is formed as b_k + (x - x_min)*slope_k (b_k = c_k - k*dc_k), so it
+  is exact to the bound above for every finite x (0 on a flat end, even at x = -1.7e308)
+  and overflows only where |sigma(x)| itself is beyond float64; the checked `__call__`
+  raises ValueError there, and the checked `backward` when a gradient overflows (its
+  coefficient part needs (x - x_min)/T; the unchecked kernels return inf or NaN there).
+- Grid points computed in floating point as x_min + k*T (as `grid` does) take the piece
+  right of knot k whenever max(|t_0|, |t_{K-1}|) <= GRID_POINT_RATIO*T (9000: every
+  DeepSplines grid [-r, r] with K <= 18001): their rounding, u_r*(k + |t_k|/T) steps,
+  is then below the snap.  On grids farther from 0 a computed grid point may round below
+  t_k by more than s steps and then takes the left piece, the exact model's answer there.
+
 Pure NumPy, float64, no training logic.
 """
 from __future__ import annotations
@@ -20,11 +65,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._checks import as_finite_array, check_positive
+from reference._checks import as_finite_array
 
 EPS = np.finfo(np.float64).eps
+MAX_FLOAT = np.finfo(np.float64).max
 CHUNK_ELEMENTS = 131072          # entries per row block of the forward / backward kernels
 KNOT_SNAP = 1e-12                # inputs within KNOT_SNAP * step below a grid point count as on it
+MAX_MAGNITUDE = 1e100            # largest |x_min| and |coefficient|
+MIN_COEFFICIENT = 1e-200         # smallest nonzero |coefficient|
+MIN_STEP, MAX_STEP = 1e-50, 1e50
+GRID_POINT_RATIO = 9000          # computed grid points snap onto their knot if max|t_k| <= this * T
 _num_threads = min(2, os.cpu_count() or 1)
 _pool_executor = None
 
@@ -58,38 +108,83 @@ def _zero_one(num_channels: int) -> np.ndarray:
     return np.tile([[0.0], [1.0]], (1, num_channels))
 
 
+def _shown(value) -> str:
+    """repr(value), shortened when long (e.g. a 400-digit integer)."""
+    text = repr(float(value)) if isinstance(value, np.floating) else repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
+def _real_in(value, name: str, low: float, high: float) -> float:
+    """value as a float in [low, high]; the error names the argument and the range."""
+    expected = f"expected a real number in [{low:g}, {high:g}] (the supported range)"
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name}: {expected}, got {_shown(value)}") from None
+    if not low <= number <= high:                                  # False for NaN
+        raise ValueError(f"{name}: {expected}, got {_shown(value)}")
+    return number
+
+
+def _size(size) -> int:
+    """K as an int >= 2."""
+    try:
+        k = int(size)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"size: expected an integer >= 2, got {_shown(size)}") from None
+    if k < 2 or k != size:
+        raise ValueError(f"size: expected an integer >= 2, got {_shown(size)}")
+    return k
+
+
+def _coefficients(coefficients) -> np.ndarray:
+    """coefficients as a (C, K) float64 array, C >= 1, K >= 2, in the supported range."""
+    range_text = (f"every |c| 0 or in [{MIN_COEFFICIENT:g}, {MAX_MAGNITUDE:g}] "
+                  "(the supported range)")
+    coefficients = as_finite_array(coefficients, "coefficients", ndim=2)
+    if coefficients.shape[1] < 2:
+        raise ValueError(
+            f"coefficients: expected shape (C, K) with K >= 2, got {coefficients.shape}")
+    if coefficients.shape[0] < 1:
+        raise ValueError("coefficients: expected at least one channel (C >= 1)")
+    size = np.abs(coefficients)
+    bad = (size > MAX_MAGNITUDE) | ((size < MIN_COEFFICIENT) & (size > 0))
+    if np.any(bad):
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"coefficients: expected {range_text}, got "
+                         f"{_shown(coefficients[where])} at {where}")
+    return coefficients
+
+
 def grid_from_range(size: int, range_: float) -> tuple[float, float]:
     """DeepSplines' grid: K = size coefficients on [-range_, range_].
 
-    Returns (x_min, step) = (-range_, 2*range_/(size - 1)).
+    Returns (x_min, step) = (-range_, 2*range_/(size - 1)), which must lie in the supported
+    range (|x_min| <= MAX_MAGNITUDE, MIN_STEP <= step <= MAX_STEP): range_ in
+    [MIN_STEP*(size - 1)/2, min(MAX_MAGNITUDE, MAX_STEP*(size - 1)/2)].
     """
-    size = int(size)
-    if size < 2:
-        raise ValueError(f"size: expected an integer >= 2, got {size}")
-    check_positive(range_, "range_")
-    return -float(range_), 2.0 * float(range_) / (size - 1)
+    size = _size(size)
+    low, high = MIN_STEP * (size - 1) / 2, min(MAX_MAGNITUDE, MAX_STEP * (size - 1) / 2)
+    range_ = _real_in(range_, "range_", low, high)
+    step = 2.0 * range_ / (size - 1)
+    if not MIN_STEP <= step <= MAX_STEP:                   # rounding at the ends of [low, high]
+        raise ValueError(f"range_: the step 2*range_/(size - 1) = {step!r} is outside "
+                         f"[{MIN_STEP:g}, {MAX_STEP:g}] (the supported range)")
+    return -range_, step
 
 
 class LinearSpline:
     """C linear splines on one uniform grid.
 
     coefficients: (C, K), K >= 2, the values sigma_c(t_k) at t_k = x_min + k*step.
-    Inputs x have shape (M, C): column c goes through spline c.
+    Inputs x have shape (M, C): column c goes through spline c.  The parameters must lie
+    in the supported range of the module docstring (ValueError otherwise).
     """
 
     def __init__(self, coefficients, x_min: float, step: float):
-        coefficients = as_finite_array(coefficients, "coefficients", ndim=2)
-        if coefficients.shape[1] < 2:
-            raise ValueError(
-                f"coefficients: expected shape (C, K) with K >= 2, got {coefficients.shape}")
-        if coefficients.shape[0] < 1:
-            raise ValueError("coefficients: expected at least one channel (C >= 1)")
-        x_min = float(x_min)
-        if not np.isfinite(x_min):
-            raise ValueError(f"x_min: expected a finite number, got {x_min}")
-        self.coefficients = coefficients
-        self.x_min = x_min
-        self.step = check_positive(step, "step")
+        self.coefficients = _coefficients(coefficients)
+        self.x_min = _real_in(x_min, "x_min", -MAX_MAGNITUDE, MAX_MAGNITUDE)
+        self.step = _real_in(step, "step", MIN_STEP, MAX_STEP)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -102,18 +197,36 @@ class LinearSpline:
 
     @property
     def grid(self) -> np.ndarray:
-        """Grid points t_k = x_min + k*step, shape (K,)."""
+        """Grid points t_k = x_min + k*step (rounded), shape (K,)."""
         return self.x_min + self.step * np.arange(self.size)
+
+    @property
+    def knot_snap(self) -> float:
+        """s = KNOT_SNAP + 4*EPS*K: inputs less than s steps below a knot take the piece to
+        its right (s covers the rounding of (x - x_min)/step, <= 4 u_r K steps on the grid)."""
+        return KNOT_SNAP + 4 * EPS * self.size
 
     def copy(self) -> "LinearSpline":
         return LinearSpline(self.coefficients.copy(), self.x_min, self.step)
 
-    def _check_input(self, x, name="x") -> np.ndarray:
-        x = as_finite_array(x, name, ndim=2)
-        if x.shape[1] != self.num_channels:
+    def _check_input(self, x, name="x") -> tuple[np.ndarray, float]:
+        """x as a finite float64 array of shape (M, C), and max |x| (0 when empty)."""
+        try:
+            x = np.asarray(x)
+            if x.dtype.kind == "c":
+                raise ValueError(f"got complex values (dtype {x.dtype})")
+            x = x.astype(np.float64, copy=False)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"{name}: expected an array of real numbers ({exc})") from None
+        if x.ndim != 2 or x.shape[1] != self.num_channels:
             raise ValueError(
                 f"{name}: expected shape (M, {self.num_channels}), got {x.shape}")
-        return x
+        if x.size == 0:
+            return x, 0.0
+        low, high = x.min(), x.max()                          # NaN propagates
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(f"{name}: expected finite values, found NaN or inf")
+        return x, float(max(-low, high))
 
     # ------------------------------------------------------ evaluation
     # The kernels run on row blocks of about CHUNK_ELEMENTS entries, so that every
@@ -123,53 +236,60 @@ class LinearSpline:
     # The backward locates its inputs again instead of caching (k, frac) from the forward:
     # recomputing in cache is cheaper than writing and page-faulting two full-size arrays.
 
-    def _locate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Piece index and local coordinate of every input.
+    def _scaled(self, d: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out = d * (1/T): (x - x_min)/T from d = x - x_min; may be +-inf far outside the
+        grid (|x - x_min| > 1.8e308 T), which the clip of `_piece_index` handles."""
+        with np.errstate(over="ignore"):
+            return np.multiply(d, 1.0 / self.step, out=out)
 
-        u = (x - x_min)/T, k = floor(clip(u + KNOT_SNAP, 0, K-2)), frac = u - k, so that
-        sigma(x) = c_k + frac*(c_{k+1} - c_k) holds inside the grid and, because frac is
-        not clipped, also gives the linear extrapolation outside it.  KNOT_SNAP makes a
-        grid point computed in floating point (x_min + k*T, whose u may round to k - 1e-15)
-        fall on the piece to its right, as the derivative convention says; frac is then
-        about -1e-15 and the value is unchanged to round-off (sigma is continuous).
-        Returns flat indices into coefficients.ravel() (m, C) and frac (m, C).
-        """
-        u = x * (1.0 / self.step)
-        u -= self.x_min / self.step
-        flat = np.add(u, KNOT_SNAP)
-        np.clip(flat, 0, self.size - 2, out=flat)
-        flat = flat.astype(np.intp)                            # truncation = floor here
-        u -= flat
-        flat += np.arange(self.num_channels, dtype=np.intp) * self.size
-        return flat, u
+    def _piece_index(self, w: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+        """Piece indices k (m, C) from w = (x - x_min)/T:
+        k = floor(clip(w + s, 0, K-2)) with s = knot_snap (buffer receives clip(w + s))."""
+        np.add(w, self.knot_snap, out=buffer)
+        np.clip(buffer, 0, self.size - 2, out=buffer)
+        return buffer.astype(np.intp)                         # truncation = floor here
 
-    def _piece_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Flat tables indexed like coefficients.ravel(): the coefficients c_k, the
-        increments dc_k = c_{k+1} - c_k and the slopes dc_k / T (0 in the unused last slot
-        of each channel)."""
+    def _channel_offsets(self) -> np.ndarray:
+        return np.arange(self.num_channels, dtype=np.intp) * self.size
+
+    def _piece_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat tables indexed like coefficients.ravel(), for the line of piece k written
+        from x_min: p_k(x) = b_k + (x - x_min)*slope_k, with dc_k = c_{k+1} - c_k,
+        slope_k = dc_k/T and b_k = c_k - k*dc_k (dc = 0 in the unused last slot)."""
         dc = np.zeros_like(self.coefficients)
         dc[:, :-1] = np.diff(self.coefficients, axis=1)
-        return self.coefficients.ravel(), dc.ravel(), dc.ravel() / self.step
+        intercepts = self.coefficients - np.arange(self.size) * dc
+        return intercepts.ravel(), dc.ravel() / self.step
 
     def _forward_block(self, x, out, tables):
-        """out = c[k] + frac * dc[k] on one row block."""
-        c, dc, _ = tables
-        flat, frac = self._locate(x)
-        delta = np.take(dc, flat)
-        delta *= frac
-        np.add(np.take(c, flat), delta, out=out)
+        """out = b_k + (x - x_min)*slope_k on one row block (never 0*inf)."""
+        intercepts, slopes = tables
+        d = np.subtract(x, self.x_min)
+        w = self._scaled(d, np.empty_like(d))
+        flat = self._piece_index(w, w)
+        flat += self._channel_offsets()
+        np.take(slopes, flat, out=out)
+        out *= d
+        out += np.take(intercepts, flat)
 
     def _derivative_block(self, x, out, tables):
-        """out = dc[k] / T on one row block."""
-        flat, _ = self._locate(x)
-        np.take(tables[2], flat, out=out)
+        """out = slope_k on one row block."""
+        w = np.subtract(x, self.x_min)
+        flat = self._piece_index(self._scaled(w, w), w)
+        flat += self._channel_offsets()
+        np.take(tables[1], flat, out=out)
 
     def _backward_block(self, x, grad_out, grad_x, tables):
-        """grad_x = g * dc[k] / T on one row block; returns its (C*K,) coefficient gradient:
-        g*(1 - frac) added at c[k] and g*frac at c[k+1] (k+1 never crosses a channel)."""
+        """grad_x = g * slope_k on one row block; returns its (C*K,) coefficient gradient:
+        g*(1 - frac) added at c[k] and g*frac at c[k+1], frac = (x - x_min)/T - k
+        (k+1 never crosses a channel)."""
         n = self.coefficients.size
-        flat, frac = self._locate(x)
-        np.take(tables[2], flat, out=grad_x)
+        frac = np.subtract(x, self.x_min)
+        self._scaled(frac, frac)
+        flat = self._piece_index(frac, grad_x)
+        frac -= flat
+        flat += self._channel_offsets()
+        np.take(tables[1], flat, out=grad_x)
         grad_x *= grad_out
         frac *= grad_out
         flat = flat.ravel()
@@ -185,13 +305,28 @@ class LinearSpline:
 
     def _map_blocks(self, fn, num_rows: int) -> list:
         blocks = self._blocks(num_rows)
-        if len(blocks) == 1 or num_threads() == 1:
+        if len(blocks) <= 1 or num_threads() == 1:
             return [fn(b) for b in blocks]
-        return list(_pool().map(fn, blocks))
+        errors = np.geterr()                  # the caller's floating-point error handling
+
+        def run(block):
+            with np.errstate(**errors):
+                return fn(block)
+        return list(_pool().map(run, blocks))
 
     def __call__(self, x) -> np.ndarray:
-        """sigma(x) for x of shape (M, C); returns (M, C)."""
-        return self.forward_unchecked(self._check_input(x))
+        """sigma(x) for x of shape (M, C); returns (M, C).  ValueError (naming x) if some
+        |sigma(x)| is beyond the float64 range."""
+        x, x_max = self._check_input(x)
+        with np.errstate(over="ignore"):                     # reported below
+            out = self.forward_unchecked(x)
+        intercepts, slopes = (float(np.abs(t).max()) for t in self._piece_tables())
+        bound = intercepts + (x_max + abs(self.x_min)) * slopes   # Python floats: inf, no warning
+        if not bound < MAX_FLOAT / 4 and not np.all(np.isfinite(out)):
+            raise ValueError(
+                f"x: sigma(x) is beyond the float64 range for some inputs (largest |x| "
+                f"{x_max:.3g}, largest |slope| {slopes:.3g})")
+        return out
 
     def _elementwise(self, block_fn, x: np.ndarray) -> np.ndarray:
         """out (M, C) filled block by block by block_fn(x_block, out_block, tables)."""
@@ -201,14 +336,16 @@ class LinearSpline:
         return out
 
     def forward_unchecked(self, x: np.ndarray) -> np.ndarray:
-        """sigma(x) for a float64 array x of shape (M, C) that is known to be valid."""
+        """sigma(x) for a finite float64 array x of shape (M, C) (not checked); +-inf where
+        |sigma(x)| is beyond float64, never NaN."""
         return self._elementwise(self._forward_block, x)
 
     def derivative(self, x) -> np.ndarray:
         """sigma'(x), shape (M, C). At a knot, the slope of the piece to the right."""
-        return self.derivative_unchecked(self._check_input(x))
+        return self.derivative_unchecked(self._check_input(x)[0])
 
     def derivative_unchecked(self, x: np.ndarray) -> np.ndarray:
+        """sigma'(x) for a finite float64 array x of shape (M, C) (not checked)."""
         return self._elementwise(self._derivative_block, x)
 
     def backward(self, x, grad_out) -> tuple[np.ndarray, np.ndarray]:
@@ -218,20 +355,34 @@ class LinearSpline:
         grad_coefficients[c, k] = sum_m grad_out[m, c] * d sigma_c(x[m, c]) / d c_k  (C, K)
         with d sigma / d c_k = 1 - frac at the left end k of the piece of x and frac at
         its right end k+1 (frac = (x - t_k)/T, outside [0, 1] in the extrapolated ends).
+        ValueError (naming x and grad_out) if a gradient is beyond the float64 range.
         """
-        x = self._check_input(x)
-        grad_out = self._check_input(grad_out, "grad_out")
+        x, x_max = self._check_input(x)
+        grad_out, g_max = self._check_input(grad_out, "grad_out")
         if grad_out.shape != x.shape:
             raise ValueError(f"grad_out: expected shape {x.shape}, got {grad_out.shape}")
-        return self.backward_unchecked(x, grad_out)
+        with np.errstate(over="ignore", invalid="ignore"):      # reported below
+            grad_x, grad_c = self.backward_unchecked(x, grad_out)
+        slope_max = float(np.abs(self._piece_tables()[1]).max())
+        if not np.all(np.isfinite(grad_c)) or (
+                not g_max * slope_max < MAX_FLOAT / 4 and not np.all(np.isfinite(grad_x))):
+            frac_max = (x_max + abs(self.x_min)) / self.step + self.size
+            raise ValueError(
+                f"x, grad_out: the gradients are not representable in float64 (largest "
+                f"|grad_out| {g_max:.3g}, largest |slope| {slope_max:.3g}; the coefficient "
+                f"gradient sums grad_out * (x - t_k)/step, here up to {frac_max:.3g} steps, "
+                f"over {x.shape[0]} rows)")
+        return grad_x, grad_c
 
     def backward_unchecked(self, x: np.ndarray, grad_out: np.ndarray):
+        """`backward` for finite float64 arrays of the same shape (M, C) (not checked); inf or
+        NaN where a gradient, or (x - x_min)/step, is beyond float64."""
         grad_x = np.empty_like(x)
         tables = self._piece_tables()
         parts = self._map_blocks(
             lambda b: self._backward_block(x[b], grad_out[b], grad_x[b], tables), x.shape[0])
-        grad_c = parts[0]
-        for part in parts[1:]:
+        grad_c = np.zeros(self.coefficients.size)
+        for part in parts:
             grad_c += part
         return grad_x, grad_c.reshape(self.coefficients.shape)
 
@@ -312,8 +463,12 @@ class LinearSpline:
 
     # ------------------------------------------------------ conversions
     def to_knot_form(self) -> "KnotSpline":
-        """Exact knot form: b1 = first slope, b0 = c_0 - b1*t_0, knots t_1..t_{K-2}, a = D2 c/T.
+        """Knot form: b1 = first slope, b0 = c_0 - b1*t_0, knots t_1..t_{K-2}, a = D2 c/T.
 
+        Exact when these are floats (e.g. dyadic x_min, step and coefficients); otherwise
+        each is rounded once or twice, and the knots are the computed grid points
+        fl(x_min + k*step), u_r (k + |t_k|/step) steps from t_k at most: on a grid far from 0
+        (large |t_k|/step) the knot form is accurate to about u_r |t_k|/step |D2 c| only.
         Every grid knot is kept (a_k may be zero); use `KnotSpline.pruned` to drop them."""
         b1 = (self.coefficients[:, 1] - self.coefficients[:, 0]) / self.step
         b0 = self.coefficients[:, 0] - b1 * self.x_min
@@ -324,15 +479,19 @@ class LinearSpline:
     @classmethod
     def from_knot_form(cls, spline: "KnotSpline", x_min: float, step: float, size: int,
                        atol: float = 1e-9) -> "LinearSpline":
-        """Sample a knot-form spline on the grid x_min + k*step (k < size): exact when every
-        knot lies on an interior grid point (within atol*step); otherwise ValueError."""
-        step = check_positive(step, "step")
-        size = int(size)
-        if size < 2:
-            raise ValueError(f"size: expected an integer >= 2, got {size}")
+        """Sample a knot-form spline on the grid x_min + k*step (k < size).
+
+        Every knot must lie on an interior grid point: within atol*step, plus the rounding
+        of a grid point computed in floating point (4*EPS*(|tau| + |x_min|)); otherwise
+        ValueError.  The coefficients are the knot form's values at the computed grid
+        points (exact up to the rounding of that evaluation)."""
+        x_min = _real_in(x_min, "x_min", -MAX_MAGNITUDE, MAX_MAGNITUDE)
+        step = _real_in(step, "step", MIN_STEP, MAX_STEP)
+        size = _size(size)
         for c, tau in enumerate(spline.knots):
             u = (tau - x_min) / step
-            off = np.abs(u - np.round(u)) > atol
+            slack = atol + 4 * EPS * (np.abs(tau) + abs(x_min)) / step
+            off = np.abs(u - np.round(u)) > slack
             outside = (np.round(u) < 1) | (np.round(u) > size - 2)
             if np.any(off | outside):
                 raise ValueError(

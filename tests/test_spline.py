@@ -1,10 +1,16 @@
+import bisect
+from fractions import Fraction
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from properties import check, profiles
 
 from reference import spline as spline_module
 from reference.spline import KnotSpline, LinearSpline, grid_from_range
+
+EPS = np.finfo(np.float64).eps
 
 
 def random_spline(rng, channels=3, size=9, x_min=-2.0, step=0.5):
@@ -116,17 +122,19 @@ def test_gradients_of_regularisers_match_finite_differences():
                 assert grad[c, k] == pytest.approx(fd, rel=1e-5, abs=1e-6)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(2, 12), st.floats(-3, 3), st.floats(0.05, 2.0), st.integers(0, 2**31))
-def test_knot_form_roundtrip_is_exact(size, x_min, step, seed):
-    rng = np.random.default_rng(seed)
-    s = LinearSpline(rng.normal(size=(2, size)), x_min, step)
-    back = LinearSpline.from_knot_form(s.to_knot_form(), x_min, step, size)
-    np.testing.assert_allclose(back.coefficients, s.coefficients, rtol=1e-9, atol=1e-9)
-    x = rng.uniform(x_min - 5, x_min + step * size + 5, (50, 2))
-    np.testing.assert_allclose(s.to_knot_form()(x), s(x), rtol=1e-9, atol=1e-9)
-    # dropping the zero jumps changes nothing
-    np.testing.assert_allclose(s.to_knot_form().pruned()(x), s(x), rtol=1e-9, atol=1e-9)
+@profiles
+def test_knot_form_roundtrip_is_exact(profile):
+    @given(st.integers(2, 12), st.floats(-3, 3), st.floats(0.05, 2.0), st.integers(0, 2**31))
+    def prop(size, x_min, step, seed):
+        rng = np.random.default_rng(seed)
+        s = LinearSpline(rng.normal(size=(2, size)), x_min, step)
+        back = LinearSpline.from_knot_form(s.to_knot_form(), x_min, step, size)
+        np.testing.assert_allclose(back.coefficients, s.coefficients, rtol=1e-9, atol=1e-9)
+        x = rng.uniform(x_min - 5, x_min + step * size + 5, (50, 2))
+        np.testing.assert_allclose(s.to_knot_form()(x), s(x), rtol=1e-9, atol=1e-9)
+        # dropping the zero jumps changes nothing
+        np.testing.assert_allclose(s.to_knot_form().pruned()(x), s(x), rtol=1e-9, atol=1e-9)
+    check(prop, profile, examples=60)
 
 
 def test_from_knot_form_rejects_off_grid_knots():
@@ -248,3 +256,130 @@ def test_derivative_at_computed_grid_points_is_the_right_slope(size, range_):
     inner = s.grid[:-1]
     right_slopes = s.slopes()[0]
     np.testing.assert_array_equal(s.derivative(inner[:, None])[:, 0], right_slopes)
+
+
+# ---------------------------------------------------------------- issue 11: accuracy and range
+def exact_value(s: LinearSpline, channel: int, x: float) -> Fraction:
+    """sigma(x) in rational arithmetic, the piece found by comparing x with t_k exactly."""
+    t = [Fraction(s.x_min) + k * Fraction(s.step) for k in range(s.size)]
+    c = [Fraction(v) for v in s.coefficients[channel]]
+    k = min(max(bisect.bisect_right(t, Fraction(x)) - 1, 0), s.size - 2)
+    return c[k] + (Fraction(x) - t[k]) * (c[k + 1] - c[k]) / Fraction(s.step)
+
+
+def test_grid_far_from_zero_keeps_full_precision():
+    """Issue 11.3: u = x/T - x_min/T cancelled digits (0.29999995 for 0.29999992)."""
+    s = LinearSpline([[0.0, 1.0, 0.0]], 1e4, 1e-5)
+    x = 1e4 + 0.3 * 1e-5
+    exact = exact_value(s, 0, x)
+    assert abs(Fraction(s(np.array([[x]]))[0, 0]) - exact) <= 4 * EPS * abs(exact)
+
+
+def test_piece_near_a_knot_of_a_grid_far_from_zero():
+    """Issue 11.3: within ~1e-7 steps of a knot the old kernel took the wrong piece.  Here
+    the floats around t_1 = 1e4 + 1e-5 (not a float) lie 2.5e-8 steps apart, far outside
+    the snap (1e-12 steps): each takes the exact model's piece."""
+    s = LinearSpline([[0.0, 1.0, 0.0]], 1e4, 1e-5)
+    t1 = Fraction(1e4) + Fraction(1e-5)
+    xs = [float(t1)]
+    for direction in (np.inf, -np.inf):
+        for _ in range(5):
+            xs.append(float(np.nextafter(xs[-1] if len(xs) > 1 else xs[0], direction)))
+    xs = np.array(sorted(set(xs)))
+    expected = [-1e5 if Fraction(x) >= t1 else 1e5 for x in xs]
+    np.testing.assert_allclose(s.derivative(xs[:, None])[:, 0], expected, rtol=4 * EPS)
+    for x, value in zip(xs, s(xs[:, None])[:, 0]):
+        exact = exact_value(s, 0, x)
+        assert abs(Fraction(value) - exact) <= 8 * EPS * abs(exact)
+
+
+def test_exact_knots_of_a_long_grid_take_the_right_piece():
+    """The rounding of (x - x_min)/T grows with k (up to ~2e-12 steps at k = 2e4): the snap
+    covers it (knot_snap = KNOT_SNAP + 4 eps K).  With T = 249/1024 the old fixed 1e-12
+    put 216 of these exactly representable knots on the left piece."""
+    size, step = 20001, 249 / 1024
+    s = LinearSpline(np.random.default_rng(7).normal(size=(1, size)), 0.0, step)
+    knots = step * np.arange(size)                                # exact floats
+    right = s.slopes()[0][np.minimum(np.arange(size), size - 2)]
+    np.testing.assert_array_equal(s.derivative(knots[:, None])[:, 0], right)
+
+
+@pytest.mark.parametrize("x", [-4e307, -1e300, -1.7976931348623157e308])
+def test_flat_end_is_exact_for_every_finite_input(x):
+    """Issue 11.4: relu at x = -4e307 gave NaN (x*(1/step) overflowed, then 0*inf)."""
+    s = LinearSpline.initialise("relu", 1, 21, 2.0)
+    assert s(np.array([[x]]))[0, 0] == 0.0
+    assert s.derivative(np.array([[x]]))[0, 0] == 0.0
+    if abs(x) / s.step < spline_module.MAX_FLOAT:          # backward needs (x - x_min)/T
+        grad_x, grad_c = s.backward(np.array([[x]]), np.array([[1e-300]]))
+        assert grad_x[0, 0] == 0.0 and np.all(np.isfinite(grad_c))
+    value = s(np.array([[-x]]))[0, 0]                        # right end, slope ~1
+    assert abs(Fraction(value) - exact_value(s, 0, -x)) <= 8 * EPS * abs(value)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"coefficients": [[1e308, -1e308, 1e308]], "x_min": 0, "step": 1}, "coefficients"),
+    ({"coefficients": [[0.0, 1e-300, 0.0]], "x_min": 0, "step": 1e50}, "coefficients"),
+    ({"coefficients": [[0.0, 1.0, 0.0]], "x_min": -1e308, "step": 1}, "x_min"),
+    ({"coefficients": [[0.0, 1.0, 0.0]], "x_min": 10**400, "step": 1}, "x_min"),
+    ({"coefficients": [[0.0, 1.0, 0.0]], "x_min": 0, "step": 1e308}, "step"),
+    ({"coefficients": [[0.0, 1.0, 0.0]], "x_min": 0, "step": 5e-324}, "step"),
+    ({"coefficients": [[0.0, 1.0, 0.0]], "x_min": 0, "step": 10**400}, "step"),
+])
+def test_parameters_outside_the_supported_range_are_rejected(kwargs, name):
+    """Issue 11.4 and 11.7: NaN/inf, IndexError (step 5e-324), OverflowError (400 digits)."""
+    with pytest.raises(ValueError, match=rf"^{name}: expected .*supported range"):
+        LinearSpline(**kwargs)
+    with pytest.raises(ValueError, match=r"^coefficients: expected"):      # no OverflowError
+        LinearSpline([[0, 10**400]], 0, 1)
+
+
+def test_derived_quantities_are_finite_and_nonzero_at_the_corners_of_the_range():
+    """Every corner of the supported range: slopes, jumps, TV2, BV2, Lip, knot form and
+    values finite, and nonzero where the exact value is (no underflow to a bound of 0)."""
+    lo, hi = spline_module.MIN_COEFFICIENT, spline_module.MAX_MAGNITUDE
+    for x_min in (-hi, hi, 0.0):
+        for step in (spline_module.MIN_STEP, spline_module.MAX_STEP):
+            for coefficients in ([[hi, -hi, hi, -hi]], [[lo, 0.0, lo, -lo]], [[hi, lo, 0, hi]]):
+                s = LinearSpline(coefficients, x_min, step)
+                k = s.to_knot_form()
+                x = np.array([[0.0], [1.0], [s.grid[-1]], [x_min - 1e3 * step], [1e300]])
+                with np.errstate(all="raise"):
+                    arrays = [s.slopes(), s.jumps(), s.tv2(), s.bv2(), s.lipschitz(),
+                              k.b0, k.b1, k.jumps[0], s.derivative(x), k(x[:3])]
+                for a in arrays:
+                    assert np.all(np.isfinite(a))
+                assert np.all(s.lipschitz() > 0) and np.all(s.tv2() > 0)
+                assert np.all(np.abs(s.slopes())[s.slopes() != 0] >= 1e-266)
+
+
+def test_empty_batches():
+    """Issue 11.7: backward on (0, C) inputs raised IndexError."""
+    s = LinearSpline(np.ones((3, 4)), -1.0, 0.5)
+    x = np.zeros((0, 3))
+    assert s(x).shape == (0, 3) and s.derivative(x).shape == (0, 3)
+    grad_x, grad_c = s.backward(x, x)
+    assert grad_x.shape == (0, 3)
+    np.testing.assert_array_equal(grad_c, np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("range_", [1e308, 1e-60, 2e51, np.nan,
+                                    pytest.param(10**400, id="400-digit integer")])
+def test_grid_from_range_names_range_outside_the_supported_range(range_):
+    """Issue 11.8: --range 1e308 gave an error about the step (or none at all)."""
+    with pytest.raises(ValueError, match=r"^range_: expected .*supported range"):
+        grid_from_range(21, range_)
+    with pytest.raises(ValueError, match=r"^range_: "):
+        LinearSpline.initialise("relu", 1, 21, range_)
+
+
+def test_checked_calls_report_overflow_instead_of_returning_inf():
+    """Inputs are any finite floats; a value or gradient beyond float64 is a ValueError."""
+    s = LinearSpline([[0.0, 1e100]], 0.0, 1e-50)                     # slope 1e150
+    assert s(np.array([[1e150]]))[0, 0] == pytest.approx(1e300, rel=1e-15)
+    with pytest.raises(ValueError, match=r"^x: sigma\(x\) is beyond the float64 range"):
+        s(np.array([[1e200]]))
+    with pytest.raises(ValueError, match=r"^x, grad_out: the gradients"):
+        s.backward(np.array([[1e300]]), np.array([[1.0]]))           # frac = 1e350
+    grad_x, grad_c = s.backward(np.array([[1e200]]), np.array([[1e-200]]))
+    assert grad_x[0, 0] == pytest.approx(1e-50) and np.all(np.isfinite(grad_c))
