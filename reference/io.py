@@ -67,6 +67,14 @@ def save_model(net: Network, path) -> Path:
     """Write `net` to `path` atomically (reference.files.atomic_write: a temporary file beside
     it, fsync, rename; the target keeps its permissions; nothing changes on failure)."""
     entries, arrays = layer_entries(net)
+    for i, entry in enumerate(entries):          # what is saved must load: same validation
+        where = f"net: layer {i} ({entry['type']})"
+        try:
+            _build_layer(entry, arrays, where)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{exc}; nothing was written") from None
+        except ValueError as exc:
+            raise ModelFileError(f"{where}: {exc}; nothing was written") from None
     version = FORMAT_KNOTS if any(e["type"] == "knot_spline" for e in entries) else FORMAT
     return write_npz(path, {"format": np.array(version), "layers": np.array(json.dumps(entries)),
                             **arrays}, arg="path")

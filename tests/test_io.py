@@ -115,3 +115,13 @@ def test_non_numeric_array_is_rejected(tmp_path):
 def test_save_into_a_missing_directory_names_it(tmp_path):
     with pytest.raises(ValueError, match="path: directory .*absent does not exist"):
         save_model(build_mlp([2, 1], "relu", rng=0), tmp_path / "absent" / "m.npz")
+
+
+def test_a_model_that_could_not_be_loaded_is_not_saved(tmp_path):
+    """Training may push coefficients out of the supported range: refused at save, so that
+    every saved file loads."""
+    net = build_mlp([2, 2, 1], "spline", rng=0)
+    net.layers[1].params["coefficients"][0, 0] = 1e300
+    with pytest.raises(ValueError, match="layer 1 .spline.*coefficients.*nothing was written"):
+        save_model(net, tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
