@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from reference._checks import as_finite_array, check_choice
+from reference.limits import guard
 from reference.network import (LOSSES, Dense, Identity, KnotSplineActivation, Network,
                                SplineActivation, check_targets, loss_and_grad)
 from reference.spline import LinearSpline
@@ -37,6 +38,7 @@ CHECK_RTOL = 1e-6           # |objective - objective_check| <= CHECK_RTOL * max(
 REGULARISERS = ("tv2", "bv2")
 CLARABEL_RETRIES = ({}, {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
                     {"max_iter": 1000, "tol_ktratio": 1e-5})
+MAX_PROBLEM_SIZE = 500_000  # size guard: grid points + samples x neurons (see problem_size)
 
 
 def split_at(net: Network, layer: int):
@@ -154,22 +156,29 @@ class CoefficientProblem:
         is a status ("solver error ...").  CLARABEL stopping short of its tolerances
         (optimal_inaccurate, insufficient progress: seen with the exponential cones of the
         logistic and cross-entropy losses) is retried with the settings CLARABEL_RETRIES,
-        every attempt reported.  See `solve_layer` for the certificate."""
+        every attempt reported.  A cvxpy SolverError (the solver refuses the problem or
+        fails) is a status too.  See `solve_layer` for the certificate."""
         import cvxpy as cp
 
         self.lam.value = float(lam)
         t0 = time.perf_counter()
-        data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
-        attempts = []
-        for options in (CLARABEL_RETRIES if solver == "CLARABEL" else ({},)):
-            raw = chain.solver.solve_via_data(data, warm_start, False, dict(options))
+        attempts, raw = [], None
+        try:
+            data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
+            retries = CLARABEL_RETRIES if solver == "CLARABEL" else ({},)
+        except cp.error.SolverError as exc:         # the solver cannot take this problem
+            retries, status = (), f"solver error ({exc})"
+            attempts.append(f"compile: {status}")
+        for options in retries:
+            raw = None
             try:
+                raw = chain.solver.solve_via_data(data, warm_start, False, dict(options))
                 with warnings.catch_warnings():    # the status says it, and is handled
                     warnings.simplefilter("ignore", UserWarning)
                     self.problem.unpack_results(raw, chain, inverse)
                 status = self.problem.status
-            except cp.error.SolverError:
-                status = f"solver error ({getattr(raw, 'status', 'no status')})"
+            except cp.error.SolverError as exc:
+                status = f"solver error ({getattr(raw, 'status', None) or exc})"
             attempts.append(f"{options or 'default settings'}: {status}")
             if status == "optimal":
                 break
@@ -236,13 +245,40 @@ def _cvx_loss(loss, out, y):
     return cp.sum(cp.log_sum_exp(out, axis=1)) - cp.sum(cp.multiply(onehot, out))
 
 
-def check_solver(solver: str) -> str:
-    import cvxpy as cp
+PROBLEM_CLASSES = {   # class -> (description, cones a conic solver needs; QP solvers?)
+    "lp": ("a linear program", (), True),
+    "qp": ("a quadratic / second-order cone program", ("SOC",), True),
+    "exp": ("an exponential cone program", ("ExpCone",), False),
+}
+LOSS_CLASS = {"squared": "qp", "logistic": "exp", "xent": "exp"}
 
+
+def usable_solvers(kind: str) -> list:
+    """The installed cvxpy solvers that can solve a problem of class `kind` (PROBLEM_CLASSES),
+    from cvxpy's own solver tables: a conic solver with the cones needed, or a QP solver
+    where the class allows it."""
+    import cvxpy as cp
+    from cvxpy.reductions.solvers.defines import SOLVER_MAP_CONIC, SOLVER_MAP_QP
+
+    _, cones, qp = PROBLEM_CLASSES[kind]
+    out = []
+    for name in cp.installed_solvers():
+        conic = SOLVER_MAP_CONIC.get(name)
+        supported = {c.__name__ for c in conic.SUPPORTED_CONSTRAINTS} if conic else set()
+        if (conic and set(cones) <= supported) or (qp and name in SOLVER_MAP_QP):
+            out.append(name)
+    return out
+
+
+def check_solver(solver: str, kind: str = "qp") -> str:
+    """The solver name, upper-cased, if it is installed and can solve a problem of class
+    `kind` ("lp", "qp": squared loss, "exp": logistic and cross-entropy); else a ValueError
+    naming the argument and the solvers that can."""
     name = str(solver).upper()
-    if name not in cp.installed_solvers():
-        raise ValueError(f"solver: expected one of the installed cvxpy solvers "
-                         f"{cp.installed_solvers()}, got {solver!r}")
+    usable = usable_solvers(kind)
+    if name not in usable:
+        raise ValueError(f"solver: {solver!r} cannot solve {PROBLEM_CLASSES[kind][0]} (or is "
+                         f"not installed); expected one of {usable}")
     return name
 
 
@@ -255,11 +291,30 @@ def numpy_objective(net: Network, layer: int, x, y, loss: str, lam: float, reg: 
     return float(data + lam * penalty.sum())
 
 
+def check_samples(net: Network, x) -> np.ndarray:
+    """x (M, N_0) as checked by the network, with at least one sample."""
+    x = net.check_inputs(x)
+    if len(x) == 0:
+        raise ValueError(f"x: expected at least one sample, got shape {x.shape}")
+    return x
+
+
+def problem_size(grid_points: int, samples: int, neurons: int) -> int:
+    """The size guard's estimate of a coefficient problem: grid points (each a value and a
+    slope variable) + samples x neurons (each a row of the evaluation).  For one neuron cvxpy
+    and CLARABEL take about 4 KB and 0.2 ms per unit (uniform grid of 1e5 points: 0.5 GB,
+    22 s; 3e5 points: 1.3 GB, 69 s; data grid of 20 000 points: 7 s).  Several neurons
+    coupled through the outputs solve more slowly than this linear estimate says (2-2-1 on
+    8000 samples, size 3.2e4: 190 s), so the guard stops runaway sizes, not every long
+    solve.  The DESIGN bar's largest problem, 2-16-1 on 8000 samples, is 2.6e5."""
+    return int(grid_points) + int(samples) * int(neurons)
+
+
 def prepare(net: Network, layer: int, x, y, loss: str):
     """Validated (x, y in the loss's form, z, A, c)."""
     check_choice(loss, LOSSES, "loss")
     head, target, a_mat, c = split_at(net, layer)
-    x = net.check_inputs(x)
+    x = check_samples(net, x)
     y = check_targets(loss, (x.shape[0], net.n_out), y)
     z = head.forward(x) if head is not None else x
     if z.shape[1] != target.n_in:
@@ -268,11 +323,18 @@ def prepare(net: Network, layer: int, x, y, loss: str):
     return x, y, z, a_mat, c
 
 
-def grids_for(net, layer, z, reg, grid, size=None):
-    """The grid points per neuron and whether the result is a uniform-grid spline."""
+def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE):
+    """The grid points per neuron and whether the result is a uniform-grid spline; the size
+    guard (problem_size over max_size: TooLarge) is checked before a grid is built."""
+    m, n = z.shape
+
+    def check(points):
+        guard(f"solve: problem size (grid points {points} + samples x neurons {m} x {n})",
+              problem_size(points, m, n), max_size, "max_size")
     if isinstance(grid, str):
         check_choice(grid, ("data", "uniform"), "grid")
         if grid == "data":
+            check(n * (m + (2 if reg == "bv2" else 0)))
             return data_grid(z, reg), None
         target = net.layers[layer]
         if not isinstance(target, SplineActivation):
@@ -281,57 +343,66 @@ def grids_for(net, layer, z, reg, grid, size=None):
         k = old.size if size is None else int(size)
         if k < 3:
             raise ValueError(f"size: expected K >= 3 coefficients, got {size!r}")
+        check(k * n)
         lo, hi = old.x_min, old.x_min + (old.size - 1) * old.step
         step = (hi - lo) / (k - 1)
         g = lo + step * np.arange(k)
-        return [g.copy() for _ in range(z.shape[1])], (lo, step)
+        return [g.copy() for _ in range(n)], (lo, step)
     grids = []
-    for n, g in enumerate(grid):
-        g = np.unique(as_finite_array(g, f"grid[{n}]", ndim=1))
+    for k, g in enumerate(grid):
+        g = np.unique(as_finite_array(g, f"grid[{k}]", ndim=1))
         if len(g) < 2:
-            raise ValueError(f"grid[{n}]: expected at least 2 distinct points")
+            raise ValueError(f"grid[{k}]: expected at least 2 distinct points")
         grids.append(g)
-    if len(grids) != z.shape[1]:
-        raise ValueError(f"grid: expected {z.shape[1]} arrays (one per neuron), got {len(grids)}")
+    if len(grids) != n:
+        raise ValueError(f"grid: expected {n} arrays (one per neuron), got {len(grids)}")
+    check(sum(len(g) for g in grids))
     return grids, None
 
 
 def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: float = 1e-3,
                 reg: str = "tv2", grid="data", size=None, lip_max=None,
-                solver: str = "CLARABEL") -> tuple[Network, dict]:
+                solver: str = "CLARABEL",
+                max_size: float = MAX_PROBLEM_SIZE) -> tuple[Network, dict]:
     """Solve for the activations of spline layer `layer` with every weight fixed.
 
     Returns (new network, certificate).  The new network holds the optimum exactly: a
     uniform-grid spline layer for grid="uniform", a knot-form layer (KnotSplineActivation)
     otherwise.  Certificate: solver, status, objective (cvxpy), objective_check (NumPy, on the
     new model), gap (CLARABEL's primal - dual objective, else None), seconds, knots per
-    neuron with the tolerance used.  Status other than optimal, or objective_check off by more
-    than CHECK_RTOL: RuntimeError, no model."""
+    neuron with the tolerance used.  Status other than optimal (a cvxpy SolverError included),
+    or objective_check off by more than CHECK_RTOL: RuntimeError, no model.  solver: one that
+    can solve the problem's class (`check_solver`: squared loss a QP / SOCP, logistic and
+    cross-entropy exponential cone).  Size guard: problem_size over max_size is refused
+    (TooLarge) before the grid is built."""
     (_, new, cert), = _solve_lams(net, layer, x, y, [lam], "lam", loss=loss, reg=reg,
-                                  grid=grid, size=size, lip_max=lip_max, solver=solver)
+                                  grid=grid, size=size, lip_max=lip_max, solver=solver,
+                                  max_size=max_size)
     return new, cert
 
 
 def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
-               grid="data", size=None, lip_max=None, solver="CLARABEL") -> list:
+               grid="data", size=None, lip_max=None, solver="CLARABEL",
+               max_size: float = MAX_PROBLEM_SIZE) -> list:
     """solve_layer for every lambda in `lams`, the problem compiled once (lambda is a DPP
     Parameter); returns [(lam, new network, certificate)].  Each certificate's seconds run
     from the end of the previous solve (the first includes building the problem)."""
     return _solve_lams(net, layer, x, y, lams, "lams", loss=loss, reg=reg, grid=grid,
-                       size=size, lip_max=lip_max, solver=solver)
+                       size=size, lip_max=lip_max, solver=solver, max_size=max_size)
 
 
-def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max, solver):
+def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max, solver,
+                max_size):
     """Validate, build the problem once, solve and certify it for every lambda."""
     lams = [float(lam) for lam in lams]
-    if not all(np.isfinite(lam) and lam >= 0 for lam in lams):
+    if not lams or not all(np.isfinite(lam) and lam >= 0 for lam in lams):
         raise ValueError(f"{name}: expected finite numbers >= 0, got {lams!r}")
     check_choice(reg, REGULARISERS, "reg")
     if lip_max is not None and not (np.isfinite(lip_max) and lip_max > 0):
         raise ValueError(f"lip_max: expected a positive number, got {lip_max!r}")
-    solver = check_solver(solver)
     x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
-    grids, uniform = grids_for(net, layer, z, reg, grid, size)
+    grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size)
+    solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
     t0 = time.perf_counter()
     prob = CoefficientProblem(z, a_mat, c, y, loss, reg, grids, lip_max)
     out = []
@@ -403,6 +474,7 @@ def solve_plain_single_neuron(z, y, lam: float, solver: str = "CLARABEL") -> dic
     section 2); `solve_layer` is the reference."""
     import cvxpy as cp
 
+    solver = check_solver(solver, "qp")
     z = as_finite_array(z, "z", ndim=1)
     g, idx = np.unique(z, return_inverse=True)
     h = np.diff(g)
@@ -415,27 +487,34 @@ def solve_plain_single_neuron(z, y, lam: float, solver: str = "CLARABEL") -> dic
     problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(select @ u - y)
                                      + lam * cp.norm1(d1 @ (slope @ u))))
     t0 = time.perf_counter()
-    problem.solve(solver=check_solver(solver))
-    return {"status": problem.status, "objective": problem.value, "points": g,
+    try:
+        problem.solve(solver=solver)
+        status = problem.status
+    except cp.error.SolverError as exc:
+        status = f"solver error ({exc})"
+    return {"status": status, "objective": problem.value, "points": g,
             "values": None if u.value is None else np.asarray(u.value),
             "seconds": time.perf_counter() - t0}
 
 
 def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
-                     solver: str = "CLARABEL") -> dict:
+                     solver: str = "CLARABEL", max_size: float = MAX_PROBLEM_SIZE) -> dict:
     """Among all linear splines through (points_i, values_i), one with least R (TV2, or BV2
     = TV2 + |sigma(0)| + |sigma(1)|), optionally with Lip <= lip_max: an LP in cvxpy on the
     grid points (plus 0 and 1 for BV2), values fixed at the points, free at 0 and 1; by the
     representer theorem no continuous-domain spline does better.  Returns status, objective,
     the solution as (grid, values), and objective_check (R of the returned spline in NumPy).
-    A status other than optimal raises RuntimeError."""
+    A status other than optimal (a cvxpy SolverError included) raises RuntimeError; more than
+    max_size points: TooLarge before anything is built."""
     import cvxpy as cp
 
     check_choice(reg, REGULARISERS, "reg")
+    solver = check_solver(solver, "lp")
     p = as_finite_array(points, "points", ndim=1)
     v = as_finite_array(values, "values", ndim=1)
     if p.shape != v.shape or len(np.unique(p)) != len(p) or len(p) < 2:
         raise ValueError("points: expected >= 2 distinct points with one value each")
+    guard("interpolation_lp: grid points", len(p) + 2, max_size, "max_size")
     g = np.unique(np.concatenate([p, [0.0, 1.0]])) if reg == "bv2" else np.sort(p)
     n = len(g)
     u, s = cp.Variable(n), cp.Variable(n - 1)
@@ -448,9 +527,13 @@ def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
         objective = objective + cp.abs(u[np.searchsorted(g, 0.0)]) \
             + cp.abs(u[np.searchsorted(g, 1.0)])
     problem = cp.Problem(cp.Minimize(objective), cons)
-    problem.solve(solver=check_solver(solver))
-    if problem.status != "optimal":
-        raise RuntimeError(f"interpolation_lp: status {problem.status!r}; no spline returned")
+    try:
+        problem.solve(solver=solver)
+        status = problem.status
+    except cp.error.SolverError as exc:
+        status = f"solver error ({exc})"
+    if status != "optimal":
+        raise RuntimeError(f"interpolation_lp: {solver} status {status!r}; no spline returned")
     layer = KnotSplineActivation([g], [np.asarray(u.value)])
     spl = layer.spline
     check = float((spl.tv2() if reg == "tv2" else spl.bv2())[0])
@@ -468,7 +551,7 @@ def reduce_network(net: Network, x, reg: str = "tv2") -> tuple[Network, list]:
     before / after with their tolerances, tv2 / bv2 / lipschitz before / after) and
     report["max_output_change"], the largest |f_new - f_old| on x over max(1, max |f_old|)."""
     check_choice(reg, REGULARISERS, "reg")
-    x = net.check_inputs(x)
+    x = check_samples(net, x)
     new = copy.deepcopy(net)
     report = []
     before_out = net.forward(x)
@@ -477,11 +560,11 @@ def reduce_network(net: Network, x, reg: str = "tv2") -> tuple[Network, list]:
             continue
         z = Network(new.layers[:i]).forward(x) if i > 0 else x
         grids = data_grid(z, reg)
-        values = []
-        for n, g in enumerate(grids):
-            probe = np.zeros((len(g), layer.n_in))
-            probe[:, n] = g
-            values.append(layer.forward(probe)[0][:, n])
+        longest = max(len(g) for g in grids)
+        probe = np.stack([np.pad(g, (0, longest - len(g)), mode="edge")
+                          for g in grids], axis=1)            # (<= M + 2, N): one pass
+        at_grid = layer.forward(probe)[0]
+        values = [at_grid[:len(g), n] for n, g in enumerate(grids)]
         new.layers[i] = KnotSplineActivation(grids, values)
         old_counts, old_tols, _ = knot_counts(layer)
         new_counts, new_tols, _ = knot_counts(new.layers[i])

@@ -14,20 +14,22 @@ Every activation enters through its knot form sigma(z) = b0 + b1 z + sum_k a_k (
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.optimize
 import scipy.sparse
 
-from reference.lipschitz import check_finite, operator_norm, parse_p
-from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
-                               PReLU, ReLU, SplineActivation)
+from reference.limits import Deadline, check_box, check_limit, guard
+from reference.lipschitz import (activation_constants, blocks, check_finite, operator_norm,
+                                 parse_p)
+from reference.network import (Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
+                               ReLU, SplineActivation)
 from reference.spline import KnotSpline
 
-MAX_PIECES = 1_000_000
-MAX_BINARIES = 400
-TIME_LIMIT = 60.0
+MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
+MAX_BINARIES = 400         # exact_milp: binaries of one MILP (refused before solving)
+TIME_LIMIT = 60.0          # seconds, both methods (they return a bracket when they reach it)
+CHUNK = 4096               # exact_1d: segments per step (memory CHUNK x width)
+HIGHS_INFINITY = 1e20      # HiGHS treats bounds of this size as infinite
 REGION_TOL = 1e-9
 
 
@@ -55,9 +57,18 @@ def _activation_indices(net: Network) -> list:
     return [i for i, layer in enumerate(net.layers) if layer.kind != "dense"]
 
 
-def _head(net: Network, i: int) -> Network:
-    """The map x -> input of layer i (an identity dense layer first, so i = 0 works)."""
-    return Network([Dense(np.eye(net.n_in))] + net.layers[:i])
+def _values_and_slopes(layers, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z(x) and dz/dx, each (S, width), of the map x -> z through `layers` (a network with
+    one input) at the points x (S,), by forward-mode propagation: dz <- dz W^T through a
+    dense layer, dz <- sigma'(z) dz through an activation."""
+    y, dy = x[:, None], np.ones((len(x), 1))
+    for layer in layers:
+        if layer.kind == "dense":
+            y, dy = layer.forward(y)[0], dy @ layer.params["weight"].T
+        else:
+            y, cache = layer.forward(y)
+            dy = layer.jacobian_step(cache, dy[:, :, None])[:, :, 0]
+    return y, dy
 
 
 def _segment_points(breaks: np.ndarray) -> np.ndarray:
@@ -69,111 +80,200 @@ def _segment_points(breaks: np.ndarray) -> np.ndarray:
                            [breaks[-1] + 1.0]])
 
 
-def _crossings(breaks, z_at_breaks, slopes, knots) -> np.ndarray:
-    """Inputs x where a pre-activation z(x), affine on each segment of the partition by
-    `breaks` (values z_at_breaks at the breaks, or the value at x = 0 when there are none;
-    slope slopes[j] on segment j; the first and last segments unbounded), crosses one of the
-    sorted `knots` inside a segment."""
-    if len(knots) == 0:
-        return np.zeros(0)
-    # segment j = (left_j, right_j); reference point: its finite end (left end if any)
-    left = np.concatenate([[-np.inf], breaks])
-    right = np.concatenate([breaks, [np.inf]])
-    ref_x = np.where(np.isfinite(left), left, right) if len(breaks) else np.zeros(1)
-    ref_z = np.concatenate([z_at_breaks[:1], z_at_breaks]) if len(breaks) else z_at_breaks
-    out = []
-    for j, s in enumerate(slopes):
-        if s == 0:
-            continue
-        # z range over the open segment
-        z_left = ref_z[j] + s * (left[j] - ref_x[j]) if np.isfinite(left[j]) else -np.inf * s
-        z_right = ref_z[j] + s * (right[j] - ref_x[j]) if np.isfinite(right[j]) else np.inf * s
-        lo, hi = min(z_left, z_right), max(z_left, z_right)
-        inside = knots[(knots > lo) & (knots < hi)]
-        if len(inside):
-            x = ref_x[j] + (inside - ref_z[j]) / s
-            out.append(x[(x > left[j]) & (x < right[j])])
-    return np.concatenate(out) if out else np.zeros(0)
+def _chunks(count: int):
+    """Slices of range(count) of CHUNK entries (work and memory per step stay bounded)."""
+    return (slice(a, min(a + CHUNK, count)) for a in range(0, count, CHUNK))
 
 
-def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES) -> dict:
+def _crossings(left, right, ref_x, z_ref, slopes, knots) -> tuple[np.ndarray, np.ndarray]:
+    """Where an affine pre-activation crosses a knot inside a segment, for segments j with
+    ends left_j < right_j (+-inf at the ends of R), z(x) = z_ref_j + slopes_j (x - ref_x_j)
+    on segment j, and sorted knots: a segment whose open z-range (lo, hi) holds knots
+    tau_a..tau_b crosses each at x = ref_x + (tau - z_ref) / slope.  Returns the number of
+    crossings per segment (S,) and a function building their x (so that a caller can count
+    before it allocates)."""
+    with np.errstate(invalid="ignore"):           # slope 0 times an infinite end: masked
+        z_left = z_ref + slopes * (left - ref_x)
+        z_right = z_ref + slopes * (right - ref_x)
+    moving = slopes != 0
+    lo = np.where(moving, np.minimum(z_left, z_right), 0.0)
+    hi = np.where(moving, np.maximum(z_left, z_right), 0.0)
+    first = np.searchsorted(knots, lo, side="right")
+    counts = np.where(moving, np.searchsorted(knots, hi, side="left") - first, 0)
+
+    def build() -> np.ndarray:
+        seg = np.repeat(np.arange(len(counts)), counts)
+        k = first[seg] + np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts)
+        x = ref_x[seg] + (knots[k] - z_ref[seg]) / slopes[seg]
+        return x[(x > left[seg]) & (x < right[seg])]
+    return counts, build
+
+
+def _max_secant(net: Network, points: np.ndarray, p: float) -> float:
+    """max_k ||f(x_{k+1}) - f(x_k)||_p / (x_{k+1} - x_k) over sorted distinct points: secant
+    slopes, each a lower bound on Lip_p(f) (up to the rounding of the differences)."""
+    best, previous = 0.0, None
+    for part in _chunks(len(points)):
+        x = points[part]
+        f = net.forward(x[:, None])
+        if previous is not None:
+            x, f = np.concatenate([[previous[0]], x]), np.concatenate([previous[1], f])
+        if len(x) > 1:
+            slopes = np.linalg.norm(np.diff(f, axis=0), ord=p, axis=1) / np.diff(x)
+            best = max(best, float(slopes.max()))
+        previous = (x[-1], f[-1:])
+    return best
+
+
+def _tail_bounds(net: Network, p: float) -> tuple[np.ndarray, float]:
+    """Per activation layer k (in order), the layer-wise bound of the map from its
+    pre-activations to the output: max_n Lip(sigma_{n,k}) * prod_{j > k} ||diag(L_j) W_j||_{p->p}
+    over the blocks of lipschitz.blocks (one per activation layer, a last one for a final
+    dense layer without activation); and layerwise(net, p) = prod_j ||diag(L_j) W_j||_{p->p}.
+    Each block's norm is computed once."""
+    parts = blocks(net)
+    lips = [activation_constants(layer, w.shape[0])["lip"] for w, layer in parts]
+    norms = [operator_norm(lip[:, None] * w, p) for lip, (w, _) in zip(lips, parts)]
+    after = np.append(np.cumprod(norms[::-1])[::-1][1:], 1.0)            # prod_{j > k}
+    return np.array([float(np.max(lip)) for lip in lips]) * after, float(np.prod(norms))
+
+
+def _stopped_1d(net, p, breaks, upper, status, reason, seconds) -> dict:
+    """The bracket of an interrupted exact_1d (see there)."""
+    points = np.concatenate([[breaks[0] - 1.0], breaks, [breaks[-1] + 1.0]]) \
+        if len(breaks) else np.array([-1.0, 1.0])
+    lower_bound = _max_secant(net, points, p)
+    return {"value": None, "status": status, "certified_exact": False,
+            "lower_bound": lower_bound, "upper_bound": upper,
+            "lower_bound_certificate": f"largest secant slope between {len(points)} points "
+                                       "(the breakpoints found so far, plus one on each side)",
+            "upper_bound_certificate": "max over the segments found so far of ||dz_l/dx||_p "
+                                       "times the layer-wise bound of the layers from l on",
+            "pieces": len(breaks) + 1, "reason": reason, "domain": "R", "seconds": seconds}
+
+
+def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
+             time_limit: float = TIME_LIMIT) -> dict:
     """Exact Lip_p(f) over R for a network with one input, by breakpoint propagation.
 
     Before activation layer l, the map x -> z_l is affine on each segment of the current
     partition of R (breakpoints sorted); neuron n's knots tau are crossed at
-    x = x_ref + (tau - z(x_ref)) / z'  inside a segment; the union of all crossings is the
-    partition after layer l.  At the end f is affine on every segment and
+    x = x_m + (tau - z(x_m)) / z'  inside a segment (x_m a point inside it); the union of all
+    crossings is the partition after layer l.  At the end f is affine on every segment and
     Lip_p(f) = max_j ||f'(segment j)||_p (|x| is every l_p norm in 1-D), with f' the Jacobian
     at one interior point of each segment (its midpoint; beyond the end breakpoints, 1 away).
-    Returns value, pieces (segments of the final partition), linear_pieces (after merging
-    neighbours whose slopes agree to 1e-12 relative), the breakpoints and the argmax
-    segment.  More than max_pieces segments is a ValueError (not a wrong number)."""
+    Segments are processed CHUNK at a time.  Returns value, status "optimal",
+    certified_exact True, lower_bound = upper_bound = value, pieces (segments of the final
+    partition), linear_pieces (after merging neighbours whose slopes agree to 1e-12
+    relative), the breakpoints and the argmax segment.
+
+    Limits: the crossings are counted before they are built; when the partition would exceed
+    max_pieces segments (status "max_pieces") or time_limit seconds have passed (status
+    "time_limit", checked between chunks), it stops and returns value None, certified_exact
+    False and a bracket lower_bound <= Lip_p(f) <= upper_bound: lower, the largest secant
+    slope between the breakpoints found so far; upper, min over the layers l reached of
+    max_j ||dz_l/dx on segment j||_p * layerwise(layers from l) (||J_tail g||_p <=
+    ||J_tail||_{p->p} ||g||_p), and layerwise(f) before any."""
     p = parse_p(p)
     check_finite(net)
     if net.n_in != 1:
         raise ValueError(f"model: exact_1d needs a network with 1 input, got {net.n_in}")
-    t0 = time.perf_counter()
+    max_pieces = check_limit(max_pieces, "max_pieces")
+    deadline = Deadline(time_limit)
+    tails, upper = _tail_bounds(net, p)
     breaks = np.zeros(0)
-    for i in _activation_indices(net):
-        head = _head(net, i)
-        width = head.n_out
-        spl = knot_form(net.layers[i], width)
-        # z at the breaks (at x = 0 when there are none yet) and its slope on each segment
-        z_ref = head.forward((breaks if len(breaks) else np.zeros(1))[:, None])
-        slopes = head.input_jacobian(_segment_points(breaks)[:, None])[:, :, 0]
-        new = [_crossings(breaks, z_ref[:, n], slopes[:, n], spl.knots[n])
-               for n in range(width)]
+    for i, tail in zip(_activation_indices(net), tails):
+        left = np.concatenate([[-np.inf], breaks])
+        right = np.concatenate([breaks, [np.inf]])
+        mid = _segment_points(breaks)
+        spl = knot_form(net.layers[i], Network(net.layers[:i]).n_out if i else net.n_in)
+        new, count, slope_max = [], len(left), 0.0
+        for part in _chunks(len(left)):
+            if deadline.expired():
+                return _stopped_1d(net, p, breaks, upper, "time_limit",
+                                   f"stopped at the time limit {deadline.time_limit:g} s in "
+                                   f"layer {i} ({len(left)} pieces so far)", deadline.elapsed())
+            z_mid, slopes = _values_and_slopes(net.layers[:i], mid[part])   # (S, width)
+            slope_max = max(slope_max, float(np.linalg.norm(slopes, ord=p, axis=1).max()))
+            found = [_crossings(left[part], right[part], mid[part], z_mid[:, n], slopes[:, n],
+                                spl.knots[n]) for n in range(len(spl.knots))]
+            count += sum(int(counts.sum()) for counts, _ in found)
+            if count > max_pieces:
+                return _stopped_1d(net, p, breaks, upper, "max_pieces",
+                                   f"stopped: the partition would exceed max_pieces="
+                                   f"{max_pieces:g} pieces in layer {i}; pass a larger "
+                                   "max_pieces", deadline.elapsed())
+            new.extend(build() for _, build in found)
+        upper = min(upper, slope_max * tail)
         breaks = np.unique(np.concatenate([breaks, *new]))
-        if len(breaks) + 1 > max_pieces:
-            raise ValueError(f"max_pieces: the partition has more than {max_pieces} pieces "
-                             f"after layer {i}; raise max_pieces to go on")
     points = _segment_points(breaks)
-    jac = net.input_jacobian(points[:, None])[:, :, 0]          # (pieces, N_L)
+    jac = np.concatenate([_values_and_slopes(net.layers, points[part])[1]
+                          for part in _chunks(len(points))])                # (pieces, N_L)
     norms = np.linalg.norm(jac, ord=p, axis=1)
     best = int(np.argmax(norms))
     scale = max(float(np.abs(jac).max()), np.finfo(float).tiny)
     changes = np.any(np.abs(np.diff(jac, axis=0)) > 1e-12 * scale, axis=1)
-    return {"value": float(norms[best]), "pieces": len(points),
+    value = float(norms[best])
+    return {"value": value, "status": "optimal", "certified_exact": True,
+            "lower_bound": value, "upper_bound": value, "pieces": len(points),
             "linear_pieces": int(changes.sum()) + 1, "breakpoints": breaks,
             "argmax_point": float(points[best]), "domain": "R",
-            "seconds": time.perf_counter() - t0}
+            "seconds": deadline.elapsed()}
 
 
 # --------------------------------------------------------------------------- MILP
 class _Milp:
-    """Variables with bounds and sparse linear constraints lo <= A v <= hi for scipy's milp."""
+    """Variables with bounds and sparse linear constraints lo <= A v <= hi for scipy's milp,
+    kept as blocks of arrays (concatenated once, in `solve`)."""
 
     def __init__(self):
-        self.lb, self.ub, self.integer = [], [], []
+        self.n_vars, self.n_rows, self.binaries = 0, 0, 0
+        self.lbs, self.ubs, self.kinds = [], [], []
         self.rows, self.cols, self.vals, self.lo, self.hi = [], [], [], [], []
 
     def var(self, lb, ub, integer: bool = False) -> np.ndarray:
         lb, ub = np.atleast_1d(np.asarray(lb, float)), np.atleast_1d(np.asarray(ub, float))
-        start = len(self.lb)
-        self.lb.extend(lb)
-        self.ub.extend(ub)
-        self.integer.extend([int(integer)] * len(lb))
-        return np.arange(start, start + len(lb))
+        self.lbs.append(lb)
+        self.ubs.append(ub)
+        self.kinds.append(np.full(len(lb), int(integer)))
+        self.binaries += len(lb) if integer else 0
+        self.n_vars += len(lb)
+        return np.arange(self.n_vars - len(lb), self.n_vars)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.lbs), np.concatenate(self.ubs)
 
     def add(self, idx, coef, lo: float, hi: float) -> None:
         """lo <= sum_k coef[k] * v[idx[k]] <= hi."""
-        row = len(self.lo)
-        self.rows.extend([row] * len(idx))
-        self.cols.extend(np.asarray(idx, int))
-        self.vals.extend(np.asarray(coef, float))
-        self.lo.append(lo)
-        self.hi.append(hi)
+        self.add_rows(np.asarray(idx, int)[None], np.asarray(coef, float)[None], lo, hi)
+
+    def add_rows(self, idx: np.ndarray, coef: np.ndarray, lo, hi) -> None:
+        """lo_r <= sum_k coef[r, k] * v[idx[r, k]] <= hi_r for every row r of (R, K) arrays."""
+        count, k = idx.shape
+        self.rows.append(np.repeat(np.arange(self.n_rows, self.n_rows + count), k))
+        self.cols.append(idx.ravel())
+        self.vals.append(np.asarray(coef, float).ravel())
+        self.lo.append(np.broadcast_to(np.asarray(lo, float), count))
+        self.hi.append(np.broadcast_to(np.asarray(hi, float), count))
+        self.n_rows += count
 
     def solve(self, objective: np.ndarray, time_limit: float, gap: float):
-        n = len(self.lb)
-        c = np.zeros(n)
+        c = np.zeros(self.n_vars)
         c[objective[0]] = objective[1]
-        a = scipy.sparse.csr_array((self.vals, (self.rows, self.cols)), shape=(len(self.lo), n))
+        a = scipy.sparse.csr_array(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(self.n_rows, self.n_vars))
         return scipy.optimize.milp(
-            c, integrality=np.array(self.integer),
-            bounds=scipy.optimize.Bounds(self.lb, self.ub),
-            constraints=scipy.optimize.LinearConstraint(a, self.lo, self.hi),
+            c, integrality=np.concatenate(self.kinds),
+            bounds=scipy.optimize.Bounds(*self.bounds()),
+            constraints=scipy.optimize.LinearConstraint(a, np.concatenate(self.lo),
+                                                        np.concatenate(self.hi)),
             options={"time_limit": time_limit, "mip_rel_gap": gap, "presolve": True})
+
+
+def _channel(spl: KnotSpline, n: int, z: np.ndarray) -> np.ndarray:
+    """sigma_n(z) for z (P,): b0 + b1 z + sum_k a_k (z - tau_k)_+ of channel n alone."""
+    return spl.b0[n] + spl.b1[n] * z + np.maximum(z[:, None] - spl.knots[n], 0.0) @ spl.jumps[n]
 
 
 def _pieces_in(spl: KnotSpline, n: int, lo: float, hi: float):
@@ -188,7 +288,7 @@ def _pieces_in(spl: KnotSpline, n: int, lo: float, hi: float):
         keep[np.argmax(keep)+1:] = False
     l = np.maximum(edges[:-1][keep], lo)
     h = np.minimum(edges[1:][keep], hi)
-    values = spl(np.broadcast_to(l[:, None], (len(l), spl.num_channels)))[:, n]
+    values = _channel(spl, n, l)
     return l, h, edges[:-1][keep], edges[1:][keep], slopes[keep], values
 
 
@@ -196,7 +296,7 @@ def _spline_range(spl: KnotSpline, n: int, lo: float, hi: float) -> tuple[float,
     """min and max of sigma_n over [lo, hi] (at the ends and the knots inside)."""
     tau = spl.knots[n]
     pts = np.concatenate([[lo, hi], tau[(tau > lo) & (tau < hi)]])
-    vals = spl(np.broadcast_to(pts[:, None], (len(pts), spl.num_channels)))[:, n]
+    vals = _channel(spl, n, pts)
     return float(vals.min()), float(vals.max())
 
 
@@ -208,7 +308,7 @@ def _interval_affine(weight, bias, lo, hi):
     return centre - spread, centre + spread
 
 
-def _encode(net: Network, box: float, direction):
+def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINARIES):
     """The MILP of (x, v) -> (f(x), J(x) v) over x in [-box, box]^N_0.
 
     direction: ("box",) for v in [-1, 1]^N_0, or ("unit", j) for v = e_j.  Per neuron with
@@ -217,8 +317,9 @@ def _encode(net: Network, box: float, direction):
       z = sum z_j, l_j d_j <= z_j <= h_j d_j,  y = sum (sigma(l_j) d_j + s_j (z_j - l_j d_j)),
       dz = sum dz_j, D_lo d_j <= dz_j <= D_hi d_j,  dy = sum s_j dz_j,
     [D_lo, D_hi] the interval bounds of dz.  P = 1: y and dy affine in z, dz.
-    Returns the model, the input variables, the output direction variables, their bounds and
-    the pattern list, per neuron in order: (binaries or None, slopes s_j, offsets
+    More than max_binaries binaries: TooLarge as soon as the count passes it (the encoding
+    stops there).  Returns the model, the input variables, the output direction variables,
+    their bounds and the pattern list, per neuron in order: (binaries or None, slopes s_j, offsets
     sigma(l_j) - s_j l_j (sigma = s_j z + offset_j on piece j), true piece ends el, eh)."""
     m = _Milp()
     n0 = net.n_in
@@ -236,9 +337,10 @@ def _encode(net: Network, box: float, direction):
             zlo, zhi = _interval_affine(w, b, ylo, yhi)
             gl, gh = _interval_affine(w, None, dlo, dhi)
             z, dz = m.var(zlo, zhi), m.var(gl, gh)
-            for r in range(w.shape[0]):
-                m.add(np.r_[z[r], y], np.r_[1.0, -w[r]], *(2 * [0.0 if b is None else b[r]]))
-                m.add(np.r_[dz[r], dy], np.r_[1.0, -w[r]], 0.0, 0.0)
+            coef = np.hstack([np.ones((len(z), 1)), -w])              # z_r - w_r . y = b_r
+            rhs = 0.0 if b is None else b
+            m.add_rows(np.column_stack([z, np.tile(y, (len(z), 1))]), coef, rhs, rhs)
+            m.add_rows(np.column_stack([dz, np.tile(dy, (len(z), 1))]), coef, 0.0, 0.0)
             y, dy, ylo, yhi, dlo, dhi = z, dz, zlo, zhi, gl, gh
             continue
         width = len(y)
@@ -259,6 +361,7 @@ def _encode(net: Network, box: float, direction):
                 continue
             k = len(s)
             d = m.var(np.zeros(k), np.ones(k), integer=True)
+            _check_binaries(m, max_binaries)
             zc = m.var(np.minimum(l, 0) , np.maximum(h, 0))
             dzc = m.var(np.full(k, min(dlo[n], 0)), np.full(k, max(dhi[n], 0)))
             m.add(d, np.ones(k), 1.0, 1.0)
@@ -276,12 +379,17 @@ def _encode(net: Network, box: float, direction):
     return m, x_vars, dy, (dlo, dhi), pattern
 
 
+def _check_binaries(m: _Milp, max_binaries: float) -> None:
+    guard("model: the MILP's binaries", m.binaries, max_binaries, "max_binaries")
+
+
 class NotApplicable(ValueError):
     """A method that does not apply to this model or p (the message says why)."""
 
 
 class MilpNotOptimal(RuntimeError):
-    """HiGHS stopped before proving optimality (time limit): no value is reported."""
+    """HiGHS failed (other than by the time limit) or its objective disagrees with the NumPy
+    re-evaluation of its pattern: no value is reported."""
 
 
 def _chosen(res_x, pattern):
@@ -337,6 +445,86 @@ def _interior_point(rows, box: float, n0: int):
     return float(res.x[-1]), res.x[:-1]
 
 
+def _objective_bound(m: _Milp, target) -> float:
+    """An upper bound on max -c.v over the variables' bounds alone (interval arithmetic):
+    sum_k max(-c_k lb_k, -c_k ub_k)."""
+    idx, coef = target
+    lb, ub = (b[idx] for b in m.bounds())
+    return float(np.sum(np.maximum(-coef * lb, -coef * ub)))
+
+
+def _witness(net: Network, candidates, box: float, p: float):
+    """Try the candidate patterns (value, rows, x, jac) by decreasing value until one has a
+    point strictly inside its region within the box where the network's own Jacobian equals
+    the pattern's.  Returns (witness = ||J(x)||_{p->p} there or None, that x or None, eps* of
+    the best candidate)."""
+    eps_best = None
+    for value, rows, _, jac in sorted(candidates, key=lambda c: -c[0]):
+        eps, x_in = _interior_point(rows, box, net.n_in)
+        eps_best = eps if eps_best is None else eps_best
+        if eps > REGION_TOL * box:
+            j_net = net.input_jacobian(x_in[None])[0]
+            if np.allclose(j_net, jac, rtol=1e-9, atol=1e-12 * np.abs(jac).max()):
+                return operator_norm(j_net, p), x_in, eps_best
+    return None, None, eps_best
+
+
+def _target(m: _Milp, direction, out, olo, ohi):
+    """The objective (variables, coefficients; HiGHS minimises) of one MILP: -(J v)_i for
+    direction ("box", i); for ("unit", j), -sum_i t_i with t_i = |(J e_j)_i| (a sign binary
+    and big-M = 2 max(-lo_i, hi_i) when the interval [lo_i, hi_i] of (J e_j)_i holds 0)."""
+    if direction[0] == "box":
+        return np.array([out[direction[1]]]), np.array([-1.0])
+    t = m.var(np.zeros(len(out)), np.maximum(np.abs(olo), np.abs(ohi)))
+    for i in range(len(out)):
+        big = 2 * max(-olo[i], ohi[i], 0.0)
+        if olo[i] >= 0 or ohi[i] <= 0:
+            sign = 1.0 if olo[i] >= 0 else -1.0
+            m.add([t[i], out[i]], [1.0, -sign], 0.0, 0.0)
+            continue
+        sg = m.var(0.0, 1.0, integer=True)[0]
+        m.add([t[i], out[i], sg], [1.0, -1.0, big], -np.inf, big)
+        m.add([t[i], out[i], sg], [1.0, 1.0, -big], -np.inf, 0.0)
+    return t, -np.ones(len(out))
+
+
+def _solve_one(net, model, direction, p, max_binaries, seconds, gap, label) -> dict:
+    """Solve one MILP of exact_milp within `seconds`: solved (HiGHS proved optimality),
+    upper (the optimum re-evaluated in NumPy; when stopped, HiGHS's dual bound, or the
+    interval bound of the objective before HiGHS has one), dual, and when HiGHS has a
+    solution: candidate (value, rows, x, jac) of its pattern, objective, gap, binaries."""
+    m, x_vars, out, (olo, ohi), pattern = model
+    big_m = max(np.abs(b).max() for b in m.bounds())
+    if not big_m < HIGHS_INFINITY:
+        raise ValueError(f"box: the MILP's interval bounds reach {big_m:.3g}, beyond "
+                         f"HiGHS's infinity {HIGHS_INFINITY:g}; use a smaller box")
+    target = _target(m, direction, out, olo, ohi)
+    _check_binaries(m, max_binaries)
+    res = m.solve(target, seconds, gap)
+    if res.status not in (0, 1) or (res.status == 0 and res.x is None):
+        raise MilpNotOptimal(f"{label}: HiGHS stopped ({res.message}); no exact value is "
+                             "reported")
+    dual = getattr(res, "mip_dual_bound", None)
+    dual = -dual if dual is not None and np.isfinite(dual) else (
+        -res.fun if res.status == 0 else None)
+    out = {"solved": res.status == 0, "dual": dual, "binaries": m.binaries,
+           "upper": dual if dual is not None else _objective_bound(m, target)}
+    if res.x is None:                                        # stopped before an incumbent
+        return out
+    jac, rows = _pattern_affine(net, pattern, _chosen(res.x, pattern))
+    value = np.abs(jac[direction[1]]).sum() if p == np.inf else \
+        np.abs(jac[:, direction[1]]).sum()
+    if abs(value + res.fun) > 1e-6 * max(1.0, abs(value)):
+        raise MilpNotOptimal(f"{label}: HiGHS objective {-res.fun!r} disagrees with the "
+                             f"NumPy re-evaluation of its pattern {value!r}")
+    out.update(candidate=(value, rows, res.x[x_vars], jac), objective=-res.fun,
+               gap=float(getattr(res, "mip_gap", 0.0) or 0.0))
+    if out["solved"]:
+        out["upper"] = value                                 # the optimum, re-evaluated
+    return out
+
+
+
 def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX_BINARIES,
                time_limit: float = TIME_LIMIT, mip_rel_gap: float = 1e-9) -> dict:
     """Exact Lip_p(f) over the box [-box, box]^N_0 for p in {1, inf}, by mixed-integer LP.
@@ -345,77 +533,67 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     ||J||_{p->p}.  p = inf: ||J||_{inf->inf} = max_i max_{v in [-1,1]^N_0} (J v)_i, one MILP
     per output i; p = 1: ||J||_{1->1} = max_j ||J e_j||_1, one MILP per input j with a sign
     binary for each |(J e_j)_i| whose sign is not fixed by the interval bounds.  See `_encode`.
+    The MILPs share the time limit: each gets the time left over the MILPs left.
 
-    Certificate: the optimal pattern's Jacobian is recomputed in NumPy (value), checked
-    against HiGHS's objective, and an LP finds a point strictly inside the pattern's region
-    within the box (eps* > 0): there the network's own Jacobian is evaluated (witness), a
-    lower bound equal to the value, so the value is attained (certified_exact).  If the
-    pattern's region has no interior (a degenerate network), certified_exact is False and the
-    value is only an upper bound.  Over max_binaries binaries: NotApplicable; HiGHS stopping
-    on time_limit: MilpNotOptimal with the gap reached."""
+    Certificate: each MILP's pattern Jacobian is recomputed in NumPy and checked against
+    HiGHS's objective (MilpNotOptimal if they disagree), and an LP finds a point strictly
+    inside the best pattern's region within the box (eps* > 0): there the network's own
+    Jacobian is evaluated (witness), a lower bound equal to the value, so the value is
+    attained (certified_exact).  If the pattern's region has no interior (a degenerate
+    network), certified_exact is False and the value is only an upper bound.
+
+    Returns value, status "optimal", certified_exact, witness (||J|| at an interior point of
+    the best pattern that has one; = value when certified_exact), witness_x, interior_margin
+    (eps* of the best pattern), lower_bound (= witness), upper_bound (= value),
+    milp_objective, milp_dual_bound, mip_gap, milps, milps_solved, binaries, domain,
+    seconds.  When time_limit is reached (HiGHS stops on it, or no time is left to start a
+    MILP): status "time_limit", value None, certified_exact False, a reason, and the bracket
+    lower_bound <= Lip_p <= upper_bound:
+    upper_bound = max over the MILPs of their optimum, HiGHS's dual bound when stopped
+    (the interval bound of the objective when HiGHS has none yet), or the layer-wise bound
+    when not started; lower_bound = the witness of the best pattern found (optimal or
+    incumbent, re-evaluated in NumPy) that has one, else None.  Over max_binaries binaries:
+    TooLarge while encoding, before any solve; any other HiGHS failure: MilpNotOptimal."""
     p = parse_p(p)
     check_finite(net)
     if p == 2.0:
         raise NotApplicable("p: the MILP computes exact values for p = 1 or inf only")
-    if not (np.isfinite(box) and box > 0):
-        raise ValueError(f"box: expected a positive finite half-width, got {box!r}")
-    t0 = time.perf_counter()
-    n0, n_out = net.n_in, net.n_out
-    runs = [("box",)] * n_out if p == np.inf else [("unit", j) for j in range(n0)]
-    best = None
-    objective_max, dual_max, binaries, gaps = -np.inf, -np.inf, 0, []
-    encoded = _encode(net, box, runs[0]) if p == np.inf else None   # one model, N_L targets
+    box = check_box(box)
+    max_binaries = check_limit(max_binaries, "max_binaries")
+    deadline = Deadline(time_limit)
+    n0 = net.n_in
+    runs = [("box", i) for i in range(net.n_out)] if p == np.inf else \
+        [("unit", j) for j in range(n0)]
+    encoded = _encode(net, box, runs[0], max_binaries) if p == np.inf else None  # N_L targets
+    done = []
     for r, direction in enumerate(runs):
-        m, x_vars, out, (olo, ohi), pattern = encoded or _encode(net, box, direction)
-        if p == np.inf:
-            target = (np.array([out[r]]), np.array([-1.0]))
-        else:
-            t = m.var(np.zeros(n_out), np.maximum(np.abs(olo), np.abs(ohi)))
-            for i in range(n_out):
-                big = 2 * max(-olo[i], ohi[i], 0.0)
-                if olo[i] >= 0 or ohi[i] <= 0:
-                    sign = 1.0 if olo[i] >= 0 else -1.0
-                    m.add([t[i], out[i]], [1.0, -sign], 0.0, 0.0)
-                    continue
-                sg = m.var(0.0, 1.0, integer=True)[0]
-                m.add([t[i], out[i], sg], [1.0, -1.0, big], -np.inf, big)
-                m.add([t[i], out[i], sg], [1.0, 1.0, -big], -np.inf, 0.0)
-            target = (t, -np.ones(n_out))
-        binaries = max(binaries, int(np.sum(m.integer)))
-        if binaries > max_binaries:
-            raise NotApplicable(f"model: the MILP needs {binaries} binaries, over the size "
-                                f"guard max_binaries={max_binaries}")
-        remaining = time_limit - (time.perf_counter() - t0)
-        res = m.solve(target, max(remaining, 1e-3), mip_rel_gap)
-        if res.status != 0 or res.x is None:
-            gap = getattr(res, "mip_gap", None)
-            bracket = ""
-            if res.fun is not None and getattr(res, "mip_dual_bound", None) is not None:
-                bracket = f", best found {-res.fun:.6g}, bound {-res.mip_dual_bound:.6g}"
-            raise MilpNotOptimal(f"MILP {r + 1}/{len(runs)}: HiGHS stopped ({res.message}); "
-                                 f"MILP gap {gap}{bracket}; no exact value is reported")
-        gaps.append(float(getattr(res, "mip_gap", 0.0) or 0.0))
-        objective_max = max(objective_max, -res.fun)
-        dual_max = max(dual_max, -getattr(res, "mip_dual_bound", res.fun))
-        chosen = _chosen(res.x, pattern)
-        jac, rows = _pattern_affine(net, pattern, chosen)
-        value = (np.abs(jac[r]).sum() if p == np.inf else np.abs(jac[:, direction[1]]).sum())
-        if abs(value + res.fun) > 1e-6 * max(1.0, abs(value)):
-            raise MilpNotOptimal(f"MILP {r + 1}: HiGHS objective {-res.fun!r} disagrees with "
-                                 f"the NumPy re-evaluation of its pattern {value!r}")
-        if best is None or value > best[0]:
-            best = (value, rows, res.x[x_vars], jac)
-    value, rows, x_milp, jac = best
-    eps, x_in = _interior_point(rows, box, n0)
-    certified = eps > REGION_TOL * box
-    witness = None
-    if certified:
-        j_net = net.input_jacobian(x_in[None])[0]
-        certified = bool(np.allclose(j_net, jac, rtol=1e-9, atol=1e-12 * np.abs(jac).max()))
-        witness = operator_norm(j_net, p)
-    return {"value": float(value), "certified_exact": certified, "witness": witness,
-            "witness_x": x_in if certified else x_milp, "interior_margin": eps,
-            "milp_objective": float(objective_max), "milp_dual_bound": float(dual_max),
-            "mip_gap": max(gaps), "milps": len(runs), "binaries": binaries,
-            "status": "optimal", "domain": f"box [-{box:g}, {box:g}]^{n0}",
-            "seconds": time.perf_counter() - t0}
+        if encoded is None and r > 0 and deadline.expired():           # not started
+            done.append({"solved": False, "upper": _tail_bounds(net, p)[1], "dual": None})
+            continue
+        model = encoded or _encode(net, box, direction, max_binaries)
+        seconds = max(deadline.remaining() / (len(runs) - r), 1e-3)   # a share of the rest
+        done.append(_solve_one(net, model, direction, p, max_binaries, seconds, mip_rel_gap,
+                               f"MILP {r + 1}/{len(runs)}"))
+    candidates = [d["candidate"] for d in done if d.get("candidate")]
+    witness, x_in, eps = _witness(net, candidates, box, p)
+    solved = sum(d["solved"] for d in done)
+    common = {"witness": witness, "lower_bound": witness, "interior_margin": eps,
+              "milp_objective": max((d["objective"] for d in done if "objective" in d),
+                                    default=None),
+              "milp_dual_bound": max((d["dual"] for d in done if d["dual"] is not None),
+                                     default=None),
+              "milps": len(runs), "milps_solved": solved,
+              "binaries": max((d.get("binaries", 0) for d in done), default=0),
+              "domain": f"box [-{box:g}, {box:g}]^{n0}"}
+    if solved < len(runs):
+        return {"value": None, "status": "time_limit", "certified_exact": False,
+                "upper_bound": float(max(d["upper"] for d in done)), "witness_x": x_in,
+                "reason": (f"stopped at the time limit {deadline.time_limit:g} s with "
+                           f"{solved} of {len(runs)} MILPs solved"),
+                **common, "seconds": deadline.elapsed()}
+    gaps = [d["gap"] for d in done]
+    value, _, x_milp, _ = max(candidates, key=lambda c: c[0])
+    certified = witness is not None and witness >= value * (1 - 1e-9)
+    return {"value": float(value), "status": "optimal", "certified_exact": certified,
+            "upper_bound": float(value), "witness_x": x_in if certified else x_milp,
+            "mip_gap": max(gaps), **common, "seconds": deadline.elapsed()}

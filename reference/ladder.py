@@ -1,8 +1,10 @@
 """The Lipschitz ladder: every method by name, run with one convention for the results.
 
 Each method returns a dict with at least `value` (a float, or None with a `reason` when the
-method does not apply or could not certify a number) and `seconds`.  For every network and p
-(in exact arithmetic):
+method does not apply, is refused by its size guard (reference.limits) or could not certify a
+number) and `seconds`.  The exact method stopped by its time limit (or exact_1d by max_pieces)
+has value None and a certified bracket `lower_bound` <= Lip <= `upper_bound` instead.  For
+every network and p (in exact arithmetic):
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
     lower <= exact <= lipsdp_neuron <= lipsdp_layer,
 where lower and the MILP form of exact are taken over the box [-R, R]^N_0 and the others over
@@ -15,11 +17,15 @@ import time
 import numpy as np
 
 from reference import exact as exact_mod
-from reference import lipschitz, lipsdp
+from reference import limits, lipschitz, lipsdp
 from reference.network import Network
 
 METHODS = ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise", "theorem1",
            "theorem1_bv2")
+LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": exact_mod.MAX_BINARIES,
+          "max_pieces": exact_mod.MAX_PIECES, "max_sdp_cost": lipsdp.MAX_SDP_COST,
+          "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
+OPTIONS = ("solver", "seed", *LIMITS)
 
 
 def parse_methods(text) -> list:
@@ -32,7 +38,8 @@ def parse_methods(text) -> list:
 
 
 def _lower(net, p, box, options):
-    r = lipschitz.lower(net, p, box=box, seed=options.get("seed", 0))
+    r = lipschitz.lower(net, p, box=box, seed=options["seed"],
+                        max_lower_cost=options["max_lower_cost"])
     return {"value": r["value"], "jacobian_norm": r["jacobian_norm"],
             "pair_ratio": r["pair_ratio"], "x": r["x"].tolist(),
             "x_pair": r["x_pair"].tolist(),
@@ -42,22 +49,26 @@ def _lower(net, p, box, options):
 
 def _exact(net, p, box, options):
     if net.n_in == 1:
-        r = exact_mod.exact_1d(net, p)
-        return {"value": r["value"], "certified_exact": True, "pieces": r["pieces"],
-                "linear_pieces": r["linear_pieces"], "argmax_point": r["argmax_point"],
-                "domain": r["domain"], "method": "breakpoint propagation"}
-    if p == 2.0:
+        r = exact_mod.exact_1d(net, p, max_pieces=options["max_pieces"],
+                               time_limit=options["time_limit"])
+        out = {k: v for k, v in r.items() if k not in ("breakpoints", "seconds")}
+        out["method"] = "breakpoint propagation"
+    elif p == 2.0:
         raise exact_mod.NotApplicable("exact for p = 2 needs a 1-D input (breakpoint "
                                       "propagation); the MILP covers p = 1 and inf")
-    r = exact_mod.exact_milp(net, p, box=box,
-                             max_binaries=options.get("max_binaries", exact_mod.MAX_BINARIES),
-                             time_limit=options.get("time_limit", exact_mod.TIME_LIMIT))
-    out = {k: v for k, v in r.items() if k not in ("witness_x", "seconds")}
-    out["witness_x"] = np.asarray(r["witness_x"]).tolist()
-    out["method"] = "MILP (scipy.optimize.milp, HiGHS)"
-    if not r["certified_exact"]:
-        out["reason"] = ("the optimal activation pattern has no interior point in the box: "
-                         "the value is an upper bound, not attained")
+    else:
+        r = exact_mod.exact_milp(net, p, box=box, max_binaries=options["max_binaries"],
+                                 time_limit=options["time_limit"])
+        out = {k: v for k, v in r.items() if k != "seconds"}
+        out["witness_x"] = None if r["witness_x"] is None else np.asarray(r["witness_x"]).tolist()
+        out["method"] = "MILP (scipy.optimize.milp, HiGHS)"
+        if r["status"] == "optimal" and not r["certified_exact"]:
+            out["reason"] = ("the optimal activation pattern has no interior point in the box: "
+                             "the value is an upper bound, not attained")
+    if r["status"] != "optimal":
+        low = "none" if r["lower_bound"] is None else f"{r['lower_bound']:.6g}"
+        out["reason"] = (f"{r['reason']}: no exact value; certified bracket [{low}, "
+                         f"{r['upper_bound']:.6g}]")
     return out
 
 
@@ -65,7 +76,8 @@ def _lipsdp(variant):
     def run(net, p, box, options):
         if p != 2.0:
             raise exact_mod.NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
-        r = lipsdp.lipsdp(net, variant, options.get("solver", lipsdp.DEFAULT_SOLVER))
+        r = lipsdp.lipsdp(net, variant, options["solver"],
+                          max_sdp_cost=options["max_sdp_cost"])
         return {k: v for k, v in r.items() if k not in ("seconds",)}
     return run
 
@@ -82,34 +94,59 @@ RUNNERS = {"lower": _lower, "exact": _exact, "lipsdp_neuron": _lipsdp("neuron"),
            "theorem1_bv2": _closed_form(lipschitz.theorem1_bv2)}
 
 
+def check_options(options: dict) -> dict:
+    """The options with their defaults filled in: solver (LipSDP), seed (lower) and the limits
+    LIMITS (each validated: finite and > 0); an unknown name is a TypeError."""
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise TypeError(f"options: unknown {sorted(unknown)}, expected names from {list(OPTIONS)}")
+    out = {"solver": lipsdp.DEFAULT_SOLVER, "seed": 0, **LIMITS, **options}
+    for name in LIMITS:
+        out[name] = limits.check_limit(out[name], name)
+    return out
+
+
 def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dict:
     """One method's result: value and seconds; value None with a reason when the method
-    does not apply (NotApplicable) or did not reach a certified optimum (solver status)."""
+    does not apply (NotApplicable), is refused by its size guard (TooLarge) or did not reach
+    a certified optimum (solver status).  Options: see `check_options`."""
     parse_methods([name])
     p = lipschitz.parse_p(p)
+    box = limits.check_box(box)
+    options = check_options(options)
     t0 = time.perf_counter()
     try:
         out = RUNNERS[name](net, p, box, options)
-    except (exact_mod.NotApplicable, RuntimeError) as exc:   # RuntimeError: MILP, LipSDP
-        out = {"value": None, "reason": str(exc)}
+    except (exact_mod.NotApplicable, limits.TooLarge, RuntimeError) as exc:
+        out = {"value": None, "reason": str(exc)}          # RuntimeError: MILP, LipSDP
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
 def ladder(net: Network, p=2, box: float = 1.0, methods=METHODS, **options) -> dict:
-    """{method: result} for the chosen methods, in ladder order (see the module docstring)."""
+    """{method: result} for the chosen methods, in ladder order (see the module docstring).
+    box: the half-width of [-box, box]^N_0 (limits.check_box); options: `check_options`."""
     lipschitz.check_finite(net)
-    box = float(box)
-    if not (np.isfinite(box) and box > 0):
-        raise ValueError(f"box: expected a positive finite half-width, got {box!r}")
+    box = limits.check_box(box)
+    check_options(options)
     return {name: run_method(name, net, p, box, **options) for name in parse_methods(methods)}
 
 
+def _bound(results: dict, name: str, side: str):
+    """The value of a method, or for an interrupted exact method the end of its bracket that
+    a check may use: its lower_bound where it must be below another method (side "low"),
+    its upper_bound where it must be above (side "high")."""
+    r = results.get(name, {})
+    if r.get("value") is not None:
+        return r["value"]
+    return r.get("lower_bound" if side == "low" else "upper_bound")
+
+
 def best_lower(results: dict) -> float | None:
-    """The best lower bound among the results: the sampled one, or the exact value when it is
-    attained (certified)."""
-    values = [results.get("lower", {}).get("value")]
+    """The best lower bound among the results: the sampled one, the exact value when it is
+    attained (certified), or the certified lower end of an interrupted exact method."""
     ex = results.get("exact", {})
+    values = [results.get("lower", {}).get("value"), ex.get("lower_bound")]
     if ex.get("certified_exact"):
         values.append(ex.get("value"))
     values = [v for v in values if v is not None]
@@ -119,15 +156,16 @@ def best_lower(results: dict) -> float | None:
 def order_violations(results: dict, rtol: float = 1e-6) -> list:
     """The pairs (a, b) of the ladder with a > b * (1 + rtol) among the available values:
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2, lipsdp_* >= lower and exact,
-    lipsdp_neuron <= lipsdp_layer.  (LipSDP against layerwise is reported, not asserted.)"""
+    lipsdp_neuron <= lipsdp_layer.  (LipSDP against layerwise is reported, not asserted.)
+    An interrupted exact method enters with its bracket: lower_bound <= the upper bounds,
+    upper_bound >= lower; it is never taken for the exact value."""
     chain = [("lower", "exact"), ("exact", "layerwise"), ("lower", "layerwise"),
              ("layerwise", "theorem1"), ("theorem1", "theorem1_bv2"),
              ("lower", "lipsdp_neuron"), ("exact", "lipsdp_neuron"),
              ("lipsdp_neuron", "lipsdp_layer"), ("lower", "lipsdp_layer")]
     bad = []
     for a, b in chain:
-        va = results.get(a, {}).get("value")
-        vb = results.get(b, {}).get("value")
+        va, vb = _bound(results, a, "low"), _bound(results, b, "high")
         if va is not None and vb is not None and va > vb * (1 + rtol):
             bad.append((a, b, va, vb))
     return bad

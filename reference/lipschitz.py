@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from reference.limits import check_box, guard
 from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
                                ReLU, SplineActivation)
+
+MAX_LOWER_COST = 1e11        # lower: estimated flops of its Jacobians (see jacobian_flops)
+LOWER_CHUNK_BYTES = 2 ** 25  # lower: Jacobians evaluated in chunks of about 32 MB
+
 
 def parse_p(p) -> float:
     """p as 1.0, 2.0 or inf (from a number or a string such as "2" or "inf"); anything
@@ -148,8 +153,39 @@ def _steepest_direction(jac: np.ndarray, p: float) -> np.ndarray:
     return np.where(jac[row] >= 0, 1.0, -1.0)
 
 
+def jacobian_flops(net: Network) -> tuple[float, int]:
+    """(flops, floats) of one input Jacobian by forward-mode propagation, per point: the
+    forward pass 2 sum_l N_l N_{l-1}, the Jacobian through every dense layer after the first
+    2 N_l N_{l-1} N_0 and through every activation N_l N_0; floats = the largest Jacobian held,
+    max_l N_l N_0."""
+    n0, width, first = net.n_in, net.n_in, True
+    flops, floats = 0.0, n0 * n0
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            flops += 2.0 * layer.n_out * width * (1 + (0 if first else n0))
+            width, first = layer.n_out, False
+        else:
+            flops += width * n0
+        floats = max(floats, width * n0)
+    return flops, floats
+
+
+def _search_points(num_points: int, rounds: int) -> int:
+    """How many points `lower` evaluates: num_points, then a tenth of all so far per round."""
+    total = num_points
+    for _ in range(rounds):
+        total += max(1, total // 10)
+    return total
+
+
+def _chunked_norms(net: Network, x: np.ndarray, p: float, chunk: int) -> np.ndarray:
+    """||J(x_m)||_{p->p} for x (M, N_0), `chunk` points at a time; (M,)."""
+    return np.concatenate([_jacobian_norms(net.input_jacobian(x[a:a + chunk]), p)
+                           for a in range(0, len(x), chunk)])
+
+
 def lower(net: Network, p=2, box: float = 1.0, num_points: int = 2000, rounds: int = 20,
-          seed: int = 0) -> dict:
+          seed: int = 0, max_lower_cost: float = MAX_LOWER_COST) -> dict:
     """A lower bound on Lip_p(f) over [-box, box]^N_0: value = max ||J(x)||_{p->p} found.
 
     The network is piecewise linear, so its Jacobian is piecewise constant and gradient
@@ -159,19 +195,31 @@ def lower(net: Network, p=2, box: float = 1.0, num_points: int = 2000, rounds: i
     slope of f: ||J(x)|| <= Lip_p(f) up to float rounding (1e-15 relative).  The best pair
     (x*, x* + h v), v the steepest direction of J(x*), h = 1e-6 box, is also evaluated
     directly (pair_ratio = ||f(x*+hv) - f(x*)||_p / ||h v||_p, a secant slope, equal to
-    value up to the rounding of the difference, about 1e-9 relative)."""
+    value up to the rounding of the difference, about 1e-9 relative).
+
+    Size guard: the estimate points x jacobian_flops(net) must not exceed max_lower_cost
+    (TooLarge otherwise, before any evaluation); the Jacobians are evaluated in chunks of
+    about LOWER_CHUNK_BYTES, so memory stays bounded whatever num_points."""
     p = parse_p(p)
     check_finite(net)
+    box = check_box(box)
+    num_points, rounds = int(num_points), int(rounds)
+    if num_points < 1 or rounds < 0:
+        raise ValueError(f"num_points, rounds: expected >= 1 and >= 0, got {num_points}, "
+                         f"{rounds}")
+    flops, floats = jacobian_flops(net)
+    guard("lower: Jacobian flops", _search_points(num_points, rounds) * flops, max_lower_cost,
+          "max_lower_cost")
+    chunk = max(1, LOWER_CHUNK_BYTES // (8 * floats))
     rng = np.random.default_rng(seed)
-    x = rng.uniform(-box, box, (int(num_points), net.n_in))
-    norms = _jacobian_norms(net.input_jacobian(x), p)
+    x = rng.uniform(-box, box, (num_points, net.n_in))
+    norms = _chunked_norms(net, x, p, chunk)
     scale = 0.25 * box
-    for _ in range(int(rounds)):
+    for _ in range(rounds):
         top = x[np.argsort(norms)[-max(1, len(x) // 10):]]
         cand = np.clip(top + scale * rng.normal(size=top.shape), -box, box)
-        cand_norms = _jacobian_norms(net.input_jacobian(cand), p)
         x = np.concatenate([x, cand])
-        norms = np.concatenate([norms, cand_norms])
+        norms = np.concatenate([norms, _chunked_norms(net, cand, p, chunk)])
         scale *= 0.7
     best = int(np.argmax(norms))
     x_best = x[best]

@@ -25,6 +25,12 @@ Solver: CVXOPT by default.  Its SDP method forms the m x m Schur complement of t
 multipliers (m = number of neurons + 1), 0.1-0.4 s on the 2-10-30-20-2 anchor.  CLARABEL
 gets the same optimum but factors a KKT system with a dense block of side
 N(N+1)/2 = 1953 for the 62 x 62 cone (about 3.4 s); any SDP solver cvxpy knows can be named.
+
+Size guard (reference.limits): before anything is built, `sdp_cost` estimates the work of
+the solve from N, m and the widths; over max_sdp_cost (MAX_SDP_COST) it is refused with
+TooLarge.  There is no time limit: CVXOPT has no time-limit option, and its cost is
+predictable (calibration in `sdp_cost`).  The CLARABEL fallback is only tried when its own
+estimate passes the guard.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import time
 import numpy as np
 import scipy.linalg
 
+from reference.limits import guard
 from reference.lipschitz import blocks, check_finite, slope_bounds
 from reference.network import Identity, Network
 
@@ -40,8 +47,8 @@ VARIANTS = ("neuron", "layer")
 SDP_SOLVERS = ("CVXOPT", "CLARABEL", "SCS", "MOSEK")
 DEFAULT_SOLVER = "CVXOPT"
 FALLBACK_SOLVER = "CLARABEL"       # tried when the default one fails (the attempts are reported)
-FALLBACK_MAX_SVEC = 20_000         # CLARABEL's dense cone block is (N(N+1)/2)^2: N <= 199
 MARGINS = (0.0, 1e-7, 1e-5)        # retries with M <= -margin * max(1, ||W_out||^2) I
+MAX_SDP_COST = 8e10                # size guard on sdp_cost (units of about 1e-8 s here)
 
 
 def check_solver(solver: str) -> str:
@@ -55,6 +62,37 @@ def check_solver(solver: str) -> str:
         raise ValueError(f"solver: expected an installed SDP solver, one of {usable}, "
                          f"got {solver!r}")
     return name
+
+
+def lmi_size(net: Network) -> tuple[int, list, int]:
+    """(N, hidden widths [n_1, ...], C = sum over hidden layers of n_l n_{l-1}^2), from the
+    widths alone (nothing is built)."""
+    parts = blocks(net)
+    hidden = parts[:-1] if isinstance(parts[-1][1], Identity) else parts
+    widths = [net.n_in] + [w.shape[0] for w, _ in hidden]
+    return (sum(widths), widths[1:],
+            sum(a * b * b for a, b in zip(widths[1:], widths[:-1])))
+
+
+def sdp_cost(net: Network, variant: str, solver: str) -> float:
+    """Estimated work of one LipSDP solve, in units of about 1e-8 s on the reference
+    machine (2 cores), from the LMI side N, the number of variables m (multipliers and rho)
+    and C = sum_l n_l n_{l-1}^2 over the hidden layers (nonzeros cvxpy handles when it
+    compiles A^T diag(u) A):
+
+        CVXOPT (and any other solver):  (m + 20) N^3 + 40 C
+        CLARABEL:                       0.045 s^3 + 40 C,   s = N(N+1)/2
+
+    CVXOPT scales each multiplier's N x N matrix per iteration (m N^3) plus factorisations
+    (about 20 N^3); CLARABEL factors a dense block of side s.  Measured (ReLU nets, CVXOPT,
+    one solve): 2-100-100-1 neuron (N 202, m 201) 15 s, 2-150-150-1 neuron 85 s, layer (m 3)
+    5.6 s; MNIST 784-50-10 layer (N 834) 11 s compile + 100 s solve; CLARABEL 2-50-50-1
+    neuron (s 5253) 66 s and 1.5 GB.  Memory follows: CVXOPT holds about 16 m N^2 bytes."""
+    side, hidden, compiled = lmi_size(net)
+    multipliers = (sum(hidden) if variant == "neuron" else len(hidden)) + 1
+    if solver == "CLARABEL":
+        return 0.045 * (side * (side + 1) / 2) ** 3 + 40.0 * compiled
+    return (multipliers + 20.0) * side ** 3 + 40.0 * compiled
 
 
 def lipsdp_data(net: Network):
@@ -106,18 +144,29 @@ def certified_rho(data, lam: np.ndarray) -> tuple[float, float]:
     return float(np.linalg.eigvalsh((schur + schur.T) / 2).max()), r_max
 
 
-def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER) -> dict:
+def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
+           max_sdp_cost: float = MAX_SDP_COST) -> dict:
     """LipSDP-neuron or LipSDP-layer (p = 2).  Returns value (the NumPy-certified bound
     sqrt(rho*)), solver_value (sqrt of the solver's rho), relative_gap (value -
     solver_value) / value (how far the certified bound sits above the solver's optimum),
     status, solver (the one that solved it), attempts (each solver and margin tried with its
-    status: when the default CVXOPT fails, CLARABEL is tried for N <= 199), seconds and the
-    certificate details.  No certified bound after every attempt: RuntimeError."""
-    import cvxpy as cp
-
+    status: when the default CVXOPT fails at every margin, CLARABEL is tried if its own
+    estimate passes the size guard), seconds and the certificate details.  No certified bound
+    after every attempt: RuntimeError.  Estimated cost (`sdp_cost`) over max_sdp_cost:
+    TooLarge before anything is built (or cvxpy imported)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
-    solver = check_solver(solver)
+    requested = str(solver).upper()
+    if requested not in SDP_SOLVERS:
+        raise ValueError(f"solver: expected an SDP solver, one of {list(SDP_SOLVERS)}, "
+                         f"got {solver!r}")
+    check_finite(net)
+    guard(f"model: LipSDP-{variant} with {requested} (LMI side N = {lmi_size(net)[0]}), "
+          "cost (about 1e-8 s per unit)", sdp_cost(net, variant, requested), max_sdp_cost,
+          "max_sdp_cost")
+    solver = check_solver(requested)                  # installed (imports cvxpy)
+    import cvxpy as cp
+
     t0 = time.perf_counter()
     data = lipsdp_data(net)
     a_mat, b_mat, alpha, beta, w_out, n0, layer_of_neuron = data
@@ -148,13 +197,13 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER) 
                          [(lmi + lmi.T) / 2 + margin * np.eye(n0 + n) << 0])
     build = time.perf_counter() - t0
     scale = max(1.0, float(np.linalg.norm(w_out, 2)) ** 2)
-    side = n0 + n
-    fallback = solver == DEFAULT_SOLVER and side * (side + 1) // 2 <= FALLBACK_MAX_SVEC
+    fallback = (solver == DEFAULT_SOLVER and FALLBACK_SOLVER in cp.installed_solvers()
+                and sdp_cost(net, variant, FALLBACK_SOLVER) <= max_sdp_cost)
     solvers = [solver] + ([FALLBACK_SOLVER] if fallback else [])
     tried, rho_cert = [], np.inf
-    for margin_value in MARGINS:           # M <= -margin I: a strictly feasible retry
-        margin.value = margin_value * scale
-        for name in solvers:
+    for name in solvers:                   # the fallback after every margin of the first
+        for margin_value in MARGINS:       # M <= -margin I: a strictly feasible retry
+            margin.value = margin_value * scale
             try:
                 problem.solve(solver=name)
                 status = problem.status
@@ -186,11 +235,11 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER) 
                 f"hidden block max eigenvalue {r_max:.3g} < 0, re-evaluated in NumPy")}
 
 
-def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER) -> dict:
+def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:
     """LipSDP-neuron: one multiplier per hidden neuron (see `lipsdp`)."""
-    return lipsdp(net, "neuron", solver)
+    return lipsdp(net, "neuron", solver, **limits)
 
 
-def lipsdp_layer(net: Network, solver: str = DEFAULT_SOLVER) -> dict:
+def lipsdp_layer(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:
     """LipSDP-layer: one multiplier per hidden layer (see `lipsdp`)."""
-    return lipsdp(net, "layer", solver)
+    return lipsdp(net, "layer", solver, **limits)

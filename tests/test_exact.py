@@ -3,6 +3,7 @@ import pytest
 
 from reference import lipschitz
 from reference.exact import (MilpNotOptimal, NotApplicable, exact_1d, exact_milp, knot_form)
+from reference.limits import TooLarge
 from reference.network import Dense, Identity, LeakyReLU, Network, ReLU, build_mlp
 from theory_checks.lipschitz_bound import random_net
 
@@ -36,12 +37,18 @@ def test_exact_1d_by_hand():
     assert 1.0 < r["argmax_point"] < 2.0
 
 
-def test_exact_1d_counts_pieces_and_guards_size():
+def test_exact_1d_counts_pieces_and_stops_with_a_bracket():
     net = random_net([1, 8, 8, 1], "spline", seed=1)
     r = exact_1d(net, 2)
-    assert r["pieces"] > 10
-    with pytest.raises(ValueError, match="max_pieces"):
-        exact_1d(net, 2, max_pieces=5)
+    assert r["pieces"] > 10 and r["status"] == "optimal"
+    assert r["lower_bound"] == r["value"] == r["upper_bound"] and r["certified_exact"]
+    stopped = exact_1d(net, 2, max_pieces=r["pieces"] - 1)   # stops in the last layer
+    assert stopped["status"] == "max_pieces" and stopped["value"] is None
+    assert not stopped["certified_exact"] and "pass a larger max_pieces" in stopped["reason"]
+    # the lower end is a secant slope: exact up to the rounding of f's differences
+    assert 0 < stopped["lower_bound"] <= r["value"] * (1 + 1e-9)
+    assert r["value"] <= stopped["upper_bound"]
+    assert stopped["upper_bound"] <= lipschitz.layerwise(net, 2) * (1 + 1e-12)
     with pytest.raises(ValueError, match="1 input"):
         exact_1d(random_net([2, 3, 1], "relu", seed=0), 2)
 
@@ -85,7 +92,7 @@ def test_milp_degenerate_pattern_is_not_called_exact():
 
 def test_milp_bad_input_and_guards():
     net = random_net([3, 8, 8, 2], "spline", seed=0, size=11)
-    with pytest.raises(NotApplicable, match="max_binaries"):
+    with pytest.raises(TooLarge, match="pass a larger max_binaries"):
         exact_milp(net, np.inf, box=2.0, max_binaries=5)
     with pytest.raises(NotApplicable, match="p = 1 or inf"):
         exact_milp(net, 2)
@@ -94,8 +101,10 @@ def test_milp_bad_input_and_guards():
     with pytest.raises(ValueError, match="box"):
         exact_milp(net, 1, box=-1.0)
     big = random_net([4, 14, 14, 2], "spline", seed=0, size=15)
-    with pytest.raises(MilpNotOptimal, match="no exact value"):
-        exact_milp(big, np.inf, box=3.0, time_limit=0.05, max_binaries=10_000)
+    r = exact_milp(big, np.inf, box=3.0, time_limit=0.05, max_binaries=10_000)
+    assert r["status"] == "time_limit" and r["value"] is None and not r["certified_exact"]
+    low = lipschitz.lower(big, np.inf, box=3.0, num_points=500, rounds=5)["value"]
+    assert low <= r["upper_bound"] <= lipschitz.layerwise(big, np.inf) * (1 + 1e-9)
 
 
 def test_knot_form_of_the_relu_family():
@@ -129,3 +138,5 @@ def test_ladder_reports_a_stopped_milp_as_no_value():
     big = random_net([4, 14, 14, 2], "spline", seed=0, size=15)
     r = ladder.run_method("exact", big, "inf", box=3.0, time_limit=0.05, max_binaries=10_000)
     assert r["value"] is None and "no exact value" in r["reason"]
+    assert r["status"] == "time_limit" and "certified bracket" in r["reason"]
+    assert r["upper_bound"] >= ladder.run_method("lower", big, "inf", box=3.0)["value"]

@@ -1,0 +1,101 @@
+"""Size guards and time limits of the expensive methods: one mechanism for all of them.
+
+Size guard: before any heavy work, a method computes a cheap estimate of its cost from the
+shapes alone and calls `guard`; over the limit it raises TooLarge (a ValueError) whose message
+gives the estimate, the limit and the keyword argument that raises the limit.  Each limit is a
+module constant beside the method (one number to raise when the method gets faster):
+
+    lipsdp.lipsdp          work of the SDP solve, e.g. CVXOPT (m + 20) N^3 (sdp_cost)
+                           <= MAX_SDP_COST, keyword max_sdp_cost
+    exact.exact_milp       binaries, counted while encoding <= MAX_BINARIES, max_binaries
+    lipschitz.lower        points x flops of one Jacobian <= MAX_LOWER_COST, max_lower_cost
+    convex.solve_layer,    grid points + samples x neurons (problem_size)
+    solve_path,            <= MAX_PROBLEM_SIZE, keyword max_size
+    interpolation_lp
+
+The ladder (reference.ladder) reports a refused method as value None with the message as its
+reason, so no default method list can hang.
+
+exact.exact_1d counts the pieces of its partition before it builds them and stops at
+max_pieces (MAX_PIECES) with a bracket, as at its time limit.
+
+Time limit: the methods that may still run long after passing their guard (exact_1d,
+exact_milp) take `time_limit` (seconds, finite and > 0: `check_time_limit`) and, when they
+reach it, return the best certified answer so far marked as such: status "time_limit", value
+None, certified_exact False, and a bracket lower_bound <= Lip <= upper_bound, each bound with
+its certificate.  LipSDP has a size guard only: CVXOPT, its default solver, has no time-limit
+option, and its cost is predictable from the LMI's side and number of multipliers.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+MAX_BOX = 1e6   # box half-widths above this are refused (see check_box)
+
+
+class TooLarge(ValueError):
+    """A method refused by its size guard before starting; estimate, limit and override
+    (the keyword argument that raises the limit) are attributes and in the message."""
+
+    def __init__(self, what: str, estimate: float, limit: float, override: str):
+        self.estimate, self.limit, self.override = float(estimate), float(limit), override
+        super().__init__(f"{what} {estimate:.4g} is over the size guard {override}="
+                         f"{limit:.4g}; pass a larger {override} to run it anyway")
+
+
+def check_limit(value, name: str) -> float:
+    """A size limit or time limit as a float, which must be finite and > 0 (NaN, inf, zero,
+    negative and non-numbers are a ValueError naming the argument)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}") from None
+    if not (np.isfinite(number) and number > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return number
+
+
+def check_time_limit(value, name: str = "time_limit") -> float:
+    """A time limit in seconds: finite and > 0 (there is no "no limit": pass a large one)."""
+    return check_limit(value, name)
+
+
+def guard(what: str, estimate: float, limit, override: str) -> None:
+    """Raise TooLarge when estimate > limit (limit validated by check_limit, named override)."""
+    limit = check_limit(limit, override)
+    if estimate > limit:
+        raise TooLarge(what, estimate, limit, override)
+
+
+def check_box(box, name: str = "box") -> float:
+    """The half-width R of the box [-R, R]^N_0: finite, > 0 and <= MAX_BOX = 1e6.  The bound
+    keeps sampling (uniform on [-R, R], a pair at distance 1e-6 R) and the MILP's big-M
+    constants (interval bounds, which grow like R times the weights' norms) inside float64 and
+    HiGHS's working range (it treats bounds >= 1e20 as infinite); a network with 1-D input has
+    its exact constant over all of R from exact_1d."""
+    try:
+        value = float(box)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a positive finite half-width, got {box!r}") from None
+    if not (np.isfinite(value) and 0 < value <= MAX_BOX):
+        raise ValueError(f"{name}: expected a half-width in (0, {MAX_BOX:g}], got {box!r}")
+    return value
+
+
+class Deadline:
+    """A time budget started now: `remaining()` seconds left (never below 0), `expired()`."""
+
+    def __init__(self, time_limit, name: str = "time_limit"):
+        self.time_limit = check_time_limit(time_limit, name)
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float:
+        return max(self.time_limit - self.elapsed(), 0.0)
+
+    def expired(self) -> bool:
+        return self.elapsed() >= self.time_limit
