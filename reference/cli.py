@@ -1,4 +1,4 @@
-"""Command line: python -m reference {train,evaluate,info,lipschitz,solve,reproduce}
+"""Command line: python -m reference {train,evaluate,info,lipschitz,solve,reproduce,sweep}
 (also `dsref`)."""
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import sys
 
 import numpy as np
 
-from reference import datasets, ladder, lipschitz
+from reference import datasets, ladder, lipschitz, sweep
 from reference.io import load_model, network_from_mat, save_model
 from reference._checks import OverflowResult, as_finite_array
 from reference.network import ACTIVATIONS
-from reference.experiments import TRAIN_DEFAULTS, run_training, spline_summary
+from reference.experiments import TRAIN_DEFAULTS, RunConfig, run_training, spline_summary
+from reference.train import ACC_DROP
 from reference.files import (check_writable, dumps_json, jsonable, load_npy, load_npz,
                              prepare_output_dir, write_npz, write_text)
 from reference.spline import grid_from_range
@@ -39,6 +40,40 @@ positive_int = _typed(int, lambda v: v >= 1, "an integer >= 1")
 size_int = _typed(int, lambda v: v >= 2, "an integer >= 2")
 positive_float = _typed(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
 nonneg_float = _typed(float, lambda v: np.isfinite(v) and v >= 0, "a finite number >= 0")
+fraction = _typed(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+sparsify_value = _typed(lambda t: t if t == "auto" else float(t),
+                        lambda v: v == "auto" or (np.isfinite(v) and v >= 0),
+                        "'auto' or a finite threshold >= 0")
+
+
+def list_of(item):
+    """An argparse type for a comma-separated list of `item` values ('1e-3,1e-1')."""
+    def parse(text):
+        return [item(part) for part in str(text).split(",")]
+    parse.__name__ = f"a comma-separated list of {item.__name__}"
+    return parse
+
+
+def _choice(choices):
+    return _typed(str, lambda v: v in choices, f"one of {', '.join(choices)}")
+
+
+def seed_list(text):
+    """Seeds as '0-4', '0,3,7' or both ('0-2,7'): a list of integers >= 0."""
+    seeds = []
+    for part in str(text).split(","):
+        low, _, high = part.partition("-")
+        first, last = nonneg_int(low), nonneg_int(high) if high else None
+        if last is not None and last < first:
+            raise argparse.ArgumentTypeError(f"expected a range LOW-HIGH with LOW <= HIGH, "
+                                             f"got {part!r}")
+        seeds.extend(range(first, (first if last is None else last) + 1))
+    return seeds
+
+
+def sweep_sparsify(text):
+    """'auto', 'none' or a threshold."""
+    return None if text == "none" else sparsify_value(text)
 
 
 def cmd_train(args):
@@ -54,7 +89,8 @@ def cmd_train(args):
         args.dataset, args.activation, hidden, lam=args.lam, reg=args.reg, size=args.size,
         range_=args.range, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
         lr=args.lr, spline_init=args.spline_init, data_path=args.data_path,
-        quiet=args.quiet or args.json, sparsify=args.sparsify)
+        quiet=args.quiet or args.json, sparsify=args.sparsify, acc_drop=args.acc_drop,
+        prox=args.prox, data_arg="--data-path")
     if args.out is not None:
         save_model(net, args.out)
         summary["model"] = args.out
@@ -68,6 +104,12 @@ def cmd_train(args):
         print(f"  sparsified layer {report['layer']} at |a_k| <= {report['threshold']:g}: "
               f"removed {report['knots_removed']} knots, largest change on the grid "
               f"{max(report['max_change_on_grid']):.3g}")
+    search = summary.get("sparsify", {})
+    if search.get("mode") == "auto":
+        print(f"  --sparsify auto: threshold {search['threshold']} (the largest on the ladder "
+              f"with a training-accuracy drop <= {search['acc_drop_max']:g}): drop "
+              f"{search['acc_drop']:.4g}, {search['knots_removed']} of "
+              f"{search['knots_before']} knots removed")
     for row in spline_summary(net):
         print(f"  spline layer {row['layer']}: TV2 {sum(row['tv2']):.4g}, "
               f"BV2 {sum(row['bv2']):.4g}, knots per neuron {row['knots']} "
@@ -265,6 +307,33 @@ def check_report_path(directory, check) -> str:
     return os.path.join(directory, check.__name__.rsplit(".", 1)[-1] + ".json")
 
 
+def cmd_sweep(args):
+    if args.table:
+        rows = sweep.table(sweep.load_records(args.results))
+        if args.csv is not None:
+            sweep.write_csv(rows, args.csv, "--csv")
+        print(sweep.format_table(rows))
+        if args.csv is not None:
+            print(f"table written to {args.csv}")
+        return 0
+    configs = sweep.expand(
+        dataset=args.dataset, activation=args.activation,
+        hidden=[tuple(parse_hidden(h)) for h in args.hidden], reg=args.reg, lam=args.lam,
+        size=args.size, range_=args.range, epochs=args.epochs, seeds=args.seeds,
+        batch_size=args.batch_size, lr=args.lr, spline_init=args.spline_init,
+        sparsify=args.sparsify, acc_drop=args.acc_drop, prox=args.prox,
+        data_path=args.data_path)
+    result = sweep.run_sweep(configs, args.results, workers=args.workers,
+                             scheduler=args.scheduler, force=args.force,
+                             progress=not args.quiet)
+    print(f"{len(configs)} runs: {result.done} done, {result.cached} cached, {result.failed} "
+          f"failed, {result.seconds:.1f} s; records in {os.path.join(args.results, 'records')}")
+    for record in result.records:
+        if record["status"] != "ok":
+            print(f"  failed {record['key']}: {record['error'].splitlines()[0]}")
+    return 1 if result.failed else 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m reference", description=(
         "Reference implementation of deep spline networks with a controlled Lipschitz "
@@ -290,8 +359,16 @@ def build_parser():
     p.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS["batch_size"])
     p.add_argument("--lr", type=positive_float, default=TRAIN_DEFAULTS["lr"])
     p.add_argument("--seed", type=nonneg_int, default=TRAIN_DEFAULTS["seed"])
-    p.add_argument("--sparsify", type=nonneg_float, default=None, metavar="T",
-                   help="after training, zero the spline slope jumps |a_k| <= T")
+    p.add_argument("--sparsify", type=sparsify_value, default=None, metavar="T|auto",
+                   help="after training, zero the spline slope jumps |a_k| <= T; 'auto': the "
+                        "largest T of DeepSplines' ladder whose training-accuracy drop is "
+                        "<= --acc-drop")
+    p.add_argument("--acc-drop", type=fraction, default=ACC_DROP, metavar="D",
+                   help="--sparsify auto: tolerated training-accuracy drop, a fraction "
+                        f"(default {ACC_DROP:g} = 0.25 percentage points, as DeepSplines)")
+    p.add_argument("--prox", action="store_true",
+                   help="proximal step for TV2 after each update (soft-thresholding of the "
+                        "slope jumps: exact zeros)")
     p.add_argument("--out", default=None, help="write the trained model here (.npz)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -346,6 +423,47 @@ def build_parser():
     p.add_argument("--checks-dir", default="theory_checks/out",
                    help="where the theory checks (quick profile) write their JSON reports")
     p.set_defaults(func=cmd_reproduce)
+
+    d = RunConfig()                           # the defaults of one run
+    p = sub.add_parser("sweep", help="runs of every combination on Dask, one record each",
+                       description="Run the cartesian product of the comma-separated lists "
+                       "(baselines once, whatever --reg/--lam) and store one record per run "
+                       "in --results (records/KEY.json, models/KEY.npz); a rerun reuses valid "
+                       "records.  Exit status 1 if a run failed (recorded with its error).  "
+                       "With --table: print the records grouped over seeds instead.")
+    p.add_argument("--results", required=True, help="results directory")
+    p.add_argument("--table", action="store_true",
+                   help="print the records as a table (mean +- std over seeds); no runs")
+    p.add_argument("--csv", default=None, help="--table: also write the table as CSV here")
+    p.add_argument("--dataset", type=list_of(_choice(datasets.DATASETS)), default=[d.dataset])
+    p.add_argument("--data-path", default=None, help="MNIST: directory of IDX files or .npz")
+    p.add_argument("--activation", type=list_of(_choice([a for a in ACTIVATIONS
+                                                           if a != "identity"])),
+                   default=[d.activation])
+    p.add_argument("--hidden", nargs="+", default=[",".join(map(str, d.hidden))],
+                   help="one or more networks, each its hidden widths: --hidden 2 4 8,8")
+    p.add_argument("--reg", type=list_of(_choice(["tv2", "bv2"])), default=[d.reg])
+    p.add_argument("--lam", type=list_of(nonneg_float), default=[d.lam])
+    p.add_argument("--seeds", type=seed_list, default=[d.seed], help="e.g. 0-4 or 0,3,7")
+    p.add_argument("--size", type=list_of(size_int), default=[d.size])
+    p.add_argument("--range", type=list_of(positive_float), default=[d.range_])
+    p.add_argument("--spline-init", type=list_of(_choice(
+        ["leaky_relu", "relu", "identity", "abs", "even_odd"])), default=[d.spline_init])
+    p.add_argument("--epochs", type=list_of(positive_int), default=[d.epochs])
+    p.add_argument("--batch-size", type=list_of(positive_int), default=[d.batch_size])
+    p.add_argument("--lr", type=list_of(positive_float), default=[d.lr])
+    p.add_argument("--sparsify", type=list_of(sweep_sparsify), default=[sweep.SWEEP_SPARSIFY],
+                   help="'auto' (default), 'none' or thresholds")
+    p.add_argument("--acc-drop", type=list_of(fraction), default=[d.acc_drop])
+    p.add_argument("--prox", action="store_true", help="proximal TV2 step (see train)")
+    p.add_argument("--workers", type=nonneg_int, default=None,
+                   help="LocalCluster worker processes (default: the number of cores; 0: "
+                        "in this process, without Dask)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="an existing Dask scheduler, e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--force", action="store_true", help="recompute runs that have a record")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

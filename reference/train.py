@@ -7,6 +7,12 @@ Objective (DESIGN section 2), data term summed over the M training samples:
 R = TV2 or BV2.  The optimisers follow the stochastic gradient of J / M (the same
 minimisers, and learning rates on the usual scale): on a minibatch B of size |B|,
     g = (1/|B|) sum_{m in B} grad E_m + (2 mu / M) W + (lambda / M) grad R.
+With `prox` the TV2 part of R leaves the gradient and is applied by a proximal step after
+each update instead (`prox_tv2`: soft-thresholding of the slope jumps, exact zeros).
+
+After training, `sparsify_threshold` = T zeroes the slope jumps |a_k| <= T (DeepSplines'
+knot threshold), and 'auto' searches the threshold as DeepSplines' published script
+`sparsify_with_optimal_knot_threshold.py` does (`sparsify_auto`).
 """
 from __future__ import annotations
 
@@ -19,9 +25,16 @@ from tqdm import tqdm
 from reference._checks import check_choice, check_positive
 from reference.network import Dense, Network, SplineActivation, check_targets, loss_and_grad
 from reference.network import predict_labels
+from reference.spline import LinearSpline
 
 REGULARISERS = ("tv2", "bv2")
 OPTIMISERS = ("adam", "sgd")
+ACC_DROP = 0.0025          # sparsify 'auto': tolerated drop of the training accuracy (0.25
+                           # percentage points, DeepSplines' default acc_drop_threshold)
+# sparsify 'auto': the thresholds tried, in order (DeepSplines' threshold_list)
+SPARSIFY_LADDER = tuple(float(t) for t in np.round(np.concatenate([
+    [0.0], np.arange(2e-4, 4e-3, 2e-4), np.arange(4e-3, 1.0, 0.05), np.arange(1.0, 3.0, 0.2),
+    np.arange(3.0, 10.0, 0.5), np.arange(10.0, 100.0, 2.0)]), 10))
 
 
 @dataclass
@@ -40,7 +53,9 @@ class TrainConfig:
     reg: str = "tv2"
     milestones: tuple = (0.75, 0.9)  # learning rates x0.1 at these fractions of the epochs
     seed: int = 0
-    sparsify_threshold: float | None = None
+    sparsify_threshold: float | str | None = None   # T >= 0, 'auto' (sparsify_auto) or None
+    acc_drop: float = ACC_DROP       # sparsify 'auto': tolerated training-accuracy drop
+    prox: bool = False               # proximal step for the TV2 part of R (prox_tv2)
     quiet: bool = False
 
     def validate(self):
@@ -58,7 +73,27 @@ class TrainConfig:
                              f"{self.epochs}, {self.batch_size}")
         if any(not 0 < m <= 1 for m in self.milestones):
             raise ValueError(f"milestones: expected fractions in (0, 1], got {self.milestones}")
+        check_sparsify(self.sparsify_threshold, "sparsify_threshold")
+        if not (isinstance(self.acc_drop, (int, float)) and 0 <= self.acc_drop <= 1):
+            raise ValueError(f"acc_drop: expected a fraction in [0, 1], got {self.acc_drop!r}")
+        if not isinstance(self.prox, bool):
+            raise ValueError(f"prox: expected True or False, got {self.prox!r}")
         return self
+
+
+def check_sparsify(value, name: str = "sparsify"):
+    """None, 'auto' or a finite threshold >= 0 (returned as a float); else ValueError."""
+    if value is None or value == "auto":
+        return value
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = None
+    if isinstance(value, bool) or threshold is None or not (np.isfinite(threshold)
+                                                              and threshold >= 0):
+        raise ValueError(f"{name}: expected 'auto', a finite threshold >= 0 or None, "
+                         f"got {value!r}")
+    return threshold
 
 
 class Adam:
@@ -126,14 +161,46 @@ def accuracy(net: Network, x, y, loss: str, outputs=None) -> float:
 
 
 def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
+    """Weight decay and (lambda / M) grad R; with `prox`, R minus its TV2 part (which
+    `prox_tv2` handles): nothing for TV2, grad(|sigma(0)| + |sigma(1)|) for BV2."""
     grads = {}
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Dense):
             grads[f"layer{i}.weight"] = (2 * config.mu / m) * layer.params["weight"]
         elif isinstance(layer, SplineActivation) and config.lam > 0:
-            g = layer.spline.tv2_grad() if config.reg == "tv2" else layer.spline.bv2_grad()
+            if config.reg == "tv2":
+                if config.prox:
+                    continue
+                g = layer.spline.tv2_grad()
+            else:
+                g = layer.spline.bv2_grad()
+                if config.prox:
+                    g = g - layer.spline.tv2_grad()
             grads[f"layer{i}.coefficients"] = (config.lam / m) * g
     return grads
+
+
+def prox_tv2(spline: LinearSpline, threshold: float) -> LinearSpline:
+    """The proximal step of threshold * sum_k |a_k| in the knot-form coordinates
+    (c_0, s_0, a) of the spline (s_0 = (c_1 - c_0)/T, a = D2 c / T, shape (C, K-2)):
+
+        a_hat_k = sign(a_k) max(|a_k| - threshold, 0)     (soft-thresholding),
+
+    c_0 and s_0 kept (hence c_0, c_1 and the leftmost piece), and the coefficients rebuilt
+    exactly from them: slopes s = s_0 + cumsum([0, a_hat]), c = c_0 + T cumsum([0, s]) (as
+    LinearSpline.sparsify does with a hard threshold).  Jumps below the threshold become
+    exact zeros (up to the rounding of the rebuild, below the knot tolerance)."""
+    a = spline.jumps()
+    a_hat = np.sign(a) * np.maximum(np.abs(a) - float(threshold), 0.0)
+    slopes = spline.slopes()[:, :1] + np.concatenate(
+        [np.zeros((a.shape[0], 1)), np.cumsum(a_hat, axis=1)], axis=1)
+    return LinearSpline.from_slopes(spline.coefficients[:, 0], slopes, spline.x_min,
+                                    spline.step)
+
+
+def _apply_prox(net: Network, threshold: float) -> None:
+    for _, layer in spline_layers(net):
+        layer.params["coefficients"][...] = prox_tv2(layer.spline, threshold).coefficients
 
 
 def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
@@ -179,6 +246,8 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
                 grads[key] = grads[key] + g
             for o in optimisers:
                 o.step(grads)
+            if config.prox and config.lam > 0 and spline_keys:
+                _apply_prox(net, optimisers[-1].lr * config.lam / m)   # the splines' Adam
         out = net.forward(x)                  # one pass for the loss and the accuracy
         record = {"epoch": epoch + 1, **objective(net, x, y, config, out)}
         if classify:
@@ -189,8 +258,16 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
         bar.update()
         bar.set_postfix(loss=f"{record['total']:.4g}")
     bar.close()
-    if config.sparsify_threshold is not None:
-        history["sparsification"] = sparsify_network(net, config.sparsify_threshold)
+    if config.sparsify_threshold == "auto":
+        history["sparsification"], history["sparsify"] = sparsify_auto(
+            net, x, y, config.loss, config.acc_drop)
+    elif config.sparsify_threshold is not None:
+        knots_before = _total_knots(net)
+        history["sparsification"] = sparsify_network(net, float(config.sparsify_threshold))
+        history["sparsify"] = {"mode": "threshold",
+                               "threshold": float(config.sparsify_threshold),
+                               "knots_before": knots_before, "knots_after": _total_knots(net),
+                               "knots_removed": knots_before - _total_knots(net)}
     return history
 
 
@@ -202,3 +279,51 @@ def sparsify_network(net: Network, threshold: float) -> list:
         layer.params["coefficients"][...] = new.coefficients
         reports.append({"layer": i, **{k: np.asarray(v).tolist() for k, v in report.items()}})
     return reports
+
+
+def _total_knots(net: Network) -> int:
+    """Knots of every spline layer, each counted with its own tolerance (num_knots)."""
+    return int(sum(layer.spline.num_knots()[0].sum() for _, layer in spline_layers(net)))
+
+
+def sparsify_auto(net: Network, x, y, loss: str, acc_drop: float = ACC_DROP,
+                  ladder=SPARSIFY_LADDER) -> tuple[list, dict]:
+    """Sparsify with the largest knot threshold the training accuracy tolerates, in place.
+
+    As DeepSplines' `sparsify_with_optimal_knot_threshold.py`: with A_0 the training accuracy
+    of the trained network, try the thresholds of `ladder` in increasing order (default
+    SPARSIFY_LADDER: 0, then 2e-4 .. 3.8e-3 by 2e-4, 4e-3 .. 0.954 by 0.05, 1 .. 2.8 by 0.2,
+    3 .. 9.5 by 0.5, 10 .. 98 by 2), each applied to the trained coefficients
+    (LinearSpline.sparsify), and stop at the first one whose accuracy A(T) has
+    A_0 - A(T) > acc_drop; the chosen threshold is the last one before it.  One difference:
+    DeepSplines also stops when no knot is left and then keeps the previous threshold; here a
+    threshold that removes every knot within the tolerance is chosen (every larger one gives
+    the same network).  Returns the per-layer reports of sparsify_network and a summary:
+    mode 'auto', threshold (None if even T = 0 fails), acc_drop (A_0 - A(T) measured),
+    acc_drop_max, train_accuracy_before / _after, knots_before / _after / _removed, and
+    `search`: [threshold, training accuracy, knots] for every threshold tried (the last row
+    is the one that failed when the search stopped on the accuracy)."""
+    originals = [(layer, layer.spline.copy()) for _, layer in spline_layers(net)]
+    base = accuracy(net, x, y, loss)
+    knots_before = _total_knots(net)
+    chosen, chosen_accuracy, search = None, base, []
+    for threshold in ladder:
+        for layer, spline in originals:
+            layer.params["coefficients"][...] = spline.sparsify(threshold)[0].coefficients
+        acc, knots = accuracy(net, x, y, loss), _total_knots(net)
+        search.append([float(threshold), acc, knots])
+        if base - acc > acc_drop:
+            break
+        chosen, chosen_accuracy = float(threshold), acc
+        if knots == 0:
+            break
+    for layer, spline in originals:
+        layer.params["coefficients"][...] = spline.coefficients
+    reports = [] if chosen is None else sparsify_network(net, chosen)
+    knots_after = _total_knots(net)
+    return reports, {
+        "mode": "auto", "threshold": chosen, "acc_drop": base - chosen_accuracy,
+        "acc_drop_max": float(acc_drop), "train_accuracy_before": base,
+        "train_accuracy_after": chosen_accuracy, "knots_before": knots_before,
+        "knots_after": knots_after, "knots_removed": knots_before - knots_after,
+        "search": search}

@@ -5,6 +5,7 @@ from reference import datasets
 from reference.experiments import run_training
 from reference.network import build_mlp
 from reference.train import Adam, SGD, TrainConfig, objective, sparsify_network, train
+from properties import check, profiles
 
 
 def small_problem(seed=0, m=200):
@@ -90,3 +91,146 @@ def test_two_spline_neurons_learn_the_circle_and_beat_two_relus():
     relu = circle_run("relu")
     assert spline["test_accuracy"] >= 0.97
     assert spline["test_accuracy"] > relu["test_accuracy"] + 0.1
+
+
+# ------------------------------------------------------------------ proximal step (issue 8)
+def exact_prox(coefficients, step, threshold):
+    """prox_tv2 in exact rational arithmetic (Fractions of the float inputs)."""
+    from fractions import Fraction
+    out = []
+    t, thr = Fraction(step), Fraction(threshold)
+    for row in coefficients:
+        c = [Fraction(v) for v in row]
+        a = [(c[k - 1] - 2 * c[k] + c[k + 1]) / t for k in range(1, len(c) - 1)]
+        a_hat = [(1 if v > 0 else -1) * max(abs(v) - thr, Fraction(0)) for v in a]
+        slopes = [(c[1] - c[0]) / t]
+        for v in a_hat:
+            slopes.append(slopes[-1] + v)
+        new = [c[0]]
+        for s in slopes:
+            new.append(new[-1] + t * s)
+        out.append((new, slopes, a_hat))
+    return out
+
+
+@profiles
+def test_prox_tv2_is_soft_thresholding_of_the_jumps(profile):
+    """prox_tv2 against the same formula in exact arithmetic: c_0 kept bit for bit, every
+    coefficient within the rounding bound 16 K^2 u (max|c| + T K max|s| + T sum|a_hat|)."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+    from reference.spline import LinearSpline
+    from reference.train import prox_tv2
+
+    @given(st.integers(1, 2), st.integers(3, 16), st.floats(1e-2, 1.0),
+           st.floats(0.0, 5.0), st.data())
+    def prop(channels, size, step, threshold, data):
+        values = data.draw(st.lists(st.one_of(
+            st.integers(-5, 5).map(float),          # flat pieces, exact zeros; the supported
+            st.floats(-10, 10).map(lambda v: 0.0 if abs(v) < 1e-6 else v)),     # range
+                                    min_size=channels * size, max_size=channels * size))
+        coefficients = np.array(values).reshape(channels, size)
+        spline = LinearSpline(coefficients, -1.0, step)
+        new = prox_tv2(spline, threshold)
+        assert new.x_min == spline.x_min and new.step == spline.step
+        u = np.finfo(float).eps / 2
+        for c, (exact, slopes, a_hat) in enumerate(exact_prox(coefficients, step, threshold)):
+            assert new.coefficients[c, 0] == coefficients[c, 0]
+            bound = 16 * size ** 2 * u * (
+                np.abs(coefficients[c]).max() + step * size * float(max(abs(s) for s in slopes))
+                + step * float(sum(abs(v) for v in a_hat)))
+            err = np.abs(new.coefficients[c] - np.array([float(v) for v in exact]))
+            assert err.max() <= bound, (err.max(), bound)
+    check(prop, profile)
+
+
+def test_prox_tv2_zeroes_small_jumps_and_shrinks_the_others():
+    from reference.spline import LinearSpline
+    from reference.train import prox_tv2
+    c = np.array([[0.0, 0.0, 1.0, 1.05, 3.0, 3.0, 2.0]])       # T = 0.5: jumps 4, -3.9, 3.8, ...
+    spline = LinearSpline(c, -1.5, 0.5)
+    a = spline.jumps()[0]
+    new = prox_tv2(spline, 0.5)
+    expected = np.sign(a) * np.maximum(np.abs(a) - 0.5, 0)
+    assert np.allclose(new.jumps()[0], expected, atol=1e-13)
+    assert new.coefficients[0, 0] == 0.0 and new.coefficients[0, 1] == 0.0   # c_0, c_1 kept
+    assert np.isclose(new.tv2()[0], np.abs(a).sum() - 0.5 * np.count_nonzero(np.abs(a) > 0.5)
+                      - np.abs(a[np.abs(a) <= 0.5]).sum())
+    with pytest.raises(ValueError, match="prox"):
+        TrainConfig(prox="yes").validate()
+
+
+def test_prox_training_gives_exact_zeros_and_fewer_knots():
+    """With the proximal step the knot count falls below Adam's with the subgradient (same
+    lambda, same seed), and the training regulariser gradient leaves out the TV2 part."""
+    from reference.train import _regulariser_grads
+    x, y = small_problem()
+    knots = {}
+    for prox in (False, True):
+        net = build_mlp([2, 2, 1], "spline", rng=0, size=21, range_=2.0)
+        train(net, x, y, TrainConfig(epochs=20, lam=20.0, prox=prox, quiet=True))
+        spline = net.layers[1].spline
+        knots[prox] = int(spline.num_knots()[0].sum())
+        if prox:
+            a = np.abs(spline.jumps())
+            assert np.sum(a <= 64 * np.finfo(float).eps * np.abs(spline.coefficients).max()
+                          / spline.step) >= 10           # exact zeros up to the rebuild
+    assert knots[True] < knots[False]
+    net = build_mlp([2, 2, 1], "spline", rng=0, size=11, range_=2.0)
+    spline = net.layers[1].spline
+    grads = _regulariser_grads(net, TrainConfig(lam=3.0, reg="tv2", prox=True), 10)
+    assert "layer1.coefficients" not in grads
+    grads = _regulariser_grads(net, TrainConfig(lam=3.0, reg="bv2", prox=True), 10)
+    assert np.allclose(grads["layer1.coefficients"],
+                       0.3 * (spline.bv2_grad() - spline.tv2_grad()), atol=1e-15)
+
+
+# ------------------------------------------------------------------ sparsify 'auto' (issue 8)
+@pytest.mark.parametrize("acc_drop", [0.0, 0.01, 1.0])
+def test_sparsify_auto_picks_the_largest_tolerated_threshold(acc_drop):
+    """The certificate of the search: the chosen threshold keeps the training accuracy
+    within acc_drop, and the next one on the ladder does not (or no knot is left); the
+    network is the trained one sparsified at that threshold."""
+    from reference.train import SPARSIFY_LADDER, accuracy, sparsify_auto
+    x, y = small_problem()
+    net = build_mlp([2, 3, 1], "spline", rng=0, size=21, range_=2.0)
+    train(net, x, y, TrainConfig(epochs=8, quiet=True))
+    trained = net.layers[1].spline.copy()
+    base = accuracy(net, x, y, "logistic")
+    reports, s = sparsify_auto(net, x, y, "logistic", acc_drop)
+    assert s["train_accuracy_before"] == base
+    chosen = s["threshold"]
+    assert chosen in SPARSIFY_LADDER
+    assert np.array_equal(net.layers[1].spline.coefficients,
+                          trained.sparsify(chosen)[0].coefficients)
+    after = accuracy(net, x, y, "logistic")
+    assert after == s["train_accuracy_after"] and base - after <= acc_drop
+    assert s["acc_drop"] == base - after and s["acc_drop_max"] == acc_drop
+    counts = int(net.layers[1].spline.num_knots()[0].sum())
+    assert s["knots_after"] == counts == s["knots_before"] - s["knots_removed"]
+    assert reports[0]["threshold"] == chosen
+    index = SPARSIFY_LADDER.index(chosen)
+    last = s["search"][-1]
+    assert [row[0] for row in s["search"]] == list(SPARSIFY_LADDER[:len(s["search"])])
+    if counts == 0:
+        assert last[0] == chosen
+    else:                                    # stopped on the next threshold's accuracy
+        assert last[0] == SPARSIFY_LADDER[index + 1] and base - last[1] > acc_drop
+    if acc_drop == 1.0:
+        assert counts == 0
+    if acc_drop == 0.01:                     # the tolerance is used: knots are removed
+        assert s["knots_removed"] > 0
+
+
+def test_sparsify_config_values():
+    x, y = small_problem()
+    net = build_mlp([2, 2, 1], "spline", rng=0)
+    for bad, match in [({"sparsify_threshold": "x"}, "sparsify_threshold"),
+                       ({"sparsify_threshold": -1.0}, "sparsify_threshold"),
+                       ({"acc_drop": 2.0}, "acc_drop"), ({"acc_drop": -0.1}, "acc_drop")]:
+        with pytest.raises(ValueError, match=match):
+            train(net, x, y, TrainConfig(quiet=True, **bad))
+    history = train(net, x, y, TrainConfig(epochs=2, quiet=True, sparsify_threshold=0.05))
+    s = history["sparsify"]
+    assert s["mode"] == "threshold" and s["threshold"] == 0.05
+    assert s["knots_removed"] == sum(sum(r["knots_removed"]) for r in history["sparsification"])

@@ -1,0 +1,158 @@
+"""Runs as data (issue 8, item 1): RunConfig, its key, run() and its summary."""
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from reference import experiments, lipschitz
+from reference.experiments import RunConfig, run, run_training
+from reference.files import dumps_json
+from reference.sweep import without_timings
+
+TINY = {"epochs": 2, "size": 9}
+TRAIN_JSON_KEYS = ("dataset", "activation", "hidden", "loss", "test_accuracy", "valid_accuracy",
+                   "train_accuracy", "train_loss", "objective", "tv2", "bv2", "knots",
+                   "knot_tolerance", "lipschitz_bound", "lipschitz_bound_form", "seconds",
+                   "config")
+
+
+@pytest.fixture(scope="module")
+def spline_run():
+    config = RunConfig(hidden=(2,), sparsify="auto", seed=3, **TINY)
+    return config, *run(config)
+
+
+def test_key_is_the_documented_hash_and_the_same_in_another_process():
+    config = RunConfig(dataset="s_shape", hidden=(8, 8), lam=0.1, seed=4, sparsify="auto")
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+    assert config.key() == hashlib.sha256(text.encode()).hexdigest()[:16]
+    code = ("from reference.experiments import RunConfig; print(RunConfig(dataset='s_shape', "
+            "hidden=[8, 8], lam=1e-1, seed=4, sparsify='auto').key())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == config.key()
+
+
+def test_every_field_changes_the_key_and_spellings_do_not():
+    base = RunConfig()
+    other = {"dataset": "s_shape", "activation": "relu", "hidden": (3,), "reg": "bv2",
+             "lam": 0.5, "size": 11, "range_": 3.0, "epochs": 7, "seed": 1, "batch_size": 8,
+             "lr": 0.02, "spline_init": "relu", "sparsify": "auto", "acc_drop": 0.01,
+             "prox": True, "data_path": "x"}
+    assert set(other) == {f.name for f in fields(RunConfig)}
+    keys = {RunConfig(**{**base.to_dict(), name: value}).key() for name, value in other.items()}
+    assert len(keys | {base.key()}) == len(other) + 1
+    assert RunConfig(hidden=2, lam=1, size=21.0).key() == RunConfig(hidden=(2,), lam=1.0).key()
+    assert RunConfig.from_dict(base.to_dict()) == base
+    assert RunConfig.from_dict(json.loads(json.dumps(RunConfig(**other).to_dict()))) == \
+        RunConfig(**other)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("dataset", "moons"), ("activation", "identity"), ("hidden", ()), ("hidden", (2, 0)),
+    ("hidden", "2"), ("reg", "tv1"), ("lam", -1.0), ("lam", float("nan")), ("range_", 0.0),
+    ("lr", 0), ("size", 1), ("size", 2.5), ("epochs", 0), ("seed", -1), ("batch_size", 0),
+    ("sparsify", -0.1), ("sparsify", "yes"), ("acc_drop", 1.5), ("prox", "yes"),
+    ("data_path", ""), ("spline_init", "tanh"), ("seed", True)])
+def test_bad_config_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field}: expected"):
+        RunConfig(**{field: value})
+
+
+def test_unknown_fields():
+    with pytest.raises(ValueError, match="unknown fields .*'depth'"):
+        RunConfig.from_dict({"depth": 3})
+    with pytest.raises(TypeError, match="unknown options"):
+        run_training("circle", "spline", [2], depth=3)
+    with pytest.raises(TypeError, match="config: expected a RunConfig"):
+        run({"dataset": "circle"})
+
+
+def test_canonical_baselines_ignore_the_spline_fields():
+    relu = RunConfig(activation="relu", lam=0.5, reg="bv2", sparsify="auto", prox=True)
+    assert relu.canonical() == RunConfig(activation="relu")
+    spline = RunConfig(lam=0.5, reg="bv2", sparsify="auto", prox=True)
+    assert spline.canonical() is spline
+
+
+def test_summary_keeps_train_json_and_adds_the_ladder(spline_run):
+    config, net, summary = spline_run
+    assert all(key in summary for key in TRAIN_JSON_KEYS)
+    assert summary["run_config"] == config.to_dict()
+    assert summary["config"]["lam"] == config.lam and summary["config"]["seed"] == 3
+    json.loads(dumps_json(summary))                        # strict JSON
+    counts, tols = net.layers[1].spline.num_knots()
+    assert summary["knots"] == [int(counts.sum())]
+    assert summary["sparsify"]["knots_after"] == int(counts.sum())
+    ladder = summary["ladder"]
+    assert set(ladder) == {"1", "2", "inf"}
+    for p, rungs in ladder.items():
+        for name in ("theorem1", "theorem1_bv2", "layerwise"):
+            assert rungs[name]["value"] == getattr(lipschitz, name)(net, p)
+        low = lipschitz.lower(net, p, box=experiments.LOWER_BOX, seed=3,
+                              num_points=experiments.LOWER_POINTS,
+                              rounds=experiments.LOWER_ROUNDS)
+        assert rungs["lower"]["value"] == low["value"]
+        chain = [rungs[n]["value"] for n in ("lower", "layerwise", "theorem1", "theorem1_bv2")]
+        assert all(a <= b * (1 + 1e-12) for a, b in zip(chain, chain[1:])), chain
+    sdp = ladder["2"]["lipsdp_neuron"]
+    assert sdp["status"] == "optimal" and sdp["solver"] and "certificate" in sdp
+    assert ladder["2"]["lower"]["value"] <= sdp["value"] * (1 + 1e-9)
+    assert summary["lipschitz_bound"] == ladder["2"]["theorem1_bv2"]["value"]
+
+
+def test_run_is_reproducible_and_run_training_is_run(spline_run):
+    config, _, summary = spline_run
+    _, again = run_training("circle", "spline", [2], sparsify="auto", seed=3, **TINY)
+    assert without_timings(json.loads(dumps_json(again))) == \
+        without_timings(json.loads(dumps_json(summary)))
+
+
+def test_baseline_run_and_lipsdp_budget(monkeypatch):
+    monkeypatch.setattr(experiments, "LIPSDP_MAX_SIDE", 3)      # 2 inputs + 2 hidden > 3
+    _, summary = run(RunConfig(activation="prelu", **TINY))
+    assert summary["knots"] == [] and summary["tv2"] == []
+    sdp = summary["ladder"]["2"]["lipsdp_neuron"]
+    assert sdp["value"] is None and "LIPSDP_MAX_SIDE" in sdp["reason"]
+    assert "sparsify" not in summary
+
+
+def test_data_path_errors_name_the_argument():
+    with pytest.raises(ValueError, match="^data_path: only the mnist"):
+        run(RunConfig(data_path="somewhere", **TINY))
+    with pytest.raises(ValueError, match="^--data-path: only the mnist"):
+        run_training("circle", "spline", [2], data_path="somewhere", data_arg="--data-path",
+                     **TINY)
+
+
+def test_train_command_sparsify_auto_and_prox(capsys):
+    from reference.cli import main
+    assert main(["train", "--epochs", "2", "--size", "9", "--sparsify", "auto", "--acc-drop",
+                 "0.01", "--prox", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["run_config"]["sparsify"] == "auto" and result["run_config"]["prox"] is True
+    assert result["config"]["prox"] is True and result["sparsify"]["acc_drop_max"] == 0.01
+    assert result["sparsify"]["acc_drop"] <= 0.01
+    assert main(["train", "--epochs", "2", "--size", "9", "--sparsify", "auto"]) == 0
+    assert "--sparsify auto: threshold" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["train", "--sparsify", "some"], "--sparsify"), (["train", "--acc-drop", "2"], "--acc-drop"),
+    (["sweep", "--results", "r", "--seeds", "3-1"], "--seeds"),
+    (["sweep", "--results", "r", "--lam", "1,x"], "--lam"),
+    (["sweep", "--results", "r", "--activation", "relu,tanh"], "--activation"),
+    (["sweep", "--results", "r", "--workers", "-1"], "--workers"),
+    (["sweep", "--results", "r", "--hidden", "2,,2"], "--hidden"),
+    (["sweep", "--results", "r", "--scheduler", "localhost"], "scheduler")])
+def test_bad_cli_values_name_the_argument(argv, name, capsys, tmp_path, monkeypatch):
+    from reference.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert name in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "records").exists() or not any((tmp_path / "r").rglob("*.json"))
