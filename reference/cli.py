@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from reference import datasets, ladder, lipschitz, sweep
+from reference.convex import MAX_PROBLEM_SIZE
 from reference.io import load_model, network_from_mat, save_model
 from reference._checks import OverflowResult, as_finite_array
 from reference.network import ACTIVATIONS
@@ -204,6 +205,10 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
         ratio = f"{v / ref:12.4f}" if v is not None and ref else f"{'-':>12s}"
         value = f"{v:12.6g}" if v is not None else f"{'n/a':>12s}"
         note = r.get("reason", "")
+        if v is None and (r.get("upper_bound") is not None or r.get("lower_bound") is not None):
+            bounds = [f"{b:.6g}" if b is not None else "-"
+                      for b in (r.get("lower_bound"), r.get("upper_bound"))]
+            note += f" certified bracket [{bounds[0]}, {bounds[1]}] ({r.get('status')})"
         if not note and name == "exact":
             size = (f"{r['pieces']} pieces" if "pieces" in r
                     else f"{r['binaries']} binaries, attained at an interior point")
@@ -222,8 +227,8 @@ def cmd_lipschitz(args):
     net = load_any_model(args.model)
     p = lipschitz.parse_p(args.p)
     results = ladder.ladder(net, p, args.box, ladder.parse_methods(args.methods),
-                            solver=args.solver, time_limit=args.time_limit,
-                            max_binaries=args.max_binaries, seed=args.seed)
+                            solver=args.solver, seed=args.seed,
+                            **{name: getattr(args, name) for name in ladder.LIMITS})
     if args.json:
         print(dumps_json(results))
         return 1 if ladder.order_violations(results) else 0
@@ -247,7 +252,8 @@ def cmd_solve(args):
                          f"shapes {x.shape} and {y.shape}")
     new, cert = convex.solve_layer(net, args.layer, x, y, loss=args.loss,
                                    lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
-                                   lip_max=args.lip_max, solver=args.solver)
+                                   lip_max=args.lip_max, solver=args.solver,
+                                   max_size=args.max_size)
     save_model(new, args.out)
     cert["out"] = args.out
     if args.json:
@@ -269,6 +275,9 @@ def cmd_solve(args):
     return 0
 
 
+REPRODUCE_FIGURES = "figures/out/quick"
+
+
 def cmd_reproduce(args):
     from theory_checks import lipschitz_bound, representer
     from theory_checks._report import prepare_json_out
@@ -278,6 +287,8 @@ def cmd_reproduce(args):
     prepare_output_dir(args.checks_dir, "--checks-dir")
     for check in (lipschitz_bound, representer):
         prepare_json_out(check_report_path(args.checks_dir, check), "--checks-dir")
+    if not args.no_figures:
+        prepare_output_dir(args.figures_dir, "--figures-dir")
     print("Circle data set (1500 training points, 200x200 test grid), one hidden layer:")
     print(f"{'activation':>11} {'width':>5} {'test acc':>9} {'TV2':>9} {'knots':>6} "
           f"{'Lip bound':>10} {'seconds':>8}")
@@ -299,6 +310,17 @@ def cmd_reproduce(args):
     for check in (lipschitz_bound, representer):
         print()
         status |= check.run(quick=True, json_out=check_report_path(args.checks_dir, check))
+    if not args.no_figures:
+        from figures.run import generate
+
+        print("\nFigures, quick profile (python -m figures --quick):")
+        report = generate("quick", out=args.figures_dir, progress=False)
+        failed = [name for name, entry in report.items() if "error" in entry]
+        for name in failed:
+            print(f"  figure {name} could not be made: {report[name]['error']}")
+        print(f"figures and the data behind them: {args.figures_dir}/ "
+              f"(index: {args.figures_dir}/index.md)")
+        status |= 1 if failed else 0
     return status
 
 
@@ -393,8 +415,18 @@ def build_parser():
     p.add_argument("--box", type=positive_float, default=1.0,
                    help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
     p.add_argument("--solver", default="CVXOPT", help="cvxpy SDP solver for LipSDP")
-    p.add_argument("--time-limit", type=positive_float, default=60.0, help="MILP time limit (s)")
-    p.add_argument("--max-binaries", type=positive_int, default=400, help="MILP size guard")
+    p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
+                   help="time limit (s) of the exact methods (MILP, 1-D): past it they return "
+                        "a certified bracket")
+    p.add_argument("--max-binaries", type=positive_int, default=ladder.LIMITS["max_binaries"],
+                   help="size guard of the MILP (binaries)")
+    p.add_argument("--max-pieces", type=positive_int, default=ladder.LIMITS["max_pieces"],
+                   help="size guard of the 1-D exact method (pieces)")
+    p.add_argument("--max-sdp-cost", type=positive_float, default=ladder.LIMITS["max_sdp_cost"],
+                   help="size guard of LipSDP (estimated solver work, see the README)")
+    p.add_argument("--max-lower-cost", type=positive_float,
+                   default=ladder.LIMITS["max_lower_cost"],
+                   help="size guard of the lower bound (points x flops of a Jacobian)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the lower-bound search")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_lipschitz)
@@ -411,7 +443,11 @@ def build_parser():
     p.add_argument("--size", type=size_int, default=None,
                    help="uniform grid: K coefficients on the layer's range (default its own K)")
     p.add_argument("--lip-max", type=positive_float, default=None, help="constraint Lip <= V")
-    p.add_argument("--solver", default="CLARABEL", help="cvxpy solver (default CLARABEL)")
+    p.add_argument("--solver", default="CLARABEL", help=(
+        "cvxpy solver (default CLARABEL); only solvers of the loss's problem class are "
+        "accepted (squared: QP/SOCP, logistic and xent: exponential cone)"))
+    p.add_argument("--max-size", type=positive_float, default=MAX_PROBLEM_SIZE,
+                   help="size guard: grid points + samples x neurons")
     p.add_argument("--out", required=True, help="write the solved model here (.npz)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_solve)
@@ -422,6 +458,9 @@ def build_parser():
     p.add_argument("--json-out", default=None, help="also write the results as JSON")
     p.add_argument("--checks-dir", default="theory_checks/out",
                    help="where the theory checks (quick profile) write their JSON reports")
+    p.add_argument("--figures-dir", default=REPRODUCE_FIGURES,
+                   help="where the quick-profile figures go (their runs are cached there)")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.set_defaults(func=cmd_reproduce)
 
     d = RunConfig()                           # the defaults of one run

@@ -140,10 +140,17 @@ def test_train_bad_arguments(capsys):
     assert "invalid choice: 'tanh'" in capsys.readouterr().err
 
 
-def test_reproduce_prints_the_tables_and_the_quick_lipschitz_checks_pass(tmp_path, capsys):
-    """reproduce runs the quick profiles of both theory checks: they must pass."""
-    assert main(["reproduce", "--epochs", "2", "--checks-dir", str(tmp_path)]) == 0
+def test_reproduce_prints_the_tables_and_the_quick_lipschitz_checks_pass(tmp_path, capsys,
+                                                                        quick_figures):
+    """reproduce runs the quick profiles of both theory checks (they must pass) and writes
+    the quick figures (their runs cached by the session's quick_figures)."""
+    figures_dir, _ = quick_figures
+    (figures_dir / "index.md").unlink()
+    assert main(["reproduce", "--epochs", "2", "--checks-dir", str(tmp_path),
+                 "--figures-dir", str(figures_dir)]) == 0
+    assert (figures_dir / "index.md").is_file()
     text = capsys.readouterr().out
+    assert f"(index: {figures_dir}/index.md)" in text
     for activation in ("spline", "relu", "prelu", "leaky_relu"):
         assert activation in text
     assert "Lipschitz ladder checks (quick profile" in text and "ALL PASSED" in text
