@@ -32,6 +32,10 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept in the results directory",
+              file=sys.stderr)
+        return 130
     failed = [n for n, r in report.items() if "error" in r]
     for name in failed:
         print(f"figure {name} could not be made: {report[name]['error']}", file=sys.stderr)

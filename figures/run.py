@@ -23,6 +23,16 @@ def check_names(only) -> list:
     return names
 
 
+def check_engine(workers, scheduler) -> None:
+    """--workers and --scheduler checked before anything is created."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 0):
+        raise ValueError(f"--workers: expected an integer >= 0, got {workers!r}")
+    if scheduler is not None and "://" not in str(scheduler):
+        raise ValueError(f"--scheduler: expected an address like tcp://HOST:PORT, got "
+                         f"{scheduler!r}")
+
+
 def generate(profile: str = "default", out=OUT, results=None, only=None, scheduler=None,
              workers=None, force=False, progress=True, log=print) -> dict:
     """Make the figures `only` (default all) of `profile` in `out`; the runs are stored in
@@ -33,6 +43,7 @@ def generate(profile: str = "default", out=OUT, results=None, only=None, schedul
         raise ValueError(f"--profile: expected one of {list(PROFILES)}, got {profile!r}")
     names = check_names(only)
     prof = PROFILES[profile]
+    check_engine(workers, scheduler)
     out = prepare_output_dir(out, "--out")
     results = prepare_output_dir(Path(results) if results else out / "results", "--results")
     needed = sorted({s for n in names for s in FIGURES[n][1]})
@@ -41,8 +52,8 @@ def generate(profile: str = "default", out=OUT, results=None, only=None, schedul
     configs = {"lambda": prof.lambda_configs if "lambda" in needed else list,
                "width": prof.width_configs if "width" in needed else list}
     todo = [c for s in needed for c in configs[s]()]
-    log(f"{prof.describe()}\nsweeps {needed}: {len(todo)} runs (cached ones are reused) in "
-        f"{results}")
+    log(f"{prof.describe()}\nsweeps {needed}: {len({c.key() for c in todo})} runs (cached "
+        f"ones are reused) in {results}")
     result = run_sweep(todo, results, workers=workers, scheduler=scheduler, force=force,
                        progress=progress)
     by_key = {r["key"]: r for r in result.records}

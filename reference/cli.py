@@ -5,19 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from reference import datasets, ladder, lipschitz, sweep
-from reference.convex import MAX_PROBLEM_SIZE
-from reference.io import load_model, network_from_mat, save_model
+from reference import datasets, ladder, lipschitz, lipsdp, sweep
 from reference._checks import OverflowResult, as_finite_array
-from reference.network import ACTIVATIONS
-from reference.experiments import TRAIN_DEFAULTS, RunConfig, run_training, spline_summary
-from reference.train import ACC_DROP
-from reference.files import (check_writable, dumps_json, jsonable, load_npy, load_npz,
-                             prepare_output_dir, write_npz, write_text)
+from reference.convex import MAX_PROBLEM_SIZE
+from reference.experiments import (RUN_ACTIVATIONS, SPLINE_INITS, TRAIN_DEFAULTS, RunConfig,
+                                   run_training, spline_summary)
+from reference.files import (check_not_an_input, check_writable, dumps_json, load_npy,
+                             load_npz, prepare_output_dir, write_npz, write_text)
+from reference.io import load_model, network_from_mat, save_model
+from reference.limits import TooLarge
+from reference.network import LOSSES
 from reference.spline import grid_from_range
+from reference.train import ACC_DROP, REGULARISERS
 
 
 # ------------------------------------------------------------- argument types (argparse)
@@ -93,7 +96,7 @@ def cmd_train(args):
         quiet=args.quiet or args.json, sparsify=args.sparsify, acc_drop=args.acc_drop,
         prox=args.prox, data_arg="--data-path")
     if args.out is not None:
-        save_model(net, args.out)
+        save_model(net, args.out, "--out")
         summary["model"] = args.out
     if args.json:
         print(dumps_json(summary))
@@ -141,6 +144,7 @@ def check_finite_results(arrays: dict, what: str) -> None:
 
 def cmd_evaluate(args):
     check_writable(args.output, "--output")
+    check_not_an_input(args.output, "--output", {"MODEL": args.model, "--inputs": args.inputs})
     net, names = load_model(args.model, with_names=True)
     x = load_npy(args.inputs, "--inputs")
     try:
@@ -205,10 +209,6 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
         ratio = f"{v / ref:12.4f}" if v is not None and ref else f"{'-':>12s}"
         value = f"{v:12.6g}" if v is not None else f"{'n/a':>12s}"
         note = r.get("reason", "")
-        if v is None and (r.get("upper_bound") is not None or r.get("lower_bound") is not None):
-            bounds = [f"{b:.6g}" if b is not None else "-"
-                      for b in (r.get("lower_bound"), r.get("upper_bound"))]
-            note += f" certified bracket [{bounds[0]}, {bounds[1]}] ({r.get('status')})"
         if not note and name == "exact":
             size = (f"{r['pieces']} pieces" if "pieces" in r
                     else f"{r['binaries']} binaries, attained at an interior point")
@@ -243,6 +243,7 @@ def cmd_solve(args):
     from reference import convex
 
     check_writable(args.out, "--out")
+    check_not_an_input(args.out, "--out", {"MODEL": args.model, "--data": args.data})
     net = load_model(args.model)
     data = load_npz(args.data, "--data (X (M, N_0) and y (M,) or (M, N_L))", ["X", "y"])
     x = as_finite_array(data["X"], "--data: X", ndim=2)
@@ -254,7 +255,7 @@ def cmd_solve(args):
                                    lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
                                    lip_max=args.lip_max, solver=args.solver,
                                    max_size=args.max_size)
-    save_model(new, args.out)
+    save_model(new, args.out, "--out")
     cert["out"] = args.out
     if args.json:
         print(dumps_json(cert))
@@ -333,6 +334,11 @@ def cmd_sweep(args):
     if args.table:
         rows = sweep.table(sweep.load_records(args.results))
         if args.csv is not None:
+            check_writable(args.csv, "--csv")
+            records = (Path(args.results) / sweep.RECORDS).resolve()
+            if records in Path(args.csv).resolve().parents:
+                raise ValueError(f"--csv: {args.csv} is inside the records directory "
+                                 f"{records}; write the table elsewhere")
             sweep.write_csv(rows, args.csv, "--csv")
         print(sweep.format_table(rows))
         if args.csv is not None:
@@ -345,6 +351,7 @@ def cmd_sweep(args):
         batch_size=args.batch_size, lr=args.lr, spline_init=args.spline_init,
         sparsify=args.sparsify, acc_drop=args.acc_drop, prox=args.prox,
         data_path=args.data_path)
+    check_sweep_configs(configs)
     result = sweep.run_sweep(configs, args.results, workers=args.workers,
                              scheduler=args.scheduler, force=args.force,
                              progress=not args.quiet)
@@ -356,6 +363,21 @@ def cmd_sweep(args):
     return 1 if result.failed else 0
 
 
+def check_sweep_configs(configs) -> None:
+    """What a run would only find out after starting, checked for every config before the
+    sweep: the spline grid (--size/--range) and a data path that must exist."""
+    for config in configs:
+        if config.activation == "spline":
+            try:
+                grid_from_range(config.size, config.range_)
+            except ValueError as exc:
+                raise ValueError(f"--size/--range: {exc}") from None
+        if config.dataset == "mnist" and (config.data_path is None
+                                          or not Path(config.data_path).exists()):
+            raise ValueError(f"--data-path: the mnist data set is read from an existing path "
+                             f"you give, got {config.data_path!r}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m reference", description=(
         "Reference implementation of deep spline networks with a controlled Lipschitz "
@@ -365,18 +387,17 @@ def build_parser():
     p = sub.add_parser("train", help="train a network and report accuracy, TV2, knots, bound")
     p.add_argument("--dataset", default="circle", choices=datasets.DATASETS)
     p.add_argument("--data-path", default=None, help="MNIST: directory of IDX files or .npz")
-    p.add_argument("--activation", default="spline", choices=[a for a in ACTIVATIONS
-                                                              if a != "identity"])
+    p.add_argument("--activation", default="spline", choices=RUN_ACTIVATIONS)
     p.add_argument("--hidden", default="2", help="hidden widths, e.g. 2 or 8,8 (default 2)")
     p.add_argument("--lam", type=nonneg_float, default=TRAIN_DEFAULTS["lam"],
                    help="lambda on the splines' TV2/BV2 (data term summed over samples)")
-    p.add_argument("--reg", default="tv2", choices=["tv2", "bv2"])
+    p.add_argument("--reg", default=TRAIN_DEFAULTS["reg"], choices=REGULARISERS)
     p.add_argument("--size", type=size_int, default=TRAIN_DEFAULTS["size"],
                    help="spline coefficients K per neuron")
     p.add_argument("--range", type=positive_float, default=TRAIN_DEFAULTS["range_"],
                    help="spline grid [-R, R]")
     p.add_argument("--spline-init", default="leaky_relu",
-                   choices=["leaky_relu", "relu", "identity", "abs", "even_odd"])
+                   choices=SPLINE_INITS)
     p.add_argument("--epochs", type=positive_int, default=TRAIN_DEFAULTS["epochs"])
     p.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS["batch_size"])
     p.add_argument("--lr", type=positive_float, default=TRAIN_DEFAULTS["lr"])
@@ -414,7 +435,7 @@ def build_parser():
                    help="comma-separated subset of " + ",".join(ladder.METHODS))
     p.add_argument("--box", type=positive_float, default=1.0,
                    help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
-    p.add_argument("--solver", default="CVXOPT", help="cvxpy SDP solver for LipSDP")
+    p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER, help="cvxpy SDP solver for LipSDP")
     p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
                    help="time limit (s) of the exact methods (MILP, 1-D): past it they return "
                         "a certified bracket")
@@ -437,8 +458,8 @@ def build_parser():
     p.add_argument("--layer", type=nonneg_int, required=True,
                    help="index of the spline layer in the model's layer list")
     p.add_argument("--lam", type=nonneg_float, required=True, help="lambda >= 0")
-    p.add_argument("--reg", default="tv2", choices=["tv2", "bv2"])
-    p.add_argument("--loss", default="squared", choices=["squared", "logistic", "xent"])
+    p.add_argument("--reg", default=TRAIN_DEFAULTS["reg"], choices=REGULARISERS)
+    p.add_argument("--loss", default="squared", choices=LOSSES)
     p.add_argument("--grid", default="data", choices=["data", "uniform"])
     p.add_argument("--size", type=size_int, default=None,
                    help="uniform grid: K coefficients on the layer's range (default its own K)")
@@ -476,18 +497,17 @@ def build_parser():
     p.add_argument("--csv", default=None, help="--table: also write the table as CSV here")
     p.add_argument("--dataset", type=list_of(_choice(datasets.DATASETS)), default=[d.dataset])
     p.add_argument("--data-path", default=None, help="MNIST: directory of IDX files or .npz")
-    p.add_argument("--activation", type=list_of(_choice([a for a in ACTIVATIONS
-                                                           if a != "identity"])),
+    p.add_argument("--activation", type=list_of(_choice(RUN_ACTIVATIONS)),
                    default=[d.activation])
     p.add_argument("--hidden", nargs="+", default=[",".join(map(str, d.hidden))],
                    help="one or more networks, each its hidden widths: --hidden 2 4 8,8")
-    p.add_argument("--reg", type=list_of(_choice(["tv2", "bv2"])), default=[d.reg])
+    p.add_argument("--reg", type=list_of(_choice(REGULARISERS)), default=[d.reg])
     p.add_argument("--lam", type=list_of(nonneg_float), default=[d.lam])
     p.add_argument("--seeds", type=seed_list, default=[d.seed], help="e.g. 0-4 or 0,3,7")
     p.add_argument("--size", type=list_of(size_int), default=[d.size])
     p.add_argument("--range", type=list_of(positive_float), default=[d.range_])
-    p.add_argument("--spline-init", type=list_of(_choice(
-        ["leaky_relu", "relu", "identity", "abs", "even_odd"])), default=[d.spline_init])
+    p.add_argument("--spline-init", type=list_of(_choice(SPLINE_INITS)),
+                   default=[d.spline_init])
     p.add_argument("--epochs", type=list_of(positive_int), default=[d.epochs])
     p.add_argument("--batch-size", type=list_of(positive_int), default=[d.batch_size])
     p.add_argument("--lr", type=list_of(positive_float), default=[d.lr])
@@ -520,7 +540,10 @@ def main(argv=None) -> int:
         return 0
     except (ValueError, ImportError, RuntimeError, OSError) as exc:
         # user errors (bad values, files, failed solves); anything else is a bug: traceback
-        print(f"error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, TooLarge):            # the keyword's command-line flag
+            message += f" (on the command line: --{exc.override.replace('_', '-')})"
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: files being written were left as they were", file=sys.stderr)

@@ -237,6 +237,17 @@ def check_writable(path, arg: str) -> Path:
     return path
 
 
+def check_not_an_input(path, arg: str, inputs: dict) -> None:
+    """Refuse an output path that is one of the command's input files (inputs: argument
+    name -> path): writing it would destroy the input."""
+    if path is None or not Path(path).exists():
+        return
+    for name, other in inputs.items():
+        if other is not None and Path(other).exists() and os.path.samefile(path, other):
+            raise FileError(f"{arg}: {path} is the file given as {name}; writing there would "
+                            "destroy it (choose another output path)")
+
+
 def atomic_write(path, write, arg: str = "path") -> Path:
     """Call write(f) on a binary file object and put the result at `path` atomically (see
     the module docstring).  OSError while writing becomes FileError naming `arg`."""

@@ -63,9 +63,10 @@ def layer_entries(net: Network) -> tuple[list, dict]:
     return entries, arrays
 
 
-def save_model(net: Network, path) -> Path:
+def save_model(net: Network, path, arg: str = "path") -> Path:
     """Write `net` to `path` atomically (reference.files.atomic_write: a temporary file beside
-    it, fsync, rename; the target keeps its permissions; nothing changes on failure)."""
+    it, fsync, rename; the target keeps its permissions; nothing changes on failure); errors
+    name `arg` (e.g. the command-line flag)."""
     entries, arrays = layer_entries(net)
     for i, entry in enumerate(entries):          # what is saved must load: same validation
         where = f"net: layer {i} ({entry['type']})"
@@ -77,7 +78,7 @@ def save_model(net: Network, path) -> Path:
             raise ModelFileError(f"{where}: {exc}; nothing was written") from None
     version = FORMAT_KNOTS if any(e["type"] == "knot_spline" for e in entries) else FORMAT
     return write_npz(path, {"format": np.array(version), "layers": np.array(json.dumps(entries)),
-                            **arrays}, arg="path")
+                            **arrays}, arg=arg)
 
 
 class ModelFileError(ValueError):

@@ -74,6 +74,7 @@ KNOT_SNAP = 1e-12                # inputs within KNOT_SNAP * step below a grid p
 MAX_MAGNITUDE = 1e100            # largest |x_min| and |coefficient|
 MIN_COEFFICIENT = 1e-200         # smallest nonzero |coefficient|
 MIN_STEP, MAX_STEP = 1e-50, 1e50
+MAX_GRID_SIZE = 10**6            # grid_from_range: at most this many coefficients per neuron
 GRID_POINT_RATIO = 9000          # computed grid points snap onto their knot if max|t_k| <= this * T
 _num_threads = min(2, os.cpu_count() or 1)
 _pool_executor = None
@@ -164,6 +165,9 @@ def grid_from_range(size: int, range_: float) -> tuple[float, float]:
     [MIN_STEP*(size - 1)/2, min(MAX_MAGNITUDE, MAX_STEP*(size - 1)/2)].
     """
     size = _size(size)
+    if size > MAX_GRID_SIZE:
+        raise ValueError(f"size: {size} coefficients per neuron is over MAX_GRID_SIZE = "
+                         f"{MAX_GRID_SIZE} (8 MB a neuron)")
     low, high = MIN_STEP * (size - 1) / 2, min(MAX_MAGNITUDE, MAX_STEP * (size - 1) / 2)
     range_ = _real_in(range_, "range_", low, high)
     step = 2.0 * range_ / (size - 1)

@@ -181,11 +181,33 @@ def load_records(results) -> list:
         except (OSError, ValueError) as exc:
             warnings.warn(f"results: skipped {path} ({exc})", stacklevel=2)
             continue
-        if isinstance(record, dict) and "key" in record and "status" in record:
+        problem = record_problem(record)
+        if problem is None:
             records.append(record)
         else:
-            warnings.warn(f"results: skipped {path} (not a sweep record)", stacklevel=2)
+            warnings.warn(f"results: skipped {path} ({problem})", stacklevel=2)
     return records
+
+
+def record_problem(record) -> str | None:
+    """Why `record` is not a usable sweep record (None if it is): it must be an object with
+    key, status and a run_config that RunConfig accepts, and an 'ok' record every metric of
+    the tables (TABLE_METRICS) and its model."""
+    if not isinstance(record, dict) or "key" not in record or "status" not in record:
+        return "not a sweep record"
+    try:
+        RunConfig.from_dict(record.get("run_config"))
+    except (TypeError, ValueError, AttributeError) as exc:
+        return f"run_config unusable: {exc}"
+    if record["status"] == "ok":
+        if not isinstance(record.get("model"), str):
+            return "an 'ok' record without its model"
+        try:
+            for metric in TABLE_METRICS.values():
+                metric(record)
+        except (KeyError, TypeError, IndexError) as exc:
+            return f"a metric cannot be read ({type(exc).__name__}: {exc})"
+    return None
 
 
 def without_timings(value):
@@ -238,6 +260,12 @@ def dask_client(workers=None, scheduler=None):
         except (OSError, TimeoutError, ValueError) as exc:
             raise OSError(f"scheduler: cannot connect to {scheduler!r} ({exc})") from None
         with client:
+            try:                          # a scheduler without workers would wait forever
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                raise OSError(f"scheduler: {scheduler!r} has no worker after "
+                              f"{CONNECT_TIMEOUT} ({type(exc).__name__}); start one with "
+                              f"`dask worker {scheduler}`") from None
             yield client
         return
     # the cluster's own log stays quiet (shutdown heartbeats, ...): a run's error is in its

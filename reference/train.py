@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm import tqdm
 
-from reference._checks import check_choice, check_positive
+from reference._checks import OverflowResult, check_choice, check_positive
 from reference.network import Dense, Network, SplineActivation, check_targets, loss_and_grad
 from reference.network import predict_labels
 from reference.spline import LinearSpline
@@ -118,6 +118,11 @@ class Adam:
             p -= self.lr * (self.m[key] / c1) / (np.sqrt(self.v[key] / c2) + self.eps)
 
 
+    def state(self):
+        """The optimiser's arrays (moments), for the finiteness check of the loop."""
+        return [*self.m.values(), *self.v.values()]
+
+
 class SGD:
     """SGD with momentum: v = momentum v + g, p -= lr v."""
 
@@ -129,6 +134,23 @@ class SGD:
         for key, p in self.params.items():
             self.v[key] = self.momentum * self.v[key] + grads[key]
             p -= self.lr * self.v[key]
+
+    def state(self):
+        return list(self.v.values())
+
+
+def check_finite_training(net: Network, optimisers, record: dict) -> None:
+    """OverflowResult when an epoch left the float64 range: a non-finite objective,
+    parameter or optimiser moment (Adam's g^2 overflows for |g| > 1e154: the updates then
+    stop silently, so the moments are checked too)."""
+    arrays = [("the objective", np.array(record["total"]))]
+    arrays += [(f"parameter {name}", value) for name, value in net.named_params()]
+    arrays += [("the optimiser's moments", a) for o in optimisers for a in o.state()]
+    for what, value in arrays:
+        if not np.all(np.isfinite(value)):
+            raise OverflowResult(
+                f"lam, lr: training left the float64 range at epoch {record['epoch']} "
+                f"({what} is not finite); lower lambda (--lam) or the learning rate (--lr)")
 
 
 def spline_layers(net: Network):
@@ -254,6 +276,7 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
             record["train_accuracy"] = accuracy(net, x, y, config.loss, out)
             if x_valid is not None:
                 record["valid_accuracy"] = accuracy(net, x_valid, y_valid, config.loss)
+        check_finite_training(net, optimisers, record)
         history["epochs"].append(record)
         bar.update()
         bar.set_postfix(loss=f"{record['total']:.4g}")

@@ -341,6 +341,39 @@ def test_a_failed_write_keeps_the_old_file(fault, tmp_path, model, inputs, capsy
               status=status)
 
 
+@pytest.mark.parametrize("command", ["train", "solve", "reproduce"])
+def test_a_full_disk_keeps_the_old_output_of_every_command(command, tmp_path, model, capsys,
+                                                            monkeypatch):
+    """The same atomic write behind every output: on ENOSPC the previous file stays."""
+    out = tmp_path / "previous.out"
+    out.write_bytes(b"previous result")
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, X=rng.uniform(-1, 1, (30, 2)), y=rng.normal(size=30))
+    for check in ("lipschitz_bound", "representer"):        # reproduce: no theory checks
+        monkeypatch.setattr(f"theory_checks.{check}.run", lambda quick, json_out: 0)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    argv = {"train": ["train", "--epochs", "1", "--quiet", "--out", out],
+            "solve": ["solve", model, "--data", data, "--layer", "1", "--lam", "1", "--out",
+                      out],
+            "reproduce": ["reproduce", "--epochs", "1", "--no-figures", "--checks-dir",
+                          tmp_path / "checks", "--json-out", out]}[command]
+    arg = "--json-out" if command == "reproduce" else "--out"
+    monkeypatch.setattr(files.os, "fsync", full)
+    run_fails(argv, capsys, [arg, "no space left"], tmp_path)
+
+
+def test_tied_weights_of_the_same_shape_are_refused_by_evaluate(tmp_path, inputs, capsys):
+    """Two layers naming one array of a shape that fits both: refused, not summed wrongly."""
+    path = tmp_path / "tied.npz"
+    save_model(build_mlp([2, 2, 2, 1], "relu", rng=0), path)
+    edit_layers(path, lambda entries: entries[2].update(weight=entries[0]["weight"]))
+    run_fails(["evaluate", path, "--inputs", inputs, "--output", tmp_path / "o.npz"], capsys,
+              [str(path), "already used by layer 0"], tmp_path)
+
+
 def test_output_name_is_exact_and_permissions_kept(tmp_path, model, inputs, capsys):
     out = tmp_path / "result.bin"                  # no .npz suffix: written as given
     out.write_bytes(b"old")
@@ -373,6 +406,7 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path, model):
     (["--range", "inf"], "--range"), (["--sparsify", "-1"], "--sparsify"),
     (["--sparsify", "x"], "--sparsify"), (["--hidden", "2,,2"], "--hidden"),
     (["--batch-size", "1.5"], "--batch-size"), (["--size", "1"], "--size"),
+    (["--size", "100000000000"], "--size"), (["--out", ""], "--out"),
 ])
 def test_bad_train_values_are_refused_before_training(argv, name, tmp_path, capsys,
                                                        monkeypatch):

@@ -119,3 +119,11 @@ def test_unknown_figure_name(capsys, tmp_path):
 def test_figures_fail_on_failed_runs():
     with pytest.raises(RuntimeError, match="1 run.s. failed, e.g. abc: boom"):
         make.ok_records([{"key": "abc", "status": "failed", "error": "boom"}])
+
+
+@pytest.mark.parametrize("argv, name", [(["--workers", "-1"], "--workers"),
+                                        (["--scheduler", "foo"], "--scheduler")])
+def test_bad_engine_arguments_create_nothing(argv, name, tmp_path, capsys):
+    out = tmp_path / "figs"
+    assert figures_main(["--quick", "--out", str(out), *argv]) == 2
+    assert name in capsys.readouterr().err and not out.exists()

@@ -254,3 +254,28 @@ def test_table_command(serial, tmp_path, capsys):
     assert out.read_text() == sweep.table_csv(table(result.records))
     assert main(["sweep", "--results", str(tmp_path / "none"), "--table"]) == 2
     assert "results: no records directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("record", [
+    {"key": "x", "status": "ok"},
+    {"key": "x", "status": "ok", "run_config": {"dataset": "circle"}},
+    {"key": "x", "status": "ok", "run_config": {"nonsense": 1}},
+    [1, 2],
+])
+def test_table_skips_unusable_records_with_a_warning(tmp_path, record, capsys):
+    from reference.cli import main
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "x.json").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="skipped"):
+        assert main(["sweep", "--results", str(tmp_path), "--table"]) == 0
+    assert "no records" in capsys.readouterr().out
+
+
+def test_scheduler_without_workers_is_an_error_not_a_hang(monkeypatch):
+    """A scheduler with no worker: refused after CONNECT_TIMEOUT instead of waiting."""
+    from distributed import LocalCluster
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", "2s")
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        with pytest.raises(OSError, match="has no worker"):
+            with sweep.dask_client(scheduler=cluster.scheduler_address):
+                pass
