@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def as_finite_array(value, name: str, ndim: int | None = None) -> np.ndarray:
-    """value as a float64 array with every entry finite (and `ndim` dimensions if given).
-    Complex values are refused (a silent cast would drop the imaginary part)."""
+def as_real_array(value, name: str, ndim: int | None = None) -> np.ndarray:
+    """value as a float64 array (with `ndim` dimensions if given).  Complex values are
+    refused (a silent cast would drop the imaginary part)."""
     try:
         arr = np.asarray(value)
         if arr.dtype.kind == "c":
@@ -16,6 +16,12 @@ def as_finite_array(value, name: str, ndim: int | None = None) -> np.ndarray:
         raise ValueError(f"{name}: expected an array of real numbers ({exc})") from None
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    return arr
+
+
+def as_finite_array(value, name: str, ndim: int | None = None) -> np.ndarray:
+    """as_real_array, with every entry finite."""
+    arr = as_real_array(value, name, ndim)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected finite values, found NaN or inf")
     return arr

@@ -65,7 +65,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._checks import as_finite_array
+from reference._checks import as_finite_array, as_real_array
 
 EPS = np.finfo(np.float64).eps
 MAX_FLOAT = np.finfo(np.float64).max
@@ -214,14 +214,9 @@ class LinearSpline:
         return LinearSpline(self.coefficients.copy(), self.x_min, self.step)
 
     def _check_input(self, x, name="x") -> tuple[np.ndarray, float]:
-        """x as a finite float64 array of shape (M, C), and max |x| (0 when empty)."""
-        try:
-            x = np.asarray(x)
-            if x.dtype.kind == "c":
-                raise ValueError(f"got complex values (dtype {x.dtype})")
-            x = x.astype(np.float64, copy=False)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"{name}: expected an array of real numbers ({exc})") from None
+        """x as a finite float64 array of shape (M, C), and max |x| (0 when empty): the
+        finiteness check and the maximum share one pass (min and max)."""
+        x = as_real_array(x, name)
         if x.ndim != 2 or x.shape[1] != self.num_channels:
             raise ValueError(
                 f"{name}: expected shape (M, {self.num_channels}), got {x.shape}")
