@@ -29,12 +29,15 @@ LADDER_METHODS = {"theorem1_bv2": "Theorem 1, BV2 form (paper)",
 LAMBDA_METRICS = {
     "lambda_error_rate": ("test error rate (%)", lambda r: 100.0 * (1 - r["test_accuracy"]),
                           False),
-    "lambda_sparsity": ("knots (after sparsify auto)", lambda r: float(sum(r["knots"])), False),
+    "lambda_sparsity": ("knots (|slope jump| > tolerance)", lambda r: float(sum(r["knots"])),
+                        False),
     "lambda_lipschitz": ("Lipschitz bound (Theorem 1, BV2, p=2)",
                          lambda r: r["lipschitz_bound"], True),
 }
 COLOURS = {"tv2": "tab:blue", "bv2": "tab:orange", "relu": "tab:red", "prelu": "tab:green",
-           "leaky_relu": "tab:purple", "spline": "tab:blue"}
+           "leaky_relu": "tab:purple", "spline": "tab:blue",
+           "TV2, Adam alone (before sparsify)": "tab:grey",
+           "TV2, proximal step (no sparsify)": "tab:green"}
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -74,42 +77,62 @@ def mean_std(values) -> tuple:
     return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
 
 
-def _lambda_rows(records, name, value) -> list:
+def _lambda_rows(records, name, value, curve=None) -> list:
+    """One row per run: its config, key and value; `curve` (default: the regulariser of a
+    spline run) names the line it belongs to."""
     rows = []
     for r in records:
         c = config_of(r)
+        spline = c.activation == "spline"
         rows.append({"figure": name, "dataset": c.dataset, "activation": c.activation,
-                     "reg": c.reg if c.activation == "spline" else "",
-                     "lam": c.lam if c.activation == "spline" else "", "seed": c.seed,
+                     "reg": c.reg if spline else "", "lam": c.lam if spline else "",
+                     "seed": c.seed, "curve": curve or (c.reg if spline else c.activation),
                      "key": r["key"], "value": value(r)})
     return rows
 
 
-def _spline_curve(rows, dataset, reg):
-    """lams (sorted), mean and std over seeds of the spline rows of (dataset, reg)."""
+def _spline_curve(rows, dataset, curve):
+    """lams (sorted), mean and std over seeds of the spline rows of (dataset, curve)."""
     sel = [r for r in rows if r["dataset"] == dataset and r["activation"] == "spline"
-           and r["reg"] == reg and r["value"] is not None]
+           and r["curve"] == curve and r["value"] is not None]
     lams = sorted({r["lam"] for r in sel})
     stats = [mean_std([r["value"] for r in sel if r["lam"] == lam]) for lam in lams]
     return np.array(lams), np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
 
 
 # ------------------------------------------------------------ lambda sweep: 3 plots
+SPARSITY_VARIANTS = {   # extra curves of the sparsity figure: label -> (sweep, knots of a run)
+    "TV2, Adam alone (before sparsify)": ("lambda", lambda r: r["sparsify"]["knots_before"]),
+    "TV2, proximal step (no sparsify)": ("prox", lambda r: float(sum(r["knots"]))),
+}
+
+
 def lambda_figure(name: str):
     label, value, log_y = LAMBDA_METRICS[name]
 
     def make(sweeps, profile, out):
         records = ok_records(sweeps["lambda"])
         rows = _lambda_rows(records, name, value)
+        for variant, (sweep, knots) in SPARSITY_VARIANTS.items():
+            if name != "lambda_sparsity":
+                break
+            extra = [r for r in ok_records(sweeps[sweep])
+                     if r["activation"] == "spline" and config_of(r).reg == "tv2"]
+            rows += _lambda_rows(extra, name, knots, curve=variant)
         fig, axes = plt.subplots(1, len(DATASETS), layout='constrained',
                                  figsize=(5.5 * len(DATASETS), 4))
         notes = []
+        curves = list(REGS) + (list(SPARSITY_VARIANTS) if name == "lambda_sparsity" else [])
         for ax, dataset in zip(axes, DATASETS):
-            for reg in REGS:
+            for reg in curves:
                 lams, mean, std = _spline_curve(rows, dataset, reg)
-                ax.plot(lams, mean, "o-", color=COLOURS[reg], label=f"spline, {reg.upper()}")
-                ax.fill_between(lams, mean - std, mean + std, color=COLOURS[reg], alpha=0.2)
-                notes.append(f"{dataset} {reg.upper()}: {mean[0]:.4g} at lambda {lams[0]:g}, "
+                title = (f"spline, {reg.upper()}" + (", sparsify auto" if name ==
+                                                      "lambda_sparsity" else "")
+                         if reg in REGS else f"spline, {reg}")
+                colour = COLOURS.get(reg)
+                ax.plot(lams, mean, "o-" if reg in REGS else "s--", color=colour, label=title)
+                ax.fill_between(lams, mean - std, mean + std, color=colour, alpha=0.2)
+                notes.append(f"{dataset} {title}: {mean[0]:.4g} at lambda {lams[0]:g}, "
                              f"{mean[-1]:.4g} at lambda {lams[-1]:g}")
             if name != "lambda_sparsity":
                 for act in BASELINES:
@@ -373,7 +396,7 @@ def width_table(sweeps, profile, out):
 
 FIGURES = {
     "lambda_error_rate": (lambda_figure("lambda_error_rate"), ("lambda",)),
-    "lambda_sparsity": (lambda_figure("lambda_sparsity"), ("lambda",)),
+    "lambda_sparsity": (lambda_figure("lambda_sparsity"), ("lambda", "prox")),
     "lambda_lipschitz": (lambda_figure("lambda_lipschitz"), ("lambda",)),
     "lambda_lipschitz_ladder": (lambda_lipschitz_ladder, ("lambda",)),
     "activations": (activations, ("lambda",)),

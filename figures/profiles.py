@@ -3,6 +3,7 @@
 A profile fixes the training recipe and the grids of the two sweeps that every figure reads:
 - the lambda sweep: spline networks (TV2 and BV2) over the lambda grid, plus the ReLU /
   PReLU / LeakyReLU networks of the same widths (one config each: lambda does not apply);
+- the prox sweep: the same spline networks (TV2) trained with the proximal step instead;
 - the width sweep: every activation at each width of WIDTHS, spline networks at one lambda.
 
 Profiles:
@@ -48,6 +49,13 @@ class Profile:
         baselines = expand(dataset=list(DATASETS), activation=list(BASELINES),
                            hidden=[self.hidden], seeds=list(self.seeds), **self.recipe)
         return splines + baselines
+
+    def prox_configs(self) -> list:
+        """Spline networks trained with the proximal TV2 step (exact zeros, no sparsify):
+        the third curve of the sparsity figure."""
+        return expand(dataset=list(DATASETS), activation="spline", hidden=[self.hidden],
+                      reg="tv2", lam=list(self.lams), seeds=list(self.seeds), prox=True,
+                      sparsify=None, **self.recipe)
 
     def width_configs(self) -> list:
         """The width sweep: every activation x WIDTHS x seeds (splines: TV2, width_lam)."""

@@ -49,8 +49,8 @@ def generate(profile: str = "default", out=OUT, results=None, only=None, schedul
     needed = sorted({s for n in names for s in FIGURES[n][1]})
     sweeps = {"results": results}
     t0 = time.perf_counter()
-    configs = {"lambda": prof.lambda_configs if "lambda" in needed else list,
-               "width": prof.width_configs if "width" in needed else list}
+    configs = {"lambda": prof.lambda_configs, "prox": prof.prox_configs,
+               "width": prof.width_configs}
     todo = [c for s in needed for c in configs[s]()]
     log(f"{prof.describe()}\nsweeps {needed}: {len({c.key() for c in todo})} runs (cached "
         f"ones are reused) in {results}")
