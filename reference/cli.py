@@ -170,8 +170,11 @@ def cmd_info(args):
         info["layers"].append({"index": i, "type": layer.kind,
                                **{k: list(v.shape) for k, v in layer.params.items()}})
     for p in ("1", "2", "inf"):
-        info["theorem1"][p] = lipschitz.theorem1(net, p)
-        info["theorem1_bv2"][p] = lipschitz.theorem1_bv2(net, p)
+        for key in ("theorem1", "theorem1_bv2"):
+            try:
+                info[key][p] = getattr(lipschitz, key)(net, p)
+            except OverflowResult:                   # beyond float64: no number (null)
+                info[key][p] = None
     if args.json:
         print(dumps_json(info))
         return 0
@@ -189,7 +192,8 @@ def cmd_info(args):
     print("  Theorem-1 Lipschitz bounds       p=1         p=2       p=inf")
     for key, label in (("theorem1", "exact activation slopes"), ("theorem1_bv2", "BV2 norms")):
         vals = info[key]
-        print(f"    {label:26s} {vals['1']:10.4g}  {vals['2']:10.4g}  {vals['inf']:10.4g}")
+        print(f"    {label:26s} " + "  ".join(f"{vals[p]:10.4g}" if vals[p] is not None
+                                            else f"{'overflow':>10s}" for p in ("1", "2", "inf")))
     return 0
 
 

@@ -5,8 +5,11 @@ LipSDP, exact values, lower bounds) builds on `blocks` and `activation_constants
 """
 from __future__ import annotations
 
+from functools import reduce
+
 import numpy as np
 
+from reference._checks import OverflowResult
 from reference.limits import check_box, guard
 from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
                                ReLU, SplineActivation)
@@ -68,28 +71,75 @@ def blocks(net: Network) -> list:
     return out
 
 
-def _theorem1(net: Network, p, key: str) -> float:
+def scaled_product(*arrays) -> tuple[np.ndarray, int]:
+    """The broadcast product of finite arrays as (S, e), product = S * 2^e, max|S| in
+    [1/4, 1) (S = 0, e = 0 when the product is 0): each entry is the product of the
+    mantissas of np.frexp, so it is rounded as the plain product would be, and no exponent
+    leaves the float64 range however large or small the product.  Entries below 2^-1074 of
+    the largest become 0 (negligible against any norm of S)."""
+    parts = [np.frexp(np.asarray(a, dtype=np.float64)) for a in arrays]
+    mantissa = reduce(np.multiply, [m for m, _ in parts])
+    exponent = reduce(np.add, [e for _, e in parts])
+    if not np.any(mantissa):
+        return np.zeros(np.shape(mantissa)), 0
+    top = int(exponent[mantissa != 0].max())
+    return np.ldexp(mantissa, exponent - top), top
+
+
+def product_or_overflow(factors, what: str) -> float:
+    """prod_k s_k 2^{e_k} for factors (s_k >= 0 finite, e_k int), as a float.  Mantissas and
+    binary exponents are carried apart (np.frexp), so no intermediate over- or underflows
+    and the rounding is that of the plain product.  0 when a factor is 0.  A product outside
+    the normal float64 range [2.2e-308, 1.8e308] with every factor nonzero is not a number
+    this function returns: OverflowResult naming `what`, with log10 of the product."""
+    mantissa, exponent = 1.0, 0
+    for scale, power in factors:
+        mantissa, shift = np.frexp(mantissa * float(scale))
+        exponent += int(shift) + int(power)
+    if mantissa == 0:
+        return 0.0
+    with np.errstate(over="ignore", under="ignore"):
+        value = float(np.ldexp(mantissa, exponent))
+    if not np.finfo(np.float64).tiny <= value < np.inf:
+        log10 = (np.log2(mantissa) + exponent) * np.log10(2.0)
+        raise OverflowResult(
+            f"model: {what} = 10^{log10:.2f} is outside the float64 range "
+            f"[{np.finfo(np.float64).tiny:.3g}, {np.finfo(np.float64).max:.3g}] for these finite "
+            "parameters (every factor is nonzero and finite; their product is not); "
+            "no bound is reported")
+    return value
+
+
+def _theorem1(net: Network, p, key: str, what: str) -> float:
+    """prod over the blocks of (max_n ||w_n||_q) * ||(constant key of sigma_n)_n||_p."""
     p = parse_p(p)
     q = dual_exponent(p)
     check_finite(net)
-    bound = 1.0
+    factors = []
     for weight, layer in blocks(net):
-        bound *= np.linalg.norm(weight, ord=q, axis=1).max()
-        bound *= np.linalg.norm(activation_constants(layer, weight.shape[0])[key], ord=p)
-    return float(bound)
+        scaled, power = scaled_product(weight)                   # (N_out, N_in)
+        factors.append((np.linalg.norm(scaled, ord=q, axis=1).max(), power))
+        scaled, power = scaled_product(activation_constants(layer, weight.shape[0])[key])
+        factors.append((np.linalg.norm(scaled, ord=p), power))
+    return product_or_overflow(factors, f"{what} (p = {p:g})")
 
 
 def theorem1(net: Network, p=2) -> float:
-    """prod_l (max_n ||w_{n,l}||_q) * ||(Lip(sigma_{n,l}))_n||_p  (Theorem 1, exact slopes)."""
-    return _theorem1(net, p, "lip")
+    """prod_l (max_n ||w_{n,l}||_q) * ||(Lip(sigma_{n,l}))_n||_p  (Theorem 1, exact slopes).
+
+    Computed without intermediate over- or underflow (`product_or_overflow`); a bound outside
+    the float64 range (two layers of slope 2e150 and weights 1e10 give 1e320) is an
+    OverflowResult, never inf or 0."""
+    return _theorem1(net, p, "lip", "theorem1")
 
 
 def theorem1_bv2(net: Network, p=2) -> float:
     """prod_l (max_n ||w_{n,l}||_q) * ||(||sigma_{n,l}||_BV2)_n||_p  (Theorem 1, BV2 form).
 
     With p = 1 this is DeepSplines' lipschitz_bound() except that DeepSplines drops the
-    factor N_L of an identity last layer with N_L outputs."""
-    return _theorem1(net, p, "bv2")
+    factor N_L of an identity last layer with N_L outputs.  Out of range: OverflowResult
+    (see `theorem1`)."""
+    return _theorem1(net, p, "bv2", "theorem1_bv2")
 
 
 def check_finite(net: Network) -> None:
@@ -105,14 +155,17 @@ def operator_norm(matrix: np.ndarray, p: float) -> float:
 
 
 def layerwise(net: Network, p=2) -> float:
-    """prod_l || diag(L_{.,l}) W_l ||_{p->p}; never above the Theorem-1 form."""
+    """prod_l || diag(L_{.,l}) W_l ||_{p->p}; never above the Theorem-1 form.  Each matrix is
+    formed as S 2^e (`scaled_product`) and the product carried as in `theorem1`: out of the
+    float64 range, OverflowResult."""
     p = parse_p(p)
     check_finite(net)
-    bound = 1.0
+    factors = []
     for weight, layer in blocks(net):
-        lip = activation_constants(layer, weight.shape[0])["lip"]
-        bound *= operator_norm(lip[:, None] * weight, p)
-    return float(bound)
+        lip = activation_constants(layer, weight.shape[0])["lip"]      # (N_out,)
+        scaled, power = scaled_product(lip[:, None], weight)          # (N_out, N_in)
+        factors.append((operator_norm(scaled, p), power))
+    return product_or_overflow(factors, f"layerwise (p = {p:g})")
 
 
 def slope_bounds(layer, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +187,7 @@ def slope_bounds(layer, width: int) -> tuple[np.ndarray, np.ndarray]:
     raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
 
 
-def _jacobian_norms(jac: np.ndarray, p: float) -> np.ndarray:
+def jacobian_norms(jac: np.ndarray, p: float) -> np.ndarray:
     """||J_m||_{p->p} for a stack J (M, N_L, N_0)."""
     if p == 2.0:
         return np.linalg.norm(jac, ord=2, axis=(1, 2))
@@ -180,7 +233,7 @@ def _search_points(num_points: int, rounds: int) -> int:
 
 def _chunked_norms(net: Network, x: np.ndarray, p: float, chunk: int) -> np.ndarray:
     """||J(x_m)||_{p->p} for x (M, N_0), `chunk` points at a time; (M,)."""
-    return np.concatenate([_jacobian_norms(net.input_jacobian(x[a:a + chunk]), p)
+    return np.concatenate([jacobian_norms(net.input_jacobian(x[a:a + chunk]), p)
                            for a in range(0, len(x), chunk)])
 
 
@@ -222,6 +275,10 @@ def lower(net: Network, p=2, box: float = 1.0, num_points: int = 2000, rounds: i
         norms = np.concatenate([norms, _chunked_norms(net, cand, p, chunk)])
         scale *= 0.7
     best = int(np.argmax(norms))
+    if not np.isfinite(norms[best]):
+        raise OverflowResult(f"model: lower: the input Jacobian leaves the float64 range at "
+                             f"x = {x[best].tolist()} for these finite parameters; no bound "
+                             "is reported")
     x_best = x[best]
     v = _steepest_direction(net.input_jacobian(x_best[None])[0], p)
     h = 1e-6 * box

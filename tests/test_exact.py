@@ -1,10 +1,13 @@
 import numpy as np
 import pytest
 
-from reference import lipschitz
+import reference.exact as exact_mod
+from reference import ladder, lipschitz
 from reference.exact import (MilpNotOptimal, NotApplicable, exact_1d, exact_milp, knot_form)
 from reference.limits import TooLarge
-from reference.network import Dense, Identity, LeakyReLU, Network, ReLU, build_mlp
+from reference.network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
+                               SplineActivation, build_mlp)
+from reference.spline import LinearSpline
 from theory_checks.lipschitz_bound import random_net
 
 
@@ -86,8 +89,12 @@ def test_milp_degenerate_pattern_is_not_called_exact():
                    Dense(np.array([[1.0, -1.0]])), Identity()])
     r = exact_milp(net, np.inf, box=1.0)
     assert exact_1d(net, np.inf)["value"] == 0.0
-    if r["value"] > 0:                                # an upper bound, not attained
-        assert not r["certified_exact"] and r["interior_margin"] <= 0
+    if r["status"] == "optimal":                      # HiGHS found the slope-0 pattern
+        assert r["value"] == 0.0 and r["certified_exact"]
+    else:                                             # an upper bound, not attained
+        assert r["status"] == "not_attained" and r["value"] is None
+        assert not r["certified_exact"] and "no interior point" in r["reason"]
+        assert r["upper_bound"] >= 1.0
 
 
 def test_milp_bad_input_and_guards():
@@ -118,17 +125,154 @@ def test_knot_form_of_the_relu_family():
     assert exact_1d(net, 2)["pieces"] == 1
 
 
-def test_milp_objective_disagreeing_with_numpy_is_an_error(monkeypatch):
-    import reference.exact as exact_mod
+def spline_prelu_2_3_2():
+    """A 2-3-2 network (spline, PReLU) found by a random search: with p = 1 on the box [-1, 1]^2
+    HiGHS's objective 1.19874686 exceeds the NumPy value of its own pattern 1.19874500 by
+    1.86e-6 (HiGHS's row tolerance 1e-6 at work); the former check (1e-6 relative) raised
+    MilpNotOptimal and the ladder had no exact value."""
+    return Network([
+        Dense([[0.23587954489112267, -0.7887676643456383],
+               [-0.15159767798085813, -0.7544980041920827],
+               [0.3154276110495759, 0.3654582180416042]]),
+        SplineActivation(LinearSpline(
+            [[-1.7406874664564231, -0.43283266270852755, 1.2925732975673099, 0.31081155357544993],
+             [0.17279917740664774, 0.817346458002065, 1.3778738621015638, -0.7580334949065639],
+             [0.2573680208527426, -0.5054783505680079, 0.8247601093362878, 0.14640841279311367]],
+            -1.653064450229992, 1.1020429668199947)),
+        Dense([[-0.5078625893660311, 0.12725793764874416, 0.2011694973544653],
+               [0.06692695875699424, 0.502825089998696, 0.20902091529305175]],
+              [-2.5548054424861526, -0.6355294412821191]),
+        PReLU([-0.503209196612596, -0.8599314078872615])])
 
+
+def test_milp_reports_the_witness_and_highs_bound_as_the_upper_end():
+    """Bug: HiGHS's objective and the NumPy re-evaluation differing by more than 1e-6
+    relative (within HiGHS's own tolerance) was an error.  The value is now the witness (the
+    network's Jacobian at an interior point, attained), HiGHS's bound + its tolerance the
+    upper end, and the two agree to that tolerance: optimal."""
+    net = spline_prelu_2_3_2()
+    r = exact_milp(net, 1, box=1.0)
+    assert r["milp_objective"] - r["value"] > 1e-6 * r["value"]     # the reproducer holds
+    assert r["status"] == "optimal" and r["certified_exact"]
+    jac = net.input_jacobian(np.asarray(r["witness_x"])[None])[0]
+    assert r["value"] == r["witness"] == r["lower_bound"] == lipschitz.operator_norm(jac, 1)
+    assert np.all(np.abs(r["witness_x"]) <= 1.0)
+    assert r["value"] < r["milp_dual_bound"] + r["tolerance"] <= r["upper_bound"]
+    assert r["tolerance"] == exact_mod.MILP_TOLERANCE * max(1.0, r["milp_dual_bound"])
+    low = lipschitz.lower(net, 1, box=1.0, num_points=3000)["value"]
+    assert low <= r["upper_bound"]
+
+
+def inflated_highs(monkeypatch, factor):
+    """HiGHS's objective and dual bound multiplied by factor (its pattern unchanged)."""
+    real = exact_mod._Milp.solve
+
+    def solve(self, *args, **kwargs):
+        res = real(self, *args, **kwargs)
+        res.fun, res.mip_dual_bound = factor * res.fun, factor * res.mip_dual_bound
+        return res
+    monkeypatch.setattr(exact_mod._Milp, "solve", solve)
+
+
+def test_milp_disagreeing_with_numpy_beyond_its_tolerance_is_a_bracket(monkeypatch):
     net = random_net([2, 4, 1], "relu", seed=0)
-    real = exact_mod._pattern_affine
+    true = exact_milp(net, np.inf, box=1.0)
+    inflated_highs(monkeypatch, 1.01)                       # HiGHS 1% above its pattern
+    r = exact_milp(net, np.inf, box=1.0)
+    assert r["status"] == "solver_tolerance" and r["value"] is None
+    assert not r["certified_exact"] and "differ by more than its tolerance" in r["reason"]
+    assert r["lower_bound"] == true["value"]
+    assert r["upper_bound"] == pytest.approx(1.01 * true["value"] + r["tolerance"], rel=1e-12)
+    out = ladder.run_method("exact", net, "inf", box=1.0)
+    assert out["value"] is None and "certified bracket" in out["reason"]
+    inflated_highs(monkeypatch, 0.99 / 1.01)                 # now 1% below: contradicts the
+    r = exact_milp(net, np.inf, box=1.0)                     # attained value
+    assert r["status"] == "solver_tolerance" and "not used" in r["reason"]
+    assert r["upper_bound"] == pytest.approx(lipschitz.layerwise(net, np.inf), rel=1e-14)
 
-    def doubled(*args):
-        jac, rows = real(*args)
-        return 2 * jac, rows
-    monkeypatch.setattr(exact_mod, "_pattern_affine", doubled)
-    with pytest.raises(MilpNotOptimal, match="disagrees with the NumPy re-evaluation"):
+
+def test_milp_cuts_off_patterns_without_interior():
+    """Found by the ladder property: bias-free ReLU layers, so every region is a cone at 0
+    and every activation pattern is feasible at x = 0.  The MILP's optimum (p = 1, box 0.5)
+    was the pattern value 1.5309, a combination of pieces that no region has, and it was
+    reported as the value (certified_exact False); the Lipschitz constant is 0.91507 (a
+    positively homogeneous f: 400 000 samples of the box find every cone).  Patterns without
+    interior are now cut off until the optimum is attained."""
+    net = Network([
+        Dense([[-0.0023139350735580633, -0.4119038652416048],
+               [0.5680203344470105, 0.47158770986915316],
+               [0.9953464369830837, -0.6843930193127463]]), ReLU(),
+        Dense([[-0.10294623809897781, 0.474148679112286, 0.2516744400227567],
+               [1.252662546557164, -0.38033410173432414, -0.4449225828737712],
+               [0.41728994056460594, 0.2296988900558236, 0.22057166325362115]]), ReLU()])
+    r = exact_milp(net, 1, box=0.5)
+    assert r["status"] == "optimal" and r["cuts"] >= 1
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (400_000, 2))
+    sampled = lipschitz.jacobian_norms(net.input_jacobian(x), 1.0).max()
+    assert r["value"] == pytest.approx(sampled, rel=1e-12)
+    assert r["upper_bound"] == pytest.approx(r["value"] + r["tolerance"], rel=1e-9)
+    assert exact_milp(net, 1, box=0.5, max_cuts=0)["status"] == "not_attained"
+    with pytest.raises(ValueError, match="max_cuts"):
+        exact_milp(net, 1, max_cuts=-1)
+
+
+def test_milp_degenerate_pattern_of_the_optimal_value_is_replaced():
+    """Found by the ladder property: PReLU -> dense -> ReLU, no bias.  HiGHS's optimal pattern
+    for p = 1 (value 0.85606631) has the cone {0} (the first PReLU neuron "off", equal in
+    value to the full-dimensional cone with it "on"); after the cut, the same value is
+    attained: optimal, not a bracket."""
+    net = Network([PReLU([0.2739233746429086, -0.4604265724722594, -0.9180529521276106]),
+                   Dense([[0.060564110876330755, -0.3092688567912055, 0.20876700228962852],
+                          [0.7528647770791689, 0.5467974490070381, -0.40630172783139196]]),
+                   ReLU()])
+    r = exact_milp(net, 1, box=0.5)
+    assert r["status"] == "optimal" and r["cuts"] >= 1 and r["interior_margin"] > 0
+    assert r["value"] == pytest.approx(0.8560663057982436, rel=1e-12)
+    jac = net.input_jacobian(np.asarray(r["witness_x"])[None])[0]
+    assert lipschitz.operator_norm(jac, 1) == r["value"] and np.all(np.abs(r["witness_x"]) <= 0.5)
+
+
+def solve_error_network():
+    """Found by a random search: HiGHS 1.x returns "Solve error" (status 4) on its first MILP
+    (p = 1, box 1) with presolve, and solves it without."""
+    return Network([
+        Dense([[-1.4203301100076924, -0.9636574972735443],
+               [-0.3241171690521382, 0.13464610279066228],
+               [0.17611425454261403, -0.48526144227461765]],
+              [0.13980451998689614, 0.8638747906970895, 0.02819778196707359]),
+        PReLU([0.7655773689231384, -0.8727404544400277, -0.6100145009568794]),
+        Dense([[0.5935520103280096, 0.49970053781434676, 1.1462109834983567],
+               [-0.8004352543168972, -0.004247441888588553, 0.010910405913941112]]),
+        SplineActivation(LinearSpline(
+            [[0.8203096048847448, -0.4820982796269735, -0.7230737181941982, 1.8781887822278713,
+              -1.348950997584885],
+             [-0.835356237111703, -0.2962353820468429, 0.9357547124385421, 1.1290369545377636,
+              0.10513141855219739]], -1.27572519598454, 0.63786259799227))])
+
+
+def test_highs_solve_error_is_retried_without_presolve(monkeypatch):
+    """Bug: HiGHS's "Solve error" was MilpNotOptimal (no exact value in the ladder)."""
+    net = solve_error_network()
+    r = exact_milp(net, 1, box=1.0)
+    assert r["status"] == "optimal" and r["certified_exact"]
+    if any("Solve error" in a for a in r["attempts"]):      # this HiGHS version's failure
+        assert any("presolve off" in a for a in r["attempts"])
+    real = exact_mod._Milp.solve
+
+    def failing(self, objective, time_limit, gap, presolve=True):
+        res = real(self, objective, time_limit, gap, presolve)
+        if presolve or fail_always:
+            res.status, res.x, res.message = 4, None, "(HiGHS Status 4: Solve error)"
+        return res
+    monkeypatch.setattr(exact_mod._Milp, "solve", failing)
+    fail_always = False
+    net = random_net([2, 4, 1], "relu", seed=0)
+    r = exact_milp(net, np.inf, box=1.0)
+    assert r["status"] == "optimal" and r["attempts"] == [
+        "MILP 1/1 presolve on: (HiGHS Status 4: Solve error)",
+        "MILP 1/1 presolve off: Optimization terminated successfully. (HiGHS Status 7: Optimal)"]
+    fail_always = True
+    with pytest.raises(MilpNotOptimal, match="presolve on.*presolve off.*no exact value"):
         exact_milp(net, np.inf, box=1.0)
 
 

@@ -70,3 +70,23 @@ def test_theory_check_exits_nonzero_on_a_violation(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(ladder, "RUNNERS", broken)
     assert lipschitz_bound.main(["--quick", "--json-out", str(tmp_path / "bad.json")]) == 1
     assert "VIOLATIONS" in capsys.readouterr().out
+
+
+def test_order_uses_the_stated_accuracies():
+    """lipsdp_neuron <= lipsdp_layer holds between the SDP optima; the certified neuron value
+    may sit above its optimum by its `accuracy` (bug: 3.5e-5 above layer on a degenerate
+    network, now absorbed; CVXOPT's certification loses up to ~1.5e-6 on others).  The MILP's
+    value is its witness; a sampled lower bound above it but below HiGHS's bound + tolerance
+    is no violation (the witness may be a pattern within tolerance of the optimum)."""
+    sdp = {"lipsdp_neuron": {"value": 1.000002, "accuracy": 3e-6},
+           "lipsdp_layer": {"value": 1.0}}
+    assert ladder.order_violations(sdp) == []
+    sdp["lipsdp_neuron"]["accuracy"] = 0.0
+    assert ladder.order_violations(sdp) == [("lipsdp_neuron", "lipsdp_layer", 1.000002, 1.0)]
+    milp = {"lower": {"value": 1.000004},
+            "exact": {"value": 1.0, "lower_bound": 1.0, "upper_bound": 1.00001},
+            "layerwise": {"value": 1.00002}}
+    assert ladder.order_violations(milp) == []
+    milp["layerwise"]["value"] = 0.99
+    assert ladder.order_violations(milp) == [("exact", "layerwise", 1.0, 0.99),
+                                             ("lower", "layerwise", 1.000004, 0.99)]

@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
 
-from reference import lipschitz
-from reference.network import Dense, Identity, LeakyReLU, Network, ReLU, build_mlp
+from reference import ladder, lipschitz
+from reference._checks import OverflowResult
+from reference.network import (Dense, Identity, LeakyReLU, Network, ReLU, SplineActivation,
+                               build_mlp)
+from reference.spline import LinearSpline
 
 
 def sampled_lower_bound(net, p, rng, n=2000):
@@ -77,3 +80,51 @@ def test_lower_bound_is_tight_for_one_neuron():
     result = lipschitz.lower(net, 2, box=1.0, seed=0)
     assert result["value"] == pytest.approx(14.0, rel=1e-9)
     assert lipschitz.theorem1(net, 2) == pytest.approx(14.0)
+
+
+def two_spline_layers(weight, coefficients, step):
+    """x -> sigma(w sigma(w x)), one spline neuron (K = 2: one slope c / step) per layer."""
+    spline = SplineActivation(LinearSpline([[0.0, coefficients]], -1.0, step))
+    return Network([Dense([[weight]]), spline, Dense([[weight]]), spline])
+
+
+@pytest.mark.parametrize("net, log10", [
+    (two_spline_layers(1e10, 1e100, 1e-50), 320.0),      # slopes 1e150, inside the range
+    (two_spline_layers(1.0, 1e-200, 1e50), -500.0)])     # slopes 1e-250
+def test_bounds_outside_the_float64_range_are_errors(net, log10):
+    """Bug: Theorem 1's product over layers returned inf (4e300 x 1e20) or 0 (1e-500) as if
+    it were a bound.  Every factor is finite and nonzero: OverflowResult with the bound's
+    log10; the ladder reports no value and the reason."""
+    for name in ("theorem1", "theorem1_bv2", "layerwise"):
+        with pytest.raises(OverflowResult, match=rf"model: {name} \(p = 2\) = 10\^-?\d+\.\d\d "
+                                                 "is outside the float64 range"):
+            getattr(lipschitz, name)(net, 2)
+    with pytest.raises(OverflowResult, match=f"10\\^{log10:.2f}"):
+        lipschitz.layerwise(net, "inf")
+    results = ladder.ladder(net, 2, methods=["theorem1", "layerwise"])
+    assert all(r["value"] is None and "float64 range" in r["reason"] for r in results.values())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_every_ladder_method_reports_an_overflow_as_no_value():
+    """Slopes 1e150 and weights 1e10 in two layers: the Jacobian itself is 1e320, so the
+    sampled lower bound, exact_1d, LipSDP and the closed forms all leave the float64 range;
+    each is value None with the reason, none is inf."""
+    net = two_spline_layers(1e10, 1e100, 1e-50)
+    results = ladder.ladder(net, 2)
+    assert all(r["value"] is None and "float64 range" in r["reason"]
+               for r in results.values()), results
+
+
+def test_products_in_range_are_computed_without_intermediate_overflow():
+    """A factor 1e160 then 1e-300: the bound 1e-140 (the row norm sqrt(1e-600) of the plain
+    formula underflowed to 0); an exactly zero factor gives 0, which is a bound."""
+    big = SplineActivation(LinearSpline([[0.0, 1e100]], -1.0, 1e-50))       # slope 1e150
+    net = Network([Dense([[1e10]]), big, Dense([[1e-300]]), Identity()])
+    for name in ("theorem1", "layerwise"):
+        assert getattr(lipschitz, name)(net, 2) == pytest.approx(1e-140, rel=1e-14)
+    net.layers[2].params["weight"][0, 0] = 0.0
+    assert lipschitz.theorem1(net, 2) == lipschitz.layerwise(net, 1) == 0.0
+    scaled, power = lipschitz.scaled_product(np.array([1e200, 3.0]), np.array([1e200, 0.0]))
+    assert np.log10(scaled[0]) + power * np.log10(2) == pytest.approx(400, rel=1e-15)
+    assert 0.25 <= scaled[0] < 1 and scaled[1] == 0.0                      # 1e400 as S 2^e
