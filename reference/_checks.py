@@ -28,14 +28,15 @@ def as_finite_array(value, name: str, ndim: int | None = None) -> np.ndarray:
 
 
 def check_positive(value, name: str) -> float:
-    """value as a float, which must be finite and > 0."""
+    """value as a float, which must be finite and > 0 (NaN, inf, zero, negative and
+    non-numbers are a ValueError naming the argument)."""
     try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a positive number, got {value!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: expected a finite number > 0, got {value}")
-    return value
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if number is None or not (np.isfinite(number) and number > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return number
 
 
 def check_choice(value, choices, name: str):

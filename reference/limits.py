@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from reference._checks import check_positive
+
 MAX_BOX = 1e6   # box half-widths above this are refused (see check_box)
 
 
@@ -47,14 +49,9 @@ class TooLarge(ValueError):
 
 def check_limit(value, name: str) -> float:
     """A size limit or time limit as a float, which must be finite and > 0 (NaN, inf, zero,
-    negative and non-numbers are a ValueError naming the argument)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}") from None
-    if not (np.isfinite(number) and number > 0):
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return number
+    negative and non-numbers are a ValueError naming the argument): there is no 'no limit'
+    value, pass a large one."""
+    return check_positive(value, name)
 
 
 def check_time_limit(value, name: str = "time_limit") -> float:
