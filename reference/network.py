@@ -201,7 +201,10 @@ class PReLU(Activation):
     kind = "prelu"
 
     def __init__(self, slope):
-        self.params = {"slope": as_finite_array(slope, "slope", ndim=1)}
+        slope = as_finite_array(slope, "slope", ndim=1)
+        if slope.shape[0] < 1:
+            raise ValueError("slope: expected one slope per neuron, at least one (N >= 1)")
+        self.params = {"slope": slope}
 
     @property
     def n_in(self):

@@ -148,6 +148,13 @@ def _width_zero(entries):
     return {"w0": np.zeros((3, 0))}
 
 
+def _prelu_width_zero(entries):
+    entries[1] = {"type": "prelu", "slope": "s0"}
+    entries[0]["weight"] = "w0"
+    entries[0]["bias"] = None
+    return {"s0": np.zeros(0), "w0": np.zeros((3, 2))}
+
+
 def _coefficients_huge(entries):
     return {entries[1]["coefficients"]: np.full((3, 7), 1e308)}
 
@@ -172,6 +179,7 @@ MODEL_CASES = {
     "400-digit x_min": lambda p, m: edit_layers(p, _x_min_huge_int),
     "step 5e-324": lambda p, m: edit_layers(p, _step_subnormal),
     "input width 0": lambda p, m: edit_layers(p, _width_zero),
+    "prelu width 0": lambda p, m: edit_layers(p, _prelu_width_zero),
     "coefficients 1e308": lambda p, m: edit_layers(p, _coefficients_huge),
     "unknown layer type": lambda p, m: edit_layers(p, _format_unknown),
     "complex weight": lambda p, m: edit_layers(p, _complex_weight),
