@@ -49,16 +49,17 @@ def generate(profile: str = "default", out=OUT, results=None, only=None, schedul
     needed = sorted({s for n in names for s in FIGURES[n][1]})
     sweeps = {"results": results}
     t0 = time.perf_counter()
-    configs = {"lambda": prof.lambda_configs, "prox": prof.prox_configs,
-               "width": prof.width_configs}
-    todo = [c for s in needed for c in configs[s]()]
+    makers = {"lambda": prof.lambda_configs, "prox": prof.prox_configs,
+              "width": prof.width_configs}
+    configs = {s: makers[s]() for s in needed}
+    todo = [c for s in needed for c in configs[s]]
     log(f"{prof.describe()}\nsweeps {needed}: {len({c.key() for c in todo})} runs (cached "
         f"ones are reused) in {results}")
     result = run_sweep(todo, results, workers=workers, scheduler=scheduler, force=force,
                        progress=progress)
     by_key = {r["key"]: r for r in result.records}
     for s in needed:
-        sweeps[s] = [by_key[c.key()] for c in configs[s]()]
+        sweeps[s] = [by_key[c.key()] for c in configs[s]]
     sweep_seconds = time.perf_counter() - t0
     log(f"runs: {result.done} done, {result.cached} cached, {result.failed} failed "
         f"({sweep_seconds:.1f} s)")

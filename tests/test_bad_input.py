@@ -467,3 +467,25 @@ def test_json_output_is_strict(tmp_path, capsys):
         raise AssertionError(f"non-JSON token {token}")
     info = json.loads(text, parse_constant=refuse)
     assert info["theorem1"]["2"] is None
+
+
+def test_sweep_table_csv_inside_the_records_is_refused(tmp_path, capsys):
+    (tmp_path / "records").mkdir()
+    run_fails(["sweep", "--results", tmp_path, "--table", "--csv",
+               tmp_path / "records" / "t.csv"], capsys, ["--csv", "inside the records"],
+              tmp_path)
+
+
+@pytest.mark.parametrize("argv, name", [(["--range", "1e308"], "--size/--range"),
+                                        (["--dataset", "mnist"], "--data-path")])
+def test_sweep_configs_are_checked_before_any_run(argv, name, tmp_path, capsys):
+    run_fails(["sweep", "--results", tmp_path / "runs", "--workers", "0", "--epochs", "1",
+               *argv], capsys, [name], tmp_path)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("target", ["model", "inputs"])
+def test_an_output_that_is_an_input_is_refused(target, tmp_path, model, inputs, capsys):
+    out = {"model": model, "inputs": inputs}[target]
+    run_fails(["evaluate", model, "--inputs", inputs, "--output", out], capsys,
+              ["--output", "would destroy it"], tmp_path)

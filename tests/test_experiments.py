@@ -156,3 +156,17 @@ def test_bad_cli_values_name_the_argument(argv, name, capsys, tmp_path, monkeypa
     err = capsys.readouterr().err
     assert name in err and "Traceback" not in err
     assert not (tmp_path / "r" / "records").exists() or not any((tmp_path / "r").rglob("*.json"))
+
+
+def test_a_refused_lower_bound_leaves_the_other_rungs(monkeypatch):
+    """lower refused by its size guard: value None with the reason; LipSDP still runs."""
+    from reference import lipschitz
+    from reference.limits import TooLarge
+    from reference.network import build_mlp
+
+    def refuse(*args, **kwargs):
+        raise TooLarge("lower bound cost", 2.0, 1.0, "max_lower_cost")
+    monkeypatch.setattr(lipschitz, "lower", refuse)
+    out = experiments.lipschitz_ladder(build_mlp([2, 2, 1], "relu", rng=0))
+    assert out["2"]["lower"]["value"] is None and "max_lower_cost" in out["2"]["lower"]["reason"]
+    assert out["2"]["lipsdp_neuron"]["value"] > 0 and out["1"]["theorem1"]["value"] > 0
