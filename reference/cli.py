@@ -7,77 +7,19 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from reference import datasets, ladder, lipschitz, lipsdp, sweep
-from reference._checks import OverflowResult, as_finite_array
-from reference.convex import MAX_PROBLEM_SIZE
+from reference import datasets, lipschitz, sweep
+from reference._checks import OverflowResult
+from reference.commands import evaluate, lipschitz as lipschitz_command, solve
+from reference.commands.args import (_choice, fraction, list_of, nonneg_float, nonneg_int,
+                                     positive_float, positive_int, seed_list, size_int,
+                                     sparsify_value, sweep_sparsify)
 from reference.experiments import (RUN_ACTIVATIONS, SPLINE_INITS, TRAIN_DEFAULTS, RunConfig,
                                    run_training, spline_summary)
-from reference.files import (check_not_an_input, check_writable, dumps_json, load_npy,
-                             load_npz, prepare_output_dir, write_npz, write_text)
-from reference.io import load_model, network_from_mat, save_model
+from reference.files import check_writable, dumps_json, prepare_output_dir, write_text
+from reference.io import load_model, save_model
 from reference.limits import TooLarge
-from reference.network import LOSSES
 from reference.spline import grid_from_range
 from reference.train import ACC_DROP, REGULARISERS
-
-
-# ------------------------------------------------------------- argument types (argparse)
-def _typed(convert, accept, expected):
-    """An argparse type: convert the text, then require accept(value); otherwise argparse
-    reports 'argument --NAME: expected ...' and exits with status 2."""
-    def parse(text):
-        try:
-            value = convert(text)
-        except (TypeError, ValueError, OverflowError):
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-    parse.__name__ = expected
-    return parse
-
-
-nonneg_int = _typed(int, lambda v: v >= 0, "an integer >= 0")
-positive_int = _typed(int, lambda v: v >= 1, "an integer >= 1")
-size_int = _typed(int, lambda v: v >= 2, "an integer >= 2")
-positive_float = _typed(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
-nonneg_float = _typed(float, lambda v: np.isfinite(v) and v >= 0, "a finite number >= 0")
-fraction = _typed(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-sparsify_value = _typed(lambda t: t if t == "auto" else float(t),
-                        lambda v: v == "auto" or (np.isfinite(v) and v >= 0),
-                        "'auto' or a finite threshold >= 0")
-
-
-def list_of(item):
-    """An argparse type for a comma-separated list of `item` values ('1e-3,1e-1')."""
-    def parse(text):
-        return [item(part) for part in str(text).split(",")]
-    parse.__name__ = f"a comma-separated list of {item.__name__}"
-    return parse
-
-
-def _choice(choices):
-    return _typed(str, lambda v: v in choices, f"one of {', '.join(choices)}")
-
-
-def seed_list(text):
-    """Seeds as '0-4', '0,3,7' or both ('0-2,7'): a list of integers >= 0."""
-    seeds = []
-    for part in str(text).split(","):
-        low, _, high = part.partition("-")
-        first, last = nonneg_int(low), nonneg_int(high) if high else None
-        if last is not None and last < first:
-            raise argparse.ArgumentTypeError(f"expected a range LOW-HIGH with LOW <= HIGH, "
-                                             f"got {part!r}")
-        seeds.extend(range(first, (first if last is None else last) + 1))
-    return seeds
-
-
-def sweep_sparsify(text):
-    """'auto', 'none' or a threshold."""
-    return None if text == "none" else sparsify_value(text)
 
 
 def cmd_train(args):
@@ -134,35 +76,6 @@ def parse_hidden(text) -> list:
     return widths
 
 
-def check_finite_results(arrays: dict, what: str) -> None:
-    """OverflowResult naming the first array with a NaN or inf (inputs were finite)."""
-    for name, value in arrays.items():
-        if not np.all(np.isfinite(value)):
-            raise OverflowResult(f"{what}: {name} leaves the float64 range for these finite "
-                                 "inputs and parameters; nothing was written")
-
-
-def cmd_evaluate(args):
-    check_writable(args.output, "--output")
-    check_not_an_input(args.output, "--output", {"MODEL": args.model, "--inputs": args.inputs})
-    net, names = load_model(args.model, with_names=True)
-    x = load_npy(args.inputs, "--inputs")
-    try:
-        x = net.check_inputs(x)
-    except ValueError as exc:
-        raise ValueError(f"--inputs: {exc}") from None
-    outputs, caches = net.forward(x, keep_cache=True)
-    _, grads = net.backward(caches, np.ones_like(outputs))
-    result = {"outputs": outputs, "input_jacobian": net.input_jacobian(x)}
-    for file_name, own_name in names.items():
-        result[f"param_gradients/{file_name}"] = grads[own_name]
-    check_finite_results(result, "evaluate")
-    write_npz(args.output, result, "--output")
-    print(f"wrote {args.output}: outputs {outputs.shape}, input_jacobian "
-          f"{result['input_jacobian'].shape}, {len(names)} parameter gradients")
-    return 0
-
-
 def cmd_info(args):
     net = load_model(args.model)
     info = {"layers": [], "splines": spline_summary(net), "theorem1": {}, "theorem1_bv2": {}}
@@ -194,89 +107,6 @@ def cmd_info(args):
         vals = info[key]
         print(f"    {label:26s} " + "  ".join(f"{vals[p]:10.4g}" if vals[p] is not None
                                             else f"{'overflow':>10s}" for p in ("1", "2", "inf")))
-    return 0
-
-
-def load_any_model(path):
-    """A model file (.npz), or a LipSDP MATLAB file (.mat, cell `weights`, ReLU)."""
-    return network_from_mat(path) if str(path).endswith(".mat") else load_model(path)
-
-
-def print_ladder(results: dict, p: float, box: float, title: str) -> list:
-    """The human table: value, ratio to the best lower bound, seconds, note per method;
-    returns the ladder's order violations (printed last)."""
-    ref = ladder.best_lower(results)
-    print(f"{title}, p = {p:g}; lower (and the MILP) over the box [-{box:g}, {box:g}]^N_0")
-    print(f"  {'method':14s} {'value':>12s} {'/ best lower':>12s} {'seconds':>8s}  note")
-    for name, r in results.items():
-        v = r["value"]
-        ratio = f"{v / ref:12.4f}" if v is not None and ref else f"{'-':>12s}"
-        value = f"{v:12.6g}" if v is not None else f"{'n/a':>12s}"
-        note = r.get("reason", "")
-        if not note and name == "exact":
-            size = (f"{r['pieces']} pieces" if "pieces" in r
-                    else f"{r['binaries']} binaries, attained at an interior point")
-            note = f"{r['method']}, {size}, over {r['domain']}"
-        if not note and name.startswith("lipsdp"):
-            note = (f"{r['solver']} {r['status']}, certified (Schur complement), "
-                    f"solver value {r['solver_value']:.6g}")
-        print(f"  {name:14s} {value} {ratio} {r['seconds']:8.2f}  {note}")
-    violations = ladder.order_violations(results)
-    for a, b, va, vb in violations:
-        print(f"  VIOLATION: {a} = {va:.6g} > {b} = {vb:.6g}")
-    return violations
-
-
-def cmd_lipschitz(args):
-    net = load_any_model(args.model)
-    p = lipschitz.parse_p(args.p)
-    results = ladder.ladder(net, p, args.box, ladder.parse_methods(args.methods),
-                            solver=args.solver, seed=args.seed,
-                            **{name: getattr(args, name) for name in ladder.LIMITS})
-    if args.json:
-        print(dumps_json(results))
-        return 1 if ladder.order_violations(results) else 0
-    widths = " -> ".join(str(w) for w in [net.n_in] + [
-        layer.n_out for layer in net.layers if layer.kind == "dense"])
-    violations = print_ladder(results, p, args.box,
-                              f"Lipschitz constant of {args.model} ({widths})")
-    return 1 if violations else 0
-
-
-def cmd_solve(args):
-    from reference import convex
-
-    check_writable(args.out, "--out")
-    check_not_an_input(args.out, "--out", {"MODEL": args.model, "--data": args.data})
-    net = load_model(args.model)
-    data = load_npz(args.data, "--data (X (M, N_0) and y (M,) or (M, N_L))", ["X", "y"])
-    x = as_finite_array(data["X"], "--data: X", ndim=2)
-    y = as_finite_array(data["y"], "--data: y")
-    if x.shape[0] < 1 or len(y) != x.shape[0]:
-        raise ValueError(f"--data: expected X (M, N_0) and y with M >= 1 rows each, got "
-                         f"shapes {x.shape} and {y.shape}")
-    new, cert = convex.solve_layer(net, args.layer, x, y, loss=args.loss,
-                                   lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
-                                   lip_max=args.lip_max, solver=args.solver,
-                                   max_size=args.max_size)
-    save_model(new, args.out, "--out")
-    cert["out"] = args.out
-    if args.json:
-        print(dumps_json(cert))
-        return 0
-    knots = cert["knots"]
-    print(f"solved layer {args.layer} of {args.model} on {args.data} ({args.grid} grid, "
-          f"{args.loss} loss, lambda {args.lam:g}, {args.reg}"
-          + (f", Lip <= {args.lip_max:g}" if args.lip_max else "") + ")")
-    print(f"  {cert['solver']} status {cert['status']}, objective {cert['objective']:.10g}, "
-          f"NumPy re-evaluation {cert['objective_check']:.10g} (agree to "
-          f"{cert['check_rtol']:g} relative), primal - dual gap "
-          + ("n/a" if cert["gap"] is None else f"{cert['gap']:.2e}")
-          + f", {cert['seconds']:.2f} s")
-    print(f"  grid points per neuron {cert['grid_points']}; knots per neuron {knots} "
-          f"(|slope change| > tolerance, max tolerance {max(cert['knot_tolerance']):.1e}); "
-          f"Lip per neuron {[round(v, 4) for v in cert['lipschitz']]}")
-    print(f"  model written to {args.out}")
     return 0
 
 
@@ -382,6 +212,9 @@ def check_sweep_configs(configs) -> None:
                              f"you give, got {config.data_path!r}")
 
 
+COMMAND_MODULES = (evaluate, lipschitz_command, solve)   # reference/commands/*.py
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m reference", description=(
         "Reference implementation of deep spline networks with a controlled Lipschitz "
@@ -421,61 +254,13 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="outputs, input Jacobians and parameter gradients")
-    p.add_argument("model")
-    p.add_argument("--inputs", required=True, help=".npy array of shape (M, N_0)")
-    p.add_argument("--output", required=True, help=".npz to write")
-    p.set_defaults(func=cmd_evaluate)
-
     p = sub.add_parser("info", help="layers, spline statistics and Theorem-1 bounds")
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("lipschitz", help="the Lipschitz ladder: lower, exact, LipSDP, bounds")
-    p.add_argument("model", help="model file (.npz) or LipSDP weights (.mat, ReLU)")
-    p.add_argument("--p", default="2", help="l_p norm on inputs and outputs: 1, 2 or inf")
-    p.add_argument("--methods", default=",".join(ladder.METHODS),
-                   help="comma-separated subset of " + ",".join(ladder.METHODS))
-    p.add_argument("--box", type=positive_float, default=1.0,
-                   help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
-    p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER, help="cvxpy SDP solver for LipSDP")
-    p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
-                   help="time limit (s) of the exact methods (MILP, 1-D): past it they return "
-                        "a certified bracket")
-    p.add_argument("--max-binaries", type=positive_int, default=ladder.LIMITS["max_binaries"],
-                   help="size guard of the MILP (binaries)")
-    p.add_argument("--max-pieces", type=positive_int, default=ladder.LIMITS["max_pieces"],
-                   help="size guard of the 1-D exact method (pieces)")
-    p.add_argument("--max-sdp-cost", type=positive_float, default=ladder.LIMITS["max_sdp_cost"],
-                   help="size guard of LipSDP (estimated solver work, see the README)")
-    p.add_argument("--max-lower-cost", type=positive_float,
-                   default=ladder.LIMITS["max_lower_cost"],
-                   help="size guard of the lower bound (points x flops of a Jacobian)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the lower-bound search")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_lipschitz)
-
-    p = sub.add_parser("solve", help="certified optimum of one spline layer, weights fixed")
-    p.add_argument("model")
-    p.add_argument("--data", required=True, help=".npz with X (M, N_0) and y (M,) or (M, N_L)")
-    p.add_argument("--layer", type=nonneg_int, required=True,
-                   help="index of the spline layer in the model's layer list")
-    p.add_argument("--lam", type=nonneg_float, required=True, help="lambda >= 0")
-    p.add_argument("--reg", default=TRAIN_DEFAULTS["reg"], choices=REGULARISERS)
-    p.add_argument("--loss", default="squared", choices=LOSSES)
-    p.add_argument("--grid", default="data", choices=["data", "uniform"])
-    p.add_argument("--size", type=size_int, default=None,
-                   help="uniform grid: K coefficients on the layer's range (default its own K)")
-    p.add_argument("--lip-max", type=positive_float, default=None, help="constraint Lip <= V")
-    p.add_argument("--solver", default="CLARABEL", help=(
-        "cvxpy solver (default CLARABEL); only solvers of the loss's problem class are "
-        "accepted (squared: QP/SOCP, logistic and xent: exponential cone)"))
-    p.add_argument("--max-size", type=positive_float, default=MAX_PROBLEM_SIZE,
-                   help="size guard: grid points + samples x neurons")
-    p.add_argument("--out", required=True, help="write the solved model here (.npz)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_solve)
+    for module in COMMAND_MODULES:
+        module.register(sub)
 
     p = sub.add_parser("reproduce", help="the main job: spline vs ReLU-family on circle")
     p.add_argument("--epochs", type=positive_int, default=TRAIN_DEFAULTS["epochs"])

@@ -1,0 +1,63 @@
+"""Argument types of the command line (argparse): each names what it expected, so that
+argparse reports 'argument --NAME: expected ..., got ...' and exits with status 2."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def _typed(convert, accept, expected):
+    """An argparse type: convert the text, then require accept(value); otherwise argparse
+    reports 'argument --NAME: expected ...' and exits with status 2."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except (TypeError, ValueError, OverflowError):
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    parse.__name__ = expected
+    return parse
+
+
+nonneg_int = _typed(int, lambda v: v >= 0, "an integer >= 0")
+positive_int = _typed(int, lambda v: v >= 1, "an integer >= 1")
+size_int = _typed(int, lambda v: v >= 2, "an integer >= 2")
+positive_float = _typed(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
+nonneg_float = _typed(float, lambda v: np.isfinite(v) and v >= 0, "a finite number >= 0")
+fraction = _typed(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+sparsify_value = _typed(lambda t: t if t == "auto" else float(t),
+                        lambda v: v == "auto" or (np.isfinite(v) and v >= 0),
+                        "'auto' or a finite threshold >= 0")
+
+
+def list_of(item):
+    """An argparse type for a comma-separated list of `item` values ('1e-3,1e-1')."""
+    def parse(text):
+        return [item(part) for part in str(text).split(",")]
+    parse.__name__ = f"a comma-separated list of {item.__name__}"
+    return parse
+
+
+def _choice(choices):
+    return _typed(str, lambda v: v in choices, f"one of {', '.join(choices)}")
+
+
+def seed_list(text):
+    """Seeds as '0-4', '0,3,7' or both ('0-2,7'): a list of integers >= 0."""
+    seeds = []
+    for part in str(text).split(","):
+        low, _, high = part.partition("-")
+        first, last = nonneg_int(low), nonneg_int(high) if high else None
+        if last is not None and last < first:
+            raise argparse.ArgumentTypeError(f"expected a range LOW-HIGH with LOW <= HIGH, "
+                                             f"got {part!r}")
+        seeds.extend(range(first, (first if last is None else last) + 1))
+    return seeds
+
+
+def sweep_sparsify(text):
+    """'auto', 'none' or a threshold."""
+    return None if text == "none" else sparsify_value(text)

@@ -1,0 +1,81 @@
+"""`lipschitz MODEL`: the Lipschitz ladder (lower bound, exact value, LipSDP, layer-wise and
+Theorem-1 bounds) with each method's certificate."""
+from __future__ import annotations
+
+from reference import ladder, lipschitz, lipsdp
+from reference.commands.args import nonneg_int, positive_float, positive_int
+from reference.files import dumps_json
+from reference.io import load_model, network_from_mat
+
+
+def load_any_model(path):
+    """A model file (.npz), or a LipSDP MATLAB file (.mat, cell `weights`, ReLU)."""
+    return network_from_mat(path) if str(path).endswith(".mat") else load_model(path)
+
+
+def print_ladder(results: dict, p: float, box: float, title: str) -> list:
+    """The human table: value, ratio to the best lower bound, seconds, note per method;
+    returns the ladder's order violations (printed last)."""
+    ref = ladder.best_lower(results)
+    print(f"{title}, p = {p:g}; lower (and the MILP) over the box [-{box:g}, {box:g}]^N_0")
+    print(f"  {'method':14s} {'value':>12s} {'/ best lower':>12s} {'seconds':>8s}  note")
+    for name, r in results.items():
+        v = r["value"]
+        ratio = f"{v / ref:12.4f}" if v is not None and ref else f"{'-':>12s}"
+        value = f"{v:12.6g}" if v is not None else f"{'n/a':>12s}"
+        note = r.get("reason", "")
+        if not note and name == "exact":
+            size = (f"{r['pieces']} pieces" if "pieces" in r
+                    else f"{r['binaries']} binaries, attained at an interior point")
+            note = f"{r['method']}, {size}, over {r['domain']}"
+        if not note and name.startswith("lipsdp"):
+            note = (f"{r['solver']} {r['status']}, certified (Schur complement), "
+                    f"solver value {r['solver_value']:.6g}")
+        print(f"  {name:14s} {value} {ratio} {r['seconds']:8.2f}  {note}")
+    violations = ladder.order_violations(results)
+    for a, b, va, vb in violations:
+        print(f"  VIOLATION: {a} = {va:.6g} > {b} = {vb:.6g}")
+    return violations
+
+
+def run(args):
+    net = load_any_model(args.model)
+    p = lipschitz.parse_p(args.p)
+    results = ladder.ladder(net, p, args.box, ladder.parse_methods(args.methods),
+                            solver=args.solver, seed=args.seed,
+                            **{name: getattr(args, name) for name in ladder.LIMITS})
+    if args.json:
+        print(dumps_json(results))
+        return 1 if ladder.order_violations(results) else 0
+    widths = " -> ".join(str(w) for w in [net.n_in] + [
+        layer.n_out for layer in net.layers if layer.kind == "dense"])
+    violations = print_ladder(results, p, args.box,
+                              f"Lipschitz constant of {args.model} ({widths})")
+    return 1 if violations else 0
+
+
+
+def register(sub) -> None:
+    p = sub.add_parser("lipschitz", help="the Lipschitz ladder: lower, exact, LipSDP, bounds")
+    p.add_argument("model", help="model file (.npz) or LipSDP weights (.mat, ReLU)")
+    p.add_argument("--p", default="2", help="l_p norm on inputs and outputs: 1, 2 or inf")
+    p.add_argument("--methods", default=",".join(ladder.METHODS),
+                   help="comma-separated subset of " + ",".join(ladder.METHODS))
+    p.add_argument("--box", type=positive_float, default=1.0,
+                   help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
+    p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER, help="cvxpy SDP solver for LipSDP")
+    p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
+                   help="time limit (s) of the exact methods (MILP, 1-D): past it they return "
+                        "a certified bracket")
+    p.add_argument("--max-binaries", type=positive_int, default=ladder.LIMITS["max_binaries"],
+                   help="size guard of the MILP (binaries)")
+    p.add_argument("--max-pieces", type=positive_int, default=ladder.LIMITS["max_pieces"],
+                   help="size guard of the 1-D exact method (pieces)")
+    p.add_argument("--max-sdp-cost", type=positive_float, default=ladder.LIMITS["max_sdp_cost"],
+                   help="size guard of LipSDP (estimated solver work, see the README)")
+    p.add_argument("--max-lower-cost", type=positive_float,
+                   default=ladder.LIMITS["max_lower_cost"],
+                   help="size guard of the lower bound (points x flops of a Jacobian)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the lower-bound search")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)

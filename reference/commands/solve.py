@@ -1,0 +1,72 @@
+"""`solve MODEL --data D.npz --layer I --lam L --out NEW.npz`: the certified optimum of one
+spline layer's coefficients with the weights fixed."""
+from __future__ import annotations
+
+from reference._checks import as_finite_array
+from reference.commands.args import nonneg_float, nonneg_int, positive_float, size_int
+from reference.convex import MAX_PROBLEM_SIZE
+from reference.experiments import TRAIN_DEFAULTS
+from reference.files import check_not_an_input, check_writable, dumps_json, load_npz
+from reference.io import load_model, save_model
+from reference.network import LOSSES
+from reference.train import REGULARISERS
+
+
+def run(args):
+    from reference import convex
+
+    check_writable(args.out, "--out")
+    check_not_an_input(args.out, "--out", {"MODEL": args.model, "--data": args.data})
+    net = load_model(args.model)
+    data = load_npz(args.data, "--data (X (M, N_0) and y (M,) or (M, N_L))", ["X", "y"])
+    x = as_finite_array(data["X"], "--data: X", ndim=2)
+    y = as_finite_array(data["y"], "--data: y")
+    if x.shape[0] < 1 or len(y) != x.shape[0]:
+        raise ValueError(f"--data: expected X (M, N_0) and y with M >= 1 rows each, got "
+                         f"shapes {x.shape} and {y.shape}")
+    new, cert = convex.solve_layer(net, args.layer, x, y, loss=args.loss,
+                                   lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
+                                   lip_max=args.lip_max, solver=args.solver,
+                                   max_size=args.max_size)
+    save_model(new, args.out, "--out")
+    cert["out"] = args.out
+    if args.json:
+        print(dumps_json(cert))
+        return 0
+    knots = cert["knots"]
+    print(f"solved layer {args.layer} of {args.model} on {args.data} ({args.grid} grid, "
+          f"{args.loss} loss, lambda {args.lam:g}, {args.reg}"
+          + (f", Lip <= {args.lip_max:g}" if args.lip_max else "") + ")")
+    print(f"  {cert['solver']} status {cert['status']}, objective {cert['objective']:.10g}, "
+          f"NumPy re-evaluation {cert['objective_check']:.10g} (agree to "
+          f"{cert['check_rtol']:g} relative), primal - dual gap "
+          + ("n/a" if cert["gap"] is None else f"{cert['gap']:.2e}")
+          + f", {cert['seconds']:.2f} s")
+    print(f"  grid points per neuron {cert['grid_points']}; knots per neuron {knots} "
+          f"(|slope change| > tolerance, max tolerance {max(cert['knot_tolerance']):.1e}); "
+          f"Lip per neuron {[round(v, 4) for v in cert['lipschitz']]}")
+    print(f"  model written to {args.out}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("solve", help="certified optimum of one spline layer, weights fixed")
+    p.add_argument("model")
+    p.add_argument("--data", required=True, help=".npz with X (M, N_0) and y (M,) or (M, N_L)")
+    p.add_argument("--layer", type=nonneg_int, required=True,
+                   help="index of the spline layer in the model's layer list")
+    p.add_argument("--lam", type=nonneg_float, required=True, help="lambda >= 0")
+    p.add_argument("--reg", default=TRAIN_DEFAULTS["reg"], choices=REGULARISERS)
+    p.add_argument("--loss", default="squared", choices=LOSSES)
+    p.add_argument("--grid", default="data", choices=["data", "uniform"])
+    p.add_argument("--size", type=size_int, default=None,
+                   help="uniform grid: K coefficients on the layer's range (default its own K)")
+    p.add_argument("--lip-max", type=positive_float, default=None, help="constraint Lip <= V")
+    p.add_argument("--solver", default="CLARABEL", help=(
+        "cvxpy solver (default CLARABEL); only solvers of the loss's problem class are "
+        "accepted (squared: QP/SOCP, logistic and xent: exponential cone)"))
+    p.add_argument("--max-size", type=positive_float, default=MAX_PROBLEM_SIZE,
+                   help="size guard: grid points + samples x neurons")
+    p.add_argument("--out", required=True, help="write the solved model here (.npz)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
