@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from reference.experiments import RunConfig, run
+from reference.experiments import SPLINE_FIELDS, RunConfig, run
 from reference.files import dumps_json, prepare_output_dir, write_text
 from reference.io import save_model
 
@@ -364,6 +364,7 @@ def table(records) -> list:
     """One row per config without the seed (GROUP_FIELDS), sorted by those fields (hidden
     compared as text): the config fields (hidden as '8,8'), `seeds` (ok records), `failed`
     (failed records) and for each of TABLE_METRICS NAME_mean and NAME_std over the ok records
+    (the spline-only fields, SPLINE_FIELDS, are None for the baselines, which ignore them)
     (std: sample standard deviation, ddof = 1; None with fewer than two values or where the
     metric does not apply)."""
     groups = {}
@@ -379,6 +380,8 @@ def table(records) -> list:
     for entry in groups.values():
         row = {name: entry["config"][name] for name in GROUP_FIELDS}
         row["hidden"] = ",".join(str(w) for w in row["hidden"])
+        if row["activation"] != "spline":        # not used by a baseline: no value shown
+            row.update({name: None for name in SPLINE_FIELDS})
         row["seeds"], row["failed"] = len(entry["ok"]), entry["failed"]
         for name, metric in TABLE_METRICS.items():
             values = [v for v in (metric(r) for r in entry["ok"]) if v is not None]
@@ -415,7 +418,7 @@ def format_table(rows) -> str:
 
     def cell(row, name):
         if name not in SHOWN_METRICS:
-            return str(row[name])
+            return "-" if row[name] is None else str(row[name])
         mean, std = row[f"{name}_mean"], row[f"{name}_std"]
         if mean is None:
             return "-"

@@ -184,7 +184,7 @@ def test_table_groups_seeds_with_mean_and_std(serial, tmp_path):
     for row in rows[:3]:
         group = [r for r in result.records if r["status"] == "ok"
                  and r["run_config"]["activation"] == row["activation"]
-                 and r["run_config"]["lam"] == row["lam"]]
+                 and row["lam"] in (r["run_config"]["lam"], None)]
         assert row["seeds"] == len(group) == 2 and row["failed"] == 0
         acc = [r["test_accuracy"] for r in group]
         assert row["test_accuracy_mean"] == pytest.approx(np.mean(acc), rel=1e-15)
@@ -194,14 +194,14 @@ def test_table_groups_seeds_with_mean_and_std(serial, tmp_path):
         else:
             assert row["knots_mean"] is None
     assert [(r["dataset"], r["activation"], r["lam"]) for r in rows] == [
-        ("circle", "relu", 1e-3), ("circle", "spline", 1e-3), ("circle", "spline", 1.0),
+        ("circle", "relu", None), ("circle", "spline", 1e-3), ("circle", "spline", 1.0),
         ("mnist", "spline", 1e-3)]                     # sorted by config
     assert rows[3]["seeds"] == 0 and rows[3]["failed"] == 1
     path = sweep.write_csv(rows, tmp_path / "t.csv")
     parsed = list(csv.DictReader(io.StringIO(path.read_text())))
     assert len(parsed) == 4 and float(parsed[1]["test_accuracy_mean"]) == \
         rows[1]["test_accuracy_mean"]
-    assert parsed[0]["knots_mean"] == ""
+    assert parsed[0]["knots_mean"] == "" and parsed[0]["lam"] == ""   # relu: no lambda
     text = sweep.format_table(rows)
     assert "lam" in text and "+-" in text and len(text.splitlines()) == 5
 
