@@ -10,6 +10,7 @@ from pathlib import Path
 from reference import datasets, lipschitz, sweep
 from reference._checks import OverflowResult
 from reference.commands import evaluate, lipschitz as lipschitz_command, solve
+from reference.commands import import_deepsplines as import_deepsplines_command
 from reference.commands.args import (_choice, fraction, list_of, nonneg_float, nonneg_int,
                                      positive_float, positive_int, seed_list, size_int,
                                      sparsify_value, sweep_sparsify)
@@ -212,7 +213,8 @@ def check_sweep_configs(configs) -> None:
                              f"you give, got {config.data_path!r}")
 
 
-COMMAND_MODULES = (evaluate, lipschitz_command, solve)   # reference/commands/*.py
+COMMAND_MODULES = (evaluate, lipschitz_command, solve,
+                   import_deepsplines_command)   # reference/commands/*.py
 
 
 def build_parser():

@@ -34,36 +34,60 @@ class FileError(ValueError):
     """A file given by the user that cannot be read or written as asked."""
 
 
-def describe(path) -> str:
-    """What a file looks like from its first bytes (for error messages)."""
+# torch.save's legacy (non-zip) format: a pickle whose first object is torch's magic number
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+FILE_KINDS = {        # file_kind -> what describe says ({path}: the file's path)
+    "npy": "a single NumPy array (.npy)",
+    "npz": "an .npz archive",
+    "torch": ("a PyTorch checkpoint (torch.save; `python -m reference import-deepsplines "
+              "{path} --out MODEL.npz` turns a DeepSplines checkpoint into a model file)"),
+    "damaged_zip": "a damaged zip archive",
+    "zip": "a zip archive that is not an .npz",
+    "mat": "a MATLAB .mat file (the lipschitz command reads LipSDP weights from it)",
+    "gzip": "a gzip file",
+    "pickle": "a Python pickle (never loaded: pickles can run code)",
+    "empty": "an empty file",
+    "other": "not a NumPy file",
+}
+
+
+def _head(path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(160)
+
+
+def file_kind(path) -> str:
+    """The kind of a file from its first bytes: a key of FILE_KINDS, or 'unreadable'."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(160)
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})"
+        head = _head(path)
+    except OSError:
+        return "unreadable"
     if head.startswith(b"\x93NUMPY"):
-        return "a single NumPy array (.npy)"
+        return "npy"
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
         except (zipfile.BadZipFile, OSError, ValueError):
-            return "a damaged zip archive"
+            return "damaged_zip"
         if any(n.endswith("data.pkl") for n in names):
-            return ("a PyTorch checkpoint (torch.save); DeepSplines checkpoints are not model "
-                    "files")
-        if names and all(n.endswith(".npy") for n in names):
-            return "an .npz archive"
-        return "a zip archive that is not an .npz"
-    if head.startswith(b"MATLAB"):
-        return "a MATLAB .mat file (the lipschitz command reads LipSDP weights from it)"
-    if head.startswith(b"\x1f\x8b"):
-        return "a gzip file"
-    if head[:1] in (b"\x80",):
-        return "a Python pickle (never loaded: pickles can run code)"
-    if not head:
-        return "an empty file"
-    return "not a NumPy file"
+            return "torch"
+        return "npz" if names and all(n.endswith(".npy") for n in names) else "zip"
+    for magic, kind in ((b"MATLAB", "mat"), (b"\x1f\x8b", "gzip"),
+                        (_TORCH_LEGACY_MAGIC, "torch"), (b"\x80", "pickle")):
+        if head.startswith(magic):
+            return kind
+    return "other" if head else "empty"
+
+
+def describe(path) -> str:
+    """What a file looks like from its first bytes (for error messages) and, for the files
+    another command reads, which command reads them."""
+    try:
+        _head(path)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return FILE_KINDS[file_kind(path)].format(path=path)
 
 
 def _check_readable_file(path, arg: str) -> Path:
@@ -128,7 +152,7 @@ class NpzReader:
         self.arg = arg
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError):
             raise FileError(f"{arg}: {self.path} is not an .npz archive "
                             f"({describe(self.path)})") from None
         self._members = {}

@@ -23,7 +23,7 @@ import numpy as np
 
 from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
                                PReLU, ReLU, SplineActivation)
-from reference.files import FileError, NpzReader, describe, write_npz
+from reference.files import FileError, NpzReader, describe, file_kind, write_npz
 from reference.spline import LinearSpline
 
 FORMAT = "deepspline-reference/1"
@@ -185,6 +185,8 @@ def load_model(path, with_names: bool = False):
     if not path.is_file():
         raise FileNotFoundError(f"model: no file at {path}")
     try:
+        if file_kind(path) != "npz":            # e.g. a .pth: say what it is and what reads it
+            raise FileError(path)
         reader = NpzReader(path, "model")
     except FileError:
         raise ModelFileError(f"model: {path} is not a model file: it is {describe(path)} "

@@ -1,4 +1,5 @@
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -125,3 +126,34 @@ def test_a_model_that_could_not_be_loaded_is_not_saved(tmp_path):
     with pytest.raises(ValueError, match="layer 1 .spline.*coefficients.*nothing was written"):
         save_model(net, tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_file_kinds_name_what_a_file_is_and_which_command_reads_it(tmp_path):
+    """A file that is not a model file: the error says what it is; for a PyTorch checkpoint
+    (zip or legacy format, recognised without torch) it names import-deepsplines."""
+    from reference.files import describe, file_kind
+
+    pth = tmp_path / "ckpt.pth"
+    with zipfile.ZipFile(pth, "w") as zf:                   # torch.save's layout
+        zf.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    legacy = tmp_path / "legacy.pth"                         # torch's magic number, pickled
+    legacy.write_bytes(b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.")
+    pickle = tmp_path / "p.pkl"
+    pickle.write_bytes(b"\x80\x04K\x01.")
+    np.save(tmp_path / "x.npy", np.zeros(2))
+    np.savez(tmp_path / "a.npz", w=W)
+    (tmp_path / "empty").write_bytes(b"")
+    kinds = {pth: "torch", legacy: "torch", pickle: "pickle", tmp_path / "x.npy": "npy",
+             tmp_path / "a.npz": "npz", tmp_path / "empty": "empty"}
+    for path, kind in kinds.items():
+        assert file_kind(path) == kind
+    for path in (pth, legacy):
+        assert describe(path).startswith("a PyTorch checkpoint (torch.save; `python -m "
+                                         f"reference import-deepsplines {path} --out MODEL.npz`")
+        with pytest.raises(ModelFileError, match=f"model: {path} is not a model file: it is a "
+                                                 "PyTorch checkpoint .*import-deepsplines"):
+            load_model(path)
+    with pytest.raises(ModelFileError, match="it is a Python pickle .never loaded"):
+        load_model(pickle)
+    with pytest.raises(ModelFileError, match=r"it is a single NumPy array \(.npy\)"):
+        load_model(tmp_path / "x.npy")
