@@ -1,5 +1,5 @@
-"""Command line: python -m reference {train,evaluate,info,lipschitz,solve,reproduce,sweep}
-(also `dsref`)."""
+"""Command line: python -m reference {train,info,check,evaluate,lipschitz,solve,
+import-deepsplines,conformance,reproduce,sweep} (also `dsref`)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reference import datasets, lipschitz, sweep
 from reference._checks import OverflowResult
-from reference.commands import evaluate, lipschitz as lipschitz_command, solve
+from reference.commands import check, evaluate, lipschitz as lipschitz_command, solve
 from reference.commands import import_deepsplines as import_deepsplines_command
 from reference.commands.args import (_choice, fraction, list_of, nonneg_float, nonneg_int,
                                      positive_float, positive_int, seed_list, size_int,
@@ -213,7 +213,7 @@ def check_sweep_configs(configs) -> None:
                              f"you give, got {config.data_path!r}")
 
 
-COMMAND_MODULES = (evaluate, lipschitz_command, solve,
+COMMAND_MODULES = (check, evaluate, lipschitz_command, solve,
                    import_deepsplines_command)   # reference/commands/*.py
 
 

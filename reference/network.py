@@ -4,10 +4,15 @@ Network: z_l = W_l y_{l-1} + b_l, y_l = sigma_l(z_l), stored as a flat list of l
 (Dense, then an activation, ...).  Arrays are row-major batches: an input batch is (M, N_0).
 Every layer implements
     forward(x) -> (y, cache)                 x (M, N_in), y (M, N_out)
-    backward(cache, grad_y) -> (grad_x, {param_name: grad})
-    jacobian_step(cache, J) -> J'             J (M, N_in, N_0) -> (M, N_out, N_0)
+    backward(cache, grad_y, side=None) -> (grad_x, {param_name: grad})
+    jacobian_step(cache, J, side=None) -> J'  J (M, N_in, N_0) -> (M, N_out, N_0)
 and exposes `params` (name -> array, updated in place by optimisers).
-Knows nothing of optimisers or cvxpy.
+
+One-sided derivatives (what the oracle needs at kinks): an activation layer lists its kinks
+per neuron (`kinks`: positions, slopes left and right), says which pre-activations lie on
+one (`on_kink`, within a tolerance) and, given `side` (M, N) int8 = -1 / +1, takes the
+slope left / right of the nearest kink there instead of its own convention (the right
+piece) in `backward` and `jacobian_step`.  Knows nothing of optimisers or cvxpy.
 """
 from __future__ import annotations
 
@@ -53,32 +58,88 @@ class Dense:
             z += self.params["bias"]
         return z, x
 
-    def backward(self, x, grad_z):
-        """grad_x = grad_z W, grad_W = grad_z^T x, grad_b = sum_m grad_z."""
+    def backward(self, x, grad_z, side=None):
+        """grad_x = grad_z W, grad_W = grad_z^T x, grad_b = sum_m grad_z (no kinks: `side`
+        is ignored)."""
         grads = {"weight": grad_z.T @ x}
         if "bias" in self.params:
             grads["bias"] = grad_z.sum(axis=0)
         return grad_z @ self.params["weight"], grads
 
-    def jacobian_step(self, x, jac):
+    def jacobian_step(self, x, jac, side=None):
         return np.einsum("oi,mij->moj", self.params["weight"], jac)
 
 
 class Activation:
-    """Neuron-wise activation: y = sigma(z); subclasses give sigma, sigma' and parameters.
+    """Neuron-wise activation: y = sigma(z); subclasses give sigma, sigma', parameters and
+    their kinks.
 
     `derivative(z)` is sigma'(z) (M, N); at a breakpoint, the slope of the right piece."""
     n_in = n_out = None      # any width (spline and prelu fix theirs)
+    kink_step = 0.0          # grid step T of a uniform spline (enters the kink tolerance)
 
-    def backward(self, z, grad_y):
-        return grad_y * self.derivative(z), {}
+    def kinks(self, width: int) -> list:
+        """Per neuron: (tau, left, right), the kinks (where the slope changes) sorted, (n_k,),
+        and the slopes just left and right of each, (n_k,)."""
+        raise NotImplementedError
 
-    def jacobian_step(self, z, jac):
-        return self.derivative(z)[:, :, None] * jac
+    def on_kink(self, z, knot_tol: float) -> np.ndarray:
+        """(M, N) bool: |z - tau| <= knot_tol * max(1, |tau|, T) for the nearest kink tau
+        (T = `kink_step`, the grid step of a uniform spline, else 0)."""
+        mask = np.zeros(z.shape, dtype=bool)
+        for n, (tau, _, _) in enumerate(self.kinks(z.shape[1])):
+            if len(tau):
+                near = tau[nearest_index(tau, z[:, n])]
+                scale = np.maximum(np.maximum(1.0, np.abs(near)), self.kink_step)
+                mask[:, n] = np.abs(z[:, n] - near) <= knot_tol * scale
+        return mask
+
+    def derivative_at(self, z, side=None) -> np.ndarray:
+        """sigma'(z) (M, N), except where side (M, N) int8 is -1 / +1: the slope left / right
+        of the kink nearest to z."""
+        d = self.derivative(z)
+        if side is None or not np.any(side):
+            return d
+        d = np.array(d, dtype=np.float64)
+        for n, (tau, left, right) in enumerate(self.kinks(z.shape[1])):
+            rows = np.flatnonzero(side[:, n])
+            if len(rows) and len(tau):
+                j = nearest_index(tau, z[rows, n])
+                d[rows, n] = np.where(side[rows, n] < 0, left[j], right[j])
+        return d
+
+    def backward(self, z, grad_y, side=None):
+        return grad_y * self.derivative_at(z, side), {}
+
+    def jacobian_step(self, z, jac, side=None):
+        return self.derivative_at(z, side)[:, :, None] * jac
 
     def check_width(self, width):
         if self.n_in is not None and width != self.n_in:
             raise ValueError(f"{self.kind}: expected inputs of width {self.n_in}, got {width}")
+
+
+def nearest_index(tau: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Index of the entry of the sorted tau (n,), n >= 1, nearest to each z (M,)."""
+    if len(tau) == 1:
+        return np.zeros(len(z), dtype=np.intp)
+    j = np.clip(np.searchsorted(tau, z), 1, len(tau) - 1)
+    return np.where(np.abs(z - tau[j - 1]) <= np.abs(tau[j] - z), j - 1, j)
+
+
+def kinks_from_slopes(tau: np.ndarray, slopes: np.ndarray) -> tuple:
+    """(tau, left, right) of a piecewise-linear function with breakpoints tau (n,) and piece
+    slopes (n + 1,), keeping the breakpoints whose slope change exceeds the rounding of the
+    slopes (16 eps max|slope|)."""
+    jumps = np.diff(slopes)
+    keep = np.abs(jumps) > 16 * np.finfo(np.float64).eps * np.abs(slopes).max(initial=0.0)
+    return tau[keep], slopes[:-1][keep], slopes[1:][keep]
+
+
+def _ramp_kinks(negative_slopes) -> list:
+    """Kinks of z -> z (z >= 0), a z (z < 0), one slope a per neuron: at 0 unless a = 1."""
+    zero = np.zeros(1)
+    return [kinks_from_slopes(zero, np.array([a, 1.0])) for a in negative_slopes]
 
 
 class SplineActivation(Activation):
@@ -107,37 +168,60 @@ class SplineActivation(Activation):
     def derivative(self, z):
         return self.spline.derivative_unchecked(z)
 
-    def backward(self, z, grad_y):
+    @property
+    def kink_step(self):
+        return self._spline.step
+
+    def kinks(self, width):
+        spline = self.spline
+        return [kinks_from_slopes(spline.grid[1:-1], s) for s in spline.slopes()]
+
+    def backward(self, z, grad_y, side=None):
+        """The coefficient gradient does not depend on `side`: sigma(t_k) = c_k from either
+        piece (up to the kernel's snap of s steps, see reference.spline)."""
         grad_z, grad_c = self.spline.backward_unchecked(z, grad_y)
+        if side is not None and np.any(side):
+            grad_z = grad_y * self.derivative_at(z, side)
         return grad_z, {"coefficients": grad_c}
 
 
 class KnotSplineActivation(Activation):
-    """One free-knot linear spline per neuron, fixed (no trainable parameters): the
-    piecewise-linear interpolant through (points[n][i], values[n][i]), points strictly
-    increasing (>= 2 per neuron), continued linearly beyond the end points with the end
-    slopes.  This is how the exact (data-grid) solutions of reference.convex are stored.
+    """One free-knot linear spline per neuron: the piecewise-linear interpolant through
+    (points[n][i], values[n][i]), points strictly increasing (>= 2 per neuron), continued
+    linearly beyond the end points with the end slopes.  This is how the exact (data-grid)
+    solutions of reference.convex are stored.  params: `points` and `values`, the flat
+    arrays of the model file (neuron n owns the next counts[n] entries); points[n] and
+    values[n] are views into them.
 
     sigma_n(z) = v_i + s_i (z - p_i) with i = the piece of z (clipped to the first / last
     piece outside), s_i = (v_{i+1} - v_i) / (p_{i+1} - p_i); sigma'(z) = s_i (the right
     piece at a point)."""
     kind = "knot_spline"
-    params = NO_PARAMS
 
     def __init__(self, points, values):
         if len(points) != len(values) or len(points) == 0:
             raise ValueError(f"values: expected one array per neuron like points "
                              f"({len(points)}), got {len(values)}")
-        self.points, self.values, self.slopes = [], [], []
+        checked = []
         for n, (p, v) in enumerate(zip(points, values)):
             p = as_finite_array(p, f"points[{n}]", ndim=1)
             v = as_finite_array(v, f"values[{n}]", ndim=1)
             if p.shape != v.shape or len(p) < 2 or np.any(np.diff(p) <= 0):
                 raise ValueError(f"points[{n}]: expected >= 2 strictly increasing points with "
                                  f"as many values, got shapes {p.shape} and {v.shape}")
-            self.points.append(p)
-            self.values.append(v)
-            self.slopes.append(np.diff(v) / np.diff(p))
+            checked.append((p, v))
+        self.counts = np.array([len(p) for p, _ in checked])
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.params = {"points": np.concatenate([p for p, _ in checked]),
+                       "values": np.concatenate([v for _, v in checked])}
+        cuts = np.cumsum(self.counts)[:-1]
+        self.points = np.split(self.params["points"], cuts)      # views
+        self.values = np.split(self.params["values"], cuts)
+
+    @property
+    def slopes(self) -> list:
+        """Per neuron the piece slopes s_i, (counts[n] - 1,), from the current parameters."""
+        return [np.diff(v) / np.diff(p) for p, v in zip(self.points, self.values)]
 
     @property
     def n_in(self):
@@ -150,20 +234,77 @@ class KnotSplineActivation(Activation):
         """The same splines in knot form (knots at the interior points)."""
         return KnotSpline.interpolant(self.points, self.values)
 
-    def _piece(self, n: int, z: np.ndarray) -> np.ndarray:
+    def kinks(self, width):
+        return [kinks_from_slopes(p[1:-1], s) for p, s in zip(self.points, self.slopes)]
+
+    def _piece(self, n: int, z: np.ndarray, side=None) -> np.ndarray:
+        """The piece i of each z (M,): the right one at a point; where side (M,) is -1 / +1,
+        the piece left / right of the nearest interior point."""
         p = self.points[n]
-        return np.clip(np.searchsorted(p, z, side="right") - 1, 0, len(p) - 2)
+        i = np.clip(np.searchsorted(p, z, side="right") - 1, 0, len(p) - 2)
+        if side is not None and np.any(side) and len(p) > 2:
+            rows = np.flatnonzero(side)
+            j = 1 + nearest_index(p[1:-1], z[rows])          # the nearest interior point
+            i[rows] = np.where(side[rows] < 0, j - 1, j)
+        return i
 
     def forward(self, z):
         y = np.empty_like(z)
-        for n in range(self.n_in):
+        for n, s in enumerate(self.slopes):
             i = self._piece(n, z[:, n])
-            y[:, n] = self.values[n][i] + self.slopes[n][i] * (z[:, n] - self.points[n][i])
+            y[:, n] = self.values[n][i] + s[i] * (z[:, n] - self.points[n][i])
         return y, z
 
     def derivative(self, z):
-        return np.stack([self.slopes[n][self._piece(n, z[:, n])] for n in range(self.n_in)],
+        return np.stack([s[self._piece(n, z[:, n])] for n, s in enumerate(self.slopes)],
                         axis=1)
+
+    def backward(self, z, grad_y, side=None):
+        """With i the piece of z, h = p_{i+1} - p_i and t = (z - p_i)/h (outside [0, 1] in
+        the extrapolated ends):
+            d sigma/dz = s_i,  d sigma/dv_i = 1 - t,  d sigma/dv_{i+1} = t,
+            d sigma/dp_i = s_i (t - 1),  d sigma/dp_{i+1} = -s_i t.
+        grad_points and grad_values are flat like params, summed over the M rows."""
+        grad_z = np.empty_like(z)
+        size = len(self.params["points"])
+        grad_p, grad_v = np.zeros(size), np.zeros(size)
+        for n, s in enumerate(self.slopes):
+            p, g = self.points[n], grad_y[:, n]
+            i = self._piece(n, z[:, n], None if side is None else side[:, n])
+            t = (z[:, n] - p[i]) / (p[i + 1] - p[i])
+            grad_z[:, n] = g * s[i]
+            at = self.offsets[n] + i
+            grad_v += np.bincount(at, g * (1 - t), size) + np.bincount(at + 1, g * t, size)
+            grad_p += (np.bincount(at, g * s[i] * (t - 1), size)
+                       - np.bincount(at + 1, g * s[i] * t, size))
+        return grad_z, {"points": grad_p, "values": grad_v}
+
+    def regulariser_grads(self, reg: str) -> dict:
+        """A subgradient of sum_n R(sigma_n) in points and values (flat, like params).
+
+        TV2 = sum_j |a_j|, a_j = s_j - s_{j-1} at the interior points: d TV2/d s_i =
+        sign(a_i) - sign(a_{i+1}) (sign(0) = 0), and s_i = (v_{i+1} - v_i)/h_i gives
+        d s_i/d v_{i+1} = -d s_i/d v_i = 1/h_i, d s_i/d p_i = -d s_i/d p_{i+1} = s_i/h_i.
+        BV2 adds |sigma(0)| + |sigma(1)|: `backward` at z = 0, 1 with grad sign(sigma)."""
+        check_choice(reg, ("tv2", "bv2"), "reg")
+        grad_p, grad_v = np.zeros_like(self.params["points"]), np.zeros_like(
+            self.params["values"])
+        for n, s in enumerate(self.slopes):
+            h, sign = np.diff(self.points[n]), np.sign(np.diff(s))
+            g_s = np.zeros_like(s)
+            g_s[1:] += sign
+            g_s[:-1] -= sign
+            lo, hi = self.offsets[n], self.offsets[n] + len(s)
+            grad_v[lo:hi] -= g_s / h
+            grad_v[lo + 1:hi + 1] += g_s / h
+            grad_p[lo:hi] += g_s * s / h
+            grad_p[lo + 1:hi + 1] -= g_s * s / h
+        if reg == "bv2":
+            zero_one = np.tile([[0.0], [1.0]], (1, self.n_in))
+            _, grads = self.backward(zero_one, np.sign(self.forward(zero_one)[0]))
+            grad_p += grads["points"]
+            grad_v += grads["values"]
+        return {"points": grad_p, "values": grad_v}
 
 
 class ReLU(Activation):
@@ -176,6 +317,9 @@ class ReLU(Activation):
 
     def derivative(self, z):
         return (z >= 0).astype(np.float64)
+
+    def kinks(self, width):
+        return _ramp_kinks(np.zeros(width))
 
 
 class LeakyReLU(Activation):
@@ -194,6 +338,9 @@ class LeakyReLU(Activation):
 
     def derivative(self, z):
         return np.where(z >= 0, 1.0, self.slope)
+
+    def kinks(self, width):
+        return _ramp_kinks(np.full(width, self.slope))
 
 
 class PReLU(Activation):
@@ -218,9 +365,13 @@ class PReLU(Activation):
     def derivative(self, z):
         return np.where(z >= 0, 1.0, self.params["slope"])
 
-    def backward(self, z, grad_y):
-        """d sigma_n / d a_n = min(z, 0)."""
-        return grad_y * self.derivative(z), {"slope": (grad_y * np.minimum(z, 0.0)).sum(axis=0)}
+    def kinks(self, width):
+        return _ramp_kinks(self.params["slope"])
+
+    def backward(self, z, grad_y, side=None):
+        """d sigma_n / d a_n = min(z, 0) (continuous at the kink: `side` changes grad_z only)."""
+        return (grad_y * self.derivative_at(z, side),
+                {"slope": (grad_y * np.minimum(z, 0.0)).sum(axis=0)})
 
 
 class Identity(Activation):
@@ -234,10 +385,13 @@ class Identity(Activation):
     def derivative(self, z):
         return np.ones_like(z)
 
-    def backward(self, z, grad_y):
+    def kinks(self, width):
+        return [(np.zeros(0),) * 3] * width
+
+    def backward(self, z, grad_y, side=None):
         return grad_y, {}
 
-    def jacobian_step(self, z, jac):
+    def jacobian_step(self, z, jac, side=None):
         return jac
 
 
@@ -301,34 +455,44 @@ class Network:
 
     __call__ = forward
 
-    def backward(self, caches, grad_out):
-        """Backpropagate grad_out = dE/df (M, N_L) through the cached forward pass.
+    def backward(self, caches, grad_out, sides=None):
+        """Backpropagate grad_out = dE/df (M, N_L) through the cached forward pass; `sides`
+        (one per layer: None or (M, N_i) int8, see `kink_masks`) picks one-sided slopes.
 
         Returns (grad_x (M, N_0), {param name: gradient of the same shape})."""
         grads = {}
         g = grad_out
+        sides = sides or [None] * len(self.layers)
         for i in reversed(range(len(self.layers))):
-            g, layer_grads = self.layers[i].backward(caches[i], g)
+            g, layer_grads = self.layers[i].backward(caches[i], g, sides[i])
             for key, value in layer_grads.items():
                 grads[f"layer{i}.{key}"] = value
         return g, grads
 
-    def input_jacobian(self, x) -> np.ndarray:
-        """J[m] = d f(x_m) / d x, shape (M, N_L, N_0), by forward-mode propagation."""
+    def input_jacobian(self, x, sides=None) -> np.ndarray:
+        """J[m] = d f(x_m) / d x, shape (M, N_L, N_0), by forward-mode propagation; `sides`
+        as in `backward`."""
         y = self.check_inputs(x)
-        layers = self.layers
-        if isinstance(layers[0], Dense):       # start from W_1: no (M, N_0, N_0) identity
-            weight = layers[0].params["weight"]
+        layers = list(zip(self.layers, sides or [None] * len(self.layers)))
+        if isinstance(self.layers[0], Dense):  # start from W_1: no (M, N_0, N_0) identity
+            weight = self.layers[0].params["weight"]
             jac = np.broadcast_to(weight, (y.shape[0],) + weight.shape)
-            y = layers[0].forward(y)[0]
+            y = self.layers[0].forward(y)[0]
             layers = layers[1:]
         else:
             jac = np.broadcast_to(np.eye(self.n_in), (y.shape[0], self.n_in, self.n_in))
-        for layer in layers:
+        for layer, side in layers:
             y_next, cache = layer.forward(y)
-            jac = layer.jacobian_step(cache, jac)
+            jac = layer.jacobian_step(cache, jac, side)
             y = y_next
         return np.array(jac)
+
+    def kink_masks(self, caches, knot_tol: float) -> list:
+        """Per layer: None (dense) or the (M, N_i) bool mask of pre-activations on a kink
+        (Activation.on_kink).  -mask / +mask as int8 are the `sides` of the left / right
+        one-sided derivatives."""
+        return [None if isinstance(layer, Dense) else layer.on_kink(z, knot_tol)
+                for layer, z in zip(self.layers, caches)]
 
 
 # ---------------------------------------------------------------------------- losses
@@ -346,7 +510,8 @@ def check_targets(loss: str, outputs_shape: tuple, y) -> np.ndarray:
     if y.shape[0] != m:
         raise ValueError(f"y: expected {m} targets (one per input), got shape {y.shape}")
     if loss == "squared":
-        y = as_finite_array(y, "y").reshape(m, -1)
+        y = as_finite_array(y, "y")
+        y = y[:, None] if y.ndim == 1 else y.reshape(m, int(np.prod(y.shape[1:])))
         if y.shape[1] != n_out:
             raise ValueError(f"y: expected shape ({m},) or ({m}, {n_out}), got {np.shape(y)}")
         return y

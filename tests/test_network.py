@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from finite_differences import central_difference, relative_error
 
-from reference.network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
-                               SplineActivation, build_mlp, check_targets, loss_and_grad)
+from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
+                               PReLU, ReLU, SplineActivation, build_mlp, check_targets,
+                               loss_and_grad)
 from reference.spline import LinearSpline
 
 
@@ -148,3 +149,93 @@ def test_bad_networks_and_inputs():
 def test_bad_targets(loss, shape, y, match):
     with pytest.raises(ValueError, match=match):
         check_targets(loss, shape, y)
+
+
+# ------------------------------------------------ knot-form layers and one-sided slopes
+def knot_layer(rng):
+    points = [np.sort(rng.uniform(-2, 2, 6)), np.sort(rng.uniform(-1, 1, 3))]
+    return KnotSplineActivation(points, [rng.normal(size=6), rng.normal(size=3)])
+
+
+def test_knot_spline_parameter_gradients_match_central_differences():
+    rng = np.random.default_rng(7)
+    layer = knot_layer(rng)
+    net = Network([Dense(rng.normal(size=(2, 3)), rng.normal(size=2)), layer,
+                   Dense(rng.normal(size=(1, 2)))])
+    x = rng.normal(size=(25, 3)) * 2          # inside the points and in both extrapolations
+    while not away_from_points(net, x):
+        x = rng.normal(size=(25, 3)) * 2
+    out, caches = net.forward(x, keep_cache=True)
+    _, grads = net.backward(caches, np.ones_like(out))
+    assert set(grads) == {"layer0.weight", "layer0.bias", "layer1.points", "layer1.values",
+                          "layer2.weight"}
+    for name, value in net.named_params():
+        fd = central_difference(lambda: net.forward(x).sum(), value)
+        assert relative_error(grads[name], fd) < 1e-6, name
+    # points[n] and values[n] are views of the parameters: an update moves the layer
+    layer.params["values"][0] += 1.0
+    assert layer.values[0][0] == layer.params["values"][0]
+
+
+def away_from_points(net, x, margin=1e-4):
+    _, caches = net.forward(x, keep_cache=True)
+    z = caches[1]
+    return all(np.min(np.abs(z[:, n, None] - p)) > margin
+               for n, p in enumerate(net.layers[1].points))
+
+
+@pytest.mark.parametrize("reg", ["tv2", "bv2"])
+def test_knot_spline_regulariser_gradients_match_central_differences(reg):
+    layer = knot_layer(np.random.default_rng(8))
+    grads = layer.regulariser_grads(reg)
+    for key in ("points", "values"):
+        fd = central_difference(lambda: getattr(layer.spline, reg)().sum(), layer.params[key])
+        assert relative_error(grads[key], fd) < 1e-6, key
+
+
+def test_one_sided_derivatives_at_kinks():
+    rng = np.random.default_rng(9)
+    spline = LinearSpline(rng.normal(size=(2, 6)), -1.0, 0.4)
+    knots = knot_layer(rng)
+    cases = [(SplineActivation(spline), np.array([[-0.6, 0.2], [0.3, 1.0]]), 0.4),
+             (knots, np.array([[knots.points[0][2], knots.points[1][1]],
+                               [knots.points[0][0] - 1, 0.0]]), 0.0),
+             (ReLU(), np.array([[0.0, 1.0], [-1.0, 0.0]]), 0.0),
+             (LeakyReLU(0.2), np.array([[0.0, 1.0], [-1.0, 0.0]]), 0.0),
+             (PReLU(np.array([0.3, -0.5])), np.array([[0.0, 1.0], [-1.0, 0.0]]), 0.0)]
+    for layer, z, step in cases:
+        on = layer.on_kink(z, 1e-9)
+        assert on.any(), layer.kind
+        for side in (-1, 1):
+            d = layer.derivative_at(z, (side * on).astype(np.int8))
+            h = 1e-6
+            fd = side * (layer.forward(z + side * h)[0] - layer.forward(z)[0]) / h
+            np.testing.assert_allclose(d, fd, rtol=1e-6, atol=1e-6, err_msg=layer.kind)
+        # off the kinks and with no side, the layer's own derivative (the right piece)
+        np.testing.assert_array_equal(layer.derivative_at(z), layer.derivative(z))
+        # within knot_tol max(1, |tau|, T) of a kink, not beyond
+        shifted = z + on * 2e-9 * max(1.0, 2.0, step)
+        assert not layer.on_kink(shifted, 1e-9)[on].any()
+        assert layer.on_kink(z + on * 0.5e-9, 1e-9)[on].all()
+
+
+def test_backward_with_sides_gives_one_sided_gradients():
+    """At a pre-activation on a knot of a knot-form layer, the points' gradient jumps: the
+    left and right choices are the two one-sided derivatives."""
+    layer = knot_layer(np.random.default_rng(10))
+    z = np.array([[layer.points[0][2], 0.1]])
+    g = np.ones_like(z)
+    for side in (-1, 1):
+        sides = np.array([[side, 0]], dtype=np.int8)
+        _, grads = layer.backward(z, g, sides)
+        for key in ("points", "values"):
+            h = 1e-7
+            base = layer.forward(z)[0].sum()
+            arr = layer.params[key]
+            fd = np.zeros_like(arr)
+            for i in range(len(arr)):          # one-sided in the direction that keeps z on side
+                old = arr[i]
+                arr[i] = old - side * h
+                fd[i] = -side * (layer.forward(z)[0].sum() - base) / h
+                arr[i] = old
+            np.testing.assert_allclose(grads[key], fd, rtol=1e-5, atol=1e-5, err_msg=key)

@@ -1,0 +1,469 @@
+"""The oracle: the reference's answers for a model file and inputs, and their comparison with
+another implementation's answers (`check`), with the first disagreement localised
+(reference.localise).
+
+Answer keys (arrays, float64; M samples, N_0 inputs, N_L outputs, N_i the width of layer i,
+NAME an array name of the model file):
+    outputs                    (M, N_L)       f(x_m)
+    input_jacobian             (M, N_L, N_0)  d f(x_m) / dx (right piece at a kink)
+    input_jacobian_left/right  (M, N_L, N_0)  every pre-activation on a kink takes the
+                                              piece left / right of it
+    on_kink                    (M,) bool      some pre-activation of row m is on a kink
+    param_gradients/NAME       like NAME      d/dNAME of sum_m sum_j f_j(x_m)
+    layer{i}/output            (M, N_i)       output of layer i (an index in the layer list)
+    tv2/{i}, bv2/{i}           (N_i,)         per neuron of spline layer i
+    lipschitz_bound/p1|p2|pinf ()             Theorem 1, BV2 form (as `info`)
+    lipschitz_bound_slopes/p*  ()             Theorem 1 with the exact slopes (as `info`)
+    objective                  ()             J = data + weight_decay + regulariser
+    objective/data             ()             sum_m E(y_m, f(x_m)) (sums, not means)
+    objective/weight_decay     ()             mu sum_l ||W_l||_F^2 (dense weights only)
+    objective/regulariser      ()             lambda sum_{n,l} R(sigma_{n,l}), R = TV2 or
+                                              BV2, over every spline neuron
+    objective_gradients/NAME   like NAME      dJ/dNAME (sign(0) = 0 in |.|)
+with E the loss of reference.network.loss_and_grad: squared (1/2)(f - y)^2, logistic
+log(1 + e^f) - y f, xent logsumexp(f) - f_y.
+
+Comparison: |theirs - ours| <= atol + rtol |ours| entrywise.  One-sided rule: a
+pre-activation z is on a kink tau when |z - tau| <= knot_tol max(1, |tau|, T) (T the grid
+step of a uniform spline layer, else 0); a Jacobian row with such a pre-activation passes
+when it matches the Jacobian of some choice of left / right piece at each of its kinks
+(every choice when the row has <= MAX_ENUMERATED_KINKS kinks, else all-left and
+all-right); a parameter-gradient entry passes when it lies (within the tolerance) in the
+range of the sums of such per-row choices.  The report counts these rows.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from dataclasses import asdict, dataclass
+from typing import Mapping, NamedTuple
+
+import numpy as np
+
+from reference import lipschitz
+from reference.localise import format_localisation, localise
+from reference._checks import OverflowResult, check_choice
+from reference.network import (LOSSES, Dense, KnotSplineActivation, Network, SplineActivation,
+                               check_targets, loss_and_grad)
+
+DEFAULT_RTOL = 1e-7
+DEFAULT_ATOL = 1e-9
+KNOT_TOL = 1e-9
+MAX_ENUMERATED_KINKS = 6      # rows with more kinks: only all-left and all-right are tried
+P_KEYS = {"p1": 1, "p2": 2, "pinf": "inf"}
+OBJECTIVE_TERMS = ("data", "weight_decay", "regulariser")
+
+
+class Objective(NamedTuple):
+    """The training objective J of reference.train.objective: loss in LOSSES, targets as
+    for check_targets ((M,) or (M, N_L)), lam >= 0 on sum R, reg 'tv2' or 'bv2', mu >= 0
+    on the dense weights."""
+    loss: str
+    targets: np.ndarray
+    lam: float = 0.0
+    reg: str = "tv2"
+    mu: float = 0.0
+
+
+def spline_layers(net: Network) -> list:
+    """Indices of the uniform- and knot-form spline layers."""
+    return [i for i, l in enumerate(net.layers)
+            if isinstance(l, (SplineActivation, KnotSplineActivation))]
+
+
+def file_names(net: Network, names=None) -> dict:
+    """Own parameter name 'layer{i}.{key}' -> name in the model file (`names` as returned by
+    io.load_model(..., with_names=True), file name -> own name; None: the same names)."""
+    own = [name for name, _ in net.named_params()]
+    if names is None:
+        return {n: n for n in own}
+    inverse = {v: k for k, v in names.items()}
+    missing = [n for n in own if n not in inverse]
+    if missing:
+        raise ValueError(f"names: no file name for the parameters {missing}")
+    return {n: inverse[n] for n in own}
+
+
+def _train_config(objective: Objective):
+    from reference.train import TrainConfig
+    return TrainConfig(loss=objective.loss, lam=float(objective.lam), reg=objective.reg,
+                       mu=float(objective.mu)).validate()
+
+
+def objective_answers(net: Network, x, objective: Objective, names=None,
+                      outputs=None, caches=None) -> dict:
+    """objective, objective/{data, weight_decay, regulariser} and objective_gradients/NAME.
+
+    Terms from reference.train.objective (its regulariser covers uniform spline layers; the
+    knot-form layers' lambda sum R is added here), gradients: the backward pass of the
+    loss gradient plus reference.train's 2 mu W and lambda grad R."""
+    from reference.train import _regulariser_grads, objective as train_objective
+
+    config = _train_config(objective)
+    if outputs is None:
+        outputs, caches = net.forward(x, keep_cache=True)
+    terms = train_objective(net, x, objective.targets, config, outputs)
+    grad_out = objective_grad_out(objective, outputs)
+    _, grads = net.backward(caches, grad_out)
+    for key, g in _regulariser_grads(net, config, 1).items():
+        grads[key] = grads[key] + g
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, KnotSplineActivation) and config.lam > 0:
+            extra = config.lam * float(getattr(layer.spline, config.reg)().sum())
+            terms["regulariser"] += extra
+            terms["total"] += extra
+            for key, g in layer.regulariser_grads(config.reg).items():
+                grads[f"layer{i}.{key}"] = grads[f"layer{i}.{key}"] + config.lam * g
+    result = {"objective": np.float64(terms["total"])}
+    result.update({f"objective/{t}": np.float64(terms[t]) for t in OBJECTIVE_TERMS})
+    for own, file in file_names(net, names).items():
+        result[f"objective_gradients/{file}"] = grads[own]
+    return result
+
+
+def objective_grad_out(objective: Objective, outputs) -> np.ndarray:
+    """dE/df (M, N_L) of the objective's loss at the outputs."""
+    check_choice(objective.loss, LOSSES, "loss")
+    targets = check_targets(objective.loss, outputs.shape, objective.targets)
+    return loss_and_grad(objective.loss, outputs, targets)[1]
+
+
+def reference_answers(net: Network, x, *, names=None, layers=False, one_sided=False,
+                      objective: Objective | None = None, knot_tol: float = KNOT_TOL,
+                      info: bool = True) -> dict:
+    """The reference's answers (keys of the module docstring): outputs, input_jacobian and
+    param_gradients/NAME always; layer{i}/output with `layers`; input_jacobian_left/right and
+    on_kink with `one_sided` (kinks within knot_tol); tv2/{i}, bv2/{i}, lipschitz_bound/p*
+    and lipschitz_bound_slopes/p* with `info` (a bound beyond float64 is left out); the
+    objective keys when `objective` is given.  x (M, N_0)."""
+    x = net.check_inputs(x)
+    outputs, caches = net.forward(x, keep_cache=True)
+    _, grads = net.backward(caches, np.ones_like(outputs))
+    result = {"outputs": outputs, "input_jacobian": net.input_jacobian(x)}
+    for own, file in file_names(net, names).items():
+        result[f"param_gradients/{file}"] = grads[own]
+    if layers:
+        for i in range(len(net.layers)):
+            result[f"layer{i}/output"] = caches[i + 1] if i + 1 < len(caches) else outputs
+    if one_sided:
+        masks = net.kink_masks(caches, check_tolerance(knot_tol, "knot_tol"))
+        for side, key in ((-1, "input_jacobian_left"), (1, "input_jacobian_right")):
+            result[key] = net.input_jacobian(x, sides_from_masks(masks, side))
+        result["on_kink"] = kink_rows(masks, x.shape[0])
+    if info:
+        result.update(info_answers(net))
+    if objective is not None:
+        result.update(objective_answers(net, x, objective, names, outputs, caches))
+    return result
+
+
+def info_answers(net: Network) -> dict:
+    """tv2/{i}, bv2/{i} (N_i,) per spline layer; lipschitz_bound/p* (Theorem 1, BV2 form) and
+    lipschitz_bound_slopes/p* (exact slopes) unless they leave float64."""
+    result = {}
+    for i in spline_layers(net):
+        spline = net.layers[i].spline
+        result[f"tv2/{i}"], result[f"bv2/{i}"] = spline.tv2(), spline.bv2()
+    for key, p in P_KEYS.items():
+        for prefix, bound in (("lipschitz_bound", lipschitz.theorem1_bv2),
+                              ("lipschitz_bound_slopes", lipschitz.theorem1)):
+            try:
+                result[f"{prefix}/{key}"] = np.float64(bound(net, p))
+            except OverflowResult:
+                pass
+    return result
+
+
+def sides_from_masks(masks: list, side: int) -> list:
+    """`sides` for Network.backward / input_jacobian: side (-1 or +1) on every kink."""
+    return [None if m is None else (side * m).astype(np.int8) for m in masks]
+
+
+def kink_rows(masks: list, m: int) -> np.ndarray:
+    """(M,) bool: some pre-activation of the row is on a kink (masks: Network.kink_masks)."""
+    return np.logical_or.reduce([np.zeros(m, bool)] + [k.any(axis=1) for k in masks
+                                                          if k is not None])
+
+
+def check_tolerance(value, name: str) -> float:
+    value = float(value)
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------- comparison
+@dataclass
+class Row:
+    """One compared quantity: entries compared, max |theirs - ours|, max of that over |ours|,
+    the index of the entry that most exceeds atol + rtol |ours|, pass / fail, rows on a
+    kink (one-sided rule), a note."""
+    key: str
+    compared: int
+    max_abs: float
+    max_rel: float
+    worst_index: tuple | None
+    passed: bool
+    on_knot: int = 0
+    note: str = ""
+
+
+def failed_row(key: str, note: str) -> Row:
+    return Row(key, 0, float("nan"), float("nan"), None, False, note=note)
+
+
+def compare(key, expected, got, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL) -> Row:
+    """|got - expected| <= atol + rtol |expected| entrywise; a shape mismatch, a non-real
+    array or NaN / inf in `got` is a failed row with a note (never an exception)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    try:
+        got = np.asarray(got)
+        if got.dtype.kind not in "biuf":
+            return failed_row(key, f"not a real array (dtype {got.dtype})")
+        got = got.astype(np.float64)
+    except (TypeError, ValueError):
+        return failed_row(key, "not an array")
+    if got.shape != expected.shape:
+        return failed_row(key, f"shape {got.shape}, expected {expected.shape}")
+    if not np.all(np.isfinite(got)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(got))[0])
+        return Row(key, got.size, float("inf"), float("inf"), bad, False,
+                   note=f"NaN or inf at {bad}")
+    if got.size == 0:
+        return Row(key, 0, 0.0, 0.0, None, True)
+    diff = np.abs(got - expected)
+    allowed = atol + rtol * np.abs(expected)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.abs(expected))
+        excess = np.where(diff == 0, 0.0, diff / allowed)
+    worst = (tuple(int(i) for i in np.unravel_index(np.argmax(excess), diff.shape))
+             if diff.max() > 0 else None)
+    return Row(key, int(got.size), float(diff.max()), float(rel.max()), worst,
+               bool(np.all(diff <= allowed)))
+
+
+# --------------------------------------------------------------- the one-sided rule
+def kink_choices(masks: list) -> dict:
+    """Per row with kinks: (elements [(layer, neuron)], choices (C, k) of -1 / +1): every
+    choice for k <= MAX_ENUMERATED_KINKS kinks, else all-left and all-right."""
+    rows = {}
+    for i, m in enumerate(masks):
+        if m is not None:
+            for row, neuron in zip(*np.nonzero(m)):
+                rows.setdefault(int(row), []).append((i, int(neuron)))
+    result = {}
+    for row, elements in rows.items():
+        k = len(elements)
+        choices = (np.array(list(itertools.product((1, -1), repeat=k)), dtype=np.int8)
+                   if k <= MAX_ENUMERATED_KINKS else np.array([[1] * k, [-1] * k], np.int8))
+        result[row] = (elements, choices)
+    return result
+
+
+def _choice_sides(net: Network, widths: list, elements, choices) -> list:
+    """`sides` (C, N_i) per layer for the choices of one row."""
+    sides = [None if isinstance(l, Dense) else np.zeros((len(choices), w), np.int8)
+             for l, w in zip(net.layers, widths)]
+    for col, (layer, neuron) in enumerate(elements):
+        sides[layer][:, neuron] = choices[:, col]
+    return sides
+
+
+def choice_label(choice) -> str:
+    return "right" if np.all(choice > 0) else "left" if np.all(choice < 0) else "mixed"
+
+
+def jacobian_candidates(net, x, caches, choices: dict) -> dict:
+    """row -> (labels, Jacobians (C, N_L, N_0)) of its one-sided choices."""
+    widths = [c.shape[1] for c in caches]
+    result = {}
+    for row, (elements, options) in choices.items():
+        sides = _choice_sides(net, widths, elements, options)
+        jac = net.input_jacobian(np.repeat(x[row:row + 1], len(options), axis=0), sides)
+        result[row] = ([choice_label(c) for c in options], jac)
+    return result
+
+
+def gradient_range(net, caches, grad_out, choices: dict, names: dict) -> dict:
+    """file name -> (low, high): the range, entry by entry, of (sum over the kink rows of
+    their parameter gradient under some one-sided choice) minus the reference's."""
+    widths = [c.shape[1] for c in caches]
+    low, high = {}, {}
+    for row, (elements, options) in choices.items():
+        one = [c[row:row + 1] for c in caches]
+        _, base = net.backward(one, grad_out[row:row + 1])
+        deltas = {k: [] for k in base}
+        for option in options:
+            sides = _choice_sides(net, widths, elements, option[None, :])
+            _, grads = net.backward(one, grad_out[row:row + 1], sides)
+            for k in base:
+                deltas[k].append(grads[k] - base[k])
+        for k, d in deltas.items():
+            d = np.stack(d)
+            low[k] = low.get(k, 0) + np.minimum(d.min(axis=0), 0)
+            high[k] = high.get(k, 0) + np.maximum(d.max(axis=0), 0)
+    return {names[k]: (low[k], high[k]) for k in low}
+
+
+def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol):
+    """`compare`, with each kink row compared with its closest one-sided choice; returns
+    the row and the expected array after those choices."""
+    expected = np.array(expected, dtype=np.float64)
+    got_arr = np.asarray(got)
+    if (got_arr.shape != expected.shape or got_arr.dtype.kind not in "biuf"
+            or not candidates):
+        return compare(key, expected, got, rtol=rtol, atol=atol), expected
+    got_arr = got_arr.astype(np.float64)
+    matched = {}
+    for row, (labels, jacs) in candidates.items():
+        options = np.concatenate([expected[row][None], jacs])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            excess = np.abs(got_arr[row] - options) / (atol + rtol * np.abs(options))
+        excess = np.nan_to_num(excess.reshape(len(options), -1).max(axis=1), nan=np.inf)
+        best = int(np.argmin(excess))
+        expected[row] = options[best]
+        label = "reference" if best == 0 else labels[best - 1]
+        matched[label] = matched.get(label, 0) + 1
+    row = compare(key, expected, got_arr, rtol=rtol, atol=atol)
+    row.on_knot = len(candidates)
+    row.note = (f"{len(candidates)} rows on a kink, closest: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(matched.items())))
+    return row, expected
+
+
+def compare_gradient(key, expected, got, spread, *, rtol, atol, kink_count):
+    """`compare` against the nearest point of expected + [low, high] (the range of the
+    one-sided choices); returns the row and that nearest point."""
+    got_arr = np.asarray(got)
+    if (spread is None or got_arr.shape != np.shape(expected)
+            or got_arr.dtype.kind not in "biuf" or not np.all(np.isfinite(got_arr))):
+        return compare(key, expected, got, rtol=rtol, atol=atol), expected
+    nearest = np.clip(got_arr.astype(np.float64), expected + spread[0], expected + spread[1])
+    row = compare(key, nearest, got_arr, rtol=rtol, atol=atol)
+    row.on_knot = kink_count
+    if np.any(spread[1] > spread[0]):
+        row.note = f"{kink_count} rows on a kink: within the range of one-sided choices"
+    return row, nearest
+
+
+# -------------------------------------------------------------------------- the check
+@dataclass
+class CheckReport:
+    """The rows, pass / fail, the localisation of the first disagreement (None when all
+    pass) and the tolerances used."""
+    rows: list
+    passed: bool
+    localisation: dict | None
+    rtol: float
+    atol: float
+    knot_tol: float = KNOT_TOL
+    samples: int = 0
+    kink_rows: int = 0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["rows"] = [asdict(r) for r in self.rows]
+        return data
+
+    def format(self) -> str:
+        """The human table, then the localisation."""
+        width = max([len(r.key) for r in self.rows] + [3])
+        lines = [f"  {'key':{width}s} {'compared':>8s} {'max abs':>9s} {'max rel':>9s} "
+                 f"{'worst index':>12s} result  note"]
+        for r in self.rows:
+            worst = "-" if r.worst_index is None else str(tuple(r.worst_index)).replace(" ", "")
+            lines.append(f"  {r.key:{width}s} {r.compared:8d} {r.max_abs:9.2e} "
+                         f"{r.max_rel:9.2e} {worst:>12s} {'pass' if r.passed else 'FAIL':6s}"
+                         f"  {r.note}".rstrip())
+        count = sum(r.passed for r in self.rows)
+        lines.append(f"{count} of {len(self.rows)} quantities pass (|theirs - ours| <= "
+                     f"{self.atol:g} + {self.rtol:g} |ours|); {self.kink_rows} of "
+                     f"{self.samples} samples have a pre-activation on a kink (within "
+                     f"knot_tol {self.knot_tol:g} max(1, |tau|, T)), compared with both "
+                     "one-sided derivatives")
+        if self.localisation is not None:
+            lines.extend(format_localisation(self.localisation))
+        return "\n".join(lines)
+
+
+KEY_PATTERNS = (r"outputs", r"layer\d+/output", r"input_jacobian(_left|_right)?", r"on_kink",
+                r"param_gradients/.+", r"(tv2|bv2)/\d+", r"lipschitz_bound(_slopes)?/p(1|2|inf)",
+                r"objective(/(data|weight_decay|regulariser))?", r"objective_gradients/.+")
+
+
+def key_order(key: str) -> tuple:
+    """Rows in the order outputs, layer outputs, Jacobians, gradients, regularisers,
+    bounds, objective; within a kind by layer index (p1, p2, pinf for the bounds)."""
+    for rank, pattern in enumerate(KEY_PATTERNS):
+        if re.fullmatch(pattern, key):
+            numbers = [int(n) for n in re.findall(r"\d+", key.replace("pinf", "p9"))]
+            return (rank, numbers, key)
+    return (len(KEY_PATTERNS), [], key)
+
+
+def needs_objective(key: str) -> bool:
+    return key == "objective" or key.startswith(("objective/", "objective_gradients/"))
+
+
+def unknown_key_note(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
+          atol=DEFAULT_ATOL, knot_tol=KNOT_TOL, objective: Objective | None = None
+          ) -> CheckReport:
+    """Compare every key of `answers` with `reference_answers` (one-sided rule at kinks,
+    see the module docstring); unknown keys and objective keys without `objective` are
+    failed rows; on a failure, reference.localise says where the first disagreement is."""
+    rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
+    knot_tol = check_tolerance(knot_tol, "knot_tol")
+    x = net.check_inputs(x)
+    keys = sorted(answers, key=key_order)
+    want_layers = any(re.fullmatch(r"layer\d+/output", k) for k in keys)
+    want_objective = objective is not None and any(needs_objective(k) for k in keys)
+    ref = reference_answers(net, x, names=names, layers=want_layers, one_sided=True,
+                            objective=objective if want_objective else None,
+                            knot_tol=knot_tol)
+    outputs, caches = net.forward(x, keep_cache=True)
+    masks = net.kink_masks(caches, knot_tol)
+    choices = kink_choices(masks)
+    own_to_file = file_names(net, names)
+    lazy = {}
+
+    def spread(prefix):
+        if prefix not in lazy:
+            grad_out = (np.ones_like(outputs) if prefix == "param_gradients"
+                        else objective_grad_out(objective, outputs))
+            lazy[prefix] = gradient_range(net, caches, grad_out, choices, own_to_file)
+        return lazy[prefix]
+
+    rows, used = [], {}
+    for key in keys:
+        got = answers[key]
+        if key not in ref:
+            note = ("needs the objective (loss, targets, lam, reg, mu)" if needs_objective(key)
+                    else "the reference has no value (a bound beyond float64)"
+                    if key.startswith("lipschitz_bound") else unknown_key_note(key, ref))
+            rows.append(failed_row(key, note))
+            continue
+        if key == "input_jacobian":
+            if "jacobian" not in lazy:
+                lazy["jacobian"] = jacobian_candidates(net, x, caches, choices)
+            row, used[key] = compare_jacobian(key, ref[key], got, lazy["jacobian"],
+                                              rtol=rtol, atol=atol)
+        elif key.startswith(("param_gradients/", "objective_gradients/")) and choices:
+            prefix, name = key.split("/", 1)
+            row, used[key] = compare_gradient(key, ref[key], got, spread(prefix).get(name),
+                                              rtol=rtol, atol=atol, kink_count=len(choices))
+        else:
+            row, used[key] = compare(key, ref[key], got, rtol=rtol, atol=atol), ref[key]
+        rows.append(row)
+    passed = all(r.passed for r in rows)
+    report = CheckReport(rows, passed, None, rtol, atol, knot_tol, x.shape[0],
+                         int(kink_rows(masks, x.shape[0]).sum()))
+    if not passed:
+        report.localisation = localise(net, x, used, answers, rows, caches, own_to_file,
+                                       rtol=rtol, atol=atol, knot_tol=knot_tol)
+    return report

@@ -1,0 +1,373 @@
+"""The oracle (reference.oracle, reference.localise): reference answers, the comparison, the
+one-sided rule at kinks, and deliberately wrong implementations that `check` must catch and
+localise (layer, neuron, sample, knot interval, gradient entry)."""
+import numpy as np
+import pytest
+from finite_differences import central_difference, relative_error
+
+from reference import oracle
+from reference.network import (Dense, Identity, KnotSplineActivation, Network, PReLU, ReLU,
+                               SplineActivation)
+from reference.spline import LinearSpline
+from reference.train import TrainConfig, objective as train_objective
+
+
+def oracle_model(rng):
+    """dense(I) -> spline -> dense -> prelu -> dense -> spline -> dense -> identity; the first
+    spline sees the inputs unchanged, so inputs on its grid sit exactly on knots."""
+    s1 = LinearSpline(rng.normal(size=(2, 7)), -1.5, 0.5)
+    s2 = LinearSpline(rng.normal(size=(3, 5)), -1.0, 0.5)
+    return Network([Dense(np.eye(2), np.zeros(2)), SplineActivation(s1),
+                    Dense(rng.normal(size=(3, 2)), rng.normal(size=3)),
+                    PReLU(np.array([0.1, -0.2, 0.3])),
+                    Dense(rng.normal(size=(3, 3)), rng.normal(size=3)), SplineActivation(s2),
+                    Dense(rng.normal(size=(2, 3)), rng.normal(size=2)), Identity()])
+
+
+def oracle_inputs(net, rng, random_rows=40):
+    """Rows on the first spline's grid (exactly on knots, at the grid ends), outside and far
+    outside it (1e3), and random rows."""
+    grid = net.layers[1].spline.grid
+    special = np.concatenate([grid, [-1e3, 1e3, -4.0, 3.7]])
+    return np.concatenate([np.stack([special, special[::-1]], axis=1),
+                           rng.uniform(-3, 3, (random_rows, 2))])
+
+
+class OtherSpline(SplineActivation):
+    """Another implementation of a uniform spline layer, written plainly in NumPy:
+    u = (z - x_min)/T, piece k, sigma = c_k + (u - k)(c_{k+1} - c_k).
+
+    piece: 'floor' (k = floor(u): the right piece on a knot), 'left_on_knots'
+    (k = ceil(u) - 1), 'off_by_one' (k = floor(u) clipped to [1, K-2] instead of [0, K-2]:
+    wrong left of t_1); clamp_right: sigma constant beyond the last grid point (a wrong
+    extrapolation slope); wrong_derivative: the forward is right, sigma' takes the next
+    piece's slope."""
+
+    def __init__(self, spline, piece="floor", clamp_right=False, wrong_derivative=False):
+        super().__init__(spline.copy())
+        self.piece_rule, self.clamp_right = piece, clamp_right
+        self.wrong_derivative = wrong_derivative
+
+    def _pieces(self, z):
+        s = self.spline
+        u = (z - s.x_min) / s.step
+        k = {"floor": np.floor(u), "left_on_knots": np.ceil(u) - 1,
+             "off_by_one": np.maximum(np.floor(u), 1)}[self.piece_rule]
+        return u, np.clip(k, 0, s.size - 2).astype(int)
+
+    def forward(self, z):
+        c = self.params["coefficients"]
+        u, k = self._pieces(z)
+        n = np.arange(z.shape[1])
+        y = c[n, k] + (u - k) * (c[n, k + 1] - c[n, k])
+        if self.clamp_right:
+            y = np.where(z > self.spline.grid[-1], c[:, -1], y)
+        return y, z
+
+    def derivative(self, z):
+        c = self.params["coefficients"]
+        _, k = self._pieces(z)
+        if self.wrong_derivative:
+            k = np.minimum(k + 1, c.shape[1] - 2)
+        n = np.arange(z.shape[1])
+        d = (c[n, k + 1] - c[n, k]) / self.spline.step
+        return np.where(z > self.spline.grid[-1], 0.0, d) if self.clamp_right else d
+
+    def backward(self, z, grad_y, side=None):
+        c = self.params["coefficients"]
+        u, k = self._pieces(z)
+        frac = u - k
+        grad_c = np.zeros_like(c)
+        n = np.broadcast_to(np.arange(z.shape[1]), z.shape)
+        np.add.at(grad_c, (n, k), grad_y * (1 - frac))
+        np.add.at(grad_c, (n, k + 1), grad_y * frac)
+        return grad_y * self.derivative(z), {"coefficients": grad_c}
+
+
+def their_answers(net, x, layer_index, **options):
+    """Answers of the reference network with layer `layer_index` replaced by OtherSpline."""
+    layers = list(net.layers)
+    layers[layer_index] = OtherSpline(net.layers[layer_index].spline, **options)
+    return oracle.reference_answers(Network(layers), x, layers=True, info=False)
+
+
+@pytest.fixture
+def case():
+    rng = np.random.default_rng(0)
+    net = oracle_model(rng)
+    return net, oracle_inputs(net, rng)
+
+
+def without_layers(answers):
+    return {k: v for k, v in answers.items() if not k.startswith("layer")}
+
+
+# ------------------------------------------------------------------- comparison basics
+def test_compare_semantics():
+    row = oracle.compare("a", np.array([1.0, 100.0]), np.array([1.0 + 2e-7, 100.0 + 5e-6]),
+                         rtol=1e-7, atol=1e-9)
+    assert not row.passed and row.worst_index == (0,)      # 2e-7 > 1e-9 + 1e-7 * 1
+    assert row.max_abs == pytest.approx(5e-6) and row.max_rel == pytest.approx(2e-7)
+    assert oracle.compare("a", [1.0, 100.0], [1.0, 100.0 + 5e-6], rtol=1e-7, atol=1e-9).passed
+    bad_shape = oracle.compare("a", np.zeros((3, 2)), np.zeros((2, 3)), rtol=0, atol=0)
+    assert not bad_shape.passed and "shape (2, 3), expected (3, 2)" in bad_shape.note
+    nan = oracle.compare("a", np.zeros(3), np.array([0.0, np.nan, 0.0]), rtol=1, atol=1)
+    assert not nan.passed and "NaN" in nan.note and nan.worst_index == (1,)
+    text = oracle.compare("a", np.zeros(1), np.array(["x"]), rtol=1, atol=1)
+    assert not text.passed and "not a real array" in text.note
+
+
+def test_reference_answers_agree_with_the_network(case):
+    net, x = case
+    ans = oracle.reference_answers(net, x, layers=True, one_sided=True)
+    np.testing.assert_array_equal(ans["outputs"], net.forward(x))
+    np.testing.assert_array_equal(ans["input_jacobian"], net.input_jacobian(x))
+    np.testing.assert_array_equal(ans["layer7/output"], ans["outputs"])
+    np.testing.assert_array_equal(ans["layer1/output"], net.layers[1].spline(x))
+    np.testing.assert_array_equal(ans["tv2/1"], net.layers[1].spline.tv2())
+    # rows 1-5 have x_0, rows 5-9 x_1 on an interior knot of the first spline (identity
+    # before it); the grid ends (x_0 in rows 0, 6, x_1 in rows 4, 10) are not kinks, the
+    # random rows miss them
+    np.testing.assert_array_equal(np.flatnonzero(ans["on_kink"]), np.arange(1, 10))
+    off = ~ans["on_kink"]
+    np.testing.assert_array_equal(ans["input_jacobian_left"][off], ans["input_jacobian"][off])
+    assert not np.allclose(ans["input_jacobian_left"], ans["input_jacobian_right"])
+
+
+def test_one_sided_jacobians_are_one_sided_difference_quotients(case):
+    net, x = case
+    ans = oracle.reference_answers(net, x, one_sided=True)
+    rows = np.flatnonzero(ans["on_kink"])
+    h = 1e-5                     # rows reach |f| ~ 1e4: rounding eps |f| / h stays small
+    for j in range(2):           # the first layer is the identity: z_j = x_j exactly
+        e = np.zeros(2)
+        e[j] = h
+        right = (net.forward(x[rows] + e) - net.forward(x[rows])) / h
+        left = (net.forward(x[rows]) - net.forward(x[rows] - e)) / h
+        assert relative_error(ans["input_jacobian_right"][rows, :, j], right) < 1e-6
+        assert relative_error(ans["input_jacobian_left"][rows, :, j], left) < 1e-6
+
+
+def test_reference_passes_its_own_check(case):
+    net, x = case
+    ans = oracle.reference_answers(net, x, layers=True, one_sided=True)
+    report = oracle.check(net, x, ans)
+    assert report.passed and report.localisation is None
+    assert report.kink_rows == int(ans["on_kink"].sum()) > 0
+    jac = next(r for r in report.rows if r.key == "input_jacobian")
+    assert jac.on_knot == report.kink_rows and jac.max_abs == 0
+    assert report.to_json()["passed"] is True and "quantities pass" in report.format()
+
+
+def test_unknown_and_objective_keys_are_failed_rows(case):
+    net, x = case
+    ans = {"outputs": net.forward(x), "output": net.forward(x), "objective": np.float64(1.0)}
+    report = oracle.check(net, x, ans)
+    rows = {r.key: r for r in report.rows}
+    assert rows["outputs"].passed
+    assert not rows["output"].passed and "did you mean 'outputs'" in rows["output"].note
+    assert not rows["objective"].passed and "needs the objective" in rows["objective"].note
+
+
+# --------------------------------------------------------- deliberately wrong answers
+def test_floor_implementation_taking_the_left_piece_on_knots_passes_and_is_counted(case):
+    net, x = case
+    theirs = their_answers(net, x, 1, piece="left_on_knots")
+    mine = oracle.reference_answers(net, x)
+    on_knot = oracle.reference_answers(net, x, one_sided=True)["on_kink"]
+    differ = np.any(theirs["input_jacobian"] != mine["input_jacobian"], axis=(1, 2))
+    assert differ.any() and np.all(on_knot[differ])        # they differ, on knots only
+    report = oracle.check(net, x, theirs)
+    assert report.passed, report.format()
+    jac = next(r for r in report.rows if r.key == "input_jacobian")
+    assert jac.on_knot == on_knot.sum() and "left" in jac.note
+    grads = [r for r in report.rows if r.key.startswith("param_gradients/layer0")]
+    assert grads and all(r.passed and r.on_knot == on_knot.sum() for r in grads)
+    # the same answers fail without the one-sided rule (knot_tol 0 still catches exact
+    # knots; a plain comparison does not)
+    plain = oracle.compare("input_jacobian", mine["input_jacobian"], theirs["input_jacobian"],
+                           rtol=oracle.DEFAULT_RTOL, atol=oracle.DEFAULT_ATOL)
+    assert not plain.passed
+
+
+def test_plain_floor_implementation_passes(case):
+    net, x = case
+    assert oracle.check(net, x, their_answers(net, x, 5, piece="floor")).passed
+
+
+def test_off_by_one_knot_index_is_localised(case):
+    net, x = case
+    theirs = their_answers(net, x, 1, piece="off_by_one")
+    report = oracle.check(net, x, theirs)
+    assert not report.passed
+    first = report.localisation["first_layer"]
+    assert first["layer"] == 1 and first["layer_type"] == "spline"
+    assert first["inputs"].startswith("its inputs agree")
+    m, n = first["sample"], first["neuron"]
+    z = x[m, n]                        # layer 0 is the identity
+    assert first["where"]["pre_activation"] == z
+    assert z < net.layers[1].spline.grid[1]           # left of t_1: where the bug acts
+    assert first["where"]["region"] in ("interval 0", "left extrapolation")
+    regions = {label.split(": ")[1] for label in first["failing_regions"]}
+    assert regions <= {"interval 0", "left extrapolation"}
+    assert "first disagreement: layer 1 (spline)" in report.format()
+    # without layer outputs: the failing samples point to the same layer and region
+    report = oracle.check(net, x, without_layers(theirs))
+    top = report.localisation["suspects"][0]
+    assert top["layer"] == 1 and top["passing_included"] == 0
+    assert top["region"] in ("interval 0", "left extrapolation", "outside the grid")
+    assert "layer{i}/output" in report.format()
+
+
+def test_wrong_extrapolation_slope_is_localised(case):
+    net, x = case
+    theirs = their_answers(net, x, 5, clamp_right=True)
+    report = oracle.check(net, x, theirs)
+    assert not report.passed
+    first = report.localisation["first_layer"]
+    assert first["layer"] == 5 and first["where"]["region"] == "right extrapolation"
+    assert first["where"]["outside_grid"] and first["where"]["grid_range"] == [-1.0, 1.0]
+    m, n = first["sample"], first["neuron"]
+    z = net.forward(x, keep_cache=True)[1][5][m, n]
+    assert first["where"]["pre_activation"] == z > 1.0
+    assert all(label.endswith("right extrapolation") for label in first["failing_regions"])
+    rows = {r.key: r for r in report.rows}
+    assert all(rows[f"layer{i}/output"].passed for i in range(5))
+    assert not rows["outputs"].passed and not rows["input_jacobian"].passed
+
+
+def test_tv2_with_the_wrong_step_is_caught(case):
+    net, x = case
+    spline = net.layers[5].spline
+    theirs = oracle.reference_answers(net, x)
+    theirs["tv2/5"] = np.abs(np.diff(spline.coefficients, n=2, axis=1)).sum(axis=1) / (
+        spline.step / 5)
+    report = oracle.check(net, x, theirs)
+    assert not report.passed
+    assert [r.key for r in report.rows if not r.passed] == ["tv2/5"]
+    item = report.localisation["values"][0]
+    assert item["layer"] == 5 and item["ratio"] == pytest.approx(5.0)
+    assert item["neuron"] == int(np.argmax(spline.tv2()))
+    assert "a constant factor" in report.format()
+
+
+def test_wrong_gradient_entry_is_localised(case):
+    net, x = case
+    theirs = oracle.reference_answers(net, x)
+    theirs["param_gradients/layer4.weight"] = theirs["param_gradients/layer4.weight"].copy()
+    theirs["param_gradients/layer4.weight"][2, 1] *= 1 + 1e-4
+    report = oracle.check(net, x, theirs)
+    assert [r.key for r in report.rows if not r.passed] == ["param_gradients/layer4.weight"]
+    part = report.localisation["gradients"]["param_gradients"]
+    assert part["items"][0]["entry"] == [2, 1] and not part["propagated"]
+    assert part["items"][0]["meaning"] == "layer 4 (dense), output neuron 2, input 1"
+
+
+def test_wrong_derivative_is_localised_from_jacobian_rows_and_gradients(case):
+    net, x = case
+    theirs = without_layers(their_answers(net, x, 5, wrong_derivative=True))
+    report = oracle.check(net, x, theirs)
+    rows = {r.key: r for r in report.rows}
+    assert rows["outputs"].passed and not rows["input_jacobian"].passed
+    assert report.localisation["suspects"][0]["layer"] == 5
+    part = report.localisation["gradients"]["param_gradients"]
+    # the coefficient gradient of layer 5 is right, its grad_z is not: layers <= 4 disagree
+    assert part["propagated"] and part["disagree"][-1] == 4 and 5 in part["agree"]
+    assert "first goes wrong at layer 4 or between it and layer 5" in part["summary"]
+
+
+def test_knot_spline_and_relu_layers(case):
+    rng = np.random.default_rng(4)
+    points = [np.sort(rng.uniform(-2, 2, 6)), np.sort(rng.uniform(-1, 1, 4))]
+    net = Network([Dense(np.eye(2)), KnotSplineActivation(points, [rng.normal(size=6),
+                                                                   rng.normal(size=4)]),
+                   Dense(rng.normal(size=(3, 2)), rng.normal(size=3)), ReLU(),
+                   Dense(rng.normal(size=(1, 3)))])
+    x = np.concatenate([np.stack([points[0][:4], points[1]], 1), rng.uniform(-3, 3, (20, 2))])
+    ans = oracle.reference_answers(net, x, layers=True, one_sided=True)
+    assert set(k for k in ans if k.startswith("param_gradients")) == {
+        "param_gradients/layer0.weight", "param_gradients/layer1.points",
+        "param_gradients/layer1.values", "param_gradients/layer2.weight",
+        "param_gradients/layer2.bias", "param_gradients/layer4.weight"}
+    assert ans["on_kink"][1:3].all() and oracle.check(net, x, ans).passed
+    # the left one-sided answers pass too (points and values gradients included)
+    left = dict(ans, input_jacobian=ans["input_jacobian_left"])
+    layers = net.layers
+    _, caches = net.forward(x, keep_cache=True)
+    sides = oracle.sides_from_masks(net.kink_masks(caches, oracle.KNOT_TOL), -1)
+    _, grads = net.backward(caches, np.ones((len(x), 1)), sides)
+    for name in grads:
+        left[f"param_gradients/{name}"] = grads[name]
+    assert oracle.check(net, x, left).passed
+    wrong = dict(ans)
+    wrong["param_gradients/layer1.points"] = ans["param_gradients/layer1.points"] + 1e-3
+    report = oracle.check(net, x, wrong)
+    item = report.localisation["gradients"]["param_gradients"]["items"][0]
+    assert "knot_spline" in item["meaning"] and layers[1].kind == "knot_spline"
+
+
+# ------------------------------------------------------------------------- objective
+def test_objective_terms_and_gradient(case):
+    net, x = case
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1.2, 1.2, (15, 2))
+    y = rng.normal(size=(15, 2))
+    objective = oracle.Objective("squared", y, lam=0.3, reg="bv2", mu=0.02)
+    ans = oracle.reference_answers(net, x, objective=objective)
+    terms = train_objective(net, x, y, TrainConfig(loss="squared", lam=0.3, reg="bv2",
+                                                   mu=0.02))
+    assert ans["objective"] == terms["total"]
+    assert ans["objective/data"] == pytest.approx(
+        0.5 * np.sum((net.forward(x) - y) ** 2), rel=1e-14)      # 1/2, summed over samples
+    assert ans["objective/weight_decay"] == pytest.approx(0.02 * sum(
+        np.sum(l.params["weight"] ** 2) for l in net.layers if l.kind == "dense"))
+    assert ans["objective/regulariser"] == pytest.approx(0.3 * (
+        net.layers[1].spline.bv2().sum() + net.layers[5].spline.bv2().sum()))
+
+    def total():
+        return oracle.objective_answers(net, x, objective)["objective"]
+
+    for name, value in net.named_params():
+        fd = central_difference(total, value)
+        assert relative_error(ans[f"objective_gradients/{name}"], fd) < 1e-6, name
+
+
+def test_objective_with_a_knot_spline_layer_includes_its_regulariser():
+    rng = np.random.default_rng(6)
+    points = [np.sort(rng.uniform(-2, 2, 5)), np.sort(rng.uniform(-2, 2, 4))]
+    layer = KnotSplineActivation(points, [rng.normal(size=5), rng.normal(size=4)])
+    net = Network([Dense(rng.normal(size=(2, 2)), rng.normal(size=2)), layer,
+                   Dense(rng.normal(size=(1, 2)))])
+    x, y = rng.normal(size=(9, 2)), rng.integers(0, 2, 9)
+    for reg in ("tv2", "bv2"):
+        objective = oracle.Objective("logistic", y, lam=0.5, reg=reg, mu=0.1)
+        ans = oracle.reference_answers(net, x, objective=objective)
+        assert ans["objective/regulariser"] == pytest.approx(
+            0.5 * getattr(layer.spline, reg)().sum())
+
+        def total():
+            return oracle.objective_answers(net, x, objective)["objective"]
+
+        for name, value in net.named_params():
+            fd = central_difference(total, value)
+            assert relative_error(ans[f"objective_gradients/{name}"], fd) < 1e-6, (reg, name)
+
+
+def test_validate_answers_names_the_problem(case):
+    from reference.commands.check import expected_shapes, validate_answers
+
+    net, x = case
+    shapes = expected_shapes(net, x)
+    good = {"outputs": net.forward(x)}
+    validate_answers(good, shapes, "--answers")
+    with pytest.raises(ValueError, match="--answers: holds no array"):
+        validate_answers({}, shapes, "--answers")
+    with pytest.raises(ValueError, match=r"'outputs' has shape \(3, 2\), expected"):
+        validate_answers({"outputs": np.zeros((3, 2))}, shapes, "--answers")
+    with pytest.raises(ValueError, match="'outputs' holds NaN or inf"):
+        validate_answers({"outputs": np.full(shapes["outputs"], np.nan)}, shapes,
+                                "--answers")
+    with pytest.raises(ValueError, match="did you mean 'input_jacobian'"):
+        validate_answers({"input_jacobain": 0}, shapes, "--answers")
+    with pytest.raises(ValueError, match="needs the objective: give --loss"):
+        validate_answers({"objective": 0.0}, shapes, "--answers")
