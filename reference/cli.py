@@ -11,6 +11,7 @@ from reference import datasets, lipschitz, sweep
 from reference._checks import OverflowResult
 from reference.commands import check, evaluate, lipschitz as lipschitz_command, solve
 from reference.commands import import_deepsplines as import_deepsplines_command
+from reference.commands import conformance as conformance_command
 from reference.commands.args import (_choice, fraction, list_of, nonneg_float, nonneg_int,
                                      positive_float, positive_int, seed_list, size_int,
                                      sparsify_value, sweep_sparsify)
@@ -214,7 +215,7 @@ def check_sweep_configs(configs) -> None:
 
 
 COMMAND_MODULES = (check, evaluate, lipschitz_command, solve,
-                   import_deepsplines_command)   # reference/commands/*.py
+                   import_deepsplines_command, conformance_command)   # reference/commands/*.py
 
 
 def build_parser():

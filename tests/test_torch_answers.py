@@ -1,0 +1,58 @@
+"""examples/torch_answers.py answers the conformance suite with the published `deepsplines`
+package: every case it answers passes `conformance run`; the others fail only for lack of
+an answers file (pytest -m torch; needs torch and deepsplines)."""
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from reference import cli, conformance
+
+pytestmark = pytest.mark.torch
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "torch_answers.py"
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("torch_answers", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_deepsplines_answers_pass_the_suite(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("deepsplines")
+    suite, answers = tmp_path / "suite", tmp_path / "answers"
+    conformance.export(suite)
+    default = torch.get_default_dtype()
+    assert load_example().main([str(suite), str(answers)]) == 0
+    assert torch.get_default_dtype() == default           # restored for the other tests
+    printed = capsys.readouterr().out
+    skipped = dict(re.findall(r"^  skipped (\S+): (.+)$", printed, re.M))
+    answered = {p.stem for p in answers.glob("*.npz")}
+    manifest = json.loads((suite / "manifest.json").read_text())
+    assert answered | set(skipped) == {c["name"] for c in manifest["cases"]}
+    assert not answered & set(skipped)
+    # what the package can express: DeepBSpline on its symmetric odd grid, Linear, ReLU
+    # family, its TV2 / BV2, and the training objective written with them
+    assert {"knots", "kinks_hidden", "relu_kink", "grid_ends", "outside_grid", "far_outside",
+            "deepsplines_step_f64", "deepsplines_step_f32", "relu_leaky_prelu", "tv2_bv2",
+            "objective_squared_tv2", "objective_logistic_bv2", "objective_xent_tv2"} <= answered
+    assert "odd number of coefficients" in skipped["k2"]
+    assert "knot_spline" in skipped["knot_form"]
+
+    status = cli.main(["conformance", "run", str(suite), "--answers", str(answers),
+                       "--json", str(tmp_path / "report.json")])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert status == (0 if not skipped else 1)
+    assert set(report["cases_failed"]) == set(skipped)
+    for case in report["cases"]:
+        if case["name"] in answered:
+            assert case["passed"], (case["name"], capsys.readouterr().out)
+        else:            # skipped: failed for lack of a file, never for a wrong number
+            assert all(r["compared"] == 0 and "no answers file" in r["note"]
+                       for r in case["rows"])
+    knots = next(c for c in report["cases"] if c["name"] == "knots")
+    assert max(r["on_knot"] for r in knots["rows"]) > 0
