@@ -4,15 +4,18 @@ Each method returns a dict with at least `value` (a float, or None with a `reaso
 method does not apply, is refused by its size guard (reference.limits), gives a bound outside
 the float64 range or could not certify a number) and `seconds`.  The exact method gives a
 bracket `lower_bound` <= Lip <= `upper_bound` too: both equal to the value for exact_1d; the
-attained witness and HiGHS's bound + its tolerance for the MILP; and when stopped by its time
-limit (exact_1d: or max_pieces) or when the MILP cannot certify its optimum, value None and
-the bracket alone.  LipSDP reports an `accuracy` (how far its certified value may sit above
-the SDP's optimum), used for lipsdp_neuron <= lipsdp_layer.  For every network and p (in exact
-arithmetic):
+attained value and the largest pattern norm + its rounding bound for regions_2d; the attained
+witness and HiGHS's bound + its tolerance for the MILP; and when stopped by its time limit
+(exact_1d: or max_pieces; regions_2d: or max_regions) or when it cannot certify its optimum,
+value None and the bracket alone.  LipSDP reports an `accuracy` (how far its certified value
+may sit above the SDP's optimum), used for lipsdp_neuron <= lipsdp_layer.  For every network
+and p (in exact arithmetic):
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
     lower <= exact <= lipsdp_neuron <= lipsdp_layer,
-where lower and the MILP form of exact are taken over the box [-R, R]^N_0 and the others over
-R^N_0 (lipsdp: p = 2 only; exact: 1-D inputs, or p in {1, inf} with a small network).
+where lower and exact (except exact_1d's value) are taken over the box [-R, R]^N_0 and the
+others over R^N_0 (lipsdp: p = 2 only; exact: 1-D inputs by breakpoint propagation, over R,
+with box_value over the box; 2-D inputs by enumerating the linear regions, every p; otherwise
+p in {1, inf} with a small network, by MILP).
 """
 from __future__ import annotations
 
@@ -22,13 +25,14 @@ import numpy as np
 
 from reference import exact as exact_mod
 from reference._checks import OverflowResult
-from reference import limits, lipschitz, lipsdp
+from reference import limits, lipschitz, lipsdp, milp, regions2d
 from reference.network import Network
 
 METHODS = ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise", "theorem1",
            "theorem1_bv2")
 LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": exact_mod.MAX_BINARIES,
-          "max_pieces": exact_mod.MAX_PIECES, "max_sdp_cost": lipsdp.MAX_SDP_COST,
+          "max_pieces": exact_mod.MAX_PIECES, "max_regions": regions2d.MAX_REGIONS,
+          "max_sdp_cost": lipsdp.MAX_SDP_COST,
           "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
 OPTIONS = ("solver", "seed", *LIMITS)
 
@@ -53,19 +57,31 @@ def _lower(net, p, box, options):
 
 
 def _exact(net, p, box, options):
+    """exact_1d (1 input; over R, and exact_1d_on_box over the box), regions_2d (2 inputs,
+    every p, over the box) or the MILP (p in {1, inf}, over the box)."""
     if net.n_in == 1:
         r = exact_mod.exact_1d(net, p, max_pieces=options["max_pieces"],
                                time_limit=options["time_limit"])
         out = {k: v for k, v in r.items() if k not in ("breakpoints", "seconds")}
+        if r["status"] == "optimal":
+            out.update(exact_mod.exact_1d_on_box(net, p, box, r["breakpoints"]))
         out["method"] = "breakpoint propagation"
-    elif p == 2.0:
-        raise exact_mod.NotApplicable("exact for p = 2 needs a 1-D input (breakpoint "
-                                      "propagation); the MILP covers p = 1 and inf")
-    else:
-        r = exact_mod.exact_milp(net, p, box=box, max_binaries=options["max_binaries"],
+    elif net.n_in == 2:
+        r = regions2d.regions_2d(net, p, box=box, max_regions=options["max_regions"],
                                  time_limit=options["time_limit"])
         out = {k: v for k, v in r.items() if k != "seconds"}
+        out["method"] = "linear regions (polygons)"
+    elif p == 2.0:
+        raise exact_mod.NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
+                                      "propagation, linear regions); the MILP covers p = 1 "
+                                      "and inf")
+    else:
+        r = milp.exact_milp(net, p, box=box, max_binaries=options["max_binaries"],
+                            time_limit=options["time_limit"])
+        out = {k: v for k, v in r.items() if k != "seconds"}
         out["witness_x"] = None if r["witness_x"] is None else np.asarray(r["witness_x"]).tolist()
+        out["witness_pair"] = {k: np.asarray(v).tolist() if k in ("x", "x_pair") else v
+                               for k, v in r["witness_pair"].items()}
         out["method"] = "MILP (scipy.optimize.milp, HiGHS)"
     if r["status"] != "optimal":
         low, high = ("none" if r[k] is None else f"{r[k]:.6g}"

@@ -17,10 +17,11 @@ The ladder (reference.ladder) reports a refused method as value None with the me
 reason, so no default method list can hang.
 
 exact.exact_1d counts the pieces of its partition before it builds them and stops at
-max_pieces (MAX_PIECES) with a bracket, as at its time limit.
+max_pieces (MAX_PIECES) with a bracket, as at its time limit; regions2d.regions_2d counts the
+strips of each split before building them and stops at max_regions (MAX_REGIONS) likewise.
 
 Time limit: the methods that may still run long after passing their guard (exact_1d,
-exact_milp) take `time_limit` (seconds, finite and > 0: `check_time_limit`) and, when they
+regions_2d, exact_milp) take `time_limit` (seconds, finite and > 0: `check_time_limit`) and, when they
 reach it, return the best certified answer so far marked as such: status "time_limit", value
 None, certified_exact False, and a bracket lower_bound <= Lip <= upper_bound, each bound with
 its certificate.  LipSDP has a size guard only: CVXOPT, its default solver, has no time-limit

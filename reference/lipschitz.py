@@ -195,8 +195,10 @@ def jacobian_norms(jac: np.ndarray, p: float) -> np.ndarray:
     return np.abs(jac).sum(axis=axis).max(axis=1)
 
 
-def _steepest_direction(jac: np.ndarray, p: float) -> np.ndarray:
-    """A unit vector v (in l_p) with ||J v||_p = ||J||_{p->p}."""
+def steepest_direction(jac: np.ndarray, p: float) -> np.ndarray:
+    """A unit vector v (in l_p) with ||J v||_p = ||J||_{p->p} for J (N_L, N_0); every
+    |v_i| <= 1.  p = 2: the first right singular vector; p = 1: the unit vector of the
+    largest column l1 sum; p = inf: the signs of the row of largest l1 sum."""
     n0 = jac.shape[1]
     if p == 2.0:
         return np.linalg.svd(jac)[2][0]
@@ -204,6 +206,24 @@ def _steepest_direction(jac: np.ndarray, p: float) -> np.ndarray:
         return np.eye(n0)[np.argmax(np.abs(jac).sum(axis=0))]
     row = np.argmax(np.abs(jac).sum(axis=1))
     return np.where(jac[row] >= 0, 1.0, -1.0)
+
+
+def secant_pair(net: Network, x: np.ndarray, p: float, box: float,
+                h: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """A pair of points of the box [-box, box]^N_0 along the steepest direction v of J(x)
+    (`steepest_direction`, |v_i| <= 1), and their secant ratio:
+        x0 = clip(x, -box + h, box - h)   (x moved inside by at most h per coordinate),
+        x1 = clip(x0 + h v, -box, box),
+        ratio = ||f(x1) - f(x0)||_p / ||x1 - x0||_p,
+    a lower bound on Lip_p(f) over the box (both points lie in it; up to the rounding of
+    the difference, see reference.verdict.certified_ratio).  h defaults to 1e-6 box.  x (N_0,);
+    returns (x0, x1, ratio)."""
+    h = 1e-6 * box if h is None else float(h)
+    x0 = np.clip(np.asarray(x, dtype=np.float64), -box + h, box - h)
+    v = steepest_direction(net.input_jacobian(x0[None])[0], p)
+    x1 = np.clip(x0 + h * v, -box, box)
+    diff = net.forward(x1[None])[0] - net.forward(x0[None])[0]
+    return x0, x1, float(np.linalg.norm(diff, ord=p) / np.linalg.norm(x1 - x0, ord=p))
 
 
 def jacobian_flops(net: Network) -> tuple[float, int]:
@@ -245,10 +265,12 @@ def lower(net: Network, p=2, box: float = 1.0, num_points: int = 2000, rounds: i
     ascent on ||J(x)|| has nothing to follow: instead, seeded random points, then `rounds`
     of local search around the best tenth with shrinking steps.  The points are drawn from
     continuous distributions, so f is differentiable at them (probability 1) and J(x) is a
-    slope of f: ||J(x)|| <= Lip_p(f) up to float rounding (1e-15 relative).  The best pair
-    (x*, x* + h v), v the steepest direction of J(x*), h = 1e-6 box, is also evaluated
-    directly (pair_ratio = ||f(x*+hv) - f(x*)||_p / ||h v||_p, a secant slope, equal to
-    value up to the rounding of the difference, about 1e-9 relative).
+    slope of f: ||J(x)|| <= Lip_p(f) up to float rounding (1e-15 relative).  The best point x*
+    also gives a pair inside the box (`secant_pair`: x = x* moved inside by at most h = 1e-6
+    box where it lies within h of a face, x_pair = x + h v, v the steepest direction of J
+    there), evaluated directly: pair_ratio = ||f(x_pair) - f(x)||_p / ||x_pair - x||_p, a
+    secant slope of f between two points of the box, equal to value up to the rounding of
+    the difference (about 1e-9 relative) unless a kink lies between them.
 
     Size guard: the estimate points x jacobian_flops(net) must not exceed max_lower_cost
     (TooLarge otherwise, before any evaluation); the Jacobians are evaluated in chunks of
@@ -279,12 +301,7 @@ def lower(net: Network, p=2, box: float = 1.0, num_points: int = 2000, rounds: i
         raise OverflowResult(f"model: lower: the input Jacobian leaves the float64 range at "
                              f"x = {x[best].tolist()} for these finite parameters; no bound "
                              "is reported")
-    x_best = x[best]
-    v = _steepest_direction(net.input_jacobian(x_best[None])[0], p)
-    h = 1e-6 * box
-    x_pair = x_best + h * v
-    diff = net.forward(x_pair[None]) - net.forward(x_best[None])
-    pair_ratio = float(np.linalg.norm(diff[0], ord=p) / np.linalg.norm(h * v, ord=p))
+    x_pair_start, x_pair, pair_ratio = secant_pair(net, x[best], p, box)
     return {"value": float(norms[best]), "jacobian_norm": float(norms[best]),
-            "pair_ratio": pair_ratio, "x": x_best, "x_pair": x_pair,
+            "pair_ratio": pair_ratio, "x": x_pair_start, "x_pair": x_pair,
             "points_evaluated": len(x), "seed": seed, "box": box}

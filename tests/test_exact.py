@@ -3,7 +3,8 @@ import pytest
 
 import reference.exact as exact_mod
 from reference import ladder, lipschitz
-from reference.exact import (MilpNotOptimal, NotApplicable, exact_1d, exact_milp, knot_form)
+from reference.exact import (MilpNotOptimal, NotApplicable, box_halfspaces, chord_pair, exact_1d,
+                             exact_1d_on_box, exact_milp, jacobian_rounding, knot_form)
 from reference.limits import TooLarge
 from reference.network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation, build_mlp)
@@ -183,7 +184,9 @@ def test_milp_disagreeing_with_numpy_beyond_its_tolerance_is_a_bracket(monkeypat
     assert not r["certified_exact"] and "differ by more than its tolerance" in r["reason"]
     assert r["lower_bound"] == true["value"]
     assert r["upper_bound"] == pytest.approx(1.01 * true["value"] + r["tolerance"], rel=1e-12)
-    out = ladder.run_method("exact", net, "inf", box=1.0)
+    net3 = random_net([3, 4, 1], "relu", seed=0)              # the ladder's MILP: N_0 > 2
+    out = ladder.run_method("exact", net3, "inf", box=1.0)
+    assert out["method"].startswith("MILP")
     assert out["value"] is None and "certified bracket" in out["reason"]
     inflated_highs(monkeypatch, 0.99 / 1.01)                 # now 1% below: contradicts the
     r = exact_milp(net, np.inf, box=1.0)                     # attained value
@@ -284,3 +287,90 @@ def test_ladder_reports_a_stopped_milp_as_no_value():
     assert r["value"] is None and "no exact value" in r["reason"]
     assert r["status"] == "time_limit" and "certified bracket" in r["reason"]
     assert r["upper_bound"] >= ladder.run_method("lower", big, "inf", box=3.0)["value"]
+
+
+# ------------------------------------------------------------------ the split, shared helpers
+def test_the_milp_module_and_the_names_kept_in_exact():
+    import subprocess
+    import sys
+
+    import reference.milp as milp
+    assert exact_mod.exact_milp is milp.exact_milp and exact_mod._Milp is milp._Milp
+    assert exact_mod.MILP_TOLERANCE == milp.MILP_TOLERANCE
+    with pytest.raises(AttributeError, match="no attribute"):
+        exact_mod.not_a_name
+    code = ("import reference.milp; from reference.exact import exact_milp, MilpNotOptimal; "
+            "import reference.regions2d, reference.verdict")   # milp first: no import cycle
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_milp_witness_pair_in_every_status(monkeypatch):
+    net = random_net([3, 5, 4, 1], "relu", seed=3)
+    for p in (1.0, np.inf):
+        r = exact_milp(net, p, box=1.0)
+        pair = r["witness_pair"]
+        assert r["status"] == "optimal" and "chord" in pair["source"]
+        assert np.all(np.abs(pair["x"]) <= 1.0) and np.all(np.abs(pair["x_pair"]) <= 1.0)
+        assert pair["ratio"] == pytest.approx(r["value"], rel=1e-9)
+    real = exact_mod._Milp.solve
+
+    def no_incumbent(self, *args, **kwargs):              # stopped before any solution
+        res = real(self, *args, **kwargs)
+        res.status, res.x, res.mip_dual_bound = 1, None, 1.3 * res.fun
+        return res
+    monkeypatch.setattr(exact_mod._Milp, "solve", no_incumbent)
+    r = exact_milp(net, np.inf, box=1.0)
+    true = lipschitz.layerwise(net, np.inf)
+    assert r["status"] == "time_limit" and r["witness"] is None
+    assert "seeded points" in r["witness_pair"]["source"]
+    assert 0 < r["lower_bound"] <= r["upper_bound"] <= true * (1 + 1e-9)
+    jac = net.input_jacobian(np.asarray(r["witness_x"])[None])[0]
+    assert lipschitz.operator_norm(jac, np.inf) == r["lower_bound"]
+    pair = r["witness_pair"]
+    assert np.all(np.abs(pair["x"]) <= 1.0) and np.all(np.abs(pair["x_pair"]) <= 1.0)
+    assert 0 < pair["ratio"] <= r["upper_bound"]
+
+
+def test_not_attained_still_has_a_lower_bound():
+    net = Network([Dense(np.ones((2, 1)), np.zeros(2)), ReLU(),
+                   Dense(np.array([[1.0, -1.0]])), Identity()])          # f = 0
+    r = exact_milp(net, np.inf, box=1.0, max_cuts=0)
+    assert r["lower_bound"] is not None and r["upper_bound"] is not None
+    assert r["lower_bound"] == 0.0 <= r["upper_bound"]
+
+
+def test_exact_1d_on_the_box():
+    # slopes 0, 1, -2, 0.5 on (-inf, 0), (0, 1), (1, 2), (2, inf)
+    net = Network([Dense(np.ones((3, 1)), np.array([0.0, -1.0, -2.0])), ReLU(),
+                   Dense(np.array([[1.0, -3.0, 2.5]])), Identity()])
+    breaks = exact_1d(net, 2)["breakpoints"]
+    assert exact_1d_on_box(net, 2, 0.5, breaks)["box_value"] == 1.0      # only (0, 1) met
+    r = exact_1d_on_box(net, 2, 1.5, breaks)
+    assert r["box_value"] == 2.0 and r["witness"] == pytest.approx(2.0, rel=1e-14)
+    assert 1.0 <= min(r["witness_x"][0], r["witness_x_pair"][0])
+    assert max(r["witness_x"][0], r["witness_x_pair"][0]) <= 1.5
+
+
+def test_jacobian_rounding_and_chord_pair():
+    net = random_net([2, 6, 5, 2], "spline", seed=1)
+    for p in (1.0, np.inf):                       # |W| changes nothing for p in {1, inf}
+        bound = jacobian_rounding(net, p)
+        assert 0 < bound < 1e-12 * lipschitz.layerwise(net, p)
+    assert jacobian_rounding(net, 2.0) >= 0
+    lin = Network([Dense([[2.0, -1.0]], [0.3])])                  # affine: any region
+    a_box, b_box = box_halfspaces(1.0, 2)
+    x_a, x_b, ratio = chord_pair(lin, 2.0, a_box, b_box)
+    assert ratio == pytest.approx(np.sqrt(5.0), rel=1e-14)
+    assert np.all(np.abs(x_a) <= 1.0) and np.all(np.abs(x_b) <= 1.0)
+    assert np.linalg.norm(x_b - x_a) >= 1.0                     # half the chord through 0
+    # a region touching the box only at a corner's edges: the centre is moved inside
+    tri_a = np.vstack([a_box, [[-1.0, -1.0]]])                 # x1 + x2 >= 1.9
+    tri_b = np.r_[b_box, -1.9]
+    x_a, x_b, ratio = chord_pair(lin, np.inf, tri_a, tri_b)
+    assert ratio == pytest.approx(3.0, rel=1e-12)
+    assert np.all(tri_a @ x_a <= tri_b) and np.all(tri_a @ x_b <= tri_b)
+    with pytest.raises(ValueError, match="bounded region"):
+        chord_pair(lin, 2.0, a_box[:1], b_box[:1])
+    with pytest.raises(ValueError, match="interior"):
+        chord_pair(lin, 2.0, np.vstack([a_box, [[1.0, 0.0], [-1.0, 0.0]]]),
+                   np.r_[b_box, 0.5, -0.5])                   # the segment x1 = 0.5

@@ -168,7 +168,7 @@ def test_milp_stopped_with_an_incumbent_gives_both_bounds(monkeypatch):
     """A MILP stopped at its limit with an incumbent (made deterministic: HiGHS's optimal
     answer relabelled as stopped, with a looser dual bound): the incumbent becomes the
     certified lower bound (its witness re-evaluated in NumPy), the dual bound the upper."""
-    net = random_net([2, 6, 5, 1], "relu", seed=3)
+    net = random_net([3, 6, 5, 1], "relu", seed=3)   # 3 inputs: the MILP (2: regions)
     true = exact.exact_milp(net, np.inf, box=2.0)
     real = exact._Milp.solve
 

@@ -13,14 +13,20 @@ def test_ladder_orders_and_reasons():
     net = random_net([2, 5, 4, 2], "spline", seed=1)
     r2 = ladder.ladder(net, 2, box=2.0)
     assert list(r2) == list(ladder.METHODS)
-    assert r2["exact"]["value"] is None and "1-D" in r2["exact"]["reason"]
+    assert r2["exact"]["certified_exact"] and r2["exact"]["method"].startswith("linear regions")
     assert r2["lipsdp_neuron"]["value"] is not None
     assert not ladder.order_violations(r2)
+    three = ladder.ladder(random_net([3, 4, 2], "spline", seed=1), 2, methods="exact")
+    assert three["exact"]["value"] is None and "1 or 2 inputs" in three["exact"]["reason"]
     rinf = ladder.ladder(net, "inf", box=2.0)
     assert rinf["lipsdp_layer"]["value"] is None and "p = 2" in rinf["lipsdp_layer"]["reason"]
     assert rinf["exact"]["certified_exact"]
     assert ladder.best_lower(rinf) == rinf["exact"]["value"] >= rinf["lower"]["value"]
-    guarded = ladder.ladder(net, 1, box=2.0, methods="exact", max_binaries=3)
+    guarded = ladder.ladder(net, 1, box=2.0, methods="exact", max_regions=3)
+    assert guarded["exact"]["value"] is None and "max_regions" in guarded["exact"]["reason"]
+    assert "certified bracket" in guarded["exact"]["reason"]
+    net3 = random_net([3, 5, 4, 2], "spline", seed=1)                  # the MILP
+    guarded = ladder.ladder(net3, 1, box=2.0, methods="exact", max_binaries=3)
     assert guarded["exact"]["value"] is None and "max_binaries" in guarded["exact"]["reason"]
     fake = {"lower": {"value": 2.0}, "layerwise": {"value": 1.0}}
     assert ladder.order_violations(fake) == [("lower", "layerwise", 2.0, 1.0)]

@@ -128,3 +128,22 @@ def test_products_in_range_are_computed_without_intermediate_overflow():
     scaled, power = lipschitz.scaled_product(np.array([1e200, 3.0]), np.array([1e200, 0.0]))
     assert np.log10(scaled[0]) + power * np.log10(2) == pytest.approx(400, rel=1e-15)
     assert 0.25 <= scaled[0] < 1 and scaled[1] == 0.0                      # 1e400 as S 2^e
+
+
+@pytest.mark.parametrize("p", ["1", "2", "inf"])
+def test_lower_pair_stays_in_the_box_at_a_face(p):
+    """f = relu(x1 - 0.99) + 10 relu(x1 - 0.999) + 100 relu(x1 - 0.9999): the steepest region is
+    the strip 0.9999 < x1 <= 1, which the local search reaches by clipping its points onto
+    the face x1 = 1; the pair (x, x_pair) must lie in the box (bug: x_pair = x + h v left it)
+    and still realise the value."""
+    from reference.network import Dense, ReLU
+    net = Network([Dense([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], [-0.99, -0.999, -0.9999]),
+                   ReLU(), Dense([[1.0, 10.0, 100.0]])])
+    r = lipschitz.lower(net, p, box=1.0, seed=0)
+    pv = lipschitz.parse_p(p)
+    assert r["value"] == pytest.approx(111.0, rel=1e-12)
+    assert np.all(np.abs(r["x"]) <= 1.0) and np.all(np.abs(r["x_pair"]) <= 1.0)
+    assert r["pair_ratio"] == pytest.approx(r["value"], rel=1e-8)
+    ratio = (np.linalg.norm(net.forward(r["x_pair"][None])[0] - net.forward(r["x"][None])[0],
+                            ord=pv) / np.linalg.norm(r["x_pair"] - r["x"], ord=pv))
+    assert ratio == r["pair_ratio"]

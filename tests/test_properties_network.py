@@ -188,8 +188,9 @@ def test_lipschitz_ladder_order(profile):
     """ladder.ladder on random small networks (<= 2 blocks, widths <= 3, every layer type),
     p in {1, 2, inf}, box half-width in {0.5, 1, 2}: lower <= exact <= layerwise <= theorem1
     <= theorem1_bv2 (ladder.order_violations empty).  Every closed form and the lower bound
-    give a value; exact gives one for 1-D inputs (breakpoint propagation) and for p in
-    {1, inf} (MILP) unless over the size guard; p = 2 with N_0 > 1 has none.  In the slow
+    give a value; exact gives one for 1 or 2 inputs and every p (breakpoint propagation,
+    linear regions) and otherwise for p in {1, inf} (MILP) unless over the size guard; p = 2
+    with N_0 > 2 has none.  In the slow
     profile LipSDP (neuron, layer) joins on about 1 in LIPSDP_ONE_IN examples with p = 2
     (its order: lower, exact <= lipsdp_neuron <= lipsdp_layer).
 
@@ -211,7 +212,7 @@ def test_lipschitz_ladder_order(profile):
         for method in ("lower", "layerwise", "theorem1", "theorem1_bv2"):
             assert results[method]["value"] is not None, method
         exact = results["exact"]
-        if net.n_in == 1 or p != "2":
+        if net.n_in <= 2 or p != "2":
             assert exact["value"] is not None or "max_binaries" in exact["reason"], exact
             event(f"exact: {'value' if exact['value'] is not None else 'over the size guard'}")
         else:

@@ -1,9 +1,10 @@
 """`lipschitz MODEL`: the Lipschitz ladder (lower bound, exact value, LipSDP, layer-wise and
-Theorem-1 bounds) with each method's certificate."""
+Theorem-1 bounds) with each method's certificate; with --claim C, a verdict on the claim
+Lip_p(f) <= C over the box (sound / unsound / undecided, exit 0 / 1 / 3)."""
 from __future__ import annotations
 
-from reference import ladder, lipschitz, lipsdp
-from reference.commands.args import nonneg_int, positive_float, positive_int
+from reference import ladder, lipschitz, lipsdp, verdict
+from reference.commands.args import nonneg_float, nonneg_int, positive_float, positive_int
 from reference.files import dumps_json
 from reference.io import load_model, network_from_mat
 
@@ -17,7 +18,8 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
     """The human table: value, ratio to the best lower bound, seconds, note per method;
     returns the ladder's order violations (printed last)."""
     ref = ladder.best_lower(results)
-    print(f"{title}, p = {p:g}; lower (and the MILP) over the box [-{box:g}, {box:g}]^N_0")
+    print(f"{title}, p = {p:g}; lower and exact over the box [-{box:g}, {box:g}]^N_0 "
+          "(exact_1d: over R)")
     print(f"  {'method':14s} {'value':>12s} {'/ best lower':>12s} {'seconds':>8s}  note")
     for name, r in results.items():
         v = r["value"]
@@ -25,8 +27,10 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
         value = f"{v:12.6g}" if v is not None else f"{'n/a':>12s}"
         note = r.get("reason", "")
         if not note and name == "exact":
-            size = (f"{r['pieces']} pieces" if "pieces" in r
-                    else f"{r['binaries']} binaries, attained at an interior point")
+            size = (f"{r['pieces']} pieces" if "pieces" in r else
+                    f"{r['regions']} regions, areas sum to the box's to {r['area_error']:.1g}, "
+                    "Jacobians re-evaluated" if "regions" in r else
+                    f"{r['binaries']} binaries, attained at an interior point")
             note = f"{r['method']}, {size}, over {r['domain']}"
         if not note and name.startswith("lipsdp"):
             note = (f"{r['solver']} {r['status']}, certified (Schur complement), "
@@ -38,9 +42,61 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
     return violations
 
 
+def _number(value) -> str:
+    return "none" if value is None else f"{value:.10g}"
+
+
+def print_verdict(v: verdict.Verdict, title: str) -> None:
+    """The human report of a verdict: the answer, what decided it, the witness or the
+    interval, then every bound computed and the methods not run."""
+    domain = f"box [-{v.box:g}, {v.box:g}]^{v.n_inputs}"
+    print(f"{title}: claim Lip_{v.p:g}(f) <= {v.claim:.10g} over the {domain}: "
+          f"{v.verdict.upper()}")
+    if v.verdict == "sound":
+        b = v.decided_by
+        print(f"  certified upper bound {_number(b.certified)} <= {v.claim:.10g}: {b.method} = "
+              f"{_number(b.value)} + margin {b.margin:.3g}, holds on {b.domain}")
+    elif v.verdict == "unsound":
+        w = v.witness
+        print(f"  witness pair in the box ({w.method}: {w.source}):")
+        print(f"    x  = {w.x}")
+        print(f"    x' = {w.x_pair}")
+        print(f"    ||f(x') - f(x)||_{v.p:g} / ||x' - x||_{v.p:g} = {w.ratio:.15g} "
+              "(Network.forward)")
+        print(f"    > claim by {w.certified - v.claim:.3g} after subtracting the rounding margin "
+              f"{w.margin:.3g}")
+    else:
+        low, high = v.interval
+        print(f"  remaining interval [{_number(low)}, {_number(high)}] (best certified lower, "
+              "best certified upper) holds the claim")
+    print(f"  {'bound':14s} {'kind':5s} {'value':>18s} {'certified':>18s} {'margin':>9s}  "
+          "domain")
+    for b in v.bounds:
+        print(f"  {b.method:14s} {b.kind:5s} {b.value:18.12g} {b.certified:18.12g} "
+              f"{b.margin:9.2g}  {b.domain}")
+    for name, r in v.results.items():
+        if r.get("value") is None and r.get("reason"):
+            print(f"  {name}: {r['reason']}")
+    for name, why in v.not_run.items():
+        print(f"  {name}: not run ({why})")
+
+
+def run_claim(args, net, p, title: str) -> int:
+    v = verdict.check_claim(net, args.claim, p, args.box, ladder.parse_methods(args.methods),
+                            solver=args.solver, seed=args.seed,
+                            **{name: getattr(args, name) for name in ladder.LIMITS})
+    if args.json:
+        print(dumps_json(v.to_dict()))
+    else:
+        print_verdict(v, title)
+    return v.exit_status
+
+
 def run(args):
     net = load_any_model(args.model)
     p = lipschitz.parse_p(args.p)
+    if args.claim is not None:
+        return run_claim(args, net, p, f"{args.model}")
     results = ladder.ladder(net, p, args.box, ladder.parse_methods(args.methods),
                             solver=args.solver, seed=args.seed,
                             **{name: getattr(args, name) for name in ladder.LIMITS})
@@ -71,11 +127,16 @@ def register(sub) -> None:
                    help="size guard of the MILP (binaries)")
     p.add_argument("--max-pieces", type=positive_int, default=ladder.LIMITS["max_pieces"],
                    help="size guard of the 1-D exact method (pieces)")
+    p.add_argument("--max-regions", type=positive_int, default=ladder.LIMITS["max_regions"],
+                   help="size guard of the 2-D exact method (linear regions)")
     p.add_argument("--max-sdp-cost", type=positive_float, default=ladder.LIMITS["max_sdp_cost"],
                    help="size guard of LipSDP (estimated solver work, see the README)")
     p.add_argument("--max-lower-cost", type=positive_float,
                    default=ladder.LIMITS["max_lower_cost"],
                    help="size guard of the lower bound (points x flops of a Jacobian)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the lower-bound search")
+    p.add_argument("--claim", type=nonneg_float, default=None, metavar="C",
+                   help="check the claim Lip_p(f) <= C over the box: exit 0 sound, 1 unsound "
+                        "(with a witness pair), 3 undecided (with the remaining interval)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

@@ -1,0 +1,349 @@
+"""Verdicts on a claimed Lipschitz bound: is Lip_p(f) <= C on the box [-R, R]^N_0?
+
+`check_claim` runs the methods of the ladder (reference.ladder) from the cheapest on and stops
+as soon as the claim is decided:
+
+1. closed forms (theorem1_bv2, theorem1, layerwise: global bounds, microseconds);
+2. lower (seeded points and local search over the box, a pair of points of the box);
+3. LipSDP (p = 2; neuron, then layer if neuron gives nothing: global bounds);
+4. exact (over the box: 1 input by breakpoint propagation, 2 inputs by enumerating the
+   linear regions, otherwise the MILP for p in {1, inf}, whose bracket is used when it stops);
+with 1 or 2 inputs, exact (fast there) comes before LipSDP (`stages`).
+
+Decision (C the claim):
+- `unsound` when a pair x, x' of the box has a ratio ||f(x) - f(x')||_p / ||x - x'||_p whose
+  certified lower end (`certified_ratio`: the ratio re-evaluated with Network.forward minus
+  its rounding bound) exceeds C: Lip_p(f) over the box (hence over R^N_0) is > C;
+- `sound` when a certified upper bound, the method's value plus its rounding margin
+  (`upper_margin`), is <= C: over R^N_0 for the global bounds (hence over the box), over the
+  box for exact;
+- `undecided` otherwise, with the remaining interval [best certified lower, best certified
+  upper].
+A lower end above an upper one would be a bug in a method: RuntimeError naming both.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference import exact as exact_mod
+from reference import ladder
+from reference.limits import check_box
+from reference.lipschitz import activation_constants, blocks, check_finite, parse_p
+from reference.network import (Identity, KnotSplineActivation, LeakyReLU, Network, PReLU, ReLU,
+                               SplineActivation)
+
+EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
+UNIT_ROUNDOFF = 2.0 ** -53
+CLOSED_FORM_FACTOR = 16     # closed forms trusted to 16 gamma_n relative (see upper_margin)
+LIPSDP_RTOL = 1e-9          # LipSDP's NumPy certificate trusted to this relative rounding
+GLOBAL = ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron", "lipsdp_layer")
+CLOSED, LOWER, LIPSDP, EXACT = (("theorem1_bv2", "theorem1", "layerwise"), ("lower",),
+                                ("lipsdp_neuron", "lipsdp_layer"), ("exact",))
+
+
+def stages(n_inputs: int) -> tuple:
+    """The methods in the order they are tried: closed forms, lower, then exact before LipSDP
+    for 1 or 2 inputs (breakpoints or regions: fractions of a second on the paper's networks,
+    and exact) and after it otherwise (the MILP may run to its time limit)."""
+    return (CLOSED, LOWER, EXACT, LIPSDP) if n_inputs <= 2 else (CLOSED, LOWER, LIPSDP, EXACT)
+
+
+def gamma(n: int) -> float:
+    """gamma_n = n u / (1 - n u), u = 2^-53: the relative error bound of n roundings."""
+    return n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
+
+
+def check_claim_value(claim) -> float:
+    """The claimed constant C: a finite number >= 0 (ValueError naming claim otherwise)."""
+    try:
+        value = float(claim)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not np.isfinite(value) or value < 0:
+        raise ValueError(f"claim: expected a finite number >= 0, got {claim!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- rounding
+def _activation_error(layer, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A bound on |computed sigma(z) - sigma(z)| for the computed input z (M, N), output y:
+    ReLU exact; LeakyReLU / PReLU one product, u |y|; identity exact; uniform splines the
+    kernels' stated bound (reference.spline): gamma_2 max|c| + (gamma_4 (K - 2) + gamma_5 |u|)
+    max|dc| + 2^-1074, u = (z - x_min) / T, plus (s + delta) max|D2 c| (delta = gamma_4 |u| +
+    u_r s, s the knot snap) where an interior knot lies within s + 2 delta steps above u;
+    knot splines v_i + s_i (z - p_i) with s_i = dv / dp:
+    gamma_6 (max|v| + max|s| (|z| + max|p|))."""
+    tiny = np.finfo(float).tiny
+    if isinstance(layer, (ReLU, Identity)):
+        return np.zeros_like(y)
+    if isinstance(layer, (LeakyReLU, PReLU)):
+        return UNIT_ROUNDOFF * np.abs(y)
+    if isinstance(layer, SplineActivation):
+        s = layer.spline
+        c = s.coefficients                                                # (N, K)
+        c_max = np.abs(c).max(axis=1)
+        dc_max = np.abs(np.diff(c, axis=1)).max(axis=1)
+        d2_max = np.abs(np.diff(c, 2, axis=1)).max(axis=1, initial=0.0)
+        u = (z - s.x_min) / s.step
+        snap, delta = s.knot_snap, gamma(4) * np.abs(u) + UNIT_ROUNDOFF * s.knot_snap
+        # the snap term only where an interior knot lies less than s + delta steps above u
+        # (2 delta: u here is computed too)
+        above = np.ceil(u)
+        near = (above - u <= snap + 2 * delta) & (above >= 1) & (above <= s.size - 2)
+        return (gamma(2) * c_max + (gamma(4) * (s.size - 2) + gamma(5) * np.abs(u)) * dc_max
+                + np.where(near, snap + delta, 0.0) * d2_max + 2.0 ** -1074)
+    if isinstance(layer, KnotSplineActivation):
+        v_max = np.array([np.abs(v).max() for v in layer.values])
+        s_max = np.array([np.abs(s).max() for s in layer.slopes])
+        p_max = np.array([np.abs(p).max() for p in layer.points])
+        return gamma(6) * (v_max + s_max * (np.abs(z) + p_max)) + tiny
+    raise TypeError(f"layer: no rounding bound for a {type(layer).__name__} layer")
+
+
+def forward_error_bound(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """f(x) as Network.forward computes it, (M, N_L), and a bound on its rounding error,
+    entrywise (M, N_L), by a running error analysis from exact inputs x (M, N_0):
+        dense      e_z = |W| e_y + gamma_{N_in + 1} (|W| (|y| + e_y) + |b|)
+                   (any summation order, fused or not);
+        activation e_y = Lip(sigma_n) e_z + the evaluation error at the computed z
+                   (`_activation_error`);
+    the final bound is doubled to cover the rounding of its own computation."""
+    y = np.asarray(x, dtype=np.float64)
+    err = np.zeros_like(y)
+    for layer in net.layers:
+        out = layer.forward(y)[0]
+        if layer.kind == "dense":
+            w = np.abs(layer.params["weight"])
+            b = np.abs(layer.params.get("bias", 0.0))
+            err = err @ w.T + gamma(w.shape[1] + 1) * ((np.abs(y) + err) @ w.T + b)
+        else:
+            lip = activation_constants(layer, y.shape[1])["lip"]
+            err = lip * err + _activation_error(layer, y, out)
+        y = out
+    return y, 2.0 * err
+
+
+@dataclass
+class Witness:
+    """A pair x, x_pair of the box and its ratio ||f(x_pair) - f(x)||_p / ||x_pair - x||_p as
+    computed (`ratio`) and its certified lower end (`certified`, `certified_ratio`); margin =
+    ratio - certified; method and source say where the pair comes from."""
+    x: list
+    x_pair: list
+    ratio: float
+    certified: float
+    margin: float
+    method: str
+    source: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
+                    source: str = "") -> Witness:
+    """The ratio r = ||f(x') - f(x)||_p / ||x' - x||_p of two points, re-evaluated with
+    Network.forward (each point on its own), and a lower bound on the exact ratio of the same
+    two (float64) points:
+        r_low = (||df||_p (1 - g_L) - ||e + e' + 2u |df| ||_p (1 + g_L))
+                / (||dx||_p (1 + g_0) / (1 - u)) * (1 - 4u),
+    df, dx the computed differences, e, e' the forward error bounds (`forward_error_bound`),
+    g_L = gamma_{N_L + 2}, g_0 = gamma_{N_0 + 2} (the norms' roundings), u = 2^-53 (each
+    subtraction is correctly rounded; 4u for this formula's own roundings)."""
+    x = np.asarray(x, dtype=np.float64)
+    x_pair = np.asarray(x_pair, dtype=np.float64)
+    # one point per call, as a reader re-evaluating the pair would (BLAS may round a batch
+    # of two differently from two batches of one; the bound holds for either)
+    (f0, e0), (f1, e1) = (forward_error_bound(net, point[None]) for point in (x, x_pair))
+    f, err = np.concatenate([f0, f1]), np.concatenate([e0, e1])
+    df, dx = f[1] - f[0], x_pair - x
+    u = UNIT_ROUNDOFF
+    norm_df, norm_dx = np.linalg.norm(df, ord=p), np.linalg.norm(dx, ord=p)
+    if norm_dx == 0:
+        raise ValueError("x, x_pair: expected two distinct points")
+    slack = np.linalg.norm(err[0] + err[1] + 2 * u * np.abs(df), ord=p)
+    g_out, g_in = gamma(len(df) + 2), gamma(len(dx) + 2)
+    low = ((norm_df * (1 - g_out) - slack * (1 + g_out))
+           / (norm_dx * (1 + g_in) / (1 - u)) * (1 - 4 * u))
+    ratio = float(norm_df / norm_dx)
+    return Witness(x.tolist(), x_pair.tolist(), ratio, float(low), float(ratio - low), method,
+                   source)
+
+
+def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[float, float, str]:
+    """(the method's value, the margin added to it, what the margin is) for an upper bound of
+    a ladder result; the certified upper bound is value + margin.
+    - closed forms (theorem1*, layerwise), the layer-wise fallback of a MILP and interrupted
+      exact brackets: 16 gamma_n relative, n = sum of the blocks' (N_in + 2) + N_0 + N_L
+      (sums of at most n terms and one product per block; 16 for LAPACK's SVD, backward
+      stable with no sharp constant);
+    - LipSDP: LIPSDP_RTOL relative (its value is sqrt(lambda_max) of the Schur complement
+      computed in NumPy: eigvalsh and a solve with the hidden block);
+    - exact over the box: exact_1d_on_box and regions_2d add the rounding bound of a computed
+      Jacobian norm (`exact.jacobian_rounding`; regions_2d's upper_bound holds it already);
+      the MILP its tolerance (HiGHS's bound + MILP_TOLERANCE x max(1, |bound|))."""
+    parts = blocks(net)
+    n = sum(w.shape[1] + 2 for w, _ in parts) + net.n_in + net.n_out
+    closed = CLOSED_FORM_FACTOR * gamma(n)
+    closed_text = f"16 gamma_{n} = {closed:.3g} relative"
+    if method.startswith("lipsdp"):
+        return result["value"], result["value"] * LIPSDP_RTOL, f"{LIPSDP_RTOL:g} relative"
+    if method != "exact":
+        return result["value"], result["value"] * closed, closed_text
+    upper = result.get("upper_bound")
+    if "box_value" in result:                                  # exact_1d over the box
+        return (result["box_value"], exact_mod.jacobian_rounding(net, p),
+                "rounding bound of a computed Jacobian norm")
+    if "layer-wise" in result.get("upper_bound_certificate", ""):
+        return upper, upper * closed, closed_text
+    if "rounding_bound" in result:
+        return (upper - result["rounding_bound"], result["rounding_bound"],
+                "rounding bound of a computed Jacobian norm")
+    if "tolerance" in result:
+        return upper - result["tolerance"], result["tolerance"], "HiGHS's tolerance"
+    return upper, upper * closed, closed_text
+
+
+# --------------------------------------------------------------------------- verdict
+@dataclass
+class Bound:
+    """One certified bound: method, kind ("upper" or "lower"), the method's value, the
+    certified value used for the decision (value + margin for an upper bound; a witness
+    pair's certified ratio for a lower one), margin, the domain it holds on and its
+    certificate."""
+    method: str
+    kind: str
+    value: float
+    certified: float
+    margin: float
+    domain: str
+    certificate: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Verdict:
+    """The answer of `check_claim`: verdict ("sound", "unsound" or "undecided"), the claim, p,
+    box, n_inputs (N_0), decided_by (the bound that decided, or None), witness (for
+    "unsound"), interval [best certified lower, best certified upper] (None ends where no
+    bound exists), the bounds computed, the ladder results of the methods run, not_run
+    (method -> why: decided before it, or not applicable), and seconds.  `exit_status`: 0
+    sound, 1 unsound, 3 undecided."""
+    verdict: str
+    claim: float
+    p: float
+    box: float
+    n_inputs: int
+    decided_by: Bound | None
+    witness: Witness | None
+    interval: tuple
+    bounds: list = field(default_factory=list)
+    results: dict = field(default_factory=dict)
+    not_run: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.verdict]
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "claim": self.claim, "p": self.p, "box": self.box,
+                "domain": f"box [-{self.box:g}, {self.box:g}]^{self.n_inputs}",
+                "decided_by": None if self.decided_by is None else self.decided_by.to_dict(),
+                "witness": None if self.witness is None else self.witness.to_dict(),
+                "interval": list(self.interval), "bounds": [b.to_dict() for b in self.bounds],
+                "not_run": self.not_run, "methods": self.results, "seconds": self.seconds}
+
+
+def _collect(net, name: str, r: dict, p: float, box: float, n0: int) -> tuple[list, list]:
+    """The bounds and witnesses of one ladder result (none when its value and bracket are
+    missing)."""
+    box_domain = f"box [-{box:g}, {box:g}]^{n0}"
+    bounds, witnesses = [], []
+    if name == "lower" and r.get("value") is not None:
+        witnesses.append(certified_ratio(net, r["x"], r["x_pair"], p, "lower",
+                                         "secant pair at the best sampled point"))
+    elif name == "exact":
+        pair = r.get("witness_pair") or (
+            {"x": r["witness_x"], "x_pair": r["witness_x_pair"], "source": r["method"]}
+            if r.get("witness_x_pair") is not None else None)
+        if pair is not None:
+            witnesses.append(certified_ratio(net, pair["x"], pair["x_pair"], p, "exact",
+                                             pair.get("source") or r["method"]))
+        if r.get("upper_bound") is not None or r.get("box_value") is not None:
+            value, margin, what = upper_margin(net, name, r, p)
+            domain = ("R" if r.get("domain") == "R" and "box_value" not in r else box_domain)
+            certified = max(value + margin, r.get("upper_bound") or 0.0)  # no ulp lost
+            bounds.append(Bound("exact", "upper", value, certified, margin, domain,
+                                f"{r['method']}, status {r['status']}; margin: {what}"))
+    elif name != "lower" and r.get("value") is not None:
+        value, margin, what = upper_margin(net, name, r, p)
+        certificate = r.get("certificate") or (
+            "closed form (products of norms of the weights and activation constants)")
+        bounds.append(Bound(name, "upper", value, value + margin, margin, f"R^{n0}",
+                            f"{certificate}; margin: {what}"))
+    for w in witnesses:
+        bounds.append(Bound(w.method, "lower", w.ratio, w.certified, w.margin, box_domain,
+                            f"ratio of a pair of points of the box re-evaluated with "
+                            f"Network.forward ({w.source}), minus its rounding bound"))
+    return bounds, witnesses
+
+
+def _decide(claim, bounds, witnesses):
+    """(verdict, deciding bound or None, witness or None, interval) from what is known."""
+    uppers = [b for b in bounds if b.kind == "upper"]
+    best_upper = min(uppers, key=lambda b: b.certified, default=None)
+    best_witness = max(witnesses, key=lambda w: w.certified, default=None)
+    low = None if best_witness is None else best_witness.certified
+    high = None if best_upper is None else best_upper.certified
+    if low is not None and high is not None and low > high:
+        raise RuntimeError(f"verdict: the certified lower bound {low!r} ({best_witness.method}) "
+                           f"exceeds the certified upper bound {high!r} ({best_upper.method}); "
+                           "a method is wrong, no verdict is given")
+    interval = (low, high)
+    if low is not None and low > claim:
+        lower = next(b for b in bounds if b.kind == "lower" and b.certified == low)
+        return "unsound", lower, best_witness, interval
+    if high is not None and high <= claim:
+        return "sound", best_upper, None, interval
+    return "undecided", None, None, interval
+
+
+def check_claim(net: Network, claim, p=2, box: float = 1.0, methods=ladder.METHODS,
+                **options) -> Verdict:
+    """Decide the claim Lip_p(f) <= claim over [-box, box]^N_0 (module docstring), with the
+    methods named in `methods` (ladder.parse_methods) in the order of `stages`, stopping at the
+    first stage after which the claim is decided.  options: ladder.check_options (limits,
+    solver, seed).  Returns a Verdict."""
+    claim = check_claim_value(claim)
+    p = parse_p(p)
+    box = check_box(box)
+    check_finite(net)
+    chosen = ladder.parse_methods(methods)
+    ladder.check_options(options)
+    t0 = time.perf_counter()
+    bounds, witnesses, results, not_run = [], [], {}, {}
+    verdict, decided_by, witness, interval = "undecided", None, None, (None, None)
+    for stage in stages(net.n_in):
+        for name in (m for m in stage if m in chosen):
+            if verdict != "undecided":
+                not_run[name] = f"not needed: decided by {decided_by.method}"
+            elif name.startswith("lipsdp") and p != 2.0:
+                not_run[name] = "LipSDP bounds the l2 constant only (p = 2)"
+            elif name == "lipsdp_layer" and results.get("lipsdp_neuron", {}).get("value"):
+                not_run[name] = "lipsdp_neuron gave a bound (lipsdp_layer is never below it)"
+            else:
+                results[name] = ladder.run_method(name, net, p, box, **options)
+                new_bounds, new_witnesses = _collect(net, name, results[name], p, box,
+                                                     net.n_in)
+                bounds += new_bounds
+                witnesses += new_witnesses
+        if verdict == "undecided":
+            verdict, decided_by, witness, interval = _decide(claim, bounds, witnesses)
+    return Verdict(verdict, claim, p, box, net.n_in, decided_by, witness, interval, bounds,
+                   results, not_run, time.perf_counter() - t0)
