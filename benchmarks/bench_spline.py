@@ -1,16 +1,24 @@
 """Throughput of the spline activation, forward + backward, float64.
 
-Measures reference.spline.LinearSpline against DeepSplines' DeepBSpline (PyTorch CPU,
-float64, 2 threads) in the same run, when torch and deepsplines are installed; without
-them it measures ours alone.  Also in the same run: the streaming bandwidth of the machine
-(np.add over the same block, the DESIGN bar is >= 30% of it) and, with --baseline, the
-kernel of another version of reference/spline.py (a git revision such as HEAD, or a file),
-so that a change of the kernel is measured against its predecessor under the same load.
-Timings alternate in rounds of 5 calls each, and the medians are reported.  Writes a JSON
-record (default benchmarks/out/bench_spline.json).
+Measures reference.spline.LinearSpline through its checked API (y, pieces = s.forward(x);
+s.backward(x, g, pieces)) with the default kernels and with each backend (numpy, and numba
+when installed), against DeepSplines' DeepBSpline (PyTorch CPU, float64, --threads threads,
+OMP_WAIT_POLICY=PASSIVE unless set) in the same run, when torch and deepsplines are
+installed; without them it measures ours alone.  Also in the same run: the streaming
+bandwidth of the machine (np.add over the same block, read 2 arrays, write 1; the DESIGN
+bar is >= 30% of its element rate) and, with --baseline, another version of
+reference/spline.py through its checked API (a git revision such as HEAD, or a file), so
+that a change of the kernel is measured against its predecessor under the same load.
+Timings alternate in rounds of 5 calls each, and the medians are reported, of the wall
+time and of the CPU time (all threads: np.add uses one, ours --threads; CPU time is the
+steadier measure when other processes load the machine).  The first
+call of the numba kernels in a fresh process (importing numba, loading the compiled
+kernels from numba's cache) is timed in a subprocess.  Writes a JSON record (default
+benchmarks/out/bench_spline.json).
 
     python benchmarks/bench_spline.py [--rows 16384] [--channels 64] [--size 51]
-                                      [--repeats 30] [--baseline REV_OR_FILE] [--out PATH]
+                                      [--repeats 30] [--threads 2]
+                                      [--baseline REV_OR_FILE] [--out PATH]
 """
 from __future__ import annotations
 
@@ -27,22 +35,56 @@ from pathlib import Path
 
 import numpy as np
 
+from reference import spline_kernels
 from reference.spline import LinearSpline
 
 
-def time_call(fn) -> float:
-    t0 = time.perf_counter()
+def time_call(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call; CPU time counts every thread of this process."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def make_ours(x, grad_out, size, range_, spline_class=LinearSpline):
+def make_ours(x, grad_out, size, range_, backend=None):
+    """Forward and backward through the checked API, the backward reusing the pieces."""
+    spline = LinearSpline.initialise("leaky_relu", x.shape[1], size, range_)
+
+    def step():
+        if backend is not None:
+            spline_kernels.set_backend(backend)
+        _, pieces = spline.forward(x)
+        spline.backward(x, grad_out, pieces)
+    return step
+
+
+def make_baseline(x, grad_out, size, range_, spline_class):
+    """Another version's checked API (forward, then backward from x)."""
     spline = spline_class.initialise("leaky_relu", x.shape[1], size, range_)
 
-    def step():                 # the training hot path: inputs validated once upstream
-        spline.forward_unchecked(x)
-        spline.backward_unchecked(x, grad_out)
+    def step():
+        spline(x)
+        spline.backward(x, grad_out)
     return step
+
+
+def first_call_seconds(backend: str) -> float | None:
+    """Seconds of the first forward + backward in a fresh process that has imported the
+    package (numba: importing it and loading its cached kernels); None if it fails."""
+    code = ("import time, numpy as np\n"
+            "from reference import network, train, spline_kernels\n"
+            "from reference.spline import LinearSpline\n"
+            f"spline_kernels.set_backend({backend!r})\n"
+            "s = LinearSpline.initialise('relu', 2, 5, 1.0); x = np.zeros((3, 2))\n"
+            "t = time.perf_counter(); y, p = s.forward(x); s.backward(x, x, p)\n"
+            "print(time.perf_counter() - t)\n")
+    runs = []
+    for _ in range(2):                       # the first may compile (fills numba's cache)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if result.returncode != 0:
+            return None
+        runs.append(float(result.stdout))
+    return runs[-1]
 
 
 def load_baseline(source: str):
@@ -68,6 +110,7 @@ def make_bandwidth(x):
 
 
 def make_deepsplines(x, grad_out, size, range_, threads):
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # read when torch starts OpenMP
     try:
         import torch
         from deepsplines.ds_modules import DeepBSpline
@@ -82,7 +125,8 @@ def make_deepsplines(x, grad_out, size, range_, threads):
         xt.grad = None
         act.zero_grad(set_to_none=True)
         act(xt).backward(gt)
-    return step, f"torch {torch.__version__}, {threads} threads"
+    return step, (f"torch {torch.__version__}, {threads} threads, "
+                  f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
 
 
 def main(argv=None):
@@ -98,15 +142,24 @@ def main(argv=None):
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "bench_spline.json"))
     args = parser.parse_args(argv)
 
+    spline_kernels.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.normal(scale=2.0, size=(args.rows, args.channels))
     grad_out = rng.normal(size=x.shape)
-    ours = make_ours(x, grad_out, args.size, args.range_)
-    theirs, theirs_info = make_deepsplines(x, grad_out, args.size, args.range_, args.threads)
-    contenders = {"ours": ours, "np.add": make_bandwidth(x)}
+    default_backend = spline_kernels.backend().name
+    contenders = {"ours": make_ours(x, grad_out, args.size, args.range_, default_backend)}
+    for name in spline_kernels.BACKENDS:
+        try:
+            spline_kernels.set_backend(name)
+        except ImportError:
+            continue
+        contenders[f"ours[{name}]"] = make_ours(x, grad_out, args.size, args.range_, name)
+    spline_kernels.set_backend(default_backend)
+    contenders["np.add"] = make_bandwidth(x)
     if args.baseline:
-        contenders["baseline"] = make_ours(x, grad_out, args.size, args.range_,
-                                           load_baseline(args.baseline))
+        contenders["baseline"] = make_baseline(x, grad_out, args.size, args.range_,
+                                               load_baseline(args.baseline))
+    theirs, theirs_info = make_deepsplines(x, grad_out, args.size, args.range_, args.threads)
     if theirs:
         contenders["deepsplines"] = theirs
 
@@ -120,38 +173,63 @@ def main(argv=None):
     for _ in range(max(1, args.repeats // batch)):
         for name, fn in contenders.items():
             times[name] += [time_call(fn) for _ in range(batch)]
-    median = {name: float(np.median(t)) for name, t in times.items()}
+    median = {name: float(np.median([t[0] for t in ts])) for name, ts in times.items()}
+    cpu = {name: float(np.median([t[1] for t in ts])) for name, ts in times.items()}
+    spline_kernels.set_backend(default_backend)
 
     elements = args.rows * args.channels
     rate = {name: elements / t / 1e6 for name, t in median.items()}
+    load = os.getloadavg()
     record = {
-        "benchmark": "spline forward+backward, float64",
+        "benchmark": "spline forward+backward, float64, checked API with pieces",
         "shape": [args.rows, args.channels], "size": args.size, "repeats": args.repeats,
+        "threads": args.threads, "backend": default_backend,
+        "median_s": median, "melements_per_s": rate,
         "ours_median_s": median["ours"],
         "ours_melements_per_s": rate["ours"],
         "np_add_melements_per_s": rate["np.add"],
         "fraction_of_bandwidth": rate["ours"] / rate["np.add"],
+        "fraction_of_bandwidth_by_backend": {
+            name: rate[name] / rate["np.add"] for name in rate if name.startswith("ours[")},
+        "cpu_median_s": cpu,
+        "fraction_of_bandwidth_per_core": {       # CPU time: steadier on a loaded machine
+            name: cpu["np.add"] / cpu[name] for name in cpu if name.startswith("ours")},
+        "first_call_s": {name: first_call_seconds(name) for name in spline_kernels.BACKENDS},
         "deepsplines": theirs_info,
+        "load_average": load,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "numpy": np.__version__},
     }
-    print(f"ours        : {1e3 * median['ours']:8.2f} ms  ({rate['ours']:.0f} M elements/s)")
-    print(f"np.add      : {1e3 * median['np.add']:8.2f} ms  ({rate['np.add']:.0f} M elements/s);"
+    for name in contenders:
+        if name.startswith("ours"):
+            label = name if name != "ours" else f"ours ({default_backend})"
+            print(f"{label:14s}: {1e3 * median[name]:8.2f} ms  ({rate[name]:.0f} M elements/s,"
+                  f" {rate[name] / rate['np.add']:.3f} of np.add; CPU {1e3 * cpu[name]:.2f} ms,"
+                  f" per core {cpu['np.add'] / cpu[name]:.3f} of np.add)")
+    print(f"np.add        : {1e3 * median['np.add']:8.2f} ms  ({rate['np.add']:.0f} M elements/s);"
           f" ours / np.add = {record['fraction_of_bandwidth']:.3f}  (goal >= 0.3)")
     if args.baseline:
         record["baseline"] = args.baseline
         record["baseline_melements_per_s"] = rate["baseline"]
         record["ratio_to_baseline"] = median["baseline"] / median["ours"]
-        print(f"baseline    : {1e3 * median['baseline']:8.2f} ms  ({rate['baseline']:.0f} M "
+        print(f"baseline      : {1e3 * median['baseline']:8.2f} ms  ({rate['baseline']:.0f} M "
               f"elements/s, {args.baseline}); ours / baseline = "
-              f"{record['ratio_to_baseline']:.3f}")
+              f"{record['ratio_to_baseline']:.2f}x")
     if theirs:
         record["deepsplines_median_s"] = median["deepsplines"]
         record["ratio"] = median["deepsplines"] / median["ours"]
-        print(f"DeepSplines : {1e3 * median['deepsplines']:8.2f} ms  ({theirs_info})")
-        print(f"ratio (throughput ours / DeepSplines): {record['ratio']:.2f}x  (goal >= 4x)")
+        record["ratio_by_backend"] = {name: median["deepsplines"] / median[name]
+                                      for name in median if name.startswith("ours[")}
+        print(f"DeepSplines   : {1e3 * median['deepsplines']:8.2f} ms  ({theirs_info})")
+        print(f"ratio (throughput ours / DeepSplines): {record['ratio']:.2f}x  (goal >= 4x)"
+              + "".join(f"; {name} {value:.2f}x"
+                        for name, value in record["ratio_by_backend"].items()))
     else:
-        print(f"DeepSplines : {theirs_info}")
+        print(f"DeepSplines   : {theirs_info}")
+    print("first forward + backward in a fresh process: " + ", ".join(
+        f"{name} {'n/a' if t is None else f'{t:.2f} s'}"
+        for name, t in record["first_call_s"].items()))
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2))
     print(f"JSON record: {args.out}")

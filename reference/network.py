@@ -149,6 +149,7 @@ class SplineActivation(Activation):
     def __init__(self, spline: LinearSpline):
         self._spline = spline
         self.params = {"coefficients": spline.coefficients}
+        self._forward_pieces = None        # where the last forward's z lie, for its backward
 
     @property
     def spline(self) -> LinearSpline:
@@ -163,7 +164,8 @@ class SplineActivation(Activation):
     n_out = n_in
 
     def forward(self, z):
-        return self.spline.forward_unchecked(z), z
+        y, self._forward_pieces = self.spline.forward_unchecked(z, keep_pieces=True)
+        return y, z
 
     def derivative(self, z):
         return self.spline.derivative_unchecked(z)
@@ -179,7 +181,10 @@ class SplineActivation(Activation):
     def backward(self, z, grad_y, side=None):
         """The coefficient gradient does not depend on `side`: sigma(t_k) = c_k from either
         piece (up to the kernel's snap of s steps, see reference.spline)."""
-        grad_z, grad_c = self.spline.backward_unchecked(z, grad_y)
+        pieces = self._forward_pieces                  # used for the z of that forward only
+        if pieces is not None and pieces.x is not z:
+            pieces = None
+        grad_z, grad_c = self.spline.backward_unchecked(z, grad_y, pieces)
         if side is not None and np.any(side):
             grad_z = grad_y * self.derivative_at(z, side)
         return grad_z, {"coefficients": grad_c}

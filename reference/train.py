@@ -31,6 +31,7 @@ REGULARISERS = ("tv2", "bv2")
 OPTIMISERS = ("adam", "sgd")
 ACC_DROP = 0.0025          # sparsify 'auto': tolerated drop of the training accuracy (0.25
                            # percentage points, DeepSplines' default acc_drop_threshold)
+EVAL_ROWS = 4096           # rows per forward pass of the per-epoch evaluation (outputs_into)
 # sparsify 'auto': the thresholds tried, in order (DeepSplines' threshold_list)
 SPARSIFY_LADDER = tuple(float(t) for t in np.round(np.concatenate([
     [0.0], np.arange(2e-4, 4e-3, 2e-4), np.arange(4e-3, 1.0, 0.05), np.arange(1.0, 3.0, 0.2),
@@ -96,47 +97,87 @@ def check_sparsify(value, name: str = "sparsify"):
     return threshold
 
 
+class _FlatState:
+    """The parameters of an optimiser seen as one flat vector: their gradients gathered
+    into it (`gather`) and an update subtracted back (`apply`), so that the optimiser's
+    arithmetic is a few NumPy calls per step instead of a few per parameter array (the
+    same operations on the same numbers: the same bits)."""
+
+    def __init__(self, params):
+        self.params = params
+        sizes = [p.size for p in params.values()]
+        ends = np.cumsum([0] + sizes)
+        self.slices = {k: slice(a, b) for k, a, b in zip(params, ends[:-1], ends[1:])}
+        self.size = int(ends[-1])
+        self.grad = np.empty(self.size)
+        self.work = np.empty(self.size)
+
+    def gather(self, grads) -> np.ndarray:
+        for key, p in self.params.items():
+            self.grad[self.slices[key]].reshape(p.shape)[...] = grads[key]
+        return self.grad
+
+    def apply(self, update: np.ndarray) -> None:
+        """p -= update, parameter by parameter."""
+        for key, p in self.params.items():
+            p -= update[self.slices[key]].reshape(p.shape)
+
+
 class Adam:
     """Adam (Kingma & Ba): m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
-    p -= lr * m_hat / (sqrt(v_hat) + eps), with bias corrections m_hat, v_hat."""
+    p -= lr * m_hat / (sqrt(v_hat) + eps), with bias corrections m_hat = m / (1 - b1^t),
+    v_hat = v / (1 - b2^t).  In place on the parameters as one flat vector (_FlatState),
+    each operation as written above, in that order (the same bits as the textbook
+    expression)."""
 
     def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
         self.params, self.lr = params, lr
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = {k: np.zeros_like(p) for k, p in params.items()}
-        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+        self._flat = _FlatState(params)
+        self.m = np.zeros(self._flat.size)
+        self.v = np.zeros(self._flat.size)
+        self._work = np.empty(self._flat.size)
         self.t = 0
 
     def step(self, grads):
         self.t += 1
         c1 = 1 - self.beta1 ** self.t
         c2 = 1 - self.beta2 ** self.t
-        for key, p in self.params.items():
-            g = grads[key]
-            self.m[key] = self.beta1 * self.m[key] + (1 - self.beta1) * g
-            self.v[key] = self.beta2 * self.v[key] + (1 - self.beta2) * g * g
-            p -= self.lr * (self.m[key] / c1) / (np.sqrt(self.v[key] / c2) + self.eps)
-
+        g, m, v = self._flat.gather(grads), self.m, self.v
+        a, b = self._flat.work, self._work
+        m *= self.beta1                                       # m = b1 m + (1 - b1) g
+        m += np.multiply(g, 1 - self.beta1, out=a)
+        v *= self.beta2                                       # v = b2 v + ((1 - b2) g) g
+        np.multiply(g, 1 - self.beta2, out=a)
+        v += np.multiply(a, g, out=a)
+        np.divide(v, c2, out=b)                               # sqrt(v / c2) + eps
+        np.sqrt(b, out=b)
+        b += self.eps
+        np.divide(m, c1, out=a)                               # lr (m / c1) / (...)
+        a *= self.lr
+        a /= b
+        self._flat.apply(a)
 
     def state(self):
         """The optimiser's arrays (moments), for the finiteness check of the loop."""
-        return [*self.m.values(), *self.v.values()]
+        return [self.m, self.v]
 
 
 class SGD:
-    """SGD with momentum: v = momentum v + g, p -= lr v."""
+    """SGD with momentum: v = momentum v + g, p -= lr v (in place, as Adam)."""
 
     def __init__(self, params, lr, momentum=0.9):
         self.params, self.lr, self.momentum = params, lr, momentum
-        self.v = {k: np.zeros_like(p) for k, p in params.items()}
+        self._flat = _FlatState(params)
+        self.v = np.zeros(self._flat.size)
 
     def step(self, grads):
-        for key, p in self.params.items():
-            self.v[key] = self.momentum * self.v[key] + grads[key]
-            p -= self.lr * self.v[key]
+        self.v *= self.momentum
+        self.v += self._flat.gather(grads)
+        self._flat.apply(np.multiply(self.v, self.lr, out=self._flat.work))
 
     def state(self):
-        return list(self.v.values())
+        return [self.v]
 
 
 def check_finite_training(net: Network, optimisers, record: dict) -> None:
@@ -167,7 +208,12 @@ def objective(net: Network, x, y, config: TrainConfig, outputs=None) -> dict:
     """The terms of J on the full data (x, y): data, weight decay, regulariser, total.
     `outputs` = net.forward(x) when the caller already has them."""
     out = net.forward(x) if outputs is None else outputs
-    data, _ = loss_and_grad(config.loss, out, check_targets(config.loss, out.shape, y))
+    return _objective_terms(net, config, out, check_targets(config.loss, out.shape, y))
+
+
+def _objective_terms(net: Network, config: TrainConfig, outputs, targets) -> dict:
+    """`objective` from the outputs (M, N_L) and targets already checked (check_targets)."""
+    data, _ = loss_and_grad(config.loss, outputs, targets)
     decay = sum(float(np.sum(l.params["weight"] ** 2))
                 for l in net.layers if isinstance(l, Dense))
     reg = regulariser_value(net, config.reg)
@@ -180,6 +226,22 @@ def accuracy(net: Network, x, y, loss: str, outputs=None) -> float:
     `objective`."""
     out = net.forward(x) if outputs is None else outputs
     return float(np.mean(predict_labels(loss, out) == np.asarray(y).reshape(-1)))
+
+
+def outputs_into(net: Network, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[...] = net.forward(x), EVAL_ROWS rows at a time: the per-epoch evaluation of a
+    large data set reuses one output buffer (M, N_L) and cache-sized intermediates instead
+    of allocating (and page-faulting) every layer's full-size output each epoch."""
+    if x.shape[0] <= EVAL_ROWS:
+        out[...] = net.forward(x)
+        return out
+    try:
+        for start in range(0, x.shape[0], EVAL_ROWS):
+            out[start:start + EVAL_ROWS] = net.forward(x[start:start + EVAL_ROWS])
+    except OverflowResult:
+        net.forward(x)                       # raises again, naming the row in x
+        raise
+    return out
 
 
 def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
@@ -254,6 +316,10 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
     bar = tqdm(total=config.epochs, unit="epoch", leave=False,
                disable=config.quiet or not sys.stderr.isatty())
     classify = config.loss != "squared"
+    outputs = np.empty((m, net.n_out))                 # the per-epoch evaluation's buffer
+    if classify and x_valid is not None:
+        x_valid = net.check_inputs(x_valid)
+        valid_outputs = np.empty((x_valid.shape[0], net.n_out))
     for epoch in range(config.epochs):
         decay = 0.1 ** sum(epoch >= s for s in milestones)
         for o, lr in zip(optimisers, base_lrs):
@@ -263,19 +329,22 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
             batch = order[start:start + config.batch_size]
             out, caches = net.forward(x[batch], keep_cache=True)
             _, grad_out = loss_and_grad(config.loss, out, targets[batch])
-            _, grads = net.backward(caches, grad_out / len(batch))
+            grad_out /= len(batch)
+            _, grads = net.backward(caches, grad_out)
             for key, g in _regulariser_grads(net, config, m).items():
-                grads[key] = grads[key] + g
+                grads[key] += g
             for o in optimisers:
                 o.step(grads)
             if config.prox and config.lam > 0 and spline_keys:
                 _apply_prox(net, optimisers[-1].lr * config.lam / m)   # the splines' Adam
-        out = net.forward(x)                  # one pass for the loss and the accuracy
-        record = {"epoch": epoch + 1, **objective(net, x, y, config, out)}
+        outputs_into(net, x, outputs)         # one pass for the loss and the accuracy
+        record = {"epoch": epoch + 1, **_objective_terms(net, config, outputs, targets)}
         if classify:
-            record["train_accuracy"] = accuracy(net, x, y, config.loss, out)
+            record["train_accuracy"] = accuracy(net, x, y, config.loss, outputs)
             if x_valid is not None:
-                record["valid_accuracy"] = accuracy(net, x_valid, y_valid, config.loss)
+                record["valid_accuracy"] = accuracy(
+                    net, x_valid, y_valid, config.loss, outputs_into(net, x_valid,
+                                                                     valid_outputs))
         check_finite_training(net, optimisers, record)
         history["epochs"].append(record)
         bar.update()

@@ -20,7 +20,9 @@ they check.
 4. slopes, jumps, TV2, Lip and BV2 against exact values; invariances: shifting the grid
    (bit for bit), scaling the coefficients or the grid and the inputs by powers of 2 (bit
    for bit), mirroring; Lip <= TV2 + |sigma(1) - sigma(0)| <= BV2;
-5. knot form <-> grid form: bit for bit on dyadic data, within the rounding bound otherwise.
+5. knot form <-> grid form: bit for bit on dyadic data, within the rounding bound otherwise;
+6. the fused numba kernels equal the NumPy reference bit for bit (when numba is installed;
+   1. - 4. run with the default backend, numba when installed).
 
 Grids: K in [2, 12] (one example in twenty 50, 400 or 3000; 3000 not for 4. and 5.),
 step = m*10^e anywhere in [1e-50, 1e50], x_min 0, symmetric (DeepSplines) or
@@ -465,4 +467,30 @@ def test_knot_form_round_trip_within_rounding(profile):
             for k in {0, 1, s.size - 2, s.size - 1}:
                 assert abs(Fraction(back.coefficients[ch, k]) - exact.c(ch, k)) <= (
                     allowed(ch, Fraction(s.grid[k]))), (ch, k)
+    check(prop, profile, examples=DEFAULT_EXAMPLES)
+
+
+# ------------------------------------------------------------ 6. numba kernels = numpy
+@profiles
+def test_numba_kernels_equal_the_numpy_reference_bit_for_bit(profile):
+    """The fused kernels (numba) against the NumPy reference on the grids, coefficients and
+    inputs above (up to +-1.8e308, where values and gradients may be inf or NaN): forward,
+    derivative and backward, with and without the forward's pieces, equal bit for bit."""
+    import pytest
+    pytest.importorskip("numba")
+    kernels = spline_module.kernels
+
+    @given(splines(), SEEDS)
+    def prop(s, seed):
+        rng = np.random.default_rng(seed)
+        x = columns(probe_inputs(s, Exact(s), rng), s)
+        g = rng.normal(size=x.shape) * 10.0 ** rng.uniform(-5, 5, (x.shape[0], 1))
+        results = {}
+        for name in ("numpy", "numba"):
+            with kernels.use_backend(name), np.errstate(all="ignore"):
+                y, pieces = s.forward_unchecked(x, keep_pieces=True)
+                results[name] = [y, s.derivative_unchecked(x), *s.backward_unchecked(x, g),
+                                 *s.backward_unchecked(x, g, pieces)]
+        for a, b in zip(results["numpy"], results["numba"]):
+            np.testing.assert_array_equal(a, b)
     check(prop, profile, examples=DEFAULT_EXAMPLES)

@@ -11,6 +11,7 @@ from reference import spline as spline_module
 from reference.spline import KnotSpline, LinearSpline, grid_from_range
 
 EPS = np.finfo(np.float64).eps
+MAX = np.finfo(np.float64).max
 
 
 def random_spline(rng, channels=3, size=9, x_min=-2.0, step=0.5):
@@ -383,3 +384,173 @@ def test_checked_calls_report_overflow_instead_of_returning_inf():
         s.backward(np.array([[1e300]]), np.array([[1.0]]))           # frac = 1e350
     grad_x, grad_c = s.backward(np.array([[1e200]]), np.array([[1e-200]]))
     assert grad_x[0, 0] == pytest.approx(1e-50) and np.all(np.isfinite(grad_c))
+
+
+# ---------------------------------------------------------------- issue 10: kernels, pieces
+def kernel_results(s: LinearSpline, x, g):
+    """Every kernel output: checked and unchecked forward, derivative, backward with and
+    without the forward's pieces."""
+    y, pieces = s.forward(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y_unchecked, pieces_unchecked = s.forward_unchecked(x, keep_pieces=True)
+        unchecked = s.backward_unchecked(x, g, pieces_unchecked)
+    return [y, y_unchecked, s(x), s.derivative(x), *s.backward(x, g), *s.backward(x, g, pieces),
+            *unchecked]
+
+
+def special_inputs(s: LinearSpline, rng, rows: int) -> np.ndarray:
+    """Random inputs, grid points and their neighbours, snapped points, far outside."""
+    t = s.grid
+    snap = t - s.knot_snap * s.step
+    special = np.concatenate([t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), snap,
+                              np.nextafter(snap, -np.inf), [t[0] - 1e6 * s.step, 0.0,
+                                                            t[-1] + 1e6 * s.step, -1e-300]])
+    x = rng.uniform(t[0] - 3 * s.step, t[-1] + 3 * s.step, (rows, s.num_channels))
+    x.ravel()[:special.size] = special[:x.size]
+    return x
+
+
+@pytest.mark.parametrize("x_min, step, size", [(-2.0, 0.5, 9), (1e4, 1e-5, 3),
+                                               (-4.0, 0.16, 51), (0.0, 249 / 1024, 400)])
+@pytest.mark.parametrize("chunk, threads", [(131072, 2), (100, 2), (64, 1)])
+def test_numba_and_numpy_kernels_agree_bit_for_bit(monkeypatch, x_min, step, size, chunk,
+                                                    threads):
+    """The fused numba kernels compute the NumPy reference's operations in its order: every
+    output equal bit for bit, on one block and on many (shared among threads)."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(spline_module, "CHUNK_ELEMENTS", chunk)
+    rng = np.random.default_rng(size)
+    coefficients = rng.normal(size=(5, size)) * 10.0 ** rng.integers(-3, 4, (5, 1))
+    coefficients[1, : size // 2] = 0.0                                  # a flat end
+    s = LinearSpline(coefficients, x_min, step)
+    x = special_inputs(s, rng, 300)
+    g = rng.normal(size=x.shape)
+    g[rng.random(g.shape) < 0.1] = 0.0
+    far = np.tile(np.array([[1e300], [-1e300], [MAX], [-MAX]]), (1, s.num_channels))
+    results = {}
+    spline_module.set_num_threads(threads)
+    try:
+        for name in ("numpy", "numba"):
+            with spline_module.kernels.use_backend(name), np.errstate(all="ignore"):
+                results[name] = kernel_results(s, x, g) + [          # unchecked: inf, NaN
+                    s.forward_unchecked(far), s.derivative_unchecked(far)]
+    finally:
+        spline_module.set_num_threads(2)
+    for a, b in zip(results["numpy"], results["numba"]):
+        np.testing.assert_array_equal(a, b)
+    y, _, called, _, grad_x, grad_c, *others = results["numpy"][:-2]
+    np.testing.assert_array_equal(y, called)         # with and without pieces, checked or
+    for a, b in zip(others, [grad_x, grad_c] * 2):   # not: the same bits
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_pieces_give_the_backward_of_the_forward(backend):
+    """backward(x, g, pieces) equals backward(x, g) bit for bit, uses the coefficients of the
+    forward pass (an update in between does not change it), and refuses the pieces of
+    another x or of another spline."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    rng = np.random.default_rng(8)
+    s = random_spline(rng, channels=4, size=11)
+    x, g = rng.normal(size=(40, 4)) * 3, rng.normal(size=(40, 4))
+    with spline_module.kernels.use_backend(backend):
+        before = s.copy()
+        y, pieces = s.forward(x)
+        assert pieces.x is x
+        assert (pieces.index is not None) == (backend == "numpy")     # one block: kept
+        s.coefficients += 1.0                                          # an optimiser step
+        for a, b in zip(s.backward(x, g, pieces), before.backward(x, g)):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(y, before(x))
+        with pytest.raises(ValueError, match="^pieces: expected the pieces"):
+            s.backward(x.copy(), g, pieces)
+        with pytest.raises(ValueError, match="^pieces: expected the pieces"):
+            s.backward_unchecked(x, g, (pieces.index, pieces.fraction))
+        other = random_spline(rng, channels=4, size=7)
+        with pytest.raises(ValueError, match=r"^pieces: made by a spline of shape \(4, 11\)"):
+            other.backward(x, g, pieces)
+        single = x.astype(np.float32)              # converted by the checked calls: the
+        _, pieces = before.forward(single)         # same object is what they compare
+        for a, b in zip(before.backward(single, g, pieces),
+                        before.backward(single.astype(np.float64), g)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_pieces_of_large_inputs_are_located_again(monkeypatch):
+    """Inputs of more than one block keep no (index, fraction) arrays: the backward locates
+    them again (cheaper than writing them), with the same result."""
+    monkeypatch.setattr(spline_module, "CHUNK_ELEMENTS", 30)
+    rng = np.random.default_rng(9)
+    s = random_spline(rng, channels=3)
+    x, g = rng.normal(size=(25, 3)) * 3, rng.normal(size=(25, 3))
+    with spline_module.kernels.use_backend("numpy"):
+        _, pieces = s.forward(x)
+        assert pieces.index is None and pieces.fraction is None
+        _, small = s.forward(x[:10])
+        assert small.index.shape == (10, 3)
+        for a, b in zip(s.backward(x, g, pieces), s.backward(x, g)):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_checks_fused_into_the_kernels_name_the_cause(backend):
+    """The checked calls make no pass of their own over finite inputs; a NaN or inf still
+    gives the error naming the argument, and no kernel reads outside its tables."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    s = LinearSpline.initialise("relu", 2, 5, 1.0)
+    x = np.zeros((3000, 2))
+    with spline_module.kernels.use_backend(backend):
+        for bad in (np.nan, np.inf, -np.inf):
+            x[1777, 1] = bad
+            with pytest.raises(ValueError, match="^x: expected finite values"):
+                s(x)
+            with pytest.raises(ValueError, match="^x: expected finite values"):
+                s.forward(x)
+            with pytest.raises(ValueError, match="^x: expected finite values"):
+                s.backward(x, np.ones_like(x))
+            with np.errstate(all="ignore"):
+                assert not np.isfinite(s.forward_unchecked(x)[1777, 1])
+        x[1777, 1] = 0.5
+        _, pieces = s.forward(x)
+        g = np.ones_like(x)
+        for bad in (np.nan, np.inf):
+            g[5, 0] = bad
+            with pytest.raises(ValueError, match="^grad_out: expected finite values"):
+                s.backward(x, g, pieces)
+
+
+def test_non_contiguous_inputs_give_the_same_values():
+    rng = np.random.default_rng(10)
+    s = random_spline(rng, channels=3)
+    x = np.asfortranarray(rng.normal(size=(50, 3)))
+    g = rng.normal(size=(3, 50)).T                                   # a transposed view
+    contiguous = kernel_results(s, np.ascontiguousarray(x), np.ascontiguousarray(g))
+    for a, b in zip(kernel_results(s, x, g), contiguous):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backend_choice():
+    """numba is optional: without it the NumPy kernels are used; a bad name is refused."""
+    kernels = spline_module.kernels
+    with pytest.raises(ValueError, match="^backend: expected one of"):
+        kernels.set_backend("cuda")
+    with kernels.use_backend("numpy"):
+        assert kernels.backend().name == "numpy"
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "import numpy as np; from reference import spline_kernels as k\n"
+            "from reference.spline import LinearSpline\n"
+            "s = LinearSpline.initialise('relu', 2, 5, 1.0); s(np.zeros((3, 2)))\n"
+            "assert k.backend().name == 'numpy', k.backend().name\n"
+            "try:\n    k.set_backend('numba')\nexcept ImportError:\n    print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "ok"
+    code = ("import sys, reference, reference.spline, reference.network, reference.train\n"
+            "print('numba' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"          # imported on first use, not before

@@ -245,3 +245,74 @@ def test_training_that_leaves_the_float64_range_is_an_error(lam):
     config = TrainConfig(epochs=1, lam=lam, quiet=True)
     with pytest.raises(ValueError, match="lam, lr: training left the float64 range at epoch 1"):
         train(net, ds.x_train[:64], ds.y_train[:64], config)
+
+
+# ------------------------------------------------------------------ issue 10: the step
+def textbook_adam(params, grads_seq, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
+    """Adam as the formula reads, one expression per line, new arrays every step."""
+    m = {k: np.zeros_like(p) for k, p in params.items()}
+    v = {k: np.zeros_like(p) for k, p in params.items()}
+    for t, grads in enumerate(grads_seq, start=1):
+        for key, p in params.items():
+            g = grads[key]
+            m[key] = b1 * m[key] + (1 - b1) * g
+            v[key] = b2 * v[key] + (1 - b2) * g * g
+            p -= lr * (m[key] / (1 - b1 ** t)) / (np.sqrt(v[key] / (1 - b2 ** t)) + eps)
+
+
+def textbook_sgd(params, grads_seq, lr=0.05, momentum=0.9):
+    v = {k: np.zeros_like(p) for k, p in params.items()}
+    for grads in grads_seq:
+        for key, p in params.items():
+            v[key] = momentum * v[key] + grads[key]
+            p -= lr * v[key]
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_optimisers_in_place_equal_the_textbook_formulas_bit_for_bit(name):
+    """The in-place optimisers on one flat vector do the textbook operations in the same
+    order: the same bits, for parameters of several shapes (the arrays stay the ones the
+    network holds)."""
+    rng = np.random.default_rng(11)
+    shapes = {"w": (3, 4), "b": (3,), "c": (2, 21), "s": (1,)}
+    params = {k: rng.normal(size=s) for k, s in shapes.items()}
+    expected = {k: p.copy() for k, p in params.items()}
+    grads_seq = [{k: rng.normal(size=s) * 10.0 ** rng.integers(-8, 8) for k, s in
+                  shapes.items()} for _ in range(25)]
+    held = dict(params)
+    optimiser = Adam(params, 0.01) if name == "adam" else SGD(params, 0.05, momentum=0.9)
+    for grads in grads_seq:
+        optimiser.step(grads)
+    (textbook_adam if name == "adam" else textbook_sgd)(expected, grads_seq)
+    for key in shapes:
+        assert params[key] is held[key]                       # updated in place
+        np.testing.assert_array_equal(params[key], expected[key])
+    assert all(np.all(np.isfinite(a)) for a in optimiser.state())
+
+
+def test_per_epoch_evaluation_in_blocks_on_one_buffer(monkeypatch):
+    """outputs_into evaluates EVAL_ROWS rows at a time into the given buffer: the same
+    outputs as one forward pass, and an overflow still names the row of the whole input."""
+    from reference import train as train_module
+    from reference.train import outputs_into
+    monkeypatch.setattr(train_module, "EVAL_ROWS", 7)
+    x, _ = small_problem(m=50)
+    net = build_mlp([2, 5, 5, 1], "spline", rng=0, size=11, range_=2.0)
+    buffer = np.empty((50, 1))
+    assert outputs_into(net, x, buffer) is buffer
+    np.testing.assert_allclose(buffer, net.forward(x), rtol=1e-14, atol=1e-15)
+    net.layers[-2].params["weight"][...] = 1e300
+    x[33] = 1e10                                   # row 33 (block 4, row 5) overflows
+    with pytest.raises(ValueError, match="at input row 33"), np.errstate(over="ignore"):
+        outputs_into(net, x, buffer)
+
+
+def test_training_records_validation_accuracy_every_epoch():
+    x, y = small_problem()
+    xv, yv = small_problem(seed=1, m=60)
+    net = build_mlp([2, 3, 1], "spline", rng=0, size=11, range_=2.0)
+    history = train(net, x, y, TrainConfig(epochs=3, quiet=True), x_valid=xv, y_valid=yv)
+    from reference.train import accuracy
+    assert [r["epoch"] for r in history["epochs"]] == [1, 2, 3]
+    assert history["epochs"][-1]["valid_accuracy"] == accuracy(net, xv, yv, "logistic")
+    assert history["epochs"][-1]["total"] == objective(net, x, y, TrainConfig())["total"]

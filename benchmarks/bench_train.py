@@ -1,0 +1,284 @@
+"""Seconds per training epoch: this version against an older one and DeepSplines.
+
+The recipe is `train`'s default (Adam lr 1e-2 for the weights and for the spline
+coefficients, batch 16, weight decay 1e-4, TV2 with lambda 1e-3, K = 21 on [-2, 2],
+leaky-ReLU init), and an epoch includes the evaluation of the objective and the accuracy
+on the training set.  Networks: circle 2-2-1, circle 2-64-64-1 and digits 64-64-64-10
+(digits needs scikit-learn; skipped, and said so, without it).
+
+Contenders, each in its own worker process, all timed in the same run in alternating
+rounds (medians reported):
+- `new`: reference/ of this checkout (or --new DIR), with the default spline kernels, and
+  `new[numpy]` with the NumPy kernels when the default is numba;
+- `old`: reference/ of a git revision (--old, default HEAD; exported with `git archive`
+  into a temporary directory) or a directory holding reference/;
+- `torch-1t`, `torch-2t`: the same network and recipe in PyTorch with DeepSplines'
+  DeepBSpline activations (float64, CPU, torch.set_num_threads 1 and 2,
+  OMP_WAIT_POLICY=PASSIVE: with OpenMP's default busy waiting, torch's idle threads
+  spin and, on a loaded machine, take the cores from everyone), when torch and
+  deepsplines are installed (skipped, and said so, otherwise).  TV2 = sum |D2 c| / T
+  is computed with torch.diff (DeepSplines' own totalVariation() raises on float64).
+
+Each timing reports wall-clock and CPU seconds per epoch (CPU time counts every thread:
+for torch with 2 threads it is up to twice the wall time; on a loaded machine it is the
+steadier measure of our single-threaded steps).  Medians over the rounds are the result,
+minima are recorded too.  Writes a JSON record (default benchmarks/out/bench_train.json).
+
+    python benchmarks/bench_train.py [--configs circle-2-2-1,circle-2-64-64-1,digits-64-64-64-10]
+                                     [--rounds 5] [--epochs 2] [--old REV_OR_DIR]
+                                     [--new DIR] [--torch-threads 1,2] [--out PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = {                       # name -> (data set, widths)
+    "circle-2-2-1": ("circle", [2, 2, 1]),
+    "circle-2-64-64-1": ("circle", [2, 64, 64, 1]),
+    "digits-64-64-64-10": ("digits", [64, 64, 64, 10]),
+}
+RECIPE = {"size": 21, "range_": 2.0, "lr": 1e-2, "batch_size": 16, "mu": 1e-4, "lam": 1e-3,
+          "seed": 0}
+
+
+# ------------------------------------------------------------------------- workers
+def ours_worker(dataset: str, widths: list) -> callable:
+    """A function running `epochs` epochs of reference.train.train on a fixed network."""
+    from reference import datasets
+    from reference.network import build_mlp
+    from reference.train import TrainConfig, train
+
+    data = datasets.load(dataset)
+    loss = "logistic" if widths[-1] == 1 else "xent"
+    net = build_mlp(widths, "spline", rng=RECIPE["seed"], size=RECIPE["size"],
+                    range_=RECIPE["range_"])
+
+    def run(epochs: int):
+        train(net, data.x_train, data.y_train, TrainConfig(
+            loss=loss, epochs=epochs, batch_size=RECIPE["batch_size"], lr=RECIPE["lr"],
+            spline_lr=RECIPE["lr"], mu=RECIPE["mu"], lam=RECIPE["lam"], quiet=True))
+    return run
+
+
+def torch_worker(dataset: str, widths: list, threads: int) -> callable:
+    """The same recipe in PyTorch with DeepSplines' DeepBSpline activations."""
+    import torch
+    from deepsplines.ds_modules import DeepBSpline
+
+    from reference import datasets
+
+    torch.set_num_threads(threads)
+    data = datasets.load(dataset)
+    x = torch.from_numpy(np.asarray(data.x_train, dtype=np.float64))
+    classes = widths[-1] > 1
+    y = torch.from_numpy(np.asarray(data.y_train)).long() if classes else \
+        torch.from_numpy(np.asarray(data.y_train, dtype=np.float64)).reshape(-1, 1)
+    torch.manual_seed(RECIPE["seed"])
+    layers, splines = [], []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if i < len(widths) - 2:
+            splines.append(DeepBSpline("fc", n_out, size=RECIPE["size"],
+                                       range_=RECIPE["range_"], init="leaky_relu"))
+            layers.append(splines[-1])
+    model = torch.nn.Sequential(*layers).double()
+    spline_params = [s._coefficients_vect for s in splines]
+    ids = {id(p) for p in spline_params}
+    weight_params = [p for p in model.parameters() if id(p) not in ids]
+    weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
+    optimisers = [torch.optim.Adam(weight_params, lr=RECIPE["lr"]),
+                  torch.optim.Adam(spline_params, lr=RECIPE["lr"])]
+    loss_fn = torch.nn.CrossEntropyLoss() if classes else torch.nn.BCEWithLogitsLoss()
+    m = x.shape[0]
+    steps = [float(s.grid) for s in splines]
+    generator = torch.Generator().manual_seed(RECIPE["seed"])
+
+    def penalty():
+        """(mu/M) sum ||W||^2 + (lambda/M) sum TV2, TV2 = sum |D2 c| / T."""
+        decay = sum(w.pow(2).sum() for w in weights)
+        tv2 = sum(torch.diff(s.coefficients, n=2, dim=1).abs().sum() / t
+                  for s, t in zip(splines, steps))
+        return (RECIPE["mu"] * decay + RECIPE["lam"] * tv2) / m
+
+    def run(epochs: int):
+        for _ in range(epochs):
+            order = torch.randperm(m, generator=generator)
+            for start in range(0, m, RECIPE["batch_size"]):
+                batch = order[start:start + RECIPE["batch_size"]]
+                for o in optimisers:
+                    o.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x[batch]), y[batch]) + penalty()
+                loss.backward()
+                for o in optimisers:
+                    o.step()
+            with torch.no_grad():                  # the per-epoch evaluation
+                out = model(x)
+                loss_fn(out, y).item()
+                (out.argmax(1) == y).double().mean().item() if classes else \
+                    ((out > 0).double() == y).double().mean().item()
+    return run
+
+
+def worker_main(args) -> None:
+    """Serve `run EPOCHS` lines on stdin with the seconds they took (wall clock, and CPU
+    time of the process), until EOF."""
+    run = (ours_worker(args.dataset, args.widths) if args.kind == "ours"
+           else torch_worker(args.dataset, args.widths, args.threads))
+    run(1)                                                        # warm-up
+    print("ready", flush=True)
+    for line in sys.stdin:
+        epochs = int(line.split()[1])
+        t0, c0 = time.perf_counter(), time.process_time()
+        run(epochs)
+        print(time.perf_counter() - t0, time.process_time() - c0, flush=True)
+
+
+# ------------------------------------------------------------------------- parent
+def environment(root: Path, extra=None) -> dict:
+    """This process's environment with `root` first on PYTHONPATH (its reference/ is
+    imported, not the installed one) and the `extra` variables."""
+    paths = [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths), **(extra or {}))
+
+
+class Worker:
+    """A worker process for one contender and one network."""
+
+    def __init__(self, name, kind, root, config, env_extra=None, threads=1):
+        dataset, widths = CONFIGS[config]
+        env = environment(root, env_extra)
+        self.name = name
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--dataset",
+             dataset, "--widths", ",".join(map(str, widths)), "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=root, env=env)
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            self.process.kill()
+            raise RuntimeError(f"{name}: worker failed: {self.process.stderr.read()[-2000:]}")
+
+    def time(self, epochs: int) -> tuple[float, float]:
+        """(wall, CPU) seconds per epoch."""
+        self.process.stdin.write(f"run {epochs}\n")
+        self.process.stdin.flush()
+        wall, cpu = map(float, self.process.stdout.readline().split())
+        return wall / epochs, cpu / epochs
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def export_revision(source: str) -> Path:
+    """A directory holding reference/ of a git revision, or `source` if it is a directory."""
+    if Path(source).is_dir():
+        return Path(source).resolve()
+    data = subprocess.run(["git", "archive", "--format=tar", source, "reference"], cwd=ROOT,
+                          check=True, capture_output=True).stdout
+    target = Path(tempfile.mkdtemp(prefix="bench_train_old_"))
+    with tarfile.open(fileobj=BytesIO(data)) as archive:
+        archive.extractall(target)
+    return target
+
+
+def available(module: str) -> bool:
+    return subprocess.run([sys.executable, "-c", f"import {module}"],
+                          capture_output=True).returncode == 0
+
+
+def default_backend(root: Path) -> str:
+    code = "from reference import spline_kernels as k; print(k.backend().name)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                            text=True, env=environment(root))
+    return result.stdout.strip() or "numpy (no spline_kernels)"
+
+
+def contenders(args, new_root: Path, old_root: Path) -> list:
+    """(name, kind, root, extra environment, threads) of every contender that can run."""
+    out = [("new", "ours", new_root, {}, 1), ("old", "ours", old_root, {}, 1)]
+    if default_backend(new_root) == "numba":
+        out.append(("new[numpy]", "ours", new_root, {"DSREF_SPLINE_BACKEND": "numpy"}, 1))
+    if available("torch") and available("deepsplines"):
+        for t in args.torch_threads:
+            out.append((f"torch-{t}t", "torch", new_root, {"OMP_WAIT_POLICY": "PASSIVE"}, t))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timing")
+    parser.add_argument("--old", default="HEAD", help="git revision or directory")
+    parser.add_argument("--new", default=str(ROOT), help="directory holding reference/")
+    parser.add_argument("--torch-threads", default="1,2")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "bench_train.json"))
+    parser.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)
+    parser.add_argument("--widths", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        args.kind, args.widths = args.worker, [int(w) for w in args.widths.split(",")]
+        return worker_main(args)
+    args.torch_threads = [int(t) for t in args.torch_threads.split(",")]
+    new_root, old_root = Path(args.new).resolve(), export_revision(args.old)
+    entries = contenders(args, new_root, old_root)
+    notes = []
+    if not any(kind == "torch" for _, kind, *_ in entries):
+        notes.append("torch or deepsplines not installed: DeepSplines not measured")
+    record = {"benchmark": "seconds per training epoch", "recipe": RECIPE,
+              "old": args.old, "new": str(new_root), "rounds": args.rounds,
+              "epochs_per_timing": args.epochs, "backend": default_backend(new_root),
+              "load_average_before": os.getloadavg(), "configs": {}, "notes": notes,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "numpy": np.__version__}}
+    for config in args.configs.split(","):
+        if CONFIGS[config][0] == "digits" and not available("sklearn"):
+            notes.append(f"{config}: scikit-learn not installed, skipped")
+            print(notes[-1])
+            continue
+        workers = [Worker(name, kind, root, config, env, threads)
+                   for name, kind, root, env, threads in entries]
+        times = {w.name: [] for w in workers}
+        for _ in range(args.rounds):                     # alternating rounds
+            for w in workers:
+                times[w.name].append(w.time(args.epochs))
+        for w in workers:
+            w.close()
+        result = {"all_wall_cpu": times}
+        for i, clock in enumerate(("wall", "cpu")):
+            median = {name: float(np.median([t[i] for t in ts])) for name, ts in times.items()}
+            best = {name: float(np.min([t[i] for t in ts])) for name, ts in times.items()}
+            result[f"{clock}_median"], result[f"{clock}_min"] = median, best
+            result[f"{clock}_ratios"] = {f"{name} / new": median[name] / median["new"]
+                                         for name in median if name != "new"}
+            print(f"{config} ({clock} s/epoch, median; min): " + ", ".join(
+                f"{name} {median[name]:.4f}; {best[name]:.4f}" for name in median))
+            print("    " + ", ".join(f"{name} = {r:.2f}x"
+                                     for name, r in result[f"{clock}_ratios"].items()))
+        record["configs"][config] = result
+    record["load_average_after"] = os.getloadavg()
+    print(f"load average before {record['load_average_before'][0]:.2f}, after "
+          f"{record['load_average_after'][0]:.2f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=2))
+    print(f"JSON record: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
