@@ -229,9 +229,24 @@ def main(argv=None) -> int:
         print(f"error: {exc}; install with: pip install torch && pip install --no-deps "
               "deepsplines", file=sys.stderr)
         return 2
-    manifest = json.loads((args.suite / "manifest.json").read_text())
-    if manifest.get("format") != MANIFEST_FORMAT:
-        print(f"error: {args.suite}: format {manifest.get('format')!r}, this adapter reads "
+    try:
+        manifest = json.loads((args.suite / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: suite: {args.suite} is not a conformance suite (its manifest.json: "
+              f"{exc}); write one with `python -m reference conformance export DIR`",
+              file=sys.stderr)
+        return 2
+    if args.answers.exists() and not args.answers.is_dir():
+        print(f"error: answers: {args.answers} is a file, expected a directory for the "
+              "NAME.npz answers", file=sys.stderr)
+        return 2
+    if args.answers.resolve() == args.suite.resolve():
+        print("error: answers: the answers directory should not be the suite itself",
+              file=sys.stderr)
+        return 2
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        print(f"error: {args.suite}: format {found!r}, this adapter reads "
               f"{MANIFEST_FORMAT!r}", file=sys.stderr)
         return 2
     args.answers.mkdir(parents=True, exist_ok=True)

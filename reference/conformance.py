@@ -20,8 +20,9 @@ tv2/{i}, bv2/{i}, lipschitz_bound/...) are graded by oracle.check, which accepts
 one-sided derivative on rows whose pre-activation lies on a knot and localises a failure;
 the others (exact Lipschitz values, solve optima, layer-wise bounds) by oracle.compare
 against expected.npz.  A missing file or key fails, named.  Every grading also checks that
-the suite's expected.npz agrees with this reference (rows 'expected:KEY'), so `--self` tests
-the shipped numbers, not only the code.
+the suite's expected.npz agrees with this reference's answers, computed afresh for every kind
+(rows 'expected:KEY'), so `--self` tests the shipped numbers, not only the code, and a
+damaged expected value is never blamed on the answers.
 """
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ import numpy as np
 
 from reference import __version__, oracle
 from reference import conformance_cases as cases
-from reference.files import (FileError, NpzReader, atomic_write, dumps_json, load_npy, load_npz,
-                             prepare_output_dir, write_npz, write_text)
+from reference.files import (FileError, NpzReader, atomic_write, describe, dumps_json, file_kind,
+                             load_npy, load_npz, prepare_output_dir, write_npz, write_text)
 from reference.io import load_model, save_model
 
 FORMAT_NAME = "deepspline-reference-conformance"
@@ -46,6 +47,10 @@ MANIFEST = "manifest.json"
 CASE_FIELDS = {"name": str, "tests": str, "kind": str, "model": str, "inputs": str,
                "expected": str, "rtol": (int, float), "atol": (int, float),
                "answer_keys": list, "parameters": dict}
+KIND_PARAMETERS = {"objective": ("loss", "lam", "reg", "mu", "data"),   # what `answer` reads
+                   "lipschitz_exact": ("p", "box"),
+                   "solve": ("layer", "loss", "lam", "reg", "grid", "lip_max", "data")}
+ANSWER_ERRORS = (ValueError, KeyError, TypeError, IndexError, RuntimeError)
 
 
 class SuiteError(ValueError):
@@ -167,6 +172,24 @@ def _check_case(entry, i: int, where: str, seen: set) -> None:
     if not (math.isfinite(entry["rtol"]) and math.isfinite(entry["atol"])
             and entry["rtol"] >= 0 and entry["atol"] >= 0):
         raise SuiteError(f"{where}: case {name!r}: rtol and atol should be finite numbers >= 0")
+    keys = entry["answer_keys"]
+    if not keys or not all(isinstance(k, str) and k for k in keys) or len(set(keys)) < len(keys):
+        raise SuiteError(f"{where}: case {name!r}: answer_keys should be a non-empty list of "
+                         f"distinct key names, got {keys!r}")
+    tolerances = entry.get("key_tolerances", {})
+    if not isinstance(tolerances, dict) or not all(
+            isinstance(v, list) and len(v) == 2 and all(_tolerance_number(t) for t in v)
+            for v in tolerances.values()):
+        raise SuiteError(f"{where}: case {name!r}: key_tolerances should map keys to [rtol, "
+                         f"atol], finite numbers >= 0, got {tolerances!r}")
+    missing = [k for k in KIND_PARAMETERS.get(entry["kind"], ()) if k not in entry["parameters"]]
+    if missing:
+        raise SuiteError(f"{where}: case {name!r} ({entry['kind']}): parameters lack {missing}")
+
+
+def _tolerance_number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
 
 
 def load_suite(directory, arg: str = "DIR") -> Suite:
@@ -311,6 +334,8 @@ def read_answers(path: Path, keys: list) -> tuple[dict, list, str | None]:
     """(answers present among keys, other keys in the file, problem or None)."""
     if not path.is_file():
         return {}, [], f"no answers file {path}"
+    if file_kind(path) == "torch":             # a zip too, but no .npz of answers
+        return {}, [], f"answers: {path} is {describe(path)}, not an .npz of answer arrays"
     try:
         with NpzReader(path, "answers") as reader:
             got = {k: np.asarray(reader[k]) for k in keys if k in reader}
@@ -319,16 +344,37 @@ def read_answers(path: Path, keys: list) -> tuple[dict, list, str | None]:
         return {}, [], str(exc)
 
 
-def grade_case(suite: Suite, entry: dict, answers_path: Path) -> CaseResult:
-    """Grade one case (see the module docstring)."""
-    net, names, x, targets, expected = read_case(suite, entry)
+def case_answers(suite: Suite, entry: dict, case=None) -> dict:
+    """This reference's answers to a case (cases.answer on the suite's files), errors naming
+    the case; `case` = read_case's tuple when already read."""
+    net, names, x, targets, _ = case or read_case(suite, entry)
+    try:
+        return cases.answer(entry["kind"], net, names, x, entry["parameters"], targets)[0]
+    except ANSWER_ERRORS as exc:
+        raise SuiteError(f"DIR: {suite.directory}, case {entry['name']!r}: this reference "
+                         f"could not answer it (parameters {entry['parameters']!r}; "
+                         f"{type(exc).__name__}: {exc})") from None
+
+
+def checked_by_oracle(kind: str, key: str) -> bool:
+    """Keys graded by oracle.check (one-sided rule, localisation): those it knows, in the
+    kinds it answers; the others (exact values, solve optima, layer-wise bounds) are compared
+    with expected.npz."""
+    return kind in cases.CHECKED_KINDS and oracle.key_order(key)[0] < len(oracle.KEY_PATTERNS)
+
+
+def grade_case(suite: Suite, entry: dict, answers_path: Path, live: dict | None = None
+               ) -> CaseResult:
+    """Grade one case (see the module docstring); live: this reference's answers to it
+    (computed when None)."""
+    case = read_case(suite, entry)
+    net, names, x, targets, expected = case
     keys = entry["answer_keys"]
     answers, ignored, problem = read_answers(answers_path, keys)
     objective = cases.objective_of(entry["parameters"], targets)
-    live = (oracle.reference_answers(net, x, names=names, layers=True, objective=objective)
-            if entry["kind"] in cases.CHECKED_KINDS else {})
+    live = case_answers(suite, entry, case) if live is None else live
     rows, localisation = [], None
-    by_check = {k: v for k, v in answers.items() if k in live}
+    by_check = {k: v for k, v in answers.items() if checked_by_oracle(entry["kind"], k)}
     if by_check:
         report = oracle.check(net, x, by_check, names=names, rtol=entry["rtol"],
                               atol=entry["atol"], objective=objective)
@@ -337,7 +383,7 @@ def grade_case(suite: Suite, entry: dict, answers_path: Path) -> CaseResult:
     for key in keys:
         if key not in answers:
             rows.append(oracle.failed_row(key, problem or f"missing from {answers_path}"))
-        elif key not in live:
+        elif key not in by_check:
             rtol, atol = tolerance(entry, key)
             rows.append(oracle.compare(key, expected[key], answers[key], rtol=rtol, atol=atol))
         if key in live:       # the shipped expected value against this reference
@@ -354,30 +400,49 @@ def grade_case(suite: Suite, entry: dict, answers_path: Path) -> CaseResult:
                       localisation, ignored)
 
 
-def grade(suite: Suite, answers_dir, label: str | None = None) -> SuiteReport:
-    """Grade ANSWERS_DIR/NAME.npz against every case of the suite."""
+def grade(suite: Suite, answers_dir, label: str | None = None, live: dict | None = None
+          ) -> SuiteReport:
+    """Grade ANSWERS_DIR/NAME.npz against every case of the suite (live: case name -> this
+    reference's answers, when already computed)."""
     answers_dir = Path(answers_dir)
     if not answers_dir.is_dir():
         raise FileError(f"--answers: {answers_dir} is not a directory (expected one NAME.npz "
                         "per case of the suite)")
-    results = [grade_case(suite, entry, answers_dir / f"{entry['name']}.npz")
-               for entry in suite.cases]
+    live = live or {}
+    results = [grade_case(suite, entry, answers_dir / f"{entry['name']}.npz",
+                          live.get(entry["name"])) for entry in suite.cases]
     return SuiteReport(str(suite.directory), label or str(answers_dir), suite.manifest["format"],
                        str(suite.manifest.get("generated_by")), results)
 
 
-def self_answers(suite: Suite, out_dir) -> None:
+def self_answers(suite: Suite, out_dir) -> dict:
     """The reference's own answers to every case, written as an outside implementation
-    would: OUT/NAME.npz with the case's answer keys, from the suite's files."""
+    would: OUT/NAME.npz with the case's answer keys, from the suite's files; returned as
+    case name -> answers."""
+    found = {}
     for entry in suite.cases:
-        net, names, x, targets, _ = read_case(suite, entry)
-        answers, _ = cases.answer(entry["kind"], net, names, x, entry["parameters"], targets)
+        found[entry["name"]] = answers = case_answers(suite, entry)
         write_npz(Path(out_dir) / f"{entry['name']}.npz",
                   {k: answers[k] for k in entry["answer_keys"] if k in answers}, "--self")
+    return found
 
 
 def run_self(suite: Suite) -> SuiteReport:
     """`conformance run DIR --self`: the reference's answers, graded like anyone's."""
     with tempfile.TemporaryDirectory(prefix="conformance-self-") as tmp:
-        self_answers(suite, tmp)
-        return grade(suite, tmp, label="--self (this reference)")
+        live = self_answers(suite, tmp)
+        return grade(suite, tmp, label="--self (this reference)", live=live)
+
+
+def check_report_path(path, suite: Suite, answers_dir=None, arg: str = "--json") -> None:
+    """The report may not land in the suite (its files are the graded reference) nor on an
+    answers file of a case: FileError naming `arg`."""
+    target = Path(path).resolve()
+    if target.is_relative_to(suite.directory.resolve()):
+        raise FileError(f"{arg}: {path} is inside the suite DIR {suite.directory}; writing "
+                        "there could replace a case file (choose a path outside it)")
+    if answers_dir is not None:
+        for entry in suite.cases:
+            if target == (Path(answers_dir) / f"{entry['name']}.npz").resolve():
+                raise FileError(f"{arg}: {path} is the answers file of case "
+                                f"{entry['name']!r}; writing there would destroy it")

@@ -507,13 +507,18 @@ def certified_tolerances(kind: str, answers: dict, certificate: dict, rtol: floa
 
 def unique_solve_keys(net, x, parameters) -> tuple[list, str]:
     """Which solve answers the fitted outputs determine, and why.  The optimal outputs f(x_m)
-    are unique (the loss is strictly convex in f, the regulariser convex).  sigma(z_m) =
-    A^+ (f - c) is unique when the affine map A (N_L, N) after the layer has rank N; a
+    are unique for the squared and logistic losses (strictly convex in f, the regulariser
+    convex); for the cross-entropy only the objective is (f_m + c 1 has the same loss).
+    sigma(z_m) = A^+ (f - c) is unique when the affine map A (N_L, N) after the layer has rank N; a
     uniform-grid coefficient vector is then unique when every grid interval
     [t_k, t_{k+1}] holds >= 2 distinct pre-activations (the line on each piece is fixed)."""
     from reference import convex
 
     head, layer, a_mat, _ = convex.split_at(net, parameters["layer"])
+    if parameters["loss"] == "xent":
+        return ["solve/objective"], ("the cross-entropy does not change when a constant is "
+                                     "added to every logit of a sample: the fitted logits, "
+                                     "layer outputs and coefficients need not be unique")
     keys, why = ["solve/objective", "solve/fitted_outputs"], "the loss is strictly convex in f"
     if np.linalg.matrix_rank(a_mat) < a_mat.shape[1]:
         return keys, why + "; the affine map after the layer has rank < N: layer outputs and " \

@@ -254,10 +254,11 @@ def module_kind(name: str, params: dict) -> str:
 
 
 def _skips_an_index(names: list) -> bool:
-    """Names like a Sequential's ('0', '2' or 'net.0', 'net.2') with an index missing from
-    0, 1, 2, ...: a stateless module (nn.ReLU, ...) sits there."""
-    found = [re.fullmatch(r"(.*?)(\d+)", n) for n in names]
-    if not all(found) or len({m.group(1) for m in found}) != 1:
+    """Names like a Sequential's ('0', '2' or 'net.0', 'net.2': the index is a whole path
+    component, unlike 'fc1') with an index missing from 0, 1, 2, ...: a stateless module
+    (nn.ReLU, ...) sits there."""
+    found = [re.fullmatch(r"(.*\.)?(\d+)", n) for n in names]
+    if not all(found) or len({m.group(1) or "" for m in found}) != 1:
         return False
     return [int(m.group(2)) for m in found] != list(range(len(names)))
 
@@ -329,6 +330,7 @@ def _bspline(name, params, width, grid):
     info = _spline_grid(name, grid, size)
     step, x_min = info["step"], info["x_min"]
     coefficients = np.asarray(params["_coefficients_vect"], dtype=np.float64).reshape(num, size)
+    LinearSpline(coefficients, x_min, step)          # validates the step and values first
     info["extrapolation_gap"] = extrapolation_gap(coefficients, step, grid["dtype"])
     if "spline_weight" in params:          # explicit linear term b1 x + b0 on the grid
         b0 = np.asarray(params.get("spline_bias", np.zeros(num)), dtype=np.float64)
@@ -553,6 +555,8 @@ def import_state(state: dict, params: dict | None = None, layers=None, spline_ra
     if spline_range is not None and spline_grid is not None:
         raise ValueError("--spline-range / --spline-grid: give one of them, not both")
     grid = {"dtype": grid_dtype, "range_": spline_range, "grid": spline_grid}
+    if params is not None and params.get("net") in CONV_NETWORKS:
+        _order_of_network(params)                      # refuses it, naming the network
     if params is not None:
         grid.update(_grid_from_params(params, spline_range, spline_grid))
     order = parse_layer_order(layers) if isinstance(layers, str) else layers

@@ -30,7 +30,8 @@ TOP_REGIONS = 8
 def region_labels(layer, n: int, z: np.ndarray, knot_tol: float) -> np.ndarray:
     """Label of each pre-activation z (M,) of neuron n: 'interval k' (the piece the reference
     uses), 'on knot j' (within knot_tol max(1, |t_j|, T) of an interior grid point),
-    'left extrapolation' / 'right extrapolation' (outside the grid); ReLU family: 'z < 0',
+    'left extrapolation' / 'right extrapolation' (strictly outside the grid: an input one
+    ulp beyond the last grid point is in the extrapolated end piece); ReLU family: 'z < 0',
     'z > 0', 'on the kink z = 0'; '' for layers without pieces."""
     if isinstance(layer, (SplineActivation, KnotSplineActivation)):
         if isinstance(layer, SplineActivation):
@@ -48,9 +49,8 @@ def region_labels(layer, n: int, z: np.ndarray, knot_tol: float) -> np.ndarray:
             near = inner[j]
             on = np.abs(z - near) <= knot_tol * np.maximum(np.maximum(1.0, np.abs(near)), step)
             labels[on] = [f"on {word} {k + 1}" for k in j[on]]
-        tol = knot_tol * max(1.0, abs(grid[0]), abs(grid[-1]), step)
-        labels[z < grid[0] - tol] = "left extrapolation"
-        labels[z > grid[-1] + tol] = "right extrapolation"
+        labels[z < grid[0]] = "left extrapolation"        # the grid ends are no kinks:
+        labels[z > grid[-1]] = "right extrapolation"      # beyond them, the end pieces
         return labels
     if isinstance(layer, (ReLU, LeakyReLU, PReLU)):
         labels = np.where(z < 0, "z < 0", "z > 0").astype(object)
@@ -348,15 +348,21 @@ def localise(net, x, used, answers, rows, caches, own_to_file, *, rtol, atol,
     forward_bad = [r.key for r in rows if not r.passed
                    and (r.key == "outputs" or re.fullmatch(r"layer\d+/output", r.key))]
     gradients = localise_gradients(net, rows_by_key, own_to_file)
-    if gradients and forward_bad:
-        result["summary"].append(
-            f"the forward pass already disagrees ({', '.join(forward_bad[:3])}): the "
-            f"disagreeing gradients ({', '.join(gradients)}) follow from it and are not "
-            "localised separately")
+    if gradients:
         result["gradients"] = gradients
-    elif gradients:
-        result["gradients"] = gradients
-        for part in gradients.values():
+    for prefix, part in (gradients or {}).items():
+        data = rows_by_key.get("objective/data")
+        if forward_bad:
+            result["summary"].append(
+                f"the forward pass already disagrees ({', '.join(forward_bad[:3])}): the "
+                f"disagreeing {prefix} follow from it and are not localised separately")
+        elif prefix == "objective_gradients" and data is not None and not data.passed:
+            result["summary"].append(
+                "objective/data already disagrees: the outputs or the loss differ, and the "
+                "disagreeing objective_gradients follow from it (not localised separately); "
+                "give outputs and layer{i}/output answers (evaluate --layers writes ours) "
+                "to tell the forward pass from the loss")
+        else:
             result["summary"].append(part["summary"])
             for item in part["items"]:
                 result["summary"].append(f"  {item['key']} entry {tuple(item['entry'])}: "

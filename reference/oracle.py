@@ -29,7 +29,13 @@ step of a uniform spline layer, else 0); a Jacobian row with such a pre-activati
 when it matches the Jacobian of some choice of left / right piece at each of its kinks
 (every choice when the row has <= MAX_ENUMERATED_KINKS kinks, else all-left and
 all-right); a parameter-gradient entry passes when it lies (within the tolerance) in the
-range of the sums of such per-row choices.  The report counts these rows.
+range of the sums of such per-row choices.  When the answers hold input_jacobian, each kink
+row's choices are narrowed to those its Jacobian row matches (an implementation takes one
+side per pre-activation, the same in its Jacobian and its backward pass): with one matching
+choice per row the gradient check is exact, not a range.  The report counts these rows.
+knot_tol is refused (`check_knot_tol`) above KNOT_TOL_MAX, or when the window reaches
+KNOT_TOL_SPACING of the distance between two kinks of a neuron: it stands for rounding, and a
+wider window would let a wrong piece near a kink pass as a one-sided choice.
 """
 from __future__ import annotations
 
@@ -50,6 +56,8 @@ from reference.network import (LOSSES, Dense, KnotSplineActivation, Network, Spl
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9
 KNOT_TOL = 1e-9
+KNOT_TOL_MAX = 1e-3           # a float32 implementation rounds at ~1e-7: the window is rounding
+KNOT_TOL_SPACING = 0.01       # the window stays below 1% of the distance between two kinks
 MAX_ENUMERATED_KINKS = 6      # rows with more kinks: only all-left and all-right are tried
 P_KEYS = {"p1": 1, "p2": 2, "pinf": "inf"}
 OBJECTIVE_TERMS = ("data", "weight_decay", "regulariser")
@@ -98,7 +106,7 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
     Terms from reference.train.objective (its regulariser covers uniform spline layers; the
     knot-form layers' lambda sum R is added here), gradients: the backward pass of the
     loss gradient plus reference.train's 2 mu W and lambda grad R."""
-    from reference.train import _regulariser_grads, objective as train_objective
+    from reference.train import objective as train_objective
 
     config = _train_config(objective)
     if outputs is None:
@@ -106,20 +114,32 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
     terms = train_objective(net, x, objective.targets, config, outputs)
     grad_out = objective_grad_out(objective, outputs)
     _, grads = net.backward(caches, grad_out)
-    for key, g in _regulariser_grads(net, config, 1).items():
+    for key, g in objective_extra_grads(net, objective).items():
         grads[key] = grads[key] + g
-    for i, layer in enumerate(net.layers):
+    for layer in net.layers:
         if isinstance(layer, KnotSplineActivation) and config.lam > 0:
             extra = config.lam * float(getattr(layer.spline, config.reg)().sum())
             terms["regulariser"] += extra
             terms["total"] += extra
-            for key, g in layer.regulariser_grads(config.reg).items():
-                grads[f"layer{i}.{key}"] = grads[f"layer{i}.{key}"] + config.lam * g
     result = {"objective": np.float64(terms["total"])}
     result.update({f"objective/{t}": np.float64(terms[t]) for t in OBJECTIVE_TERMS})
     for own, file in file_names(net, names).items():
         result[f"objective_gradients/{file}"] = grads[own]
     return result
+
+
+def objective_extra_grads(net: Network, objective: Objective) -> dict:
+    """Own parameter name -> the part of dJ/dNAME that does not pass through the outputs:
+    2 mu W for the dense weights, lambda grad R for the spline layers (one term per key)."""
+    from reference.train import _regulariser_grads
+
+    config = _train_config(objective)
+    extra = dict(_regulariser_grads(net, config, 1))
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, KnotSplineActivation) and config.lam > 0:
+            for key, g in layer.regulariser_grads(config.reg).items():
+                extra[f"layer{i}.{key}"] = config.lam * g
+    return extra
 
 
 def objective_grad_out(objective: Objective, outputs) -> np.ndarray:
@@ -147,7 +167,7 @@ def reference_answers(net: Network, x, *, names=None, layers=False, one_sided=Fa
         for i in range(len(net.layers)):
             result[f"layer{i}/output"] = caches[i + 1] if i + 1 < len(caches) else outputs
     if one_sided:
-        masks = net.kink_masks(caches, check_tolerance(knot_tol, "knot_tol"))
+        masks = net.kink_masks(caches, check_knot_tol(net, knot_tol))
         for side, key in ((-1, "input_jacobian_left"), (1, "input_jacobian_right")):
             result[key] = net.input_jacobian(x, sides_from_masks(masks, side))
         result["on_kink"] = kink_rows(masks, x.shape[0])
@@ -193,6 +213,44 @@ def check_tolerance(value, name: str) -> float:
     return value
 
 
+def check_knot_tol(net: Network, knot_tol, name: str = "knot_tol") -> float:
+    """knot_tol as a float, refused (ValueError naming `name`) when it is not a finite number
+    in [0, KNOT_TOL_MAX] or when the window knot_tol max(1, |tau|, T) of some kink tau reaches
+    KNOT_TOL_SPACING times the distance to the next kink of its neuron."""
+    knot_tol = check_tolerance(knot_tol, name)
+    if knot_tol > KNOT_TOL_MAX:
+        raise ValueError(f"{name}: expected at most {KNOT_TOL_MAX:g} (the kink window stands for "
+                         f"rounding; a float32 implementation needs ~1e-7), got {knot_tol:g}")
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Dense):
+            continue
+        width = layer.n_in if layer.n_in is not None else _width_before(net, i)
+        for n, (tau, _, _) in enumerate(layer.kinks(width)):
+            if len(tau) < 2:
+                continue
+            gap = np.diff(tau)
+            nearest = np.minimum(np.r_[np.inf, gap], np.r_[gap, np.inf])     # (n_k,)
+            window = knot_tol * np.maximum(np.maximum(1.0, np.abs(tau)), layer.kink_step)
+            if np.any(window >= KNOT_TOL_SPACING * nearest):
+                j = int(np.argmax(window / nearest))
+                limit = float(np.min(KNOT_TOL_SPACING * nearest / (window / knot_tol)))
+                raise ValueError(
+                    f"{name}: {knot_tol:g} makes the kink window of layer {i} ({layer.kind}), "
+                    f"neuron {n}, at tau = {tau[j]:.6g} ({window[j]:.3g}) reach "
+                    f"{KNOT_TOL_SPACING:g} of the distance {nearest[j]:.3g} to the next kink: "
+                    "pre-activations near a kink would pass with either side; expected "
+                    f"knot_tol < {limit:.3g} for this model")
+    return knot_tol
+
+
+def _width_before(net: Network, i: int) -> int:
+    """The width of layer i's input (for activations of any width)."""
+    for layer in reversed(net.layers[:i]):
+        if layer.n_out is not None:
+            return layer.n_out
+    return net.n_in
+
+
 # ------------------------------------------------------------------------- comparison
 @dataclass
 class Row:
@@ -232,9 +290,9 @@ def compare(key, expected, got, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL) -> Row:
                    note=f"NaN or inf at {bad}")
     if got.size == 0:
         return Row(key, 0, 0.0, 0.0, None, True)
-    diff = np.abs(got - expected)
-    allowed = atol + rtol * np.abs(expected)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        diff = np.abs(got - expected)
+        allowed = atol + rtol * np.abs(expected)
         rel = np.where(diff == 0, 0.0, diff / np.abs(expected))
         excess = np.where(diff == 0, 0.0, diff / allowed)
     worst = (tuple(int(i) for i in np.unravel_index(np.argmax(excess), diff.shape))
@@ -285,43 +343,79 @@ def jacobian_candidates(net, x, caches, choices: dict) -> dict:
     return result
 
 
-def gradient_range(net, caches, grad_out, choices: dict, names: dict) -> dict:
-    """file name -> (low, high): the range, entry by entry, of (sum over the kink rows of
-    their parameter gradient under some one-sided choice) minus the reference's."""
+class Spread(NamedTuple):
+    """The one-sided choices of a parameter-gradient array: center, the full gradient with
+    the side of every row that input_jacobian pins to one choice (the reference's own side
+    elsewhere); low, high (like the array): the range, relative to center, of the sums over
+    the other kink rows of their choices; affected: some choice changes the array at all;
+    pinned: kink rows whose choices input_jacobian narrowed."""
+    center: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    affected: bool
+    pinned: int
+
+
+def gradient_range(net, caches, grad_out, choices: dict, names: dict,
+                   allowed: dict | None = None, extra: dict | None = None) -> dict:
+    """file name -> Spread (see Spread) of the parameter gradient of sum_m grad_out_m . f(x_m).
+    allowed: row -> (1 + C,) bool, the choices of that row (index 0 the reference's own)
+    that its input_jacobian matched; the other rows range over every choice.  A row pinned
+    to one choice enters `center` through one backward pass of all rows with their sides,
+    so that an exact comparison carries no rounding of per-row differences; extra: own name
+    -> gradient added to center (objective_extra_grads)."""
     widths = [c.shape[1] for c in caches]
-    low, high = {}, {}
+    allowed = allowed or {}
+    sides = [None if isinstance(l, Dense) else np.zeros((len(grad_out), w), np.int8)
+             for l, w in zip(net.layers, widths)]
+    low, high, affected = {}, {}, {}
     for row, (elements, options) in choices.items():
         one = [c[row:row + 1] for c in caches]
         _, base = net.backward(one, grad_out[row:row + 1])
-        deltas = {k: [] for k in base}
+        keep = allowed.get(row, np.ones(1 + len(options), dtype=bool))
+        deltas = {k: [np.zeros_like(v)] for k, v in base.items()}   # the reference's choice
         for option in options:
-            sides = _choice_sides(net, widths, elements, option[None, :])
-            _, grads = net.backward(one, grad_out[row:row + 1], sides)
+            _, grads = net.backward(one, grad_out[row:row + 1],
+                                    _choice_sides(net, widths, elements, option[None, :]))
             for k in base:
                 deltas[k].append(grads[k] - base[k])
+        unique = int(np.flatnonzero(keep)[0]) if keep.sum() == 1 else None
+        if unique:                                        # one choice, not the reference's
+            for col, (layer, neuron) in enumerate(elements):
+                sides[layer][row, neuron] = options[unique - 1][col]
         for k, d in deltas.items():
             d = np.stack(d)
-            low[k] = low.get(k, 0) + np.minimum(d.min(axis=0), 0)
-            high[k] = high.get(k, 0) + np.maximum(d.max(axis=0), 0)
-    return {names[k]: (low[k], high[k]) for k in low}
+            affected[k] = affected.get(k, False) or bool(np.any(d != 0))
+            spread = np.zeros_like(d[0]) if unique is not None else d[keep]
+            low[k] = low.get(k, 0) + spread.min(axis=0)
+            high[k] = high.get(k, 0) + spread.max(axis=0)
+    _, center = net.backward(caches, grad_out, sides)
+    for k, g in (extra or {}).items():
+        center[k] = center[k] + g
+    pinned = sum(row in allowed for row in choices)
+    return {names[k]: Spread(center[k], low[k], high[k], affected[k], pinned) for k in low}
 
 
 def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol):
     """`compare`, with each kink row compared with its closest one-sided choice; returns
-    the row and the expected array after those choices."""
+    the row, the expected array after those choices and, per kink row whose Jacobian
+    matches some choice, the (1 + C,) bool mask of the matching ones (index 0: the
+    reference's own Jacobian), which narrows the gradient check (`gradient_range`)."""
     expected = np.array(expected, dtype=np.float64)
     got_arr = np.asarray(got)
     if (got_arr.shape != expected.shape or got_arr.dtype.kind not in "biuf"
             or not candidates):
-        return compare(key, expected, got, rtol=rtol, atol=atol), expected
+        return compare(key, expected, got, rtol=rtol, atol=atol), expected, {}
     got_arr = got_arr.astype(np.float64)
-    matched = {}
+    matched, allowed = {}, {}
     for row, (labels, jacs) in candidates.items():
         options = np.concatenate([expected[row][None], jacs])
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             excess = np.abs(got_arr[row] - options) / (atol + rtol * np.abs(options))
         excess = np.nan_to_num(excess.reshape(len(options), -1).max(axis=1), nan=np.inf)
         best = int(np.argmin(excess))
+        if excess[best] <= 1:
+            allowed[row] = excess <= 1
         expected[row] = options[best]
         label = "reference" if best == 0 else labels[best - 1]
         matched[label] = matched.get(label, 0) + 1
@@ -329,22 +423,39 @@ def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol):
     row.on_knot = len(candidates)
     row.note = (f"{len(candidates)} rows on a kink, closest: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(matched.items())))
-    return row, expected
+    return row, expected, allowed
 
 
-def compare_gradient(key, expected, got, spread, *, rtol, atol, kink_count):
-    """`compare` against the nearest point of expected + [low, high] (the range of the
-    one-sided choices); returns the row and that nearest point."""
+def compare_gradient(key, expected, got, spread: Spread | None, *, rtol, atol, kink_count,
+                     jacobian: bool = False):
+    """`compare` against the nearest point of center + [low, high] (the range of the
+    one-sided choices, narrowed by input_jacobian where given; `expected` without kink
+    rows); returns the row and that nearest point.  The note says whether the comparison
+    was exact or a range pass (jacobian: input_jacobian was among the answers)."""
     got_arr = np.asarray(got)
     if (spread is None or got_arr.shape != np.shape(expected)
             or got_arr.dtype.kind not in "biuf" or not np.all(np.isfinite(got_arr))):
         return compare(key, expected, got, rtol=rtol, atol=atol), expected
-    nearest = np.clip(got_arr.astype(np.float64), expected + spread[0], expected + spread[1])
+    nearest = np.clip(got_arr.astype(np.float64), spread.center + spread.low,
+                      spread.center + spread.high)
     row = compare(key, nearest, got_arr, rtol=rtol, atol=atol)
     row.on_knot = kink_count
-    if np.any(spread[1] > spread[0]):
-        row.note = f"{kink_count} rows on a kink: within the range of one-sided choices"
+    if spread.affected:
+        row.note = f"{kink_count} rows on a kink: " + _spread_note(spread, kink_count, jacobian)
     return row, nearest
+
+
+def _spread_note(spread: Spread, kink_count: int, jacobian: bool) -> str:
+    """How a gradient with kink rows was compared: exactly (every row's side pinned by its
+    input_jacobian row) or as a range pass."""
+    if not np.any(spread.high > spread.low):
+        return ("each with the side its input_jacobian row takes" if spread.pinned
+                else "the one-sided choices agree here")
+    if not jacobian:
+        return ("a range pass (each entry within the sums of either side's gradient; give "
+                "input_jacobian to pin the sides)")
+    return (f"{spread.pinned} pinned by input_jacobian, {kink_count - spread.pinned} "
+            "matching no side or several: a range pass over those")
 
 
 # -------------------------------------------------------------------------- the check
@@ -418,7 +529,7 @@ def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
     see the module docstring); unknown keys and objective keys without `objective` are
     failed rows; on a failure, reference.localise says where the first disagreement is."""
     rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
-    knot_tol = check_tolerance(knot_tol, "knot_tol")
+    knot_tol = check_knot_tol(net, knot_tol)
     x = net.check_inputs(x)
     keys = sorted(answers, key=key_order)
     want_layers = any(re.fullmatch(r"layer\d+/output", k) for k in keys)
@@ -430,13 +541,15 @@ def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
     masks = net.kink_masks(caches, knot_tol)
     choices = kink_choices(masks)
     own_to_file = file_names(net, names)
-    lazy = {}
+    lazy, pinned = {}, {}
 
     def spread(prefix):
         if prefix not in lazy:
-            grad_out = (np.ones_like(outputs) if prefix == "param_gradients"
-                        else objective_grad_out(objective, outputs))
-            lazy[prefix] = gradient_range(net, caches, grad_out, choices, own_to_file)
+            data = prefix == "param_gradients"
+            grad_out = np.ones_like(outputs) if data else objective_grad_out(objective, outputs)
+            extra = None if data else objective_extra_grads(net, objective)
+            lazy[prefix] = gradient_range(net, caches, grad_out, choices, own_to_file, pinned,
+                                          extra)
         return lazy[prefix]
 
     rows, used = [], {}
@@ -451,12 +564,14 @@ def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
         if key == "input_jacobian":
             if "jacobian" not in lazy:
                 lazy["jacobian"] = jacobian_candidates(net, x, caches, choices)
-            row, used[key] = compare_jacobian(key, ref[key], got, lazy["jacobian"],
-                                              rtol=rtol, atol=atol)
+            row, used[key], found = compare_jacobian(key, ref[key], got, lazy["jacobian"],
+                                                     rtol=rtol, atol=atol)
+            pinned.update(found)      # before the gradients: key_order puts Jacobians first
         elif key.startswith(("param_gradients/", "objective_gradients/")) and choices:
             prefix, name = key.split("/", 1)
             row, used[key] = compare_gradient(key, ref[key], got, spread(prefix).get(name),
-                                              rtol=rtol, atol=atol, kink_count=len(choices))
+                                              rtol=rtol, atol=atol, kink_count=len(choices),
+                                              jacobian="input_jacobian" in answers)
         else:
             row, used[key] = compare(key, ref[key], got, rtol=rtol, atol=atol), ref[key]
         rows.append(row)

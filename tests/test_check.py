@@ -9,7 +9,8 @@ from test_oracle import OtherSpline, oracle_inputs, oracle_model
 
 from reference.cli import main
 from reference.io import save_model
-from reference.network import Network
+from reference.network import Dense, Network, SplineActivation
+from reference.spline import LinearSpline
 from reference import oracle
 
 
@@ -118,6 +119,10 @@ def write_pth_like(path):
      "--loss: .* holds no objective key"),
     (lambda p, a: np.savez(p, objective=1.0), ["--loss", "xent", "--targets", "Y"],
      "--targets: y: expected integer class labels"),
+    (lambda p, a: np.savez(p, outputs=a["outputs"]), ["--knot-tol", "0.01"],
+     "--knot-tol: expected at most 0.001"),
+    (lambda p, a: np.savez(p, format="deepspline-reference/1", layers="[]"), [],
+     "--answers: .* is a model file"),
 ])
 def test_bad_input_exits_2_naming_the_flag(files, capsys, make, extra, message):
     tmp, net, x, model = files
@@ -153,3 +158,39 @@ def test_bad_files_and_options(files, capsys):
                  str(tmp / "a.npz")]) == 2
     assert "model" in (err := capsys.readouterr().err) and "not a model file" in err
     assert run_check(tmp, model, tmp / "a.npz") == 0
+
+
+def test_huge_values_give_one_line_and_no_warnings(files, capsys):
+    """Answers near the float64 limit fail as numbers (no RuntimeWarning on stderr); inputs
+    whose forward pass overflows are refused naming --inputs."""
+    tmp, net, x, model = files
+    np.savez(tmp / "huge.npz", outputs=np.full_like(net.forward(x), 1e308))
+    assert run_check(tmp, model, tmp / "huge.npz", "--rtol", "1e308", "--atol", "1e308") == 0
+    assert run_check(tmp, model, tmp / "huge.npz") == 1
+    assert capsys.readouterr().err == ""
+    np.save(tmp / "far.npy", np.full((2, 2), 1e308))
+    for argv in (["evaluate", model, "--inputs", str(tmp / "far.npy"), "--output",
+                  str(tmp / "o.npz")],
+                 ["check", model, "--inputs", str(tmp / "far.npy"), "--answers",
+                  str(tmp / "huge.npz")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --inputs: layer ") and len(err.splitlines()) == 1, err
+    assert not (tmp / "o.npz").exists()
+
+
+def test_a_fine_grid_needs_and_accepts_a_smaller_knot_tol(tmp_path, capsys):
+    """Grid step 1e-8: the default window 1e-9 reaches 1% of it (refused, naming
+    --knot-tol); --knot-tol 1e-12 is accepted all the way through."""
+    rng = np.random.default_rng(11)
+    net = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -4e-8, 1e-8)),
+                   Dense(rng.normal(size=(1, 1)))])
+    model = save_model(net, tmp_path / "fine.npz")
+    x = rng.uniform(-1e-7, 1e-7, (6, 1))
+    np.save(tmp_path / "x.npy", x)
+    np.savez(tmp_path / "a.npz", **oracle.reference_answers(net, x, one_sided=True,
+                                                           knot_tol=1e-12))
+    assert run_check(tmp_path, str(model), tmp_path / "a.npz") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --knot-tol: 1e-09 makes the kink window of layer 0")
+    assert run_check(tmp_path, str(model), tmp_path / "a.npz", "--knot-tol", "1e-12") == 0

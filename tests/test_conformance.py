@@ -1,7 +1,9 @@
 """The conformance suite: export, grading of the reference itself (--self), of wrong, partial
 and one-sided answers, and refusal of directories that are not a suite."""
 import json
+import re
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -157,18 +159,56 @@ def test_missing_file_and_key_fail_by_name(suite, answers, capsys):
     assert "2 failed (k2, knot_form)" in out.out
 
 
+def left_answers(suite, case):
+    """The reference's input_jacobian and param_gradients with the left piece at every kink,
+    as a floor-based implementation (or DeepSplines, or torch's ReLU) computes both."""
+    entry = next(c for c in json.loads((suite / "manifest.json").read_text())["cases"]
+                 if c["name"] == case)
+    net, names = load_model(suite / entry["model"], with_names=True)
+    x = np.load(suite / entry["inputs"])
+    ref = oracle.reference_answers(net, x, names=names, one_sided=True)
+    outputs, caches = net.forward(x, keep_cache=True)
+    masks = net.kink_masks(caches, oracle.KNOT_TOL)
+    _, grads = net.backward(caches, np.ones_like(outputs), oracle.sides_from_masks(masks, -1))
+    left = {f"param_gradients/{file}": grads[own]
+            for own, file in oracle.file_names(net, names).items()}
+    return ref, left
+
+
 def test_either_one_sided_jacobian_passes_on_knots(suite, answers):
-    """A floor-based implementation takes the left piece at a knot: it must pass."""
+    """A floor-based implementation takes the left piece at a knot, in its Jacobian and in
+    its backward pass: it must pass."""
     for case in ("knots", "kinks_hidden", "relu_kink"):
-        entry = next(c for c in json.loads((suite / "manifest.json").read_text())["cases"]
-                     if c["name"] == case)
-        net, names = load_model(suite / entry["model"], with_names=True)
-        x = np.load(suite / entry["inputs"])
-        ref = oracle.reference_answers(net, x, names=names, one_sided=True)
+        ref, left = left_answers(suite, case)
         assert ref["on_kink"].sum() > 0
         assert not np.allclose(ref["input_jacobian_left"], ref["input_jacobian"])
-        edit(answers / f"{case}.npz", input_jacobian=lambda v: ref["input_jacobian_left"])
-    assert conformance.grade(conformance.load_suite(suite), answers).passed
+        edit(answers / f"{case}.npz", input_jacobian=lambda v: ref["input_jacobian_left"],
+             **{k.replace("/", "__"): (lambda v, k=k: left[k]) for k in left})
+    report = conformance.grade(conformance.load_suite(suite), answers)
+    assert report.passed
+    rows = {r.key: r for c in report.cases if c.name == "kinks_hidden" for r in c.rows}
+    assert "each with the side its input_jacobian row takes" in rows[
+        "param_gradients/layer0.weight"].note
+
+
+def test_gradients_must_take_the_side_of_the_jacobian(suite, answers, capsys):
+    """The left Jacobian with the right gradients (or any gradient inside the range of the
+    one-sided choices that no single choice per row gives) is not a consistent
+    implementation: each kink row's side is pinned by its input_jacobian row."""
+    ref, left = left_answers(suite, "kinks_hidden")
+    assert any(not np.allclose(left[k], ref[k]) for k in left)
+    edit(answers / "kinks_hidden.npz", input_jacobian=lambda v: ref["input_jacobian_left"])
+    status, out = run(suite, "--answers", answers, capsys=capsys)
+    assert status == 1 and "FAILED kinks_hidden" in out.out
+    assert "param_gradients/layer0.bias" in out.out.split("FAILED kinks_hidden")[1]
+    # without input_jacobian the same gradients pass, as a range pass, and say so
+    net, names = load_model(suite / "kinks_hidden" / "model.npz", with_names=True)
+    x = np.load(suite / "kinks_hidden" / "inputs.npy")
+    grads = {k: v for k, v in ref.items() if k.startswith("param_gradients/")}
+    report = oracle.check(net, x, grads, names=names)
+    assert report.passed
+    note = next(r.note for r in report.rows if r.key == "param_gradients/layer0.bias")
+    assert "a range pass" in note and "give input_jacobian to pin the sides" in note
 
 
 def test_a_stale_expected_value_is_reported(suite, tmp_path, capsys):
@@ -258,3 +298,77 @@ def test_a_second_solver_passes_the_solve_cases(suite, answers):
     report = conformance.grade(conformance.load_suite(suite), answers)
     assert report.passed, report.format_table()
     assert len(differ) == 3 and any(differ)
+
+
+def test_the_report_never_lands_on_a_suite_or_answers_file(suite, answers, tmp_path, capsys):
+    copy = tmp_path / "suite"
+    shutil.copytree(suite, copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    for target in (copy / "knots" / "expected.npz", copy / "report.json"):
+        status, out = run(copy, "--self", "--json", target, capsys=capsys)
+        assert status == 2 and out.err.startswith(f"error: --json: {target} is inside the suite")
+    status, out = run(copy, "--answers", answers, "--json", answers / "k2.npz", capsys=capsys)
+    assert status == 2 and "the answers file of case 'k2'" in out.err
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+    assert not (copy / "report.json").exists()
+    status, _ = run(copy, "--answers", answers, "--json", answers / "report.json")
+    assert status == 0 and json.loads((answers / "report.json").read_text())["passed"]
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("knots", lambda c: c.update(answer_keys=[]), "answer_keys should be a non-empty list"),
+    ("knots", lambda c: c.update(answer_keys=["outputs", "outputs"]), "answer_keys should be"),
+    ("knots", lambda c: c.update(key_tolerances={"outputs": "x"}), "key_tolerances should map"),
+    ("knots", lambda c: c.update(key_tolerances={"outputs": [1e-9, -1]}),
+     "key_tolerances should map"),
+    ("objective_xent_tv2", lambda c: c["parameters"].pop("mu"), r"parameters lack \['mu'\]"),
+    ("exact_1d", lambda c: c["parameters"].update(p=["7"]), "could not answer it"),
+    ("solve_data_tv2", lambda c: c["parameters"].update(layer=9), "could not answer it"),
+])
+def test_a_damaged_manifest_is_a_usage_error(suite, answers, tmp_path, capsys, name, change,
+                                             message):
+    copy = tmp_path / "suite"
+    shutil.copytree(suite, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    change(next(c for c in manifest["cases"] if c["name"] == name))
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    status, out = run(copy, "--answers", answers, capsys=capsys)
+    assert status == 2, out.out
+    assert out.err.startswith("error: DIR: ") and "Traceback" not in out.err
+    assert name in out.err and re.search(message, out.err), out.err
+
+
+def test_a_damaged_expected_value_of_any_kind_is_not_blamed_on_the_answers(suite, answers,
+                                                                          tmp_path):
+    copy = tmp_path / "suite"
+    shutil.copytree(suite, copy)
+    edit(copy / "exact_1d" / "expected.npz", lipschitz_exact__p2=lambda v: v * 1.001)
+    edit(copy / "solve_data_tv2" / "expected.npz", solve__objective=lambda v: v * 1.001)
+    report = conformance.grade(conformance.load_suite(copy), answers)
+    failed = {c.name: [r.key for r in c.rows if not r.passed] for c in report.cases
+              if not c.passed}
+    assert failed == {"exact_1d": ["lipschitz_exact/p2", "expected:lipschitz_exact/p2"],
+                      "solve_data_tv2": ["solve/objective", "expected:solve/objective"]}
+
+
+def test_an_answers_file_that_is_a_checkpoint_is_named(suite, answers):
+    (answers / "k2.npz").write_bytes((suite / "k2" / "model.npz").read_bytes())
+    with zipfile.ZipFile(answers / "knots.npz", "w") as zf:        # torch.save's layout
+        zf.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("archive/version", b"3\n")
+    report = conformance.grade(conformance.load_suite(suite), answers)
+    notes = {c.name: {r.note for r in c.rows if not r.passed} for c in report.cases}
+    assert all("PyTorch checkpoint" in n and "not an .npz of answer arrays" in n
+               for n in notes["knots"])
+    assert report.failed == ["knots", "k2"]         # a model file holds no answer key
+
+
+def test_cross_entropy_solves_grade_the_objective_only(suite):
+    entry = next(c for c in json.loads((suite / "manifest.json").read_text())["cases"]
+                 if c["name"] == "solve_data_tv2")
+    net = load_model(suite / entry["model"])
+    x = np.load(suite / entry["inputs"])
+    keys, why = cases.unique_solve_keys(net, x, dict(entry["parameters"], loss="xent"))
+    assert keys == ["solve/objective"] and "constant is added to every logit" in why
+    keys, _ = cases.unique_solve_keys(net, x, dict(entry["parameters"], loss="logistic"))
+    assert keys[:2] == ["solve/objective", "solve/fitted_outputs"]

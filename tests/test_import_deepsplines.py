@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import types
+import warnings
 import zipfile
 
 import numpy as np
@@ -201,6 +202,32 @@ def test_key_order_is_used_only_when_it_cannot_mislead():
     conv = {"0.weight": rng.normal(size=(3, 2, 3, 3))}
     with pytest.raises(ValueError, match="module '0': parameters .* convolutional"):
         ds.import_state(conv)
+
+
+
+def test_module_names_ending_in_a_digit_are_not_a_sequential():
+    """'fc1' alone (a one-layer network) is not a Sequential whose index 0 is missing;
+    '0', '2' and 'net.0', 'net.2' are."""
+    rng = np.random.default_rng(5)
+    one = ds.import_state({"fc1.weight": rng.normal(size=(1, 2)), "fc1.bias": np.zeros(1)})
+    assert [l.kind for l in one.network.layers] == ["dense"]
+    assert not ds._skips_an_index(["fc1", "act1", "fc2"])
+    assert ds._skips_an_index(["0", "2"]) and ds._skips_an_index(["net.0", "net.2"])
+    assert not ds._skips_an_index(["net.0", "net.1", "net.2"])
+
+
+def test_a_grid_below_the_supported_range_is_refused_without_warnings():
+    state = state_dict(np.random.default_rng(6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # a RuntimeWarning would fail here
+        with pytest.raises(ValueError, match=r"module '1': step: expected a real number in"):
+            ds.import_state(state, spline_grid=1e-320)
+
+
+def test_a_convolutional_training_checkpoint_is_named_before_its_params_are_read():
+    state = {"conv1.weight": np.zeros((3, 2, 3, 3))}
+    with pytest.raises(ValueError, match="'resnet32_cifar', a convolutional network"):
+        ds.import_state(state, {"net": "resnet32_cifar", "model": {}})
 
 
 def test_training_checkpoint_params_are_checked():

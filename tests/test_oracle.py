@@ -236,6 +236,28 @@ def test_wrong_extrapolation_slope_is_localised(case):
     assert not rows["outputs"].passed and not rows["input_jacobian"].passed
 
 
+
+def test_an_input_just_beyond_the_grid_end_is_in_the_extrapolated_piece():
+    """The grid ends are no kinks: 1e-9 (or one ulp) beyond t_{K-1} is the right
+    extrapolation, where a wrong extrapolation slope first shows."""
+    from reference.localise import describe_input
+
+    rng = np.random.default_rng(8)
+    spline = LinearSpline(rng.normal(size=(1, 7)), -0.75, 0.25)
+    net = Network([SplineActivation(spline), Dense(rng.normal(size=(1, 1)))])
+    end = spline.grid[-1]
+    x = np.array([[end + 1e-9], [np.nextafter(end, 2.0)], [end], [0.1]])
+    for z in x[:2, 0]:
+        assert describe_input(net.layers[0], 0, z, oracle.KNOT_TOL)["region"] == \
+            "right extrapolation"
+    assert describe_input(net.layers[0], 0, end, oracle.KNOT_TOL)["region"] == "interval 5"
+    theirs = their_answers(net, x, 0, clamp_right=True)
+    theirs["layer0/output"] = theirs["layer0/output"].copy()
+    theirs["layer0/output"][0] += 1e-6          # a clamp shows only far out: make it visible
+    first = oracle.check(net, x, theirs).localisation["first_layer"]
+    assert first["sample"] == 0 and first["where"]["region"] == "right extrapolation"
+
+
 def test_tv2_with_the_wrong_step_is_caught(case):
     net, x = case
     spline = net.layers[5].spline
@@ -306,6 +328,80 @@ def test_knot_spline_and_relu_layers(case):
     assert "knot_spline" in item["meaning"] and layers[1].kind == "knot_spline"
 
 
+
+def test_gradients_at_kinks_are_pinned_by_the_jacobian(case):
+    """Gradient entries are sums over the samples, so the per-entry range of the one-sided
+    choices is wide: a wrong gradient (here right + 2 (right - left) on every kink row, or
+    the weight's gradient taken from the left and the bias's from the right) can lie inside
+    it.  With input_jacobian given, each kink row's side is the one its Jacobian row takes,
+    and the gradients are compared exactly."""
+    net, x = case
+    ans = oracle.reference_answers(net, x, one_sided=True)
+    outputs, caches = net.forward(x, keep_cache=True)
+    masks = net.kink_masks(caches, oracle.KNOT_TOL)
+    ones = np.ones_like(outputs)
+    _, left = net.backward(caches, ones, oracle.sides_from_masks(masks, -1))
+    _, right = net.backward(caches, ones, oracle.sides_from_masks(masks, 1))
+    affected = [k for k in left if not np.allclose(left[k], right[k])]
+    assert affected
+    consistent = {f"param_gradients/{k}": v for k, v in left.items()}
+    consistent["input_jacobian"] = ans["input_jacobian_left"]
+    report = oracle.check(net, x, consistent)
+    assert report.passed, report.format()
+    for k in affected:
+        row = next(r for r in report.rows if r.key == f"param_gradients/{k}")
+        assert row.note.endswith("each with the side its input_jacobian row takes")
+    wrong = {f"param_gradients/{k}": right[k] + 2 * (right[k] - left[k]) for k in left}
+    mixed = {f"param_gradients/{k}": (left[k] if k.endswith("weight") else right[k])
+             for k in left}
+    for theirs in (wrong, mixed):
+        ranged = oracle.check(net, x, theirs)            # no Jacobian: a range pass at most
+        pinned = oracle.check(net, x, dict(theirs, input_jacobian=ans["input_jacobian_left"]))
+        assert not pinned.passed
+        failed = {r.key for r in pinned.rows if not r.passed}
+        assert failed and failed <= {f"param_gradients/{k}" for k in affected}
+        notes = {r.key: r.note for r in ranged.rows}
+        assert all("a range pass" in notes[f"param_gradients/{k}"] for k in affected)
+    assert any(r.passed and "a range pass" in r.note for r in oracle.check(net, x, mixed).rows)
+    # the objective's gradients too: left pieces with the left Jacobian pass exactly, the
+    # reference's right pieces with it fail
+    objective = oracle.Objective("squared", np.random.default_rng(3).normal(size=outputs.shape),
+                                 lam=0.1, reg="bv2", mu=0.01)
+    ref = oracle.reference_answers(net, x, objective=objective)
+    grad_out = oracle.objective_grad_out(objective, outputs)
+    _, left = net.backward(caches, grad_out, oracle.sides_from_masks(masks, -1))
+    extra = oracle.objective_extra_grads(net, objective)
+    theirs = {f"objective_gradients/{k}": v + extra.get(k, 0) for k, v in left.items()}
+    theirs["input_jacobian"] = ans["input_jacobian_left"]
+    report = oracle.check(net, x, theirs, objective=objective)
+    assert report.passed, report.format()
+    assert all(r.max_abs < 1e-12 for r in report.rows)
+    right = dict(theirs, **{k: v for k, v in ref.items() if k.startswith("objective_grad")})
+    failed = {r.key for r in oracle.check(net, x, right, objective=objective).rows
+              if not r.passed}
+    assert failed and all(k.startswith("objective_gradients/") for k in failed)
+
+
+def test_knot_tol_is_a_rounding_window():
+    """A knot_tol whose window reaches 1% of the spacing of the kinks (or above
+    KNOT_TOL_MAX) would let a neighbouring piece pass near every kink: refused, naming
+    the layer; the default passes a grid step of 1e-3."""
+    rng = np.random.default_rng(7)
+    net = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -1.0, 0.25)),
+                   Dense(rng.normal(size=(1, 1)))])
+    x = rng.uniform(-2, 2, (5, 1))
+    for tol in (0.3, 2e-3):
+        with pytest.raises(ValueError, match="knot_tol: "):
+            oracle.check(net, x, {"outputs": net.forward(x)}, knot_tol=tol)
+    dense_grid = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -0.2, 0.05))])
+    with pytest.raises(ValueError,
+                       match=r"layer 0 \(spline\), neuron 0, .* expected knot_tol < 0.0005 "):
+        oracle.reference_answers(dense_grid, x, one_sided=True, knot_tol=1e-3)
+    assert oracle.check(net, x, {"outputs": net.forward(x)}, knot_tol=1e-4).passed
+    fine = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -4e-3, 1e-3))])
+    assert oracle.check(fine, x, {"outputs": fine.forward(x)}).passed
+
+
 # ------------------------------------------------------------------------- objective
 def test_objective_terms_and_gradient(case):
     net, x = case
@@ -330,6 +426,29 @@ def test_objective_terms_and_gradient(case):
     for name, value in net.named_params():
         fd = central_difference(total, value)
         assert relative_error(ans[f"objective_gradients/{name}"], fd) < 1e-6, name
+
+
+
+def test_a_forward_error_seen_only_through_the_objective_is_not_blamed_on_the_backward(case):
+    """Objective answers of an implementation whose extrapolation is wrong: objective/data
+    disagrees, so the gradients follow from the forward pass (or the loss), and the report
+    says so instead of pointing at a backward step."""
+    net, x = case
+    rng = np.random.default_rng(9)
+    y = rng.normal(size=(len(x), 2))
+    objective = oracle.Objective("squared", y, lam=0.1, reg="tv2", mu=0.01)
+    layers = list(net.layers)
+    layers[5] = OtherSpline(net.layers[5].spline, clamp_right=True)
+    theirs = {k: v for k, v in oracle.reference_answers(Network(layers), x, objective=objective,
+                                                        info=False).items()
+              if oracle.needs_objective(k)}
+    report = oracle.check(net, x, theirs, objective=objective)
+    assert not report.passed
+    rows = {r.key: r for r in report.rows}
+    assert not rows["objective/data"].passed and rows["objective/regulariser"].passed
+    text = "\n".join(report.localisation["summary"])
+    assert "objective/data already disagrees" in text
+    assert "backward pass first goes wrong" not in text
 
 
 def test_objective_with_a_knot_spline_layer_includes_its_regulariser():

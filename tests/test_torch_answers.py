@@ -56,3 +56,20 @@ def test_deepsplines_answers_pass_the_suite(tmp_path, capsys):
                        for r in case["rows"])
     knots = next(c for c in report["cases"] if c["name"] == "knots")
     assert max(r["on_knot"] for r in knots["rows"]) > 0
+
+
+def test_bad_suite_or_answers_directory_is_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("deepsplines")
+    example = load_example()
+    (tmp_path / "file").write_text("x")
+    suite = tmp_path / "suite"
+    conformance.export(suite)
+    for argv, message in (([tmp_path / "nowhere", tmp_path / "a"], "is not a conformance suite"),
+                          ([tmp_path / "file", tmp_path / "a"], "is not a conformance suite"),
+                          ([suite, tmp_path / "file"], "is a file, expected a directory"),
+                          ([suite, suite], "should not be the suite itself")):
+        assert example.main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert (tmp_path / "file").read_text() == "x" and not (tmp_path / "a").exists()

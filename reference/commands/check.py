@@ -10,26 +10,33 @@ import numpy as np
 
 from reference import oracle
 from reference.commands.args import nonneg_float
-from reference.commands.evaluate import add_objective_arguments, load_inputs, objective_from_args
+from reference.commands.evaluate import (add_objective_arguments, inputs_named, load_inputs,
+                                         objective_from_args)
 from reference.files import (check_not_an_input, check_writable, describe, dumps_json, load_npz,
                              write_text)
 from reference.io import load_model
 
 
 def load_answers(path) -> dict:
-    """The arrays of --answers (an .npz); another kind of file is refused with what it is."""
+    """The arrays of --answers (an .npz); another kind of file, a model file included, is
+    refused with what it is."""
     kind = describe(path) if Path(path).is_file() else None
     if kind is not None and kind != "an .npz archive" and not _empty_zip(path):
         raise ValueError(f"--answers: {path} is {kind}; expected an .npz of answer arrays "
                          "(np.savez(path, outputs=..., input_jacobian=..., ...))")
-    return load_npz(path, "--answers")
+    answers = load_npz(path, "--answers")
+    if {"format", "layers"} <= set(answers):
+        raise ValueError(f"--answers: {path} is a model file (entries format and layers); "
+                         "expected an .npz of answer arrays (`evaluate` writes the "
+                         "reference's)")
+    return answers
 
 
-def expected_shapes(net, x, names=None, objective=None) -> dict:
+def expected_shapes(net, x, names=None, objective=None, knot_tol=oracle.KNOT_TOL) -> dict:
     """key -> shape of every answer key the reference can give for these inputs (the
     objective keys only with `objective`, an oracle.Objective)."""
     ref = oracle.reference_answers(net, x, names=names, layers=True, one_sided=True,
-                                   objective=objective)
+                                   objective=objective, knot_tol=knot_tol)
     return {k: np.shape(v) for k, v in ref.items()}
 
 
@@ -77,14 +84,20 @@ def run(args):
     net, names = load_model(args.model, with_names=True)
     x = load_inputs(net, args.inputs)
     answers = load_answers(args.answers)
+    knot_tol = oracle.check_knot_tol(net, args.knot_tol, "--knot-tol")
+    with np.errstate(all="ignore"), inputs_named():     # huge values: no warnings
+        return _check(args, net, names, x, answers, knot_tol)
+
+
+def _check(args, net, names, x, answers, knot_tol) -> int:
     objective = objective_from_args(args, net, x)
     if objective is not None and not any(oracle.needs_objective(k) for k in answers):
         raise ValueError(f"--loss: {args.answers} holds no objective key (objective, "
                          "objective/data, objective/weight_decay, objective/regulariser, "
                          "objective_gradients/NAME) to compare")
-    validate_answers(answers, expected_shapes(net, x, names, objective), "--answers")
+    validate_answers(answers, expected_shapes(net, x, names, objective, knot_tol), "--answers")
     report = oracle.check(net, x, answers, names=names, rtol=args.rtol, atol=args.atol,
-                          knot_tol=args.knot_tol, objective=objective)
+                          knot_tol=knot_tol, objective=objective)
     print(f"check of {args.answers} against {args.model} on {args.inputs} "
           f"({x.shape[0]} samples):")
     print(report.format())

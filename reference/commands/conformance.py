@@ -33,6 +33,8 @@ def run_grade(args):
         check_not_an_input(args.json, "--json", {"DIR/manifest.json":
                                                  Path(args.dir) / "manifest.json"})
     suite = conformance.load_suite(args.dir, "DIR")
+    if args.json is not None:
+        conformance.check_report_path(args.json, suite, None if args.self_ else args.answers)
     report = (conformance.run_self(suite) if args.self_
               else conformance.grade(suite, args.answers))
     print(report.format_table())

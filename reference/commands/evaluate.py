@@ -4,6 +4,8 @@ layer outputs, one-sided Jacobians at kinks, regulariser values and bounds, and 
 training objective with its terms and gradient."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from reference import oracle
@@ -22,7 +24,18 @@ def check_finite_results(arrays: dict, what: str) -> None:
     for name, value in arrays.items():
         if not np.all(np.isfinite(value)):
             raise OverflowResult(f"{what}: {name} leaves the float64 range for these finite "
-                                 "inputs and parameters; nothing was written")
+                                 "inputs and parameters (and --lam, --mu); nothing was "
+                                 "written")
+
+
+@contextmanager
+def inputs_named():
+    """An overflow of the forward pass ('x: layer 0 (spline) overflows ...') names --inputs."""
+    try:
+        yield
+    except OverflowResult as exc:
+        text = str(exc)
+        raise OverflowResult("--inputs: " + text.removeprefix("x: ")) from None
 
 
 def load_inputs(net, path) -> np.ndarray:
@@ -78,10 +91,12 @@ def run(args):
     check_not_an_input(args.output, "--output", inputs)
     net, names = load_model(args.model, with_names=True)
     x = load_inputs(net, args.inputs)
-    objective = objective_from_args(args, net, x)
-    result = oracle.reference_answers(net, x, names=names, layers=args.layers,
-                                      one_sided=args.one_sided, objective=objective,
-                                      knot_tol=args.knot_tol, info=args.info)
+    knot_tol = oracle.check_knot_tol(net, args.knot_tol, "--knot-tol")
+    with np.errstate(all="ignore"), inputs_named():    # beyond float64: refused, once
+        objective = objective_from_args(args, net, x)
+        result = oracle.reference_answers(net, x, names=names, layers=args.layers,
+                                          one_sided=args.one_sided, objective=objective,
+                                          knot_tol=knot_tol, info=args.info)
     check_finite_results(result, "evaluate")
     write_npz(args.output, result, "--output")
     extras = [what for flag, what in ((args.layers, "layer outputs"),
