@@ -36,7 +36,8 @@ from reference.spline import LinearSpline
 MERGE_RTOL = 1e-9
 CHECK_RTOL = 1e-6           # |objective - objective_check| <= CHECK_RTOL * max(1, |objective|)
 REGULARISERS = ("tv2", "bv2")
-CLARABEL_RETRIES = ({}, {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
+CLARABEL_RETRIES = ({}, {"static_regularization_constant": 1e-7},    # KKT factorisation failed
+                    {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
                     {"max_iter": 1000, "tol_ktratio": 1e-5})
 MAX_PROBLEM_SIZE = 500_000  # size guard: grid points + samples x neurons (see problem_size)
 
@@ -100,9 +101,13 @@ def _evaluation(grid: np.ndarray, z: np.ndarray):
 
 class CoefficientProblem:
     """The cvxpy problem for one layer, built once; lambda is a Parameter (DPP), so a path of
-    lambdas compiles once (`solve(lam)` again; CLARABEL itself does not warm-start)."""
+    lambdas compiles once (`solve(lam)` again; CLARABEL itself does not warm-start).
+    gauge: the directions of `gauge_basis` if already computed (TV2; default: computed
+    here); pin_gauge=False leaves them free (for tests: the optimal set is then unbounded
+    along them)."""
 
-    def __init__(self, z, a_mat, c, y, loss, reg, grids, lip_max=None):
+    def __init__(self, z, a_mat, c, y, loss, reg, grids, lip_max=None, gauge=None,
+                 pin_gauge: bool = True):
         import cvxpy as cp
 
         self.grids, self.loss, self.reg, self.lip_max = grids, loss, reg, lip_max
@@ -141,23 +146,27 @@ class CoefficientProblem:
         reg_term = tv2 + cp.norm1(at_01) if reg == "bv2" else tv2
         if lip_max is not None:
             cons.append(cp.abs(self.s) <= lip_max)
-        if reg == "tv2":
-            basis = gauge_basis(z, a_mat, loss, affine=lip_max is None)
-            if basis.shape[1]:
-                coords = cp.hstack([at_01[0::2], self.s[s_off[:-1]]])[: basis.shape[0]]
-                cons.append(basis.T @ coords == 0)
-        self.gauge_directions = basis.shape[1] if reg == "tv2" else 0
+        if gauge is None:
+            gauge = gauge_basis(z, a_mat, loss, affine=lip_max is None) if reg == "tv2" \
+                else np.zeros((n, 0))
+        self.gauge = gauge                    # (2N, k) affine or (N, k) constant directions
+        if gauge.shape[1] and pin_gauge:
+            coords = cp.hstack([at_01[0::2], self.s[s_off[:-1]]])[: gauge.shape[0]]
+            cons.append(gauge.T @ coords == 0)
+        self.gauge_directions = gauge.shape[1]
         self.problem = cp.Problem(cp.Minimize(_cvx_loss(loss, out, y) + self.lam * reg_term),
                                   cons)
 
-    def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True) -> dict:
+    def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True,
+              settings: dict | None = None) -> dict:
         """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
         objective of CLARABEL, None for other solvers), attempts, seconds; a solver failure
         is a status ("solver error ...").  CLARABEL stopping short of its tolerances
         (optimal_inaccurate, insufficient progress: seen with the exponential cones of the
         logistic and cross-entropy losses) is retried with the settings CLARABEL_RETRIES,
-        every attempt reported.  A cvxpy SolverError (the solver refuses the problem or
-        fails) is a status too.  See `solve_layer` for the certificate."""
+        every attempt reported; `settings` (CLARABEL only, e.g. tighter tolerances) apply to
+        every attempt.  A cvxpy SolverError (the solver refuses the problem or fails) is a
+        status too.  See `solve_layer` for the certificate."""
         import cvxpy as cp
 
         self.lam.value = float(lam)
@@ -165,7 +174,8 @@ class CoefficientProblem:
         attempts, raw = [], None
         try:
             data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
-            retries = CLARABEL_RETRIES if solver == "CLARABEL" else ({},)
+            retries = ([{**(settings or {}), **r} for r in CLARABEL_RETRIES]
+                       if solver == "CLARABEL" else ({},))
         except cp.error.SolverError as exc:         # the solver cannot take this problem
             retries, status = (), f"solver error ({exc})"
             attempts.append(f"compile: {status}")
@@ -232,6 +242,38 @@ def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool) -> np
     _, sv, vt = np.linalg.svd(g, full_matrices=False)
     null = vt[sv <= 1e-9 * max(sv.max(), np.finfo(float).tiny)].T
     return null / scale[:, None]
+
+
+def _values_at(grid: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The piecewise-linear interpolant through (grid, values), continued linearly beyond
+    the ends, at t (exact at the grid points)."""
+    i = np.clip(np.searchsorted(grid, t, side="right") - 1, 0, len(grid) - 2)
+    slope = (values[i + 1] - values[i]) / (grid[i + 1] - grid[i])
+    return np.where(t == grid[i], values[i], values[i] + slope * (t - grid[i]))
+
+
+def min_norm_representative(pieces: list, gauge: np.ndarray, norm_grids: list):
+    """(pieces, removed): the splines (grid_n, values_n) moved along the gauge directions
+    (columns of `gauge_basis`, (2N, k) for shifts c_n + b_n t or (N, k) for constants)
+    to the representative of least sum_n sum_k sigma_n(t_{n,k})^2 over the points t of
+    norm_grids (the grid of the problem: the uniform grid's coefficients, or the whole
+    data grid, so that an active-set solution and a full one are moved to the same
+    representative).  Least squares in the k coordinates; the shift is invisible at the
+    data (up to the null-space tolerance of `gauge_basis`) and keeps TV2 and Lip.
+    removed: the Euclidean norm of the change of the values at norm_grids."""
+    n = len(pieces)
+    if gauge.shape[1] == 0:
+        return pieces, 0.0
+    affine = gauge.shape[0] == 2 * n
+    values = np.concatenate([_values_at(g, v, t) for (g, v), t in zip(pieces, norm_grids)])
+    cols = [np.concatenate([gauge[k, j] + (gauge[n + k, j] * t if affine else 0.0 * t)
+                            for k, t in enumerate(norm_grids)]) for j in range(gauge.shape[1])]
+    e = np.stack(cols, axis=1)                             # (sum_n |norm grid n|, k)
+    coef = np.linalg.lstsq(e, -values, rcond=None)[0]
+    shift = gauge @ coef                                   # (c_n..., b_n...) or (c_n...)
+    out = [(g, v + shift[k] + (shift[n + k] * g if affine else 0.0))
+           for k, (g, v) in enumerate(pieces)]
+    return out, float(np.linalg.norm(e @ coef))
 
 
 def _cvx_loss(loss, out, y):
@@ -362,67 +404,109 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE):
 
 def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: float = 1e-3,
                 reg: str = "tv2", grid="data", size=None, lip_max=None,
-                solver: str = "CLARABEL",
-                max_size: float = MAX_PROBLEM_SIZE) -> tuple[Network, dict]:
+                solver: str = "CLARABEL", max_size: float = MAX_PROBLEM_SIZE,
+                method: str | None = None, polish: bool = True) -> tuple[Network, dict]:
     """Solve for the activations of spline layer `layer` with every weight fixed.
 
     Returns (new network, certificate).  The new network holds the optimum exactly: a
     uniform-grid spline layer for grid="uniform", a knot-form layer (KnotSplineActivation)
-    otherwise.  Certificate: solver, status, objective (cvxpy), objective_check (NumPy, on the
-    new model), gap (CLARABEL's primal - dual objective, else None), seconds, knots per
-    neuron with the tolerance used.  Status other than optimal (a cvxpy SolverError included),
-    or objective_check off by more than CHECK_RTOL: RuntimeError, no model.  solver: one that
-    can solve the problem's class (`check_solver`: squared loss a QP / SOCP, logistic and
-    cross-entropy exponential cone).  Size guard: problem_size over max_size is refused
-    (TooLarge) before the grid is built."""
+    otherwise; for TV2, moved along the gauge directions (affine shifts invisible at the
+    data, pinned during the solve) to the representative of least sum of squared values at
+    the grid points (`min_norm_representative`), so that two correct solvers return the same
+    coefficients.  Certificate: solver, status, objective (cvxpy), objective_check (NumPy,
+    on the new model), gap (CLARABEL's primal - dual objective, else None), seconds, knots per
+    neuron with the tolerance used, method, gauge_directions_pinned, gauge_shift_removed.
+    Status other than optimal (a cvxpy SolverError included), or objective_check off by more
+    than CHECK_RTOL: RuntimeError, no model.  solver: one that can solve the problem's class
+    (`check_solver`: squared loss a QP / SOCP, logistic and cross-entropy exponential cone).
+    Size guard: problem_size over max_size is refused (TooLarge) before the grid is built.
+    method: "active" (default for grid="data": reference.active_set, knots added where the
+    optimality condition fails; its certificate adds rounds, points per neuron, the worst
+    violation, and with polish=True the knot-count polishing) or "full" (every grid point
+    at once; the default for the other grids, the only choice for them)."""
     (_, new, cert), = _solve_lams(net, layer, x, y, [lam], "lam", loss=loss, reg=reg,
                                   grid=grid, size=size, lip_max=lip_max, solver=solver,
-                                  max_size=max_size)
+                                  max_size=max_size, method=method, polish=polish)
     return new, cert
 
 
 def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
                grid="data", size=None, lip_max=None, solver="CLARABEL",
-               max_size: float = MAX_PROBLEM_SIZE) -> list:
-    """solve_layer for every lambda in `lams`, the problem compiled once (lambda is a DPP
-    Parameter); returns [(lam, new network, certificate)].  Each certificate's seconds run
-    from the end of the previous solve (the first includes building the problem)."""
+               max_size: float = MAX_PROBLEM_SIZE, method: str | None = None,
+               polish: bool = True) -> list:
+    """solve_layer for every lambda in `lams`; returns [(lam, new network, certificate)].
+    method "full": the problem compiled once (lambda is a DPP Parameter); "active": each
+    lambda starts from the previous one's active set.  Each certificate's seconds run from
+    the end of the previous solve (the first includes building the problem)."""
     return _solve_lams(net, layer, x, y, lams, "lams", loss=loss, reg=reg, grid=grid,
-                       size=size, lip_max=lip_max, solver=solver, max_size=max_size)
+                       size=size, lip_max=lip_max, solver=solver, max_size=max_size,
+                       method=method, polish=polish)
+
+
+METHODS = ("active", "full")
+
+
+def check_method(method, grid) -> str:
+    """The solve method: None means "active" for the data grid, "full" otherwise."""
+    is_data = isinstance(grid, str) and grid == "data"
+    if method is None:
+        return "active" if is_data else "full"
+    check_choice(method, METHODS, "method")
+    if method == "active" and not is_data:
+        given = grid if isinstance(grid, str) else "a list of grids"
+        raise ValueError("method: 'active' works on the data grid only (grid='data'); "
+                         f"use method='full' for grid={given!r}")
+    return method
 
 
 def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max, solver,
-                max_size):
-    """Validate, build the problem once, solve and certify it for every lambda."""
+                max_size, method=None, polish=True):
+    """Validate, build the problem once (full) or per lambda (active), solve and certify it
+    for every lambda."""
     lams = [float(lam) for lam in lams]
     if not lams or not all(np.isfinite(lam) and lam >= 0 for lam in lams):
         raise ValueError(f"{name}: expected finite numbers >= 0, got {lams!r}")
     check_choice(reg, REGULARISERS, "reg")
+    method = check_method(method, grid)
     if lip_max is not None and not (np.isfinite(lip_max) and lip_max > 0):
         raise ValueError(f"lip_max: expected a positive number, got {lip_max!r}")
     x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
     grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size)
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
-    t0 = time.perf_counter()
-    prob = CoefficientProblem(z, a_mat, c, y, loss, reg, grids, lip_max)
     out = []
+    t0 = time.perf_counter()
+    if method == "active":
+        from reference import active_set
+
+        start = None
+        for lam in lams:
+            new, cert, start = active_set.solve_layer_active(
+                net, layer, x, y, z, a_mat, c, grids, lam, loss=loss, reg=reg,
+                lip_max=lip_max, solver=solver, start=start, polish=polish)
+            out.append((lam, new, cert))
+        return out
+    prob = CoefficientProblem(z, a_mat, c, y, loss, reg, grids, lip_max)
     for lam in lams:
         result = prob.solve(lam, solver)
         new, cert = finish(net, layer, x, y, lam, prob, result, uniform,
                            time.perf_counter() - t0)
+        cert["method"] = "full"
         out.append((lam, new, cert))
         t0 = time.perf_counter()
     return out
 
 
-def finish(net, layer, x, y, lam, prob, result, uniform, seconds):
-    """Build the new model from a solved problem and certify it (see `solve_layer`)."""
+def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=None):
+    """Build the new model from a solved problem and certify it (see `solve_layer`); the
+    splines are moved to the gauge's minimum-norm representative over norm_grids (default
+    the problem's grids)."""
     loss, reg, lip_max = prob.loss, prob.reg, prob.lip_max
     if result["status"] != "optimal":
         raise RuntimeError(f"solve: {result['solver']} ended with status {result['status']!r} "
                            f"(attempts: {'; '.join(result['attempts'])}); no model is returned")
     new = copy.deepcopy(net)
-    pieces = prob.splines()
+    pieces, removed = min_norm_representative(prob.splines(), prob.gauge,
+                                              norm_grids or prob.grids)
     if uniform is not None:
         coeffs = np.stack([v for _, v in pieces])
         new.layers[layer] = SplineActivation(LinearSpline(coeffs, uniform[0], uniform[1]))
@@ -444,7 +528,8 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds):
                  "seconds": seconds, "knots": knots.tolist(), "knot_tolerance": tols.tolist(),
                  "lipschitz": lips.tolist(), "check_rtol": CHECK_RTOL,
                  "grid_points": [len(g) for g in prob.grids],
-                 "gauge_directions_pinned": prob.gauge_directions, "lam": lam, "reg": reg,
+                 "gauge_directions_pinned": prob.gauge_directions,
+                 "gauge_shift_removed": removed, "lam": lam, "reg": reg,
                  "loss": loss, "lip_max": lip_max}
 
 

@@ -141,8 +141,8 @@ def test_failed_or_inaccurate_solves_are_errors(monkeypatch):
     real = convex.CoefficientProblem.solve
 
     def status(value):
-        def fake(self, lam, solver="CLARABEL", warm_start=True):
-            out = real(self, lam, solver)
+        def fake(self, lam, solver="CLARABEL", warm_start=True, settings=None):
+            out = real(self, lam, solver, settings=settings)
             out["status"] = value
             return out
         return fake
@@ -150,8 +150,8 @@ def test_failed_or_inaccurate_solves_are_errors(monkeypatch):
     with pytest.raises(RuntimeError, match="optimal_inaccurate.*no model"):
         convex.solve_layer(net, 1, x, y)
 
-    def off(self, lam, solver="CLARABEL", warm_start=True):
-        out = real(self, lam, solver)
+    def off(self, lam, solver="CLARABEL", warm_start=True, settings=None):
+        out = real(self, lam, solver, settings=settings)
         out["objective"] *= 1.01
         return out
     monkeypatch.setattr(convex.CoefficientProblem, "solve", off)
@@ -244,3 +244,70 @@ def test_grid_and_interpolation_bad_input(tmp_path):
     np.savez(tmp_path / "bad.npz", **data)
     with pytest.raises(ModelFileError, match="layer 1.*strictly increasing"):
         load_model(tmp_path / "bad.npz")
+
+
+def test_uniform_grid_gauge_gives_the_minimum_norm_coefficients():
+    """issue 9 item 6: on a uniform grid the affine shifts that the data cannot see are
+    pinned as on the data grid, and the coefficients returned are the minimum-norm
+    representative: the unpinned problem (a different point of the optimal set), moved to
+    the minimum-norm representative, gives the same coefficients; the objective is that of
+    the unpinned problem; another solver agrees to its tolerance."""
+    rng = np.random.default_rng(0)
+    net = random_net([2, 3, 1], "spline", 0, size=21)
+    x = rng.normal(size=(200, 2))
+    y = np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + 0.1 * rng.normal(size=200)
+    new, cert = convex.solve_layer(net, 1, x, y, lam=0.1, grid="uniform")
+    coef = new.layers[1].spline.coefficients
+    assert cert["gauge_directions_pinned"] == 3 and cert["gauge_shift_removed"] > 1.0
+    _, y2, z, a_mat, c = convex.prepare(net, 1, x, y, "squared")
+    grids, _ = convex.grids_for(net, 1, z, "tv2", "uniform")
+    free = convex.CoefficientProblem(z, a_mat, c, y2, "squared", "tv2", grids, pin_gauge=False)
+    result = free.solve(0.1)
+    assert result["status"] == "optimal" and free.gauge_directions == 3
+    assert result["objective"] == pytest.approx(cert["objective"], rel=1e-8)
+    raw = np.stack([v for _, v in free.splines()])
+    moved, removed = convex.min_norm_representative(free.splines(), free.gauge, grids)
+    moved = np.stack([v for _, v in moved])
+    assert np.linalg.norm(moved) <= np.linalg.norm(raw) and removed > 0
+    np.testing.assert_allclose(moved, coef, atol=1e-6 * np.abs(coef).max())
+    if "CVXOPT" in convex.usable_solvers("qp"):
+        other, _ = convex.solve_layer(net, 1, x, y, lam=0.1, grid="uniform", solver="CVXOPT")
+        np.testing.assert_allclose(other.layers[1].spline.coefficients, coef,
+                                   atol=1e-4 * np.abs(coef).max())
+
+
+def test_data_grid_active_and_full_return_the_same_representative():
+    rng = np.random.default_rng(0)
+    net = random_net([2, 3, 1], "spline", 0, size=21)
+    x = rng.normal(size=(300, 2))
+    y = np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + 0.1 * rng.normal(size=300)
+    active, cert = convex.solve_layer(net, 1, x, y, lam=0.1)
+    full, _ = convex.solve_layer(net, 1, x, y, lam=0.1, method="full")
+    assert cert["gauge_shift_removed"] > 1.0
+    _, _, z, _, _ = convex.prepare(net, 1, x, y, "squared")
+    grid_values = [layer.forward(z)[0] for layer in (active.layers[1], full.layers[1])]
+    np.testing.assert_allclose(grid_values[0], grid_values[1],
+                               atol=1e-4 * np.abs(grid_values[1]).max())
+
+
+def test_solve_command_methods(tmp_path, capsys):
+    net, x, y = single_neuron(m=200)
+    save_model(net, tmp_path / "m.npz")
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    args = ["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"), "--layer",
+            "1", "--lam", "0.5", "--out", str(tmp_path / "s.npz")]
+    assert main(args + ["--json"]) == 0
+    active = json.loads(capsys.readouterr().out)
+    assert active["method"] == "active" and active["rounds"] >= 1
+    for key in ("worst_violation", "violation_tolerance", "points_per_neuron", "polish",
+                "knots_unpolished", "multiplier_noise", "complementarity_gap"):
+        assert key in active
+    assert main(args + ["--method", "full", "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["method"] == "full" and full["objective"] == pytest.approx(
+        active["objective"], rel=1e-7)
+    assert main(args + ["--no-polish"]) == 0
+    text = capsys.readouterr().out
+    assert "active method" in text and "polishing off" in text and "worst violation" in text
+    assert main(args + ["--grid", "uniform", "--method", "active"]) == 2
+    assert "method: 'active' works on the data grid only" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reference._checks import as_finite_array
 from reference.commands.args import nonneg_float, nonneg_int, positive_float, size_int
-from reference.convex import MAX_PROBLEM_SIZE
+from reference.convex import MAX_PROBLEM_SIZE, METHODS
 from reference.experiments import TRAIN_DEFAULTS
 from reference.files import check_not_an_input, check_writable, dumps_json, load_npz
 from reference.io import load_model, save_model
@@ -27,7 +27,8 @@ def run(args):
     new, cert = convex.solve_layer(net, args.layer, x, y, loss=args.loss,
                                    lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
                                    lip_max=args.lip_max, solver=args.solver,
-                                   max_size=args.max_size)
+                                   max_size=args.max_size, method=args.method,
+                                   polish=not args.no_polish)
     save_model(new, args.out, "--out")
     cert["out"] = args.out
     if args.json:
@@ -35,16 +36,30 @@ def run(args):
         return 0
     knots = cert["knots"]
     print(f"solved layer {args.layer} of {args.model} on {args.data} ({args.grid} grid, "
-          f"{args.loss} loss, lambda {args.lam:g}, {args.reg}"
+          f"{cert['method']} method, {args.loss} loss, lambda {args.lam:g}, {args.reg}"
           + (f", Lip <= {args.lip_max:g}" if args.lip_max else "") + ")")
     print(f"  {cert['solver']} status {cert['status']}, objective {cert['objective']:.10g}, "
           f"NumPy re-evaluation {cert['objective_check']:.10g} (agree to "
           f"{cert['check_rtol']:g} relative), primal - dual gap "
           + ("n/a" if cert["gap"] is None else f"{cert['gap']:.2e}")
           + f", {cert['seconds']:.2f} s")
+    if cert["method"] == "active":
+        print(f"  active set: {cert['rounds']} rounds, points per neuron "
+              f"{cert['points_per_neuron']} of {cert['candidate_points']} candidates; "
+              f"optimality at every candidate ({cert['optimality_condition']}): worst "
+              f"violation {cert['worst_violation']:.1e} x lambda_ref "
+              f"{cert['violation_reference']:.3g} (tolerance {cert['violation_tolerance']:g}), "
+              f"multiplier noise {cert['multiplier_noise']:.1e}, complementarity gap "
+              f"{cert['complementarity_gap']:.1e}")
+        print(f"  polishing {cert['polish']}; knots per neuron {cert['knots_unpolished']} "
+              f"before polishing")
     print(f"  grid points per neuron {cert['grid_points']}; knots per neuron {knots} "
           f"(|slope change| > tolerance, max tolerance {max(cert['knot_tolerance']):.1e}); "
           f"Lip per neuron {[round(v, 4) for v in cert['lipschitz']]}")
+    if cert["gauge_directions_pinned"]:
+        print(f"  {cert['gauge_directions_pinned']} gauge directions (affine shifts invisible "
+              f"at the data) pinned; minimum-norm representative returned (shift removed "
+              f"{cert['gauge_shift_removed']:.3g})")
     print(f"  model written to {args.out}")
     return 0
 
@@ -65,6 +80,11 @@ def register(sub) -> None:
     p.add_argument("--solver", default="CLARABEL", help=(
         "cvxpy solver (default CLARABEL); only solvers of the loss's problem class are "
         "accepted (squared: QP/SOCP, logistic and xent: exponential cone)"))
+    p.add_argument("--method", default=None, choices=METHODS, help=(
+        "active: knots added where the optimality condition fails (default for --grid "
+        "data); full: every grid point at once (the only method for --grid uniform)"))
+    p.add_argument("--no-polish", action="store_true",
+                   help="active method: skip the polishing re-solve on the knots found")
     p.add_argument("--max-size", type=positive_float, default=MAX_PROBLEM_SIZE,
                    help="size guard: grid points + samples x neurons")
     p.add_argument("--out", required=True, help="write the solved model here (.npz)")

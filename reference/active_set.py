@@ -1,0 +1,603 @@
+"""The data-grid coefficient problem (reference.convex) solved by an active set of knots.
+
+On the data grid every neuron n may bend at each of its P_n candidate points g_{n,k} (its
+merged pre-activations, plus 0 and 1 for BV2), and CLARABEL's factorisation of the full
+problem fills in when several neurons share the samples.  The optimum bends at few of
+them, so: solve the problem with knots allowed only at an active subset S_n of the
+candidates (INITIAL_POINTS quantile points to start), check the optimality condition of
+the full problem at every candidate (`optimality`), add candidates where it fails, and
+repeat until it holds everywhere.  The restricted problem is the same CoefficientProblem
+on the grids S_n: a spline with knots in S_n is a spline with knots in the data, so the
+restricted optimum is the full optimum when the condition holds (the condition is the KKT
+system of the full data-grid problem, with the multipliers built from the restricted
+solution).
+
+Rules (module constants):
+- relative violation (|lambda xi_{n,k}| - lambda) / lambda_ref with
+  lambda_ref = max(lambda, REFERENCE_FLOOR * max_n sum_m |w0_mn| (max z_n - min z_n)),
+  w0 the loss weights of the zero spline (`reference_scale`: the size of |phi_n| before
+  any fit, independent of the solution): lambda = 0, or a lambda below the floor, is
+  measured against the floor;
+- accepted (`Optimality.accepted`): the restricted problem's own conditions hold to
+  `noise` <= NOISE_MAX (the accuracy of the multipliers built from the solution, 0 at an
+  exact restricted optimum; CLARABEL's default tolerances on the exponential cones of the
+  logistic and cross-entropy losses can leave more, and the restricted problem is then
+  solved again with TIGHT_SETTINGS), and the worst relative violation at the other
+  candidates is <= VIOLATION_RTOL + noise;
+- added per round (`points_to_add`): in every run of consecutive inactive candidates
+  whose violation exceeds the tolerance, the one of largest violation (merged or
+  duplicated samples are one candidate: the candidates are `convex.data_grid`'s);
+  dropped (`points_to_drop`): active candidates without a knot whose multiplier is well
+  inside its bound (the solution stays optimal without them);
+- status "round limit" after MAX_ROUNDS rounds, "stalled" when the condition fails but no
+  inactive candidate violates it (solver accuracy): both are errors in `solve_layer`
+  (no model), never an accepted optimum;
+- polishing (`solve_layer_active`): re-solve with the knots of the optimum only, accepted
+  when the objective stays within the certified gaps; both knot counts are reported.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from reference.network import KnotSplineActivation, loss_and_grad
+
+INITIAL_POINTS = 8          # quantile candidates per neuron in the first round (ends included)
+MAX_ROUNDS = 30
+VIOLATION_RTOL = 1e-6       # accepted: worst (|lambda xi| - lambda) / lambda_ref <= this + noise
+REFERENCE_FLOOR = 1e-6      # lambda_ref >= REFERENCE_FLOOR * `reference_scale`
+NOISE_MAX = 1e-6            # the multipliers' accuracy needed (`Optimality.accepted`)
+TIGHT_SETTINGS = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
+                  "tol_ktratio": 1e-10, "max_iter": 500}   # CLARABEL, if noise > NOISE_MAX
+NOISE_WEIGHT = 1e3          # lip_certificate: weight of the noise against the violation
+POLISH_KNOT_RTOL = 1e-4     # first polishing attempt: knots above this * max |a| per neuron
+DROP_MARGIN = 1e-3          # `points_to_drop`: multipliers below (1 - this) lambda
+
+
+@dataclass
+class Optimality:
+    """The optimality check of a restricted solution against every candidate knot (see
+    `optimality`); every number relative to lambda_ref (`reference`).
+
+    violation: per neuron (P_n,) (|lambda xi| - lambda) / lambda_ref at every candidate;
+    worst: the largest at the inactive candidates (dual infeasibility where the restricted
+    problem did not look), 0 if none is positive; noise: the largest
+    residual of the restricted problem's own KKT conditions (dual feasibility at the
+    active candidates, complementarity relative to the largest term, the closing
+    condition), which is 0 at an exact restricted optimum: the accuracy of the multipliers;
+    condition: which form of the check; tolerance; gap: the complementarity gap G summed
+    over the neurons (a bound on F(solution) - F(optimum) when worst and noise are 0).
+
+    accepted: noise <= NOISE_MAX and worst <= tolerance + noise (a violation below the
+    noise cannot be told from the multipliers' error)."""
+    violation: list
+    worst: float
+    noise: float
+    reference: float
+    condition: str
+    tolerance: float
+    gap: float
+
+    @property
+    def accepted(self) -> bool:
+        return self.noise <= NOISE_MAX and self.worst <= self.tolerance + self.noise
+
+
+@dataclass
+class ActiveSetResult:
+    """What `solve_active` found: the last restricted problem and its solve (as returned by
+    CoefficientProblem.solve), the active masks over the candidate grids, the history of
+    (points per neuron, worst violation) per round, status "converged" / "round limit" /
+    "stalled" / the solver's status."""
+    problem: object
+    result: dict
+    active: list
+    optimality: Optimality | None
+    status: str
+    rounds: int
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# ----------------------------------------------------------------- the optimality condition
+def loss_weights(sigma_at_z: np.ndarray, a_mat: np.ndarray, c: np.ndarray, y, loss: str):
+    """w (M, N) = r A with r (M, N_L) = dE/df the loss gradient at the outputs
+    f = sigma(z) A^T + c (squared: f - y; logistic: sigmoid(f) - y; cross-entropy:
+    softmax(f) - onehot(y)); w_mn is the derivative of the data term in sigma_n(z_mn)."""
+    _, r = loss_and_grad(loss, sigma_at_z @ a_mat.T + c[None, :], y)
+    return r @ a_mat
+
+
+def knot_correlation(z: np.ndarray, w: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """phi(tau) = sum_m w_m (z_m - tau)_+ at every tau, z and w (M,), tau (P,): the
+    derivative of the data term in the jump a of a knot a (z - tau)_+ added at tau.
+    Computed from the sorted z without cancellation: with tail_j = sum_{i >= j} w_(i),
+    phi(z_(j)) = sum_{i > j} (z_(i) - z_(i-1)) tail_i, and between sorted points
+    phi(tau) = phi(z_(j)) + (z_(j) - tau) tail_j for the first z_(j) > tau (0 beyond z_(M)).
+    phi is piecewise linear with kinks at the z, so its extreme values lie at data points."""
+    order = np.argsort(z, kind="stable")
+    zs, ws = z[order], w[order]
+    tail = np.cumsum(ws[::-1])[::-1]                                    # (M,)
+    steps = np.diff(zs) * tail[1:]
+    at = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0, 0.0]])     # (M + 1,)
+    j = np.searchsorted(zs, tau, side="right")
+    zj = np.concatenate([zs, [0.0]])[j]
+    tj = np.concatenate([tail, [0.0]])[j]
+    return at[j] + (zj - tau) * tj
+
+
+def bv2_end_weights(z: np.ndarray, w: np.ndarray):
+    """(v0, v1): the multipliers of |sigma(0)| and |sigma(1)| in the BV2 problem without a
+    Lip bound, from the stationarity in the affine part b0 + b1 z of sigma:
+    sum_m w_m + v0 + v1 = 0 and sum_m w_m z_m + v1 = 0, so v1 = -sum w z, v0 = sum w z -
+    sum w.  The points 0 and 1 then act as two extra samples of weights v0, v1 in phi."""
+    s0, s1 = float(w.sum()), float(w @ z)
+    return s1 - s0, -s1
+
+
+def reference_scale(z, a_mat, c, y, loss: str) -> float:
+    """max_n sum_m |w0_mn| (max z_n - min z_n), w0 = `loss_weights` of the zero spline: a
+    bound on |phi_n| before any fit, fixed by the data (1 if it vanishes)."""
+    w0 = loss_weights(np.zeros_like(z), a_mat, c, y, loss)
+    return max(float(np.max(np.abs(w0).sum(axis=0) * np.ptp(z, axis=0))), 0.0) or 1.0
+
+
+def _pieces(layer: KnotSplineActivation, n: int, grid, act):
+    """(jumps (P,): a_j at the active candidates, 0 elsewhere and at the ends; slopes
+    (P - 1,): the slope of the restricted solution on every candidate piece)."""
+    slopes = layer.slopes[n]
+    jumps = np.zeros(len(grid))
+    jumps[np.flatnonzero(act)[1:-1]] = np.diff(slopes)
+    return jumps, slopes[np.cumsum(act)[:-1] - 1]
+
+
+def _scales(layer: KnotSplineActivation):
+    """(sigma at 0 and 1 (2, N), max |a| over the layer's knots, max |sigma(0)|, |sigma(1)|
+    over the layer, knot tolerance per neuron (N,)): complementarity is required at the
+    knots (|a_j| above the tolerance of `convex.knot_counts`), its residual weighted by
+    |a_j| / max |a| (resp. |sigma(.)| / max |sigma(.)|, values below 1e-7 max(1, max
+    |sigma(.)|) taken as 0), so that a small knot counts as little as its jump."""
+    from reference.convex import knot_counts
+
+    _, tols, _ = knot_counts(layer)
+    at01 = layer.forward(np.ones((2, layer.n_in)) * np.array([[0.0], [1.0]]))[0]
+    a_max = max((np.abs(np.diff(s)).max(initial=0.0) for s in layer.slopes), default=0.0)
+    v_max = float(np.abs(at01).max())
+    at01 = np.where(np.abs(at01) > 1e-7 * max(1.0, v_max), at01, 0.0)    # as for knots
+    return at01, max(a_max, 1e-300), max(v_max, 1e-300), tols
+
+
+def optimality(layer: KnotSplineActivation, z, w, grids, active, lam: float, reg: str,
+               lip_max=None, scale: float = 1.0) -> Optimality:
+    """The optimality condition of the full data-grid problem at a restricted optimum
+    `layer` (knots only at the active candidates), per neuron n, w = `loss_weights` (the
+    derivatives of the data term in sigma_n(z_mn): logistic and cross-entropy losses enter
+    only through them).  On the candidates g_0 < ... < g_{P-1} sigma_n has the value u_0 at
+    g_0 and slopes s_i on [g_i, g_{i+1}], TV2 = sum_k |a_k|, a_k = s_k - s_{k-1}.  With
+    multipliers lambda xi_k, xi_k in d|a_k| (xi_0 = xi_{P-1} = 0), and mu_i of
+    |s_i| <= L_max, stationarity in s_i reads
+    phi(g_i) - phi(g_{i+1}) + lambda (xi_i - xi_{i+1}) + mu_i = 0; summed:
+
+        lambda xi_k = M_k - T_k,   T_k = phi(g_k) - phi(g_0),   M_k = sum_{i < k} mu_i,
+        phi(tau) = sum_m w_mn (z_mn - tau)_+ = sum_m r_m . A_n (z_mn - tau)_+ .
+
+    TV2 without a Lip bound: M = 0 and phi(g_0) = 0 (stationarity in b0, b1), so the
+    condition is |phi_n(tau)| <= lambda at every candidate tau (dual feasibility) and
+    phi_n(tau_j) = -lambda sign(a_j) at the knots (complementarity); T_k is used for
+    phi(g_k): they differ by the closing residual phi(g_0), a solver residual.
+    BV2: the points 0 and 1 are added as samples of weights v0, v1 (`bv2_end_weights`),
+    with |v0| <= lambda, v0 = lambda sign(sigma(0)) if sigma(0) != 0, likewise v1.
+    Lip <= L_max: mu_i has the sign of s_i and is 0 where |s_i| < L_max; M is unknown and
+    chosen by `lip_certificate`.
+    Closing condition xi_{P-1} = 0, i.e. M_{P-1} = T_{P-1} (a stationarity residual).
+    Such multipliers bound the suboptimality: F(solution) - F(optimum) <= G with
+        G = sum_knots lambda |a_j| (1 - sign(a_j) xi_j) + sum_pieces |mu_J| (L_max - |s_J|)
+            [+ |sigma(0)| (lambda - sign(sigma(0)) v0) + likewise at 1],
+    every term >= 0 and 0 at the exact optimum.
+
+    The conditions at the active candidates hold at an exact restricted optimum; what is
+    left of them (`Optimality.noise`: dual infeasibility, (lambda - sign(a_j) lambda xi_j)
+    |a_j| / max_j |a_j| at the knots, the closing residual) measures the accuracy of the
+    multipliers, and violations at the inactive candidates are judged against it
+    (`Optimality.accepted`).  Everything is relative to lambda_ref = max(lambda,
+    REFERENCE_FLOOR * scale), scale = `reference_scale`."""
+    if lip_max is not None:
+        return lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale)
+    ref = max(lam, REFERENCE_FLOOR * scale)
+    violation, worst, noise, gap = [], 0.0, 0.0, 0.0
+    at01, a_max, v_max, knot_tol = _scales(layer)
+    for n, (g, act) in enumerate(zip(grids, active)):
+        zn, wn = z[:, n], w[:, n]
+        jumps, _ = _pieces(layer, n, g, act)
+        if reg == "bv2":
+            v, value = np.array(bv2_end_weights(zn, wn)), at01[:, n]
+            noise = max(noise, float(np.max(np.abs(v) - lam)),
+                        float(np.max((lam - np.sign(value) * v) * np.abs(value))) / v_max)
+            gap += float(lam * np.abs(value).sum() - value @ v)
+            zn, wn = np.concatenate([zn, [0.0, 1.0]]), np.concatenate([wn, v])
+        t = knot_correlation(zn, wn, g)
+        t = t - t[0]                                                    # T = -lambda xi
+        viol = np.abs(t) - lam
+        knots = np.flatnonzero(np.abs(jumps) > knot_tol[n])
+        compl = (lam + np.sign(jumps[knots]) * t[knots]) * np.abs(jumps[knots])
+        noise = max(noise, abs(t[-1]), float(viol[act].max()),
+                    float(compl.max(initial=0.0)) / a_max)
+        worst = max(worst, float(viol[~act].max(initial=0.0)))
+        gap += float(np.sum(lam * np.abs(jumps) + jumps * t))
+        violation.append(viol / ref)
+    return Optimality(violation, max(worst, 0.0) / ref, max(noise, 0.0) / ref, ref,
+                      "closed form", VIOLATION_RTOL, gap)
+
+
+def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale) -> Optimality:
+    """`optimality` with the bound |s| <= L_max: the multipliers M are chosen by a linear
+    program per neuron (HiGHS; M, T and v divided by lambda_ref), over M_1..M_{P-1}
+    (M_0 = 0), for BV2 v0 (v1 = -sum_m w_m - v0 by the stationarity in u_0, so T_k is
+    affine in v0), and two slacks:  min W noise + worst  (W = NOISE_WEIGHT) subject to
+      |M_k - T_k| <= lambda + worst at every inactive candidate,
+      |M_j - T_j| <= lambda + noise at every interior active candidate,
+      (lambda - sign(a_j) (M_j - T_j)) |a_j| <= noise max |a| at the knots (`_scales`),
+      sign(s_i) (M_{i+1} - M_i) >= -noise on every candidate piece (|.| <= noise where
+        s_i = 0), sign(s_J) mu_J (L_max - |s_J|) <= noise L_max on the pieces J of the
+        solution (mu_J the change of M across J),
+      |v| <= lambda + noise, (lambda - sign(sigma(.)) v) |sigma(.)| <= noise
+        max |sigma(0 or 1)| (BV2),   M_{P-1} = T_{P-1}.
+    worst and noise are the largest over the neurons; the violation at the candidates is
+    |M_k - T_k| - lambda at the solution (+inf at the inactive candidates whose row binds
+    with a nonzero dual: those that set `worst`); gap = G there."""
+    ref = max(lam, REFERENCE_FLOOR * scale)
+    lam_r = lam / ref
+    violation, worst, noise, gap = [], 0.0, 0.0, 0.0
+    at01, a_max, v_max, knot_tol = _scales(layer)
+    bv2 = reg == "bv2"
+    for n, (g, act) in enumerate(zip(grids, active)):
+        p = len(g)
+        zn, wn = z[:, n], w[:, n]
+        jumps, slopes = _pieces(layer, n, g, act)
+        t = knot_correlation(zn, wn, g)
+        t = (t - t[0]) / ref
+        d = np.zeros(p)
+        total = float(wn.sum()) / ref
+        if bv2:                       # T = t - S e1 + v0 (e0 - e1), e at the samples 0, 1
+            e0 = np.maximum(-g, 0.0) - max(-g[0], 0.0)
+            e1 = np.maximum(1.0 - g, 0.0) - max(1.0 - g[0], 0.0)
+            t, d = t - total * e1, e0 - e1
+        # columns: M_1..M_{P-1} (0..p-2), v0 (p-1), noise (p), worst (p + 1); M_0 = 0
+        lp, v_col, noise_col, worst_col = _LinearProgram(p + 2), p - 1, p, p + 1
+        col_m = np.arange(-1, p - 1)
+        k = np.arange(1, p - 1)
+        slack = np.where(act[k], noise_col, worst_col)
+        for sgn in (1.0, -1.0):        # sgn (M_k - v0 d_k - t_k) - slack <= lambda
+            lp.rows(slack, lam_r + sgn * t[k], col_m[k], sgn, v_col, -sgn * d[k])
+        knots = np.flatnonzero(np.abs(jumps) > knot_tol[n])
+        # sign(a) (t - M + v0 d) |a| / max|a| - noise <= -lam |a| / max|a|
+        a_abs, a_sign = np.abs(jumps[knots]), np.sign(jumps[knots])
+        lp.rows(noise_col, (-lam_r - a_sign * t[knots]) * a_abs / a_max,
+                col_m[knots], -a_sign * a_abs / a_max, v_col, a_sign * d[knots] * a_abs / a_max)
+        sign = np.sign(slopes)
+        i = np.flatnonzero(sign != 0)                    # -sign (M_{i+1} - M_i) <= noise
+        lp.rows(noise_col, 0.0, col_m[i + 1], -sign[i], col_m[i], sign[i])
+        flat = np.flatnonzero(sign == 0)
+        for sgn in (1.0, -1.0):
+            lp.rows(noise_col, 0.0, col_m[flat + 1], sgn, col_m[flat], -sgn)
+        idx = np.flatnonzero(act)                        # mu_J (L - |s_J|) / L <= noise
+        s_j = layer.slopes[n]
+        weight = np.sign(s_j) * (lip_max - np.abs(s_j)) / lip_max
+        lp.rows(noise_col, 0.0, col_m[idx[1:]], weight, col_m[idx[:-1]], -weight)
+        if bv2:
+            for coef, shift, val in ((1.0, 0.0, at01[0, n]), (-1.0, -total, at01[1, n])):
+                for sgn in (1.0, -1.0):                  # |coef v0 + shift| <= lam + noise
+                    lp.rows(noise_col, lam_r - sgn * shift, v_col, sgn * coef)
+                share = abs(val) / v_max                 # (lam - sign(val) v) share <= noise
+                lp.rows(noise_col, (-lam_r + np.sign(val) * shift) * share,
+                        v_col, -np.sign(val) * coef * share)
+        lp.closing(p - 2, v_col, -d[p - 1], t[p - 1])
+        x, marginal = lp.solve(noise_col, worst_col, bv2, n)
+        m_all = np.concatenate([[0.0], x[:p - 1]])
+        xi = m_all - t - x[v_col] * d                     # lambda xi / lambda_ref
+        viol = np.abs(xi) - lam_r
+        binding = np.zeros(p, dtype=bool)                 # rows that set `worst`
+        binding[k] = (marginal[:len(k)] != 0) | (marginal[len(k):2 * len(k)] != 0)
+        viol[binding & ~act & (x[worst_col] > 0)] = np.inf
+        violation.append(viol)
+        worst, noise = max(worst, float(x[worst_col])), max(noise, float(x[noise_col]))
+        mu = np.diff(m_all[idx])
+        gap += ref * float(np.sum(lam_r * np.abs(jumps) - jumps * xi)
+                           + np.sum(np.abs(mu) * (lip_max - np.abs(s_j))))
+        if bv2:
+            v = np.array([x[v_col], -total - x[v_col]])
+            gap += ref * float(lam_r * np.abs(at01[:, n]).sum() - at01[:, n] @ v)
+    return Optimality(violation, worst, noise, ref, "linear program (Lip-bound multipliers)",
+                      VIOLATION_RTOL, gap)
+
+
+class _LinearProgram:
+    """The rows of `lip_certificate`'s linear program as sparse triplets: a row reads
+    sum coef x_col - x_slack <= rhs  (column -1: a constant 0, left out)."""
+
+    def __init__(self, columns: int):
+        self.columns, self.ub, self.eq, self.b_ub, self.b_eq = columns, [], [], [], []
+
+    def rows(self, slack_col, rhs, *pairs):
+        """One row per entry of rhs (arrays broadcast): sum over (col, coef) pairs of
+        coef x_col - x_slack_col <= rhs."""
+        shape = np.broadcast_shapes(np.shape(rhs), *(np.shape(a) for a in pairs), (1,))
+        rhs = np.broadcast_to(np.asarray(rhs, dtype=np.float64), shape)
+        cols = [np.broadcast_to(c, shape) for c in pairs[0::2]] + \
+            [np.broadcast_to(slack_col, shape)]
+        coefs = [np.broadcast_to(c, shape) for c in pairs[1::2]] + [-np.ones(shape)]
+        r = sum(len(b) for b in self.b_ub) + np.arange(len(rhs))
+        for col, coef in zip(cols, coefs):
+            keep = (col >= 0) & (coef != 0)
+            self.ub.append((r[keep], col[keep], coef[keep]))
+        self.b_ub.append(rhs)
+
+    def closing(self, col_m, col_v, coef_v, value):
+        """x_m + coef_v x_v = value."""
+        r = sum(len(b) for b in self.b_eq)
+        self.eq.append((np.array([r, r]), np.array([col_m, col_v]), np.array([1.0, coef_v])))
+        self.b_eq.append(np.array([value]))
+
+    def solve(self, noise_col, worst_col, free_v, neuron):
+        """x minimising NOISE_WEIGHT x_noise + x_worst, both >= 0 (x_v fixed at 0 unless
+        free_v); RuntimeError if HiGHS fails."""
+        from scipy.optimize import linprog
+
+        def matrix(parts, n_rows):
+            r, c, v = (np.concatenate(x) for x in zip(*parts))
+            return sp.csr_array((v, (r, c)), shape=(n_rows, self.columns))
+        b_ub, b_eq = np.concatenate(self.b_ub), np.concatenate(self.b_eq)
+        cost = np.zeros(self.columns)
+        cost[noise_col], cost[worst_col] = NOISE_WEIGHT, 1.0
+        bounds = [(None, None)] * self.columns
+        bounds[noise_col] = bounds[worst_col] = (0.0, None)
+        if not free_v:
+            bounds[noise_col - 1] = (0.0, 0.0)
+        out = linprog(cost, A_ub=matrix(self.ub, len(b_ub)), b_ub=b_ub,
+                      A_eq=matrix(self.eq, len(b_eq)), b_eq=b_eq, bounds=bounds,
+                      method="highs")
+        if out.status != 0:
+            raise RuntimeError(f"solve: the optimality LP of neuron {neuron} ended with "
+                               f"{out.message!r}; no model is returned")
+        return out.x, out.ineqlin.marginals
+
+
+# ----------------------------------------------------------------------- the active set
+def initial_active(grids, count: int = INITIAL_POINTS) -> list:
+    """Boolean masks over the candidates: `count` points at evenly spaced ranks (quantiles
+    of the candidates, both ends included); every candidate when P_n <= count."""
+    out = []
+    for g in grids:
+        mask = np.zeros(len(g), dtype=bool)
+        mask[np.unique(np.round(np.linspace(0, len(g) - 1, count)).astype(int))] = True
+        out.append(mask)
+    return out
+
+
+def points_to_add(violation: list, active: list, tol: float = VIOLATION_RTOL) -> list:
+    """New masks: in every run of consecutive inactive candidates whose violation exceeds
+    tol, the candidate of largest violation (the first of ties)."""
+    out = []
+    for v, mask in zip(violation, active):
+        bad = (v > tol) & ~mask
+        new = mask.copy()
+        if bad.any():
+            run = np.cumsum(np.diff(np.concatenate([[False], bad]).astype(np.int8)) == 1)
+            idx = np.flatnonzero(bad)
+            order = np.lexsort((-v[idx], run[idx]))      # by run, largest violation first
+            first = np.concatenate([[True], np.diff(run[idx][order]) != 0])
+            new[idx[order][first]] = True
+        out.append(new)
+    return out
+
+
+def points_to_drop(layer: KnotSplineActivation, check: Optimality, active: list) -> list:
+    """Masks of the active candidates that the next round can do without: not an end, no
+    knot there (|a| <= the tolerance of `convex.knot_counts`) and the multiplier well inside
+    its bound (violation < -DROP_MARGIN, i.e. |lambda xi| < (1 - DROP_MARGIN) lambda for
+    lambda_ref = lambda).  The current solution stays optimal without them; they come back
+    if a later round violates the condition there.  Keeps the restricted problems small."""
+    from reference.convex import knot_counts
+
+    _, tols, _ = knot_counts(layer)
+    out = []
+    for n, (v, mask) in enumerate(zip(check.violation, active)):
+        idx = np.flatnonzero(mask)
+        flat = np.abs(np.diff(layer.slopes[n])) <= tols[n]            # interior actives
+        drop = np.zeros(len(mask), dtype=bool)
+        drop[idx[1:-1][flat & (v[idx[1:-1]] < -DROP_MARGIN)]] = True
+        out.append(drop)
+    return out
+
+
+def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale):
+    """(result, solution layer, Optimality) of a restricted problem: solved, the multipliers
+    built from its solution and checked; when the verdict depends on their accuracy (noise
+    > NOISE_MAX and no violation beyond tolerance + noise; e.g. CLARABEL's default
+    tolerances on exponential cones), solved again with TIGHT_SETTINGS (CLARABEL) and
+    checked again.  (result, None, None) if the solver fails."""
+    first = None
+    for settings in (None, TIGHT_SETTINGS):
+        result = prob.solve(lam, solver, settings=settings)
+        if result["status"] != "optimal":
+            break
+        layer = KnotSplineActivation(*zip(*prob.splines()))
+        w = loss_weights(layer.forward(z)[0], a_mat, c, y, prob.loss)
+        check = optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale)
+        first = first or (result, layer, check)
+        decided = check.noise <= NOISE_MAX or check.worst > check.tolerance + check.noise
+        if decided or solver != "CLARABEL":
+            return result, layer, check
+    if first is None:                          # the solver failed
+        return result, None, None
+    attempts = first[0]["attempts"] + [f"tight: {a}" for a in result["attempts"]]
+    if result["status"] != "optimal":          # the tight solve failed: keep the first
+        prob.solve(lam, solver)                # (the problem holds its solution again)
+        return {**first[0], "attempts": attempts}, first[1], first[2]
+    return {**result, "attempts": attempts}, layer, check
+
+
+def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gauge=None,
+                 start=None, max_rounds: int | None = None) -> ActiveSetResult:
+    """The active-set loop (module docstring).  z (M, N), a_mat (N_L, N), c (N_L,), y in the
+    loss's form; grids: the candidates per neuron (`convex.data_grid`); start: initial masks
+    (default `initial_active`), e.g. the previous lambda's on a path.  Returns an
+    ActiveSetResult whose problem holds the last restricted solution."""
+    from reference.convex import CoefficientProblem
+
+    t0 = time.perf_counter()
+    max_rounds = MAX_ROUNDS if max_rounds is None else max_rounds
+    scale = reference_scale(z, a_mat, c, y, loss)
+    active = [m.copy() for m in (start or initial_active(grids))]
+    history, check = [], None
+    for rounds in range(1, max_rounds + 1):
+        prob = CoefficientProblem(z, a_mat, c, y, loss, reg,
+                                  [g[m] for g, m in zip(grids, active)], lip_max, gauge=gauge)
+        result, layer, check = solve_and_check(prob, z, a_mat, c, y, grids, active, lam,
+                                               solver, scale)
+        if result["status"] != "optimal":
+            return ActiveSetResult(prob, result, active, check, result["status"], rounds,
+                                   history, time.perf_counter() - t0)
+        history.append({"points": [int(m.sum()) for m in active], "worst": check.worst,
+                        "noise": check.noise, "solver_seconds": result["seconds"],
+                        "attempts": result["attempts"], "seconds": time.perf_counter() - t0})
+        if check.accepted:
+            status = "converged"
+            break
+        grown = points_to_add(check.violation, active, check.tolerance)
+        if sum(int(m.sum()) for m in grown) == sum(int(m.sum()) for m in active):
+            status = "stalled"
+            break
+        if rounds == max_rounds:
+            status = "round limit"
+            break
+        active = [m & ~d for m, d in zip(grown, points_to_drop(layer, check, active))]
+    return ActiveSetResult(prob, result, active, check, status, rounds, history,
+                           time.perf_counter() - t0)
+
+
+def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None) -> list:
+    """Masks over the candidates: the two ends and the points where `layer` changes slope
+    by more than the knot tolerance of `convex.knot_counts` (rtol None), or by more than
+    rtol * max |a| of the neuron."""
+    from reference.convex import knot_counts
+
+    _, tols, _ = knot_counts(layer)
+    out = []
+    for n, g in enumerate(grids):
+        p, a = layer.points[n], np.abs(np.diff(layer.slopes[n]))
+        tol = tols[n] if rtol is None else max(tols[n], rtol * a.max(initial=0.0))
+        mask = np.isin(g, p[1:-1][a > tol])
+        mask[[0, -1]] = True
+        out.append(mask)
+    return out
+
+
+def solve_layer_active(net, layer, x, y, z, a_mat, c, grids, lam, *, loss, reg, lip_max,
+                       solver, start=None, polish: bool = True, max_rounds: int | None = None):
+    """(new network, certificate, active masks) for `convex.solve_layer(method="active")`.
+
+    The certificate is convex.finish's (status, gap, NumPy re-evaluation, knots, ...) for
+    the returned model, plus: method "active", rounds, points_per_neuron (of the returned
+    model), candidate_points (data-grid points per neuron), worst_violation (relative, see
+    the module docstring), violation_tolerance, violation_reference (lambda_ref),
+    optimality_condition, multiplier_noise, complementarity_gap (`optimality`),
+    active_history (points and worst violation per round), and the polishing:
+    knots_unpolished, polish ("accepted ...", "rejected: ..." or "off"), polish_objective,
+    objective_unpolished.  Polishing re-solves with the candidates restricted to the ends
+    and the knots of the first solution (those above POLISH_KNOT_RTOL max |a|, then those
+    above the knot tolerance), and is accepted when the objective stays within
+    |gap| + |polished gap| + 1e-12 max(1, |objective|) of the first one and its own check
+    passes: the knot count is then that of a solution on the knots alone.
+    Not converged (round limit, stalled) or a solver failure: RuntimeError, no model."""
+    from reference.convex import finish, gauge_basis
+
+    t0 = time.perf_counter()
+    gauge = gauge_basis(z, a_mat, loss, affine=lip_max is None) if reg == "tv2" else None
+    run = solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, gauge=gauge,
+                       start=start, max_rounds=max_rounds)
+    if run.status in ("round limit", "stalled"):        # a solver failure: finish says it
+        raise RuntimeError(
+            f"solve: the active set did not converge (status {run.status!r} after "
+            f"{run.rounds} rounds, worst violation {run.optimality.worst:.3g} x lambda_ref "
+            f"{run.optimality.reference:.3g} (tolerance {run.optimality.tolerance:g}), "
+            f"multiplier noise {run.optimality.noise:.3g} (at most {NOISE_MAX:g}), points "
+            f"per neuron {[int(m.sum()) for m in run.active]}); no model is returned; "
+            "method='full' (--method full) solves the whole data grid at once")
+    new, cert = finish(net, layer, x, y, lam, run.problem, run.result, None, 0.0,
+                       norm_grids=grids)
+    cert.update(method="active", rounds=run.rounds, candidate_points=[len(g) for g in grids],
+                active_history=[{"points": h["points"], "worst": h["worst"]}
+                                for h in run.history],
+                knots_unpolished=cert["knots"], polish="off", polish_objective=None,
+                **_certificate(run.optimality))
+    if polish:
+        new, cert = _polish(net, layer, x, y, z, a_mat, c, grids, lam, new, cert, gauge,
+                            loss=loss, reg=reg, lip_max=lip_max, solver=solver)
+    cert["points_per_neuron"] = [len(p) for p in new.layers[layer].points]
+    cert["seconds"] = time.perf_counter() - t0
+    return new, cert, run.active
+
+
+def _polish(net, layer, x, y, z, a_mat, c, grids, lam, new, cert, gauge, *, loss, reg,
+            lip_max, solver):
+    """The polishing step of `solve_layer_active`: first with the knots above
+    POLISH_KNOT_RTOL * max |a| per neuron, then (if that is rejected) with every knot above
+    the tolerance of `convex.knot_counts`; (model, certificate) of the first accepted, else
+    the given ones with the reasons in cert["polish"]."""
+    reasons, tried = [], []
+    for rtol in (POLISH_KNOT_RTOL, None):
+        keep = _knot_grids(new.layers[layer], grids, rtol)
+        if any(all(np.array_equal(a, b) for a, b in zip(keep, t)) for t in tried):
+            continue                                     # the same knots as before
+        tried.append(keep)
+        out = _polish_once(net, layer, x, y, z, a_mat, c, grids, lam, cert, gauge, keep,
+                           loss=loss, reg=reg, lip_max=lip_max, solver=solver)
+        if isinstance(out, tuple):
+            out[1]["polish"] = ("accepted" + (f" (knots above {rtol:g} max |a|)" if rtol
+                                              else " (knots above the knot tolerance)"))
+            return out
+        reasons.append(out)
+    cert["polish"] = "rejected: " + "; ".join(reasons)
+    return new, cert
+
+
+def _polish_once(net, layer, x, y, z, a_mat, c, grids, lam, cert, gauge, keep, *, loss, reg,
+                 lip_max, solver):
+    """One polishing re-solve on the candidates `keep`: (model, certificate) if accepted,
+    else the reason (a string)."""
+    from reference.convex import CoefficientProblem, finish
+
+    prob = CoefficientProblem(z, a_mat, c, y, loss, reg, [g[m] for g, m in zip(grids, keep)],
+                              lip_max, gauge=gauge)
+    result, _, check = solve_and_check(prob, z, a_mat, c, y, grids, keep, lam, solver,
+                                       reference_scale(z, a_mat, c, y, loss))
+    if result["status"] != "optimal":
+        return f"solver status {result['status']!r}"
+    tol = abs(cert["gap"] or 0.0) + abs(result["gap"] or 0.0) \
+        + 1e-12 * max(1.0, abs(cert["objective"]))
+    if result["objective"] - cert["objective"] > tol:
+        return (f"objective {result['objective']!r} above {cert['objective']!r} by more "
+                f"than {tol:.3g}")
+    if not check.accepted:
+        return f"worst violation {check.worst:.3g}, noise {check.noise:.3g}"
+    try:
+        out, out_cert = finish(net, layer, x, y, lam, prob, result, None, 0.0,
+                               norm_grids=grids)
+    except RuntimeError as exc:                      # the NumPy re-evaluation disagreed
+        return str(exc)
+    keys = ("method", "rounds", "candidate_points", "active_history", "knots_unpolished")
+    out_cert.update({key: cert[key] for key in keys},
+                    polish_objective=float(result["objective"]),
+                    objective_unpolished=cert["objective"], **_certificate(check))
+    return out, out_cert
+
+
+def _certificate(check: Optimality) -> dict:
+    """The optimality check's entries of the certificate."""
+    return {"worst_violation": check.worst, "violation_tolerance": check.tolerance,
+            "violation_reference": check.reference, "optimality_condition": check.condition,
+            "multiplier_noise": check.noise, "complementarity_gap": check.gap}
