@@ -9,7 +9,8 @@ from pathlib import Path
 
 from reference import datasets, lipschitz, sweep
 from reference._checks import OverflowResult
-from reference.commands import check, evaluate, lipschitz as lipschitz_command, solve
+from reference.commands import check as check_command, evaluate, solve
+from reference.commands import lipschitz as lipschitz_command
 from reference.commands import import_deepsplines as import_deepsplines_command
 from reference.commands import conformance as conformance_command
 from reference.commands.args import (_choice, fraction, list_of, nonneg_float, nonneg_int,
@@ -214,7 +215,7 @@ def check_sweep_configs(configs) -> None:
                              f"you give, got {config.data_path!r}")
 
 
-COMMAND_MODULES = (check, evaluate, lipschitz_command, solve,
+COMMAND_MODULES = (check_command, evaluate, lipschitz_command, solve,
                    import_deepsplines_command, conformance_command)   # reference/commands/*.py
 
 

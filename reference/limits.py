@@ -5,7 +5,7 @@ shapes alone and calls `guard`; over the limit it raises TooLarge (a ValueError)
 gives the estimate, the limit and the keyword argument that raises the limit.  Each limit is a
 module constant beside the method (one number to raise when the method gets faster):
 
-    lipsdp.lipsdp          work of the SDP solve, e.g. CVXOPT (m + 20) N^3 (sdp_cost)
+    lipsdp.lipsdp          work of the SDP solve, e.g. NUMPY 8 N^3 + k^3 on the reduced LMI (sdp_cost)
                            <= MAX_SDP_COST, keyword max_sdp_cost
     exact.exact_milp       binaries, counted while encoding <= MAX_BINARIES, max_binaries
     lipschitz.lower        points x flops of one Jacobian <= MAX_LOWER_COST, max_lower_cost
@@ -24,8 +24,8 @@ Time limit: the methods that may still run long after passing their guard (exact
 regions_2d, exact_milp) take `time_limit` (seconds, finite and > 0: `check_time_limit`) and, when they
 reach it, return the best certified answer so far marked as such: status "time_limit", value
 None, certified_exact False, and a bracket lower_bound <= Lip <= upper_bound, each bound with
-its certificate.  LipSDP has a size guard only: CVXOPT, its default solver, has no time-limit
-option, and its cost is predictable from the LMI's side and number of multipliers.
+its certificate.  LipSDP has a size guard only: its interior-point solves have no time limit, and their cost
+is predictable from the LMI's side and number of multipliers.
 """
 from __future__ import annotations
 

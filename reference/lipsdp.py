@@ -1,5 +1,6 @@
 """LipSDP (Fazlyab et al., NeurIPS 2019): l2 Lipschitz upper bounds by semidefinite
-programming, in cvxpy, with a certificate re-evaluated in NumPy.
+programming (an interior-point solver in NumPy by default; CVXOPT, cvxpy's solvers), with a
+certificate re-evaluated in NumPy on the unreduced LMI.
 
 Network x^0 -> z^{i+1} = W_i x^i -> x^{i+1} = phi_i(z^{i+1}) (i < k hidden blocks) ->
 f = W_out x^k, every hidden neuron slope-restricted in [alpha_n, beta_n]: for two inputs,
@@ -24,30 +25,62 @@ failed with ZeroDivisionError there); here it has no psi and is absorbed into A 
 exactly (`lipsdp_data`), which is that limit.  With every hidden neuron linear the network is
 affine and the value is ||C||_2 with no SDP.  A nearly linear neuron keeps lambda' of order
 1 (the untransformed lambda ~ 1/(beta - alpha)^2 left the solvers inaccurate).  LipSDP-layer
-shares the untransformed multiplier: lambda'_n = mu_l (beta_n - alpha_n)^2 (`_problem`).
+shares the untransformed multiplier: lambda'_n = mu_l (beta_n - alpha_n)^2
+(`lipsdp_solvers.multiplier_map`).
 
-Certificate: with the solver's multipliers lambda (clipped at 0), write
-M(lambda, 0) = [[P, Q], [Q^T, R]] (P the input block).  If R < 0 (checked by eigvalsh),
-M(lambda, rho) <= 0 iff rho >= lambda_max(P - Q R^{-1} Q^T) (Schur complement), so
-sqrt of that is an upper bound certified in NumPy whatever the solver's accuracy.  When
-the solver's multipliers leave R slightly indefinite (its tolerance), the SDP is solved again
-with M <= -margin I (MARGINS, relative to the solver's rho at margin 0): strictly feasible
-multipliers, a bound larger by O(margin); every attempt is reported.
+Exact reduction of the input block.  Only the x^0-columns X = [A_x; C_x] ((n + N_L, n0))
+of A and C touch x^0 (B and the psi-block do not), and they lie in the row space of the first
+weight W_0 (every later row is a product ending in W_0).  With the thin SVD X = U S V1^T
+(rank r, V1 (n0, r)) and V2 completing V1 to an orthogonal [V1 V2], the congruence
+Q = blkdiag([V1 V2], I_n) gives
 
-Solver: CVXOPT by default.  Its SDP method forms the m x m Schur complement of the
-multipliers (m = number of neurons + 1), 0.1-0.4 s on the 2-10-30-20-2 anchor.  CLARABEL
-gets the same optimum but factors a KKT system with a dense block of side
-N(N+1)/2 = 1953 for the 62 x 62 cone (about 3.4 s); any SDP solver cvxpy knows can be named.
+    Q^T M(lambda, rho) Q = blkdiag(M_r(lambda, rho), -rho I_{n0 - r}),
 
-Size guard (reference.limits): before anything is built, `sdp_cost` estimates the work of
-the solve from N, m and the widths; over max_sdp_cost (MAX_SDP_COST) it is refused with
-TooLarge.  There is no time limit: CVXOPT has no time-limit option, and its cost is
-predictable (calibration in `sdp_cost`).  The CLARABEL fallback is only tried when its own
-estimate passes the guard.
+M_r the same LMI for the data A_r = [A_x V1, A_psi], C_r = [C_x V1, C_psi] (the network whose
+first weight is U S, (n_1, r)), since X V2 = 0 and E_0 becomes I (coordinates ordered
+(V1^T x^0, psi, V2^T x^0)).  So M <= 0 iff M_r <= 0 (rho >= 0), for either multiplier
+variant and any slope bounds: the SDPs have the same optimum (`reduce_input`; applied when
+r < n0).  Rank: singular values <= s_max max(shape) eps (zero
+to rounding) are dropped, and the result says how many and the largest one dropped.
+
+Certificate (on the unreduced LMI, whatever was solved): with the solver's multipliers lambda
+(clipped at 0), write M(lambda, 0) = [[P, Q], [Q^T, R]] (P the input block, (n0, n0)).  If
+R < 0 (eigvalsh, and the Cholesky factorisation of -R), M(lambda, rho) <= 0 iff
+rho >= lambda_max(P - Q R^{-1} Q^T) (Schur complement; computed as a Gram matrix,
+`schur_rho`), so sqrt of that is an upper bound certified in NumPy whatever the solver's
+accuracy and whatever the rank tolerance (dropping a singular value that is not zero could
+only make the multipliers less good, never the bound invalid).  It equals the reduced LMI's:
+P = V1 P_r V1^T and Q = V1 Q_r (R unchanged), so P - Q R^{-1} Q^T = V1 (P_r - Q_r R^{-1}
+Q_r^T) V1^T, whose other eigenvalues are 0.  At the optimum R is often singular (e.g. random
+2-H-H-1 ReLU nets: max eigenvalue +2e-12 at the solver's multipliers), so the multipliers are
+first stretched: M((1 + e) lambda, (1 + e) rho) = (1 + e) M(lambda, rho) - e C^T C, so a
+feasible (lambda, rho) stays feasible with rho (1 + e) and R becomes negative wherever C is
+not 0; every e in STRETCHES is evaluated and the least bound kept (each one is certified;
+e = 1e-10 moves the bound by ~1e-10, while a solver's slightly infeasible multipliers can
+certify less with e = 1e-6 than with 0).  When that fails too (the solver's tolerance), the
+SDP is solved again with M <= -margin I (MARGINS, relative to the solver's rho at margin 0):
+strictly feasible multipliers, a bound larger by O(margin); every attempt is reported.
+
+Solvers (registry SOLVE; every one only proposes multipliers, the certificate is the above):
+NUMPY by default (`reference.lipsdp_ipm`: a primal-dual interior-point method in NumPy whose
+Newton system uses the rank-2 structure of every multiplier's matrix, O(N^3) per iteration
+in NumPy's BLAS); CVXOPT (`reference.lipsdp_solvers`: CVXOPT's conelp called directly with
+a KKT solver using the same structure; its own dense N x N work, with the BLAS it ships,
+makes it ~10x slower than NUMPY at N = 400); CLARABEL, SCS and MOSEK through cvxpy (CLARABEL
+factors a dense block of side N(N+1)/2: 3.4 s on the 2-10-30-20-2 anchor).  When the default
+fails at every margin, FALLBACK_SOLVERS are tried in turn, each only when its own estimate
+passes the size guard.
+
+Size guard (reference.limits): before anything is built, `sdp_cost` (in lipsdp_solvers)
+estimates the work of the solve from the reduced LMI's side (r bounded by min(n0, n1), no
+SVD), the number of multipliers and the widths; over max_sdp_cost (MAX_SDP_COST) it is
+refused with TooLarge.  There is no time limit: the cost of the interior-point solves is
+predictable (calibration in `sdp_cost`).
 """
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -55,59 +88,47 @@ import numpy as np
 from reference._checks import OverflowResult
 from reference.limits import guard
 from reference.lipschitz import blocks, check_finite, slope_bounds
+from reference.lipsdp_ipm import solve_numpy
+from reference.lipsdp_solvers import (CVXPY_SOLVERS, SdpSolution, lmi_size, multiplier_map,
+                                      sdp_cost, solve_cvxopt, solve_cvxpy)
 from reference.network import Identity, Network
 
 VARIANTS = ("neuron", "layer")
-SDP_SOLVERS = ("CVXOPT", "CLARABEL", "SCS", "MOSEK")
-DEFAULT_SOLVER = "CVXOPT"
-FALLBACK_SOLVER = "CLARABEL"       # tried when the default one fails (the attempts are reported)
-SOLVER_RTOL = {"CVXOPT": 1e-6, "CLARABEL": 1e-8, "SCS": 1e-4, "MOSEK": 1e-8}  # default gap tols
+SOLVE = {"NUMPY": solve_numpy, "CVXOPT": solve_cvxopt,      # name -> (data, K, margin) -> solution
+         **{name: partial(solve_cvxpy, solver=name) for name in CVXPY_SOLVERS}}
+SDP_SOLVERS = tuple(SOLVE)
+DEFAULT_SOLVER = "NUMPY"
+FALLBACK_SOLVERS = ("CVXOPT", "CLARABEL")   # tried in turn when the default one fails
+STRETCHES = (0.0, 1e-10, 1e-8, 1e-6)  # certify (1 + e) lambda (module docstring)
 MARGINS = (0.0, 1e-7, 1e-5)        # retries with M <= -margin * scale I (scale: see lipsdp)
 MAX_SDP_COST = 8e10                # size guard on sdp_cost (units of about 1e-8 s here)
 
 
-def check_solver(solver: str) -> str:
-    """The solver name, upper-cased, if cvxpy has it installed and it takes SDPs; else a
-    ValueError naming the argument and the choices."""
+def solver_installed(name: str) -> bool:
+    """Whether the solver can run: NUMPY always, CVXOPT importable (it is called directly),
+    the others known to cvxpy as installed."""
+    if name == "NUMPY":
+        return True
+    if name == "CVXOPT":
+        try:
+            import cvxopt  # noqa: F401
+        except ImportError:
+            return False
+        return True
     import cvxpy as cp
 
+    return name in cp.installed_solvers()
+
+
+def check_solver(solver: str) -> str:
+    """The solver name, upper-cased, if it is one of SDP_SOLVERS and installed; else a
+    ValueError naming the argument and the choices."""
     name = str(solver).upper()
-    usable = [s for s in SDP_SOLVERS if s in cp.installed_solvers()]
-    if name not in usable:
+    if name not in SDP_SOLVERS or not solver_installed(name):
+        usable = [s for s in SDP_SOLVERS if solver_installed(s)]
         raise ValueError(f"solver: expected an installed SDP solver, one of {usable}, "
                          f"got {solver!r}")
     return name
-
-
-def lmi_size(net: Network) -> tuple[int, list, int]:
-    """(N, hidden widths [n_1, ...], C = sum over hidden layers of n_l n_{l-1}^2), from the
-    widths alone (nothing is built)."""
-    parts = blocks(net)
-    hidden = parts[:-1] if isinstance(parts[-1][1], Identity) else parts
-    widths = [net.n_in] + [w.shape[0] for w, _ in hidden]
-    return (sum(widths), widths[1:],
-            sum(a * b * b for a, b in zip(widths[1:], widths[:-1])))
-
-
-def sdp_cost(net: Network, variant: str, solver: str) -> float:
-    """Estimated work of one LipSDP solve, in units of about 1e-8 s on the reference
-    machine (2 cores), from the LMI side N, the number of variables m (multipliers and rho)
-    and C = sum_l n_l n_{l-1}^2 over the hidden layers (nonzeros cvxpy handles when it
-    compiles A^T diag(u) A):
-
-        CVXOPT (and any other solver):  (m + 20) N^3 + 40 C
-        CLARABEL:                       0.045 s^3 + 40 C,   s = N(N+1)/2
-
-    CVXOPT scales each multiplier's N x N matrix per iteration (m N^3) plus factorisations
-    (about 20 N^3); CLARABEL factors a dense block of side s.  Measured (ReLU nets, CVXOPT,
-    one solve): 2-100-100-1 neuron (N 202, m 201) 15 s, 2-150-150-1 neuron 85 s, layer (m 3)
-    5.6 s; MNIST 784-50-10 layer (N 834) 11 s compile + 100 s solve; CLARABEL 2-50-50-1
-    neuron (s 5253) 66 s and 1.5 GB.  Memory follows: CVXOPT holds about 16 m N^2 bytes."""
-    side, hidden, compiled = lmi_size(net)
-    multipliers = (sum(hidden) if variant == "neuron" else len(hidden)) + 1
-    if solver == "CLARABEL":
-        return 0.045 * (side * (side + 1) / 2) ** 3 + 40.0 * compiled
-    return (multipliers + 20.0) * side ** 3 + 40.0 * compiled
 
 
 class LmiData(NamedTuple):
@@ -167,6 +188,48 @@ def lipsdp_data(net: Network) -> LmiData:
     return data
 
 
+class InputReduction(NamedTuple):
+    """The LMI data after the exact reduction of the input block (module docstring): data
+    (LmiData with n0 = rank, A_x and C_x replaced by A_x V1 and C_x V1), n0 (the input
+    dimension before), rank r, tolerance (singular values <= it counted as zero: s_max
+    max(shape) eps), largest_dropped (the largest singular value counted as zero, 0.0 when
+    none was computed: the n0 - min(n0, rows) structural ones are exactly 0), basis V1
+    (n0, r): x^0 = V1 y on the kept directions."""
+    data: LmiData
+    n0: int
+    rank: int
+    tolerance: float
+    largest_dropped: float
+    basis: np.ndarray
+
+    def summary(self) -> dict:
+        """The fields a result reports (JSON-ready)."""
+        return {"n0": self.n0, "rank": self.rank, "dropped": self.n0 - self.rank,
+                "tolerance": self.tolerance, "largest_dropped": self.largest_dropped,
+                "side": self.data.a_mat.shape[1]}
+
+
+def reduce_input(data: LmiData) -> InputReduction:
+    """The exact reduction of the input block: thin SVD of X = [A_x; C_x] ((n + N_L, n0)),
+    X = U S V1^T with the singular values above s_max max(shape) eps kept (rank r), and the
+    data A_r = [A_x V1, A_psi] (n, r + n), C_r = [C_x V1, C_psi] (N_L, r + n), n0 = r.  The SDP
+    on the reduced data has the same optimum (module docstring); r = n0 returns the data
+    unchanged, r = 0 means f does not depend on x."""
+    n0 = data.n0
+    x_cols = np.vstack([data.a_mat[:, :n0], data.out_mat[:, :n0]])
+    _, sing, vt = np.linalg.svd(x_cols, full_matrices=False)
+    tol = float(sing[0] * max(x_cols.shape) * np.finfo(np.float64).eps) if sing.size else 0.0
+    rank = int(np.count_nonzero(sing > tol))
+    dropped = float(sing[rank:].max()) if rank < sing.size else 0.0
+    if rank == n0:
+        return InputReduction(data, n0, n0, tol, dropped, np.eye(n0))
+    v1 = vt[:rank].T                                              # (n0, r)
+    reduced = data._replace(
+        a_mat=np.hstack([data.a_mat[:, :n0] @ v1, data.a_mat[:, n0:]]),
+        out_mat=np.hstack([data.out_mat[:, :n0] @ v1, data.out_mat[:, n0:]]), n0=rank)
+    return InputReduction(reduced, n0, rank, tol, dropped, v1)
+
+
 def lmi_matrix(data: LmiData, lam: np.ndarray, rho: float) -> np.ndarray:
     """M(lambda, rho) = A^T T B + B^T T A - 2 B^T T B + C^T C - rho E_0 in NumPy, (N, N);
     lam (n,) the multipliers of psi (T = diag(lam)), B = [0, I_n]."""
@@ -179,106 +242,158 @@ def lmi_matrix(data: LmiData, lam: np.ndarray, rho: float) -> np.ndarray:
     return m
 
 
-def certified_rho(data: LmiData, lam: np.ndarray) -> tuple[float, float]:
-    """(rho*, max eigenvalue of R): the least rho with M(lambda, rho) <= 0 when R < 0
-    (Schur complement), inf otherwise.  With no nonlinear neuron, rho* = ||C||_2^2."""
+def schur_rho(data: LmiData, lam: np.ndarray) -> float:
+    """The least rho with M(lambda, rho) <= 0, inf when -R is not positive definite (its
+    Cholesky factorisation -R = L L^T fails).  With P = C_x^T C_x the input block of
+    M(lambda, 0), the Schur complement is the Gram matrix
+    P - Q R^{-1} Q^T = C_x^T C_x + Q (L L^T)^{-1} Q^T = F^T F,  F = [C_x; L^{-1} Q^T],
+    so rho* = ||F||_2^2 (F (N_L + n, n0): an SVD of the small side).  With no nonlinear
+    neuron, rho* = ||C||_2^2."""
+    from scipy.linalg import LinAlgError, cholesky, solve_triangular
+
     n0 = data.n0
     m = lmi_matrix(data, lam, 0.0)
-    p_blk, q_blk, r_blk = m[:n0, :n0], m[:n0, n0:], m[n0:, n0:]
-    if r_blk.size == 0:
-        return float(np.linalg.eigvalsh(p_blk).max()), -np.inf
-    r_max = float(np.linalg.eigvalsh(r_blk).max())
-    if r_max >= 0:
-        return np.inf, r_max
-    schur = p_blk - q_blk @ np.linalg.solve(r_blk, q_blk.T)
-    return float(np.linalg.eigvalsh((schur + schur.T) / 2).max()), r_max
+    q_blk, r_blk = m[:n0, n0:], m[n0:, n0:]
+    try:
+        low = cholesky(-r_blk, lower=True)
+    except (LinAlgError, ValueError):              # not positive definite, or not finite
+        return np.inf
+    f = np.vstack([data.out_mat[:, :n0], solve_triangular(low, q_blk.T, lower=True)])
+    return float(np.linalg.norm(f, 2)) ** 2
+
+
+def certified_rho(data: LmiData, lam: np.ndarray) -> tuple[float, float]:
+    """(rho*, max eigenvalue of R): the least rho with M(lambda, rho) <= 0 when R < 0
+    (eigvalsh, and `schur_rho`'s Cholesky factorisation), inf otherwise."""
+    r_blk = lmi_matrix(data, lam, 0.0)[data.n0:, data.n0:]
+    r_max = float(np.linalg.eigvalsh(r_blk).max()) if r_blk.size else -np.inf
+    return (schur_rho(data, lam) if r_max < 0 else np.inf), r_max
 
 
 def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
-           max_sdp_cost: float = MAX_SDP_COST) -> dict:
+           max_sdp_cost: float = MAX_SDP_COST, reduce: bool = True) -> dict:
     """LipSDP-neuron or LipSDP-layer (p = 2).  Returns value (the NumPy-certified bound
-    sqrt(rho*)), solver_value (sqrt of the solver's rho), relative_gap (value -
-    solver_value) / value (how far the certified bound sits above the solver's optimum),
-    accuracy (an estimate, not a certificate, of how far value may sit above the SDP's
-    optimum, relative: max(relative_gap, 0) + the solver's default relative gap tolerance on
-    rho (SOLVER_RTOL: CVXOPT 1e-6) + the margin of the retry that certified it; measured
-    relative_gap: up to 1.5e-6 with CVXOPT on a 3-20-20-2 spline network), status, solver
-    (the one that solved it), attempts (each solver and margin tried with its status: when
-    the default CVXOPT fails at every margin, CLARABEL is tried if its own estimate passes
-    the size guard), absorbed_neurons (linear hidden neurons folded into A and C), seconds
-    and the certificate details.  An affine network (no nonlinear hidden neuron, e.g. no
-    hidden layer at all): value = ||C||_2 exactly, solver "none (affine network)".  No
-    certified bound after every attempt: RuntimeError.  Estimated cost (`sdp_cost`) over
-    max_sdp_cost: TooLarge before anything is built (or cvxpy imported)."""
+    sqrt(rho*) on the unreduced LMI), solver_value (sqrt of the solver's rho), relative_gap
+    (value - solver_value) / value (how far the certified bound sits above the solver's
+    optimum), accuracy (an estimate, not a certificate, of how far value may sit above the
+    SDP's optimum, relative: max(relative_gap, 0) + the solver's relative gap tolerance on rho
+    (SdpSolution.rtol) + the margin of the retry that certified it + the stretch of the multipliers
+    e (STRETCHES)), status, solver (the one that solved it), iterations, attempts (each
+    solver and margin tried with its status: when the default NUMPY fails at every margin,
+    FALLBACK_SOLVERS are tried, each if its own estimate passes the size guard), reduction
+    (`InputReduction.summary`: n0, rank, dropped, tolerance, largest_dropped, side of the
+    solved LMI; None with reduce=False), lmi_side (N of the unreduced LMI), absorbed_neurons
+    (linear hidden neurons folded into A and C), seconds, build_seconds and the certificate.
+    With reduce (default) the SDP is solved on the exactly reduced input block (module
+    docstring) whenever its rank r < n0.  A network whose output
+    does not depend on its input (C = 0, or rank 0): value 0 exactly.  An affine network (no
+    nonlinear hidden neuron, e.g. no hidden layer at all): value = ||C||_2 exactly, solver
+    "none (affine network)".  No certified bound after every attempt: RuntimeError.
+    Estimated cost (`sdp_cost`) over max_sdp_cost: TooLarge before anything is built."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     requested = str(solver).upper()
     if requested not in SDP_SOLVERS:
         raise ValueError(f"solver: expected an SDP solver, one of {list(SDP_SOLVERS)}, "
                          f"got {solver!r}")
+    if not isinstance(reduce, (bool, np.bool_)):
+        raise ValueError(f"reduce: expected True or False, got {reduce!r}")
     check_finite(net)
-    guard(f"model: LipSDP-{variant} with {requested} (LMI side N = {lmi_size(net)[0]}), "
-          "cost (about 1e-8 s per unit)", sdp_cost(net, variant, requested), max_sdp_cost,
-          "max_sdp_cost")
-    solver = check_solver(requested)                  # installed (imports cvxpy)
-    import cvxpy as cp
+    side = lmi_size(net)[0]
+    guard(f"model: LipSDP-{variant} with {requested} (LMI side N = {side}"
+          + (f", reduced to at most {lmi_size(net, True)[0]}" if reduce else "")
+          + "), cost (about 1e-8 s per unit)", sdp_cost(net, variant, requested, reduce),
+          max_sdp_cost, "max_sdp_cost")
+    solver = check_solver(requested)                  # installed
 
     t0 = time.perf_counter()
     data = lipsdp_data(net)
     if len(data.scale) == 0:
         return _affine(data, t0)
-    problem, lam_full, rho, margin = _problem(data, variant)
+    reduction = reduce_input(data) if reduce else None
+    if not np.any(data.out_mat) or (reduction is not None and reduction.rank == 0):
+        return _closed_form(data, 0.0, "none (constant network)", t0, (
+            "the output does not depend on the input (C = 0, or A and C have no input "
+            "columns): value = 0 exactly"), reduction)
+    solved = reduction.data if reduction is not None else data
+    k_mat = multiplier_map(data, variant)
     build = time.perf_counter() - t0
-    fallback = (solver == DEFAULT_SOLVER and FALLBACK_SOLVER in cp.installed_solvers()
-                and sdp_cost(net, variant, FALLBACK_SOLVER) <= max_sdp_cost)
-    solvers = [solver] + ([FALLBACK_SOLVER] if fallback else [])
-    found, tried = _solve_certified(data, (problem, lam_full, rho, margin), solvers)
+
+    def fallback() -> list:
+        if solver != DEFAULT_SOLVER:
+            return []
+        return [name for name in FALLBACK_SOLVERS if solver_installed(name)
+                and sdp_cost(net, variant, name, reduce) <= max_sdp_cost]
+    found, tried = _solve_certified(data, solved, k_mat, solver, fallback)
     seconds = time.perf_counter() - t0
     if found is None:
         raise RuntimeError(f"LipSDP-{variant}: no certified bound ({'; '.join(tried)}); "
                            "no bound is reported")
-    rho_cert, r_max, solver, margin_value = found
-    value = float(np.sqrt(max(rho_cert, 0.0)))
-    solver_value = float(np.sqrt(max(rho.value, 0.0)))
+    solver, sol = found.solver, found.solution
+    value = float(np.sqrt(max(found.rho, 0.0)))
+    solver_value = float(np.sqrt(max(sol.rho, 0.0)))
     gap = (value - solver_value) / value if value > 0 else 0.0
+    reduced_text = ("" if reduction is None or reduction.rank == reduction.n0 else
+                    f"; solved on the reduced LMI (input block rank {reduction.rank} of "
+                    f"{reduction.n0}, side {solved.a_mat.shape[1]}, singular values <= "
+                    f"{reduction.tolerance:.3g} dropped, largest {reduction.largest_dropped:.3g})")
     return {"value": value, "solver_value": solver_value, "relative_gap": gap,
-            "accuracy": max(gap, 0.0) + SOLVER_RTOL[solver] + margin_value,
-            "status": problem.status, "solver": solver, "attempts": tried, "seconds": seconds,
-            "build_seconds": build, "absorbed_neurons": data.absorbed, "certificate": (
-                "value = sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers, "
-                f"hidden block max eigenvalue {r_max:.3g} < 0, re-evaluated in NumPy")}
+            "accuracy": max(gap, 0.0) + sol.rtol + found.margin + found.stretch,
+            "status": sol.status, "solver": solver, "iterations": sol.iterations,
+            "attempts": tried, "seconds": seconds, "build_seconds": build,
+            "reduction": None if reduction is None else reduction.summary(),
+            "lmi_side": data.a_mat.shape[1], "absorbed_neurons": data.absorbed,
+            "certificate": (
+                "value = sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers (times "
+                f"1 + {found.stretch:g}) on the unreduced LMI (N = {data.a_mat.shape[1]}), "
+                f"hidden block max eigenvalue {found.r_max:.3g} < 0, re-evaluated in NumPy"
+                + reduced_text)}
 
 
-def _solve_certified(data: LmiData, sdp, solvers: list):
-    """Solve the SDP (problem, lambda, rho, margin parameter of `_problem`) with each solver
-    in turn, each at every margin of MARGINS (M <= -margin * scale I, scale the solver's rho
-    at margin 0: a strictly feasible retry), until the multipliers certify a bound
-    (`certified_rho`).  A solver's exception (cvxpy's SolverError; CVXOPT's ZeroDivisionError
-    on degenerate problems) is a failed attempt.  Returns ((rho*, max eigenvalue of R, solver,
-    margin) or None, the attempts as text)."""
-    import cvxpy as cp
+class Certified(NamedTuple):
+    """A certified solve: rho (the least rho with M(lambda, rho) <= 0 on the unreduced LMI),
+    r_max (max eigenvalue of its hidden block, < 0), solver, margin (of the solve, relative
+    to rho) and stretch (lambda = (1 + stretch) x the solver's multipliers), solution."""
+    rho: float
+    r_max: float
+    solver: str
+    margin: float
+    stretch: float
+    solution: SdpSolution
 
-    problem, lam_full, rho, margin = sdp
+
+def _solve_certified(data: LmiData, solved: LmiData, k_mat: np.ndarray, solver: str,
+                     fallback):
+    """Solve the SDP on `solved` (the data itself or its reduction) with `solver`, at every
+    margin of MARGINS (M <= -margin * scale I, scale the solver's rho at margin 0: a strictly
+    feasible retry), then with the solvers fallback() returns (asked only when the first one
+    failed), until the multipliers, stretched by 1 + e (the e in STRETCHES with the least
+    `schur_rho`), certify a bound on the unreduced `data` (`certified_rho`).  Returns
+    (Certified or None, the attempts as text)."""
     scale = float(np.linalg.norm(data.out_mat, 2)) ** 2 or 1.0   # until a solve gives rho
-    tried = []
-    for name in solvers:                   # the fallback after every margin of the first
+    tried, queue = [], [solver]
+    while queue:
+        name = queue.pop(0)
         for margin_value in MARGINS:
-            margin.value = margin_value * scale
-            try:
-                problem.solve(solver=name)
-                status = problem.status
-            except (cp.error.SolverError, ArithmeticError) as exc:
-                status = f"solver error ({type(exc).__name__}: {exc})"
-            if margin_value == 0 and rho.value is not None and 0 < rho.value < np.inf:
-                scale = float(rho.value)
-            if status == cp.OPTIMAL:
-                lam_value = np.maximum(np.asarray(lam_full.value, dtype=np.float64).ravel(), 0)
-                rho_cert, r_max = certified_rho(data, lam_value)
+            sol: SdpSolution = SOLVE[name](solved, k_mat, margin_value * scale)
+            status = sol.status
+            if margin_value == 0 and sol.rho is not None and 0 < sol.rho < np.inf:
+                scale = float(sol.rho)
+            if status == "optimal" and not np.all(np.isfinite(sol.lam)):
+                status += ", but multipliers not finite"
+            elif status == "optimal":
+                lam = np.maximum(sol.lam, 0.0)
+                stretch = min(STRETCHES, key=lambda e: schur_rho(data, lam * (1.0 + e)))
+                rho_cert, r_max = certified_rho(data, lam * (1.0 + stretch))
                 if np.isfinite(rho_cert):
-                    tried.append(f"{name} margin {margin_value:g}: {status}")
-                    return (rho_cert, r_max, name, margin_value), tried
-                status += f", not certified (max eigenvalue of the hidden block {r_max:.3g} >= 0)"
+                    tried.append(f"{name} margin {margin_value:g}: {status}" + (
+                        f", multipliers x (1 + {stretch:g})" if stretch else ""))
+                    return Certified(rho_cert, r_max, name, margin_value, stretch, sol), tried
+                status += (f", not certified (max eigenvalue of the hidden block {r_max:.3g} "
+                           ">= 0)")
             tried.append(f"{name} margin {margin_value:g}: {status}")
+        if name == solver:
+            queue += fallback()
     return None, tried
 
 
@@ -289,46 +404,21 @@ def _affine(data: LmiData, t0: float) -> dict:
     if not np.isfinite(value):
         raise OverflowResult("model: LipSDP: ||C||_2 leaves the float64 range for these "
                              "finite parameters")
+    return _closed_form(data, value, "none (affine network)", t0, (
+        "the network is affine (every hidden neuron has alpha_n = beta_n), f(x) = C x "
+        "+ c: value = ||C||_2, its largest singular value (numpy.linalg.norm), the "
+        "exact Lipschitz constant and the optimum of both LipSDP variants"), None)
+
+
+def _closed_form(data: LmiData, value: float, solver: str, t0: float, certificate: str,
+                 reduction) -> dict:
+    """A result of `lipsdp` known exactly without an SDP (affine or constant network)."""
     return {"value": value, "solver_value": value, "relative_gap": 0.0, "accuracy": 0.0,
-            "status": "optimal", "solver": "none (affine network)", "attempts": [],
+            "status": "optimal", "solver": solver, "iterations": 0, "attempts": [],
             "seconds": time.perf_counter() - t0, "build_seconds": 0.0,
-            "absorbed_neurons": data.absorbed, "certificate": (
-                "the network is affine (every hidden neuron has alpha_n = beta_n), f(x) = C x "
-                "+ c: value = ||C||_2, its largest singular value (numpy.linalg.norm), the "
-                "exact Lipschitz constant and the optimum of both LipSDP variants")}
-
-
-def _problem(data: LmiData, variant: str):
-    """The cvxpy problem min rho s.t. M(lambda, rho) + margin I <= 0 (symmetrised), lambda
-    >= 0: per neuron, or lambda_n = mu_l (beta_n - alpha_n)^2 / max_{k in l} (beta_k -
-    alpha_k)^2 with one mu_l >= 0 per layer (LipSDP-layer's shared multiplier of the
-    untransformed QC, scaled so that the solver sees entries of order 1).  Returns (problem,
-    lambda (n,) expression, rho, margin parameter)."""
-    import cvxpy as cp
-
-    a_mat, n0 = data.a_mat, data.n0
-    n, side = a_mat.shape
-    if variant == "neuron":
-        lam_full = cp.Variable(n, nonneg=True)
-    else:
-        layers = int(data.layer_of_neuron.max()) + 1
-        weight = data.scale ** 2                                  # (n,), > 0
-        top = np.zeros(layers)
-        np.maximum.at(top, data.layer_of_neuron, weight)          # per layer
-        mu = cp.Variable(layers, nonneg=True)
-        lam_full = ((weight / top[data.layer_of_neuron])[:, None]
-                    * np.eye(layers)[data.layer_of_neuron]) @ mu
-    rho = cp.Variable()
-    # B^T T A = [0; diag(lambda) A] (B = [0, I_n]), B^T T B = diag([0, lambda])
-    b_mat = np.eye(n0 + n)[n0:]
-    cross = b_mat.T @ cp.multiply(cp.reshape(lam_full, (n, 1), order="F"), a_mat)
-    m_expr = cross + cross.T - 2 * cp.diag(cp.hstack([np.zeros(n0), lam_full]))
-    e_in = np.zeros((side, side))
-    e_in[:n0, :n0] = np.eye(n0)
-    lmi = m_expr + data.out_mat.T @ data.out_mat - rho * e_in
-    margin = cp.Parameter(nonneg=True)
-    problem = cp.Problem(cp.Minimize(rho), [(lmi + lmi.T) / 2 + margin * np.eye(side) << 0])
-    return problem, lam_full, rho, margin
+            "reduction": None if reduction is None else reduction.summary(),
+            "lmi_side": data.a_mat.shape[1], "absorbed_neurons": data.absorbed,
+            "certificate": certificate}
 
 
 def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:

@@ -113,11 +113,11 @@ def test_run_is_reproducible_and_run_training_is_run(spline_run):
 
 
 def test_baseline_run_and_lipsdp_budget(monkeypatch):
-    monkeypatch.setattr(experiments, "LIPSDP_MAX_SIDE", 3)      # 2 inputs + 2 hidden > 3
+    monkeypatch.setattr(experiments, "LIPSDP_MAX_COST", 1.0)    # below any LipSDP's cost
     _, summary = run(RunConfig(activation="prelu", **TINY))
     assert summary["knots"] == [] and summary["tv2"] == []
     sdp = summary["ladder"]["2"]["lipsdp_neuron"]
-    assert sdp["value"] is None and "LIPSDP_MAX_SIDE" in sdp["reason"]
+    assert sdp["value"] is None and "max_sdp_cost" in sdp["reason"]
     assert "sparsify" not in summary
 
 

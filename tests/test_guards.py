@@ -88,12 +88,16 @@ def test_limit_validation_property(profile):
 
 
 # ---------------------------------------------------------------------------- LipSDP
-def test_lipsdp_on_2_300_300_1_is_refused_before_anything_is_built(monkeypatch):
-    """Issue 11.5: LipSDP-neuron on a 2-300-300-1 ReLU net ran > 600 s at 2.4 GB."""
-    net = build_mlp([2, 300, 300, 1], "relu", rng=0)
+def test_lipsdp_on_2_1200_1200_1_is_refused_before_anything_is_built(monkeypatch):
+    """Issue 11.5: LipSDP-neuron on a 2-300-300-1 ReLU net ran > 600 s at 2.4 GB.  With the
+    structured NumPy solver (issue 10) that takes seconds and is admitted; 2-1200-1200-1
+    (N = 2402, estimate 1.1e11, some 20 minutes) is refused before anything is built."""
+    assert lipsdp.sdp_cost(build_mlp([2, 300, 300, 1], "relu", rng=0), "neuron",
+                           lipsdp.DEFAULT_SOLVER) < lipsdp.MAX_SDP_COST / 10
+    net = build_mlp([2, 1200, 1200, 1], "relu", rng=0)
     monkeypatch.setattr(lipsdp, "lipsdp_data", must_not_run)
     exc = refused(lambda: lipsdp.lipsdp(net, "neuron"), "max_sdp_cost")
-    assert "N = 602" in str(exc) and exc.limit == lipsdp.MAX_SDP_COST
+    assert "N = 2402" in str(exc) and exc.limit == lipsdp.MAX_SDP_COST
     r = ladder.ladder(net, 2, methods="lipsdp_neuron,layerwise")   # the ladder goes on
     assert r["lipsdp_neuron"]["value"] is None and "max_sdp_cost" in r["lipsdp_neuron"]["reason"]
     assert r["layerwise"]["value"] > 0
@@ -108,25 +112,36 @@ def test_lipsdp_guard_admits_the_anchors_and_is_overridable(monkeypatch):
             pytest.skip(f"{anchors / name} not present beside the checkout")
         net = network_from_mat(anchors / name)
         for variant in lipsdp.VARIANTS:
-            assert lipsdp.sdp_cost(net, variant, "CVXOPT") <= lipsdp.MAX_SDP_COST / 1.5
+            for solver in (lipsdp.DEFAULT_SOLVER, *lipsdp.FALLBACK_SOLVERS[:1]):
+                assert lipsdp.sdp_cost(net, variant, solver) <= lipsdp.MAX_SDP_COST / 1.5
     net = build_mlp([2, 4, 3, 1], "relu", rng=0)
-    cost = lipsdp.sdp_cost(net, "neuron", "CVXOPT")
+    cost = lipsdp.sdp_cost(net, "neuron", lipsdp.DEFAULT_SOLVER)
     refused(lambda: lipsdp.lipsdp(net, "neuron", max_sdp_cost=cost / 2), "max_sdp_cost")
     assert lipsdp.lipsdp(net, "neuron", max_sdp_cost=cost)["value"] > 0
 
 
 def test_lipsdp_fallback_only_within_the_guard(monkeypatch):
+    """When the default solver (NUMPY) fails, CVXOPT and then CLARABEL are tried, each only
+    when its own estimate passes the guard."""
     import cvxpy as cp
+    from reference.lipsdp_solvers import SdpSolution
     net = build_mlp([2, 12, 12, 1], "relu", rng=1)
+    for name in ("NUMPY", "CVXOPT"):
+        monkeypatch.setitem(lipsdp.SOLVE, name,
+                            lambda *args: SdpSolution("unknown (fails)", None, None, None))
 
     def failing(self, *args, **kwargs):
         raise cp.error.SolverError("fails")
     monkeypatch.setattr(cp.Problem, "solve", failing)
-    cvxopt_only = lipsdp.sdp_cost(net, "neuron", "CVXOPT")
-    assert lipsdp.sdp_cost(net, "neuron", "CLARABEL") > cvxopt_only
+    cost = {name: lipsdp.sdp_cost(net, "neuron", name) for name in ("NUMPY", "CVXOPT",
+                                                                     "CLARABEL")}
+    assert cost["NUMPY"] < cost["CVXOPT"] < cost["CLARABEL"]
     with pytest.raises(RuntimeError) as info:
-        lipsdp.lipsdp(net, "neuron", max_sdp_cost=cvxopt_only)
-    assert "CVXOPT margin 1e-05" in str(info.value) and "CLARABEL" not in str(info.value)
+        lipsdp.lipsdp(net, "neuron", max_sdp_cost=cost["NUMPY"])
+    assert "NUMPY margin 1e-05" in str(info.value) and "CVXOPT" not in str(info.value)
+    with pytest.raises(RuntimeError) as info:
+        lipsdp.lipsdp(net, "neuron", max_sdp_cost=cost["CVXOPT"])
+    assert "CVXOPT margin 1e-05: unknown" in str(info.value) and "CLARABEL" not in str(info.value)
     with pytest.raises(RuntimeError, match="CLARABEL margin 0: solver error"):
         lipsdp.lipsdp(net, "neuron")
 

@@ -119,7 +119,7 @@ def register(sub) -> None:
                    help="comma-separated subset of " + ",".join(ladder.METHODS))
     p.add_argument("--box", type=positive_float, default=1.0,
                    help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
-    p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER, help="cvxpy SDP solver for LipSDP")
+    p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER, help="SDP solver for LipSDP: NUMPY (default), CVXOPT, CLARABEL, SCS, MOSEK")
     p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
                    help="time limit (s) of the exact methods (MILP, 1-D): past it they return "
                         "a certified bracket")
