@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from reference.network import KnotSplineActivation, loss_and_grad
+from reference.losses import loss_and_grad
+from reference.network import KnotSplineActivation
 
 INITIAL_POINTS = 8          # quantile candidates per neuron in the first round (ends included)
 MAX_ROUNDS = 30

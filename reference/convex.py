@@ -29,8 +29,9 @@ import scipy.sparse as sp
 
 from reference._checks import as_finite_array, check_choice
 from reference.limits import guard
-from reference.network import (LOSSES, Dense, Identity, KnotSplineActivation, Network,
-                               SplineActivation, check_targets, loss_and_grad)
+from reference.losses import LOSSES, check_targets, loss_and_grad
+from reference.network import (Dense, Identity, KnotSplineActivation, Network,
+                               SplineActivation)
 from reference.spline import LinearSpline
 
 MERGE_RTOL = 1e-9

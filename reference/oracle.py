@@ -20,7 +20,7 @@ NAME an array name of the model file):
     objective/regulariser      ()             lambda sum_{n,l} R(sigma_{n,l}), R = TV2 or
                                               BV2, over every spline neuron
     objective_gradients/NAME   like NAME      dJ/dNAME (sign(0) = 0 in |.|)
-with E the loss of reference.network.loss_and_grad: squared (1/2)(f - y)^2, logistic
+with E the loss of reference.losses.loss_and_grad: squared (1/2)(f - y)^2, logistic
 log(1 + e^f) - y f, xent logsumexp(f) - f_y.
 
 Comparison: |theirs - ours| <= atol + rtol |ours| entrywise.  One-sided rule: a
@@ -50,8 +50,8 @@ import numpy as np
 from reference import lipschitz
 from reference.localise import format_localisation, localise
 from reference._checks import OverflowResult, check_choice
-from reference.network import (LOSSES, Dense, KnotSplineActivation, Network, SplineActivation,
-                               check_targets, loss_and_grad)
+from reference.losses import LOSSES, check_targets, loss_and_grad
+from reference.network import Dense, KnotSplineActivation, Network, SplineActivation
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9

@@ -23,8 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from reference._checks import OverflowResult, check_choice, check_positive
-from reference.network import Dense, Network, SplineActivation, check_targets, loss_and_grad
-from reference.network import predict_labels
+from reference.losses import check_targets, loss_and_grad, predict_labels
+from reference.network import Dense, Network, SplineActivation
 from reference.spline import LinearSpline
 
 REGULARISERS = ("tv2", "bv2")

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from finite_differences import central_difference, relative_error
 
+from reference.losses import check_targets, loss_and_grad
 from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
-                               PReLU, ReLU, SplineActivation, build_mlp, check_targets,
-                               loss_and_grad)
+                               PReLU, ReLU, SplineActivation, build_mlp)
 from reference.spline import LinearSpline
 
 

@@ -13,7 +13,7 @@ from reference._checks import OverflowResult
 from reference.commands.args import nonneg_float
 from reference.files import check_not_an_input, check_writable, load_npy, write_npz
 from reference.io import load_model
-from reference.network import LOSSES
+from reference.losses import LOSSES
 from reference.train import REGULARISERS
 
 OBJECTIVE_DEFAULTS = oracle.Objective._field_defaults      # lam 0, reg tv2, mu 0

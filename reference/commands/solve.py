@@ -8,7 +8,7 @@ from reference.convex import MAX_PROBLEM_SIZE, METHODS
 from reference.experiments import TRAIN_DEFAULTS
 from reference.files import check_not_an_input, check_writable, dumps_json, load_npz
 from reference.io import load_model, save_model
-from reference.network import LOSSES
+from reference.losses import LOSSES
 from reference.train import REGULARISERS
 
 

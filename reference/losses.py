@@ -1,0 +1,66 @@
+"""The data losses E(y, f) of training, solving and the oracle: values summed over samples,
+gradients in the outputs, target checks, predicted labels.  Outputs f are (M, N_L)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, log_softmax, softmax
+
+from reference._checks import as_finite_array, check_choice
+
+LOSSES = ("squared", "logistic", "xent")
+
+
+def check_targets(loss: str, outputs_shape: tuple, y) -> np.ndarray:
+    """Targets in the loss's domain, shaped for `loss_and_grad`; outputs_shape = (M, N_L).
+
+    squared: y (M,) or (M, N_L) real; logistic: y (M,) in {0, 1} and N_L = 1;
+    xent: y (M,) integer class labels in [0, N_L)."""
+    check_choice(loss, LOSSES, "loss")
+    m, n_out = outputs_shape
+    y = np.asarray(y)
+    if y.shape[0] != m:
+        raise ValueError(f"y: expected {m} targets (one per input), got shape {y.shape}")
+    if loss == "squared":
+        y = as_finite_array(y, "y")
+        y = y[:, None] if y.ndim == 1 else y.reshape(m, int(np.prod(y.shape[1:])))
+        if y.shape[1] != n_out:
+            raise ValueError(f"y: expected shape ({m},) or ({m}, {n_out}), got {np.shape(y)}")
+        return y
+    if loss == "logistic":
+        if n_out != 1:
+            raise ValueError(f"loss: 'logistic' needs a network with one output, got {n_out}")
+        y = as_finite_array(y, "y").reshape(-1)
+        if y.shape != (m,) or not np.all((y == 0) | (y == 1)):
+            raise ValueError("y: expected labels in {0, 1} of shape (M,) for the logistic loss")
+        return y[:, None]
+    y = as_finite_array(y, "y").reshape(-1)
+    if y.shape != (m,) or not np.all((y == np.round(y)) & (y >= 0) & (y < n_out)):
+        raise ValueError(f"y: expected integer class labels in [0, {n_out}) of shape (M,) "
+                         "for the cross-entropy loss")
+    return y.astype(np.intp)
+
+
+def loss_and_grad(loss: str, outputs: np.ndarray, y: np.ndarray):
+    """Loss summed over samples and its gradient in the outputs (M, N_L).
+
+    squared:  sum (1/2)(f - y)^2,               grad f - y
+    logistic: sum log(1 + e^f) - y f,           grad sigmoid(f) - y     (f a logit)
+    xent:     sum logsumexp(f) - f[y],          grad softmax(f) - onehot(y)
+    y as returned by `check_targets`, outputs (M, N_L)."""
+    if loss == "squared":
+        r = outputs - y
+        return 0.5 * float(np.sum(r * r)), r
+    if loss == "logistic":
+        return float(np.sum(np.logaddexp(0.0, outputs) - y * outputs)), expit(outputs) - y
+    rows = np.arange(outputs.shape[0])
+    value = -float(np.sum(log_softmax(outputs, axis=1)[rows, y]))
+    grad = softmax(outputs, axis=1)
+    grad[rows, y] -= 1.0
+    return value, grad
+
+
+def predict_labels(loss: str, outputs: np.ndarray) -> np.ndarray:
+    """Class predictions: logit > 0 (logistic), argmax (xent)."""
+    if loss == "logistic":
+        return (outputs[:, 0] > 0).astype(np.intp)
+    return np.argmax(outputs, axis=1)
