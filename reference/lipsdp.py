@@ -154,27 +154,51 @@ def lipsdp_data(net: Network) -> LmiData:
     D = diag(beta - alpha) on the new state entries psi_l of its nonlinear neurons, so the new
     G is alpha * (W_l G) plus those entries; a linear neuron (alpha = beta) gets no entry: it
     is absorbed exactly.  At the end C = W_out G."""
+    return _build_data(net)[0]
+
+
+def data_rounding(net: Network) -> tuple[np.ndarray, np.ndarray]:
+    """Entrywise bounds (n, N) and (N_L, N) on |A - A*| and |C - C*|, A*, C* the LMI data of
+    `lipsdp_data` in exact arithmetic from the same weights and slope bounds, by a running
+    error analysis of its products (any summation order):
+        Z = W G:  e_Z = |W| e_G + gamma_k |W| |G|  (k = the inner dimension);
+        G' = alpha Z (one product): e = |alpha| e_Z + u |alpha Z|;  D = beta - alpha: u |D|;
+        C = W_out G: as Z (exact for W_out = I)."""
+    return _build_data(net)[1:]
+
+
+def _build_data(net: Network) -> tuple[LmiData, np.ndarray, np.ndarray]:
+    """(`lipsdp_data`, its `data_rounding`): one pass over the layers."""
+    u = 2.0 ** -53
     check_finite(net)
     parts = blocks(net)
     if isinstance(parts[-1][1], Identity):
         hidden, w_out = parts[:-1], parts[-1][0]
     else:                                  # an activation on the output: W_out = I
-        hidden, w_out = parts, np.eye(parts[-1][0].shape[0])
+        hidden, w_out = parts, None
     bounds = [slope_bounds(layer, w.shape[0]) for w, layer in hidden]
     nonlinear = [lo != hi for lo, hi in bounds]
     n0 = net.n_in
     side = n0 + sum(int(k.sum()) for k in nonlinear)
     g = np.eye(n0, side)                   # y^0 = x^0 = G v, (n_0, N)
-    rows, col = [], n0
+    e_g = np.zeros_like(g)                 # bound on |G - G*|
+    rows, e_rows, col = [], [], n0
+
+    def product(w, g, e_g):                # W G and its error bound
+        k = w.shape[1]
+        return w @ g, np.abs(w) @ e_g + k * u / (1 - k * u) * (np.abs(w) @ np.abs(g))
     with np.errstate(over="ignore", invalid="ignore"):          # checked below
         for (w, _), (lo, hi), keep in zip(hidden, bounds, nonlinear):
-            z = w @ g                      # (n_l, N)
+            z, e_z = product(w, g, e_g)    # (n_l, N)
             g = lo[:, None] * z            # y = alpha z + (beta - alpha) psi
+            e_g = np.abs(lo)[:, None] * e_z + u * np.abs(g)
             new = np.flatnonzero(keep)
             g[new, col + np.arange(len(new))] = (hi - lo)[new]
+            e_g[new, col + np.arange(len(new))] = u * np.abs(hi - lo)[new]
             rows.append(z[new])
+            e_rows.append(e_z[new])
             col += len(new)
-        out_mat = w_out @ g
+        out_mat, e_out = (g, e_g) if w_out is None else product(w_out, g, e_g)
     alpha = np.concatenate([lo[k] for (lo, _), k in zip(bounds, nonlinear)] or [np.zeros(0)])
     beta = np.concatenate([hi[k] for (_, hi), k in zip(bounds, nonlinear)] or [np.zeros(0)])
     layer_ids = np.concatenate([np.full(int(k.sum()), i) for i, k in enumerate(nonlinear)]
@@ -185,7 +209,7 @@ def lipsdp_data(net: Network) -> LmiData:
     if not (np.all(np.isfinite(data.a_mat)) and np.all(np.isfinite(data.out_mat))):
         raise OverflowResult("model: LipSDP's matrices (products of weights and slopes) leave "
                              "the float64 range for these finite parameters")
-    return data
+    return data, (np.vstack(e_rows) if e_rows else np.zeros((0, side))), e_out
 
 
 class InputReduction(NamedTuple):
@@ -270,6 +294,115 @@ def certified_rho(data: LmiData, lam: np.ndarray) -> tuple[float, float]:
     return (schur_rho(data, lam) if r_max < 0 else np.inf), r_max
 
 
+UNIT_ROUNDOFF = 2.0 ** -53
+USELESS_RTOL = 1e-3        # a rounding bound above this relative to the value is flagged
+ROUNDING_CHECKS = 60       # shifted Cholesky checks of `rounding_bound` (delta x 2 each)
+
+
+def _gamma(n: int) -> float:
+    """gamma_n = n u / (1 - n u), u = 2^-53."""
+    return n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
+
+
+class RoundingBound(NamedTuple):
+    """`rounding_bound`'s answer: bound (added to the value sqrt(rho) it was asked about;
+    inf when no check passed), rho_up (-M*(lambda, rho_up) >= 0 proven), delta_m (bound on
+    ||M - M*||_2), shift (c of the check that passed), checks (Cholesky factorisations)."""
+    bound: float
+    rho_up: float
+    delta_m: float
+    shift: float
+    checks: int
+
+
+def rounding_bound(data: LmiData, errors, lam: np.ndarray, rho: float,
+                   r_max: float) -> RoundingBound:
+    """A proven bound on sqrt(rho*) - sqrt(rho) for the computed rho (`schur_rho`), rho* the
+    least rho with M*(lambda, rho) <= 0, M* the LMI of the exact data (A*, C*: the products of
+    `lipsdp_data` without rounding; errors = `data_rounding`, entrywise e_A, e_C) at these
+    float64 multipliers lam (n,) >= 0.  A posteriori, with N = LMI side, u = 2^-53:
+      1. ||M - M*||_2 <= delta_m = max row sum of E (E >= |M - M*| entrywise, symmetric):
+         E = gamma_{N_L + 4} (|C|^T|C| + |B^T T A| + |A^T T B| + 2T_B + rho E_0)
+             + |C|^T e_C + e_C^T |C| + e_C^T e_C + (T e_A placed as T A);
+      2. if the floating-point Cholesky factorisation of fl(-M(lambda, rho_up) - c I) runs to
+         completion, -M*(lambda, rho_up) >= 0, hence rho* <= rho_up (Higham, Thm 10.3: G^T G =
+         T + dT, |dT| <= gamma_{N+1} |G^T||G|, so ||dT||_2 <= gamma_{N+1} / (1 - gamma_{N+1})
+         tr(T); Rump's test) when
+         c >= (gamma_{N+1} / (1 - gamma_{N+1}) tr|diag| + delta_m + u max|diag|) / (1 - u)
+         (diag: of -M(lambda, rho_up); x 1.01 for this sum's own roundings; underflow term
+         4N(2(N + 2) + max|diag|) 2^-1074);
+      3. rho_up = rho + delta, delta = c, 2c, 4c, ... (ROUNDING_CHECKS checks) until one
+         passes; mu = -r_max <= c: inf.  With the Schur complement >= 0 at rho*,
+         lambda_min(-M*(lambda, rho* + delta)) >= min(delta / 2, mu delta / (2 ||Q||^2 / mu
+         + delta)), so delta about 4 c max(1, ||Q||_2^2 / (mu (mu - c))) (+ the error of rho)
+         passes: the bound grows like ||Q||^2 / mu^2 as R nears singular.
+    bound = fl(sqrt(rho_up)) (1 + 4u) - sqrt(rho) (sqrt correctly rounded; the 4u covers the
+    verdict's addition).  Not covered: the slope bounds [alpha, beta] are taken as computed
+    (exact for ReLU, leaky ReLU, PReLU, identity; splines' slopes are rounded differences)."""
+    from scipy.linalg import LinAlgError, cholesky
+
+    u, n0, side = UNIT_ROUNDOFF, data.n0, data.a_mat.shape[1]
+    e_a, e_c = errors
+    c_abs, lam = np.abs(data.out_mat), np.asarray(lam, dtype=np.float64)
+    base = c_abs.T @ c_abs                                      # (N, N)
+    base[n0:, :] += lam[:, None] * np.abs(data.a_mat)
+    base[:, n0:] += (lam[:, None] * np.abs(data.a_mat)).T
+    base[n0:, n0:] += 2 * np.diag(lam)
+    pert = c_abs.T @ e_c + e_c.T @ c_abs + e_c.T @ e_c
+    pert[n0:, :] += lam[:, None] * e_a
+    pert[:, n0:] += (lam[:, None] * e_a).T
+    g_chol = _gamma(side + 1) / (1 - _gamma(side + 1))
+    rho = max(float(rho), 0.0)
+    mu = -float(r_max)
+
+    def shift(rho_up: float) -> tuple[float, float, np.ndarray]:
+        e_mat = _gamma(data.out_mat.shape[0] + 4) * base + pert
+        e_mat[:n0, :n0] += _gamma(data.out_mat.shape[0] + 4) * rho_up * np.eye(n0)
+        delta_m = float(e_mat.sum(axis=1).max()) * (1 + _gamma(side + 2))
+        n_hat = -lmi_matrix(data, lam, rho_up)
+        diag = np.abs(np.diag(n_hat))
+        c = ((g_chol * diag.sum() + delta_m + u * diag.max()) / (1 - u) * 1.01
+             + 4 * side * (2 * (side + 2) + diag.max()) * 2.0 ** -1074)
+        return c, delta_m, n_hat
+
+    if not (np.isfinite(rho) and mu > 0):
+        return RoundingBound(np.inf, np.inf, np.inf, np.inf, 0)
+    c, delta_m, _ = shift(rho)
+    if not mu > c:
+        return RoundingBound(np.inf, np.inf, delta_m, c, 0)
+    delta = c
+    for check in range(1, ROUNDING_CHECKS + 1):
+        rho_up = rho + delta
+        c, delta_m, n_hat = shift(rho_up)
+        try:
+            cholesky(n_hat - c * np.eye(side), lower=True)
+        except (LinAlgError, ValueError):
+            delta *= 2
+            continue
+        bound = float(np.sqrt(rho_up)) * (1 + 4 * u) - float(np.sqrt(rho))
+        return RoundingBound(bound, rho_up, delta_m, c, check)
+    return RoundingBound(np.inf, np.inf, delta_m, c, ROUNDING_CHECKS)
+
+
+def rounding_fields(rounding: RoundingBound, value: float) -> dict:
+    """The result fields of a `rounding_bound`: rounding_bound (absolute, on value),
+    rounding_useless (above USELESS_RTOL relative, or inf)."""
+    return {"rounding_bound": rounding.bound,
+            "rounding_useless": not rounding.bound <= USELESS_RTOL * value}
+
+
+def rounding_text(rounding: RoundingBound, value: float) -> str:
+    """The certificate's sentence on the rounding bound (`rounding_bound`)."""
+    if not np.isfinite(rounding.bound):
+        return ("rounding bound: NOT PROVEN (the hidden block R is too close to singular for "
+                "the shifted Cholesky check; no rigorous margin)")
+    rel = rounding.bound / value if value > 0 else np.inf
+    return (f"rounding bound {rounding.bound:.3g} ({rel:.3g} relative; -M(lambda, rho_up) >= 0 "
+            f"proven by a shifted Cholesky check, ||M - M*|| <= {rounding.delta_m:.3g})"
+            + (" -- USELESS: above 1e-3 relative, R ill-conditioned" if rel > USELESS_RTOL
+               else ""))
+
+
 def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
            max_sdp_cost: float = MAX_SDP_COST, reduce: bool = True) -> dict:
     """LipSDP-neuron or LipSDP-layer (p = 2).  Returns value (the NumPy-certified bound
@@ -307,9 +440,9 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
     solver = check_solver(requested)                  # installed
 
     t0 = time.perf_counter()
-    data = lipsdp_data(net)
+    data, *errors = _build_data(net)
     if len(data.scale) == 0:
-        return _affine(data, t0)
+        return _affine(data, errors, t0)
     reduction = reduce_input(data) if reduce else None
     if not np.any(data.out_mat) or (reduction is not None and reduction.rank == 0):
         return _closed_form(data, 0.0, "none (constant network)", t0, (
@@ -331,6 +464,7 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
                            "no bound is reported")
     solver, sol = found.solver, found.solution
     value = float(np.sqrt(max(found.rho, 0.0)))
+    rounding = rounding_bound(data, errors, found.lam, found.rho, found.r_max)
     solver_value = float(np.sqrt(max(sol.rho, 0.0)))
     gap = (value - solver_value) / value if value > 0 else 0.0
     reduced_text = ("" if reduction is None or reduction.rank == reduction.n0 else
@@ -343,23 +477,25 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
             "attempts": tried, "seconds": seconds, "build_seconds": build,
             "reduction": None if reduction is None else reduction.summary(),
             "lmi_side": data.a_mat.shape[1], "absorbed_neurons": data.absorbed,
-            "certificate": (
+            **rounding_fields(rounding, value), "certificate": (
                 "value = sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers (times "
                 f"1 + {found.stretch:g}) on the unreduced LMI (N = {data.a_mat.shape[1]}), "
                 f"hidden block max eigenvalue {found.r_max:.3g} < 0, re-evaluated in NumPy"
-                + reduced_text)}
+                + reduced_text + "; " + rounding_text(rounding, value))}
 
 
 class Certified(NamedTuple):
     """A certified solve: rho (the least rho with M(lambda, rho) <= 0 on the unreduced LMI),
     r_max (max eigenvalue of its hidden block, < 0), solver, margin (of the solve, relative
-    to rho) and stretch (lambda = (1 + stretch) x the solver's multipliers), solution."""
+    to rho) and stretch (lambda = (1 + stretch) x the solver's multipliers), solution,
+    lam (n,): the multipliers certified."""
     rho: float
     r_max: float
     solver: str
     margin: float
     stretch: float
     solution: SdpSolution
+    lam: np.ndarray
 
 
 def _solve_certified(data: LmiData, solved: LmiData, k_mat: np.ndarray, solver: str,
@@ -384,11 +520,13 @@ def _solve_certified(data: LmiData, solved: LmiData, k_mat: np.ndarray, solver: 
             elif status == "optimal":
                 lam = np.maximum(sol.lam, 0.0)
                 stretch = min(STRETCHES, key=lambda e: schur_rho(data, lam * (1.0 + e)))
-                rho_cert, r_max = certified_rho(data, lam * (1.0 + stretch))
+                lam = lam * (1.0 + stretch)
+                rho_cert, r_max = certified_rho(data, lam)
                 if np.isfinite(rho_cert):
                     tried.append(f"{name} margin {margin_value:g}: {status}" + (
                         f", multipliers x (1 + {stretch:g})" if stretch else ""))
-                    return Certified(rho_cert, r_max, name, margin_value, stretch, sol), tried
+                    return Certified(rho_cert, r_max, name, margin_value, stretch, sol,
+                                     lam), tried
                 status += (f", not certified (max eigenvalue of the hidden block {r_max:.3g} "
                            ">= 0)")
             tried.append(f"{name} margin {margin_value:g}: {status}")
@@ -397,17 +535,20 @@ def _solve_certified(data: LmiData, solved: LmiData, k_mat: np.ndarray, solver: 
     return None, tried
 
 
-def _affine(data: LmiData, t0: float) -> dict:
+def _affine(data: LmiData, errors, t0: float) -> dict:
     """The result of `lipsdp` when every hidden neuron is linear: the network is affine,
     f(x) = C x + c, and LipSDP is exact: Lip_2(f) = ||C||_2 (largest singular value)."""
     value = float(np.linalg.norm(data.out_mat, 2))
     if not np.isfinite(value):
         raise OverflowResult("model: LipSDP: ||C||_2 leaves the float64 range for these "
                              "finite parameters")
-    return _closed_form(data, value, "none (affine network)", t0, (
+    rounding = rounding_bound(data, errors, np.zeros(0), value ** 2, -np.inf)
+    result = _closed_form(data, value, "none (affine network)", t0, (
         "the network is affine (every hidden neuron has alpha_n = beta_n), f(x) = C x "
         "+ c: value = ||C||_2, its largest singular value (numpy.linalg.norm), the "
-        "exact Lipschitz constant and the optimum of both LipSDP variants"), None)
+        "exact Lipschitz constant and the optimum of both LipSDP variants; "
+        + rounding_text(rounding, value)), None)
+    return {**result, **rounding_fields(rounding, value)}
 
 
 def _closed_form(data: LmiData, value: float, solver: str, t0: float, certificate: str,
@@ -418,7 +559,7 @@ def _closed_form(data: LmiData, value: float, solver: str, t0: float, certificat
             "seconds": time.perf_counter() - t0, "build_seconds": 0.0,
             "reduction": None if reduction is None else reduction.summary(),
             "lmi_side": data.a_mat.shape[1], "absorbed_neurons": data.absorbed,
-            "certificate": certificate}
+            "rounding_bound": 0.0, "rounding_useless": False, "certificate": certificate}
 
 
 def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:

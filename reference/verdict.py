@@ -38,7 +38,6 @@ from reference.network import (Identity, KnotSplineActivation, LeakyReLU, Networ
 EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
 UNIT_ROUNDOFF = 2.0 ** -53
 CLOSED_FORM_FACTOR = 16     # closed forms trusted to 16 gamma_n relative (see upper_margin)
-LIPSDP_RTOL = 1e-9          # LipSDP's NumPy certificate trusted to this relative rounding
 GLOBAL = ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron", "lipsdp_layer")
 CLOSED, LOWER, LIPSDP, EXACT = (("theorem1_bv2", "theorem1", "layerwise"), ("lower",),
                                 ("lipsdp_neuron", "lipsdp_layer"), ("exact",))
@@ -180,8 +179,10 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
       exact brackets: 16 gamma_n relative, n = sum of the blocks' (N_in + 2) + N_0 + N_L
       (sums of at most n terms and one product per block; 16 for LAPACK's SVD, backward
       stable with no sharp constant);
-    - LipSDP: LIPSDP_RTOL relative (its value is sqrt(lambda_max) of the Schur complement
-      computed in NumPy: eigvalsh and a solve with the hidden block);
+    - LipSDP: its proven `rounding_bound` (reference.lipsdp.rounding_bound: -M(lambda, rho_up)
+      >= 0 for the exact LMI data checked by a shifted Cholesky factorisation, the error of
+      forming M and of the weights' products included); inf when no check passed (R too
+      close to singular): never sound then; above 1e-3 relative the text says so;
     - exact over the box: exact_1d_on_box and regions_2d add the rounding bound of a computed
       Jacobian norm (`exact.jacobian_rounding`; regions_2d's upper_bound holds it already);
       the MILP its tolerance (HiGHS's bound + MILP_TOLERANCE x max(1, |bound|))."""
@@ -190,7 +191,14 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
     closed = CLOSED_FORM_FACTOR * gamma(n)
     closed_text = f"16 gamma_{n} = {closed:.3g} relative"
     if method.startswith("lipsdp"):
-        return result["value"], result["value"] * LIPSDP_RTOL, f"{LIPSDP_RTOL:g} relative"
+        value, bound = result["value"], result["rounding_bound"]
+        if not np.isfinite(bound):
+            return value, np.inf, ("rounding bound NOT PROVEN (R nearly singular): no sound "
+                                   "verdict from LipSDP")
+        rel = bound / value if value > 0 else 0.0
+        return value, bound, (f"proven rounding bound {bound:.3g} ({rel:.3g} relative)" + (
+            ", USELESS (> 1e-3 relative: the hidden block R is ill-conditioned)"
+            if result.get("rounding_useless") else ""))
     if method != "exact":
         return result["value"], result["value"] * closed, closed_text
     upper = result.get("upper_bound")

@@ -11,6 +11,7 @@ from reference.lipsdp_solvers import SdpSolution
 from reference.network import (Dense, Identity, Network, PReLU, ReLU, SplineActivation,
                                build_mlp)
 from reference.spline import LinearSpline
+from theory_checks.lipschitz_bound import random_net
 
 # shared/ lies beside the checkout (DESIGN.md: ../shared/anchors/)
 ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "lipsdp_random_weights.mat"
@@ -469,3 +470,82 @@ def test_numpy_and_cvxopt_agree_on_random_networks(seed):
         values[variant] = ours
     neuron, layer = values["neuron"], values["layer"]
     assert neuron["value"] <= layer["value"] * (1 + neuron["accuracy"])
+
+
+# ------------------------------------------------------------------ proven rounding bound
+def exact_rho(net, lam):
+    """rho* = lambda_max(P - Q R^-1 Q^T) of the LMI built from the weights in 50-digit
+    arithmetic (mpmath), at the float64 multipliers lam: the value the certificate rounds."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    ws = [mp.matrix(w.tolist()) for w, _ in lipschitz.blocks(net)]
+    n0 = net.n_in
+    n = sum(w.rows for w in ws[:-1])
+    side = n0 + n
+    g = mp.matrix(n0, side)
+    for i in range(n0):
+        g[i, i] = 1
+    rows, col = [], n0
+    for w in ws[:-1]:                                 # ReLU: alpha 0, beta 1
+        z = w * g
+        rows += [z[i, :] for i in range(z.rows)]
+        g = mp.matrix(z.rows, side)
+        for i in range(z.rows):
+            g[i, col + i] = 1
+        col += z.rows
+    c = ws[-1] * g
+    m = c.T * c
+    for i, row in enumerate(rows):
+        for j in range(side):
+            m[n0 + i, j] += mp.mpf(lam[i]) * row[j]
+            m[j, n0 + i] += mp.mpf(lam[i]) * row[j]
+        m[n0 + i, n0 + i] -= 2 * mp.mpf(lam[i])
+    p_blk, q_blk, r_blk = m[:n0, :n0], m[:n0, n0:], m[n0:, n0:]
+    schur = p_blk - q_blk * mp.inverse(r_blk) * q_blk.T
+    return max(mp.eigsy(schur, eigvals_only=True))
+
+
+@pytest.mark.parametrize("widths, seed", [([3, 6, 2], 0), ([2, 5, 4, 1], 1), ([4, 6, 5, 3], 2)])
+def test_rounding_bound_covers_the_exact_value(widths, seed):
+    """value + rounding_bound >= sqrt(rho*) of the exact LMI (mpmath), at the certified
+    multipliers; the bound is tight enough to be useful."""
+    net = random_net(widths, "relu", seed=seed)
+    data = lipsdp_data(net)
+    k_mat = lipsdp_solvers.multiplier_map(data, "neuron")
+    found, _ = lipsdp_mod._solve_certified(data, data, k_mat, "NUMPY", lambda: [])
+    value = float(np.sqrt(found.rho))
+    bound = lipsdp_mod.rounding_bound(data, lipsdp_mod.data_rounding(net), found.lam,
+                                      found.rho, found.r_max)
+    exact = float(exact_rho(net, found.lam) ** 0.5)
+    assert exact <= value + bound.bound                      # the claim of the bound
+    assert bound.bound < 1e-8 * value                        # and it is not vacuous
+    assert lipsdp(net)["rounding_bound"] == pytest.approx(bound.bound, rel=1e-6)
+
+
+def test_rounding_bound_grows_as_r_nears_singular():
+    """One hidden layer: R = C_psi^T C_psi - 2 s I at lambda = s 1, singular at s* =
+    ||C_psi||^2 / 2.  Just above s* the value is large and its proven rounding bound far above
+    1e-9 relative (the old assumed margin), still above the exact value; closer: inf."""
+    net = random_net([3, 6, 2], "relu", seed=0)
+    data, errors = lipsdp_data(net), lipsdp_mod.data_rounding(net)
+    s_star = np.linalg.norm(data.out_mat[:, 3:], 2) ** 2 / 2
+    found = []
+    for above in (1.0, 1e-6, 1e-15):
+        lam = np.full(6, s_star * (1 + above))
+        rho, r_max = certified_rho(data, lam)
+        found.append((lam, rho, lipsdp_mod.rounding_bound(data, errors, lam, rho, r_max)))
+    (_, rho0, b0), (lam1, rho1, b1), (_, _, b2) = found
+    rel0, rel1 = b0.bound / np.sqrt(rho0), b1.bound / np.sqrt(rho1)
+    assert rel1 > 1e3 * rel0 and rel1 > 1e-9
+    assert float(exact_rho(net, lam1) ** 0.5) <= np.sqrt(rho1) + b1.bound
+    assert b2.bound == np.inf and "NOT PROVEN" in lipsdp_mod.rounding_text(b2, 1.0)
+
+
+@pytest.mark.parametrize("name", ["lipsdp_random_weights", "lipsdp_mnist_weights"])
+def test_rounding_bound_on_the_anchors(name):
+    path = Path("/work/shared/anchors") / f"{name}.mat"
+    if not path.exists():
+        pytest.skip("anchor not available")
+    r = lipsdp(network_from_mat(path))
+    assert 0 < r["rounding_bound"] < 1e-7 * r["value"] and not r["rounding_useless"]
+    assert "rounding bound" in r["certificate"]

@@ -84,7 +84,10 @@ def test_lipsdp_decides_before_the_milp(monkeypatch):
     forbid(monkeypatch, "exact")
     v = check_claim(net, sdp * 1.001, 2, box=1.0)
     assert v.verdict == "sound" and v.decided_by.method == "lipsdp_neuron"
-    assert v.decided_by.certified == pytest.approx(sdp * (1 + verdict.LIPSDP_RTOL), rel=1e-15)
+    r = v.results["lipsdp_neuron"]
+    assert v.decided_by.certified == sdp + r["rounding_bound"] > sdp
+    assert v.decided_by.margin == r["rounding_bound"] and "proven rounding bound" in \
+        v.decided_by.certificate
     assert v.not_run == {"lipsdp_layer": "lipsdp_neuron gave a bound (lipsdp_layer is never "
                                          "below it)", "exact": "not needed: decided by "
                                                                 "lipsdp_neuron"}
@@ -237,3 +240,26 @@ def test_a_contradiction_between_methods_is_an_error(relu_net, monkeypatch, tmp_
     assert main(["lipschitz", str(path), "--claim", str(0.4 * low), "--methods",
                  "lower,layerwise"]) == 2
     assert "a method is wrong" in capsys.readouterr().err
+
+
+def test_lipsdp_margin_is_its_proven_rounding_bound(monkeypatch):
+    """An ill-conditioned LipSDP certificate (multipliers just above where R turns singular):
+    a claim above value + 1e-9 relative (the old assumed margin) but below value + the proven
+    bound is undecided, not sound; above value + bound it is sound, and flagged."""
+    from reference import lipsdp as lipsdp_mod
+    net = random_net([3, 6, 2], "relu", seed=0)
+    data, errors = lipsdp_mod.lipsdp_data(net), lipsdp_mod.data_rounding(net)
+    s_star = np.linalg.norm(data.out_mat[:, 3:], 2) ** 2 / 2
+    lam = np.full(6, s_star * (1 + 3e-7))
+    rho, r_max = lipsdp_mod.certified_rho(data, lam)
+    rounding = lipsdp_mod.rounding_bound(data, errors, lam, rho, r_max)
+    value = float(np.sqrt(rho))
+    result = {"value": value, "status": "optimal", "certificate": "constructed multipliers",
+              **lipsdp_mod.rounding_fields(rounding, value)}
+    assert 1e-9 * value < rounding.bound < np.inf and result["rounding_useless"]
+    monkeypatch.setattr(ladder, "RUNNERS", {**ladder.RUNNERS,
+                                            "lipsdp_neuron": lambda *a: dict(result)})
+    v = check_claim(net, value + 0.5 * rounding.bound, 2, box=1.0, methods="lipsdp_neuron")
+    assert value * (1 + 1e-9) < v.claim and v.verdict == "undecided"
+    v = check_claim(net, value + 2 * rounding.bound, 2, box=1.0, methods="lipsdp_neuron")
+    assert v.verdict == "sound" and "USELESS" in v.decided_by.certificate
