@@ -270,9 +270,10 @@ def order_from_keys(modules: dict) -> list:
     kinds = [module_kind(n, modules[n]) for n in names]
     alternating = len(names) % 2 == 1 and all(
         (kind == "linear") == (i % 2 == 0) for i, kind in enumerate(kinds))
-    if not alternating or _skips_an_index(names):
+    skips = _skips_an_index(names)
+    if not alternating or skips:
         reason = ("a skipped Sequential index hides a stateless module"
-                  if _skips_an_index(names) else "dense and activation modules do not alternate")
+                  if skips else "dense and activation modules do not alternate")
         listing = ", ".join(f"{n} ({k})" for n, k in zip(names, kinds))
         raise ValueError(f"--layers: the key order cannot tell the layer order of this state "
                          f"dict ({reason}; modules {listing}); give the forward's order as "

@@ -21,7 +21,7 @@ from types import MappingProxyType
 import numpy as np
 
 from reference._checks import OverflowResult, as_finite_array, check_choice
-from reference.spline import KnotSpline, LinearSpline
+from reference.spline import KnotSpline, LinearSpline, zero_one
 
 ACTIVATIONS = ("spline", "relu", "leaky_relu", "prelu", "identity")
 NO_PARAMS = MappingProxyType({})      # shared by the parameter-free layers, read-only
@@ -304,8 +304,9 @@ class KnotSplineActivation(Activation):
             grad_p[lo:hi] += g_s * s / h
             grad_p[lo + 1:hi + 1] -= g_s * s / h
         if reg == "bv2":
-            zero_one = np.tile([[0.0], [1.0]], (1, self.n_in))
-            _, grads = self.backward(zero_one, np.sign(self.forward(zero_one)[0]))
+            zero_one_inputs = zero_one(self.n_in)
+            _, grads = self.backward(zero_one_inputs,
+                                     np.sign(self.forward(zero_one_inputs)[0]))
             grad_p += grads["points"]
             grad_v += grads["values"]
         return {"points": grad_p, "values": grad_v}

@@ -98,7 +98,7 @@ def _grid_indices(size: int) -> np.ndarray:
     return k
 
 
-def _zero_one(num_channels: int) -> np.ndarray:
+def zero_one(num_channels: int) -> np.ndarray:
     """The inputs x = 0 and x = 1 for every channel, shape (2, C)."""
     return np.tile([[0.0], [1.0]], (1, num_channels))
 
@@ -374,7 +374,7 @@ class LinearSpline:
 
     def values_at_zero_one(self) -> np.ndarray:
         """(sigma_c(0), sigma_c(1)) as shape (2, C)."""
-        return self(_zero_one(self.num_channels))
+        return self(zero_one(self.num_channels))
 
     def bv2(self) -> np.ndarray:
         """||sigma_c||_BV2 = TV2(sigma_c) + |sigma_c(0)| + |sigma_c(1)|, shape (C,)."""
@@ -383,7 +383,7 @@ class LinearSpline:
     def bv2_grad(self) -> np.ndarray:
         """A subgradient of sum_c ||sigma_c||_BV2 in the coefficients, (C, K)."""
         signs = np.sign(self.values_at_zero_one())
-        _, g = self.backward(_zero_one(self.num_channels), signs)
+        _, g = self.backward(zero_one(self.num_channels), signs)
         return self.tv2_grad() + g
 
     def lipschitz(self) -> np.ndarray:
@@ -587,7 +587,7 @@ class KnotSpline:
 
     def bv2(self) -> np.ndarray:
         """TV2 + |sigma(0)| + |sigma(1)| per channel, (C,)."""
-        return self.tv2() + np.abs(self(_zero_one(self.num_channels))).sum(axis=0)
+        return self.tv2() + np.abs(self(zero_one(self.num_channels))).sum(axis=0)
 
     def lipschitz(self) -> np.ndarray:
         """max |slope| over all pieces per channel, (C,)."""

@@ -356,10 +356,11 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
     elif config.sparsify_threshold is not None:
         knots_before = _total_knots(net)
         history["sparsification"] = sparsify_network(net, float(config.sparsify_threshold))
+        knots_after = _total_knots(net)
         history["sparsify"] = {"mode": "threshold",
                                "threshold": float(config.sparsify_threshold),
-                               "knots_before": knots_before, "knots_after": _total_knots(net),
-                               "knots_removed": knots_before - _total_knots(net)}
+                               "knots_before": knots_before, "knots_after": knots_after,
+                               "knots_removed": knots_before - knots_after}
     return history
 
 
