@@ -66,6 +66,13 @@ def check_claim_value(claim) -> float:
     return value
 
 
+class _Record:
+    """to_dict for the dataclasses of this module: their fields, shallow (JSON-ready)."""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
 # --------------------------------------------------------------------------- rounding
 def _activation_error(layer, z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """A bound on |computed sigma(z) - sigma(z)| for the computed input z (M, N), output y:
@@ -126,7 +133,7 @@ def forward_error_bound(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 @dataclass
-class Witness:
+class Witness(_Record):
     """A pair x, x_pair of the box and its ratio ||f(x_pair) - f(x)||_p / ||x_pair - x||_p as
     computed (`ratio`) and its certified lower end (`certified`, `certified_ratio`); margin =
     ratio - certified; method and source say where the pair comes from."""
@@ -137,9 +144,6 @@ class Witness:
     margin: float
     method: str
     source: str
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
@@ -217,7 +221,7 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
 
 # --------------------------------------------------------------------------- verdict
 @dataclass
-class Bound:
+class Bound(_Record):
     """One certified bound: method, kind ("upper" or "lower"), the method's value, the
     certified value used for the decision (value + margin for an upper bound; a witness
     pair's certified ratio for a lower one), margin, the domain it holds on and its
@@ -229,9 +233,6 @@ class Bound:
     margin: float
     domain: str
     certificate: str
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 @dataclass

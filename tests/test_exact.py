@@ -18,6 +18,24 @@ def scan_slope(net, lo, hi, points=1_000_001, p=2.0):
     return float(np.max(np.linalg.norm(np.diff(f, axis=0), ord=p, axis=1) / np.diff(x)))
 
 
+def bias_free_relu_cones() -> Network:
+    """Bias-free ReLU layers on 2 inputs: every region is a cone at 0 and every activation
+    pattern is feasible at x = 0 (shared with test_regions2d)."""
+    return Network([
+        Dense([[-0.0023139350735580633, -0.4119038652416048],
+               [0.5680203344470105, 0.47158770986915316],
+               [0.9953464369830837, -0.6843930193127463]]), ReLU(),
+        Dense([[-0.10294623809897781, 0.474148679112286, 0.2516744400227567],
+               [1.252662546557164, -0.38033410173432414, -0.4449225828737712],
+               [0.41728994056460594, 0.2296988900558236, 0.22057166325362115]]), ReLU()])
+
+
+def sampled_max_norm(net, p, box, points=400_000, seed=0) -> float:
+    """max ||J(x)||_{p->p} over `points` uniform samples of [-box, box]^N_0."""
+    x = np.random.default_rng(seed).uniform(-box, box, (points, net.n_in))
+    return float(lipschitz.jacobian_norms(net.input_jacobian(x), p).max())
+
+
 @pytest.mark.parametrize("activation", ["spline", "relu", "leaky_relu", "prelu"])
 @pytest.mark.parametrize("p", [1.0, 2.0, np.inf])
 def test_exact_1d_agrees_with_a_dense_scan(activation, p):
@@ -201,17 +219,10 @@ def test_milp_cuts_off_patterns_without_interior():
     reported as the value (certified_exact False); the Lipschitz constant is 0.91507 (a
     positively homogeneous f: 400 000 samples of the box find every cone).  Patterns without
     interior are now cut off until the optimum is attained."""
-    net = Network([
-        Dense([[-0.0023139350735580633, -0.4119038652416048],
-               [0.5680203344470105, 0.47158770986915316],
-               [0.9953464369830837, -0.6843930193127463]]), ReLU(),
-        Dense([[-0.10294623809897781, 0.474148679112286, 0.2516744400227567],
-               [1.252662546557164, -0.38033410173432414, -0.4449225828737712],
-               [0.41728994056460594, 0.2296988900558236, 0.22057166325362115]]), ReLU()])
+    net = bias_free_relu_cones()
     r = exact_milp(net, 1, box=0.5)
     assert r["status"] == "optimal" and r["cuts"] >= 1
-    x = np.random.default_rng(0).uniform(-0.5, 0.5, (400_000, 2))
-    sampled = lipschitz.jacobian_norms(net.input_jacobian(x), 1.0).max()
+    sampled = sampled_max_norm(net, 1.0, 0.5)
     assert r["value"] == pytest.approx(sampled, rel=1e-12)
     assert r["upper_bound"] == pytest.approx(r["value"] + r["tolerance"], rel=1e-9)
     assert exact_milp(net, 1, box=0.5, max_cuts=0)["status"] == "not_attained"

@@ -4,8 +4,9 @@ import pytest
 from reference import ladder, lipschitz
 from reference.exact import exact_1d, exact_1d_on_box
 from reference.milp import exact_milp
-from reference.network import (Dense, Identity, KnotSplineActivation, Network, ReLU)
+from reference.network import Dense, Identity, KnotSplineActivation, Network
 from reference.regions2d import areas, clip, regions_2d
+from tests.test_exact import bias_free_relu_cones, sampled_max_norm
 from theory_checks.lipschitz_bound import random_net
 
 
@@ -105,16 +106,9 @@ def test_certificate_and_witness():
 def test_bias_free_relu_cones():
     """All lines through 0 (every region a cone at the origin): the MILP needed cuts here;
     the enumeration finds the cones directly (sampled value to 1e-12, as in test_exact)."""
-    net = Network([
-        Dense([[-0.0023139350735580633, -0.4119038652416048],
-               [0.5680203344470105, 0.47158770986915316],
-               [0.9953464369830837, -0.6843930193127463]]), ReLU(),
-        Dense([[-0.10294623809897781, 0.474148679112286, 0.2516744400227567],
-               [1.252662546557164, -0.38033410173432414, -0.4449225828737712],
-               [0.41728994056460594, 0.2296988900558236, 0.22057166325362115]]), ReLU()])
+    net = bias_free_relu_cones()
     r = regions_2d(net, 1, box=0.5)
-    x = np.random.default_rng(0).uniform(-0.5, 0.5, (400_000, 2))
-    sampled = lipschitz.jacobian_norms(net.input_jacobian(x), 1.0).max()
+    sampled = sampled_max_norm(net, 1.0, 0.5)
     assert r["status"] == "optimal" and r["value"] == pytest.approx(sampled, rel=1e-12)
 
 

@@ -110,7 +110,6 @@ def run(args):
     return 1 if violations else 0
 
 
-
 def register(sub) -> None:
     p = sub.add_parser("lipschitz", help="the Lipschitz ladder: lower, exact, LipSDP, bounds")
     p.add_argument("model", help="model file (.npz) or LipSDP weights (.mat, ReLU)")
@@ -119,7 +118,8 @@ def register(sub) -> None:
                    help="comma-separated subset of " + ",".join(ladder.METHODS))
     p.add_argument("--box", type=positive_float, default=1.0,
                    help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
-    p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER, help="SDP solver for LipSDP: NUMPY (default), CVXOPT, CLARABEL, SCS, MOSEK")
+    p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER,
+                   help="SDP solver for LipSDP: NUMPY (default), CVXOPT, CLARABEL, SCS, MOSEK")
     p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
                    help="time limit (s) of the exact methods (MILP, 1-D): past it they return "
                         "a certified bracket")
