@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from reference import convex
-from reference.files import dumps_json, write_text
 from theory_checks.lipschitz_bound import random_net
 from theory_checks.representer import single_neuron as problem, targets
+
+from _record import write_record       # benchmarks/_record.py (run as a script)
 
 LAM = 0.5
 NETWORK_LAM = 0.1
@@ -186,8 +187,7 @@ def main(argv=None):
         record["networks"] = {"lambda": NETWORK_LAM, "rows": bench_networks(
             ints(args.networks), args.samples, ints(args.full))}
     record["load_average_end"] = list(os.getloadavg())
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    write_text(args.out, dumps_json(record, indent=2), "--out")
+    write_record(record, args.out)
     print(f"wrote {args.out}")
 
 

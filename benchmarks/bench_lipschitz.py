@@ -36,12 +36,13 @@ import numpy as np
 
 from reference import ladder
 from reference.exact import exact_1d, exact_milp
-from reference.files import dumps_json, write_text
 from reference.io import network_from_mat
 from reference.lipsdp import MARGINS, certified_rho, lipsdp, lipsdp_data, lmi_size, sdp_cost
 from reference.lipsdp_solvers import solve_cvxpy
 from reference.network import build_mlp
 from theory_checks.lipschitz_bound import random_net
+
+from _record import write_record       # benchmarks/_record.py (run as a script)
 
 ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
 CURVE_SIZES = "25,50,100,150,200,250,300,400,500,600,800"
@@ -272,7 +273,7 @@ def main(argv=None):
     if args.curve:
         record["curve"] = bench_curve(args.curve_sizes, args.curve_limit, args.reference_limit)
     record["load_average_end"] = os.getloadavg()
-    write_text(args.out, dumps_json(record, indent=2), "--out")
+    write_record(record, args.out)
     print(f"wrote {args.out}")
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import subprocess
@@ -37,6 +36,8 @@ import numpy as np
 
 from reference import spline_kernels
 from reference.spline import LinearSpline
+
+from _record import write_record       # benchmarks/_record.py (run as a script)
 
 
 def time_call(fn) -> tuple[float, float]:
@@ -230,8 +231,7 @@ def main(argv=None):
         f"{name} {'n/a' if t is None else f'{t:.2f} s'}"
         for name, t in record["first_call_s"].items()))
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2))
+    write_record(record, args.out)
     print(f"JSON record: {args.out}")
 
 

@@ -21,7 +21,6 @@ gave the same records (timings aside).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -31,6 +30,8 @@ from pathlib import Path
 from reference import spline
 from reference.experiments import RunConfig, run
 from reference.sweep import dask_client, expand, run_sweep, without_timings
+
+from _record import write_record       # benchmarks/_record.py (run as a script)
 
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 REFERENCE_RUN_SECONDS = 2.0        # the "2 s run" for the overhead goal
@@ -118,8 +119,7 @@ def main(argv=None):
           f" of a 2 s run ({100 * record['overhead_fraction_of_mean_run']:.1f}% of the mean "
           f"run here), in CPU time {cpu_overhead * 1e3:.0f} ms per run; records identical across engines: {same}; load average "
           f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2))
+    write_record(record, args.out)
     print(f"wrote {args.out}")
 
 

@@ -31,7 +31,6 @@ minima are recorded too.  Writes a JSON record (default benchmarks/out/bench_tra
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -275,8 +274,8 @@ def main(argv=None):
     record["load_average_after"] = os.getloadavg()
     print(f"load average before {record['load_average_before'][0]:.2f}, after "
           f"{record['load_average_after'][0]:.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2))
+    from _record import write_record     # here: a worker imports the revision it times
+    write_record(record, args.out)
     print(f"JSON record: {args.out}")
 
 

@@ -181,6 +181,8 @@ def cmd_sweep(args):
         if args.csv is not None:
             print(f"table written to {args.csv}")
         return 0
+    if args.csv is not None:
+        raise ValueError("--csv: writes the table of --table; add --table (no runs)")
     configs = sweep.expand(
         dataset=args.dataset, activation=args.activation,
         hidden=[tuple(parse_hidden(h)) for h in args.hidden], reg=args.reg, lam=args.lam,
@@ -193,7 +195,7 @@ def cmd_sweep(args):
                              scheduler=args.scheduler, force=args.force,
                              progress=not args.quiet)
     print(f"{len(configs)} runs: {result.done} done, {result.cached} cached, {result.failed} "
-          f"failed, {result.seconds:.1f} s; records in {os.path.join(args.results, 'records')}")
+          f"failed, {result.seconds:.1f} s; records in {os.path.join(args.results, sweep.RECORDS)}")
     for record in result.records:
         if record["status"] != "ok":
             print(f"  failed {record['key']}: {record['error'].splitlines()[0]}")

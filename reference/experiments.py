@@ -244,6 +244,7 @@ def run(config: RunConfig, quiet: bool = True, data_arg: str = "data_path") -> t
     train_out = net.forward(ds.x_train)
     terms = objective(net, ds.x_train, ds.y_train, train_config, train_out)
     splines = spline_summary(net)
+    rungs = lipschitz_ladder(net, config.seed)
     summary = {
         "dataset": config.dataset, "activation": config.activation,
         "hidden": list(config.hidden), "loss": loss,
@@ -255,13 +256,12 @@ def run(config: RunConfig, quiet: bool = True, data_arg: str = "data_path") -> t
         "bv2": [float(np.sum(r["bv2"])) for r in splines],
         "knots": [int(np.sum(r["knots"])) for r in splines],
         "knot_tolerance": [r["knot_tolerance"] for r in splines],
-        "lipschitz_bound": None,
+        # the ladder's value (None with its reason there when it leaves float64)
+        "lipschitz_bound": rungs["2"]["theorem1_bv2"]["value"],
         "lipschitz_bound_form": "theorem1_bv2, p=2",
         "seconds": seconds, "config": history["config"], "run_config": config.to_dict(),
-        "ladder": lipschitz_ladder(net, config.seed),
+        "ladder": rungs,
     }
-    # the ladder's value (None with its reason there when it leaves float64), computed once
-    summary["lipschitz_bound"] = summary["ladder"]["2"]["theorem1_bv2"]["value"]
     for key in ("sparsification", "sparsify"):
         if key in history:
             summary[key] = history[key]

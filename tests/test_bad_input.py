@@ -476,6 +476,12 @@ def test_sweep_table_csv_inside_the_records_is_refused(tmp_path, capsys):
               tmp_path)
 
 
+def test_sweep_csv_without_table_is_refused(tmp_path, capsys):
+    """--csv only writes the table of --table: without it no run starts, nothing is written."""
+    run_fails(["sweep", "--results", tmp_path, "--workers", "0", "--csv", tmp_path / "t.csv"],
+              capsys, ["--csv", "--table"], tmp_path)
+
+
 @pytest.mark.parametrize("argv, name", [(["--range", "1e308"], "--size/--range"),
                                         (["--dataset", "mnist"], "--data-path")])
 def test_sweep_configs_are_checked_before_any_run(argv, name, tmp_path, capsys):
