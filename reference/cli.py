@@ -189,7 +189,7 @@ def cmd_sweep(args):
         size=args.size, range_=args.range, epochs=args.epochs, seeds=args.seeds,
         batch_size=args.batch_size, lr=args.lr, spline_init=args.spline_init,
         sparsify=args.sparsify, acc_drop=args.acc_drop, prox=args.prox,
-        data_path=args.data_path)
+        data_path=args.data_path, max_runs=args.max_runs)
     check_sweep_configs(configs)
     result = sweep.run_sweep(configs, args.results, workers=args.workers,
                              scheduler=args.scheduler, force=args.force,
@@ -316,6 +316,8 @@ def build_parser():
     p.add_argument("--scheduler", default=None, metavar="ADDR",
                    help="an existing Dask scheduler, e.g. tcp://127.0.0.1:8786")
     p.add_argument("--force", action="store_true", help="recompute runs that have a record")
+    p.add_argument("--max-runs", type=positive_float, default=sweep.MAX_RUNS,
+                   help="size guard: combinations of the lists (refused before any run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
     return parser

@@ -49,8 +49,10 @@ from tqdm import tqdm
 from reference.experiments import SPLINE_FIELDS, RunConfig, run
 from reference.files import dumps_json, prepare_output_dir, write_text
 from reference.io import save_model
+from reference.limits import guard
 
 RECORDS, MODELS = "records", "models"
+MAX_RUNS = 100_000            # size guard of expand: combinations (before any is built)
 SWEEP_SPARSIFY = "auto"       # expand's default `sparsify` (used by spline runs only)
 # Dask settings while our LocalCluster runs: no statistical profiler (it samples every worker
 # every 10 ms for the dashboard) and slower monitors; idle CPU measured on this machine,
@@ -98,7 +100,7 @@ def _choices(value) -> list:
     return list(value) if isinstance(value, (list, range)) else [value]
 
 
-def expand(**lists) -> list:
+def expand(max_runs: float = MAX_RUNS, **lists) -> list:
     """The cartesian product of the choices, as RunConfigs.
 
     Each keyword is a RunConfig field (or `seeds`, the same as `seed`) with a list of choices
@@ -106,7 +108,8 @@ def expand(**lists) -> list:
     hidden=[2, (8, 8)].  Order: the fields in RunConfig order, seeds varying fastest.  Networks
     without splines get the spline-only fields at their defaults (RunConfig.canonical: one
     config per baseline, whatever the lists of lam, reg, ...), and duplicates are dropped
-    (first occurrence kept).  sparsify defaults to SWEEP_SPARSIFY ('auto': knots counted as
+    (first occurrence kept); more than max_runs combinations (counted before any is built)
+    is TooLarge.  sparsify defaults to SWEEP_SPARSIFY ('auto': knots counted as
     the paper counts them, reference.train.sparsify_auto).  Unknown names: ValueError."""
     lists.setdefault("sparsify", SWEEP_SPARSIFY)
     if "seeds" in lists:
@@ -124,6 +127,8 @@ def expand(**lists) -> list:
     for name, values in zip(order, choices):
         if not values:
             raise ValueError(f"{name}: expected at least one choice, got none")
+    guard("sweep: combinations", float(np.prod([len(c) for c in choices], dtype=float)),
+          max_runs, "max_runs")
     out = {}
     for combo in itertools.product(*choices):
         config = RunConfig(**dict(zip(order, combo))).canonical()

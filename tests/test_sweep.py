@@ -279,3 +279,21 @@ def test_scheduler_without_workers_is_an_error_not_a_hang(monkeypatch):
         with pytest.raises(OSError, match="has no worker"):
             with sweep.dask_client(scheduler=cluster.scheduler_address):
                 pass
+
+
+def test_too_many_combinations_are_refused_before_any_is_built(tmp_path, capsys):
+    """3 x 400 x 400 lambdas/seeds is counted (480 000 > MAX_RUNS), not built; the CLI names
+    the flag that raises the limit, and refuses a seed range over MAX_SEEDS at parse time."""
+    from reference.commands.args import MAX_SEEDS
+    from reference.limits import TooLarge
+    with pytest.raises(TooLarge, match="max_runs"):
+        expand(lam=[0.1, 0.2, 0.3], size=list(range(3, 403)), seeds=range(400))
+    assert len(expand(lam=[0.1, 0.2], max_runs=2)) == 2
+    from reference.cli import main
+    assert main(["sweep", "--results", str(tmp_path / "r"), "--seeds", "0-399",
+                 "--lam", "0.1,0.2,0.3", "--size", ",".join(map(str, range(3, 403)))]) == 2
+    assert "--max-runs" in capsys.readouterr().err
+    assert main(["sweep", "--results", str(tmp_path / "r"),
+                 "--seeds", f"0-{MAX_SEEDS}"]) == 2
+    assert f"at most {MAX_SEEDS} seeds" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -45,8 +45,11 @@ def _choice(choices):
     return _typed(str, lambda v: v in choices, f"one of {', '.join(choices)}")
 
 
+MAX_SEEDS = 100_000      # seed_list: longer lists are refused before they are built
+
+
 def seed_list(text):
-    """Seeds as '0-4', '0,3,7' or both ('0-2,7'): a list of integers >= 0."""
+    """Seeds as '0-4', '0,3,7' or both ('0-2,7'): a list of at most MAX_SEEDS integers >= 0."""
     seeds = []
     for part in str(text).split(","):
         low, _, high = part.partition("-")
@@ -54,6 +57,9 @@ def seed_list(text):
         if last is not None and last < first:
             raise argparse.ArgumentTypeError(f"expected a range LOW-HIGH with LOW <= HIGH, "
                                              f"got {part!r}")
+        if len(seeds) + (0 if last is None else last - first) + 1 > MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"expected at most {MAX_SEEDS} seeds, got "
+                                             f"{text!r}")
         seeds.extend(range(first, (first if last is None else last) + 1))
     return seeds
 
