@@ -86,6 +86,17 @@ def one_per_row(points: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.concatenate([left, right])
 
 
+def spline_net(rng, n_in: int, splines, n_out: int, bias: bool = True) -> Network:
+    """dense -> spline -> ... -> dense -> spline -> dense -> identity, one (neurons, K, x_min,
+    step) per spline layer in `splines`; random parameters drawn layer by layer in order."""
+    layers, width = [], n_in
+    for neurons, size, x_min, step in splines:
+        layers += [dense(rng, neurons, width, bias), spline_layer(rng, neurons, size, x_min,
+                                                                  step)]
+        width = neurons
+    return Network(layers + [dense(rng, n_out, width, bias), Identity()])
+
+
 def first_layer_spline_net(rng, size, x_min, step) -> Network:
     """spline (2 neurons acting on the inputs) -> dense 2->2 -> identity: the inputs are the
     spline's pre-activations, exactly as written."""
@@ -172,8 +183,7 @@ def case_far_outside() -> Case:
 def case_k2() -> Case:
     name = "k2"
     rng = case_rng(name)
-    net = Network([dense(rng, 3, 2), spline_layer(rng, 3, 2, -1.0, 2.0), dense(rng, 1, 3),
-                   Identity()])
+    net = spline_net(rng, 2, [(3, 2, -1.0, 2.0)], 1)
     return Case(name, "K = 2 coefficients per neuron: one linear piece, no knot; both end "
                 "slopes are the same piece's slope", "evaluate", net,
                 rng.uniform(-3, 3, (16, 2)))
@@ -182,8 +192,7 @@ def case_k2() -> Case:
 def case_single_neuron() -> Case:
     name = "single_neuron"
     rng = case_rng(name)
-    net = Network([dense(rng, 1, 1), spline_layer(rng, 1, 9, -2.0, 0.5), dense(rng, 1, 1),
-                   Identity()])
+    net = spline_net(rng, 1, [(1, 9, -2.0, 0.5)], 1)
     return Case(name, "a 1 -> 1 -> 1 network (one input, one spline neuron, one output): "
                 "shapes (M, 1), (M, 1, 1), weights (1, 1), coefficients (1, 9)", "evaluate",
                 net, rng.uniform(-3, 3, (12, 1)))
@@ -192,8 +201,7 @@ def case_single_neuron() -> Case:
 def case_bias_null() -> Case:
     name = "bias_null"
     rng = case_rng(name)
-    net = Network([dense(rng, 4, 3, bias=False), spline_layer(rng, 4, 7, -1.5, 0.5),
-                   dense(rng, 2, 4, bias=False), Identity()])
+    net = spline_net(rng, 3, [(4, 7, -1.5, 0.5)], 2, bias=False)
     return Case(name, "dense layers without bias (\"bias\": null in the model file): no "
                 "param_gradients entry for a bias", "evaluate", net,
                 rng.uniform(-2, 2, (10, 3)))
@@ -202,8 +210,7 @@ def case_bias_null() -> Case:
 def case_per_layer_grids() -> Case:
     name = "per_layer_grids"
     rng = case_rng(name)
-    net = Network([dense(rng, 3, 2), spline_layer(rng, 3, 5, -1.0, 0.5), dense(rng, 3, 3),
-                   spline_layer(rng, 3, 13, -2.5, 0.5), dense(rng, 2, 3), Identity()])
+    net = spline_net(rng, 2, [(3, 5, -1.0, 0.5), (3, 13, -2.5, 0.5)], 2)
     return Case(name, "two spline layers with different K (5 and 13) and ranges ([-1, 1] and "
                 "the asymmetric [-2.5, 3.5])", "evaluate", net, rng.uniform(-2, 2, (14, 2)))
 
@@ -262,8 +269,7 @@ def case_deepsplines_f32() -> Case:
 def case_regularisers() -> Case:
     name = "tv2_bv2"
     rng = case_rng(name)
-    net = Network([dense(rng, 3, 2), spline_layer(rng, 3, 11, -1.0, 0.2), dense(rng, 2, 3),
-                   spline_layer(rng, 2, 5, -1.5, 0.75), dense(rng, 1, 2), Identity()])
+    net = spline_net(rng, 2, [(3, 11, -1.0, 0.2), (2, 5, -1.5, 0.75)], 1)
     return Case(name, "TV2 = sum_k |a_k| with a = (1/T) D2 c per neuron (step 0.2: an "
                 "implementation that forgets the 1/T is off by a factor 5) and BV2 = TV2 + "
                 "|sigma(0)| + |sigma(1)|, for two uniform layers (steps 0.2 and 0.75: 1 is "
@@ -298,8 +304,7 @@ def case_bounds() -> Case:
 def case_exact_1d() -> Case:
     name = "exact_1d"
     rng = case_rng(name)
-    net = Network([dense(rng, 4, 1), spline_layer(rng, 4, 7, -1.5, 0.5), dense(rng, 3, 4),
-                   spline_layer(rng, 3, 5, -1.0, 0.5), dense(rng, 2, 3), Identity()])
+    net = spline_net(rng, 1, [(4, 7, -1.5, 0.5), (3, 5, -1.0, 0.5)], 2)
     return Case(name, "the exact Lipschitz constant over R of a network with one input and "
                 "two outputs (breakpoints propagated layer by layer), p = 1, 2, inf",
                 "lipschitz_exact", net, np.zeros((1, 1)), rtol=EXACT_RTOL, atol=1e-12,
@@ -309,8 +314,7 @@ def case_exact_1d() -> Case:
 def case_exact_milp() -> Case:
     name = "exact_milp"
     rng = case_rng(name)
-    net = Network([dense(rng, 3, 2), spline_layer(rng, 3, 5, -1.0, 0.5), dense(rng, 1, 3),
-                   Identity()])
+    net = spline_net(rng, 2, [(3, 5, -1.0, 0.5)], 1)
     return Case(name, "the exact Lipschitz constant over the box [-1, 1]^2 of a 2-3-1 "
                 "spline network, p = 1 and inf (mixed-integer LP, certified by an attained "
                 "witness and HiGHS's dual bound; graded within the certified bracket)",
@@ -320,8 +324,7 @@ def case_exact_milp() -> Case:
 
 def objective_case(name, tests, loss, n_out, targets, lam, reg, mu) -> Case:
     rng = case_rng(name)
-    net = Network([dense(rng, 3, 2), spline_layer(rng, 3, 9, -2.0, 0.5), dense(rng, n_out, 3),
-                   Identity()])
+    net = spline_net(rng, 2, [(3, 9, -2.0, 0.5)], n_out)
     return Case(name, tests, "objective", net, rng.uniform(-2, 2, (len(targets), 2)),
                 targets=targets, parameters={"loss": loss, "lam": lam, "reg": reg, "mu": mu})
 

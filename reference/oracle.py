@@ -523,20 +523,22 @@ def unknown_key_note(key: str, known) -> str:
 
 
 def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
-          atol=DEFAULT_ATOL, knot_tol=KNOT_TOL, objective: Objective | None = None
-          ) -> CheckReport:
+          atol=DEFAULT_ATOL, knot_tol=KNOT_TOL, objective: Objective | None = None,
+          reference: dict | None = None) -> CheckReport:
     """Compare every key of `answers` with `reference_answers` (one-sided rule at kinks,
     see the module docstring); unknown keys and objective keys without `objective` are
-    failed rows; on a failure, reference.localise says where the first disagreement is."""
+    failed rows; on a failure, reference.localise says where the first disagreement is.
+    `reference`: reference_answers(net, x, names=names, layers=True, one_sided=True,
+    objective=objective, knot_tol=knot_tol) when the caller already has it (not recomputed)."""
     rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
     knot_tol = check_knot_tol(net, knot_tol)
     x = net.check_inputs(x)
     keys = sorted(answers, key=key_order)
     want_layers = any(re.fullmatch(r"layer\d+/output", k) for k in keys)
     want_objective = objective is not None and any(needs_objective(k) for k in keys)
-    ref = reference_answers(net, x, names=names, layers=want_layers, one_sided=True,
-                            objective=objective if want_objective else None,
-                            knot_tol=knot_tol)
+    ref = reference if reference is not None else reference_answers(
+        net, x, names=names, layers=want_layers, one_sided=True,
+        objective=objective if want_objective else None, knot_tol=knot_tol)
     outputs, caches = net.forward(x, keep_cache=True)
     masks = net.kink_masks(caches, knot_tol)
     choices = kink_choices(masks)

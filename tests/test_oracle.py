@@ -490,3 +490,17 @@ def test_validate_answers_names_the_problem(case):
         validate_answers({"input_jacobain": 0}, shapes, "--answers")
     with pytest.raises(ValueError, match="needs the objective: give --loss"):
         validate_answers({"objective": 0.0}, shapes, "--answers")
+
+
+def test_check_with_a_precomputed_reference_gives_the_same_report(case):
+    """`check` (the command) computes reference_answers once and hands it to oracle.check:
+    the report must be the one oracle.check computes on its own, failures included."""
+    from reference.commands.check import all_answers
+
+    net, x = case
+    theirs = without_layers(oracle.reference_answers(net, x, info=False))
+    theirs["outputs"] = theirs["outputs"].copy()
+    theirs["outputs"][3, 1] += 1e-3                       # one wrong entry
+    alone = oracle.check(net, x, theirs)
+    given = oracle.check(net, x, theirs, reference=all_answers(net, x))
+    assert not alone.passed and alone.to_json() == given.to_json()

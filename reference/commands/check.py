@@ -32,12 +32,16 @@ def load_answers(path) -> dict:
     return answers
 
 
+def all_answers(net, x, names=None, objective=None, knot_tol=oracle.KNOT_TOL) -> dict:
+    """Every answer key the reference can give for these inputs (the objective keys only
+    with `objective`, an oracle.Objective): what oracle.check takes as `reference`."""
+    return oracle.reference_answers(net, x, names=names, layers=True, one_sided=True,
+                                    objective=objective, knot_tol=knot_tol)
+
+
 def expected_shapes(net, x, names=None, objective=None, knot_tol=oracle.KNOT_TOL) -> dict:
-    """key -> shape of every answer key the reference can give for these inputs (the
-    objective keys only with `objective`, an oracle.Objective)."""
-    ref = oracle.reference_answers(net, x, names=names, layers=True, one_sided=True,
-                                   objective=objective, knot_tol=knot_tol)
-    return {k: np.shape(v) for k, v in ref.items()}
+    """key -> shape of every answer key the reference can give for these inputs."""
+    return {k: np.shape(v) for k, v in all_answers(net, x, names, objective, knot_tol).items()}
 
 
 def validate_answers(answers: dict, shapes: dict, arg: str = "answers") -> None:
@@ -95,9 +99,10 @@ def _check(args, net, names, x, answers, knot_tol) -> int:
         raise ValueError(f"--loss: {args.answers} holds no objective key (objective, "
                          "objective/data, objective/weight_decay, objective/regulariser, "
                          "objective_gradients/NAME) to compare")
-    validate_answers(answers, expected_shapes(net, x, names, objective, knot_tol), "--answers")
+    ref = all_answers(net, x, names, objective, knot_tol)
+    validate_answers(answers, {k: np.shape(v) for k, v in ref.items()}, "--answers")
     report = oracle.check(net, x, answers, names=names, rtol=args.rtol, atol=args.atol,
-                          knot_tol=knot_tol, objective=objective)
+                          knot_tol=knot_tol, objective=objective, reference=ref)
     print(f"check of {args.answers} against {args.model} on {args.inputs} "
           f"({x.shape[0]} samples):")
     print(report.format())
