@@ -451,6 +451,8 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
 
     t0 = time.perf_counter()
     max_rounds = MAX_ROUNDS if max_rounds is None else max_rounds
+    if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
+        raise ValueError(f"max_rounds: expected an integer >= 1, got {max_rounds!r}")
     scale = reference_scale(z, a_mat, c, y, loss)
     active = [m.copy() for m in (start or initial_active(grids))]
     history, check = [], None

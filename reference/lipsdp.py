@@ -169,7 +169,7 @@ def data_rounding(net: Network) -> tuple[np.ndarray, np.ndarray]:
 
 def _build_data(net: Network) -> tuple[LmiData, np.ndarray, np.ndarray]:
     """(`lipsdp_data`, its `data_rounding`): one pass over the layers."""
-    u = 2.0 ** -53
+    u = UNIT_ROUNDOFF
     check_finite(net)
     parts = blocks(net)
     if isinstance(parts[-1][1], Identity):
@@ -185,8 +185,7 @@ def _build_data(net: Network) -> tuple[LmiData, np.ndarray, np.ndarray]:
     rows, e_rows, col = [], [], n0
 
     def product(w, g, e_g):                # W G and its error bound
-        k = w.shape[1]
-        return w @ g, np.abs(w) @ e_g + k * u / (1 - k * u) * (np.abs(w) @ np.abs(g))
+        return w @ g, np.abs(w) @ e_g + _gamma(w.shape[1]) * (np.abs(w) @ np.abs(g))
     with np.errstate(over="ignore", invalid="ignore"):          # checked below
         for (w, _), (lo, hi), keep in zip(hidden, bounds, nonlinear):
             z, e_z = product(w, g, e_g)    # (n_l, N)

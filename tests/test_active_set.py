@@ -164,6 +164,10 @@ def test_round_limit_and_stall_are_errors(monkeypatch):
     with pytest.raises(RuntimeError, match="stalled"):
         convex.solve_layer(net, 1, x, y, lam=0.5)
 
+    with pytest.raises(ValueError, match="max_rounds: expected an integer >= 1"):
+        active_set.solve_active(z, a_mat, c, y2, "squared", "tv2", grids, 0.5, None,
+                                "CLARABEL", max_rounds=0)
+
 
 def test_method_choice_is_checked():
     net, x, y = single_neuron(m=20)

@@ -182,6 +182,10 @@ def test_solve_command(tmp_path, capsys):
     assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "noy.npz"),
                  "--layer", "1", "--lam", "0.5", "--out", str(out)]) == 2
     assert "no array 'y'" in capsys.readouterr().err
+    np.savez(tmp_path / "scalar_y.npz", X=x, y=np.float64(1.0))     # 0-d y: an error, no traceback
+    assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "scalar_y.npz"),
+                 "--layer", "1", "--lam", "0.5", "--out", str(out)]) == 2
+    assert "--data: expected X (M, N_0) and y with M >= 1 rows" in capsys.readouterr().err
     assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"),
                  "--layer", "1", "--lam", "-2", "--out", str(out)]) == 2
     assert "lam" in capsys.readouterr().err

@@ -21,7 +21,7 @@ def run(args):
     data = load_npz(args.data, "--data (X (M, N_0) and y (M,) or (M, N_L))", ["X", "y"])
     x = as_finite_array(data["X"], "--data: X", ndim=2)
     y = as_finite_array(data["y"], "--data: y")
-    if x.shape[0] < 1 or len(y) != x.shape[0]:
+    if x.shape[0] < 1 or y.shape[:1] != x.shape[:1]:
         raise ValueError(f"--data: expected X (M, N_0) and y with M >= 1 rows each, got "
                          f"shapes {x.shape} and {y.shape}")
     new, cert = convex.solve_layer(net, args.layer, x, y, loss=args.loss,
