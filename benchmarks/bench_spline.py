@@ -47,15 +47,18 @@ def time_call(fn) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def make_ours(x, grad_out, size, range_, backend=None):
-    """Forward and backward through the checked API, the backward reusing the pieces."""
+def make_ours(x, grad_out, size, range_, backend=None, buffers=True):
+    """Forward and backward through the checked API, the backward reusing the pieces; with
+    `buffers` the outputs go to arrays given once (out=, grad_x_out=; as np.add's out=),
+    else each call allocates its outputs (a fresh 8 MB array is mapped page by page)."""
     spline = LinearSpline.initialise("leaky_relu", x.shape[1], size, range_)
+    out, grad_x = (np.empty_like(x), np.empty_like(x)) if buffers else (None, None)
 
     def step():
         if backend is not None:
             spline_kernels.set_backend(backend)
-        _, pieces = spline.forward(x)
-        spline.backward(x, grad_out, pieces)
+        _, pieces = spline.forward(x, out=out)
+        spline.backward(x, grad_out, pieces, grad_x_out=grad_x)
     return step
 
 
@@ -156,6 +159,8 @@ def main(argv=None):
             continue
         contenders[f"ours[{name}]"] = make_ours(x, grad_out, args.size, args.range_, name)
     spline_kernels.set_backend(default_backend)
+    contenders["ours (allocating)"] = make_ours(x, grad_out, args.size, args.range_,
+                                                default_backend, buffers=False)
     contenders["np.add"] = make_bandwidth(x)
     if args.baseline:
         contenders["baseline"] = make_baseline(x, grad_out, args.size, args.range_,
@@ -190,6 +195,7 @@ def main(argv=None):
         "ours_melements_per_s": rate["ours"],
         "np_add_melements_per_s": rate["np.add"],
         "fraction_of_bandwidth": rate["ours"] / rate["np.add"],
+        "fraction_of_bandwidth_allocating": rate["ours (allocating)"] / rate["np.add"],
         "fraction_of_bandwidth_by_backend": {
             name: rate[name] / rate["np.add"] for name in rate if name.startswith("ours[")},
         "cpu_median_s": cpu,
@@ -203,17 +209,17 @@ def main(argv=None):
     }
     for name in contenders:
         if name.startswith("ours"):
-            label = name if name != "ours" else f"ours ({default_backend})"
-            print(f"{label:14s}: {1e3 * median[name]:8.2f} ms  ({rate[name]:.0f} M elements/s,"
+            label = name if name != "ours" else f"ours ({default_backend}, out=)"
+            print(f"{label:19s}: {1e3 * median[name]:8.2f} ms  ({rate[name]:.0f} M elements/s,"
                   f" {rate[name] / rate['np.add']:.3f} of np.add; CPU {1e3 * cpu[name]:.2f} ms,"
                   f" per core {cpu['np.add'] / cpu[name]:.3f} of np.add)")
-    print(f"np.add        : {1e3 * median['np.add']:8.2f} ms  ({rate['np.add']:.0f} M elements/s);"
+    print(f"np.add             : {1e3 * median['np.add']:8.2f} ms  ({rate['np.add']:.0f} M elements/s);"
           f" ours / np.add = {record['fraction_of_bandwidth']:.3f}  (goal >= 0.3)")
     if args.baseline:
         record["baseline"] = args.baseline
         record["baseline_melements_per_s"] = rate["baseline"]
         record["ratio_to_baseline"] = median["baseline"] / median["ours"]
-        print(f"baseline      : {1e3 * median['baseline']:8.2f} ms  ({rate['baseline']:.0f} M "
+        print(f"baseline           : {1e3 * median['baseline']:8.2f} ms  ({rate['baseline']:.0f} M "
               f"elements/s, {args.baseline}); ours / baseline = "
               f"{record['ratio_to_baseline']:.2f}x")
     if theirs:
@@ -221,12 +227,12 @@ def main(argv=None):
         record["ratio"] = median["deepsplines"] / median["ours"]
         record["ratio_by_backend"] = {name: median["deepsplines"] / median[name]
                                       for name in median if name.startswith("ours[")}
-        print(f"DeepSplines   : {1e3 * median['deepsplines']:8.2f} ms  ({theirs_info})")
+        print(f"DeepSplines        : {1e3 * median['deepsplines']:8.2f} ms  ({theirs_info})")
         print(f"ratio (throughput ours / DeepSplines): {record['ratio']:.2f}x  (goal >= 4x)"
               + "".join(f"; {name} {value:.2f}x"
                         for name, value in record["ratio_by_backend"].items()))
     else:
-        print(f"DeepSplines   : {theirs_info}")
+        print(f"DeepSplines        : {theirs_info}")
     print("first forward + backward in a fresh process: " + ", ".join(
         f"{name} {'n/a' if t is None else f'{t:.2f} s'}"
         for name, t in record["first_call_s"].items()))

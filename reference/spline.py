@@ -171,6 +171,12 @@ def grid_from_range(size: int, range_: float) -> tuple[float, float]:
     return -range_, step
 
 
+def _piece_arrays(pieces: Pieces | None) -> list:
+    """The arrays a backward reads from `pieces` (none when it locates again)."""
+    return [] if pieces is None else [a for a in (pieces.index, pieces.fraction)
+                                      if a is not None]
+
+
 class LinearSpline:
     """C linear splines on one uniform grid.
 
@@ -255,22 +261,43 @@ class LinearSpline:
     def _block_rows(self) -> int:
         return max(1, CHUNK_ELEMENTS // self.num_channels)
 
-    def __call__(self, x) -> np.ndarray:
-        """sigma(x) for x of shape (M, C); returns (M, C).  ValueError (naming x) if x is
-        not finite or some |sigma(x)| is beyond the float64 range."""
-        return self._forward_checked(x, keep=False)[0]
+    @staticmethod
+    def _check_out(out, shape: tuple, name: str, *inputs) -> np.ndarray | None:
+        """`out` if it can receive a result of this shape: a writeable, C-contiguous
+        float64 ndarray of exactly that shape sharing no memory with the inputs (None
+        passes through: the kernels then allocate).  ValueError naming `name` otherwise."""
+        if out is None:
+            return None
+        if not isinstance(out, np.ndarray) or out.dtype != np.float64:
+            raise ValueError(f"{name}: expected a float64 numpy array, got "
+                             f"{getattr(out, 'dtype', type(out).__name__)}")
+        if out.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {out.shape}")
+        if not (out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"{name}: expected a writeable, C-contiguous array")
+        if any(np.may_share_memory(out, a) for a in inputs):
+            raise ValueError(f"{name}: shares memory with an input; give a separate array")
+        return out
 
-    def forward(self, x) -> tuple[np.ndarray, Pieces]:
+    def __call__(self, x, out: np.ndarray | None = None) -> np.ndarray:
+        """sigma(x) for x of shape (M, C); returns (M, C), written into `out` when given
+        (see `_check_out`; the result is the same bit for bit).  ValueError (naming x) if
+        x is not finite or some |sigma(x)| is beyond the float64 range."""
+        return self._forward_checked(x, keep=False, out=out)[0]
+
+    def forward(self, x, out: np.ndarray | None = None) -> tuple[np.ndarray, Pieces]:
         """(sigma(x), pieces) for x of shape (M, C), checked as `__call__`; `pieces` (where
         the inputs lie, and the tables of these coefficients) goes to `backward` with the
-        same x, which then need not locate the inputs again."""
-        return self._forward_checked(x, keep=True)
+        same x, which then need not locate the inputs again.  `out` as in `__call__`."""
+        return self._forward_checked(x, keep=True, out=out)
 
-    def _forward_checked(self, x, keep: bool):
+    def _forward_checked(self, x, keep: bool, out=None):
         source, x = x, self._check_shape(x)
+        out = self._check_out(out, x.shape, "out", x)
         with np.errstate(over="ignore", invalid="ignore"):           # reported below
             out, pieces, finite = kernels.forward(self._grid(), x, self._block_rows(),
-                                                  keep=keep, check=True, source=source)
+                                                  keep=keep, check=True, source=source,
+                                                  out=out)
         if not finite:
             _, x_max = self._check_input(x)                          # names a NaN or inf
             slopes = float(np.abs(self._piece_tables()[1]).max())
@@ -279,10 +306,14 @@ class LinearSpline:
                 f"{x_max:.3g}, largest |slope| {slopes:.3g})")
         return out, pieces
 
-    def forward_unchecked(self, x: np.ndarray, keep_pieces: bool = False):
+    def forward_unchecked(self, x: np.ndarray, keep_pieces: bool = False,
+                          out: np.ndarray | None = None):
         """sigma(x) for a finite float64 array x of shape (M, C) (not checked); +-inf where
-        |sigma(x)| is beyond float64, never NaN.  With keep_pieces, (sigma(x), pieces)."""
-        out, pieces, _ = kernels.forward(self._grid(), x, self._block_rows(), keep=keep_pieces)
+        |sigma(x)| is beyond float64, never NaN.  With keep_pieces, (sigma(x), pieces).
+        `out` as in `__call__` (checked: cheap, and a wrong one would corrupt memory)."""
+        out = self._check_out(out, x.shape, "out", x)
+        out, pieces, _ = kernels.forward(self._grid(), x, self._block_rows(), keep=keep_pieces,
+                                         out=out)
         return (out, pieces) if keep_pieces else out
 
     def derivative(self, x) -> np.ndarray:
@@ -301,8 +332,8 @@ class LinearSpline:
             raise ValueError(f"pieces: made by a spline of shape ({pieces.grid.channels}, "
                              f"{pieces.grid.size}), this one is {self.coefficients.shape}")
 
-    def backward(self, x, grad_out, pieces: Pieces | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def backward(self, x, grad_out, pieces: Pieces | None = None,
+                 grad_x_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Vector-Jacobian products of y = sigma(x).
 
         grad_x[m, c] = grad_out[m, c] * sigma_c'(x[m, c])                         (M, C)
@@ -310,7 +341,8 @@ class LinearSpline:
         with d sigma / d c_k = 1 - frac at the left end k of the piece of x and frac at
         its right end k+1 (frac = (x - t_k)/T, outside [0, 1] in the extrapolated ends).
         `pieces` from `forward(x)` (the same x): the derivatives are those of the
-        coefficients at that forward pass, and x is not examined again.
+        coefficients at that forward pass, and x is not examined again.  `grad_x_out`:
+        where to write grad_x (as `out` in `__call__`; not overlapping x or grad_out).
         ValueError (naming x and grad_out) if an input is not finite or a gradient is
         beyond the float64 range.
         """
@@ -320,12 +352,14 @@ class LinearSpline:
         grad_out = self._check_shape(grad_out, "grad_out")
         if grad_out.shape != x.shape:
             raise ValueError(f"grad_out: expected shape {x.shape}, got {grad_out.shape}")
+        grad_x_out = self._check_out(grad_x_out, x.shape, "grad_x_out", x, grad_out,
+                                     *_piece_arrays(pieces))
         if pieces is None:
             self._check_input(x)
         with np.errstate(over="ignore", invalid="ignore"):           # reported below
             grad_x, grad_c, finite = kernels.backward(
                 self._grid() if pieces is None else None, x, grad_out, self._block_rows(),
-                pieces, check=True)
+                pieces, check=True, grad_x=grad_x_out)
         if not (finite and np.all(np.isfinite(grad_c))):
             _, x_max = self._check_input(x)
             _, g_max = self._check_input(grad_out, "grad_out")       # names a NaN or inf
@@ -339,14 +373,18 @@ class LinearSpline:
         return grad_x, grad_c.reshape(self.coefficients.shape)
 
     def backward_unchecked(self, x: np.ndarray, grad_out: np.ndarray,
-                           pieces: Pieces | None = None):
+                           pieces: Pieces | None = None,
+                           grad_x_out: np.ndarray | None = None):
         """`backward` for finite float64 arrays of the same shape (M, C) (not checked); inf or
-        NaN where a gradient, or (x - x_min)/step, is beyond float64.  `pieces` as in
-        `backward` (checked: the pieces of this same x)."""
+        NaN where a gradient, or (x - x_min)/step, is beyond float64.  `pieces` and
+        `grad_x_out` as in `backward` (both checked)."""
         if pieces is not None:
             self._check_pieces(pieces, x)
+        grad_x_out = self._check_out(grad_x_out, x.shape, "grad_x_out", x, grad_out,
+                                     *_piece_arrays(pieces))
         grad_x, grad_c, _ = kernels.backward(self._grid() if pieces is None else None, x,
-                                             grad_out, self._block_rows(), pieces)
+                                             grad_out, self._block_rows(), pieces,
+                                             grad_x=grad_x_out)
         return grad_x, grad_c.reshape(self.coefficients.shape)
 
     # ------------------------------------------------------ regularisers

@@ -336,13 +336,15 @@ def use_backend(name: str | None):
 
 # ------------------------------------------------------------------ drivers
 def forward(grid: Grid, x: np.ndarray, block_rows: int, keep: bool = False,
-            check: bool = False, source=None):
+            check: bool = False, source=None, out: np.ndarray | None = None):
     """sigma(x) (M, C) block by block; returns (out, pieces or None, all finite).  The
     finiteness of out is computed with the numba backend always, with numpy when `check`
-    (else True).  `source`: the object the caller was given for x (Pieces.x; default x)."""
+    (else True).  `source`: the object the caller was given for x (Pieces.x; default x).
+    `out`: where to write sigma(x) (float64, C-contiguous, shape of x, not overlapping x;
+    the caller checks that), else a new array."""
     kernels = backend()
     source, x = (x if source is None else source), np.ascontiguousarray(x)
-    out = np.empty(x.shape)
+    out = np.empty(x.shape) if out is None else out
     index = fraction = None
     if keep and kernels.keeps_pieces and x.shape[0] <= block_rows:
         index, fraction = np.empty(x.shape, np.intp), np.empty(x.shape)
@@ -363,15 +365,17 @@ def derivative(grid: Grid, x: np.ndarray, block_rows: int) -> np.ndarray:
 
 
 def backward(grid: Grid, x: np.ndarray, grad_out: np.ndarray, block_rows: int,
-             pieces: Pieces | None = None, check: bool = False):
+             pieces: Pieces | None = None, check: bool = False,
+             grad_x: np.ndarray | None = None):
     """(grad_x (M, C), grad_coefficients (C*K,), all finite); with `pieces` (from the
-    forward of the same x) the forward's tables and located inputs are used."""
+    forward of the same x) the forward's tables and located inputs are used.  `grad_x`:
+    where to write it (checked by the caller as `out` in `forward`), else a new array."""
     kernels = backend()
     index = fraction = None
     if pieces is not None:
         grid, index, fraction = pieces.grid, pieces.index, pieces.fraction
     x, grad_out = np.ascontiguousarray(x), np.ascontiguousarray(grad_out)
-    grad_x = np.empty(x.shape)
+    grad_x = np.empty(x.shape) if grad_x is None else grad_x
     parts = map_blocks(lambda b: kernels.backward(
         grid, x[b], grad_out[b], grad_x[b], None if index is None else index[b],
         None if fraction is None else fraction[b], check), x.shape[0], block_rows)

@@ -521,6 +521,59 @@ def test_checks_fused_into_the_kernels_name_the_cause(backend):
                 s.backward(x, g, pieces)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_caller_supplied_outputs_give_the_same_bits(monkeypatch, backend):
+    """forward/__call__(x, out=) and backward(..., grad_x_out=) write into the caller's
+    arrays and return them, bit for bit the values of the allocating calls (one block and
+    several); an array of the wrong dtype, shape or layout, read-only, or sharing memory
+    with an input (x, grad_out, the pieces' arrays) is refused, naming the argument."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    rng = np.random.default_rng(11)
+    s = random_spline(rng, channels=3, size=9)
+    for rows, chunk in ((20, None), (25, 30)):
+        if chunk:
+            monkeypatch.setattr(spline_module, "CHUNK_ELEMENTS", chunk)
+        x, g = rng.normal(size=(rows, 3)) * 4, rng.normal(size=(rows, 3))
+        with spline_module.kernels.use_backend(backend):
+            y, pieces = s.forward(x)
+            grads = s.backward(x, g, pieces)
+            out, grad_x = np.full_like(x, np.nan), np.full_like(x, np.nan)
+            y_out, pieces_out = s.forward(x, out=out)
+            assert y_out is out
+            np.testing.assert_array_equal(out, y)
+            assert s(x, out=np.empty_like(x)).tobytes() == y.tobytes()
+            assert s.forward_unchecked(x, out=np.empty_like(x)).tobytes() == y.tobytes()
+            got = s.backward(x, g, pieces_out, grad_x_out=grad_x)
+            assert got[0] is grad_x
+            for a, b in zip(got, grads):
+                np.testing.assert_array_equal(a, b)
+            got = s.backward_unchecked(x, g, grad_x_out=np.empty_like(x))
+            for a, b in zip(got, grads):
+                np.testing.assert_array_equal(a, b)
+    x, g = x[:10], g[:10].copy()
+    monkeypatch.setattr(spline_module, "CHUNK_ELEMENTS", 10**6)
+    bad = [(np.empty((10, 3), np.float32), "expected a float64 numpy array"),
+           ([[0.0] * 3] * 10, "expected a float64 numpy array"),
+           (np.empty((10, 4)), r"expected shape \(10, 3\)"),
+           (np.empty((3, 10)).T, "expected a writeable, C-contiguous"),
+           (np.empty((10, 3)).copy(), "expected a writeable, C-contiguous")]
+    bad[-1][0].setflags(write=False)
+    with spline_module.kernels.use_backend("numpy"):
+        _, pieces = s.forward(x)
+        for value, message in bad + [(x, "shares memory with an input")]:
+            with pytest.raises(ValueError, match=f"^out: {message}"):
+                s(x, out=value)
+            with pytest.raises(ValueError, match=f"^out: {message}"):
+                s.forward_unchecked(x, out=value)
+        for value, message in bad + [(g, "shares memory"), (x, "shares memory"),
+                                     (pieces.fraction, "shares memory")]:
+            with pytest.raises(ValueError, match=f"^grad_x_out: {message}"):
+                s.backward(x, g, pieces, grad_x_out=value)
+            with pytest.raises(ValueError, match=f"^grad_x_out: {message}"):
+                s.backward_unchecked(x, g, pieces, grad_x_out=value)
+
+
 def test_non_contiguous_inputs_give_the_same_values():
     rng = np.random.default_rng(10)
     s = random_spline(rng, channels=3)
