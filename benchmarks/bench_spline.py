@@ -8,7 +8,9 @@ installed; without them it measures ours alone.  Also in the same run: the strea
 bandwidth of the machine (np.add over the same block, read 2 arrays, write 1; the DESIGN
 bar is >= 30% of its element rate) and, with --baseline, another version of
 reference/spline.py through its checked API (a git revision such as HEAD, or a file), so
-that a change of the kernel is measured against its predecessor under the same load.
+that a change of the spline class is measured against its predecessor under the same load
+(the baseline imports the kernels of this tree, reference/spline_kernels.py: a change of
+the kernels themselves is compared by timing both checkouts in alternation).
 Timings alternate in rounds of 5 calls each, and the medians are reported, of the wall
 time and of the CPU time (all threads: np.add uses one, ours --threads; CPU time is the
 steadier measure when other processes load the machine).  The first

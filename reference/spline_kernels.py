@@ -191,12 +191,16 @@ class NumpyKernels:
 # Plain Python loops, compiled by numba on first use (njit(nogil=True, cache=True)).
 # Each row is done in loops that the compiler handles well: locate (vectorised), gather,
 # scatter-add, check (vectorised); measured 20-25% faster than one loop doing all.
+# Table indices are unsigned (np.uint64; v is clipped to [0, K-2] first, so the
+# conversion is the same integer): numba wraps negative signed indices, a test and a
+# select per access that the unsigned ones do without (forward ~20% faster, fwd+bwd ~11%).
 
 def _fused_forward(x, x_min, inv_step, snap, top, size, intercepts, slopes, out):
     rows, cols = x.shape
-    js = np.empty(cols, np.intp)
+    js = np.empty(cols, np.uint64)
     ds = np.empty(cols)
     finite = True
+    width = np.uint64(size)
     for m in range(rows):
         for c in range(cols):
             d = x[m, c] - x_min
@@ -205,7 +209,7 @@ def _fused_forward(x, x_min, inv_step, snap, top, size, intercepts, slopes, out)
                 v = 0.0
             if v > top:
                 v = top
-            js[c] = np.intp(v) + c * size
+            js[c] = np.uint64(v) + np.uint64(c) * width
             ds[c] = d
         for c in range(cols):
             j = js[c]
@@ -217,7 +221,8 @@ def _fused_forward(x, x_min, inv_step, snap, top, size, intercepts, slopes, out)
 
 def _fused_derivative(x, x_min, inv_step, snap, top, size, slopes, out):
     rows, cols = x.shape
-    js = np.empty(cols, np.intp)
+    js = np.empty(cols, np.uint64)
+    width = np.uint64(size)
     for m in range(rows):
         for c in range(cols):
             v = (x[m, c] - x_min) * inv_step + snap
@@ -225,7 +230,7 @@ def _fused_derivative(x, x_min, inv_step, snap, top, size, slopes, out):
                 v = 0.0
             if v > top:
                 v = top
-            js[c] = np.intp(v) + c * size
+            js[c] = np.uint64(v) + np.uint64(c) * width
         for c in range(cols):
             out[m, c] = slopes[js[c]]
     return True
@@ -235,9 +240,10 @@ def _fused_backward(x, grad_out, x_min, inv_step, snap, top, size, slopes, grad_
     rows, cols = x.shape
     n = slopes.size
     sums = np.zeros((n, 2))                      # (A_j, B_j) side by side: one cache line
-    js = np.empty(cols, np.intp)
+    js = np.empty(cols, np.uint64)
     gfs = np.empty(cols)
     finite = True
+    width = np.uint64(size)
     for m in range(rows):
         for c in range(cols):
             w = (x[m, c] - x_min) * inv_step
@@ -246,9 +252,9 @@ def _fused_backward(x, grad_out, x_min, inv_step, snap, top, size, slopes, grad_
                 v = 0.0
             if v > top:
                 v = top
-            k = np.intp(v)
-            js[c] = k + c * size
-            gfs[c] = (w - k) * grad_out[m, c]
+            k = np.uint64(v)
+            js[c] = k + np.uint64(c) * width
+            gfs[c] = (w - np.float64(k)) * grad_out[m, c]
         for c in range(cols):
             grad_x[m, c] = grad_out[m, c] * slopes[js[c]]
         for c in range(cols):
