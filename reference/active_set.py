@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from reference.losses import loss_and_grad
 from reference.network import KnotSplineActivation
+from reference.regularisers import get as get_regulariser
 
 INITIAL_POINTS = 8          # quantile candidates per neuron in the first round (ends included)
 MAX_ROUNDS = 30
@@ -139,6 +140,17 @@ def bv2_end_weights(z: np.ndarray, w: np.ndarray):
     return s1 - s0, -s1
 
 
+def adds_zero_one(reg: str) -> bool:
+    """Whether R adds |sigma(0)| + |sigma(1)| to TV2 (BV2: extra_points (0, 1), see
+    reference.regularisers): `bv2_end_weights` and `lip_certificate` are derived for exactly
+    those points; a regulariser with other extra points is a ValueError naming reg."""
+    extra = get_regulariser(reg).extra_points
+    if extra not in ((), (0.0, 1.0)):
+        raise ValueError(f"reg: the active-set certificate handles the extra points () or "
+                         f"(0, 1) only, {reg!r} has {extra}")
+    return bool(extra)
+
+
 def reference_scale(z, a_mat, c, y, loss: str) -> float:
     """max_n sum_m |w0_mn| (max z_n - min z_n), w0 = `loss_weights` of the zero spline: a
     bound on |phi_n| before any fit, fixed by the data (1 if it vanishes)."""
@@ -210,10 +222,11 @@ def optimality(layer: KnotSplineActivation, z, w, grids, active, lam: float, reg
     ref = max(lam, REFERENCE_FLOOR * scale)
     violation, worst, noise, gap = [], 0.0, 0.0, 0.0
     at01, a_max, v_max, knot_tol = _scales(layer)
+    bv2 = adds_zero_one(reg)
     for n, (g, act) in enumerate(zip(grids, active)):
         zn, wn = z[:, n], w[:, n]
         jumps, _ = _pieces(layer, n, g, act)
-        if reg == "bv2":
+        if bv2:
             v, value = np.array(bv2_end_weights(zn, wn)), at01[:, n]
             noise = max(noise, float(np.max(np.abs(v) - lam)),
                         float(np.max((lam - np.sign(value) * v) * np.abs(value))) / v_max)
@@ -253,7 +266,7 @@ def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale) -> Opt
     lam_r = lam / ref
     violation, worst, noise, gap = [], 0.0, 0.0, 0.0
     at01, a_max, v_max, knot_tol = _scales(layer)
-    bv2 = reg == "bv2"
+    bv2 = adds_zero_one(reg)
     for n, (g, act) in enumerate(zip(grids, active)):
         p = len(g)
         zn, wn = z[:, n], w[:, n]
@@ -519,7 +532,8 @@ def solve_layer_active(net, layer, x, y, z, a_mat, c, grids, lam, *, loss, reg, 
     from reference.convex import finish, gauge_basis
 
     t0 = time.perf_counter()
-    gauge = gauge_basis(z, a_mat, loss, affine=lip_max is None) if reg == "tv2" else None
+    gauge = gauge_basis(z, a_mat, loss, affine=lip_max is None) \
+        if get_regulariser(reg).ignores_affine else None
     run = solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, gauge=gauge,
                        start=start, max_rounds=max_rounds)
     if run.status in ("round limit", "stalled"):        # a solver failure: finish says it

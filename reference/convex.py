@@ -17,6 +17,9 @@ sigma(z) = u_i + s_i (z - g_i); TV2 = ||diff(s)||_1; Lip = max |s_i|; BV2 adds |
   optimum over all continuous-domain splines (up to the merging);
 - "uniform": x_min + k*step, k < K, as the DeepSplines grid (the layer's own by default);
 - an explicit list of grid points per neuron.
+The regulariser R is an entry of reference.regularisers (its extra points, cvxpy term and
+NumPy value).  The representer reduction and the interpolation LP live in
+reference.representer (still importable from here).
 """
 from __future__ import annotations
 
@@ -32,11 +35,12 @@ from reference.limits import guard
 from reference.losses import LOSSES, check_targets, loss_and_grad
 from reference.network import (Dense, Identity, KnotSplineActivation, Network,
                                SplineActivation)
+from reference.regularisers import REGULARISERS as REGISTRY, get as get_regulariser
 from reference.spline import LinearSpline
 
 MERGE_RTOL = 1e-9
 CHECK_RTOL = 1e-6           # |objective - objective_check| <= CHECK_RTOL * max(1, |objective|)
-REGULARISERS = ("tv2", "bv2")
+REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.regularisers
 CLARABEL_RETRIES = ({}, {"static_regularization_constant": 1e-7},    # KKT factorisation failed
                     {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
                     {"max_iter": 1000, "tol_ktratio": 1e-5})
@@ -79,11 +83,13 @@ def merge_points(z: np.ndarray, rtol: float = MERGE_RTOL) -> np.ndarray:
 
 
 def data_grid(z: np.ndarray, reg: str) -> list:
-    """The data-adaptive grid per neuron: merged pre-activations (plus 0 and 1 for BV2); a
-    neuron with a single point gets a second one at +1 (its spline is then affine)."""
+    """The data-adaptive grid per neuron: merged pre-activations (plus the regulariser's
+    extra_points: 0 and 1 for BV2); a neuron with a single point gets a second one at +1
+    (its spline is then affine)."""
+    extra = get_regulariser(reg).extra_points
     grids = []
     for n in range(z.shape[1]):
-        pts = z[:, n] if reg == "tv2" else np.concatenate([z[:, n], [0.0, 1.0]])
+        pts = np.concatenate([z[:, n], extra]) if extra else z[:, n]
         g = merge_points(pts)
         grids.append(g if len(g) >= 2 else np.array([g[0], g[0] + 1.0]))
     return grids
@@ -144,12 +150,13 @@ class CoefficientProblem:
         tv2 = cp.norm1(d2 @ self.s) if d2.shape[0] else 0.0
         at_01 = sp.block_diag(e0u, format="csr") @ self.u \
             + sp.block_diag(e0s, format="csr") @ self.s          # sigma_n(0), sigma_n(1), ...
-        reg_term = tv2 + cp.norm1(at_01) if reg == "bv2" else tv2
+        regulariser = get_regulariser(reg)
+        reg_term = regulariser.cvx_term(tv2, at_01)
         if lip_max is not None:
             cons.append(cp.abs(self.s) <= lip_max)
         if gauge is None:
-            gauge = gauge_basis(z, a_mat, loss, affine=lip_max is None) if reg == "tv2" \
-                else np.zeros((n, 0))
+            gauge = gauge_basis(z, a_mat, loss, affine=lip_max is None) \
+                if regulariser.ignores_affine else np.zeros((n, 0))
         self.gauge = gauge                    # (2N, k) affine or (N, k) constant directions
         if gauge.shape[1] and pin_gauge:
             coords = cp.hstack([at_01[0::2], self.s[s_off[:-1]]])[: gauge.shape[0]]
@@ -329,8 +336,7 @@ def numpy_objective(net: Network, layer: int, x, y, loss: str, lam: float, reg: 
     """data term + lam * sum_n R(sigma_n) of layer `layer`, evaluated in NumPy on the model."""
     out = net.forward(x)
     data, _ = loss_and_grad(loss, out, check_targets(loss, out.shape, y))
-    spl = net.layers[layer].spline
-    penalty = spl.tv2() if reg == "tv2" else spl.bv2()
+    penalty = get_regulariser(reg).value(net.layers[layer].spline)
     return float(data + lam * penalty.sum())
 
 
@@ -377,7 +383,7 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE):
     if isinstance(grid, str):
         check_choice(grid, ("data", "uniform"), "grid")
         if grid == "data":
-            check(n * (m + (2 if reg == "bv2" else 0)))
+            check(n * (m + len(get_regulariser(reg).extra_points)))
             return data_grid(z, reg), None
         target = net.layers[layer]
         if not isinstance(target, SplineActivation):
@@ -467,7 +473,7 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
     lams = [float(lam) for lam in lams]
     if not lams or not all(np.isfinite(lam) and lam >= 0 for lam in lams):
         raise ValueError(f"{name}: expected finite numbers >= 0, got {lams!r}")
-    check_choice(reg, REGULARISERS, "reg")
+    get_regulariser(reg)
     method = check_method(method, grid)
     if lip_max is not None and not (np.isfinite(lip_max) and lip_max > 0):
         raise ValueError(f"lip_max: expected a positive number, got {lip_max!r}")
@@ -552,117 +558,15 @@ def knot_counts(layer):
     return np.array(counts), np.array(tols), np.array(lips)
 
 
-def solve_plain_single_neuron(z, y, lam: float, solver: str = "CLARABEL") -> dict:
-    """The textbook formulation, for cross-checks only: one neuron, sigma(z_m) fitted to y_m
-    (squared loss, TV2), unknowns the values u at the sorted distinct points, slopes
-    diff(u) / h (a matrix with entries 1/h), TV2 = ||diff(diff(u) / h)||_1.  Returns
-    status, objective, points, values, seconds.  Ill-conditioned for close points (DESIGN
-    section 2); `solve_layer` is the reference."""
-    import cvxpy as cp
-
-    solver = check_solver(solver, "qp")
-    z = as_finite_array(z, "z", ndim=1)
-    g, idx = np.unique(z, return_inverse=True)
-    h = np.diff(g)
-    p = len(g)
-    slope = sp.diags(1.0 / h) @ sp.diags([-np.ones(p - 1), np.ones(p - 1)], [0, 1],
-                                          shape=(p - 1, p))
-    d1 = sp.diags([-np.ones(p - 2), np.ones(p - 2)], [0, 1], shape=(p - 2, p - 1))
-    u = cp.Variable(p)
-    select = sp.csr_array((np.ones(len(z)), (np.arange(len(z)), idx)), shape=(len(z), p))
-    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(select @ u - y)
-                                     + lam * cp.norm1(d1 @ (slope @ u))))
-    t0 = time.perf_counter()
-    try:
-        problem.solve(solver=solver)
-        status = problem.status
-    except cp.error.SolverError as exc:
-        status = f"solver error ({exc})"
-    return {"status": status, "objective": problem.value, "points": g,
-            "values": None if u.value is None else np.asarray(u.value),
-            "seconds": time.perf_counter() - t0}
+MOVED_TO_REPRESENTER = ("solve_plain_single_neuron", "interpolation_lp", "reduce_network")
 
 
-def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
-                     solver: str = "CLARABEL", max_size: float = MAX_PROBLEM_SIZE) -> dict:
-    """Among all linear splines through (points_i, values_i), one with least R (TV2, or BV2
-    = TV2 + |sigma(0)| + |sigma(1)|), optionally with Lip <= lip_max: an LP in cvxpy on the
-    grid points (plus 0 and 1 for BV2), values fixed at the points, free at 0 and 1; by the
-    representer theorem no continuous-domain spline does better.  Returns status, objective,
-    the solution as (grid, values), and objective_check (R of the returned spline in NumPy).
-    A status other than optimal (a cvxpy SolverError included) raises RuntimeError; more than
-    max_size points: TooLarge before anything is built."""
-    import cvxpy as cp
+def __getattr__(name):
+    """`from reference.convex import reduce_network` (and interpolation_lp,
+    solve_plain_single_neuron) keeps working: they live in reference.representer, which
+    imports this module, so they are looked up on first use (PEP 562), not imported here."""
+    if name in MOVED_TO_REPRESENTER:
+        from reference import representer
 
-    check_choice(reg, REGULARISERS, "reg")
-    solver = check_solver(solver, "lp")
-    p = as_finite_array(points, "points", ndim=1)
-    v = as_finite_array(values, "values", ndim=1)
-    if p.shape != v.shape or len(np.unique(p)) != len(p) or len(p) < 2:
-        raise ValueError("points: expected >= 2 distinct points with one value each")
-    guard("interpolation_lp: grid points", len(p) + 2, max_size, "max_size")
-    g = np.unique(np.concatenate([p, [0.0, 1.0]])) if reg == "bv2" else np.sort(p)
-    n = len(g)
-    u, s = cp.Variable(n), cp.Variable(n - 1)
-    fixed = np.searchsorted(g, p)
-    cons = [u[1:] - u[:-1] == cp.multiply(np.diff(g), s), u[fixed] == v]
-    if lip_max is not None:
-        cons.append(cp.abs(s) <= lip_max)
-    objective = cp.norm1(s[1:] - s[:-1]) if n > 2 else 0.0
-    if reg == "bv2":
-        objective = objective + cp.abs(u[np.searchsorted(g, 0.0)]) \
-            + cp.abs(u[np.searchsorted(g, 1.0)])
-    problem = cp.Problem(cp.Minimize(objective), cons)
-    try:
-        problem.solve(solver=solver)
-        status = problem.status
-    except cp.error.SolverError as exc:
-        status = f"solver error ({exc})"
-    if status != "optimal":
-        raise RuntimeError(f"interpolation_lp: {solver} status {status!r}; no spline returned")
-    layer = KnotSplineActivation([g], [np.asarray(u.value)])
-    spl = layer.spline
-    check = float((spl.tv2() if reg == "tv2" else spl.bv2())[0])
-    return {"status": problem.status, "objective": float(problem.value),
-            "objective_check": check, "grid": g, "values": np.asarray(u.value),
-            "lipschitz": float(spl.lipschitz()[0])}
-
-
-def reduce_network(net: Network, x, reg: str = "tv2") -> tuple[Network, list]:
-    """The representer reduction: every spline layer, first to last, is replaced by the
-    piecewise-linear interpolants of its splines through their values at the neuron's
-    pre-activations on x (merged as in `merge_points`; plus 0 and 1 for BV2).  Outputs at x
-    are unchanged (up to the merging) and TV2, BV2 and Lip of every neuron do not increase.
-    Returns (new network, report): report["neurons"] per neuron (layer, neuron, points, knots
-    before / after with their tolerances, tv2 / bv2 / lipschitz before / after) and
-    report["max_output_change"], the largest |f_new - f_old| on x over max(1, max |f_old|)."""
-    check_choice(reg, REGULARISERS, "reg")
-    x = check_samples(net, x)
-    new = copy.deepcopy(net)
-    report = []
-    before_out = net.forward(x)
-    for i, layer in enumerate(net.layers):
-        if not isinstance(layer, (SplineActivation, KnotSplineActivation)):
-            continue
-        z = Network(new.layers[:i]).forward(x) if i > 0 else x
-        grids = data_grid(z, reg)
-        longest = max(len(g) for g in grids)
-        probe = np.stack([np.pad(g, (0, longest - len(g)), mode="edge")
-                          for g in grids], axis=1)            # (<= M + 2, N): one pass
-        at_grid = layer.forward(probe)[0]
-        values = [at_grid[:len(g), n] for n, g in enumerate(grids)]
-        new.layers[i] = KnotSplineActivation(grids, values)
-        old_counts, old_tols, _ = knot_counts(layer)
-        new_counts, new_tols, _ = knot_counts(new.layers[i])
-        old_s, new_s = layer.spline, new.layers[i].spline
-        for n in range(layer.n_in):
-            report.append({"layer": i, "neuron": n, "points": len(grids[n]),
-                           "knots_before": int(old_counts[n]), "knots_after": int(new_counts[n]),
-                           "knot_tolerance_before": float(old_tols[n]),
-                           "knot_tolerance_after": float(new_tols[n]),
-                           **{f"{key}_{when}": float(getattr(s, key)()[n])
-                              for key in ("tv2", "bv2", "lipschitz")
-                              for when, s in (("before", old_s), ("after", new_s))}})
-    after_out = new.forward(x)
-    change = float(np.abs(after_out - before_out).max() / max(1.0, np.abs(before_out).max()))
-    return new, {"neurons": report, "max_output_change": change}
+        return getattr(representer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

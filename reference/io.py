@@ -13,6 +13,8 @@ A file holding a knot_spline layer is written as format 'deepspline-reference/2'
 is still written as '/1', so readers of version 1 keep reading it.  Both are read.
 NAME is the key of an array in the same file.  Loading validates everything and names the
 offending layer; saving is atomic (temporary file in the same directory, then rename).
+Each layer class writes and reads its own entry (`to_entry` / `from_entry`, the registry
+reference.network.layer_types()): this module knows the file, not the kinds.
 """
 from __future__ import annotations
 
@@ -21,46 +23,30 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
-                               PReLU, ReLU, SplineActivation)
+from reference.network import Dense, Network, layer_types
 from reference.files import FileError, NpzReader, describe, file_kind, write_npz
-from reference.spline import LinearSpline
 
 FORMAT = "deepspline-reference/1"
 FORMAT_KNOTS = "deepspline-reference/2"
-FORMATS = (FORMAT, FORMAT_KNOTS)
+FORMATS = (FORMAT, FORMAT_KNOTS)       # FORMATS[v - 1]: version v (a class's format_version)
 
 
 def layer_entries(net: Network) -> tuple[list, dict]:
     """The JSON layer list and the arrays (name -> array) describing `net`."""
     entries, arrays = [], {}
+    for i, layer in enumerate(net.layers):
+        entries.append(layer.to_entry(_putter(arrays, i)))
+    return entries, arrays
 
-    def put(i, key, value):
+
+def _putter(arrays: dict, i: int):
+    """put(key, value) for layer i's `to_entry`: stores value (as float64) in arrays under
+    the NAME 'layer{i}.{key}' and returns that NAME."""
+    def put(key, value):
         name = f"layer{i}.{key}"
         arrays[name] = np.asarray(value, dtype=np.float64)
         return name
-
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Dense):
-            bias = put(i, "bias", layer.params["bias"]) if "bias" in layer.params else None
-            entries.append({"type": "dense", "weight": put(i, "weight", layer.params["weight"]),
-                            "bias": bias})
-        elif isinstance(layer, SplineActivation):
-            entries.append({"type": "spline",
-                            "coefficients": put(i, "coefficients", layer.params["coefficients"]),
-                            "x_min": layer.spline.x_min, "step": layer.spline.step})
-        elif isinstance(layer, KnotSplineActivation):
-            entries.append({"type": "knot_spline",
-                            "points": put(i, "points", np.concatenate(layer.points)),
-                            "values": put(i, "values", np.concatenate(layer.values)),
-                            "counts": put(i, "counts", [len(p) for p in layer.points])})
-        elif isinstance(layer, LeakyReLU):
-            entries.append({"type": "leaky_relu", "slope": layer.slope})
-        elif isinstance(layer, PReLU):
-            entries.append({"type": "prelu", "slope": put(i, "slope", layer.params["slope"])})
-        else:
-            entries.append({"type": layer.kind})
-    return entries, arrays
+    return put
 
 
 def save_model(net: Network, path, arg: str = "path") -> Path:
@@ -76,7 +62,8 @@ def save_model(net: Network, path, arg: str = "path") -> Path:
             raise ModelFileError(f"{exc}; nothing was written") from None
         except ValueError as exc:
             raise ModelFileError(f"{where}: {exc}; nothing was written") from None
-    version = FORMAT_KNOTS if any(e["type"] == "knot_spline" for e in entries) else FORMAT
+    types = layer_types()
+    version = FORMATS[max(types[e["type"]].format_version for e in entries) - 1]
     return write_npz(path, {"format": np.array(version), "layers": np.array(json.dumps(entries)),
                             **arrays}, arg=arg)
 
@@ -117,50 +104,37 @@ def _number(entry, key, where):
     return float(value)
 
 
+class EntryReader:
+    """One layer entry being read, for the layer classes' `from_entry`: its fields validated
+    (`array`, `number`), and errors (`error`) naming the layer as `where`."""
+
+    def __init__(self, entry: dict, data, where: str):
+        self.entry, self.data, self.where = entry, data, where
+
+    def array(self, key: str, ndim: int) -> np.ndarray:
+        """The array the field `key` names: present, real, ndim-D, finite, as float64."""
+        return _array(self.data, self.entry.get(key), self.where, ndim)
+
+    def number(self, key: str) -> float:
+        """The field `key`: a finite number (not a bool)."""
+        return _number(self.entry, key, self.where)
+
+    def error(self, message: str) -> ModelFileError:
+        """The error to raise for a bad entry: '{where}: {message}'."""
+        return ModelFileError(f"{self.where}: {message}")
+
+
 def _build_layer(entry, data, where):
+    """The layer of one entry, by its class in reference.network.layer_types()."""
     if not isinstance(entry, dict) or "type" not in entry:
         raise ModelFileError(f"{where}: expected an object with a 'type'")
     kind = entry["type"]
-    if kind == "dense":
-        weight = _array(data, entry.get("weight"), where, 2)
-        bias = entry.get("bias")
-        if bias is not None:
-            bias = _array(data, bias, where, 1)
-            if bias.shape != (weight.shape[0],):
-                raise ModelFileError(f"{where}: bias has shape {bias.shape}, expected "
-                                     f"({weight.shape[0]},) to match weight {weight.shape}")
-        return Dense(weight, bias)
-    if kind == "spline":
-        coefficients = _array(data, entry.get("coefficients"), where, 2)
-        if coefficients.shape[1] < 2:
-            raise ModelFileError(f"{where}: coefficients need K >= 2 per neuron, "
-                                 f"shape is {coefficients.shape}")
-        x_min = _number(entry, "x_min", where)
-        step = _number(entry, "step", where)
-        if step <= 0:
-            raise ModelFileError(f"{where}: 'step' should be > 0, got {step}")
-        return SplineActivation(LinearSpline(coefficients, x_min, step))
-    if kind == "knot_spline":
-        points = _array(data, entry.get("points"), where, 1)
-        values = _array(data, entry.get("values"), where, 1)
-        counts = _array(data, entry.get("counts"), where, 1)
-        if (np.any(counts != np.round(counts)) or np.any(counts < 2)
-                or counts.sum() != len(points) or len(values) != len(points)):
-            raise ModelFileError(f"{where}: counts should be integers >= 2 summing to the "
-                                 f"lengths of points and values ({len(points)}, {len(values)})")
-        cuts = np.cumsum(counts.astype(int))[:-1]
-        try:
-            return KnotSplineActivation(np.split(points, cuts), np.split(values, cuts))
-        except ValueError as exc:
-            raise ModelFileError(f"{where}: {exc}") from None
-    if kind == "leaky_relu":
-        return LeakyReLU(_number(entry, "slope", where))
-    if kind == "prelu":
-        return PReLU(_array(data, entry.get("slope"), where, 1))
-    if kind in ("relu", "identity"):
-        return ReLU() if kind == "relu" else Identity()
-    raise ModelFileError(f"{where}: unknown layer type {kind!r} (expected dense, spline, "
-                         "knot_spline, relu, leaky_relu, prelu or identity)")
+    types = layer_types()
+    if not isinstance(kind, str) or kind not in types:
+        expected = list(types)
+        raise ModelFileError(f"{where}: unknown layer type {kind!r} (expected "
+                             f"{', '.join(expected[:-1])} or {expected[-1]})")
+    return types[kind].from_entry(EntryReader(entry, data, where))
 
 
 def _array_names(entry) -> list:

@@ -11,8 +11,7 @@ import numpy as np
 
 from reference._checks import OverflowResult
 from reference.limits import check_box, guard
-from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
-                               ReLU, SplineActivation)
+from reference.network import Activation, Dense, Identity, Network
 
 MAX_LOWER_COST = 1e11        # lower: estimated flops of its Jacobians (see jacobian_flops)
 LOWER_CHUNK_BYTES = 2 ** 25  # lower: Jacobians evaluated in chunks of about 32 MB
@@ -38,19 +37,16 @@ def dual_exponent(p: float) -> float:
 def activation_constants(layer, width: int) -> dict:
     """Per-neuron Lip, TV2 and BV2 = TV2 + |sigma(0)| + |sigma(1)| of an activation layer,
     each of shape (width,).  ReLU: 1, 1, 2; LeakyReLU(a) and PReLU(a): max(1, |a|), |1 - a|,
-    |1 - a| + 1; identity: 1, 0, 1; splines: exact from their coefficients."""
-    if isinstance(layer, (SplineActivation, KnotSplineActivation)):
-        s = layer.spline
-        return {"lip": s.lipschitz(), "tv2": s.tv2(), "bv2": s.bv2()}
-    if isinstance(layer, (LeakyReLU, PReLU)):
-        a = layer.params["slope"] if isinstance(layer, PReLU) else np.full(width, layer.slope)
-        return {"lip": np.maximum(1.0, np.abs(a)), "tv2": np.abs(1.0 - a),
-                "bv2": np.abs(1.0 - a) + 1.0}
-    if isinstance(layer, ReLU):
-        return {"lip": np.ones(width), "tv2": np.ones(width), "bv2": np.full(width, 2.0)}
-    if isinstance(layer, Identity):
-        return {"lip": np.ones(width), "tv2": np.zeros(width), "bv2": np.ones(width)}
-    raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+    |1 - a| + 1; identity: 1, 0, 1; splines: exact from their coefficients.  Each activation
+    class gives its own (`Activation.constants`, reference.network)."""
+    return _activation(layer).constants(width)
+
+
+def _activation(layer) -> Activation:
+    """layer, which must be an activation layer (TypeError otherwise)."""
+    if not isinstance(layer, Activation):
+        raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+    return layer
 
 
 def blocks(net: Network) -> list:
@@ -171,20 +167,9 @@ def layerwise(net: Network, p=2) -> float:
 def slope_bounds(layer, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-neuron slope restriction [alpha_n, beta_n] of an activation layer, each (width,):
     ReLU [0, 1], LeakyReLU / PReLU [min(a, 1), max(a, 1)], identity [1, 1], splines
-    [min slope, max slope] over all their pieces (unbounded ends included)."""
-    if isinstance(layer, SplineActivation):
-        return layer.spline.slope_range()
-    if isinstance(layer, KnotSplineActivation):
-        return (np.array([s.min() for s in layer.slopes]),
-                np.array([s.max() for s in layer.slopes]))
-    if isinstance(layer, (LeakyReLU, PReLU)):
-        a = layer.params["slope"] if isinstance(layer, PReLU) else np.full(width, layer.slope)
-        return np.minimum(a, 1.0), np.maximum(a, 1.0)
-    if isinstance(layer, ReLU):
-        return np.zeros(width), np.ones(width)
-    if isinstance(layer, Identity):
-        return np.ones(width), np.ones(width)
-    raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+    [min slope, max slope] over all their pieces (unbounded ends included).  Each
+    activation class gives its own (`Activation.slope_range`, reference.network)."""
+    return _activation(layer).slope_range(width)
 
 
 def jacobian_norms(jac: np.ndarray, p: float) -> np.ndarray:

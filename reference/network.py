@@ -13,6 +13,13 @@ per neuron (`kinks`: positions, slopes left and right), says which pre-activatio
 one (`on_kink`, within a tolerance) and, given `side` (M, N) int8 = -1 / +1, takes the
 slope left / right of the nearest kink there instead of its own convention (the right
 piece) in `backward` and `jacobian_step`.  Knows nothing of optimisers or cvxpy.
+
+Registry: ACTIVATION_TYPES (kind -> class, filled by `register`) is the one list of the
+activation kinds.  Each class answers for itself what used to be spread over if-chains:
+its `kind`, a fresh layer (`fresh`, what make_activation builds), its model-file entry
+(`to_entry`) and how to rebuild it from one (`from_entry`, with reference.io's validating
+reader), its per-neuron constants (`constants`: Lip, TV2, BV2) and slope range
+(`slope_range`).  Dense has `to_entry` / `from_entry` too (`layer_types()` adds it).
 """
 from __future__ import annotations
 
@@ -21,15 +28,16 @@ from types import MappingProxyType
 import numpy as np
 
 from reference._checks import OverflowResult, as_finite_array, check_choice
-from reference.spline import KnotSpline, LinearSpline, zero_one
+from reference.regularisers import get as get_regulariser
+from reference.spline import KnotSpline, LinearSpline
 
-ACTIVATIONS = ("spline", "relu", "leaky_relu", "prelu", "identity")
 NO_PARAMS = MappingProxyType({})      # shared by the parameter-free layers, read-only
 
 
 class Dense:
     """z = x W^T + b; weight (N_out, N_in), bias (N_out,) or None."""
     kind = "dense"
+    format_version = 1       # the model-file format version that introduced the kind
 
     def __init__(self, weight, bias=None):
         weight = as_finite_array(weight, "weight", ndim=2)
@@ -68,6 +76,24 @@ class Dense:
     def jacobian_step(self, x, jac, side=None):
         return np.einsum("oi,mij->moj", self.params["weight"], jac)
 
+    def to_entry(self, put) -> dict:
+        """The model-file entry; put(key, array) stores an array and returns its NAME."""
+        bias = put("bias", self.params["bias"]) if "bias" in self.params else None
+        return {"type": "dense", "weight": put("weight", self.params["weight"]), "bias": bias}
+
+    @classmethod
+    def from_entry(cls, read):
+        """The layer of a model-file entry; read.array(key, ndim) / read.number(key) are the
+        validated fields, read.error(message) the error naming the layer."""
+        weight = read.array("weight", 2)
+        bias = read.entry.get("bias")
+        if bias is not None:
+            bias = read.array("bias", 1)
+            if bias.shape != (weight.shape[0],):
+                raise read.error(f"bias has shape {bias.shape}, expected "
+                                 f"({weight.shape[0]},) to match weight {weight.shape}")
+        return cls(weight, bias)
+
 
 class Activation:
     """Neuron-wise activation: y = sigma(z); subclasses give sigma, sigma', parameters and
@@ -76,6 +102,30 @@ class Activation:
     `derivative(z)` is sigma'(z) (M, N); at a breakpoint, the slope of the right piece."""
     n_in = n_out = None      # any width (spline and prelu fix theirs)
     kink_step = 0.0          # grid step T of a uniform spline (enters the kink tolerance)
+    user_choice = True       # in ACTIVATIONS (made by make_activation)
+    format_version = 1       # the model-file format version that introduced the kind
+
+    @classmethod
+    def fresh(cls, width: int, **options):
+        """A fresh layer of this kind and width (options: see make_activation)."""
+        return cls()
+
+    def to_entry(self, put) -> dict:
+        """The model-file entry (see Dense.to_entry)."""
+        return {"type": self.kind}
+
+    @classmethod
+    def from_entry(cls, read):
+        """The layer of a model-file entry (see Dense.from_entry)."""
+        return cls()
+
+    def constants(self, width: int) -> dict:
+        """Per-neuron Lip, TV2 and BV2 = TV2 + |sigma(0)| + |sigma(1)|, each (width,)."""
+        raise TypeError(f"layer: {type(self).__name__} gives no per-neuron constants")
+
+    def slope_range(self, width: int) -> tuple:
+        """Per-neuron [min slope, max slope] over all pieces, each (width,)."""
+        raise TypeError(f"layer: {type(self).__name__} gives no slope range")
 
     def kinks(self, width: int) -> list:
         """Per neuron: (tau, left, right), the kinks (where the slope changes) sorted, (n_k,),
@@ -135,12 +185,22 @@ def kinks_from_slopes(tau: np.ndarray, slopes: np.ndarray) -> tuple:
     return tau[keep], slopes[:-1][keep], slopes[1:][keep]
 
 
-def _ramp_kinks(negative_slopes) -> list:
-    """Kinks of z -> z (z >= 0), a z (z < 0), one slope a per neuron: at 0 unless a = 1."""
-    zero = np.zeros(1)
-    return [kinks_from_slopes(zero, np.array([a, 1.0])) for a in negative_slopes]
+def _spline_constants(spline) -> dict:
+    """Lip, TV2, BV2 per neuron, exact from a LinearSpline or KnotSpline."""
+    return {"lip": spline.lipschitz(), "tv2": spline.tv2(), "bv2": spline.bv2()}
 
 
+ACTIVATION_TYPES = {}      # kind -> activation class: the registry (see `register`)
+
+
+def register(cls):
+    """Class decorator: ACTIVATION_TYPES[cls.kind] = cls (make_activation, reference.io and
+    reference.lipschitz then know the kind)."""
+    ACTIVATION_TYPES[cls.kind] = cls
+    return cls
+
+
+@register
 class SplineActivation(Activation):
     """One linear spline per neuron (reference.spline.LinearSpline); params: coefficients."""
     kind = "spline"
@@ -188,7 +248,36 @@ class SplineActivation(Activation):
             grad_z = grad_y * self.derivative_at(z, side)
         return grad_z, {"coefficients": grad_c}
 
+    @classmethod
+    def fresh(cls, width, *, spline_init="leaky_relu", size=51, range_=4.0, slope=0.01,
+              **_):
+        return cls(LinearSpline.initialise(spline_init, width, size, range_, slope=slope))
 
+    def to_entry(self, put) -> dict:
+        return {"type": "spline", "coefficients": put("coefficients",
+                                                      self.params["coefficients"]),
+                "x_min": self.spline.x_min, "step": self.spline.step}
+
+    @classmethod
+    def from_entry(cls, read):
+        coefficients = read.array("coefficients", 2)
+        if coefficients.shape[1] < 2:
+            raise read.error(f"coefficients need K >= 2 per neuron, "
+                             f"shape is {coefficients.shape}")
+        x_min = read.number("x_min")
+        step = read.number("step")
+        if step <= 0:
+            raise read.error(f"'step' should be > 0, got {step}")
+        return cls(LinearSpline(coefficients, x_min, step))
+
+    def constants(self, width):
+        return _spline_constants(self.spline)
+
+    def slope_range(self, width):
+        return self.spline.slope_range()
+
+
+@register
 class KnotSplineActivation(Activation):
     """One free-knot linear spline per neuron: the piecewise-linear interpolant through
     (points[n][i], values[n][i]), points strictly increasing (>= 2 per neuron), continued
@@ -199,8 +288,10 @@ class KnotSplineActivation(Activation):
 
     sigma_n(z) = v_i + s_i (z - p_i) with i = the piece of z (clipped to the first / last
     piece outside), s_i = (v_{i+1} - v_i) / (p_{i+1} - p_i); sigma'(z) = s_i (the right
-    piece at a point)."""
+    piece at a point).  Made by the solvers, not a user's choice (not in ACTIVATIONS)."""
     kind = "knot_spline"
+    user_choice = False
+    format_version = 2
 
     def __init__(self, points, values):
         if len(points) != len(values) or len(points) == 0:
@@ -289,8 +380,9 @@ class KnotSplineActivation(Activation):
         TV2 = sum_j |a_j|, a_j = s_j - s_{j-1} at the interior points: d TV2/d s_i =
         sign(a_i) - sign(a_{i+1}) (sign(0) = 0), and s_i = (v_{i+1} - v_i)/h_i gives
         d s_i/d v_{i+1} = -d s_i/d v_i = 1/h_i, d s_i/d p_i = -d s_i/d p_{i+1} = s_i/h_i.
-        BV2 adds |sigma(0)| + |sigma(1)|: `backward` at z = 0, 1 with grad sign(sigma)."""
-        check_choice(reg, ("tv2", "bv2"), "reg")
+        BV2 adds |sigma(0)| + |sigma(1)| (reference.regularisers: |sigma(t)| for t in
+        `extra_points`): `backward` at those z with grad sign(sigma)."""
+        regulariser = get_regulariser(reg)
         grad_p, grad_v = np.zeros_like(self.params["points"]), np.zeros_like(
             self.params["values"])
         for n, s in enumerate(self.slopes):
@@ -303,17 +395,67 @@ class KnotSplineActivation(Activation):
             grad_v[lo + 1:hi + 1] += g_s / h
             grad_p[lo:hi] += g_s * s / h
             grad_p[lo + 1:hi + 1] -= g_s * s / h
-        if reg == "bv2":
-            zero_one_inputs = zero_one(self.n_in)
-            _, grads = self.backward(zero_one_inputs,
-                                     np.sign(self.forward(zero_one_inputs)[0]))
+        if regulariser.extra_points:
+            extra = regulariser.extra_inputs(self.n_in)
+            _, grads = self.backward(extra, np.sign(self.forward(extra)[0]))
             grad_p += grads["points"]
             grad_v += grads["values"]
         return {"points": grad_p, "values": grad_v}
 
+    def to_entry(self, put) -> dict:
+        return {"type": "knot_spline", "points": put("points", np.concatenate(self.points)),
+                "values": put("values", np.concatenate(self.values)),
+                "counts": put("counts", [len(p) for p in self.points])}
 
-class ReLU(Activation):
-    """sigma(z) = max(z, 0)."""
+    @classmethod
+    def from_entry(cls, read):
+        points = read.array("points", 1)
+        values = read.array("values", 1)
+        counts = read.array("counts", 1)
+        if (np.any(counts != np.round(counts)) or np.any(counts < 2)
+                or counts.sum() != len(points) or len(values) != len(points)):
+            raise read.error(f"counts should be integers >= 2 summing to the "
+                             f"lengths of points and values ({len(points)}, {len(values)})")
+        cuts = np.cumsum(counts.astype(int))[:-1]
+        try:
+            return cls(np.split(points, cuts), np.split(values, cuts))
+        except ValueError as exc:
+            raise read.error(str(exc)) from None
+
+    def constants(self, width):
+        return _spline_constants(self.spline)
+
+    def slope_range(self, width):
+        return (np.array([s.min() for s in self.slopes]),
+                np.array([s.max() for s in self.slopes]))
+
+
+class _Ramp(Activation):
+    """sigma_n(z) = z (z >= 0), a_n z (z < 0), a = `negative_slopes(width)` (N,):
+    kink at 0 unless a_n = 1; Lip max(1, |a|), TV2 |1 - a|, BV2 |1 - a| + 1 (sigma(0) = 0,
+    sigma(1) = 1), slopes in [min(a, 1), max(a, 1)]."""
+
+    def negative_slopes(self, width: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def kinks(self, width):
+        zero = np.zeros(1)
+        return [kinks_from_slopes(zero, np.array([a, 1.0]))
+                for a in self.negative_slopes(width)]
+
+    def constants(self, width):
+        a = self.negative_slopes(width)
+        return {"lip": np.maximum(1.0, np.abs(a)), "tv2": np.abs(1.0 - a),
+                "bv2": np.abs(1.0 - a) + 1.0}
+
+    def slope_range(self, width):
+        a = self.negative_slopes(width)
+        return np.minimum(a, 1.0), np.maximum(a, 1.0)
+
+
+@register
+class ReLU(_Ramp):
+    """sigma(z) = max(z, 0) (a = 0: Lip 1, TV2 1, BV2 2, slopes in [0, 1])."""
     kind = "relu"
     params = NO_PARAMS
 
@@ -323,11 +465,12 @@ class ReLU(Activation):
     def derivative(self, z):
         return (z >= 0).astype(np.float64)
 
-    def kinks(self, width):
-        return _ramp_kinks(np.zeros(width))
+    def negative_slopes(self, width):
+        return np.zeros(width)
 
 
-class LeakyReLU(Activation):
+@register
+class LeakyReLU(_Ramp):
     """sigma(z) = z for z >= 0, slope*z otherwise (one fixed slope)."""
     kind = "leaky_relu"
     params = NO_PARAMS
@@ -344,11 +487,24 @@ class LeakyReLU(Activation):
     def derivative(self, z):
         return np.where(z >= 0, 1.0, self.slope)
 
-    def kinks(self, width):
-        return _ramp_kinks(np.full(width, self.slope))
+    def negative_slopes(self, width):
+        return np.full(width, self.slope)
+
+    @classmethod
+    def fresh(cls, width, *, slope=0.01, **_):
+        return cls(slope)
+
+    def to_entry(self, put) -> dict:
+        return {"type": "leaky_relu", "slope": self.slope}
+
+    @classmethod
+    def from_entry(cls, read):
+        return cls(read.number("slope"))
 
 
-class PReLU(Activation):
+
+@register
+class PReLU(_Ramp):
     """sigma_n(z) = z for z >= 0, a_n*z otherwise; slope a (N,) learned per neuron."""
     kind = "prelu"
 
@@ -370,17 +526,30 @@ class PReLU(Activation):
     def derivative(self, z):
         return np.where(z >= 0, 1.0, self.params["slope"])
 
-    def kinks(self, width):
-        return _ramp_kinks(self.params["slope"])
+    def negative_slopes(self, width):
+        return self.params["slope"]
 
     def backward(self, z, grad_y, side=None):
         """d sigma_n / d a_n = min(z, 0) (continuous at the kink: `side` changes grad_z only)."""
         return (grad_y * self.derivative_at(z, side),
                 {"slope": (grad_y * np.minimum(z, 0.0)).sum(axis=0)})
 
+    @classmethod
+    def fresh(cls, width, *, prelu_init=0.25, **_):
+        return cls(np.full(width, float(prelu_init)))
 
+    def to_entry(self, put) -> dict:
+        return {"type": "prelu", "slope": put("slope", self.params["slope"])}
+
+    @classmethod
+    def from_entry(cls, read):
+        return cls(read.array("slope", 1))
+
+
+
+@register
 class Identity(Activation):
-    """sigma(z) = z."""
+    """sigma(z) = z; Lip 1, TV2 0, BV2 1 (|sigma(1)|), slopes in [1, 1]."""
     kind = "identity"
     params = NO_PARAMS
 
@@ -398,6 +567,22 @@ class Identity(Activation):
 
     def jacobian_step(self, z, jac, side=None):
         return jac
+
+    def constants(self, width):
+        return {"lip": np.ones(width), "tv2": np.zeros(width), "bv2": np.ones(width)}
+
+    def slope_range(self, width):
+        return np.ones(width), np.ones(width)
+
+
+ACTIVATIONS = tuple(kind for kind, cls in ACTIVATION_TYPES.items() if cls.user_choice)
+# ("spline", "relu", "leaky_relu", "prelu", "identity"): the kinds a user may ask for
+
+
+def layer_types() -> dict:
+    """Every layer kind of the model file: dense, then the activations (the registry as it
+    is now, kinds registered later included)."""
+    return {Dense.kind: Dense, **ACTIVATION_TYPES}
 
 
 class Network:
@@ -502,18 +687,12 @@ class Network:
 
 def make_activation(kind: str, width: int, *, spline_init="leaky_relu", size=51, range_=4.0,
                     slope=0.01, prelu_init=0.25):
-    """A fresh activation layer of the given kind and width."""
+    """A fresh activation layer of the given kind and width (ACTIVATION_TYPES[kind].fresh):
+    spline_init, size, range_ and slope for splines (LinearSpline.initialise), slope for
+    leaky_relu, prelu_init for prelu."""
     check_choice(kind, ACTIVATIONS, "activation")
-    if kind == "spline":
-        return SplineActivation(LinearSpline.initialise(spline_init, width, size, range_,
-                                                        slope=slope))
-    if kind == "relu":
-        return ReLU()
-    if kind == "leaky_relu":
-        return LeakyReLU(slope)
-    if kind == "prelu":
-        return PReLU(np.full(width, float(prelu_init)))
-    return Identity()
+    return ACTIVATION_TYPES[kind].fresh(width, spline_init=spline_init, size=size,
+                                        range_=range_, slope=slope, prelu_init=prelu_init)
 
 
 def build_mlp(widths, activation="spline", rng=None, last="identity", **activation_options):
