@@ -38,6 +38,16 @@ CHUNK = 4096               # exact_1d: segments per step (memory CHUNK x width)
 UNIT_ROUNDOFF = 2.0 ** -53
 CHORD_SHRINK = 0.5         # chord_pair: the pair spans this fraction of the chord
 WITNESS_WIDTH = 1e-9       # exact_1d_on_box: witness segments at least this x box wide
+# `upper_margin_kind` of an exact method's result: what its upper end is, hence the rounding
+# margin that makes it a certified bound (reference.verdict.upper_margin):
+#   jacobian_rounding  a computed Jacobian norm (exact_1d; box_value over the box): add
+#                      jacobian_rounding(net, p);
+#   rounding_bound     upper_bound holds that margin already, stated as `rounding_bound`
+#                      (regions_2d);
+#   tolerance          upper_bound holds HiGHS's tolerance, stated as `tolerance` (MILP);
+#   closed_form        a product with layer-wise closed forms (interrupted runs, fallbacks):
+#                      trusted to a relative multiple of gamma_n, as the closed forms.
+UPPER_MARGIN_KINDS = ("jacobian_rounding", "rounding_bound", "tolerance", "closed_form")
 
 
 class NotApplicable(ValueError):
@@ -166,7 +176,8 @@ def _stopped_1d(net, p, breaks, upper, status, reason, seconds) -> dict:
                                        "(the breakpoints found so far, plus one on each side)",
             "upper_bound_certificate": "max over the segments found so far of ||dz_l/dx||_p "
                                        "times the layer-wise bound of the layers from l on",
-            "pieces": len(breaks) + 1, "reason": reason, "domain": "R", "seconds": seconds}
+            "upper_margin_kind": "closed_form", "pieces": len(breaks) + 1, "reason": reason,
+            "domain": "R", "seconds": seconds}
 
 
 def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
@@ -235,7 +246,8 @@ def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
         raise OverflowResult("model: exact_1d: a slope of the network leaves the float64 range "
                              "for these finite parameters; no value is reported")
     return {"value": value, "status": "optimal", "certified_exact": True,
-            "lower_bound": value, "upper_bound": value, "pieces": len(points),
+            "lower_bound": value, "upper_bound": value,
+            "upper_margin_kind": "jacobian_rounding", "pieces": len(points),
             "linear_pieces": int(changes.sum()) + 1, "breakpoints": breaks,
             "argmax_point": float(points[best]), "domain": "R",
             "seconds": deadline.elapsed()}

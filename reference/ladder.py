@@ -2,14 +2,19 @@
 
 Each method returns a dict with at least `value` (a float, or None with a `reason` when the
 method does not apply, is refused by its size guard (reference.limits), gives a bound outside
-the float64 range or could not certify a number) and `seconds`.  The exact method gives a
-bracket `lower_bound` <= Lip <= `upper_bound` too: both equal to the value for exact_1d; the
-attained value and the largest pattern norm + its rounding bound for regions_2d; the attained
-witness and HiGHS's bound + its tolerance for the MILP; and when stopped by its time limit
-(exact_1d: or max_pieces; regions_2d: or max_regions) or when it cannot certify its optimum,
-value None and the bracket alone.  LipSDP reports an `accuracy` (how far its certified value
-may sit above the SDP's optimum), used for lipsdp_neuron <= lipsdp_layer.  For every network
-and p (in exact arithmetic):
+the float64 range or could not certify a number (reference.errors.SolveFailed)), `kind` and
+`seconds`.  kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper"
+(Lip <= value), "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
+"bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
+either end possibly None); the exact methods also give `upper_margin_kind`
+(reference.exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
+The exact method gives a bracket `lower_bound` <= Lip <= `upper_bound` too: both equal to
+the value for exact_1d; the attained value and the largest pattern norm + its rounding bound
+for regions_2d; the attained witness and HiGHS's bound + its tolerance for the MILP; and
+when stopped by its time limit (exact_1d: or max_pieces; regions_2d: or max_regions) or when
+it cannot certify its optimum, value None and the bracket alone.  LipSDP reports an
+`accuracy` (how far its certified value may sit above the SDP's optimum), used for
+lipsdp_neuron <= lipsdp_layer.  For every network and p (in exact arithmetic):
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
     lower <= exact <= lipsdp_neuron <= lipsdp_layer,
 where lower and exact (except exact_1d's value) are taken over the box [-R, R]^N_0 and the
@@ -19,12 +24,14 @@ p in {1, inf} with a small network, by MILP).
 """
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
 
 from reference import exact as exact_mod
 from reference._checks import OverflowResult
+from reference.errors import SolveFailed
 from reference import limits, lipschitz, lipsdp, milp, regions2d
 from reference.network import Network
 
@@ -34,7 +41,9 @@ LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": exact_mod.MAX_BINA
           "max_pieces": exact_mod.MAX_PIECES, "max_regions": regions2d.MAX_REGIONS,
           "max_sdp_cost": lipsdp.MAX_SDP_COST,
           "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
-OPTIONS = ("solver", "seed", *LIMITS)
+_LOWER_DEFAULTS = inspect.signature(lipschitz.lower).parameters
+SEARCH = {name: _LOWER_DEFAULTS[name].default for name in ("num_points", "rounds")}  # lower's
+OPTIONS = ("solver", "seed", *LIMITS, *SEARCH)
 
 
 def parse_methods(text) -> list:
@@ -47,7 +56,8 @@ def parse_methods(text) -> list:
 
 
 def _lower(net, p, box, options):
-    r = lipschitz.lower(net, p, box=box, seed=options["seed"],
+    r = lipschitz.lower(net, p, box=box, num_points=options["num_points"],
+                        rounds=options["rounds"], seed=options["seed"],
                         max_lower_cost=options["max_lower_cost"])
     return {"value": r["value"], "jacobian_norm": r["jacobian_norm"],
             "pair_ratio": r["pair_ratio"], "x": r["x"].tolist(),
@@ -58,7 +68,8 @@ def _lower(net, p, box, options):
 
 def _exact(net, p, box, options):
     """exact_1d (1 input; over R, and exact_1d_on_box over the box), regions_2d (2 inputs,
-    every p, over the box) or the MILP (p in {1, inf}, over the box)."""
+    every p, over the box) or the MILP (p in {1, inf}, over the box).  kind "exact" when the
+    method certified its optimum, else "bracket" (KINDS)."""
     if net.n_in == 1:
         r = exact_mod.exact_1d(net, p, max_pieces=options["max_pieces"],
                                time_limit=options["time_limit"])
@@ -87,6 +98,8 @@ def _exact(net, p, box, options):
         low, high = ("none" if r[k] is None else f"{r[k]:.6g}"
                      for k in ("lower_bound", "upper_bound"))
         out["reason"] = f"{r['reason']}: no exact value; certified bracket [{low}, {high}]"
+    else:
+        out["kind"] = "exact"
     return out
 
 
@@ -110,25 +123,35 @@ RUNNERS = {"lower": _lower, "exact": _exact, "lipsdp_neuron": _lipsdp("neuron"),
            "lipsdp_layer": _lipsdp("layer"), "layerwise": _closed_form(lipschitz.layerwise),
            "theorem1": _closed_form(lipschitz.theorem1),
            "theorem1_bv2": _closed_form(lipschitz.theorem1_bv2)}
+# what each method's numbers are (module docstring); an exact method is a "bracket" unless
+# `_exact` finds its optimum certified
+KINDS = {"lower": "lower", "exact": "bracket", "lipsdp_neuron": "upper", "lipsdp_layer": "upper",
+         "layerwise": "upper", "theorem1": "upper", "theorem1_bv2": "upper"}
 
 
 def check_options(options: dict) -> dict:
-    """The options with their defaults filled in: solver (LipSDP), seed (lower) and the limits
-    LIMITS (each validated: finite and > 0); an unknown name is a TypeError."""
+    """The options with their defaults filled in: solver (LipSDP), seed, num_points and rounds
+    (lower; SEARCH: lipschitz.lower's defaults) and the limits LIMITS (each validated: finite
+    and > 0); an unknown name is a TypeError."""
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise TypeError(f"options: unknown {sorted(unknown)}, expected names from {list(OPTIONS)}")
-    out = {"solver": lipsdp.DEFAULT_SOLVER, "seed": 0, **LIMITS, **options}
+    out = {"solver": lipsdp.DEFAULT_SOLVER, "seed": 0, **LIMITS, **SEARCH, **options}
     for name in LIMITS:
         out[name] = limits.check_limit(out[name], name)
+    for name, least in (("num_points", 1), ("rounds", 0)):
+        value = out[name]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
     return out
 
 
 def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dict:
-    """One method's result: value and seconds; value None with a reason when the method
-    does not apply (NotApplicable), is refused by its size guard (TooLarge), gives a bound
-    outside the float64 range (OverflowResult) or did not reach a certified optimum (solver
-    status).  Options: see `check_options`."""
+    """One method's result: value, kind (KINDS, or "exact" from `_exact`) and seconds; value
+    None with a reason when the method does not apply (NotApplicable), is refused by its size
+    guard (TooLarge), gives a bound outside the float64 range (OverflowResult) or did not
+    reach a certified optimum (SolveFailed, or the bracket of an exact method).  Options: see
+    `check_options`."""
     parse_methods([name])
     p = lipschitz.parse_p(p)
     box = limits.check_box(box)
@@ -136,8 +159,9 @@ def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dic
     t0 = time.perf_counter()
     try:
         out = RUNNERS[name](net, p, box, options)
-    except (exact_mod.NotApplicable, limits.TooLarge, OverflowResult, RuntimeError) as exc:
-        out = {"value": None, "reason": str(exc)}          # RuntimeError: MILP, LipSDP
+    except (exact_mod.NotApplicable, limits.TooLarge, OverflowResult, SolveFailed) as exc:
+        out = {"value": None, "reason": str(exc)}
+    out.setdefault("kind", KINDS[name])
     out["seconds"] = time.perf_counter() - t0
     return out
 

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
+from reference.errors import SolveFailed
 from reference.exact import (TIME_LIMIT, NotApplicable, box_halfspaces, chord_pair,
                              finite_or_none, knot_form, tail_bounds)
 from reference.limits import Deadline, check_box, check_limit, guard
@@ -195,7 +196,7 @@ def _check_binaries(m: _Milp, max_binaries: float) -> None:
     guard("model: the MILP's binaries", m.binaries, max_binaries, "max_binaries")
 
 
-class MilpNotOptimal(RuntimeError):
+class MilpNotOptimal(SolveFailed):
     """HiGHS failed (other than by the time limit) with and without presolve: no value is
     reported."""
 
@@ -544,6 +545,7 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
               "interior_margin": eps, "tolerance": tolerance,
               "upper_bound_certificate": "max over the MILPs of HiGHS's dual bound (or "
                                          "objective) + tolerance",
+              "upper_margin_kind": "tolerance",
               "milp_objective": max((d["objective"] for d in done if "objective" in d),
                                     default=None),
               "milp_dual_bound": max((d["dual"] for d in done if d["dual"] is not None),
@@ -562,6 +564,7 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     status, upper_bound, reason = _verdict(net, p, done, witness, upper, tolerance)
     if upper_bound != upper + tolerance:
         common["upper_bound_certificate"] = "the layer-wise bound (HiGHS's bound not used)"
+        common["upper_margin_kind"] = "closed_form"
     out = {"value": witness if status == "optimal" else None, "status": status,
            "certified_exact": status == "optimal", "upper_bound": finite_or_none(upper_bound),
            "mip_gap": max(d["gap"] for d in done), **common, "seconds": deadline.elapsed()}

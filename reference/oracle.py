@@ -23,24 +23,17 @@ NAME an array name of the model file):
 with E the loss of reference.losses.loss_and_grad: squared (1/2)(f - y)^2, logistic
 log(1 + e^f) - y f, xent logsumexp(f) - f_y.
 
-Comparison: |theirs - ours| <= atol + rtol |ours| entrywise.  One-sided rule: a
-pre-activation z is on a kink tau when |z - tau| <= knot_tol max(1, |tau|, T) (T the grid
-step of a uniform spline layer, else 0); a Jacobian row with such a pre-activation passes
-when it matches the Jacobian of some choice of left / right piece at each of its kinks
-(every choice when the row has <= MAX_ENUMERATED_KINKS kinks, else all-left and
-all-right); a parameter-gradient entry passes when it lies (within the tolerance) in the
-range of the sums of such per-row choices.  When the answers hold input_jacobian, each kink
-row's choices are narrowed to those its Jacobian row matches (an implementation takes one
-side per pre-activation, the same in its Jacobian and its backward pass): with one matching
-choice per row the gradient check is exact, not a range.  The report counts these rows.
-knot_tol is refused (`check_knot_tol`) above KNOT_TOL_MAX, or when the window reaches
-KNOT_TOL_SPACING of the distance between two kinks of a neuron: it stands for rounding, and a
-wider window would let a wrong piece near a kink pass as a one-sided choice.
+Comparison: |theirs - ours| <= atol + rtol |ours| entrywise.  One-sided rule
+(reference.one_sided): a Jacobian row or gradient entry with a pre-activation within knot_tol
+of a kink passes when it matches some choice of left / right piece at each of its kinks.
+When the answers hold input_jacobian, each kink row's choices are narrowed to those its
+Jacobian row matches (an implementation takes one side per pre-activation, the same in its
+Jacobian and its backward pass): with one matching choice per row the gradient check is
+exact, not a range.  The report counts these rows.
 """
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
 from dataclasses import asdict, dataclass
 from typing import Mapping, NamedTuple
@@ -51,14 +44,14 @@ from reference import lipschitz
 from reference.localise import format_localisation, localise
 from reference._checks import OverflowResult, check_choice
 from reference.losses import LOSSES, check_targets, loss_and_grad
-from reference.network import Dense, KnotSplineActivation, Network, SplineActivation
+from reference.network import KnotSplineActivation, Network, SplineActivation
+from reference.one_sided import (KNOT_TOL, KNOT_TOL_MAX, KNOT_TOL_SPACING,  # noqa: F401
+                                 MAX_ENUMERATED_KINKS, Spread, check_knot_tol, check_tolerance,
+                                 choice_label, gradient_range, jacobian_candidates, kink_choices,
+                                 kink_rows, sides_from_masks)
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9
-KNOT_TOL = 1e-9
-KNOT_TOL_MAX = 1e-3           # a float32 implementation rounds at ~1e-7: the window is rounding
-KNOT_TOL_SPACING = 0.01       # the window stays below 1% of the distance between two kinks
-MAX_ENUMERATED_KINKS = 6      # rows with more kinks: only all-left and all-right are tried
 P_KEYS = {"p1": 1, "p2": 2, "pinf": "inf"}
 OBJECTIVE_TERMS = ("data", "weight_decay", "regulariser")
 
@@ -195,62 +188,6 @@ def info_answers(net: Network) -> dict:
     return result
 
 
-def sides_from_masks(masks: list, side: int) -> list:
-    """`sides` for Network.backward / input_jacobian: side (-1 or +1) on every kink."""
-    return [None if m is None else (side * m).astype(np.int8) for m in masks]
-
-
-def kink_rows(masks: list, m: int) -> np.ndarray:
-    """(M,) bool: some pre-activation of the row is on a kink (masks: Network.kink_masks)."""
-    return np.logical_or.reduce([np.zeros(m, bool)] + [k.any(axis=1) for k in masks
-                                                          if k is not None])
-
-
-def check_tolerance(value, name: str) -> float:
-    value = float(value)
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
-    return value
-
-
-def check_knot_tol(net: Network, knot_tol, name: str = "knot_tol") -> float:
-    """knot_tol as a float, refused (ValueError naming `name`) when it is not a finite number
-    in [0, KNOT_TOL_MAX] or when the window knot_tol max(1, |tau|, T) of some kink tau reaches
-    KNOT_TOL_SPACING times the distance to the next kink of its neuron."""
-    knot_tol = check_tolerance(knot_tol, name)
-    if knot_tol > KNOT_TOL_MAX:
-        raise ValueError(f"{name}: expected at most {KNOT_TOL_MAX:g} (the kink window stands for "
-                         f"rounding; a float32 implementation needs ~1e-7), got {knot_tol:g}")
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Dense):
-            continue
-        width = layer.n_in if layer.n_in is not None else _width_before(net, i)
-        for n, (tau, _, _) in enumerate(layer.kinks(width)):
-            if len(tau) < 2:
-                continue
-            gap = np.diff(tau)
-            nearest = np.minimum(np.r_[np.inf, gap], np.r_[gap, np.inf])     # (n_k,)
-            window = knot_tol * np.maximum(np.maximum(1.0, np.abs(tau)), layer.kink_step)
-            if np.any(window >= KNOT_TOL_SPACING * nearest):
-                j = int(np.argmax(window / nearest))
-                limit = float(np.min(KNOT_TOL_SPACING * nearest / (window / knot_tol)))
-                raise ValueError(
-                    f"{name}: {knot_tol:g} makes the kink window of layer {i} ({layer.kind}), "
-                    f"neuron {n}, at tau = {tau[j]:.6g} ({window[j]:.3g}) reach "
-                    f"{KNOT_TOL_SPACING:g} of the distance {nearest[j]:.3g} to the next kink: "
-                    "pre-activations near a kink would pass with either side; expected "
-                    f"knot_tol < {limit:.3g} for this model")
-    return knot_tol
-
-
-def _width_before(net: Network, i: int) -> int:
-    """The width of layer i's input (for activations of any width)."""
-    for layer in reversed(net.layers[:i]):
-        if layer.n_out is not None:
-            return layer.n_out
-    return net.n_in
-
-
 # ------------------------------------------------------------------------- comparison
 @dataclass
 class Row:
@@ -301,101 +238,7 @@ def compare(key, expected, got, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL) -> Row:
                bool(np.all(diff <= allowed)))
 
 
-# --------------------------------------------------------------- the one-sided rule
-def kink_choices(masks: list) -> dict:
-    """Per row with kinks: (elements [(layer, neuron)], choices (C, k) of -1 / +1): every
-    choice for k <= MAX_ENUMERATED_KINKS kinks, else all-left and all-right."""
-    rows = {}
-    for i, m in enumerate(masks):
-        if m is not None:
-            for row, neuron in zip(*np.nonzero(m)):
-                rows.setdefault(int(row), []).append((i, int(neuron)))
-    result = {}
-    for row, elements in rows.items():
-        k = len(elements)
-        choices = (np.array(list(itertools.product((1, -1), repeat=k)), dtype=np.int8)
-                   if k <= MAX_ENUMERATED_KINKS else np.array([[1] * k, [-1] * k], np.int8))
-        result[row] = (elements, choices)
-    return result
-
-
-def _choice_sides(net: Network, widths: list, elements, choices) -> list:
-    """`sides` (C, N_i) per layer for the choices of one row."""
-    sides = [None if isinstance(l, Dense) else np.zeros((len(choices), w), np.int8)
-             for l, w in zip(net.layers, widths)]
-    for col, (layer, neuron) in enumerate(elements):
-        sides[layer][:, neuron] = choices[:, col]
-    return sides
-
-
-def choice_label(choice) -> str:
-    return "right" if np.all(choice > 0) else "left" if np.all(choice < 0) else "mixed"
-
-
-def jacobian_candidates(net, x, caches, choices: dict) -> dict:
-    """row -> (labels, Jacobians (C, N_L, N_0)) of its one-sided choices."""
-    widths = [c.shape[1] for c in caches]
-    result = {}
-    for row, (elements, options) in choices.items():
-        sides = _choice_sides(net, widths, elements, options)
-        jac = net.input_jacobian(np.repeat(x[row:row + 1], len(options), axis=0), sides)
-        result[row] = ([choice_label(c) for c in options], jac)
-    return result
-
-
-class Spread(NamedTuple):
-    """The one-sided choices of a parameter-gradient array: center, the full gradient with
-    the side of every row that input_jacobian pins to one choice (the reference's own side
-    elsewhere); low, high (like the array): the range, relative to center, of the sums over
-    the other kink rows of their choices; affected: some choice changes the array at all;
-    pinned: kink rows whose choices input_jacobian narrowed."""
-    center: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    affected: bool
-    pinned: int
-
-
-def gradient_range(net, caches, grad_out, choices: dict, names: dict,
-                   allowed: dict | None = None, extra: dict | None = None) -> dict:
-    """file name -> Spread (see Spread) of the parameter gradient of sum_m grad_out_m . f(x_m).
-    allowed: row -> (1 + C,) bool, the choices of that row (index 0 the reference's own)
-    that its input_jacobian matched; the other rows range over every choice.  A row pinned
-    to one choice enters `center` through one backward pass of all rows with their sides,
-    so that an exact comparison carries no rounding of per-row differences; extra: own name
-    -> gradient added to center (objective_extra_grads)."""
-    widths = [c.shape[1] for c in caches]
-    allowed = allowed or {}
-    sides = [None if isinstance(l, Dense) else np.zeros((len(grad_out), w), np.int8)
-             for l, w in zip(net.layers, widths)]
-    low, high, affected = {}, {}, {}
-    for row, (elements, options) in choices.items():
-        one = [c[row:row + 1] for c in caches]
-        _, base = net.backward(one, grad_out[row:row + 1])
-        keep = allowed.get(row, np.ones(1 + len(options), dtype=bool))
-        deltas = {k: [np.zeros_like(v)] for k, v in base.items()}   # the reference's choice
-        for option in options:
-            _, grads = net.backward(one, grad_out[row:row + 1],
-                                    _choice_sides(net, widths, elements, option[None, :]))
-            for k in base:
-                deltas[k].append(grads[k] - base[k])
-        unique = int(np.flatnonzero(keep)[0]) if keep.sum() == 1 else None
-        if unique:                                        # one choice, not the reference's
-            for col, (layer, neuron) in enumerate(elements):
-                sides[layer][row, neuron] = options[unique - 1][col]
-        for k, d in deltas.items():
-            d = np.stack(d)
-            affected[k] = affected.get(k, False) or bool(np.any(d != 0))
-            spread = np.zeros_like(d[0]) if unique is not None else d[keep]
-            low[k] = low.get(k, 0) + spread.min(axis=0)
-            high[k] = high.get(k, 0) + spread.max(axis=0)
-    _, center = net.backward(caches, grad_out, sides)
-    for k, g in (extra or {}).items():
-        center[k] = center[k] + g
-    pinned = sum(row in allowed for row in choices)
-    return {names[k]: Spread(center[k], low[k], high[k], affected[k], pinned) for k in low}
-
-
+# ------------------------------------------------- comparisons under the one-sided rule
 def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol):
     """`compare`, with each kink row compared with its closest one-sided choice; returns
     the row, the expected array after those choices and, per kink row whose Jacobian

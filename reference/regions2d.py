@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference.errors import SolveFailed
 from reference.exact import (NotApplicable, chord_pair, finite_or_none, jacobian_rounding,
                              knot_form, tail_bounds)
 from reference.limits import Deadline, check_box, check_limit
@@ -234,6 +235,7 @@ def _stopped(net, p, box, polygons, upper, status, reason, deadline) -> dict:
                                        "polygon (found so far) of largest Jacobian norm",
             "upper_bound_certificate": "max over the polygons found so far of ||dz_l/dx||_p "
                                        "times the layer-wise bound of the layers from l on",
+            "upper_margin_kind": "closed_form",
             "witness_x": x_a.tolist(), "witness_x_pair": x_b.tolist(), "witness": ratio,
             "regions": len(polygons), "domain": f"box [-{box:g}, {box:g}]^2",
             "seconds": deadline.elapsed()}
@@ -337,7 +339,7 @@ def regions_2d(net: Network, p=2, box: float = 1.0, max_regions: float = MAX_REG
     net_norms = jacobian_norms(j_net, p)
     rounding = jacobian_rounding(net, p)
     if not usable.any():                        # cannot happen with a positive box area
-        raise RuntimeError("regions_2d: no region passed the Jacobian check; no value")
+        raise SolveFailed("regions_2d: no region passed the Jacobian check; no value")
     best = int(np.flatnonzero(usable)[np.argmax(net_norms[usable])])
     value = float(net_norms[best])
     x_a, x_b, ratio = chord_pair(net, p, *_polygon_halfspaces(polygons.vertices[best],
@@ -346,11 +348,13 @@ def regions_2d(net: Network, p=2, box: float = 1.0, max_regions: float = MAX_REG
     upper = top + rounding
     reasons, upper_certificate = [], ("largest Jacobian norm over the regions' patterns + "
                                       "the rounding bound of a computed Jacobian norm")
+    margin_kind = "rounding_bound"
     if area_error > AREA_CHECK_RTOL:
         reasons.append(f"the regions' areas sum to {area.sum()!r}, not the box area {box_area!r} "
                        f"(relative error {area_error:.3g} > {AREA_CHECK_RTOL:g}): upper bound "
                        "layer-wise")
         upper, upper_certificate = tail_bounds(net, p)[1], "the layer-wise bound"
+        margin_kind = "closed_form"
     mismatches = int((~match & ~negligible).sum())
     if mismatches:
         reasons.append(f"{mismatches} regions' Jacobians differ from the network's at their "
@@ -362,7 +366,7 @@ def regions_2d(net: Network, p=2, box: float = 1.0, max_regions: float = MAX_REG
     out = {"value": None if reasons else value, "status": status,
            "certified_exact": not reasons, "lower_bound": value,
            "upper_bound": finite_or_none(upper), "rounding_bound": rounding,
-           "upper_bound_certificate": upper_certificate,
+           "upper_bound_certificate": upper_certificate, "upper_margin_kind": margin_kind,
            "regions": len(polygons), "area_error": area_error,
            "jacobian_checked": int((~negligible).sum()), "jacobian_mismatches": mismatches,
            "negligible_regions": int(negligible.sum()),

@@ -187,9 +187,12 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
       >= 0 for the exact LMI data checked by a shifted Cholesky factorisation, the error of
       forming M and of the weights' products included); inf when no check passed (R too
       close to singular): never sound then; above 1e-3 relative the text says so;
-    - exact over the box: exact_1d_on_box and regions_2d add the rounding bound of a computed
-      Jacobian norm (`exact.jacobian_rounding`; regions_2d's upper_bound holds it already);
-      the MILP its tolerance (HiGHS's bound + MILP_TOLERANCE x max(1, |bound|))."""
+    - exact over the box, by the result's `upper_margin_kind` (exact.UPPER_MARGIN_KINDS):
+      exact_1d_on_box ("jacobian_rounding") and regions_2d ("rounding_bound") add the rounding
+      bound of a computed Jacobian norm (`exact.jacobian_rounding`; regions_2d's upper_bound
+      holds it already); the MILP ("tolerance") its tolerance (HiGHS's bound +
+      MILP_TOLERANCE x max(1, |bound|)); a layer-wise upper end ("closed_form") as the closed
+      forms."""
     parts = blocks(net)
     n = sum(w.shape[1] + 2 for w, _ in parts) + net.n_in + net.n_out
     closed = CLOSED_FORM_FACTOR * gamma(n)
@@ -203,18 +206,16 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
         return value, bound, (f"proven rounding bound {bound:.3g} ({rel:.3g} relative)" + (
             ", USELESS (> 1e-3 relative: the hidden block R is ill-conditioned)"
             if result.get("rounding_useless") else ""))
-    if method != "exact":
+    if result.get("kind") not in ("exact", "bracket"):          # ladder.KINDS
         return result["value"], result["value"] * closed, closed_text
-    upper = result.get("upper_bound")
-    if "box_value" in result:                                  # exact_1d over the box
+    upper, how = result.get("upper_bound"), result.get("upper_margin_kind", "closed_form")
+    if how == "jacobian_rounding":                             # exact_1d over the box
         return (result["box_value"], exact_mod.jacobian_rounding(net, p),
                 "rounding bound of a computed Jacobian norm")
-    if "layer-wise" in result.get("upper_bound_certificate", ""):
-        return upper, upper * closed, closed_text
-    if "rounding_bound" in result:
+    if how == "rounding_bound":
         return (upper - result["rounding_bound"], result["rounding_bound"],
                 "rounding bound of a computed Jacobian norm")
-    if "tolerance" in result:
+    if how == "tolerance":
         return upper - result["tolerance"], result["tolerance"], "HiGHS's tolerance"
     return upper, upper * closed, closed_text
 
@@ -270,27 +271,31 @@ class Verdict:
 
 
 def _collect(net, name: str, r: dict, p: float, box: float, n0: int) -> tuple[list, list]:
-    """The bounds and witnesses of one ladder result (none when its value and bracket are
-    missing)."""
+    """The bounds and witnesses of one ladder result, by its kind (ladder.KINDS): a lower
+    bound's pair, an exact method's witness pair and upper end, an upper bound (none when
+    its value and bracket are missing)."""
     box_domain = f"box [-{box:g}, {box:g}]^{n0}"
     bounds, witnesses = [], []
-    if name == "lower" and r.get("value") is not None:
-        witnesses.append(certified_ratio(net, r["x"], r["x_pair"], p, "lower",
-                                         "secant pair at the best sampled point"))
-    elif name == "exact":
+    kind = r["kind"]
+    if kind == "lower":
+        if r.get("value") is not None:
+            witnesses.append(certified_ratio(net, r["x"], r["x_pair"], p, name,
+                                             "secant pair at the best sampled point"))
+    elif kind in ("exact", "bracket"):
         pair = r.get("witness_pair") or (
             {"x": r["witness_x"], "x_pair": r["witness_x_pair"], "source": r["method"]}
             if r.get("witness_x_pair") is not None else None)
         if pair is not None:
-            witnesses.append(certified_ratio(net, pair["x"], pair["x_pair"], p, "exact",
+            witnesses.append(certified_ratio(net, pair["x"], pair["x_pair"], p, name,
                                              pair.get("source") or r["method"]))
-        if r.get("upper_bound") is not None or r.get("box_value") is not None:
+        over_box = r.get("upper_margin_kind") == "jacobian_rounding"   # exact_1d: box_value
+        if (r.get("box_value") if over_box else r.get("upper_bound")) is not None:
             value, margin, what = upper_margin(net, name, r, p)
-            domain = ("R" if r.get("domain") == "R" and "box_value" not in r else box_domain)
+            domain = "R" if r.get("domain") == "R" and not over_box else box_domain
             certified = max(value + margin, r.get("upper_bound") or 0.0)  # no ulp lost
-            bounds.append(Bound("exact", "upper", value, certified, margin, domain,
+            bounds.append(Bound(name, "upper", value, certified, margin, domain,
                                 f"{r['method']}, status {r['status']}; margin: {what}"))
-    elif name != "lower" and r.get("value") is not None:
+    elif r.get("value") is not None:
         value, margin, what = upper_margin(net, name, r, p)
         certificate = r.get("certificate") or (
             "closed form (products of norms of the weights and activation constants)")

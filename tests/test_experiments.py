@@ -170,3 +170,24 @@ def test_a_refused_lower_bound_leaves_the_other_rungs(monkeypatch):
     out = experiments.lipschitz_ladder(build_mlp([2, 2, 1], "relu", rng=0))
     assert out["2"]["lower"]["value"] is None and "max_lower_cost" in out["2"]["lower"]["reason"]
     assert out["2"]["lipsdp_neuron"]["value"] > 0 and out["1"]["theorem1"]["value"] > 0
+
+
+def test_lower_rung_goes_through_the_ladder_with_the_same_record():
+    """lipschitz_ladder's lower rung is ladder.run_method("lower") with the experiments'
+    budget; its record keeps the fields it had (values of lipschitz.lower with that budget)."""
+    from reference.network import build_mlp
+    net = build_mlp([2, 3, 1], "relu", rng=0)
+    out = experiments.lipschitz_ladder(net, seed=5)
+    for p_name, rungs in out.items():
+        low = lipschitz.lower(net, lipschitz.parse_p(p_name), box=experiments.LOWER_BOX,
+                              num_points=experiments.LOWER_POINTS,
+                              rounds=experiments.LOWER_ROUNDS, seed=5)
+        record = rungs["lower"]
+        assert list(record) == [*experiments.LOWER_FIELDS, "num_points", "rounds", "domain",
+                                "kind", "seconds"]
+        assert record["value"] == low["value"] and record["pair_ratio"] == low["pair_ratio"]
+        assert record["x"] == low["x"].tolist() and record["seed"] == 5
+        assert record["points_evaluated"] == low["points_evaluated"]
+        assert (record["num_points"], record["rounds"]) == (experiments.LOWER_POINTS,
+                                                            experiments.LOWER_ROUNDS)
+        assert record["kind"] == "lower" and rungs["theorem1"]["kind"] == "upper"

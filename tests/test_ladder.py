@@ -96,3 +96,64 @@ def test_order_uses_the_stated_accuracies():
     milp["layerwise"]["value"] = 0.99
     assert ladder.order_violations(milp) == [("exact", "layerwise", 1.0, 0.99),
                                              ("lower", "layerwise", 1.000004, 0.99)]
+
+
+# ------------------------------------------------------- typed kinds, lower's budget, errors
+def test_every_result_says_what_its_numbers_are():
+    """kind: set once per method (ladder.KINDS), "exact" only for a certified exact value;
+    exact results say what their upper end is (upper_margin_kind)."""
+    from reference.exact import UPPER_MARGIN_KINDS
+    net = random_net([2, 5, 4, 2], "relu", seed=1)
+    results = ladder.ladder(net, 2, box=2.0)
+    for name, r in results.items():
+        expected = "exact" if name == "exact" else ladder.KINDS[name]
+        assert r["kind"] == expected, name
+    assert results["exact"]["upper_margin_kind"] == "rounding_bound"
+    stopped = ladder.run_method("exact", net, 2, box=2.0, max_regions=2)
+    assert stopped["kind"] == "bracket" and stopped["upper_margin_kind"] == "closed_form"
+    one = ladder.run_method("exact", random_net([1, 4, 1], "relu", seed=0), 2)
+    assert one["kind"] == "exact" and one["upper_margin_kind"] == "jacobian_rounding"
+    milp = ladder.run_method("exact", random_net([3, 4, 1], "relu", seed=0), "inf")
+    assert milp["kind"] == "exact" and milp["upper_margin_kind"] == "tolerance"
+    assert {one["upper_margin_kind"], milp["upper_margin_kind"]} <= set(UPPER_MARGIN_KINDS)
+    refused = ladder.run_method("exact", random_net([3, 4, 2], "relu", seed=0), 2)
+    assert refused["value"] is None and refused["kind"] == "bracket"
+
+
+def test_lower_budget_is_an_option_with_lowers_defaults():
+    import inspect
+
+    from reference import lipschitz
+    defaults = inspect.signature(lipschitz.lower).parameters
+    assert ladder.SEARCH == {"num_points": defaults["num_points"].default,
+                             "rounds": defaults["rounds"].default}
+    net = random_net([2, 4, 1], "relu", seed=0)
+    r = ladder.run_method("lower", net, 2, num_points=7, rounds=0, seed=3)
+    direct = lipschitz.lower(net, 2, num_points=7, rounds=0, seed=3)
+    assert r["points_evaluated"] == 7 and r["value"] == direct["value"]
+    assert ladder.run_method("lower", net, 2)["value"] == lipschitz.lower(net, 2)["value"]
+    for bad in ({"num_points": 0}, {"rounds": -1}, {"num_points": 2.5}, {"rounds": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ladder.run_method("lower", net, 2, **bad)
+
+
+def test_only_a_failed_solve_becomes_a_reason(monkeypatch):
+    """SolveFailed (a RuntimeError) -> value None with the message; any other RuntimeError is
+    a bug and propagates."""
+    from reference.errors import SolveFailed
+    from reference.exact import MilpNotOptimal
+    assert issubclass(MilpNotOptimal, SolveFailed) and issubclass(SolveFailed, RuntimeError)
+    net = random_net([2, 3, 1], "relu", seed=0)
+
+    def failed(net, p, box, options):
+        raise SolveFailed("layerwise: the solver gave up")
+
+    def broken(net, p, box, options):
+        raise RuntimeError("a bug")
+    monkeypatch.setitem(ladder.RUNNERS, "layerwise", failed)
+    r = ladder.run_method("layerwise", net, 2)
+    assert r["value"] is None and r["reason"] == "layerwise: the solver gave up"
+    assert r["kind"] == "upper"
+    monkeypatch.setitem(ladder.RUNNERS, "layerwise", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        ladder.run_method("layerwise", net, 2)

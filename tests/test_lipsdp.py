@@ -549,3 +549,20 @@ def test_rounding_bound_on_the_anchors(name):
     r = lipsdp(network_from_mat(path))
     assert 0 < r["rounding_bound"] < 1e-7 * r["value"] and not r["rounding_useless"]
     assert "rounding bound" in r["certificate"]
+
+
+def test_rounding_bound_lives_in_its_module_and_failures_are_solve_failed(monkeypatch):
+    """reference.lipsdp_rounding holds the proven rounding bound; reference.lipsdp re-exports
+    it.  A LipSDP without a certified bound raises SolveFailed (the ladder's reason)."""
+    from reference import lipsdp_rounding
+    from reference.errors import SolveFailed
+    for name in ("rounding_bound", "rounding_fields", "rounding_text", "RoundingBound",
+                 "UNIT_ROUNDOFF", "USELESS_RTOL", "ROUNDING_CHECKS", "_gamma"):
+        assert getattr(lipsdp_mod, name) is getattr(lipsdp_rounding, name)
+    net = build_mlp([2, 3, 1], "relu", rng=0)
+    for name in ("NUMPY", "CVXOPT", "CLARABEL"):
+        monkeypatch.setitem(lipsdp_mod.SOLVE, name, failing("infeasible_inaccurate"))
+    with pytest.raises(SolveFailed, match="no certified bound"):
+        lipsdp(net, "neuron")
+    r = ladder.run_method("lipsdp_neuron", net, 2)
+    assert r["value"] is None and "no certified bound" in r["reason"] and r["kind"] == "upper"

@@ -504,3 +504,19 @@ def test_check_with_a_precomputed_reference_gives_the_same_report(case):
     alone = oracle.check(net, x, theirs)
     given = oracle.check(net, x, theirs, reference=all_answers(net, x))
     assert not alone.passed and alone.to_json() == given.to_json()
+
+
+def test_one_sided_rule_lives_in_its_module():
+    """reference.one_sided holds the kink-side logic; reference.oracle re-exports its names
+    (the same objects), so callers of either keep working."""
+    from reference import one_sided
+    for name in ("KNOT_TOL", "KNOT_TOL_MAX", "KNOT_TOL_SPACING", "MAX_ENUMERATED_KINKS",
+                 "Spread", "check_knot_tol", "check_tolerance", "choice_label", "gradient_range",
+                 "jacobian_candidates", "kink_choices", "kink_rows", "sides_from_masks"):
+        assert getattr(oracle, name) is getattr(one_sided, name)
+    masks = [None, np.array([[True, False], [False, False], [True, True]])]
+    choices = one_sided.kink_choices(masks)
+    assert sorted(choices) == [0, 2] and choices[2][1].shape == (4, 2)
+    assert one_sided.kink_rows(masks, 3).tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="knot_tol"):
+        one_sided.check_tolerance(-1.0, "knot_tol")

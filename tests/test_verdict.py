@@ -263,3 +263,24 @@ def test_lipsdp_margin_is_its_proven_rounding_bound(monkeypatch):
     assert value * (1 + 1e-9) < v.claim and v.verdict == "undecided"
     v = check_claim(net, value + 2 * rounding.bound, 2, box=1.0, methods="lipsdp_neuron")
     assert v.verdict == "sound" and "USELESS" in v.decided_by.certificate
+
+
+def test_exact_margin_follows_the_stated_kind_not_the_keys():
+    """upper_margin reads upper_margin_kind: the same result with another stated kind gets
+    another margin, whatever other keys it carries."""
+    net = random_net([2, 4, 1], "relu", seed=0)
+    base = {"kind": "bracket", "upper_bound": 2.0, "tolerance": 1e-5, "rounding_bound": 1e-12,
+            "box_value": 1.5}
+    value, margin, what = verdict.upper_margin(net, "exact",
+                                               {**base, "upper_margin_kind": "tolerance"}, 2.0)
+    assert (value, margin, what) == (2.0 - 1e-5, 1e-5, "HiGHS's tolerance")
+    value, margin, _ = verdict.upper_margin(net, "exact",
+                                            {**base, "upper_margin_kind": "rounding_bound"}, 2.0)
+    assert (value, margin) == (2.0 - 1e-12, 1e-12)
+    value, margin, _ = verdict.upper_margin(net, "exact",
+                                            {**base, "upper_margin_kind": "jacobian_rounding"},
+                                            2.0)
+    assert value == 1.5 and margin == exact.jacobian_rounding(net, 2.0)
+    value, margin, what = verdict.upper_margin(net, "exact",
+                                               {**base, "upper_margin_kind": "closed_form"}, 2.0)
+    assert value == 2.0 and 0 < margin < 1e-12 and "gamma" in what
