@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reference.blas import LIPSDP_BLAS_THREADS, blas_threads
 from reference import ladder, lipschitz, lipsdp_solvers
 from reference import lipsdp as lipsdp_mod
 from reference.io import network_from_mat
@@ -296,10 +297,11 @@ def test_certificate_on_the_full_lmi_fails_when_rho_is_decreased():
     certified rho*, and M(lambda, rho* (1 - 1e-6)) has a positive eigenvalue."""
     net = wide_net("relu", 3)
     data = lipsdp_data(net)
-    sol = lipsdp_mod.SOLVE["NUMPY"](reduce_input(data).data,
-                                    lipsdp_solvers.multiplier_map(data, "neuron"), 0.0)
-    lam = np.maximum(sol.lam, 0.0)
-    rho, r_max = certified_rho(data, lam)
+    with blas_threads(LIPSDP_BLAS_THREADS):          # the arithmetic of lipsdp below
+        sol = lipsdp_mod.SOLVE["NUMPY"](reduce_input(data).data,
+                                        lipsdp_solvers.multiplier_map(data, "neuron"), 0.0)
+        lam = np.maximum(sol.lam, 0.0)
+        rho, r_max = certified_rho(data, lam)
     value = lipsdp(net)["value"]          # the least over stretched multipliers, e = 0 included
     assert r_max < 0 and value <= np.sqrt(rho) <= value * (1 + 1e-9)
     top = np.linalg.eigvalsh(lmi_matrix(data, lam, rho)).max()
