@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from reference.errors import SolveFailed
 from reference.losses import loss_and_grad
 from reference.network import KnotSplineActivation
 from reference.regularisers import get as get_regulariser
@@ -357,7 +358,7 @@ class _LinearProgram:
 
     def solve(self, noise_col, worst_col, free_v, neuron):
         """x minimising NOISE_WEIGHT x_noise + x_worst, both >= 0 (x_v fixed at 0 unless
-        free_v); RuntimeError if HiGHS fails."""
+        free_v); SolveFailed (a RuntimeError) if HiGHS fails."""
         from scipy.optimize import linprog
 
         def matrix(parts, n_rows):
@@ -374,8 +375,8 @@ class _LinearProgram:
                       A_eq=matrix(self.eq, len(b_eq)), b_eq=b_eq, bounds=bounds,
                       method="highs")
         if out.status != 0:
-            raise RuntimeError(f"solve: the optimality LP of neuron {neuron} ended with "
-                               f"{out.message!r}; no model is returned")
+            raise SolveFailed(f"solve: the optimality LP of neuron {neuron} ended with "
+                              f"{out.message!r}; no model is returned")
         return out.x, out.ineqlin.marginals
 
 
@@ -528,7 +529,7 @@ def solve_layer_active(net, layer, x, y, z, a_mat, c, grids, lam, *, loss, reg, 
     above the knot tolerance), and is accepted when the objective stays within
     |gap| + |polished gap| + 1e-12 max(1, |objective|) of the first one and its own check
     passes: the knot count is then that of a solution on the knots alone.
-    Not converged (round limit, stalled) or a solver failure: RuntimeError, no model."""
+    Not converged (round limit, stalled) or a solver failure: SolveFailed, no model."""
     from reference.convex import finish, gauge_basis
 
     t0 = time.perf_counter()
@@ -537,7 +538,7 @@ def solve_layer_active(net, layer, x, y, z, a_mat, c, grids, lam, *, loss, reg, 
     run = solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, gauge=gauge,
                        start=start, max_rounds=max_rounds)
     if run.status in ("round limit", "stalled"):        # a solver failure: finish says it
-        raise RuntimeError(
+        raise SolveFailed(
             f"solve: the active set did not converge (status {run.status!r} after "
             f"{run.rounds} rounds, worst violation {run.optimality.worst:.3g} x lambda_ref "
             f"{run.optimality.reference:.3g} (tolerance {run.optimality.tolerance:g}), "
@@ -604,7 +605,7 @@ def _polish_once(net, layer, x, y, z, a_mat, c, grids, lam, cert, gauge, keep, *
     try:
         out, out_cert = finish(net, layer, x, y, lam, prob, result, None, 0.0,
                                norm_grids=grids)
-    except RuntimeError as exc:                      # the NumPy re-evaluation disagreed
+    except SolveFailed as exc:                       # the NumPy re-evaluation disagreed
         return str(exc)
     keys = ("method", "rounds", "candidate_points", "active_history", "knots_unpolished")
     out_cert.update({key: cert[key] for key in keys},

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reference import exact, lipschitz, oracle
+from reference.errors import SolveFailed
 from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
                                PReLU, ReLU, SplineActivation)
 from reference.spline import LinearSpline
@@ -464,8 +465,8 @@ def answer_exact(net, names, x, parameters, targets) -> tuple[dict, dict]:
             result = dict(exact.exact_milp(net, p, box=parameters["box"]),
                           method="exact_milp (scipy.optimize.milp, HiGHS)")
         if not result.get("certified_exact"):
-            raise RuntimeError(f"lipschitz_exact: no certified exact value for p = {p} "
-                               f"({result.get('status')}: {result.get('reason')})")
+            raise SolveFailed(f"lipschitz_exact: no certified exact value for p = {p} "
+                              f"({result.get('status')}: {result.get('reason')})")
         out[f"lipschitz_exact/{p_key(p)}"] = np.array(result["value"])
         certificate[p_key(p)] = {k: result[k] for k in EXACT_CERTIFICATE if k in result}
     return out, certificate

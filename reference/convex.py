@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from reference._checks import as_finite_array, check_choice
+from reference.errors import SolveFailed
 from reference.limits import guard
 from reference.losses import LOSSES, check_targets, loss_and_grad
 from reference.network import (Dense, Identity, KnotSplineActivation, Network,
@@ -424,8 +425,9 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     on the new model), gap (CLARABEL's primal - dual objective, else None), seconds, knots per
     neuron with the tolerance used, method, gauge_directions_pinned, gauge_shift_removed.
     Status other than optimal (a cvxpy SolverError included), or objective_check off by more
-    than CHECK_RTOL: RuntimeError, no model.  solver: one that can solve the problem's class
-    (`check_solver`: squared loss a QP / SOCP, logistic and cross-entropy exponential cone).
+    than CHECK_RTOL: SolveFailed (a RuntimeError), no model.  solver: one that can solve the
+    problem's class (`check_solver`: squared loss a QP / SOCP, logistic and cross-entropy
+    exponential cone).
     Size guard: problem_size over max_size is refused (TooLarge) before the grid is built.
     method: "active" (default for grid="data": reference.active_set, knots added where the
     optimality condition fails; its certificate adds rounds, points per neuron, the worst
@@ -509,8 +511,8 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
     the problem's grids)."""
     loss, reg, lip_max = prob.loss, prob.reg, prob.lip_max
     if result["status"] != "optimal":
-        raise RuntimeError(f"solve: {result['solver']} ended with status {result['status']!r} "
-                           f"(attempts: {'; '.join(result['attempts'])}); no model is returned")
+        raise SolveFailed(f"solve: {result['solver']} ended with status {result['status']!r} "
+                          f"(attempts: {'; '.join(result['attempts'])}); no model is returned")
     new = copy.deepcopy(net)
     pieces, removed = min_norm_representative(prob.splines(), prob.gauge,
                                               norm_grids or prob.grids)
@@ -522,13 +524,13 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
     check = numpy_objective(new, layer, x, y, loss, lam, reg)
     objective = float(result["objective"])
     if abs(check - objective) > CHECK_RTOL * max(1.0, abs(objective)):
-        raise RuntimeError(f"solve: inaccurate solution: {result['solver']} reports objective "
-                           f"{objective!r}, the returned model gives {check!r} (beyond "
-                           f"{CHECK_RTOL:g} relative); no model is returned")
+        raise SolveFailed(f"solve: inaccurate solution: {result['solver']} reports objective "
+                          f"{objective!r}, the returned model gives {check!r} (beyond "
+                          f"{CHECK_RTOL:g} relative); no model is returned")
     knots, tols, lips = knot_counts(new.layers[layer])
     if lip_max is not None and lips.max() > lip_max * (1 + CHECK_RTOL):
-        raise RuntimeError(f"solve: the returned splines have Lip {lips.max()!r} > lip_max "
-                           f"{lip_max!r} beyond tolerance; no model is returned")
+        raise SolveFailed(f"solve: the returned splines have Lip {lips.max()!r} > lip_max "
+                          f"{lip_max!r} beyond tolerance; no model is returned")
     return new, {"solver": result["solver"], "status": result["status"],
                  "attempts": result["attempts"],
                  "objective": objective, "objective_check": check, "gap": result["gap"],

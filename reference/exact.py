@@ -28,8 +28,7 @@ from reference._checks import OverflowResult
 from reference.limits import Deadline, check_limit
 from reference.lipschitz import (activation_constants, blocks, check_finite, operator_norm,
                                  parse_p, steepest_direction)
-from reference.network import (Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
-                               ReLU, SplineActivation)
+from reference.network import Identity, KnotSplineActivation, Network, Ramp, SplineActivation
 from reference.spline import KnotSpline
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
@@ -60,11 +59,8 @@ def knot_form(layer, width: int) -> KnotSpline:
         return layer.spline.to_knot_form().pruned(0.0)
     if isinstance(layer, KnotSplineActivation):
         return layer.spline.pruned(0.0)
-    if isinstance(layer, (LeakyReLU, PReLU, ReLU)):
-        if isinstance(layer, PReLU):
-            a = layer.params["slope"].copy()
-        else:
-            a = np.full(width, layer.slope if isinstance(layer, LeakyReLU) else 0.0)
+    if isinstance(layer, Ramp):          # relu, leaky_relu, prelu: slope a below 0, 1 above
+        a = np.array(layer.negative_slopes(width), dtype=np.float64)
         jumps = [np.array([1.0 - s]) for s in a]
         return KnotSpline(np.zeros(width), a, [np.zeros(1) for _ in range(width)],
                           jumps).pruned(0.0)

@@ -58,8 +58,8 @@ from pathlib import Path
 import numpy as np
 
 from reference.files import describe, file_kind
-from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
-                               PReLU, ReLU, SplineActivation)
+from reference.network import (ACTIVATION_TYPES, Dense, KnotSplineActivation, Network, PReLU,
+                               SplineActivation)
 from reference.spline import LinearSpline
 
 TORCH_INSTALL = ("pip install torch==2.13.0, then pip install --no-deps deepsplines (the "
@@ -373,8 +373,6 @@ def deepsplines_formula(kind: str, params: dict, x: np.ndarray, t: np.ndarray,
 
 CONVERTERS = {"linear": _linear, "prelu": _prelu, "deepBspline": _bspline,
               "deepBspline_explicit_linear": _bspline, "deepReLUspline": _relu_spline}
-STATELESS_LAYERS = {"relu": lambda item: ReLU(), "identity": lambda item: Identity(),
-                    "leaky_relu": lambda item: LeakyReLU(item.slope)}
 
 
 def _check_placed(modules: dict, order: list, what: str) -> None:
@@ -394,7 +392,8 @@ def _check_placed(modules: dict, order: list, what: str) -> None:
 def _convert(item, modules, width, grid):
     """(layer, kind, grid info, parameter shapes) of one item of the order."""
     if item.module is None:
-        return STATELESS_LAYERS[item.kind](item), item.kind, None, {}
+        layer = ACTIVATION_TYPES[item.kind].fresh(width, slope=item.slope)
+        return layer, item.kind, None, {}
     params = modules[item.module]
     kind = module_kind(item.module, params)
     if kind in DEEPSPLINE_KINDS:

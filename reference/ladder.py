@@ -24,7 +24,6 @@ p in {1, inf} with a small network, by MILP).
 """
 from __future__ import annotations
 
-import inspect
 import time
 
 import numpy as np
@@ -41,8 +40,7 @@ LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": exact_mod.MAX_BINA
           "max_pieces": exact_mod.MAX_PIECES, "max_regions": regions2d.MAX_REGIONS,
           "max_sdp_cost": lipsdp.MAX_SDP_COST,
           "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
-_LOWER_DEFAULTS = inspect.signature(lipschitz.lower).parameters
-SEARCH = {name: _LOWER_DEFAULTS[name].default for name in ("num_points", "rounds")}  # lower's
+SEARCH = {"num_points": lipschitz.NUM_POINTS, "rounds": lipschitz.ROUNDS}  # lower's defaults
 OPTIONS = ("solver", "seed", *LIMITS, *SEARCH)
 
 

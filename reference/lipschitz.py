@@ -13,6 +13,8 @@ from reference._checks import OverflowResult
 from reference.limits import check_box, guard
 from reference.network import Activation, Dense, Identity, Network
 
+NUM_POINTS = 2000            # lower: seeded random points of the first round
+ROUNDS = 20                  # lower: refinement rounds (a tenth more points each)
 MAX_LOWER_COST = 1e11        # lower: estimated flops of its Jacobians (see jacobian_flops)
 LOWER_CHUNK_BYTES = 2 ** 25  # lower: Jacobians evaluated in chunks of about 32 MB
 
@@ -242,8 +244,8 @@ def _chunked_norms(net: Network, x: np.ndarray, p: float, chunk: int) -> np.ndar
                            for a in range(0, len(x), chunk)])
 
 
-def lower(net: Network, p=2, box: float = 1.0, num_points: int = 2000, rounds: int = 20,
-          seed: int = 0, max_lower_cost: float = MAX_LOWER_COST) -> dict:
+def lower(net: Network, p=2, box: float = 1.0, num_points: int = NUM_POINTS,
+          rounds: int = ROUNDS, seed: int = 0, max_lower_cost: float = MAX_LOWER_COST) -> dict:
     """A lower bound on Lip_p(f) over [-box, box]^N_0: value = max ||J(x)||_{p->p} found.
 
     The network is piecewise linear, so its Jacobian is piecewise constant and gradient

@@ -40,7 +40,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from reference import lipschitz
+from reference import lipschitz, regularisers
 from reference.localise import format_localisation, localise
 from reference._checks import OverflowResult, check_choice
 from reference.losses import LOSSES, check_targets, loss_and_grad
@@ -111,7 +111,7 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
         grads[key] = grads[key] + g
     for layer in net.layers:
         if isinstance(layer, KnotSplineActivation) and config.lam > 0:
-            extra = config.lam * float(getattr(layer.spline, config.reg)().sum())
+            extra = config.lam * float(regularisers.get(config.reg).value(layer.spline).sum())
             terms["regulariser"] += extra
             terms["total"] += extra
     result = {"objective": np.float64(terms["total"])}

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from reference._checks import as_finite_array
 from reference.convex import (MAX_PROBLEM_SIZE, check_samples, check_solver, data_grid,
                               knot_counts)
+from reference.errors import SolveFailed
 from reference.limits import guard
 from reference.network import KnotSplineActivation, Network, SplineActivation
 from reference.regularisers import get as get_regulariser
@@ -92,7 +93,7 @@ def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
     except cp.error.SolverError as exc:
         status = f"solver error ({exc})"
     if status != "optimal":
-        raise RuntimeError(f"interpolation_lp: {solver} status {status!r}; no spline returned")
+        raise SolveFailed(f"interpolation_lp: {solver} status {status!r}; no spline returned")
     layer = KnotSplineActivation([g], [np.asarray(u.value)])
     spl = layer.spline
     check = float(regulariser.value(spl)[0])

@@ -22,12 +22,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm import tqdm
 
+from reference import regularisers
 from reference._checks import OverflowResult, check_choice, check_positive
 from reference.losses import check_targets, loss_and_grad, predict_labels
 from reference.network import Dense, Network, SplineActivation
 from reference.spline import LinearSpline
 
-REGULARISERS = ("tv2", "bv2")
+REGULARISERS = tuple(regularisers.REGULARISERS)      # ("tv2", "bv2")
 OPTIMISERS = ("adam", "sgd")
 ACC_DROP = 0.0025          # sparsify 'auto': tolerated drop of the training accuracy (0.25
                            # percentage points, DeepSplines' default acc_drop_threshold)
@@ -200,8 +201,9 @@ def spline_layers(net: Network):
 
 
 def regulariser_value(net: Network, reg: str) -> float:
-    """sum over spline neurons of TV2 or BV2."""
-    return float(sum(getattr(layer.spline, reg)().sum() for _, layer in spline_layers(net)))
+    """sum over spline neurons of R, TV2 or BV2 (reference.regularisers)."""
+    value = regularisers.get(reg).value
+    return float(sum(value(layer.spline).sum() for _, layer in spline_layers(net)))
 
 
 def objective(net: Network, x, y, config: TrainConfig, outputs=None) -> dict:
@@ -252,14 +254,12 @@ def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
         if isinstance(layer, Dense):
             grads[f"layer{i}.weight"] = (2 * config.mu / m) * layer.params["weight"]
         elif isinstance(layer, SplineActivation) and config.lam > 0:
-            if config.reg == "tv2":
-                if config.prox:
-                    continue
-                g = layer.spline.tv2_grad()
-            else:
-                g = layer.spline.bv2_grad()
-                if config.prox:
-                    g = g - layer.spline.tv2_grad()
+            r = regularisers.get(config.reg)
+            if config.prox and not r.extra_points:      # R = TV2: all of it in prox_tv2
+                continue
+            g = r.grad(layer.spline)
+            if config.prox:
+                g = g - regularisers.TV2.grad(layer.spline)
             grads[f"layer{i}.coefficients"] = (config.lam / m) * g
     return grads
 

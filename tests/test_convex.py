@@ -315,3 +315,27 @@ def test_solve_command_methods(tmp_path, capsys):
     assert "active method" in text and "polishing off" in text and "worst violation" in text
     assert main(args + ["--grid", "uniform", "--method", "active"]) == 2
     assert "method: 'active' works on the data grid only" in capsys.readouterr().err
+
+
+def test_solver_failures_are_solve_failed_and_one_cli_line(tmp_path, capsys, monkeypatch):
+    """A status other than optimal: SolveFailed (a RuntimeError, so `except RuntimeError`
+    still catches it), and the command line prints one 'error: ...' line, exit 2."""
+    from reference.errors import SolveFailed
+    net, x, y = single_neuron(m=30)
+    real = convex.CoefficientProblem.solve
+
+    def infeasible(self, lam, solver="CLARABEL", warm_start=True, settings=None):
+        out = real(self, lam, solver, settings=settings)
+        out["status"] = "infeasible"
+        return out
+    monkeypatch.setattr(convex.CoefficientProblem, "solve", infeasible)
+    with pytest.raises(SolveFailed, match="status 'infeasible'.*no model is returned"):
+        convex.solve_layer(net, 1, x, y)
+    assert issubclass(SolveFailed, RuntimeError)
+    save_model(net, tmp_path / "m.npz")
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"),
+                 "--layer", "1", "--lam", "0.5", "--out", str(tmp_path / "s.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: solve: ") and "infeasible" in err[0]
+    assert not (tmp_path / "s.npz").exists()

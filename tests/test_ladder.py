@@ -157,3 +157,14 @@ def test_only_a_failed_solve_becomes_a_reason(monkeypatch):
     monkeypatch.setitem(ladder.RUNNERS, "layerwise", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         ladder.run_method("layerwise", net, 2)
+
+
+def test_lower_search_defaults_are_module_constants():
+    import inspect
+
+    from reference import lipschitz
+    assert ladder.SEARCH == {"num_points": lipschitz.NUM_POINTS, "rounds": lipschitz.ROUNDS}
+    assert (lipschitz.NUM_POINTS, lipschitz.ROUNDS) == (2000, 20)
+    defaults = inspect.signature(lipschitz.lower).parameters
+    assert defaults["num_points"].default is lipschitz.NUM_POINTS
+    assert defaults["rounds"].default is lipschitz.ROUNDS

@@ -239,3 +239,31 @@ def test_backward_with_sides_gives_one_sided_gradients():
                 fd[i] = -side * (layer.forward(z)[0].sum() - base) / h
                 arr[i] = old
             np.testing.assert_allclose(grads[key], fd, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+# ------------------------------------------------- the activations module (reference.activations)
+MOVED_NAMES = ("Activation", "Ramp", "ReLU", "LeakyReLU", "PReLU", "Identity", "SplineActivation",
+               "KnotSplineActivation", "ACTIVATION_TYPES", "ACTIVATIONS", "register",
+               "make_activation", "nearest_index", "kinks_from_slopes", "NO_PARAMS")
+
+
+def test_network_reexports_the_activations_module():
+    from reference import activations, network
+    for name in MOVED_NAMES:
+        assert getattr(network, name) is getattr(activations, name), name
+    assert set(network.ACTIVATIONS) == {"spline", "relu", "leaky_relu", "prelu", "identity"}
+    assert set(network.layer_types()) == {"dense", *activations.ACTIVATION_TYPES}
+
+
+@pytest.mark.parametrize("first, second", [("activations", "network"),
+                                           ("network", "activations")])
+def test_activations_and_network_import_in_either_order(first, second):
+    """A fresh interpreter imports the two modules in the given order (a cycle would fail)."""
+    import subprocess
+    import sys
+    code = (f"import reference.{first}, reference.{second}; "
+            "from reference.network import ReLU; from reference.activations import ReLU as R; "
+            "assert ReLU is R")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr

@@ -222,3 +222,32 @@ def test_a_kind_registered_only_in_the_registry_roundtrips(tmp_path, monkeypatch
                                              r"knot_spline, relu, leaky_relu, prelu or "
                                              r"identity\)"):
         load_model(path)
+
+
+@pytest.mark.parametrize("name", list(REGULARISERS))
+@pytest.mark.parametrize("prox", [False, True])
+def test_training_regulariser_value_and_grads(name, prox):
+    """train.regulariser_value is sum_n R(sigma_n) over the spline layers; the training
+    gradient of the coefficients is (lambda / M) grad R, without prox, and with prox the part
+    prox_tv2 does not handle: nothing for TV2, (lambda / M) grad(|sigma(0)| + |sigma(1)|)
+    for BV2 (finite differences of NumPy evaluations of sigma at 0 and 1)."""
+    rng = np.random.default_rng(11)
+    spline = random_spline(rng, channels=2)
+    net = Network([Dense(rng.normal(size=(2, 1))), make_activation("identity", 2),
+                   network.SplineActivation(spline), Dense(rng.normal(size=(1, 2)))])
+    assert train.regulariser_value(net, name) == pytest.approx(
+        numpy_value(name, spline.grid, spline.coefficients).sum(), rel=1e-12)
+    config = train.TrainConfig(reg=name, lam=0.3, mu=0.0, prox=prox)
+    grads = train._regulariser_grads(net, config, 5)
+    key = "layer2.coefficients"
+    if prox and name == "tv2":
+        assert key not in grads
+        return
+
+    def ends():
+        return np.abs(np.array([np.interp([0.0, 1.0], spline.grid, c)
+                                for c in spline.coefficients])).sum()
+    target = ends if prox else (lambda: numpy_value(name, spline.grid,
+                                                  spline.coefficients).sum())
+    numeric = central_difference(target, spline.coefficients)
+    np.testing.assert_allclose(grads[key], 0.3 / 5 * numeric, atol=1e-6)
