@@ -16,7 +16,7 @@ activation kinds.  Each class answers for itself what used to be spread over if-
 its `kind`, a fresh layer (`fresh`, what make_activation builds), its model-file entry
 (`to_entry`) and how to rebuild it from one (`from_entry`, with reference.io's validating
 reader), its per-neuron constants (`constants`: Lip, TV2, BV2) and slope range
-(`slope_range`).  reference.network re-exports every name (Dense and its `layer_types()`
+(`slope_range`).  reference.network re-exports every public name (Dense and its `layer_types()`
 live there).
 """
 from __future__ import annotations

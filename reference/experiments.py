@@ -14,7 +14,7 @@ TrainConfig) -- plus
 - run_config: RunConfig.to_dict();
 - ladder: {"1", "2", "inf"} -> {theorem1, theorem1_bv2, layerwise, lower} and, for "2",
   lipsdp_neuron; each a dict with `value` (None with a `reason` when it does not apply),
-  `seconds`, and the method's certificate fields (see `lipschitz_ladder`);
+  `kind` (reference.ladder.KINDS), `seconds`, and the method's certificate fields (see `lipschitz_ladder`);
 - sparsification (one report per spline layer) and sparsify (totals; for 'auto' the
   chosen threshold, the accuracy drop, the knots removed and the search) when the config
   sparsifies (reference.train.sparsify_auto).

@@ -30,6 +30,7 @@ import numpy as np
 
 from reference import exact as exact_mod
 from reference._checks import OverflowResult
+from reference.datasets import check_count
 from reference.errors import SolveFailed
 from reference import limits, lipschitz, lipsdp, milp, regions2d
 from reference.network import Network
@@ -138,9 +139,7 @@ def check_options(options: dict) -> dict:
     for name in LIMITS:
         out[name] = limits.check_limit(out[name], name)
     for name, least in (("num_points", 1), ("rounds", 0)):
-        value = out[name]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name}: expected an integer >= {least}, got {value!r}")
+        out[name] = check_count(out[name], name, least)
     return out
 
 

@@ -8,8 +8,8 @@ Every layer implements
     jacobian_step(cache, J, side=None) -> J'  J (M, N_in, N_0) -> (M, N_out, N_0)
 and exposes `params` (name -> array, updated in place by optimisers).
 
-The activation layers and their registry live in reference.activations; every name there
-is re-exported here (`from reference.network import ReLU` works).  Dense has `to_entry` /
+The activation layers and their registry live in reference.activations; every public name
+there is re-exported here (`from reference.network import ReLU` works).  Dense has `to_entry` /
 `from_entry` like the activations (`layer_types()` lists every kind of the model file).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from reference._checks import OverflowResult, as_finite_array, check_choice
 from reference.activations import (  # noqa: F401  (re-exported)
     ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Identity, KnotSplineActivation,
-    LeakyReLU, PReLU, Ramp, ReLU, SplineActivation, _spline_constants, kinks_from_slopes,
+    LeakyReLU, PReLU, Ramp, ReLU, SplineActivation, kinks_from_slopes,
     make_activation, nearest_index, register)
 
 

@@ -64,7 +64,8 @@ def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
     grid points (plus 0 and 1 for BV2), values fixed at the points, free at 0 and 1; by the
     representer theorem no continuous-domain spline does better.  Returns status, objective,
     the solution as (grid, values), and objective_check (R of the returned spline in NumPy).
-    A status other than optimal (a cvxpy SolverError included) raises RuntimeError; more than
+    A status other than optimal (a cvxpy SolverError included) raises SolveFailed (a
+    RuntimeError); more than
     max_size points: TooLarge before anything is built."""
     import cvxpy as cp
 
@@ -83,10 +84,9 @@ def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
     cons = [u[1:] - u[:-1] == cp.multiply(np.diff(g), s), u[fixed] == v]
     if lip_max is not None:
         cons.append(cp.abs(s) <= lip_max)
-    objective = cp.norm1(s[1:] - s[:-1]) if n > 2 else 0.0
-    for t in extra:                                     # + |sigma(t)|
-        objective = objective + cp.abs(u[np.searchsorted(g, t)])
-    problem = cp.Problem(cp.Minimize(objective), cons)
+    tv2 = cp.norm1(s[1:] - s[:-1]) if n > 2 else 0.0
+    at_extra = u[np.searchsorted(g, extra)] if extra else None      # sigma(t), t in extra
+    problem = cp.Problem(cp.Minimize(regulariser.cvx_term(tv2, at_extra)), cons)
     try:
         problem.solve(solver=solver)
         status = problem.status

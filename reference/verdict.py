@@ -209,6 +209,9 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
     if result.get("kind") not in ("exact", "bracket"):          # ladder.KINDS
         return result["value"], result["value"] * closed, closed_text
     upper, how = result.get("upper_bound"), result.get("upper_margin_kind", "closed_form")
+    if how not in exact_mod.UPPER_MARGIN_KINDS:       # a new kind must say its margin here
+        raise ValueError(f"upper_margin_kind: expected one of "
+                         f"{list(exact_mod.UPPER_MARGIN_KINDS)}, got {how!r}")
     if how == "jacobian_rounding":                             # exact_1d over the box
         return (result["box_value"], exact_mod.jacobian_rounding(net, p),
                 "rounding bound of a computed Jacobian norm")

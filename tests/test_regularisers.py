@@ -251,3 +251,15 @@ def test_training_regulariser_value_and_grads(name, prox):
                                                   spline.coefficients).sum())
     numeric = central_difference(target, spline.coefficients)
     np.testing.assert_allclose(grads[key], 0.3 / 5 * numeric, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, expected", [("tv2", 0.0), ("bv2", 1.0)])
+def test_interpolation_lp_takes_its_objective_from_the_registry(name, expected):
+    """interpolation_lp's objective is the entry's cvx_term: through (2, 2) and (3, 3) the line
+    sigma(z) = z is optimal, with TV2 0 and BV2 = 0 + |sigma(0)| + |sigma(1)| = 1 (any
+    sigma(1) = t costs |t| + |t - 1| >= 1 at the extra points alone)."""
+    from reference.representer import interpolation_lp
+    lp = interpolation_lp([2.0, 3.0], [2.0, 3.0], name)
+    assert lp["objective"] == pytest.approx(expected, abs=1e-7)
+    assert lp["objective_check"] == pytest.approx(expected, abs=1e-7)
+    assert len(lp["grid"]) == 2 + len(get(name).extra_points)

@@ -284,3 +284,11 @@ def test_exact_margin_follows_the_stated_kind_not_the_keys():
     value, margin, what = verdict.upper_margin(net, "exact",
                                                {**base, "upper_margin_kind": "closed_form"}, 2.0)
     assert value == 2.0 and 0 < margin < 1e-12 and "gamma" in what
+
+
+def test_an_unknown_upper_margin_kind_is_refused():
+    """A kind outside exact.UPPER_MARGIN_KINDS gets no silent margin."""
+    net = random_net([2, 4, 1], "relu", seed=0)
+    with pytest.raises(ValueError, match="upper_margin_kind.*'milp'"):
+        verdict.upper_margin(net, "exact", {"kind": "bracket", "upper_bound": 2.0,
+                                            "upper_margin_kind": "milp"}, 2.0)
