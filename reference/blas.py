@@ -4,10 +4,11 @@ NumPy and SciPy each load their own OpenBLAS (and CVXOPT a third), each with its
 worker threads; a worker keeps spinning for a while after its call returns.  When calls
 alternate between the libraries, as an interior-point iteration does (NumPy products,
 SciPy's Cholesky and eigenvalues), the spinning workers of one library take the cores from
-the other: on the 2-core reference machine LipSDP-neuron ran 1.6-2.8x faster with one BLAS
+the other: on the 2-core reference machine LipSDP-neuron ran 1.1-3x faster with one BLAS
 thread than with the default two (MNIST 784-50-10: 0.32-0.46 s against 0.69 s; ReLU
-2-300-300-1: 9.2-10.3 s against 16.4-17.2 s; same process, alternating), although one
-library alone gains from two threads on large products.
+2-100-100-1: 0.54-0.62 s against 1.5-1.6 s; 2-300-300-1: 7.3-10.3 s against 15.7-17.2 s;
+2-450-450-1: 26.7-27.1 s against 30.1-32.0 s; same process, alternating): the gain shrinks
+with the size, and one library alone gains from two threads on large products.
 
 `blas_threads(n)` limits every loaded BLAS library to n threads inside a `with` block
 (threadpoolctl) and restores them afterwards; results with one thread do not depend on the

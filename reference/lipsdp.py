@@ -321,7 +321,7 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
     "none (affine network)".  No certified bound after every attempt: SolveFailed (a RuntimeError).
     Estimated cost (`sdp_cost`) over max_sdp_cost: TooLarge before anything is built.
     blas_threads: the BLAS libraries' threads while it runs (reference.blas: one by default,
-    1.6-2.8x faster than two on the reference machine; None leaves them as they are)."""
+    1.1-3x faster than two on the reference machine; None leaves them as they are)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     requested = str(solver).upper()
