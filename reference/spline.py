@@ -279,6 +279,14 @@ class LinearSpline:
             raise ValueError(f"{name}: shares memory with an input; give a separate array")
         return out
 
+    def _check_grad_x_out(self, grad_x_out, x, grad_out, pieces) -> np.ndarray | None:
+        """`_check_out` for a backward's grad_x_out: it may overlap neither x, grad_out nor
+        the arrays the backward reads from `pieces` (nothing is looked at when it is None)."""
+        if grad_x_out is None:
+            return None
+        return self._check_out(grad_x_out, x.shape, "grad_x_out", x, grad_out,
+                               *_piece_arrays(pieces))
+
     def __call__(self, x, out: np.ndarray | None = None) -> np.ndarray:
         """sigma(x) for x of shape (M, C); returns (M, C), written into `out` when given
         (see `_check_out`; the result is the same bit for bit).  ValueError (naming x) if
@@ -352,8 +360,7 @@ class LinearSpline:
         grad_out = self._check_shape(grad_out, "grad_out")
         if grad_out.shape != x.shape:
             raise ValueError(f"grad_out: expected shape {x.shape}, got {grad_out.shape}")
-        grad_x_out = self._check_out(grad_x_out, x.shape, "grad_x_out", x, grad_out,
-                                     *_piece_arrays(pieces))
+        grad_x_out = self._check_grad_x_out(grad_x_out, x, grad_out, pieces)
         if pieces is None:
             self._check_input(x)
         with np.errstate(over="ignore", invalid="ignore"):           # reported below
@@ -380,8 +387,7 @@ class LinearSpline:
         `grad_x_out` as in `backward` (both checked)."""
         if pieces is not None:
             self._check_pieces(pieces, x)
-        grad_x_out = self._check_out(grad_x_out, x.shape, "grad_x_out", x, grad_out,
-                                     *_piece_arrays(pieces))
+        grad_x_out = self._check_grad_x_out(grad_x_out, x, grad_out, pieces)
         grad_x, grad_c, _ = kernels.backward(self._grid() if pieces is None else None, x,
                                              grad_out, self._block_rows(), pieces,
                                              grad_x=grad_x_out)

@@ -194,6 +194,10 @@ class NumpyKernels:
 # Table indices are unsigned (np.uint64; v is clipped to [0, K-2] first, so the
 # conversion is the same integer): numba wraps negative signed indices, a test and a
 # select per access that the unsigned ones do without (forward ~20% faster, fwd+bwd ~11%).
+# The locate lines (v = w + s clipped to [0, K-2], NaN to 0) are written out in each kernel
+# on purpose: a shared helper would have to be a numba function when this module is
+# imported, and numba is optional; the bit-for-bit tests against NumpyKernels._locate keep
+# the three copies equal.
 
 def _fused_forward(x, x_min, inv_step, snap, top, size, intercepts, slopes, out):
     rows, cols = x.shape
