@@ -11,12 +11,14 @@ import numpy as np
 
 from reference._checks import OverflowResult
 from reference.limits import check_box, guard
+from reference.lipsdp_rounding import _gamma
 from reference.network import Activation, Dense, Identity, Network
 
 NUM_POINTS = 2000            # lower: seeded random points of the first round
 ROUNDS = 20                  # lower: refinement rounds (a tenth more points each)
 MAX_LOWER_COST = 1e11        # lower: estimated flops of its Jacobians (see jacobian_flops)
 LOWER_CHUNK_BYTES = 2 ** 25  # lower: Jacobians evaluated in chunks of about 32 MB
+CLOSED_FORM_FACTOR = 16     # closed forms trusted to 16 gamma_n relative (closed_form_rtol)
 
 
 def parse_p(p) -> float:
@@ -144,6 +146,16 @@ def check_finite(net: Network) -> None:
     for name, value in net.named_params():
         if not np.all(np.isfinite(value)):
             raise ValueError(f"model: parameter {name} holds NaN or inf")
+
+
+def closed_form_rtol(net: Network) -> tuple[float, str]:
+    """(relative rounding margin of the closed-form bounds theorem1, theorem1_bv2 and
+    layerwise as computed here, what it is): CLOSED_FORM_FACTOR gamma_n, n = sum over the
+    blocks of (N_in + 2) + N_0 + N_L (sums of at most n terms and one product per block;
+    16 for LAPACK's SVD, backward stable with no sharp constant)."""
+    n = sum(w.shape[1] + 2 for w, _ in blocks(net)) + net.n_in + net.n_out
+    rtol = CLOSED_FORM_FACTOR * _gamma(n)
+    return rtol, f"{CLOSED_FORM_FACTOR} gamma_{n} = {rtol:.3g} relative"
 
 
 def operator_norm(matrix: np.ndarray, p: float) -> float:

@@ -43,6 +43,49 @@ variant and any slope bounds: the SDPs have the same optimum (`reduce_input`; ap
 r < n0).  Rank: singular values <= s_max max(shape) eps (zero
 to rounding) are dropped, and the result says how many and the largest one dropped.
 
+Normalisation (the same answer in any units).  Scaling the weight W_k by c_k > 0 and the
+slope bounds of hidden layer l by d_l > 0 scales the LipSDP optimum by exactly
+c = prod c_k prod d_l, for either variant: with sigma_l the factor of hidden layer l's
+pre-activation z_l (c_0 for the first, then times d_l c_l per layer) and sigma_out = c, the
+data become A = S A' D^{-1} and C = c C' D^{-1}, D = blkdiag(I_{n0}, S) and S = diag(sigma_l)
+on psi (psi, the [0, 1]-sector part of a neuron, scales as its z; the slope bounds' factor
+d_l goes with y_l into the next layer's rows), so
+
+    M(lambda, rho) = c^2 D^{-T} M'(lambda', rho') D^{-1},
+    lambda'_i = lambda_i sigma_i^2 / c^2,  rho' = rho / c^2,
+
+(D^T E_0 D = E_0): M <= 0 iff M' <= 0, a bijection of the feasible sets that keeps
+LipSDP-layer's shared multipliers shared (sigma is constant on a layer), and sqrt(rho) =
+c sqrt(rho').  `lipsdp` solves and certifies the normalised network (`normalise`): W_k
+divided by 2^e_k <= ||W_k||_2 < 2^(e_k + 1), the slope bounds of layer l by 2^g_l <=
+max_n max(|alpha_n|, |beta_n|) < 2^(g_l + 1); powers of two, so the normalised data are
+the exact scaled ones (an entry falling below the normal range is the exception: its
+weight's rounding enters `data_rounding`, slope bounds are rounded outwards, and
+`Normalisation.lossless` says so), and the value and its proven rounding bound are mapped
+back by 2^E, E = sum e_k + sum g_l, exactly (the rounding bound rounded up; a value outside
+the normal float64 range is an OverflowResult).  So the certificate is the normalised
+network's, and it holds for the network as given: its statement -M'*(lambda', rho'_up) >= 0
+for the exact normalised data is, by the congruence, -M*(lambda, c^2 rho'_up) >= 0 for the
+exact data of the network.  The solver works in units where every weight and slope has norm
+in [1, 2): a network with its layers rescaled by any factors (1e-8 .. 1e8) is the same
+problem up to factors in [1/2, 2) per layer, and the tolerances (relative gap, stretch,
+margins, the rank tolerance) are relative to its own scale.  Before it, the solvers'
+tolerances were absolute: at weights x 1e3 every solver failed, at x 1e-6 NUMPY certified
+6.5e12 times the exact value.
+
+LipSDP against the layer-wise bound L_w = prod_l ||diag(L_l) W_l||_2 (L_n = max(|alpha_n|,
+|beta_n|)).  For every neuron with alpha_n < beta_n the 2 x 2 form L_n^2 dz^2 - dx^2 -
+tau (dx - alpha_n dz)(beta_n dz - dx) is positive semidefinite for some tau_n >= 0 (S-lemma:
+the sector implies |dx| <= L_n |dz|); chaining ||dx_l|| <= ||diag(L_l) W_{l-1} dx_{l-1}||
+with the weights c_l = prod_{j > l} ||diag(L_j) W_j||^2 gives a feasible point of
+LipSDP-neuron with lambda_n = c_l tau_n and rho = L_w^2: LipSDP-neuron <= L_w in exact
+arithmetic.  LipSDP-layer needs one tau for the whole layer, and tau_n depends on
+(alpha_n, beta_n) (ReLU [0, 1]: tau = 2 exactly; [0.5, 1]: tau = 4 exactly), so with
+heterogeneous slope bounds in a layer (PReLU, splines) it can exceed L_w.  The rule, in one
+place (`_at_most_layerwise`): a certified value above L_w is never reported; the result
+gives L_w (with its closed-form margin as rounding_bound), says so (capped_by_layerwise) and
+keeps both certificates.
+
 Certificate (on the unreduced LMI, whatever was solved): with the solver's multipliers lambda
 (clipped at 0), write M(lambda, 0) = [[P, Q], [Q^T, R]] (P the input block, (n0, n0)).  If
 R < 0 (eigvalsh, and the Cholesky factorisation of -R), M(lambda, rho) <= 0 iff
@@ -90,7 +133,8 @@ from reference.blas import LIPSDP_BLAS_THREADS, check_threads
 from reference.blas import blas_threads as threads_of_blas
 from reference.errors import SolveFailed
 from reference.limits import guard
-from reference.lipschitz import blocks, check_finite, slope_bounds
+from reference.lipschitz import (blocks, check_finite, closed_form_rtol, layerwise,
+                                 product_or_overflow, slope_bounds)
 from reference.lipsdp_ipm import solve_numpy
 from reference.lipsdp_rounding import (ROUNDING_CHECKS, UNIT_ROUNDOFF, USELESS_RTOL,  # noqa: F401
                                        RoundingBound, _gamma, rounding_bound, rounding_fields,
@@ -108,6 +152,7 @@ FALLBACK_SOLVERS = ("CVXOPT", "CLARABEL")   # tried in turn when the default one
 STRETCHES = (0.0, 1e-10, 1e-8, 1e-6)  # certify (1 + e) lambda (module docstring)
 MARGINS = (0.0, 1e-7, 1e-5)        # retries with M <= -margin * scale I (scale: see lipsdp)
 MAX_SDP_COST = 8e10                # size guard on sdp_cost (units of about 1e-8 s here)
+SUBNORMAL = 2.0 ** -1074           # the least positive float64
 
 
 def solver_installed(name: str) -> bool:
@@ -154,47 +199,158 @@ class LmiData(NamedTuple):
     absorbed: int
 
 
-def lipsdp_data(net: Network) -> LmiData:
-    """The LMI data of the network (see LmiData).  Hidden layer l maps y^{l-1} = G v to
-    z = W_l G v (rows of A for its nonlinear neurons) and y^l = diag(alpha) W_l G v + D psi_l,
-    D = diag(beta - alpha) on the new state entries psi_l of its nonlinear neurons, so the new
-    G is alpha * (W_l G) plus those entries; a linear neuron (alpha = beta) gets no entry: it
-    is absorbed exactly.  At the end C = W_out G."""
-    return _build_data(net)[0]
+class Normalisation(NamedTuple):
+    """The power-of-two normalisation LipSDP is solved and certified on (module docstring):
+    weight_exponents e_k (one per hidden layer, then the output layer's; 0 for W_out = I),
+    slope_exponents g_l (one per hidden layer), exponent E = sum e_k + sum g_l (the value of
+    the network is 2^E times that of the normalised one), lossless (no scaled entry fell
+    below the normal float64 range: the scaled weights and slope bounds are exact; otherwise
+    the weights' rounding (<= 2^-1074 an entry) is in `data_rounding` and the slope bounds are
+    rounded outwards)."""
+    weight_exponents: tuple
+    slope_exponents: tuple
+    exponent: int
+    lossless: bool
+
+    def summary(self) -> dict:
+        """The fields a result reports (JSON-ready)."""
+        return {"weight_exponents": list(self.weight_exponents),
+                "slope_exponents": list(self.slope_exponents), "exponent": self.exponent,
+                "lossless": self.lossless}
 
 
-def data_rounding(net: Network) -> tuple[np.ndarray, np.ndarray]:
-    """Entrywise bounds (n, N) and (N_L, N) on |A - A*| and |C - C*|, A*, C* the LMI data of
-    `lipsdp_data` in exact arithmetic from the same weights and slope bounds, by a running
-    error analysis of its products (any summation order):
-        Z = W G:  e_Z = |W| e_G + gamma_k |W| |G|  (k = the inner dimension);
-        G' = alpha Z (one product): e = |alpha| e_Z + u |alpha Z|;  D = beta - alpha: u |D|;
-        C = W_out G: as Z (exact for W_out = I)."""
-    return _build_data(net)[1:]
+class _Layers(NamedTuple):
+    """What the LMI is built from: the hidden layers' weights (n_l, n_{l-1}) with entrywise
+    bounds on their rounding (0 unless normalised into subnormals), their slope bounds
+    (alpha, beta), each (n_l,), the output weight (None: W_out = I) and its rounding bound,
+    n0, and the normalisation (None: the weights as given)."""
+    weights: list
+    weight_errors: list
+    bounds: list
+    w_out: np.ndarray | None
+    w_out_error: np.ndarray | None
+    n0: int
+    normalisation: Normalisation | None
 
 
-def _build_data(net: Network) -> tuple[LmiData, np.ndarray, np.ndarray]:
-    """(`lipsdp_data`, its `data_rounding`): one pass over the layers."""
-    u = UNIT_ROUNDOFF
+def _layers(net: Network) -> _Layers:
+    """The network's hidden layers (weights and slope bounds) and output weight, as given."""
     check_finite(net)
     parts = blocks(net)
     if isinstance(parts[-1][1], Identity):
         hidden, w_out = parts[:-1], parts[-1][0]
     else:                                  # an activation on the output: W_out = I
         hidden, w_out = parts, None
-    bounds = [slope_bounds(layer, w.shape[0]) for w, layer in hidden]
-    nonlinear = [lo != hi for lo, hi in bounds]
-    n0 = net.n_in
+    weights = [w for w, _ in hidden]
+    return _Layers(weights, [np.zeros_like(w) for w in weights],
+                   [slope_bounds(layer, w.shape[0]) for w, layer in hidden], w_out,
+                   None if w_out is None else np.zeros_like(w_out), net.n_in, None)
+
+
+def _exponent_below(x: float) -> int:
+    """e with 2^e <= x < 2^(e + 1) for a finite x > 0 (np.frexp); 0 for x = 0."""
+    return int(np.frexp(x)[1]) - 1 if x > 0 else 0
+
+
+def _spectral_exponent(w: np.ndarray) -> int:
+    """e with 2^e <= ||W||_2 < 2^(e + 1) (0 for W = 0), without overflow: the norm of W
+    divided by the power of two of its largest entry first."""
+    top = _exponent_below(float(np.abs(w).max())) if w.size else 0
+    return top + _exponent_below(float(np.linalg.norm(np.ldexp(w, -top), 2)))
+
+
+def _scale_weight(w: np.ndarray, e: int) -> tuple[np.ndarray, np.ndarray]:
+    """(W 2^-e rounded, entrywise bound on its rounding): exact unless an entry falls below
+    the normal range (then <= half the least subnormal; the bound given is the least
+    subnormal 2^-1074, as 2^-1075 is not a float64)."""
+    scaled = np.ldexp(w, -e)
+    return scaled, np.where(np.ldexp(scaled, e) == w, 0.0, SUBNORMAL)
+
+
+def _scale_outwards(lo: np.ndarray, hi: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]:
+    """[lo 2^-g, hi 2^-g], rounded outwards where inexact (subnormal), so that the scaled
+    sector contains the exact one."""
+    lo_s, hi_s = np.ldexp(lo, -g), np.ldexp(hi, -g)
+    lo_s = np.where(np.ldexp(lo_s, g) > lo, np.nextafter(lo_s, -np.inf), lo_s)
+    hi_s = np.where(np.ldexp(hi_s, g) < hi, np.nextafter(hi_s, np.inf), hi_s)
+    return lo_s, hi_s
+
+
+def normalise(layers: _Layers) -> _Layers:
+    """The layers with every weight divided by the power of two 2^e_k <= ||W_k||_2 and every
+    hidden layer's slope bounds by the power of two 2^g_l <= max_n max(|alpha_n|, |beta_n|)
+    (`Normalisation`; the module docstring proves the value scales by exactly 2^E)."""
+    e_w = [_spectral_exponent(w) for w in layers.weights]
+    e_out = 0 if layers.w_out is None else _spectral_exponent(layers.w_out)
+    g = [_exponent_below(float(np.maximum(np.abs(lo), np.abs(hi)).max(initial=0.0)))
+         for lo, hi in layers.bounds]
+    weights = [_scale_weight(w, e) for w, e in zip(layers.weights, e_w)]
+    w_out = None if layers.w_out is None else _scale_weight(layers.w_out, e_out)
+    bounds = [_scale_outwards(lo, hi, gl) for (lo, hi), gl in zip(layers.bounds, g)]
+    lossless = (all(not err.any() for _, err in weights + ([w_out] if w_out else []))
+                and all(np.array_equal(np.ldexp(lo, gl), lo0) and np.array_equal(
+                    np.ldexp(hi, gl), hi0) for (lo, hi), (lo0, hi0), gl in zip(
+                        bounds, layers.bounds, g)))
+    return _Layers([w for w, _ in weights], [err for _, err in weights], bounds,
+                   None if w_out is None else w_out[0], None if w_out is None else w_out[1],
+                   layers.n0, Normalisation(tuple(e_w + ([] if w_out is None else [e_out])),
+                                            tuple(g), sum(e_w) + e_out + sum(g), lossless))
+
+
+def lipsdp_data(net: Network) -> LmiData:
+    """The LMI data of the network (see LmiData), from its weights as given (`lipsdp` solves
+    on `normalised_data`).  Hidden layer l maps y^{l-1} = G v to z = W_l G v (rows of A for
+    its nonlinear neurons) and y^l = diag(alpha) W_l G v + D psi_l, D = diag(beta - alpha) on
+    the new state entries psi_l of its nonlinear neurons, so the new G is alpha * (W_l G) plus
+    those entries; a linear neuron (alpha = beta) gets no entry: it is absorbed exactly.  At
+    the end C = W_out G."""
+    return _build_data(_layers(net))[0]
+
+
+def data_rounding(net: Network) -> tuple[np.ndarray, np.ndarray]:
+    """Entrywise bounds (n, N) and (N_L, N) on |A - A*| and |C - C*|, A*, C* the LMI data of
+    `lipsdp_data` in exact arithmetic from the same weights and slope bounds, by a running
+    error analysis of its products (any summation order):
+        Z = W G:  e_Z = |W| e_G + e_W |G| + gamma_k |W| |G|  (k = the inner dimension; e_W
+                  the weights' own rounding, 0 except in `normalised_data`'s subnormals);
+        G' = alpha Z (one product): e = |alpha| e_Z + u |alpha Z|;  D = beta - alpha: u |D|;
+        C = W_out G: as Z (exact for W_out = I)."""
+    return _build_data(_layers(net))[1:]
+
+
+class NormalisedLmi(NamedTuple):
+    """`normalised_data`'s answer: data (LmiData of the normalised network), errors (its
+    `data_rounding`: e_A, e_C) and normalisation (`Normalisation`: exponent E)."""
+    data: LmiData
+    errors: tuple
+    normalisation: Normalisation
+
+
+def normalised_data(net: Network) -> NormalisedLmi:
+    """The LMI data and rounding bounds of the normalised network (`normalise`), on which
+    `lipsdp` solves and certifies: its value times 2^E is the network's (module docstring)."""
+    layers = normalise(_layers(net))
+    data, *errors = _build_data(layers)
+    return NormalisedLmi(data, tuple(errors), layers.normalisation)
+
+
+def _build_data(layers: _Layers) -> tuple[LmiData, np.ndarray, np.ndarray]:
+    """(`lipsdp_data`, its `data_rounding`) of the layers: one pass over them."""
+    u = UNIT_ROUNDOFF
+    nonlinear = [lo != hi for lo, hi in layers.bounds]
+    n0 = layers.n0
     side = n0 + sum(int(k.sum()) for k in nonlinear)
     g = np.eye(n0, side)                   # y^0 = x^0 = G v, (n_0, N)
     e_g = np.zeros_like(g)                 # bound on |G - G*|
     rows, e_rows, col = [], [], n0
 
-    def product(w, g, e_g):                # W G and its error bound
-        return w @ g, np.abs(w) @ e_g + _gamma(w.shape[1]) * (np.abs(w) @ np.abs(g))
+    def product(w, e_w, g, e_g):           # W G and its error bound
+        return w @ g, (np.abs(w) @ e_g + e_w @ np.abs(g)
+                       + _gamma(w.shape[1]) * (np.abs(w) @ np.abs(g)))
     with np.errstate(over="ignore", invalid="ignore"):          # checked below
-        for (w, _), (lo, hi), keep in zip(hidden, bounds, nonlinear):
-            z, e_z = product(w, g, e_g)    # (n_l, N)
+        for w, e_w, (lo, hi), keep in zip(layers.weights, layers.weight_errors,
+                                          layers.bounds, nonlinear):
+            z, e_z = product(w, e_w, g, e_g)    # (n_l, N)
             g = lo[:, None] * z            # y = alpha z + (beta - alpha) psi
             e_g = np.abs(lo)[:, None] * e_z + u * np.abs(g)
             new = np.flatnonzero(keep)
@@ -203,7 +359,9 @@ def _build_data(net: Network) -> tuple[LmiData, np.ndarray, np.ndarray]:
             rows.append(z[new])
             e_rows.append(e_z[new])
             col += len(new)
-        out_mat, e_out = (g, e_g) if w_out is None else product(w_out, g, e_g)
+        out_mat, e_out = ((g, e_g) if layers.w_out is None else
+                          product(layers.w_out, layers.w_out_error, g, e_g))
+    bounds = layers.bounds
     alpha = np.concatenate([lo[k] for (lo, _), k in zip(bounds, nonlinear)] or [np.zeros(0)])
     beta = np.concatenate([hi[k] for (_, hi), k in zip(bounds, nonlinear)] or [np.zeros(0)])
     layer_ids = np.concatenate([np.full(int(k.sum()), i) for i, k in enumerate(nonlinear)]
@@ -302,26 +460,41 @@ def certified_rho(data: LmiData, lam: np.ndarray) -> tuple[float, float]:
 def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
            max_sdp_cost: float = MAX_SDP_COST, reduce: bool = True,
            blas_threads: int | None = LIPSDP_BLAS_THREADS) -> dict:
-    """LipSDP-neuron or LipSDP-layer (p = 2).  Returns value (the NumPy-certified bound
-    sqrt(rho*) on the unreduced LMI), solver_value (sqrt of the solver's rho), relative_gap
-    (value - solver_value) / value (how far the certified bound sits above the solver's
-    optimum), accuracy (an estimate, not a certificate, of how far value may sit above the
-    SDP's optimum, relative: max(relative_gap, 0) + the solver's relative gap tolerance on rho
-    (SdpSolution.rtol) + the margin of the retry that certified it + the stretch of the multipliers
-    e (STRETCHES)), status, solver (the one that solved it), iterations, attempts (each
-    solver and margin tried with its status: when the default NUMPY fails at every margin,
-    FALLBACK_SOLVERS are tried, each if its own estimate passes the size guard), reduction
-    (`InputReduction.summary`: n0, rank, dropped, tolerance, largest_dropped, side of the
-    solved LMI; None with reduce=False), lmi_side (N of the unreduced LMI), absorbed_neurons
-    (linear hidden neurons folded into A and C), seconds, build_seconds and the certificate.
+    """LipSDP-neuron or LipSDP-layer (p = 2), solved and certified on the normalised network
+    and scaled back exactly (module docstring: the value of the network with its layers
+    rescaled is the value rescaled, to the solver's relative accuracy).  Returns
+    - value: the NumPy-certified bound sqrt(rho*) on the unreduced LMI, or the layer-wise bound
+      when that is lower (capped_by_layerwise; module docstring); sdp_value: LipSDP's own
+      certified bound either way; layerwise: prod_l ||diag(L_l) W_l||_2 (None outside the
+      float64 range: not compared);
+    - rounding_bound (absolute, on value: LipSDP's proven rounding bound, or the closed-form
+      margin of the layer-wise bound when capped), rounding_useless (above 1e-3 relative),
+      sdp_rounding_bound (LipSDP's own);
+    - solver_value (sqrt of the solver's rho), relative_gap (value - solver_value) / value
+      (how far the certified bound sits above the solver's optimum, relative: the same in any
+      units), accuracy (an estimate, not a certificate, of how far sdp_value may sit above the
+      SDP's optimum, relative: the larger of max(relative_gap, 0) + the solver's relative gap
+      tolerance on rho (SdpSolution.rtol) + the margin of the retry that certified it + the
+      stretch of the multipliers e (STRETCHES), and 1 - sqrt(rho_lower) / sdp_value with
+      rho_lower the solver's dual bound (SdpSolution.rho_lower) when it gives one);
+    - status, solver (the one that solved it), iterations, attempts (each solver and margin
+      tried with its status: when the default NUMPY fails at every margin, FALLBACK_SOLVERS
+      are tried, each if its own estimate passes the size guard);
+    - normalisation (`Normalisation.summary`: weight_exponents, slope_exponents, exponent E,
+      lossless), reduction (`InputReduction.summary` of the normalised data: n0, rank,
+      dropped, tolerance and largest_dropped in its units, side of the solved LMI; None with
+      reduce=False), lmi_side (N of the unreduced LMI), absorbed_neurons (linear hidden
+      neurons folded into A and C), seconds, build_seconds and the certificate (both, when
+      capped).
     With reduce (default) the SDP is solved on the exactly reduced input block (module
-    docstring) whenever its rank r < n0.  A network whose output
-    does not depend on its input (C = 0, or rank 0): value 0 exactly.  An affine network (no
-    nonlinear hidden neuron, e.g. no hidden layer at all): value = ||C||_2 exactly, solver
-    "none (affine network)".  No certified bound after every attempt: SolveFailed (a RuntimeError).
-    Estimated cost (`sdp_cost`) over max_sdp_cost: TooLarge before anything is built.
-    blas_threads: the BLAS libraries' threads while it runs (reference.blas: one by default,
-    1.1-3x faster than two on the reference machine; None leaves them as they are)."""
+    docstring) whenever its rank r < n0.  A network whose output does not depend on its input
+    (C = 0, or rank 0): value 0 exactly.  An affine network (no nonlinear hidden neuron, e.g.
+    no hidden layer at all): value = ||C||_2 exactly, solver "none (affine network)".  No
+    certified bound after every attempt: SolveFailed (a RuntimeError).  A value outside the
+    normal float64 range: OverflowResult.  Estimated cost (`sdp_cost`) over max_sdp_cost:
+    TooLarge before anything is built.  blas_threads: the BLAS libraries' threads while it
+    runs (reference.blas: one by default, 1.1-3x faster than two on the reference machine;
+    None leaves them as they are)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     requested = str(solver).upper()
@@ -344,9 +517,20 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
 
 def _lipsdp(net: Network, variant: str, solver: str, max_sdp_cost: float,
             reduce: bool) -> dict:
-    """`lipsdp` once its arguments are checked."""
+    """`lipsdp` once its arguments are checked: solved and certified on the normalised
+    network (`normalised_data`), scaled back by 2^E (`_in_network_units`), never above the
+    layer-wise bound (`_at_most_layerwise`)."""
     t0 = time.perf_counter()
-    data, *errors = _build_data(net)
+    data, errors, normalisation = normalised_data(net)
+    result = _lipsdp_normalised(net, variant, solver, max_sdp_cost, reduce, data, errors, t0)
+    result = _in_network_units(result, normalisation, f"LipSDP-{variant}")
+    return _at_most_layerwise(net, result)
+
+
+def _lipsdp_normalised(net: Network, variant: str, solver: str, max_sdp_cost: float,
+                       reduce: bool, data: LmiData, errors, t0: float) -> dict:
+    """The result of `lipsdp` for the normalised LMI data (its units: value, solver_value
+    and rounding_bound of the normalised network), with its RoundingBound under "_rounding"."""
     if len(data.scale) == 0:
         return _affine(data, errors, t0)
     reduction = reduce_input(data) if reduce else None
@@ -373,21 +557,82 @@ def _lipsdp(net: Network, variant: str, solver: str, max_sdp_cost: float,
     rounding = rounding_bound(data, errors, found.lam, found.rho, found.r_max)
     solver_value = float(np.sqrt(max(sol.rho, 0.0)))
     gap = (value - solver_value) / value if value > 0 else 0.0
+    accuracy = max(gap, 0.0) + sol.rtol + found.margin + found.stretch
+    if sol.rho_lower is not None and value > 0:             # the solver's dual bound
+        accuracy = max(accuracy, 1.0 - np.sqrt(max(sol.rho_lower, 0.0)) / value)
     reduced_text = ("" if reduction is None or reduction.rank == reduction.n0 else
                     f"; solved on the reduced LMI (input block rank {reduction.rank} of "
                     f"{reduction.n0}, side {solved.a_mat.shape[1]}, singular values <= "
                     f"{reduction.tolerance:.3g} dropped, largest {reduction.largest_dropped:.3g})")
     return {"value": value, "solver_value": solver_value, "relative_gap": gap,
-            "accuracy": max(gap, 0.0) + sol.rtol + found.margin + found.stretch,
-            "status": sol.status, "solver": solver, "iterations": sol.iterations,
+            "accuracy": accuracy, "status": sol.status, "solver": solver, "iterations": sol.iterations,
             "attempts": tried, "seconds": seconds, "build_seconds": build,
             "reduction": None if reduction is None else reduction.summary(),
             "lmi_side": data.a_mat.shape[1], "absorbed_neurons": data.absorbed,
-            **rounding_fields(rounding, value), "certificate": (
-                "value = sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers (times "
-                f"1 + {found.stretch:g}) on the unreduced LMI (N = {data.a_mat.shape[1]}), "
+            "_rounding": rounding, "certificate": (
+                "sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers (times "
+                f"1 + {found.stretch:g}) on its unreduced LMI (N = {data.a_mat.shape[1]}), "
                 f"hidden block max eigenvalue {found.r_max:.3g} < 0, re-evaluated in NumPy"
-                + reduced_text + "; " + rounding_text(rounding, value))}
+                + reduced_text)}
+
+
+def _times_power_of_two_up(x: float, exponent: int) -> float:
+    """x 2^exponent for x >= 0, rounded up where it falls below the normal range (a bound
+    that must not shrink); inf stays inf, overflow gives inf."""
+    with np.errstate(over="ignore", under="ignore"):
+        y = float(np.ldexp(x, exponent))
+        if np.isfinite(x) and float(np.ldexp(y, -exponent)) < x:
+            y = float(np.nextafter(y, np.inf))
+    return y
+
+
+def _in_network_units(result: dict, normalisation: Normalisation, what: str) -> dict:
+    """The result of the normalised network (`_lipsdp_normalised`) in the network's units:
+    value, solver_value and rounding_bound times 2^E (E = normalisation.exponent; exact, the
+    value rounded as `lipschitz.product_or_overflow` rounds: outside the normal float64
+    range an OverflowResult naming `what`; the rounding bound rounded up), the certificate
+    sentence completed, and the normalisation reported."""
+    rounding = result.pop("_rounding")
+    e = normalisation.exponent
+    value = product_or_overflow([(result["value"], e)], what)
+    if value == 0.0:
+        return {**result, "normalisation": normalisation.summary()}
+    rounding = rounding._replace(bound=_times_power_of_two_up(rounding.bound, e))
+    with np.errstate(over="ignore", under="ignore"):
+        solver_value = float(np.ldexp(result["solver_value"], e))
+    return {**result, "value": value, "solver_value": solver_value,
+            **rounding_fields(rounding, value), "normalisation": normalisation.summary(),
+            "certificate": (
+                f"value = 2^{e} x {result['value']!r}, the latter certified on the normalised "
+                "network (weights / 2^e_k, slope bounds / 2^g_l: exact, the value scales by "
+                f"exactly 2^E, E = {e}): " + result["certificate"] + "; "
+                + rounding_text(rounding, value))}
+
+
+def _at_most_layerwise(net: Network, result: dict) -> dict:
+    """The rule "a LipSDP value is never reported above the layer-wise bound", in one place.
+    LipSDP-neuron's optimum is <= prod_l ||diag(L_l) W_l||_2 in exact arithmetic (module
+    docstring), LipSDP-layer's need not be (heterogeneous slope bounds in a layer).  When the
+    certified value is above the layer-wise bound (`lipschitz.layerwise`), the result
+    reports the layer-wise bound as value, with its closed-form rounding margin as
+    rounding_bound (`lipschitz.closed_form_rtol`), capped_by_layerwise True, and both
+    certificates; sdp_value and sdp_rounding_bound keep LipSDP's own, layerwise the bound
+    (None outside the float64 range: not compared)."""
+    try:
+        layer_wise = layerwise(net, 2)
+    except OverflowResult:
+        layer_wise = None
+    out = {**result, "sdp_value": result["value"], "sdp_rounding_bound": result[
+        "rounding_bound"], "layerwise": layer_wise, "capped_by_layerwise": False}
+    if layer_wise is None or not result["value"] > layer_wise:
+        return out
+    rtol, rtol_text = closed_form_rtol(net)
+    return {**out, "value": layer_wise, "rounding_bound": layer_wise * rtol,
+            "rounding_useless": False, "capped_by_layerwise": True, "certificate": (
+                f"LipSDP's certified value {result['value']!r} is above the layer-wise bound "
+                f"{layer_wise!r}: the layer-wise bound is reported (prod_l ||diag(L_l) W_l||_2, "
+                f"closed form, margin {rtol_text}); LipSDP's certificate: "
+                + result["certificate"])}
 
 
 class Certified(NamedTuple):
@@ -449,12 +694,11 @@ def _affine(data: LmiData, errors, t0: float) -> dict:
         raise OverflowResult("model: LipSDP: ||C||_2 leaves the float64 range for these "
                              "finite parameters")
     rounding = rounding_bound(data, errors, np.zeros(0), value ** 2, -np.inf)
-    result = _closed_form(data, value, "none (affine network)", t0, (
+    return {**_closed_form(data, value, "none (affine network)", t0, (
         "the network is affine (every hidden neuron has alpha_n = beta_n), f(x) = C x "
         "+ c: value = ||C||_2, its largest singular value (numpy.linalg.norm), the "
-        "exact Lipschitz constant and the optimum of both LipSDP variants; "
-        + rounding_text(rounding, value)), None)
-    return {**result, **rounding_fields(rounding, value)}
+        "exact Lipschitz constant and the optimum of both LipSDP variants"), None),
+        "_rounding": rounding}
 
 
 def _closed_form(data: LmiData, value: float, solver: str, t0: float, certificate: str,
@@ -465,6 +709,7 @@ def _closed_form(data: LmiData, value: float, solver: str, t0: float, certificat
             "seconds": time.perf_counter() - t0, "build_seconds": 0.0,
             "reduction": None if reduction is None else reduction.summary(),
             "lmi_side": data.a_mat.shape[1], "absorbed_neurons": data.absorbed,
+            "_rounding": RoundingBound(0.0, value ** 2, 0.0, 0.0, 0),
             "rounding_bound": 0.0, "rounding_useless": False, "certificate": certificate}
 
 

@@ -214,7 +214,9 @@ def _iteration(lmi: _Lmi, pt: _Point, b: np.ndarray) -> _Point:
 def solve_numpy(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
     """min rho s.t. M(K t, rho) + margin I <= 0, t >= 0 by the interior-point method of the
     module docstring, on the LMI divided by ||C||_2^2 (an exact rescaling: lambda and rho are
-    returned in the original scale)."""
+    returned in the original scale); rho_lower = <C^T C, X> at the last primal iterate X (the
+    primal objective of (P) without the margin's term: a lower bound on the optimum when X is
+    feasible)."""
     scale = float(np.linalg.norm(data.out_mat, 2)) ** 2
     lmi = _Lmi(data, k_mat, margin, scale)
     b = np.zeros(lmi.k + 1)
@@ -227,4 +229,4 @@ def solve_numpy(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
             status, iterations = str(stop), it
             break
     return SdpSolution(status, scale * lmi.lam(pt.y[:lmi.k]), scale * float(pt.y[lmi.k]),
-                       iterations, TOL)
+                       iterations, TOL, scale * float(np.sum(lmi.ctc * pt.x_mat)))

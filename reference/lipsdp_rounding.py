@@ -113,12 +113,14 @@ def rounding_fields(rounding: RoundingBound, value: float) -> dict:
 
 
 def rounding_text(rounding: RoundingBound, value: float) -> str:
-    """The certificate's sentence on the rounding bound (`rounding_bound`)."""
+    """The certificate's sentence on the rounding bound (`rounding_bound`), its bound in the
+    network's units and delta_m in the normalised LMI's (reference.lipsdp)."""
     if not np.isfinite(rounding.bound):
         return ("rounding bound: NOT PROVEN (the hidden block R is too close to singular for "
                 "the shifted Cholesky check; no rigorous margin)")
     rel = rounding.bound / value if value > 0 else np.inf
     return (f"rounding bound {rounding.bound:.3g} ({rel:.3g} relative; -M(lambda, rho_up) >= 0 "
-            f"proven by a shifted Cholesky check, ||M - M*|| <= {rounding.delta_m:.3g})"
+            f"proven by a shifted Cholesky check, ||M - M*|| <= {rounding.delta_m:.3g} on the "
+            "normalised LMI)"
             + (" -- USELESS: above 1e-3 relative, R ill-conditioned" if rel > USELESS_RTOL
                else ""))

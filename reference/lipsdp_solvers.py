@@ -58,12 +58,16 @@ class SdpSolution(NamedTuple):
     """One solve: status ("optimal" or the solver's word for what went wrong), lam (n,) the
     multipliers of psi (lambda = K t, unscaled) and rho (the solver's optimum) when it returned
     numbers (else None), iterations (None when the solver does not say), rtol (the relative
-    gap tolerance on rho the solver met, when "optimal")."""
+    gap tolerance on rho the solver met, when "optimal"), rho_lower (None when not known): the
+    dual objective at the solver's dual point X without the margin's term, <C^T C, X>, a
+    lower bound on the optimum of the SDP at margin 0 whenever X is dual feasible (X >= 0,
+    tr X_00 = 1, K^T (<F_i, X>)_i >= 0: met to the solver's tolerance, so an estimate)."""
     status: str
     lam: np.ndarray | None
     rho: float | None
     iterations: int | None
     rtol: float | None = None
+    rho_lower: float | None = None
 
 
 def multiplier_map(data, variant: str) -> np.ndarray:
@@ -225,8 +229,9 @@ def solve_cvxopt(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
         iterations += sol["iterations"]
         if sol["status"] == "optimal":
             x = np.asarray(sol["x"])[:, 0]
+            dual = lmi.symmetric(np.asarray(sol["z"])[k:, 0])          # X, (N, N)
             return SdpSolution("optimal", scale * lmi.lam(x[:k]), scale * float(x[k]),
-                               iterations, reltol)
+                               iterations, reltol, scale * float(np.sum(lmi.ctc * dual)))
         statuses.append(f"{sol['status']} at reltol {reltol:g}")
     return SdpSolution(", ".join(statuses), None, None, iterations)
 
@@ -234,9 +239,14 @@ def solve_cvxopt(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
 def solve_cvxpy(data, k_mat: np.ndarray, margin: float, solver: str) -> SdpSolution:
     """The problem as a cvxpy model solved by `solver` (CLARABEL, SCS, MOSEK): min rho s.t.
     (M + M^T)/2 + margin I <= 0, t >= 0, M = B^T diag(lambda) A + A^T diag(lambda) B
-    - 2 diag([0, lambda]) + C^T C - rho E_0.  cvxpy's SolverError is a status."""
+    - 2 diag([0, lambda]) + C^T C - rho E_0, on the LMI divided by ||C||_2^2 as the other
+    routes (an exact rescaling: lambda and rho are returned in the original scale; without it
+    CLARABEL's absolute tolerances left a bound 1e-7 certified at 1.5e-5).  rho_lower: from
+    the dual value of the LMI constraint.  cvxpy's SolverError is a status."""
     import cvxpy as cp
 
+    scale = float(np.linalg.norm(data.out_mat, 2)) ** 2
+    out_mat, margin = data.out_mat / np.sqrt(scale), margin / scale
     a_mat, n0 = data.a_mat, data.n0
     n, side = a_mat.shape
     t = cp.Variable(k_mat.shape[1], nonneg=True)
@@ -245,9 +255,10 @@ def solve_cvxpy(data, k_mat: np.ndarray, margin: float, solver: str) -> SdpSolut
     cross = np.eye(side)[n0:].T @ cp.multiply(cp.reshape(lam, (n, 1), order="F"), a_mat)
     e_in = np.zeros((side, side))
     e_in[:n0, :n0] = np.eye(n0)
-    lmi = (cross + cross.T - 2 * cp.diag(cp.hstack([np.zeros(n0), lam]))
-           + data.out_mat.T @ data.out_mat - rho * e_in)
-    problem = cp.Problem(cp.Minimize(rho), [(lmi + lmi.T) / 2 + margin * np.eye(side) << 0])
+    ctc = out_mat.T @ out_mat
+    lmi = cross + cross.T - 2 * cp.diag(cp.hstack([np.zeros(n0), lam])) + ctc - rho * e_in
+    constraint = (lmi + lmi.T) / 2 + margin * np.eye(side) << 0
+    problem = cp.Problem(cp.Minimize(rho), [constraint])
     try:
         problem.solve(solver=solver)
     except (cp.error.SolverError, ArithmeticError) as exc:
@@ -255,8 +266,11 @@ def solve_cvxpy(data, k_mat: np.ndarray, margin: float, solver: str) -> SdpSolut
     if t.value is None or rho.value is None:
         return SdpSolution(problem.status, None, None, None)
     iterations = problem.solver_stats.num_iters if problem.solver_stats else None
-    return SdpSolution(problem.status, k_mat @ np.asarray(t.value, dtype=np.float64).ravel(),
-                       float(rho.value), iterations, CVXPY_RTOL.get(solver))
+    dual = constraint.dual_value
+    return SdpSolution(problem.status,
+                       scale * (k_mat @ np.asarray(t.value, dtype=np.float64).ravel()),
+                       scale * float(rho.value), iterations, CVXPY_RTOL.get(solver),
+                       None if dual is None else scale * float(np.sum(ctc * dual)))
 
 
 def lmi_size(net: Network, reduce: bool = False) -> tuple[int, list, int]:

@@ -31,13 +31,12 @@ import numpy as np
 from reference import exact as exact_mod
 from reference import ladder
 from reference.limits import check_box
-from reference.lipschitz import activation_constants, blocks, check_finite, parse_p
+from reference.lipschitz import activation_constants, check_finite, closed_form_rtol, parse_p
 from reference.network import (Identity, KnotSplineActivation, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation)
 
 EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
 UNIT_ROUNDOFF = 2.0 ** -53
-CLOSED_FORM_FACTOR = 16     # closed forms trusted to 16 gamma_n relative (see upper_margin)
 GLOBAL = ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron", "lipsdp_layer")
 CLOSED, LOWER, LIPSDP, EXACT = (("theorem1_bv2", "theorem1", "layerwise"), ("lower",),
                                 ("lipsdp_neuron", "lipsdp_layer"), ("exact",))
@@ -193,10 +192,7 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
       holds it already); the MILP ("tolerance") its tolerance (HiGHS's bound +
       MILP_TOLERANCE x max(1, |bound|)); a layer-wise upper end ("closed_form") as the closed
       forms."""
-    parts = blocks(net)
-    n = sum(w.shape[1] + 2 for w, _ in parts) + net.n_in + net.n_out
-    closed = CLOSED_FORM_FACTOR * gamma(n)
-    closed_text = f"16 gamma_{n} = {closed:.3g} relative"
+    closed, closed_text = closed_form_rtol(net)
     if method.startswith("lipsdp"):
         value, bound = result["value"], result["rounding_bound"]
         if not np.isfinite(bound):

@@ -276,8 +276,8 @@ def test_input_block_reduction_is_a_congruence():
 @pytest.mark.parametrize("variant", ["neuron", "layer"])
 def test_reduced_lipsdp_equals_the_full_one(activation, variant):
     """The reduced SDP has the optimum of the full one: the certified values (both on the
-    unreduced LMI) agree to 1e-9 relative, and with CLARABEL on the full cvxpy model (an
-    independent route) to 1e-6."""
+    unreduced LMI) agree to 1e-9 relative, with CVXOPT to its stated accuracy, and with
+    CLARABEL on the full cvxpy model (an independent route) to 1e-6."""
     net = wide_net(activation, 3)
     reduced = lipsdp(net, variant)
     full = lipsdp(net, variant, reduce=False)
@@ -287,7 +287,8 @@ def test_reduced_lipsdp_equals_the_full_one(activation, variant):
         assert len(r["attempts"]) == 1 and r["attempts"][0].startswith("NUMPY margin 0: optimal")
     assert reduced["value"] == pytest.approx(full["value"], rel=1e-9)
     other = lipsdp(net, variant, solver="CVXOPT")        # another solver, reduced
-    assert reduced["value"] == pytest.approx(other["value"], rel=1e-9)
+    assert reduced["value"] == pytest.approx(other["value"], rel=max(other["accuracy"],
+                                                                     reduced["accuracy"]))
     oracle = lipsdp(net, variant, solver="CLARABEL", reduce=False)
     assert reduced["value"] == pytest.approx(oracle["value"], rel=1e-6)
 

@@ -35,6 +35,9 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
         if not note and name.startswith("lipsdp"):
             note = (f"{r['solver']} {r['status']}, certified (Schur complement), "
                     f"solver value {r['solver_value']:.6g}")
+            if r.get("capped_by_layerwise"):
+                note = (f"LipSDP's certified {r['sdp_value']:.6g} is above the layer-wise "
+                        f"bound: the layer-wise bound is reported ({note})")
         print(f"  {name:14s} {value} {ratio} {r['seconds']:8.2f}  {note}")
     violations = ladder.order_violations(results)
     for a, b, va, vb in violations:
