@@ -14,7 +14,9 @@ for regions_2d; the attained witness and HiGHS's bound + its tolerance for the M
 when stopped by its time limit (exact_1d: or max_pieces; regions_2d: or max_regions) or when
 it cannot certify its optimum, value None and the bracket alone.  LipSDP reports an
 `accuracy` (how far its certified value may sit above the SDP's optimum), used for
-lipsdp_neuron <= lipsdp_layer.  For every network and p (in exact arithmetic):
+lipsdp_neuron <= lipsdp_layer; LipSDP is solved on the network normalised by powers of two
+(the same value, scaled, in any units) and never reported above the layer-wise bound
+(reference.lipsdp: capped_by_layerwise).  For every network and p (in exact arithmetic):
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
     lower <= exact <= lipsdp_neuron <= lipsdp_layer,
 where lower and exact (except exact_1d's value) are taken over the box [-R, R]^N_0 and the
@@ -197,7 +199,8 @@ def best_lower(results: dict) -> float | None:
 def order_violations(results: dict, rtol: float = 1e-6) -> list:
     """The pairs (a, b) of the ladder with a > b * (1 + rtol) among the available values:
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2, lipsdp_* >= lower and exact,
-    lipsdp_neuron <= lipsdp_layer.  (LipSDP against layerwise is reported, not asserted.)
+    lipsdp_neuron <= lipsdp_layer.  (LipSDP against layerwise: never above it by construction,
+    `lipsdp` reports the layer-wise bound when its certified value is.)
     The exact method enters with its bracket (`_bound`): lower_bound <= the upper bounds,
     upper_bound >= lower; an interrupted one is never taken for the exact value.
     lipsdp_neuron <= lipsdp_layer compares two certified upper bounds of SDPs whose optima

@@ -214,7 +214,9 @@ def _iteration(lmi: _Lmi, pt: _Point, b: np.ndarray) -> _Point:
 def solve_numpy(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
     """min rho s.t. M(K t, rho) + margin I <= 0, t >= 0 by the interior-point method of the
     module docstring, on the LMI divided by ||C||_2^2 (an exact rescaling: lambda and rho are
-    returned in the original scale); rho_lower = <C^T C, X> at the last primal iterate X (the
+    returned in the original scale); rtol: TOL relative to rho (the stopping test's gap is
+    relative to 1 + |pobj| + |dobj|, about 1 + 2 rho in these units: TOL (1 + 2 rho) / rho);
+    rho_lower = <C^T C, X> at the last primal iterate X (the
     primal objective of (P) without the margin's term: a lower bound on the optimum when X is
     feasible)."""
     scale = float(np.linalg.norm(data.out_mat, 2)) ** 2
@@ -228,5 +230,7 @@ def solve_numpy(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
         except _Stop as stop:
             status, iterations = str(stop), it
             break
-    return SdpSolution(status, scale * lmi.lam(pt.y[:lmi.k]), scale * float(pt.y[lmi.k]),
-                       iterations, TOL, scale * float(np.sum(lmi.ctc * pt.x_mat)))
+    rho = float(pt.y[lmi.k])             # the gap test is relative to 1 + |pobj| + |dobj|
+    rtol = TOL * (1.0 + 2.0 * abs(rho)) / abs(rho) if rho != 0 else np.inf
+    return SdpSolution(status, scale * lmi.lam(pt.y[:lmi.k]), scale * rho, iterations, rtol,
+                       scale * float(np.sum(lmi.ctc * pt.x_mat)))

@@ -50,15 +50,17 @@ from reference.network import Identity, Network
 
 CVXOPT_OPTIONS = {"show_progress": False, "feastol": 1e-7, "refinement": 2, "maxiters": 100}
 CVXOPT_GAPS = ((1e-9, 1e-8), (1e-7, 1e-6))   # (abstol, reltol) in turn: tight, then default
-CVXPY_RTOL = {"CLARABEL": 1e-8, "SCS": 1e-4, "MOSEK": 1e-8}       # their default gap tolerances
+CVXPY_RTOL = {"CLARABEL": 1e-8, "SCS": 1e-4, "MOSEK": 1e-8}  # their default gap tolerances,
+                                              # absolute and relative: rtol = tol (1 + rho) / rho
 CVXPY_SOLVERS = tuple(CVXPY_RTOL)
 
 
 class SdpSolution(NamedTuple):
     """One solve: status ("optimal" or the solver's word for what went wrong), lam (n,) the
     multipliers of psi (lambda = K t, unscaled) and rho (the solver's optimum) when it returned
-    numbers (else None), iterations (None when the solver does not say), rtol (the relative
-    gap tolerance on rho the solver met, when "optimal"), rho_lower (None when not known): the
+    numbers (else None), iterations (None when the solver does not say), rtol (the gap
+    tolerance the solver met, when "optimal", relative to rho: a solver's absolute tolerance
+    is divided by the rho it saw), rho_lower (None when not known): the
     dual objective at the solver's dual point X without the margin's term, <C^T C, X>, a
     lower bound on the optimum of the SDP at margin 0 whenever X is dual feasible (X >= 0,
     tr X_00 = 1, K^T (<F_i, X>)_i >= 0: met to the solver's tolerance, so an estimate)."""
@@ -230,8 +232,10 @@ def solve_cvxopt(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
         if sol["status"] == "optimal":
             x = np.asarray(sol["x"])[:, 0]
             dual = lmi.symmetric(np.asarray(sol["z"])[k:, 0])          # X, (N, N)
-            return SdpSolution("optimal", scale * lmi.lam(x[:k]), scale * float(x[k]),
-                               iterations, reltol, scale * float(np.sum(lmi.ctc * dual)))
+            rho = float(x[k])              # optimal: gap <= abstol or relative gap <= reltol
+            rtol = max(reltol, abstol / abs(rho)) if rho != 0 else np.inf
+            return SdpSolution("optimal", scale * lmi.lam(x[:k]), scale * rho, iterations,
+                               rtol, scale * float(np.sum(lmi.ctc * dual)))
         statuses.append(f"{sol['status']} at reltol {reltol:g}")
     return SdpSolution(", ".join(statuses), None, None, iterations)
 
@@ -266,10 +270,11 @@ def solve_cvxpy(data, k_mat: np.ndarray, margin: float, solver: str) -> SdpSolut
     if t.value is None or rho.value is None:
         return SdpSolution(problem.status, None, None, None)
     iterations = problem.solver_stats.num_iters if problem.solver_stats else None
-    dual = constraint.dual_value
+    dual, rho_s, tol = constraint.dual_value, float(rho.value), CVXPY_RTOL[solver]
+    rtol = tol * (1.0 + abs(rho_s)) / abs(rho_s) if rho_s != 0 else np.inf  # abs + rel gaps
     return SdpSolution(problem.status,
                        scale * (k_mat @ np.asarray(t.value, dtype=np.float64).ravel()),
-                       scale * float(rho.value), iterations, CVXPY_RTOL.get(solver),
+                       scale * rho_s, iterations, rtol,
                        None if dual is None else scale * float(np.sum(ctc * dual)))
 
 

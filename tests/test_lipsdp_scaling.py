@@ -288,3 +288,18 @@ def test_underflowing_weights_are_not_claimed_exact():
     assert layers.weight_errors[0][1, 0] == lipsdp_mod.SUBNORMAL > 0
     low = lipschitz.lower(net, 2)["value"]
     assert low <= r["value"] * (1 + 1e-9) and r["value"] <= lipschitz.layerwise(net, 2)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_nearly_cancelling_network_is_solved_to_relative_accuracy(solver):
+    """PReLU slopes 1 - 1e-7 and an output weight that cancels two equal neurons: Lip_2 is
+    about 1e-7 while every weight has norm about 1.  Every solver's value is within 1e-6 of
+    the others' and its stated accuracy is honest.  Before: CLARABEL (an LMI not divided by
+    ||C||^2) certified 1.47e-5, 140 times the optimum 1.04e-7, stating accuracy 0.38."""
+    w0 = np.array([[1.0, 0.3], [1.0, 0.3], [0.2, 1.0]])
+    net = Network([Dense(w0), PReLU(np.full(3, 1 - 1e-7)), Dense(np.array([[1.0, -1.0, 0.0]])),
+                   Identity()])
+    reference = lipsdp(net, "neuron")                                   # NUMPY
+    r = lipsdp(net, "neuron", solver=solver)
+    assert r["value"] == pytest.approx(reference["value"], rel=1e-6)
+    assert r["accuracy"] < 1e-6
