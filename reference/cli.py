@@ -9,6 +9,7 @@ from pathlib import Path
 
 from reference import datasets, lipschitz, sweep
 from reference._checks import OverflowResult
+from reference._format import plain
 from reference.commands import check as check_command, evaluate, solve
 from reference.commands import lipschitz as lipschitz_command
 from reference.commands import import_deepsplines as import_deepsplines_command
@@ -51,7 +52,7 @@ def cmd_train(args):
           f"{summary['seconds']:.1f} s")
     for report in summary.get("sparsification", []):
         print(f"  sparsified layer {report['layer']} at |a_k| <= {report['threshold']:g}: "
-              f"removed {report['knots_removed']} knots, largest change on the grid "
+              f"removed {plain(report['knots_removed'])} knots, largest change on the grid "
               f"{max(report['max_change_on_grid']):.3g}")
     search = summary.get("sparsify", {})
     if search.get("mode") == "auto":
@@ -61,7 +62,7 @@ def cmd_train(args):
               f"{search['knots_before']} knots removed")
     for row in spline_summary(net):
         print(f"  spline layer {row['layer']}: TV2 {sum(row['tv2']):.4g}, "
-              f"BV2 {sum(row['bv2']):.4g}, knots per neuron {row['knots']} "
+              f"BV2 {sum(row['bv2']):.4g}, knots per neuron {plain(row['knots'])} "
               f"(|a_k| > {max(row['knot_tolerance']):.1e})")
     print(f"  Lipschitz bound (Theorem 1, BV2 form, p=2): {summary['lipschitz_bound']:.4g}")
     if args.out is not None:
