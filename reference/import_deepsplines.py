@@ -151,7 +151,8 @@ def deepsplines_step(size: int, range_=None, grid=None, dtype: str = "float32") 
         (float(range_) / (size // 2)) // GRID_ROUND) * GRID_ROUND
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"spline_range / spline_grid: the step should be a finite number > 0, "
-                         f"got {exact(value)} (range {exact(range_)}, grid {exact(grid)}, size {size})")
+                         f"got {exact(value)} (range {exact(range_)}, grid {exact(grid)}, "
+                         f"size {size})")
     return float(np.float32(value)) if dtype == "float32" else value
 
 
