@@ -47,7 +47,7 @@ def cmd_train(args):
     if args.json:
         print(dumps_json(summary))
         return 0
-    print(f"{args.activation} network {summary['hidden']} on {args.dataset}: "
+    print(f"{args.activation} network {plain(summary['hidden'])} on {args.dataset}: "
           f"test accuracy {summary['test_accuracy']:.4f}, train loss {summary['train_loss']:.4g}, "
           f"{summary['seconds']:.1f} s")
     for report in summary.get("sparsification", []):
@@ -376,15 +376,17 @@ def main(argv=None) -> int:
     success under `set -o pipefail`; a command that succeeded exits with 141 (128 + SIGPIPE,
     what a shell reports for any writer whose reader left), because part of what it printed
     was lost: 0 means done and every line delivered."""
-    streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = guarded = ReaderGone(sys.stdout), ReaderGone(sys.stderr)
+    streams = sys.stdout, sys.stderr             # None when closed (`>&-`): print skips it
+    sys.stdout, sys.stderr = guarded = [s if s is None else ReaderGone(s) for s in streams]
     try:
         status = run_command(argv)
         for stream in guarded:
-            stream.flush()                       # a break at the last write is seen here
+            if stream is not None:
+                stream.flush()                   # a break at the last write is seen here
     finally:
         sys.stdout, sys.stderr = streams
-    return SIGPIPE_STATUS if status == 0 and any(s.broken for s in guarded) else status
+    broken = any(s is not None and s.broken for s in guarded)
+    return SIGPIPE_STATUS if status == 0 and broken else status
 
 
 def run_command(argv) -> int:

@@ -592,3 +592,13 @@ def test_pipefail_pipelines_into_head(case, allowed, model, inputs, answers, sui
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode in allowed, (proc.returncode, proc.stderr)
     assert len(proc.stdout) == 1 and not any(word in proc.stderr for word in NOISE)
+
+
+def test_a_closed_stdout_keeps_the_status(model):
+    """`>&-`: Python has no sys.stdout (None) and print skips it; the status is the
+    command's own (1: UNSOUND), no traceback."""
+    command = " ".join(shlex.quote(str(a)) for a in
+                       [sys.executable, "-m", "reference", "lipschitz", model, "--claim", "1e-9"])
+    proc = subprocess.run(["bash", "-c", f"{command} >&-"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 1 and not any(word in proc.stderr for word in NOISE), proc.stderr

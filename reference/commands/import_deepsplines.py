@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reference import import_deepsplines as ds
-from reference._format import exact
+from reference._format import exact, plain
 from reference.commands.args import positive_float
 from reference.files import check_not_an_input, check_writable, dumps_json
 from reference.io import save_model
@@ -20,7 +20,7 @@ def layer_order(text):
 
 
 def _layer_line(layer) -> str:
-    shapes = ", ".join(f"{k} {tuple(v)}" for k, v in layer.shapes.items())
+    shapes = ", ".join(f"{k} {plain(tuple(v))}" for k, v in layer.shapes.items())
     text = f"  layer {layer.index}: {layer.type:12s} <- {layer.source} ({layer.module}" \
            + (f": {shapes})" if shapes else ")")
     if layer.grid:
