@@ -9,6 +9,7 @@ from pathlib import Path
 
 from reference import datasets, lipschitz, sweep
 from reference._checks import OverflowResult
+from reference._format import plain
 from reference.commands import check as check_command, evaluate, solve
 from reference.commands import lipschitz as lipschitz_command
 from reference.commands import import_deepsplines as import_deepsplines_command
@@ -46,12 +47,12 @@ def cmd_train(args):
     if args.json:
         print(dumps_json(summary))
         return 0
-    print(f"{args.activation} network {summary['hidden']} on {args.dataset}: "
+    print(f"{args.activation} network {plain(summary['hidden'])} on {args.dataset}: "
           f"test accuracy {summary['test_accuracy']:.4f}, train loss {summary['train_loss']:.4g}, "
           f"{summary['seconds']:.1f} s")
     for report in summary.get("sparsification", []):
         print(f"  sparsified layer {report['layer']} at |a_k| <= {report['threshold']:g}: "
-              f"removed {report['knots_removed']} knots, largest change on the grid "
+              f"removed {plain(report['knots_removed'])} knots, largest change on the grid "
               f"{max(report['max_change_on_grid']):.3g}")
     search = summary.get("sparsify", {})
     if search.get("mode") == "auto":
@@ -61,7 +62,7 @@ def cmd_train(args):
               f"{search['knots_before']} knots removed")
     for row in spline_summary(net):
         print(f"  spline layer {row['layer']}: TV2 {sum(row['tv2']):.4g}, "
-              f"BV2 {sum(row['bv2']):.4g}, knots per neuron {row['knots']} "
+              f"BV2 {sum(row['bv2']):.4g}, knots per neuron {plain(row['knots'])} "
               f"(|a_k| > {max(row['knot_tolerance']):.1e})")
     print(f"  Lipschitz bound (Theorem 1, BV2 form, p=2): {summary['lipschitz_bound']:.4g}")
     if args.out is not None:
@@ -323,18 +324,79 @@ def build_parser():
     return parser
 
 
+SIGPIPE_STATUS = 128 + 13      # 141: what a shell reports for a writer killed by SIGPIPE (13)
+
+
+class ReaderGone:
+    """sys.stdout or sys.stderr, surviving its reader going away (`... | head`).
+
+    On the first BrokenPipeError its file descriptor is pointed at /dev/null (os.dup2), so
+    the command runs on to its own exit status, its later output and Python's final flush go
+    nowhere quietly (no 'Exception ignored ... BrokenPipeError' at exit), and `broken` is
+    set.  Everything else is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self.stream, self.broken = stream, False
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._discard()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._discard()
+
+    def _discard(self):
+        self.broken = True
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):       # no descriptor: replace it
+            self.stream = open(os.devnull, "w")
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv=None) -> int:
     """Run one command; returns the exit status (0 done, 1 a check failed, 2 a usage or
-    input error with a one-line message, 130 interrupted)."""
+    input error with a one-line message, 3 a claim undecided, 130 interrupted).
+
+    When the reader of stdout or stderr goes away (`... | head`) the command still runs to
+    its end (files are written as asked) with the rest of its output discarded, and keeps
+    its own status if that is not 0, so that no failure (1, 2, 3, 130) ever reads as
+    success under `set -o pipefail`; a command that succeeded exits with 141 (128 + SIGPIPE,
+    what a shell reports for any writer whose reader left), because part of what it printed
+    was lost: 0 means done and every line delivered."""
+    streams = sys.stdout, sys.stderr             # None when closed (`>&-`): print skips it
+    sys.stdout, sys.stderr = guarded = [s if s is None else ReaderGone(s) for s in streams]
+    try:
+        status = run_command(argv)
+        for stream in guarded:
+            if stream is not None:
+                stream.flush()                   # a break at the last write is seen here
+    finally:
+        sys.stdout, sys.stderr = streams
+    broken = any(s is not None and s.broken for s in guarded)
+    return SIGPIPE_STATUS if status == 0 and broken else status
+
+
+def run_command(argv) -> int:
+    """Parse argv and run its command: main's status, without the broken-pipe rule."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:                # argparse printed the usage error (or --help)
         return exc.code
     try:
         return args.func(args)
-    except BrokenPipeError:                  # output piped into e.g. `head`: stop quietly
-        sys.stdout = open(os.devnull, "w")
-        return 0
     except (ValueError, ImportError, RuntimeError, OSError) as exc:
         # user errors (bad values, files, failed solves); anything else is a bug: traceback
         message = str(exc)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reference._format import plain
+
 MAX_ARRAY_BYTES = 8 * 2**30       # one array read from a file: at most 8 GiB
 
 
@@ -317,19 +319,7 @@ def write_text(path, text: str, arg: str = "path") -> Path:
 def jsonable(value):
     """NumPy scalars and arrays as Python numbers and lists; non-finite floats as None (JSON
     has no NaN or Infinity)."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+    return plain(value, nonfinite=lambda number: None)
 
 
 def dumps_json(value, indent=None) -> str:

@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reference._format import exact
 from reference.files import describe, file_kind
 from reference.network import (ACTIVATION_TYPES, Dense, KnotSplineActivation, Network, PReLU,
                                SplineActivation)
@@ -150,7 +151,8 @@ def deepsplines_step(size: int, range_=None, grid=None, dtype: str = "float32") 
         (float(range_) / (size // 2)) // GRID_ROUND) * GRID_ROUND
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"spline_range / spline_grid: the step should be a finite number > 0, "
-                         f"got {value!r} (range {range_!r}, grid {grid!r}, size {size})")
+                         f"got {exact(value)} (range {exact(range_)}, grid {exact(grid)}, "
+                         f"size {size})")
     return float(np.float32(value)) if dtype == "float32" else value
 
 
@@ -477,6 +479,42 @@ def import_torch():
     return torch
 
 
+UNSAFE_PICKLE_RISK = ("--unsafe-pickle loads it with torch.load(weights_only=False), which runs "
+                      "the code the file's pickle names (arbitrary code execution)")
+_TORCH_BOILERPLATE = ("Weights only load failed", "(1)", "(2)", "Check the documentation")
+
+
+def load_failure(exc: Exception, path, arg: str = "CKPT") -> str:
+    """The one-line message for torch.load's failure `exc` on `path`.
+
+    When torch.load(weights_only=True) refuses a global of the file's pickle (nothing of the
+    file has run then), the message names that global, the flag --unsafe-pickle and what the
+    flag risks.  A global of a module torch blocks outright (os, posix, nt, sys: the
+    operating system, e.g. os.system running a shell command) is never needed by a
+    checkpoint, and the message says not to use the flag on that file."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    reason = next((line.removeprefix("WeightsUnpickler error:").strip() for line in lines
+                   if not line.startswith(_TORCH_BOILERPLATE)), lines[0] if lines else "")
+    if not any(line.startswith("Weights only load failed") for line in lines):
+        return f"{arg}: {path} cannot be read by torch.load ({type(exc).__name__}: {reason})"
+    blocked = re.search(r"GLOBAL (\S+) whose module (\S+?)\.? is blocked", reason)
+    if blocked:
+        name, module = blocked.groups()
+        return (f"{arg}: {path} was refused before anything in it ran: its pickle names the "
+                f"global {name} (module {module}, which torch.load blocks outright: it gives "
+                f"a pickle the operating system, e.g. shell commands); {UNSAFE_PICKLE_RISK}, "
+                f"here {name} with the file's arguments: no DeepSplines checkpoint names it; "
+                "do not use --unsafe-pickle on this file")
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", reason)
+    if found:
+        return (f"{arg}: {path} holds Python objects beyond tensors and plain containers (the "
+                f"global {found.group(1)}), which torch.load(weights_only=True) does not load; "
+                f"if the file comes from a source you trust, {UNSAFE_PICKLE_RISK}")
+    return (f"{arg}: {path} cannot be read by torch.load(weights_only=True) ({reason}); if "
+            f"the file comes from a source you trust, {UNSAFE_PICKLE_RISK}")
+
+
 def read_checkpoint(path, unsafe_pickle: bool = False, arg: str = "CKPT"):
     """(state dict as float64 NumPy arrays, params or None, how it was loaded) of a
     torch.save file, read on the CPU with torch.load(weights_only=True) (tensors and plain
@@ -492,15 +530,7 @@ def read_checkpoint(path, unsafe_pickle: bool = False, arg: str = "CKPT"):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
     except Exception as exc:          # torch raises UnpicklingError, RuntimeError, ... here
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found:
-            raise ValueError(
-                f"{arg}: {path} holds Python objects beyond tensors and plain containers "
-                f"({found.group(1)}), which torch.load(weights_only=True) does not load; if "
-                "the file comes from a source you trust, --unsafe-pickle loads it with "
-                "weights_only=False (this runs code named in the file)") from None
-        raise ValueError(f"{arg}: {path} cannot be read by torch.load ({type(exc).__name__}: "
-                         f"{(str(exc).splitlines() or [''])[0]})") from None
+        raise ValueError(load_failure(exc, path, arg)) from None
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
     params = None

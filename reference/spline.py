@@ -67,6 +67,7 @@ import numpy as np
 
 from reference import spline_kernels as kernels
 from reference._checks import as_finite_array, as_real_array
+from reference._format import exact
 from reference.spline_kernels import Pieces, num_threads, set_num_threads  # noqa: F401
 
 EPS = np.finfo(np.float64).eps
@@ -104,8 +105,9 @@ def zero_one(num_channels: int) -> np.ndarray:
 
 
 def _shown(value) -> str:
-    """repr(value), shortened when long (e.g. a 400-digit integer)."""
-    text = repr(float(value)) if isinstance(value, np.floating) else repr(value)
+    """repr(value) with NumPy numbers as Python's, shortened when long (e.g. a 400-digit
+    integer)."""
+    text = exact(value)
     return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 

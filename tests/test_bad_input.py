@@ -5,8 +5,12 @@ there before unchanged (bytes and permissions)."""
 import errno
 import json
 import os
+import shlex
 import stat
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -495,3 +499,106 @@ def test_an_output_that_is_an_input_is_refused(target, tmp_path, model, inputs, 
     out = {"model": model, "inputs": inputs}[target]
     run_fails(["evaluate", model, "--inputs", inputs, "--output", out], capsys,
               ["--output", "would destroy it"], tmp_path)
+
+
+# ----------------------------------------------------------------------- broken pipes
+ROOT = Path(__file__).resolve().parents[1]           # `python -m reference` of this tree
+NOISE = ("Traceback", "Exception ignored", "BrokenPipeError", "Broken pipe")
+
+
+def run_into_a_gone_reader(argv, stderr_too=False):
+    """`python -m reference ARGV` with its stdout (and stderr if stderr_too) a pipe whose
+    reader is already gone (as `| head -c 0`, deterministically): (status, stderr)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "reference", *map(str, argv)], cwd=ROOT,
+                              stdout=write, stderr=write if stderr_too else subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, timeout=600)
+    finally:
+        os.close(write)
+    return proc.returncode, (proc.stderr or b"").decode()
+
+
+@pytest.fixture
+def answers(tmp_path, model, inputs, capsys):
+    """(the reference's answers, the same with outputs off by 1) for `check`."""
+    good = tmp_path / "answers.npz"
+    assert main(["evaluate", str(model), "--inputs", str(inputs), "--output", str(good)]) == 0
+    capsys.readouterr()
+    arrays = dict(np.load(good))
+    arrays["outputs"] = arrays["outputs"] + 1.0
+    np.savez(tmp_path / "wrong.npz", **arrays)
+    return good, tmp_path / "wrong.npz"
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("suite")
+    assert main(["conformance", "export", str(directory)]) == 0
+    return directory
+
+
+def pipe_cases(model, inputs, answers, suite, tmp_path):
+    """name -> (argv, the command's own status)."""
+    good, wrong = answers
+    check = ["check", model, "--inputs", inputs, "--answers"]
+    (tmp_path / "no_answers").mkdir()
+    return {
+        "lipschitz --claim UNSOUND": (["lipschitz", model, "--claim", "1e-9"], 1),
+        "lipschitz --claim UNDECIDED": (["lipschitz", model, "--claim", "1e-9", "--methods",
+                                         "theorem1"], 3),
+        "check FAIL": ([*check, wrong], 1),
+        "conformance run FAIL": (["conformance", "run", suite, "--answers",
+                                  tmp_path / "no_answers"], 1),
+        "bad input": (["info", tmp_path / "absent.npz"], 2),
+        "usage error": (["lipschitz", model, "--claim", "abc"], 2),
+        "lipschitz --claim SOUND": (["lipschitz", model, "--claim", "1e9"], 0),
+        "check pass": ([*check, good], 0),
+    }
+
+
+PIPE_CASES = [(case, False) for case in (
+    "lipschitz --claim UNSOUND", "lipschitz --claim UNDECIDED", "check FAIL",
+    "conformance run FAIL", "bad input", "usage error", "lipschitz --claim SOUND",
+    "check pass")] + [
+    (case, True) for case in ("lipschitz --claim UNSOUND", "bad input", "usage error")]
+
+
+@pytest.mark.parametrize("case, stderr_too", PIPE_CASES,
+                         ids=[c + (" 2>&1" if both else "") for c, both in PIPE_CASES])
+def test_a_reader_that_goes_away_never_turns_a_failure_into_success(
+        case, stderr_too, model, inputs, answers, suite, tmp_path, capsys):
+    """`set -o pipefail; python -m reference ... | head`: a failing command keeps its own
+    status (1 FAIL / UNSOUND, 2 bad input, 3 undecided), a succeeding one gives 141
+    (128 + SIGPIPE: output was lost), never 0; nothing on stderr about the pipe."""
+    argv, own = pipe_cases(model, inputs, answers, suite, tmp_path)[case]
+    assert main([str(a) for a in argv]) == own           # the premise: its own status
+    capsys.readouterr()
+    status, err = run_into_a_gone_reader(argv, stderr_too)
+    assert status == (own or 141), (status, err)
+    assert not any(word in err for word in NOISE), err
+
+
+@pytest.mark.parametrize("case, allowed", [("lipschitz --claim UNSOUND", {1}),
+                                           ("lipschitz --claim SOUND", {0, 141})])
+def test_pipefail_pipelines_into_head(case, allowed, model, inputs, answers, suite, tmp_path):
+    """Real shell pipelines, `| head -c 1`: the pipeline's status under pipefail is the
+    command's (a success may or may not see the reader go: 0 or 141), head gets the first
+    byte, and stderr says nothing of the pipe."""
+    argv, _ = pipe_cases(model, inputs, answers, suite, tmp_path)[case]
+    command = " ".join(shlex.quote(str(a)) for a in [sys.executable, "-m", "reference", *argv])
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {command} | head -c 1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode in allowed, (proc.returncode, proc.stderr)
+    assert len(proc.stdout) == 1 and not any(word in proc.stderr for word in NOISE)
+
+
+def test_a_closed_stdout_keeps_the_status(model):
+    """`>&-`: Python has no sys.stdout (None) and print skips it; the status is the
+    command's own (1: UNSOUND), no traceback."""
+    command = " ".join(shlex.quote(str(a)) for a in
+                       [sys.executable, "-m", "reference", "lipschitz", model, "--claim", "1e-9"])
+    proc = subprocess.run(["bash", "-c", f"{command} >&-"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 1 and not any(word in proc.stderr for word in NOISE), proc.stderr

@@ -10,6 +10,7 @@ from finite_differences import central_difference, relative_error
 from reference.cli import main
 from reference.io import load_model, save_model
 from test_oracle import oracle_model
+from test_printed_numbers import assert_numbers_only
 
 
 def knot_form(spline, c):
@@ -136,7 +137,10 @@ def test_reproduce_prints_the_tables_and_the_quick_lipschitz_checks_pass(tmp_pat
     assert main(["reproduce", "--epochs", "2", "--checks-dir", str(tmp_path),
                  "--figures-dir", str(figures_dir)]) == 0
     assert (figures_dir / "index.md").is_file()
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    assert_numbers_only(text)                   # numbers, not np.float64(...) (all commands:
+    assert_numbers_only(captured.err)           # tests/test_printed_numbers.py)
     assert f"(index: {figures_dir}/index.md)" in text
     for activation in ("spline", "relu", "prelu", "leaky_relu"):
         assert activation in text

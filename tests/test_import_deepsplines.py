@@ -588,3 +588,56 @@ def test_the_imported_model_feeds_evaluate(tmp_path, monkeypatch, capsys):
     assert "this training checkpoint states its grid" in capsys.readouterr().err
     assert main(["import-deepsplines", str(ckpt), "--out", str(ckpt)]) == 2
     assert "--out: " in capsys.readouterr().err
+
+
+class _Payload:
+    """Pickles as a call of `function` on `args` (pickle's __reduce__); nothing is called
+    when the file is written, only by an unpickler that follows the file's instructions."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("call, global_name, blocked", [
+    ("os.system", "posix.system", True),
+    ("shutil.copyfile", "shutil.copyfile", False),
+])
+def test_a_checkpoint_that_runs_a_command_is_refused_naming_the_global_and_the_flag(
+        tmp_path, capsys, legacy, call, global_name, blocked):
+    """A checkpoint whose pickle calls os.system('touch MARKER') (or shutil.copyfile(ANY,
+    MARKER)): without --unsafe-pickle, exit 2 and one line naming the global, the flag and
+    its risk, and nothing was run; with the flag it is (what the message warns of)."""
+    import importlib
+    import os
+    import shlex
+    torch = pytest.importorskip("torch")
+    module, name = call.rsplit(".", 1)
+    function = getattr(importlib.import_module(module), name)
+    marker = tmp_path / "payload-ran"
+    command = f"touch {shlex.quote(str(marker))}"
+    payload = _Payload(function, command) if call == "os.system" else \
+        _Payload(function, __file__, str(marker))
+    ckpt = tmp_path / "evil.pth"
+    torch.save({"model_state": {"fc1.weight": torch.zeros(2, 2)}, "params": payload}, ckpt,
+               _use_new_zipfile_serialization=not legacy)
+    assert not marker.exists()                      # writing the file ran nothing
+    argv = ["import-deepsplines", str(ckpt), "--out", str(tmp_path / "m.npz")]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: CKPT: "), lines
+    assert f"the global {global_name}" in lines[0], lines[0]
+    assert "--unsafe-pickle" in lines[0] and "arbitrary code execution" in lines[0]
+    assert ("do not use --unsafe-pickle on this file" in lines[0]) == blocked
+    assert "Weights only load failed" not in lines[0] and "\x1b" not in lines[0]
+    assert not marker.exists() and not (tmp_path / "m.npz").exists()
+    if os.name == "posix":                          # the risk named is real: the flag runs it
+        main(argv + ["--unsafe-pickle"])
+        capsys.readouterr()
+        assert marker.exists()

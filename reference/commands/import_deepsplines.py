@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reference import import_deepsplines as ds
+from reference._format import exact, plain
 from reference.commands.args import positive_float
 from reference.files import check_not_an_input, check_writable, dumps_json
 from reference.io import save_model
@@ -19,13 +20,13 @@ def layer_order(text):
 
 
 def _layer_line(layer) -> str:
-    shapes = ", ".join(f"{k} {tuple(v)}" for k, v in layer.shapes.items())
+    shapes = ", ".join(f"{k} {plain(tuple(v))}" for k, v in layer.shapes.items())
     text = f"  layer {layer.index}: {layer.type:12s} <- {layer.source} ({layer.module}" \
            + (f": {shapes})" if shapes else ")")
     if layer.grid:
         g = layer.grid
-        text += (f"\n      K = {g['size']}, step {g['step']!r} ({g['dtype']} grid), "
-                 f"x_min {g['x_min']!r}")
+        text += (f"\n      K = {g['size']}, step {exact(g['step'])} ({g['dtype']} grid), "
+                 f"x_min {exact(g['x_min'])}")
     return text
 
 
@@ -103,7 +104,7 @@ def register(sub) -> None:
                         "is kept in it; default float32, torch's default)")
     p.add_argument("--unsafe-pickle", action="store_true",
                    help="load with torch.load(weights_only=False) a file holding Python "
-                        "objects beyond tensors (runs code named in the file: trusted files "
-                        "only)")
+                        "objects beyond tensors (runs code named in the file, arbitrary code "
+                        "execution: trusted files only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

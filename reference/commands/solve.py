@@ -3,6 +3,7 @@ spline layer's coefficients with the weights fixed."""
 from __future__ import annotations
 
 from reference._checks import as_finite_array
+from reference._format import plain
 from reference.commands.args import nonneg_float, nonneg_int, positive_float, size_int
 from reference.convex import MAX_PROBLEM_SIZE, METHODS
 from reference.experiments import TRAIN_DEFAULTS
@@ -45,17 +46,18 @@ def run(args):
           + f", {cert['seconds']:.2f} s")
     if cert["method"] == "active":
         print(f"  active set: {cert['rounds']} rounds, points per neuron "
-              f"{cert['points_per_neuron']} of {cert['candidate_points']} candidates; "
+              f"{plain(cert['points_per_neuron'])} of {plain(cert['candidate_points'])} "
+              "candidates; "
               f"optimality at every candidate ({cert['optimality_condition']}): worst "
               f"violation {cert['worst_violation']:.1e} x lambda_ref "
               f"{cert['violation_reference']:.3g} (tolerance {cert['violation_tolerance']:g}), "
               f"multiplier noise {cert['multiplier_noise']:.1e}, complementarity gap "
               f"{cert['complementarity_gap']:.1e}")
-        print(f"  polishing {cert['polish']}; knots per neuron {cert['knots_unpolished']} "
+        print(f"  polishing {cert['polish']}; knots per neuron {plain(cert['knots_unpolished'])} "
               f"before polishing")
-    print(f"  grid points per neuron {cert['grid_points']}; knots per neuron {knots} "
+    print(f"  grid points per neuron {plain(cert['grid_points'])}; knots per neuron {plain(knots)} "
           f"(|slope change| > tolerance, max tolerance {max(cert['knot_tolerance']):.1e}); "
-          f"Lip per neuron {[round(v, 4) for v in cert['lipschitz']]}")
+          f"Lip per neuron {[round(v, 4) for v in plain(cert['lipschitz'])]}")
     if cert["gauge_directions_pinned"]:
         print(f"  {cert['gauge_directions_pinned']} gauge directions (affine shifts invisible "
               f"at the data) pinned; minimum-norm representative returned (shift removed "
