@@ -217,8 +217,8 @@ def test_returned_splines_over_lip_max_are_an_error(monkeypatch):
     net, x, y = single_neuron(m=30)
     real = convex.knot_counts
 
-    def steep(layer):
-        knots, tols, lips = real(layer)
+    def steep(layer, unit=1.0):
+        knots, tols, lips = real(layer, unit)
         return knots, tols, lips * 10
     monkeypatch.setattr(convex, "knot_counts", steep)
     with pytest.raises(RuntimeError, match="Lip .* > lip_max"):

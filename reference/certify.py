@@ -1,0 +1,293 @@
+"""The scale and the verdict of a coefficient solve (reference.convex, reference.active_set).
+
+Internal units (`Scaled`).  The squared loss is solved on y / T, c / T, lambda / T and
+L_max / T with T = max |y - c| (1 if y = c; c the bias after the layer): sigma =
+T sigma_internal and the objective is T^2 times the internal one.  With y - c, lambda and
+L_max multiplied by any s > 0, the optimum's splines are multiplied by s, its objective by
+s^2 and its knots are unchanged, and the internal problem is the same up to rounding (3 ulp;
+bit for bit when s is a power of two), so the solver takes the same path at every scale.
+The logistic and cross-entropy losses fix the outputs' scale (T = 1).  Every tolerance of the solve is stated in internal
+units, where 1 is the problem's own scale (objective unit U = T^2).
+
+Verdict (`conclude`).  "optimal" is earned by one of two certificates, each at
+GAP_RTOL * max(F, U) (F the NumPy re-evaluation of the returned model):
+- "dual bound": F - LB, LB a lower bound on the optimum built in NumPy from the point's
+  loss gradient (`dual_bound`, Fenchel duality; not with a Lip bound);
+- "solver": the method's own certificate (CLARABEL's primal - dual gap; for the active set
+  also the optimality condition at every candidate and its complementarity gap), with every
+  gap at the tolerance, and F no higher than any cheap feasible point's (`candidates`: the
+  zero spline and the best affine splines) by more than the tolerance.
+Otherwise the best feasible point known is returned as "not_optimal" (a cheap candidate beat
+the solver's point, or no certificate holds at the tolerance) or "time_limit", with its
+objective (an upper bound) and LB where available, by raising SolveNotCertified.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import xlogy
+
+from reference.errors import SolveNotCertified
+from reference.losses import loss_and_grad
+from reference.regularisers import get as get_regulariser
+
+GAP_RTOL = 1e-6          # "optimal": every gap <= GAP_RTOL * max(F, U)
+LASSO_SWEEPS = 2000      # coordinate-descent sweeps of the BV2 affine candidate (at most)
+EPS = np.finfo(np.float64).eps
+
+
+def output_scale(loss: str, y: np.ndarray, c: np.ndarray) -> float:
+    """T = max |y - c| for the squared loss (1 if y = c), else 1."""
+    if loss != "squared":
+        return 1.0
+    spread = float(np.max(np.abs(y - c[None, :]))) if y.size else 0.0
+    return spread if spread > 0 else 1.0
+
+
+@dataclass
+class Scaled:
+    """The problem in internal units: z (M, N), a_mat (N_L, N), c (N_L,) / T, y / T (the
+    loss's form), lam / T, lip_max / T, unit T (`output_scale`); objective_unit U = T^2;
+    lam_given: lambda as given (external units)."""
+    z: np.ndarray
+    a_mat: np.ndarray
+    c: np.ndarray
+    y: np.ndarray
+    lam: float
+    lip_max: float | None
+    unit: float
+    loss: str
+    reg: str
+    lam_given: float
+
+    @classmethod
+    def build(cls, z, a_mat, c, y, loss, reg, lam, lip_max):
+        t = output_scale(loss, y, c)
+        y_in = y / t if loss == "squared" else y
+        return cls(z, a_mat, c / t, y_in, lam / t, None if lip_max is None else lip_max / t,
+                   t, loss, reg, lam)
+
+    @property
+    def objective_unit(self) -> float:
+        return self.unit ** 2
+
+    def tolerance(self, objective: float) -> float:
+        """GAP_RTOL * max(|F|, U) in external units."""
+        return GAP_RTOL * max(abs(objective), self.objective_unit)
+
+
+# ------------------------------------------------------------------- cheap feasible points
+def candidates(scaled: Scaled, grids: list) -> list:
+    """[(name, pieces)]: feasible points known without a solve, in internal units, each as
+    per neuron (grid, values at the grid): the zero spline, and for the squared loss the
+    affine spline of least squares (R-free; for BV2 also the affine spline of least
+    squares + lambda (|sigma(0)| + |sigma(1)|), a lasso in (sigma_n(0), sigma_n(1)) solved
+    by coordinate descent and its sign pattern).  With L_max the slopes are clipped to
+    [-L_max, L_max] (still feasible)."""
+    out = [("zero spline", [(g, np.zeros(len(g))) for g in grids])]
+    if scaled.loss != "squared":
+        return out
+    z, a_mat = scaled.z, scaled.a_mat
+    # sigma_n(t) = p_n (1 - t) + q_n t: columns (M N_L, 2N), p_n then q_n
+    design = np.concatenate([np.einsum("ln,mn->mln", a_mat, 1.0 - z),
+                             np.einsum("ln,mn->mln", a_mat, z)], axis=2)
+    design = design.reshape(-1, design.shape[2])
+    target = (scaled.y - scaled.c[None, :]).reshape(-1)
+    fits = [("affine (least squares)", np.linalg.lstsq(design, target, rcond=None)[0])]
+    if get_regulariser(scaled.reg).extra_points:
+        fits.append(("affine (least squares + lambda BV2)",
+                     _lasso(design.T @ design, design.T @ target, scaled.lam)))
+    n = z.shape[1]
+    for name, theta in fits:
+        p, q = theta[:n], theta[n:]
+        slope = q - p
+        if scaled.lip_max is not None:
+            slope = np.clip(slope, -scaled.lip_max, scaled.lip_max)
+        out.append((name, [(g, p[k] + slope[k] * g) for k, g in enumerate(grids)]))
+    return out
+
+
+def _lasso(gram: np.ndarray, b: np.ndarray, lam: float) -> np.ndarray:
+    """argmin 1/2 x^T G x - b^T x + lam ||x||_1 (G = F^T F): coordinate descent, then the
+    linear system of its sign pattern, kept when it is consistent (any x is feasible: the
+    caller compares objectives)."""
+    x = np.zeros(len(b))
+    diag = np.diag(gram)
+    for _ in range(LASSO_SWEEPS):
+        change = 0.0
+        for j in np.flatnonzero(diag > 0):
+            rho = b[j] - gram[j] @ x + diag[j] * x[j]
+            new = np.sign(rho) * max(abs(rho) - lam, 0.0) / diag[j]
+            change = max(change, abs(new - x[j]))
+            x[j] = new
+        if change <= 4 * EPS * max(np.abs(x).max(initial=0.0), EPS):
+            break
+    support = np.flatnonzero(x)
+    if len(support):
+        sign = np.sign(x[support])
+        try:
+            exact = np.linalg.solve(gram[np.ix_(support, support)], b[support] - lam * sign)
+        except np.linalg.LinAlgError:
+            return x
+        if np.all(np.sign(exact) == sign):
+            x = x.copy()
+            x[support] = exact
+    return x
+
+
+# ------------------------------------------------------------------------ the dual bound
+def dual_bound(scaled: Scaled, grids: list, sigma_at_z: np.ndarray) -> float | None:
+    """A lower bound on the optimum (internal units) from the point with values sigma_at_z
+    (M, N), by Fenchel duality: for r (M, N_L) with w = r A,
+
+        F(sigma) >= sum_m (r_m . c - E*(r_m))   whenever |<w, sigma(z)>| <= lambda R(sigma)
+                                                for every spline sigma of the problem,
+
+    E* the conjugate of the loss (squared: r.y + |r|^2 / 2; logistic: the negative entropy of
+    q = y + r in [0, 1]; cross-entropy: sum q log q, q = onehot(y) + r in the simplex).  The
+    condition reads, per neuron, |phi_n(tau)| <= lambda at the grid's interior points,
+    phi_n(tau) = sum_m w_mn (z_mn - tau)_+ (`active_set.knot_correlation`), with for TV2
+    sum_m w_mn = sum_m w_mn z_mn = 0 (r is projected onto these 2N equations; for
+    cross-entropy with A centred over the outputs, which keeps sum_l r_ml = 0) and for BV2
+    the points 0 and 1 as samples of weights v0, v1 (`active_set.bv2_end_weights`),
+    |v| <= lambda.  r is the loss gradient at the point, multiplied by
+    t = min(1, lambda / max(|phi|, |v|)) (rounding of phi allowed for); at the optimum t = 1
+    and the bound equals the optimum.  None with a Lip bound (not derived), or when the
+    projected r leaves the conjugate's domain."""
+    from reference.active_set import bv2_end_weights, knot_correlation
+
+    if scaled.lip_max is not None:
+        return None
+    z, a_mat, loss = scaled.z, scaled.a_mat, scaled.loss
+    _, r = loss_and_grad(loss, sigma_at_z @ a_mat.T + scaled.c[None, :], scaled.y)
+    bv2 = bool(get_regulariser(scaled.reg).extra_points)
+    m, n = z.shape
+    gamma = 4.0 * (r.size + 4) * EPS
+    if not bv2:
+        r = _project_affine(r, z, a_mat - a_mat.mean(axis=0) if loss == "xent" else a_mat)
+    w = r @ a_mat                                                        # (M, N)
+    peak, slack = 0.0, 0.0
+    for k, g in enumerate(grids):
+        pts, wts = z[:, k], w[:, k]
+        if bv2:
+            v = np.array(bv2_end_weights(pts, wts))
+            peak = max(peak, float(np.abs(v).max()))
+            pts, wts = np.concatenate([pts, [0.0, 1.0]]), np.concatenate([wts, v])
+        spread = float(max(pts.max(), g.max()) - min(pts.min(), g.min()))
+        slack = max(slack, gamma * float(np.abs(wts).sum()) * spread)
+        if len(g) > 2:
+            peak = max(peak, float(np.abs(knot_correlation(pts, wts, g[1:-1])).max()))
+    peak += slack
+    t = 1.0 if peak <= scaled.lam else (scaled.lam / peak if peak > 0 else 1.0)
+    return _conjugate_bound(t * r, scaled, gamma)
+
+
+def _project_affine(r: np.ndarray, z: np.ndarray, a_mat: np.ndarray) -> np.ndarray:
+    """r minus its least-squares component violating sum_m r_m . A_n = 0 and
+    sum_m (r_m . A_n) z_mn = 0 for every n (twice, for accuracy)."""
+    m, n = z.shape
+    rows = np.concatenate([np.broadcast_to(a_mat.T[:, None, :], (n, m, a_mat.shape[0])),
+                           a_mat.T[:, None, :] * z.T[:, :, None]])            # (2N, M, N_L)
+    rows = rows.reshape(2 * n, -1)
+    flat = r.reshape(-1).copy()
+    for _ in range(2):
+        mu = np.linalg.lstsq(rows @ rows.T, rows @ flat, rcond=None)[0]
+        flat -= rows.T @ mu
+    return flat.reshape(r.shape)
+
+
+def _conjugate_bound(r: np.ndarray, scaled: Scaled, gamma: float) -> float | None:
+    """sum_m (r_m . c - E*(r_m)) minus a rounding allowance; None outside E*'s domain."""
+    c, y, loss = scaled.c[None, :], scaled.y, scaled.loss
+    if loss == "squared":
+        terms = np.concatenate([(r * (c - y)).ravel(), -0.5 * (r * r).ravel()])
+    else:
+        q = y + r if loss == "logistic" else r + np.eye(r.shape[1])[y]
+        if np.any(q < 0) or np.any(q > 1) or (loss == "xent" and np.abs(q.sum(axis=1) - 1)
+                                             .max(initial=0.0) > gamma):
+            return None
+        entropy = xlogy(q, q) + (xlogy(1 - q, 1 - q) if loss == "logistic" else 0.0)
+        terms = np.concatenate([(r * c).ravel(), -entropy.ravel()])
+    return float(terms.sum() - gamma * np.abs(terms).sum())
+
+
+# ------------------------------------------------------------------------------ verdict
+def spline_values_at(pieces: list, z: np.ndarray) -> np.ndarray:
+    """sigma_n(z_mn) (M, N) of the splines (grid_n, values_n), continued linearly."""
+    from reference.convex import _values_at
+
+    return np.stack([_values_at(g, v, z[:, k]) for k, (g, v) in enumerate(pieces)], axis=1)
+
+
+def conclude(net, layer, x, y, lam, scaled: Scaled, grids, uniform, new, cert, *,
+             stopped: str | None = None, extra_points=()):
+    """The verdict on a solve (module docstring).  new, cert: the solver's model and
+    certificate (None, None when it gave no point, e.g. stopped at the time limit before any
+    solution); cert["method_certified"]: whether the method's own certificate holds;
+    stopped: a reason (e.g. the time limit) that makes the result "time_limit";
+    extra_points: [(name, pieces)] further feasible points in internal units (e.g. the
+    active set's last restricted solution).  Returns (model, certificate) with status
+    "optimal"; otherwise raises SolveNotCertified carrying the best point."""
+    from reference.convex import build_model, numpy_objective
+
+    loss, reg = scaled.loss, scaled.reg
+    points = []                                     # (objective, name, model, pieces)
+    for name, pieces in candidates(scaled, grids) + list(extra_points):
+        model = build_model(net, layer, pieces, scaled.unit, uniform)
+        points.append((numpy_objective(model, layer, x, y, loss, lam, reg), name, model,
+                       pieces))
+    best_candidate = min(points, key=lambda p: p[0])
+    solver_f = None if new is None else cert["objective_check"]
+    base = dict(cert or {})
+    cand_report = [{"point": p[1], "objective": p[0]} for p in points]
+    if solver_f is not None and solver_f <= best_candidate[0] + scaled.tolerance(solver_f):
+        best_f, best_name, best_model = solver_f, "solver", new
+        best_sigma = new.layers[layer].forward(scaled.z)[0] / scaled.unit
+    else:
+        best_f, best_name, best_model, pieces = best_candidate
+        best_sigma = spline_values_at(pieces, scaled.z)
+    bound = dual_bound(scaled, grids, best_sigma)
+    lower = None if bound is None else bound * scaled.objective_unit
+    tol = scaled.tolerance(best_f)
+    gaps = [abs(g) for g in (base.get("gap"), base.get("complementarity_gap"))
+            if g is not None]
+    by = None
+    if stopped is None and lower is not None and best_f - lower <= tol:
+        by = "dual bound"
+    elif stopped is None and best_name == "solver" and base.get("method_certified") \
+            and all(g <= tol for g in gaps):
+        by = "solver"
+    base.update(candidates=cand_report, lower_bound=lower, certified_by=by,
+                gap_tolerance=tol, returned_point=best_name,
+                solver_objective=solver_f, objective_unit=scaled.objective_unit,
+                unit=scaled.unit)
+    if best_name != "solver":
+        from reference.convex import knot_counts
+
+        knots, tols, lips = knot_counts(best_model.layers[layer], scaled.unit)
+        base.update(objective=best_f, objective_check=best_f, knots=knots.tolist(),
+                    knot_tolerance=tols.tolist(), lipschitz=lips.tolist())
+    if by is not None:
+        base["status"] = "optimal"
+        return best_model, base
+    base["status"] = "time_limit" if stopped else "not_optimal"
+    why = stopped or _why_not(solver_f, best_candidate, tol, gaps, base, lower, best_f)
+    raise SolveNotCertified(
+        f"solve: not certified optimal ({why}); best feasible point: {best_name}, objective "
+        f"{best_f:.10g}" + ("" if lower is None else f", lower bound {lower:.10g}"),
+        copy.deepcopy(best_model), base)
+
+
+def _why_not(solver_f, best_candidate, tol, gaps, cert, lower, best_f) -> str:
+    """The reason a point was not certified, for the message."""
+    if solver_f is None:
+        return "the solver gave no point"
+    if solver_f > best_candidate[0] + tol:
+        return (f"the {best_candidate[1]} has objective {best_candidate[0]:.10g}, below the "
+                f"solver's {solver_f:.10g} by more than the tolerance {tol:.3g}")
+    if not cert.get("method_certified"):
+        return "the method's certificate does not hold"
+    bound = "" if lower is None else f", objective - lower bound {best_f - lower:.3g}"
+    return f"gaps {[float(f'{g:.3g}') for g in gaps]} above the tolerance {tol:.3g}{bound}"
