@@ -89,24 +89,46 @@ def candidates(scaled: Scaled, grids: list) -> list:
     out = [("zero spline", [(g, np.zeros(len(g))) for g in grids])]
     if scaled.loss != "squared":
         return out
-    z, a_mat = scaled.z, scaled.a_mat
-    # sigma_n(t) = p_n (1 - t) + q_n t: columns (M N_L, 2N), p_n then q_n
-    design = np.concatenate([np.einsum("ln,mn->mln", a_mat, 1.0 - z),
-                             np.einsum("ln,mn->mln", a_mat, z)], axis=2)
-    design = design.reshape(-1, design.shape[2])
-    target = (scaled.y - scaled.c[None, :]).reshape(-1)
-    fits = [("affine (least squares)", np.linalg.lstsq(design, target, rcond=None)[0])]
+    z, a_mat, n = scaled.z, scaled.a_mat, scaled.z.shape[1]
+    residual = scaled.y - scaled.c[None, :]
+    middle = (z.max(axis=0) + z.min(axis=0)) / 2
+    centred = (np.ones_like(z), z - middle)      # sigma_n(t) = c_n + b_n (t - middle_n)
+    cb = _solve_gram(_affine_gram(a_mat, centred), _affine_apply(residual, a_mat, centred))
+    fits = [("affine (least squares)", np.concatenate([cb[:n] - cb[n:] * middle, cb[n:]]))]
     if get_regulariser(scaled.reg).extra_points:
+        basis = (1.0 - z, z)                     # sigma_n(t) = p_n (1 - t) + q_n t
+        pq = _lasso(_affine_gram(a_mat, basis), _affine_apply(residual, a_mat, basis),
+                    scaled.lam)
         fits.append(("affine (least squares + lambda BV2)",
-                     _lasso(design.T @ design, design.T @ target, scaled.lam)))
-    n = z.shape[1]
-    for name, theta in fits:
-        p, q = theta[:n], theta[n:]
-        slope = q - p
+                     np.concatenate([pq[:n], pq[n:] - pq[:n]])))
+    for name, theta in fits:                     # theta = (sigma_n(0), slope_n)
+        p, slope = theta[:n], theta[n:]
         if scaled.lip_max is not None:
             slope = np.clip(slope, -scaled.lip_max, scaled.lip_max)
         out.append((name, [(g, p[k] + slope[k] * g) for k, g in enumerate(grids)]))
     return out
+
+
+def _affine_gram(a_mat: np.ndarray, basis: tuple) -> np.ndarray:
+    """K^T K (2N, 2N) for the map K: theta -> outputs (M, N_L) of the splines
+    sigma_n = theta_n f0_n + theta_{N+n} f1_n, f0, f1 = basis (each (M, N) at the samples):
+    entry ((a, n), (b, n')) = (A^T A)_{n n'} sum_m f_a(z_mn) f_b(z_mn')."""
+    ata = a_mat.T @ a_mat
+    return np.block([[ata * (fa.T @ fb) for fb in basis] for fa in basis])
+
+
+def _solve_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """A least-squares solution of gram x = rhs, the columns scaled to unit diagonal first
+    (the normal equations square the conditioning; the scaling removes the columns' units)."""
+    d = np.sqrt(np.diag(gram))
+    d[d == 0] = 1.0
+    return np.linalg.lstsq(gram / np.outer(d, d), rhs / d, rcond=None)[0] / d
+
+
+def _affine_apply(r: np.ndarray, a_mat: np.ndarray, basis: tuple) -> np.ndarray:
+    """K^T r (2N,) for r (M, N_L) (see `_affine_gram`)."""
+    w = r @ a_mat
+    return np.concatenate([(w * f).sum(axis=0) for f in basis])
 
 
 def _lasso(gram: np.ndarray, b: np.ndarray, lam: float) -> np.ndarray:
@@ -186,16 +208,16 @@ def dual_bound(scaled: Scaled, grids: list, sigma_at_z: np.ndarray) -> float | N
 
 def _project_affine(r: np.ndarray, z: np.ndarray, a_mat: np.ndarray) -> np.ndarray:
     """r minus its least-squares component violating sum_m r_m . A_n = 0 and
-    sum_m (r_m . A_n) z_mn = 0 for every n (twice, for accuracy)."""
-    m, n = z.shape
-    rows = np.concatenate([np.broadcast_to(a_mat.T[:, None, :], (n, m, a_mat.shape[0])),
-                           a_mat.T[:, None, :] * z.T[:, :, None]])            # (2N, M, N_L)
-    rows = rows.reshape(2 * n, -1)
-    flat = r.reshape(-1).copy()
+    sum_m (r_m . A_n) z_mn = 0 for every n (K^T r = 0 for the affine basis (1, z), taken
+    about the middle of each neuron's range; twice, for accuracy)."""
+    centred = z - (z.max(axis=0) + z.min(axis=0)) / 2
+    basis = (np.ones_like(z), centred)
+    gram = _affine_gram(a_mat, basis)
+    n = z.shape[1]
     for _ in range(2):
-        mu = np.linalg.lstsq(rows @ rows.T, rows @ flat, rcond=None)[0]
-        flat -= rows.T @ mu
-    return flat.reshape(r.shape)
+        mu = _solve_gram(gram, _affine_apply(r, a_mat, basis))
+        r = r - (mu[None, :n] + mu[None, n:] * centred) @ a_mat.T
+    return r
 
 
 def _conjugate_bound(r: np.ndarray, scaled: Scaled, gamma: float) -> float | None:
@@ -224,70 +246,77 @@ def spline_values_at(pieces: list, z: np.ndarray) -> np.ndarray:
 def conclude(net, layer, x, y, lam, scaled: Scaled, grids, uniform, new, cert, *,
              stopped: str | None = None, extra_points=()):
     """The verdict on a solve (module docstring).  new, cert: the solver's model and
-    certificate (None, None when it gave no point, e.g. stopped at the time limit before any
-    solution); cert["method_certified"]: whether the method's own certificate holds;
-    stopped: a reason (e.g. the time limit) that makes the result "time_limit";
-    extra_points: [(name, pieces)] further feasible points in internal units (e.g. the
-    active set's last restricted solution).  Returns (model, certificate) with status
-    "optimal"; otherwise raises SolveNotCertified carrying the best point."""
-    from reference.convex import build_model, numpy_objective
+    certificate (new None when it gave no accepted point: stopped at the time limit, or its
+    objective disagreed with NumPy, cert["rejected"]); cert["method_certified"]: whether the
+    method's own certificate holds; stopped: a reason (e.g. the time limit) that makes the
+    result "time_limit"; extra_points: [(name, pieces)] further feasible points in internal
+    units (the active set's last restricted solution, a rejected solver point).  The point
+    returned is the solver's when its certificate holds and no other point is lower by more
+    than the tolerance, else the lowest point known; the lower bound is the largest of
+    `dual_bound` at the solver's point and at the lowest one.  Returns (model, certificate)
+    with status "optimal"; otherwise raises SolveNotCertified carrying the point."""
+    from reference.convex import build_model, knot_counts, numpy_objective
 
-    loss, reg = scaled.loss, scaled.reg
-    points = []                                     # (objective, name, model, pieces)
+    points = []                                     # (objective, name, model, sigma at z)
     for name, pieces in candidates(scaled, grids) + list(extra_points):
         model = build_model(net, layer, pieces, scaled.unit, uniform)
-        points.append((numpy_objective(model, layer, x, y, loss, lam, reg), name, model,
-                       pieces))
-    best_candidate = min(points, key=lambda p: p[0])
-    solver_f = None if new is None else cert["objective_check"]
-    base = dict(cert or {})
-    cand_report = [{"point": p[1], "objective": p[0]} for p in points]
-    if solver_f is not None and solver_f <= best_candidate[0] + scaled.tolerance(solver_f):
-        best_f, best_name, best_model = solver_f, "solver", new
-        best_sigma = new.layers[layer].forward(scaled.z)[0] / scaled.unit
-    else:
-        best_f, best_name, best_model, pieces = best_candidate
-        best_sigma = spline_values_at(pieces, scaled.z)
-    bound = dual_bound(scaled, grids, best_sigma)
-    lower = None if bound is None else bound * scaled.objective_unit
-    tol = scaled.tolerance(best_f)
+        points.append((numpy_objective(model, layer, x, y, scaled.loss, lam, scaled.reg),
+                       name, model, spline_values_at(pieces, scaled.z)))
+    others = min(points, key=lambda p: p[0])
+    base = dict(cert)
+    if new is not None:
+        points.append((cert["objective_check"], "solver", new,
+                       new.layers[layer].forward(scaled.z)[0] / scaled.unit))
+    lowest = min(points, key=lambda p: p[0])
+    bounds = [dual_bound(scaled, grids, p[3]) for p in {id(p): p for p in
+                                                          (lowest, points[-1])}.values()]
+    lower = None if None in bounds else max(bounds) * scaled.objective_unit
     gaps = [abs(g) for g in (base.get("gap"), base.get("complementarity_gap"))
             if g is not None]
-    by = None
-    if stopped is None and lower is not None and best_f - lower <= tol:
-        by = "dual bound"
-    elif stopped is None and best_name == "solver" and base.get("method_certified") \
-            and all(g <= tol for g in gaps):
-        by = "solver"
-    base.update(candidates=cand_report, lower_bound=lower, certified_by=by,
-                gap_tolerance=tol, returned_point=best_name,
-                solver_objective=solver_f, objective_unit=scaled.objective_unit,
-                unit=scaled.unit)
+    solver_ok = (new is not None and stopped is None and base.get("method_certified")
+                 and cert["objective_check"] <= others[0] + scaled.tolerance(others[0])
+                 and all(g <= scaled.tolerance(cert["objective_check"]) for g in gaps))
+    if stopped is None and lower is not None \
+            and lowest[0] - lower <= scaled.tolerance(lowest[0]):
+        chosen, by = lowest, "dual bound"
+    elif solver_ok:
+        chosen, by = points[-1], "solver"
+    else:
+        chosen, by = lowest, None
+    best_f, best_name, best_model, _ = chosen
+    base.update(candidates=[{"point": p[1], "objective": p[0]} for p in points
+                            if p[1] != "solver"],
+                lower_bound=lower, certified_by=by, gap_tolerance=scaled.tolerance(best_f),
+                returned_point=best_name, objective_unit=scaled.objective_unit,
+                unit=scaled.unit,
+                solver_objective=None if new is None else cert["objective_check"])
     if best_name != "solver":
-        from reference.convex import knot_counts
-
         knots, tols, lips = knot_counts(best_model.layers[layer], scaled.unit)
         base.update(objective=best_f, objective_check=best_f, knots=knots.tolist(),
-                    knot_tolerance=tols.tolist(), lipschitz=lips.tolist())
+                    knot_tolerance=tols.tolist(), lipschitz=lips.tolist(),
+                    grid_points=[len(p) for p in getattr(best_model.layers[layer], "points",
+                                                         grids)])
     if by is not None:
         base["status"] = "optimal"
         return best_model, base
     base["status"] = "time_limit" if stopped else "not_optimal"
-    why = stopped or _why_not(solver_f, best_candidate, tol, gaps, base, lower, best_f)
+    why = stopped or base.get("rejected") or _why_not(new, cert, others, gaps, scaled)
     raise SolveNotCertified(
         f"solve: not certified optimal ({why}); best feasible point: {best_name}, objective "
         f"{best_f:.10g}" + ("" if lower is None else f", lower bound {lower:.10g}"),
         copy.deepcopy(best_model), base)
 
 
-def _why_not(solver_f, best_candidate, tol, gaps, cert, lower, best_f) -> str:
-    """The reason a point was not certified, for the message."""
-    if solver_f is None:
+def _why_not(new, cert, others, gaps, scaled) -> str:
+    """The reason the solver's point was not certified, for the message."""
+    if new is None:
         return "the solver gave no point"
-    if solver_f > best_candidate[0] + tol:
-        return (f"the {best_candidate[1]} has objective {best_candidate[0]:.10g}, below the "
-                f"solver's {solver_f:.10g} by more than the tolerance {tol:.3g}")
+    solver_f = cert["objective_check"]
+    tol = scaled.tolerance(solver_f)
+    if solver_f > others[0] + scaled.tolerance(others[0]):
+        return (f"the {others[1]} has objective {others[0]:.10g}, below the solver's "
+                f"{solver_f:.10g} by more than the tolerance, and no bound certifies it")
     if not cert.get("method_certified"):
         return "the method's certificate does not hold"
-    bound = "" if lower is None else f", objective - lower bound {best_f - lower:.3g}"
-    return f"gaps {[float(f'{g:.3g}') for g in gaps]} above the tolerance {tol:.3g}{bound}"
+    return (f"gaps {', '.join(f'{g:.3g}' for g in gaps)} above the tolerance {tol:.3g} and "
+            "no dual bound within it")

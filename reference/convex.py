@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from reference._checks import as_finite_array, check_choice
-from reference.errors import SolveFailed
+from reference.errors import InaccurateSolution, SolveFailed
 from reference.limits import Deadline, guard
 from reference.losses import LOSSES, check_targets, loss_and_grad
 from reference.network import (Dense, Identity, KnotSplineActivation, Network,
@@ -276,11 +276,13 @@ def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool,
     without changing the optimal value.  With Lip <= L_max only constants are free (affine=
     False).  Null directions: singular values <= null_rtol (the data grid's merge tolerance:
     a slope seen only across merged points is invisible; floor 1e-13) times the largest of
-    the column-scaled map."""
+    the column-scaled map, the slopes taken about the middle of each neuron's range (so
+    that only the spread of z counts, not its distance from 0)."""
     m, n = z.shape
+    middle = (z.max(axis=0) + z.min(axis=0)) / 2 if m else np.zeros(n)
     g = np.broadcast_to(a_mat[None], (m,) + a_mat.shape)          # (M, N_L, N)
     if affine:
-        g = np.concatenate([g, a_mat[None] * z[:, None, :]], axis=2)
+        g = np.concatenate([g, a_mat[None] * (z - middle)[:, None, :]], axis=2)
     if loss == "xent":
         g = g - g.mean(axis=1, keepdims=True)
     g = g.reshape(-1, g.shape[2])
@@ -291,7 +293,10 @@ def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool,
         g = np.vstack([g, np.zeros((g.shape[1] - g.shape[0], g.shape[1]))])
     _, sv, vt = np.linalg.svd(g, full_matrices=False)
     null = vt[sv <= max(null_rtol, 1e-13) * max(sv.max(), np.finfo(float).tiny)].T
-    return null / scale[:, None]
+    null = null / scale[:, None]
+    if affine:                        # c' + b (z - middle) = (c' - b middle) + b z
+        null[:n] -= null[n:] * middle[:, None]
+    return null
 
 
 def _values_at(grid: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -562,25 +567,29 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
         for lam in lams:
             scaled = dataclasses.replace(base, lam=lam / base.unit, lam_given=lam)
             extra, stopped = [], None
-            if method == "active":
-                from reference import active_set
+            try:
+                if method == "active":
+                    from reference import active_set
 
-                new, cert, start, extra, stopped = active_set.solve_layer_active(
-                    net, layer, x, y, scaled, grids, solver=solver, start=start,
-                    polish=polish, gauge=gauge, deadline=deadline, bar=bar)
-            else:
-                bar.set_postfix_str(f"{sum(len(g) for g in grids)} grid points")
-                prob = prob or CoefficientProblem(z, a_mat, scaled.c, scaled.y, loss, reg,
-                                                  grids, scaled.lip_max, gauge=gauge,
-                                                  deadline=deadline)
-                result = prob.solve(scaled.lam, solver)
-                if result["status"] == "time_limit":
-                    new, cert = None, {"solver": solver, "attempts": result["attempts"]}
-                    stopped = f"stopped at the time limit {deadline.time_limit:g} s"
+                    new, cert, start, extra, stopped = active_set.solve_layer_active(
+                        net, layer, x, y, scaled, grids, solver=solver, start=start,
+                        polish=polish, gauge=gauge, deadline=deadline, bar=bar)
                 else:
-                    new, cert = finish(net, layer, x, y, lam, prob, result, uniform, 0.0,
-                                       scaled=scaled)
-                cert["method"] = "full"
+                    bar.set_postfix_str(f"{sum(len(g) for g in grids)} grid points")
+                    prob = prob or CoefficientProblem(z, a_mat, scaled.c, scaled.y, loss, reg,
+                                                      grids, scaled.lip_max, gauge=gauge,
+                                                      deadline=deadline)
+                    result = prob.solve(scaled.lam, solver)
+                    if result["status"] == "time_limit":
+                        new, cert = None, {"solver": solver, "attempts": result["attempts"]}
+                        stopped = f"stopped at the time limit {deadline.time_limit:g} s"
+                    else:
+                        new, cert = finish(net, layer, x, y, lam, prob, result, uniform, 0.0,
+                                           scaled=scaled)
+            except InaccurateSolution as exc:       # still a feasible point: certify compares
+                new, cert = None, {"solver": solver, "rejected": str(exc)}
+                extra = [("solver's point (inaccurate)", exc.pieces)]
+            cert.setdefault("method", method)
             cert.update(merged, seconds=time.perf_counter() - t0)
             new, cert = certify.conclude(net, layer, x, y, lam, scaled, grids, uniform, new,
                                          cert, stopped=stopped, extra_points=extra)
@@ -621,10 +630,10 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
     objective = float(result["objective"]) * scaled.objective_unit
     allowed = CHECK_RTOL * max(abs(objective), scaled.objective_unit)
     if abs(check - objective) > allowed:
-        raise SolveFailed(f"solve: inaccurate solution: {result['solver']} reports objective "
-                          f"{objective!r}, the returned model gives {check!r} (beyond "
-                          f"{allowed:.3g} = {CHECK_RTOL:g} max(|objective|, unit^2 "
-                          f"{scaled.objective_unit:g})); no model is returned")
+        raise InaccurateSolution(
+            f"inaccurate solution: {result['solver']} reports objective {objective!r}, the "
+            f"returned model gives {check!r} (beyond {allowed:.3g} = {CHECK_RTOL:g} "
+            f"max(|objective|, unit^2 {scaled.objective_unit:g}))", pieces)
     knots, tols, lips = knot_counts(new.layers[layer], scaled.unit)
     if lip_max is not None and lips.max() > lip_max * scaled.unit * (1 + CHECK_RTOL):
         raise SolveFailed(f"solve: the returned splines have Lip {lips.max()!r} > lip_max "

@@ -25,3 +25,13 @@ class SolveNotCertified(SolveFailed):
     def __init__(self, message: str, model, certificate: dict):
         super().__init__(message)
         self.model, self.certificate = model, certificate
+
+
+class InaccurateSolution(SolveFailed):
+    """A solver's point whose objective, re-evaluated in NumPy, disagrees with the solver's
+    beyond tolerance; `pieces` (per neuron (grid, values), internal units) is still a
+    feasible point, which reference.certify compares with the others."""
+
+    def __init__(self, message: str, pieces: list):
+        super().__init__(message)
+        self.pieces = pieces
