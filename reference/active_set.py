@@ -33,7 +33,12 @@ Rules (module constants):
   inactive candidate violates it (solver accuracy): both are errors in `solve_layer`
   (no model), never an accepted optimum;
 - polishing (`solve_layer_active`): re-solve with the knots of the optimum only, accepted
-  when the objective stays within the certified gaps; both knot counts are reported.
+  when the objective stays within the certified gaps; both knot counts are reported;
+- a deadline (reference.limits.Deadline) is checked before every round and passed to the
+  solves: status "time_limit", and the last restricted solution (a feasible point of the
+  full problem) goes to reference.certify's verdict.
+Everything here runs in reference.certify's internal units (y, c, lambda, L_max divided by
+the data's scale T), where the floors "max(1, .)" of the tolerances are the problem's scale.
 """
 from __future__ import annotations
 

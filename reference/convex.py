@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 from reference._checks import as_finite_array, check_choice
 from reference.errors import InaccurateSolution, SolveFailed
-from reference.limits import Deadline, guard
+from reference.limits import Deadline, check_time_limit, guard
 from reference.losses import LOSSES, check_targets, loss_and_grad
 from reference.network import (Dense, Identity, KnotSplineActivation, Network,
                                SplineActivation)
@@ -481,8 +481,9 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     Raises SolveFailed (a RuntimeError), no model: a solver status other than optimal (a
     cvxpy SolverError included), objective_check off by more than CHECK_RTOL * max(|F|, U).
     Raises SolveNotCertified (a SolveFailed with .model, the best feasible point, and
-    .certificate): status "time_limit" (time_limit seconds passed; the bound covers the whole
-    call, CLARABEL stops inside a solve) or "not_optimal" (no certificate at the tolerance,
+    .certificate): status "time_limit" (time_limit seconds passed since the data were
+    checked and cvxpy loaded; it covers building, solving and certifying every lambda,
+    CLARABEL stops inside a solve) or "not_optimal" (no certificate at the tolerance,
     e.g. the zero spline beats the solver's point).  solver: one that can solve the
     problem's class (`check_solver`: squared loss a QP / SOCP, logistic and cross-entropy
     exponential cone).  Size guard: problem_size over max_size is refused (TooLarge) before
@@ -550,19 +551,20 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
         raise ValueError(f"lip_max: expected a positive number, got {lip_max!r}")
     if not (np.isfinite(merge_rtol) and 0 <= merge_rtol < 1):
         raise ValueError(f"merge_rtol: expected a number in [0, 1), got {merge_rtol!r}")
-    deadline = Deadline(time_limit)
+    check_time_limit(time_limit)
     x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
     grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size, merge_rtol)
     merged = merge_report(z, reg, grids, merge_rtol) \
         if isinstance(grid, str) and grid == "data" else {}
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
+    deadline = Deadline(time_limit)          # from here: building, solving, certifying
     base = certify.Scaled.build(z, a_mat, c, y, loss, reg, 0.0, lip_max)
     bar = tqdm(total=len(lams), unit="lambda", desc=f"solve ({method})", leave=False,
                disable=not progress or not sys.stderr.isatty(), file=sys.stderr)
     gauge = gauge_basis(z, a_mat, loss, lip_max is None, merge_rtol) \
         if get_regulariser(reg).ignores_affine else None
     out, start, prob = [], None, None
-    t0 = time.perf_counter()
+    t0 = deadline.start                      # the first lambda's seconds include the setup
     with bar:
         for lam in lams:
             scaled = dataclasses.replace(base, lam=lam / base.unit, lam_given=lam)

@@ -47,6 +47,9 @@ def run(args):
     if status:
         print_not_certified(args, cert)
         return status
+    if cert["returned_point"] != "solver":
+        print_cheap_optimum(args, cert)
+        return 0
     knots = cert["knots"]
     print(f"solved layer {args.layer} of {args.model} on {args.data} ({args.grid} grid, "
           f"{cert['method']} method, {args.loss} loss, lambda {args.lam:g}, {args.reg}"
@@ -101,6 +104,21 @@ def print_not_certified(args, cert) -> None:
           + f"; {cert['seconds']:.2f} s")
     print_points_and_merges(cert)
     print(f"  model written to {args.out} (not certified optimal)")
+
+
+def print_cheap_optimum(args, cert) -> None:
+    """The human report when a cheap feasible point, not the solver's, is the certified
+    optimum (reference.certify)."""
+    print(f"solved layer {args.layer} of {args.model} on {args.data} ({cert['method']} "
+          f"method, lambda {args.lam:g}, {args.reg}): the optimum is the "
+          f"{cert['returned_point']}, objective {cert['objective_check']:.10g} (NumPy)")
+    solver = cert["solver_objective"]
+    print("  the solver's point: " + (f"objective {solver:.10g} (NumPy)" if solver is not None
+                                      else cert.get("rejected", "none")))
+    print(f"  knots per neuron {cert['knots']}; Lip per neuron "
+          f"{[round(v, 4) for v in cert['lipschitz']]}")
+    print_verdict(cert)
+    print(f"  model written to {args.out}")
 
 
 def print_points_and_merges(cert) -> None:
