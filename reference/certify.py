@@ -6,8 +6,9 @@ T sigma_internal and the objective is T^2 times the internal one.  With y - c, l
 L_max multiplied by any s > 0, the optimum's splines are multiplied by s, its objective by
 s^2 and its knots are unchanged, and the internal problem is the same up to rounding (3 ulp;
 bit for bit when s is a power of two), so the solver takes the same path at every scale.
-The logistic and cross-entropy losses fix the outputs' scale (T = 1).  Every tolerance of the solve is stated in internal
-units, where 1 is the problem's own scale (objective unit U = T^2).
+The logistic and cross-entropy losses fix the outputs' scale (T = 1).  Every tolerance of
+the solve is stated in internal units, where 1 is the problem's own scale (objective unit
+U = T^2).
 
 Verdict (`conclude`).  "optimal" is earned by one of two certificates, each at
 GAP_RTOL * max(F, U) (F the NumPy re-evaluation of the returned model):
@@ -185,7 +186,6 @@ def dual_bound(scaled: Scaled, grids: list, sigma_at_z: np.ndarray) -> float | N
     z, a_mat, loss = scaled.z, scaled.a_mat, scaled.loss
     _, r = loss_and_grad(loss, sigma_at_z @ a_mat.T + scaled.c[None, :], scaled.y)
     bv2 = bool(get_regulariser(scaled.reg).extra_points)
-    m, n = z.shape
     gamma = 4.0 * (r.size + 4) * EPS
     if not bv2:
         r = _project_affine(r, z, a_mat - a_mat.mean(axis=0) if loss == "xent" else a_mat)
@@ -271,6 +271,10 @@ def conclude(net, layer, x, y, lam, scaled: Scaled, grids, uniform, new, cert, *
     bounds = [dual_bound(scaled, grids, p[3]) for p in {id(p): p for p in
                                                           (lowest, points[-1])}.values()]
     lower = None if None in bounds else max(bounds) * scaled.objective_unit
+    why_no_bound = None if lower is not None else (
+        "not derived with a Lip bound" if scaled.lip_max is not None else
+        "the loss gradient, projected to be orthogonal to affine shifts, leaves the "
+        "conjugate's domain")
     gaps = [abs(g) for g in (base.get("gap"), base.get("complementarity_gap"))
             if g is not None]
     solver_ok = (new is not None and stopped is None and base.get("method_certified")
@@ -286,7 +290,8 @@ def conclude(net, layer, x, y, lam, scaled: Scaled, grids, uniform, new, cert, *
     best_f, best_name, best_model, _ = chosen
     base.update(candidates=[{"point": p[1], "objective": p[0]} for p in points
                             if p[1] != "solver"],
-                lower_bound=lower, certified_by=by, gap_tolerance=scaled.tolerance(best_f),
+                lower_bound=lower, lower_bound_note=why_no_bound, certified_by=by,
+                gap_tolerance=scaled.tolerance(best_f),
                 returned_point=best_name, objective_unit=scaled.objective_unit,
                 unit=scaled.unit,
                 solver_objective=None if new is None else cert["objective_check"])

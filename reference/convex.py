@@ -118,7 +118,7 @@ def merge_report(z: np.ndarray, reg: str, grids: list, merge_rtol: float) -> dic
     for n, g in enumerate(grids):
         dropped = np.setdiff1d(np.unique(_neuron_points(z, reg, n)), g)
         below = g[np.clip(np.searchsorted(g, dropped, side="right") - 1, 0, len(g) - 1)]
-        counts.append(int(len(dropped)))
+        counts.append(len(dropped))
         dists.append(float(np.max(dropped - below, initial=0.0)))
     return {"merged_points": counts, "merge_max_distance": dists, "merge_rtol": merge_rtol}
 

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_active_set import instance
 
 from reference import convex
 from reference.certify import GAP_RTOL
@@ -17,7 +18,6 @@ from reference.errors import SolveNotCertified
 from reference.io import load_model, save_model
 from reference.network import KnotSplineActivation
 from theory_checks.representer import single_neuron
-from test_active_set import instance
 
 SCALES = (1e-8, 2.0 ** -20, 1e-3, 1.0, 1e3, 2.0 ** 20, 1e8)
 SAME_RTOL = 1e-7               # the bar: objectives / s^2 equal to this across scales

@@ -5,11 +5,11 @@ objective and a lower bound where available; 2 an error (no model written)."""
 from __future__ import annotations
 
 from reference._checks import as_finite_array
+from reference.certify import GAP_RTOL
 from reference.commands.args import nonneg_float, nonneg_int, positive_float, size_int
 from reference.convex import MAX_PROBLEM_SIZE, MERGE_RTOL, METHODS, TIME_LIMIT
 from reference.errors import SolveNotCertified
 from reference.experiments import TRAIN_DEFAULTS
-from reference.certify import GAP_RTOL
 from reference.files import check_not_an_input, check_writable, dumps_json, load_npz
 from reference.io import load_model, save_model
 from reference.losses import LOSSES
@@ -87,7 +87,7 @@ def print_verdict(cert) -> None:
     print(f"  certified by the {cert['certified_by']} at tolerance "
           f"{cert['gap_tolerance']:.3g} (= {GAP_RTOL:g} max(objective, unit^2 "
           f"{cert['objective_unit']:.3g})); dual lower bound "
-          + ("n/a (Lip bound)" if bound is None else f"{bound:.10g}"))
+          + (f"n/a ({cert['lower_bound_note']})" if bound is None else f"{bound:.10g}"))
     print_points_and_merges(cert)
 
 
@@ -100,7 +100,8 @@ def print_not_certified(args, cert) -> None:
     print(f"  {cert['message']}")
     print(f"  best feasible point ({cert['returned_point']}): objective "
           f"{cert['objective_check']:.10g} (NumPy, an upper bound on the optimum); lower bound "
-          + ("n/a" if bound is None else f"{bound:.10g} (dual, NumPy)")
+          + (f"n/a ({cert['lower_bound_note']})" if bound is None
+             else f"{bound:.10g} (dual, NumPy)")
           + f"; {cert['seconds']:.2f} s")
     print_points_and_merges(cert)
     print(f"  model written to {args.out} (not certified optimal)")
