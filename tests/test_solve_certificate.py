@@ -58,15 +58,18 @@ def test_squared_loss_law_y_and_lambda_times_s(reg, method, grid):
 
 @pytest.mark.parametrize("loss,n_out", [("logistic", 1), ("xent", 3)])
 @pytest.mark.parametrize("reg", ["tv2", "bv2"])
-def test_classification_law_inputs_times_s_first_weights_over_s(loss, n_out, reg):
+@pytest.mark.parametrize("method,grid", [("active", "data"), ("full", "uniform")])
+def test_classification_law_inputs_times_s_first_weights_over_s(loss, n_out, reg, method,
+                                                                  grid):
     """Inputs times s and the first weights divided by s: the same pre-activations (to
     rounding), so the same objective, status and knots."""
     net, x, y = instance((2, 3, n_out), m=50, loss=loss, seed=1)
-    _, ref = convex.solve_layer(net, 1, x, y, loss=loss, lam=0.1, reg=reg)
+    kw = dict(loss=loss, lam=0.1, reg=reg, method=method, grid=grid)
+    _, ref = convex.solve_layer(net, 1, x, y, **kw)
     for s in (1e-8, 2.0 ** -20, 1e3, 1e8):
         scaled = copy.deepcopy(net)
         scaled.layers[0].params["weight"] = net.layers[0].params["weight"] / s
-        _, cert = convex.solve_layer(scaled, 1, x * s, y, loss=loss, lam=0.1, reg=reg)
+        _, cert = convex.solve_layer(scaled, 1, x * s, y, **kw)
         assert cert["status"] == ref["status"] == "optimal"
         assert cert["objective"] == pytest.approx(ref["objective"], rel=SAME_RTOL)
         assert cert["knots"] == ref["knots"], s
