@@ -33,7 +33,12 @@ Rules (module constants):
   inactive candidate violates it (solver accuracy): both are errors in `solve_layer`
   (no model), never an accepted optimum;
 - polishing (`solve_layer_active`): re-solve with the knots of the optimum only, accepted
-  when the objective stays within the certified gaps; both knot counts are reported.
+  when the objective stays within the certified gaps; both knot counts are reported;
+- a deadline (reference.limits.Deadline) is checked before every round and passed to the
+  solves: status "time_limit", and the last restricted solution (a feasible point of the
+  full problem) goes to reference.certify's verdict.
+Everything here runs in reference.certify's internal units (y, c, lambda, L_max divided by
+the data's scale T), where the floors "max(1, .)" of the tolerances are the problem's scale.
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from reference._format import exact
 from reference.errors import SolveFailed
 from reference.losses import loss_and_grad
 from reference.network import KnotSplineActivation
@@ -94,7 +100,8 @@ class ActiveSetResult:
     """What `solve_active` found: the last restricted problem and its solve (as returned by
     CoefficientProblem.solve), the active masks over the candidate grids, the history of
     (points per neuron, worst violation) per round, status "converged" / "round limit" /
-    "stalled" / the solver's status."""
+    "stalled" / "time_limit" / the solver's status; last: the last restricted solution
+    (a feasible point of the full problem, None before the first)."""
     problem: object
     result: dict
     active: list
@@ -103,6 +110,7 @@ class ActiveSetResult:
     rounds: int
     history: list = field(default_factory=list)
     seconds: float = 0.0
+    last: KnotSplineActivation | None = None
 
 
 # ----------------------------------------------------------------- the optimality condition
@@ -449,6 +457,8 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale):
     if first is None:                          # the solver failed
         return result, None, None
     attempts = first[0]["attempts"] + [f"tight: {a}" for a in result["attempts"]]
+    if result["status"] == "time_limit":       # the first solution is the last point known
+        return {**result, "attempts": attempts}, first[1], first[2]
     if result["status"] != "optimal":          # the tight solve failed: keep the first
         prob.solve(lam, solver)                # (the problem holds its solution again)
         return {**first[0], "attempts": attempts}, first[1], first[2]
@@ -456,10 +466,13 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale):
 
 
 def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gauge=None,
-                 start=None, max_rounds: int | None = None) -> ActiveSetResult:
+                 start=None, max_rounds: int | None = None, deadline=None,
+                 bar=None) -> ActiveSetResult:
     """The active-set loop (module docstring).  z (M, N), a_mat (N_L, N), c (N_L,), y in the
     loss's form; grids: the candidates per neuron (`convex.data_grid`); start: initial masks
-    (default `initial_active`), e.g. the previous lambda's on a path.  Returns an
+    (default `initial_active`), e.g. the previous lambda's on a path; deadline: a
+    limits.Deadline checked before every round and passed to the solves (status
+    "time_limit" when it passes); bar: a tqdm bar whose postfix shows each round.  Returns an
     ActiveSetResult whose problem holds the last restricted solution."""
     from reference.convex import CoefficientProblem
 
@@ -469,18 +482,26 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
         raise ValueError(f"max_rounds: expected an integer >= 1, got {max_rounds!r}")
     scale = reference_scale(z, a_mat, c, y, loss)
     active = [m.copy() for m in (start or initial_active(grids))]
-    history, check = [], None
+    history, check, last, prob, result = [], None, None, None, {}
     for rounds in range(1, max_rounds + 1):
+        if deadline is not None and deadline.expired():
+            status = "time_limit"
+            break
         prob = CoefficientProblem(z, a_mat, c, y, loss, reg,
-                                  [g[m] for g, m in zip(grids, active)], lip_max, gauge=gauge)
+                                  [g[m] for g, m in zip(grids, active)], lip_max, gauge=gauge,
+                                  deadline=deadline)
         result, layer, check = solve_and_check(prob, z, a_mat, c, y, grids, active, lam,
                                                solver, scale)
+        last = layer or last
         if result["status"] != "optimal":
             return ActiveSetResult(prob, result, active, check, result["status"], rounds,
-                                   history, time.perf_counter() - t0)
+                                   history, time.perf_counter() - t0, last)
         history.append({"points": [int(m.sum()) for m in active], "worst": check.worst,
                         "noise": check.noise, "solver_seconds": result["seconds"],
                         "attempts": result["attempts"], "seconds": time.perf_counter() - t0})
+        if bar is not None:
+            bar.set_postfix_str(f"round {rounds}: points per neuron {history[-1]['points']}, "
+                                f"worst violation {check.worst:.1e}, noise {check.noise:.1e}")
         if check.accepted:
             status = "converged"
             break
@@ -493,16 +514,16 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
             break
         active = [m & ~d for m, d in zip(grown, points_to_drop(layer, check, active))]
     return ActiveSetResult(prob, result, active, check, status, rounds, history,
-                           time.perf_counter() - t0)
+                           time.perf_counter() - t0, last)
 
 
-def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None) -> list:
+def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None, unit=1.0) -> list:
     """Masks over the candidates: the two ends and the points where `layer` changes slope
-    by more than the knot tolerance of `convex.knot_counts` (rtol None), or by more than
-    rtol * max |a| of the neuron."""
+    by more than the knot tolerance of `convex.knot_counts` (with the problem's unit; rtol
+    None), or by more than rtol * max |a| of the neuron."""
     from reference.convex import knot_counts
 
-    _, tols, _ = knot_counts(layer)
+    _, tols, _ = knot_counts(layer, unit)
     out = []
     for n, g in enumerate(grids):
         p, a = layer.points[n], np.abs(np.diff(layer.slopes[n]))
@@ -513,67 +534,86 @@ def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None) -> list:
     return out
 
 
-def solve_layer_active(net, layer, x, y, z, a_mat, c, grids, lam, *, loss, reg, lip_max,
-                       solver, start=None, polish: bool = True, max_rounds: int | None = None):
-    """(new network, certificate, active masks) for `convex.solve_layer(method="active")`.
+def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
+                       polish: bool = True, max_rounds: int | None = None, gauge=None,
+                       deadline=None, bar=None):
+    """(new network, certificate, active masks, extra points, stopped) for
+    `convex.solve_layer(method="active")`; scaled: the problem in reference.certify's
+    internal units (y: the caller's targets in the loss's form, for the NumPy check).
 
     The certificate is convex.finish's (status, gap, NumPy re-evaluation, knots, ...) for
-    the returned model, plus: method "active", rounds, points_per_neuron (of the returned
-    model), candidate_points (data-grid points per neuron), worst_violation (relative, see
-    the module docstring), violation_tolerance, violation_reference (lambda_ref),
-    optimality_condition, multiplier_noise, complementarity_gap (`optimality`),
-    active_history (points and worst violation per round), and the polishing:
-    knots_unpolished, polish ("accepted ...", "rejected: ..." or "off"), polish_objective,
-    objective_unpolished.  Polishing re-solves with the candidates restricted to the ends
-    and the knots of the first solution (those above POLISH_KNOT_RTOL max |a|, then those
-    above the knot tolerance), and is accepted when the objective stays within
-    |gap| + |polished gap| + 1e-12 max(1, |objective|) of the first one and its own check
-    passes: the knot count is then that of a solution on the knots alone.
-    Not converged (round limit, stalled) or a solver failure: SolveFailed, no model."""
+    the returned model, plus: method "active", method_certified, rounds, points_per_neuron
+    (of the returned model), candidate_points (data-grid points per neuron),
+    worst_violation (relative, see the module docstring), violation_tolerance,
+    violation_reference (lambda_ref), optimality_condition, multiplier_noise,
+    complementarity_gap (`optimality`), active_history (points and worst violation per
+    round), and the polishing: knots_unpolished, polish ("accepted ...", "rejected: ...",
+    "off" or "skipped (time limit)"), polish_objective, objective_unpolished.  Polishing
+    re-solves with the candidates restricted to the ends and the knots of the first solution
+    (those above POLISH_KNOT_RTOL max |a|, then those above the knot tolerance), and is
+    accepted when the objective stays within |gap| + |polished gap| + 1e-12 max(|objective|,
+    U) of the first one (U the objective unit) and its own check passes: the knot count is
+    then that of a solution on the knots alone.
+    Not converged (round limit, stalled) or a solver failure: SolveFailed, no model.  At the
+    deadline: (None, partial certificate, masks, [("last restricted solution", pieces)] if a
+    round had finished, the reason) for reference.certify.conclude."""
     from reference.convex import finish, gauge_basis
 
     t0 = time.perf_counter()
-    gauge = gauge_basis(z, a_mat, loss, affine=lip_max is None) \
-        if get_regulariser(reg).ignores_affine else None
-    run = solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, gauge=gauge,
-                       start=start, max_rounds=max_rounds)
+    z, a_mat, c, loss, reg, lam = (scaled.z, scaled.a_mat, scaled.c, scaled.loss, scaled.reg,
+                                   scaled.lam)
+    if gauge is None and get_regulariser(reg).ignores_affine:
+        gauge = gauge_basis(z, a_mat, loss, affine=scaled.lip_max is None)
+    run = solve_active(z, a_mat, c, scaled.y, loss, reg, grids, lam, scaled.lip_max, solver,
+                       gauge=gauge, start=start, max_rounds=max_rounds, deadline=deadline,
+                       bar=bar)
+    base = {"method": "active", "rounds": run.rounds, "solver": solver,
+            "candidate_points": [len(g) for g in grids],
+            "active_history": [{"points": h["points"], "worst": h["worst"]}
+                               for h in run.history]}
+    if run.status == "time_limit":
+        extra = [] if run.last is None else \
+            [("last restricted solution", list(zip(run.last.points, run.last.values)))]
+        base["attempts"] = run.result.get("attempts", [])
+        return None, base, run.active, extra, \
+            f"stopped at the time limit {deadline.time_limit:g} s in round {run.rounds}"
     if run.status in ("round limit", "stalled"):        # a solver failure: finish says it
         raise SolveFailed(
             f"solve: the active set did not converge (status {run.status!r} after "
             f"{run.rounds} rounds, worst violation {run.optimality.worst:.3g} x lambda_ref "
-            f"{run.optimality.reference:.3g} (tolerance {run.optimality.tolerance:g}), "
-            f"multiplier noise {run.optimality.noise:.3g} (at most {NOISE_MAX:g}), points "
-            f"per neuron {[int(m.sum()) for m in run.active]}); no model is returned; "
-            "method='full' (--method full) solves the whole data grid at once")
-    new, cert = finish(net, layer, x, y, lam, run.problem, run.result, None, 0.0,
-                       norm_grids=grids)
-    cert.update(method="active", rounds=run.rounds, candidate_points=[len(g) for g in grids],
-                active_history=[{"points": h["points"], "worst": h["worst"]}
-                                for h in run.history],
-                knots_unpolished=cert["knots"], polish="off", polish_objective=None,
-                **_certificate(run.optimality))
-    if polish:
-        new, cert = _polish(net, layer, x, y, z, a_mat, c, grids, lam, new, cert, gauge,
-                            loss=loss, reg=reg, lip_max=lip_max, solver=solver)
+            f"{run.optimality.reference * scaled.unit:.3g} (tolerance "
+            f"{run.optimality.tolerance:g}), multiplier noise {run.optimality.noise:.3g} (at "
+            f"most {NOISE_MAX:g}), points per neuron {[int(m.sum()) for m in run.active]}); "
+            "no model is returned; method='full' (--method full) solves the whole data grid "
+            "at once")
+    new, cert = finish(net, layer, x, y, scaled.lam_given, run.problem, run.result, None,
+                       0.0, norm_grids=grids, scaled=scaled)
+    cert.update(base, knots_unpolished=cert["knots"], polish="off", polish_objective=None,
+                method_certified=run.optimality.accepted,
+                **_certificate(run.optimality, scaled))
+    if polish and deadline is not None and deadline.expired():
+        cert["polish"] = "skipped (time limit)"
+    elif polish:
+        new, cert = _polish(net, layer, x, y, scaled, grids, new, cert, gauge, solver=solver,
+                            deadline=deadline)
     cert["points_per_neuron"] = [len(p) for p in new.layers[layer].points]
     cert["seconds"] = time.perf_counter() - t0
-    return new, cert, run.active
+    return new, cert, run.active, [], None
 
 
-def _polish(net, layer, x, y, z, a_mat, c, grids, lam, new, cert, gauge, *, loss, reg,
-            lip_max, solver):
+def _polish(net, layer, x, y, scaled, grids, new, cert, gauge, *, solver, deadline):
     """The polishing step of `solve_layer_active`: first with the knots above
     POLISH_KNOT_RTOL * max |a| per neuron, then (if that is rejected) with every knot above
     the tolerance of `convex.knot_counts`; (model, certificate) of the first accepted, else
     the given ones with the reasons in cert["polish"]."""
     reasons, tried = [], []
     for rtol in (POLISH_KNOT_RTOL, None):
-        keep = _knot_grids(new.layers[layer], grids, rtol)
+        keep = _knot_grids(new.layers[layer], grids, rtol, scaled.unit)
         if any(all(np.array_equal(a, b) for a, b in zip(keep, t)) for t in tried):
             continue                                     # the same knots as before
         tried.append(keep)
-        out = _polish_once(net, layer, x, y, z, a_mat, c, grids, lam, cert, gauge, keep,
-                           loss=loss, reg=reg, lip_max=lip_max, solver=solver)
+        out = _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, solver=solver,
+                           deadline=deadline)
         if isinstance(out, tuple):
             out[1]["polish"] = ("accepted" + (f" (knots above {rtol:g} max |a|)" if rtol
                                               else " (knots above the knot tolerance)"))
@@ -583,39 +623,45 @@ def _polish(net, layer, x, y, z, a_mat, c, grids, lam, new, cert, gauge, *, loss
     return new, cert
 
 
-def _polish_once(net, layer, x, y, z, a_mat, c, grids, lam, cert, gauge, keep, *, loss, reg,
-                 lip_max, solver):
+def _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, *, solver, deadline):
     """One polishing re-solve on the candidates `keep`: (model, certificate) if accepted,
     else the reason (a string)."""
     from reference.convex import CoefficientProblem, finish
 
-    prob = CoefficientProblem(z, a_mat, c, y, loss, reg, [g[m] for g, m in zip(grids, keep)],
-                              lip_max, gauge=gauge)
-    result, _, check = solve_and_check(prob, z, a_mat, c, y, grids, keep, lam, solver,
-                                       reference_scale(z, a_mat, c, y, loss))
+    z, a_mat, c, yi, loss = scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.loss
+    prob = CoefficientProblem(z, a_mat, c, yi, loss, scaled.reg,
+                              [g[m] for g, m in zip(grids, keep)], scaled.lip_max,
+                              gauge=gauge, deadline=deadline)
+    result, _, check = solve_and_check(prob, z, a_mat, c, yi, grids, keep, scaled.lam, solver,
+                                       reference_scale(z, a_mat, c, yi, loss))
     if result["status"] != "optimal":
         return f"solver status {result['status']!r}"
-    tol = abs(cert["gap"] or 0.0) + abs(result["gap"] or 0.0) \
-        + 1e-12 * max(1.0, abs(cert["objective"]))
-    if result["objective"] - cert["objective"] > tol:
-        return (f"objective {result['objective']!r} above {cert['objective']!r} by more "
-                f"than {tol:.3g}")
+    unit = scaled.objective_unit
+    objective = result["objective"] * unit
+    tol = abs(cert["gap"] or 0.0) + abs(result["gap"] or 0.0) * unit \
+        + 1e-12 * max(unit, abs(cert["objective"]))
+    if objective - cert["objective"] > tol:
+        return (f"objective {exact(objective)} above {exact(cert['objective'])} by more than "
+                f"{tol:.3g}")
     if not check.accepted:
         return f"worst violation {check.worst:.3g}, noise {check.noise:.3g}"
     try:
-        out, out_cert = finish(net, layer, x, y, lam, prob, result, None, 0.0,
-                               norm_grids=grids)
+        out, out_cert = finish(net, layer, x, y, scaled.lam_given, prob, result, None,
+                               0.0, norm_grids=grids, scaled=scaled)
     except SolveFailed as exc:                       # the NumPy re-evaluation disagreed
         return str(exc)
     keys = ("method", "rounds", "candidate_points", "active_history", "knots_unpolished")
-    out_cert.update({key: cert[key] for key in keys},
-                    polish_objective=float(result["objective"]),
-                    objective_unpolished=cert["objective"], **_certificate(check))
+    out_cert.update({key: cert[key] for key in keys}, polish_objective=objective,
+                    objective_unpolished=cert["objective"], method_certified=True,
+                    **_certificate(check, scaled))
     return out, out_cert
 
 
-def _certificate(check: Optimality) -> dict:
-    """The optimality check's entries of the certificate."""
+def _certificate(check: Optimality, scaled) -> dict:
+    """The optimality check's entries of the certificate, lambda_ref and the gap in the
+    caller's units (internal ones times T, resp. T^2)."""
     return {"worst_violation": check.worst, "violation_tolerance": check.tolerance,
-            "violation_reference": check.reference, "optimality_condition": check.condition,
-            "multiplier_noise": check.noise, "complementarity_gap": check.gap}
+            "violation_reference": scaled.lam_given if check.reference == scaled.lam
+            else check.reference * scaled.unit,
+            "optimality_condition": check.condition, "multiplier_noise": check.noise,
+            "complementarity_gap": check.gap * scaled.objective_unit}

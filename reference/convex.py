@@ -13,17 +13,23 @@ with entries 1/h).  A point z in piece i (the first / last piece beyond the ends
 sigma(z) = u_i + s_i (z - g_i); TV2 = ||diff(s)||_1; Lip = max |s_i|; BV2 adds |sigma(0)| +
 |sigma(1)|.  Grids:
 - "data": per neuron its pre-activations at the data (plus 0 and 1 for BV2), points closer
-  than MERGE_RTOL * max(1, spread) merged (the first one kept): by the representer theorem the
-  optimum over all continuous-domain splines (up to the merging);
+  than merge_rtol * spread (default MERGE_RTOL; spread the range of the neuron's points)
+  merged (the first one kept): by the representer theorem the optimum over all
+  continuous-domain splines with no knot between merged points, which the certificate
+  reports (`merge_report`);
 - "uniform": x_min + k*step, k < K, as the DeepSplines grid (the layer's own by default);
 - an explicit list of grid points per neuron.
 The regulariser R is an entry of reference.regularisers (its extra points, cvxpy term and
 NumPy value).  The representer reduction and the interpolation LP live in
-reference.representer (still importable from here).
+reference.representer (still importable from here).  Every solve runs in the internal units of
+reference.certify (y, c, lambda, L_max divided by a power of two near max |y - c|), and
+reference.certify gives the verdict ("optimal" only with a certificate at its tolerance).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
+import sys
 import time
 import warnings
 
@@ -31,16 +37,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from reference._checks import as_finite_array, check_choice
-from reference.errors import SolveFailed
-from reference.limits import guard
+from reference._format import exact
+from reference.errors import InaccurateSolution, SolveFailed
+from reference.limits import Deadline, check_time_limit, guard
 from reference.losses import LOSSES, check_targets, loss_and_grad
 from reference.network import (Dense, Identity, KnotSplineActivation, Network,
                                SplineActivation)
 from reference.regularisers import REGULARISERS as REGISTRY, get as get_regulariser
 from reference.spline import LinearSpline
 
-MERGE_RTOL = 1e-9
-CHECK_RTOL = 1e-6           # |objective - objective_check| <= CHECK_RTOL * max(1, |objective|)
+MERGE_RTOL = 1e-9          # data grid: points closer than this * spread are merged
+CHECK_RTOL = 1e-6          # |objective - objective_check| <= this * max(|objective|, unit^2)
+TIME_LIMIT = 300.0         # seconds of one solve_layer / solve_path call (time_limit)
 REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.regularisers
 CLARABEL_RETRIES = ({}, {"static_regularization_constant": 1e-7},    # KKT factorisation failed
                     {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
@@ -71,10 +79,10 @@ def split_at(net: Network, layer: int):
 
 
 def merge_points(z: np.ndarray, rtol: float = MERGE_RTOL) -> np.ndarray:
-    """Sorted distinct points of z, each point within rtol * max(1, spread) of the previous
-    kept point dropped."""
+    """Sorted distinct points of z, each point within rtol * spread (max z - min z) of the
+    previous kept point dropped (rtol = 0: only equal points)."""
     z = np.sort(z)
-    tol = rtol * max(1.0, float(z[-1] - z[0]))
+    tol = rtol * float(z[-1] - z[0])
     keep, last = [], -np.inf
     for value in np.unique(z):          # sequential: a chain of near points keeps its head
         if value - last > tol:
@@ -83,17 +91,37 @@ def merge_points(z: np.ndarray, rtol: float = MERGE_RTOL) -> np.ndarray:
     return np.array(keep)
 
 
-def data_grid(z: np.ndarray, reg: str) -> list:
+def data_grid(z: np.ndarray, reg: str, merge_rtol: float = MERGE_RTOL) -> list:
     """The data-adaptive grid per neuron: merged pre-activations (plus the regulariser's
-    extra_points: 0 and 1 for BV2); a neuron with a single point gets a second one at +1
-    (its spline is then affine)."""
-    extra = get_regulariser(reg).extra_points
+    extra_points: 0 and 1 for BV2; `merge_points` with merge_rtol); a neuron with a single
+    point gets a second one at +1 (its spline is then affine)."""
     grids = []
     for n in range(z.shape[1]):
-        pts = np.concatenate([z[:, n], extra]) if extra else z[:, n]
-        g = merge_points(pts)
+        g = merge_points(_neuron_points(z, reg, n), merge_rtol)
         grids.append(g if len(g) >= 2 else np.array([g[0], g[0] + 1.0]))
     return grids
+
+
+def _neuron_points(z, reg, n) -> np.ndarray:
+    """Neuron n's pre-activations plus the regulariser's extra points."""
+    extra = get_regulariser(reg).extra_points
+    return np.concatenate([z[:, n], extra]) if extra else z[:, n]
+
+
+def merge_report(z: np.ndarray, reg: str, grids: list, merge_rtol: float) -> dict:
+    """What the data grid merged: merged_points per neuron (distinct points of z_n, plus the
+    extra points, left out of grid_n because they lie within merge_rtol * spread of a kept
+    point), merge_max_distance per neuron (the largest distance from a merged point to the
+    kept point below it, 0 if none), merge_rtol.  With merged points the optimum is the one
+    over splines with no knot between a merged point and its kept neighbour (an upper bound
+    on the unmerged optimum)."""
+    counts, dists = [], []
+    for n, g in enumerate(grids):
+        dropped = np.setdiff1d(np.unique(_neuron_points(z, reg, n)), g)
+        below = g[np.clip(np.searchsorted(g, dropped, side="right") - 1, 0, len(g) - 1)]
+        counts.append(len(dropped))
+        dists.append(float(np.max(dropped - below, initial=0.0)))
+    return {"merged_points": counts, "merge_max_distance": dists, "merge_rtol": merge_rtol}
 
 
 def _evaluation(grid: np.ndarray, z: np.ndarray):
@@ -112,13 +140,15 @@ class CoefficientProblem:
     lambdas compiles once (`solve(lam)` again; CLARABEL itself does not warm-start).
     gauge: the directions of `gauge_basis` if already computed (TV2; default: computed
     here); pin_gauge=False leaves them free (for tests: the optimal set is then unbounded
-    along them)."""
+    along them).  deadline: a limits.Deadline that every solve stops at (CLARABEL's own
+    time_limit setting; other solvers are only not started once it has passed)."""
 
     def __init__(self, z, a_mat, c, y, loss, reg, grids, lip_max=None, gauge=None,
-                 pin_gauge: bool = True):
+                 pin_gauge: bool = True, deadline: Deadline | None = None):
         import cvxpy as cp
 
         self.grids, self.loss, self.reg, self.lip_max = grids, loss, reg, lip_max
+        self.deadline = deadline
         m, n = z.shape
         sizes = np.array([len(g) for g in grids])
         self.u = cp.Variable(int(sizes.sum()))
@@ -175,7 +205,8 @@ class CoefficientProblem:
         logistic and cross-entropy losses) is retried with the settings CLARABEL_RETRIES,
         every attempt reported; `settings` (CLARABEL only, e.g. tighter tolerances) apply to
         every attempt.  A cvxpy SolverError (the solver refuses the problem or fails) is a
-        status too.  See `solve_layer` for the certificate."""
+        status too.  Status "time_limit" when the deadline has passed (no solution).  See
+        `solve_layer` for the certificate."""
         import cvxpy as cp
 
         self.lam.value = float(lam)
@@ -189,17 +220,26 @@ class CoefficientProblem:
             retries, status = (), f"solver error ({exc})"
             attempts.append(f"compile: {status}")
         for options in retries:
-            raw = None
+            raw, run = None, dict(options)
+            if self.deadline is not None:
+                if self.deadline.expired():
+                    status = "time_limit"
+                    attempts.append(f"{options or 'default settings'}: not started (time limit)")
+                    break
+                if solver == "CLARABEL":
+                    run["time_limit"] = self.deadline.remaining()
             try:
-                raw = chain.solver.solve_via_data(data, warm_start, False, dict(options))
+                raw = chain.solver.solve_via_data(data, warm_start, False, run)
                 with warnings.catch_warnings():    # the status says it, and is handled
                     warnings.simplefilter("ignore", UserWarning)
                     self.problem.unpack_results(raw, chain, inverse)
                 status = self.problem.status
             except cp.error.SolverError as exc:
                 status = f"solver error ({getattr(raw, 'status', None) or exc})"
+            if status != "optimal" and self.deadline is not None and self.deadline.expired():
+                status = "time_limit"
             attempts.append(f"{options or 'default settings'}: {status}")
-            if status == "optimal":
+            if status in ("optimal", "time_limit"):
                 break
         gap = None
         if status == "optimal" and hasattr(raw, "obj_val_dual"):
@@ -226,7 +266,8 @@ class CoefficientProblem:
         return out
 
 
-def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool) -> np.ndarray:
+def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool,
+                null_rtol: float = MERGE_RTOL) -> np.ndarray:
     """Directions along which a TV2 problem's objective is constant, as columns of
     (2N, k) (affine) or (N, k): shifts sigma_n += c_n + b_n z with
     sum_n A[:, n] (c_n + b_n z_{m,n}) = 0 at every sample m (for xent: equal entries,
@@ -234,12 +275,15 @@ def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool) -> np
     the optimal set is unbounded along them and interior-point solvers stall; the
     constraint basis^T (sigma(0), first slopes) = 0 picks one point of each such line
     without changing the optimal value.  With Lip <= L_max only constants are free (affine=
-    False).  Null directions: singular values <= 1e-9 times the largest of the column-scaled
-    map."""
+    False).  Null directions: singular values <= null_rtol (the data grid's merge tolerance:
+    a slope seen only across merged points is invisible; floor 1e-13) times the largest of
+    the column-scaled map, the slopes taken about the middle of each neuron's range (so
+    that only the spread of z counts, not its distance from 0)."""
     m, n = z.shape
+    middle = (z.max(axis=0) + z.min(axis=0)) / 2 if m else np.zeros(n)
     g = np.broadcast_to(a_mat[None], (m,) + a_mat.shape)          # (M, N_L, N)
     if affine:
-        g = np.concatenate([g, a_mat[None] * z[:, None, :]], axis=2)
+        g = np.concatenate([g, a_mat[None] * (z - middle)[:, None, :]], axis=2)
     if loss == "xent":
         g = g - g.mean(axis=1, keepdims=True)
     g = g.reshape(-1, g.shape[2])
@@ -249,8 +293,11 @@ def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool) -> np
     if g.shape[0] < g.shape[1]:                 # economic SVD needs rows >= columns
         g = np.vstack([g, np.zeros((g.shape[1] - g.shape[0], g.shape[1]))])
     _, sv, vt = np.linalg.svd(g, full_matrices=False)
-    null = vt[sv <= 1e-9 * max(sv.max(), np.finfo(float).tiny)].T
-    return null / scale[:, None]
+    null = vt[sv <= max(null_rtol, 1e-13) * max(sv.max(), np.finfo(float).tiny)].T
+    null = null / scale[:, None]
+    if affine:                        # c' + b (z - middle) = (c' - b middle) + b z
+        null[:n] -= null[n:] * middle[:, None]
+    return null
 
 
 def _values_at(grid: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -373,7 +420,8 @@ def prepare(net: Network, layer: int, x, y, loss: str):
     return x, y, z, a_mat, c
 
 
-def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE):
+def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE,
+              merge_rtol=MERGE_RTOL):
     """The grid points per neuron and whether the result is a uniform-grid spline; the size
     guard (problem_size over max_size: TooLarge) is checked before a grid is built."""
     m, n = z.shape
@@ -385,7 +433,7 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE):
         check_choice(grid, ("data", "uniform"), "grid")
         if grid == "data":
             check(n * (m + len(get_regulariser(reg).extra_points)))
-            return data_grid(z, reg), None
+            return data_grid(z, reg, merge_rtol), None
         target = net.layers[layer]
         if not isinstance(target, SplineActivation):
             raise ValueError(f"grid: 'uniform' needs a uniform-grid spline layer at {layer}")
@@ -413,7 +461,9 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE):
 def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: float = 1e-3,
                 reg: str = "tv2", grid="data", size=None, lip_max=None,
                 solver: str = "CLARABEL", max_size: float = MAX_PROBLEM_SIZE,
-                method: str | None = None, polish: bool = True) -> tuple[Network, dict]:
+                method: str | None = None, polish: bool = True,
+                merge_rtol: float = MERGE_RTOL, time_limit: float = TIME_LIMIT,
+                progress: bool = False) -> tuple[Network, dict]:
     """Solve for the activations of spline layer `layer` with every weight fixed.
 
     Returns (new network, certificate).  The new network holds the optimum exactly: a
@@ -421,35 +471,51 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     otherwise; for TV2, moved along the gauge directions (affine shifts invisible at the
     data, pinned during the solve) to the representative of least sum of squared values at
     the grid points (`min_norm_representative`), so that two correct solvers return the same
-    coefficients.  Certificate: solver, status, objective (cvxpy), objective_check (NumPy,
-    on the new model), gap (CLARABEL's primal - dual objective, else None), seconds, knots per
-    neuron with the tolerance used, method, gauge_directions_pinned, gauge_shift_removed.
-    Status other than optimal (a cvxpy SolverError included), or objective_check off by more
-    than CHECK_RTOL: SolveFailed (a RuntimeError), no model.  solver: one that can solve the
+    coefficients.  Certificate: solver, status ("optimal"), objective (cvxpy, in the
+    problem's units), objective_check (NumPy, on the new model), gap (CLARABEL's primal -
+    dual objective, else None), seconds, knots per neuron with the tolerance used, method,
+    gauge_directions_pinned, gauge_shift_removed, and reference.certify's verdict:
+    certified_by ("dual bound" or "solver"), gap_tolerance, lower_bound (None with lip_max),
+    candidates (the cheap feasible points and their objectives), returned_point, unit (the
+    internal scale T) and objective_unit; on the data grid merged_points,
+    merge_max_distance, merge_rtol (`merge_report`).
+    Raises SolveFailed (a RuntimeError), no model: a solver status other than optimal (a
+    cvxpy SolverError included), objective_check off by more than CHECK_RTOL * max(|F|, U).
+    Raises SolveNotCertified (a SolveFailed with .model, the best feasible point, and
+    .certificate): status "time_limit" (time_limit seconds passed since the data were
+    checked and cvxpy loaded; it covers building, solving and certifying every lambda,
+    CLARABEL stops inside a solve) or "not_optimal" (no certificate at the tolerance,
+    e.g. the zero spline beats the solver's point).  solver: one that can solve the
     problem's class (`check_solver`: squared loss a QP / SOCP, logistic and cross-entropy
-    exponential cone).
-    Size guard: problem_size over max_size is refused (TooLarge) before the grid is built.
-    method: "active" (default for grid="data": reference.active_set, knots added where the
-    optimality condition fails; its certificate adds rounds, points per neuron, the worst
-    violation, and with polish=True the knot-count polishing) or "full" (every grid point
-    at once; the default for the other grids, the only choice for them)."""
+    exponential cone).  Size guard: problem_size over max_size is refused (TooLarge) before
+    the grid is built.  method: "active" (default for grid="data": reference.active_set,
+    knots added where the optimality condition fails; its certificate adds rounds, points
+    per neuron, the worst violation, and with polish=True the knot-count polishing) or
+    "full" (every grid point at once; the default for the other grids, the only choice for
+    them).  merge_rtol: the data grid's merge tolerance (`merge_points`, >= 0).  progress: a
+    tqdm bar on stderr."""
     (_, new, cert), = _solve_lams(net, layer, x, y, [lam], "lam", loss=loss, reg=reg,
                                   grid=grid, size=size, lip_max=lip_max, solver=solver,
-                                  max_size=max_size, method=method, polish=polish)
+                                  max_size=max_size, method=method, polish=polish,
+                                  merge_rtol=merge_rtol, time_limit=time_limit,
+                                  progress=progress)
     return new, cert
 
 
 def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
                grid="data", size=None, lip_max=None, solver="CLARABEL",
                max_size: float = MAX_PROBLEM_SIZE, method: str | None = None,
-               polish: bool = True) -> list:
+               polish: bool = True, merge_rtol: float = MERGE_RTOL,
+               time_limit: float = TIME_LIMIT, progress: bool = False) -> list:
     """solve_layer for every lambda in `lams`; returns [(lam, new network, certificate)].
     method "full": the problem compiled once (lambda is a DPP Parameter); "active": each
     lambda starts from the previous one's active set.  Each certificate's seconds run from
-    the end of the previous solve (the first includes building the problem)."""
+    the end of the previous solve (the first includes building the problem).  time_limit
+    bounds the whole path."""
     return _solve_lams(net, layer, x, y, lams, "lams", loss=loss, reg=reg, grid=grid,
                        size=size, lip_max=lip_max, solver=solver, max_size=max_size,
-                       method=method, polish=polish)
+                       method=method, polish=polish, merge_rtol=merge_rtol,
+                       time_limit=time_limit, progress=progress)
 
 
 METHODS = ("active", "full")
@@ -469,9 +535,14 @@ def check_method(method, grid) -> str:
 
 
 def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max, solver,
-                max_size, method=None, polish=True):
+                max_size, method=None, polish=True, merge_rtol=MERGE_RTOL,
+                time_limit=TIME_LIMIT, progress=False):
     """Validate, build the problem once (full) or per lambda (active), solve and certify it
-    for every lambda."""
+    for every lambda, in the internal units of reference.certify."""
+    from tqdm import tqdm
+
+    from reference import certify
+
     lams = [float(lam) for lam in lams]
     if not lams or not all(np.isfinite(lam) and lam >= 0 for lam in lams):
         raise ValueError(f"{name}: expected finite numbers >= 0, got {lams!r}")
@@ -479,73 +550,114 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
     method = check_method(method, grid)
     if lip_max is not None and not (np.isfinite(lip_max) and lip_max > 0):
         raise ValueError(f"lip_max: expected a positive number, got {lip_max!r}")
+    if not (np.isfinite(merge_rtol) and 0 <= merge_rtol < 1):
+        raise ValueError(f"merge_rtol: expected a number in [0, 1), got {merge_rtol!r}")
+    check_time_limit(time_limit)
     x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
-    grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size)
+    grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size, merge_rtol)
+    merged = merge_report(z, reg, grids, merge_rtol) \
+        if isinstance(grid, str) and grid == "data" else {}
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
-    out = []
-    t0 = time.perf_counter()
-    if method == "active":
-        from reference import active_set
-
-        start = None
+    deadline = Deadline(time_limit)          # from here: building, solving, certifying
+    base = certify.Scaled.build(z, a_mat, c, y, loss, reg, 0.0, lip_max)
+    bar = tqdm(total=len(lams), unit="lambda", desc=f"solve ({method})", leave=False,
+               disable=not progress or not sys.stderr.isatty(), file=sys.stderr)
+    gauge = gauge_basis(z, a_mat, loss, lip_max is None, merge_rtol) \
+        if get_regulariser(reg).ignores_affine else None
+    out, start, prob = [], None, None
+    t0 = deadline.start                      # the first lambda's seconds include the setup
+    with bar:
         for lam in lams:
-            new, cert, start = active_set.solve_layer_active(
-                net, layer, x, y, z, a_mat, c, grids, lam, loss=loss, reg=reg,
-                lip_max=lip_max, solver=solver, start=start, polish=polish)
+            scaled = dataclasses.replace(base, lam=lam / base.unit, lam_given=lam)
+            extra, stopped = [], None
+            try:
+                if method == "active":
+                    from reference import active_set
+
+                    new, cert, start, extra, stopped = active_set.solve_layer_active(
+                        net, layer, x, y, scaled, grids, solver=solver, start=start,
+                        polish=polish, gauge=gauge, deadline=deadline, bar=bar)
+                else:
+                    bar.set_postfix_str(f"{sum(len(g) for g in grids)} grid points")
+                    prob = prob or CoefficientProblem(z, a_mat, scaled.c, scaled.y, loss, reg,
+                                                      grids, scaled.lip_max, gauge=gauge,
+                                                      deadline=deadline)
+                    result = prob.solve(scaled.lam, solver)
+                    if result["status"] == "time_limit":
+                        new, cert = None, {"solver": solver, "attempts": result["attempts"]}
+                        stopped = f"stopped at the time limit {deadline.time_limit:g} s"
+                    else:
+                        new, cert = finish(net, layer, x, y, lam, prob, result, uniform, 0.0,
+                                           scaled=scaled)
+            except InaccurateSolution as exc:       # still a feasible point: certify compares
+                new, cert = None, {"solver": solver, "rejected": str(exc)}
+                extra = [("solver's point (inaccurate)", exc.pieces)]
+            cert.setdefault("method", method)
+            cert.update(merged, seconds=time.perf_counter() - t0)
+            new, cert = certify.conclude(net, layer, x, y, lam, scaled, grids, uniform, new,
+                                         cert, stopped=stopped, extra_points=extra)
             out.append((lam, new, cert))
-        return out
-    prob = CoefficientProblem(z, a_mat, c, y, loss, reg, grids, lip_max)
-    for lam in lams:
-        result = prob.solve(lam, solver)
-        new, cert = finish(net, layer, x, y, lam, prob, result, uniform,
-                           time.perf_counter() - t0)
-        cert["method"] = "full"
-        out.append((lam, new, cert))
-        t0 = time.perf_counter()
+            bar.update()
+            t0 = time.perf_counter()
     return out
 
 
-def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=None):
+def build_model(net: Network, layer: int, pieces: list, unit: float, uniform) -> Network:
+    """A copy of net whose layer `layer` holds the splines (grid_n, unit * values_n): a
+    uniform-grid layer when uniform = (x_min, step), else a knot-form layer."""
+    new = copy.deepcopy(net)
+    if uniform is not None:
+        coeffs = unit * np.stack([v for _, v in pieces])
+        new.layers[layer] = SplineActivation(LinearSpline(coeffs, uniform[0], uniform[1]))
+    else:
+        new.layers[layer] = KnotSplineActivation([g for g, _ in pieces],
+                                                 [unit * v for _, v in pieces])
+    return new
+
+
+def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=None, *,
+           scaled):
     """Build the new model from a solved problem and certify it (see `solve_layer`); the
     splines are moved to the gauge's minimum-norm representative over norm_grids (default
-    the problem's grids)."""
+    the problem's grids).  prob holds the problem in the internal units of `scaled`
+    (reference.certify.Scaled): values are multiplied by its unit T, objective and gap by
+    T^2; the NumPy check is on the returned model with the caller's y and lam."""
     loss, reg, lip_max = prob.loss, prob.reg, prob.lip_max
     if result["status"] != "optimal":
         raise SolveFailed(f"solve: {result['solver']} ended with status {result['status']!r} "
                           f"(attempts: {'; '.join(result['attempts'])}); no model is returned")
-    new = copy.deepcopy(net)
     pieces, removed = min_norm_representative(prob.splines(), prob.gauge,
                                               norm_grids or prob.grids)
-    if uniform is not None:
-        coeffs = np.stack([v for _, v in pieces])
-        new.layers[layer] = SplineActivation(LinearSpline(coeffs, uniform[0], uniform[1]))
-    else:
-        new.layers[layer] = KnotSplineActivation([g for g, _ in pieces], [v for _, v in pieces])
+    new = build_model(net, layer, pieces, scaled.unit, uniform)
     check = numpy_objective(new, layer, x, y, loss, lam, reg)
-    objective = float(result["objective"])
-    if abs(check - objective) > CHECK_RTOL * max(1.0, abs(objective)):
-        raise SolveFailed(f"solve: inaccurate solution: {result['solver']} reports objective "
-                          f"{objective!r}, the returned model gives {check!r} (beyond "
-                          f"{CHECK_RTOL:g} relative); no model is returned")
-    knots, tols, lips = knot_counts(new.layers[layer])
-    if lip_max is not None and lips.max() > lip_max * (1 + CHECK_RTOL):
-        raise SolveFailed(f"solve: the returned splines have Lip {lips.max()!r} > lip_max "
-                          f"{lip_max!r} beyond tolerance; no model is returned")
+    objective = float(result["objective"]) * scaled.objective_unit
+    allowed = CHECK_RTOL * max(abs(objective), scaled.objective_unit)
+    if abs(check - objective) > allowed:
+        raise InaccurateSolution(
+            f"inaccurate solution: {result['solver']} reports objective {exact(objective)}, the "
+            f"returned model gives {exact(check)} (beyond {allowed:.3g} = {CHECK_RTOL:g} "
+            f"max(|objective|, unit^2 {scaled.objective_unit:g}))", pieces)
+    knots, tols, lips = knot_counts(new.layers[layer], scaled.unit)
+    if lip_max is not None and lips.max() > lip_max * scaled.unit * (1 + CHECK_RTOL):
+        raise SolveFailed(f"solve: the returned splines have Lip {exact(lips.max())} > lip_max "
+                          f"{exact(lip_max * scaled.unit)} beyond tolerance; no model is returned")
+    gap = None if result["gap"] is None else result["gap"] * scaled.objective_unit
     return new, {"solver": result["solver"], "status": result["status"],
-                 "attempts": result["attempts"],
-                 "objective": objective, "objective_check": check, "gap": result["gap"],
+                 "attempts": result["attempts"], "method_certified": True,
+                 "objective": objective, "objective_check": check, "gap": gap,
                  "seconds": seconds, "knots": knots.tolist(), "knot_tolerance": tols.tolist(),
                  "lipschitz": lips.tolist(), "check_rtol": CHECK_RTOL,
                  "grid_points": [len(g) for g in prob.grids],
                  "gauge_directions_pinned": prob.gauge_directions,
-                 "gauge_shift_removed": removed, "lam": lam, "reg": reg,
-                 "loss": loss, "lip_max": lip_max}
+                 "gauge_shift_removed": removed * scaled.unit, "lam": lam, "reg": reg,
+                 "loss": loss, "lip_max": None if lip_max is None else lip_max * scaled.unit}
 
 
-def knot_counts(layer):
+def knot_counts(layer, unit: float = 1.0):
     """(knots (N,), tolerance (N,), Lip (N,)): a knot is a slope change |a_k| > tol with
-    tol = max(1e-6 max_k |a_k|, 1e-7 max(1, max |slope|)), the second term the solver's
-    accuracy on the slopes (CLARABEL's default tolerances are 1e-8)."""
+    tol = max(1e-6 max_k |a_k|, 1e-7 max(unit, max |slope|)), the second term the solver's
+    accuracy on the slopes (CLARABEL's default tolerances are 1e-8), unit the problem's
+    scale (a solve's internal unit T, reference.certify; 1 for a model on its own)."""
     spl = layer.spline
     if isinstance(layer, SplineActivation):
         spl = spl.to_knot_form()
@@ -553,7 +665,7 @@ def knot_counts(layer):
     for k in range(spl.num_channels):
         a = np.abs(spl.jumps[k])
         slopes = spl.slopes(k)
-        tol = max(1e-6 * (a.max() if len(a) else 0.0), 1e-7 * max(1.0, np.abs(slopes).max()))
+        tol = max(1e-6 * (a.max() if len(a) else 0.0), 1e-7 * max(unit, np.abs(slopes).max()))
         counts.append(int((a > tol).sum()))
         tols.append(tol)
         lips.append(float(np.abs(slopes).max()))

@@ -5,6 +5,7 @@ import pytest
 
 from reference import convex
 from reference.cli import main
+from reference.errors import SolveNotCertified
 from reference.io import ModelFileError, load_model, save_model
 from reference.network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
 from reference.spline import LinearSpline
@@ -155,8 +156,15 @@ def test_failed_or_inaccurate_solves_are_errors(monkeypatch):
         out["objective"] *= 1.01
         return out
     monkeypatch.setattr(convex.CoefficientProblem, "solve", off)
-    with pytest.raises(RuntimeError, match="inaccurate solution"):
-        convex.solve_layer(net, 1, x, y)
+    # the solver's objective is wrong, its point is not: NumPy's dual bound certifies it
+    new, cert = convex.solve_layer(net, 1, x, y)
+    assert cert["status"] == "optimal" and cert["certified_by"] == "dual bound"
+    assert "inaccurate solution" in cert["rejected"]
+    assert cert["objective_check"] - cert["lower_bound"] <= cert["gap_tolerance"]
+    assert convex.numpy_objective(new, 1, x, y, "squared", 1e-3, "tv2") == cert["objective"]
+    with pytest.raises(SolveNotCertified, match="inaccurate solution") as caught:
+        convex.solve_layer(net, 1, x, y, lip_max=5.0)     # no dual bound with a Lip bound
+    assert caught.value.certificate["status"] == "not_optimal"
 
 
 def test_solve_command(tmp_path, capsys):
@@ -217,8 +225,8 @@ def test_returned_splines_over_lip_max_are_an_error(monkeypatch):
     net, x, y = single_neuron(m=30)
     real = convex.knot_counts
 
-    def steep(layer):
-        knots, tols, lips = real(layer)
+    def steep(layer, unit=1.0):
+        knots, tols, lips = real(layer, unit)
         return knots, tols, lips * 10
     monkeypatch.setattr(convex, "knot_counts", steep)
     with pytest.raises(RuntimeError, match="Lip .* > lip_max"):

@@ -1,11 +1,15 @@
 """`solve MODEL --data D.npz --layer I --lam L --out NEW.npz`: the certified optimum of one
-spline layer's coefficients with the weights fixed."""
+spline layer's coefficients with the weights fixed.  Exit 0 optimal; 3 not certified (time
+limit, or no certificate at the tolerance): the best feasible point is written, with its
+objective and a lower bound where available; 2 an error (no model written)."""
 from __future__ import annotations
 
 from reference._checks import as_finite_array
 from reference._format import plain
+from reference.certify import GAP_RTOL
 from reference.commands.args import nonneg_float, nonneg_int, positive_float, size_int
-from reference.convex import MAX_PROBLEM_SIZE, METHODS
+from reference.convex import MAX_PROBLEM_SIZE, MERGE_RTOL, METHODS, TIME_LIMIT
+from reference.errors import SolveNotCertified
 from reference.experiments import TRAIN_DEFAULTS
 from reference.files import check_not_an_input, check_writable, dumps_json, load_npz
 from reference.io import load_model, save_model
@@ -25,15 +29,27 @@ def run(args):
     if x.shape[0] < 1 or y.shape[:1] != x.shape[:1]:
         raise ValueError(f"--data: expected X (M, N_0) and y with M >= 1 rows each, got "
                          f"shapes {x.shape} and {y.shape}")
-    new, cert = convex.solve_layer(net, args.layer, x, y, loss=args.loss,
-                                   lam=args.lam, reg=args.reg, grid=args.grid, size=args.size,
-                                   lip_max=args.lip_max, solver=args.solver,
-                                   max_size=args.max_size, method=args.method,
-                                   polish=not args.no_polish)
+    status = 0
+    try:
+        new, cert = convex.solve_layer(net, args.layer, x, y, loss=args.loss,
+                                       lam=args.lam, reg=args.reg, grid=args.grid,
+                                       size=args.size, lip_max=args.lip_max,
+                                       solver=args.solver, max_size=args.max_size,
+                                       method=args.method, polish=not args.no_polish,
+                                       merge_rtol=args.merge_rtol, time_limit=args.time_limit,
+                                       progress=not args.quiet)
+    except SolveNotCertified as exc:        # the best feasible point, marked as such
+        new, cert, status = exc.model, dict(exc.certificate, message=str(exc)), 3
     save_model(new, args.out, "--out")
     cert["out"] = args.out
     if args.json:
         print(dumps_json(cert))
+        return status
+    if status:
+        print_not_certified(args, cert)
+        return status
+    if cert["returned_point"] != "solver":
+        print_cheap_optimum(args, cert)
         return 0
     knots = cert["knots"]
     print(f"solved layer {args.layer} of {args.model} on {args.data} ({args.grid} grid, "
@@ -62,8 +78,61 @@ def run(args):
         print(f"  {cert['gauge_directions_pinned']} gauge directions (affine shifts invisible "
               f"at the data) pinned; minimum-norm representative returned (shift removed "
               f"{cert['gauge_shift_removed']:.3g})")
+    print_verdict(cert)
     print(f"  model written to {args.out}")
     return 0
+
+
+def print_verdict(cert) -> None:
+    """The certificate of the verdict (reference.certify)."""
+    bound = cert["lower_bound"]
+    print(f"  certified by the {cert['certified_by']} at tolerance "
+          f"{cert['gap_tolerance']:.3g} (= {GAP_RTOL:g} max(objective, unit^2 "
+          f"{cert['objective_unit']:.3g})); dual lower bound "
+          + (f"n/a ({cert['lower_bound_note']})" if bound is None else f"{bound:.10g}"))
+    print_points_and_merges(cert)
+
+
+def print_not_certified(args, cert) -> None:
+    """The human report of a result that is not certified optimal (exit 3)."""
+    bound = cert["lower_bound"]
+    print(f"NOT CERTIFIED: layer {args.layer} of {args.model} on {args.data} "
+          f"({cert.get('method')} method, lambda {args.lam:g}, {args.reg}): status "
+          f"{cert['status']}")
+    print(f"  {cert['message']}")
+    print(f"  best feasible point ({cert['returned_point']}): objective "
+          f"{cert['objective_check']:.10g} (NumPy, an upper bound on the optimum); lower bound "
+          + (f"n/a ({cert['lower_bound_note']})" if bound is None
+             else f"{bound:.10g} (dual, NumPy)")
+          + f"; {cert['seconds']:.2f} s")
+    print_points_and_merges(cert)
+    print(f"  model written to {args.out} (not certified optimal)")
+
+
+def print_cheap_optimum(args, cert) -> None:
+    """The human report when a cheap feasible point, not the solver's, is the certified
+    optimum (reference.certify)."""
+    print(f"solved layer {args.layer} of {args.model} on {args.data} ({cert['method']} "
+          f"method, lambda {args.lam:g}, {args.reg}): the optimum is the "
+          f"{cert['returned_point']}, objective {cert['objective_check']:.10g} (NumPy)")
+    solver = cert["solver_objective"]
+    print("  the solver's point: " + (f"objective {solver:.10g} (NumPy)" if solver is not None
+                                      else cert.get("rejected", "none")))
+    print(f"  knots per neuron {cert['knots']}; Lip per neuron "
+          f"{[round(v, 4) for v in cert['lipschitz']]}")
+    print_verdict(cert)
+    print(f"  model written to {args.out}")
+
+
+def print_points_and_merges(cert) -> None:
+    """The cheap feasible points' objectives and what the data grid merged."""
+    print("  cheap feasible points: " + ", ".join(
+        f"{p['point']} {p['objective']:.10g}" for p in cert["candidates"]))
+    if any(cert.get("merged_points", [])):
+        print(f"  merged points per neuron {cert['merged_points']} (closer than "
+              f"--merge-rtol {cert['merge_rtol']:g} x spread; largest distance "
+              f"{max(cert['merge_max_distance']):.3g}): the optimum is that of the merged "
+              f"problem (no knot between merged points), an upper bound on the unmerged one")
 
 
 def register(sub) -> None:
@@ -89,6 +158,13 @@ def register(sub) -> None:
                    help="active method: skip the polishing re-solve on the knots found")
     p.add_argument("--max-size", type=positive_float, default=MAX_PROBLEM_SIZE,
                    help="size guard: grid points + samples x neurons")
+    p.add_argument("--merge-rtol", type=nonneg_float, default=MERGE_RTOL, help=(
+        f"data grid: merge points closer than this x their spread (default {MERGE_RTOL:g}; "
+        "0: only equal points); the result reports how many were merged"))
+    p.add_argument("--time-limit", type=positive_float, default=TIME_LIMIT, help=(
+        f"seconds (default {TIME_LIMIT:g}); past it the best feasible point is written, "
+        "with its objective and a lower bound, status time_limit, exit 3"))
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--out", required=True, help="write the solved model here (.npz)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
