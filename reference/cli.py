@@ -196,6 +196,8 @@ def cmd_sweep(args):
                              progress=not args.quiet)
     print(f"{len(configs)} runs: {result.done} done, {result.cached} cached, {result.failed} "
           f"failed, {result.seconds:.1f} s; records in {os.path.join(args.results, sweep.RECORDS)}")
+    for key, problem in result.damaged:
+        print(f"  {sweep.damaged_line(key, problem)}")
     for record in result.records:
         if record["status"] != "ok":
             print(f"  failed {record['key']}: {record['error'].splitlines()[0]}")
