@@ -32,7 +32,11 @@ tasks to an existing Dask cluster; `workers=0` runs them one after the other in 
 process, without Dask (debugging, and the reference of the engine tests).  Inside a worker
 the spline kernels use one thread (reference.spline.set_num_threads(1)), so N workers use N
 cores; the results do not depend on the engine or the number of workers (every run is seeded
-from its config).
+from its config).  While runs are pending the client asks the scheduler for its workers
+about once a second; with none for `worker_timeout` seconds in a row (default
+WORKER_TIMEOUT = 20 s: every worker died or left, or the scheduler is unreachable) the
+pending runs are recorded as failed ('engine: no Dask worker for ...') and the sweep returns
+instead of waiting forever.
 """
 from __future__ import annotations
 
@@ -47,12 +51,14 @@ import sys
 import time
 import traceback
 import warnings
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from reference._checks import check_positive
 from reference.experiments import SPLINE_FIELDS, RunConfig, run
 from reference.files import dumps_json, prepare_output_dir, write_text
 from reference.io import save_model
@@ -70,6 +76,8 @@ LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False,
                         "distributed.admin.tick.interval": "500ms",
                         "distributed.worker.memory.monitor-interval": "1s"}
 CONNECT_TIMEOUT = "20s"       # connecting to a --scheduler
+WORKER_TIMEOUT = 20.0         # seconds with no Dask worker after which the pending runs fail
+WORKER_POLL = 1.0             # seconds between two questions to the scheduler for its workers
 # the LocalCluster scheduler's HTTP server (always started): loopback, a free port (the
 # default 8787 may be held by another cluster, e.g. a second sweep)
 DASHBOARD_ADDRESS = "127.0.0.1:0"
@@ -276,36 +284,90 @@ def dask_client(workers=None, scheduler=None):
         yield client
 
 
-def _run_all(todo: list, workers: int, scheduler, on_outcome) -> None:
-    """Run every config of `todo`, calling on_outcome(config, outcome) as each completes."""
+def _run_all(todo: list, workers: int, scheduler, on_outcome,
+             worker_timeout: float = WORKER_TIMEOUT) -> None:
+    """Run every config of `todo`, calling on_outcome(config, outcome) as each completes;
+    on Dask, with no worker for `worker_timeout` seconds, every pending config gets a
+    failed outcome instead (see the module docstring)."""
     if scheduler is None and workers == 0:
         for config in todo:
             on_outcome(config, _outcome(config))
         return
-    from distributed import as_completed
+    from distributed import wait
 
     with dask_client(workers, scheduler) as client:
         futures = {client.submit(run_task, config.to_dict(), pure=False): config
                    for config in todo}
-        for future in as_completed(futures):
+        order = {future: i for i, future in enumerate(futures)}
+        pending = set(futures)
+        watch = _WorkerWatch(client, worker_timeout)
+        while pending:
             try:
-                outcome = future.result()
-            except Exception as exc:          # the engine's own failure (e.g. KilledWorker)
-                outcome = ("failed", f"engine: {type(exc).__name__}: {exc}",
-                           traceback.format_exc())
-            on_outcome(futures[future], outcome)
-            future.release()
+                wait(pending, timeout=watch.poll, return_when="FIRST_COMPLETED")
+            except (TimeoutError, CancelledError, OSError):
+                pass             # nothing finished in time, cancelled, or a lost scheduler
+            done = sorted((f for f in pending if f.status != "pending"), key=order.get)
+            for future in done:
+                on_outcome(futures[future], _result(future))
+                future.release()
+            pending.difference_update(done)
+            if pending and watch.expired():
+                for future in sorted(pending, key=order.get):
+                    on_outcome(futures[future], watch.outcome())
+                client.cancel(list(pending))
+                return
+
+
+def _result(future) -> tuple:
+    """A finished future's outcome; the engine's own failure (e.g. KilledWorker, a lost
+    scheduler) as a failed outcome."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return ("failed", f"engine: {type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+class _WorkerWatch:
+    """Whether a Dask cluster has been without any worker for `timeout` seconds in a row,
+    asking the scheduler at most every `poll` = min(WORKER_POLL, timeout / 4) seconds (an
+    unreachable scheduler counts as no worker)."""
+
+    def __init__(self, client, timeout: float):
+        self.client, self.timeout = client, timeout
+        self.poll = min(WORKER_POLL, timeout / 4)
+        self.last_seen = self.last_asked = time.monotonic()
+
+    def workers(self) -> int:
+        try:
+            return len(self.client.nthreads(callback_timeout=self.poll))
+        except (OSError, TimeoutError, RuntimeError):
+            return 0
+
+    def expired(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_asked >= self.poll:
+            self.last_asked = now
+            if self.workers() > 0:
+                self.last_seen = now
+        return now - self.last_seen >= self.timeout
+
+    def outcome(self) -> tuple:
+        reason = (f"engine: no Dask worker for {self.timeout:g} s (every worker died or left, "
+                  "or the scheduler is unreachable); the run did not complete")
+        return ("failed", reason, "")
 
 
 def run_sweep(configs, results, *, workers=None, scheduler=None, force=False,
-              progress=True) -> SweepResult:
+              progress=True, worker_timeout=WORKER_TIMEOUT) -> SweepResult:
     """Run every config whose record cannot be reused (all with force=True), store the
     records and models under `results` (see the module docstring) and return them.
 
     workers: LocalCluster processes (default: the number of cores; 0: in this process,
     without Dask); scheduler: the address of an existing Dask scheduler ('tcp://HOST:PORT'),
-    which replaces the LocalCluster.  progress: a tqdm bar over the runs on stderr (when it
-    is a terminal) with done / cached / failed, elapsed time and an estimate.  Damaged or unverified records are recomputed and listed in the
+    which replaces the LocalCluster; worker_timeout: seconds without any Dask worker after
+    which the pending runs are recorded as failed (default WORKER_TIMEOUT).  progress: a tqdm
+    bar over the runs on stderr (when it is a terminal) with done / cached / failed, elapsed
+    time and an estimate.  Damaged or unverified records are recomputed and listed in the
     result's `damaged` with what was wrong."""
     t0 = time.perf_counter()
     configs = list(configs)
@@ -313,6 +375,7 @@ def run_sweep(configs, results, *, workers=None, scheduler=None, force=False,
         if not isinstance(config, RunConfig):
             raise TypeError(f"configs[{i}]: expected a RunConfig, got {type(config).__name__}")
     workers = _check_workers(workers)
+    worker_timeout = check_positive(worker_timeout, "worker_timeout")
     if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
         raise ValueError(f"scheduler: expected an address like tcp://HOST:PORT, got "
                          f"{scheduler!r}")
@@ -343,7 +406,7 @@ def run_sweep(configs, results, *, workers=None, scheduler=None, force=False,
 
     try:
         if todo:
-            _run_all(todo, workers, scheduler, on_outcome)
+            _run_all(todo, workers, scheduler, on_outcome, worker_timeout)
     finally:
         bar.close()
     return SweepResult([stored[c.key()] for c in configs], counts["done"], counts["cached"],
