@@ -329,8 +329,10 @@ def _result(future) -> tuple:
 
 class _WorkerWatch:
     """Whether a Dask cluster has been without any worker for `timeout` seconds in a row,
-    asking the scheduler at most every `poll` = min(WORKER_POLL, timeout / 4) seconds (an
-    unreachable scheduler counts as no worker)."""
+    asking the scheduler at most every `poll` = min(WORKER_POLL, timeout / 4) seconds.  A
+    slow answer still counts (the question waits up to `timeout`: a busy scheduler answered
+    in 0.5 s and more while the runs were submitted); a scheduler that cannot be reached, or
+    does not answer within `timeout`, counts as no worker."""
 
     def __init__(self, client, timeout: float):
         self.client, self.timeout = client, timeout
@@ -339,7 +341,7 @@ class _WorkerWatch:
 
     def workers(self) -> int:
         try:
-            return len(self.client.nthreads(callback_timeout=self.poll))
+            return len(self.client.nthreads(callback_timeout=self.timeout))
         except (OSError, TimeoutError, RuntimeError):
             return 0
 
