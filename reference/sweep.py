@@ -51,7 +51,6 @@ import sys
 import time
 import traceback
 import warnings
-from concurrent.futures import CancelledError
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -78,6 +77,7 @@ LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False,
 CONNECT_TIMEOUT = "20s"       # connecting to a --scheduler
 WORKER_TIMEOUT = 20.0         # seconds with no Dask worker after which the pending runs fail
 WORKER_POLL = 1.0             # seconds between two questions to the scheduler for its workers
+COMPLETION_POLL = 0.1         # seconds between two looks for finished runs (as as_completed)
 # the LocalCluster scheduler's HTTP server (always started): loopback, a free port (the
 # default 8787 may be held by another cluster, e.g. a second sweep)
 DASHBOARD_ADDRESS = "127.0.0.1:0"
@@ -293,29 +293,26 @@ def _run_all(todo: list, workers: int, scheduler, on_outcome,
         for config in todo:
             on_outcome(config, _outcome(config))
         return
-    from distributed import wait
+    from distributed import as_completed
 
     with dask_client(workers, scheduler) as client:
         futures = {client.submit(run_task, config.to_dict(), pure=False): config
                    for config in todo}
-        order = {future: i for i, future in enumerate(futures)}
-        pending = set(futures)
+        completed = as_completed(futures)          # O(1) a completion, in completion order
         watch = _WorkerWatch(client, worker_timeout)
-        while pending:
-            try:
-                wait(pending, timeout=watch.poll, return_when="FIRST_COMPLETED")
-            except (TimeoutError, CancelledError, OSError):
-                pass             # nothing finished in time, cancelled, or a lost scheduler
-            done = sorted((f for f in pending if f.status != "pending"), key=order.get)
-            for future in done:
-                on_outcome(futures[future], _result(future))
+        while not completed.is_empty():
+            batch = completed.next_batch(block=False)
+            for future in batch:
+                on_outcome(futures.pop(future), _result(future))
                 future.release()
-            pending.difference_update(done)
-            if pending and watch.expired():
-                for future in sorted(pending, key=order.get):
-                    on_outcome(futures[future], watch.outcome())
-                client.cancel(list(pending))
+            if batch:
+                continue
+            if watch.expired():                    # futures: the pending ones, in order
+                for config in futures.values():
+                    on_outcome(config, watch.outcome())
+                client.cancel(list(futures))
                 return
+            time.sleep(COMPLETION_POLL)
 
 
 def _result(future) -> tuple:
