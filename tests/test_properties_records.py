@@ -198,7 +198,7 @@ def _nonneg(v):
 
 
 def _count(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and _number(v) and v >= 0
 
 
 def _per_layer(element):
