@@ -9,6 +9,10 @@ process, one after the other:
 - LocalCluster with 1 worker, then with 2 (reference.sweep.dask_client, the cluster
   run_sweep makes): the cluster's start and warm-up (one tiny run on every worker) timed apart,
   then run_sweep(scheduler=its address) from empty results.
+Also timed, on the in-process sweep's files: what the records' integrity costs per record
+(reference.records: sealing = hashing the model file and the record when it is written;
+checking = reading, parsing, the value checks and both hashes when it is reused or
+tabulated), as a fraction of the mean run.
 Reported: speed-up = time(1 worker) / time(2 workers), with and without the cluster start;
 per-run overhead of the engine = (time(1 worker) - time(in-process)) / runs, also as a
 fraction of a 2 s run (goals of issue 8: >= 1.7x and < 5%), and the same in CPU time (this
@@ -29,7 +33,8 @@ from pathlib import Path
 
 from reference import spline
 from reference.experiments import RunConfig, run
-from reference.sweep import dask_client, expand, run_sweep, without_timings
+from reference.records import check_record, seal
+from reference.sweep import dask_client, expand, record_path, run_sweep, without_timings
 
 from _record import write_record       # benchmarks/_record.py (run as a script)
 
@@ -63,6 +68,24 @@ def timed_cluster(configs, workers: int, results: Path) -> dict:
             "done": result.done, "failed": result.failed, "records": result.records}
 
 
+def integrity_cost(results: Path, records: list, repeats: int = 20) -> dict:
+    """Mean seconds per record of sealing it (seal: the model file's hash and the record's)
+    and of checking it (check_record: read, parse, values, both hashes), each over every
+    record `repeats` times."""
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for r in records:
+            seal({k: v for k, v in r.items() if k not in ("model_sha256", "record_sha256")},
+                 results / r["model"])
+    sealing = (time.perf_counter() - t0) / (repeats * len(records))
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for r in records:
+            assert check_record(record_path(results, r["key"]), results)[1] is None
+    checking = (time.perf_counter() - t0) / (repeats * len(records))
+    return {"seal_seconds_per_record": sealing, "check_seconds_per_record": checking}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=30)
@@ -84,6 +107,10 @@ def main(argv=None):
         inprocess_cpu = time.process_time() - cpu0
         per_run = inprocess / n
         print(f"in-process (no Dask): {inprocess:.1f} s, {per_run:.2f} s per run", flush=True)
+        integrity = integrity_cost(tmp / "inprocess", serial.records)
+        print(f"record integrity: sealing {integrity['seal_seconds_per_record'] * 1e3:.2f} ms, "
+              f"checking {integrity['check_seconds_per_record'] * 1e3:.2f} ms per record "
+              f"({100 * sum(integrity.values()) / per_run:.2f}% of the mean run)", flush=True)
         clusters = {}
         for workers in (1, 2):
             c = timed_cluster(configs, workers, tmp / f"cluster{workers}")
@@ -110,6 +137,8 @@ def main(argv=None):
         "cpu_overhead_per_run_seconds": cpu_overhead,     # robust to other processes' load
         "cpu_overhead_fraction_of_2s_run": cpu_overhead / REFERENCE_RUN_SECONDS,
         "records_identical": same,
+        "record_integrity": {**integrity,
+                             "fraction_of_mean_run": sum(integrity.values()) / per_run},
         "load_average_before_after": [load_before, os.getloadavg()],   # other processes?
         "goals": {"speedup": 1.7, "overhead_fraction_of_2s_run": 0.05},
     }

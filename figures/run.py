@@ -8,7 +8,7 @@ from pathlib import Path
 from figures.make import FIGURES
 from figures.profiles import PROFILES
 from reference.files import prepare_output_dir, write_text
-from reference.sweep import run_sweep
+from reference.sweep import damaged_line, run_sweep
 
 OUT = "figures/out"
 
@@ -63,6 +63,8 @@ def generate(profile: str = "default", out=OUT, results=None, only=None, schedul
     sweep_seconds = time.perf_counter() - t0
     log(f"runs: {result.done} done, {result.cached} cached, {result.failed} failed "
         f"({sweep_seconds:.1f} s)")
+    for key, problem in result.damaged:       # recomputed: the figures never read them
+        log(f"  {damaged_line(key, problem)}")
     report = {}
     for name in names:
         t1 = time.perf_counter()
@@ -87,6 +89,9 @@ def write_index(out: Path, prof, report: dict, result, sweep_seconds, results) -
              f"Runs: {result.done} computed, {result.cached} reused, {result.failed} failed; "
              f"sweeps took {sweep_seconds:.1f} s. Each CSV holds the data behind its figure "
              "(with the key of every run: its record is `RESULTS/records/<key>.json`).", ""]
+    if result.damaged:
+        lines += ["Stored records found damaged or unverified, and recomputed:", ""]
+        lines += [f"- {damaged_line(key, problem)}" for key, problem in result.damaged] + [""]
     for name, entry in report.items():
         lines.append(f"## {name}")
         lines.append("")

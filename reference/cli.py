@@ -194,9 +194,11 @@ def cmd_sweep(args):
     check_sweep_configs(configs)
     result = sweep.run_sweep(configs, args.results, workers=args.workers,
                              scheduler=args.scheduler, force=args.force,
-                             progress=not args.quiet)
+                             progress=not args.quiet, worker_timeout=args.worker_timeout)
     print(f"{len(configs)} runs: {result.done} done, {result.cached} cached, {result.failed} "
           f"failed, {result.seconds:.1f} s; records in {os.path.join(args.results, sweep.RECORDS)}")
+    for key, problem in result.damaged:
+        print(f"  {sweep.damaged_line(key, problem)}")
     for record in result.records:
         if record["status"] != "ok":
             print(f"  failed {record['key']}: {record['error'].splitlines()[0]}")
@@ -316,6 +318,9 @@ def build_parser():
                         "in this process, without Dask)")
     p.add_argument("--scheduler", default=None, metavar="ADDR",
                    help="an existing Dask scheduler, e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--worker-timeout", type=positive_float, default=sweep.WORKER_TIMEOUT,
+                   metavar="S", help="fail the pending runs after S seconds without any Dask "
+                   f"worker (default {sweep.WORKER_TIMEOUT:g})")
     p.add_argument("--force", action="store_true", help="recompute runs that have a record")
     p.add_argument("--max-runs", type=positive_float, default=sweep.MAX_RUNS,
                    help="size guard: combinations of the lists (refused before any run)")

@@ -44,6 +44,9 @@ RUN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "identity")
 SPLINE_FIELDS = ("reg", "lam", "size", "range_", "spline_init", "sparsify", "acc_drop", "prox")
 KEY_LENGTH = 16             # hex digits of the sha256 kept in RunConfig.key()
 LADDER_P = ("1", "2", "inf")
+CLOSED_FORM_RUNGS = ("theorem1", "theorem1_bv2", "layerwise")     # every p
+LADDER_RUNGS = {p: CLOSED_FORM_RUNGS + ("lower",) + (("lipsdp_neuron",) if p == "2" else ())
+                for p in LADDER_P}     # p -> the rungs lipschitz_ladder gives (in records)
 LOWER_BOX = 1.0             # lower bounds over [-1, 1]^N_0 (holds every data set's inputs)
 LOWER_POINTS = 500          # lower bound budget: seeded points ...
 LOWER_ROUNDS = 10           # ... and rounds of local search (lipschitz.lower); ~10 ms at 2-2-1
@@ -115,7 +118,7 @@ class RunConfig:
     def key(self) -> str:
         """sha256 of the canonical JSON of to_dict() (sorted keys, no spaces), first
         KEY_LENGTH hex digits: equal configs have equal keys in every process."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        text = canonical_json(self.to_dict())
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
 
     def canonical(self) -> "RunConfig":
@@ -132,6 +135,13 @@ class RunConfig:
                            lr=self.lr, spline_lr=self.lr, lam=self.lam, reg=self.reg,
                            seed=self.seed, quiet=quiet, sparsify_threshold=self.sparsify,
                            acc_drop=self.acc_drop, prox=self.prox)
+
+
+def canonical_json(value) -> str:
+    """The JSON text hashed for keys and record hashes: sorted keys, no spaces, strict (no
+    NaN / Infinity); JSON numbers read back as the same floats, so parsing and re-encoding
+    gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def _real(value, name, low=None, high=None, open_low=False) -> float:
@@ -205,8 +215,7 @@ def lipschitz_ladder(net, seed: int = 0) -> dict:
     out = {}
     for p_name in LADDER_P:
         p = lipschitz.parse_p(p_name)
-        rungs = {name: ladder.run_method(name, net, p)
-                 for name in ("theorem1", "theorem1_bv2", "layerwise")}
+        rungs = {name: ladder.run_method(name, net, p) for name in CLOSED_FORM_RUNGS}
         low = ladder.run_method("lower", net, p, box=LOWER_BOX, num_points=LOWER_POINTS,
                                 rounds=LOWER_ROUNDS, seed=seed)
         if low["value"] is None:             # size guard (TooLarge) or an overflowing net

@@ -3,9 +3,11 @@
 Layout of a results directory RESULTS:
     RESULTS/records/<key>.json   the run's summary (every key of `train --json`, the ladder,
                                  the sparsification) plus `key`, `run_config`, `status`
-                                 ('ok') and `model` (the model file, relative to RESULTS);
+                                 ('ok'), `model` (the model file, relative to RESULTS),
+                                 `model_sha256` (its bytes' hash) and `record_sha256` (the
+                                 hash of everything else, reference.records);
                                  a failed run: `key`, `run_config`, status 'failed', `error`,
-                                 `traceback`
+                                 `traceback`, `record_sha256`
     RESULTS/models/<key>.npz     the trained model (reference.io format)
 <key> = RunConfig.key(), a hash of the full config.  The client writes both files when a run
 completes, atomically (reference.files: temporary file, fsync, rename; the model first, then
@@ -13,11 +15,16 @@ the record that points to it), so an interrupted sweep (SIGINT, a killed worker 
 leaves whole records only.  Workers only compute: they need no access to RESULTS, so a
 remote cluster (`scheduler=`) works unchanged.
 
-Resuming: a config whose record is valid (parses, status 'ok', its key and run_config match
-the config, its model file exists) is not recomputed; every other config is (a failed
-record too: failures are cheap to repeat when deterministic, and worth retrying when they
-came from the engine); `force=True` recomputes everything.  A run that raises is recorded as
-failed with its error and the sweep goes on.
+Resuming: a config whose record is verified (reference.records.check_record: strict JSON,
+its key, the types and ranges of its values, its content hash, its model file's hash) and
+has status 'ok' and the config's run_config is not recomputed.  Every other config is: no
+record; a failed record (failures are cheap to repeat when deterministic, and worth
+retrying when they came from the engine); a damaged record (edited, truncated, a missing or
+changed model file, values of the wrong type or range) or an unverified one (written before
+records carried record_sha256): these two are reported in SweepResult.damaged with what is
+wrong.  `force=True` recomputes everything.  A run that raises is recorded as failed with
+its error and the sweep goes on.  Tables (load_records) skip damaged and unverified records
+with a warning naming each.
 
 Engine: Dask.  By default a distributed.LocalCluster on this machine (`workers` processes,
 default the number of cores, one thread each); `scheduler='tcp://HOST:PORT'` sends the same
@@ -25,7 +32,11 @@ tasks to an existing Dask cluster; `workers=0` runs them one after the other in 
 process, without Dask (debugging, and the reference of the engine tests).  Inside a worker
 the spline kernels use one thread (reference.spline.set_num_threads(1)), so N workers use N
 cores; the results do not depend on the engine or the number of workers (every run is seeded
-from its config).
+from its config).  While runs are pending the client asks the scheduler for its workers
+about once a second; with none for `worker_timeout` seconds in a row (default
+WORKER_TIMEOUT = 20 s: every worker died or left, or the scheduler is unreachable) the
+pending runs are recorded as failed ('engine: no Dask worker for ...') and the sweep returns
+instead of waiting forever.
 """
 from __future__ import annotations
 
@@ -40,18 +51,19 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from reference._checks import check_positive
 from reference.experiments import SPLINE_FIELDS, RunConfig, run
 from reference.files import dumps_json, prepare_output_dir, write_text
 from reference.io import save_model
 from reference.limits import guard
+from reference.records import HASH_KEYS, MODELS, RECORDS, check_record, model_path, seal
 
-RECORDS, MODELS = "records", "models"
 MAX_RUNS = 100_000            # size guard of expand: combinations (before any is built)
 SWEEP_SPARSIFY = "auto"       # expand's default `sparsify` (used by spline runs only)
 # Dask settings while our LocalCluster runs: no statistical profiler (it samples every worker
@@ -63,10 +75,16 @@ LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False,
                         "distributed.admin.tick.interval": "500ms",
                         "distributed.worker.memory.monitor-interval": "1s"}
 CONNECT_TIMEOUT = "20s"       # connecting to a --scheduler
+WORKER_TIMEOUT = 20.0         # seconds with no Dask worker after which the pending runs fail
+WORKER_POLL = 1.0             # seconds between two questions to the scheduler for its workers
+COMPLETION_POLL = 0.1         # seconds between two looks for finished runs (as as_completed)
 # the LocalCluster scheduler's HTTP server (always started): loopback, a free port (the
 # default 8787 may be held by another cluster, e.g. a second sweep)
 DASHBOARD_ADDRESS = "127.0.0.1:0"
 TIMING_KEYS = ("seconds", "build_seconds")      # keys that differ between identical runs
+# ... and the hashes: of the record (which holds the timings) and of the model file (whose
+# zip entries carry the time they were written)
+VARYING_KEYS = TIMING_KEYS + HASH_KEYS
 GROUP_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name != "seed")
 TABLE_METRICS = {        # name -> the number of a record (None where it does not apply)
     "test_accuracy": lambda r: r["test_accuracy"],
@@ -86,13 +104,16 @@ SHOWN_METRICS = ("test_accuracy", "knots", "lipschitz_bound")   # format_table's
 @dataclass
 class SweepResult:
     """records: one dict per config, in the order of the configs (as stored on disk);
-    done / cached / failed: runs computed successfully in this call / valid records reused /
-    runs recorded as failed in this call; seconds: wall time of the call."""
+    done / cached / failed: runs computed successfully in this call / verified records
+    reused / runs recorded as failed in this call; seconds: wall time of the call;
+    damaged: (key, what was wrong) for each stored record found damaged or unverified and
+    therefore recomputed (reference.records), in the order of the configs."""
     records: list
     done: int
     cached: int
     failed: int
     seconds: float
+    damaged: list = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------ configs
@@ -141,52 +162,54 @@ def record_path(results, key: str) -> Path:
     return Path(results) / RECORDS / f"{key}.json"
 
 
-def read_valid_record(results, config: RunConfig) -> dict | None:
-    """The record of `config` if it is valid (see the module docstring), else None."""
-    key = config.key()
-    try:
-        record = json.loads(record_path(results, key).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not (isinstance(record, dict) and record.get("key") == key
-            and record.get("status") == "ok" and record.get("run_config") == config.to_dict()
-            and isinstance(record.get("model"), str)):
-        return None
-    return record if (Path(results) / record["model"]).is_file() else None
+def stored_record(results, config: RunConfig) -> tuple:
+    """(record, problem) for `config`'s stored record: (record, None) when it can be reused
+    (verified, which implies the config's run_config, and status 'ok'); (None, problem)
+    when it is damaged or unverified (reference.records.check_record says what); (None,
+    None) when there is no record or it is a verified failed run (both: computed, nothing
+    to report)."""
+    path = record_path(results, config.key())
+    if not path.exists():
+        return None, None
+    record, problem = check_record(path, results)
+    if problem is not None:
+        return None, problem
+    return (record, None) if record["status"] == "ok" else (None, None)
+
+
+def damaged_line(key: str, problem: str) -> str:
+    """How the sweep command and the figures report a record they recomputed."""
+    return f"recomputed {key}: its record was not used ({problem})"
 
 
 def _store(results: Path, config: RunConfig, outcome: tuple) -> dict:
-    """Write the model (if any) then the record, each atomically; returns the record as
-    stored (parsed back from its JSON)."""
+    """Write the model (if any) then the record (reference.records.seal: with its hashes),
+    each atomically; returns the record as stored (parsed back from its JSON)."""
     key = config.key()
     base = {"key": key, "run_config": config.to_dict()}
     if outcome[0] == "ok":
         _, net, summary = outcome
-        model = f"{MODELS}/{key}.npz"
+        model = model_path(key)
         save_model(net, results / model)
-        record = {**summary, **base, "status": "ok", "model": model}
+        record = seal({**summary, **base, "status": "ok", "model": model}, results / model)
     else:
         _, error, trace = outcome
-        record = {**base, "status": "failed", "error": error, "traceback": trace}
+        record = seal({**base, "status": "failed", "error": error, "traceback": trace})
     text = dumps_json(record, indent=1)
     write_text(record_path(results, key), text, "results")
     return json.loads(text)
 
 
 def load_records(results) -> list:
-    """Every record in RESULTS/records (ok and failed), sorted by key.  A file that is not a
-    record (unreadable, not JSON) is skipped with a warning naming it."""
+    """Every verified record in RESULTS/records (ok and failed), sorted by key.  A file that
+    is not one (unreadable, not JSON, damaged, unverified: reference.records.check_record,
+    model files included) is skipped with a warning naming it and what is wrong."""
     directory = Path(results) / RECORDS
     if not directory.is_dir():
         raise FileNotFoundError(f"results: no records directory {directory}")
     records = []
     for path in sorted(directory.glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            warnings.warn(f"results: skipped {path} ({exc})", stacklevel=2)
-            continue
-        problem = record_problem(record)
+        record, problem = check_record(path, results)
         if problem is None:
             records.append(record)
         else:
@@ -194,32 +217,11 @@ def load_records(results) -> list:
     return records
 
 
-def record_problem(record) -> str | None:
-    """Why `record` is not a usable sweep record (None if it is): it must be an object with
-    key, status and a run_config that RunConfig accepts, and an 'ok' record every metric of
-    the tables (TABLE_METRICS) and its model."""
-    if not isinstance(record, dict) or "key" not in record or "status" not in record:
-        return "not a sweep record"
-    try:
-        RunConfig.from_dict(record.get("run_config"))
-    except (TypeError, ValueError, AttributeError) as exc:
-        return f"run_config unusable: {exc}"
-    if record["status"] == "ok":
-        if not isinstance(record.get("model"), str):
-            return "an 'ok' record without its model"
-        try:
-            for metric in TABLE_METRICS.values():
-                metric(record)
-        except (KeyError, TypeError, IndexError) as exc:
-            return f"a metric cannot be read ({type(exc).__name__}: {exc})"
-    return None
-
-
 def without_timings(value):
-    """A copy of a record without its timings (TIMING_KEYS, at any depth): what two runs of
-    the same config share exactly."""
+    """A copy of a record without its timings and hashes (VARYING_KEYS, at any depth): what
+    two runs of the same config share exactly."""
     if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+        return {k: without_timings(v) for k, v in value.items() if k not in VARYING_KEYS}
     if isinstance(value, list):
         return [without_timings(v) for v in value]
     return value
@@ -282,8 +284,11 @@ def dask_client(workers=None, scheduler=None):
         yield client
 
 
-def _run_all(todo: list, workers: int, scheduler, on_outcome) -> None:
-    """Run every config of `todo`, calling on_outcome(config, outcome) as each completes."""
+def _run_all(todo: list, workers: int, scheduler, on_outcome,
+             worker_timeout: float = WORKER_TIMEOUT) -> None:
+    """Run every config of `todo`, calling on_outcome(config, outcome) as each completes;
+    on Dask, with no worker for `worker_timeout` seconds, every pending config gets a
+    failed outcome instead (see the module docstring)."""
     if scheduler is None and workers == 0:
         for config in todo:
             on_outcome(config, _outcome(config))
@@ -293,31 +298,83 @@ def _run_all(todo: list, workers: int, scheduler, on_outcome) -> None:
     with dask_client(workers, scheduler) as client:
         futures = {client.submit(run_task, config.to_dict(), pure=False): config
                    for config in todo}
-        for future in as_completed(futures):
-            try:
-                outcome = future.result()
-            except Exception as exc:          # the engine's own failure (e.g. KilledWorker)
-                outcome = ("failed", f"engine: {type(exc).__name__}: {exc}",
-                           traceback.format_exc())
-            on_outcome(futures[future], outcome)
-            future.release()
+        completed = as_completed(futures)          # O(1) a completion, in completion order
+        watch = _WorkerWatch(client, worker_timeout)
+        while not completed.is_empty():
+            batch = completed.next_batch(block=False)
+            for future in batch:
+                on_outcome(futures.pop(future), _result(future))
+                future.release()
+            if batch:
+                continue
+            if watch.expired():                    # futures: the pending ones, in order
+                for config in futures.values():
+                    on_outcome(config, watch.outcome())
+                client.cancel(list(futures))
+                return
+            time.sleep(COMPLETION_POLL)
+
+
+def _result(future) -> tuple:
+    """A finished future's outcome; the engine's own failure (e.g. KilledWorker, a lost
+    scheduler) as a failed outcome."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return ("failed", f"engine: {type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+class _WorkerWatch:
+    """Whether a Dask cluster has been without any worker for `timeout` seconds in a row,
+    asking the scheduler at most every `poll` = min(WORKER_POLL, timeout / 4) seconds.  A
+    slow answer still counts (the question waits up to `timeout`: a busy scheduler answered
+    in 0.5 s and more while the runs were submitted); a scheduler that cannot be reached, or
+    does not answer within `timeout`, counts as no worker."""
+
+    def __init__(self, client, timeout: float):
+        self.client, self.timeout = client, timeout
+        self.poll = min(WORKER_POLL, timeout / 4)
+        self.last_seen = self.last_asked = time.monotonic()
+
+    def workers(self) -> int:
+        try:
+            return len(self.client.nthreads(callback_timeout=self.timeout))
+        except (OSError, TimeoutError, RuntimeError):
+            return 0
+
+    def expired(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_asked >= self.poll:
+            self.last_asked = now
+            if self.workers() > 0:
+                self.last_seen = now
+        return now - self.last_seen >= self.timeout
+
+    def outcome(self) -> tuple:
+        reason = (f"engine: no Dask worker for {self.timeout:g} s (every worker died or left, "
+                  "or the scheduler is unreachable); the run did not complete")
+        return ("failed", reason, "")
 
 
 def run_sweep(configs, results, *, workers=None, scheduler=None, force=False,
-              progress=True) -> SweepResult:
-    """Run every config whose record is not valid (all with force=True), store the records
-    and models under `results` (see the module docstring) and return them.
+              progress=True, worker_timeout=WORKER_TIMEOUT) -> SweepResult:
+    """Run every config whose record cannot be reused (all with force=True), store the
+    records and models under `results` (see the module docstring) and return them.
 
     workers: LocalCluster processes (default: the number of cores; 0: in this process,
     without Dask); scheduler: the address of an existing Dask scheduler ('tcp://HOST:PORT'),
-    which replaces the LocalCluster.  progress: a tqdm bar over the runs on stderr (when it
-    is a terminal) with done / cached / failed, elapsed time and an estimate."""
+    which replaces the LocalCluster; worker_timeout: seconds without any Dask worker after
+    which the pending runs are recorded as failed (default WORKER_TIMEOUT).  progress: a tqdm
+    bar over the runs on stderr (when it is a terminal) with done / cached / failed, elapsed
+    time and an estimate.  Damaged or unverified records are recomputed and listed in the
+    result's `damaged` with what was wrong."""
     t0 = time.perf_counter()
     configs = list(configs)
     for i, config in enumerate(configs):
         if not isinstance(config, RunConfig):
             raise TypeError(f"configs[{i}]: expected a RunConfig, got {type(config).__name__}")
     workers = _check_workers(workers)
+    worker_timeout = check_positive(worker_timeout, "worker_timeout")
     if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
         raise ValueError(f"scheduler: expected an address like tcp://HOST:PORT, got "
                          f"{scheduler!r}")
@@ -325,9 +382,11 @@ def run_sweep(configs, results, *, workers=None, scheduler=None, force=False,
     for sub in (RECORDS, MODELS):
         prepare_output_dir(root / sub, "results")
     unique = {config.key(): config for config in configs}
-    stored, todo = {}, []
+    stored, todo, damaged = {}, [], []
     for key, config in unique.items():
-        record = None if force else read_valid_record(root, config)
+        record, problem = (None, None) if force else stored_record(root, config)
+        if problem is not None:
+            damaged.append((key, problem))
         if record is None:
             todo.append(config)
         else:
@@ -346,11 +405,11 @@ def run_sweep(configs, results, *, workers=None, scheduler=None, force=False,
 
     try:
         if todo:
-            _run_all(todo, workers, scheduler, on_outcome)
+            _run_all(todo, workers, scheduler, on_outcome, worker_timeout)
     finally:
         bar.close()
     return SweepResult([stored[c.key()] for c in configs], counts["done"], counts["cached"],
-                       counts["failed"], time.perf_counter() - t0)
+                       counts["failed"], time.perf_counter() - t0, damaged)
 
 
 # ------------------------------------------------------------------------ tables

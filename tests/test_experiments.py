@@ -90,6 +90,8 @@ def test_summary_keeps_train_json_and_adds_the_ladder(spline_run):
     assert summary["sparsify"]["knots_after"] == int(counts.sum())
     ladder = summary["ladder"]
     assert set(ladder) == {"1", "2", "inf"}
+    # what reference.records requires of a stored record's ladder
+    assert {p: tuple(rungs) for p, rungs in ladder.items()} == experiments.LADDER_RUNGS
     for p, rungs in ladder.items():
         for name in ("theorem1", "theorem1_bv2", "layerwise"):
             assert rungs[name]["value"] == getattr(lipschitz, name)(net, p)

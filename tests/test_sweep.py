@@ -206,6 +206,15 @@ def test_table_groups_seeds_with_mean_and_std(serial, tmp_path):
     assert "lam" in text and "+-" in text and len(text.splitlines()) == 5
 
 
+def wait_for_a_record(proc, records, timeout=STARTUP_TIMEOUT):
+    """Until the sweep process `proc` has written a record in `records` (it must still run)."""
+    deadline = time.monotonic() + timeout
+    while not (records.is_dir() and any(records.glob("*.json"))):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no record in time"
+        time.sleep(0.02)
+
+
 def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
     """`python -m reference sweep` on a LocalCluster, SIGINT once the first record exists:
     exit 130, only whole records; the rerun (in-process engine: the records do not depend
@@ -217,11 +226,7 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
     proc = subprocess.Popen(argv + ["--workers", "2"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not (records.is_dir() and any(records.glob("*.json"))):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no record in time"
-            time.sleep(0.02)
+        wait_for_a_record(proc, records)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -297,3 +302,46 @@ def test_too_many_combinations_are_refused_before_any_is_built(tmp_path, capsys)
                  "--seeds", f"0-{MAX_SEEDS}"]) == 2
     assert f"at most {MAX_SEEDS} seeds" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_scheduler_whose_last_worker_dies_fails_the_pending_runs(tmp_path):
+    """Issue 21, item 9: `sweep --scheduler` whose only worker is killed mid-sweep used to
+    wait forever.  With no worker for --worker-timeout seconds (5 here; 20 by default) the
+    pending runs are recorded as failed, each named on stdout, and the exit status is 1."""
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                 "--port", str(port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+    # no nanny: killing this process removes the only worker (a nanny would restart it)
+    worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+              "--host", "127.0.0.1", "--no-dashboard", "--no-nanny"]
+    lams = ["1e-4", "1e-3", "1e-2", "1e-1", "0.3", "1"]
+    argv = [sys.executable, "-m", "reference", "sweep", "--results", str(tmp_path),
+            "--lam", ",".join(lams), "--epochs", "40", "--size", "9", "--quiet",
+            "--scheduler", address, "--worker-timeout", "5"]
+    records = tmp_path / "records"
+    with dask_processes(scheduler, worker) as procs:
+        with Client(address, timeout=STARTUP_TIMEOUT) as client:
+            client.wait_for_workers(1, timeout=STARTUP_TIMEOUT)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            wait_for_a_record(proc, records)
+            procs[1].kill()                                  # the last worker dies
+            procs[1].wait()
+            out, err = proc.communicate(timeout=120)         # a hang fails here
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 1, err
+    stored = [json.loads(p.read_text()) for p in records.glob("*.json")]
+    assert len(stored) == len(lams)                          # every run has its record
+    failed = [r for r in stored if r["status"] == "failed"]
+    assert failed and len(failed) < len(lams)
+    for record in failed:
+        assert record["error"].startswith("engine: no Dask worker for 5 s"), record["error"]
+        assert f"failed {record['key']}: engine: no Dask worker" in out
+    assert f"{len(failed)} failed" in out
