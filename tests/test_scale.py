@@ -9,10 +9,11 @@ import json
 
 import numpy as np
 import pytest
-from rescale import law, rescale
+from rescale import law, rescale, rescale_case
 from test_oracle import OtherSpline, oracle_inputs, oracle_model
 
-from reference import cli, oracle
+from reference import cli, conformance, oracle
+from reference import conformance_cases as cases
 from reference.io import save_model
 from reference.network import Dense, Network, ReLU, build_mlp
 
@@ -216,3 +217,181 @@ def test_info_follows_the_scaling_law(scale, tmp_path, capsys):
             assert mine["knots"] == theirs["knots"]
             for key in ("tv2", "lipschitz", "knot_tolerance"):
                 np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-9, err_msg=key)
+
+
+# ----------------------------------------------------------------------- conformance
+SOLVER_KINDS = ("solve", "lipschitz_exact")
+
+
+def solver_case(case) -> bool:
+    """The convex solves and the MILP: their solvers keep absolute tolerances (see
+    test_rescaled_solves_and_milp)."""
+    return case.kind == "solve" or case.name == "exact_milp"
+
+
+def rescaled_suite(directory, scale, keep):
+    """Export the cases for which keep(case) holds, with inputs and every dense layer
+    x scale (grids with them); returns the suite and the factors per case."""
+    built, factors = [], {}
+    for case in cases.build_cases():
+        if keep(case):
+            rescaled, factors[case.name] = rescale_case(case, scale, scale)
+            built.append(rescaled)
+    conformance.export(directory, built=built)
+    return conformance.load_suite(directory, built=built), factors
+
+
+def suite_verdicts(suite, tmp_path) -> dict:
+    """'self': case -> (passed, kink rows) for the reference's own answers; 'zero',
+    'negated', 'off' (x (1 + 1e-6); the solve objectives and the exact values, graded
+    within their certified brackets, x 1.01): the cases that fail."""
+    live = conformance.self_answers(suite, tmp_path)
+    report = conformance.grade(suite, tmp_path, live=live)
+    found = {"self": {c.name: (c.passed, max([r.on_knot for r in c.rows] + [0]))
+                      for c in report.cases}}
+    changes = {"zero": lambda k, v: 0 * v, "negated": lambda k, v: -v,
+               "off": lambda k, v: v * (1.01 if k.startswith(("solve/objective",
+                                                               "lipschitz_exact/"))
+                                        else 1 + 1e-6)}
+    for name, change in changes.items():
+        out = tmp_path / name
+        out.mkdir()
+        for entry in suite.cases:
+            answers = live[entry["name"]][0]
+            np.savez(out / f"{entry['name']}.npz",
+                     **{k: change(k, np.asarray(answers[k])) for k in entry["answer_keys"]})
+        found[name] = sorted(conformance.grade(suite, out, live=live).failed)
+    return found
+
+
+def law_of_case(entry, key, factors):
+    """The law of an answer of a case (None: none): tests/rescale.law, and for a TV2 solve
+    the objective x T^2, the fitted outputs x T (lam was multiplied by T^2)."""
+    if entry["kind"] == "objective":
+        return None
+    if entry["kind"] == "solve":
+        if entry["parameters"]["reg"] != "tv2":
+            return None                          # BV2 holds |sigma(1)|: no law
+        return {"solve/objective": factors["outputs"] ** 2,
+                "solve/fitted_outputs": factors["outputs"]}.get(key)
+    return law(key, factors)
+
+
+def check_the_law(suite, unit, factors):
+    """The rescaled expected values against the unit ones times their law: 1e-9 relative
+    for the exact and closed-form keys, the certified tolerance for the MILP and solves."""
+    for entry in suite.cases:
+        mine = np.load(suite.directory / entry["expected"])
+        theirs = np.load(unit.directory / entry["expected"])
+        rtol = {"solve": 1e-5}.get(entry["kind"], 2e-5 if entry["name"] == "exact_milp"
+                                   else 1e-9)
+        for key in entry["answer_keys"]:
+            factor = law_of_case(entry, key, factors[entry["name"]])
+            if factor is not None:
+                expected = theirs[key] * factor
+                np.testing.assert_allclose(mine[key], expected, rtol=rtol,
+                                           atol=rtol * np.abs(expected).max(),
+                                           err_msg=(entry["name"], key))
+
+
+@pytest.fixture(scope="module")
+def unit(tmp_path_factory):
+    """The unit-scale suite and its verdicts."""
+    directory = tmp_path_factory.mktemp("unit")
+    conformance.export(directory / "suite")
+    suite = conformance.load_suite(directory / "suite")
+    return suite, suite_verdicts(suite, directory)
+
+
+def restricted(verdicts: dict, names) -> dict:
+    return {k: ({n: v for n, v in d.items() if n in names} if isinstance(d, dict)
+                else [n for n in d if n in names]) for k, d in verdicts.items()}
+
+
+def check_rescaled(unit, tmp_path, scale, keep):
+    suite_unit, verdicts = unit
+    suite, factors = rescaled_suite(tmp_path / "suite", scale, keep)
+    names = [e["name"] for e in suite.cases]
+    base = restricted(verdicts, names)
+    assert all(p for p, _ in base["self"].values())
+    assert base["zero"] == base["negated"] == base["off"] == sorted(names)
+    assert suite_verdicts(suite, tmp_path) == base
+    check_the_law(suite, suite_unit, factors)
+
+
+@pytest.mark.parametrize("scale", (2.0 ** -26, 1e-8, 1e8))
+def test_every_conformance_case_runs_rescaled(scale, unit, tmp_path):
+    """The suite's cases with inputs and every dense layer x scale (the per-layer factor:
+    outputs move by up to scale^5): the reference's answers pass with the same kink rows;
+    zero, negated and 1e-6-off answers fail every case, as at the unit scale; the expected
+    values follow their law.  The convex solves and the MILP: test_rescaled_solves_and_milp."""
+    check_rescaled(unit, tmp_path, scale, lambda case: not solver_case(case))
+
+
+@pytest.mark.parametrize("scale", (0.5, 8.0))
+def test_rescaled_solves_and_milp(scale, unit, tmp_path):
+    """The convex solves and the MILP rescaled within the range where their solvers stay
+    right (their tolerances are absolute; see the xfail tests below): the same verdicts,
+    and the optimum and exact value by their law within the certified tolerance."""
+    check_rescaled(unit, tmp_path, scale, solver_case)
+
+
+def case_named(name):
+    return next(c for c in cases.build_cases() if c.name == name)
+
+
+def known_defect(module: str, what: str):
+    """xfail (not strict) for a defect measured here in a module another branch owns."""
+    return pytest.mark.xfail(reason=f"{module}: {what} (not a module of this branch)",
+                             strict=False)
+
+
+@known_defect("reference/convex.py keeps absolute tolerances", "the uniform-grid solve of "
+              "solve_uniform_tv2_lip at a layer factor 1e-2 (outputs x 1e-6, lam x 1e-12) "
+              "reports 'optimal' with an objective 6x the rescaled unit optimum, a feasible "
+              "point")
+def test_a_rescaled_solve_is_right_or_refused():
+    from reference.errors import SolveFailed
+
+    case = case_named("solve_uniform_tv2_lip")
+    unit_value = cases.answer(case.kind, case.net, None, case.inputs, case.parameters,
+                              case.targets)[0]["solve/objective"]
+    for scale in (1e-2, 1e-4):
+        rescaled, factors = rescale_case(case, scale, scale)
+        try:
+            got = cases.answer(rescaled.kind, rescaled.net, None, rescaled.inputs,
+                               rescaled.parameters, rescaled.targets)[0]["solve/objective"]
+        except SolveFailed:
+            continue                                   # refused: honest
+        assert got == pytest.approx(unit_value * factors["outputs"] ** 2, rel=1e-5), scale
+
+
+@known_defect("reference/exact.py", "exact_milp on exact_milp's network with its dense "
+              "layers x 1e-4 (inputs and box unchanged) reports certified_exact with the "
+              "value 7.73e-8 where the law gives 11.77e-8 (its bracket reaches 1e-5)")
+def test_a_rescaled_milp_is_right_or_refused():
+    from reference import exact
+
+    case = case_named("exact_milp")
+    unit_value = exact.exact_milp(case.net, "1", box=1.0)["value"]
+    for c in (1e-2, 1e-4, 1e-6):
+        net, factors = rescale(case.net, 1.0, c)
+        result = exact.exact_milp(net, "1", box=1.0)
+        if result.get("certified_exact"):
+            assert result["value"] == pytest.approx(unit_value * factors["outputs"],
+                                                    rel=1e-4), c
+
+
+def test_a_wide_certified_bracket_is_no_exact_answer(monkeypatch):
+    """The conformance suite grades an exact value within its certified bracket: a
+    'certified' bracket wider than MAX_CERTIFIED_WIDTH (what exact_milp gave at a layer
+    factor 1e-4, test above) would widen the tolerance until zero passes; it is refused."""
+    from reference import exact
+    from reference.errors import SolveFailed
+
+    case = case_named("exact_milp")
+    result = exact.exact_milp(case.net, "1", box=1.0)
+    monkeypatch.setattr(exact, "exact_milp", lambda *a, **k: dict(
+        result, upper_bound=result["value"] * 100))
+    with pytest.raises(SolveFailed, match="certified bracket .* relative"):
+        cases.answer(case.kind, case.net, None, case.inputs, case.parameters)
