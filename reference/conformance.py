@@ -172,15 +172,14 @@ class Suite:
         return path
 
 
-def shown(value, limit: int = 60) -> str:
-    """repr(value), cut to `limit` characters (a manifest may hold anything)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
 def clipped(text: str, limit: int = 200) -> str:
     """text cut to `limit` characters (a manifest's free text may be anything)."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def shown(value, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters."""
+    return clipped(repr(value), limit)
 
 
 FORMAT_PATTERN = re.compile(r"(?P<name>[A-Za-z0-9._-]+)/(?P<version>[0-9]+)", re.ASCII)
@@ -252,16 +251,19 @@ def _check_paths(entry: dict, case: cases.Case, where: str) -> None:
     inside DIR, never absolute nor through '..'."""
     files = cases.case_files(case)
     named = {k: entry.get(k) for k in ("model", "inputs", "expected")}
-    if "data" in files or "data" in entry["parameters"]:
-        named["data"] = entry["parameters"].get("data")
+    if "data" in entry["parameters"]:
+        named["data"] = entry["parameters"]["data"]
+    if set(named) - set(files):
+        raise SuiteError(f"{where}: case {entry['name']!r}: parameters name a data file "
+                         f"({shown(named['data'])}); the built-in case has none")
     for what, path in named.items():
-        if path != files.get(what):
+        if path != files[what]:
             reason = ("an absolute path" if isinstance(path, str) and (
                 path.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", path))
                 else "a path through '..'" if isinstance(path, str) and ".." in
                 re.split(r"[/\\]", path) else "not the suite's layout")
             raise SuiteError(f"{where}: case {entry['name']!r}: the {what} path is "
-                             f"{shown(path)} ({reason}); expected {files.get(what)!r}, "
+                             f"{shown(path)} ({reason}); expected {files[what]!r}, "
                              "relative to DIR")
 
 
@@ -459,7 +461,7 @@ def _read_file(suite: Suite, entry: dict, what: str, read):
     where = (f"{suite.where}: case {entry['name']!r}: its {what} file "
              f"{path.relative_to(suite.directory)}")
     if not path.is_file():
-        raise SuiteError(f"{where} is missing")
+        raise SuiteError(f"{where} is missing (or not a regular file)")
     if file_kind(path) != kind:
         raise SuiteError(f"{where} is not {expected} ({describe(path)})")
     try:

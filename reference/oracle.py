@@ -414,8 +414,9 @@ class CheckReport:
             worst = "-" if r.worst_index is None else str(tuple(r.worst_index)).replace(" ", "")
             note = "; ".join(n for n in (r.note, "S from the magnitude: ours is all zero"
                                          if r.scale_from == "magnitude" else "") if n)
+            atol = f"{r.atol_effective:9.2e}" if np.isfinite(r.atol_effective) else "-"
             lines.append(f"  {r.key:{width}s} {r.compared:8d} {r.max_abs:9.2e} "
-                         f"{r.max_rel:9.2e} {r.atol_effective:9.2e} {worst:>12s} "
+                         f"{r.max_rel:9.2e} {atol:>9s} {worst:>12s} "
                          f"{'pass' if r.passed else 'FAIL':6s}  {note}".rstrip())
         count = sum(r.passed for r in self.rows)
         lines.append(f"{count} of {len(self.rows)} quantities pass (|theirs - ours| <= atol S + "

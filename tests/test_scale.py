@@ -319,7 +319,11 @@ def check_rescaled(unit, tmp_path, scale, keep):
     check_the_law(suite, suite_unit, factors)
 
 
-@pytest.mark.parametrize("scale", (2.0 ** -26, 1e-8, 1e8))
+LADDER = tuple(pytest.param(s, marks=pytest.mark.slow)
+               for s in (1e-6, 1e-4, 1e-2, 1e2, 1e4, 1e6, 2.0 ** -13, 2.0 ** 13))
+
+
+@pytest.mark.parametrize("scale", (2.0 ** -26, 1e-8, 1e8) + LADDER)
 def test_every_conformance_case_runs_rescaled(scale, unit, tmp_path):
     """The suite's cases with inputs and every dense layer x scale (the per-layer factor:
     outputs move by up to scale^5): the reference's answers pass with the same kink rows;
