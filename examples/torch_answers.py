@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-MANIFEST_FORMAT = "deepspline-reference-conformance/1"
+MANIFEST_FORMAT = "deepspline-reference-conformance/2"
 KINDS = ("evaluate", "regulariser", "objective")      # the kinds this adapter answers
 
 
@@ -195,6 +195,16 @@ def objective(modules: list, params: dict, x: np.ndarray, y: np.ndarray, p: dict
     return answers
 
 
+def case_file(suite: Path, relative) -> Path:
+    """A file the manifest names, which must stay inside the suite's directory (no absolute
+    path, no '..', no symbolic link out of it)."""
+    path = suite / str(relative)
+    if (Path(str(relative)).is_absolute() or ".." in Path(str(relative)).parts
+            or not path.resolve().is_relative_to(suite.resolve())):
+        raise Unsupported(f"the manifest names {str(relative)[:60]!r}, outside the suite")
+    return path
+
+
 def answer_case(suite: Path, case: dict) -> dict:
     if case["kind"] not in KINDS:
         reason = {"lipschitz": "the package computes only the p = 1 BV2 bound, without the "
@@ -202,11 +212,11 @@ def answer_case(suite: Path, case: dict) -> dict:
                   "lipschitz_exact": "the package has no exact Lipschitz computation",
                   "solve": "the package has no convex solver for the activations"}
         raise Unsupported(reason.get(case["kind"], f"kind {case['kind']!r} is not answered"))
-    layers, arrays = read_model(suite / case["model"])
+    layers, arrays = read_model(case_file(suite, case["model"]))
     modules, params = build(layers, arrays)
-    x = np.load(suite / case["inputs"], allow_pickle=False).astype(np.float64)
+    x = np.load(case_file(suite, case["inputs"]), allow_pickle=False).astype(np.float64)
     if case["kind"] == "objective":
-        with np.load(suite / case["parameters"]["data"], allow_pickle=False) as data:
+        with np.load(case_file(suite, case["parameters"]["data"]), allow_pickle=False) as data:
             answers = objective(modules, params, x, data["y"], case["parameters"])
     else:
         answers = evaluate(modules, params, x) if case["kind"] == "evaluate" else {}

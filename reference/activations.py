@@ -38,7 +38,7 @@ class Activation:
 
     `derivative(z)` is sigma'(z) (M, N); at a breakpoint, the slope of the right piece."""
     n_in = n_out = None      # any width (spline and prelu fix theirs)
-    kink_step = 0.0          # grid step T of a uniform spline (enters the kink tolerance)
+    kink_snap = 0.0          # width below a kink that the layer's own piece rule puts on it
     user_choice = True       # in ACTIVATIONS (made by make_activation)
     format_version = 1       # the model-file format version that introduced the kind
 
@@ -69,16 +69,29 @@ class Activation:
         and the slopes just left and right of each, (n_k,)."""
         raise NotImplementedError
 
-    def on_kink(self, z, knot_tol: float) -> np.ndarray:
-        """(M, N) bool: |z - tau| <= knot_tol * max(1, |tau|, T) for the nearest kink tau
-        (T = `kink_step`, the grid step of a uniform spline, else 0)."""
+    def on_kink(self, z, knot_tol: float, magnitude=1.0) -> np.ndarray:
+        """(M, N) bool: |z - tau| <= max(knot_tol * max(magnitude, |tau|), `kink_snap`) for
+        the nearest kink tau; magnitude: the scale of z, a number or (M, N) (reference.oracle
+        passes the |W| |y| + |b| bound of reference.magnitudes)."""
+        return self.kink_windows(z, knot_tol, magnitude)[0]
+
+    def kink_windows(self, z, knot_tol: float, magnitude=1.0) -> tuple:
+        """(on_kink, window, spacing), each (M, N): the mask of `on_kink`, the window
+        max(knot_tol * max(magnitude, |tau|), kink_snap) around the kink tau nearest to z,
+        and the distance from tau to the next kink of its neuron (inf for a lone kink; where
+        a neuron has no kink: window 0, never on a kink)."""
         mask = np.zeros(z.shape, dtype=bool)
+        window, spacing = np.zeros(z.shape), np.full(z.shape, np.inf)
+        magnitude = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), z.shape)
         for n, (tau, _, _) in enumerate(self.kinks(z.shape[1])):
             if len(tau):
-                near = tau[nearest_index(tau, z[:, n])]
-                scale = np.maximum(np.maximum(1.0, np.abs(near)), self.kink_step)
-                mask[:, n] = np.abs(z[:, n] - near) <= knot_tol * scale
-        return mask
+                j = nearest_index(tau, z[:, n])
+                scale = np.maximum(magnitude[:, n], np.abs(tau[j]))
+                window[:, n] = np.maximum(knot_tol * scale, self.kink_snap)
+                mask[:, n] = np.abs(z[:, n] - tau[j]) <= window[:, n]
+                gaps = np.diff(tau)
+                spacing[:, n] = np.minimum(np.r_[np.inf, gaps], np.r_[gaps, np.inf])[j]
+        return mask, window, spacing
 
     def derivative_at(self, z, side=None) -> np.ndarray:
         """sigma'(z) (M, N), except where side (M, N) int8 is -1 / +1: the slope left / right
@@ -167,8 +180,10 @@ class SplineActivation(Activation):
         return self.spline.derivative_unchecked(z)
 
     @property
-    def kink_step(self):
-        return self._spline.step
+    def kink_snap(self):
+        """knot_snap * step: inputs that close below a grid point take the piece right of it
+        (reference.spline), so the kink window is never narrower."""
+        return self._spline.knot_snap * self._spline.step
 
     def kinks(self, width):
         spline = self.spline

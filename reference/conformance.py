@@ -2,19 +2,22 @@
 implementation's answers to them (issue 9, item 3).
 
 Layout of a suite DIR (format FORMAT):
-    DIR/manifest.json         {"format", "generated_by", "seed", "cases": [CASE, ...]}
+    DIR/manifest.json         {"format", "generated_by", "seed", "tolerance_rule", "cases":
+                               [CASE, ...]}
     DIR/NAME/model.npz        the model file (reference.io)
     DIR/NAME/inputs.npy       the inputs (M, N_0) (for a solve case: the data X)
-    DIR/NAME/data.npz         solve cases only: X (M, N_0) and y, as `solve --data` reads
+    DIR/NAME/data.npz         objective and solve cases only: X (M, N_0) and y
     DIR/NAME/expected.npz     the reference's answers, one entry per answer key
 CASE = {"name", "tests" (one sentence), "kind", "model", "inputs", "expected" (paths relative
-to DIR), "rtol", "atol", "key_tolerances" ({key: [rtol, atol]} overriding the case's),
-"answer_keys", "shapes" ({key: shape}), "parameters" (p, box, layer, loss, lam, reg, grid,
-lip_max, data ...), "certificate" (how the expected values are certified)}.
+to DIR, exactly NAME/model.npz, NAME/inputs.npy, NAME/expected.npz), "rtol", "atol",
+"key_tolerances" ({key: [rtol, atol]} overriding the case's), "answer_keys", "shapes" ({key:
+shape}), "parameters" (p, box, layer, loss, lam, reg, grid, lip_max, data ...),
+"certificate" (how the expected values are certified)}.
 The manifest is written last: a directory without one is not a suite.
 
 Answers (ANSWERS_DIR): one NAME.npz per case holding the case's answer keys.  A key passes
-when |got - expected| <= atol + rtol |expected| elementwise (shapes equal); the keys that
+when |got - expected| <= atol S + rtol |expected| elementwise (shapes equal), S the key's
+scale (max |expected| over the key; see oracle.KeyScales); the keys that
 oracle.reference_answers knows (outputs, input_jacobian, param_gradients/..., layer{i}/output,
 tv2/{i}, bv2/{i}, lipschitz_bound/...) are graded by oracle.check, which accepts either
 one-sided derivative on rows whose pre-activation lies on a knot and localises a failure;
@@ -23,11 +26,21 @@ against expected.npz.  A missing file or key fails, named.  Every grading also c
 the suite's expected.npz agrees with this reference's answers, computed afresh for every kind
 (rows 'expected:KEY'), so `--self` tests the shipped numbers, not only the code, and a
 damaged expected value is never blamed on the answers.
+
+What the grader trusts (`load_suite`): nothing in the manifest that decides a verdict.  The
+tolerances are built in (conformance_cases: each case's rtol, atol and key_tolerances, and
+for the certified exact values the bracket this reference certifies now); a manifest whose
+cases, kinds, parameters, file paths or tolerances differ from the built-in ones of its format
+version is refused (SuiteError naming DIR, the manifest and the field), and its answer keys
+must be those this reference derives for the case.  A path never leaves DIR (no absolute path,
+no '..', no symlink out), and no error message echoes the bytes of a file.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,11 +52,16 @@ from reference import conformance_cases as cases
 from reference.files import (FileError, NpzReader, atomic_write, describe, dumps_json, file_kind,
                              load_npy, load_npz, prepare_output_dir, write_npz, write_text)
 from reference.io import load_model, save_model
+from reference.magnitudes import forward_magnitudes, jacobian_scale
 
 FORMAT_NAME = "deepspline-reference-conformance"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2            # 2: tolerances built in, atol a fraction of each key's scale
 FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 2**24    # the manifest of this version is ~60 kB
+TOLERANCE_RULE = ("|got - expected| <= atol S + rtol |expected| per entry, S = max |expected| "
+                  "over the key (where that is 0: the quantity's magnitude); the tolerances "
+                  "are built into the grader for this format version")
 CASE_FIELDS = {"name": str, "tests": str, "kind": str, "model": str, "inputs": str,
                "expected": str, "rtol": (int, float), "atol": (int, float),
                "answer_keys": list, "parameters": dict}
@@ -82,46 +100,42 @@ def _check_export_dir(directory: Path, arg: str) -> None:
 def _export_case(case: cases.Case, directory: Path, arg: str) -> dict:
     """Write one case's files and return its manifest entry; the expected answers are
     computed on the files as written (model and inputs read back)."""
+    files = cases.case_files(case)
     case_dir = prepare_output_dir(directory / case.name, arg)
-    save_model(case.net, case_dir / "model.npz", arg)
-    write_npy(case_dir / "inputs.npy", case.inputs, arg)
+    save_model(case.net, directory / files["model"], arg)
+    write_npy(directory / files["inputs"], case.inputs, arg)
     parameters = dict(case.parameters)
     if case.targets is not None:
-        write_npz(case_dir / "data.npz", {"X": case.inputs, "y": case.targets}, arg)
-        parameters["data"] = f"{case.name}/data.npz"
+        write_npz(directory / files["data"], {"X": case.inputs, "y": case.targets}, arg)
+        parameters["data"] = files["data"]
     net, names = load_model(case_dir / "model.npz", with_names=True)
     x = load_npy(case_dir / "inputs.npy", arg)
     answers, certificate = cases.answer(case.kind, net, names, x, parameters, case.targets)
-    keys = cases.resolve_keys(case.answer_keys or cases.DEFAULT_KEYS[case.kind], answers)
-    graded = {}
-    if case.kind == "solve":
-        unique, why = cases.unique_solve_keys(net, x, parameters)
-        keys, graded = [k for k in keys if k in unique], {"graded": why}
+    keys, graded = cases.case_keys(case.kind, case.answer_keys, answers, net, x, parameters)
     if not keys:
         raise RuntimeError(f"conformance: case {case.name} has no answer key")
     expected = {k: answers[k] for k in keys}
-    write_npz(case_dir / "expected.npz", expected, arg)
-    tolerances = {**case.key_tolerances, **cases.certified_tolerances(
-        case.kind, expected, certificate, case.rtol, case.atol)}
+    write_npz(directory / files["expected"], expected, arg)
     return {"name": case.name, "tests": case.tests, "kind": case.kind,
-            "model": f"{case.name}/model.npz", "inputs": f"{case.name}/inputs.npy",
-            "expected": f"{case.name}/expected.npz", "rtol": case.rtol, "atol": case.atol,
-            "key_tolerances": {k: v for k, v in tolerances.items() if k in keys},
+            "model": files["model"], "inputs": files["inputs"], "expected": files["expected"],
+            "rtol": case.rtol, "atol": case.atol,
+            "key_tolerances": cases.case_tolerances(case, expected, certificate),
             "answer_keys": keys, "shapes": {k: list(np.shape(v)) for k, v in expected.items()},
             "parameters": parameters, "certificate": certificate, **graded}
 
 
-def export(directory, arg: str = "DIR") -> dict:
-    """Write every case of conformance_cases.build_cases() to `directory` (new, empty or an
-    earlier suite) and, last, the manifest, which is returned.  The expected answers come
-    from the functions `run --self` uses."""
+def export(directory, arg: str = "DIR", built: list | None = None) -> dict:
+    """Write every case of conformance_cases.build_cases() (or of `built`, a list of
+    cases.Case) to `directory` (new, empty or an earlier suite) and, last, the manifest,
+    which is returned.  The expected answers come from the functions `run --self` uses."""
     directory = Path(directory)
     _check_export_dir(directory, arg)
     prepare_output_dir(directory, arg)
     (directory / MANIFEST).unlink(missing_ok=True)   # a re-export stopped halfway: no suite
-    entries = [_export_case(case, directory, arg) for case in cases.build_cases()]
+    entries = [_export_case(case, directory, arg)
+               for case in (cases.build_cases() if built is None else built)]
     manifest = {"format": FORMAT, "generated_by": f"deepspline-reference {__version__}",
-                "seed": cases.SEED, "cases": entries}
+                "seed": cases.SEED, "tolerance_rule": TOLERANCE_RULE, "cases": entries}
     write_text(directory / MANIFEST, dumps_json(manifest, indent=1) + "\n", arg)
     return manifest
 
@@ -129,30 +143,69 @@ def export(directory, arg: str = "DIR") -> dict:
 # ------------------------------------------------------------------------------ reading
 @dataclass
 class Suite:
+    """A suite read and checked by `load_suite`: its directory, the manifest, and per case
+    name the built-in case (conformance_cases.Case) whose tolerances grade it."""
     directory: Path
     manifest: dict
+    built: dict = field(default_factory=dict)
+    arg: str = "DIR"
 
     @property
     def cases(self) -> list:
         return self.manifest["cases"]
 
-    def path(self, relative: str) -> Path:
-        return self.directory / relative
+    @property
+    def where(self) -> str:
+        """How messages name the suite: 'DIR: DIR/manifest.json'."""
+        return f"{self.arg}: {self.directory / MANIFEST}"
+
+    def path(self, entry: dict, what: str) -> Path:
+        """The file `what` (model, inputs, expected, data) of a case, inside DIR (its path
+        was checked by load_suite; a symlink that leads out of DIR is refused here, when the
+        file is read)."""
+        relative = entry["parameters"]["data"] if what == "data" else entry[what]
+        path = self.directory / relative
+        real, top = Path(os.path.realpath(path)), Path(os.path.realpath(self.directory))
+        if not real.is_relative_to(top):
+            raise SuiteError(f"{self.where}: the {what} of case {entry['name']!r}, "
+                             f"{relative}, leads out of DIR (a symbolic link): refused")
+        return path
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """text cut to `limit` characters (a manifest's free text may be anything)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def shown(value, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters."""
+    return clipped(repr(value), limit)
+
+
+FORMAT_PATTERN = re.compile(r"(?P<name>[A-Za-z0-9._-]+)/(?P<version>[0-9]+)", re.ASCII)
 
 
 def _check_format(value, where: str) -> None:
-    """FORMAT_NAME/1 only: another name is not a suite, a higher version needs a newer
-    reference."""
-    name, _, version = str(value).rpartition("/")
-    if name != FORMAT_NAME or not version.isdigit():
-        raise SuiteError(f"{where}: 'format' is {value!r}, expected {FORMAT!r}: not a "
+    """FORMAT only: another name (or not a string) is not a suite, a higher version needs a
+    newer reference, a lower one a re-export (its tolerances meant something else)."""
+    match = FORMAT_PATTERN.fullmatch(value) if isinstance(value, str) else None
+    if match is None or match["name"] != FORMAT_NAME:
+        raise SuiteError(f"{where}: 'format' is {shown(value)}, expected {FORMAT!r}: not a "
                          "conformance suite")
+    version = match["version"]
+    if len(version) > 9 or version != str(int(version)) or int(version) < 1:
+        raise SuiteError(f"{where}: 'format' is {shown(value)}, an unknown format version; "
+                         f"expected {FORMAT!r}")
     if int(version) > FORMAT_VERSION:
         raise SuiteError(f"{where}: the suite has format version {version} ({value!r}); this "
                          f"reference (deepspline-reference {__version__}) reads version "
                          f"{FORMAT_VERSION}: upgrade deepspline-reference to grade it")
-    if int(version) < 1:
-        raise SuiteError(f"{where}: unknown format version {value!r}")
+    if int(version) < FORMAT_VERSION:
+        raise SuiteError(f"{where}: the suite has format version {version} ({value!r}), whose "
+                         "tolerances were absolute and read from the manifest; this reference "
+                         f"grades {FORMAT!r} with built-in tolerances relative to each key's "
+                         "scale: re-export the suite (`python -m reference conformance export "
+                         "DIR`)")
 
 
 def _check_case(entry, i: int, where: str, seen: set) -> None:
@@ -160,28 +213,29 @@ def _check_case(entry, i: int, where: str, seen: set) -> None:
         raise SuiteError(f"{where}: cases[{i}] should be an object")
     for key, types in CASE_FIELDS.items():
         if not isinstance(entry.get(key), types) or isinstance(entry.get(key), bool):
-            raise SuiteError(f"{where}: cases[{i}] ({entry.get('name')!r}): field {key!r} is "
-                             f"missing or not a {getattr(types, '__name__', 'number')}")
+            raise SuiteError(f"{where}: cases[{i}] ({shown(entry.get('name'))}): field {key!r} "
+                             f"is missing or not a {getattr(types, '__name__', 'number')}")
     name = entry["name"]
     if not name or "/" in name or "\\" in name or name.startswith(".") or name in seen:
-        raise SuiteError(f"{where}: cases[{i}]: name {name!r} is empty, a path, or repeated")
+        raise SuiteError(f"{where}: cases[{i}]: name {shown(name)} is empty, a path, or "
+                         "repeated")
     seen.add(name)
     if entry["kind"] not in cases.KINDS:
-        raise SuiteError(f"{where}: case {name!r} has kind {entry['kind']!r}, expected one of "
-                         f"{sorted(cases.KINDS)}")
+        raise SuiteError(f"{where}: case {name!r} has kind {shown(entry['kind'])}, expected one "
+                         f"of {sorted(cases.KINDS)}")
     if not (math.isfinite(entry["rtol"]) and math.isfinite(entry["atol"])
             and entry["rtol"] >= 0 and entry["atol"] >= 0):
         raise SuiteError(f"{where}: case {name!r}: rtol and atol should be finite numbers >= 0")
     keys = entry["answer_keys"]
     if not keys or not all(isinstance(k, str) and k for k in keys) or len(set(keys)) < len(keys):
         raise SuiteError(f"{where}: case {name!r}: answer_keys should be a non-empty list of "
-                         f"distinct key names, got {keys!r}")
+                         f"distinct key names, got {shown(keys)}")
     tolerances = entry.get("key_tolerances", {})
     if not isinstance(tolerances, dict) or not all(
             isinstance(v, list) and len(v) == 2 and all(_tolerance_number(t) for t in v)
             for v in tolerances.values()):
         raise SuiteError(f"{where}: case {name!r}: key_tolerances should map keys to [rtol, "
-                         f"atol], finite numbers >= 0, got {tolerances!r}")
+                         f"atol], finite numbers >= 0, got {shown(tolerances)}")
     missing = [k for k in KIND_PARAMETERS.get(entry["kind"], ()) if k not in entry["parameters"]]
     if missing:
         raise SuiteError(f"{where}: case {name!r} ({entry['kind']}): parameters lack {missing}")
@@ -192,10 +246,60 @@ def _tolerance_number(value) -> bool:
             and math.isfinite(value) and value >= 0)
 
 
-def load_suite(directory, arg: str = "DIR") -> Suite:
-    """Read and validate DIR/manifest.json (SuiteError naming `arg` and the problem); the
-    case files are checked when the case is graded."""
-    directory = Path(directory)
+def _check_paths(entry: dict, case: cases.Case, where: str) -> None:
+    """Every path the manifest names is the built-in layout's (NAME/model.npz, ...): relative,
+    inside DIR, never absolute nor through '..'."""
+    files = cases.case_files(case)
+    named = {k: entry.get(k) for k in ("model", "inputs", "expected")}
+    if "data" in entry["parameters"]:
+        named["data"] = entry["parameters"]["data"]
+    if set(named) - set(files):
+        raise SuiteError(f"{where}: case {entry['name']!r}: parameters name a data file "
+                         f"({shown(named['data'])}); the built-in case has none")
+    for what, path in named.items():
+        if path != files[what]:
+            reason = ("an absolute path" if isinstance(path, str) and (
+                path.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", path))
+                else "a path through '..'" if isinstance(path, str) and ".." in
+                re.split(r"[/\\]", path) else "not the suite's layout")
+            raise SuiteError(f"{where}: case {entry['name']!r}: the {what} path is "
+                             f"{shown(path)} ({reason}); expected {files[what]!r}, "
+                             "relative to DIR")
+
+
+def _check_builtin(entry: dict, case: cases.Case, version: str, where: str) -> None:
+    """The case of the manifest is the built-in one: kind, parameters, paths, rtol, atol and
+    key_tolerances (those of a certified exact value only record the export's bracket: the
+    grading takes the bracket this reference certifies, see `tolerance`)."""
+    name = entry["name"]
+    own = f"the built-in value of {version}"
+    if entry["kind"] != case.kind:
+        raise SuiteError(f"{where}: case {name!r} has kind {entry['kind']!r}, {own} is "
+                         f"{case.kind!r}")
+    _check_paths(entry, case, where)
+    parameters = {k: v for k, v in entry["parameters"].items() if k != "data"}
+    if parameters != json.loads(dumps_json(case.parameters)):
+        raise SuiteError(f"{where}: case {name!r}: parameters {shown(parameters, 200)} differ "
+                         f"from {own}, {case.parameters!r}")
+    for field_name in ("rtol", "atol"):
+        if entry[field_name] != getattr(case, field_name):
+            raise SuiteError(f"{where}: case {name!r}: {field_name} {entry[field_name]!r} differs "
+                             f"from {own}, {getattr(case, field_name)!r}: the tolerances are "
+                             "built in; re-export the suite")
+    for key, value in entry.get("key_tolerances", {}).items():
+        built = case.key_tolerances.get(key)
+        if built is None and case.kind == "lipschitz_exact":
+            continue                           # certified: graded with this run's bracket
+        if built is None or [float(v) for v in built] != value:
+            theirs = ("which has none for this key" if built is None
+                      else f"{[float(v) for v in built]!r}")
+            raise SuiteError(f"{where}: case {name!r}: key_tolerances[{shown(key)}] = "
+                             f"{shown(value)} differs from {own}, {theirs}: the tolerances are "
+                             "built in; re-export the suite")
+
+
+def _read_manifest(directory: Path, arg: str) -> tuple[Path, dict]:
+    """DIR/manifest.json as JSON: a regular file inside DIR, at most MAX_MANIFEST_BYTES."""
     if not directory.is_dir():
         raise SuiteError(f"{arg}: {directory} is not a directory (expected a conformance suite "
                          "written by `conformance export`)")
@@ -203,10 +307,25 @@ def load_suite(directory, arg: str = "DIR") -> Suite:
     if not path.is_file():
         raise SuiteError(f"{arg}: {directory} has no {MANIFEST}: not a conformance suite "
                          "(write one with `python -m reference conformance export DIR`)")
+    if not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(directory)):
+        raise SuiteError(f"{arg}: {path} leads out of DIR (a symbolic link): refused")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise SuiteError(f"{arg}: {path} holds {path.stat().st_size} bytes, more than a "
+                         f"manifest of {FORMAT!r} can ({MAX_MANIFEST_BYTES})")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{arg}: {path} is not valid JSON ({exc})") from None
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = (f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                  if isinstance(exc, json.JSONDecodeError) else type(exc).__name__)
+        raise SuiteError(f"{arg}: {path} is not valid JSON ({reason})") from None
+
+
+def load_suite(directory, arg: str = "DIR", built: list | None = None) -> Suite:
+    """Read DIR/manifest.json and check it against the built-in cases of its format version
+    (conformance_cases.build_cases(), or `built`): SuiteError naming `arg`, the manifest and
+    the problem.  The case files are checked when the case is graded."""
+    directory = Path(directory)
+    path, manifest = _read_manifest(directory, arg)
     where = f"{arg}: {path}"
     if not isinstance(manifest, dict) or "format" not in manifest:
         raise SuiteError(f"{where}: expected a JSON object with a 'format' entry")
@@ -216,7 +335,15 @@ def load_suite(directory, arg: str = "DIR") -> Suite:
     seen = set()
     for i, entry in enumerate(manifest["cases"]):
         _check_case(entry, i, where, seen)
-    return Suite(directory, manifest)
+    known = {c.name: c for c in (cases.build_cases() if built is None else built)}
+    missing, extra = sorted(set(known) - seen), sorted(seen - set(known))
+    if missing or extra:
+        raise SuiteError(f"{where}: the cases differ from the built-in ones of {FORMAT!r}: "
+                         + "; ".join(f"{what} {shown(names, 200)}" for what, names in
+                                     (("missing", missing), ("unknown", extra)) if names))
+    for entry in manifest["cases"]:
+        _check_builtin(entry, known[entry["name"]], FORMAT, where)
+    return Suite(directory, manifest, known, arg)
 
 
 # ------------------------------------------------------------------------------ grading
@@ -250,7 +377,8 @@ class SuiteReport:
 
     def to_json(self) -> dict:
         return {"suite": self.suite, "answers": self.answers, "format": self.format,
-                "generated_by": self.generated_by, "passed": self.passed,
+                "generated_by": self.generated_by, "tolerances": TOLERANCE_RULE,
+                "passed": self.passed,
                 "cases_passed": len(self.cases) - len(self.failed), "cases_failed": self.failed,
                 "cases": [{"name": c.name, "kind": c.kind, "passed": c.passed,
                            "rows": [asdict(r) for r in c.rows], "localisation": c.localisation,
@@ -261,6 +389,7 @@ class SuiteReport:
         same reason without a comparison, e.g. a missing file, on one line)."""
         lines = [f"conformance suite {self.suite} ({self.format}, {len(self.cases)} cases, "
                  f"made by {self.generated_by}); answers: {self.answers}",
+                 f"tolerances: {TOLERANCE_RULE}",
                  f"  {'case':30s} {'kind':16s} {'keys':>4s}  {'result':6s}  "
                  f"{'max abs err':>11s}  {'max rel err':>11s}  notes"]
         for c in self.cases:
@@ -297,7 +426,8 @@ def failure_lines(c: CaseResult) -> list:
             continue
         where = f" at {r.worst_index}" if r.worst_index is not None else ""
         lines.append(f"  {r.key}: max abs err {r.max_abs:.3g}, max rel err {r.max_rel:.3g}"
-                     f"{where}" + (f"; {r.note}" if r.note else ""))
+                     f"{where} (atol S {r.atol_effective:.3g})" + (f"; {r.note}" if r.note
+                                                                   else ""))
     for note, keys in unread.items():
         named = (f"all {len(keys)} answer keys" if len(keys) == len(c.rows) > 3
                  else ", ".join(keys))
@@ -309,24 +439,48 @@ def failure_lines(c: CaseResult) -> list:
     return lines
 
 
-def tolerance(entry: dict, key: str) -> tuple[float, float]:
-    rtol, atol = entry.get("key_tolerances", {}).get(key, (entry["rtol"], entry["atol"]))
-    return float(rtol), float(atol)
+def without_bytes(text: str, limit: int = 300) -> str:
+    """An error message with any bytes literal (b'...', what NumPy quotes from a file's first
+    bytes) replaced by <bytes>, cut to `limit` characters: no file's contents in a message."""
+    text = re.sub(r"""\bb(['"]).*?(?<!\\)\1""", "<bytes>", text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+CASE_FILES = {"model": ("npz", "a model file (an .npz archive)", None),
+              "inputs": ("npy", "a .npy array", None),
+              "data": ("npz", "an .npz archive", ["y"]),
+              "expected": ("npz", "an .npz archive", "answer_keys")}
+
+
+def _read_file(suite: Suite, entry: dict, what: str, read):
+    """read(path) of the case's file `what`, after checking that it stays in DIR, exists and
+    is the kind of file expected (from its first bytes); SuiteError naming DIR, the manifest,
+    the case and the file otherwise, never quoting the file."""
+    kind, expected, _ = CASE_FILES[what]
+    path = suite.path(entry, what)
+    where = (f"{suite.where}: case {entry['name']!r}: its {what} file "
+             f"{path.relative_to(suite.directory)}")
+    if not path.is_file():
+        raise SuiteError(f"{where} is missing (or not a regular file)")
+    if file_kind(path) != kind:
+        raise SuiteError(f"{where} is not {expected} ({describe(path)})")
+    try:
+        return read(path)
+    except (ValueError, OSError, TypeError) as exc:
+        raise SuiteError(f"{where}: {without_bytes(str(exc))}") from None
 
 
 def read_case(suite: Suite, entry: dict):
     """(net, names, inputs, targets, expected) of a case, each file checked (SuiteError
-    naming the case when one is missing or damaged)."""
-    name = entry["name"]
-    try:
-        net, names = load_model(suite.path(entry["model"]), with_names=True)
-        x = net.check_inputs(load_npy(suite.path(entry["inputs"]), "inputs"))
-        targets = None
-        if "data" in entry["parameters"]:
-            targets = load_npz(suite.path(entry["parameters"]["data"]), "data", ["y"])["y"]
-        expected = load_npz(suite.path(entry["expected"]), "expected", entry["answer_keys"])
-    except (ValueError, OSError, TypeError) as exc:
-        raise SuiteError(f"DIR: {suite.directory}, case {name!r}: {exc}") from None
+    naming DIR, the manifest, the case and the file when one is missing or damaged)."""
+    net, names = _read_file(suite, entry, "model",
+                            lambda p: load_model(p, with_names=True))
+    x = _read_file(suite, entry, "inputs", lambda p: net.check_inputs(load_npy(p, "inputs")))
+    targets = None
+    if "data" in entry["parameters"]:
+        targets = _read_file(suite, entry, "data", lambda p: load_npz(p, "data", ["y"])["y"])
+    expected = _read_file(suite, entry, "expected",
+                          lambda p: load_npz(p, "expected", entry["answer_keys"]))
     return net, names, x, targets, expected
 
 
@@ -344,16 +498,33 @@ def read_answers(path: Path, keys: list) -> tuple[dict, list, str | None]:
         return {}, [], str(exc)
 
 
-def case_answers(suite: Suite, entry: dict, case=None) -> dict:
-    """This reference's answers to a case (cases.answer on the suite's files), errors naming
-    the case; `case` = read_case's tuple when already read."""
+def case_answers(suite: Suite, entry: dict, case=None) -> tuple[dict, dict]:
+    """This reference's answers to a case and their certificate (cases.answer on the suite's
+    files), errors naming the case; `case` = read_case's tuple when already read."""
     net, names, x, targets, _ = case or read_case(suite, entry)
     try:
-        return cases.answer(entry["kind"], net, names, x, entry["parameters"], targets)[0]
+        return cases.answer(entry["kind"], net, names, x, entry["parameters"], targets)
     except ANSWER_ERRORS as exc:
-        raise SuiteError(f"DIR: {suite.directory}, case {entry['name']!r}: this reference "
-                         f"could not answer it (parameters {entry['parameters']!r}; "
-                         f"{type(exc).__name__}: {exc})") from None
+        raise SuiteError(f"{suite.where}: case {entry['name']!r}: this reference could not "
+                         f"answer it (parameters {shown(entry['parameters'], 200)}; "
+                         f"{type(exc).__name__}: {without_bytes(str(exc))})") from None
+
+
+def key_scale(key: str, ours, net, x, targets) -> tuple[float, str]:
+    """(S, source) of a key graded against expected.npz: max |ours| (this reference's live
+    answer); where that is 0, the quantity's magnitude: a Lipschitz value's is the input
+    Jacobian's (reference.magnitudes), a solve answer's the data's (max |y|, and
+    (1/2) sum y^2 for the objective)."""
+    scale = oracle.array_scale(ours)
+    if scale > 0:
+        return scale, "reference"
+    if key.startswith("lipschitz_"):
+        return jacobian_scale(net, forward_magnitudes(net, x)), "magnitude"
+    if key.startswith("solve/") and targets is not None:
+        y = np.asarray(targets, dtype=np.float64)
+        return (0.5 * float(np.sum(y ** 2)) if key == "solve/objective"
+                else oracle.array_scale(y)), "magnitude"
+    return 0.0, "magnitude"
 
 
 def checked_by_oracle(kind: str, key: str) -> bool:
@@ -363,36 +534,47 @@ def checked_by_oracle(kind: str, key: str) -> bool:
     return kind in cases.CHECKED_KINDS and oracle.key_order(key)[0] < len(oracle.KEY_PATTERNS)
 
 
-def grade_case(suite: Suite, entry: dict, answers_path: Path, live: dict | None = None
+def grade_case(suite: Suite, entry: dict, answers_path: Path, live: tuple | None = None
                ) -> CaseResult:
-    """Grade one case (see the module docstring); live: this reference's answers to it
-    (computed when None)."""
+    """Grade one case (see the module docstring) with the built-in tolerances of the case
+    (`Suite.built`; the certified exact values within the bracket this reference certifies
+    now); live: this reference's (answers, certificate) for it (computed when None).
+    SuiteError when the manifest asks for other answer keys than the reference derives."""
     case = read_case(suite, entry)
     net, names, x, targets, expected = case
+    built = suite.built[entry["name"]]
+    ours, certificate = case_answers(suite, entry, case) if live is None else live
     keys = entry["answer_keys"]
+    derived, _ = cases.case_keys(built.kind, built.answer_keys, ours, net, x,
+                                 entry["parameters"])
+    if set(derived) != set(keys):
+        raise SuiteError(f"{suite.where}: case {entry['name']!r}: answer_keys "
+                         f"{shown(keys, 200)} differ from those this reference asks for the "
+                         f"case, {derived}")
+    tolerances = cases.case_tolerances(built, ours, certificate)
     answers, ignored, problem = read_answers(answers_path, keys)
     objective = cases.objective_of(entry["parameters"], targets)
-    live = case_answers(suite, entry, case) if live is None else live
     rows, localisation = [], None
     by_check = {k: v for k, v in answers.items() if checked_by_oracle(entry["kind"], k)}
     if by_check:
-        report = oracle.check(net, x, by_check, names=names, rtol=entry["rtol"],
-                              atol=entry["atol"], objective=objective)
+        report = oracle.check(net, x, by_check, names=names, rtol=built.rtol, atol=built.atol,
+                              objective=objective)
         rows.extend(report.rows)
         localisation = report.localisation
     for key in keys:
+        rtol, atol = tolerances.get(key, (built.rtol, built.atol))
+        scale, source = key_scale(key, ours.get(key, expected[key]), net, x, targets)
+        tol = dict(rtol=rtol, atol=atol, scale=scale, scale_from=source)
         if key not in answers:
             rows.append(oracle.failed_row(key, problem or f"missing from {answers_path}"))
         elif key not in by_check:
-            rtol, atol = tolerance(entry, key)
-            rows.append(oracle.compare(key, expected[key], answers[key], rtol=rtol, atol=atol))
-        if key in live:       # the shipped expected value against this reference
-            rtol, atol = tolerance(entry, key)
-            row = oracle.compare(f"expected:{key}", expected[key], live[key], rtol=rtol,
-                                 atol=atol)
+            rows.append(oracle.compare(key, expected[key], answers[key], **tol))
+        if key in ours:       # the shipped expected value against this reference
+            row = oracle.compare(f"expected:{key}", expected[key], ours[key], **tol)
             if not row.passed:
                 row.note = (f"the suite's expected value disagrees with deepspline-reference "
-                            f"{__version__} (suite made by {suite.manifest.get('generated_by')})")
+                            f"{__version__} (suite made by "
+                            f"{clipped(str(suite.manifest.get('generated_by')))})")
                 rows.append(row)
     order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: order.get(r.key, len(keys)))
@@ -403,7 +585,7 @@ def grade_case(suite: Suite, entry: dict, answers_path: Path, live: dict | None 
 def grade(suite: Suite, answers_dir, label: str | None = None, live: dict | None = None
           ) -> SuiteReport:
     """Grade ANSWERS_DIR/NAME.npz against every case of the suite (live: case name -> this
-    reference's answers, when already computed)."""
+    reference's (answers, certificate), when already computed)."""
     answers_dir = Path(answers_dir)
     if not answers_dir.is_dir():
         raise FileError(f"--answers: {answers_dir} is not a directory (expected one NAME.npz "
@@ -412,16 +594,16 @@ def grade(suite: Suite, answers_dir, label: str | None = None, live: dict | None
     results = [grade_case(suite, entry, answers_dir / f"{entry['name']}.npz",
                           live.get(entry["name"])) for entry in suite.cases]
     return SuiteReport(str(suite.directory), label or str(answers_dir), suite.manifest["format"],
-                       str(suite.manifest.get("generated_by")), results)
+                       clipped(str(suite.manifest.get("generated_by"))), results)
 
 
 def self_answers(suite: Suite, out_dir) -> dict:
     """The reference's own answers to every case, written as an outside implementation
     would: OUT/NAME.npz with the case's answer keys, from the suite's files; returned as
-    case name -> answers."""
+    case name -> (answers, certificate)."""
     found = {}
     for entry in suite.cases:
-        found[entry["name"]] = answers = case_answers(suite, entry)
+        found[entry["name"]] = answers, certificate = case_answers(suite, entry)
         write_npz(Path(out_dir) / f"{entry['name']}.npz",
                   {k: answers[k] for k in entry["answer_keys"] if k in answers}, "--self")
     return found
@@ -434,15 +616,25 @@ def run_self(suite: Suite) -> SuiteReport:
         return grade(suite, tmp, label="--self (this reference)", live=live)
 
 
+def _inside(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
 def check_report_path(path, suite: Suite, answers_dir=None, arg: str = "--json") -> None:
     """The report may not land in the suite (its files are the graded reference) nor on an
-    answers file of a case: FileError naming `arg`."""
-    target = Path(path).resolve()
-    if target.is_relative_to(suite.directory.resolve()):
+    answers file of a case: FileError naming `arg`.  A path inside DIR is refused as written,
+    before any link is followed (a symlink inside DIR would be replaced by the report), and
+    also where its directory or itself leads."""
+    given = Path(os.path.abspath(path))
+    candidates = (given, Path(os.path.realpath(given.parent)) / given.name,
+                  Path(os.path.realpath(given)))
+    tops = (Path(os.path.abspath(suite.directory)), Path(os.path.realpath(suite.directory)))
+    if any(_inside(c, top) for c in candidates for top in tops):
         raise FileError(f"{arg}: {path} is inside the suite DIR {suite.directory}; writing "
                         "there could replace a case file (choose a path outside it)")
     if answers_dir is not None:
         for entry in suite.cases:
-            if target == (Path(answers_dir) / f"{entry['name']}.npz").resolve():
+            answer = Path(answers_dir) / f"{entry['name']}.npz"
+            if set(candidates) & {Path(os.path.abspath(answer)), Path(os.path.realpath(answer))}:
                 raise FileError(f"{arg}: {path} is the answers file of case "
                                 f"{entry['name']!r}; writing there would destroy it")

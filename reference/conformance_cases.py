@@ -39,6 +39,7 @@ from reference.spline import LinearSpline
 SEED = 20200106                     # every case: default_rng([SEED, crc32(name)])
 EVALUATE_RTOL, EVALUATE_ATOL = 1e-10, 1e-10
 EXACT_RTOL = 1e-9                   # exact_1d: exact up to round-off
+MAX_CERTIFIED_WIDTH = 1e-4          # an exact value's bracket (HiGHS's relative gap is 1e-4)
 SOLVE_OBJECTIVE_RTOL = 1e-6         # the certified optimum: gap and re-evaluation ~1e-8
 SOLVE_VALUES_TOL = 1e-4             # fitted values: an objective eps from the optimum moves
                                     # them by up to sqrt(2 eps) (squared loss)
@@ -454,7 +455,9 @@ EXACT_CERTIFICATE = ("method", "status", "certified_exact", "lower_bound", "uppe
 
 def answer_exact(net, names, x, parameters, targets) -> tuple[dict, dict]:
     """lipschitz_exact/pP: exact_1d over R for one input (box null), exact_milp over
-    [-box, box]^N_0 otherwise; only certified values (status optimal) are answers.  The
+    [-box, box]^N_0 otherwise; only certified values (status optimal, a bracket at most
+    MAX_CERTIFIED_WIDTH wide relative to the value: it becomes the grading tolerance) are
+    answers.  The
     certificate holds, per p, the bracket lower_bound <= Lip <= upper_bound (equal for
     exact_1d; for the MILP the attained witness and HiGHS's bound + its tolerance)."""
     out, certificate = {}, {}
@@ -467,6 +470,13 @@ def answer_exact(net, names, x, parameters, targets) -> tuple[dict, dict]:
         if not result.get("certified_exact"):
             raise SolveFailed(f"lipschitz_exact: no certified exact value for p = {p} "
                               f"({result.get('status')}: {result.get('reason')})")
+        width = ((result["upper_bound"] - result["lower_bound"])
+                 / max(abs(float(result["value"])), np.finfo(np.float64).tiny))
+        if not width <= MAX_CERTIFIED_WIDTH:
+            raise SolveFailed(f"lipschitz_exact: the certified bracket for p = {p}, "
+                              f"[{result['lower_bound']:.17g}, {result['upper_bound']:.17g}], "
+                              f"is {width:.3g} relative, above {MAX_CERTIFIED_WIDTH:g}: no "
+                              "exact value to grade against")
         out[f"lipschitz_exact/{p_key(p)}"] = np.array(result["value"])
         certificate[p_key(p)] = {k: result[k] for k in EXACT_CERTIFICATE if k in result}
     return out, certificate
@@ -497,13 +507,15 @@ def answer_solve(net, names, x, parameters, targets) -> tuple[dict, dict]:
 def certified_tolerances(kind: str, answers: dict, certificate: dict, rtol: float,
                          atol: float) -> dict:
     """Per-key [rtol, atol] widened to the certificate: an exact value is graded within its
-    certified bracket, |got - value| <= atol + rtol |value| with rtol >= (upper - lower) /
-    |value| (the MILP's bracket is ~1e-5 relative, HiGHS's tolerance)."""
+    certified bracket, |got - value| <= atol S + rtol |value| with rtol >= (upper - lower) /
+    |value| (the MILP's bracket is ~1e-5 relative, HiGHS's tolerance; answer_exact refuses
+    one wider than MAX_CERTIFIED_WIDTH)."""
     out = {}
     if kind == "lipschitz_exact":
         for key, value in answers.items():
             cert = certificate[key.rpartition("/")[2]]
-            width = (cert["upper_bound"] - cert["lower_bound"]) / max(abs(float(value)), 1e-300)
+            width = ((cert["upper_bound"] - cert["lower_bound"])
+                     / max(abs(float(value)), np.finfo(np.float64).tiny))
             if width > rtol:
                 out[key] = [float(width + rtol), atol]
     return out
@@ -561,6 +573,37 @@ def answer(kind: str, net, names, x, parameters, targets=None) -> tuple[dict, di
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {sorted(KINDS)}, got {kind!r}")
     return KINDS[kind](net, names, x, parameters, targets)
+
+
+def case_keys(kind: str, patterns, answers: dict, net, x, parameters) -> tuple[list, dict]:
+    """The answer keys of a case: those of `answers` (the reference's) that match its
+    patterns (None: DEFAULT_KEYS[kind]); for a solve case only those the fitted outputs
+    determine, and then {'graded': why} (else {}).  The export writes them to the manifest;
+    the grading derives them again and refuses a manifest that asks for others."""
+    keys = resolve_keys(patterns or DEFAULT_KEYS[kind], answers)
+    if kind != "solve":
+        return keys, {}
+    unique, why = unique_solve_keys(net, x, parameters)
+    return [k for k in keys if k in unique], {"graded": why}
+
+
+def case_tolerances(case: Case, answers: dict, certificate: dict) -> dict:
+    """key -> [rtol, atol] for every key of `answers` whose tolerance is not the case's own
+    (case.rtol, case.atol): the case's key_tolerances, then the certified ones
+    (`certified_tolerances`, from this certificate)."""
+    tolerances = {**case.key_tolerances, **certified_tolerances(
+        case.kind, answers, certificate, case.rtol, case.atol)}
+    return {k: [float(r), float(a)] for k, (r, a) in tolerances.items() if k in answers}
+
+
+def case_files(case: Case) -> dict:
+    """The paths (relative to the suite's directory) of a case's files, as the manifest names
+    them: model, inputs, expected, and data (objective and solve cases)."""
+    files = {"model": f"{case.name}/model.npz", "inputs": f"{case.name}/inputs.npy",
+             "expected": f"{case.name}/expected.npz"}
+    if case.targets is not None:
+        files["data"] = f"{case.name}/data.npz"
+    return files
 
 
 def resolve_keys(patterns, available) -> list:

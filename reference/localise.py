@@ -2,8 +2,9 @@
 
 - With layer outputs (answers `layer{i}/output`): the first layer whose output disagrees,
   its worst entry (sample m, neuron n), the pre-activation z there and, for an activation
-  layer, where z lies (`describe_input`: the knot interval k, on a knot within knot_tol,
-  outside the grid in an extrapolation piece), with the regions of all its failing entries.
+  layer, where z lies (`describe_input`: the knot interval k, on a knot (within the kink
+  window of reference.one_sided), outside the grid in an extrapolation piece), with the
+  regions of all its failing entries.
 - Without them, from the failing rows of outputs / input_jacobian: the regions
   (layer, neuron, region) whose samples best match the failing samples (Jaccard index
   |F & S| / |F | S|, F the failing samples, S those with a pre-activation in the region).
@@ -27,43 +28,42 @@ TOP_SUSPECTS = 3
 TOP_REGIONS = 8
 
 
-def region_labels(layer, n: int, z: np.ndarray, knot_tol: float) -> np.ndarray:
+def region_labels(layer, n: int, z: np.ndarray, on_kink: np.ndarray) -> np.ndarray:
     """Label of each pre-activation z (M,) of neuron n: 'interval k' (the piece the reference
-    uses), 'on knot j' (within knot_tol max(1, |t_j|, T) of an interior grid point),
-    'left extrapolation' / 'right extrapolation' (strictly outside the grid: an input one
+    uses), 'on knot j' (on_kink (M,): within the kink window of one_sided.kink_masks of the
+    interior grid point t_j), 'left extrapolation' / 'right extrapolation' (strictly
+    outside the grid: an input one
     ulp beyond the last grid point is in the extrapolated end piece); ReLU family: 'z < 0',
     'z > 0', 'on the kink z = 0'; '' for layers without pieces."""
     if isinstance(layer, (SplineActivation, KnotSplineActivation)):
         if isinstance(layer, SplineActivation):
             spline = layer.spline
-            grid, step, word = spline.grid, spline.step, "knot"
-            piece = np.clip(np.floor((z - spline.x_min) / step + spline.knot_snap),
+            grid, word = spline.grid, "knot"
+            piece = np.clip(np.floor((z - spline.x_min) / spline.step + spline.knot_snap),
                             0, len(grid) - 2).astype(int)
         else:
-            grid, step, word = layer.points[n], 0.0, "point"
+            grid, word = layer.points[n], "point"
             piece = layer._piece(n, z)
         labels = np.array([f"interval {k}" for k in piece], dtype=object)
         inner = grid[1:-1]
-        if len(inner):
+        if len(inner) and np.any(on_kink):
             j = nearest_index(inner, z)
-            near = inner[j]
-            on = np.abs(z - near) <= knot_tol * np.maximum(np.maximum(1.0, np.abs(near)), step)
-            labels[on] = [f"on {word} {k + 1}" for k in j[on]]
+            labels[on_kink] = [f"on {word} {k + 1}" for k in j[on_kink]]
         labels[z < grid[0]] = "left extrapolation"        # the grid ends are no kinks:
         labels[z > grid[-1]] = "right extrapolation"      # beyond them, the end pieces
         return labels
     if isinstance(layer, (ReLU, LeakyReLU, PReLU)):
         labels = np.where(z < 0, "z < 0", "z > 0").astype(object)
-        labels[np.abs(z) <= knot_tol] = "on the kink z = 0"
+        labels[on_kink] = "on the kink z = 0"
         return labels
     return np.full(len(z), "", dtype=object)
 
 
-def describe_input(layer, n: int, z: float, knot_tol: float) -> dict:
-    """Where the pre-activation z of neuron n lies in an activation layer: label (see
-    region_labels), the piece index, on_knot, outside_grid, the grid or points' range and
-    the interval's ends."""
-    label = str(region_labels(layer, n, np.array([float(z)]), knot_tol)[0])
+def describe_input(layer, n: int, z: float, on_kink: bool) -> dict:
+    """Where the pre-activation z of neuron n lies in an activation layer (on_kink: z is
+    within the kink window): label (see region_labels), the piece index, on_knot,
+    outside_grid, the grid or points' range and the interval's ends."""
+    label = str(region_labels(layer, n, np.array([float(z)]), np.array([bool(on_kink)]))[0])
     info = {"pre_activation": float(z), "region": label}
     if isinstance(layer, (SplineActivation, KnotSplineActivation)):
         grid = layer.spline.grid if isinstance(layer, SplineActivation) else layer.points[n]
@@ -81,14 +81,15 @@ def describe_input(layer, n: int, z: float, knot_tol: float) -> dict:
     return info
 
 
-def _violations(expected, got, rtol, atol) -> np.ndarray:
-    """Entrywise |got - expected| > atol + rtol |expected| (NaN counts as a violation)."""
+def _violations(expected, got, rtol, row) -> np.ndarray:
+    """Entrywise |got - expected| > atol S + rtol |expected| (row.atol_effective = atol S;
+    NaN counts as a violation)."""
     got = np.asarray(got, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return ~(np.abs(got - expected) <= atol + rtol * np.abs(expected))
+        return ~(np.abs(got - expected) <= row.atol_effective + rtol * np.abs(expected))
 
 
-def localise_layers(net, used, answers, rows_by_key, caches, rtol, atol, knot_tol):
+def localise_layers(net, used, answers, rows_by_key, caches, rtol, masks):
     """The first layer{i}/output that fails, its worst entry and the regions of its failing
     entries; None when every given layer output agrees."""
     failing = sorted((int(re.findall(r"\d+", k)[0]), k) for k, r in rows_by_key.items()
@@ -119,14 +120,15 @@ def localise_layers(net, used, answers, rows_by_key, caches, rtol, atol, knot_to
         return result
     z = caches[i][:, n] if not isinstance(layer, Identity) else None
     if z is not None:
-        where = describe_input(layer, n, z[m], knot_tol)
+        where = describe_input(layer, n, z[m], masks[i][m, n])
         result["where"] = where
         if before in answers:
             result["theirs_pre_activation"] = float(np.asarray(answers[before])[m, n])
-        bad = _violations(used[key], theirs, rtol, atol)
+        bad = _violations(used[key], theirs, rtol, row)
         regions = Counter()
         for neuron in np.unique(np.nonzero(bad)[1]):
-            labels = region_labels(layer, int(neuron), caches[i][:, neuron], knot_tol)
+            labels = region_labels(layer, int(neuron), caches[i][:, neuron],
+                                   masks[i][:, neuron])
             regions.update(f"neuron {neuron}: {lab}" for lab in labels[bad[:, neuron]])
         result["failing_entries"] = int(bad.sum())
         result["failing_regions"] = dict(regions.most_common(TOP_REGIONS))
@@ -156,21 +158,22 @@ def _grid_text(where: dict) -> str:
     return text
 
 
-def failing_samples(used, answers, rows_by_key, rtol, atol, m: int) -> np.ndarray:
+def failing_samples(used, answers, rows_by_key, rtol, m: int) -> np.ndarray:
     """(M,) bool: the samples whose outputs or input_jacobian row disagree (after the
     one-sided rule)."""
     bad = np.zeros(m, dtype=bool)
     for key in ("outputs", "input_jacobian"):
         row = rows_by_key.get(key)
         if row is not None and not row.passed and key in used and row.compared:
-            v = _violations(used[key], answers[key], rtol, atol)
+            v = _violations(used[key], answers[key], rtol, row)
             bad |= v.reshape(m, -1).any(axis=1)
     return bad
 
 
-def suspects(net, caches, bad: np.ndarray, knot_tol: float) -> list:
+def suspects(net, caches, bad: np.ndarray, masks: list) -> list:
     """The TOP_SUSPECTS regions (layer, neuron or 'any', region) whose samples best match
-    the failing samples `bad` (M,), by the Jaccard index, earliest layer first on ties."""
+    the failing samples `bad` (M,), by the Jaccard index, earliest layer first on ties
+    (masks: one_sided.kink_masks)."""
     found = []
     total = int(bad.sum())
     for i, layer in enumerate(net.layers):
@@ -179,7 +182,7 @@ def suspects(net, caches, bad: np.ndarray, knot_tol: float) -> list:
         z = caches[i]
         per_layer = {}
         for n in range(z.shape[1]):
-            labels = region_labels(layer, n, z[:, n], knot_tol)
+            labels = region_labels(layer, n, z[:, n], masks[i][:, n])
             outside = np.array(["extrapolation" in lab for lab in labels])
             groups = {lab: labels == lab for lab in set(labels)}
             if outside.any():
@@ -298,14 +301,14 @@ def localise_values(net, used, answers, rows_by_key) -> list:
     return items
 
 
-def localise(net, x, used, answers, rows, caches, own_to_file, *, rtol, atol,
-             knot_tol) -> dict:
+def localise(net, x, used, answers, rows, caches, own_to_file, *, rtol, masks) -> dict:
     """The localisation dict of a failed check (see the module docstring); 'summary' is a
-    list of lines for the human report."""
+    list of lines for the human report.  Each key's absolute tolerance is its row's
+    atol_effective; masks: the kink masks of one_sided.kink_masks."""
     rows_by_key = {r.key: r for r in rows}
     result = {"summary": []}
-    layers = localise_layers(net, used, answers, rows_by_key, caches, rtol, atol, knot_tol)
-    bad = failing_samples(used, answers, rows_by_key, rtol, atol, x.shape[0])
+    layers = localise_layers(net, used, answers, rows_by_key, caches, rtol, masks)
+    bad = failing_samples(used, answers, rows_by_key, rtol, x.shape[0])
     if layers is not None:
         result["first_layer"] = layers
         result["summary"].append(layers["summary"])
@@ -321,8 +324,8 @@ def localise(net, x, used, answers, rows, caches, own_to_file, *, rtol, atol,
             "single out a layer or region; give layer{i}/output answers (evaluate --layers "
             "writes ours) to find the first layer that disagrees")
     elif bad.any():
-        found = suspects(net, caches, bad, knot_tol)
-        worst = _worst_sample(used, answers, rows_by_key, rtol, atol)
+        found = suspects(net, caches, bad, masks)
+        worst = _worst_sample(rows_by_key)
         result.update(failing_samples=int(bad.sum()), samples=int(x.shape[0]),
                       worst_sample=worst, suspects=found)
         result["summary"].append(
@@ -337,7 +340,8 @@ def localise(net, x, used, answers, rows, caches, own_to_file, *, rtol, atol,
         if found and worst is not None and found[0]["neuron"] != "any":
             s = found[0]
             where = describe_input(net.layers[s["layer"]], s["neuron"],
-                                   caches[s["layer"]][worst, s["neuron"]], knot_tol)
+                                   caches[s["layer"]][worst, s["neuron"]],
+                                   masks[s["layer"]][worst, s["neuron"]])
             result["worst_sample_where"] = where
             result["summary"].append(
                 f"  sample {worst} at layer {s['layer']}, neuron {s['neuron']}: "
@@ -377,7 +381,7 @@ def localise(net, x, used, answers, rows, caches, own_to_file, *, rtol, atol,
     return result
 
 
-def _worst_sample(used, answers, rows_by_key, rtol, atol):
+def _worst_sample(rows_by_key):
     for key in ("outputs", "input_jacobian"):
         row = rows_by_key.get(key)
         if row is not None and not row.passed and row.worst_index:

@@ -2,17 +2,24 @@
 piece on either side, so a Jacobian row or a parameter gradient with a pre-activation on a
 kink is compared with the reference's answer for each choice of side.
 
-A pre-activation z is on a kink tau when |z - tau| <= knot_tol max(1, |tau|, T) (T the grid
-step of a uniform spline layer, else 0; `check_knot_tol`, Network.kink_masks); a Jacobian row
-with such a pre-activation passes when it matches the Jacobian of some choice of left / right
-piece at each of its kinks (`kink_choices`: every choice when the row has <=
-MAX_ENUMERATED_KINKS kinks, else all-left and all-right; `jacobian_candidates`); a
+A pre-activation z is on a kink tau when |z - tau| <= max(knot_tol max(|z|_mag, |tau|), snap),
+with |z|_mag the magnitude of z (|W| |y| + |b| propagated from |x|, reference.magnitudes: the
+scale of z's rounding in any float64 implementation) and snap = knot_snap T, the width below a
+grid point that a uniform spline of step T puts on it (reference.spline; 0 for the other
+layers) (`kink_masks`): the window is relative to the pre-activation's own scale and to the
+knot's position, so a ReLU network whose pre-activations are all 1e-12 has windows ~1e-21,
+not a window of 1e-9 that holds every sample.  A Jacobian row with such a pre-activation
+passes when it matches the Jacobian of some choice of left / right piece at each of its kinks
+(`kink_choices`: every choice when the row has <= MAX_ENUMERATED_KINKS kinks, else all-left
+and all-right; `jacobian_candidates`); a
 parameter-gradient entry passes when it lies (within the tolerance) in the range of the sums
 of such per-row choices (`gradient_range`, `Spread`).  knot_tol is refused above
 KNOT_TOL_MAX, or when the window reaches KNOT_TOL_SPACING of the distance between two kinks
-of a neuron: it stands for rounding, and a wider window would let a wrong piece near a kink
-pass as a one-sided choice.  The comparisons themselves (compare_jacobian, compare_gradient)
-stay in reference.oracle beside `compare`.
+of a neuron (`check_knot_tol` for the part of the window the model fixes, |tau| and T;
+`kink_masks` for each pre-activation on a kink, whose magnitude enters too): it stands for
+rounding, and a wider window would let a wrong piece near a kink pass as a one-sided choice.
+The comparisons themselves (compare_jacobian, compare_gradient) stay in reference.oracle
+beside `compare`.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reference.magnitudes import Magnitudes, forward_magnitudes, layer_widths
 from reference.network import Dense, Network
 
 KNOT_TOL = 1e-9
@@ -50,40 +58,74 @@ def check_tolerance(value, name: str) -> float:
 
 def check_knot_tol(net: Network, knot_tol, name: str = "knot_tol") -> float:
     """knot_tol as a float, refused (ValueError naming `name`) when it is not a finite number
-    in [0, KNOT_TOL_MAX] or when the window knot_tol max(1, |tau|, T) of some kink tau reaches
-    KNOT_TOL_SPACING times the distance to the next kink of its neuron."""
+    in [0, KNOT_TOL_MAX] or when the part of the window the model fixes, max(knot_tol |tau|,
+    snap) at some kink tau, reaches KNOT_TOL_SPACING times the distance to the next kink of
+    its neuron (the part the inputs add is checked by `kink_masks`)."""
     knot_tol = check_tolerance(knot_tol, name)
     if knot_tol > KNOT_TOL_MAX:
         raise ValueError(f"{name}: expected at most {KNOT_TOL_MAX:g} (the kink window stands for "
                          f"rounding; a float32 implementation needs ~1e-7), got {knot_tol:g}")
+    widths = layer_widths(net)
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Dense):
             continue
-        width = layer.n_in if layer.n_in is not None else _width_before(net, i)
-        for n, (tau, _, _) in enumerate(layer.kinks(width)):
+        for n, (tau, _, _) in enumerate(layer.kinks(widths[i])):
             if len(tau) < 2:
                 continue
             gap = np.diff(tau)
             nearest = np.minimum(np.r_[np.inf, gap], np.r_[gap, np.inf])     # (n_k,)
-            window = knot_tol * np.maximum(np.maximum(1.0, np.abs(tau)), layer.kink_step)
+            window = np.maximum(knot_tol * np.abs(tau), layer.kink_snap)
             if np.any(window >= KNOT_TOL_SPACING * nearest):
                 j = int(np.argmax(window / nearest))
-                limit = float(np.min(KNOT_TOL_SPACING * nearest / (window / knot_tol)))
+                with np.errstate(divide="ignore"):
+                    limit = float(np.min(KNOT_TOL_SPACING * nearest / np.abs(tau)))
                 raise ValueError(
                     f"{name}: {knot_tol:g} makes the kink window of layer {i} ({layer.kind}), "
                     f"neuron {n}, at tau = {tau[j]:.6g} ({window[j]:.3g}) reach "
                     f"{KNOT_TOL_SPACING:g} of the distance {nearest[j]:.3g} to the next kink: "
                     "pre-activations near a kink would pass with either side; expected "
-                    f"knot_tol < {limit:.3g} for this model")
+                    f"{name} < {limit:.3g} for this model")
     return knot_tol
 
 
-def _width_before(net: Network, i: int) -> int:
-    """The width of layer i's input (for activations of any width)."""
-    for layer in reversed(net.layers[:i]):
-        if layer.n_out is not None:
-            return layer.n_out
-    return net.n_in
+def kink_masks(net: Network, caches: list, mags: Magnitudes, knot_tol: float,
+               name: str = "knot_tol") -> list:
+    """Per layer: None (dense) or the (M, N_i) bool mask of pre-activations on a kink,
+    |z - tau| <= max(knot_tol max(|z|_mag, |tau|), snap) (Activation.kink_windows with the
+    magnitudes `mags` of reference.magnitudes); -mask / +mask as int8 are the `sides` of the
+    left / right one-sided derivatives.
+
+    Raises
+    ------
+    ValueError
+        naming `name`, the layer, neuron and sample, when the window of a pre-activation on
+        a kink reaches KNOT_TOL_SPACING of the distance to the next kink of its neuron."""
+    masks = []
+    for i, (layer, z) in enumerate(zip(net.layers, caches)):
+        if isinstance(layer, Dense):
+            masks.append(None)
+            continue
+        mask, window, spacing = layer.kink_windows(z, knot_tol, mags.inputs[i])
+        wide = mask & (window >= KNOT_TOL_SPACING * spacing)
+        if np.any(wide):
+            m, n = (int(k) for k in np.argwhere(wide)[0])
+            limit = np.min(KNOT_TOL_SPACING * spacing[wide] / (window[wide] / knot_tol))
+            raise ValueError(
+                f"{name}: {knot_tol:g} makes the kink window of layer {i} ({layer.kind}), "
+                f"neuron {n}, at sample {m} ({window[m, n]:.3g}: z = {z[m, n]:.6g}, of "
+                f"magnitude |W| |y| + |b| = {mags.inputs[i][m, n]:.3g}) reach "
+                f"{KNOT_TOL_SPACING:g} of the distance {spacing[m, n]:.3g} to the next kink: "
+                f"that sample would pass with either side; expected {name} < {limit:.3g} for "
+                "these inputs")
+        masks.append(mask)
+    return masks
+
+
+def check_kink_windows(net: Network, x, knot_tol: float, name: str = "knot_tol") -> list:
+    """The kink masks of net at x (`kink_masks`), errors naming `name` (a command checks its
+    --knot-tol against its inputs with this before any work)."""
+    _, caches = net.forward(x, keep_cache=True)
+    return kink_masks(net, caches, forward_magnitudes(net, x), knot_tol, name)
 
 
 def kink_choices(masks: list) -> dict:

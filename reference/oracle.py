@@ -23,9 +23,15 @@ NAME an array name of the model file):
 with E the loss of reference.losses.loss_and_grad: squared (1/2)(f - y)^2, logistic
 log(1 + e^f) - y f, xent logsumexp(f) - f_y.
 
-Comparison: |theirs - ours| <= atol + rtol |ours| entrywise.  One-sided rule
-(reference.one_sided): a Jacobian row or gradient entry with a pre-activation within knot_tol
-of a kink passes when it matches some choice of left / right piece at each of its kinks.
+Comparison: |theirs - ours| <= atol S + rtol |ours| entrywise, S the scale of the key: max
+|ours| over the whole array of the key; where ours is identically zero, the magnitude of the
+quantity (reference.magnitudes: the same quantity computed with |W|, |b|, Lip and |x|, which
+bounds every term a correct implementation sums; `KeyScales`).  atol is thus a fraction of
+the key's own scale, and the answers of a network whose outputs are 1e-12 are compared as
+strictly as those of one whose outputs are 1: an all-zero or sign-flipped answer fails at any
+scale.  One-sided rule (reference.one_sided): a Jacobian row or gradient entry with a
+pre-activation within the kink window (relative to the magnitude of the pre-activation) of a
+kink passes when it matches some choice of left / right piece at each of its kinks.
 When the answers hold input_jacobian, each kink row's choices are narrowed to those its
 Jacobian row matches (an implementation takes one side per pre-activation, the same in its
 Jacobian and its backward pass): with one matching choice per row the gradient check is
@@ -44,14 +50,17 @@ from reference import lipschitz, regularisers
 from reference.localise import format_localisation, localise
 from reference._checks import OverflowResult, check_choice
 from reference.losses import LOSSES, check_targets, loss_and_grad
+from reference.magnitudes import forward_magnitudes, jacobian_scale, parameter_scales
 from reference.network import KnotSplineActivation, Network, SplineActivation
 from reference.one_sided import (KNOT_TOL, KNOT_TOL_MAX, KNOT_TOL_SPACING,  # noqa: F401
                                  MAX_ENUMERATED_KINKS, Spread, check_knot_tol, check_tolerance,
                                  choice_label, gradient_range, jacobian_candidates, kink_choices,
-                                 kink_rows, sides_from_masks)
+                                 kink_masks, kink_rows, sides_from_masks)
 
 DEFAULT_RTOL = 1e-7
-DEFAULT_ATOL = 1e-9
+DEFAULT_ATOL = 1e-9          # a fraction of each key's scale S (see the module docstring)
+TOLERANCE_RULE = ("|theirs - ours| <= atol S + rtol |ours|, S = max |ours| over the key (where "
+                  "ours is all zero: the magnitude of the quantity, from |W|, |b|, Lip, |x|)")
 P_KEYS = {"p1": 1, "p2": 2, "pinf": "inf"}
 OBJECTIVE_TERMS = ("data", "weight_decay", "regulariser")
 
@@ -147,9 +156,9 @@ def reference_answers(net: Network, x, *, names=None, layers=False, one_sided=Fa
                       info: bool = True) -> dict:
     """The reference's answers (keys of the module docstring): outputs, input_jacobian and
     param_gradients/NAME always; layer{i}/output with `layers`; input_jacobian_left/right and
-    on_kink with `one_sided` (kinks within knot_tol); tv2/{i}, bv2/{i}, lipschitz_bound/p*
-    and lipschitz_bound_slopes/p* with `info` (a bound beyond float64 is left out); the
-    objective keys when `objective` is given.  x (M, N_0)."""
+    on_kink with `one_sided` (kinks within the window of one_sided.kink_masks); tv2/{i},
+    bv2/{i}, lipschitz_bound/p* and lipschitz_bound_slopes/p* with `info` (a bound beyond
+    float64 is left out); the objective keys when `objective` is given.  x (M, N_0)."""
     x = net.check_inputs(x)
     outputs, caches = net.forward(x, keep_cache=True)
     _, grads = net.backward(caches, np.ones_like(outputs))
@@ -160,7 +169,7 @@ def reference_answers(net: Network, x, *, names=None, layers=False, one_sided=Fa
         for i in range(len(net.layers)):
             result[f"layer{i}/output"] = caches[i + 1] if i + 1 < len(caches) else outputs
     if one_sided:
-        masks = net.kink_masks(caches, check_knot_tol(net, knot_tol))
+        masks = kink_masks(net, caches, forward_magnitudes(net, x), check_knot_tol(net, knot_tol))
         for side, key in ((-1, "input_jacobian_left"), (1, "input_jacobian_right")):
             result[key] = net.input_jacobian(x, sides_from_masks(masks, side))
         result["on_kink"] = kink_rows(masks, x.shape[0])
@@ -192,8 +201,10 @@ def info_answers(net: Network) -> dict:
 @dataclass
 class Row:
     """One compared quantity: entries compared, max |theirs - ours|, max of that over |ours|,
-    the index of the entry that most exceeds atol + rtol |ours|, pass / fail, rows on a
-    kink (one-sided rule), a note."""
+    the index of the entry that most exceeds its tolerance, pass / fail, rows on a kink
+    (one-sided rule), a note; scale: the key's scale S, atol_effective = atol S, the
+    absolute part of the tolerance used, and scale_from: 'reference' (S = max |ours|),
+    'magnitude' (ours all zero: the quantity's magnitude) or 'given'."""
     key: str
     compared: int
     max_abs: float
@@ -202,59 +213,129 @@ class Row:
     passed: bool
     on_knot: int = 0
     note: str = ""
+    scale: float = float("nan")
+    atol_effective: float = float("nan")
+    scale_from: str = ""
 
 
 def failed_row(key: str, note: str) -> Row:
     return Row(key, 0, float("nan"), float("nan"), None, False, note=note)
 
 
-def compare(key, expected, got, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL) -> Row:
-    """|got - expected| <= atol + rtol |expected| entrywise; a shape mismatch, a non-real
-    array or NaN / inf in `got` is a failed row with a note (never an exception)."""
+def array_scale(expected) -> float:
+    """max |expected| (0 for an empty array): the scale S of a key."""
+    return float(np.max(np.abs(np.asarray(expected, dtype=np.float64)), initial=0.0))
+
+
+def compare(key, expected, got, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, scale=None,
+            scale_from="given") -> Row:
+    """|got - expected| <= atol S + rtol |expected| entrywise, S = `scale` (None: max
+    |expected|, `array_scale`); a shape mismatch, a non-real array or NaN / inf in `got` is a
+    failed row with a note (never an exception)."""
     expected = np.asarray(expected, dtype=np.float64)
+    if scale is None:
+        scale, scale_from = array_scale(expected), "reference"
+    scales = dict(scale=float(scale), atol_effective=float(atol * scale),
+                  scale_from=scale_from)
     try:
         got = np.asarray(got)
         if got.dtype.kind not in "biuf":
-            return failed_row(key, f"not a real array (dtype {got.dtype})")
+            return Row(key, 0, float("nan"), float("nan"), None, False,
+                       note=f"not a real array (dtype {got.dtype})", **scales)
         got = got.astype(np.float64)
     except (TypeError, ValueError):
-        return failed_row(key, "not an array")
+        return Row(key, 0, float("nan"), float("nan"), None, False, note="not an array",
+                   **scales)
     if got.shape != expected.shape:
-        return failed_row(key, f"shape {got.shape}, expected {expected.shape}")
+        return Row(key, 0, float("nan"), float("nan"), None, False,
+                   note=f"shape {got.shape}, expected {expected.shape}", **scales)
     if not np.all(np.isfinite(got)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(got))[0])
         return Row(key, got.size, float("inf"), float("inf"), bad, False,
-                   note=f"NaN or inf at {bad}")
+                   note=f"NaN or inf at {bad}", **scales)
     if got.size == 0:
-        return Row(key, 0, 0.0, 0.0, None, True)
+        return Row(key, 0, 0.0, 0.0, None, True, **scales)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         diff = np.abs(got - expected)
-        allowed = atol + rtol * np.abs(expected)
+        allowed = scales["atol_effective"] + rtol * np.abs(expected)
         rel = np.where(diff == 0, 0.0, diff / np.abs(expected))
         excess = np.where(diff == 0, 0.0, diff / allowed)
     worst = (tuple(int(i) for i in np.unravel_index(np.argmax(excess), diff.shape))
              if diff.max() > 0 else None)
     return Row(key, int(got.size), float(diff.max()), float(rel.max()), worst,
-               bool(np.all(diff <= allowed)))
+               bool(np.all(diff <= allowed)), **scales)
+
+
+class KeyScales:
+    """The scale S of every answer key of `ref` (reference_answers of net at x): max |ours|
+    over the key; where that is 0 (ours identically zero), the magnitude of the quantity from
+    reference.magnitudes (`fallback`), so that the tolerance never falls back to a number
+    tied to 1.  scales[key] -> (S, 'reference' | 'magnitude')."""
+
+    def __init__(self, net: Network, x, ref: dict, names=None,
+                 objective: Objective | None = None, mags=None):
+        self.net, self.ref, self.objective = net, ref, objective
+        self.mags = mags if mags is not None else forward_magnitudes(net, x)
+        self.own = {v: k for k, v in file_names(net, names).items()}     # file -> own name
+        self._params = {}
+
+    def __getitem__(self, key: str) -> tuple:
+        scale = array_scale(self.ref[key])
+        return (scale, "reference") if scale > 0 else (self.fallback(key), "magnitude")
+
+    def fallback(self, key: str) -> float:
+        """The magnitude of the quantity `key` (0 where it is structurally zero: a network
+        whose magnitudes vanish, on_kink)."""
+        mags = self.mags
+        if key == "outputs":
+            return float(mags.outputs.max(initial=0.0))
+        if re.fullmatch(r"layer\d+/output", key):
+            i = int(key[len("layer"):].split("/")[0])
+            return float((mags.inputs + [mags.outputs])[i + 1].max(initial=0.0))
+        if key.startswith(("input_jacobian", "lipschitz_bound")):
+            return jacobian_scale(self.net, mags)
+        if key.startswith(("tv2/", "bv2/")):
+            return float(mags.lip[int(key.split("/")[1])].max(initial=0.0))
+        if key.startswith(("param_gradients/", "objective_gradients/")):
+            prefix, name = key.split("/", 1)
+            return self._parameter_scales(prefix)[self.own[name]]
+        if needs_objective(key):
+            return max(array_scale(self.ref[k]) for k in self.ref if k == "objective"
+                       or k.startswith("objective/"))
+        return 0.0
+
+    def _parameter_scales(self, prefix: str) -> dict:
+        if prefix not in self._params:
+            if prefix == "param_gradients":
+                grad_out = np.ones_like(self.mags.outputs)
+                extra = {}
+            else:
+                grad_out = objective_grad_out(self.objective, self.ref["outputs"])
+                extra = objective_extra_grads(self.net, self.objective)
+            scales = parameter_scales(self.net, self.mags, grad_out)
+            self._params[prefix] = {k: v + array_scale(extra.get(k, 0.0))
+                                    for k, v in scales.items()}
+        return self._params[prefix]
 
 
 # ------------------------------------------------- comparisons under the one-sided rule
-def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol):
+def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol, scale, scale_from):
     """`compare`, with each kink row compared with its closest one-sided choice; returns
     the row, the expected array after those choices and, per kink row whose Jacobian
     matches some choice, the (1 + C,) bool mask of the matching ones (index 0: the
     reference's own Jacobian), which narrows the gradient check (`gradient_range`)."""
     expected = np.array(expected, dtype=np.float64)
     got_arr = np.asarray(got)
+    scales = dict(rtol=rtol, atol=atol, scale=scale, scale_from=scale_from)
     if (got_arr.shape != expected.shape or got_arr.dtype.kind not in "biuf"
             or not candidates):
-        return compare(key, expected, got, rtol=rtol, atol=atol), expected, {}
+        return compare(key, expected, got, **scales), expected, {}
     got_arr = got_arr.astype(np.float64)
     matched, allowed = {}, {}
     for row, (labels, jacs) in candidates.items():
         options = np.concatenate([expected[row][None], jacs])
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            excess = np.abs(got_arr[row] - options) / (atol + rtol * np.abs(options))
+            excess = np.abs(got_arr[row] - options) / (atol * scale + rtol * np.abs(options))
         excess = np.nan_to_num(excess.reshape(len(options), -1).max(axis=1), nan=np.inf)
         best = int(np.argmin(excess))
         if excess[best] <= 1:
@@ -262,26 +343,27 @@ def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol):
         expected[row] = options[best]
         label = "reference" if best == 0 else labels[best - 1]
         matched[label] = matched.get(label, 0) + 1
-    row = compare(key, expected, got_arr, rtol=rtol, atol=atol)
+    row = compare(key, expected, got_arr, **scales)
     row.on_knot = len(candidates)
     row.note = (f"{len(candidates)} rows on a kink, closest: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(matched.items())))
     return row, expected, allowed
 
 
-def compare_gradient(key, expected, got, spread: Spread | None, *, rtol, atol, kink_count,
-                     jacobian: bool = False):
+def compare_gradient(key, expected, got, spread: Spread | None, *, rtol, atol, scale,
+                     scale_from, kink_count, jacobian: bool = False):
     """`compare` against the nearest point of center + [low, high] (the range of the
     one-sided choices, narrowed by input_jacobian where given; `expected` without kink
     rows); returns the row and that nearest point.  The note says whether the comparison
     was exact or a range pass (jacobian: input_jacobian was among the answers)."""
     got_arr = np.asarray(got)
+    scales = dict(rtol=rtol, atol=atol, scale=scale, scale_from=scale_from)
     if (spread is None or got_arr.shape != np.shape(expected)
             or got_arr.dtype.kind not in "biuf" or not np.all(np.isfinite(got_arr))):
-        return compare(key, expected, got, rtol=rtol, atol=atol), expected
+        return compare(key, expected, got, **scales), expected
     nearest = np.clip(got_arr.astype(np.float64), spread.center + spread.low,
                       spread.center + spread.high)
-    row = compare(key, nearest, got_arr, rtol=rtol, atol=atol)
+    row = compare(key, nearest, got_arr, **scales)
     row.on_knot = kink_count
     if spread.affected:
         row.note = f"{kink_count} rows on a kink: " + _spread_note(spread, kink_count, jacobian)
@@ -305,7 +387,8 @@ def _spread_note(spread: Spread, kink_count: int, jacobian: bool) -> str:
 @dataclass
 class CheckReport:
     """The rows, pass / fail, the localisation of the first disagreement (None when all
-    pass) and the tolerances used."""
+    pass) and the tolerances used: rtol, atol (a fraction of each key's scale S; each row
+    holds its S and atol S), knot_tol, the rule as text."""
     rows: list
     passed: bool
     localisation: dict | None
@@ -314,6 +397,7 @@ class CheckReport:
     knot_tol: float = KNOT_TOL
     samples: int = 0
     kink_rows: int = 0
+    tolerance_rule: str = TOLERANCE_RULE
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -321,21 +405,26 @@ class CheckReport:
         return data
 
     def format(self) -> str:
-        """The human table, then the localisation."""
+        """The human table (with each key's effective absolute tolerance atol S), then the
+        localisation."""
         width = max([len(r.key) for r in self.rows] + [3])
         lines = [f"  {'key':{width}s} {'compared':>8s} {'max abs':>9s} {'max rel':>9s} "
-                 f"{'worst index':>12s} result  note"]
+                 f"{'atol S':>9s} {'worst index':>12s} result  note"]
         for r in self.rows:
             worst = "-" if r.worst_index is None else str(tuple(r.worst_index)).replace(" ", "")
+            note = "; ".join(n for n in (r.note, "S from the magnitude: ours is all zero"
+                                         if r.scale_from == "magnitude" else "") if n)
+            atol = f"{r.atol_effective:9.2e}" if np.isfinite(r.atol_effective) else "-"
             lines.append(f"  {r.key:{width}s} {r.compared:8d} {r.max_abs:9.2e} "
-                         f"{r.max_rel:9.2e} {worst:>12s} {'pass' if r.passed else 'FAIL':6s}"
-                         f"  {r.note}".rstrip())
+                         f"{r.max_rel:9.2e} {atol:>9s} {worst:>12s} "
+                         f"{'pass' if r.passed else 'FAIL':6s}  {note}".rstrip())
         count = sum(r.passed for r in self.rows)
-        lines.append(f"{count} of {len(self.rows)} quantities pass (|theirs - ours| <= "
-                     f"{self.atol:g} + {self.rtol:g} |ours|); {self.kink_rows} of "
-                     f"{self.samples} samples have a pre-activation on a kink (within "
-                     f"knot_tol {self.knot_tol:g} max(1, |tau|, T)), compared with both "
-                     "one-sided derivatives")
+        lines.append(f"{count} of {len(self.rows)} quantities pass (|theirs - ours| <= atol S + "
+                     f"rtol |ours|, atol {self.atol:g}, rtol {self.rtol:g}, S = max |ours| over "
+                     f"the key); {self.kink_rows} of {self.samples} samples have a "
+                     f"pre-activation on a kink (within knot_tol {self.knot_tol:g} "
+                     "max(|z|_mag, |tau|), |z|_mag = |W| |y| + |b| from |x|, or the spline's "
+                     "knot snap), compared with both one-sided derivatives")
         if self.localisation is not None:
             lines.extend(format_localisation(self.localisation))
         return "\n".join(lines)
@@ -371,6 +460,7 @@ def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
     """Compare every key of `answers` with `reference_answers` (one-sided rule at kinks,
     see the module docstring); unknown keys and objective keys without `objective` are
     failed rows; on a failure, reference.localise says where the first disagreement is.
+    atol is a fraction of each key's scale S (`KeyScales`), rtol relative to each entry.
     `reference`: reference_answers(net, x, names=names, layers=True, one_sided=True,
     objective=objective, knot_tol=knot_tol) when the caller already has it (not recomputed)."""
     rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
@@ -383,9 +473,11 @@ def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
         net, x, names=names, layers=want_layers, one_sided=True,
         objective=objective if want_objective else None, knot_tol=knot_tol)
     outputs, caches = net.forward(x, keep_cache=True)
-    masks = net.kink_masks(caches, knot_tol)
+    mags = forward_magnitudes(net, x)
+    masks = kink_masks(net, caches, mags, knot_tol)
     choices = kink_choices(masks)
     own_to_file = file_names(net, names)
+    scales = KeyScales(net, x, ref, names, objective, mags)
     lazy, pinned = {}, {}
 
     def spread(prefix):
@@ -406,24 +498,26 @@ def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
                     if key.startswith("lipschitz_bound") else unknown_key_note(key, ref))
             rows.append(failed_row(key, note))
             continue
+        scale, source = scales[key]
+        tol = dict(rtol=rtol, atol=atol, scale=scale, scale_from=source)
         if key == "input_jacobian":
             if "jacobian" not in lazy:
                 lazy["jacobian"] = jacobian_candidates(net, x, caches, choices)
             row, used[key], found = compare_jacobian(key, ref[key], got, lazy["jacobian"],
-                                                     rtol=rtol, atol=atol)
+                                                     **tol)
             pinned.update(found)      # before the gradients: key_order puts Jacobians first
         elif key.startswith(("param_gradients/", "objective_gradients/")) and choices:
             prefix, name = key.split("/", 1)
             row, used[key] = compare_gradient(key, ref[key], got, spread(prefix).get(name),
-                                              rtol=rtol, atol=atol, kink_count=len(choices),
-                                              jacobian="input_jacobian" in answers)
+                                              kink_count=len(choices),
+                                              jacobian="input_jacobian" in answers, **tol)
         else:
-            row, used[key] = compare(key, ref[key], got, rtol=rtol, atol=atol), ref[key]
+            row, used[key] = compare(key, ref[key], got, **tol), ref[key]
         rows.append(row)
     passed = all(r.passed for r in rows)
     report = CheckReport(rows, passed, None, rtol, atol, knot_tol, x.shape[0],
                          int(kink_rows(masks, x.shape[0]).sum()))
     if not passed:
         report.localisation = localise(net, x, used, answers, rows, caches, own_to_file,
-                                       rtol=rtol, atol=atol, knot_tol=knot_tol)
+                                       rtol=rtol, masks=masks)
     return report

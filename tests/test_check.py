@@ -179,18 +179,26 @@ def test_huge_values_give_one_line_and_no_warnings(files, capsys):
     assert not (tmp / "o.npz").exists()
 
 
-def test_a_fine_grid_needs_and_accepts_a_smaller_knot_tol(tmp_path, capsys):
-    """Grid step 1e-8: the default window 1e-9 reaches 1% of it (refused, naming
-    --knot-tol); --knot-tol 1e-12 is accepted all the way through."""
+def test_a_fine_grid_is_graded_as_a_unit_one(tmp_path, capsys):
+    """Grid step 1e-8 near 0, inputs ~1e-7: the kink window is relative (knot_tol
+    max(|z|_mag, |tau|)), so the default passes where a window tied to 1 (1e-9) was refused;
+    a grid of the same step far from 0 (t ~ 1) is refused, naming --knot-tol, and a smaller
+    --knot-tol is accepted all the way through."""
     rng = np.random.default_rng(11)
-    net = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -4e-8, 1e-8)),
-                   Dense(rng.normal(size=(1, 1)))])
-    model = save_model(net, tmp_path / "fine.npz")
-    x = rng.uniform(-1e-7, 1e-7, (6, 1))
-    np.save(tmp_path / "x.npy", x)
-    np.savez(tmp_path / "a.npz", **oracle.reference_answers(net, x, one_sided=True,
-                                                           knot_tol=1e-12))
-    assert run_check(tmp_path, str(model), tmp_path / "a.npz") == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: --knot-tol: 1e-09 makes the kink window of layer 0")
-    assert run_check(tmp_path, str(model), tmp_path / "a.npz", "--knot-tol", "1e-12") == 0
+    coefficients = rng.normal(size=(1, 9))
+    for x_min, status in ((-4e-8, 0), (1.0, 2)):
+        net = Network([SplineActivation(LinearSpline(coefficients, x_min, 1e-8)),
+                       Dense(rng.normal(size=(1, 1)))])
+        model = save_model(net, tmp_path / "fine.npz")
+        x = np.concatenate([net.layers[0].spline.grid, x_min + rng.uniform(-1e-7, 1.4e-7, 6)])
+        np.save(tmp_path / "x.npy", x[:, None])
+        np.savez(tmp_path / "a.npz", **oracle.reference_answers(net, x[:, None], one_sided=True,
+                                                               knot_tol=1e-12))
+        assert run_check(tmp_path, str(model), tmp_path / "a.npz") == status
+        out = capsys.readouterr()
+        if status == 2:
+            assert out.err.startswith("error: --knot-tol: 1e-09 makes the kink window of "
+                                      "layer 0")
+        else:
+            assert "7 of 15 samples have a pre-activation on a kink" in out.out
+        assert run_check(tmp_path, str(model), tmp_path / "a.npz", "--knot-tol", "1e-12") == 0

@@ -67,7 +67,7 @@ def run(suite, *args, capsys=None):
 
 def test_manifest_covers_the_issue_and_states_everything(suite):
     manifest = json.loads((suite / "manifest.json").read_text())
-    assert manifest["format"] == "deepspline-reference-conformance/1"
+    assert manifest["format"] == "deepspline-reference-conformance/2"
     assert manifest["generated_by"].startswith("deepspline-reference ")
     by_name = {c["name"]: c for c in manifest["cases"]}
     for what, names in ISSUE_CASES.items():
@@ -231,10 +231,10 @@ def test_not_a_suite_is_a_clear_error(suite, tmp_path, capsys):
     future = tmp_path / "future"
     shutil.copytree(suite, future)
     manifest = json.loads((future / "manifest.json").read_text())
-    manifest["format"] = "deepspline-reference-conformance/2"
+    manifest["format"] = "deepspline-reference-conformance/3"
     (future / "manifest.json").write_text(json.dumps(manifest))
     status, out = run(future, "--self", capsys=capsys)
-    assert status == 2 and "format version 2" in out.err and "upgrade" in out.err
+    assert status == 2 and "format version 3" in out.err and "upgrade" in out.err
     (future / "manifest.json").write_text(json.dumps({"format": "deepspline-reference/1"}))
     status, out = run(future, "--self", capsys=capsys)
     assert status == 2 and "not a conformance suite" in out.err
@@ -322,8 +322,9 @@ def test_the_report_never_lands_on_a_suite_or_answers_file(suite, answers, tmp_p
     ("knots", lambda c: c.update(key_tolerances={"outputs": [1e-9, -1]}),
      "key_tolerances should map"),
     ("objective_xent_tv2", lambda c: c["parameters"].pop("mu"), r"parameters lack \['mu'\]"),
-    ("exact_1d", lambda c: c["parameters"].update(p=["7"]), "could not answer it"),
-    ("solve_data_tv2", lambda c: c["parameters"].update(layer=9), "could not answer it"),
+    ("exact_1d", lambda c: c["parameters"].update(p=["7"]), "parameters .* differ from the "
+     "built-in value"),
+    ("solve_data_tv2", lambda c: c["parameters"].update(layer=9), "parameters .* differ"),
 ])
 def test_a_damaged_manifest_is_a_usage_error(suite, answers, tmp_path, capsys, name, change,
                                              message):
@@ -372,3 +373,167 @@ def test_cross_entropy_solves_grade_the_objective_only(suite):
     assert keys == ["solve/objective"] and "constant is added to every logit" in why
     keys, _ = cases.unique_solve_keys(net, x, dict(entry["parameters"], loss="logistic"))
     assert keys[:2] == ["solve/objective", "solve/fitted_outputs"]
+
+
+# ------------------------------------------------------------- what the grader trusts
+def tampered(suite, tmp_path, change, name="tampered"):
+    """A copy of the suite whose manifest went through change(manifest, directory)."""
+    copy = tmp_path / name
+    shutil.copytree(suite, copy, symlinks=True)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    change(manifest, copy)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def zero_answers(suite, out):
+    """Every answer key of every case, all zero: must never pass."""
+    out.mkdir()
+    for entry in json.loads((suite / "manifest.json").read_text())["cases"]:
+        expected = np.load(suite / entry["expected"])
+        np.savez(out / f"{entry['name']}.npz", **{k: 0 * expected[k] for k in expected.files})
+    return out
+
+
+def refused(copy, capsys, *args):
+    """Run the grader on a tampered suite: exit 2, one line naming DIR and the manifest."""
+    status, out = run(copy, *(args or ("--self",)), capsys=capsys)
+    assert status == 2, out.out[-500:]
+    assert out.err.startswith(f"error: DIR: {copy / 'manifest.json'}: ") or \
+        out.err.startswith(f"error: DIR: {copy}/manifest.json"), out.err
+    assert len(out.err.splitlines()) == 1 and "Traceback" not in out.err
+    return out.err
+
+
+def test_edited_tolerances_are_refused(suite, tmp_path, capsys):
+    """Issue 21, item 3: with every rtol, atol and key tolerance set to 1e300, all-zero
+    answers passed all 27 cases (exit 0).  The tolerances are built in: a manifest whose
+    tolerances differ is refused, naming the case, the field and the built-in value."""
+    def loose(manifest, _):
+        for c in manifest["cases"]:
+            c["rtol"] = c["atol"] = 1e300
+            c["key_tolerances"] = {k: [1e300, 1e300] for k in c["answer_keys"]}
+    copy = tampered(suite, tmp_path, loose)
+    err = refused(copy, capsys, "--answers", zero_answers(suite, tmp_path / "zero"))
+    assert "case 'knots': rtol 1e+300 differs from the built-in value" in err
+    for change, message in (
+            (lambda c: c.update(atol=1e-3), "atol 0.001 differs from the built-in value of "
+             r"deepspline-reference-conformance/2, 1e-10: the tolerances are built in"),
+            (lambda c: c["key_tolerances"].update(outputs=[1e-10, 1e-10]),
+             r"key_tolerances\['outputs'\] = \[1e-10, 1e-10\] differs from the built-in .*, "
+             "which has none for this key"),
+            (lambda c: c.update(kind="regulariser"), "has kind 'regulariser'")):
+        copy = tampered(suite, tmp_path, lambda m, _: change(m["cases"][0]), "one")
+        assert re.search(message, refused(copy, capsys))
+        shutil.rmtree(copy)
+    # a certified exact value's recorded bracket is not used: the grading takes the
+    # bracket this reference certifies now
+    wide = tampered(suite, tmp_path, lambda m, _: next(
+        c for c in m["cases"] if c["name"] == "exact_milp")["key_tolerances"].update(
+        {"lipschitz_exact/p1": [1e300, 1e300]}), "wide")
+    report = conformance.grade(conformance.load_suite(wide), tmp_path / "zero")
+    assert report.failed == [c["name"] for c in json.loads(
+        (suite / "manifest.json").read_text())["cases"]]             # exact_milp included
+
+
+def test_cases_keys_and_parameters_are_the_built_in_ones(suite, tmp_path, capsys):
+    """Fewer cases, fewer answer keys or other parameters would grade less than the suite
+    asks: refused, naming what differs."""
+    for change, message in (
+            (lambda m: m["cases"].pop(), r"missing \['solve_data_tv2_two_neurons'\]"),
+            (lambda m: m["cases"][0].update(name="mine"), r"missing \['knots'\]; unknown "
+             r"\['mine'\]"),
+            (lambda m: m["cases"][0].update(answer_keys=["outputs"]),
+             r"case 'knots': answer_keys \['outputs'\] differ from those this reference asks"),
+            (lambda m: next(c for c in m["cases"] if c["name"] == "objective_squared_tv2")[
+                "parameters"].update(lam=0.0), "parameters .* differ from the built-in")):
+        copy = tampered(suite, tmp_path, lambda m, _: change(m))
+        assert re.search(message, refused(copy, capsys)), message
+        shutil.rmtree(copy)
+
+
+def test_manifest_paths_never_leave_dir(suite, tmp_path, capsys, monkeypatch):
+    """Issue 21, item 3: absolute paths and '..' were followed, and an error message quoted
+    the first bytes of /proc/self/environ.  Every path is the suite's layout (NAME/...,
+    relative), a symlink out of DIR is refused, and no message quotes a file."""
+    monkeypatch.setenv("CONFORMANCE_SECRET", "s3cr3t")
+    outside = tmp_path / "outside.npy"
+    outside.write_bytes(b"s3cr3t" * 10)
+    for field_name, value, reason in (("model", "/proc/self/environ", "an absolute path"),
+                                      ("inputs", str(outside), "an absolute path"),
+                                      ("inputs", "../suite/knots/inputs.npy",
+                                       "a path through '..'"),
+                                      ("expected", "knots/../k2/expected.npz",
+                                       "a path through '..'"),
+                                      ("expected", "k2/expected.npz", "not the suite's layout")):
+        copy = tampered(suite, tmp_path, lambda m, _: m["cases"][0].update(
+            {field_name: value}))
+        err = refused(copy, capsys)
+        assert f"case 'knots': the {field_name} path is " in err and f"({reason})" in err
+        assert "s3cr3t" not in err
+        shutil.rmtree(copy)
+    for link in ("knots/inputs.npy", "solve_data_tv2/data.npz", "manifest.json"):
+        def swap(_, copy, link=link):
+            (copy / link).unlink()
+            (copy / link).symlink_to(outside if link != "manifest.json" else
+                                     "/proc/self/environ")
+        copy = tampered(suite, tmp_path, swap) if link != "manifest.json" else None
+        if copy is None:
+            copy = tmp_path / "tampered"
+            shutil.copytree(suite, copy)
+            swap(None, copy)
+        status, out = run(copy, "--self", capsys=capsys)
+        assert status == 2 and "leads out of DIR (a symbolic link)" in out.err, out.err
+        assert "s3cr3t" not in out.err and str(copy) in out.err
+        shutil.rmtree(copy)
+    # a damaged file inside DIR is named as what it is, never quoted
+    copy = tmp_path / "damaged"
+    shutil.copytree(suite, copy)
+    (copy / "knots" / "inputs.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': 's3cr3t'")
+    status, out = run(copy, "--self", capsys=capsys)
+    assert status == 2 and "s3cr3t" not in out.err and "case 'knots'" in out.err
+    (copy / "knots" / "inputs.npy").write_bytes(b"s3cr3t" * 10)
+    status, out = run(copy, "--self", capsys=capsys)
+    assert status == 2 and "s3cr3t" not in out.err and "not a .npy array" in out.err
+
+
+def test_a_report_on_a_link_inside_dir_is_refused(suite, tmp_path, capsys):
+    """Issue 21, item 8: `--json DIR/case/model.npz` where that file is a symlink to a file
+    outside DIR was allowed, and the report replaced the symlink.  A path inside DIR is
+    refused as written, before any link is followed."""
+    copy = tmp_path / "suite"
+    shutil.copytree(suite, copy)
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text("{}")
+    target = copy / "knots" / "model.npz"
+    target.unlink()
+    target.symlink_to(outside)
+    status, out = run(copy, "--self", "--json", target, capsys=capsys)
+    assert status == 2 and out.err.startswith(f"error: --json: {target} is inside the suite")
+    assert target.is_symlink() and outside.read_text() == "{}"
+    # a link outside DIR that leads into it, and a path through a linked directory
+    (tmp_path / "into").symlink_to(copy / "k2")
+    for path in (tmp_path / "into" / "model.npz", tmp_path / "into" / "report.json"):
+        status, out = run(copy, "--self", "--json", path, capsys=capsys)
+        assert status == 2 and "is inside the suite" in out.err, path
+
+
+@pytest.mark.parametrize("value, message", [
+    ("deepspline-reference-conformance/" + "9" * 5000, "an unknown format version"),
+    ("deepspline-reference-conformance/\u00b2", "not a conformance suite"),
+    ("deepspline-reference-conformance/\u0662", "not a conformance suite"),
+    ("deepspline-reference-conformance/02", "an unknown format version"),
+    ("deepspline-reference-conformance/0", "an unknown format version"),
+    ("deepspline-reference-conformance/1", "re-export the suite"),
+    ("deepspline-reference-conformance/3", "upgrade deepspline-reference"),
+    (["deepspline-reference-conformance/2"], "not a conformance suite"),
+    (2, "not a conformance suite"),
+    ("x" * 10_000, "not a conformance suite"),
+])
+def test_bad_format_strings_name_dir_and_the_manifest(suite, tmp_path, capsys, value, message):
+    """Issue 21, item 14: '.../' + 5000 nines and '.../2' with a superscript gave messages
+    naming neither DIR nor the manifest (Python's int() errors).  Each is now one line
+    naming both, with the value cut short."""
+    copy = tampered(suite, tmp_path, lambda m, _: m.update(format=value))
+    err = refused(copy, capsys)
+    assert message in err and len(err) < 600, err

@@ -98,17 +98,39 @@ def case():
     return net, oracle_inputs(net, rng)
 
 
+def kink_mask(net, x, knot_tol=oracle.KNOT_TOL):
+    """one_sided.kink_masks of net at x, without the dense layers."""
+    from reference.magnitudes import forward_magnitudes
+
+    _, caches = net.forward(x, keep_cache=True)
+    masks = oracle.kink_masks(net, caches, forward_magnitudes(net, x), knot_tol)
+    return [m for m in masks if m is not None]
+
+
 def without_layers(answers):
     return {k: v for k, v in answers.items() if not k.startswith("layer")}
 
 
 # ------------------------------------------------------------------- comparison basics
 def test_compare_semantics():
-    row = oracle.compare("a", np.array([1.0, 100.0]), np.array([1.0 + 2e-7, 100.0 + 5e-6]),
+    """|got - expected| <= atol S + rtol |expected|, S = max |expected| over the key unless
+    given: atol is a fraction of the key's scale."""
+    row = oracle.compare("a", np.array([1.0, 10.0]), np.array([1.0 + 2e-7, 10.0 + 5e-7]),
                          rtol=1e-7, atol=1e-9)
-    assert not row.passed and row.worst_index == (0,)      # 2e-7 > 1e-9 + 1e-7 * 1
-    assert row.max_abs == pytest.approx(5e-6) and row.max_rel == pytest.approx(2e-7)
-    assert oracle.compare("a", [1.0, 100.0], [1.0, 100.0 + 5e-6], rtol=1e-7, atol=1e-9).passed
+    assert not row.passed and row.worst_index == (0,)      # 2e-7 > 1e-9 * 10 + 1e-7 * 1
+    assert row.max_abs == pytest.approx(5e-7) and row.max_rel == pytest.approx(2e-7)
+    assert (row.scale, row.atol_effective, row.scale_from) == (10.0, 1e-8, "reference")
+    assert oracle.compare("a", [1.0, 10.0], [1.0, 10.0 + 5e-7], rtol=1e-7, atol=1e-9).passed
+    # the same comparison at any scale: the same verdict
+    for scale in (1e-12, 1e-3, 1e8):
+        assert not oracle.compare("a", np.array([1.0, 10.0]) * scale,
+                                  np.array([1.0 + 2e-7, 10.0 + 5e-7]) * scale,
+                                  rtol=1e-7, atol=1e-9).passed
+        assert oracle.compare("a", np.array([1.0, 10.0]) * scale,
+                              np.array([1.0, 10.0 + 5e-7]) * scale, rtol=1e-7, atol=1e-9).passed
+    given = oracle.compare("a", np.zeros(2), np.array([0.0, 3e-9]), rtol=0, atol=1e-9, scale=4)
+    assert given.passed and given.atol_effective == 4e-9 and given.scale_from == "given"
+    assert not oracle.compare("a", np.zeros(2), np.array([0.0, 3e-9]), rtol=0, atol=1e-9).passed
     bad_shape = oracle.compare("a", np.zeros((3, 2)), np.zeros((2, 3)), rtol=0, atol=0)
     assert not bad_shape.passed and "shape (2, 3), expected (3, 2)" in bad_shape.note
     nan = oracle.compare("a", np.zeros(3), np.array([0.0, np.nan, 0.0]), rtol=1, atol=1)
@@ -247,10 +269,11 @@ def test_an_input_just_beyond_the_grid_end_is_in_the_extrapolated_piece():
     net = Network([SplineActivation(spline), Dense(rng.normal(size=(1, 1)))])
     end = spline.grid[-1]
     x = np.array([[end + 1e-9], [np.nextafter(end, 2.0)], [end], [0.1]])
-    for z in x[:2, 0]:
-        assert describe_input(net.layers[0], 0, z, oracle.KNOT_TOL)["region"] == \
-            "right extrapolation"
-    assert describe_input(net.layers[0], 0, end, oracle.KNOT_TOL)["region"] == "interval 5"
+    on = kink_mask(net, x)[0][:, 0]
+    assert not on.any()                        # the grid end is no kink
+    for z, on_kink in zip(x[:2, 0], on):
+        assert describe_input(net.layers[0], 0, z, on_kink)["region"] == "right extrapolation"
+    assert describe_input(net.layers[0], 0, end, on[2])["region"] == "interval 5"
     theirs = their_answers(net, x, 0, clamp_right=True)
     theirs["layer0/output"] = theirs["layer0/output"].copy()
     theirs["layer0/output"][0] += 1e-6          # a clamp shows only far out: make it visible
@@ -385,7 +408,8 @@ def test_gradients_at_kinks_are_pinned_by_the_jacobian(case):
 def test_knot_tol_is_a_rounding_window():
     """A knot_tol whose window reaches 1% of the spacing of the kinks (or above
     KNOT_TOL_MAX) would let a neighbouring piece pass near every kink: refused, naming
-    the layer; the default passes a grid step of 1e-3."""
+    the layer.  The window is relative (knot_tol max(|z|_mag, |tau|)): a grid far from 0
+    needs a step above 100 knot_tol |tau|, a fine grid near 0 passes at any step."""
     rng = np.random.default_rng(7)
     net = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -1.0, 0.25)),
                    Dense(rng.normal(size=(1, 1)))])
@@ -393,13 +417,33 @@ def test_knot_tol_is_a_rounding_window():
     for tol in (0.3, 2e-3):
         with pytest.raises(ValueError, match="knot_tol: "):
             oracle.check(net, x, {"outputs": net.forward(x)}, knot_tol=tol)
-    dense_grid = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -0.2, 0.05))])
+    far_grid = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), 9.8, 0.05))])
     with pytest.raises(ValueError,
-                       match=r"layer 0 \(spline\), neuron 0, .* expected knot_tol < 0.0005 "):
-        oracle.reference_answers(dense_grid, x, one_sided=True, knot_tol=1e-3)
+                       match=r"layer 0 \(spline\), neuron 0, .* expected knot_tol < 4.93e-05 "):
+        oracle.reference_answers(far_grid, x, one_sided=True, knot_tol=1e-4)
     assert oracle.check(net, x, {"outputs": net.forward(x)}, knot_tol=1e-4).passed
-    fine = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -4e-3, 1e-3))])
-    assert oracle.check(fine, x, {"outputs": fine.forward(x)}).passed
+    for step in (1e-3, 1e-8, 1e-30):
+        fine = Network([SplineActivation(LinearSpline(rng.normal(size=(1, 9)), -4 * step,
+                                                      step))])
+        on_knots = fine.layers[0].spline.grid[:, None]
+        ref = oracle.reference_answers(fine, on_knots, one_sided=True)
+        assert ref["on_kink"][1:-1].all() and not ref["on_kink"][[0, -1]].any()
+        assert oracle.check(fine, on_knots, ref).passed
+
+
+def test_a_window_widened_by_cancellation_is_refused():
+    """z = W y + b computed from terms of magnitude 1e6 that cancel to a point on a kink:
+    its rounding, and so its window knot_tol |W| |y|, reaches the knot spacing; refused,
+    naming the sample and the largest knot_tol those inputs admit."""
+    rng = np.random.default_rng(3)
+    spline = LinearSpline(rng.normal(size=(1, 9)), -1.0, 0.25)
+    net = Network([Dense(np.array([[1e6, -1e6]])), SplineActivation(spline)])
+    x = np.array([[1.0, 1.0 - 0.5e-6], [0.3, 0.1]])           # z = 0.5 (a knot) and 2e5
+    assert oracle.reference_answers(net, x, one_sided=True)["on_kink"].tolist() == [True, False]
+    with pytest.raises(ValueError, match=r"knot_tol: 1e-07 makes the kink window of layer 1 "
+                       r"\(spline\), neuron 0, at sample 0 .* magnitude \|W\| \|y\| \+ "
+                       r"\|b\| = 2e\+06.* expected knot_tol < 1.25e-09 for these inputs"):
+        oracle.reference_answers(net, x, one_sided=True, knot_tol=1e-7)
 
 
 # ------------------------------------------------------------------------- objective

@@ -73,3 +73,18 @@ def test_bad_suite_or_answers_directory_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
     assert (tmp_path / "file").read_text() == "x" and not (tmp_path / "a").exists()
+
+
+def test_the_example_reads_the_current_format_and_stays_in_the_suite(tmp_path):
+    """The adapter checks the format it was written for, and never follows a manifest path
+    out of the suite (absolute, '..', a symlink out); no torch needed for either."""
+    example = load_example()
+    assert example.MANIFEST_FORMAT == conformance.FORMAT
+    suite = tmp_path / "suite"
+    (suite / "knots").mkdir(parents=True)
+    (suite / "knots" / "model.npz").write_bytes(b"")
+    (suite / "knots" / "link.npz").symlink_to(tmp_path / "elsewhere.npz")
+    assert example.case_file(suite, "knots/model.npz") == suite / "knots" / "model.npz"
+    for relative in ("/proc/self/environ", "../suite/knots/model.npz", "knots/link.npz"):
+        with pytest.raises(example.Unsupported, match="outside the suite"):
+            example.case_file(suite, relative)

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from reference import oracle
+from reference.one_sided import check_kink_windows
 from reference.commands.args import nonneg_float
-from reference.commands.evaluate import (add_objective_arguments, inputs_named, load_inputs,
-                                         objective_from_args)
+from reference.commands.evaluate import (KNOT_TOL_HELP, add_objective_arguments, inputs_named,
+                                         load_inputs, objective_from_args)
 from reference.files import (check_not_an_input, check_writable, describe, dumps_json, load_npz,
                              write_text)
 from reference.io import load_model
@@ -90,6 +91,7 @@ def run(args):
     answers = load_answers(args.answers)
     knot_tol = oracle.check_knot_tol(net, args.knot_tol, "--knot-tol")
     with np.errstate(all="ignore"), inputs_named():     # huge values: no warnings
+        check_kink_windows(net, x, knot_tol, "--knot-tol")
         return _check(args, net, names, x, answers, knot_tol)
 
 
@@ -119,19 +121,21 @@ def register(sub) -> None:
                        description="Compare the arrays of --answers (any subset of the keys "
                        "evaluate writes, plus layer{i}/output, tv2/{i}, bv2/{i}, "
                        "lipschitz_bound/p1|p2|pinf, objective...) with the reference's, "
-                       "entrywise |theirs - ours| <= ATOL + RTOL |ours|.  Rows with a "
-                       "pre-activation on a kink pass if they match either one-sided "
-                       "derivative.  Exit status 0: all pass; 1: some fail; 2: bad input.")
+                       "entrywise |theirs - ours| <= ATOL S + RTOL |ours|, S the key's "
+                       "scale (max |ours| over the key).  Rows with a pre-activation on a "
+                       "kink pass if they match either one-sided derivative.  Exit status 0: "
+                       "all pass; 1: some fail; 2: bad input.")
     p.add_argument("model")
     p.add_argument("--inputs", required=True, help=".npy array of shape (M, N_0)")
     p.add_argument("--answers", required=True, help=".npz of the other implementation's arrays")
     p.add_argument("--rtol", type=nonneg_float, default=oracle.DEFAULT_RTOL,
-                   help=f"relative tolerance (default {oracle.DEFAULT_RTOL:g})")
+                   help=f"tolerance relative to each entry (default {oracle.DEFAULT_RTOL:g})")
     p.add_argument("--atol", type=nonneg_float, default=oracle.DEFAULT_ATOL,
-                   help=f"absolute tolerance (default {oracle.DEFAULT_ATOL:g})")
+                   help="absolute tolerance as a fraction of each key's scale S = max |ours| "
+                        "over the key (the report prints ATOL S per key; default "
+                        f"{oracle.DEFAULT_ATOL:g})")
     p.add_argument("--knot-tol", type=nonneg_float, default=oracle.KNOT_TOL,
-                   help="z is on a kink tau when |z - tau| <= KNOT_TOL max(1, |tau|, T) "
-                        f"(default {oracle.KNOT_TOL:g})")
+                   help=KNOT_TOL_HELP)
     p.add_argument("--json", default=None, metavar="OUT",
                    help="also write the report as JSON here")
     add_objective_arguments(p)

@@ -12,11 +12,15 @@ from reference import oracle
 from reference._checks import OverflowResult
 from reference.commands.args import nonneg_float
 from reference.files import check_not_an_input, check_writable, load_npy, write_npz
+from reference.one_sided import check_kink_windows
 from reference.io import load_model
 from reference.losses import LOSSES
 from reference.train import REGULARISERS
 
 OBJECTIVE_DEFAULTS = oracle.Objective._field_defaults      # lam 0, reg tv2, mu 0
+KNOT_TOL_HELP = ("z is on a kink tau when |z - tau| <= KNOT_TOL max(|z|_mag, |tau|), |z|_mag "
+                 "= |W| |y| + |b| propagated from |x| (or within a uniform spline's knot "
+                 f"snap) (default {oracle.KNOT_TOL:g})")
 
 
 def check_finite_results(arrays: dict, what: str) -> None:
@@ -93,6 +97,8 @@ def run(args):
     x = load_inputs(net, args.inputs)
     knot_tol = oracle.check_knot_tol(net, args.knot_tol, "--knot-tol")
     with np.errstate(all="ignore"), inputs_named():    # beyond float64: refused, once
+        if args.one_sided:
+            check_kink_windows(net, x, knot_tol, "--knot-tol")
         objective = objective_from_args(args, net, x)
         result = oracle.reference_answers(net, x, names=names, layers=args.layers,
                                           one_sided=args.one_sided, objective=objective,
@@ -124,8 +130,7 @@ def register(sub) -> None:
                    help="also input_jacobian_left / _right (every pre-activation on a kink "
                         "takes the piece left / right of it) and on_kink (M,)")
     p.add_argument("--knot-tol", type=nonneg_float, default=oracle.KNOT_TOL,
-                   help="z is on a kink tau when |z - tau| <= KNOT_TOL max(1, |tau|, T) "
-                        f"(default {oracle.KNOT_TOL:g})")
+                   help=KNOT_TOL_HELP)
     p.add_argument("--info", action="store_true",
                    help="also tv2/{i}, bv2/{i} per spline layer and the Theorem-1 bounds "
                         "lipschitz_bound/p1|p2|pinf (BV2 form), lipschitz_bound_slopes/p*")
