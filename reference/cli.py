@@ -373,7 +373,8 @@ class ReaderGone:
 
 def main(argv=None) -> int:
     """Run one command; returns the exit status (0 done, 1 a check failed, 2 a usage or
-    input error with a one-line message, 3 a claim undecided, 130 interrupted).
+    input error with a one-line message, 3 an answer not certified: a claim undecided, a
+    solve stopped at its time limit or not certified optimal, 130 interrupted).
 
     When the reader of stdout or stderr goes away (`... | head`) the command still runs to
     its end (files are written as asked) with the rest of its output discarded, and keeps
