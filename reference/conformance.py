@@ -51,7 +51,7 @@ from reference import __version__, oracle
 from reference import conformance_cases as cases
 from reference.files import (FileError, NpzReader, atomic_write, describe, dumps_json, file_kind,
                              load_npy, load_npz, prepare_output_dir, write_npz, write_text)
-from reference.io import load_model, save_model
+from reference.io import layer_entries, load_model, save_model
 from reference.magnitudes import forward_magnitudes, jacobian_scale
 
 FORMAT_NAME = "deepspline-reference-conformance"
@@ -472,16 +472,54 @@ def _read_file(suite: Suite, entry: dict, what: str, read):
 
 def read_case(suite: Suite, entry: dict):
     """(net, names, inputs, targets, expected) of a case, each file checked (SuiteError
-    naming DIR, the manifest, the case and the file when one is missing or damaged)."""
+    naming DIR, the manifest, the case and the file when one is missing or damaged, or when
+    its arrays are not, bit for bit, those of the case this version builds: `_check_built`)."""
+    built = suite.built[entry["name"]]
     net, names = _read_file(suite, entry, "model",
                             lambda p: load_model(p, with_names=True))
     x = _read_file(suite, entry, "inputs", lambda p: net.check_inputs(load_npy(p, "inputs")))
+    _check_built(suite, entry, "model", layer_entries(net), layer_entries(built.net))
+    _check_built(suite, entry, "inputs", x, built.inputs)
     targets = None
     if "data" in entry["parameters"]:
-        targets = _read_file(suite, entry, "data", lambda p: load_npz(p, "data", ["y"])["y"])
+        data = _read_file(suite, entry, "data", lambda p: load_npz(p, "data", ["X", "y"]))
+        _check_built(suite, entry, "data", (data["X"], data["y"]),
+                     (built.inputs, built.targets))
+        targets = data["y"]
     expected = _read_file(suite, entry, "expected",
                           lambda p: load_npz(p, "expected", entry["answer_keys"]))
     return net, names, x, targets, expected
+
+
+def same_bits(a, b) -> bool:
+    """a and b hold the same values bit for bit: the same structure of dicts, lists and
+    tuples, equal strings, None and booleans, and numbers and arrays of the same shape whose
+    float64 values have the same bytes (0.0 and -0.0 differ, NaN equals itself)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_bits(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_bits(u, v) for u, v in zip(a, b))
+    numeric = [isinstance(v, (int, float, np.number, np.ndarray)) and not isinstance(
+        v, (bool, np.bool_)) for v in (a, b)]
+    if all(numeric):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        return a.shape == b.shape and a.tobytes() == b.tobytes()
+    return not any(numeric) and type(a) is type(b) and a == b
+
+
+def _check_built(suite: Suite, entry: dict, what: str, found, built) -> None:
+    """SuiteError naming the case and its file `what` when `found` (read from the suite) is
+    not bit for bit `built` (the case as this version builds it): the expected answers are
+    checked against this reference's answers on the suite's files, so files edited together
+    with their expected.npz (dense weights set to 0) would otherwise grade zero answers."""
+    if not same_bits(found, built):
+        raise SuiteError(f"{suite.where}: case {entry['name']!r}: its {what} file "
+                         f"{entry['parameters']['data'] if what == 'data' else entry[what]} "
+                         "differs from the case this version builds (from seed "
+                         f"{cases.SEED}, with NumPy {np.__version__}): the suite's files were "
+                         "edited, or made by another version of deepspline-reference or "
+                         "NumPy; re-export the suite (`python -m reference conformance "
+                         "export DIR`)")
 
 
 def read_answers(path: Path, keys: list) -> tuple[dict, list, str | None]:
