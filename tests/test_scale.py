@@ -73,7 +73,8 @@ def test_the_report_prints_the_effective_tolerance(tmp_path, capsys):
                      tmp_path / "r.json") == 0
     row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
     scale = float(np.abs(ref["outputs"]).max())
-    assert row["scale"] == scale and row["atol_effective"] == pytest.approx(1e-9 * scale)
+    assert row["scale"] == scale
+    assert row["atol_effective"] == pytest.approx(1e-9 * scale, rel=1e-12, abs=0)
     assert row["scale_from"] == "reference"
     assert f"{1e-9 * scale:9.2e}" in capsys.readouterr().out
 
@@ -93,7 +94,7 @@ def test_a_zero_reference_falls_back_to_the_magnitude():
         wrong = {"param_gradients/layer0.weight": np.full((3, 2), 1e-6 * magnitude)}
         row = oracle.check(net, x, wrong).rows[0]
         assert not row.passed and row.scale_from == "magnitude"
-        assert row.scale == pytest.approx(magnitude, rel=1e-12)
+        assert row.scale == pytest.approx(magnitude, rel=1e-12, abs=0)
         tiny = {"param_gradients/layer0.weight": np.full((3, 2), 1e-12 * magnitude)}
         assert oracle.check(net, x, tiny).passed
 
@@ -212,7 +213,7 @@ def test_info_follows_the_scaling_law(scale, tmp_path, capsys):
         got = info(rnet)
         for p, value in base["theorem1"].items():
             assert got["theorem1"][p] == pytest.approx(value * factors["outputs"] / a,
-                                                       rel=1e-9)
+                                                       rel=1e-9, abs=0)
         for mine, theirs in zip(got["splines"], base["splines"]):
             assert mine["knots"] == theirs["knots"]
             for key in ("tv2", "lipschitz", "knot_tolerance"):
@@ -382,7 +383,7 @@ def test_a_rescaled_milp_is_right_or_refused():
         result = exact.exact_milp(net, "1", box=1.0)
         if result.get("certified_exact"):
             assert result["value"] == pytest.approx(unit_value * factors["outputs"],
-                                                    rel=1e-4), c
+                                                    rel=1e-4, abs=0), c
 
 
 def test_a_wide_certified_bracket_is_no_exact_answer(monkeypatch):
