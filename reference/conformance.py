@@ -48,11 +48,12 @@ from pathlib import Path
 import numpy as np
 
 from reference import __version__, oracle
+from reference._format import clipped, shown
 from reference import conformance_cases as cases
 from reference.files import (FileError, NpzReader, atomic_write, describe, dumps_json, file_kind,
                              load_npy, load_npz, prepare_output_dir, write_npz, write_text)
 from reference.io import layer_entries, load_model, save_model
-from reference.magnitudes import forward_magnitudes, jacobian_scale
+from reference.key_scales import KeyScales, solve_unit
 
 FORMAT_NAME = "deepspline-reference-conformance"
 FORMAT_VERSION = 2            # 2: tolerances built in, atol a fraction of each key's scale
@@ -170,16 +171,6 @@ class Suite:
             raise SuiteError(f"{self.where}: the {what} of case {entry['name']!r}, "
                              f"{relative}, leads out of DIR (a symbolic link): refused")
         return path
-
-
-def clipped(text: str, limit: int = 200) -> str:
-    """text cut to `limit` characters (a manifest's free text may be anything)."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def shown(value, limit: int = 60) -> str:
-    """repr(value), cut to `limit` characters."""
-    return clipped(repr(value), limit)
 
 
 FORMAT_PATTERN = re.compile(r"(?P<name>[A-Za-z0-9._-]+)/(?P<version>[0-9]+)", re.ASCII)
@@ -358,6 +349,11 @@ class CaseResult:
     localisation: dict | None = None
     ignored_keys: list = field(default_factory=list)
 
+    @property
+    def unresolved(self) -> list:
+        """Keys whose rows pass but would pass a zero answer too (oracle.Row.resolved)."""
+        return [r.key for r in self.rows if r.passed and not r.resolved]
+
 
 @dataclass
 class SuiteReport:
@@ -382,7 +378,8 @@ class SuiteReport:
                 "cases_passed": len(self.cases) - len(self.failed), "cases_failed": self.failed,
                 "cases": [{"name": c.name, "kind": c.kind, "passed": c.passed,
                            "rows": [asdict(r) for r in c.rows], "localisation": c.localisation,
-                           "ignored_keys": c.ignored_keys} for c in self.cases]}
+                           "ignored_keys": c.ignored_keys, "unresolved": c.unresolved}
+                          for c in self.cases]}
 
     def format_table(self) -> str:
         """The human report: one line per case, then every failed row (rows failing for the
@@ -406,6 +403,10 @@ class SuiteReport:
             if c.ignored_keys:
                 lines.append(f"  {c.name}: ignored keys not asked by the case: "
                              f"{', '.join(c.ignored_keys)}")
+            if c.unresolved:
+                lines.append(f"  {c.name}: unresolved keys (pass, but a zero answer would "
+                             f"pass too: {oracle.UNRESOLVED_NOTE.split(': ', 1)[1]}): "
+                             f"{', '.join(c.unresolved)}")
         for c in self.cases:
             if not c.passed:
                 lines.extend(failure_lines(c))
@@ -548,21 +549,17 @@ def case_answers(suite: Suite, entry: dict, case=None) -> tuple[dict, dict]:
                          f"{type(exc).__name__}: {without_bytes(str(exc))})") from None
 
 
-def key_scale(key: str, ours, net, x, targets) -> tuple[float, str]:
-    """(S, source) of a key graded against expected.npz: max |ours| (this reference's live
-    answer); where that is 0, the quantity's magnitude: a Lipschitz value's is the input
-    Jacobian's (reference.magnitudes), a solve answer's the data's (max |y|, and
-    (1/2) sum y^2 for the objective)."""
-    scale = oracle.array_scale(ours)
-    if scale > 0:
-        return scale, "reference"
-    if key.startswith("lipschitz_"):
-        return jacobian_scale(net, forward_magnitudes(net, x)), "magnitude"
-    if key.startswith("solve/") and targets is not None:
-        y = np.asarray(targets, dtype=np.float64)
-        return (0.5 * float(np.sum(y ** 2)) if key == "solve/objective"
-                else oracle.array_scale(y)), "magnitude"
-    return 0.0, "magnitude"
+def case_scales(net, names, x, targets, parameters: dict, kind: str, ours: dict,
+                objective) -> KeyScales:
+    """The scales S of a case's keys (reference.key_scales, as `check` takes them): with the
+    objective's gradient for an objective case, the solve's unit T for a solve case."""
+    gradient = None if objective is None else (
+        oracle.objective_grad_out(objective, net.forward(x)),
+        oracle.objective_extra_grads(net, objective))
+    unit = (solve_unit(net, parameters["layer"], parameters["loss"], targets)
+            if kind == "solve" else None)
+    own = {v: k for k, v in oracle.file_names(net, names).items()}
+    return KeyScales(net, x, ours, own_names=own, objective_gradient=gradient, unit=unit)
 
 
 def checked_by_oracle(kind: str, key: str) -> bool:
@@ -599,14 +596,17 @@ def grade_case(suite: Suite, entry: dict, answers_path: Path, live: tuple | None
                               objective=objective)
         rows.extend(report.rows)
         localisation = report.localisation
+    scales = case_scales(net, names, x, targets, entry["parameters"], built.kind,
+                         {**expected, **ours}, objective)
     for key in keys:
         rtol, atol = tolerances.get(key, (built.rtol, built.atol))
-        scale, source = key_scale(key, ours.get(key, expected[key]), net, x, targets)
+        scale, source = scales[key]
         tol = dict(rtol=rtol, atol=atol, scale=scale, scale_from=source)
         if key not in answers:
             rows.append(oracle.failed_row(key, problem or f"missing from {answers_path}"))
         elif key not in by_check:
-            rows.append(oracle.compare(key, expected[key], answers[key], **tol))
+            rows.append(oracle.mark_unresolved(oracle.compare(key, expected[key], answers[key],
+                                                              **tol)))
         if key in ours:       # the shipped expected value against this reference
             row = oracle.compare(f"expected:{key}", expected[key], ours[key], **tol)
             if not row.passed:

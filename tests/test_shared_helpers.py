@@ -1,12 +1,39 @@
-"""Helpers shared instead of repeated (the review's item 10): one hash of a JSON value for
-run keys and sweep records (experiments.json_sha256), one way to quote a value in a message
-(reference._format.shown / clipped)."""
+"""Helpers shared instead of repeated (the review's item 10): one scale per answer key for
+`check` and `conformance` (reference.key_scales, the solve's unit from reference.certify), one
+hash of a JSON value for run keys and sweep records (experiments.json_sha256), one way to
+quote a value in a message (reference._format.shown / clipped)."""
 import numpy as np
 import pytest
 
 from reference import conformance, experiments, records
+from reference import conformance_cases as cases
 from reference._format import clipped, shown
+from reference.certify import output_scale
+from reference.convex import split_at
 from reference.experiments import RunConfig, json_sha256
+
+
+def test_a_solve_answer_is_scaled_by_the_unit_of_the_solve(tmp_path):
+    """The conformance grader scaled a solve answer by max |ours| (where that was 0, by
+    (1/2) sum y^2 or max |y|: a second formula beside the solve's own).  Its scale is now the
+    solve's: S = max(|ours|, U) for the objective, U = T^2, and max(max |ours|, T) for the
+    fitted values, T = certify.output_scale(loss, y, c), c the bias after the layer."""
+    case = next(c for c in cases.build_cases() if c.name == "solve_data_tv2")
+    conformance.export(tmp_path / "suite", built=[case])
+    suite = conformance.load_suite(tmp_path / "suite", built=[case])
+    live = conformance.self_answers(suite, tmp_path)
+    result = conformance.grade(suite, tmp_path, live=live).cases[0]
+    c = split_at(case.net, case.parameters["layer"])[3]
+    unit = output_scale("squared", case.targets[:, None], c)
+    assert unit == np.abs(case.targets - c[0]).max()
+    ours = live[case.name][0]
+    assert abs(ours["solve/objective"]) < unit ** 2           # the unit decides here
+    assert result.passed and len(result.rows) == 3
+    for row in result.rows:
+        magnitude = unit ** 2 if row.key == "solve/objective" else unit
+        largest = float(np.abs(ours[row.key]).max())
+        assert row.scale == max(largest, magnitude), row.key
+        assert row.scale_from == ("magnitude" if magnitude > largest else "reference")
 
 
 def test_run_keys_and_record_hashes_are_one_hash(monkeypatch):
