@@ -17,7 +17,8 @@ The manifest is written last: a directory without one is not a suite.
 
 Answers (ANSWERS_DIR): one NAME.npz per case holding the case's answer keys.  A key passes
 when |got - expected| <= atol S + rtol |expected| elementwise (shapes equal), S the key's
-scale (max |expected| over the key; see oracle.KeyScales); the keys that
+scale (max(max |expected| over the key, the quantity's magnitude): reference.key_scales, as
+for `check`; a key that a zero answer would pass too is listed as unresolved); the keys that
 oracle.reference_answers knows (outputs, input_jacobian, param_gradients/..., layer{i}/output,
 tv2/{i}, bv2/{i}, lipschitz_bound/...) are graded by oracle.check, which accepts either
 one-sided derivative on rows whose pre-activation lies on a knot and localises a failure;
@@ -32,8 +33,9 @@ tolerances are built in (conformance_cases: each case's rtol, atol and key_toler
 for the certified exact values the bracket this reference certifies now); a manifest whose
 cases, kinds, parameters, file paths or tolerances differ from the built-in ones of its format
 version is refused (SuiteError naming DIR, the manifest and the field), and its answer keys
-must be those this reference derives for the case.  A path never leaves DIR (no absolute path,
-no '..', no symlink out), and no error message echoes the bytes of a file.
+must be those this reference derives for the case; the model, input and data arrays must be,
+bit for bit, those of the case this version builds (`read_case`).  A path never leaves DIR
+(no absolute path, no '..', no symlink out), and no error message echoes the bytes of a file.
 """
 from __future__ import annotations
 
@@ -60,8 +62,8 @@ FORMAT_VERSION = 2            # 2: tolerances built in, atol a fraction of each 
 FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 2**24    # the manifest of this version is ~60 kB
-TOLERANCE_RULE = ("|got - expected| <= atol S + rtol |expected| per entry, S = max |expected| "
-                  "over the key (where that is 0: the quantity's magnitude); the tolerances "
+TOLERANCE_RULE = ("|got - expected| <= atol S + rtol |expected| per entry, S = max(max "
+                  "|expected| over the key, the quantity's magnitude); the tolerances "
                   "are built into the grader for this format version")
 CASE_FIELDS = {"name": str, "tests": str, "kind": str, "model": str, "inputs": str,
                "expected": str, "rtol": (int, float), "atol": (int, float),
