@@ -5,6 +5,8 @@ NumPy 2 spells its scalars out in repr (``np.float64(479.8)``, ``np.int64(3)``,
 floats, or ``{x!r}`` of a NumPy scalar, prints Python source instead of a number.
 `plain` turns every NumPy scalar and array into Python numbers and lists first; `exact`
 is the shortest text that reads back as the same float64 (``repr`` of a Python float).
+A message quotes a value it was given with `shown` (`exact`, shortened by `clipped` when
+long: a 5000-digit format string or a whole record is never echoed in full).
 A leaf module: it imports NumPy only."""
 from __future__ import annotations
 
@@ -51,3 +53,15 @@ def exact(value) -> str:
     """The text of `value` that reads back exactly: ``repr(plain(value))``, e.g. '0.1',
     '0.20000000298023224', '[1, 2]', 'nan' (never 'np.float64(0.1)')."""
     return repr(plain(value))
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """`text` cut to its first `limit` characters when longer, followed by '... (N
+    characters)', N the full length (e.g. free text of a manifest, which may be anything)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def shown(value, limit: int = 60) -> str:
+    """How a message quotes a value it was given: `exact` (Python's repr, with NumPy scalars
+    and arrays as Python numbers and lists), `clipped` to `limit` characters."""
+    return clipped(exact(value), limit)

@@ -7,9 +7,9 @@ and exposes `params` (name -> array, updated in place by optimisers).
 
 One-sided derivatives (what the oracle needs at kinks): an activation layer lists its kinks
 per neuron (`kinks`: positions, slopes left and right), says which pre-activations lie on
-one (`on_kink`, within a tolerance) and, given `side` (M, N) int8 = -1 / +1, takes the
-slope left / right of the nearest kink there instead of its own convention (the right
-piece) in `backward` and `jacobian_step`.  Knows nothing of optimisers or cvxpy.
+one (`on_kink`, within a window relative to the pre-activation's magnitude) and, given
+`side` (M, N) int8 = -1 / +1, takes the slope left / right of the nearest kink there instead
+of its own convention (the right piece) in `backward` and `jacobian_step`.  Knows nothing of optimisers or cvxpy.
 
 Registry: ACTIVATION_TYPES (kind -> class, filled by `register`) is the one list of the
 activation kinds.  Each class answers for itself what used to be spread over if-chains:
@@ -69,13 +69,14 @@ class Activation:
         and the slopes just left and right of each, (n_k,)."""
         raise NotImplementedError
 
-    def on_kink(self, z, knot_tol: float, magnitude=1.0) -> np.ndarray:
+    def on_kink(self, z, knot_tol: float, magnitude) -> np.ndarray:
         """(M, N) bool: |z - tau| <= max(knot_tol * max(magnitude, |tau|), `kink_snap`) for
-        the nearest kink tau; magnitude: the scale of z, a number or (M, N) (reference.oracle
-        passes the |W| |y| + |b| bound of reference.magnitudes)."""
+        the nearest kink tau; magnitude: the scale of z, a number or (M, N), no default (the
+        oracle passes the |W| |y| + |b| bound of reference.magnitudes: a window tied to 1
+        would hold every sample of a network whose pre-activations are 1e-12)."""
         return self.kink_windows(z, knot_tol, magnitude)[0]
 
-    def kink_windows(self, z, knot_tol: float, magnitude=1.0) -> tuple:
+    def kink_windows(self, z, knot_tol: float, magnitude) -> tuple:
         """(on_kink, window, spacing), each (M, N): the mask of `on_kink`, the window
         max(knot_tol * max(magnitude, |tau|), kink_snap) around the kink tau nearest to z,
         and the distance from tau to the next kink of its neuron (inf for a lone kink; where

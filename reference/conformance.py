@@ -17,7 +17,8 @@ The manifest is written last: a directory without one is not a suite.
 
 Answers (ANSWERS_DIR): one NAME.npz per case holding the case's answer keys.  A key passes
 when |got - expected| <= atol S + rtol |expected| elementwise (shapes equal), S the key's
-scale (max |expected| over the key; see oracle.KeyScales); the keys that
+scale (max(max |expected| over the key, the quantity's magnitude): reference.key_scales, as
+for `check`; a key that a zero answer would pass too is listed as unresolved); the keys that
 oracle.reference_answers knows (outputs, input_jacobian, param_gradients/..., layer{i}/output,
 tv2/{i}, bv2/{i}, lipschitz_bound/...) are graded by oracle.check, which accepts either
 one-sided derivative on rows whose pre-activation lies on a knot and localises a failure;
@@ -32,8 +33,9 @@ tolerances are built in (conformance_cases: each case's rtol, atol and key_toler
 for the certified exact values the bracket this reference certifies now); a manifest whose
 cases, kinds, parameters, file paths or tolerances differ from the built-in ones of its format
 version is refused (SuiteError naming DIR, the manifest and the field), and its answer keys
-must be those this reference derives for the case.  A path never leaves DIR (no absolute path,
-no '..', no symlink out), and no error message echoes the bytes of a file.
+must be those this reference derives for the case; the model, input and data arrays must be,
+bit for bit, those of the case this version builds (`read_case`).  A path never leaves DIR
+(no absolute path, no '..', no symlink out), and no error message echoes the bytes of a file.
 """
 from __future__ import annotations
 
@@ -48,19 +50,20 @@ from pathlib import Path
 import numpy as np
 
 from reference import __version__, oracle
+from reference._format import clipped, shown
 from reference import conformance_cases as cases
 from reference.files import (FileError, NpzReader, atomic_write, describe, dumps_json, file_kind,
                              load_npy, load_npz, prepare_output_dir, write_npz, write_text)
-from reference.io import load_model, save_model
-from reference.magnitudes import forward_magnitudes, jacobian_scale
+from reference.io import layer_entries, load_model, save_model
+from reference.key_scales import KeyScales, solve_unit
 
 FORMAT_NAME = "deepspline-reference-conformance"
 FORMAT_VERSION = 2            # 2: tolerances built in, atol a fraction of each key's scale
 FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 2**24    # the manifest of this version is ~60 kB
-TOLERANCE_RULE = ("|got - expected| <= atol S + rtol |expected| per entry, S = max |expected| "
-                  "over the key (where that is 0: the quantity's magnitude); the tolerances "
+TOLERANCE_RULE = ("|got - expected| <= atol S + rtol |expected| per entry, S = max(max "
+                  "|expected| over the key, the quantity's magnitude); the tolerances "
                   "are built into the grader for this format version")
 CASE_FIELDS = {"name": str, "tests": str, "kind": str, "model": str, "inputs": str,
                "expected": str, "rtol": (int, float), "atol": (int, float),
@@ -170,16 +173,6 @@ class Suite:
             raise SuiteError(f"{self.where}: the {what} of case {entry['name']!r}, "
                              f"{relative}, leads out of DIR (a symbolic link): refused")
         return path
-
-
-def clipped(text: str, limit: int = 200) -> str:
-    """text cut to `limit` characters (a manifest's free text may be anything)."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def shown(value, limit: int = 60) -> str:
-    """repr(value), cut to `limit` characters."""
-    return clipped(repr(value), limit)
 
 
 FORMAT_PATTERN = re.compile(r"(?P<name>[A-Za-z0-9._-]+)/(?P<version>[0-9]+)", re.ASCII)
@@ -358,6 +351,11 @@ class CaseResult:
     localisation: dict | None = None
     ignored_keys: list = field(default_factory=list)
 
+    @property
+    def unresolved(self) -> list:
+        """Keys whose rows pass but would pass a zero answer too (oracle.Row.resolved)."""
+        return [r.key for r in self.rows if r.passed and not r.resolved]
+
 
 @dataclass
 class SuiteReport:
@@ -382,7 +380,8 @@ class SuiteReport:
                 "cases_passed": len(self.cases) - len(self.failed), "cases_failed": self.failed,
                 "cases": [{"name": c.name, "kind": c.kind, "passed": c.passed,
                            "rows": [asdict(r) for r in c.rows], "localisation": c.localisation,
-                           "ignored_keys": c.ignored_keys} for c in self.cases]}
+                           "ignored_keys": c.ignored_keys, "unresolved": c.unresolved}
+                          for c in self.cases]}
 
     def format_table(self) -> str:
         """The human report: one line per case, then every failed row (rows failing for the
@@ -406,6 +405,10 @@ class SuiteReport:
             if c.ignored_keys:
                 lines.append(f"  {c.name}: ignored keys not asked by the case: "
                              f"{', '.join(c.ignored_keys)}")
+            if c.unresolved:
+                lines.append(f"  {c.name}: unresolved keys (pass, but a zero answer would "
+                             f"pass too: {oracle.UNRESOLVED_NOTE.split(': ', 1)[1]}): "
+                             f"{', '.join(c.unresolved)}")
         for c in self.cases:
             if not c.passed:
                 lines.extend(failure_lines(c))
@@ -472,16 +475,54 @@ def _read_file(suite: Suite, entry: dict, what: str, read):
 
 def read_case(suite: Suite, entry: dict):
     """(net, names, inputs, targets, expected) of a case, each file checked (SuiteError
-    naming DIR, the manifest, the case and the file when one is missing or damaged)."""
+    naming DIR, the manifest, the case and the file when one is missing or damaged, or when
+    its arrays are not, bit for bit, those of the case this version builds: `_check_built`)."""
+    built = suite.built[entry["name"]]
     net, names = _read_file(suite, entry, "model",
                             lambda p: load_model(p, with_names=True))
     x = _read_file(suite, entry, "inputs", lambda p: net.check_inputs(load_npy(p, "inputs")))
+    _check_built(suite, entry, "model", layer_entries(net), layer_entries(built.net))
+    _check_built(suite, entry, "inputs", x, built.inputs)
     targets = None
     if "data" in entry["parameters"]:
-        targets = _read_file(suite, entry, "data", lambda p: load_npz(p, "data", ["y"])["y"])
+        data = _read_file(suite, entry, "data", lambda p: load_npz(p, "data", ["X", "y"]))
+        _check_built(suite, entry, "data", (data["X"], data["y"]),
+                     (built.inputs, built.targets))
+        targets = data["y"]
     expected = _read_file(suite, entry, "expected",
                           lambda p: load_npz(p, "expected", entry["answer_keys"]))
     return net, names, x, targets, expected
+
+
+def same_bits(a, b) -> bool:
+    """a and b hold the same values bit for bit: the same structure of dicts, lists and
+    tuples, equal strings, None and booleans, and numbers and arrays of the same shape whose
+    float64 values have the same bytes (0.0 and -0.0 differ, NaN equals itself)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_bits(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_bits(u, v) for u, v in zip(a, b))
+    numeric = [isinstance(v, (int, float, np.number, np.ndarray)) and not isinstance(
+        v, (bool, np.bool_)) for v in (a, b)]
+    if all(numeric):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        return a.shape == b.shape and a.tobytes() == b.tobytes()
+    return not any(numeric) and type(a) is type(b) and a == b
+
+
+def _check_built(suite: Suite, entry: dict, what: str, found, built) -> None:
+    """SuiteError naming the case and its file `what` when `found` (read from the suite) is
+    not bit for bit `built` (the case as this version builds it): the expected answers are
+    checked against this reference's answers on the suite's files, so files edited together
+    with their expected.npz (dense weights set to 0) would otherwise grade zero answers."""
+    if not same_bits(found, built):
+        raise SuiteError(f"{suite.where}: case {entry['name']!r}: its {what} file "
+                         f"{entry['parameters']['data'] if what == 'data' else entry[what]} "
+                         "differs from the case this version builds (from seed "
+                         f"{cases.SEED}, with NumPy {np.__version__}): the suite's files were "
+                         "edited, or made by another version of deepspline-reference or "
+                         "NumPy; re-export the suite (`python -m reference conformance "
+                         "export DIR`)")
 
 
 def read_answers(path: Path, keys: list) -> tuple[dict, list, str | None]:
@@ -510,21 +551,17 @@ def case_answers(suite: Suite, entry: dict, case=None) -> tuple[dict, dict]:
                          f"{type(exc).__name__}: {without_bytes(str(exc))})") from None
 
 
-def key_scale(key: str, ours, net, x, targets) -> tuple[float, str]:
-    """(S, source) of a key graded against expected.npz: max |ours| (this reference's live
-    answer); where that is 0, the quantity's magnitude: a Lipschitz value's is the input
-    Jacobian's (reference.magnitudes), a solve answer's the data's (max |y|, and
-    (1/2) sum y^2 for the objective)."""
-    scale = oracle.array_scale(ours)
-    if scale > 0:
-        return scale, "reference"
-    if key.startswith("lipschitz_"):
-        return jacobian_scale(net, forward_magnitudes(net, x)), "magnitude"
-    if key.startswith("solve/") and targets is not None:
-        y = np.asarray(targets, dtype=np.float64)
-        return (0.5 * float(np.sum(y ** 2)) if key == "solve/objective"
-                else oracle.array_scale(y)), "magnitude"
-    return 0.0, "magnitude"
+def case_scales(net, names, x, targets, parameters: dict, kind: str, ours: dict,
+                objective) -> KeyScales:
+    """The scales S of a case's keys (reference.key_scales, as `check` takes them): with the
+    objective's gradient for an objective case, the solve's unit T for a solve case."""
+    gradient = None if objective is None else (
+        oracle.objective_grad_out(objective, net.forward(x)),
+        oracle.objective_extra_grads(net, objective))
+    unit = (solve_unit(net, parameters["layer"], parameters["loss"], targets)
+            if kind == "solve" else None)
+    own = {v: k for k, v in oracle.file_names(net, names).items()}
+    return KeyScales(net, x, ours, own_names=own, objective_gradient=gradient, unit=unit)
 
 
 def checked_by_oracle(kind: str, key: str) -> bool:
@@ -561,14 +598,17 @@ def grade_case(suite: Suite, entry: dict, answers_path: Path, live: tuple | None
                               objective=objective)
         rows.extend(report.rows)
         localisation = report.localisation
+    scales = case_scales(net, names, x, targets, entry["parameters"], built.kind,
+                         {**expected, **ours}, objective)
     for key in keys:
         rtol, atol = tolerances.get(key, (built.rtol, built.atol))
-        scale, source = key_scale(key, ours.get(key, expected[key]), net, x, targets)
+        scale, source = scales[key]
         tol = dict(rtol=rtol, atol=atol, scale=scale, scale_from=source)
         if key not in answers:
             rows.append(oracle.failed_row(key, problem or f"missing from {answers_path}"))
         elif key not in by_check:
-            rows.append(oracle.compare(key, expected[key], answers[key], **tol))
+            rows.append(oracle.mark_unresolved(oracle.compare(key, expected[key], answers[key],
+                                                              **tol)))
         if key in ours:       # the shipped expected value against this reference
             row = oracle.compare(f"expected:{key}", expected[key], ours[key], **tol)
             if not row.passed:

@@ -118,8 +118,7 @@ class RunConfig:
     def key(self) -> str:
         """sha256 of the canonical JSON of to_dict() (sorted keys, no spaces), first
         KEY_LENGTH hex digits: equal configs have equal keys in every process."""
-        text = canonical_json(self.to_dict())
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
+        return json_sha256(self.to_dict())[:KEY_LENGTH]
 
     def canonical(self) -> "RunConfig":
         """The same run with the spline-only fields (SPLINE_FIELDS) at their defaults when
@@ -142,6 +141,12 @@ def canonical_json(value) -> str:
     NaN / Infinity); JSON numbers read back as the same floats, so parsing and re-encoding
     gives the same text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def json_sha256(value) -> str:
+    """Hex sha256 of canonical_json(value) in UTF-8: the one hash of a JSON value (a run's
+    key, a sweep record's content hash)."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 def _real(value, name, low=None, high=None, open_low=False) -> float:

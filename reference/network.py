@@ -153,7 +153,8 @@ class Network:
 
     def backward(self, caches, grad_out, sides=None):
         """Backpropagate grad_out = dE/df (M, N_L) through the cached forward pass; `sides`
-        (one per layer: None or (M, N_i) int8, see `kink_masks`) picks one-sided slopes.
+        (one per layer: None or (M, N_i) int8, see reference.one_sided.kink_masks) picks
+        one-sided slopes.
 
         Returns (grad_x (M, N_0), {param name: gradient of the same shape})."""
         grads = {}
@@ -182,13 +183,6 @@ class Network:
             jac = layer.jacobian_step(cache, jac, side)
             y = y_next
         return np.array(jac)
-
-    def kink_masks(self, caches, knot_tol: float) -> list:
-        """Per layer: None (dense) or the (M, N_i) bool mask of pre-activations on a kink
-        (Activation.on_kink).  -mask / +mask as int8 are the `sides` of the left / right
-        one-sided derivatives."""
-        return [None if isinstance(layer, Dense) else layer.on_kink(z, knot_tol)
-                for layer, z in zip(self.layers, caches)]
 
 
 

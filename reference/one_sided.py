@@ -121,11 +121,44 @@ def kink_masks(net: Network, caches: list, mags: Magnitudes, knot_tol: float,
     return masks
 
 
-def check_kink_windows(net: Network, x, knot_tol: float, name: str = "knot_tol") -> list:
-    """The kink masks of net at x (`kink_masks`), errors naming `name` (a command checks its
-    --knot-tol against its inputs with this before any work)."""
-    _, caches = net.forward(x, keep_cache=True)
-    return kink_masks(net, caches, forward_magnitudes(net, x), knot_tol, name)
+class ForwardPass:
+    """One forward pass of net at x, shared by the reference answers and the check (and a
+    command's --knot-tol check): x (M, N_0) as checked, outputs (M, N_L), caches (per layer,
+    its input: Network.forward(keep_cache=True)); `mags` (reference.magnitudes) and `masks`
+    (`kink_masks` at knot_tol, errors naming `name`) computed when first asked for.
+
+    Raises
+    ------
+    ValueError
+        naming `name`, for a knot_tol `check_knot_tol` refuses (and, from `masks`, one whose
+        window reaches KNOT_TOL_SPACING of the distance between two kinks at some sample).
+    OverflowResult
+        from the forward pass, naming x and the layer."""
+
+    def __init__(self, net: Network, x, knot_tol: float = KNOT_TOL, name: str = "knot_tol"):
+        self.net, self.name = net, name
+        self.knot_tol = check_knot_tol(net, knot_tol, name)
+        self.x = net.check_inputs(x)
+        self.outputs, self.caches = net.forward(self.x, keep_cache=True)
+        self._mags = self._masks = None
+
+    @property
+    def mags(self) -> Magnitudes:
+        if self._mags is None:
+            self._mags = forward_magnitudes(self.net, self.x)
+        return self._mags
+
+    @property
+    def masks(self) -> list:
+        if self._masks is None:
+            self._masks = kink_masks(self.net, self.caches, self.mags, self.knot_tol, self.name)
+        return self._masks
+
+    def match_knot_tol(self, knot_tol) -> None:
+        """ValueError when a caller's knot_tol is not the one this pass was made with."""
+        if check_tolerance(knot_tol, "knot_tol") != self.knot_tol:
+            raise ValueError(f"forward: computed with knot_tol {self.knot_tol:g}, asked for "
+                             f"{float(knot_tol):g}")
 
 
 def kink_choices(masks: list) -> dict:

@@ -23,13 +23,16 @@ NAME an array name of the model file):
 with E the loss of reference.losses.loss_and_grad: squared (1/2)(f - y)^2, logistic
 log(1 + e^f) - y f, xent logsumexp(f) - f_y.
 
-Comparison: |theirs - ours| <= atol S + rtol |ours| entrywise, S the scale of the key: max
-|ours| over the whole array of the key; where ours is identically zero, the magnitude of the
-quantity (reference.magnitudes: the same quantity computed with |W|, |b|, Lip and |x|, which
-bounds every term a correct implementation sums; `KeyScales`).  atol is thus a fraction of
+Comparison: |theirs - ours| <= atol S + rtol |ours| entrywise, S the scale of the key:
+max(max |ours| over the key, the magnitude of the quantity) (reference.key_scales: the same
+quantity computed with |W|, |b|, Lip and |x|, which bounds every term a correct
+implementation sums, hence the scale of its float64 rounding).  atol is thus a fraction of
 the key's own scale, and the answers of a network whose outputs are 1e-12 are compared as
 strictly as those of one whose outputs are 1: an all-zero or sign-flipped answer fails at any
-scale.  One-sided rule (reference.one_sided): a Jacobian row or gradient entry with a
+scale.  A key whose values all cancel to within atol S of zero (outputs 5e-9 summed from
+terms ~5) cannot tell a zero answer from a right one at that atol: its row passes but is
+marked unresolved (`Row.resolved`, `resolves`), never a plain pass; a smaller atol resolves
+it.  One-sided rule (reference.one_sided): a Jacobian row or gradient entry with a
 pre-activation within the kink window (relative to the magnitude of the pre-activation) of a
 kink passes when it matches some choice of left / right piece at each of its kinks.
 When the answers hold input_jacobian, each kink row's choices are narrowed to those its
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Mapping, NamedTuple
 
 import numpy as np
@@ -49,18 +52,20 @@ import numpy as np
 from reference import lipschitz, regularisers
 from reference.localise import format_localisation, localise
 from reference._checks import OverflowResult, check_choice
+from reference.key_scales import KeyScales, array_scale, is_objective_key
 from reference.losses import LOSSES, check_targets, loss_and_grad
-from reference.magnitudes import forward_magnitudes, jacobian_scale, parameter_scales
 from reference.network import KnotSplineActivation, Network, SplineActivation
 from reference.one_sided import (KNOT_TOL, KNOT_TOL_MAX, KNOT_TOL_SPACING,  # noqa: F401
-                                 MAX_ENUMERATED_KINKS, Spread, check_knot_tol, check_tolerance,
-                                 choice_label, gradient_range, jacobian_candidates, kink_choices,
-                                 kink_masks, kink_rows, sides_from_masks)
+                                 MAX_ENUMERATED_KINKS, ForwardPass, Spread, check_knot_tol,
+                                 check_tolerance, choice_label, gradient_range,
+                                 jacobian_candidates, kink_choices, kink_masks, kink_rows,
+                                 sides_from_masks)
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9          # a fraction of each key's scale S (see the module docstring)
-TOLERANCE_RULE = ("|theirs - ours| <= atol S + rtol |ours|, S = max |ours| over the key (where "
-                  "ours is all zero: the magnitude of the quantity, from |W|, |b|, Lip, |x|)")
+TOLERANCE_RULE = ("|theirs - ours| <= atol S + rtol |ours|, S = max(max |ours| over the key, "
+                  "the magnitude of the quantity, from |W|, |b|, Lip, |x|: the scale of its "
+                  "rounding)")
 P_KEYS = {"p1": 1, "p2": 2, "pinf": "inf"}
 OBJECTIVE_TERMS = ("data", "weight_decay", "regulariser")
 
@@ -153,14 +158,18 @@ def objective_grad_out(objective: Objective, outputs) -> np.ndarray:
 
 def reference_answers(net: Network, x, *, names=None, layers=False, one_sided=False,
                       objective: Objective | None = None, knot_tol: float = KNOT_TOL,
-                      info: bool = True) -> dict:
+                      info: bool = True, forward: ForwardPass | None = None) -> dict:
     """The reference's answers (keys of the module docstring): outputs, input_jacobian and
     param_gradients/NAME always; layer{i}/output with `layers`; input_jacobian_left/right and
     on_kink with `one_sided` (kinks within the window of one_sided.kink_masks); tv2/{i},
     bv2/{i}, lipschitz_bound/p* and lipschitz_bound_slopes/p* with `info` (a bound beyond
-    float64 is left out); the objective keys when `objective` is given.  x (M, N_0)."""
-    x = net.check_inputs(x)
-    outputs, caches = net.forward(x, keep_cache=True)
+    float64 is left out); the objective keys when `objective` is given.  x (M, N_0);
+    forward: one_sided.ForwardPass(net, x, knot_tol) when the caller has it (not redone)."""
+    if forward is None:
+        forward = ForwardPass(net, x, knot_tol)
+    else:
+        forward.match_knot_tol(knot_tol)
+    x, outputs, caches = forward.x, forward.outputs, forward.caches
     _, grads = net.backward(caches, np.ones_like(outputs))
     result = {"outputs": outputs, "input_jacobian": net.input_jacobian(x)}
     for own, file in file_names(net, names).items():
@@ -169,14 +178,28 @@ def reference_answers(net: Network, x, *, names=None, layers=False, one_sided=Fa
         for i in range(len(net.layers)):
             result[f"layer{i}/output"] = caches[i + 1] if i + 1 < len(caches) else outputs
     if one_sided:
-        masks = kink_masks(net, caches, forward_magnitudes(net, x), check_knot_tol(net, knot_tol))
-        for side, key in ((-1, "input_jacobian_left"), (1, "input_jacobian_right")):
-            result[key] = net.input_jacobian(x, sides_from_masks(masks, side))
-        result["on_kink"] = kink_rows(masks, x.shape[0])
+        result.update(one_sided_jacobians(net, x, forward.masks, result["input_jacobian"]))
     if info:
         result.update(info_answers(net))
     if objective is not None:
         result.update(objective_answers(net, x, objective, names, outputs, caches))
+    return result
+
+
+def one_sided_jacobians(net: Network, x, masks: list, jacobian) -> dict:
+    """input_jacobian_left / _right (M, N_L, N_0) and on_kink (M,): `jacobian` (the input
+    Jacobian, (M, N_L, N_0)) with each row on a kink (masks: one_sided.kink_masks) replaced by
+    its Jacobian with every kink of the row taking the piece left / right of it; the other
+    rows have no kink to choose a side at (their one-sided Jacobians are the Jacobian), so
+    only the rows on a kink are computed again."""
+    on_kink = kink_rows(masks, x.shape[0])
+    rows = np.flatnonzero(on_kink)
+    result = {"on_kink": on_kink}
+    for side, key in ((-1, "input_jacobian_left"), (1, "input_jacobian_right")):
+        result[key] = np.array(jacobian)
+        if len(rows):
+            sides = sides_from_masks([None if m is None else m[rows] for m in masks], side)
+            result[key][rows] = net.input_jacobian(x[rows], sides)
     return result
 
 
@@ -204,7 +227,9 @@ class Row:
     the index of the entry that most exceeds its tolerance, pass / fail, rows on a kink
     (one-sided rule), a note; scale: the key's scale S, atol_effective = atol S, the
     absolute part of the tolerance used, and scale_from: 'reference' (S = max |ours|),
-    'magnitude' (ours all zero: the quantity's magnitude) or 'given'."""
+    'magnitude' (S = the quantity's magnitude, larger than max |ours|) or 'given';
+    resolved: False when a zero answer would pass too (`resolves`): a passing row is then
+    reported as unresolved, not as a pass."""
     key: str
     compared: int
     max_abs: float
@@ -216,22 +241,38 @@ class Row:
     scale: float = float("nan")
     atol_effective: float = float("nan")
     scale_from: str = ""
+    resolved: bool = True
+
+    @property
+    def result(self) -> str:
+        """'pass', 'FAIL', or 'unresolved' (passes, but so would a zero answer)."""
+        return "FAIL" if not self.passed else "pass" if self.resolved else "unresolved"
+
+
+UNRESOLVED_NOTE = ("unresolved: every |ours| is within atol S + rtol |ours| of 0 (the values "
+                   "cancel below atol times their magnitude S), so a zero answer would pass "
+                   "too; a smaller atol resolves it")
 
 
 def failed_row(key: str, note: str) -> Row:
     return Row(key, 0, float("nan"), float("nan"), None, False, note=note)
 
 
-def array_scale(expected) -> float:
-    """max |expected| (0 for an empty array): the scale S of a key."""
-    return float(np.max(np.abs(np.asarray(expected, dtype=np.float64)), initial=0.0))
+def resolves(nearest_to_zero, atol_effective: float, rtol: float) -> bool:
+    """Whether a comparison tells a zero answer from the reference's: False when the accepted
+    value nearest to zero (the reference's array; for a one-sided comparison the choice or
+    range point nearest to zero) is nonzero somewhere yet within atol S + rtol |.| of zero
+    everywhere, so that a zero answer passes by the tolerance alone."""
+    values = np.abs(np.asarray(nearest_to_zero, dtype=np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.any(values > atol_effective + rtol * values)) or not np.any(values)
 
 
 def compare(key, expected, got, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, scale=None,
             scale_from="given") -> Row:
     """|got - expected| <= atol S + rtol |expected| entrywise, S = `scale` (None: max
     |expected|, `array_scale`); a shape mismatch, a non-real array or NaN / inf in `got` is a
-    failed row with a note (never an exception)."""
+    failed row with a note (never an exception).  row.resolved: `resolves(expected)`."""
     expected = np.asarray(expected, dtype=np.float64)
     if scale is None:
         scale, scale_from = array_scale(expected), "reference"
@@ -263,79 +304,22 @@ def compare(key, expected, got, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, scale=N
     worst = (tuple(int(i) for i in np.unravel_index(np.argmax(excess), diff.shape))
              if diff.max() > 0 else None)
     return Row(key, int(got.size), float(diff.max()), float(rel.max()), worst,
-               bool(np.all(diff <= allowed)), **scales)
-
-
-class KeyScales:
-    """The scale S of every answer key of `ref` (reference_answers of net at x): max |ours|
-    over the key; where that is 0 (ours identically zero), the magnitude of the quantity from
-    reference.magnitudes (`fallback`), so that the tolerance never falls back to a number
-    tied to 1.  scales[key] -> (S, 'reference' | 'magnitude')."""
-
-    def __init__(self, net: Network, x, ref: dict, names=None,
-                 objective: Objective | None = None, mags=None):
-        self.net, self.ref, self.objective = net, ref, objective
-        self.mags = mags if mags is not None else forward_magnitudes(net, x)
-        self.own = {v: k for k, v in file_names(net, names).items()}     # file -> own name
-        self._params = {}
-
-    def __getitem__(self, key: str) -> tuple:
-        scale = array_scale(self.ref[key])
-        return (scale, "reference") if scale > 0 else (self.fallback(key), "magnitude")
-
-    def fallback(self, key: str) -> float:
-        """The magnitude of the quantity `key` (0 where it is structurally zero: a network
-        whose magnitudes vanish, on_kink)."""
-        mags = self.mags
-        if key == "outputs":
-            return float(mags.outputs.max(initial=0.0))
-        if re.fullmatch(r"layer\d+/output", key):
-            i = int(key[len("layer"):].split("/")[0])
-            return float((mags.inputs + [mags.outputs])[i + 1].max(initial=0.0))
-        if key.startswith(("input_jacobian", "lipschitz_bound")):
-            return jacobian_scale(self.net, mags)
-        if key.startswith(("tv2/", "bv2/")):
-            return float(mags.lip[int(key.split("/")[1])].max(initial=0.0))
-        if key.startswith(("param_gradients/", "objective_gradients/")):
-            prefix, name = key.split("/", 1)
-            return self._parameter_scales(prefix)[self.own[name]]
-        if needs_objective(key):
-            return max(array_scale(self.ref[k]) for k in self.ref if k == "objective"
-                       or k.startswith("objective/"))
-        return 0.0
-
-    def _parameter_scales(self, prefix: str) -> dict:
-        if prefix not in self._params:
-            if prefix == "param_gradients":
-                grad_out = np.ones_like(self.mags.outputs)
-                extra = {}
-            else:
-                grad_out = objective_grad_out(self.objective, self.ref["outputs"])
-                extra = objective_extra_grads(self.net, self.objective)
-            scales = parameter_scales(self.net, self.mags, grad_out)
-            self._params[prefix] = {k: v + array_scale(extra.get(k, 0.0))
-                                    for k, v in scales.items()}
-        return self._params[prefix]
+               bool(np.all(diff <= allowed)), **scales,
+               resolved=resolves(expected, scales["atol_effective"], rtol))
 
 
 # ------------------------------------------------- comparisons under the one-sided rule
-def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol, scale, scale_from):
-    """`compare`, with each kink row compared with its closest one-sided choice; returns
-    the row, the expected array after those choices and, per kink row whose Jacobian
-    matches some choice, the (1 + C,) bool mask of the matching ones (index 0: the
-    reference's own Jacobian), which narrows the gradient check (`gradient_range`)."""
+def closest_choices(expected, got, candidates: dict, atol_effective: float, rtol: float):
+    """Each kink row of `expected` (M, N_L, N_0) replaced by its one-sided choice closest to
+    `got` (by the largest ratio of |got - choice| to its tolerance); returns that array, per
+    row whose `got` matches some choice the (1 + C,) bool mask of the matching ones (index 0:
+    the reference's own Jacobian), and the count of rows per closest choice's label."""
     expected = np.array(expected, dtype=np.float64)
-    got_arr = np.asarray(got)
-    scales = dict(rtol=rtol, atol=atol, scale=scale, scale_from=scale_from)
-    if (got_arr.shape != expected.shape or got_arr.dtype.kind not in "biuf"
-            or not candidates):
-        return compare(key, expected, got, **scales), expected, {}
-    got_arr = got_arr.astype(np.float64)
     matched, allowed = {}, {}
     for row, (labels, jacs) in candidates.items():
         options = np.concatenate([expected[row][None], jacs])
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            excess = np.abs(got_arr[row] - options) / (atol * scale + rtol * np.abs(options))
+            excess = np.abs(got[row] - options) / (atol_effective + rtol * np.abs(options))
         excess = np.nan_to_num(excess.reshape(len(options), -1).max(axis=1), nan=np.inf)
         best = int(np.argmin(excess))
         if excess[best] <= 1:
@@ -343,11 +327,30 @@ def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol, scale,
         expected[row] = options[best]
         label = "reference" if best == 0 else labels[best - 1]
         matched[label] = matched.get(label, 0) + 1
-    row = compare(key, expected, got_arr, **scales)
+    return expected, allowed, matched
+
+
+def compare_jacobian(key, expected, got, candidates: dict, *, rtol, atol, scale, scale_from):
+    """`compare`, with each kink row compared with its closest one-sided choice
+    (`closest_choices`); returns the row, the expected array after those choices and, per
+    kink row whose Jacobian matches some choice, the (1 + C,) bool mask of the matching ones
+    (index 0: the reference's own Jacobian), which narrows the gradient check
+    (`gradient_range`).  row.resolved: `resolves` the choices closest to a zero answer."""
+    expected = np.array(expected, dtype=np.float64)
+    got_arr = np.asarray(got)
+    scales = dict(rtol=rtol, atol=atol, scale=scale, scale_from=scale_from)
+    if (got_arr.shape != expected.shape or got_arr.dtype.kind not in "biuf"
+            or not candidates):
+        return compare(key, expected, got, **scales), expected, {}
+    got_arr = got_arr.astype(np.float64)
+    chosen, allowed, matched = closest_choices(expected, got_arr, candidates, atol * scale, rtol)
+    row = compare(key, chosen, got_arr, **scales)
+    row.resolved = resolves(closest_choices(expected, np.zeros_like(expected), candidates,
+                                            atol * scale, rtol)[0], row.atol_effective, rtol)
     row.on_knot = len(candidates)
     row.note = (f"{len(candidates)} rows on a kink, closest: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(matched.items())))
-    return row, expected, allowed
+    return row, chosen, allowed
 
 
 def compare_gradient(key, expected, got, spread: Spread | None, *, rtol, atol, scale,
@@ -355,15 +358,17 @@ def compare_gradient(key, expected, got, spread: Spread | None, *, rtol, atol, s
     """`compare` against the nearest point of center + [low, high] (the range of the
     one-sided choices, narrowed by input_jacobian where given; `expected` without kink
     rows); returns the row and that nearest point.  The note says whether the comparison
-    was exact or a range pass (jacobian: input_jacobian was among the answers)."""
+    was exact or a range pass (jacobian: input_jacobian was among the answers);
+    row.resolved: `resolves` the point of the range nearest to zero."""
     got_arr = np.asarray(got)
     scales = dict(rtol=rtol, atol=atol, scale=scale, scale_from=scale_from)
     if (spread is None or got_arr.shape != np.shape(expected)
             or got_arr.dtype.kind not in "biuf" or not np.all(np.isfinite(got_arr))):
         return compare(key, expected, got, **scales), expected
-    nearest = np.clip(got_arr.astype(np.float64), spread.center + spread.low,
-                      spread.center + spread.high)
+    low, high = spread.center + spread.low, spread.center + spread.high
+    nearest = np.clip(got_arr.astype(np.float64), low, high)
     row = compare(key, nearest, got_arr, **scales)
+    row.resolved = resolves(np.clip(0.0, low, high), row.atol_effective, rtol)
     row.on_knot = kink_count
     if spread.affected:
         row.note = f"{kink_count} rows on a kink: " + _spread_note(spread, kink_count, jacobian)
@@ -386,9 +391,10 @@ def _spread_note(spread: Spread, kink_count: int, jacobian: bool) -> str:
 # -------------------------------------------------------------------------- the check
 @dataclass
 class CheckReport:
-    """The rows, pass / fail, the localisation of the first disagreement (None when all
-    pass) and the tolerances used: rtol, atol (a fraction of each key's scale S; each row
-    holds its S and atol S), knot_tol, the rule as text."""
+    """The rows, pass / fail (unresolved rows pass: no row fails), the localisation of the
+    first disagreement (None when all pass) and the tolerances used: rtol, atol (a fraction
+    of each key's scale S; each row holds its S and atol S), knot_tol, the rule as text;
+    notes: what the report must say besides (a magnitude clamped at the float64 maximum)."""
     rows: list
     passed: bool
     localisation: dict | None
@@ -398,33 +404,42 @@ class CheckReport:
     samples: int = 0
     kink_rows: int = 0
     tolerance_rule: str = TOLERANCE_RULE
+    notes: list = field(default_factory=list)
+
+    @property
+    def unresolved(self) -> list:
+        """The keys whose rows pass but would pass a zero answer too (`Row.resolved`)."""
+        return [r.key for r in self.rows if r.passed and not r.resolved]
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["rows"] = [asdict(r) for r in self.rows]
+        data["unresolved"] = self.unresolved
         return data
 
     def format(self) -> str:
         """The human table (with each key's effective absolute tolerance atol S), then the
         localisation."""
         width = max([len(r.key) for r in self.rows] + [3])
+        result = max([len(r.result) for r in self.rows] + [6])
         lines = [f"  {'key':{width}s} {'compared':>8s} {'max abs':>9s} {'max rel':>9s} "
-                 f"{'atol S':>9s} {'worst index':>12s} result  note"]
+                 f"{'atol S':>9s} {'worst index':>12s} {'result':{result}s}  note"]
         for r in self.rows:
             worst = "-" if r.worst_index is None else str(tuple(r.worst_index)).replace(" ", "")
-            note = "; ".join(n for n in (r.note, "S from the magnitude: ours is all zero"
-                                         if r.scale_from == "magnitude" else "") if n)
             atol = f"{r.atol_effective:9.2e}" if np.isfinite(r.atol_effective) else "-"
             lines.append(f"  {r.key:{width}s} {r.compared:8d} {r.max_abs:9.2e} "
                          f"{r.max_rel:9.2e} {atol:>9s} {worst:>12s} "
-                         f"{'pass' if r.passed else 'FAIL':6s}  {note}".rstrip())
-        count = sum(r.passed for r in self.rows)
-        lines.append(f"{count} of {len(self.rows)} quantities pass (|theirs - ours| <= atol S + "
-                     f"rtol |ours|, atol {self.atol:g}, rtol {self.rtol:g}, S = max |ours| over "
-                     f"the key); {self.kink_rows} of {self.samples} samples have a "
+                         f"{r.result:{result}s}  {r.note}".rstrip())
+        count, unresolved = sum(r.result == "pass" for r in self.rows), len(self.unresolved)
+        lines.append(f"{count} of {len(self.rows)} quantities pass"
+                     + (f", {unresolved} unresolved" if unresolved else "")
+                     + f" (|theirs - ours| <= atol S + rtol |ours|, atol {self.atol:g}, rtol "
+                     f"{self.rtol:g}, S = max(max |ours| over the key, its magnitude |W| |y| + "
+                     f"|b|)); {self.kink_rows} of {self.samples} samples have a "
                      f"pre-activation on a kink (within knot_tol {self.knot_tol:g} "
                      "max(|z|_mag, |tau|), |z|_mag = |W| |y| + |b| from |x|, or the spline's "
                      "knot snap), compared with both one-sided derivatives")
+        lines.extend(f"note: {n}" for n in self.notes)
         if self.localisation is not None:
             lines.extend(format_localisation(self.localisation))
         return "\n".join(lines)
@@ -445,8 +460,7 @@ def key_order(key: str) -> tuple:
     return (len(KEY_PATTERNS), [], key)
 
 
-def needs_objective(key: str) -> bool:
-    return key == "objective" or key.startswith(("objective/", "objective_gradients/"))
+needs_objective = is_objective_key       # the keys that need the Objective
 
 
 def unknown_key_note(key: str, known) -> str:
@@ -456,35 +470,40 @@ def unknown_key_note(key: str, known) -> str:
 
 def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
           atol=DEFAULT_ATOL, knot_tol=KNOT_TOL, objective: Objective | None = None,
-          reference: dict | None = None) -> CheckReport:
+          reference: dict | None = None, forward: ForwardPass | None = None) -> CheckReport:
     """Compare every key of `answers` with `reference_answers` (one-sided rule at kinks,
     see the module docstring); unknown keys and objective keys without `objective` are
     failed rows; on a failure, reference.localise says where the first disagreement is.
-    atol is a fraction of each key's scale S (`KeyScales`), rtol relative to each entry.
+    atol is a fraction of each key's scale S (reference.key_scales.KeyScales), rtol relative
+    to each entry; a passing row that a zero answer would pass too is marked unresolved.
     `reference`: reference_answers(net, x, names=names, layers=True, one_sided=True,
-    objective=objective, knot_tol=knot_tol) when the caller already has it (not recomputed)."""
+    objective=objective, knot_tol=knot_tol) and `forward`: one_sided.ForwardPass(net, x,
+    knot_tol), when the caller already has them (not recomputed)."""
     rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
-    knot_tol = check_knot_tol(net, knot_tol)
-    x = net.check_inputs(x)
+    if forward is None:
+        forward = ForwardPass(net, x, knot_tol)
+    else:
+        forward.match_knot_tol(knot_tol)
+    x, outputs, caches, masks = forward.x, forward.outputs, forward.caches, forward.masks
     keys = sorted(answers, key=key_order)
     want_layers = any(re.fullmatch(r"layer\d+/output", k) for k in keys)
     want_objective = objective is not None and any(needs_objective(k) for k in keys)
     ref = reference if reference is not None else reference_answers(
         net, x, names=names, layers=want_layers, one_sided=True,
-        objective=objective if want_objective else None, knot_tol=knot_tol)
-    outputs, caches = net.forward(x, keep_cache=True)
-    mags = forward_magnitudes(net, x)
-    masks = kink_masks(net, caches, mags, knot_tol)
+        objective=objective if want_objective else None, knot_tol=forward.knot_tol,
+        forward=forward)
     choices = kink_choices(masks)
     own_to_file = file_names(net, names)
-    scales = KeyScales(net, x, ref, names, objective, mags)
+    gradient = ((objective_grad_out(objective, outputs), objective_extra_grads(net, objective))
+                if want_objective else None)
+    scales = KeyScales(net, x, ref, mags=forward.mags, objective_gradient=gradient,
+                       own_names={v: k for k, v in own_to_file.items()})
     lazy, pinned = {}, {}
 
     def spread(prefix):
         if prefix not in lazy:
-            data = prefix == "param_gradients"
-            grad_out = np.ones_like(outputs) if data else objective_grad_out(objective, outputs)
-            extra = None if data else objective_extra_grads(net, objective)
+            grad_out, extra = (np.ones_like(outputs), None) if prefix == "param_gradients" \
+                else gradient
             lazy[prefix] = gradient_range(net, caches, grad_out, choices, own_to_file, pinned,
                                           extra)
         return lazy[prefix]
@@ -513,11 +532,20 @@ def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
                                               jacobian="input_jacobian" in answers, **tol)
         else:
             row, used[key] = compare(key, ref[key], got, **tol), ref[key]
-        rows.append(row)
+        rows.append(mark_unresolved(row))
     passed = all(r.passed for r in rows)
-    report = CheckReport(rows, passed, None, rtol, atol, knot_tol, x.shape[0],
-                         int(kink_rows(masks, x.shape[0]).sum()))
+    clamped = forward.mags.clamped_note(net)
+    report = CheckReport(rows, passed, None, rtol, atol, forward.knot_tol, x.shape[0],
+                         int(kink_rows(masks, x.shape[0]).sum()), notes=[clamped] if clamped
+                         else [])
     if not passed:
         report.localisation = localise(net, x, used, answers, rows, caches, own_to_file,
                                        rtol=rtol, masks=masks)
     return report
+
+
+def mark_unresolved(row: Row) -> Row:
+    """row, its note saying why when it passes unresolved (UNRESOLVED_NOTE)."""
+    if row.passed and not row.resolved and UNRESOLVED_NOTE not in row.note:
+        row.note = "; ".join(n for n in (row.note, UNRESOLVED_NOTE) if n)
+    return row

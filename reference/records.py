@@ -35,7 +35,8 @@ import math
 import sys
 from pathlib import Path
 
-from reference.experiments import (LADDER_P, LADDER_RUNGS, RunConfig, canonical_json)
+from reference._format import shown
+from reference.experiments import LADDER_P, LADDER_RUNGS, RunConfig, json_sha256
 from reference.files import jsonable
 
 RECORDS, MODELS = "records", "models"      # the subdirectories of a results directory
@@ -64,8 +65,7 @@ def sha256_file(path) -> str:
 
 def content_hash(record: dict) -> str:
     """Hex sha256 of canonical_json(record without record_sha256)."""
-    body = {k: v for k, v in record.items() if k != RECORD_HASH}
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return json_sha256({k: v for k, v in record.items() if k != RECORD_HASH})
 
 
 def seal(record: dict, model_file=None) -> dict:
@@ -130,7 +130,7 @@ def record_problem(record, key=None, results=None) -> str | None:
     if not isinstance(record, dict) or "key" not in record or "status" not in record:
         return "not a sweep record (expected an object with key, status and run_config)"
     if not isinstance(record.get("run_config"), dict):
-        return f"run_config: expected an object, got {record.get('run_config')!r:.80}"
+        return f"run_config: expected an object, got {shown(record.get('run_config'), 80)}"
     try:
         config = RunConfig.from_dict(record["run_config"])
     except (TypeError, ValueError, OverflowError) as exc:     # e.g. sparsify 10**400
@@ -139,7 +139,7 @@ def record_problem(record, key=None, results=None) -> str | None:
         return (f"run_config: not as a sweep writes it (expected {config.to_dict()}, got "
                 f"{record['run_config']})")
     if record["key"] != config.key():
-        return f"key: {record['key']!r:.80} is not the key of its run_config ({config.key()})"
+        return f"key: {shown(record['key'], 80)} is not the key of its run_config ({config.key()})"
     if key is not None and record["key"] != key:
         return f"key: {record['key']!r} is not the file's name ({key}.json): a copied record"
     if RECORD_HASH not in record:
@@ -220,25 +220,25 @@ def _field_problem(container: dict, fields: dict, where: str = "") -> str | None
         if name not in container:
             return f"{where}{name}: missing"
         if not check(container[name]):
-            return f"{where}{name}: expected {expected}, got {container[name]!r:.80}"
+            return f"{where}{name}: expected {expected}, got {shown(container[name], 80)}"
     return None
 
 
 def value_problem(record: dict, config: RunConfig) -> str | None:
     """The types and ranges of a record's values (check 2 of the module docstring)."""
     if record["status"] not in STATUSES:
-        return f"status: expected one of {list(STATUSES)}, got {record['status']!r:.80}"
+        return f"status: expected one of {list(STATUSES)}, got {shown(record['status'], 80)}"
     if record["status"] == "failed":
         return _field_problem(record, FAILED_FIELDS)
     problem = _field_problem(record, OK_FIELDS)
     if problem is not None:
         return problem
     if record["model"] != model_path(record["key"]):
-        return f"model: expected {model_path(record['key'])!r}, got {record['model']!r:.80}"
+        return f"model: expected {model_path(record['key'])!r}, got {shown(record['model'], 80)}"
     for name, value in (("dataset", config.dataset), ("activation", config.activation),
                         ("hidden", list(config.hidden))):
         if record.get(name) != value:
-            return f"{name}: {record.get(name)!r:.80} is not the run_config's {value!r}"
+            return f"{name}: {shown(record.get(name), 80)} is not the run_config's {value!r}"
     layers = len(config.hidden) if config.activation == "spline" else 0
     for name in ("knots", "tv2", "bv2"):
         if len(record[name]) != layers:
@@ -249,7 +249,7 @@ def value_problem(record: dict, config: RunConfig) -> str | None:
     if problem is None and (sparsifies or "sparsify" in record):
         sparsify = record.get("sparsify")
         problem = ("sparsify: expected the sparsification's totals (an object), got "
-                   f"{sparsify!r:.80}" if not isinstance(sparsify, dict)
+                   f"{shown(sparsify, 80)}" if not isinstance(sparsify, dict)
                    else _field_problem(sparsify, SPARSIFY_FIELDS, "sparsify."))
     return problem
 
@@ -257,14 +257,14 @@ def value_problem(record: dict, config: RunConfig) -> str | None:
 def _ladder_problem(ladder) -> str | None:
     """Every rung of every p present, each an object whose value is BOUND."""
     if not isinstance(ladder, dict):
-        return f"ladder: expected an object, got {ladder!r:.80}"
+        return f"ladder: expected an object, got {shown(ladder, 80)}"
     for p in LADDER_P:
         rungs = ladder.get(p)
         if not isinstance(rungs, dict):
-            return f"ladder.{p}: expected an object, got {rungs!r:.80}"
+            return f"ladder.{p}: expected an object, got {shown(rungs, 80)}"
         for name in LADDER_RUNGS[p]:
             if not isinstance(rungs.get(name), dict):
-                return f"ladder.{p}.{name}: expected an object, got {rungs.get(name)!r:.80}"
+                return f"ladder.{p}.{name}: expected an object, got {shown(rungs.get(name), 80)}"
             problem = _field_problem(rungs[name], {"value": BOUND}, f"ladder.{p}.{name}.")
             if problem is not None:
                 return problem

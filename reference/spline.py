@@ -67,7 +67,7 @@ import numpy as np
 
 from reference import spline_kernels as kernels
 from reference._checks import as_finite_array, as_real_array
-from reference._format import exact
+from reference._format import shown
 from reference.spline_kernels import Pieces, num_threads, set_num_threads  # noqa: F401
 
 EPS = np.finfo(np.float64).eps
@@ -107,8 +107,7 @@ def zero_one(num_channels: int) -> np.ndarray:
 def _shown(value) -> str:
     """repr(value) with NumPy numbers as Python's, shortened when long (e.g. a 400-digit
     integer)."""
-    text = exact(value)
-    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+    return shown(value, 40)
 
 
 def _real_in(value, name: str, low: float, high: float) -> float:

@@ -9,7 +9,7 @@ from test_oracle import OtherSpline, oracle_inputs, oracle_model
 
 from reference.cli import main
 from reference.io import save_model
-from reference.network import Dense, Network, SplineActivation
+from reference.network import Dense, Network, ReLU, SplineActivation
 from reference.spline import LinearSpline
 from reference import oracle
 
@@ -202,3 +202,108 @@ def test_a_fine_grid_is_graded_as_a_unit_one(tmp_path, capsys):
         else:
             assert "7 of 15 samples have a pre-activation on a kink" in out.out
         assert run_check(tmp_path, str(model), tmp_path / "a.npz", "--knot-tol", "1e-12") == 0
+
+
+def cancelling_network(rng):
+    """Two nearly equal ReLU neurons with output weights [1, -1] (the review's repro): the
+    outputs, ~5e-9, are a difference of terms ~5 (their magnitude |W| |y| + |b|)."""
+    w = rng.standard_normal((1, 20))
+    weight, bias = np.vstack([w, w * (1 + 1e-9)]), np.array([5.0, 5.0 * (1 + 1e-9)])
+    return Network([Dense(weight, bias), ReLU(), Dense(np.array([[1.0, -1.0]]), np.zeros(1))])
+
+
+def reversed_outputs(net, x):
+    """The outputs of `net` (cancelling_network) computed by another correct float64
+    implementation: every dot product summed in the reverse order."""
+    weight, bias = net.layers[0].params["weight"], net.layers[0].params["bias"]
+    z = np.stack([(x[:, ::-1] * weight[k, ::-1]).sum(axis=1) + bias[k]
+                  for k in range(len(bias))], axis=1)
+    return np.maximum(z, 0) @ net.layers[2].params["weight"].T          # (M, 1)
+
+
+def row_result(out: str, key: str) -> str:
+    """The result column (pass, FAIL, unresolved) of the row of `key` in check's table."""
+    line = next(line for line in out.splitlines() if line.startswith(f"  {key} "))
+    return next(word for word in line.split() if word in ("pass", "FAIL", "unresolved"))
+
+
+def test_a_float64_implementation_passes_on_cancelling_outputs(tmp_path, capsys):
+    """Outputs ~5e-9 that cancel from terms ~5: another float64 summation order differs by
+    ~1e-15, 1e-7 of max |ours|, which atol times max |ours| (6e-18) failed (exit 1) though
+    it is float64 rounding of terms ~5.  S is max(max |ours|, the key's magnitude), the
+    scale of any float64 implementation's rounding: no row fails (exit 0).  A zero answer is
+    then within the tolerance too, so the row says 'unresolved' for either answer (never a
+    plain pass); a smaller --atol resolves it: the zero answer fails, the reversed sums
+    pass."""
+    rng = np.random.default_rng(0)
+    net = cancelling_network(rng)
+    x = rng.standard_normal((50, 20)) * 0.1
+    save_model(net, tmp_path / "m.npz")
+    np.save(tmp_path / "x.npy", x)
+    ours = oracle.reference_answers(net, x, info=False)["outputs"]
+    theirs = reversed_outputs(net, x)
+    assert 0 < np.abs(theirs - ours).max() < 1e-14 and np.abs(ours).max() < 1e-8
+    np.savez(tmp_path / "reversed.npz", outputs=theirs)
+    np.savez(tmp_path / "zero.npz", outputs=0 * ours)
+    assert run_check(tmp_path, str(tmp_path / "m.npz"), tmp_path / "reversed.npz") == 0
+    assert row_result(capsys.readouterr().out, "outputs") == "unresolved"
+    assert run_check(tmp_path, str(tmp_path / "m.npz"), tmp_path / "zero.npz",
+                     "--json", str(tmp_path / "r.json")) == 0
+    out = capsys.readouterr().out
+    assert row_result(out, "outputs") == "unresolved" and "a zero answer would pass" in out
+    assert "0 of 1 quantities pass, 1 unresolved" in out
+    row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
+    assert row["passed"] is True and row["resolved"] is False
+    assert row["scale_from"] == "magnitude" and row["scale"] > 1e8 * np.abs(ours).max()
+    for answers, result in (("zero.npz", "FAIL"), ("reversed.npz", "pass")):
+        assert run_check(tmp_path, str(tmp_path / "m.npz"), tmp_path / answers,
+                         "--atol", "1e-13") == (result == "FAIL")
+        assert row_result(capsys.readouterr().out, "outputs") == result
+
+
+def test_a_magnitude_beyond_float64_is_clamped_with_a_note(tmp_path, capsys):
+    """W2 = [1e308, -1e308] on two equal ReLU neurons: the outputs are exactly 0, the
+    magnitude |W| |y| + |b| (3e308) leaves the float64 range.  check refused the model
+    naming --inputs (exit 2); the magnitude is now clamped at the largest float64 there
+    (a tolerance at most that wide), with a note naming the layer, and the right answer
+    passes, a wrong one fails."""
+    net = Network([Dense(np.ones((2, 1)), np.full(2, 0.5)), ReLU(),
+                   Dense(np.array([[1e308, -1e308]]), np.zeros(1))])
+    model = save_model(net, tmp_path / "m.npz")
+    x = np.array([[1.0], [-1.0]])          # the second sample's ReLUs are off
+    np.save(tmp_path / "x.npy", x)
+    ref = oracle.reference_answers(net, x, info=False)
+    assert not ref["outputs"].any()
+    np.savez(tmp_path / "a.npz", outputs=ref["outputs"])
+    np.savez(tmp_path / "b.npz", outputs=ref["outputs"] + 1e300)
+    assert run_check(tmp_path, str(model), tmp_path / "a.npz") == 0
+    out = capsys.readouterr().out
+    assert "layer 2 (dense)" in out and "clamped at 1.8e+308" in out
+    assert run_check(tmp_path, str(model), tmp_path / "b.npz") == 1
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--inputs", str(tmp_path / "x.npy"), "--output",
+                 str(tmp_path / "o.npz"), "--one-sided"]) == 0
+    assert "clamped at 1.8e+308" in capsys.readouterr().out
+
+
+def test_check_runs_the_forward_pass_once(files, monkeypatch):
+    """`check` ran the forward pass, the magnitudes and the kink windows three times (the
+    --knot-tol check, the reference answers, oracle.check): once now."""
+    tmp, net, x, model = files
+    np.savez(tmp / "a.npz", **oracle.reference_answers(net, x, layers=True, one_sided=True))
+    calls = {"forward": 0, "kink_windows": 0}
+    forward, windows = Network.forward, SplineActivation.kink_windows
+
+    def counted_forward(self, *args, **kwargs):
+        calls["forward"] += kwargs.get("keep_cache", False)
+        return forward(self, *args, **kwargs)
+
+    def counted_windows(self, *args, **kwargs):
+        calls["kink_windows"] += 1
+        return windows(self, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "forward", counted_forward)
+    monkeypatch.setattr(SplineActivation, "kink_windows", counted_windows)
+    assert run_check(tmp, model, tmp / "a.npz") == 0
+    spline_layers = sum(isinstance(layer, SplineActivation) for layer in net.layers)
+    assert calls == {"forward": 1, "kink_windows": spline_layers}

@@ -117,6 +117,11 @@ def test_self_run_passes(suite, tmp_path, capsys):
     knots = next(c for c in report["cases"] if c["name"] == "knots")
     assert max(r["on_knot"] for r in knots["rows"]) == 36     # 44 rows, 8 at the grid ends
     assert "passed" in out.out and "0 failed" in out.out
+    # every key of every case tells a zero answer from the right one (none cancels to
+    # within atol S of zero: a case that did would test nothing there)
+    assert [c["unresolved"] for c in report["cases"]] == [[]] * len(report["cases"])
+    assert all(r["resolved"] for c in report["cases"] for r in c["rows"])
+    assert "unresolved" not in out.out
 
 
 def test_one_perturbed_case_fails_naming_case_and_key(suite, answers, tmp_path, capsys):
@@ -167,9 +172,9 @@ def left_answers(suite, case):
     net, names = load_model(suite / entry["model"], with_names=True)
     x = np.load(suite / entry["inputs"])
     ref = oracle.reference_answers(net, x, names=names, one_sided=True)
-    outputs, caches = net.forward(x, keep_cache=True)
-    masks = net.kink_masks(caches, oracle.KNOT_TOL)
-    _, grads = net.backward(caches, np.ones_like(outputs), oracle.sides_from_masks(masks, -1))
+    forward = oracle.ForwardPass(net, x)
+    _, grads = net.backward(forward.caches, np.ones_like(forward.outputs),
+                            oracle.sides_from_masks(forward.masks, -1))
     left = {f"param_gradients/{file}": grads[own]
             for own, file in oracle.file_names(net, names).items()}
     return ref, left
@@ -537,3 +542,54 @@ def test_bad_format_strings_name_dir_and_the_manifest(suite, tmp_path, capsys, v
     copy = tampered(suite, tmp_path, lambda m, _: m.update(format=value))
     err = refused(copy, capsys)
     assert message in err and len(err) < 600, err
+
+
+def rewrite_case(directory, name, change):
+    """change(net, x, data) edits a case's model, inputs or data in place; the files are
+    written back and expected.npz is replaced by this reference's answers to them, so that
+    the `expected:` rows agree: only a comparison with the built-in case can see it."""
+    from reference.io import save_model
+
+    entry = next(c for c in json.loads((directory / "manifest.json").read_text())["cases"]
+                 if c["name"] == name)
+    net, names = load_model(directory / entry["model"], with_names=True)
+    x = np.load(directory / entry["inputs"])
+    data = dict(np.load(directory / entry["parameters"]["data"])) if "data" in entry[
+        "parameters"] else None
+    change(net, x, data)
+    save_model(net, directory / entry["model"])
+    np.save(directory / entry["inputs"], x)
+    if data is not None:
+        np.savez(directory / entry["parameters"]["data"], **data)
+    ours, _ = cases.answer(entry["kind"], net, names, x, entry["parameters"],
+                           None if data is None else data["y"])
+    np.savez(directory / entry["expected"], **{k: ours[k] for k in entry["answer_keys"]})
+
+
+def zero_dense(net, x, data):
+    for layer in net.layers:
+        if layer.kind == "dense":
+            for key, value in layer.params.items():
+                value[...] = 0.0
+
+
+@pytest.mark.parametrize("name, change, what", [
+    ("lipschitz_bounds", zero_dense, "model"),
+    ("exact_1d", zero_dense, "model"),
+    ("knots", lambda net, x, data: x.__imul__(0.0), "inputs"),
+    ("objective_squared_tv2", lambda net, x, data: data["y"].__imul__(0.0), "data"),
+    ("bias_null", lambda net, x, data: net.layers[1].params["coefficients"].__imul__(
+        1 + 2.0 ** -52), "model"),
+])
+def test_case_files_are_the_built_in_ones(suite, tmp_path, capsys, name, change, what):
+    """The review's repro: the dense weights of lipschitz_bounds and exact_1d set to zero and
+    their expected.npz rewritten with this reference's answers: all-zero answers passed both
+    cases (the expected: rows agree with the files).  The model, inputs and data arrays are
+    compared with the cases this version builds, bit for bit (one ulp of one coefficient
+    too): a suite whose files differ is refused, naming the case and the file."""
+    copy = tmp_path / "suite"
+    shutil.copytree(suite, copy)
+    rewrite_case(copy, name, change)
+    err = refused(copy, capsys, "--answers", zero_answers(copy, tmp_path / "zero"))
+    assert f"case {name!r}: its {what} file" in err
+    assert "differs from the case this version builds" in err and "re-export" in err

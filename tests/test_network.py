@@ -204,7 +204,7 @@ def test_one_sided_derivatives_at_kinks():
              (LeakyReLU(0.2), np.array([[0.0, 1.0], [-1.0, 0.0]]), 0.0),
              (PReLU(np.array([0.3, -0.5])), np.array([[0.0, 1.0], [-1.0, 0.0]]), 0.0)]
     for layer, z, step in cases:
-        on = layer.on_kink(z, 1e-9)
+        on = layer.on_kink(z, 1e-9, 1.0)                  # pre-activations of magnitude 1
         assert on.any(), layer.kind
         for side in (-1, 1):
             d = layer.derivative_at(z, (side * on).astype(np.int8))
@@ -213,10 +213,10 @@ def test_one_sided_derivatives_at_kinks():
             np.testing.assert_allclose(d, fd, rtol=1e-6, atol=1e-6, err_msg=layer.kind)
         # off the kinks and with no side, the layer's own derivative (the right piece)
         np.testing.assert_array_equal(layer.derivative_at(z), layer.derivative(z))
-        # within knot_tol max(1, |tau|, T) of a kink, not beyond
+        # within knot_tol max(magnitude, |tau|) of a kink, not beyond
         shifted = z + on * 2e-9 * max(1.0, 2.0, step)
-        assert not layer.on_kink(shifted, 1e-9)[on].any()
-        assert layer.on_kink(z + on * 0.5e-9, 1e-9)[on].all()
+        assert not layer.on_kink(shifted, 1e-9, 1.0)[on].any()
+        assert layer.on_kink(z + on * 0.5e-9, 1e-9, 1.0)[on].all()
 
 
 def test_backward_with_sides_gives_one_sided_gradients():
@@ -267,3 +267,18 @@ def test_activations_and_network_import_in_either_order(first, second):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+def test_the_kink_window_has_no_absolute_default():
+    """The kink window is knot_tol max(magnitude, |tau|): a default magnitude of 1 (the old
+    absolute window, which held every sample of a network whose pre-activations are 1e-12)
+    is gone, and so is Network.kink_masks, which applied it (reference.one_sided.kink_masks
+    takes the magnitudes of reference.magnitudes)."""
+    z = np.array([[1e-12, -1e-12]])
+    for layer in (ReLU(), LeakyReLU(0.2)):
+        with pytest.raises(TypeError, match="magnitude"):
+            layer.on_kink(z, 1e-9)
+        with pytest.raises(TypeError, match="magnitude"):
+            layer.kink_windows(z, 1e-9)
+        assert not layer.on_kink(z, 1e-9, 1e-12).any()        # its own scale: off the kink
+    assert not hasattr(Network, "kink_masks")

@@ -64,24 +64,43 @@ def test_a_small_network_fails_zero_and_negated_answers(tmp_path, capsys):
         assert "FAIL" in out and "atol S" in out
 
 
+def output_magnitude(net, x) -> np.ndarray:
+    """|W| |y| + |b| propagated from |x| through |W|, |b| and |sigma_n(0)| + Lip_n |z| (the
+    spline layers of issue_network), written out here: the magnitude of the outputs."""
+    a = np.abs(x)
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            a = a @ np.abs(layer.params["weight"]).T + np.abs(layer.params["bias"])
+        elif layer.kind == "spline":
+            spline = layer.spline
+            slopes = np.abs(np.diff(spline.coefficients, axis=1)) / spline.step
+            a = np.abs(layer.forward(np.zeros((1, a.shape[1])))[0][0]) + slopes.max(1) * a
+    return a
+
+
 def test_the_report_prints_the_effective_tolerance(tmp_path, capsys):
-    """Each row says atol S, S = max |ours| over the key, in the table and in the JSON."""
+    """Each row says atol S, S = max(max |ours| over the key, its magnitude), in the table and
+    in the JSON (atol S exactly 1e-9 S: the assertion compares with abs=0, since S ~ 1e-12
+    here and pytest.approx's default abs=1e-12 would pass anything)."""
     net = issue_network(1e-3)
     x = np.random.default_rng(1).uniform(-2, 2, (5, 2))
     ref = oracle.reference_answers(net, x, info=False)
     assert run_check(tmp_path, net, x, {"outputs": ref["outputs"]}, "--json",
                      tmp_path / "r.json") == 0
     row = json.loads((tmp_path / "r.json").read_text())["rows"][0]
-    scale = float(np.abs(ref["outputs"]).max())
-    assert row["scale"] == scale and row["atol_effective"] == pytest.approx(1e-9 * scale)
-    assert row["scale_from"] == "reference"
-    assert f"{1e-9 * scale:9.2e}" in capsys.readouterr().out
+    magnitude = float(output_magnitude(net, x).max())
+    assert magnitude > np.abs(ref["outputs"]).max() > 0 and magnitude < 1e-10
+    assert row["scale"] == pytest.approx(magnitude, rel=1e-12, abs=0)
+    assert row["atol_effective"] == pytest.approx(1e-9 * magnitude, rel=1e-12, abs=0)
+    assert row["scale_from"] == "magnitude"
+    assert f"{row['atol_effective']:9.2e}" in capsys.readouterr().out
 
 
 def test_a_zero_reference_falls_back_to_the_magnitude():
     """A key whose reference array is all zero (ReLUs dead for every sample: the gradients
     of the layer before them vanish) is compared with atol times the magnitude of the
-    quantity (|W|, |b|, Lip from |x|), which scales with the network, never with 1."""
+    quantity (|W|, |b|, Lip from |x|; S = max(max |ours|, magnitude)), which scales with the
+    network, never with 1."""
     rng = np.random.default_rng(2)
     x = rng.uniform(-1, 1, (6, 2))
     for s in (1e-8, 1.0, 1e8):
@@ -93,7 +112,7 @@ def test_a_zero_reference_falls_back_to_the_magnitude():
         wrong = {"param_gradients/layer0.weight": np.full((3, 2), 1e-6 * magnitude)}
         row = oracle.check(net, x, wrong).rows[0]
         assert not row.passed and row.scale_from == "magnitude"
-        assert row.scale == pytest.approx(magnitude, rel=1e-12)
+        assert row.scale == pytest.approx(magnitude, rel=1e-12, abs=0)
         tiny = {"param_gradients/layer0.weight": np.full((3, 2), 1e-12 * magnitude)}
         assert oracle.check(net, x, tiny).passed
 
@@ -212,7 +231,7 @@ def test_info_follows_the_scaling_law(scale, tmp_path, capsys):
         got = info(rnet)
         for p, value in base["theorem1"].items():
             assert got["theorem1"][p] == pytest.approx(value * factors["outputs"] / a,
-                                                       rel=1e-9)
+                                                       rel=1e-9, abs=0)
         for mine, theirs in zip(got["splines"], base["splines"]):
             assert mine["knots"] == theirs["knots"]
             for key in ("tv2", "lipschitz", "knot_tolerance"):
@@ -382,7 +401,7 @@ def test_a_rescaled_milp_is_right_or_refused():
         result = exact.exact_milp(net, "1", box=1.0)
         if result.get("certified_exact"):
             assert result["value"] == pytest.approx(unit_value * factors["outputs"],
-                                                    rel=1e-4), c
+                                                    rel=1e-4, abs=0), c
 
 
 def test_a_wide_certified_bracket_is_no_exact_answer(monkeypatch):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from reference import oracle
-from reference.one_sided import check_kink_windows
+from reference.one_sided import ForwardPass
 from reference.commands.args import nonneg_float
 from reference.commands.evaluate import (KNOT_TOL_HELP, add_objective_arguments, inputs_named,
                                          load_inputs, objective_from_args)
@@ -33,11 +33,13 @@ def load_answers(path) -> dict:
     return answers
 
 
-def all_answers(net, x, names=None, objective=None, knot_tol=oracle.KNOT_TOL) -> dict:
+def all_answers(net, x, names=None, objective=None, knot_tol=oracle.KNOT_TOL,
+                forward=None) -> dict:
     """Every answer key the reference can give for these inputs (the objective keys only
-    with `objective`, an oracle.Objective): what oracle.check takes as `reference`."""
+    with `objective`, an oracle.Objective): what oracle.check takes as `reference`
+    (forward: one_sided.ForwardPass of net at x, when the caller has it)."""
     return oracle.reference_answers(net, x, names=names, layers=True, one_sided=True,
-                                    objective=objective, knot_tol=knot_tol)
+                                    objective=objective, knot_tol=knot_tol, forward=forward)
 
 
 def expected_shapes(net, x, names=None, objective=None, knot_tol=oracle.KNOT_TOL) -> dict:
@@ -91,20 +93,23 @@ def run(args):
     answers = load_answers(args.answers)
     knot_tol = oracle.check_knot_tol(net, args.knot_tol, "--knot-tol")
     with np.errstate(all="ignore"), inputs_named():     # huge values: no warnings
-        check_kink_windows(net, x, knot_tol, "--knot-tol")
-        return _check(args, net, names, x, answers, knot_tol)
+        forward = ForwardPass(net, x, knot_tol, "--knot-tol")    # one forward pass for all
+        forward.masks                              # --knot-tol against these inputs, first
+        return _check(args, net, names, forward, answers)
 
 
-def _check(args, net, names, x, answers, knot_tol) -> int:
-    objective = objective_from_args(args, net, x)
+def _check(args, net, names, forward, answers) -> int:
+    x, knot_tol = forward.x, forward.knot_tol
+    objective = objective_from_args(args, forward.outputs)
     if objective is not None and not any(oracle.needs_objective(k) for k in answers):
         raise ValueError(f"--loss: {args.answers} holds no objective key (objective, "
                          "objective/data, objective/weight_decay, objective/regulariser, "
                          "objective_gradients/NAME) to compare")
-    ref = all_answers(net, x, names, objective, knot_tol)
+    ref = all_answers(net, x, names, objective, knot_tol, forward)
     validate_answers(answers, {k: np.shape(v) for k, v in ref.items()}, "--answers")
     report = oracle.check(net, x, answers, names=names, rtol=args.rtol, atol=args.atol,
-                          knot_tol=knot_tol, objective=objective, reference=ref)
+                          knot_tol=knot_tol, objective=objective, reference=ref,
+                          forward=forward)
     print(f"check of {args.answers} against {args.model} on {args.inputs} "
           f"({x.shape[0]} samples):")
     print(report.format())
@@ -122,18 +127,20 @@ def register(sub) -> None:
                        "evaluate writes, plus layer{i}/output, tv2/{i}, bv2/{i}, "
                        "lipschitz_bound/p1|p2|pinf, objective...) with the reference's, "
                        "entrywise |theirs - ours| <= ATOL S + RTOL |ours|, S the key's "
-                       "scale (max |ours| over the key).  Rows with a pre-activation on a "
-                       "kink pass if they match either one-sided derivative.  Exit status 0: "
-                       "all pass; 1: some fail; 2: bad input.")
+                       "scale: max(max |ours| over the key, its magnitude |W| |y| + |b|).  "
+                       "Rows with a pre-activation on a kink pass if they match either "
+                       "one-sided derivative; a row that a zero answer would pass too is "
+                       "'unresolved'.  Exit status 0: no row fails; 1: some fail; 2: bad "
+                       "input.")
     p.add_argument("model")
     p.add_argument("--inputs", required=True, help=".npy array of shape (M, N_0)")
     p.add_argument("--answers", required=True, help=".npz of the other implementation's arrays")
     p.add_argument("--rtol", type=nonneg_float, default=oracle.DEFAULT_RTOL,
                    help=f"tolerance relative to each entry (default {oracle.DEFAULT_RTOL:g})")
     p.add_argument("--atol", type=nonneg_float, default=oracle.DEFAULT_ATOL,
-                   help="absolute tolerance as a fraction of each key's scale S = max |ours| "
-                        "over the key (the report prints ATOL S per key; default "
-                        f"{oracle.DEFAULT_ATOL:g})")
+                   help="absolute tolerance as a fraction of each key's scale S = max(max "
+                        "|ours| over the key, its magnitude) (the report prints ATOL S per "
+                        f"key; default {oracle.DEFAULT_ATOL:g})")
     p.add_argument("--knot-tol", type=nonneg_float, default=oracle.KNOT_TOL,
                    help=KNOT_TOL_HELP)
     p.add_argument("--json", default=None, metavar="OUT",

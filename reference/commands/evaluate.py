@@ -12,7 +12,7 @@ from reference import oracle
 from reference._checks import OverflowResult
 from reference.commands.args import nonneg_float
 from reference.files import check_not_an_input, check_writable, load_npy, write_npz
-from reference.one_sided import check_kink_windows
+from reference.one_sided import ForwardPass
 from reference.io import load_model
 from reference.losses import LOSSES
 from reference.train import REGULARISERS
@@ -65,8 +65,9 @@ def add_objective_arguments(p) -> None:
                    help=f"mu on the dense weights (default {OBJECTIVE_DEFAULTS['mu']:g})")
 
 
-def objective_from_args(args, net, x) -> oracle.Objective | None:
-    """The Objective of the flags, None without --loss; errors name the flag."""
+def objective_from_args(args, outputs) -> oracle.Objective | None:
+    """The Objective of the flags, None without --loss; errors name the flag (the targets
+    are checked against the outputs (M, N_L) of the model at --inputs)."""
     extra = [f"--{k}" for k in ("targets", "lam", "reg", "mu") if getattr(args, k) is not None]
     if args.loss is None:
         if extra:
@@ -81,7 +82,7 @@ def objective_from_args(args, net, x) -> oracle.Objective | None:
               for k in ("lam", "reg", "mu")}
     objective = oracle.Objective(args.loss, y, **values)
     try:
-        oracle.objective_grad_out(objective, net.forward(x))
+        oracle.objective_grad_out(objective, outputs)
     except ValueError as exc:
         raise ValueError(f"--targets: {exc}") from None
     return objective
@@ -97,12 +98,13 @@ def run(args):
     x = load_inputs(net, args.inputs)
     knot_tol = oracle.check_knot_tol(net, args.knot_tol, "--knot-tol")
     with np.errstate(all="ignore"), inputs_named():    # beyond float64: refused, once
+        forward = ForwardPass(net, x, knot_tol, "--knot-tol")    # one forward pass
         if args.one_sided:
-            check_kink_windows(net, x, knot_tol, "--knot-tol")
-        objective = objective_from_args(args, net, x)
+            forward.masks                          # --knot-tol against these inputs, first
+        objective = objective_from_args(args, forward.outputs)
         result = oracle.reference_answers(net, x, names=names, layers=args.layers,
                                           one_sided=args.one_sided, objective=objective,
-                                          knot_tol=knot_tol, info=args.info)
+                                          knot_tol=knot_tol, info=args.info, forward=forward)
     check_finite_results(result, "evaluate")
     write_npz(args.output, result, "--output")
     extras = [what for flag, what in ((args.layers, "layer outputs"),
@@ -116,6 +118,9 @@ def run(args):
     print(f"wrote {args.output}: outputs {result['outputs'].shape}, input_jacobian "
           f"{result['input_jacobian'].shape}, {len(names)} parameter gradients"
           + "".join(f", {e}" for e in extras))
+    clamped = forward.mags.clamped_note(net) if args.one_sided else None
+    if clamped:
+        print(f"note: {clamped}")
     return 0
 
 
