@@ -17,11 +17,20 @@ matrix: X >= 0) and any feasible (t, rho),
 rho >= ||C* V||_F^2 / ||V_0||_F^2 for every feasible rho: a lower bound on the optimum rho*.
 The solver's dual matrix X (NUMPY: its primal iterate of the standard form; CVXOPT: z;
 cvxpy: the LMI constraint's dual value; on the reduced LMI mapped back by x^0 = V1 y) meets
-h >= 0 only to its tolerance, so it is repaired by mixing in a strictly feasible point: the
-linearised network with every psi_i = z_i / 2, G (N, n0) with G_0 = I, whose
-g_i = ||z_i||^2 / 2 > 0 wherever neuron i's pre-activation depends on the input:
-X_t = (1 - t) V V^T / ||V_0||^2 + t G G^T / n0, t the least weight with every h_l(X_t) >= 0
-(everything above is linear in X, so X_t needs no factor of its own).
+h >= 0 only to its tolerance, so it is repaired, in two steps.  (1) Layer after layer, the
+psi rows of a multiplier whose constraint fails are scaled by one factor c < 1: since A is
+strictly block lower triangular in psi (a neuron's pre-activation does not involve its own
+layer), g_i(c) = 2 c ((A V)_i . V_psi_i) - 2 c^2 ||V_psi_i||^2 grows as c shrinks (when the
+first term is positive), and the later layers' rows of A V are recomputed after it
+(`_shrink`; a violation of 1e-9 costs about 1e-9 of the bound).  (2) What still fails is
+mixed with a strictly feasible point, the linearised network with every psi_i = z_i / 2,
+G (N, n0) with G_0 = I, whose g_i = ||z_i||^2 / 2 > 0 wherever neuron i's pre-activation
+depends on the input: X_t = (1 - t) V V^T / ||V_0||^2 + t G G^T / n0, t the least weight
+with every h_l(X_t) >= 0 (everything above is linear in X, so X_t needs no factor of its
+own).  On 720 random solves (ReLU, leaky ReLU, PReLU, splines; 1-3 hidden layers; both
+variants; NUMPY, CVXOPT, CLARABEL) step (1) sufficed every time (worst accuracy 1.8e-7,
+CLARABEL's), and every solver's lower bound was below every other's certified value; with
+step (2) alone, a neuron with g_i(G) = 3e-7 and a violation of 2e-9 cost 0.4% of the bound.
 
 Rounding (u = 2^-53, gamma_n of reference.floats, |A - A*| <= e_A, |C - C*| <= e_C the
 data's bounds of reference.lipsdp.data_rounding): with P = fl(C V), Q = fl(A V),
@@ -110,6 +119,33 @@ def _side(data: LmiData, errors, k_mat: np.ndarray, v: np.ndarray) -> _Side:
     return _Side(obj_low, trace_up, h - h_err)
 
 
+def _shrink(data: LmiData, errors, k_mat: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """V with the psi rows of each multiplier whose constraint fails scaled by one factor
+    c in [0, 1] (module docstring), layer after layer (a layer's rows of A V depend on the
+    earlier layers' rows only, already final): with a = sum_i K_il (A_i V) . V_psi_i,
+    b = sum_i K_il ||V_psi_i||^2 and e their rounding terms, h_l(c) >= 2 c (a - c b - e), so
+    c = (a - e) / b (1 - 1e-10), 0 when a <= e (the rows vanish: h_l = 0 exactly)."""
+    e_a = errors[0]
+    n0, (side, m) = data.n0, v.shape
+    v = v.copy()
+    grow = 1.0 + gamma(side + m + 8)
+    for layer in np.unique(data.layer_of_neuron):
+        rows = np.flatnonzero(data.layer_of_neuron == layer)
+        psi, k_rows = v[n0 + rows], k_mat[rows]
+        q = data.a_mat[rows] @ v
+        q_err = gamma(side) * (np.abs(data.a_mat[rows]) @ np.abs(v)) + e_a[rows] @ np.abs(v)
+        err = np.sum((q_err + gamma(m + 2) * (np.abs(q) + np.abs(psi))) * np.abs(psi), axis=1)
+        a, b, e = (k_rows.T @ x for x in (np.sum(q * psi, axis=1), np.sum(psi * psi, axis=1),
+                                          err * grow))
+        fails = a - b - e < 0
+        if not np.any(fails):
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(fails, np.clip((a - e) / b * (1 - 1e-10), 0.0, 1.0), 1.0)
+        v[n0 + rows] *= factor[np.argmax(k_rows > 0, axis=1)][:, None]
+    return v
+
+
 def dual_bound(data: LmiData, errors, k_mat: np.ndarray, dual: np.ndarray | None,
                basis: np.ndarray | None = None) -> DualBound:
     """A proven lower bound on the optimum rho* of the exact SDP (module docstring) from the
@@ -122,7 +158,7 @@ def dual_bound(data: LmiData, errors, k_mat: np.ndarray, dual: np.ndarray | None
     trace = float(np.sum(v[:data.n0] ** 2))
     if not trace > 0:
         return DualBound(0.0, False, 0.0, "the dual matrix has no input block")
-    v = v / np.sqrt(trace)
+    v = _shrink(data, errors, k_mat, v / np.sqrt(trace))
     g = linearised_factor(data) / np.sqrt(data.n0)
     ours, lin = _side(data, errors, k_mat, v), _side(data, errors, k_mat, g)
     short = ours.h_low < 0

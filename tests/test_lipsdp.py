@@ -620,41 +620,57 @@ def exact_dual_terms(net, x_mp):
     return g, obj / sum(x_mp[a, a] for a in range(n0))
 
 
-def test_dual_bound_holds_in_exact_arithmetic():
-    """The dual point `dual_bound` proves feasible, X = (1 - t) V V^T + t G G^T (G the
-    linearised network's), meets every constraint of the exact dual in 50 digits, and
-    <C*^T C*, X> / tr X_00 >= its rho_lower, which is <= the certified primal value: weak
-    duality.  The solver's X is first pushed out of the dual cone (neuron 0's constraint
-    made negative, checked in 50 digits), so the repair is what is tested; a neuron whose
-    pre-activation is constant cannot be repaired: not certified."""
+@pytest.mark.parametrize("variant", ["neuron", "layer"])
+@pytest.mark.parametrize("repair", ["shrink", "mix"])
+def test_dual_bound_holds_in_exact_arithmetic(repair, variant, monkeypatch):
+    """The dual point `dual_bound` proves feasible, X = (1 - t) V V^T + t G G^T (V the
+    solver's factor with failing psi rows shrunk, G the linearised network's), meets every
+    constraint of the exact dual in 50 digits, and <C*^T C*, X> / tr X_00 >= its rho_lower,
+    which is <= the certified primal value: weak duality.  The solver's X is first pushed
+    out of the dual cone (the constraint of neuron 0's multiplier made negative, checked in
+    50 digits: h = K^T g, K the multiplier map of the variant), so the repair is what is
+    tested: by shrinking (the default), or, with the shrink step switched off, by mixing; a
+    neuron whose pre-activation is constant cannot be repaired by mixing (not certified) but
+    can by shrinking its row to 0 (LipSDP-neuron)."""
     mp = pytest.importorskip("mpmath")
-    from reference.lipsdp_dual import dual_bound
+    from reference import lipsdp_dual
+    if repair == "mix":
+        monkeypatch.setattr(lipsdp_dual, "_shrink", lambda data, errors, k_mat, v: v)
     net = random_net([3, 6, 5, 2], "relu", seed=4)
     data, errors = lipsdp_data(net), lipsdp_mod.data_rounding(net)
-    k_mat, n0 = lipsdp_solvers.multiplier_map(data, "neuron"), data.n0
+    k_mat, n0 = lipsdp_solvers.multiplier_map(data, variant), data.n0
+
+    def h(g_list):                                        # K^T g in 50 digits
+        return [sum(mp.mpf(float(k)) * gi for k, gi in zip(column, g_list))
+                for column in k_mat.T]
     with blas_threads(LIPSDP_BLAS_THREADS):
         sol = lipsdp_mod.SOLVE["NUMPY"](data, k_mat, 0.0)
     x = sol.dual.copy()
     x[n0, n0] += 1e-6 * np.trace(x[:n0, :n0])            # g_0 lowered by 2e-6 tr X_00
     g_bad, _ = exact_dual_terms(net, mp.matrix(x.tolist()))
-    assert g_bad[0] < 0
-    bound = dual_bound(data, errors, k_mat, x)
-    assert bound.certified and 0 < bound.mix < 1e-3
+    assert h(g_bad)[0] < 0
+    bound = lipsdp_dual.dual_bound(data, errors, k_mat, x)
+    assert bound.certified and (0 < bound.mix < 1e-3 if repair == "mix" else bound.mix == 0)
     v, g = bound.factors
     x_mp = (mp.mpf(float(1 - bound.mix)) * mp.matrix(v.tolist()) * mp.matrix(v.T.tolist())
             + mp.mpf(bound.mix) * mp.matrix(g.tolist()) * mp.matrix(g.T.tolist()))
     g_exact, ratio = exact_dual_terms(net, x_mp)
-    assert min(g_exact) >= 0 and ratio >= bound.rho_lower
-    value = lipsdp(net, "neuron")
-    assert bound.rho_lower <= value["value"] ** 2 and bound.rho_lower >= 0.999 * value["value"] ** 2
+    assert min(h(g_exact)) >= 0 and ratio >= bound.rho_lower
+    value = lipsdp(net, variant)["value"]
+    loss = 1e-3 if repair == "mix" else 1e-5                  # what the repair costs
+    assert value ** 2 * (1 - loss) <= bound.rho_lower <= value ** 2
     dead = random_net([3, 6, 5, 2], "relu", seed=4)
     dead.layers[0].params["weight"][0] = 0.0                  # neuron 0: z = b, constant
     data = lipsdp_data(dead)
     sol = lipsdp_mod.SOLVE["NUMPY"](data, k_mat, 0.0)
     x = sol.dual.copy()
     x[n0, n0] += 1e-6 * np.trace(x[:n0, :n0])
-    bound = dual_bound(data, lipsdp_mod.data_rounding(dead), k_mat, x)
-    assert not bound.certified and "cannot repair" in bound.reason and bound.rho_lower == 0.0
+    bound = lipsdp_dual.dual_bound(data, lipsdp_mod.data_rounding(dead), k_mat, x)
+    if repair == "mix" and variant == "neuron":
+        assert not bound.certified and "cannot repair" in bound.reason
+        assert bound.rho_lower == 0.0
+    elif repair == "shrink":
+        assert bound.certified and (variant == "layer" or not bound.factors[0][n0].any())
 
 
 def solver_returning(change):
