@@ -174,13 +174,25 @@ def ladder(net: Network, p=2, box: float = 1.0, methods=METHODS, **options) -> d
     return {name: run_method(name, net, p, box, **options) for name in parse_methods(methods)}
 
 
+# the field holding an exact method's certified tolerance on its value, by upper_margin_kind
+# (reference.exact.UPPER_MARGIN_KINDS; exact_1d's value is exact: none)
+VALUE_TOLERANCE = {"tolerance": "tolerance", "rounding_bound": "rounding_bound"}
+
+
 def _bound(results: dict, name: str, side: str):
     """The end of a method's result that a check may use: its lower_bound where it must be
     below another method (side "low"), its upper_bound where it must be above (side "high"),
     and its value for a method without them.  The exact methods give both: equal to the
     value for exact_1d, the witness and HiGHS's bound + its tolerance for the MILP, the
-    bracket of an interrupted run (an end may be None: nothing to check)."""
+    bracket of an interrupted run (an end may be None: nothing to check).  A method that
+    certified its value exact (certified_exact) claims Lip = value to its stated tolerance:
+    where it must be above, its end is value + that tolerance (VALUE_TOLERANCE: the MILP's
+    `tolerance`, regions_2d's `rounding_bound`), not the wider bracket, so an exact value
+    below a certified lower bound is a violation."""
     r = results.get(name, {})
+    if side == "high" and r.get("certified_exact") and r.get("value") is not None:
+        field = VALUE_TOLERANCE.get(r.get("upper_margin_kind"))
+        return r["value"] + ((r.get(field) or 0.0) if field else 0.0)
     key = "lower_bound" if side == "low" else "upper_bound"
     return r[key] if key in r else r.get("value")
 
@@ -202,10 +214,12 @@ def order_violations(results: dict, rtol: float = 1e-6) -> list:
     lipsdp_neuron <= lipsdp_layer.  (LipSDP against layerwise: never above it by construction,
     `lipsdp` reports the layer-wise bound when its certified value is.)
     The exact method enters with its bracket (`_bound`): lower_bound <= the upper bounds,
-    upper_bound >= lower; an interrupted one is never taken for the exact value.
-    lipsdp_neuron <= lipsdp_layer compares two certified upper bounds of SDPs whose optima
-    are ordered: the neuron value may sit above its optimum by its stated `accuracy`
-    (solver tolerance and certification loss), which is added to rtol for that pair."""
+    upper_bound >= lower; an interrupted one is never taken for the exact value; one that
+    certified its value exact must be above the lower bounds with that value (+ its stated
+    tolerance).  lipsdp_neuron <= lipsdp_layer compares two certified upper bounds of SDPs
+    whose optima are ordered: the neuron value v may sit above its optimum by its stated
+    `accuracy` a (v - optimum <= a v), i.e. v <= optimum / (1 - a), so a / (1 - a) (inf for
+    a >= 1) is added to rtol for that pair."""
     chain = [("lower", "exact"), ("exact", "layerwise"), ("lower", "layerwise"),
              ("layerwise", "theorem1"), ("theorem1", "theorem1_bv2"),
              ("lower", "lipsdp_neuron"), ("exact", "lipsdp_neuron"),
@@ -213,7 +227,14 @@ def order_violations(results: dict, rtol: float = 1e-6) -> list:
     bad = []
     for a, b in chain:
         va, vb = _bound(results, a, "low"), _bound(results, b, "high")
-        slack = results.get(a, {}).get("accuracy", 0.0) if a.startswith("lipsdp") else 0.0
+        slack = _accuracy_slack(results.get(a, {})) if a.startswith("lipsdp") else 0.0
         if va is not None and vb is not None and va > vb * (1 + rtol + slack):
             bad.append((a, b, va, vb))
     return bad
+
+
+def _accuracy_slack(result: dict) -> float:
+    """a / (1 - a) for a LipSDP result's stated accuracy a (value - optimum <= a value), inf
+    for a >= 1 (nothing is known about the optimum then); 0 without one."""
+    accuracy = result.get("accuracy") or 0.0
+    return accuracy / (1.0 - accuracy) if accuracy < 1.0 else np.inf

@@ -5,13 +5,11 @@ LipSDP, exact values, lower bounds) builds on `blocks` and `activation_constants
 """
 from __future__ import annotations
 
-from functools import reduce
-
 import numpy as np
 
 from reference._checks import OverflowResult
 from reference.limits import check_box, guard
-from reference.lipsdp_rounding import _gamma
+from reference.floats import gamma, product_or_overflow, scaled_product
 from reference.network import Activation, Dense, Identity, Network
 
 NUM_POINTS = 2000            # lower: seeded random points of the first round
@@ -71,45 +69,6 @@ def blocks(net: Network) -> list:
     return out
 
 
-def scaled_product(*arrays) -> tuple[np.ndarray, int]:
-    """The broadcast product of finite arrays as (S, e), product = S * 2^e, max|S| in
-    [1/4, 1) (S = 0, e = 0 when the product is 0): each entry is the product of the
-    mantissas of np.frexp, so it is rounded as the plain product would be, and no exponent
-    leaves the float64 range however large or small the product.  Entries below 2^-1074 of
-    the largest become 0 (negligible against any norm of S)."""
-    parts = [np.frexp(np.asarray(a, dtype=np.float64)) for a in arrays]
-    mantissa = reduce(np.multiply, [m for m, _ in parts])
-    exponent = reduce(np.add, [e for _, e in parts])
-    if not np.any(mantissa):
-        return np.zeros(np.shape(mantissa)), 0
-    top = int(exponent[mantissa != 0].max())
-    return np.ldexp(mantissa, exponent - top), top
-
-
-def product_or_overflow(factors, what: str) -> float:
-    """prod_k s_k 2^{e_k} for factors (s_k >= 0 finite, e_k int), as a float.  Mantissas and
-    binary exponents are carried apart (np.frexp), so no intermediate over- or underflows
-    and the rounding is that of the plain product.  0 when a factor is 0.  A product outside
-    the normal float64 range [2.2e-308, 1.8e308] with every factor nonzero is not a number
-    this function returns: OverflowResult naming `what`, with log10 of the product."""
-    mantissa, exponent = 1.0, 0
-    for scale, power in factors:
-        mantissa, shift = np.frexp(mantissa * float(scale))
-        exponent += int(shift) + int(power)
-    if mantissa == 0:
-        return 0.0
-    with np.errstate(over="ignore", under="ignore"):
-        value = float(np.ldexp(mantissa, exponent))
-    if not np.finfo(np.float64).tiny <= value < np.inf:
-        log10 = (np.log2(mantissa) + exponent) * np.log10(2.0)
-        raise OverflowResult(
-            f"model: {what} = 10^{log10:.2f} is outside the float64 range "
-            f"[{np.finfo(np.float64).tiny:.3g}, {np.finfo(np.float64).max:.3g}] for these finite "
-            "parameters (every factor is nonzero and finite; their product is not); "
-            "no bound is reported")
-    return value
-
-
 def _theorem1(net: Network, p, key: str, what: str) -> float:
     """prod over the blocks of (max_n ||w_n||_q) * ||(constant key of sigma_n)_n||_p."""
     p = parse_p(p)
@@ -154,7 +113,7 @@ def closed_form_rtol(net: Network) -> tuple[float, str]:
     blocks of (N_in + 2) + N_0 + N_L (sums of at most n terms and one product per block;
     16 for LAPACK's SVD, backward stable with no sharp constant)."""
     n = sum(w.shape[1] + 2 for w, _ in blocks(net)) + net.n_in + net.n_out
-    rtol = CLOSED_FORM_FACTOR * _gamma(n)
+    rtol = CLOSED_FORM_FACTOR * gamma(n)
     return rtol, f"{CLOSED_FORM_FACTOR} gamma_{n} = {rtol:.3g} relative"
 
 

@@ -43,35 +43,27 @@ variant and any slope bounds: the SDPs have the same optimum (`reduce_input`; ap
 r < n0).  Rank: singular values <= s_max max(shape) eps (zero
 to rounding) are dropped, and the result says how many and the largest one dropped.
 
-Normalisation (the same answer in any units).  Scaling the weight W_k by c_k > 0 and the
-slope bounds of hidden layer l by d_l > 0 scales the LipSDP optimum by exactly
-c = prod c_k prod d_l, for either variant: with sigma_l the factor of hidden layer l's
-pre-activation z_l (c_0 for the first, then times d_l c_l per layer) and sigma_out = c, the
-data become A = S A' D^{-1} and C = c C' D^{-1}, D = blkdiag(I_{n0}, S) and S = diag(sigma_l)
-on psi (psi, the [0, 1]-sector part of a neuron, scales as its z; the slope bounds' factor
-d_l goes with y_l into the next layer's rows), so
-
-    M(lambda, rho) = c^2 D^{-T} M'(lambda', rho') D^{-1},
-    lambda'_i = lambda_i sigma_i^2 / c^2,  rho' = rho / c^2,
-
-(D^T E_0 D = E_0): M <= 0 iff M' <= 0, a bijection of the feasible sets that keeps
-LipSDP-layer's shared multipliers shared (sigma is constant on a layer), and sqrt(rho) =
-c sqrt(rho').  `lipsdp` solves and certifies the normalised network (`normalise`): W_k
-divided by 2^e_k <= ||W_k||_2 < 2^(e_k + 1), the slope bounds of layer l by 2^g_l <=
-max_n max(|alpha_n|, |beta_n|) < 2^(g_l + 1); powers of two, so the normalised data are
-the exact scaled ones (an entry falling below the normal range is the exception: its
-weight's rounding enters `data_rounding`, slope bounds are rounded outwards, and
-`Normalisation.lossless` says so), and the value and its proven rounding bound are mapped
-back by 2^E, E = sum e_k + sum g_l, exactly (the rounding bound rounded up; a value outside
-the normal float64 range is an OverflowResult).  So the certificate is the normalised
-network's, and it holds for the network as given: its statement -M'*(lambda', rho'_up) >= 0
-for the exact normalised data is, by the congruence, -M*(lambda, c^2 rho'_up) >= 0 for the
+Normalisation (the same answer in any units; reference.lipsdp_normalise, which proves it).
+`lipsdp` solves and certifies a normalised network: for LipSDP-neuron each hidden neuron is
+first equilibrated (its row of W_l times 2^-a, its column of W_{l+1} times 2^a, a chosen to
+balance the row and column norms: the same function, and the same LipSDP-neuron optimum,
+since one multiplier per neuron absorbs the congruence; not so for LipSDP-layer, whose one
+multiplier per layer must fit every neuron's scale), then (both variants) each W_k is divided by
+2^e_k <= ||W_k||_2 and each hidden layer's slope bounds by 2^g_l <= its largest slope.  The
+optimum of the network is 2^E times the normalised one's, E = sum e_k + sum g_l, exactly; the
+scaled data are exact (powers of two; an entry below the normal range is the exception,
+with its rounding in `data_rounding` and `Normalisation.lossless` False), and the value and
+its proven rounding bound are mapped back by 2^E exactly (the rounding bound rounded up; a
+value outside the normal float64 range is an OverflowResult).  So the certificate is the
+normalised network's, and it holds for the network as given: -M'*(lambda', rho'_up) >= 0
+for the exact normalised data is, by the congruence, -M*(lambda, 4^E rho'_up) >= 0 for the
 exact data of the network.  The solver works in units where every weight and slope has norm
-in [1, 2): a network with its layers rescaled by any factors (1e-8 .. 1e8) is the same
-problem up to factors in [1/2, 2) per layer, and the tolerances (relative gap, stretch,
-margins, the rank tolerance) are relative to its own scale.  Before it, the solvers'
-tolerances were absolute: at weights x 1e3 every solver failed, at x 1e-6 NUMPY certified
-6.5e12 times the exact value.
+in [1, 2) and every neuron is balanced: a network with its layers (or, for LipSDP-neuron,
+its neurons) rescaled by any factors is the same problem up to factors in [1/2, 2), and the
+tolerances (relative gap, stretch, margins, the rank tolerance) are relative to its own
+scale.  Before: at weights x 1e3 every solver failed, at x 1e-6 NUMPY certified 6.5e12 times
+the exact value; a neuron's row x 1e4 and column / 1e4 gave LipSDP-neuron 308.7 for an
+optimum of 0.6728, stated accuracy 8 (1e8: 1.03e11, accuracy 1.25).
 
 LipSDP against the layer-wise bound L_w = prod_l ||diag(L_l) W_l||_2 (L_n = max(|alpha_n|,
 |beta_n|)).  For every neuron with alpha_n < beta_n the 2 x 2 form L_n^2 dz^2 - dx^2 -
@@ -104,6 +96,17 @@ certify less with e = 1e-6 than with 0).  When that fails too (the solver's tole
 SDP is solved again with M <= -margin I (MARGINS, relative to the solver's rho at margin 0):
 strictly feasible multipliers, a bound larger by O(margin); every attempt is reported.
 
+Accuracy (how far the value may sit above the SDP's optimum).  The solver's dual matrix X
+gives a proven lower bound rho_low <= rho* on the optimum of the exact SDP (weak duality,
+with X repaired into exact dual feasibility and every rounding bounded: reference.lipsdp_dual),
+so accuracy = (sdp_value - sqrt(rho_low)) / sdp_value, rounded up, is a certified bound on
+(sdp_value - optimum) / sdp_value, and optimum_lower = sqrt(rho_low) (in the network's units)
+brackets LipSDP's optimum with sdp_value + rounding_bound.  Without a dual matrix (SCS), or
+when the repair fails, accuracy is the solver's own estimate (its gap tolerance + margin +
+stretch + the certification's loss, and the uncertified dual objective) and
+accuracy_certified is False; either way `inaccurate` flags an accuracy above
+INACCURATE_RTOL (1e-3).
+
 Solvers (registry SOLVE; every one only proposes multipliers, the certificate is the above):
 NUMPY by default (`reference.lipsdp_ipm`: a primal-dual interior-point method in NumPy whose
 Newton system uses the rank-2 structure of every multiplier's matrix, O(N^3) per iteration
@@ -132,16 +135,19 @@ from reference._checks import OverflowResult
 from reference.blas import LIPSDP_BLAS_THREADS, check_threads
 from reference.blas import blas_threads as threads_of_blas
 from reference.errors import SolveFailed
+from reference.floats import UNIT_ROUNDOFF, gamma, product_or_overflow, times_power_of_two_up
 from reference.limits import guard
-from reference.lipschitz import (blocks, check_finite, closed_form_rtol, layerwise,
-                                 product_or_overflow, slope_bounds)
+from reference.lipschitz import CLOSED_FORM_FACTOR, check_finite, closed_form_rtol, layerwise
+from reference.lipsdp_dual import DualBound, dual_bound
 from reference.lipsdp_ipm import solve_numpy
-from reference.lipsdp_rounding import (ROUNDING_CHECKS, UNIT_ROUNDOFF, USELESS_RTOL,  # noqa: F401
-                                       RoundingBound, _gamma, rounding_bound, rounding_fields,
+from reference.lipsdp_normalise import Layers, Normalisation, layers_of, normalise
+from reference.lipsdp_rounding import (ROUNDING_CHECKS, USELESS_RTOL,  # noqa: F401
+                                       RoundingBound, rounding_bound, rounding_fields,
                                        rounding_text)
-from reference.lipsdp_solvers import (CVXPY_SOLVERS, SdpSolution, lmi_size, multiplier_map,
-                                      sdp_cost, solve_cvxopt, solve_cvxpy)
-from reference.network import Identity, Network
+from reference.lipsdp_solvers import (CVXPY_SOLVERS, LmiData, SdpSolution,
+                                      lmi_matrix, lmi_size, multiplier_map, sdp_cost,
+                                      solve_cvxopt, solve_cvxpy)
+from reference.network import Network
 
 VARIANTS = ("neuron", "layer")
 SOLVE = {"NUMPY": solve_numpy, "CVXOPT": solve_cvxopt,      # name -> (data, K, margin) -> solution
@@ -152,7 +158,7 @@ FALLBACK_SOLVERS = ("CVXOPT", "CLARABEL")   # tried in turn when the default one
 STRETCHES = (0.0, 1e-10, 1e-8, 1e-6)  # certify (1 + e) lambda (module docstring)
 MARGINS = (0.0, 1e-7, 1e-5)        # retries with M <= -margin * scale I (scale: see lipsdp)
 MAX_SDP_COST = 8e10                # size guard on sdp_cost (units of about 1e-8 s here)
-SUBNORMAL = 2.0 ** -1074           # the least positive float64
+INACCURATE_RTOL = 1e-3             # an accuracy above this is flagged (result's `inaccurate`)
 
 
 def solver_installed(name: str) -> bool:
@@ -182,121 +188,6 @@ def check_solver(solver: str) -> str:
     return name
 
 
-class LmiData(NamedTuple):
-    """The LMI of `lipsdp` after the loop transformation (module docstring), with
-    v = [x^0; psi] (N = n_0 + n entries, n the nonlinear hidden neurons, in layer order):
-    a_mat (n, N): z = A v, the pre-activations of the nonlinear neurons; out_mat (N_L, N):
-    f = C v (up to a constant); alpha, beta, scale = beta - alpha (n,): their slope bounds;
-    layer_of_neuron (n,): the index of each one's layer among the layers that have one;
-    n0; absorbed: the number of linear hidden neurons (alpha = beta) folded into A and C."""
-    a_mat: np.ndarray
-    out_mat: np.ndarray
-    alpha: np.ndarray
-    beta: np.ndarray
-    scale: np.ndarray
-    layer_of_neuron: np.ndarray
-    n0: int
-    absorbed: int
-
-
-class Normalisation(NamedTuple):
-    """The power-of-two normalisation LipSDP is solved and certified on (module docstring):
-    weight_exponents e_k (one per hidden layer, then the output layer's; 0 for W_out = I),
-    slope_exponents g_l (one per hidden layer), exponent E = sum e_k + sum g_l (the value of
-    the network is 2^E times that of the normalised one), lossless (no scaled entry fell
-    below the normal float64 range: the scaled weights and slope bounds are exact; otherwise
-    the weights' rounding (<= 2^-1074 an entry) is in `data_rounding` and the slope bounds are
-    rounded outwards)."""
-    weight_exponents: tuple
-    slope_exponents: tuple
-    exponent: int
-    lossless: bool
-
-    def summary(self) -> dict:
-        """The fields a result reports (JSON-ready)."""
-        return {"weight_exponents": list(self.weight_exponents),
-                "slope_exponents": list(self.slope_exponents), "exponent": self.exponent,
-                "lossless": self.lossless}
-
-
-class _Layers(NamedTuple):
-    """What the LMI is built from: the hidden layers' weights (n_l, n_{l-1}) with entrywise
-    bounds on their rounding (0 unless normalised into subnormals), their slope bounds
-    (alpha, beta), each (n_l,), the output weight (None: W_out = I) and its rounding bound,
-    n0, and the normalisation (None: the weights as given)."""
-    weights: list
-    weight_errors: list
-    bounds: list
-    w_out: np.ndarray | None
-    w_out_error: np.ndarray | None
-    n0: int
-    normalisation: Normalisation | None
-
-
-def _layers(net: Network) -> _Layers:
-    """The network's hidden layers (weights and slope bounds) and output weight, as given."""
-    check_finite(net)
-    parts = blocks(net)
-    if isinstance(parts[-1][1], Identity):
-        hidden, w_out = parts[:-1], parts[-1][0]
-    else:                                  # an activation on the output: W_out = I
-        hidden, w_out = parts, None
-    weights = [w for w, _ in hidden]
-    return _Layers(weights, [np.zeros_like(w) for w in weights],
-                   [slope_bounds(layer, w.shape[0]) for w, layer in hidden], w_out,
-                   None if w_out is None else np.zeros_like(w_out), net.n_in, None)
-
-
-def _exponent_below(x: float) -> int:
-    """e with 2^e <= x < 2^(e + 1) for a finite x > 0 (np.frexp); 0 for x = 0."""
-    return int(np.frexp(x)[1]) - 1 if x > 0 else 0
-
-
-def _spectral_exponent(w: np.ndarray) -> int:
-    """e with 2^e <= ||W||_2 < 2^(e + 1) (0 for W = 0), without overflow: the norm of W
-    divided by the power of two of its largest entry first."""
-    top = _exponent_below(float(np.abs(w).max())) if w.size else 0
-    return top + _exponent_below(float(np.linalg.norm(np.ldexp(w, -top), 2)))
-
-
-def _scale_weight(w: np.ndarray, e: int) -> tuple[np.ndarray, np.ndarray]:
-    """(W 2^-e rounded, entrywise bound on its rounding): exact unless an entry falls below
-    the normal range (then <= half the least subnormal; the bound given is the least
-    subnormal 2^-1074, as 2^-1075 is not a float64)."""
-    scaled = np.ldexp(w, -e)
-    return scaled, np.where(np.ldexp(scaled, e) == w, 0.0, SUBNORMAL)
-
-
-def _scale_outwards(lo: np.ndarray, hi: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]:
-    """[lo 2^-g, hi 2^-g], rounded outwards where inexact (subnormal), so that the scaled
-    sector contains the exact one."""
-    lo_s, hi_s = np.ldexp(lo, -g), np.ldexp(hi, -g)
-    lo_s = np.where(np.ldexp(lo_s, g) > lo, np.nextafter(lo_s, -np.inf), lo_s)
-    hi_s = np.where(np.ldexp(hi_s, g) < hi, np.nextafter(hi_s, np.inf), hi_s)
-    return lo_s, hi_s
-
-
-def normalise(layers: _Layers) -> _Layers:
-    """The layers with every weight divided by the power of two 2^e_k <= ||W_k||_2 and every
-    hidden layer's slope bounds by the power of two 2^g_l <= max_n max(|alpha_n|, |beta_n|)
-    (`Normalisation`; the module docstring proves the value scales by exactly 2^E)."""
-    e_w = [_spectral_exponent(w) for w in layers.weights]
-    e_out = 0 if layers.w_out is None else _spectral_exponent(layers.w_out)
-    g = [_exponent_below(float(np.maximum(np.abs(lo), np.abs(hi)).max(initial=0.0)))
-         for lo, hi in layers.bounds]
-    weights = [_scale_weight(w, e) for w, e in zip(layers.weights, e_w)]
-    w_out = None if layers.w_out is None else _scale_weight(layers.w_out, e_out)
-    bounds = [_scale_outwards(lo, hi, gl) for (lo, hi), gl in zip(layers.bounds, g)]
-    lossless = (all(not err.any() for _, err in weights + ([w_out] if w_out else []))
-                and all(np.array_equal(np.ldexp(lo, gl), lo0) and np.array_equal(
-                    np.ldexp(hi, gl), hi0) for (lo, hi), (lo0, hi0), gl in zip(
-                        bounds, layers.bounds, g)))
-    return _Layers([w for w, _ in weights], [err for _, err in weights], bounds,
-                   None if w_out is None else w_out[0], None if w_out is None else w_out[1],
-                   layers.n0, Normalisation(tuple(e_w + ([] if w_out is None else [e_out])),
-                                            tuple(g), sum(e_w) + e_out + sum(g), lossless))
-
-
 def lipsdp_data(net: Network) -> LmiData:
     """The LMI data of the network (see LmiData), from its weights as given (`lipsdp` solves
     on `normalised_data`).  Hidden layer l maps y^{l-1} = G v to z = W_l G v (rows of A for
@@ -304,7 +195,7 @@ def lipsdp_data(net: Network) -> LmiData:
     the new state entries psi_l of its nonlinear neurons, so the new G is alpha * (W_l G) plus
     those entries; a linear neuron (alpha = beta) gets no entry: it is absorbed exactly.  At
     the end C = W_out G."""
-    return _build_data(_layers(net))[0]
+    return _build_data(layers_of(net))[0]
 
 
 def data_rounding(net: Network) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +206,7 @@ def data_rounding(net: Network) -> tuple[np.ndarray, np.ndarray]:
                   the weights' own rounding, 0 except in `normalised_data`'s subnormals);
         G' = alpha Z (one product): e = |alpha| e_Z + u |alpha Z|;  D = beta - alpha: u |D|;
         C = W_out G: as Z (exact for W_out = I)."""
-    return _build_data(_layers(net))[1:]
+    return _build_data(layers_of(net))[1:]
 
 
 class NormalisedLmi(NamedTuple):
@@ -326,15 +217,16 @@ class NormalisedLmi(NamedTuple):
     normalisation: Normalisation
 
 
-def normalised_data(net: Network) -> NormalisedLmi:
-    """The LMI data and rounding bounds of the normalised network (`normalise`), on which
-    `lipsdp` solves and certifies: its value times 2^E is the network's (module docstring)."""
-    layers = normalise(_layers(net))
+def normalised_data(net: Network, variant: str) -> NormalisedLmi:
+    """The LMI data and rounding bounds of the network normalised for `variant`
+    (reference.lipsdp_normalise.normalise: equilibrated per neuron for "neuron"), on which
+    `lipsdp` solves and certifies: its value times 2^E is the network's."""
+    layers = normalise(layers_of(net), variant)
     data, *errors = _build_data(layers)
     return NormalisedLmi(data, tuple(errors), layers.normalisation)
 
 
-def _build_data(layers: _Layers) -> tuple[LmiData, np.ndarray, np.ndarray]:
+def _build_data(layers: Layers) -> tuple[LmiData, np.ndarray, np.ndarray]:
     """(`lipsdp_data`, its `data_rounding`) of the layers: one pass over them."""
     u = UNIT_ROUNDOFF
     nonlinear = [lo != hi for lo, hi in layers.bounds]
@@ -346,7 +238,7 @@ def _build_data(layers: _Layers) -> tuple[LmiData, np.ndarray, np.ndarray]:
 
     def product(w, e_w, g, e_g):           # W G and its error bound
         return w @ g, (np.abs(w) @ e_g + e_w @ np.abs(g)
-                       + _gamma(w.shape[1]) * (np.abs(w) @ np.abs(g)))
+                       + gamma(w.shape[1]) * (np.abs(w) @ np.abs(g)))
     with np.errstate(over="ignore", invalid="ignore"):          # checked below
         for w, e_w, (lo, hi), keep in zip(layers.weights, layers.weight_errors,
                                           layers.bounds, nonlinear):
@@ -417,18 +309,6 @@ def reduce_input(data: LmiData) -> InputReduction:
     return InputReduction(reduced, n0, rank, tol, dropped, v1)
 
 
-def lmi_matrix(data: LmiData, lam: np.ndarray, rho: float) -> np.ndarray:
-    """M(lambda, rho) = A^T T B + B^T T A - 2 B^T T B + C^T C - rho E_0 in NumPy, (N, N);
-    lam (n,) the multipliers of psi (T = diag(lam)), B = [0, I_n]."""
-    n0 = data.n0
-    m = data.out_mat.T @ data.out_mat
-    m[n0:, :] += lam[:, None] * data.a_mat           # B^T T A
-    m[:, n0:] += (lam[:, None] * data.a_mat).T       # A^T T B
-    m[n0:, n0:] -= 2 * np.diag(lam)
-    m[:n0, :n0] -= rho * np.eye(n0)
-    return m
-
-
 def schur_rho(data: LmiData, lam: np.ndarray) -> float:
     """The least rho with M(lambda, rho) <= 0, inf when -R is not positive definite (its
     Cholesky factorisation -R = L L^T fails).  With P = C_x^T C_x the input block of
@@ -461,8 +341,9 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
            max_sdp_cost: float = MAX_SDP_COST, reduce: bool = True,
            blas_threads: int | None = LIPSDP_BLAS_THREADS) -> dict:
     """LipSDP-neuron or LipSDP-layer (p = 2), solved and certified on the normalised network
-    and scaled back exactly (module docstring: the value of the network with its layers
-    rescaled is the value rescaled, to the solver's relative accuracy).  Returns
+    and scaled back exactly (module docstring: the value of the network with its layers, or
+    for LipSDP-neuron its neurons, rescaled is the value rescaled, to the solver's relative
+    accuracy).  Returns
     - value: the NumPy-certified bound sqrt(rho*) on the unreduced LMI, or the layer-wise bound
       when that is lower (capped_by_layerwise; module docstring); sdp_value: LipSDP's own
       certified bound either way; layerwise: prod_l ||diag(L_l) W_l||_2 (None outside the
@@ -472,20 +353,28 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
       sdp_rounding_bound (LipSDP's own);
     - solver_value (sqrt of the solver's rho), relative_gap (value - solver_value) / value
       (how far the certified bound sits above the solver's optimum, relative: the same in any
-      units), accuracy (an estimate, not a certificate, of how far sdp_value may sit above the
-      SDP's optimum, relative: the larger of max(relative_gap, 0) + the solver's relative gap
-      tolerance on rho (SdpSolution.rtol) + the margin of the retry that certified it + the
-      stretch of the multipliers e (STRETCHES), and 1 - sqrt(rho_lower) / sdp_value with
-      rho_lower the solver's dual bound (SdpSolution.rho_lower) when it gives one);
+      units);
+    - accuracy: a bound on (sdp_value - optimum) / sdp_value, the optimum that of the SDP
+      posed (the exact LMI data of the network as given; of the variant asked: LipSDP-layer's
+      optimum changes when a neuron is rescaled, LipSDP-neuron's does not, module docstring
+      of reference.lipsdp_normalise); accuracy_certified: whether it is
+      proven (module docstring: optimum_lower = sqrt(rho_low) from the solver's dual matrix,
+      reference.lipsdp_dual; accuracy = 1 - optimum_lower / sdp_value, rounded up) or, when
+      no dual bound could be certified (no dual matrix, or its repair failed), the solver's
+      estimate (max(relative_gap, 0) + the solver's relative gap tolerance on rho
+      (SdpSolution.rtol) + the margin of the retry that certified it + the stretch e of the
+      multipliers (STRETCHES)); optimum_lower (None when not certified); inaccurate
+      (accuracy above INACCURATE_RTOL = 1e-3); dual_certificate (the sentence);
     - status, solver (the one that solved it), iterations, attempts (each solver and margin
       tried with its status: when the default NUMPY fails at every margin, FALLBACK_SOLVERS
       are tried, each if its own estimate passes the size guard);
-    - normalisation (`Normalisation.summary`: weight_exponents, slope_exponents, exponent E,
-      lossless), reduction (`InputReduction.summary` of the normalised data: n0, rank,
-      dropped, tolerance and largest_dropped in its units, side of the solved LMI; None with
-      reduce=False), lmi_side (N of the unreduced LMI), absorbed_neurons (linear hidden
-      neurons folded into A and C), seconds, build_seconds and the certificate (both, when
-      capped).
+    - normalisation (reference.lipsdp_normalise.Normalisation.summary: weight_exponents,
+      slope_exponents, neuron_exponents (LipSDP-neuron's equilibration; zeros for -layer),
+      equilibration_sweeps, exponent E, lossless), reduction (`InputReduction.summary` of
+      the normalised data: n0, rank, dropped, tolerance and largest_dropped in its units,
+      side of the solved LMI; None with reduce=False), lmi_side (N of the unreduced LMI),
+      absorbed_neurons (linear hidden neurons folded into A and C), seconds, build_seconds
+      and the certificate (both, when capped).
     With reduce (default) the SDP is solved on the exactly reduced input block (module
     docstring) whenever its rank r < n0.  A network whose output does not depend on its input
     (C = 0, or rank 0): value 0 exactly.  An affine network (no nonlinear hidden neuron, e.g.
@@ -517,27 +406,29 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
 
 def _lipsdp(net: Network, variant: str, solver: str, max_sdp_cost: float,
             reduce: bool) -> dict:
-    """`lipsdp` once its arguments are checked: solved and certified on the normalised
-    network (`normalised_data`), scaled back by 2^E (`_in_network_units`), never above the
-    layer-wise bound (`_at_most_layerwise`)."""
+    """`lipsdp` once its arguments are checked: solved and certified on the network normalised
+    for the variant (`normalised_data`), scaled back by 2^E (`_in_network_units`), never above
+    the layer-wise bound (`_at_most_layerwise`)."""
     t0 = time.perf_counter()
-    data, errors, normalisation = normalised_data(net)
-    result = _lipsdp_normalised(net, variant, solver, max_sdp_cost, reduce, data, errors, t0)
-    result = _in_network_units(result, normalisation, f"LipSDP-{variant}")
+    data, errors, normalisation = normalised_data(net, variant)
+    result, rounding = _lipsdp_normalised(net, variant, solver, max_sdp_cost, reduce, data,
+                                          errors, t0)
+    result = _in_network_units(result, rounding, normalisation, f"LipSDP-{variant}")
     return _at_most_layerwise(net, result)
 
 
 def _lipsdp_normalised(net: Network, variant: str, solver: str, max_sdp_cost: float,
-                       reduce: bool, data: LmiData, errors, t0: float) -> dict:
-    """The result of `lipsdp` for the normalised LMI data (its units: value, solver_value
-    and rounding_bound of the normalised network), with its RoundingBound under "_rounding"."""
+                       reduce: bool, data: LmiData, errors, t0: float
+                       ) -> tuple[dict, RoundingBound]:
+    """The result of `lipsdp` for the normalised LMI data (its units: value, solver_value and
+    optimum_lower of the normalised network) and the RoundingBound of its value."""
     if len(data.scale) == 0:
         return _affine(data, errors, t0)
     reduction = reduce_input(data) if reduce else None
     if not np.any(data.out_mat) or (reduction is not None and reduction.rank == 0):
         return _closed_form(data, 0.0, "none (constant network)", t0, (
             "the output does not depend on the input (C = 0, or A and C have no input "
-            "columns): value = 0 exactly"), reduction)
+            "columns): value = 0 exactly"), 0.0, reduction), RoundingBound(0.0, 0.0, 0.0, 0.0, 0)
     solved = reduction.data if reduction is not None else data
     k_mat = multiplier_map(data, variant)
     build = time.perf_counter() - t0
@@ -548,65 +439,80 @@ def _lipsdp_normalised(net: Network, variant: str, solver: str, max_sdp_cost: fl
         return [name for name in FALLBACK_SOLVERS if solver_installed(name)
                 and sdp_cost(net, variant, name, reduce) <= max_sdp_cost]
     found, tried = _solve_certified(data, solved, k_mat, solver, fallback)
-    seconds = time.perf_counter() - t0
     if found is None:
         raise SolveFailed(f"LipSDP-{variant}: no certified bound ({'; '.join(tried)}); "
                           "no bound is reported")
     solver, sol = found.solver, found.solution
     value = float(np.sqrt(max(found.rho, 0.0)))
     rounding = rounding_bound(data, errors, found.lam, found.rho, found.r_max)
+    dual = dual_bound(data, errors, k_mat, sol.dual,
+                      None if reduction is None or reduction.rank == reduction.n0
+                      else reduction.basis)
     solver_value = float(np.sqrt(max(sol.rho, 0.0)))
     gap = (value - solver_value) / value if value > 0 else 0.0
-    accuracy = max(gap, 0.0) + sol.rtol + found.margin + found.stretch
-    if sol.rho_lower is not None and value > 0:             # the solver's dual bound
-        accuracy = max(accuracy, 1.0 - np.sqrt(max(sol.rho_lower, 0.0)) / value)
+    accuracy = _accuracy(value, dual, max(gap, 0.0) + sol.rtol + found.margin + found.stretch)
     reduced_text = ("" if reduction is None or reduction.rank == reduction.n0 else
                     f"; solved on the reduced LMI (input block rank {reduction.rank} of "
                     f"{reduction.n0}, side {solved.a_mat.shape[1]}, singular values <= "
                     f"{reduction.tolerance:.3g} dropped, largest {reduction.largest_dropped:.3g})")
-    return {"value": value, "solver_value": solver_value, "relative_gap": gap,
-            "accuracy": accuracy, "status": sol.status, "solver": solver, "iterations": sol.iterations,
-            "attempts": tried, "seconds": seconds, "build_seconds": build,
+    return {"value": value, "solver_value": solver_value, "relative_gap": gap, **accuracy,
+            "status": sol.status, "solver": solver, "iterations": sol.iterations,
+            "attempts": tried, "seconds": time.perf_counter() - t0, "build_seconds": build,
             "reduction": None if reduction is None else reduction.summary(),
             "lmi_side": data.a_mat.shape[1], "absorbed_neurons": data.absorbed,
-            "_rounding": rounding, "certificate": (
+            "certificate": (
                 "sqrt(lambda_max(P - Q R^-1 Q^T)) at the solver's multipliers (times "
                 f"1 + {found.stretch:g}) on its unreduced LMI (N = {data.a_mat.shape[1]}), "
                 f"hidden block max eigenvalue {found.r_max:.3g} < 0, re-evaluated in NumPy"
-                + reduced_text)}
+                + reduced_text)}, rounding
 
 
-def _times_power_of_two_up(x: float, exponent: int) -> float:
-    """x 2^exponent for x >= 0, rounded up where it falls below the normal range (a bound
-    that must not shrink); inf stays inf, overflow gives inf."""
-    with np.errstate(over="ignore", under="ignore"):
-        y = float(np.ldexp(x, exponent))
-        if np.isfinite(x) and float(np.ldexp(y, -exponent)) < x:
-            y = float(np.nextafter(y, np.inf))
-    return y
+def _accuracy(value: float, dual: DualBound, estimate: float) -> dict:
+    """The accuracy fields of a result (module docstring): accuracy, accuracy_certified,
+    optimum_lower (in the normalised network's units; None when not certified), inaccurate
+    (accuracy above INACCURATE_RTOL) and dual_certificate (the sentence)."""
+    if dual.certified and value > 0:
+        lower = float(np.sqrt(dual.rho_lower))
+        accuracy = max((value - lower) / value, 0.0) * (1 + 4 * UNIT_ROUNDOFF)
+        text = ("proven by the solver's dual matrix (weak duality on the exact LMI data, "
+                "rounding bounded" + (f", mixed with weight {dual.mix:.3g} with the linearised "
+                                      "network's strictly feasible point" if dual.mix else "")
+                + ")")
+    else:
+        lower, accuracy = None, estimate
+        text = (f"accuracy NOT CERTIFIED ({dual.reason}): the solver's estimate (gap "
+                "tolerance + margin + stretch + certification loss)")
+    return {"accuracy": accuracy, "accuracy_certified": lower is not None,
+            "optimum_lower": lower, "inaccurate": not accuracy <= INACCURATE_RTOL,
+            "dual_certificate": text}
 
 
-def _in_network_units(result: dict, normalisation: Normalisation, what: str) -> dict:
+def _in_network_units(result: dict, rounding: RoundingBound, normalisation: Normalisation,
+                      what: str) -> dict:
     """The result of the normalised network (`_lipsdp_normalised`) in the network's units:
-    value, solver_value and rounding_bound times 2^E (E = normalisation.exponent; exact, the
-    value rounded as `lipschitz.product_or_overflow` rounds: outside the normal float64
-    range an OverflowResult naming `what`; the rounding bound rounded up), the certificate
-    sentence completed, and the normalisation reported."""
-    rounding = result.pop("_rounding")
+    value, solver_value, optimum_lower and the rounding bound times 2^E (E =
+    normalisation.exponent; exact, the value rounded as `floats.product_or_overflow` rounds:
+    outside the normal float64 range an OverflowResult naming `what`; the rounding bound
+    rounded up, optimum_lower rounded down), the rounding fields (`rounding_fields`), the
+    certificate sentence completed, and the normalisation reported."""
     e = normalisation.exponent
     value = product_or_overflow([(result["value"], e)], what)
-    if value == 0.0:
-        return {**result, "normalisation": normalisation.summary()}
-    rounding = rounding._replace(bound=_times_power_of_two_up(rounding.bound, e))
+    rounding = rounding._replace(bound=times_power_of_two_up(rounding.bound, e))
     with np.errstate(over="ignore", under="ignore"):
         solver_value = float(np.ldexp(result["solver_value"], e))
-    return {**result, "value": value, "solver_value": solver_value,
+        lower = result["optimum_lower"]                      # >= 0: rounded down
+        if lower is not None:
+            lower = float(np.ldexp(lower, e))
+            if float(np.ldexp(lower, -e)) > result["optimum_lower"]:
+                lower = float(np.nextafter(lower, -np.inf))
+    return {**result, "value": value, "solver_value": solver_value, "optimum_lower": lower,
             **rounding_fields(rounding, value), "normalisation": normalisation.summary(),
             "certificate": (
                 f"value = 2^{e} x {result['value']!r}, the latter certified on the normalised "
-                "network (weights / 2^e_k, slope bounds / 2^g_l: exact, the value scales by "
-                f"exactly 2^E, E = {e}): " + result["certificate"] + "; "
-                + rounding_text(rounding, value))}
+                "network (powers of two: exact, the value scales by exactly 2^E, "
+                f"E = {e}): " + result["certificate"] + "; " + rounding_text(rounding, value)
+                + "; " + ("" if lower is None else f"LipSDP's optimum >= {lower!r}, ")
+                + result["dual_certificate"])}
 
 
 def _at_most_layerwise(net: Network, result: dict) -> dict:
@@ -686,7 +592,7 @@ def _solve_certified(data: LmiData, solved: LmiData, k_mat: np.ndarray, solver: 
     return None, tried
 
 
-def _affine(data: LmiData, errors, t0: float) -> dict:
+def _affine(data: LmiData, errors, t0: float) -> tuple[dict, RoundingBound]:
     """The result of `lipsdp` when every hidden neuron is linear: the network is affine,
     f(x) = C x + c, and LipSDP is exact: Lip_2(f) = ||C||_2 (largest singular value)."""
     value = float(np.linalg.norm(data.out_mat, 2))
@@ -694,23 +600,36 @@ def _affine(data: LmiData, errors, t0: float) -> dict:
         raise OverflowResult("model: LipSDP: ||C||_2 leaves the float64 range for these "
                              "finite parameters")
     rounding = rounding_bound(data, errors, np.zeros(0), value ** 2, -np.inf)
-    return {**_closed_form(data, value, "none (affine network)", t0, (
+    lower = max(value * (1 - _svd_rtol(data)) - float(np.linalg.norm(errors[1])),
+                0.0) * (1 - 4 * UNIT_ROUNDOFF)
+    return _closed_form(data, value, "none (affine network)", t0, (
         "the network is affine (every hidden neuron has alpha_n = beta_n), f(x) = C x "
         "+ c: value = ||C||_2, its largest singular value (numpy.linalg.norm), the "
-        "exact Lipschitz constant and the optimum of both LipSDP variants"), None),
-        "_rounding": rounding}
+        "exact Lipschitz constant and the optimum of both LipSDP variants"), lower,
+        None), rounding
+
+
+def _svd_rtol(data: LmiData) -> float:
+    """The relative rounding of ||C||_2 computed by LAPACK's SVD (backward stable, no sharp
+    constant: CLOSED_FORM_FACTOR gamma_n, n = N_L + N, as `lipschitz.closed_form_rtol`)."""
+    return CLOSED_FORM_FACTOR * gamma(sum(data.out_mat.shape))
 
 
 def _closed_form(data: LmiData, value: float, solver: str, t0: float, certificate: str,
-                 reduction) -> dict:
-    """A result of `lipsdp` known exactly without an SDP (affine or constant network)."""
-    return {"value": value, "solver_value": value, "relative_gap": 0.0, "accuracy": 0.0,
+                 lower: float, reduction) -> dict:
+    """A result of `lipsdp` known without an SDP (affine or constant network): the optimum is
+    ||C*||_2 of the exact data, at least `lower` (||C||_2 less its rounding and ||e_C||_F), so
+    the accuracy is (value - lower) / value (0 for value 0)."""
+    accuracy = (value - lower) / value * (1 + 4 * UNIT_ROUNDOFF) if value > 0 else 0.0
+    return {"value": value, "solver_value": value, "relative_gap": 0.0, "accuracy": accuracy,
+            "accuracy_certified": True, "optimum_lower": lower,
+            "inaccurate": not accuracy <= INACCURATE_RTOL,
+            "dual_certificate": "in closed form (||C||_2 less its rounding)",
             "status": "optimal", "solver": solver, "iterations": 0, "attempts": [],
             "seconds": time.perf_counter() - t0, "build_seconds": 0.0,
             "reduction": None if reduction is None else reduction.summary(),
             "lmi_side": data.a_mat.shape[1], "absorbed_neurons": data.absorbed,
-            "_rounding": RoundingBound(0.0, value ** 2, 0.0, 0.0, 0),
-            "rounding_bound": 0.0, "rounding_useless": False, "certificate": certificate}
+            "certificate": certificate}
 
 
 def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:

@@ -216,9 +216,8 @@ def solve_numpy(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
     module docstring, on the LMI divided by ||C||_2^2 (an exact rescaling: lambda and rho are
     returned in the original scale); rtol: TOL relative to rho (the stopping test's gap is
     relative to 1 + |pobj| + |dobj|, about 1 + 2 rho in these units: TOL (1 + 2 rho) / rho);
-    rho_lower = <C^T C, X> at the last primal iterate X (the
-    primal objective of (P) without the margin's term: a lower bound on the optimum when X is
-    feasible)."""
+    dual: the last primal iterate X of (P) (positive definite, feasible to the tolerance: the
+    dual matrix of LipSDP's problem, reference.lipsdp_dual)."""
     scale = float(np.linalg.norm(data.out_mat, 2)) ** 2
     lmi = _Lmi(data, k_mat, margin, scale)
     b = np.zeros(lmi.k + 1)
@@ -233,4 +232,4 @@ def solve_numpy(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
     rho = float(pt.y[lmi.k])             # the gap test is relative to 1 + |pobj| + |dobj|
     rtol = TOL * (1.0 + 2.0 * abs(rho)) / abs(rho) if rho != 0 else np.inf
     return SdpSolution(status, scale * lmi.lam(pt.y[:lmi.k]), scale * rho, iterations, rtol,
-                       scale * float(np.sum(lmi.ctc * pt.x_mat)))
+                       pt.x_mat)

@@ -2,25 +2,19 @@
 (`reference.lipsdp.schur_rho`) may sit below sqrt(rho*) of the exact LMI (the products of the
 weights and slopes without rounding) at the same multipliers (`rounding_bound`), and the
 result fields and certificate sentence it gives (`rounding_fields`, `rounding_text`).
-UNIT_ROUNDOFF and `_gamma` are shared with reference.lipsdp's running error analysis of the
-LMI data (`data_rounding`)."""
+UNIT_ROUNDOFF and gamma_n (reference.floats) are those of reference.lipsdp's running error
+analysis of the LMI data (`data_rounding`) and of the dual bound (reference.lipsdp_dual)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from reference.lipsdp import LmiData
+from reference.floats import UNIT_ROUNDOFF, gamma
+from reference.lipsdp_solvers import LmiData, lmi_matrix
 
-UNIT_ROUNDOFF = 2.0 ** -53
 USELESS_RTOL = 1e-3        # a rounding bound above this relative to the value is flagged
 ROUNDING_CHECKS = 60       # shifted Cholesky checks of `rounding_bound` (delta x 2 each)
-
-
-def _gamma(n: int) -> float:
-    """gamma_n = n u / (1 - n u), u = 2^-53."""
-    return n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
 
 
 class RoundingBound(NamedTuple):
@@ -60,8 +54,6 @@ def rounding_bound(data: LmiData, errors, lam: np.ndarray, rho: float,
     (exact for ReLU, leaky ReLU, PReLU, identity; splines' slopes are rounded differences)."""
     from scipy.linalg import LinAlgError, cholesky
 
-    from reference.lipsdp import lmi_matrix      # lipsdp imports this module: no cycle here
-
     u, n0, side = UNIT_ROUNDOFF, data.n0, data.a_mat.shape[1]
     e_a, e_c = errors
     c_abs, lam = np.abs(data.out_mat), np.asarray(lam, dtype=np.float64)
@@ -72,14 +64,14 @@ def rounding_bound(data: LmiData, errors, lam: np.ndarray, rho: float,
     pert = c_abs.T @ e_c + e_c.T @ c_abs + e_c.T @ e_c
     pert[n0:, :] += lam[:, None] * e_a
     pert[:, n0:] += (lam[:, None] * e_a).T
-    g_chol = _gamma(side + 1) / (1 - _gamma(side + 1))
+    g_chol = gamma(side + 1) / (1 - gamma(side + 1))
     rho = max(float(rho), 0.0)
     mu = -float(r_max)
 
     def shift(rho_up: float) -> tuple[float, float, np.ndarray]:
-        e_mat = _gamma(data.out_mat.shape[0] + 4) * base + pert
-        e_mat[:n0, :n0] += _gamma(data.out_mat.shape[0] + 4) * rho_up * np.eye(n0)
-        delta_m = float(e_mat.sum(axis=1).max()) * (1 + _gamma(side + 2))
+        e_mat = gamma(data.out_mat.shape[0] + 4) * base + pert
+        e_mat[:n0, :n0] += gamma(data.out_mat.shape[0] + 4) * rho_up * np.eye(n0)
+        delta_m = float(e_mat.sum(axis=1).max()) * (1 + gamma(side + 2))
         n_hat = -lmi_matrix(data, lam, rho_up)
         diag = np.abs(np.diag(n_hat))
         c = ((g_chol * diag.sum() + delta_m + u * diag.max()) / (1 - u) * 1.01
@@ -118,7 +110,7 @@ def rounding_text(rounding: RoundingBound, value: float) -> str:
     if not np.isfinite(rounding.bound):
         return ("rounding bound: NOT PROVEN (the hidden block R is too close to singular for "
                 "the shifted Cholesky check; no rigorous margin)")
-    rel = rounding.bound / value if value > 0 else np.inf
+    rel = rounding.bound / value if value > 0 else (0.0 if rounding.bound == 0 else np.inf)
     return (f"rounding bound {rounding.bound:.3g} ({rel:.3g} relative; -M(lambda, rho_up) >= 0 "
             f"proven by a shifted Cholesky check, ||M - M*|| <= {rounding.delta_m:.3g} on the "
             "normalised LMI)"

@@ -1,6 +1,6 @@
 """The SDP solves behind `reference.lipsdp` through other packages (CVXOPT, and cvxpy's
 solvers; the NumPy interior-point solver is `reference.lipsdp_ipm`): one function per route,
-each taking the LMI data (`lipsdp.LmiData`), the multiplier map K and a margin, and returning
+each taking the LMI data (`LmiData`), the multiplier map K and a margin, and returning
 the solver's multipliers (`SdpSolution`); `lipsdp.SOLVE` maps the solver names to them.
 Nothing here certifies a bound: `lipsdp` re-evaluates the multipliers in NumPy (Schur
 complement) on the unreduced LMI, whatever the solver.  The size guard's estimate of each
@@ -55,21 +55,50 @@ CVXPY_RTOL = {"CLARABEL": 1e-8, "SCS": 1e-4, "MOSEK": 1e-8}  # their default gap
 CVXPY_SOLVERS = tuple(CVXPY_RTOL)
 
 
+class LmiData(NamedTuple):
+    """The LMI of `lipsdp` after the loop transformation (module docstring), with
+    v = [x^0; psi] (N = n_0 + n entries, n the nonlinear hidden neurons, in layer order):
+    a_mat (n, N): z = A v, the pre-activations of the nonlinear neurons; out_mat (N_L, N):
+    f = C v (up to a constant); alpha, beta, scale = beta - alpha (n,): their slope bounds;
+    layer_of_neuron (n,): the index of each one's layer among the layers that have one;
+    n0; absorbed: the number of linear hidden neurons (alpha = beta) folded into A and C."""
+    a_mat: np.ndarray
+    out_mat: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    scale: np.ndarray
+    layer_of_neuron: np.ndarray
+    n0: int
+    absorbed: int
+
+
+def lmi_matrix(data: LmiData, lam: np.ndarray, rho: float) -> np.ndarray:
+    """M(lambda, rho) = A^T T B + B^T T A - 2 B^T T B + C^T C - rho E_0 in NumPy, (N, N);
+    lam (n,) the multipliers of psi (T = diag(lam)), B = [0, I_n]."""
+    n0 = data.n0
+    m = data.out_mat.T @ data.out_mat
+    m[n0:, :] += lam[:, None] * data.a_mat           # B^T T A
+    m[:, n0:] += (lam[:, None] * data.a_mat).T       # A^T T B
+    m[n0:, n0:] -= 2 * np.diag(lam)
+    m[:n0, :n0] -= rho * np.eye(n0)
+    return m
+
+
 class SdpSolution(NamedTuple):
     """One solve: status ("optimal" or the solver's word for what went wrong), lam (n,) the
     multipliers of psi (lambda = K t, unscaled) and rho (the solver's optimum) when it returned
     numbers (else None), iterations (None when the solver does not say), rtol (the gap
     tolerance the solver met, when "optimal", relative to rho: a solver's absolute tolerance
-    is divided by the rho it saw), rho_lower (None when not known): the
-    dual objective at the solver's dual point X without the margin's term, <C^T C, X>, a
-    lower bound on the optimum of the SDP at margin 0 whenever X is dual feasible (X >= 0,
-    tr X_00 = 1, K^T (<F_i, X>)_i >= 0: met to the solver's tolerance, so an estimate)."""
+    is divided by the rho it saw), dual (None when not known): the solver's dual matrix X
+    (N, N) of the LMI it solved, dual feasible to its tolerance (X >= 0, tr X_00 = 1,
+    K^T (<F_i, X>)_i >= 0; the same at every scale of the LMI and margin), from which
+    reference.lipsdp_dual certifies a lower bound on the optimum."""
     status: str
     lam: np.ndarray | None
     rho: float | None
     iterations: int | None
     rtol: float | None = None
-    rho_lower: float | None = None
+    dual: np.ndarray | None = None
 
 
 def multiplier_map(data, variant: str) -> np.ndarray:
@@ -208,7 +237,7 @@ def _cholesky(hmat: np.ndarray):
 
 def solve_cvxopt(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
     """The structured CVXOPT solve (module docstring) of min rho s.t. M(K t, rho) + margin I
-    <= 0, t >= 0 on the LMI data `data` (lipsdp.LmiData, ||C|| > 0).  CVXOPT's exceptions on
+    <= 0, t >= 0 on the LMI data `data` (LmiData, ||C|| > 0).  CVXOPT's exceptions on
     degenerate problems (ValueError 'Rank(A) < p or Rank([G; A]) < n', ArithmeticError) are
     returned as a status."""
     from cvxopt import matrix, solvers
@@ -235,7 +264,7 @@ def solve_cvxopt(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
             rho = float(x[k])              # optimal: gap <= abstol or relative gap <= reltol
             rtol = max(reltol, abstol / abs(rho)) if rho != 0 else np.inf
             return SdpSolution("optimal", scale * lmi.lam(x[:k]), scale * rho, iterations,
-                               rtol, scale * float(np.sum(lmi.ctc * dual)))
+                               rtol, dual)
         statuses.append(f"{sol['status']} at reltol {reltol:g}")
     return SdpSolution(", ".join(statuses), None, None, iterations)
 
@@ -245,8 +274,12 @@ def solve_cvxpy(data, k_mat: np.ndarray, margin: float, solver: str) -> SdpSolut
     (M + M^T)/2 + margin I <= 0, t >= 0, M = B^T diag(lambda) A + A^T diag(lambda) B
     - 2 diag([0, lambda]) + C^T C - rho E_0, on the LMI divided by ||C||_2^2 as the other
     routes (an exact rescaling: lambda and rho are returned in the original scale; without it
-    CLARABEL's absolute tolerances left a bound 1e-7 certified at 1.5e-5).  rho_lower: from
-    the dual value of the LMI constraint.  cvxpy's SolverError is a status."""
+    CLARABEL's absolute tolerances left a bound 1e-7 certified at 1.5e-5).  dual: the dual
+    value of the LMI constraint.  cvxpy's SolverError is a status, and so is an inaccurate
+    solve ("optimal_inaccurate", which lipsdp does not certify): cvxpy's UserWarning
+    "Solution may be inaccurate" is not printed."""
+    import warnings
+
     import cvxpy as cp
 
     scale = float(np.linalg.norm(data.out_mat, 2)) ** 2
@@ -264,7 +297,10 @@ def solve_cvxpy(data, k_mat: np.ndarray, margin: float, solver: str) -> SdpSolut
     constraint = (lmi + lmi.T) / 2 + margin * np.eye(side) << 0
     problem = cp.Problem(cp.Minimize(rho), [constraint])
     try:
-        problem.solve(solver=solver)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate",
+                                    category=UserWarning)
+            problem.solve(solver=solver)
     except (cp.error.SolverError, ArithmeticError) as exc:
         return SdpSolution(f"solver error ({type(exc).__name__}: {exc})", None, None, None)
     if t.value is None or rho.value is None:
@@ -275,14 +311,14 @@ def solve_cvxpy(data, k_mat: np.ndarray, margin: float, solver: str) -> SdpSolut
     return SdpSolution(problem.status,
                        scale * (k_mat @ np.asarray(t.value, dtype=np.float64).ravel()),
                        scale * rho_s, iterations, rtol,
-                       None if dual is None else scale * float(np.sum(ctc * dual)))
+                       None if dual is None else np.asarray(dual, dtype=np.float64))
 
 
 def lmi_size(net: Network, reduce: bool = False) -> tuple[int, list, int]:
     """(N, hidden widths [n_1, ...], C = sum over hidden layers of n_l n_{l-1}^2), from the
     widths alone (nothing is built).  With reduce, n0 is replaced by min(n0, n1), the bound on
-    the rank r of the input block (`lipsdp.reduce_input`: r <= rank W_0): the reduced LMI's side is at
-    most that N."""
+    the rank r of the input block (`lipsdp.reduce_input`: r <= rank W_0): the reduced LMI's
+    side is at most that N."""
     parts = blocks(net)
     hidden = parts[:-1] if isinstance(parts[-1][1], Identity) else parts
     widths = [net.n_in] + [w.shape[0] for w, _ in hidden]

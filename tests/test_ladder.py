@@ -168,3 +168,40 @@ def test_lower_search_defaults_are_module_constants():
     defaults = inspect.signature(lipschitz.lower).parameters
     assert defaults["num_points"].default is lipschitz.NUM_POINTS
     assert defaults["rounds"].default is lipschitz.ROUNDS
+
+
+def test_certified_exact_value_below_a_lower_bound_is_a_violation(tmp_path, monkeypatch, capsys):
+    """Review (issue 23 follow-up): an exact method that certified its value exact claims
+    Lip = value (to its stated tolerance); a sampled lower bound above that is a VIOLATION
+    even when it is below the method's wider upper_bound.  Before, order_violations compared
+    the lower bound with upper_bound only, and `lipschitz` exited 0."""
+    net = random_net([3, 5, 4, 1], "relu", seed=2)
+    low = ladder.run_method("lower", net, "inf")["value"]
+    wrong = 0.5 * low
+
+    def certified_but_wrong(net, p, box, options):
+        return {"value": wrong, "status": "optimal", "certified_exact": True,
+                "lower_bound": wrong, "upper_bound": 10 * low, "tolerance": 1e-5 * wrong,
+                "upper_margin_kind": "tolerance", "kind": "exact", "binaries": 0,
+                "method": "MILP (monkeypatched)", "domain": "box"}
+    monkeypatch.setitem(ladder.RUNNERS, "exact", certified_but_wrong)
+    results = ladder.ladder(net, "inf", methods="lower,exact")
+    assert ladder.order_violations(results) == [("lower", "exact", low, wrong * (1 + 1e-5))]
+    path = save_model(net, tmp_path / "m.npz")
+    assert main(["lipschitz", str(path), "--p", "inf", "--methods", "lower,exact"]) == 1
+    assert "VIOLATION: lower" in capsys.readouterr().out
+    # within the stated tolerance of the value: no violation; the bracket of a result that
+    # is not certified exact is still what counts
+    assert not ladder.order_violations({"lower": {"value": wrong * (1 + 0.5e-5)},
+                                        "exact": results["exact"]})
+    bracket = dict(results["exact"], certified_exact=False, kind="bracket")
+    assert not ladder.order_violations({"lower": {"value": low}, "exact": bracket})
+
+
+def test_lipsdp_accuracy_slack_is_relative_to_the_optimum():
+    """accuracy a bounds value - optimum by a value, so the neuron value may be up to
+    optimum / (1 - a): a slack of a / (1 - a) on neuron <= layer, inf from a = 1 on."""
+    layer = {"value": 1.0}
+    for a, neuron, bad in ((0.5, 1.99, False), (0.5, 2.01, True), (1.0, 1e300, False)):
+        results = {"lipsdp_neuron": {"value": neuron, "accuracy": a}, "lipsdp_layer": layer}
+        assert bool(ladder.order_violations(results)) is bad, (a, neuron)

@@ -8,6 +8,8 @@ from reference import ladder, lipschitz, lipsdp_solvers
 from reference import lipsdp as lipsdp_mod
 from reference.io import network_from_mat
 from reference.lipsdp import certified_rho, lipsdp, lmi_matrix, lipsdp_data, reduce_input
+from reference.cli import main
+from reference.io import save_model
 from reference.lipsdp_solvers import SdpSolution
 from reference.network import (Dense, Identity, Network, PReLU, ReLU, SplineActivation,
                                build_mlp)
@@ -16,6 +18,22 @@ from theory_checks.lipschitz_bound import random_net
 
 # shared/ lies beside the checkout (DESIGN.md: ../shared/anchors/)
 ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "lipsdp_random_weights.mat"
+
+
+def brackets_meet(a: dict, b: dict, scale: float = 1.0) -> bool:
+    """Two certified LipSDP results of one SDP optimum (b's in units `scale` times a's):
+    each one's proven lower bound on the optimum (optimum_lower) is at most the other's
+    certified upper bound (sdp_value + sdp_rounding_bound).  The honest form of "equal to the
+    stated accuracy": the accuracy bounds value - optimum, the rounding bound optimum -
+    value."""
+    return (a["optimum_lower"] * scale <= b["sdp_value"] + b["sdp_rounding_bound"]
+            and b["optimum_lower"] <= (a["sdp_value"] + a["sdp_rounding_bound"]) * scale)
+
+
+def ordered(neuron: dict, layer: dict) -> bool:
+    """LipSDP-neuron's optimum <= LipSDP-layer's (<= the layer-wise bound): the neuron's proven
+    lower bound is at most the layer's certified value (capped or not) + its rounding."""
+    return neuron["optimum_lower"] <= layer["value"] + layer["rounding_bound"]
 
 
 def anchor_path():
@@ -43,7 +61,8 @@ def test_lipsdp_sits_between_sampled_lower_bound_and_layerwise_on_a_spline_netwo
     net = build_mlp([3, 6, 5, 2], "spline", rng=2, spline_init="even_odd", size=9, range_=2.0)
     for layer in net.layers:
         if layer.kind == "spline":
-            layer.params["coefficients"] += 0.3 * rng.normal(size=layer.params["coefficients"].shape)
+            coefficients = layer.params["coefficients"]
+            coefficients += 0.3 * rng.normal(size=coefficients.shape)
     neuron = lipsdp(net, "neuron")
     layer_bound = lipsdp(net, "layer")
     x = rng.normal(size=(3000, 3))
@@ -173,7 +192,7 @@ def test_nearly_linear_neurons_stay_accurate(eps):
     neuron, layer = lipsdp(net, "neuron"), lipsdp(net, "layer")
     for r in (neuron, layer):
         assert exact * (1 - eps) <= r["value"] <= exact * (1 + 1e-6 + 100 * eps)
-    assert neuron["value"] <= layer["value"] * (1 + neuron["accuracy"])
+    assert ordered(neuron, layer)
 
 
 def test_solver_exceptions_are_failed_attempts(monkeypatch):
@@ -287,8 +306,7 @@ def test_reduced_lipsdp_equals_the_full_one(activation, variant):
         assert len(r["attempts"]) == 1 and r["attempts"][0].startswith("NUMPY margin 0: optimal")
     assert reduced["value"] == pytest.approx(full["value"], rel=1e-9)
     other = lipsdp(net, variant, solver="CVXOPT")        # another solver, reduced
-    assert reduced["value"] == pytest.approx(other["value"], rel=max(other["accuracy"],
-                                                                     reduced["accuracy"]))
+    assert brackets_meet(reduced, other)
     oracle = lipsdp(net, variant, solver="CLARABEL", reduce=False)
     assert reduced["value"] == pytest.approx(oracle["value"], rel=1e-6)
 
@@ -470,15 +488,16 @@ def test_numpy_and_cvxopt_agree_on_random_networks(seed):
         other = lipsdp(net, variant, solver="CVXOPT")
         assert ours["value"] <= other["value"] * (1 + 1e-8)
         assert other["value"] <= ours["value"] * (1 + max(other["accuracy"], 1e-8))
+        assert brackets_meet(ours, other)
         values[variant] = ours
     neuron, layer = values["neuron"], values["layer"]
-    assert neuron["value"] <= layer["value"] * (1 + neuron["accuracy"])
+    assert ordered(neuron, layer)
 
 
 # ------------------------------------------------------------------ proven rounding bound
-def exact_rho(net, lam):
-    """rho* = lambda_max(P - Q R^-1 Q^T) of the LMI built from the weights in 50-digit
-    arithmetic (mpmath), at the float64 multipliers lam: the value the certificate rounds."""
+def exact_lmi(net):
+    """The LMI data of a ReLU network (alpha 0, beta 1) in 50-digit arithmetic (mpmath), from
+    its weights as given: (rows of A (mp row vectors), C (mp matrix), n0, N)."""
     mp = pytest.importorskip("mpmath")
     mp.mp.dps = 50
     ws = [mp.matrix(w.tolist()) for w, _ in lipschitz.blocks(net)]
@@ -496,7 +515,14 @@ def exact_rho(net, lam):
         for i in range(z.rows):
             g[i, col + i] = 1
         col += z.rows
-    c = ws[-1] * g
+    return rows, ws[-1] * g, n0, side
+
+
+def exact_rho(net, lam):
+    """rho* = lambda_max(P - Q R^-1 Q^T) of the LMI built from the weights in 50-digit
+    arithmetic (mpmath), at the float64 multipliers lam: the value the certificate rounds."""
+    mp = pytest.importorskip("mpmath")
+    rows, c, n0, side = exact_lmi(net)
     m = c.T * c
     for i, row in enumerate(rows):
         for j in range(side):
@@ -556,12 +582,23 @@ def test_rounding_bound_on_the_anchors(name):
 
 def test_rounding_bound_lives_in_its_module_and_failures_are_solve_failed(monkeypatch):
     """reference.lipsdp_rounding holds the proven rounding bound; reference.lipsdp re-exports
-    it.  A LipSDP without a certified bound raises SolveFailed (the ladder's reason)."""
-    from reference import lipsdp_rounding
+    it; the float64 helpers (u, gamma_n, power-of-two arithmetic) are reference.floats' in
+    every module that uses them.  A LipSDP without a certified bound raises SolveFailed (the
+    ladder's reason)."""
+    from reference import floats, lipsdp_dual, lipsdp_normalise, lipsdp_rounding
     from reference.errors import SolveFailed
     for name in ("rounding_bound", "rounding_fields", "rounding_text", "RoundingBound",
-                 "UNIT_ROUNDOFF", "USELESS_RTOL", "ROUNDING_CHECKS", "_gamma"):
+                 "USELESS_RTOL", "ROUNDING_CHECKS"):
         assert getattr(lipsdp_mod, name) is getattr(lipsdp_rounding, name)
+    for module, names in ((lipsdp_rounding, ("UNIT_ROUNDOFF", "gamma")),
+                          (lipsdp_dual, ("UNIT_ROUNDOFF", "gamma")),
+                          (lipsdp_mod, ("UNIT_ROUNDOFF", "gamma", "product_or_overflow",
+                                        "times_power_of_two_up")),
+                          (lipschitz, ("gamma", "scaled_product", "product_or_overflow")),
+                          (lipsdp_normalise, ("exponent_below", "scale_by_powers_of_two",
+                                              "scale_outwards"))):
+        for name in names:
+            assert getattr(module, name) is getattr(floats, name), (module.__name__, name)
     net = build_mlp([2, 3, 1], "relu", rng=0)
     for name in ("NUMPY", "CVXOPT", "CLARABEL"):
         monkeypatch.setitem(lipsdp_mod.SOLVE, name, failing("infeasible_inaccurate"))
@@ -569,3 +606,147 @@ def test_rounding_bound_lives_in_its_module_and_failures_are_solve_failed(monkey
         lipsdp(net, "neuron")
     r = ladder.run_method("lipsdp_neuron", net, 2)
     assert r["value"] is None and "no certified bound" in r["reason"] and r["kind"] == "upper"
+
+
+# ------------------------------------------------- the dual certificate behind `accuracy`
+def exact_dual_terms(net, x_mp):
+    """For X (mp matrix, N x N) and the exact LMI of a ReLU network (`exact_lmi`): the
+    constraints g_i = <F*_i, X> = 2 (a*_i - e_i)^T X e_i, and <C*^T C*, X> / tr X_00."""
+    rows, c, n0, side = exact_lmi(net)
+    g = [2 * (sum(row[j] * x_mp[j, n0 + i] for j in range(side)) - x_mp[n0 + i, n0 + i])
+         for i, row in enumerate(rows)]
+    ctc = c.T * c
+    obj = sum(ctc[a, b] * x_mp[a, b] for a in range(side) for b in range(side))
+    return g, obj / sum(x_mp[a, a] for a in range(n0))
+
+
+@pytest.mark.parametrize("variant", ["neuron", "layer"])
+@pytest.mark.parametrize("repair", ["shrink", "mix"])
+def test_dual_bound_holds_in_exact_arithmetic(repair, variant, monkeypatch):
+    """The dual point `dual_bound` proves feasible, X = (1 - t) V V^T + t G G^T (V the
+    solver's factor with failing psi rows shrunk, G the linearised network's), meets every
+    constraint of the exact dual in 50 digits, and <C*^T C*, X> / tr X_00 >= its rho_lower,
+    which is <= the certified primal value: weak duality.  The solver's X is first pushed
+    out of the dual cone (the constraint of neuron 0's multiplier made negative, checked in
+    50 digits: h = K^T g, K the multiplier map of the variant), so the repair is what is
+    tested: by shrinking (the default), or, with the shrink step switched off, by mixing; a
+    neuron whose pre-activation is constant cannot be repaired by mixing (not certified) but
+    can by shrinking its row to 0 (LipSDP-neuron)."""
+    mp = pytest.importorskip("mpmath")
+    from reference import lipsdp_dual
+    if repair == "mix":
+        monkeypatch.setattr(lipsdp_dual, "_shrink", lambda data, errors, k_mat, v: v)
+    net = random_net([3, 6, 5, 2], "relu", seed=4)
+    data, errors = lipsdp_data(net), lipsdp_mod.data_rounding(net)
+    k_mat, n0 = lipsdp_solvers.multiplier_map(data, variant), data.n0
+
+    def h(g_list):                                        # K^T g in 50 digits
+        return [sum(mp.mpf(float(k)) * gi for k, gi in zip(column, g_list))
+                for column in k_mat.T]
+    with blas_threads(LIPSDP_BLAS_THREADS):
+        sol = lipsdp_mod.SOLVE["NUMPY"](data, k_mat, 0.0)
+    x = sol.dual.copy()
+    x[n0, n0] += 1e-6 * np.trace(x[:n0, :n0])            # g_0 lowered by 2e-6 tr X_00
+    g_bad, _ = exact_dual_terms(net, mp.matrix(x.tolist()))
+    assert h(g_bad)[0] < 0
+    bound = lipsdp_dual.dual_bound(data, errors, k_mat, x)
+    assert bound.certified and (0 < bound.mix < 1e-3 if repair == "mix" else bound.mix == 0)
+    v, g = bound.factors
+    x_mp = (mp.mpf(float(1 - bound.mix)) * mp.matrix(v.tolist()) * mp.matrix(v.T.tolist())
+            + mp.mpf(bound.mix) * mp.matrix(g.tolist()) * mp.matrix(g.T.tolist()))
+    g_exact, ratio = exact_dual_terms(net, x_mp)
+    assert min(h(g_exact)) >= 0 and ratio >= bound.rho_lower
+    value = lipsdp(net, variant)["value"]
+    loss = 1e-3 if repair == "mix" else 1e-5                  # what the repair costs
+    assert value ** 2 * (1 - loss) <= bound.rho_lower <= value ** 2
+    dead = random_net([3, 6, 5, 2], "relu", seed=4)
+    dead.layers[0].params["weight"][0] = 0.0                  # neuron 0: z = b, constant
+    data = lipsdp_data(dead)
+    sol = lipsdp_mod.SOLVE["NUMPY"](data, k_mat, 0.0)
+    x = sol.dual.copy()
+    x[n0, n0] += 1e-6 * np.trace(x[:n0, :n0])
+    bound = lipsdp_dual.dual_bound(data, lipsdp_mod.data_rounding(dead), k_mat, x)
+    if repair == "mix" and variant == "neuron":
+        assert not bound.certified and "cannot repair" in bound.reason
+        assert bound.rho_lower == 0.0
+    elif repair == "shrink":
+        assert bound.certified and (variant == "layer" or not bound.factors[0][n0].any())
+
+
+def solver_returning(change):
+    """A NUMPY solver whose solution is changed by `change` (SdpSolution -> SdpSolution)."""
+    real = lipsdp_mod.SOLVE["NUMPY"]
+    return lambda data, k_mat, margin: change(real(data, k_mat, margin))
+
+
+def test_poor_multipliers_are_flagged_with_an_honest_accuracy(monkeypatch, tmp_path, capsys):
+    """Multipliers 30 times too large still certify a bound, far above the optimum: the
+    dual certificate's accuracy says how far (it bounds value - optimum, checked against the
+    optimum of an honest solve), the result is flagged inaccurate and `lipschitz` prints
+    the flag.  Before, the table printed "optimal, certified" without any accuracy."""
+    net = random_net([2, 8, 1], "relu", seed=3)
+    good = lipsdp(net, "neuron")
+    monkeypatch.setitem(lipsdp_mod.SOLVE, "NUMPY",
+                        solver_returning(lambda sol: sol._replace(lam=30 * sol.lam)))
+    poor = lipsdp(net, "neuron")
+    assert poor["value"] > 1.4 * good["value"] and poor["accuracy_certified"]
+    assert poor["inaccurate"] and poor["accuracy"] > 1e-3
+    assert poor["value"] * (1 - poor["accuracy"]) <= good["value"] + good["rounding_bound"]
+    assert poor["optimum_lower"] <= good["value"] + good["rounding_bound"]
+    path = save_model(net, tmp_path / "m.npz")
+    assert main(["lipschitz", str(path), "--methods", "lipsdp_neuron"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy <= {poor['accuracy']:.2g} (dual certificate) -- INACCURATE" in out
+
+
+def test_accuracy_without_a_dual_matrix_is_an_estimate_and_says_so(monkeypatch, tmp_path,
+                                                                    capsys):
+    """A solver that gives no dual matrix (SCS through cvxpy may not): the accuracy is the
+    solver's estimate, accuracy_certified False, optimum_lower None, and the table says NOT
+    CERTIFIED; with the dual matrix (the default), it prints the proven accuracy."""
+    net = random_net([2, 8, 1], "relu", seed=3)
+    path = save_model(net, tmp_path / "m.npz")
+    assert main(["lipschitz", str(path), "--methods", "lipsdp_neuron"]) == 0
+    assert "(dual certificate)" in capsys.readouterr().out
+    monkeypatch.setitem(lipsdp_mod.SOLVE, "NUMPY",
+                        solver_returning(lambda sol: sol._replace(dual=None)))
+    r = lipsdp(net, "neuron")
+    assert not r["accuracy_certified"] and r["optimum_lower"] is None
+    assert r["accuracy"] >= r["relative_gap"] and "NOT CERTIFIED" in r["certificate"]
+    assert main(["lipschitz", str(path), "--methods", "lipsdp_neuron"]) == 0
+    assert "(solver's estimate, NOT CERTIFIED)" in capsys.readouterr().out
+
+
+def test_a_constant_network_has_every_field_and_the_full_certificate():
+    """Bug: the value-0 path returned without the rounding fields and the normalisation's
+    certificate sentence (a non-closed-form value 0 would have raised KeyError in the
+    layer-wise rule).  Now every result has them."""
+    net = build_mlp(WIDE, "relu", rng=0)
+    net.layers[0].params["weight"][:] = 0.0
+    for variant in ("neuron", "layer"):
+        r = lipsdp(net, variant)
+        assert r["value"] == 0.0 and r["rounding_bound"] == 0.0 and not r["rounding_useless"]
+        assert r["sdp_rounding_bound"] == 0.0 and r["accuracy"] == 0.0
+        assert r["accuracy_certified"] and r["optimum_lower"] == 0.0
+        assert "2^" in r["certificate"] and "rounding bound 0 (0 relative" in r["certificate"]
+        assert not any(key.startswith("_") for key in r)
+
+
+def test_cvxpy_inaccurate_solve_is_a_status_not_a_warning(recwarn):
+    """cvxpy's "Solution may be inaccurate" UserWarning was printed to stderr by the LipSDP
+    routes through cvxpy; the status "optimal_inaccurate" (not certified, reported in the
+    attempts) is what counts.  On the review's unbalanced network normalised per layer only,
+    with one multiplier per neuron (what LipSDP-neuron solved before the equilibration)."""
+    import warnings
+
+    from reference.lipsdp_solvers import solve_cvxpy
+    rng = np.random.default_rng(3)
+    w1, w2 = rng.standard_normal((8, 2)), rng.standard_normal((1, 8)) / 3
+    d = np.ones(8)
+    d[0], d[1] = 1e4, 1e-4
+    net = Network([Dense(w1 * d[:, None]), ReLU(), Dense(w2 / d[None, :]), Identity()])
+    data = lipsdp_mod.normalised_data(net, "layer").data
+    warnings.simplefilter("always")
+    sol = solve_cvxpy(data, np.eye(8), 0.0, solver="CLARABEL")
+    assert sol.status == "optimal_inaccurate"
+    assert not [w for w in recwarn if "inaccurate" in str(w.message)]

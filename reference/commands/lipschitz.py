@@ -34,7 +34,7 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
             note = f"{r['method']}, {size}, over {r['domain']}"
         if not note and name.startswith("lipsdp"):
             note = (f"{r['solver']} {r['status']}, certified (Schur complement), "
-                    f"solver value {r['solver_value']:.6g}")
+                    f"solver value {r['solver_value']:.6g}, {lipsdp_accuracy(r)}")
             if r.get("capped_by_layerwise"):
                 note = (f"LipSDP's certified {r['sdp_value']:.6g} is above the layer-wise "
                         f"bound: the layer-wise bound is reported ({note})")
@@ -43,6 +43,17 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
     for a, b, va, vb in violations:
         print(f"  VIOLATION: {a} = {va:.6g} > {b} = {vb:.6g}")
     return violations
+
+
+def lipsdp_accuracy(r: dict) -> str:
+    """How far a LipSDP value may sit above the SDP's optimum, as printed: the proven bound
+    (or the solver's estimate, said so), flagged above lipsdp.INACCURATE_RTOL."""
+    text = (f"accuracy <= {r['accuracy']:.2g} (dual certificate)" if r["accuracy_certified"]
+            else f"accuracy ~ {r['accuracy']:.2g} (solver's estimate, NOT CERTIFIED)")
+    if r["inaccurate"]:
+        text += (f" -- INACCURATE: the value may exceed the SDP's optimum by more than "
+                 f"{lipsdp.INACCURATE_RTOL:g} relative")
+    return text
 
 
 def _number(value) -> str:
