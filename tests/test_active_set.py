@@ -161,7 +161,8 @@ def test_round_limit_and_stall_are_errors(monkeypatch):
         active_set.solve_layer_active(net, 1, x, y2, scaled, grids, solver="CLARABEL",
                                       max_rounds=1)
 
-    def unresolvable(layer, z, w, grids, active, lam, reg, lip_max=None, scale=1.0):
+    def unresolvable(layer, z, w, grids, active, lam, reg, lip_max=None, scale=1.0,
+                     weights=None):
         return active_set.Optimality([np.where(m, -np.inf, -1.0) for m in active], 0.0,
                                      0.5, lam, "test", 1e-6, 0.0)   # noise beyond NOISE_MAX
     monkeypatch.setattr(active_set, "optimality", unresolvable)
