@@ -245,12 +245,15 @@ def optimality(layer: KnotSplineActivation, z, w, grids, active, lam: float, reg
     multipliers, and violations at the inactive candidates are judged against it
     (`Optimality.accepted`).  Everything of neuron n is relative to lambda_ref_n =
     max(lambda_n, REFERENCE_FLOOR * scale), scale = `reference_scale`, lambda_n its TV2
-    weight, and BV2's point terms, at 0 and p1_n, weighted by mu (`_penalty` of lam and
-    weights; lambda_n = mu = lam and p1 = 1 by default)."""
+    weight, and BV2's point terms, at 0 and p1_n, weighted by mu_n (`_penalty` of lam and
+    weights; lambda_n = mu_n = lam and p1 = 1 by default), whose multipliers' residuals are
+    relative to max(mu_n, REFERENCE_FLOOR * scale): in internal units the two weights differ
+    by r_n, the spread of the neuron's pre-activations."""
     lam_n, mu, p1, bv2 = _penalty(z.shape[1], lam, reg, weights)
     if lip_max is not None:
         return lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale, weights)
     refs = np.maximum(lam_n, REFERENCE_FLOOR * scale)
+    point_refs = np.maximum(mu, REFERENCE_FLOOR * scale)
     violation, worst, noise, gap = [], 0.0, 0.0, 0.0
     at01, a_max, v_max, knot_tol = _scales(layer, p1)
     for n, (g, act) in enumerate(zip(grids, active)):
@@ -258,9 +261,9 @@ def optimality(layer: KnotSplineActivation, z, w, grids, active, lam: float, reg
         jumps, _ = _pieces(layer, n, g, act)
         if bv2:
             v, value = np.array(bv2_end_weights(zn, wn, p1[n])), at01[:, n]
-            noise = max(noise, float(np.max(np.abs(v) - mu[n])) / ref,
+            noise = max(noise, float(np.max(np.abs(v) - mu[n])) / point_refs[n],
                         float(np.max((mu[n] - np.sign(value) * v) * np.abs(value)))
-                        / v_max / ref)
+                        / v_max / point_refs[n])
             gap += float(mu[n] * np.abs(value).sum() - value @ v)
             zn, wn = np.concatenate([zn, [0.0, p1[n]]]), np.concatenate([wn, v])
         t = knot_correlation(zn, wn, g)
@@ -345,7 +348,12 @@ def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale,
                 lp.rows(noise_col, (-mu_r + np.sign(val) * shift) * share,
                         v_col, -np.sign(val) * coef * share)
         lp.closing(p - 2, v_col, -d[p - 1], t[p - 1])
-        x, marginal = lp.solve(noise_col, worst_col, bv2, n)
+        try:
+            x, marginal = lp.solve(noise_col, worst_col, bv2, n)
+        except SolveFailed:                   # no multipliers: nothing is certified here
+            violation.append(np.zeros(p))
+            noise = np.inf
+            continue
         m_all = np.concatenate([[0.0], x[:p - 1]])
         xi = m_all - t - x[v_col] * d                     # lambda xi / lambda_ref
         viol = np.abs(xi) - lam_r
@@ -393,7 +401,8 @@ class _LinearProgram:
 
     def solve(self, noise_col, worst_col, free_v, neuron):
         """x minimising NOISE_WEIGHT x_noise + x_worst, both >= 0 (x_v fixed at 0 unless
-        free_v); SolveFailed (a RuntimeError) if HiGHS fails."""
+        free_v); SolveFailed (a RuntimeError) if HiGHS fails (`lip_certificate` then
+        reports infinite noise: the restricted solution is not accepted)."""
         from scipy.optimize import linprog
 
         def matrix(parts, n_rows):
@@ -588,9 +597,11 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
     accepted when the objective stays within |gap| + |polished gap| + 1e-12 max(|objective|,
     U) of the first one (U the objective unit) and its own check passes: the knot count is
     then that of a solution on the knots alone.
-    Not converged (round limit, stalled) or a solver failure: SolveFailed, no model.  At the
-    deadline: (None, partial certificate, masks, [("last restricted solution", pieces)] if a
-    round had finished, the reason) for reference.certify.conclude."""
+    Not converged (round limit, stalled): (None, partial certificate with `rejected` saying
+    why, masks, [("last restricted solution", pieces)] if a round had finished, None), and
+    at the deadline the same with the reason as the last entry, for
+    reference.certify.conclude, which certifies that point by the NumPy dual bound or
+    refuses it.  A solver failure: SolveFailed, no model."""
     from reference.convex import finish, gauge_basis
 
     t0 = time.perf_counter()
@@ -605,21 +616,15 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
             "candidate_points": [len(g) for g in grids],
             "active_history": [{"points": h["points"], "worst": h["worst"]}
                                for h in run.history]}
-    if run.status == "time_limit":
+    if run.status in ("time_limit", "round limit", "stalled"):
         extra = [] if run.last is None else \
             [("last restricted solution", list(zip(run.last.points, run.last.values)))]
         base["attempts"] = run.result.get("attempts", [])
-        return None, base, run.active, extra, \
-            f"stopped at the time limit {deadline.time_limit:g} s in round {run.rounds}"
-    if run.status in ("round limit", "stalled"):        # a solver failure: finish says it
-        raise SolveFailed(
-            f"solve: the active set did not converge (status {run.status!r} after "
-            f"{run.rounds} rounds, worst violation {run.optimality.worst:.3g} x lambda_ref "
-            f"{external_reference(run.optimality, scaled):.3g} (tolerance "
-            f"{run.optimality.tolerance:g}), multiplier noise {run.optimality.noise:.3g} (at "
-            f"most {NOISE_MAX:g}), points per neuron {[int(m.sum()) for m in run.active]}); "
-            "no model is returned; method='full' (--method full) solves the whole data grid "
-            "at once")
+        if run.status == "time_limit":
+            return None, base, run.active, extra, \
+                f"stopped at the time limit {deadline.time_limit:g} s in round {run.rounds}"
+        base["rejected"] = _not_converged(run, scaled)
+        return None, base, run.active, extra, None
     new, cert = finish(net, layer, x, y, scaled.lam_given, run.problem, run.result, None,
                        0.0, norm_grids=grids, scaled=scaled)
     cert.update(base, knots_unpolished=cert["knots"], polish="off", polish_objective=None,
@@ -633,6 +638,17 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
     cert["points_per_neuron"] = [len(p) for p in new.layers[layer].points]
     cert["seconds"] = time.perf_counter() - t0
     return new, cert, run.active, [], None
+
+
+def _not_converged(run: ActiveSetResult, scaled) -> str:
+    """Why the active set gave no certified point (round limit, stalled)."""
+    check = run.optimality
+    return (f"the active set did not converge (status {run.status!r} after {run.rounds} "
+            f"rounds, worst violation {check.worst:.3g} x lambda_ref "
+            f"{external_reference(check, scaled):.3g} (tolerance {check.tolerance:g}), "
+            f"multiplier noise {check.noise:.3g} (at most {NOISE_MAX:g}), points per neuron "
+            f"{[int(m.sum()) for m in run.active]}; method='full' (--method full) solves the "
+            "whole data grid at once)")
 
 
 def _polish(net, layer, x, y, scaled, grids, new, cert, gauge, *, solver, deadline,

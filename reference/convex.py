@@ -644,12 +644,17 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
     t0 = deadline.start                      # the first lambda's seconds include the setup
     with bar:
         for lam in lams:
-            scaled, earlier = base.with_lam(lam), []
+            scaled, earlier, refused = base.with_lam(lam), [], None
             passes = refine_passes(solver)
             for index, settings in enumerate(passes):
-                new, cert, masks, extra, stopped, prob = _solve_once(
-                    net, layer, x, y, scaled, grids, uniform, method, solver, start, polish,
-                    gauge, deadline, bar, prob, settings)
+                try:
+                    new, cert, masks, extra, stopped, prob = _solve_once(
+                        net, layer, x, y, scaled, grids, uniform, method, solver, start,
+                        polish, gauge, deadline, bar, prob, settings)
+                except SolveFailed:
+                    if refused is None:
+                        raise
+                    raise refused from None         # the first pass's point and reason
                 cert.setdefault("method", method)
                 cert.update(merged, seconds=time.perf_counter() - t0)
                 if earlier:
@@ -664,6 +669,7 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
                     if stopped or index + 1 == len(passes) or deadline.expired() \
                             or exc.certificate["status"] != "not_optimal":
                         raise
+                    refused = exc
                     earlier = [("first pass's point", scaled.internal_pieces(
                         exc.model.layers[layer], grids))]
             start = masks
