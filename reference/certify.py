@@ -58,7 +58,7 @@ from reference.regularisers import get as get_regulariser
 
 GAP_RTOL = 1e-6          # "optimal": every gap <= GAP_RTOL * max(F, U)
 LASSO_SWEEPS = 2000      # coordinate-descent sweeps of the BV2 affine candidate (at most)
-V0_SEARCH = (17, 6)      # lip_dual_bound, BV2: v0 on a grid of 17 points, refined 6 times
+V0_SEARCH = (17, 40)     # lip_dual_bound, BV2: v0 on grids of 17 points, at most 40
 EPS = np.finfo(np.float64).eps
 
 
@@ -376,9 +376,9 @@ def lip_dual_bound(scaled: Scaled, grids: list, r: np.ndarray, gamma: float) -> 
     lambda_n #changes), a two-state dynamic programme (`_chain_minimum`).  For BV2 the points
     0 and p_n enter as samples of weights v0 and v1 = -sum_m w_mn - v0 (so that the value
     sigma_n(g_0), which is free, drops out), lambda |sigma(t)| >= v sigma(t) for |v| <= lambda;
-    the bound is concave in v0 and is maximised over the feasible interval on a grid
-    (V0_SEARCH; any v0 gives a valid bound); when sum_m w_mn exceeds 2 lambda in size r is
-    first scaled down.  Every Phi is computed to within e = gamma sum |w| spread, which is
+    the bound is concave in v0 and is maximised over the feasible interval
+    (`_bv2_chain_maximum`; any v0 gives a valid bound); when sum_m w_mn exceeds 2 lambda in
+    size r is first scaled down.  Every Phi is computed to within e = gamma sum |w| spread, which is
     allowed for (lambda_n - e in the programme, and e L); None outside the conjugate's
     domain."""
     z, a_mat, mus, lips = scaled.z, scaled.a_mat, scaled.lam_points, scaled.lip_max
@@ -416,27 +416,36 @@ def _phi_interior(pts: np.ndarray, wts: np.ndarray, g: np.ndarray) -> np.ndarray
 
 def _bv2_chain_maximum(pts, wts, g, p1, lam, lip, lam_tv2, e, phi0, phi) -> np.ndarray:
     """The BV2 part of `lip_dual_bound` for one neuron: the chain minimum at the values of
-    v0 tried, (B,), over [max(-lam, -S - lam), min(lam, -S + lam)], S = sum w."""
+    v0 tried, (B,), over [max(-lam, -S - lam), min(lam, -S + lam)], S = sum w: the v0 that
+    makes Phi_0 vanish (the bound's peak when no knot pays off) and V0_SEARCH[0] points
+    across the interval, then grids of as many points between the neighbours of the best
+    point so far (the bound is concave in v0: its peak lies there), until they are at
+    rounding level (at most V0_SEARCH[1] grids)."""
     total = float(wts.sum())
     lo, hi = max(-lam, -total - lam), min(lam, -total + lam)
     if lo > hi:                                 # only by rounding after the scaling
         lo = hi = float(np.clip(-total / 2, -lam, lam))
     e0 = (0.0 - g[0], np.maximum(0.0 - g[1:-1], 0.0))       # Phi of a unit weight at 0
     e1 = (p1 - g[0], np.maximum(p1 - g[1:-1], 0.0))         # ... and at p1
-    points, best = [], None
-    for _ in range(V0_SEARCH[1] + 1):
-        v0 = np.linspace(lo, hi, V0_SEARCH[0])
+
+    def values(v0):
         v1 = -total - v0
-        values = _chain_minimum(phi0 + v0 * e0[0] + v1 * e1[0],
-                                phi[None, :] + v0[:, None] * e0[1] + v1[:, None] * e1[1],
-                                lip, lam_tv2, e)
-        points.append(values)
-        j = int(np.argmax(values))
-        step = (hi - lo) / (V0_SEARCH[0] - 1)
-        lo, hi = max(lo, v0[j] - step), min(hi, v0[j] + step)
-        if step == 0:
+        return _chain_minimum(phi0 + v0 * e0[0] + v1 * e1[0],
+                              phi[None, :] + v0[:, None] * e0[1] + v1[:, None] * e1[1],
+                              lip, lam_tv2, e)
+    flat = (phi0 - total * e1[0]) / (e1[0] - e0[0])        # Phi_0 = 0 there
+    tried = np.unique(np.clip(np.concatenate([[flat], np.linspace(lo, hi, V0_SEARCH[0])]),
+                              lo, hi))
+    found = values(tried)
+    for _ in range(V0_SEARCH[1]):        # concave: the peak lies between the best's neighbours
+        j = int(np.argmax(found))
+        left, right = tried[max(j - 1, 0)], tried[min(j + 1, len(tried) - 1)]
+        if right - left <= 4 * EPS * max(abs(left), abs(right)):
             break
-    return np.concatenate(points)
+        grid = np.linspace(left, right, V0_SEARCH[0])[1:-1]
+        tried, order = np.unique(np.concatenate([tried, grid]), return_index=True)
+        found = np.concatenate([found, values(grid)])[order]
+    return found
 
 
 def _chain_minimum(phi0: np.ndarray, phi: np.ndarray, lip: float, lam: float,

@@ -56,15 +56,23 @@ REFINED_SETTINGS = {**TIGHT_SETTINGS, "static_regularization_constant": 1e-12}
 # ^ CLARABEL again when NumPy does not certify the tight solve's point: its default static
 #   regularisation (1e-8) biased the point of single_neuron(500), lambda 1e-10, by 1.7e-4
 #   (CLARABEL's gap: 1e-13); 1e-12 gives the optimum, but stalls the exponential cones
-SOLVER_TIGHT = {"CLARABEL": TIGHT_SETTINGS,                   # every solver's first attempt
-                "CVXOPT": {"abstol": 1e-10, "reltol": 1e-10},    # feastol 1e-9: singular KKT
-                "OSQP": {"eps_abs": 1e-10, "eps_rel": 1e-10, "polishing": True,
-                         "max_iter": 200_000},
-                "SCS": {"eps_abs": 1e-10, "eps_rel": 1e-10, "max_iters": 200_000}}
+SOLVER_TIGHT = {     # every solver's first attempts, before its defaults: (label, settings)
+    "CLARABEL": (("tolerances 1e-12", TIGHT_SETTINGS),      # exp cones can stop short
+                 ("tolerances 1e-12, KKT refined to 1e-14",  # of it: refine the steps,
+                  {**TIGHT_SETTINGS, "iterative_refinement_reltol": 1e-14,
+                   "iterative_refinement_abstol": 1e-14, "iterative_refinement_max_iter": 50}),
+                 ("tolerances 1e-12, steps 0.9", {**TIGHT_SETTINGS, "max_step_fraction": 0.9}),
+                 ("tolerances 1e-10", {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10,  # shorten
+                                       "tol_feas": 1e-10, "tol_ktratio": 1e-8,     # them, or
+                                       "max_iter": 500})),                         # stop at 1e-10
+    "CVXOPT": (("tolerances 1e-10", {"abstol": 1e-10, "reltol": 1e-10}),),  # feastol 1e-9:
+    "OSQP": (("tolerances 1e-10", {"eps_abs": 1e-10, "eps_rel": 1e-10,      # singular KKT
+                                   "polishing": True, "max_iter": 200_000}),),
+    "SCS": (("tolerances 1e-10", {"eps_abs": 1e-10, "eps_rel": 1e-10,
+                                  "max_iters": 200_000}),)}
 CLARABEL_RETRIES = ({}, {"static_regularization_constant": 1e-7},    # KKT factorisation failed
                     {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
                     {"max_iter": 1000, "tol_ktratio": 1e-5})
-TRUSTED_ATTEMPTS = 2        # TIGHT_SETTINGS and CLARABEL's defaults: their gap is trusted
 MAX_PROBLEM_SIZE = 500_000  # size guard: grid points + samples x neurons (see problem_size)
 
 
@@ -158,17 +166,20 @@ def refine_passes(solver: str) -> tuple:
 
 
 def solver_attempts(solver: str, settings: dict | None = None) -> list:
-    """[(label, settings)] in the order tried: the solver's tight tolerances (SOLVER_TIGHT,
-    where known), its defaults, and for CLARABEL the other CLARABEL_RETRIES, each with
-    `settings` on top (CLARABEL only; an attempt equal to an earlier one is left out)."""
-    out, tight = [], SOLVER_TIGHT.get(solver)
+    """[(label, settings, trusted)] in the order tried: the solver's tight tolerances
+    (SOLVER_TIGHT, where known), its defaults, and for CLARABEL the other CLARABEL_RETRIES,
+    each with `settings` on top (CLARABEL only; an attempt equal to an earlier one is left
+    out).  trusted: tolerances or defaults only, and no `settings` (see
+    `CoefficientProblem.solve`)."""
+    out = []
     retries = CLARABEL_RETRIES if solver == "CLARABEL" else ({},)
     settings = settings if solver == "CLARABEL" else None
-    for label, options in ([("tight tolerances", tight)] if tight else []) + [
+    for label, options in list(SOLVER_TIGHT.get(solver, ())) + [
             (str(r) if r else "default settings", r) for r in retries]:
         merged = {**options, **(settings or {})}
-        if all(merged != seen for _, seen in out):
-            out.append((label if not settings else str(merged), merged))
+        if all(merged != seen for _, seen, _ in out):
+            trusted = not settings and (not options or label.startswith("tolerances"))
+            out.append((label if not settings else str(merged), merged, trusted))
     return out
 
 
@@ -268,9 +279,9 @@ class CoefficientProblem:
         cross-entropy losses) is retried with the settings CLARABEL_RETRIES, every attempt
         reported; `settings` (CLARABEL only) apply to every attempt.  A cvxpy SolverError (the solver refuses the
         problem or fails) is a status too.  Status "time_limit" when the deadline has passed
-        (no solution).  default_settings: whether the optimal attempt was one of the first
-        TRUSTED_ATTEMPTS (tight or default tolerances) without `settings`, not a retry with
-        changed regularisation, equilibration or looser tolerances: only then may its gap be
+        (no solution).  default_settings: whether the optimal attempt changed nothing but the
+        tolerances (tighter, or the defaults) and had no `settings`: not a retry with
+        changed regularisation, equilibration or looser tolerances; only then may its gap be
         trusted on its own (reference.certify).  See `solve_layer` for the certificate."""
         import cvxpy as cp
 
@@ -283,9 +294,8 @@ class CoefficientProblem:
         except cp.error.SolverError as exc:         # the solver cannot take this problem
             retries, status = (), f"solver error ({exc})"
             attempts.append(f"compile: {status}")
-        for index, (label, options) in enumerate(retries):
-            raw, run = None, dict(options)
-            first = index < TRUSTED_ATTEMPTS and not settings
+        for label, options, trusted in retries:
+            raw, run, first = None, dict(options), trusted
             if self.deadline is not None:
                 if self.deadline.expired():
                     status = "time_limit"
