@@ -20,29 +20,31 @@ Rules (module constants):
   lambda = 0, or a lambda below the floor, is measured against the floor;
 - accepted (`Optimality.accepted`): the restricted problem's own conditions hold to
   `noise` <= NOISE_MAX (the accuracy of the multipliers built from the solution, 0 at an
-  exact restricted optimum; CLARABEL's default tolerances on the exponential cones of the
-  logistic and cross-entropy losses can leave more, and the restricted problem is then
-  solved again with TIGHT_SETTINGS), and the worst relative violation at the other
-  candidates is <= VIOLATION_RTOL + noise;
+  exact restricted optimum; CLARABEL's static regularisation, or its tolerances on the
+  exponential cones of the logistic and cross-entropy losses, can leave more, and the
+  restricted problem is then solved again with REFINED_SETTINGS), and the worst relative
+  violation at the other candidates is <= VIOLATION_RTOL + noise;
 - added per round (`points_to_add`): in every run of consecutive inactive candidates
   whose violation exceeds the tolerance, the one of largest violation (merged or
   duplicated samples are one candidate: the candidates are `convex.data_grid`'s);
   dropped (`points_to_drop`): active candidates without a knot whose multiplier is well
   inside its bound (the solution stays optimal without them);
 - status "round limit" after MAX_ROUNDS rounds, "stalled" when the condition fails but no
-  inactive candidate violates it (solver accuracy): both are errors in `solve_layer`
-  (no model), never an accepted optimum;
+  inactive candidate violates it (solver accuracy): never an accepted optimum; the last
+  restricted solution (a feasible point) goes to reference.certify's verdict, which
+  certifies it by the NumPy dual bound or refuses it;
 - polishing (`solve_layer_active`): re-solve with the knots of the optimum only, accepted
   when the objective stays within the certified gaps; both knot counts are reported;
 - a deadline (reference.limits.Deadline) is checked before every round and passed to the
   solves: status "time_limit", and the last restricted solution (a feasible point of the
   full problem) goes to reference.certify's verdict.
-Everything here runs in reference.certify's internal units (y, c, lambda, L_max divided by
-the data's scale T, the pre-activations of neuron n by r_n, its TV2 weight lambda_n =
-lambda / (T r_n), BV2's points at 0 and 1 / r_n), where every value, slope and spread is of
-order 1: the floors "max(1, .)" of the tolerances and the knot tolerance's slope unit 1 are
-the problem's own scale.  The functions default to tv2_weight 1 and BV2's points 0 and 1
-(the problem as given).
+Everything here runs in reference.certify's internal units (y, c divided by the data's
+scale T, the pre-activations of neuron n by r_n and column n of A by a_n; TV2 weight
+lambda_n = lambda / (T a_n r_n), BV2's points at 0 and 1 / r_n with the weight
+lambda / (T a_n), L_max a_n r_n / T), where every value, slope and spread is of order 1:
+the floors "max(1, .)" of the tolerances and the knot tolerance's slope unit 1 are the
+problem's own scale.  `weights` (a reference.certify.RegWeights) states them; None is the
+problem as given (every weight 1, BV2's points 0 and 1).
 """
 from __future__ import annotations
 
@@ -53,11 +55,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from reference._format import exact
-from reference.convex import REFINED_SETTINGS
 from reference.errors import SolveFailed
 from reference.losses import loss_and_grad
 from reference.network import KnotSplineActivation
 from reference.regularisers import get as get_regulariser
+from reference.solver_settings import REFINED_SETTINGS
 
 INITIAL_POINTS = 8          # quantile candidates per neuron in the first round (ends included)
 MAX_ROUNDS = 30

@@ -22,9 +22,11 @@ sigma(z) = u_i + s_i (z - g_i); TV2 = ||diff(s)||_1; Lip = max |s_i|; BV2 adds |
 The regulariser R is an entry of reference.regularisers (its extra points, cvxpy term and
 NumPy value).  The representer reduction and the interpolation LP live in
 reference.representer (still importable from here).  Every solve runs in the internal units of
-reference.certify (y, c, lambda, L_max divided by T = max |y - c|, the pre-activations of
-neuron n and its grid by a power of two r_n near their spread, TV2's weight lambda / (T r_n)),
-and reference.certify gives the verdict ("optimal" only with a certificate at its tolerance).
+reference.certify (y, c divided by T = max |y - c|; per neuron n the pre-activations and its
+grid by a power of two r_n near their spread, column n of A by a power of two a_n near its
+norm; TV2's weight lambda / (T a_n r_n)), and reference.certify gives the verdict ("optimal"
+only with a certificate at its tolerance).  The solvers allowed and their settings:
+reference.solver_settings.
 """
 from __future__ import annotations
 
@@ -44,40 +46,15 @@ from reference.losses import LOSSES, check_targets, loss_and_grad
 from reference.network import (Dense, Identity, KnotSplineActivation, Network,
                                SplineActivation)
 from reference.regularisers import REGULARISERS as REGISTRY, get as get_regulariser
+from reference.solver_settings import (LOSS_CLASS, PROBLEM_CLASSES,  # noqa: F401 (re-exported)
+                                       check_solver, refine_passes, solver_attempts,
+                                       usable_solvers)
 from reference.spline import LinearSpline
 
 MERGE_RTOL = 1e-9          # data grid: points closer than this * spread are merged
 CHECK_RTOL = 1e-6          # |objective - objective_check| <= this * max(|objective|, unit^2)
 TIME_LIMIT = 300.0         # seconds of one solve_layer / solve_path call (time_limit)
 REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.regularisers
-TIGHT_SETTINGS = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
-                  "tol_ktratio": 1e-10}
-REFINED_SETTINGS = {**TIGHT_SETTINGS, "static_regularization_constant": 1e-12}
-# ^ CLARABEL again when NumPy does not certify the tight solve's point: its default static
-#   regularisation (1e-8) biased the point of single_neuron(500), lambda 1e-10, by 1.7e-4
-#   (CLARABEL's gap: 1e-13); 1e-12 gives the optimum, but stalls the exponential cones
-SOLVER_TIGHT = {     # each solver's first attempts, before its defaults: (label, settings)
-    "CLARABEL": (("tolerances 1e-12", TIGHT_SETTINGS),
-                 ("tolerances 1e-12, KKT steps refined to 1e-14",
-                  {**TIGHT_SETTINGS, "iterative_refinement_reltol": 1e-14,
-                   "iterative_refinement_abstol": 1e-14, "iterative_refinement_max_iter": 50}),
-                 ("tolerances 1e-12, steps 0.9", {**TIGHT_SETTINGS, "max_step_fraction": 0.9}),
-                 ("tolerances 1e-10", {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10,
-                                       "tol_feas": 1e-10, "tol_ktratio": 1e-8})),
-    "CVXOPT": (("tolerances 1e-10", {"abstol": 1e-10, "reltol": 1e-10}),),
-    "OSQP": (("tolerances 1e-10", {"eps_abs": 1e-10, "eps_rel": 1e-10, "polishing": True,
-                                   "max_iter": 200_000}),),
-    "SCS": (("tolerances 1e-10", {"eps_abs": 1e-10, "eps_rel": 1e-10,
-                                  "max_iters": 200_000}),)}
-# ^ the exponential cones of the logistic and cross-entropy losses often stop short of
-#   1e-12 (optimal_inaccurate), and CLARABEL's defaults then leave slope changes of up to
-#   4e-4 relative that the optimum does not have (a 3-neuron xent solve at z x 1e6: knots
-#   [4, 3, 0] for [1, 2, 0]); each variant above rescued cases the others did not (measured
-#   on tests/test_solve_scale.py's matrix).  CVXOPT's feastol stays at its 1e-7 (1e-9 ended in
-#   a singular KKT matrix).
-CLARABEL_RETRIES = ({}, {"static_regularization_constant": 1e-7},    # KKT factorisation failed
-                    {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
-                    {"max_iter": 1000, "tol_ktratio": 1e-5})
 MAX_PROBLEM_SIZE = 500_000  # size guard: grid points + samples x neurons (see problem_size)
 
 
@@ -162,30 +139,6 @@ def _evaluation(grid: np.ndarray, z: np.ndarray):
     eu = sp.csr_array((np.ones(len(z)), (rows, i)), shape=(len(z), p))
     es = sp.csr_array((z - grid[i], (rows, i)), shape=(len(z), p - 1))
     return eu, es
-
-
-def refine_passes(solver: str) -> tuple:
-    """The settings of the passes of one solve (`_solve_lams`): (None,) and for CLARABEL
-    also REFINED_SETTINGS, tried when the first pass's point is not certified."""
-    return (None, REFINED_SETTINGS) if solver == "CLARABEL" else (None,)
-
-
-def solver_attempts(solver: str, settings: dict | None = None) -> list:
-    """[(label, settings, trusted)] in the order tried: the solver's tight tolerances
-    (SOLVER_TIGHT, where known), its defaults, and for CLARABEL the other CLARABEL_RETRIES,
-    each with `settings` on top (CLARABEL only; an attempt equal to an earlier one is left
-    out).  trusted: tolerances or defaults only, and no `settings` (see
-    `CoefficientProblem.solve`)."""
-    out = []
-    retries = CLARABEL_RETRIES if solver == "CLARABEL" else ({},)
-    settings = settings if solver == "CLARABEL" else None
-    for label, options in list(SOLVER_TIGHT.get(solver, ())) + [
-            (str(r) if r else "default settings", r) for r in retries]:
-        merged = {**options, **(settings or {})}
-        if all(merged != seen for _, seen, _ in out):
-            trusted = not settings and (not options or label.startswith("tolerances"))
-            out.append((label if not settings else str(merged), merged, trusted))
-    return out
 
 
 class CoefficientProblem:
@@ -275,19 +228,21 @@ class CoefficientProblem:
         """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
         objective of CLARABEL, None for other solvers), attempts, seconds; a solver failure
         is a status ("solver error ...").  The solver is first run at tight tolerances
-        (SOLVER_TIGHT, e.g. CLARABEL's 1e-12: in reference.certify's internal units the
-        problem's scale is 1, and at CLARABEL's default 1e-8 the interior-point solution
-        carries slope changes of up to 1e-3 of the largest at points where the optimum has
-        none, which the knot count would see, and its gradient gives a loose dual bound),
-        then at its defaults (`solver_attempts`); CLARABEL stopping short (optimal_inaccurate,
-        insufficient progress: seen with the exponential cones of the logistic and
-        cross-entropy losses) is retried with the settings CLARABEL_RETRIES, every attempt
-        reported; `settings` (CLARABEL only) apply to every attempt.  A cvxpy SolverError (the solver refuses the
-        problem or fails) is a status too.  Status "time_limit" when the deadline has passed
-        (no solution).  default_settings: whether the optimal attempt changed nothing but the
-        tolerances (tighter, or the defaults) and had no `settings`: not a retry with
-        changed regularisation, equilibration or looser tolerances; only then may its gap be
-        trusted on its own (reference.certify).  See `solve_layer` for the certificate."""
+        (SOLVER_TIGHT of reference.solver_settings, e.g. CLARABEL's 1e-12: in
+        reference.certify's internal units the problem's scale is 1, and at CLARABEL's
+        default 1e-8 the interior-point solution carries slope changes of up to 1e-3 of the
+        largest at points where the optimum has none, which the knot count would see, and
+        its gradient gives a loose dual bound; the other variants of SOLVER_TIGHT when it
+        stops short), then at its defaults (`solver_attempts`); CLARABEL stopping short
+        (optimal_inaccurate, insufficient progress: seen with the exponential cones of the
+        logistic and cross-entropy losses) is retried with the settings CLARABEL_RETRIES,
+        every attempt reported; `settings` (CLARABEL only) apply to every attempt.  A cvxpy
+        SolverError (the solver refuses the problem or fails) is a status too.  Status
+        "time_limit" when the deadline has passed (no solution).  default_settings: whether
+        the optimal attempt changed nothing but the tolerances (tighter, or the defaults)
+        and had no `settings`: not a retry with changed regularisation, equilibration or
+        looser tolerances; only then may its gap be trusted on its own (reference.certify).
+        See `solve_layer` for the certificate."""
         import cvxpy as cp
 
         self.lam.value = float(lam)
@@ -428,43 +383,6 @@ def _cvx_loss(loss, out, y):
         return cp.sum(cp.logistic(out[:, 0]) - cp.multiply(y.ravel(), out[:, 0]))
     onehot = np.eye(out.shape[1])[y.astype(int)]
     return cp.sum(cp.log_sum_exp(out, axis=1)) - cp.sum(cp.multiply(onehot, out))
-
-
-PROBLEM_CLASSES = {   # class -> (description, cones a conic solver needs; QP solvers?)
-    "lp": ("a linear program", (), True),
-    "qp": ("a quadratic / second-order cone program", ("SOC",), True),
-    "exp": ("an exponential cone program", ("ExpCone",), False),
-}
-LOSS_CLASS = {"squared": "qp", "logistic": "exp", "xent": "exp"}
-
-
-def usable_solvers(kind: str) -> list:
-    """The installed cvxpy solvers that can solve a problem of class `kind` (PROBLEM_CLASSES),
-    from cvxpy's own solver tables: a conic solver with the cones needed, or a QP solver
-    where the class allows it."""
-    import cvxpy as cp
-    from cvxpy.reductions.solvers.defines import SOLVER_MAP_CONIC, SOLVER_MAP_QP
-
-    _, cones, qp = PROBLEM_CLASSES[kind]
-    out = []
-    for name in cp.installed_solvers():
-        conic = SOLVER_MAP_CONIC.get(name)
-        supported = {c.__name__ for c in conic.SUPPORTED_CONSTRAINTS} if conic else set()
-        if (conic and set(cones) <= supported) or (qp and name in SOLVER_MAP_QP):
-            out.append(name)
-    return out
-
-
-def check_solver(solver: str, kind: str = "qp") -> str:
-    """The solver name, upper-cased, if it is installed and can solve a problem of class
-    `kind` ("lp", "qp": squared loss, "exp": logistic and cross-entropy); else a ValueError
-    naming the argument and the solvers that can."""
-    name = str(solver).upper()
-    usable = usable_solvers(kind)
-    if name not in usable:
-        raise ValueError(f"solver: {solver!r} cannot solve {PROBLEM_CLASSES[kind][0]} (or is "
-                         f"not installed); expected one of {usable}")
-    return name
 
 
 def numpy_objective(net: Network, layer: int, x, y, loss: str, lam: float, reg: str) -> float:

@@ -5,7 +5,6 @@ import pytest
 
 from reference import convex
 from reference.cli import main
-from reference.errors import SolveNotCertified
 from reference.io import ModelFileError, load_model, save_model
 from reference.network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
 from reference.spline import LinearSpline

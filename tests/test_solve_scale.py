@@ -18,7 +18,7 @@ import pytest
 from scipy.optimize import linprog
 from test_active_set import instance
 
-from reference import certify, convex
+from reference import certify, convex, dual_bound
 from reference import conformance_cases as cases
 from reference.cli import main
 from reference.errors import SolveNotCertified
@@ -96,14 +96,15 @@ CONFIG_PARAMS = [name for name in CONFIGS] + [pytest.param(name, marks=pytest.ma
                                               for name in SLOW_CONFIGS if name not in CONFIGS]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def problem(name: str):
     loss, outputs, method, grid, lip = ALL_CONFIGS[name]
     net, x, y = instance((2, 3, outputs), m=50, loss=loss, seed=1)
-    return net, x, y, dict(loss=loss, method=method, grid=grid, lip_max=lip, lam=0.1)
+    return net, x, y, {"loss": loss, "method": method, "grid": grid, "lip_max": lip,
+                       "lam": 0.1}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unit_answer(name: str):
     net, x, y, kw = problem(name)
     return solve(net, x, y, **kw)
@@ -130,14 +131,14 @@ def test_squared_outputs_times_s(method, grid, reg, lip, scale):
     """y - c, lambda and L_max x s (a law for BV2 too): the objective x s^2, the same status,
     certificate and knots.  Two neurons, a bias after the layer."""
     net, x, y = instance((2, 2, 1), m=50, seed=2)
-    kw = dict(method=method, grid=grid, reg=reg)
+    kw = {"method": method, "grid": grid, "reg": reg}
     base = _outputs_answer(method, grid, reg, lip)
     found = solve(y_rescaled(net, scale), x, y * scale, lam=0.1 * scale,
                   lip_max=None if lip is None else lip * scale, **kw)
     assert_same(found, base, scale ** 2, scale)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _outputs_answer(method, grid, reg, lip):
     net, x, y = instance((2, 2, 1), m=50, seed=2)
     return solve(net, x, y, lam=0.1, lip_max=lip, method=method, grid=grid, reg=reg)
@@ -149,7 +150,7 @@ REPRO_FORMS = {       # name: (z factor, lambda); single_neuron(500), lambda 1e-
     "z*1e-8": (1e-8, 1e-18), "z*1e-4": (1e-4, 1e-14), "z*1e8": (1e8, 1e-2)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def near_interpolation(method: str, form: str):
     net, x, y = single_neuron(m=500)
     r, lam = REPRO_FORMS[form]
@@ -231,7 +232,7 @@ def test_the_lip_dual_bound_is_valid_and_tight(reg):
 
 def test_the_chain_minimum_is_the_linear_programme():
     """min over |s_i| <= L of phi0 s_0 + sum_i phi_i (s_i - s_{i-1}) + lam sum |s_i - s_{i-1}|
-    by the two-state programme (certify._chain_minimum, the coarea formula) against HiGHS on
+    by the two-state programme (dual_bound._chain_minimum, the coarea formula) against HiGHS on
     the same LP (variables s and the jumps' absolute values)."""
     rng = np.random.default_rng(1)
     for _ in range(30):
@@ -249,7 +250,7 @@ def test_the_chain_minimum_is_the_linear_programme():
         lp = linprog(cost, A_ub=np.array(rows) if rows else None,
                      b_ub=np.zeros(len(rows)) if rows else None,
                      bounds=[(-lip, lip)] * p + [(0, None)] * (p - 1), method="highs")
-        mine = certify._chain_minimum(np.array([phi0]), phi[None, :], lip, lam, 0.0)[0]
+        mine = dual_bound._chain_minimum(np.array([phi0]), phi[None, :], lip, lam, 0.0)[0]
         assert mine <= lp.fun + 1e-12 * (1 + abs(lp.fun))
         assert mine == pytest.approx(lp.fun, rel=1e-9, abs=1e-12)
 
@@ -290,9 +291,9 @@ def test_a_retry_is_not_trusted_on_its_own_word(monkeypatch):
     def late(self, lam, solver="CLARABEL", warm_start=True, settings=None):
         out = real(self, lam, solver, settings=settings)
         return dict(out, default_settings=False,
-                    attempts=["tight tolerances: solver error", "default settings: "
-                              "solver error", "{'static_regularization_constant': 1e-07}: "
-                              "optimal"])
+                    attempts=["tight tolerances: solver error",
+                              "default settings: solver error",
+                              "{'static_regularization_constant': 1e-07}: optimal"])
     monkeypatch.setattr(convex.CoefficientProblem, "solve", late)
     monkeypatch.setattr(certify, "dual_bound", lambda *args: None)
     with pytest.raises(SolveNotCertified, match="retry with changed settings"):
