@@ -13,32 +13,38 @@ system of the full data-grid problem, with the multipliers built from the restri
 solution).
 
 Rules (module constants):
-- relative violation (|lambda xi_{n,k}| - lambda) / lambda_ref with
-  lambda_ref = max(lambda, REFERENCE_FLOOR * max_n sum_m |w0_mn| (max z_n - min z_n)),
-  w0 the loss weights of the zero spline (`reference_scale`: the size of |phi_n| before
-  any fit, independent of the solution): lambda = 0, or a lambda below the floor, is
-  measured against the floor;
+- relative violation (|lambda_n xi_{n,k}| - lambda_n) / lambda_ref_n with
+  lambda_ref_n = max(lambda_n, REFERENCE_FLOOR * max_n sum_m |w0_mn| (max z_n - min z_n)),
+  lambda_n neuron n's TV2 weight, w0 the loss weights of the zero spline
+  (`reference_scale`: the size of |phi_n| before any fit, independent of the solution):
+  lambda = 0, or a lambda below the floor, is measured against the floor;
 - accepted (`Optimality.accepted`): the restricted problem's own conditions hold to
   `noise` <= NOISE_MAX (the accuracy of the multipliers built from the solution, 0 at an
-  exact restricted optimum; CLARABEL's default tolerances on the exponential cones of the
-  logistic and cross-entropy losses can leave more, and the restricted problem is then
-  solved again with TIGHT_SETTINGS), and the worst relative violation at the other
-  candidates is <= VIOLATION_RTOL + noise;
+  exact restricted optimum; CLARABEL's static regularisation, or its tolerances on the
+  exponential cones of the logistic and cross-entropy losses, can leave more, and the
+  restricted problem is then solved again with REFINED_SETTINGS), and the worst relative
+  violation at the other candidates is <= VIOLATION_RTOL + noise;
 - added per round (`points_to_add`): in every run of consecutive inactive candidates
   whose violation exceeds the tolerance, the one of largest violation (merged or
   duplicated samples are one candidate: the candidates are `convex.data_grid`'s);
   dropped (`points_to_drop`): active candidates without a knot whose multiplier is well
   inside its bound (the solution stays optimal without them);
 - status "round limit" after MAX_ROUNDS rounds, "stalled" when the condition fails but no
-  inactive candidate violates it (solver accuracy): both are errors in `solve_layer`
-  (no model), never an accepted optimum;
+  inactive candidate violates it (solver accuracy): never an accepted optimum; the last
+  restricted solution (a feasible point) goes to reference.certify's verdict, which
+  certifies it by the NumPy dual bound or refuses it;
 - polishing (`solve_layer_active`): re-solve with the knots of the optimum only, accepted
   when the objective stays within the certified gaps; both knot counts are reported;
 - a deadline (reference.limits.Deadline) is checked before every round and passed to the
   solves: status "time_limit", and the last restricted solution (a feasible point of the
   full problem) goes to reference.certify's verdict.
-Everything here runs in reference.certify's internal units (y, c, lambda, L_max divided by
-the data's scale T), where the floors "max(1, .)" of the tolerances are the problem's scale.
+Everything here runs in reference.certify's internal units (y, c divided by the data's
+scale T, the pre-activations of neuron n by r_n and column n of A by a_n; TV2 weight
+lambda_n = lambda / (T a_n r_n), BV2's points at 0 and 1 / r_n with the weight
+lambda / (T a_n), L_max a_n r_n / T), where every value, slope and spread is of order 1:
+the floors "max(1, .)" of the tolerances and the knot tolerance's slope unit 1 are the
+problem's own scale.  `weights` (a reference.certify.RegWeights) states them; None is the
+problem as given (every weight 1, BV2's points 0 and 1).
 """
 from __future__ import annotations
 
@@ -53,14 +59,13 @@ from reference.errors import SolveFailed
 from reference.losses import loss_and_grad
 from reference.network import KnotSplineActivation
 from reference.regularisers import get as get_regulariser
+from reference.solver_settings import REFINED_SETTINGS
 
 INITIAL_POINTS = 8          # quantile candidates per neuron in the first round (ends included)
 MAX_ROUNDS = 30
 VIOLATION_RTOL = 1e-6       # accepted: worst (|lambda xi| - lambda) / lambda_ref <= this + noise
 REFERENCE_FLOOR = 1e-6      # lambda_ref >= REFERENCE_FLOOR * `reference_scale`
 NOISE_MAX = 1e-6            # the multipliers' accuracy needed (`Optimality.accepted`)
-TIGHT_SETTINGS = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
-                  "tol_ktratio": 1e-10, "max_iter": 500}   # CLARABEL, if noise > NOISE_MAX
 NOISE_WEIGHT = 1e3          # lip_certificate: weight of the noise against the violation
 POLISH_KNOT_RTOL = 1e-4     # first polishing attempt: knots above this * max |a| per neuron
 DROP_MARGIN = 1e-3          # `points_to_drop`: multipliers below (1 - this) lambda
@@ -140,13 +145,15 @@ def knot_correlation(z: np.ndarray, w: np.ndarray, tau: np.ndarray) -> np.ndarra
     return at[j] + (zj - tau) * tj
 
 
-def bv2_end_weights(z: np.ndarray, w: np.ndarray):
-    """(v0, v1): the multipliers of |sigma(0)| and |sigma(1)| in the BV2 problem without a
-    Lip bound, from the stationarity in the affine part b0 + b1 z of sigma:
-    sum_m w_m + v0 + v1 = 0 and sum_m w_m z_m + v1 = 0, so v1 = -sum w z, v0 = sum w z -
-    sum w.  The points 0 and 1 then act as two extra samples of weights v0, v1 in phi."""
+def bv2_end_weights(z: np.ndarray, w: np.ndarray, p1: float = 1.0):
+    """(v0, v1): the multipliers of |sigma(0)| and |sigma(p1)| in the BV2 problem without a
+    Lip bound (p1 = 1, or 1 / r_n in internal units), from the stationarity in the affine
+    part b0 + b1 z of sigma: sum_m w_m + v0 + v1 = 0 and sum_m w_m z_m + v1 p1 = 0, so
+    v1 = -sum w z / p1, v0 = -sum w - v1.  The points 0 and p1 then act as two extra samples
+    of weights v0, v1 in phi."""
     s0, s1 = float(w.sum()), float(w @ z)
-    return s1 - s0, -s1
+    v1 = -s1 / p1
+    return -s0 - v1, v1
 
 
 def adds_zero_one(reg: str) -> bool:
@@ -176,16 +183,30 @@ def _pieces(layer: KnotSplineActivation, n: int, grid, act):
     return jumps, slopes[np.cumsum(act)[:-1] - 1]
 
 
-def _scales(layer: KnotSplineActivation):
-    """(sigma at 0 and 1 (2, N), max |a| over the layer's knots, max |sigma(0)|, |sigma(1)|
-    over the layer, knot tolerance per neuron (N,)): complementarity is required at the
-    knots (|a_j| above the tolerance of `convex.knot_counts`), its residual weighted by
-    |a_j| / max |a| (resp. |sigma(.)| / max |sigma(.)|, values below 1e-7 max(1, max
-    |sigma(.)|) taken as 0), so that a small knot counts as little as its jump."""
+def _penalty(n: int, lam: float, reg: str, weights=None):
+    """(lambda_n (N,): the TV2 weights, mu (N,): the point terms' weights, p1 (N,): BV2's second
+    point per neuron (the first is 0), bv2) of the problem lam * `weights`
+    (reference.certify.RegWeights; None: `RegWeights.plain`)."""
+    from reference.certify import RegWeights
+
+    bv2 = adds_zero_one(reg)
+    weights = weights or RegWeights.plain(n, reg)
+    lam_n, mu = weights.penalties(lam)
+    p1 = np.array([p[1] for p in weights.points]) if bv2 else np.ones(n)
+    return lam_n, mu, p1, bv2
+
+
+def _scales(layer: KnotSplineActivation, p1: np.ndarray):
+    """(sigma at 0 and p1_n (2, N), max |a| over the layer's knots, max |sigma(0)|,
+    |sigma(p1)| over the layer, knot tolerance per neuron (N,)): complementarity is
+    required at the knots (|a_j| above the tolerance of `convex.knot_counts`, slope unit 1:
+    internal units), its residual weighted by |a_j| / max |a| (resp. |sigma(.)| / max
+    |sigma(.)|, values below 1e-7 max(1, max |sigma(.)|) taken as 0), so that a small knot
+    counts as little as its jump."""
     from reference.convex import knot_counts
 
-    _, tols, _ = knot_counts(layer)
-    at01 = layer.forward(np.ones((2, layer.n_in)) * np.array([[0.0], [1.0]]))[0]
+    _, tols, _ = knot_counts(layer, 1.0)
+    at01 = layer.forward(np.stack([np.zeros(layer.n_in), p1]))[0]
     a_max = max((np.abs(np.diff(s)).max(initial=0.0) for s in layer.slopes), default=0.0)
     v_max = float(np.abs(at01).max())
     at01 = np.where(np.abs(at01) > 1e-7 * max(1.0, v_max), at01, 0.0)    # as for knots
@@ -193,7 +214,7 @@ def _scales(layer: KnotSplineActivation):
 
 
 def optimality(layer: KnotSplineActivation, z, w, grids, active, lam: float, reg: str,
-               lip_max=None, scale: float = 1.0) -> Optimality:
+               lip_max=None, scale: float = 1.0, weights=None) -> Optimality:
     """The optimality condition of the full data-grid problem at a restricted optimum
     `layer` (knots only at the active candidates), per neuron n, w = `loss_weights` (the
     derivatives of the data term in sigma_n(z_mn): logistic and cross-entropy losses enter
@@ -224,38 +245,45 @@ def optimality(layer: KnotSplineActivation, z, w, grids, active, lam: float, reg
     left of them (`Optimality.noise`: dual infeasibility, (lambda - sign(a_j) lambda xi_j)
     |a_j| / max_j |a_j| at the knots, the closing residual) measures the accuracy of the
     multipliers, and violations at the inactive candidates are judged against it
-    (`Optimality.accepted`).  Everything is relative to lambda_ref = max(lambda,
-    REFERENCE_FLOOR * scale), scale = `reference_scale`."""
+    (`Optimality.accepted`).  Everything of neuron n is relative to lambda_ref_n =
+    max(lambda_n, REFERENCE_FLOOR * scale), scale = `reference_scale`, lambda_n its TV2
+    weight, and BV2's point terms, at 0 and p1_n, weighted by mu_n (`_penalty` of lam and
+    weights; lambda_n = mu_n = lam and p1 = 1 by default), whose multipliers' residuals are
+    relative to max(mu_n, REFERENCE_FLOOR * scale): in internal units the two weights differ
+    by r_n, the spread of the neuron's pre-activations."""
+    lam_n, mu, p1, bv2 = _penalty(z.shape[1], lam, reg, weights)
     if lip_max is not None:
-        return lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale)
-    ref = max(lam, REFERENCE_FLOOR * scale)
+        return lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale, weights)
+    refs = np.maximum(lam_n, REFERENCE_FLOOR * scale)
+    point_refs = np.maximum(mu, REFERENCE_FLOOR * scale)
     violation, worst, noise, gap = [], 0.0, 0.0, 0.0
-    at01, a_max, v_max, knot_tol = _scales(layer)
-    bv2 = adds_zero_one(reg)
+    at01, a_max, v_max, knot_tol = _scales(layer, p1)
     for n, (g, act) in enumerate(zip(grids, active)):
-        zn, wn = z[:, n], w[:, n]
+        zn, wn, lam_k, ref = z[:, n], w[:, n], lam_n[n], refs[n]
         jumps, _ = _pieces(layer, n, g, act)
         if bv2:
-            v, value = np.array(bv2_end_weights(zn, wn)), at01[:, n]
-            noise = max(noise, float(np.max(np.abs(v) - lam)),
-                        float(np.max((lam - np.sign(value) * v) * np.abs(value))) / v_max)
-            gap += float(lam * np.abs(value).sum() - value @ v)
-            zn, wn = np.concatenate([zn, [0.0, 1.0]]), np.concatenate([wn, v])
+            v, value = np.array(bv2_end_weights(zn, wn, p1[n])), at01[:, n]
+            noise = max(noise, float(np.max(np.abs(v) - mu[n])) / point_refs[n],
+                        float(np.max((mu[n] - np.sign(value) * v) * np.abs(value)))
+                        / v_max / point_refs[n])
+            gap += float(mu[n] * np.abs(value).sum() - value @ v)
+            zn, wn = np.concatenate([zn, [0.0, p1[n]]]), np.concatenate([wn, v])
         t = knot_correlation(zn, wn, g)
         t = t - t[0]                                                    # T = -lambda xi
-        viol = np.abs(t) - lam
+        viol = np.abs(t) - lam_k
         knots = np.flatnonzero(np.abs(jumps) > knot_tol[n])
-        compl = (lam + np.sign(jumps[knots]) * t[knots]) * np.abs(jumps[knots])
-        noise = max(noise, abs(t[-1]), float(viol[act].max()),
-                    float(compl.max(initial=0.0)) / a_max)
-        worst = max(worst, float(viol[~act].max(initial=0.0)))
-        gap += float(np.sum(lam * np.abs(jumps) + jumps * t))
+        compl = (lam_k + np.sign(jumps[knots]) * t[knots]) * np.abs(jumps[knots])
+        noise = max(noise, abs(t[-1]) / ref, float(viol[act].max()) / ref,
+                    float(compl.max(initial=0.0)) / a_max / ref)
+        worst = max(worst, float(viol[~act].max(initial=0.0)) / ref)
+        gap += float(np.sum(lam_k * np.abs(jumps) + jumps * t))
         violation.append(viol / ref)
-    return Optimality(violation, max(worst, 0.0) / ref, max(noise, 0.0) / ref, ref,
+    return Optimality(violation, max(worst, 0.0), max(noise, 0.0), refs,
                       "closed form", VIOLATION_RTOL, gap)
 
 
-def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale) -> Optimality:
+def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale,
+                    weights=None) -> Optimality:
     """`optimality` with the bound |s| <= L_max: the multipliers M are chosen by a linear
     program per neuron (HiGHS; M, T and v divided by lambda_ref), over M_1..M_{P-1}
     (M_0 = 0), for BV2 v0 (v1 = -sum_m w_m - v0 by the stationarity in u_0, so T_k is
@@ -270,13 +298,17 @@ def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale) -> Opt
         max |sigma(0 or 1)| (BV2),   M_{P-1} = T_{P-1}.
     worst and noise are the largest over the neurons; the violation at the candidates is
     |M_k - T_k| - lambda at the solution (+inf at the inactive candidates whose row binds
-    with a nonzero dual: those that set `worst`); gap = G there."""
-    ref = max(lam, REFERENCE_FLOOR * scale)
-    lam_r = lam / ref
+    with a nonzero dual: those that set `worst`); gap = G there.  Per neuron n: lambda is its
+    TV2 weight lambda_n, the point terms' weight mu, L_max = lip_max[n] (a number or (N,)),
+    BV2's second point p1_n (`_penalty`), lambda_ref_n as in `optimality`."""
+    lam_n, mu_points, p1, bv2 = _penalty(z.shape[1], lam, reg, weights)
+    lips = np.broadcast_to(np.asarray(lip_max, dtype=np.float64), (z.shape[1],))
+    refs = np.maximum(lam_n, REFERENCE_FLOOR * scale)
     violation, worst, noise, gap = [], 0.0, 0.0, 0.0
-    at01, a_max, v_max, knot_tol = _scales(layer)
-    bv2 = adds_zero_one(reg)
+    at01, a_max, v_max, knot_tol = _scales(layer, p1)
     for n, (g, act) in enumerate(zip(grids, active)):
+        ref, lip = refs[n], lips[n]
+        lam_r, mu_r = lam_n[n] / ref, mu_points[n] / ref
         p = len(g)
         zn, wn = z[:, n], w[:, n]
         jumps, slopes = _pieces(layer, n, g, act)
@@ -286,7 +318,7 @@ def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale) -> Opt
         total = float(wn.sum()) / ref
         if bv2:                       # T = t - S e1 + v0 (e0 - e1), e at the samples 0, 1
             e0 = np.maximum(-g, 0.0) - max(-g[0], 0.0)
-            e1 = np.maximum(1.0 - g, 0.0) - max(1.0 - g[0], 0.0)
+            e1 = np.maximum(p1[n] - g, 0.0) - max(p1[n] - g[0], 0.0)
             t, d = t - total * e1, e0 - e1
         # columns: M_1..M_{P-1} (0..p-2), v0 (p-1), noise (p), worst (p + 1); M_0 = 0
         lp, v_col, noise_col, worst_col = _LinearProgram(p + 2), p - 1, p, p + 1
@@ -308,17 +340,22 @@ def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale) -> Opt
             lp.rows(noise_col, 0.0, col_m[flat + 1], sgn, col_m[flat], -sgn)
         idx = np.flatnonzero(act)                        # mu_J (L - |s_J|) / L <= noise
         s_j = layer.slopes[n]
-        weight = np.sign(s_j) * (lip_max - np.abs(s_j)) / lip_max
+        weight = np.sign(s_j) * (lip - np.abs(s_j)) / lip
         lp.rows(noise_col, 0.0, col_m[idx[1:]], weight, col_m[idx[:-1]], -weight)
         if bv2:
             for coef, shift, val in ((1.0, 0.0, at01[0, n]), (-1.0, -total, at01[1, n])):
                 for sgn in (1.0, -1.0):                  # |coef v0 + shift| <= lam + noise
-                    lp.rows(noise_col, lam_r - sgn * shift, v_col, sgn * coef)
+                    lp.rows(noise_col, mu_r - sgn * shift, v_col, sgn * coef)
                 share = abs(val) / v_max                 # (lam - sign(val) v) share <= noise
-                lp.rows(noise_col, (-lam_r + np.sign(val) * shift) * share,
+                lp.rows(noise_col, (-mu_r + np.sign(val) * shift) * share,
                         v_col, -np.sign(val) * coef * share)
         lp.closing(p - 2, v_col, -d[p - 1], t[p - 1])
-        x, marginal = lp.solve(noise_col, worst_col, bv2, n)
+        try:
+            x, marginal = lp.solve(noise_col, worst_col, bv2, n)
+        except SolveFailed:                   # no multipliers: nothing is certified here
+            violation.append(np.zeros(p))
+            noise = np.inf
+            continue
         m_all = np.concatenate([[0.0], x[:p - 1]])
         xi = m_all - t - x[v_col] * d                     # lambda xi / lambda_ref
         viol = np.abs(xi) - lam_r
@@ -329,11 +366,11 @@ def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale) -> Opt
         worst, noise = max(worst, float(x[worst_col])), max(noise, float(x[noise_col]))
         mu = np.diff(m_all[idx])
         gap += ref * float(np.sum(lam_r * np.abs(jumps) - jumps * xi)
-                           + np.sum(np.abs(mu) * (lip_max - np.abs(s_j))))
+                           + np.sum(np.abs(mu) * (lip - np.abs(s_j))))
         if bv2:
             v = np.array([x[v_col], -total - x[v_col]])
-            gap += ref * float(lam_r * np.abs(at01[:, n]).sum() - at01[:, n] @ v)
-    return Optimality(violation, worst, noise, ref, "linear program (Lip-bound multipliers)",
+            gap += ref * float(mu_r * np.abs(at01[:, n]).sum() - at01[:, n] @ v)
+    return Optimality(violation, worst, noise, refs, "linear program (Lip-bound multipliers)",
                       VIOLATION_RTOL, gap)
 
 
@@ -366,7 +403,8 @@ class _LinearProgram:
 
     def solve(self, noise_col, worst_col, free_v, neuron):
         """x minimising NOISE_WEIGHT x_noise + x_worst, both >= 0 (x_v fixed at 0 unless
-        free_v); SolveFailed (a RuntimeError) if HiGHS fails."""
+        free_v); SolveFailed (a RuntimeError) if HiGHS fails (`lip_certificate` then
+        reports infinite noise: the restricted solution is not accepted)."""
         from scipy.optimize import linprog
 
         def matrix(parts, n_rows):
@@ -425,7 +463,7 @@ def points_to_drop(layer: KnotSplineActivation, check: Optimality, active: list)
     if a later round violates the condition there.  Keeps the restricted problems small."""
     from reference.convex import knot_counts
 
-    _, tols, _ = knot_counts(layer)
+    _, tols, _ = knot_counts(layer, 1.0)
     out = []
     for n, (v, mask) in enumerate(zip(check.violation, active)):
         idx = np.flatnonzero(mask)
@@ -436,40 +474,45 @@ def points_to_drop(layer: KnotSplineActivation, check: Optimality, active: list)
     return out
 
 
-def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale):
-    """(result, solution layer, Optimality) of a restricted problem: solved, the multipliers
-    built from its solution and checked; when the verdict depends on their accuracy (noise
-    > NOISE_MAX and no violation beyond tolerance + noise; e.g. CLARABEL's default
-    tolerances on exponential cones), solved again with TIGHT_SETTINGS (CLARABEL) and
-    checked again.  (result, None, None) if the solver fails."""
-    first = None
-    for settings in (None, TIGHT_SETTINGS):
-        result = prob.solve(lam, solver, settings=settings)
+def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, settings=None):
+    """(result, solution layer, Optimality) of a restricted problem: solved (with
+    `settings`, see `convex.CoefficientProblem.solve`), the multipliers built from its
+    solution and checked; when the verdict depends on their accuracy (noise > NOISE_MAX and
+    no violation beyond tolerance + noise; e.g. CLARABEL's static regularisation biasing a
+    near-interpolation, or its tolerances on exponential cones), solved again with
+    REFINED_SETTINGS (CLARABEL) and checked again.  (result, None, None) if the solver
+    fails."""
+    first, passes = None, (settings, REFINED_SETTINGS)
+    for options in passes[:1 if settings == REFINED_SETTINGS else 2]:
+        result = prob.solve(lam, solver, settings=options)
         if result["status"] != "optimal":
             break
         layer = KnotSplineActivation(*zip(*prob.splines()))
         w = loss_weights(layer.forward(z)[0], a_mat, c, y, prob.loss)
-        check = optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale)
+        check = optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale,
+                           prob.weights)
         first = first or (result, layer, check)
         decided = check.noise <= NOISE_MAX or check.worst > check.tolerance + check.noise
         if decided or solver != "CLARABEL":
             return result, layer, check
     if first is None:                          # the solver failed
         return result, None, None
-    attempts = first[0]["attempts"] + [f"tight: {a}" for a in result["attempts"]]
+    attempts = first[0]["attempts"] + [f"refined: {a}" for a in result["attempts"]]
     if result["status"] == "time_limit":       # the first solution is the last point known
         return {**result, "attempts": attempts}, first[1], first[2]
-    if result["status"] != "optimal":          # the tight solve failed: keep the first
-        prob.solve(lam, solver)                # (the problem holds its solution again)
+    if result["status"] != "optimal":          # the refined solve failed: keep the first
+        prob.solve(lam, solver, settings=settings)    # (the problem holds it again)
         return {**first[0], "attempts": attempts}, first[1], first[2]
     return {**result, "attempts": attempts}, layer, check
 
 
 def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gauge=None,
                  start=None, max_rounds: int | None = None, deadline=None,
-                 bar=None) -> ActiveSetResult:
+                 bar=None, weights=None, settings=None) -> ActiveSetResult:
     """The active-set loop (module docstring).  z (M, N), a_mat (N_L, N), c (N_L,), y in the
-    loss's form; grids: the candidates per neuron (`convex.data_grid`); start: initial masks
+    loss's form; grids: the candidates per neuron (`convex.data_grid`); lip_max, weights: as
+    in `convex.CoefficientProblem` (internal units); settings: `solve_and_check`'s;
+    start: initial masks
     (default `initial_active`), e.g. the previous lambda's on a path; deadline: a
     limits.Deadline checked before every round and passed to the solves (status
     "time_limit" when it passes); bar: a tqdm bar whose postfix shows each round.  Returns an
@@ -489,9 +532,9 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
             break
         prob = CoefficientProblem(z, a_mat, c, y, loss, reg,
                                   [g[m] for g, m in zip(grids, active)], lip_max, gauge=gauge,
-                                  deadline=deadline)
+                                  deadline=deadline, weights=weights)
         result, layer, check = solve_and_check(prob, z, a_mat, c, y, grids, active, lam,
-                                               solver, scale)
+                                               solver, scale, settings)
         last = layer or last
         if result["status"] != "optimal":
             return ActiveSetResult(prob, result, active, check, result["status"], rounds,
@@ -517,16 +560,18 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
                            time.perf_counter() - t0, last)
 
 
-def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None, unit=1.0) -> list:
-    """Masks over the candidates: the two ends and the points where `layer` changes slope
-    by more than the knot tolerance of `convex.knot_counts` (with the problem's unit; rtol
-    None), or by more than rtol * max |a| of the neuron."""
+def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None, scaled=None) -> list:
+    """Masks over the internal candidates `grids`: the two ends and the points where the
+    returned `layer` (the caller's units; its points divided by scaled.zr, exact) changes
+    slope by more than the knot tolerance of `convex.knot_counts` (with the problem's slope
+    unit; rtol None), or by more than rtol * max |a| of the neuron."""
     from reference.convex import knot_counts
 
-    _, tols, _ = knot_counts(layer, unit)
+    zr = np.ones(layer.n_in) if scaled is None else scaled.zr
+    _, tols, _ = knot_counts(layer, 0.0 if scaled is None else scaled.slope_unit)
     out = []
     for n, g in enumerate(grids):
-        p, a = layer.points[n], np.abs(np.diff(layer.slopes[n]))
+        p, a = layer.points[n] / zr[n], np.abs(np.diff(layer.slopes[n]))
         tol = tols[n] if rtol is None else max(tols[n], rtol * a.max(initial=0.0))
         mask = np.isin(g, p[1:-1][a > tol])
         mask[[0, -1]] = True
@@ -536,7 +581,7 @@ def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None, unit=1.0) -
 
 def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
                        polish: bool = True, max_rounds: int | None = None, gauge=None,
-                       deadline=None, bar=None):
+                       deadline=None, bar=None, settings=None):
     """(new network, certificate, active masks, extra points, stopped) for
     `convex.solve_layer(method="active")`; scaled: the problem in reference.certify's
     internal units (y: the caller's targets in the loss's form, for the NumPy check).
@@ -554,9 +599,11 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
     accepted when the objective stays within |gap| + |polished gap| + 1e-12 max(|objective|,
     U) of the first one (U the objective unit) and its own check passes: the knot count is
     then that of a solution on the knots alone.
-    Not converged (round limit, stalled) or a solver failure: SolveFailed, no model.  At the
-    deadline: (None, partial certificate, masks, [("last restricted solution", pieces)] if a
-    round had finished, the reason) for reference.certify.conclude."""
+    Not converged (round limit, stalled): (None, partial certificate with `rejected` saying
+    why, masks, [("last restricted solution", pieces)] if a round had finished, None), and
+    at the deadline the same with the reason as the last entry, for
+    reference.certify.conclude, which certifies that point by the NumPy dual bound or
+    refuses it.  A solver failure: SolveFailed, no model."""
     from reference.convex import finish, gauge_basis
 
     t0 = time.perf_counter()
@@ -566,26 +613,20 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
         gauge = gauge_basis(z, a_mat, loss, affine=scaled.lip_max is None)
     run = solve_active(z, a_mat, c, scaled.y, loss, reg, grids, lam, scaled.lip_max, solver,
                        gauge=gauge, start=start, max_rounds=max_rounds, deadline=deadline,
-                       bar=bar)
+                       bar=bar, weights=scaled.weights, settings=settings)
     base = {"method": "active", "rounds": run.rounds, "solver": solver,
             "candidate_points": [len(g) for g in grids],
             "active_history": [{"points": h["points"], "worst": h["worst"]}
                                for h in run.history]}
-    if run.status == "time_limit":
+    if run.status in ("time_limit", "round limit", "stalled"):
         extra = [] if run.last is None else \
             [("last restricted solution", list(zip(run.last.points, run.last.values)))]
         base["attempts"] = run.result.get("attempts", [])
-        return None, base, run.active, extra, \
-            f"stopped at the time limit {deadline.time_limit:g} s in round {run.rounds}"
-    if run.status in ("round limit", "stalled"):        # a solver failure: finish says it
-        raise SolveFailed(
-            f"solve: the active set did not converge (status {run.status!r} after "
-            f"{run.rounds} rounds, worst violation {run.optimality.worst:.3g} x lambda_ref "
-            f"{run.optimality.reference * scaled.unit:.3g} (tolerance "
-            f"{run.optimality.tolerance:g}), multiplier noise {run.optimality.noise:.3g} (at "
-            f"most {NOISE_MAX:g}), points per neuron {[int(m.sum()) for m in run.active]}); "
-            "no model is returned; method='full' (--method full) solves the whole data grid "
-            "at once")
+        if run.status == "time_limit":
+            return None, base, run.active, extra, \
+                f"stopped at the time limit {deadline.time_limit:g} s in round {run.rounds}"
+        base["rejected"] = _not_converged(run, scaled)
+        return None, base, run.active, extra, None
     new, cert = finish(net, layer, x, y, scaled.lam_given, run.problem, run.result, None,
                        0.0, norm_grids=grids, scaled=scaled)
     cert.update(base, knots_unpolished=cert["knots"], polish="off", polish_objective=None,
@@ -595,25 +636,37 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
         cert["polish"] = "skipped (time limit)"
     elif polish:
         new, cert = _polish(net, layer, x, y, scaled, grids, new, cert, gauge, solver=solver,
-                            deadline=deadline)
+                            deadline=deadline, settings=settings)
     cert["points_per_neuron"] = [len(p) for p in new.layers[layer].points]
     cert["seconds"] = time.perf_counter() - t0
     return new, cert, run.active, [], None
 
 
-def _polish(net, layer, x, y, scaled, grids, new, cert, gauge, *, solver, deadline):
+def _not_converged(run: ActiveSetResult, scaled) -> str:
+    """Why the active set gave no certified point (round limit, stalled)."""
+    check = run.optimality
+    return (f"the active set did not converge (status {run.status!r} after {run.rounds} "
+            f"rounds, worst violation {check.worst:.3g} x lambda_ref "
+            f"{external_reference(check, scaled):.3g} (tolerance {check.tolerance:g}), "
+            f"multiplier noise {check.noise:.3g} (at most {NOISE_MAX:g}), points per neuron "
+            f"{[int(m.sum()) for m in run.active]}; method='full' (--method full) solves the "
+            "whole data grid at once)")
+
+
+def _polish(net, layer, x, y, scaled, grids, new, cert, gauge, *, solver, deadline,
+            settings=None):
     """The polishing step of `solve_layer_active`: first with the knots above
     POLISH_KNOT_RTOL * max |a| per neuron, then (if that is rejected) with every knot above
     the tolerance of `convex.knot_counts`; (model, certificate) of the first accepted, else
     the given ones with the reasons in cert["polish"]."""
     reasons, tried = [], []
     for rtol in (POLISH_KNOT_RTOL, None):
-        keep = _knot_grids(new.layers[layer], grids, rtol, scaled.unit)
+        keep = _knot_grids(new.layers[layer], grids, rtol, scaled)
         if any(all(np.array_equal(a, b) for a, b in zip(keep, t)) for t in tried):
             continue                                     # the same knots as before
         tried.append(keep)
         out = _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, solver=solver,
-                           deadline=deadline)
+                           deadline=deadline, settings=settings)
         if isinstance(out, tuple):
             out[1]["polish"] = ("accepted" + (f" (knots above {rtol:g} max |a|)" if rtol
                                               else " (knots above the knot tolerance)"))
@@ -623,17 +676,16 @@ def _polish(net, layer, x, y, scaled, grids, new, cert, gauge, *, solver, deadli
     return new, cert
 
 
-def _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, *, solver, deadline):
+def _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, *, solver, deadline,
+                 settings=None):
     """One polishing re-solve on the candidates `keep`: (model, certificate) if accepted,
     else the reason (a string)."""
-    from reference.convex import CoefficientProblem, finish
+    from reference.convex import finish, problem_for
 
     z, a_mat, c, yi, loss = scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.loss
-    prob = CoefficientProblem(z, a_mat, c, yi, loss, scaled.reg,
-                              [g[m] for g, m in zip(grids, keep)], scaled.lip_max,
-                              gauge=gauge, deadline=deadline)
+    prob = problem_for(scaled, [g[m] for g, m in zip(grids, keep)], gauge, deadline)
     result, _, check = solve_and_check(prob, z, a_mat, c, yi, grids, keep, scaled.lam, solver,
-                                       reference_scale(z, a_mat, c, yi, loss))
+                                       reference_scale(z, a_mat, c, yi, loss), settings)
     if result["status"] != "optimal":
         return f"solver status {result['status']!r}"
     unit = scaled.objective_unit
@@ -657,11 +709,18 @@ def _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, *, solver, 
     return out, out_cert
 
 
+def external_reference(check: Optimality, scaled) -> float:
+    """The largest lambda_ref_n in lambda's units (internal times T a_n r_n); lambda itself when
+    no floor applied."""
+    if np.array_equal(check.reference, scaled.lam_tv2):
+        return scaled.lam_given
+    return float(np.max(check.reference * scaled.unit * scaled.ar * scaled.zr))
+
+
 def _certificate(check: Optimality, scaled) -> dict:
-    """The optimality check's entries of the certificate, lambda_ref and the gap in the
-    caller's units (internal ones times T, resp. T^2)."""
+    """The optimality check's entries of the certificate, lambda_ref (`external_reference`)
+    and the gap in the caller's units (internal ones times T^2)."""
     return {"worst_violation": check.worst, "violation_tolerance": check.tolerance,
-            "violation_reference": scaled.lam_given if check.reference == scaled.lam
-            else check.reference * scaled.unit,
+            "violation_reference": external_reference(check, scaled),
             "optimality_condition": check.condition, "multiplier_noise": check.noise,
             "complementarity_gap": check.gap * scaled.objective_unit}

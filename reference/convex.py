@@ -22,13 +22,15 @@ sigma(z) = u_i + s_i (z - g_i); TV2 = ||diff(s)||_1; Lip = max |s_i|; BV2 adds |
 The regulariser R is an entry of reference.regularisers (its extra points, cvxpy term and
 NumPy value).  The representer reduction and the interpolation LP live in
 reference.representer (still importable from here).  Every solve runs in the internal units of
-reference.certify (y, c, lambda, L_max divided by a power of two near max |y - c|), and
-reference.certify gives the verdict ("optimal" only with a certificate at its tolerance).
+reference.certify (y, c divided by T = max |y - c|; per neuron n the pre-activations and its
+grid by a power of two r_n near their spread, column n of A by a power of two a_n near its
+norm; TV2's weight lambda / (T a_n r_n)), and reference.certify gives the verdict ("optimal"
+only with a certificate at its tolerance).  The solvers allowed and their settings:
+reference.solver_settings.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import sys
 import time
 import warnings
@@ -38,21 +40,21 @@ import scipy.sparse as sp
 
 from reference._checks import as_finite_array, check_choice
 from reference._format import exact
-from reference.errors import InaccurateSolution, SolveFailed
+from reference.errors import InaccurateSolution, SolveFailed, SolveNotCertified
 from reference.limits import Deadline, check_time_limit, guard
 from reference.losses import LOSSES, check_targets, loss_and_grad
 from reference.network import (Dense, Identity, KnotSplineActivation, Network,
                                SplineActivation)
 from reference.regularisers import REGULARISERS as REGISTRY, get as get_regulariser
+from reference.solver_settings import (LOSS_CLASS, PROBLEM_CLASSES,  # noqa: F401 (re-exported)
+                                       check_solver, refine_passes, solver_attempts,
+                                       usable_solvers)
 from reference.spline import LinearSpline
 
 MERGE_RTOL = 1e-9          # data grid: points closer than this * spread are merged
 CHECK_RTOL = 1e-6          # |objective - objective_check| <= this * max(|objective|, unit^2)
 TIME_LIMIT = 300.0         # seconds of one solve_layer / solve_path call (time_limit)
 REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.regularisers
-CLARABEL_RETRIES = ({}, {"static_regularization_constant": 1e-7},    # KKT factorisation failed
-                    {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
-                    {"max_iter": 1000, "tol_ktratio": 1e-5})
 MAX_PROBLEM_SIZE = 500_000  # size guard: grid points + samples x neurons (see problem_size)
 
 
@@ -94,11 +96,15 @@ def merge_points(z: np.ndarray, rtol: float = MERGE_RTOL) -> np.ndarray:
 def data_grid(z: np.ndarray, reg: str, merge_rtol: float = MERGE_RTOL) -> list:
     """The data-adaptive grid per neuron: merged pre-activations (plus the regulariser's
     extra_points: 0 and 1 for BV2; `merge_points` with merge_rtol); a neuron with a single
-    point gets a second one at +1 (its spline is then affine)."""
+    point z0 gets a second one at z0 + 2^e, 2^e the power of two nearest |z0| (1 if z0 = 0):
+    its spline is then affine, and the second point scales with z."""
+    from reference.certify import nearest_power_of_two
+
     grids = []
     for n in range(z.shape[1]):
         g = merge_points(_neuron_points(z, reg, n), merge_rtol)
-        grids.append(g if len(g) >= 2 else np.array([g[0], g[0] + 1.0]))
+        step = np.ldexp(1.0, nearest_power_of_two(abs(float(g[0]))))
+        grids.append(g if len(g) >= 2 else np.array([g[0], g[0] + step]))
     return grids
 
 
@@ -138,18 +144,31 @@ def _evaluation(grid: np.ndarray, z: np.ndarray):
 class CoefficientProblem:
     """The cvxpy problem for one layer, built once; lambda is a Parameter (DPP), so a path of
     lambdas compiles once (`solve(lam)` again; CLARABEL itself does not warm-start).
+    Objective: loss + lam (sum_n w_n TV2(sigma_n) + q sum_n sum_{t in points_n}
+    |sigma_n(t)|) (the second sum for BV2 only), (w, q, points) = weights, a
+    reference.certify.RegWeights (default `RegWeights.plain`: 1, 1 and the regulariser's
+    points), which states the problem in reference.certify's internal units (neuron n's
+    pre-activations divided by r_n: w_n = r_ref / r_n, q = r_ref, BV2's points 0 and
+    1 / r_n); lip_max: a number or one per neuron (N,).
     gauge: the directions of `gauge_basis` if already computed (TV2; default: computed
     here); pin_gauge=False leaves them free (for tests: the optimal set is then unbounded
     along them).  deadline: a limits.Deadline that every solve stops at (CLARABEL's own
     time_limit setting; other solvers are only not started once it has passed)."""
 
     def __init__(self, z, a_mat, c, y, loss, reg, grids, lip_max=None, gauge=None,
-                 pin_gauge: bool = True, deadline: Deadline | None = None):
+                 pin_gauge: bool = True, deadline: Deadline | None = None,
+                 weights=None):
         import cvxpy as cp
 
-        self.grids, self.loss, self.reg, self.lip_max = grids, loss, reg, lip_max
-        self.deadline = deadline
+        from reference.certify import RegWeights
+
         m, n = z.shape
+        regulariser = get_regulariser(reg)
+        self.grids, self.loss, self.reg = grids, loss, reg
+        self.lip_max = None if lip_max is None else np.broadcast_to(
+            np.asarray(lip_max, dtype=np.float64), (n,)).copy()
+        self.weights = weights or RegWeights.plain(n, reg)
+        self.deadline = deadline
         sizes = np.array([len(g) for g in grids])
         self.u = cp.Variable(int(sizes.sum()))
         self.s = cp.Variable(int((sizes - 1).sum()))
@@ -157,7 +176,7 @@ class CoefficientProblem:
         u_off = np.concatenate([[0], np.cumsum(sizes)])
         s_off = np.concatenate([[0], np.cumsum(sizes - 1)])
         self.u_off, self.s_off = u_off, s_off
-        eu_blocks, es_blocks, du, h, ds, e0u, e0s = [], [], [], [], [], [], []
+        eu_blocks, es_blocks, du, h, ds, e0u, e0s, epu, eps_ = [], [], [], [], [], [], [], [], []
         for k, g in enumerate(grids):
             eu, es = _evaluation(g, z[:, k])
             eu_blocks.append(eu)
@@ -165,11 +184,15 @@ class CoefficientProblem:
             p = len(g)
             du.append(sp.diags([-np.ones(p - 1), np.ones(p - 1)], [0, 1], shape=(p - 1, p)))
             h.append(np.diff(g))
-            ds.append(sp.diags([-np.ones(p - 2), np.ones(p - 2)], [0, 1], shape=(p - 2, p - 1))
+            ds.append(self.weights.tv2[k] * sp.diags([-np.ones(p - 2), np.ones(p - 2)], [0, 1],
+                                                    shape=(p - 2, p - 1))
                       if p > 2 else sp.csr_array((0, p - 1)))
-            zu, zs = _evaluation(g, np.array([0.0, 1.0]))
+            zu, zs = _evaluation(g, np.array([0.0]))
             e0u.append(zu)
             e0s.append(zs)
+            pu, ps = _evaluation(g, self.weights.points[k])
+            epu.append(pu)
+            eps_.append(ps)
         # sigma at the data, column n of (M, N) stacked as one long vector (neuron-major)
         sig = sp.block_diag(eu_blocks, format="csr") @ self.u \
             + sp.block_diag(es_blocks, format="csr") @ self.s
@@ -178,19 +201,23 @@ class CoefficientProblem:
         cons = [sp.block_diag(du, format="csr") @ self.u
                 == cp.multiply(np.concatenate(h), self.s)]
         d2 = sp.block_diag(ds, format="csr")
-        tv2 = cp.norm1(d2 @ self.s) if d2.shape[0] else 0.0
-        at_01 = sp.block_diag(e0u, format="csr") @ self.u \
-            + sp.block_diag(e0s, format="csr") @ self.s          # sigma_n(0), sigma_n(1), ...
-        regulariser = get_regulariser(reg)
-        reg_term = regulariser.cvx_term(tv2, at_01)
-        if lip_max is not None:
-            cons.append(cp.abs(self.s) <= lip_max)
+        tv2 = cp.norm1(d2 @ self.s) if d2.shape[0] else 0.0     # sum_n weight_n TV2_n
+        point_weight = sp.diags(np.repeat(self.weights.point,
+                                          [len(p) for p in self.weights.points]))
+        at_points = point_weight @ (sp.block_diag(epu, format="csr") @ self.u
+                                    + sp.block_diag(eps_, format="csr") @ self.s) \
+            if regulariser.extra_points else None
+        reg_term = regulariser.cvx_term(tv2, at_points)
+        if self.lip_max is not None:
+            cons.append(cp.abs(self.s) <= np.repeat(self.lip_max, sizes - 1))
         if gauge is None:
             gauge = gauge_basis(z, a_mat, loss, affine=lip_max is None) \
                 if regulariser.ignores_affine else np.zeros((n, 0))
         self.gauge = gauge                    # (2N, k) affine or (N, k) constant directions
         if gauge.shape[1] and pin_gauge:
-            coords = cp.hstack([at_01[0::2], self.s[s_off[:-1]]])[: gauge.shape[0]]
+            at_0 = sp.block_diag(e0u, format="csr") @ self.u \
+                + sp.block_diag(e0s, format="csr") @ self.s          # sigma_n(0)
+            coords = cp.hstack([at_0, self.s[s_off[:-1]]])[: gauge.shape[0]]
             cons.append(gauge.T @ coords == 0)
         self.gauge_directions = gauge.shape[1]
         self.problem = cp.Problem(cp.Minimize(_cvx_loss(loss, out, y) + self.lam * reg_term),
@@ -200,36 +227,45 @@ class CoefficientProblem:
               settings: dict | None = None) -> dict:
         """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
         objective of CLARABEL, None for other solvers), attempts, seconds; a solver failure
-        is a status ("solver error ...").  CLARABEL stopping short of its tolerances
+        is a status ("solver error ...").  The solver is first run at tight tolerances
+        (SOLVER_TIGHT of reference.solver_settings, e.g. CLARABEL's 1e-12: in
+        reference.certify's internal units the problem's scale is 1, and at CLARABEL's
+        default 1e-8 the interior-point solution carries slope changes of up to 1e-3 of the
+        largest at points where the optimum has none, which the knot count would see, and
+        its gradient gives a loose dual bound; the other variants of SOLVER_TIGHT when it
+        stops short), then at its defaults (`solver_attempts`); CLARABEL stopping short
         (optimal_inaccurate, insufficient progress: seen with the exponential cones of the
         logistic and cross-entropy losses) is retried with the settings CLARABEL_RETRIES,
-        every attempt reported; `settings` (CLARABEL only, e.g. tighter tolerances) apply to
-        every attempt.  A cvxpy SolverError (the solver refuses the problem or fails) is a
-        status too.  Status "time_limit" when the deadline has passed (no solution).  See
-        `solve_layer` for the certificate."""
+        every attempt reported; `settings` (CLARABEL only) apply to every attempt.  A cvxpy
+        SolverError (the solver refuses the problem or fails) is a status too.  Status
+        "time_limit" when the deadline has passed (no solution).  default_settings: whether
+        the optimal attempt changed nothing but the tolerances (tighter, or the defaults)
+        and had no `settings`: not a retry with changed regularisation, equilibration or
+        looser tolerances; only then may its gap be trusted on its own (reference.certify).
+        See `solve_layer` for the certificate."""
         import cvxpy as cp
 
         self.lam.value = float(lam)
         t0 = time.perf_counter()
-        attempts, raw = [], None
+        attempts, raw, first = [], None, False
         try:
             data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
-            retries = ([{**(settings or {}), **r} for r in CLARABEL_RETRIES]
-                       if solver == "CLARABEL" else ({},))
+            retries = solver_attempts(solver, settings)
         except cp.error.SolverError as exc:         # the solver cannot take this problem
             retries, status = (), f"solver error ({exc})"
             attempts.append(f"compile: {status}")
-        for options in retries:
-            raw, run = None, dict(options)
+        for label, options, trusted in retries:
+            raw, run, first = None, dict(options), trusted
             if self.deadline is not None:
                 if self.deadline.expired():
                     status = "time_limit"
-                    attempts.append(f"{options or 'default settings'}: not started (time limit)")
+                    attempts.append(f"{label}: not started (time limit)")
                     break
                 if solver == "CLARABEL":
                     run["time_limit"] = self.deadline.remaining()
             try:
-                raw = chain.solver.solve_via_data(data, warm_start, False, run)
+                raw = chain.solver.solve_via_data(dict(data), warm_start, False,  # CVXOPT
+                                                  run)     # rewrites the dict's entries
                 with warnings.catch_warnings():    # the status says it, and is handled
                     warnings.simplefilter("ignore", UserWarning)
                     self.problem.unpack_results(raw, chain, inverse)
@@ -238,7 +274,7 @@ class CoefficientProblem:
                 status = f"solver error ({getattr(raw, 'status', None) or exc})"
             if status != "optimal" and self.deadline is not None and self.deadline.expired():
                 status = "time_limit"
-            attempts.append(f"{options or 'default settings'}: {status}")
+            attempts.append(f"{label}: {status}")
             if status in ("optimal", "time_limit"):
                 break
         gap = None
@@ -246,18 +282,20 @@ class CoefficientProblem:
             gap = float(raw.obj_val - raw.obj_val_dual)
         return {"status": status, "objective": self.problem.value if status == "optimal"
                 else None, "gap": gap, "solver": solver, "attempts": attempts,
+                "default_settings": status == "optimal" and first,
                 "seconds": time.perf_counter() - t0}
 
     def splines(self) -> list:
         """Per neuron (grid points, values) of the solution, the values rebuilt from the
-        solver's slopes: v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to [-L_max, L_max]),
+        solver's slopes: v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to [-L_n, L_n]),
         so that the slopes of the stored spline are the solver's up to rounding instead of
         the constraint residuals divided by h_i (which exceeded L_max by 1e-6 on close
         points).  The NumPy re-evaluation of the objective checks the rebuilt model."""
         u = np.asarray(self.u.value, dtype=np.float64)
         s = np.asarray(self.s.value, dtype=np.float64)
         if self.lip_max is not None:
-            s = np.clip(s, -self.lip_max, self.lip_max)
+            bound = np.repeat(self.lip_max, np.diff(self.s_off))
+            s = np.clip(s, -bound, bound)
         out = []
         for k, g in enumerate(self.grids):
             slopes = s[self.s_off[k]:self.s_off[k + 1]]
@@ -308,7 +346,8 @@ def _values_at(grid: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarra
     return np.where(t == grid[i], values[i], values[i] + slope * (t - grid[i]))
 
 
-def min_norm_representative(pieces: list, gauge: np.ndarray, norm_grids: list):
+def min_norm_representative(pieces: list, gauge: np.ndarray, norm_grids: list,
+                            value_unit=1.0):
     """(pieces, removed): the splines (grid_n, values_n) moved along the gauge directions
     (columns of `gauge_basis`, (2N, k) for shifts c_n + b_n t or (N, k) for constants)
     to the representative of least sum_n sum_k sigma_n(t_{n,k})^2 over the points t of
@@ -316,7 +355,8 @@ def min_norm_representative(pieces: list, gauge: np.ndarray, norm_grids: list):
     data grid, so that an active-set solution and a full one are moved to the same
     representative).  Least squares in the k coordinates; the shift is invisible at the
     data (up to the null-space tolerance of `gauge_basis`) and keeps TV2 and Lip.
-    removed: the Euclidean norm of the change of the values at norm_grids."""
+    removed: the Euclidean norm of the change of the values at norm_grids, each neuron's
+    multiplied by value_unit (a number or (N,): the caller's units of internal values)."""
     n = len(pieces)
     if gauge.shape[1] == 0:
         return pieces, 0.0
@@ -329,7 +369,9 @@ def min_norm_representative(pieces: list, gauge: np.ndarray, norm_grids: list):
     shift = gauge @ coef                                   # (c_n..., b_n...) or (c_n...)
     out = [(g, v + shift[k] + (shift[n + k] * g if affine else 0.0))
            for k, (g, v) in enumerate(pieces)]
-    return out, float(np.linalg.norm(e @ coef))
+    units = np.broadcast_to(np.asarray(value_unit, dtype=np.float64), (n,))
+    change = e @ coef * np.repeat(units, [len(t) for t in norm_grids])
+    return out, float(np.linalg.norm(change))
 
 
 def _cvx_loss(loss, out, y):
@@ -341,43 +383,6 @@ def _cvx_loss(loss, out, y):
         return cp.sum(cp.logistic(out[:, 0]) - cp.multiply(y.ravel(), out[:, 0]))
     onehot = np.eye(out.shape[1])[y.astype(int)]
     return cp.sum(cp.log_sum_exp(out, axis=1)) - cp.sum(cp.multiply(onehot, out))
-
-
-PROBLEM_CLASSES = {   # class -> (description, cones a conic solver needs; QP solvers?)
-    "lp": ("a linear program", (), True),
-    "qp": ("a quadratic / second-order cone program", ("SOC",), True),
-    "exp": ("an exponential cone program", ("ExpCone",), False),
-}
-LOSS_CLASS = {"squared": "qp", "logistic": "exp", "xent": "exp"}
-
-
-def usable_solvers(kind: str) -> list:
-    """The installed cvxpy solvers that can solve a problem of class `kind` (PROBLEM_CLASSES),
-    from cvxpy's own solver tables: a conic solver with the cones needed, or a QP solver
-    where the class allows it."""
-    import cvxpy as cp
-    from cvxpy.reductions.solvers.defines import SOLVER_MAP_CONIC, SOLVER_MAP_QP
-
-    _, cones, qp = PROBLEM_CLASSES[kind]
-    out = []
-    for name in cp.installed_solvers():
-        conic = SOLVER_MAP_CONIC.get(name)
-        supported = {c.__name__ for c in conic.SUPPORTED_CONSTRAINTS} if conic else set()
-        if (conic and set(cones) <= supported) or (qp and name in SOLVER_MAP_QP):
-            out.append(name)
-    return out
-
-
-def check_solver(solver: str, kind: str = "qp") -> str:
-    """The solver name, upper-cased, if it is installed and can solve a problem of class
-    `kind` ("lp", "qp": squared loss, "exp": logistic and cross-entropy); else a ValueError
-    naming the argument and the solvers that can."""
-    name = str(solver).upper()
-    usable = usable_solvers(kind)
-    if name not in usable:
-        raise ValueError(f"solver: {solver!r} cannot solve {PROBLEM_CLASSES[kind][0]} (or is "
-                         f"not installed); expected one of {usable}")
-    return name
 
 
 def numpy_objective(net: Network, layer: int, x, y, loss: str, lam: float, reg: str) -> float:
@@ -538,7 +543,8 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
                 max_size, method=None, polish=True, merge_rtol=MERGE_RTOL,
                 time_limit=TIME_LIMIT, progress=False):
     """Validate, build the problem once (full) or per lambda (active), solve and certify it
-    for every lambda, in the internal units of reference.certify."""
+    for every lambda, in the internal units of reference.certify (y by T, the pre-activations
+    of neuron n and its grid by the power of two r_n of `certify.z_units`)."""
     from tqdm import tqdm
 
     from reference import certify
@@ -559,59 +565,104 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
         if isinstance(grid, str) and grid == "data" else {}
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
     deadline = Deadline(time_limit)          # from here: building, solving, certifying
-    base = certify.Scaled.build(z, a_mat, c, y, loss, reg, 0.0, lip_max)
+    zr = certify.z_units(z, None if uniform is None and isinstance(grid, str) else grids)
+    base = certify.Scaled.build(z, a_mat, c, y, loss, reg, 0.0, lip_max, zr,
+                                certify.column_units(a_mat))
+    grids = base.internal_grids(grids)                  # exact: powers of two
     bar = tqdm(total=len(lams), unit="lambda", desc=f"solve ({method})", leave=False,
                disable=not progress or not sys.stderr.isatty(), file=sys.stderr)
-    gauge = gauge_basis(z, a_mat, loss, lip_max is None, merge_rtol) \
+    gauge = gauge_basis(base.z, base.a_mat, loss, lip_max is None, merge_rtol) \
         if get_regulariser(reg).ignores_affine else None
     out, start, prob = [], None, None
     t0 = deadline.start                      # the first lambda's seconds include the setup
     with bar:
         for lam in lams:
-            scaled = dataclasses.replace(base, lam=lam / base.unit, lam_given=lam)
-            extra, stopped = [], None
-            try:
-                if method == "active":
-                    from reference import active_set
-
-                    new, cert, start, extra, stopped = active_set.solve_layer_active(
-                        net, layer, x, y, scaled, grids, solver=solver, start=start,
-                        polish=polish, gauge=gauge, deadline=deadline, bar=bar)
-                else:
-                    bar.set_postfix_str(f"{sum(len(g) for g in grids)} grid points")
-                    prob = prob or CoefficientProblem(z, a_mat, scaled.c, scaled.y, loss, reg,
-                                                      grids, scaled.lip_max, gauge=gauge,
-                                                      deadline=deadline)
-                    result = prob.solve(scaled.lam, solver)
-                    if result["status"] == "time_limit":
-                        new, cert = None, {"solver": solver, "attempts": result["attempts"]}
-                        stopped = f"stopped at the time limit {deadline.time_limit:g} s"
-                    else:
-                        new, cert = finish(net, layer, x, y, lam, prob, result, uniform, 0.0,
-                                           scaled=scaled)
-            except InaccurateSolution as exc:       # still a feasible point: certify compares
-                new, cert = None, {"solver": solver, "rejected": str(exc)}
-                extra = [("solver's point (inaccurate)", exc.pieces)]
-            cert.setdefault("method", method)
-            cert.update(merged, seconds=time.perf_counter() - t0)
-            new, cert = certify.conclude(net, layer, x, y, lam, scaled, grids, uniform, new,
-                                         cert, stopped=stopped, extra_points=extra)
+            scaled, earlier, refused = base.with_lam(lam), [], None
+            passes = refine_passes(solver)
+            for index, settings in enumerate(passes):
+                try:
+                    new, cert, masks, extra, stopped, prob = _solve_once(
+                        net, layer, x, y, scaled, grids, uniform, method, solver, start,
+                        polish, gauge, deadline, bar, prob, settings)
+                except SolveFailed:
+                    if refused is None:
+                        raise
+                    raise refused from None         # the first pass's point and reason
+                cert.setdefault("method", method)
+                cert.update(merged, seconds=time.perf_counter() - t0)
+                if earlier:
+                    cert["refined"] = ("the first pass was not certified; solved again with "
+                                       f"{settings}")
+                try:
+                    new, cert = certify.conclude(net, layer, x, y, lam, scaled, grids,
+                                                 uniform, new, cert, stopped=stopped,
+                                                 extra_points=extra + earlier)
+                    break
+                except SolveNotCertified as exc:
+                    if stopped or index + 1 == len(passes) or deadline.expired() \
+                            or exc.certificate["status"] != "not_optimal":
+                        raise
+                    refused = exc
+                    earlier = [("first pass's point", scaled.internal_pieces(
+                        exc.model.layers[layer], grids))]
+            start = masks
             out.append((lam, new, cert))
             bar.update()
             t0 = time.perf_counter()
     return out
 
 
-def build_model(net: Network, layer: int, pieces: list, unit: float, uniform) -> Network:
-    """A copy of net whose layer `layer` holds the splines (grid_n, unit * values_n): a
-    uniform-grid layer when uniform = (x_min, step), else a knot-form layer."""
+def _solve_once(net, layer, x, y, scaled, grids, uniform, method, solver, start, polish,
+                gauge, deadline, bar, prob, settings):
+    """One pass of `_solve_lams` for one lambda: (model or None, certificate, active masks,
+    extra feasible points, the reason it stopped or None, the full method's problem);
+    settings: CLARABEL settings for every solve of the pass (None: `solver_attempts`)."""
+    extra, stopped, masks = [], None, start
+    try:
+        if method == "active":
+            from reference import active_set
+
+            new, cert, masks, extra, stopped = active_set.solve_layer_active(
+                net, layer, x, y, scaled, grids, solver=solver, start=start, polish=polish,
+                gauge=gauge, deadline=deadline, bar=bar, settings=settings)
+        else:
+            bar.set_postfix_str(f"{sum(len(g) for g in grids)} grid points")
+            prob = prob or problem_for(scaled, grids, gauge, deadline)
+            result = prob.solve(scaled.lam, solver, settings=settings)
+            if result["status"] == "time_limit":
+                new, cert = None, {"solver": solver, "attempts": result["attempts"]}
+                stopped = f"stopped at the time limit {deadline.time_limit:g} s"
+            else:
+                new, cert = finish(net, layer, x, y, scaled.lam_given, prob, result, uniform,
+                                   0.0, scaled=scaled)
+    except InaccurateSolution as exc:               # still a feasible point: certify compares
+        new, cert = None, {"solver": solver, "rejected": str(exc)}
+        extra = [("solver's point (inaccurate)", exc.pieces)]
+    return new, cert, masks, extra, stopped, prob
+
+
+def problem_for(scaled, grids: list, gauge=None, deadline=None) -> CoefficientProblem:
+    """The CoefficientProblem of a reference.certify.Scaled problem on the internal grids."""
+    return CoefficientProblem(scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.loss,
+                              scaled.reg, grids, scaled.lip_max, gauge=gauge,
+                              deadline=deadline, weights=scaled.weights)
+
+
+def build_model(net: Network, layer: int, pieces: list, unit, uniform,
+                zr=None) -> Network:
+    """A copy of net whose layer `layer` holds the splines (zr_n grid_n, unit_n values_n)
+    (unit: a number or (N,), the values' unit; zr (N,): the pre-activations' units, default
+    1; powers of two, so the grid is exact): a uniform-grid layer when uniform =
+    (x_min, step), else a knot-form layer."""
     new = copy.deepcopy(net)
+    units = np.broadcast_to(np.asarray(unit, dtype=np.float64), (len(pieces),))
     if uniform is not None:
-        coeffs = unit * np.stack([v for _, v in pieces])
+        coeffs = units[:, None] * np.stack([v for _, v in pieces])
         new.layers[layer] = SplineActivation(LinearSpline(coeffs, uniform[0], uniform[1]))
     else:
-        new.layers[layer] = KnotSplineActivation([g for g, _ in pieces],
-                                                 [unit * v for _, v in pieces])
+        zr = np.ones(len(pieces)) if zr is None else zr
+        new.layers[layer] = KnotSplineActivation([g * r for (g, _), r in zip(pieces, zr)],
+                                                 [u * v for (_, v), u in zip(pieces, units)])
     return new
 
 
@@ -620,15 +671,17 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
     """Build the new model from a solved problem and certify it (see `solve_layer`); the
     splines are moved to the gauge's minimum-norm representative over norm_grids (default
     the problem's grids).  prob holds the problem in the internal units of `scaled`
-    (reference.certify.Scaled): values are multiplied by its unit T, objective and gap by
-    T^2; the NumPy check is on the returned model with the caller's y and lam."""
-    loss, reg, lip_max = prob.loss, prob.reg, prob.lip_max
+    (reference.certify.Scaled): values are multiplied by its value_unit and grid points by
+    its zr, objective and gap by T^2; the NumPy check is on the returned model with the caller's
+    y and lam.  method_certified: the solve ran with the solver's default settings
+    (`CoefficientProblem.solve`: a retry's own word is not trusted)."""
+    loss, reg = prob.loss, prob.reg
     if result["status"] != "optimal":
         raise SolveFailed(f"solve: {result['solver']} ended with status {result['status']!r} "
                           f"(attempts: {'; '.join(result['attempts'])}); no model is returned")
     pieces, removed = min_norm_representative(prob.splines(), prob.gauge,
-                                              norm_grids or prob.grids)
-    new = build_model(net, layer, pieces, scaled.unit, uniform)
+                                              norm_grids or prob.grids, scaled.value_unit)
+    new = build_model(net, layer, pieces, scaled.value_unit, uniform, scaled.zr)
     check = numpy_objective(new, layer, x, y, loss, lam, reg)
     objective = float(result["objective"]) * scaled.objective_unit
     allowed = CHECK_RTOL * max(abs(objective), scaled.objective_unit)
@@ -637,38 +690,53 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
             f"inaccurate solution: {result['solver']} reports objective {exact(objective)}, the "
             f"returned model gives {exact(check)} (beyond {allowed:.3g} = {CHECK_RTOL:g} "
             f"max(|objective|, unit^2 {scaled.objective_unit:g}))", pieces)
-    knots, tols, lips = knot_counts(new.layers[layer], scaled.unit)
-    if lip_max is not None and lips.max() > lip_max * scaled.unit * (1 + CHECK_RTOL):
+    knots, tols, lips = knot_counts(new.layers[layer], scaled.slope_unit)
+    lip_max = scaled.lip_given
+    if lip_max is not None and lips.max() > lip_max * (1 + CHECK_RTOL):
         raise SolveFailed(f"solve: the returned splines have Lip {exact(lips.max())} > lip_max "
-                          f"{exact(lip_max * scaled.unit)} beyond tolerance; no model is returned")
+                          f"{exact(lip_max)} beyond tolerance; no model is returned")
     gap = None if result["gap"] is None else result["gap"] * scaled.objective_unit
+    trusted = bool(result.get("default_settings"))
     return new, {"solver": result["solver"], "status": result["status"],
-                 "attempts": result["attempts"], "method_certified": True,
+                 "attempts": result["attempts"], "method_certified": trusted,
+                 **({} if trusted else {"method_note": "the solver's gap came from a retry "
+                                        "with changed settings"}),
                  "objective": objective, "objective_check": check, "gap": gap,
                  "seconds": seconds, "knots": knots.tolist(), "knot_tolerance": tols.tolist(),
                  "lipschitz": lips.tolist(), "check_rtol": CHECK_RTOL,
                  "grid_points": [len(g) for g in prob.grids],
                  "gauge_directions_pinned": prob.gauge_directions,
-                 "gauge_shift_removed": removed * scaled.unit, "lam": lam, "reg": reg,
-                 "loss": loss, "lip_max": None if lip_max is None else lip_max * scaled.unit}
+                 "gauge_shift_removed": removed, "lam": lam, "reg": reg,
+                 "loss": loss, "lip_max": lip_max}
 
 
-def knot_counts(layer, unit: float = 1.0):
-    """(knots (N,), tolerance (N,), Lip (N,)): a knot is a slope change |a_k| > tol with
-    tol = max(1e-6 max_k |a_k|, 1e-7 max(unit, max |slope|)), the second term the solver's
-    accuracy on the slopes (CLARABEL's default tolerances are 1e-8), unit the problem's
-    scale (a solve's internal unit T, reference.certify; 1 for a model on its own)."""
+KNOT_RTOL = 1e-6            # knot_counts: |a_k| > KNOT_RTOL max |a| ...
+SLOPE_RTOL = 1e-7           # ... and > SLOPE_RTOL max(slope unit, max |slope|)
+
+
+def knot_counts(layer, slope_unit=0.0):
+    """(knots (N,), tolerance (N,), Lip (N,)): a knot is a slope change |a_k| > tol_n with
+
+        tol_n = max(KNOT_RTOL max_k |a_k|, SLOPE_RTOL max(slope_unit_n, max |slope|)),
+
+    every term in slope units (output per pre-activation): the second is the solver's
+    accuracy on the slopes (CLARABEL's default tolerances are 1e-8), slope_unit (a number or
+    (N,)) the problem's own slope scale, T / r_n for a solve (reference.certify.Scaled
+    .slope_unit: an internal slope of 1); 0 for a model on its own (relative to its own
+    slopes only).  Multiplying the pre-activations by r and the values by s multiplies every
+    term by s / r: the same knots in any units."""
     spl = layer.spline
     if isinstance(layer, SplineActivation):
         spl = spl.to_knot_form()
+    units = np.broadcast_to(np.asarray(slope_unit, dtype=np.float64), (spl.num_channels,))
     counts, tols, lips = [], [], []
     for k in range(spl.num_channels):
         a = np.abs(spl.jumps[k])
-        slopes = spl.slopes(k)
-        tol = max(1e-6 * (a.max() if len(a) else 0.0), 1e-7 * max(unit, np.abs(slopes).max()))
+        slopes = np.abs(spl.slopes(k))
+        tol = max(KNOT_RTOL * a.max(initial=0.0), SLOPE_RTOL * max(units[k], slopes.max()))
         counts.append(int((a > tol).sum()))
         tols.append(tol)
-        lips.append(float(np.abs(slopes).max()))
+        lips.append(float(slopes.max()))
     return np.array(counts), np.array(tols), np.array(lips)
 
 

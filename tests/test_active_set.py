@@ -5,6 +5,7 @@ import pytest
 
 from reference import active_set, convex
 from reference.certify import Scaled
+from reference.errors import SolveNotCertified
 from reference.network import KnotSplineActivation
 from theory_checks.lipschitz_bound import random_net
 from theory_checks.representer import single_neuron, targets
@@ -152,21 +153,30 @@ def test_path_starts_each_lambda_from_the_previous_active_set():
         assert a["objective"] == pytest.approx(f["objective"], rel=RTOL)
 
 
-def test_round_limit_and_stall_are_errors(monkeypatch):
+def test_round_limit_and_stall_go_to_the_verdict(monkeypatch):
+    """Not converged: no solver point, the reason in `rejected`, and the last restricted
+    solution (a feasible point) handed to reference.certify, which certifies it by the NumPy
+    dual bound or refuses it with the best point known (exit 3), never an error without one."""
     net, x, y = single_neuron(m=200)
     _, y2, z, a_mat, c = convex.prepare(net, 1, x, y, "squared")
     grids = convex.data_grid(z, "tv2")
     scaled = Scaled.build(z, a_mat, c, y2, "squared", "tv2", 0.5, None)
-    with pytest.raises(RuntimeError, match="round limit.*no model is returned"):
-        active_set.solve_layer_active(net, 1, x, y2, scaled, grids, solver="CLARABEL",
-                                      max_rounds=1)
+    new, cert, _, extra, stopped = active_set.solve_layer_active(
+        net, 1, x, y2, scaled, grids, solver="CLARABEL", max_rounds=1)
+    assert new is None and stopped is None and "status 'round limit'" in cert["rejected"]
+    assert [name for name, _ in extra] == ["last restricted solution"]
 
-    def unresolvable(layer, z, w, grids, active, lam, reg, lip_max=None, scale=1.0):
+    def unresolvable(layer, z, w, grids, active, lam, reg, lip_max=None, scale=1.0,
+                     weights=None):
         return active_set.Optimality([np.where(m, -np.inf, -1.0) for m in active], 0.0,
                                      0.5, lam, "test", 1e-6, 0.0)   # noise beyond NOISE_MAX
     monkeypatch.setattr(active_set, "optimality", unresolvable)
-    with pytest.raises(RuntimeError, match="stalled"):
+    with pytest.raises(SolveNotCertified, match="stalled") as caught:
         convex.solve_layer(net, 1, x, y, lam=0.5)
+    cert = caught.value.certificate
+    assert cert["status"] == "not_optimal" and cert["lower_bound"] < cert["objective_check"]
+    assert convex.numpy_objective(caught.value.model, 1, x, y, "squared", 0.5, "tv2") \
+        == cert["objective_check"]
 
     with pytest.raises(ValueError, match="max_rounds: expected an integer >= 1"):
         active_set.solve_active(z, a_mat, c, y2, "squared", "tv2", grids, 0.5, None,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_active_set import instance
 
-from reference import convex
+from reference import certify, convex
 from reference.certify import GAP_RTOL
 from reference.cli import main
 from reference.errors import SolveNotCertified
@@ -94,22 +94,29 @@ def test_optimal_is_never_above_the_zero_spline(method):
 
 
 def test_a_solver_point_above_a_candidate_is_not_optimal(monkeypatch):
-    """Without a dual bound (Lip bound) a solver point that the zero spline beats is
-    reported not optimal, with the zero spline as the best feasible point."""
+    """A solver point that the zero spline beats (BV2, huge lambda, a Lip bound) is never
+    the answer: the zero spline is, certified by the Lip form of the dual bound, and without
+    a bound (as for a gradient outside the loss conjugate's domain) it is reported not
+    optimal, with the zero spline as the best feasible point."""
     net, x, y = single_neuron(m=200)
     real = convex.finish
+    zero = zero_spline_objective(net, x, y, 1e6, "bv2")
 
     def worse(*args, **kwargs):
         new, cert = real(*args, **kwargs)
-        zero = zero_spline_objective(net, x, y, 1e6, "bv2")
         cert["objective_check"] = cert["objective"] = zero * (1 + 1e-5)
         return new, cert
     monkeypatch.setattr(convex, "finish", worse)
+    kw = dict(lam=1e6, reg="bv2", lip_max=1.0, method="full")
+    new, cert = convex.solve_layer(net, 1, x, y, **kw)
+    assert cert["returned_point"] == "zero spline" and cert["certified_by"] == "dual bound"
+    assert cert["objective"] == zero and zero - cert["lower_bound"] <= cert["gap_tolerance"]
+    monkeypatch.setattr(certify, "dual_bound", lambda *args: None)
     with pytest.raises(SolveNotCertified, match="zero spline has objective") as caught:
-        convex.solve_layer(net, 1, x, y, lam=1e6, reg="bv2", lip_max=1.0, method="full")
+        convex.solve_layer(net, 1, x, y, **kw)
     cert = caught.value.certificate
     assert cert["status"] == "not_optimal" and cert["returned_point"] == "zero spline"
-    assert cert["objective"] == zero_spline_objective(net, x, y, 1e6, "bv2")
+    assert cert["objective"] == zero
 
 
 # ------------------------------------------------------- issue 21 item 5: merged points
@@ -124,7 +131,7 @@ def test_merged_points_are_reported(method):
     net, x, y = merged_pair()
     _, cert = convex.solve_layer(net, 1, x, y, lam=1e-3, method=method)
     assert cert["merged_points"] == [1] and cert["merge_rtol"] == convex.MERGE_RTOL
-    assert cert["merge_max_distance"][0] == pytest.approx(1e-10, rel=1e-3)
+    assert cert["merge_max_distance"][0] == pytest.approx(1e-10, rel=1e-3, abs=0)
     _, exact = convex.solve_layer(net, 1, x, y, lam=1e-3, method=method, merge_rtol=0.0)
     assert exact["merged_points"] == [0] and exact["candidate_points" if method == "active"
                                                      else "grid_points"] == [51]
