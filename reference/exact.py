@@ -28,13 +28,14 @@ from reference._checks import OverflowResult
 from reference.limits import Deadline, check_limit
 from reference.lipschitz import (activation_constants, blocks, check_finite, operator_norm,
                                  parse_p, steepest_direction)
-from reference.network import Identity, KnotSplineActivation, Network, Ramp, SplineActivation
+from reference.network import Dense, Network
+from reference.pieces import piece_table
+from reference.rounding import UNIT_ROUNDOFF
 from reference.spline import KnotSpline
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)
 CHUNK = 4096               # exact_1d: segments per step (memory CHUNK x width)
-UNIT_ROUNDOFF = 2.0 ** -53
 CHORD_SHRINK = 0.5         # chord_pair: the pair spans this fraction of the chord
 WITNESS_WIDTH = 1e-9       # exact_1d_on_box: witness segments at least this x box wide
 # `upper_margin_kind` of an exact method's result: what its upper end is, hence the rounding
@@ -54,20 +55,66 @@ class NotApplicable(ValueError):
 
 
 def knot_form(layer, width: int) -> KnotSpline:
-    """The activation layer as C = width knot-form splines, knots with zero jump dropped."""
-    if isinstance(layer, SplineActivation):
-        return layer.spline.to_knot_form().pruned(0.0)
-    if isinstance(layer, KnotSplineActivation):
-        return layer.spline.pruned(0.0)
-    if isinstance(layer, Ramp):          # relu, leaky_relu, prelu: slope a below 0, 1 above
-        a = np.array(layer.negative_slopes(width), dtype=np.float64)
-        jumps = [np.array([1.0 - s]) for s in a]
-        return KnotSpline(np.zeros(width), a, [np.zeros(1) for _ in range(width)],
-                          jumps).pruned(0.0)
-    if isinstance(layer, Identity):
-        return KnotSpline(np.zeros(width), np.ones(width), [np.zeros(0)] * width,
-                          [np.zeros(0)] * width)
-    raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+    """The activation layer as C = width knot-form splines, with the knots where the exact
+    slope changes (reference.pieces: a bend of one ulp is kept, a grid point without bend
+    dropped): b0, b1 the line of the first piece, jumps the differences of the slopes."""
+    table = piece_table(layer, width)
+    sizes = [len(k) + 1 for k in table.knots]
+    return KnotSpline(table.offsets[:, 0], table.slopes[:, 0], list(table.knots),
+                      [np.diff(table.slopes[n, :size]) for n, size in enumerate(sizes)])
+
+
+def piece_tables(net: Network) -> dict:
+    """{layer index: reference.pieces.PieceTable} for every activation layer of net."""
+    tables, width = {}, net.n_in
+    for i, layer in enumerate(net.layers):
+        if layer.kind == "dense":
+            width = layer.n_out
+        else:
+            tables[i] = piece_table(layer, width)
+    return tables
+
+
+def pattern_jacobian(net: Network, tables: dict, pattern: list) -> np.ndarray:
+    """The Jacobian (N_L, N_0) of f on the region of an activation pattern (per activation
+    layer, the piece of every neuron), from the float64 tables: W_L S_{L-1} ... S_1 W_1."""
+    jac, depth = np.eye(net.n_in), 0
+    for i, layer in enumerate(net.layers):
+        if layer.kind == "dense":
+            jac = layer.params["weight"] @ jac
+        else:
+            pieces = np.asarray(pattern[depth], dtype=np.int64)
+            jac = tables[i].slopes[np.arange(len(pieces)), pieces][:, None] * jac
+            depth += 1
+    return jac
+
+
+def input_scale(box: float) -> float:
+    """The power of two 2^e with box = m 2^e, 1/2 <= m < 1: the exact methods work on the
+    box [-m, m]^N_0 of the network `scaled_input(net, 2^e)` (every product by 2^e exact),
+    so that their geometry, areas and LPs see numbers near 1 whatever the box."""
+    return float(np.ldexp(1.0, np.frexp(box)[1]))
+
+
+def scaled_input(net: Network, scale: float) -> Network:
+    """The network u -> f(scale u): the first dense layer's weight times `scale` (a power of
+    two: exact), or a dense layer scale I put in front.  Jacobians are multiplied by scale,
+    Lipschitz constants too.  ValueError naming box when a nonzero weight would leave the
+    normal float64 range (the box is then too small or too large for these weights)."""
+    first = net.layers[0]
+    if scale == 1.0:
+        return net
+    if first.kind != "dense":
+        return Network([Dense(scale * np.eye(net.n_in)), *net.layers])
+    w = first.params["weight"]
+    scaled = w * scale
+    nonzero = w != 0
+    tiny = np.finfo(float).tiny
+    if not np.all(np.isfinite(scaled)) or np.any(np.abs(scaled[nonzero]) < tiny):
+        raise ValueError(f"box: the first layer's weights (|w| in [{np.abs(w[nonzero]).min():.3g}, "
+                         f"{np.abs(w).max():.3g}]) times the box scale {scale:.3g} leave the "
+                         "normal float64 range; the exact methods cannot work at this box")
+    return Network([Dense(scaled, first.params.get("bias")), *net.layers[1:]])
 
 
 def _activation_indices(net: Network) -> list:
@@ -142,17 +189,25 @@ def _max_secant(net: Network, points: np.ndarray, p: float) -> float:
     return best
 
 
-def tail_bounds(net: Network, p: float) -> tuple[np.ndarray, float]:
-    """Per activation layer k (in order), the layer-wise bound of the map from its
-    pre-activations to the output: max_n Lip(sigma_{n,k}) * prod_{j > k} ||diag(L_j) W_j||_{p->p}
-    over the blocks of lipschitz.blocks (one per activation layer, a last one for a final
-    dense layer without activation); and layerwise(net, p) = prod_j ||diag(L_j) W_j||_{p->p}.
-    Each block's norm is computed once."""
+def tail_products(net: Network, p: float) -> tuple[np.ndarray, list, float]:
+    """Per activation layer k (in order), the layer-wise bound of the map from its outputs to
+    the network's output, prod_{j > k} ||diag(L_j) W_j||_{p->p} over the blocks of
+    lipschitz.blocks (one per activation layer, a last one for a final dense layer without
+    activation); the activation constants L_k (per block); and layerwise(net, p) = prod_j
+    ||diag(L_j) W_j||_{p->p}.  Each block's norm is computed once."""
     parts = blocks(net)
     lips = [activation_constants(layer, w.shape[0])["lip"] for w, layer in parts]
     norms = [operator_norm(lip[:, None] * w, p) for lip, (w, _) in zip(lips, parts)]
     after = np.append(np.cumprod(norms[::-1])[::-1][1:], 1.0)            # prod_{j > k}
-    return np.array([float(np.max(lip)) for lip in lips]) * after, float(np.prod(norms))
+    return after, lips, float(np.prod(norms))
+
+
+def tail_bounds(net: Network, p: float) -> tuple[np.ndarray, float]:
+    """Per activation layer k (in order), the layer-wise bound of the map from its
+    pre-activations to the output: max_n Lip(sigma_{n,k}) * prod_{j > k} ||diag(L_j) W_j||_{p->p}
+    (`tail_products`); and layerwise(net, p)."""
+    after, lips, total = tail_products(net, p)
+    return np.array([float(np.max(lip)) for lip in lips]) * after, total
 
 
 def finite_or_none(bound: float):
@@ -293,7 +348,8 @@ def chebyshev_center(a_mat: np.ndarray, b_vec: np.ndarray) -> tuple[np.ndarray, 
 
 
 def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
-               shrink: float = CHORD_SHRINK) -> tuple[np.ndarray, np.ndarray, float]:
+               shrink: float = CHORD_SHRINK,
+               x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """A witness pair inside a linear region R = {y : A y <= b} of f (convex, bounded, with an
     interior; f affine on it): x = its Chebyshev centre (`chebyshev_center`), v = the
     steepest direction of J(x) (`steepest_direction`), [t_lo, t_hi] = {t : A (x + t v) <= b}
@@ -302,9 +358,11 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
     both in R (convex; shrink < 1 keeps them off its faces, against rounding), so that f is
     affine between them and ratio = ||f(x_b) - f(x_a)||_p / ||x_b - x_a||_p = ||J v||_p /
     ||v||_p = ||J||_{p->p} up to rounding, with a long difference (a small relative
-    rounding).  A (R, N_0), b (R,) must bound R (add `box_halfspaces`).  Returns (x_a, x_b,
-    ratio re-evaluated with Network.forward, one point at a time)."""
-    x, _ = chebyshev_center(a_mat, b_vec)
+    rounding).  A (R, N_0), b (R,) must bound R (add `box_halfspaces`).  x: a point strictly
+    inside R to use instead of the Chebyshev centre (a region too thin for the LP's
+    tolerances).  Returns (x_a, x_b, ratio re-evaluated with Network.forward, one point at a
+    time)."""
+    x = chebyshev_center(a_mat, b_vec)[0] if x is None else np.asarray(x, dtype=np.float64)
     v = steepest_direction(net.input_jacobian(x[None])[0], p)
     av, room = a_mat @ v, np.maximum(b_vec - a_mat @ x, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -314,6 +372,8 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
     if not (np.isfinite(t_hi) and np.isfinite(t_lo) and t_hi > t_lo):
         raise ValueError("a_mat, b_vec: expected a bounded region with an interior point")
     x_a, x_b = x + shrink * t_lo * v, x + shrink * t_hi * v
+    if np.all(x_a == x_b):
+        raise ValueError("a_mat, b_vec: the region's chord is shorter than float64 resolves")
     diff = net.forward(x_b[None])[0] - net.forward(x_a[None])[0]
     return x_a, x_b, float(np.linalg.norm(diff, ord=p) / np.linalg.norm(x_b - x_a, ord=p))
 

@@ -16,14 +16,14 @@ def test_clip_and_areas_by_hand():
     assert areas(square, count)[0] == 4.0
     # keep x + y <= 2: the triangle below the diagonal (a vertex on the line is kept once)
     s = square[..., 0] + square[..., 1] - 2.0
-    tri, n = clip(square, count, s)
+    tri, n, _ = clip(square, count, s)
     assert n[0] == 3 and areas(tri, n)[0] == 2.0
     # keep x <= 0.5: a rectangle 0.5 x 2, two new vertices on the cut
-    rect, n = clip(square, count, square[..., 0] - 0.5)
+    rect, n, _ = clip(square, count, square[..., 0] - 0.5)
     assert n[0] == 4 and areas(rect, n)[0] == 1.0
     assert np.all(rect[0, :4, 0] <= 0.5)
     # keep nothing
-    _, n = clip(square, count, np.full((1, 4), 1.0))
+    _, n, _ = clip(square, count, np.full((1, 4), 1.0))
     assert n[0] == 0
 
 
@@ -93,7 +93,7 @@ def test_certificate_and_witness():
     r = regions_2d(net, 2, box=2.0)
     assert r["status"] == "optimal" and r["regions"] == 701      # the prototype
     assert r["area_error"] <= 1e-9 and r["jacobian_mismatches"] == 0
-    assert r["jacobian_checked"] + r["negligible_regions"] == r["regions"]
+    assert r["jacobian_checked"] + r["unattained_regions"] == r["regions"]
     assert 0 < r["rounding_bound"] < 1e-12 * r["value"] * 1e3
     x, x_pair = np.array(r["witness_x"]), np.array(r["witness_x_pair"])
     assert np.all(np.abs(x) <= 2.0) and np.all(np.abs(x_pair) <= 2.0)
