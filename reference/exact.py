@@ -2,18 +2,23 @@
 
 Three cases are computable, each in its module:
 
-- 1-D input (N_0 = 1): `exact_1d` (here) propagates the breakpoints layer by layer and
-  takes Lip_p(f) = max over the linear pieces of ||f'||_p, over the whole real line
-  (`exact_1d_on_box`: the same over [-R, R]);
+- 1-D input (N_0 = 1): `reference.exact1d.exact_1d` propagates the breakpoints layer by
+  layer and takes Lip_p(f) = max over the linear pieces of ||f'||_p, over the whole real
+  line (`exact_1d_on_box`: the same over [-R, R]);
 - 2-D input (N_0 = 2), every p, a box [-R, R]^2: `reference.regions2d.regions_2d`
   enumerates the linear regions (polygons split layer by layer);
 - p in {1, inf}, a small network, a box [-R, R]^N_0: `reference.milp.exact_milp` solves a
-  mixed-integer LP (HiGHS); it is re-exported here with the names other modules use.
+  mixed-integer LP (HiGHS).
+All three are re-exported here with the names other modules use.  The first two share their
+machinery (reference.partition): a region counts whatever its size, and where floating point
+cannot decide a cut, exact rational arithmetic does (reference.rational).
 
-This module keeps what they share: the knot form of every activation (`knot_form`), the
-layer-wise tail bounds of an interrupted run (`tail_bounds`), the rounding bound of a
-computed Jacobian norm (`jacobian_rounding`) and witness pairs inside a linear region
-(`chord_pair`).
+This module keeps what they all share: the knot form and the piece tables of every
+activation (`knot_form`, `piece_tables`, reference.pieces), the Jacobian of an activation
+pattern (`pattern_jacobian`), the normalisation of the box (`input_scale`,
+`scaled_input`), the layer-wise tail bounds of an interrupted run (`tail_bounds`), the
+rounding bound of a computed Jacobian norm (`jacobian_rounding`) and witness pairs inside a
+linear region (`chord_pair`).
 
 Every activation enters through its knot form sigma(z) = b0 + b1 z + sum_k a_k (z - tau_k)_+
 (`knot_form`): splines exactly, ReLU as a single knot at 0, LeakyReLU / PReLU(a) as a knot at
@@ -24,10 +29,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.optimize
 
-from reference._checks import OverflowResult
-from reference.limits import Deadline, check_limit
-from reference.lipschitz import (activation_constants, blocks, check_finite, operator_norm,
-                                 parse_p, steepest_direction)
+from reference.lipschitz import activation_constants, blocks, operator_norm, steepest_direction
 from reference.network import Dense, Network
 from reference.pieces import piece_table
 from reference.rounding import UNIT_ROUNDOFF
@@ -35,9 +37,7 @@ from reference.spline import KnotSpline
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)
-CHUNK = 4096               # exact_1d: segments per step (memory CHUNK x width)
 CHORD_SHRINK = 0.5         # chord_pair: the pair spans this fraction of the chord
-WITNESS_WIDTH = 1e-9       # exact_1d_on_box: witness segments at least this x box wide
 # `upper_margin_kind` of an exact method's result: what its upper end is, hence the rounding
 # margin that makes it a certified bound (reference.verdict.upper_margin):
 #   jacobian_rounding  a computed Jacobian norm (exact_1d; box_value over the box): add
@@ -117,78 +117,6 @@ def scaled_input(net: Network, scale: float) -> Network:
     return Network([Dense(scaled, first.params.get("bias")), *net.layers[1:]])
 
 
-def _activation_indices(net: Network) -> list:
-    return [i for i, layer in enumerate(net.layers) if layer.kind != "dense"]
-
-
-def _values_and_slopes(layers, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z(x) and dz/dx, each (S, width), of the map x -> z through `layers` (a network with
-    one input) at the points x (S,), by forward-mode propagation: dz <- dz W^T through a
-    dense layer, dz <- sigma'(z) dz through an activation."""
-    y, dy = x[:, None], np.ones((len(x), 1))
-    for layer in layers:
-        if layer.kind == "dense":
-            y, dy = layer.forward(y)[0], dy @ layer.params["weight"].T
-        else:
-            y, cache = layer.forward(y)
-            dy = layer.jacobian_step(cache, dy[:, :, None])[:, :, 0]
-    return y, dy
-
-
-def _segment_points(breaks: np.ndarray) -> np.ndarray:
-    """One point inside each segment of the partition of R by the sorted breaks:
-    breaks[0] - 1, the midpoints, breaks[-1] + 1 (0 when there are no breaks)."""
-    if len(breaks) == 0:
-        return np.zeros(1)
-    return np.concatenate([[breaks[0] - 1.0], (breaks[:-1] + breaks[1:]) / 2,
-                           [breaks[-1] + 1.0]])
-
-
-def _chunks(count: int):
-    """Slices of range(count) of CHUNK entries (work and memory per step stay bounded)."""
-    return (slice(a, min(a + CHUNK, count)) for a in range(0, count, CHUNK))
-
-
-def _crossings(left, right, ref_x, z_ref, slopes, knots) -> tuple[np.ndarray, np.ndarray]:
-    """Where an affine pre-activation crosses a knot inside a segment, for segments j with
-    ends left_j < right_j (+-inf at the ends of R), z(x) = z_ref_j + slopes_j (x - ref_x_j)
-    on segment j, and sorted knots: a segment whose open z-range (lo, hi) holds knots
-    tau_a..tau_b crosses each at x = ref_x + (tau - z_ref) / slope.  Returns the number of
-    crossings per segment (S,) and a function building their x (so that a caller can count
-    before it allocates)."""
-    with np.errstate(invalid="ignore"):           # slope 0 times an infinite end: masked
-        z_left = z_ref + slopes * (left - ref_x)
-        z_right = z_ref + slopes * (right - ref_x)
-    moving = slopes != 0
-    lo = np.where(moving, np.minimum(z_left, z_right), 0.0)
-    hi = np.where(moving, np.maximum(z_left, z_right), 0.0)
-    first = np.searchsorted(knots, lo, side="right")
-    counts = np.where(moving, np.searchsorted(knots, hi, side="left") - first, 0)
-
-    def build() -> np.ndarray:
-        seg = np.repeat(np.arange(len(counts)), counts)
-        k = first[seg] + np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts)
-        x = ref_x[seg] + (knots[k] - z_ref[seg]) / slopes[seg]
-        return x[(x > left[seg]) & (x < right[seg])]
-    return counts, build
-
-
-def _max_secant(net: Network, points: np.ndarray, p: float) -> float:
-    """max_k ||f(x_{k+1}) - f(x_k)||_p / (x_{k+1} - x_k) over sorted distinct points: secant
-    slopes, each a lower bound on Lip_p(f) (up to the rounding of the differences)."""
-    best, previous = 0.0, None
-    for part in _chunks(len(points)):
-        x = points[part]
-        f = net.forward(x[:, None])
-        if previous is not None:
-            x, f = np.concatenate([[previous[0]], x]), np.concatenate([previous[1], f])
-        if len(x) > 1:
-            slopes = np.linalg.norm(np.diff(f, axis=0), ord=p, axis=1) / np.diff(x)
-            best = max(best, float(slopes.max()))
-        previous = (x[-1], f[-1:])
-    return best
-
-
 def tail_products(net: Network, p: float) -> tuple[np.ndarray, list, float]:
     """Per activation layer k (in order), the layer-wise bound of the map from its outputs to
     the network's output, prod_{j > k} ||diag(L_j) W_j||_{p->p} over the blocks of
@@ -214,94 +142,6 @@ def finite_or_none(bound: float):
     """An upper bound as a float, or None when it is not finite (a closed-form bound beyond
     the float64 range: no upper bound is claimed)."""
     return float(bound) if np.isfinite(bound) else None
-
-
-def _stopped_1d(net, p, breaks, upper, status, reason, seconds) -> dict:
-    """The bracket of an interrupted exact_1d (see there)."""
-    points = np.concatenate([[breaks[0] - 1.0], breaks, [breaks[-1] + 1.0]]) \
-        if len(breaks) else np.array([-1.0, 1.0])
-    lower_bound = _max_secant(net, points, p)
-    return {"value": None, "status": status, "certified_exact": False,
-            "lower_bound": lower_bound, "upper_bound": finite_or_none(upper),
-            "lower_bound_certificate": f"largest secant slope between {len(points)} points "
-                                       "(the breakpoints found so far, plus one on each side)",
-            "upper_bound_certificate": "max over the segments found so far of ||dz_l/dx||_p "
-                                       "times the layer-wise bound of the layers from l on",
-            "upper_margin_kind": "closed_form", "pieces": len(breaks) + 1, "reason": reason,
-            "domain": "R", "seconds": seconds}
-
-
-def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
-             time_limit: float = TIME_LIMIT) -> dict:
-    """Exact Lip_p(f) over R for a network with one input, by breakpoint propagation.
-
-    Before activation layer l, the map x -> z_l is affine on each segment of the current
-    partition of R (breakpoints sorted); neuron n's knots tau are crossed at
-    x = x_m + (tau - z(x_m)) / z'  inside a segment (x_m a point inside it); the union of all
-    crossings is the partition after layer l.  At the end f is affine on every segment and
-    Lip_p(f) = max_j ||f'(segment j)||_p (|x| is every l_p norm in 1-D), with f' the Jacobian
-    at one interior point of each segment (its midpoint; beyond the end breakpoints, 1 away).
-    Segments are processed CHUNK at a time.  Returns value, status "optimal",
-    certified_exact True, lower_bound = upper_bound = value, pieces (segments of the final
-    partition), linear_pieces (after merging neighbours whose slopes agree to 1e-12
-    relative), the breakpoints and the argmax segment.
-
-    Limits: the crossings are counted before they are built; when the partition would exceed
-    max_pieces segments (status "max_pieces") or time_limit seconds have passed (status
-    "time_limit", checked between chunks), it stops and returns value None, certified_exact
-    False and a bracket lower_bound <= Lip_p(f) <= upper_bound: lower, the largest secant
-    slope between the breakpoints found so far; upper, min over the layers l reached of
-    max_j ||dz_l/dx on segment j||_p * layerwise(layers from l) (||J_tail g||_p <=
-    ||J_tail||_{p->p} ||g||_p), and layerwise(f) before any."""
-    p = parse_p(p)
-    check_finite(net)
-    if net.n_in != 1:
-        raise ValueError(f"model: exact_1d needs a network with 1 input, got {net.n_in}")
-    max_pieces = check_limit(max_pieces, "max_pieces")
-    deadline = Deadline(time_limit)
-    tails, upper = tail_bounds(net, p)
-    breaks = np.zeros(0)
-    for i, tail in zip(_activation_indices(net), tails):
-        left = np.concatenate([[-np.inf], breaks])
-        right = np.concatenate([breaks, [np.inf]])
-        mid = _segment_points(breaks)
-        spl = knot_form(net.layers[i], Network(net.layers[:i]).n_out if i else net.n_in)
-        new, count, slope_max = [], len(left), 0.0
-        for part in _chunks(len(left)):
-            if deadline.expired():
-                return _stopped_1d(net, p, breaks, upper, "time_limit",
-                                   f"stopped at the time limit {deadline.time_limit:g} s in "
-                                   f"layer {i} ({len(left)} pieces so far)", deadline.elapsed())
-            z_mid, slopes = _values_and_slopes(net.layers[:i], mid[part])   # (S, width)
-            slope_max = max(slope_max, float(np.linalg.norm(slopes, ord=p, axis=1).max()))
-            found = [_crossings(left[part], right[part], mid[part], z_mid[:, n], slopes[:, n],
-                                spl.knots[n]) for n in range(len(spl.knots))]
-            count += sum(int(counts.sum()) for counts, _ in found)
-            if count > max_pieces:
-                return _stopped_1d(net, p, breaks, upper, "max_pieces",
-                                   f"stopped: the partition would exceed max_pieces="
-                                   f"{max_pieces:g} pieces in layer {i}; pass a larger "
-                                   "max_pieces", deadline.elapsed())
-            new.extend(build() for _, build in found)
-        upper = min(upper, slope_max * tail)
-        breaks = np.unique(np.concatenate([breaks, *new]))
-    points = _segment_points(breaks)
-    jac = np.concatenate([_values_and_slopes(net.layers, points[part])[1]
-                          for part in _chunks(len(points))])                # (pieces, N_L)
-    norms = np.linalg.norm(jac, ord=p, axis=1)
-    best = int(np.argmax(norms))
-    scale = max(float(np.abs(jac).max()), np.finfo(float).tiny)
-    changes = np.any(np.abs(np.diff(jac, axis=0)) > 1e-12 * scale, axis=1)
-    value = float(norms[best])
-    if not np.isfinite(value):
-        raise OverflowResult("model: exact_1d: a slope of the network leaves the float64 range "
-                             "for these finite parameters; no value is reported")
-    return {"value": value, "status": "optimal", "certified_exact": True,
-            "lower_bound": value, "upper_bound": value,
-            "upper_margin_kind": "jacobian_rounding", "pieces": len(points),
-            "linear_pieces": int(changes.sum()) + 1, "breakpoints": breaks,
-            "argmax_point": float(points[best]), "domain": "R",
-            "seconds": deadline.elapsed()}
 
 
 def jacobian_rounding(net: Network, p: float) -> float:
@@ -378,37 +218,18 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
     return x_a, x_b, float(np.linalg.norm(diff, ord=p) / np.linalg.norm(x_b - x_a, ord=p))
 
 
-def exact_1d_on_box(net: Network, p, box: float, breakpoints: np.ndarray) -> dict:
-    """Exact Lip_p(f) over [-box, box] for a network with one input, from the breakpoints of
-    `exact_1d` (its partition of R): f is affine on each segment of [-box, b_i..., box] (b_i
-    the breakpoints inside), so the value is the largest ||f'||_p over those segments, f'
-    evaluated at their midpoints.  Returns box_value, box_pieces, and witness_x,
-    witness_x_pair, witness: a `chord_pair` in the steepest segment at least
-    WITNESS_WIDTH x box wide (breakpoints a few ulps apart leave segments too short for a
-    pair whose difference means anything) and its ratio."""
-    p = parse_p(p)
-    inside = breakpoints[(breakpoints > -box) & (breakpoints < box)]
-    edges = np.concatenate([[-box], inside, [box]])
-    mids = (edges[:-1] + edges[1:]) / 2
-    jac = np.concatenate([_values_and_slopes(net.layers, mids[part])[1]
-                          for part in _chunks(len(mids))])                 # (S, N_L)
-    norms = np.linalg.norm(jac, ord=p, axis=1)
-    wide = np.diff(edges) > WITNESS_WIDTH * box          # never empty: the widths sum to 2 box
-    best = int(np.flatnonzero(wide)[np.argmax(norms[wide])])
-    x_a, x_b, ratio = chord_pair(net, p, np.array([[1.0], [-1.0]]),
-                                 np.array([edges[best + 1], -edges[best]]))
-    return {"box_value": float(norms.max()), "box_pieces": len(mids), "witness_x": x_a.tolist(),
-            "witness_x_pair": x_b.tolist(), "witness": ratio}
-
-
 # The MILP lives in reference.milp; its public names stay importable from here (resolved on
 # first use, so that either module can be imported first).
 _MILP_NAMES = ("HIGHS_INFINITY", "MAX_BINARIES", "MAX_CUTS", "MILP_TOLERANCE", "PRESOLVE",
                "REGION_TOL", "MilpNotOptimal", "_Milp", "exact_milp")
+_1D_NAMES = ("exact_1d", "exact_1d_on_box")
 
 
 def __getattr__(name: str):
     if name in _MILP_NAMES:
         from reference import milp
         return getattr(milp, name)
+    if name in _1D_NAMES:
+        from reference import exact1d
+        return getattr(exact1d, name)
     raise AttributeError(f"module 'reference.exact' has no attribute {name!r}")

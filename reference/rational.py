@@ -161,15 +161,17 @@ def _bounds(knots: list, k: int) -> tuple:
 
 # --------------------------------------------------------------------------- regions
 def _clip_interval(region, a, b):
-    """[lo, hi] intersected with a x <= b (a, b Fractions); None when nothing is left."""
+    """[lo, hi] (Fractions; None for an infinite end) intersected with a x <= b (a = [a_0],
+    b Fractions); None when no length is left."""
     lo, hi = region
+    a = a[0]
     if a > 0:
-        hi = min(hi, b / a)
+        hi = b / a if hi is None else min(hi, b / a)
     elif a < 0:
-        lo = max(lo, b / a)
+        lo = b / a if lo is None else max(lo, b / a)
     elif b < 0:
         return None
-    return (lo, hi) if lo < hi else None
+    return (lo, hi) if lo is None or hi is None or lo < hi else None
 
 
 def _clip_polygon(poly, a, b):
@@ -200,9 +202,12 @@ def polygon_area(poly) -> Fraction:
 
 
 def _values(region, g) -> list:
-    """g . v at the vertices of a region (1-D: its two ends)."""
+    """g . v at the vertices of a region (1-D: its two ends, +-inf at an infinite end where
+    g != 0)."""
     if isinstance(region, tuple):
-        return [g[0] * region[0], g[0] * region[1]]
+        return [ZERO if g[0] == 0 else (g[0] * end if end is not None else
+                                       -side * np.sign(float(g[0])) * np.inf)
+                for end, side in zip(region, (1, -1))]
     return [g[0] * x + g[1] * y for x, y in region]
 
 
@@ -291,10 +296,8 @@ def regions(rnet: RationalNetwork, prefix: list, deadline=None,
 
 
 def interior_point(region) -> np.ndarray:
-    """A point strictly inside an exact interval or convex polygon (its midpoint / the mean
-    of its vertices), rounded to float64."""
-    if isinstance(region, tuple):
-        return np.array([float((region[0] + region[1]) / 2)])
+    """A point strictly inside an exact convex polygon (the mean of its vertices), rounded
+    to float64."""
     count = len(region)
     return np.array([float(sum((v[0] for v in region), ZERO) / count),
                      float(sum((v[1] for v in region), ZERO) / count)])

@@ -64,20 +64,17 @@ import numpy as np
 from reference import rational
 from reference.errors import SolveFailed
 from reference.exact import (NotApplicable, chord_pair, finite_or_none, input_scale,
-                             jacobian_rounding, pattern_jacobian, piece_tables, scaled_input,
-                             tail_bounds, tail_products)
+                             jacobian_rounding, piece_tables, scaled_input, tail_bounds)
 from reference.limits import Deadline, check_box, check_limit
 from reference.lipschitz import check_finite, jacobian_norms, parse_p, secant_pair
 from reference.network import Network
-from reference.rounding import gamma, robust_pieces
+from reference.partition import LayerMap, begin_cut, certify, conclude, enumerate_cells
+from reference.rounding import gamma
 
 MAX_REGIONS = 200_000        # polygons of the partition (stops with a bracket)
 TIME_LIMIT = 60.0            # seconds
 AREA_CHECK_RTOL = 1e-9       # sum of the areas = box area, to this relative tolerance
-JACOBIAN_RTOL = 1e-9         # region's Jacobian = the network's at its interior point
 CHUNK = 65536                # polygons per step (memory CHUNK x vertices x width)
-DENSE_ROUNDINGS = 1          # LayerMap error: gamma_m, m += N_in + this per dense layer
-ACTIVATION_ROUNDINGS = 5     # ... and this per activation layer (slope, offset, products)
 
 
 @dataclass
@@ -112,43 +109,8 @@ class Polygons:
                         *(np.concatenate([getattr(part, key) for part in parts])
                           for key in ("parent", "pieces")))
 
-
-@dataclass
-class LayerMap:
-    """The affine maps of the current layer's values on Q cells, value(x) = gain @ x + offset:
-    gain (Q, W, 2), offset (Q, W), and the magnitudes of their terms gain_abs, offset_abs
-    (the same products with |W|, |slope| and the offsets' magnitudes), which bound their
-    rounding: |gain - exact| <= gamma_m gain_abs, |offset - exact| <= gamma_m offset_abs.
-    Splitting a polygon inside a layer keeps its map, so the polygons of a layer point to
-    these rows (Polygons.parent) instead of copying them."""
-    gain: np.ndarray
-    offset: np.ndarray
-    gain_abs: np.ndarray
-    offset_abs: np.ndarray
-
-
-@dataclass
-class Partition:
-    """What `enumerate_regions` found: the final polygons and their maps; history, per
-    activation layer, (the cell each polygon was cut from, its pieces (P_l, W_l), and which
-    of its neurons have a pre-activation exactly constant on it (P_l, W_l)), from
-    which `pattern` rebuilds any polygon's activation pattern; slivers, the undecided
-    strips as (activation layer, cell, pieces of the layer's first neurons, bound); and the
-    bracket of an interrupted run (else None)."""
-    polygons: Polygons
-    maps: LayerMap
-    history: list
-    slivers: list
-    stopped: dict | None = None
-
-    def pattern(self, depth: int, cell: int) -> list:
-        """The pieces of every activation layer before `depth` on the cell `cell` of layer
-        `depth` (a polygon index at the end of layer depth - 1)."""
-        out = []
-        for ancestor, pieces, _ in reversed(self.history[:depth]):
-            out.insert(0, tuple(int(k) for k in pieces[cell]))
-            cell = int(ancestor[cell])
-        return out
+    def split(self, maps: LayerMap, n: int, knots: np.ndarray, knot_error: float) -> tuple:
+        return _split(self, maps, n, knots, knot_error, maps.rounds)
 
 
 def _next_index(count: np.ndarray, width: int) -> np.ndarray:
@@ -267,20 +229,10 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
     with np.errstate(invalid="ignore"):
         lo = np.where(valid, z - err, np.inf).min(axis=1)
         hi = np.where(valid, z + err, -np.inf).max(axis=1)
-    first = np.searchsorted(knots, lo, side="right")          # piece of z just above lo
-    last = np.searchsorted(knots, hi, side="left")            # knots strictly inside (lo, hi)
-    strips = 1 + np.maximum(last - first, 0)
-    polygons.pieces[:, n] = first
-    cut = strips > 1
-    total = int(strips.sum())
-    if not cut.any():
-        return polygons, total, []
-    rows = np.flatnonzero(cut)
-    rep = np.repeat(rows, strips[rows])
-    piece = first[rep] + np.arange(len(rep)) - np.repeat(np.cumsum(strips[rows]) - strips[rows],
-                                                         strips[rows])
-    part = polygons.take(rep)
-    part.pieces[:, n] = piece
+    total, undecided, rep, piece, part = begin_cut(polygons, n, knots, lo, hi, gain, offset,
+                                                   g_abs)
+    if part is None:
+        return polygons, total, undecided
     g, c, ga, ca = gain[rep], offset[rep], g_abs[rep], c_abs[rep]
     edges = np.concatenate([[-np.inf], knots, [np.inf]])        # piece k: (edges[k], edges[k+1])
     vertices, count, radius = part.vertices, part.count, part.radius
@@ -295,34 +247,20 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
         vertices, count, radius = clip(vertices, count, s, radius, tol)
     part.vertices, part.count, part.radius = vertices, count, radius
     kept = (count >= 3) & (areas(vertices, count) > 0)
-    undecided = [(int(r), int(k)) for r, k in zip(rep[~kept], piece[~kept])]
-    return Polygons.concat([polygons.take(~cut), part.take(kept)]), total, undecided
-
-
-def _sliver_bound(gain: np.ndarray, table, pieces: tuple, lip: np.ndarray, after: float,
-                  p: float) -> float:
-    """An upper bound of every Jacobian a sliver of the cell with pre-activation map
-    z = gain x + c (W, 2) can hold, its first neurons on `pieces`: the Jacobian is
-    T S gain with S = diag(slopes) (the known pieces' slopes, |slope| <= Lip(sigma_n) for
-    the others), ||S gain|| <= || |S| |gain| || (a nonnegative matrix's norm is monotone in
-    its entries) and ||T||_{p->p} <= after, the layer-wise bound of the layers that
-    follow."""
-    slopes = lip.astype(float).copy()
-    known = np.arange(len(pieces))
-    slopes[known] = np.abs(table.slopes[known, list(pieces)])
-    return float(jacobian_norms((slopes[:, None] * np.abs(gain))[None], p)[0]) * after
+    undecided += [(int(r), int(k)) for r, k in zip(rep[~kept], piece[~kept])]
+    whole = np.ones(len(polygons), dtype=bool)
+    whole[rep] = False
+    return Polygons.concat([polygons.take(whole), part.take(kept)]), total, undecided
 
 
 def _chunks(count: int):
     return [slice(a, min(a + CHUNK, count)) for a in range(0, count, CHUNK)]
 
 
-def _start(box: float) -> tuple[Polygons, LayerMap]:
+def _start(box: float) -> Polygons:
     corners = np.array([[[-box, -box], [box, -box], [box, box], [-box, box]]])
-    eye = np.eye(2)[None]
-    return (Polygons(corners, np.array([4]), np.zeros((1, 4)), np.zeros(1, int),
-                     np.zeros((1, 2), np.int32)),
-            LayerMap(eye, np.zeros((1, 2)), eye.copy(), np.zeros((1, 2))))
+    return Polygons(corners, np.array([4]), np.zeros((1, 4)), np.zeros(1, int),
+                    np.zeros((1, 2), np.int32))
 
 
 def _stopped(net, p, box, polygons, upper, status, reason, deadline) -> dict:
@@ -344,73 +282,26 @@ def _stopped(net, p, box, polygons, upper, status, reason, deadline) -> dict:
 
 def enumerate_regions(net: Network, box: float, max_regions: float = MAX_REGIONS,
                       deadline: Deadline | None = None, p: float = 2.0,
-                      tables: dict | None = None) -> Partition:
-    """The linear regions of f over [-box, box]^2 as a `Partition`: maps.gain (P, N_L, 2)
-    the Jacobian and maps.offset (P, N_L) the offset of f on polygon i (row i: parent = i),
-    the history of the patterns and the undecided slivers; `stopped` the bracket dict of
-    `_stopped` when max_regions or the deadline is reached.  tables: `exact.piece_tables`."""
+                      tables: dict | None = None):
+    """The linear regions of f over [-box, box]^2 as a partition.Enumeration: its cells are
+    Polygons, maps.gain (P, N_L, 2) the Jacobian and maps.offset (P, N_L) the offset of f
+    on polygon i (row i: parent = i); `stopped` the bracket dict of `_stopped` when
+    max_regions or the deadline is reached.  tables: `exact.piece_tables`."""
     deadline = deadline or Deadline(TIME_LIMIT)
     tables = tables or piece_tables(net)
-    tails, upper = tail_bounds(net, p)
-    after, lips, _ = tail_products(net, p)
-    (polygons, maps), width, rounds = _start(box), 2, 0
-    history, slivers, depth = [], [], 0
     for i, layer in enumerate(net.layers):
-        if layer.kind == "dense":
-            w, b = layer.params["weight"], layer.params.get("bias")
-            b = np.zeros(len(w)) if b is None else b
-            maps = LayerMap(np.matmul(w, maps.gain), maps.offset @ w.T + b,
-                            np.matmul(np.abs(w), maps.gain_abs), maps.offset_abs @ np.abs(w).T
-                            + np.abs(b))
-            polygons.pieces = np.zeros((len(polygons), len(w)), np.int32)
-            width, rounds = len(w), rounds + w.shape[1] + DENSE_ROUNDINGS
-            continue
-        if i not in tables:
+        if layer.kind != "dense" and i not in tables:
             raise NotApplicable(f"model: layer {i} ({layer.kind}) is not piecewise linear; "
                                 "regions_2d needs a CPWL network")
-        table, tail = tables[i], tails[depth]
-        gain_norms = jacobian_norms(maps.gain, p)
-        upper = min(upper, float(gain_norms.max()) * tail)
-        for n in range(width):
-            if deadline.expired():
-                return Partition(polygons, maps, history, slivers, _stopped(
-                    net, p, box, polygons, upper, "time_limit", f"stopped at the time limit "
-                    f"{deadline.time_limit:g} s in layer {i} ({len(polygons)} regions so far)",
-                    deadline))
-            knots = table.knots[n]
-            knot_error = float(np.max(table.knot_error[n], initial=0.0))
-            parts, total = [], 0
-            for part in _chunks(len(polygons)):
-                chunk = polygons.take(part)
-                done, count, undecided = _split(chunk, maps, n, knots, knot_error, rounds)
-                parts.append(done)
-                total += count
-                for row, piece in undecided:
-                    cell = int(chunk.parent[row])
-                    pieces = tuple(int(k) for k in chunk.pieces[row, :n]) + (piece,)
-                    slivers.append((depth, cell, pieces, _sliver_bound(
-                        maps.gain[cell], table, pieces, lips[depth], after[depth], p)))
-                if total + len(polygons) - part.stop > max_regions:
-                    return Partition(polygons, maps, history, slivers, _stopped(
-                        net, p, box, polygons, upper, "max_regions", f"stopped: the partition "
-                        f"would exceed max_regions={max_regions:g} regions in layer {i}; pass a "
-                        "larger max_regions", deadline))
-            polygons = Polygons.concat(parts)
-        flat = ~np.any(maps.gain_abs != 0, axis=2)                   # (cells, width)
-        history.append((polygons.parent.copy(), polygons.pieces.copy(),
-                        flat[polygons.parent]))
-        rows = np.arange(width)
-        s = table.slopes[rows, polygons.pieces]                          # (P, width)
-        o = table.offsets[rows, polygons.pieces]
-        scale = table.offset_scale[rows, polygons.pieces]
-        parent = polygons.parent
-        maps = LayerMap(s[..., None] * maps.gain[parent], s * maps.offset[parent] + o,
-                        np.abs(s)[..., None] * maps.gain_abs[parent],
-                        np.abs(s) * maps.offset_abs[parent] + scale)
-        polygons.parent = np.arange(len(polygons))
-        rounds += ACTIVATION_ROUNDINGS
-        depth += 1
-    return Partition(polygons, maps, history, slivers)
+
+    def stop(polygons, upper, status, where):
+        if status == "limit":
+            status, where = "max_regions", (f"stopped: the partition would exceed max_regions="
+                                             f"{max_regions:g} regions in {where}; pass a "
+                                             "larger max_regions")
+        return _stopped(net, p, box, polygons, upper, status, where, deadline)
+    return enumerate_cells(net, _start(box), LayerMap.start(2), tables, p, max_regions,
+                           deadline, CHUNK, stop)
 
 
 def _polygon_halfspaces(vertices: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -420,46 +311,6 @@ def _polygon_halfspaces(vertices: np.ndarray, count: int) -> tuple[np.ndarray, n
     d = np.roll(v, -1, axis=0) - v
     a_mat = np.column_stack([d[:, 1], -d[:, 0]])                 # -(left normal)
     return a_mat, np.einsum("ik,ik->i", a_mat, v)
-
-
-def _decide(net, p, box, partition, pending, value, tables, threshold, deadline) -> dict:
-    """The patterns floating point left open (module docstring): the final polygons
-    `pending` ((index, norm) pairs) and the partition's slivers, by decreasing bound while
-    the bound is above `threshold(value)` (value: the best so far, growing with the regions
-    proven): each decided in exact arithmetic.  Returns
-    proven (list of (norm, pattern, exact region)), empty (patterns proven empty), checked
-    (patterns decided), and open_bound (the largest bound left when the deadline came, else
-    None)."""
-    depth = len(partition.history)
-    pending = [(bound, depth, int(i), None) for i, bound in pending]
-    pending += [(bound, d, cell, pieces) for d, cell, pieces, bound in partition.slivers]
-    pending.sort(key=lambda item: -item[0])
-    rnet = rational.RationalNetwork(net, tables, rational.start_region(box, 2))
-    out = {"proven": [], "empty": 0, "checked": 0, "open_bound": None}
-    best = value
-    for bound, d, cell, pieces in pending:
-        if bound <= threshold(best):
-            break
-        if deadline.expired():
-            out["open_bound"] = bound
-            break
-        if pieces is None:                   # a final polygon: its whole pattern
-            prefix = partition.pattern(depth, cell)
-        else:                                # a sliver: the pattern so far
-            prefix = partition.pattern(d, cell) + [pieces]
-        try:
-            found = rational.regions(rnet, prefix, deadline)
-        except TimeoutError:
-            out["open_bound"] = bound
-            break
-        out["checked"] += 1
-        if not found:
-            out["empty"] += 1
-        for pattern, region in found:
-            norm = float(jacobian_norms(pattern_jacobian(net, tables, pattern)[None], p)[0])
-            out["proven"].append((norm, pattern, region))
-            best = max(best, norm)
-    return out
 
 
 def _witness_pair(net, p, polygons, best, region=None) -> tuple:
@@ -512,90 +363,48 @@ def regions_2d(net: Network, p=2, box: float = 1.0, max_regions: float = MAX_REG
     unit = scaled_input(net, scale)
     box_u = box / scale
     tables = piece_tables(unit)
-    partition = enumerate_regions(unit, box_u, max_regions, deadline, p, tables)
+    enum = enumerate_regions(unit, box_u, max_regions, deadline, p, tables)
     domain = f"box [-{box:g}, {box:g}]^2"
-    if partition.stopped is not None:
-        out = partition.stopped
+    if enum.stopped is not None:
+        out = enum.stopped
         out.update(lower_bound=out["lower_bound"] / scale, witness=out["witness"] / scale,
                    upper_bound=finite_or_none((out["upper_bound"] or np.inf) / scale),
                    witness_x=(scale * out["witness_x"]).tolist(),
                    witness_x_pair=(scale * out["witness_x_pair"]).tolist(), domain=domain,
                    seconds=deadline.elapsed())
         return out
-    return _certify(net, unit, p, box_u, scale, partition, tables, deadline, domain)
+    return _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain)
 
 
-def _certify(net, unit, p, box_u, scale, partition, tables, deadline, domain) -> dict:
+def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict:
     """regions_2d's certificate (module docstring) on the network `unit` over [-box_u,
     box_u]^2, results mapped back to net (Jacobians / scale, points * scale)."""
-    polygons, maps = partition.polygons, partition.maps
+    polygons = enum.cells
     area = areas(polygons.vertices, polygons.count)
     box_area = 4.0 * box_u * box_u
     area_error = abs(float(area.sum()) - box_area) / box_area
-    points = interior_points(polygons)
-    j_pat = maps.gain[polygons.parent]                                    # (P, N_L, 2)
-    robust = np.zeros(len(polygons), dtype=bool)
-    same = np.zeros(len(polygons), dtype=bool)
-    j_net = np.zeros_like(j_pat)
-    history = partition.history
-    for part in _chunks(len(points)):
-        rows = np.arange(part.start, part.stop)
-        cells, own, flat = rows, [], []
-        for ancestor, pieces, constant in reversed(history):   # the polygons' own patterns
-            own.insert(0, pieces[cells])
-            flat.insert(0, constant[cells])
-            cells = ancestor[cells]
-        patterns, ok = robust_pieces(unit, points[part], tables, flat)
-        agree = np.ones(len(rows), dtype=bool)
-        for mine, found in zip(own, patterns):
-            agree &= np.all(mine == found, axis=1)
-        robust[part], same[part] = ok, ok & agree
-        j_net[part] = unit.input_jacobian(points[part])
-    scale_j = max(float(np.abs(j_pat).max()), np.finfo(float).tiny)
-    match = same & np.all(np.abs(j_net - j_pat) <= JACOBIAN_RTOL * scale_j, axis=(1, 2))
-    pattern_norms = jacobian_norms(j_pat, p)
-    net_norms = jacobian_norms(j_net, p)
+    cert = certify(unit, enum, interior_points(polygons), tables, p, CHUNK)
     rounding = jacobian_rounding(unit, p)
-    value = float(net_norms[match].max(initial=0.0))
-    pending = [(i, float(pattern_norms[i])) for i in np.flatnonzero(~match)]
-    decided = _decide(unit, p, box_u, partition, pending, value, tables,
-                      lambda v: v + 2 * rounding, deadline)
-    proven = max(decided["proven"], key=lambda item: item[0], default=None)
-    attained = proven is None or proven[0] <= value
-    if not attained:
-        value = proven[0]
-    if match.any():
-        best = int(np.flatnonzero(match)[np.argmax(net_norms[match])])
-    else:
-        best = int(np.argmax(area))
-    x_a, x_b, ratio = _witness_pair(unit, p, polygons, best, None if attained else proven[2])
-    open_bound = decided["open_bound"]
-    top = max([value, *(n for n, *_ in decided["proven"])]
-              + [float(pattern_norms[match].max(initial=0.0))]
-              + ([open_bound] if open_bound is not None else []))
-    upper = top + rounding
-    reasons, upper_certificate = [], ("largest Jacobian norm over the regions' patterns + "
-                                      "the rounding bound of a computed Jacobian norm")
+    found = conclude(unit, p, rational.start_region(box_u, 2), enum, cert, tables, rounding,
+                     deadline)
+    value, attained, decided = found["value"], found["attained"], found["decided"]
+    best = int(np.argmax(area)) if found["best"] is None else found["best"]
+    x_a, x_b, ratio = _witness_pair(unit, p, polygons, best,
+                                    None if attained else found["proven"][2])
+    reasons, upper = list(found["reasons"]), found["top"] + rounding
+    upper_certificate = ("largest Jacobian norm over the regions' patterns + the rounding "
+                         "bound of a computed Jacobian norm")
     margin_kind = "rounding_bound"
     if area_error > AREA_CHECK_RTOL:
         reasons.append(f"the regions' areas sum to {area.sum()!r}, not the box area {box_area!r} "
-                       f"(relative error {area_error:.3g} > {AREA_CHECK_RTOL:g}): upper bound "
-                       "layer-wise")
-    mismatches = int((robust & ~match).sum())
-    if mismatches:
-        reasons.append(f"{mismatches} regions' patterns or Jacobians differ from the network's "
-                       f"at a point where floating point decides them (Jacobians to "
-                       f"{JACOBIAN_RTOL:g} relative)")
-    if area_error > AREA_CHECK_RTOL or mismatches:
+                       f"(relative error {area_error:.3g} > {AREA_CHECK_RTOL:g})")
+    if area_error > AREA_CHECK_RTOL or found["mismatches"]:
         upper, upper_certificate = tail_bounds(unit, p)[1], "the layer-wise bound"
         margin_kind = "closed_form"
-    if open_bound is not None and open_bound > value + 2 * rounding:
-        reasons.append(f"the time limit came before every pattern left open by floating point "
-                       f"was decided in exact arithmetic (largest bound left {open_bound!r})")
-    if not reasons and value == 0.0 and not match.any() and not decided["proven"]:
+    if not reasons and found["best"] is None and not decided["proven"]:
         raise SolveFailed("regions_2d: no region was attained or proven; no value")
-    status = "not_certified" if reasons else "optimal"
-    out = {"value": None if reasons else value / scale, "status": status,
+    out = {"value": None if reasons else value / scale,
+           "status": "not_certified" if reasons else "optimal",
            "certified_exact": not reasons, "lower_bound": value / scale,
            "lower_bound_certificate": (
                "||J|| at a point of a region where floating point decides the pattern "
@@ -604,9 +413,10 @@ def _certify(net, unit, p, box_u, scale, partition, tables, deadline, domain) ->
            "upper_bound": finite_or_none(upper / scale), "rounding_bound": rounding / scale,
            "upper_bound_certificate": upper_certificate, "upper_margin_kind": margin_kind,
            "regions": len(polygons), "area_error": area_error,
-           "jacobian_checked": int(match.sum()), "jacobian_mismatches": mismatches,
-           "unattained_regions": int((~match).sum()),
-           "undecided_slivers": len(partition.slivers), "exact_checked": decided["checked"],
+           "jacobian_checked": int(cert["match"].sum()),
+           "jacobian_mismatches": found["mismatches"],
+           "unattained_regions": int((~cert["match"]).sum()),
+           "undecided_slivers": len(enum.slivers), "exact_checked": decided["checked"],
            "exact_empty": decided["empty"], "exact_regions": len(decided["proven"]),
            "attained": attained,
            "witness_x": (scale * x_a).tolist(), "witness_x_pair": (scale * x_b).tolist(),

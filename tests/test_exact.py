@@ -354,9 +354,8 @@ def test_exact_1d_on_the_box():
     # slopes 0, 1, -2, 0.5 on (-inf, 0), (0, 1), (1, 2), (2, inf)
     net = Network([Dense(np.ones((3, 1)), np.array([0.0, -1.0, -2.0])), ReLU(),
                    Dense(np.array([[1.0, -3.0, 2.5]])), Identity()])
-    breaks = exact_1d(net, 2)["breakpoints"]
-    assert exact_1d_on_box(net, 2, 0.5, breaks)["box_value"] == 1.0      # only (0, 1) met
-    r = exact_1d_on_box(net, 2, 1.5, breaks)
+    assert exact_1d_on_box(net, 2, 0.5)["box_value"] == 1.0      # only (0, 1) met
+    r = exact_1d_on_box(net, 2, 1.5)
     assert r["box_value"] == 2.0 and r["witness"] == pytest.approx(2.0, rel=1e-14)
     assert 1.0 <= min(r["witness_x"][0], r["witness_x_pair"][0])
     assert max(r["witness_x"][0], r["witness_x_pair"][0]) <= 1.5
