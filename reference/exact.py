@@ -26,14 +26,19 @@ Every activation enters through its knot form sigma(z) = b0 + b1 z + sum_k a_k (
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.optimize
 
 from reference.lipschitz import activation_constants, blocks, operator_norm, steepest_direction
-from reference.network import Dense, Network
+from reference.network import Dense, KnotSplineActivation, Network, SplineActivation
 from reference.pieces import piece_table
 from reference.rounding import UNIT_ROUNDOFF
-from reference.spline import KnotSpline
+from reference.spline import KnotSpline, LinearSpline
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)
@@ -52,6 +57,41 @@ UPPER_MARGIN_KINDS = ("jacobian_rounding", "rounding_bound", "tolerance", "close
 
 class NotApplicable(ValueError):
     """A method that does not apply to this model or p (the message says why)."""
+
+
+def _flush_c_stdio() -> None:
+    """fflush(NULL): C's own stdout buffer, where a solver's printf may wait (a pipe is
+    fully buffered), goes out now, to wherever file descriptor 1 points now."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):           # no C library to ask: nothing buffered there
+        pass
+
+
+@contextmanager
+def solver_output_silenced():
+    """Run a solver with file descriptor 1 on /dev/null: whatever it writes to stdout from C
+    (HiGHS prints debug lines such as 'HighsMipSolverData::transformNewIntegerFeasibleSolution
+    tmpSolver.run();' on some MILPs) never reaches the command's stdout, which must hold the
+    JSON alone.  Python's and C's buffers are flushed before and after the switch; a process
+    without a file descriptor 1 runs the solver as it is."""
+    sys.stdout.flush()
+    _flush_c_stdio()
+    try:
+        saved = os.dup(1)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        _flush_c_stdio()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def knot_form(layer, width: int) -> KnotSpline:
@@ -117,6 +157,96 @@ def scaled_input(net: Network, scale: float) -> Network:
     return Network([Dense(scaled, first.params.get("bias")), *net.layers[1:]])
 
 
+def _scaled_activation(layer, factor: float):
+    """sigma_hat(t) = sigma(factor t) / factor for a power of two `factor` (exact): a spline
+    with its grid and values divided by factor, a knot spline with its points and values;
+    the ReLU family and the identity are positively homogeneous (the same layer).  None
+    when the scaled parameters would leave the spline's supported range or the normal
+    float64 range."""
+    tiny = np.finfo(float).tiny
+    if isinstance(layer, SplineActivation):
+        spline = layer.spline
+        arrays = [spline.coefficients / factor, np.array([spline.x_min / factor,
+                                                          spline.step / factor])]
+        make = lambda: SplineActivation(LinearSpline(arrays[0], arrays[1][0],  # noqa: E731
+                                                     arrays[1][1]))
+    elif isinstance(layer, KnotSplineActivation):
+        arrays = [p / factor for p in layer.points] + [v / factor for v in layer.values]
+        half = len(layer.points)
+        make = lambda: KnotSplineActivation(arrays[:half], arrays[half:])  # noqa: E731
+    else:
+        return layer
+    originals = ([layer.spline.coefficients, np.array([layer.spline.x_min, layer.spline.step])]
+                 if isinstance(layer, SplineActivation) else layer.points + layer.values)
+    if any(np.any((a != 0) & (np.abs(b) < tiny)) for a, b in zip(originals, arrays)):
+        return None
+    try:
+        return make()
+    except ValueError:                       # outside the spline's supported range
+        return None
+
+
+def normalized_network(net: Network, box: float) -> tuple[Network, float, float, float]:
+    """The network with every layer's values near 1 on the box, for solvers whose
+    tolerances are absolute (HiGHS: 1e-6 on every row): (net_hat, box_hat, input scale a_0,
+    output scale a_L) with f(x) = a_L f_hat(x / a_0) exactly, so Lip_p(f) = (a_L / a_0)
+    Lip_p(f_hat) and a point u of [-box_hat, box_hat]^N_0 is x = a_0 u of the box.  a_0 =
+    `input_scale(box)`; before activation layer l the pre-activations are divided by a
+    power of two a_l near the largest interval bound of |z_l| on the box, the activation
+    replaced by sigma_hat(t) = sigma(a_l t) / a_l (`_scaled_activation`: same slopes, knots
+    and values / a_l) and the next weights multiplied by a_l: every factor a power of two,
+    every product exact (a layer whose scaling would leave the float64 normal range keeps
+    a_l = 1).  a_L is the last one (1 when the network ends with a dense layer whose scale
+    was not changed)."""
+    a_in = input_scale(box)
+    layers = list(scaled_input(net, a_in).layers)
+    box_hat = box / a_in
+    lo, hi = np.full(net.n_in, -box_hat), np.full(net.n_in, box_hat)
+    carry, out = 1.0, []                      # carry: the scale of the values entering
+    for i, layer in enumerate(layers):
+        if layer.kind != "dense":
+            width = len(lo)
+            spl = knot_form(layer, width)
+            lo, hi = (np.array(v) for v in zip(*(_range(spl, n, lo[n], hi[n])
+                                                 for n in range(width))))
+            out.append(layer)
+            continue
+        w = layer.params["weight"] * carry
+        b = layer.params.get("bias")
+        centre = w @ ((lo + hi) / 2) + (0.0 if b is None else b)
+        spread = np.abs(w) @ ((hi - lo) / 2)
+        size = float(np.max(np.abs(centre) + spread, initial=0.0))
+        factor = float(np.ldexp(1.0, int(np.round(np.log2(size))))) if size > 0 else 1.0
+        following = layers[i + 1] if i + 1 < len(layers) else None
+        activation = following is not None and following.kind != "dense"
+        scaled = _scaled_activation(following, factor) if activation else following
+        if ((activation and scaled is None) or not _fits(w / factor)
+                or (b is not None and not _fits(b / factor))):
+            factor, scaled = 1.0, following
+        out.append(Dense(w / factor, None if b is None else b / factor))
+        if activation:
+            layers[i + 1] = scaled
+        lo, hi = (centre - spread) / factor, (centre + spread) / factor
+        carry = factor
+    return Network(out), box_hat, a_in, carry
+
+
+def _fits(values: np.ndarray) -> bool:
+    """Whether every nonzero value is a normal float64 (a scaling by a power of two was
+    exact)."""
+    values = np.asarray(values)
+    return bool(np.all(np.isfinite(values))
+                and not np.any((values != 0) & (np.abs(values) < np.finfo(float).tiny)))
+
+
+def _range(spl: KnotSpline, n: int, lo: float, hi: float) -> tuple[float, float]:
+    """min and max of sigma_n over [lo, hi] (at the ends and the knots inside)."""
+    tau = spl.knots[n]
+    pts = np.concatenate([[lo, hi], tau[(tau > lo) & (tau < hi)]])
+    vals = spl.b0[n] + spl.b1[n] * pts + np.maximum(pts[:, None] - tau, 0.0) @ spl.jumps[n]
+    return float(vals.min()), float(vals.max())
+
+
 def tail_products(net: Network, p: float) -> tuple[np.ndarray, list, float]:
     """Per activation layer k (in order), the layer-wise bound of the map from its outputs to
     the network's output, prod_{j > k} ||diag(L_j) W_j||_{p->p} over the blocks of
@@ -177,10 +307,11 @@ def chebyshev_center(a_mat: np.ndarray, b_vec: np.ndarray) -> tuple[np.ndarray, 
     norms = np.linalg.norm(a_mat, axis=1)
     keep = norms > 0
     n0 = a_mat.shape[1]
-    res = scipy.optimize.linprog(np.r_[np.zeros(n0), -1.0],
-                                 A_ub=np.column_stack([a_mat[keep], norms[keep]]),
-                                 b_ub=b_vec[keep], bounds=[(None, None)] * n0 + [(0, None)],
-                                 method="highs")
+    with solver_output_silenced():
+        res = scipy.optimize.linprog(np.r_[np.zeros(n0), -1.0],
+                                     A_ub=np.column_stack([a_mat[keep], norms[keep]]),
+                                     b_ub=b_vec[keep], bounds=[(None, None)] * n0 + [(0, None)],
+                                     method="highs")
     if res.status != 0 or not res.x[-1] > 0:
         raise ValueError(f"a_mat, b_vec: expected a bounded region with an interior point "
                          f"({res.message})")
@@ -221,7 +352,7 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
 # The MILP lives in reference.milp; its public names stay importable from here (resolved on
 # first use, so that either module can be imported first).
 _MILP_NAMES = ("HIGHS_INFINITY", "MAX_BINARIES", "MAX_CUTS", "MILP_TOLERANCE", "PRESOLVE",
-               "REGION_TOL", "MilpNotOptimal", "_Milp", "exact_milp")
+               "MilpNotOptimal", "_Milp", "exact_milp")
 _1D_NAMES = ("exact_1d", "exact_1d_on_box")
 
 

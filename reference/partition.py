@@ -253,9 +253,12 @@ def enumerate_cells(net, cells, maps: LayerMap, tables: dict, p: float, limit: f
 def certify(net, enum: Enumeration, points: np.ndarray, tables: dict, p: float,
             chunk: int) -> dict:
     """The attained cells (module docstring) at one point per final cell (M, d): robust
-    (floating point decides the exact pattern there), match (it is the cell's own and the
-    network's Jacobian there equals the pattern's to JACOBIAN_RTOL relative to the largest
-    entry), the Jacobians (pattern, network) and their norms."""
+    (floating point decides the exact pattern there, and it is the cell's own), match (and
+    the network's Jacobian there equals the pattern's to JACOBIAN_RTOL relative to the
+    largest entry: robust and not match is a failed check), the Jacobians' norms (pattern,
+    network).  A point where floating point decides another pattern than the cell's (its
+    float polygon is wider than its exact region, where the cuts were uncertain) leaves the
+    cell to the exact step, like a point where it decides none."""
     count = len(points)
     j_pat = enum.maps.gain[enum.cells.parent]                       # (P, N_L, d)
     robust = np.zeros(count, dtype=bool)
@@ -271,7 +274,7 @@ def certify(net, enum: Enumeration, points: np.ndarray, tables: dict, p: float,
         j_net[part] = net.input_jacobian(points[part])
     scale = max(float(np.abs(j_pat).max(initial=0.0)), np.finfo(float).tiny)
     match = same & np.all(np.abs(j_net - j_pat) <= JACOBIAN_RTOL * scale, axis=(1, 2))
-    return {"robust": robust, "match": match, "pattern_norms": jacobian_norms(j_pat, p),
+    return {"robust": same, "match": match, "pattern_norms": jacobian_norms(j_pat, p),
             "net_norms": jacobian_norms(j_net, p)}
 
 
@@ -338,9 +341,9 @@ def conclude(net, p: float, region, enum: Enumeration, cert: dict, tables: dict,
     mismatches = int((cert["robust"] & ~match).sum())
     reasons = []
     if mismatches:
-        reasons.append(f"{mismatches} cells' patterns or Jacobians differ from the network's "
-                       f"at a point where floating point decides them (Jacobians to "
-                       f"{JACOBIAN_RTOL:g} relative)")
+        reasons.append(f"{mismatches} cells' Jacobians differ from the network's at a point "
+                       f"where floating point decides their pattern (to {JACOBIAN_RTOL:g} "
+                       "relative)")
     if open_bound is not None and open_bound > value + 2 * rounding:
         reasons.append(f"the time limit came before every pattern left open by floating point "
                        f"was decided in exact arithmetic (largest bound left {open_bound!r})")

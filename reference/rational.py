@@ -305,26 +305,28 @@ def interior_point(region) -> np.ndarray:
 
 # --------------------------------------------------------------- N-D certificates (MILP)
 def pattern_rows(rnet: RationalNetwork, pattern: list) -> list:
-    """The constraints of a complete pattern's region as exact rows (a, b), a . x <= b (one
-    per finite end of every neuron's piece), in the network's input dimension."""
+    """The constraints of a complete pattern's region as exact rows (key, a, b), a . x <= b,
+    one per finite end of every neuron's piece, key = (k, "lo" / "hi") with k the neuron's
+    index in network order (all activation layers), in the input dimension."""
     maps = rnet.through_dense(0, Affine.identity(rnet.net.n_in))
-    rows = []
+    rows, k = [], 0
     for depth, i in enumerate(rnet._activations):
         table = rnet.table(i, len(maps))
-        pieces = [int(k) for k in pattern[depth]]
-        for n, k in enumerate(pieces):
+        pieces = [int(j) for j in pattern[depth]]
+        for n, j in enumerate(pieces):
             g, c = maps.row(n)
-            lo, hi = _bounds(table.exact(n)[0], k)
+            lo, hi = _bounds(table.exact(n)[0], j)
             if lo is not None:
-                rows.append(([-v for v in g], c - lo))
+                rows.append(((k, "lo"), [-v for v in g], c - lo))
             if hi is not None:
-                rows.append((list(g), hi - c))
+                rows.append(((k, "hi"), list(g), hi - c))
+            k += 1
         maps = rnet.through_dense(i + 1, _activate(table, pieces, maps))
     return rows
 
 
 def box_rows(box, dim: int) -> list:
-    """-box <= x_d <= box as exact rows (a, b)."""
+    """-box <= x_d <= box as exact rows (a, b): x_d <= box, then -x_d <= box, per d."""
     r = Fraction(box)
     rows = []
     for d in range(dim):
@@ -334,9 +336,59 @@ def box_rows(box, dim: int) -> list:
 
 
 def strictly_inside(rows: list, x) -> bool:
-    """Whether the float64 point x (read exactly) satisfies every row a . x < b strictly."""
-    point = [Fraction(float(v)) for v in x]
+    """Whether the point x (float64 values read exactly, or Fractions) satisfies every row
+    a . x < b strictly."""
+    point = [v if isinstance(v, Fraction) else Fraction(float(v)) for v in x]
     return all(sum((ai * xi for ai, xi in zip(a, point) if ai), ZERO) < b for a, b in rows)
+
+
+def _echelon_solve(matrix: list, rhs: list, defaults: list) -> list | None:
+    """A solution of matrix v = rhs (Fractions, any shape), exact: Gauss-Jordan elimination,
+    the free unknowns set to `defaults`; None when the system has no solution."""
+    rows, cols = len(matrix), len(defaults)
+    m = [list(row) + [r] for row, r in zip(matrix, rhs)]
+    pivots, r = [], 0
+    for col in range(cols):
+        pivot = next((i for i in range(r, rows) if m[i][col] != 0), None)
+        if pivot is None:
+            continue
+        m[r], m[pivot] = m[pivot], m[r]
+        m[r] = [v / m[r][col] for v in m[r]]
+        for i in range(rows):
+            if i != r and m[i][col] != 0:
+                f = m[i][col]
+                m[i] = [a - f * b for a, b in zip(m[i], m[r])]
+        pivots.append(col)
+        r += 1
+    if any(all(v == 0 for v in row[:-1]) and row[-1] != 0 for row in m[r:]):
+        return None
+    v = list(defaults)
+    for i, col in enumerate(pivots):
+        v[col] = m[i][-1] - sum((m[i][j] * v[j] for j in range(cols)
+                                 if j not in pivots), ZERO)
+    return v
+
+
+def interior_certificate(rows: list, binding: list, weights: list, guess) -> list | None:
+    """A point strictly inside {x : a . x < b for every row}, exactly, from an LP that
+    maximised the margin eps in a . x + eps w <= b: the point where its binding rows hold
+    with equality at a common margin eps (a_i . x + eps w_i = b_i, w_i > 0 the rows'
+    weights, the unknowns the rows leave free set to the LP's point `guess`, or to half of
+    it, or to 0, the first that works), returned (as Fractions) when eps > 0 and every row
+    holds strictly; else None.  This decides regions
+    thinner than the LP's own tolerances (1e-7 in HiGHS)."""
+    if not binding:
+        return None
+    dim = len(rows[0][0])
+    matrix = [list(a) + [Fraction(w)] for (a, _), w in zip(binding, weights)]
+    rhs = [b for _, b in binding]
+    for shrink in (1, Fraction(1, 2), 0):       # the LP's point may sit on the box's face
+        solution = _echelon_solve(matrix, rhs,
+                                  [shrink * Fraction(float(v)) for v in guess] + [ZERO])
+        if solution is not None and solution[dim] > 0 and strictly_inside(rows,
+                                                                           solution[:dim]):
+            return solution[:dim]
+    return None
 
 
 def _solve(matrix: list, rhs: list) -> list | None:

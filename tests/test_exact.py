@@ -164,20 +164,28 @@ def spline_prelu_2_3_2():
         PReLU([-0.503209196612596, -0.8599314078872615])])
 
 
-def test_milp_reports_the_witness_and_highs_bound_as_the_upper_end():
+def test_milp_reports_the_witness_and_highs_bound_as_the_upper_end(monkeypatch):
     """Bug: HiGHS's objective and the NumPy re-evaluation differing by more than 1e-6
     relative (within HiGHS's own tolerance) was an error.  The value is now the witness (the
     network's Jacobian at an interior point, attained), HiGHS's bound + its tolerance the
-    upper end, and the two agree to that tolerance: optimal."""
+    upper end, and the two agree to that tolerance: optimal.  (On this network HiGHS was
+    1.86e-6 above its pattern before the MILP was normalised; the normalised problem no
+    longer shows it, so HiGHS's answer is inflated by 5e-6 here, inside the tolerance.)"""
     net = spline_prelu_2_3_2()
+    plain = exact_milp(net, 1, box=1.0)
+    inflated_highs(monkeypatch, 1 + 5e-6)
     r = exact_milp(net, 1, box=1.0)
     assert r["milp_objective"] - r["value"] > 1e-6 * r["value"]     # the reproducer holds
-    assert r["status"] == "optimal" and r["certified_exact"]
+    assert r["status"] == "optimal" and r["certified_exact"] and r["value"] == plain["value"]
     jac = net.input_jacobian(np.asarray(r["witness_x"])[None])[0]
     assert r["value"] == r["witness"] == r["lower_bound"] == lipschitz.operator_norm(jac, 1)
     assert np.all(np.abs(r["witness_x"]) <= 1.0)
     assert r["value"] < r["milp_dual_bound"] + r["tolerance"] <= r["upper_bound"]
-    assert r["tolerance"] == exact_mod.MILP_TOLERANCE * max(1.0, r["milp_dual_bound"])
+    # the tolerance is relative to the normalised problem's scale (factor a_L / a_0)
+    _, _, a_in, a_out = exact_mod.normalized_network(net, 1.0)
+    scale = a_out / a_in
+    assert r["tolerance"] == pytest.approx(
+        exact_mod.MILP_TOLERANCE * max(scale, r["milp_dual_bound"]), rel=1e-15)
     low = lipschitz.lower(net, 1, box=1.0, num_points=3000)["value"]
     assert low <= r["upper_bound"]
 
@@ -240,7 +248,7 @@ def test_milp_degenerate_pattern_of_the_optimal_value_is_replaced():
                           [0.7528647770791689, 0.5467974490070381, -0.40630172783139196]]),
                    ReLU()])
     r = exact_milp(net, 1, box=0.5)
-    assert r["status"] == "optimal" and r["cuts"] >= 1 and r["interior_margin"] > 0
+    assert r["status"] == "optimal" and r["cuts"] >= 1 and r["attained"]
     assert r["value"] == pytest.approx(0.8560663057982436, rel=1e-12)
     jac = net.input_jacobian(np.asarray(r["witness_x"])[None])[0]
     assert lipschitz.operator_norm(jac, 1) == r["value"] and np.all(np.abs(r["witness_x"]) <= 0.5)

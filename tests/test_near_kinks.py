@@ -230,3 +230,30 @@ def test_exact_1d_keeps_a_thin_piece(case, p):
     net = Network([Dense(first.params["weight"][:, :1], first.params["bias"]), *net2.layers[1:]])
     assert exact_1d(net, p)["value"] == pytest.approx(constant, rel=1e-12)
     assert exact_1d_on_box(net, p, box)["box_value"] == pytest.approx(constant, rel=1e-12)
+
+
+@profiles
+def test_milp_never_below_a_straddling_pair(profile):
+    """The same property with three inputs, p in {1, inf} (the MILP): before the fix it cut
+    the strip's pattern off (no interior point deeper than 1e-9 x the box) and called the
+    rest optimal; with the box 1000 or 1e6 HiGHS, unnormalised, missed it outright."""
+    @given(strips.filter(lambda params: params["p"] != 2.0))
+    def prop(params):
+        case = strip_network(params, n_in=3)
+        r = exact_milp(case["net"], params["p"], box=params["box"])
+        check_exact_result(r, case, params["box"], params["p"])
+    check(prop, profile, examples=25, slow_examples=1000)
+
+
+@pytest.mark.parametrize("case", ["relu gap 1e-13", "spline step 1e-12",
+                                  "spline step 1e-7, box 1e6", "relu gap 1e-10, box 1000",
+                                  "relu gap 1e-16"])
+@pytest.mark.parametrize("p", [1.0, np.inf])
+def test_milp_keeps_a_thin_strip(case, p):
+    net2, box, constant = ISSUE_CASES[case]
+    first = net2.layers[0]
+    weight = np.hstack([first.params["weight"], np.zeros((len(first.params["weight"]), 1))])
+    net = Network([Dense(weight, first.params["bias"]), *net2.layers[1:]])
+    r = exact_milp(net, p, box=box)
+    assert r["status"] == "optimal" and r["value"] == pytest.approx(constant, rel=1e-12)
+    assert r["upper_bound"] >= constant
