@@ -34,7 +34,8 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.optimize
 
-from reference.lipschitz import activation_constants, blocks, operator_norm, steepest_direction
+from reference.lipschitz import (activation_constants, blocks, operator_norm, steepest_direction,
+                                 vector_norm)
 from reference.network import Dense, KnotSplineActivation, Network, SplineActivation
 from reference.pieces import piece_table
 from reference.rounding import UNIT_ROUNDOFF
@@ -139,8 +140,9 @@ def input_scale(box: float) -> float:
 def scaled_input(net: Network, scale: float) -> Network:
     """The network u -> f(scale u): the first dense layer's weight times `scale` (a power of
     two: exact), or a dense layer scale I put in front.  Jacobians are multiplied by scale,
-    Lipschitz constants too.  ValueError naming box when a nonzero weight would leave the
-    normal float64 range (the box is then too small or too large for these weights)."""
+    Lipschitz constants too.  NotApplicable (a ValueError) naming box when a nonzero weight
+    would leave the normal float64 range (the box is then too small or too large for these
+    weights: the ladder reports the exact method as not applicable, the others run)."""
     first = net.layers[0]
     if scale == 1.0:
         return net
@@ -151,9 +153,10 @@ def scaled_input(net: Network, scale: float) -> Network:
     nonzero = w != 0
     tiny = np.finfo(float).tiny
     if not np.all(np.isfinite(scaled)) or np.any(np.abs(scaled[nonzero]) < tiny):
-        raise ValueError(f"box: the first layer's weights (|w| in [{np.abs(w[nonzero]).min():.3g}, "
-                         f"{np.abs(w).max():.3g}]) times the box scale {scale:.3g} leave the "
-                         "normal float64 range; the exact methods cannot work at this box")
+        low, high = np.abs(w[nonzero]).min(), np.abs(w).max()
+        raise NotApplicable(f"box: the first layer's weights (|w| in [{low:.3g}, {high:.3g}]) "
+                            f"times the box scale {scale:.3g} leave the normal float64 range; "
+                            "the exact methods cannot work at this box")
     return Network([Dense(scaled, first.params.get("bias")), *net.layers[1:]])
 
 
@@ -346,7 +349,7 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
     if np.all(x_a == x_b):
         raise ValueError("a_mat, b_vec: the region's chord is shorter than float64 resolves")
     diff = net.forward(x_b[None])[0] - net.forward(x_a[None])[0]
-    return x_a, x_b, float(np.linalg.norm(diff, ord=p) / np.linalg.norm(x_b - x_a, ord=p))
+    return x_a, x_b, vector_norm(diff, p) / vector_norm(x_b - x_a, p)
 
 
 # The MILP lives in reference.milp; its public names stay importable from here (resolved on

@@ -34,7 +34,7 @@ from reference._checks import OverflowResult
 from reference.exact import (MAX_PIECES, TIME_LIMIT, chord_pair, finite_or_none, input_scale,
                              jacobian_rounding, piece_tables, scaled_input)
 from reference.limits import Deadline, check_box, check_limit
-from reference.lipschitz import check_finite, parse_p
+from reference.lipschitz import check_finite, parse_p, vector_norm
 from reference.network import Network
 from reference.partition import (LayerMap, begin_cut, certify, chunks, conclude,
                                  enumerate_cells)
@@ -156,7 +156,7 @@ def _max_secant(net: Network, points: np.ndarray, p: float) -> float:
         if previous is not None:
             x, f = np.concatenate([[previous[0]], x]), np.concatenate([previous[1], f])
         if len(x) > 1:
-            slopes = np.linalg.norm(np.diff(f, axis=0), ord=p, axis=1) / np.diff(x)
+            slopes = vector_norm(np.diff(f, axis=0), p) / np.diff(x)
             best = max(best, float(slopes.max()))
         previous = (x[-1], f[-1:])
     return best

@@ -28,15 +28,15 @@ from reference.exact import (TIME_LIMIT, NotApplicable, box_halfspaces, chord_pa
                              solver_output_silenced, tail_bounds)
 from reference.limits import Deadline, check_box, check_limit, guard
 from reference.lipschitz import (check_finite, jacobian_norms, operator_norm, parse_p,
-                                 secant_pair)
+                                 secant_pair, vector_norm)
 from reference.network import Network
 from reference.rounding import robust_pieces
 from reference.spline import KnotSpline
 
 MAX_BINARIES = 400         # binaries of one MILP (refused before solving)
 HIGHS_INFINITY = 1e20      # HiGHS treats bounds of this size as infinite
-MILP_TOLERANCE = 1e-5      # HiGHS's objective and bounds, trusted to this x max(1, |bound|)
-#                            (in the normalised network's units, where values are near 1)
+MILP_TOLERANCE = 1e-5      # HiGHS's objective and bounds, trusted to this x
+#                            max(|bound|, layer-wise bound): relative to the problem's scale
 PRESOLVE = (True, False)   # HiGHS attempts: a "Solve error" with presolve is retried without
 MAX_CUTS = 200             # patterns proven without interior cut off per MILP
 THIN_PIECE = 1e-5          # _encode: pieces narrower (x the neuron's range) are widened
@@ -565,9 +565,11 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     tolerances: its rows hold to mip_feasibility_tolerance = 1e-6 (absolute, in the
     normalised units), which moves the objective by about that much (measured: HiGHS's
     objective above the NumPy value of its own pattern by up to 1.06e-6 relative over 3900
-    MILPs of the ladder property's networks, 1.86e-6 on one found by a random search), so U
-    is trusted to tolerance = MILP_TOLERANCE x max(1, |U|) (normalised units) and the upper
-    bound is U + tolerance.  The value reported is the witness, never HiGHS's number:
+    MILPs of the ladder property's networks, 1.86e-6 on one found by a random search), and
+    a row's error reaches the objective through the gains of the layers after it, so U is
+    trusted to tolerance = MILP_TOLERANCE x max(|U|, layerwise(f, p)) (the layer-wise bound
+    carries those gains; both scale like f, so the tolerance means the same in any units)
+    and the upper bound is U + tolerance.  The value reported is the witness, never HiGHS's number:
     status "optimal" (certified_exact) when |U - witness| <= tolerance; otherwise value None
     and a bracket (`_verdict`): status "not_attained" (the best pattern left after max_cuts
     cuts is neither attained nor proven) or "solver_tolerance" (HiGHS's bound and the
@@ -615,8 +617,7 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     pair = out["witness_pair"]
     x, x_pair = a_in * np.asarray(pair["x"]), a_in * np.asarray(pair["x_pair"])
     diff = net.forward(x_pair[None])[0] - net.forward(x[None])[0]
-    pair.update(x=x, x_pair=x_pair, ratio=float(np.linalg.norm(diff, ord=p)
-                                                / np.linalg.norm(x_pair - x, ord=p)))
+    pair.update(x=x, x_pair=x_pair, ratio=vector_norm(diff, p) / vector_norm(x_pair - x, p))
     out["witness_x"] = a_in * np.asarray(out["witness_x"])
     if out["value"] is not None:
         out["value"] = out["witness"]
@@ -645,7 +646,7 @@ def _exact_milp(net: Network, p: float, box: float, limits: tuple, deadline) -> 
     candidates = [d["candidate"] for d in done if d.get("candidate")]
     solved = sum(d["solved"] for d in done)
     upper = float(max(d["upper"] for d in done))
-    tolerance = MILP_TOLERANCE * max(1.0, abs(upper))
+    tolerance = MILP_TOLERANCE * max(abs(upper), tail_bounds(net, p)[1])
     witness, x_in, attained, rows = _witness(net, candidates, p)
     pair = witness_pair(net, p, box, x_in, rows)
     if witness is None:                    # no pattern attained: the fallback's own point

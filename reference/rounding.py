@@ -101,8 +101,8 @@ def robust_pieces(net: Network, x: np.ndarray, tables: dict,
     computed pre-activation), and robust (M,) bool, True where every pre-activation z lies
     inside its piece by more than 2 e + gamma_4 (|z| + max|knot|) + knot error (+ the
     kernels' snap width below a knot), e its running error bound (`forward_errors`).  There
-    the exact pre-activations lie strictly inside the same pieces: f is affine near x with that pattern's Jacobian,
-    and the network's computed Jacobian takes the same pieces.  tables: {layer index:
+    the exact pre-activations lie strictly inside the same pieces: f is affine near x with
+    that pattern's Jacobian, and the network's computed Jacobian takes the same pieces.  tables: {layer index:
     reference.pieces.PieceTable}; flat: per activation layer, (M, W) bool, True for a neuron
     whose pre-activation is constant around the point in the exact model (its weight row
     through the pattern is exactly 0): it needs no margin (f is affine around x whichever

@@ -31,7 +31,7 @@ import numpy as np
 from reference import exact as exact_mod
 from reference import ladder
 from reference.limits import check_box
-from reference.lipschitz import blocks, check_finite, parse_p
+from reference.lipschitz import blocks, check_finite, parse_p, vector_norm
 from reference.network import Network
 from reference.rounding import UNIT_ROUNDOFF, forward_error_bound, gamma  # noqa: F401
 
@@ -90,7 +90,9 @@ def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
                 / (||dx||_p (1 + g_0) / (1 - u)) * (1 - 4u),
     df, dx the computed differences, e, e' the forward error bounds (`forward_error_bound`),
     g_L = gamma_{N_L + 2}, g_0 = gamma_{N_0 + 2} (the norms' roundings), u = 2^-53 (each
-    subtraction is correctly rounded; 4u for this formula's own roundings)."""
+    subtraction is correctly rounded; 4u for this formula's own roundings), and at least 0
+    (a ratio of norms: when the rounding bound exceeds the difference, as for two points
+    1e-300 apart where f is near 1, the pair certifies nothing more)."""
     x = np.asarray(x, dtype=np.float64)
     x_pair = np.asarray(x_pair, dtype=np.float64)
     # one point per call, as a reader re-evaluating the pair would (BLAS may round a batch
@@ -99,13 +101,13 @@ def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
     f, err = np.concatenate([f0, f1]), np.concatenate([e0, e1])
     df, dx = f[1] - f[0], x_pair - x
     u = UNIT_ROUNDOFF
-    norm_df, norm_dx = np.linalg.norm(df, ord=p), np.linalg.norm(dx, ord=p)
+    norm_df, norm_dx = vector_norm(df, p), vector_norm(dx, p)
     if norm_dx == 0:
         raise ValueError("x, x_pair: expected two distinct points")
-    slack = np.linalg.norm(err[0] + err[1] + 2 * u * np.abs(df), ord=p)
+    slack = vector_norm(err[0] + err[1] + 2 * u * np.abs(df), p)
     g_out, g_in = gamma(len(df) + 2), gamma(len(dx) + 2)
-    low = ((norm_df * (1 - g_out) - slack * (1 + g_out))
-           / (norm_dx * (1 + g_in) / (1 - u)) * (1 - 4 * u))
+    low = max((norm_df * (1 - g_out) - slack * (1 + g_out))
+              / (norm_dx * (1 + g_in) / (1 - u)) * (1 - 4 * u), 0.0)   # a ratio is >= 0
     ratio = float(norm_df / norm_dx)
     return Witness(x.tolist(), x_pair.tolist(), ratio, float(low), float(ratio - low), method,
                    source)
@@ -126,8 +128,8 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
       exact_1d_on_box ("jacobian_rounding") and regions_2d ("rounding_bound") add the rounding
       bound of a computed Jacobian norm (`exact.jacobian_rounding`; regions_2d's upper_bound
       holds it already); the MILP ("tolerance") its tolerance (HiGHS's bound +
-      MILP_TOLERANCE x max(1, |bound|)); a layer-wise upper end ("closed_form") as the closed
-      forms."""
+      MILP_TOLERANCE x max(|bound|, layer-wise bound)); a layer-wise upper end
+      ("closed_form") as the closed forms."""
     parts = blocks(net)
     n = sum(w.shape[1] + 2 for w, _ in parts) + net.n_in + net.n_out
     closed = CLOSED_FORM_FACTOR * gamma(n)

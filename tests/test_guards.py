@@ -80,10 +80,11 @@ def test_limit_validation_property(profile):
             assert limits.check_limit(value, "max_pieces") == float(value) and ok
         except ValueError as exc:
             assert not ok and str(exc).startswith("max_pieces: ")
+        inside = ok and limits.MIN_BOX <= value <= limits.MAX_BOX
         try:
-            assert limits.check_box(value) == float(value) and ok and value <= limits.MAX_BOX
+            assert limits.check_box(value) == float(value) and inside
         except ValueError as exc:
-            assert not (ok and value <= limits.MAX_BOX) and str(exc).startswith("box: ")
+            assert not inside and str(exc).startswith("box: ")
     check(prop, profile)
 
 

@@ -4,7 +4,8 @@ Lip_p(f) <= C over the box (sound / unsound / undecided, exit 0 / 1 / 3)."""
 from __future__ import annotations
 
 from reference import ladder, lipschitz, lipsdp, verdict
-from reference.commands.args import nonneg_float, nonneg_int, positive_float, positive_int
+from reference.commands.args import (box_half_width, nonneg_float, nonneg_int, positive_float,
+                                     positive_int)
 from reference.files import dumps_json
 from reference.io import load_model, network_from_mat
 
@@ -116,8 +117,9 @@ def register(sub) -> None:
     p.add_argument("--p", default="2", help="l_p norm on inputs and outputs: 1, 2 or inf")
     p.add_argument("--methods", default=",".join(ladder.METHODS),
                    help="comma-separated subset of " + ",".join(ladder.METHODS))
-    p.add_argument("--box", type=positive_float, default=1.0,
-                   help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
+    p.add_argument("--box", type=box_half_width, default=1.0,
+                   help="half-width R of the box [-R, R]^N_0 for lower and exact, in "
+                        "[1e-290, 1e6]")
     p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER,
                    help="SDP solver for LipSDP: NUMPY (default), CVXOPT, CLARABEL, SCS, MOSEK")
     p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
