@@ -36,7 +36,7 @@ from reference.exact import (MAX_PIECES, TIME_LIMIT, chord_pair, finite_or_none,
 from reference.limits import Deadline, check_box, check_limit
 from reference.lipschitz import check_finite, parse_p, vector_norm
 from reference.network import Network
-from reference.partition import (LayerMap, begin_cut, certify, chunks, conclude,
+from reference.partition import (LayerMap, begin_cut, certify, chunks, conclude, end_cut,
                                  enumerate_cells)
 from reference.rounding import gamma
 
@@ -47,17 +47,16 @@ CHANGE_RTOL = 1e-12        # linear_pieces: neighbours whose slopes agree to thi
 @dataclass
 class Segments:
     """S segments [left, right] of the line (+-inf at the ends of R), each end with a bound
-    on its distance to the exact model's end (radius_left, radius_right; 0 at a fixed end),
-    parent (S,) the row of the layer's LayerMap and pieces (S, W) the pieces of the neurons
-    of the activation layer being cut (the cells container of reference.partition)."""
+    on its distance to the exact model's end (radius_left, radius_right; 0 at a fixed end)
+    and parent (S,), the row of the layer's LayerMap (the cells container of
+    reference.partition)."""
     left: np.ndarray
     right: np.ndarray
     radius_left: np.ndarray
     radius_right: np.ndarray
     parent: np.ndarray
-    pieces: np.ndarray
 
-    FIELDS = ("left", "right", "radius_left", "radius_right", "parent", "pieces")
+    FIELDS = ("left", "right", "radius_left", "radius_right", "parent")
 
     def __len__(self) -> int:
         return len(self.left)
@@ -76,9 +75,9 @@ class Segments:
 
     def split(self, maps: LayerMap, n: int, knots: np.ndarray, knot_error: float) -> tuple:
         """Every segment cut at the knots of neuron n that its z-range (widened by the error
-        bounds) meets; a crossing within the ends' bounds of an end snaps to it.  Returns the
-        segments, the count of pieces (before any is built) and the undecided ones as (row,
-        piece) pairs (see reference.partition)."""
+        bounds) meets; a crossing within the ends' bounds of an end snaps to it.  Returns
+        `partition.end_cut`'s (segments, the row each comes from, its piece, the count of
+        pieces (before any is built), the undecided ones as (row, piece) pairs)."""
         g, c = maps.gain[self.parent, n, 0], maps.offset[self.parent, n]
         g_abs, c_abs = maps.gain_abs[self.parent, n, 0], maps.offset_abs[self.parent, n]
         rounds = maps.rounds
@@ -94,10 +93,11 @@ class Segments:
         (z_l, e_l), (z_r, e_r) = ends
         lo = np.minimum(z_l - e_l, z_r - e_r)
         hi = np.maximum(z_l + e_l, z_r + e_r)
-        total, undecided, rep, piece, part = begin_cut(self, n, knots, lo, hi, g[:, None], c,
-                                                       g_abs[:, None])
+        cut = begin_cut(self, knots, lo, hi, g[:, None], c, g_abs[:, None])
+        part = cut["part"]
         if part is None:
-            return self, total, undecided
+            return end_cut(self, cut)
+        rep, piece = cut["rows"], cut["pieces"]
         gs, cs, gas, cas = g[rep], c[rep], g_abs[rep], c_abs[rep]
         edges = np.concatenate([[-np.inf], knots, [np.inf]])
         crossing = []
@@ -123,11 +123,7 @@ class Segments:
         part.radius_right = np.where(end_at_right, part.radius_right, r_hi)
         part.left = np.where(start_at_left, part.left, x_lo)
         part.right = np.where(end_at_right, part.right, x_hi)
-        kept = ~empty & (part.right > part.left)
-        undecided += [(int(r), int(k)) for r, k in zip(rep[~kept], piece[~kept])]
-        whole = np.ones(len(self), dtype=bool)
-        whole[rep] = False
-        return Segments.concat([self.take(whole), part.take(kept)]), total, undecided
+        return end_cut(self, cut, ~empty & (part.right > part.left))
 
 
 def inside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -171,7 +167,7 @@ def _enumerate(net, domain: tuple, p, max_pieces, deadline, label: str, tables: 
     """The partition of `domain` (lo, hi) (+-inf for R) by the network's breakpoints
     (partition.enumerate_cells), with the bracket of an interrupted run."""
     start = Segments(np.array([domain[0]], float), np.array([domain[1]], float),
-                     np.zeros(1), np.zeros(1), np.zeros(1, int), np.zeros((1, 1), np.int32))
+                     np.zeros(1), np.zeros(1), np.zeros(1, int))
 
     def stop(segments, upper, status, where):
         if status == "limit":

@@ -6,10 +6,12 @@ slivers, and the certificate of every final cell.
 A *cell* is a region of the input where every activation layer so far has a fixed piece per
 neuron; on it z = gain x + offset before the next activation layer (`LayerMap`).  A cells
 container (reference.regions2d.Polygons, reference.exact1d.Segments) has `parent` (the row
-of the LayerMap that holds on each cell), `pieces` (the pieces of the layer being cut),
-`take`, `concat` and a `split` that cuts its cells along one neuron's knots and returns the
-strips it could not decide (no length / area left after the cut: the piece may still meet
-the cell in a region thinner than the rounding).  Those are *slivers*: never dropped, kept
+of the LayerMap that holds on each cell), `take`, `concat` and a `split` that cuts its cells
+along one neuron's knots, returns for every new cell the row it was cut from and its piece
+of the neuron (`begin_cut`, `end_cut`: the pieces of a layer are rebuilt from these steps
+once, at its end, never copied at every neuron), and the strips it could not decide (no
+length / area left after the cut: the piece may still meet the cell in a region thinner
+than the rounding).  Those are *slivers*: never dropped, kept
 with a bound of every Jacobian they could hold (`sliver_bound`).
 
 Certificate (`certify`): a final cell's pattern is attained when, at a point inside it,
@@ -150,25 +152,51 @@ def candidate_pieces(knots: np.ndarray, lo: np.ndarray, hi: np.ndarray, gain: np
     return first, strips, undecided
 
 
-def begin_cut(cells, n: int, knots: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              gain: np.ndarray, offset: np.ndarray, gain_abs: np.ndarray) -> tuple:
-    """The first step of a cells container's `split` along neuron n, from the range [lo, hi]
-    of its pre-activation on each cell (`candidate_pieces`): every cell gets its first
-    piece; the cells cut into several strips are copied once per strip.  Returns (count of
-    strips, undecided (row, piece) pairs, rows (the cell of every strip), pieces (of every
-    strip), the copies with their pieces set, or None when no cell is cut)."""
+def begin_cut(cells, knots: np.ndarray, lo: np.ndarray, hi: np.ndarray, gain: np.ndarray,
+              offset: np.ndarray, gain_abs: np.ndarray) -> dict:
+    """The first step of a cells container's `split` along one neuron, from the range
+    [lo, hi] of its pre-activation on each cell (`candidate_pieces`): the cells cut into
+    several strips are copied once per strip.  Returns a dict: total (count of strips),
+    undecided ((row, piece) pairs), first (every cell's first piece), rows (the cell of
+    every strip), pieces (of every strip) and part (the copies), the last three None when
+    no cell is cut."""
     first, strips, undecided = candidate_pieces(knots, lo, hi, gain, offset, gain_abs)
-    cells.pieces[:, n] = first
-    total = int(strips.sum())
-    if not np.any(strips > 1):
-        return total, undecided, None, None, None
-    rows = np.flatnonzero(strips > 1)
-    rep = np.repeat(rows, strips[rows])
-    start = np.repeat(np.cumsum(strips[rows]) - strips[rows], strips[rows])
-    piece = first[rep] + np.arange(len(rep)) - start
-    part = cells.take(rep)
-    part.pieces[:, n] = piece
-    return total, undecided, rep, piece, part
+    out = {"total": int(strips.sum()), "undecided": undecided, "first": first, "rows": None,
+           "pieces": None, "part": None}
+    if np.any(strips > 1):
+        rows = np.flatnonzero(strips > 1)
+        rep = np.repeat(rows, strips[rows])
+        start = np.repeat(np.cumsum(strips[rows]) - strips[rows], strips[rows])
+        out.update(rows=rep, pieces=first[rep] + np.arange(len(rep)) - start,
+                   part=cells.take(rep))
+    return out
+
+
+def end_cut(cells, cut: dict, kept: np.ndarray | None = None) -> tuple:
+    """The result of a `split` (module docstring): the uncut cells, then the strips kept,
+    with (rows they come from, pieces), the count and the undecided strips (those not kept
+    join them)."""
+    undecided = list(cut["undecided"])
+    if cut["part"] is None:
+        return cells, np.arange(len(cells)), cut["first"], cut["total"], undecided
+    whole = np.ones(len(cells), dtype=bool)
+    whole[cut["rows"]] = False
+    undecided += [(int(r), int(k)) for r, k in zip(cut["rows"][~kept], cut["pieces"][~kept])]
+    origin = np.concatenate([np.flatnonzero(whole), cut["rows"][kept]])
+    pieces = np.concatenate([cut["first"][whole], cut["pieces"][kept]])
+    return (type(cells).concat([cells.take(whole), cut["part"].take(kept)]), origin, pieces,
+            cut["total"], undecided)
+
+
+def _walk(steps: list, rows: np.ndarray) -> np.ndarray:
+    """The pieces (R, len(steps)) of the cells `rows` after the cuts `steps` (per neuron,
+    (origin, piece) of every cell after it), by following the origins back."""
+    out = np.zeros((len(rows), len(steps)), np.int64)
+    for n in reversed(range(len(steps))):
+        origin, piece = steps[n]
+        out[:, n] = piece[rows]
+        rows = origin[rows]
+    return out
 
 
 @dataclass
@@ -200,8 +228,10 @@ def enumerate_cells(net, cells, maps: LayerMap, tables: dict, p: float, limit: f
                     deadline, chunk: int, stop) -> Enumeration:
     """Cut `cells` (the starting domain, maps its LayerMap) through the network: a dense
     layer moves the maps; an activation layer cuts every cell along the knots of each
-    neuron in turn (`cells.split(maps, n, knots, knot_error)`), records the patterns and
-    moves the maps through it.  The cuts are counted before they are built: past `limit`
+    neuron in turn (`cells.split(maps, n, knots, knot_error)`, which returns the new cells,
+    the row and the piece each comes from, the count and the undecided strips), rebuilds
+    the layer's pieces from those steps, records the patterns and moves the maps through
+    it.  The cuts are counted before they are built: past `limit`
     cells, or at the deadline, `stop(cells, upper, status, reason)` gives the bracket of an
     interrupted run (upper: min over the layers reached of max ||dz_l/dx|| times the
     layer-wise bound of the rest)."""
@@ -214,11 +244,11 @@ def enumerate_cells(net, cells, maps: LayerMap, tables: dict, p: float, limit: f
                 maps = maps.dense(layer)
             _check_range(maps, i)
             width = len(layer.params["weight"])
-            cells.pieces = np.zeros((len(cells), width), np.int32)
             continue
         table = tables[i]
         gain_norms = jacobian_norms(maps.gain, p)
         upper = min(upper, float(gain_norms.max()) * tails[depth])
+        steps = []                           # per neuron: (origin, piece) of every cell
         for n in range(width):
             if deadline.expired():
                 return Enumeration(cells, maps, patterns, slivers, stop(
@@ -226,24 +256,29 @@ def enumerate_cells(net, cells, maps: LayerMap, tables: dict, p: float, limit: f
                     f"{deadline.time_limit:g} s in layer {i} ({len(cells)} cells so far)"))
             knots = table.knots[n]
             knot_error = float(np.max(table.knot_error[n], initial=0.0))
-            parts, total = [], 0
+            parts, origins, pieces, total = [], [], [], 0
             for part in chunks(len(cells), chunk):
-                piece_of = cells.take(part)
-                done, count, undecided = piece_of.split(maps, n, knots, knot_error)
+                done, origin, piece, count, undecided = cells.take(part).split(
+                    maps, n, knots, knot_error)
                 parts.append(done)
+                origins.append(origin + part.start)
+                pieces.append(piece)
                 total += count
-                for row, piece in undecided:
-                    cell = int(piece_of.parent[row])
-                    pieces = tuple(int(k) for k in piece_of.pieces[row, :n]) + (piece,)
-                    slivers.append((depth, cell, pieces, sliver_bound(
-                        maps.gain[cell], table, pieces, lips[depth], after[depth], p)))
+                for row, k in undecided:
+                    row += part.start
+                    cell = int(cells.parent[row])
+                    known = tuple(int(v) for v in _walk(steps, np.array([row]))[0]) + (k,)
+                    slivers.append((depth, cell, known, sliver_bound(
+                        maps.gain[cell], table, known, lips[depth], after[depth], p)))
                 if total + len(cells) - part.stop > limit:
                     return Enumeration(cells, maps, patterns, slivers, stop(
                         cells, upper, "limit", f"layer {i}"))
             cells = type(cells).concat(parts)
-        patterns.record(cells.parent, cells.pieces, maps.flat()[cells.parent])
+            steps.append((np.concatenate(origins), np.concatenate(pieces)))
+        layer_pieces = _walk(steps, np.arange(len(cells)))
+        patterns.record(cells.parent, layer_pieces, maps.flat()[cells.parent])
         with np.errstate(over="ignore", invalid="ignore"):
-            maps = maps.activate(table, cells.pieces, cells.parent)
+            maps = maps.activate(table, layer_pieces, cells.parent)
         _check_range(maps, i)
         cells.parent = np.arange(len(cells))
         depth += 1

@@ -68,7 +68,8 @@ from reference.exact import (NotApplicable, chord_pair, finite_or_none, input_sc
 from reference.limits import Deadline, check_box, check_limit
 from reference.lipschitz import check_finite, jacobian_norms, parse_p, secant_pair
 from reference.network import Network
-from reference.partition import LayerMap, begin_cut, certify, conclude, enumerate_cells
+from reference.partition import (LayerMap, begin_cut, certify, conclude, end_cut,
+                                 enumerate_cells)
 from reference.rounding import gamma
 
 MAX_REGIONS = 200_000        # polygons of the partition (stops with a bracket)
@@ -81,21 +82,20 @@ CHUNK = 65536                # polygons per step (memory CHUNK x vertices x widt
 class Polygons:
     """P convex polygons, counter-clockwise, padded to V vertices: vertices (P, V, 2), count
     (P,) (entries past count are padding), radius (P, V) (a bound on each vertex's distance,
-    per coordinate, to the exact model's vertex), parent (P,), the row of the layer's affine
-    maps (`LayerMap`) that holds on the polygon, and pieces (P, W) int32, the piece of each
-    neuron of the activation layer being split."""
+    per coordinate, to the exact model's vertex) and parent (P,), the row of the layer's
+    affine maps (`LayerMap`) that holds on the polygon (the cells container of
+    reference.partition)."""
     vertices: np.ndarray
     count: np.ndarray
     radius: np.ndarray
     parent: np.ndarray
-    pieces: np.ndarray
 
     def __len__(self) -> int:
         return len(self.count)
 
     def take(self, index) -> "Polygons":
         return Polygons(self.vertices[index], self.count[index], self.radius[index],
-                        self.parent[index], self.pieces[index])
+                        self.parent[index])
 
     @staticmethod
     def concat(parts: list) -> "Polygons":
@@ -105,9 +105,7 @@ class Polygons:
         radius = [np.pad(part.radius, ((0, 0), (0, width - part.radius.shape[1])))
                   for part in parts]
         return Polygons(np.concatenate(pad), np.concatenate([part.count for part in parts]),
-                        np.concatenate(radius),
-                        *(np.concatenate([getattr(part, key) for part in parts])
-                          for key in ("parent", "pieces")))
+                        np.concatenate(radius), np.concatenate([part.parent for part in parts]))
 
     def split(self, maps: LayerMap, n: int, knots: np.ndarray, knot_error: float) -> tuple:
         return _split(self, maps, n, knots, knot_error, maps.rounds)
@@ -215,11 +213,11 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
            knot_error: float, rounds: int) -> tuple:
     """Every polygon cut into its strips along the knots of neuron n: the pieces whose open
     interval meets the polygon's z-range widened by the vertices' error bounds; strip k is
-    the polygon clipped to tau_{k-1} <= z_n <= tau_k (pieces[:, n] = k), a vertex within
-    its bound (+ knot_error, a bound on the knots' rounding) of a cut counting as on it.
-    Polygons met by one piece keep their rows.  Returns the polygons, the number of strips
-    (counted before any is built) and the undecided strips, those that keep no area, as
-    (row of `polygons`, piece) pairs."""
+    the polygon clipped to tau_{k-1} <= z_n <= tau_k, a vertex within its bound (+
+    knot_error, a bound on the knots' rounding) of a cut counting as on it.  Polygons met by
+    one piece stay as they are.  Returns `partition.end_cut`'s (polygons, the row each comes
+    from, its piece, the count of strips (before any is built), the undecided strips: those
+    that keep no area, as (row, piece) pairs)."""
     gain, offset = maps.gain[polygons.parent, n], maps.offset[polygons.parent, n]
     g_abs, c_abs = maps.gain_abs[polygons.parent, n], maps.offset_abs[polygons.parent, n]
     z = _values(polygons.vertices, gain, offset)
@@ -229,10 +227,11 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
     with np.errstate(invalid="ignore"):
         lo = np.where(valid, z - err, np.inf).min(axis=1)
         hi = np.where(valid, z + err, -np.inf).max(axis=1)
-    total, undecided, rep, piece, part = begin_cut(polygons, n, knots, lo, hi, gain, offset,
-                                                   g_abs)
+    cut = begin_cut(polygons, knots, lo, hi, gain, offset, g_abs)
+    part = cut["part"]
     if part is None:
-        return polygons, total, undecided
+        return end_cut(polygons, cut)
+    rep, piece = cut["rows"], cut["pieces"]
     g, c, ga, ca = gain[rep], offset[rep], g_abs[rep], c_abs[rep]
     edges = np.concatenate([[-np.inf], knots, [np.inf]])        # piece k: (edges[k], edges[k+1])
     vertices, count, radius = part.vertices, part.count, part.radius
@@ -246,11 +245,7 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
         s = np.where(finite[:, None], s, -np.inf)                   # no bound: keep all
         vertices, count, radius = clip(vertices, count, s, radius, tol)
     part.vertices, part.count, part.radius = vertices, count, radius
-    kept = (count >= 3) & (areas(vertices, count) > 0)
-    undecided += [(int(r), int(k)) for r, k in zip(rep[~kept], piece[~kept])]
-    whole = np.ones(len(polygons), dtype=bool)
-    whole[rep] = False
-    return Polygons.concat([polygons.take(whole), part.take(kept)]), total, undecided
+    return end_cut(polygons, cut, (count >= 3) & (areas(vertices, count) > 0))
 
 
 def _chunks(count: int):
@@ -259,8 +254,7 @@ def _chunks(count: int):
 
 def _start(box: float) -> Polygons:
     corners = np.array([[[-box, -box], [box, -box], [box, box], [-box, box]]])
-    return Polygons(corners, np.array([4]), np.zeros((1, 4)), np.zeros(1, int),
-                    np.zeros((1, 2), np.int32))
+    return Polygons(corners, np.array([4]), np.zeros((1, 4)), np.zeros(1, int))
 
 
 def _stopped(net, p, box, polygons, upper, status, reason, deadline) -> dict:
