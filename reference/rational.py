@@ -86,7 +86,7 @@ class Affine:
 
 class RationalNetwork:
     """The exact model of a network (module docstring) over a starting region (an interval
-    or polygon of `start_region`): the dense layers' weights and biases as integers over a
+    (lo, hi), or a polygon such as `box_polygon`): the dense layers' weights and biases as integers over a
     power of two and the activations' PieceTables, built on first use, and the cells of
     pattern prefixes (`cell`), remembered."""
 
@@ -221,12 +221,9 @@ def _clip(region, g, c, lo, hi):
     return region
 
 
-def start_region(box, dim: int):
-    """The box [-box, box]^dim (dim 1 or 2) as an exact interval or polygon; box a float or
-    a pair (lo, hi) of floats for an interval."""
-    if dim == 1:
-        lo, hi = (-box, box) if np.isscalar(box) else box
-        return (Fraction(lo), Fraction(hi))
+def box_polygon(box: float) -> list:
+    """The square [-box, box]^2 as an exact polygon (an interval is a pair (lo, hi) of
+    Fractions, None for an infinite end)."""
     r = Fraction(box)
     return [(-r, -r), (r, -r), (r, r), (-r, r)]
 

@@ -379,7 +379,7 @@ def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict
     area_error = abs(float(area.sum()) - box_area) / box_area
     cert = certify(unit, enum, interior_points(polygons), tables, p, CHUNK)
     rounding = jacobian_rounding(unit, p)
-    found = conclude(unit, p, rational.start_region(box_u, 2), enum, cert, tables, rounding,
+    found = conclude(unit, p, rational.box_polygon(box_u), enum, cert, tables, rounding,
                      deadline)
     value, attained, decided = found["value"], found["attained"], found["decided"]
     best = int(np.argmax(area)) if found["best"] is None else found["best"]
