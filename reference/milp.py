@@ -261,8 +261,8 @@ def _pattern_affine(net: Network, pattern, chosen):
 
 def _interior_point(rows, box: float, n0: int):
     """max eps s.t. lo + eps ||g|| <= g.x + c <= hi - eps ||g|| for every neuron whose
-    pre-activation moves (g != 0), -box <= x <= box: the region of the pattern meets the
-    box in an open set iff eps* > 0 (in exact arithmetic; HiGHS's tolerances decide
+    pre-activation moves (g != 0), -box + eps <= x <= box - eps: the region of the pattern
+    meets the box in an open set iff eps* > 0 (the point found is then inside the box too) (in exact arithmetic; HiGHS's tolerances decide
     nothing here, see `_decide`).  Returns (eps*, x, support): support, the keys of the
     constraints with a nonzero dual at the optimum, (k, "lo" / "hi") for pattern entry k
     and ("box", d, -1 / +1) for the box; with y those duals, y >= 0 and sum y_i a_i = 0
@@ -280,18 +280,19 @@ def _interior_point(rows, box: float, n0: int):
             a_rows.append(np.r_[g, norm])
             b.append(hi - c)
             keys.append((k, "hi"))
+    for d in range(n0):                           # +-x_d + eps <= box
+        for side in (1, -1):
+            a_rows.append(np.r_[side * np.eye(n0)[d], 1.0])
+            b.append(box)
+            keys.append(("box", d, side))
     cost = np.r_[np.zeros(n0), -1.0]
     bounds = [(-box, box)] * n0 + [(None, box)]
     with solver_output_silenced():
-        res = scipy.optimize.linprog(cost, A_ub=np.array(a_rows) if a_rows else None,
-                                     b_ub=np.array(b) if b else None, bounds=bounds,
-                                     method="highs")
+        res = scipy.optimize.linprog(cost, A_ub=np.array(a_rows), b_ub=np.array(b),
+                                     bounds=bounds, method="highs")
     if res.status != 0:
         return -np.inf, None, set()
-    duals = res.ineqlin.marginals if a_rows else np.zeros(0)
-    support = {keys[i] for i in np.flatnonzero(duals)}
-    support |= {("box", d, -1) for d in np.flatnonzero(res.lower.marginals[:n0])}
-    support |= {("box", d, 1) for d in np.flatnonzero(res.upper.marginals[:n0])}
+    support = {keys[i] for i in np.flatnonzero(res.ineqlin.marginals)}
     return float(res.x[-1]), res.x[:-1], support
 
 
@@ -307,20 +308,37 @@ def _exact_rows(rnet, pieces, box: float) -> dict:
     return rows
 
 
+def _flat(exact: dict, pieces: list) -> list:
+    """Per activation layer, (1, W) bool: the neurons whose pre-activation is exactly
+    constant on the pattern's region (every exact row of theirs has a = 0)."""
+    flat, k = [], 0
+    for layer_pieces in pieces:
+        mask = np.zeros((1, len(layer_pieces)), dtype=bool)
+        for n in range(len(layer_pieces)):
+            own = [exact[(k, side)][0] for side in ("lo", "hi") if (k, side) in exact]
+            mask[0, n] = bool(own) and not any(any(a) for a in own)
+            k += 1
+        flat.append(mask)
+    return flat
+
+
 def _decide(net: Network, rnet, tables, rows, pieces, box: float) -> tuple:
     """What a pattern's region is (module docstring): ("attained", x) when floating point
     decides the pattern at the LP's deepest point x (the network's own pieces there, by
-    more than their rounding bounds), ("proven", x) when x, or the point where the LP's
+    more than their rounding bounds; a neuron whose pre-activation is exactly constant on
+    the region may take either piece), ("proven", x) when x, or the point where the LP's
     binding rows meet at a positive margin (`rational.interior_certificate`), lies strictly
     inside the region in exact arithmetic (x then that point rounded), ("empty", support)
     when the binding rows give an exact Gordan certificate that the region has no interior,
     else ("undecided", x or None)."""
     eps, x_in, support = _interior_point(rows, box, net.n_in)
-    if x_in is not None:
-        found, ok = robust_pieces(net, x_in[None], tables)
-        if ok[0] and all(tuple(int(k) for k in f[0]) == mine for f, mine in zip(found, pieces)):
-            return "attained", x_in
     exact = _exact_rows(rnet, pieces, box)
+    if x_in is not None:
+        flat = _flat(exact, pieces)
+        found, ok = robust_pieces(net, x_in[None], tables, flat)
+        if ok[0] and all(np.all((f[0] == np.array(mine)) | still[0])
+                         for f, mine, still in zip(found, pieces, flat)):
+            return "attained", x_in
     if x_in is not None:
         rows_all = list(exact.values())
         if rational.strictly_inside(rows_all, x_in):
@@ -332,9 +350,19 @@ def _decide(net: Network, rnet, tables, rows, pieces, box: float) -> tuple:
                                               weights, x_in)
         if point is not None:
             return "proven", np.array([float(v) for v in point])
-    if support and rational.empty_certificate([exact[key] for key in support],
-                                              range(len(support))):
-        return "empty", support
+    keys = list(exact)
+    near = [keys.index(key) for key in support if key in exact]
+    binding = len(near)
+    if x_in is not None:                 # then the rows by their distance from the LP's point
+        slack = [float(b) - float(sum(ai * xi for ai, xi in zip(a, x_in))) for a, b in
+                 exact.values()]
+        scale = [max(float(sum(abs(ai) for ai in a)), np.finfo(float).tiny) for a, _ in
+                 exact.values()]
+        order = np.argsort(np.abs(slack) / np.array(scale))
+        near += [int(i) for i in order if int(i) not in near]
+    proof = rational.empty_certificate(list(exact.values()), near, binding)
+    if proof is not None:
+        return "empty", {keys[i] for i in proof}
     return "undecided", x_in
 def _objective_bound(m: _Milp, target) -> float:
     """An upper bound on max -c.v over the variables' bounds alone (interval arithmetic):

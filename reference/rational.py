@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from fractions import Fraction
 from functools import reduce
+from itertools import combinations
 from math import gcd
 
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from reference.pieces import PieceTable, piece_table
 
 ZERO = Fraction(0)
+CERTIFICATE_ROWS = 10        # empty_certificate: subsets of the rows nearest the LP's point
 
 
 def _integers(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -333,10 +335,13 @@ def box_rows(box, dim: int) -> list:
 
 
 def strictly_inside(rows: list, x) -> bool:
-    """Whether the point x (float64 values read exactly, or Fractions) satisfies every row
-    a . x < b strictly."""
+    """Whether the point x (float64 values read exactly, or Fractions) lies in the interior
+    of {y : a . y <= b for every row}: a . x < b for every row with a != 0, and b >= 0 for a
+    row with a = 0 (a neuron whose pre-activation is constant on the region: it holds
+    everywhere or nowhere)."""
     point = [v if isinstance(v, Fraction) else Fraction(float(v)) for v in x]
-    return all(sum((ai * xi for ai, xi in zip(a, point) if ai), ZERO) < b for a, b in rows)
+    return all(sum((ai * xi for ai, xi in zip(a, point) if ai), ZERO) < b if any(a) else b >= 0
+               for a, b in rows)
 
 
 def _echelon_solve(matrix: list, rhs: list, defaults: list) -> list | None:
@@ -425,13 +430,13 @@ def _null_vector(rows: list) -> list | None:
     return y
 
 
-def empty_certificate(rows: list, support) -> bool:
-    """Whether the rows indexed by `support` (the constraints an LP found binding) prove
-    that {x : a . x < b for every row} is empty: a Gordan certificate y >= 0, y != 0,
-    sum y_i a_i = 0, sum y_i b_i <= 0 on those rows, computed and checked exactly."""
-    chosen = [rows[i] for i in sorted(support)]
-    if not chosen:
-        return False
+def _gordan(chosen: list) -> bool:
+    """Whether the rows `chosen` carry a Gordan certificate: y >= 0, y != 0 with
+    sum y_i a_i = 0 and sum y_i b_i <= 0 (exact; y from the one-dimensional dependence of
+    the a_i, `_null_vector`)."""
+    if len(chosen) == 1:
+        a, b = chosen[0]
+        return not any(a) and b <= 0
     y = _null_vector(chosen)
     if y is None:
         return False
@@ -440,3 +445,23 @@ def empty_certificate(rows: list, support) -> bool:
     if any(v < 0 for v in y):
         return False
     return sum((v * b for v, (_, b) in zip(y, chosen)), ZERO) <= 0
+
+
+def empty_certificate(rows: list, candidates: list, first: int = 0) -> list | None:
+    """The indices of rows that prove {x : a . x < b for every row} empty, exactly, by a
+    Gordan certificate y >= 0, y != 0, sum y_i a_i = 0, sum y_i b_i <= 0 on them; None when
+    none is found.  candidates: indices of rows to combine, the likeliest first (an LP's
+    binding rows, its first `first` entries, tried together; then the rows nearest its
+    point); then (Caratheodory: a certificate needs at most dim + 1 rows) every subset of
+    at most dim + 1 of the first CERTIFICATE_ROWS candidates."""
+    if not candidates:
+        return None
+    if first and _gordan([rows[i] for i in candidates[:first]]):
+        return list(candidates[:first])
+    dim = len(rows[candidates[0]][0])
+    few = candidates[:CERTIFICATE_ROWS]
+    for size in range(1, dim + 2):
+        for subset in combinations(few, size):
+            if _gordan([rows[i] for i in subset]):
+                return list(subset)
+    return None

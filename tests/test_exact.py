@@ -8,6 +8,7 @@ from reference.exact import (MilpNotOptimal, NotApplicable, box_halfspaces, chor
 from reference.limits import TooLarge
 from reference.network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation, build_mlp)
+from reference.regions2d import regions_2d
 from reference.spline import LinearSpline
 from theory_checks.lipschitz_bound import random_net
 
@@ -390,3 +391,24 @@ def test_jacobian_rounding_and_chord_pair():
     with pytest.raises(ValueError, match="interior"):
         chord_pair(lin, 2.0, np.vstack([a_box, [[1.0, 0.0], [-1.0, 0.0]]]),
                    np.r_[b_box, 0.5, -0.5])                   # the segment x1 = 0.5
+
+
+@pytest.mark.parametrize("p", [1.0, np.inf])
+def test_milp_decides_degenerate_patterns_exactly(p):
+    """Bias-free networks, where every knot line passes near 0 and floating point cannot
+    place the LP's point: a dead neuron (zero row, zero bias: its pre-activation sits on the
+    knot everywhere, either piece is right) and a spline network whose grid point
+    fl(-2 + 3 step) = 2.2e-16 makes the LP's binding rows no certificate (the emptiness is
+    proven by a subset of the rows nearest its point, Caratheodory).  Both exact: the
+    regions' values, never 'not_attained'."""
+    dead = random_net([2, 3, 1], "prelu", seed=35, size=7)
+    spline = random_net([2, 6, 6, 2], "spline", seed=25, size=7)
+    for net in (dead, spline):
+        for layer in net.layers:
+            if layer.kind == "dense":
+                layer.params["bias"][:] = 0.0
+    dead.layers[0].params["weight"][0] = 0.0
+    for net in (dead, spline):
+        r = exact_milp(net, p, box=0.3)
+        assert r["status"] == "optimal", r.get("reason")
+        assert r["value"] == pytest.approx(regions_2d(net, p, box=0.3)["value"], rel=1e-12)
