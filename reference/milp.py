@@ -262,8 +262,8 @@ def _pattern_affine(net: Network, pattern, chosen):
 def _interior_point(rows, box: float, n0: int):
     """max eps s.t. lo + eps ||g|| <= g.x + c <= hi - eps ||g|| for every neuron whose
     pre-activation moves (g != 0), -box + eps <= x <= box - eps: the region of the pattern
-    meets the box in an open set iff eps* > 0 (the point found is then inside the box too) (in exact arithmetic; HiGHS's tolerances decide
-    nothing here, see `_decide`).  Returns (eps*, x, support): support, the keys of the
+    meets the box in an open set iff eps* > 0 (in exact arithmetic; HiGHS's tolerances
+    decide nothing here, see `_decide`), and the point found is then inside the box too.  Returns (eps*, x, support): support, the keys of the
     constraints with a nonzero dual at the optimum, (k, "lo" / "hi") for pattern entry k
     and ("box", d, -1 / +1) for the box; with y those duals, y >= 0 and sum y_i a_i = 0
     certify eps* (LP duality)."""

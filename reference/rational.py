@@ -88,9 +88,9 @@ class Affine:
 
 class RationalNetwork:
     """The exact model of a network (module docstring) over a starting region (an interval
-    (lo, hi), or a polygon such as `box_polygon`): the dense layers' weights and biases as integers over a
-    power of two and the activations' PieceTables, built on first use, and the cells of
-    pattern prefixes (`cell`), remembered."""
+    (lo, hi), or a polygon such as `box_polygon`): the dense layers' weights and biases as
+    integers over a power of two and the activations' PieceTables, built on first use, and
+    the cells of pattern prefixes (`cell`), remembered."""
 
     def __init__(self, net, tables: dict | None = None, region=None):
         self.net = net
