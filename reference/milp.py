@@ -29,8 +29,8 @@ from reference.exact import (TIME_LIMIT, NotApplicable, box_halfspaces, chord_pa
 from reference.limits import Deadline, check_box, check_limit, guard
 from reference.lipschitz import (check_finite, jacobian_norms, operator_norm, parse_p,
                                  secant_pair, vector_norm)
+from reference.milp_patterns import decide
 from reference.network import Network
-from reference.rounding import robust_pieces
 from reference.spline import KnotSpline
 
 MAX_BINARIES = 400         # binaries of one MILP (refused before solving)
@@ -146,7 +146,7 @@ def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINAR
     tolerances are 1e-9 .. 1e-6, otherwise takes a piece 1e-13 wide for an infeasible one
     and reports a bound below the slope it carries; the widened MILP is a relaxation (every
     true point and pattern stays feasible), so its bound still holds, and a pattern it
-    alone allows is decided and cut off like any other (`_decide`).
+    alone allows is decided and cut off like any other (`decide`).
     More than max_binaries binaries: TooLarge as soon as the count passes it (the encoding
     stops there).  Returns the model, the input variables, the output direction variables,
     their bounds and the pattern list, per neuron in order: (binaries or None, slopes s_j, offsets
@@ -259,111 +259,6 @@ def _pattern_affine(net: Network, pattern, chosen):
     return g, rows, pieces
 
 
-def _interior_point(rows, box: float, n0: int):
-    """max eps s.t. lo + eps ||g|| <= g.x + c <= hi - eps ||g|| for every neuron whose
-    pre-activation moves (g != 0), -box + eps <= x <= box - eps: the region of the pattern
-    meets the box in an open set iff eps* > 0 (in exact arithmetic; HiGHS's tolerances
-    decide nothing here, see `_decide`), and the point found is then inside the box too.  Returns (eps*, x, support): support, the keys of the
-    constraints with a nonzero dual at the optimum, (k, "lo" / "hi") for pattern entry k
-    and ("box", d, -1 / +1) for the box; with y those duals, y >= 0 and sum y_i a_i = 0
-    certify eps* (LP duality)."""
-    a_rows, b, keys = [], [], []
-    for k, (g, c, lo, hi, _) in enumerate(rows):
-        norm = np.linalg.norm(g)
-        if norm == 0:
-            continue
-        if np.isfinite(lo):                       # -(g.x) + eps ||g|| <= c - lo
-            a_rows.append(np.r_[-g, norm])
-            b.append(c - lo)
-            keys.append((k, "lo"))
-        if np.isfinite(hi):                       # g.x + eps ||g|| <= hi - c
-            a_rows.append(np.r_[g, norm])
-            b.append(hi - c)
-            keys.append((k, "hi"))
-    for d in range(n0):                           # +-x_d + eps <= box
-        for side in (1, -1):
-            a_rows.append(np.r_[side * np.eye(n0)[d], 1.0])
-            b.append(box)
-            keys.append(("box", d, side))
-    cost = np.r_[np.zeros(n0), -1.0]
-    bounds = [(-box, box)] * n0 + [(None, box)]
-    with solver_output_silenced():
-        res = scipy.optimize.linprog(cost, A_ub=np.array(a_rows), b_ub=np.array(b),
-                                     bounds=bounds, method="highs")
-    if res.status != 0:
-        return -np.inf, None, set()
-    support = {keys[i] for i in np.flatnonzero(res.ineqlin.marginals)}
-    return float(res.x[-1]), res.x[:-1], support
-
-
-def _exact_rows(rnet, pieces, box: float) -> dict:
-    """The constraints of a pattern's region within the box as exact rows, keyed as in
-    `_interior_point`: (k, "lo" / "hi") for the k-th neuron (network order), ("box", d, s)."""
-    rows = {}
-    for key, a, b in rational.pattern_rows(rnet, pieces):
-        rows[key] = (a, b)
-    for (d, side), (a, b) in zip([(d, side) for d in range(rnet.net.n_in) for side in (1, -1)],
-                                 rational.box_rows(box, rnet.net.n_in)):
-        rows[("box", d, side)] = (a, b)
-    return rows
-
-
-def _flat(exact: dict, pieces: list) -> list:
-    """Per activation layer, (1, W) bool: the neurons whose pre-activation is exactly
-    constant on the pattern's region (every exact row of theirs has a = 0)."""
-    flat, k = [], 0
-    for layer_pieces in pieces:
-        mask = np.zeros((1, len(layer_pieces)), dtype=bool)
-        for n in range(len(layer_pieces)):
-            own = [exact[(k, side)][0] for side in ("lo", "hi") if (k, side) in exact]
-            mask[0, n] = bool(own) and not any(any(a) for a in own)
-            k += 1
-        flat.append(mask)
-    return flat
-
-
-def _decide(net: Network, rnet, tables, rows, pieces, box: float) -> tuple:
-    """What a pattern's region is (module docstring): ("attained", x) when floating point
-    decides the pattern at the LP's deepest point x (the network's own pieces there, by
-    more than their rounding bounds; a neuron whose pre-activation is exactly constant on
-    the region may take either piece), ("proven", x) when x, or the point where the LP's
-    binding rows meet at a positive margin (`rational.interior_certificate`), lies strictly
-    inside the region in exact arithmetic (x then that point rounded), ("empty", support)
-    when the binding rows give an exact Gordan certificate that the region has no interior,
-    else ("undecided", x or None)."""
-    eps, x_in, support = _interior_point(rows, box, net.n_in)
-    exact = _exact_rows(rnet, pieces, box)
-    if x_in is not None:
-        flat = _flat(exact, pieces)
-        found, ok = robust_pieces(net, x_in[None], tables, flat)
-        if ok[0] and all(np.all((f[0] == np.array(mine)) | still[0])
-                         for f, mine, still in zip(found, pieces, flat)):
-            return "attained", x_in
-    if x_in is not None:
-        rows_all = list(exact.values())
-        if rational.strictly_inside(rows_all, x_in):
-            return "proven", x_in
-        binding = [key for key in support if key in exact]
-        weights = [1.0 if key[0] == "box" else float(np.linalg.norm(rows[key[0]][0]))
-                   for key in binding]
-        point = rational.interior_certificate(rows_all, [exact[key] for key in binding],
-                                              weights, x_in)
-        if point is not None:
-            return "proven", np.array([float(v) for v in point])
-    keys = list(exact)
-    near = [keys.index(key) for key in support if key in exact]
-    binding = len(near)
-    if x_in is not None:                 # then the rows by their distance from the LP's point
-        slack = [float(b) - float(sum(ai * xi for ai, xi in zip(a, x_in))) for a, b in
-                 exact.values()]
-        scale = [max(float(sum(abs(ai) for ai in a)), np.finfo(float).tiny) for a, _ in
-                 exact.values()]
-        order = np.argsort(np.abs(slack) / np.array(scale))
-        near += [int(i) for i in order if int(i) not in near]
-    proof = rational.empty_certificate(list(exact.values()), near, binding)
-    if proof is not None:
-        return "empty", {keys[i] for i in proof}
-    return "undecided", x_in
 def _objective_bound(m: _Milp, target) -> float:
     """An upper bound on max -c.v over the variables' bounds alone (interval arithmetic):
     sum_k max(-c_k lb_k, -c_k ub_k)."""
@@ -374,7 +269,7 @@ def _objective_bound(m: _Milp, target) -> float:
 
 def _witness(net: Network, candidates, p: float):
     """The candidate patterns (value, rows, x, jac, decision) by decreasing value, to the
-    first one whose region is attained or proven non-empty (`_decide`).  Returns (witness
+    first one whose region is attained or proven non-empty (`decide`).  Returns (witness
     = ||J||_{p->p} of that pattern (the network's own Jacobian at x when attained) or None,
     its x or None, whether attained, its rows or None)."""
     for value, rows, _, jac, (kind, x_in) in sorted(candidates, key=lambda c: -c[0]):
@@ -468,7 +363,7 @@ def _highs(m: _Milp, target, deadline: Deadline, share: int, gap: float, label: 
 
 def _conflict_binaries(pattern, chosen, rows, support) -> list:
     """The binaries of the chosen pieces that make a region without interior: those of the
-    neurons in the certificate's support (`_decide`) and of every neuron in a layer before
+    neurons in the certificate's support (`decide`) and of every neuron in a layer before
     the deepest of them (their pieces fix the support rows' g and c).  Any pattern with these
     pieces has the same support rows, hence the same certificate: one cut removes them
     all."""
@@ -481,8 +376,8 @@ def _conflict_binaries(pattern, chosen, rows, support) -> list:
 def _solve_one(net, model, direction, p, box, limits, deadline, share, label,
                exact) -> dict:
     """Solve one MILP of exact_milp within a share of the time left (limits = (max_binaries,
-    max_cuts, mip_rel_gap); exact = (rational network, piece tables) for `_decide`).  Each
-    pattern HiGHS finds optimal is decided (`_decide`); when its region is proven without
+    max_cuts, mip_rel_gap); exact = (rational network, piece tables) for `decide`).  Each
+    pattern HiGHS finds optimal is decided (`decide`); when its region is proven without
     interior in the box (e.g. bias-free ReLU layers, where every pattern is feasible at
     x = 0 and the MILP's optimum can be a combination of pieces no region has), its
     conflicting pieces are cut off (sum of their binaries <= their count - 1,
@@ -507,7 +402,7 @@ def _solve_one(net, model, direction, p, box, limits, deadline, share, label,
     while res.x is not None:
         chosen = _chosen(res.x, pattern)
         jac, rows, pieces = _pattern_affine(net, pattern, chosen)
-        decision = _decide(net, *exact, rows, pieces, box)
+        decision = decide(net, *exact, rows, pieces, box)
         if res.status != 0 or cuts >= max_cuts or decision[0] != "empty":
             break
         binaries = _conflict_binaries(pattern, chosen, rows, decision[1])
@@ -577,7 +472,7 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     a_L / a_0, points times a_0).
 
     Certificate: for each MILP's answer the pattern Jacobian is recomputed in NumPy and the
-    pattern decided (`_decide`): an LP finds the deepest point of its region within the
+    pattern decided (`decide`): an LP finds the deepest point of its region within the
     box; the pattern is attained when floating point decides the network's own pieces
     there (by more than their rounding bounds), proven when that point is strictly inside
     the region in exact rational arithmetic, proven without interior when the LP's binding
