@@ -194,43 +194,41 @@ def normalized_network(net: Network, box: float) -> tuple[Network, float, float,
     tolerances are absolute (HiGHS: 1e-6 on every row): (net_hat, box_hat, input scale a_0,
     output scale a_L) with f(x) = a_L f_hat(x / a_0) exactly, so Lip_p(f) = (a_L / a_0)
     Lip_p(f_hat) and a point u of [-box_hat, box_hat]^N_0 is x = a_0 u of the box.  a_0 =
-    `input_scale(box)`; before activation layer l the pre-activations are divided by a
-    power of two a_l near the largest interval bound of |z_l| on the box, the activation
-    replaced by sigma_hat(t) = sigma(a_l t) / a_l (`_scaled_activation`: same slopes, knots
-    and values / a_l) and the next weights multiplied by a_l: every factor a power of two,
-    every product exact (a layer whose scaling would leave the float64 normal range keeps
-    a_l = 1).  a_L is the last one (1 when the network ends with a dense layer whose scale
-    was not changed)."""
+    `input_scale(box)`; the pre-activations of dense layer l are divided by a power of two
+    a_l near the largest interval bound of their |z_l| on the box, every activation up to
+    the next dense layer replaced by sigma_hat(t) = sigma(a_l t) / a_l
+    (`_scaled_activation`: same slopes, knots and values / a_l) and the next weights
+    multiplied by a_l: every factor a power of two, every product exact (a block whose
+    scaling would leave the float64 normal range keeps a_l = 1).  a_L is the last one."""
     a_in = input_scale(box)
     layers = list(scaled_input(net, a_in).layers)
+    if layers[0].kind != "dense":             # an activation first: its block starts at I
+        layers.insert(0, Dense(np.eye(net.n_in)))
     box_hat = box / a_in
     lo, hi = np.full(net.n_in, -box_hat), np.full(net.n_in, box_hat)
-    carry, out = 1.0, []                      # carry: the scale of the values entering
-    for i, layer in enumerate(layers):
-        if layer.kind != "dense":
-            width = len(lo)
-            spl = knot_form(layer, width)
-            lo, hi = (np.array(v) for v in zip(*(_range(spl, n, lo[n], hi[n])
-                                                 for n in range(width))))
-            out.append(layer)
-            continue
-        w = layer.params["weight"] * carry
-        b = layer.params.get("bias")
+    carry, out, i = 1.0, [], 0                # carry: the scale of the values entering
+    while i < len(layers):
+        w = layers[i].params["weight"] * carry
+        b = layers[i].params.get("bias")
+        j = i + 1
+        while j < len(layers) and layers[j].kind != "dense":
+            j += 1                            # the block: a dense layer, its activations
         centre = w @ ((lo + hi) / 2) + (0.0 if b is None else b)
         spread = np.abs(w) @ ((hi - lo) / 2)
         size = float(np.max(np.abs(centre) + spread, initial=0.0))
         factor = float(np.ldexp(1.0, int(np.round(np.log2(size))))) if size > 0 else 1.0
-        following = layers[i + 1] if i + 1 < len(layers) else None
-        activation = following is not None and following.kind != "dense"
-        scaled = _scaled_activation(following, factor) if activation else following
-        if ((activation and scaled is None) or not _fits(w / factor)
+        scaled = [_scaled_activation(layer, factor) for layer in layers[i + 1:j]]
+        if (any(layer is None for layer in scaled) or not _fits(w / factor)
                 or (b is not None and not _fits(b / factor))):
-            factor, scaled = 1.0, following
+            factor, scaled = 1.0, layers[i + 1:j]
         out.append(Dense(w / factor, None if b is None else b / factor))
-        if activation:
-            layers[i + 1] = scaled
         lo, hi = (centre - spread) / factor, (centre + spread) / factor
-        carry = factor
+        for layer in scaled:
+            out.append(layer)
+            spl = knot_form(layer, len(lo))
+            lo, hi = (np.array(v) for v in zip(*(_range(spl, n, lo[n], hi[n])
+                                                 for n in range(len(lo)))))
+        carry, i = factor, j
     return Network(out), box_hat, a_in, carry
 
 

@@ -139,29 +139,36 @@ def interior_points(polygons: Polygons) -> np.ndarray:
             / polygons.count[:, None])
 
 
-def _reach(edge: np.ndarray, room: np.ndarray, spent: np.ndarray) -> np.ndarray:
-    """How far along an edge of length `edge` an intersection may sit when the values at its
-    ends are known to `spent` while they differ by `room`: edge min(1, spent / (room -
-    spent)), the whole edge when room <= spent."""
+def _reach(edge: np.ndarray, room: np.ndarray, spent: np.ndarray,
+           width: np.ndarray) -> np.ndarray:
+    """How far the exact polygon may reach past a float vertex along an edge of length
+    `edge` cut by a line, when the line's values at the edge's ends are known to `spent`
+    while they differ by `room`: edge min(1, spent / (room - spent)) (the intersection of
+    the edge and the line, ill-conditioned when they are nearly parallel); when room <=
+    spent the whole edge lies within the line's band, and the float polygon keeps it, so
+    the exact one stays within `width` (the band's half-width) of it."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(room > spent, spent / (room - spent), 1.0)
-    return edge * np.minimum(share, 1.0)
+        share = np.where(room > spent, spent / (room - spent), np.inf)
+    return np.where(room > spent, edge * np.minimum(share, 1.0), width)
 
 
 def clip(vertices: np.ndarray, count: np.ndarray, s: np.ndarray, radius=None,
-         error=None) -> tuple:
+         error=None, slope=None) -> tuple:
     """Each convex polygon clipped to the half-plane where the affine function s <= 0, given
     s at its vertices (P, V) (Sutherland-Hodgman): vertex i is kept when s_i <= 0, and the edge
     to the next vertex j adds the point v_i + s_i / (s_i - s_j) (v_j - v_i) when s_i and s_j
-    have strict opposite signs.  With radius (P, V) (the vertices' position error bounds) and
-    error (P, V) (a bound on the error of s), the new vertices get theirs: a cut point
-    max(r_i, r_j) + `_reach`(|v_j - v_i|, |s_i| + |s_j|, e_i + e_j) plus its rounding, a kept
-    vertex with s = 0 (on the cut, or snapped to it) r_i + its reach along both edges.
-    Returns (vertices (P, V', 2), count (P,), radius (P, V')); a polygon with nothing left
-    gets count 0."""
+    have strict opposite signs.  With radius (P, V) (bounds on the distance, per coordinate,
+    from each float vertex to the exact polygon's boundary near it), error (P, V) (a bound
+    on the error of s) and slope (P,) (||grad s||_2, which turns errors of s into
+    distances), the new vertices get theirs: a cut point max(r_i, r_j) +
+    `_reach`(|v_j - v_i|, |s_i| + |s_j|, e_i + e_j) plus its rounding, a kept vertex with
+    s = 0 (on the cut, or snapped to it) r_i + its reach along both edges.  Returns
+    (vertices (P, V', 2), count (P,), radius (P, V')); a polygon with nothing left gets
+    count 0."""
     rows, width = s.shape
     radius = np.zeros(s.shape) if radius is None else radius
     error = np.zeros(s.shape) if error is None else error
+    slope = np.ones(rows) if slope is None else slope
     nxt, prv = _next_index(count, width), _prev_index(count, width)
     s_next, s_prev = (np.take_along_axis(s, idx, 1) for idx in (nxt, prv))
     v_next, v_prev = (np.take_along_axis(vertices, idx[..., None], 1) for idx in (nxt, prv))
@@ -171,16 +178,19 @@ def clip(vertices: np.ndarray, count: np.ndarray, s: np.ndarray, radius=None,
     cross = valid & (((s < 0) & (s_next > 0)) | ((s > 0) & (s_next < 0)))
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.where(cross, s / np.where(cross, s - s_next, 1.0), 0.0)
+        band = np.where(slope > 0, 1.0 / slope, np.inf)[:, None]
     crossing = vertices + t[..., None] * (v_next - vertices)
     edge_next = np.abs(v_next - vertices).max(axis=2)
     edge_prev = np.abs(v_prev - vertices).max(axis=2)
     r_cross = (np.maximum(radius, np.take_along_axis(radius, nxt, 1))
-               + _reach(edge_next, np.abs(s) + np.abs(s_next), error + e_next)
+               + _reach(edge_next, np.abs(s) + np.abs(s_next), error + e_next,
+                        (error + e_next) * band)
                + gamma(3) * np.maximum(np.abs(vertices), np.abs(v_next)).max(axis=2))
     on_cut = s == 0
     r_keep = radius + np.where(on_cut, np.maximum(
-        _reach(edge_next, np.abs(s_next), 2 * error + e_next),
-        _reach(edge_prev, np.abs(s_prev), 2 * error + e_prev)), 0.0)
+        _reach(edge_next, np.abs(s_next), 2 * error + e_next, (2 * error + e_next) * band),
+        _reach(edge_prev, np.abs(s_prev), 2 * error + e_prev, (2 * error + e_prev) * band)),
+        0.0)
     candidates = np.stack([vertices, crossing], axis=2).reshape(rows, 2 * width, 2)
     radii = np.stack([r_keep, r_cross], axis=2).reshape(rows, 2 * width)
     mask = np.stack([keep, cross], axis=2).reshape(rows, 2 * width)
@@ -243,9 +253,14 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
         tol = tol + gamma(1) * np.where(finite, np.abs(bound), 0.0)[:, None]
         s = np.where(np.abs(s) <= tol, 0.0, s)                      # on the line: no sliver
         s = np.where(finite[:, None], s, -np.inf)                   # no bound: keep all
-        vertices, count, radius = clip(vertices, count, s, radius, tol)
+        valid = np.arange(s.shape[1]) < count[:, None]
+        within = finite & np.all(np.where(valid, s == 0, True), axis=1)
+        vertices, count, radius = clip(vertices, count, s, radius, tol,
+                                       np.linalg.norm(g, axis=1))
     part.vertices, part.count, part.radius = vertices, count, radius
-    return end_cut(polygons, cut, (count >= 3) & (areas(vertices, count) > 0))
+    # `within`: the whole polygon lies in the band of its upper cut, so the strip above
+    # keeps it too: this one is left undecided, not counted twice
+    return end_cut(polygons, cut, (count >= 3) & (areas(vertices, count) > 0) & ~within)
 
 
 def _chunks(count: int):

@@ -4,7 +4,9 @@ import pytest
 from reference import ladder, lipschitz
 from reference.exact import exact_1d_on_box
 from reference.milp import exact_milp
-from reference.network import Dense, Identity, KnotSplineActivation, Network
+from reference.network import (Dense, Identity, KnotSplineActivation, Network, ReLU,
+                               SplineActivation)
+from reference.spline import LinearSpline
 from reference.regions2d import areas, clip, regions_2d
 from tests.test_exact import bias_free_relu_cones, sampled_max_norm
 from theory_checks.lipschitz_bound import random_net
@@ -161,3 +163,20 @@ def test_ladder_uses_it_for_two_inputs():
     assert ladder.order_violations(results) == []
     stopped = ladder.run_method("exact", net, 2, box=2.0, max_regions=2)
     assert stopped["value"] is None and "certified bracket" in stopped["reason"]
+
+
+def test_a_polygon_inside_a_cuts_band_is_not_counted_twice():
+    """Found by the ladder property: a bias-free ReLU layer straight into a spline whose knot
+    is 0, so the spline's cut line is the ReLU's own boundary and a whole polygon lies in its
+    band.  Both strips kept the whole polygon (the areas summed to 1.144 of the box, no
+    value); the strip below is now left to the exact step."""
+    net = Network([Dense([[0.08890469193522228, -0.09341224466100137],
+                          [0.4528471989539066, 0.07417558418617765]]), ReLU(),
+                   SplineActivation(LinearSpline(
+                       [[1.3040000451301372, 0.9470809631292422, -0.7037352358069926],
+                        [-1.2654214710460525, -0.6232744625373522, 0.0413259793472436]],
+                       -2.7818889431943044, 2.7818889431943044))])
+    for p in (1.0, 2.0, np.inf):
+        r = regions_2d(net, p, box=0.5)
+        assert r["status"] == "optimal" and r["area_error"] <= 1e-15
+        assert r["value"] == pytest.approx(sampled_max_norm(net, p, 0.5), rel=1e-12)
