@@ -12,8 +12,8 @@ u -> f(2^e u) over [-m, m]^2 (`exact.scaled_input`, exact), so that areas, toler
 LPs see numbers near 1 for any R; every result is mapped back (Jacobians / 2^e, points
 2^e u).
 
-The regions are built as `exact.exact_1d` builds its segments, one dimension up: start from
-the polygon B; before activation layer l every pre-activation z_n is affine on each current
+The regions are built as `exact1d.exact_1d` builds its segments, one dimension up (the
+machinery is shared: reference.partition): start from the polygon B; before activation layer l every pre-activation z_n is affine on each current
 polygon (z = g_n . x + c_n: rows `gain`, `offset` of a `LayerMap`, shared by the polygons
 cut from one cell); neuron by neuron, each polygon is cut into strips by the parallel lines
 z_n = tau_k, tau_k the knots of the neuron's activation (reference.pieces), and strip k
@@ -29,10 +29,12 @@ their rounding.  A vertex within its bound of a cut counts as on it (no rounding
 a knot within the bounds of a polygon's z-range starts a strip.  A strip that keeps no
 area is not dropped as empty: it is an *undecided sliver* (the piece may meet the polygon
 in a region thinner than the rounding), kept with an upper bound of every Jacobian it could
-hold, ||dz_l/dx||_{p->p} times the layer-wise bound of the layers from l on.  The position
-error of a vertex cut on an edge (v_i, v_j) grows by |v_j - v_i| (e_i + e_j) / (|s_i| +
-|s_j| - e_i - e_j) (the intersection of nearly parallel lines is ill-conditioned) and that
-of a vertex kept on a cut by its distance to the cut along its edges.
+hold (`partition.sliver_bound`), and so is the strip below a cut whose band holds the
+whole polygon (the strip above keeps it).  The position error of a vertex cut on an edge
+(v_i, v_j) grows by |v_j - v_i| (e_i + e_j) / (|s_i| + |s_j| - e_i - e_j) (the
+intersection of nearly parallel lines is ill-conditioned), that of a vertex kept on a cut
+by its distance to the cut along an edge that crosses it, or by the band's half-width
+along an edge that lies in the band (`clip`, `_reach`).
 
 Certificate.  Each final polygon's pattern is attained when, at an interior point (the
 mean of its vertices), every pre-activation computed by Network.forward lies inside its
