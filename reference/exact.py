@@ -2,18 +2,23 @@
 
 Three cases are computable, each in its module:
 
-- 1-D input (N_0 = 1): `exact_1d` (here) propagates the breakpoints layer by layer and
-  takes Lip_p(f) = max over the linear pieces of ||f'||_p, over the whole real line
-  (`exact_1d_on_box`: the same over [-R, R]);
+- 1-D input (N_0 = 1): `reference.exact1d.exact_1d` propagates the breakpoints layer by
+  layer and takes Lip_p(f) = max over the linear pieces of ||f'||_p, over the whole real
+  line (`exact_1d_on_box`: the same over [-R, R]);
 - 2-D input (N_0 = 2), every p, a box [-R, R]^2: `reference.regions2d.regions_2d`
   enumerates the linear regions (polygons split layer by layer);
 - p in {1, inf}, a small network, a box [-R, R]^N_0: `reference.milp.exact_milp` solves a
-  mixed-integer LP (HiGHS); it is re-exported here with the names other modules use.
+  mixed-integer LP (HiGHS).
+All three are re-exported here with the names other modules use.  The first two share their
+machinery (reference.partition): a region counts whatever its size, and where floating point
+cannot decide a cut, exact rational arithmetic does (reference.rational).
 
-This module keeps what they share: the knot form of every activation (`knot_form`), the
-layer-wise tail bounds of an interrupted run (`tail_bounds`), the rounding bound of a
-computed Jacobian norm (`jacobian_rounding`) and witness pairs inside a linear region
-(`chord_pair`).
+This module keeps what they all share: the knot form and the piece tables of every
+activation (`knot_form`, `piece_tables`, reference.pieces), the Jacobian of an activation
+pattern (`pattern_jacobian`), the normalisation of the box (`input_scale`,
+`scaled_input`), the layer-wise tail bounds of an interrupted run (`tail_bounds`), the
+rounding bound of a computed Jacobian norm (`jacobian_rounding`) and witness pairs inside a
+linear region (`chord_pair`).
 
 Every activation enters through its knot form sigma(z) = b0 + b1 z + sum_k a_k (z - tau_k)_+
 (`knot_form`): splines exactly, ReLU as a single knot at 0, LeakyReLU / PReLU(a) as a knot at
@@ -21,22 +26,24 @@ Every activation enters through its knot form sigma(z) = b0 + b1 z + sum_k a_k (
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.optimize
 
-from reference._checks import OverflowResult
-from reference.limits import Deadline, check_limit
-from reference.lipschitz import (activation_constants, blocks, check_finite, operator_norm,
-                                 parse_p, steepest_direction)
-from reference.network import Identity, KnotSplineActivation, Network, Ramp, SplineActivation
-from reference.spline import KnotSpline
+from reference.lipschitz import (activation_constants, blocks, operator_norm, steepest_direction,
+                                 vector_norm)
+from reference.network import Dense, KnotSplineActivation, Network, SplineActivation
+from reference.pieces import piece_table
+from reference.rounding import UNIT_ROUNDOFF
+from reference.spline import KnotSpline, LinearSpline
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)
-CHUNK = 4096               # exact_1d: segments per step (memory CHUNK x width)
-UNIT_ROUNDOFF = 2.0 ** -53
 CHORD_SHRINK = 0.5         # chord_pair: the pair spans this fraction of the chord
-WITNESS_WIDTH = 1e-9       # exact_1d_on_box: witness segments at least this x box wide
 # `upper_margin_kind` of an exact method's result: what its upper end is, hence the rounding
 # margin that makes it a certified bound (reference.verdict.upper_margin):
 #   jacobian_rounding  a computed Jacobian norm (exact_1d; box_value over the box): add
@@ -53,200 +60,219 @@ class NotApplicable(ValueError):
     """A method that does not apply to this model or p (the message says why)."""
 
 
+def _flush_c_stdio() -> None:
+    """fflush(NULL): C's own stdout buffer, where a solver's printf may wait (a pipe is
+    fully buffered), goes out now, to wherever file descriptor 1 points now."""
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):           # no C library to ask: nothing buffered there
+        pass
+
+
+@contextmanager
+def solver_output_silenced():
+    """Run a solver with file descriptor 1 on /dev/null: whatever it writes to stdout from C
+    (HiGHS prints debug lines such as 'HighsMipSolverData::transformNewIntegerFeasibleSolution
+    tmpSolver.run();' on some MILPs) never reaches the command's stdout, which must hold the
+    JSON alone.  Python's and C's buffers are flushed before and after the switch; a process
+    without a file descriptor 1 runs the solver as it is."""
+    sys.stdout.flush()
+    _flush_c_stdio()
+    try:
+        saved = os.dup(1)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        _flush_c_stdio()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def knot_form(layer, width: int) -> KnotSpline:
-    """The activation layer as C = width knot-form splines, knots with zero jump dropped."""
-    if isinstance(layer, SplineActivation):
-        return layer.spline.to_knot_form().pruned(0.0)
-    if isinstance(layer, KnotSplineActivation):
-        return layer.spline.pruned(0.0)
-    if isinstance(layer, Ramp):          # relu, leaky_relu, prelu: slope a below 0, 1 above
-        a = np.array(layer.negative_slopes(width), dtype=np.float64)
-        jumps = [np.array([1.0 - s]) for s in a]
-        return KnotSpline(np.zeros(width), a, [np.zeros(1) for _ in range(width)],
-                          jumps).pruned(0.0)
-    if isinstance(layer, Identity):
-        return KnotSpline(np.zeros(width), np.ones(width), [np.zeros(0)] * width,
-                          [np.zeros(0)] * width)
-    raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+    """The activation layer as C = width knot-form splines, with the knots where the exact
+    slope changes (reference.pieces: a bend of one ulp is kept, a grid point without bend
+    dropped): b0, b1 the line of the first piece, jumps the differences of the slopes."""
+    table = piece_table(layer, width)
+    sizes = [len(k) + 1 for k in table.knots]
+    return KnotSpline(table.offsets[:, 0], table.slopes[:, 0], list(table.knots),
+                      [np.diff(table.slopes[n, :size]) for n, size in enumerate(sizes)])
 
 
-def _activation_indices(net: Network) -> list:
-    return [i for i, layer in enumerate(net.layers) if layer.kind != "dense"]
-
-
-def _values_and_slopes(layers, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z(x) and dz/dx, each (S, width), of the map x -> z through `layers` (a network with
-    one input) at the points x (S,), by forward-mode propagation: dz <- dz W^T through a
-    dense layer, dz <- sigma'(z) dz through an activation."""
-    y, dy = x[:, None], np.ones((len(x), 1))
-    for layer in layers:
+def piece_tables(net: Network) -> dict:
+    """{layer index: reference.pieces.PieceTable} for every activation layer of net."""
+    tables, width = {}, net.n_in
+    for i, layer in enumerate(net.layers):
         if layer.kind == "dense":
-            y, dy = layer.forward(y)[0], dy @ layer.params["weight"].T
+            width = layer.n_out
         else:
-            y, cache = layer.forward(y)
-            dy = layer.jacobian_step(cache, dy[:, :, None])[:, :, 0]
-    return y, dy
+            tables[i] = piece_table(layer, width)
+    return tables
 
 
-def _segment_points(breaks: np.ndarray) -> np.ndarray:
-    """One point inside each segment of the partition of R by the sorted breaks:
-    breaks[0] - 1, the midpoints, breaks[-1] + 1 (0 when there are no breaks)."""
-    if len(breaks) == 0:
-        return np.zeros(1)
-    return np.concatenate([[breaks[0] - 1.0], (breaks[:-1] + breaks[1:]) / 2,
-                           [breaks[-1] + 1.0]])
+def pattern_jacobian(net: Network, tables: dict, pattern: list) -> np.ndarray:
+    """The Jacobian (N_L, N_0) of f on the region of an activation pattern (per activation
+    layer, the piece of every neuron), from the float64 tables: W_L S_{L-1} ... S_1 W_1."""
+    jac, depth = np.eye(net.n_in), 0
+    for i, layer in enumerate(net.layers):
+        if layer.kind == "dense":
+            jac = layer.params["weight"] @ jac
+        else:
+            pieces = np.asarray(pattern[depth], dtype=np.int64)
+            jac = tables[i].slopes[np.arange(len(pieces)), pieces][:, None] * jac
+            depth += 1
+    return jac
 
 
-def _chunks(count: int):
-    """Slices of range(count) of CHUNK entries (work and memory per step stay bounded)."""
-    return (slice(a, min(a + CHUNK, count)) for a in range(0, count, CHUNK))
+def input_scale(box: float) -> float:
+    """The power of two 2^e with box = m 2^e, 1/2 <= m < 1: the exact methods work on the
+    box [-m, m]^N_0 of the network `scaled_input(net, 2^e)` (every product by 2^e exact),
+    so that their geometry, areas and LPs see numbers near 1 whatever the box."""
+    return float(np.ldexp(1.0, np.frexp(box)[1]))
 
 
-def _crossings(left, right, ref_x, z_ref, slopes, knots) -> tuple[np.ndarray, np.ndarray]:
-    """Where an affine pre-activation crosses a knot inside a segment, for segments j with
-    ends left_j < right_j (+-inf at the ends of R), z(x) = z_ref_j + slopes_j (x - ref_x_j)
-    on segment j, and sorted knots: a segment whose open z-range (lo, hi) holds knots
-    tau_a..tau_b crosses each at x = ref_x + (tau - z_ref) / slope.  Returns the number of
-    crossings per segment (S,) and a function building their x (so that a caller can count
-    before it allocates)."""
-    with np.errstate(invalid="ignore"):           # slope 0 times an infinite end: masked
-        z_left = z_ref + slopes * (left - ref_x)
-        z_right = z_ref + slopes * (right - ref_x)
-    moving = slopes != 0
-    lo = np.where(moving, np.minimum(z_left, z_right), 0.0)
-    hi = np.where(moving, np.maximum(z_left, z_right), 0.0)
-    first = np.searchsorted(knots, lo, side="right")
-    counts = np.where(moving, np.searchsorted(knots, hi, side="left") - first, 0)
+def scaled_input(net: Network, scale: float) -> Network:
+    """The network u -> f(scale u): the first dense layer's weight times `scale` (a power of
+    two: exact), or a dense layer scale I put in front.  Jacobians are multiplied by scale,
+    Lipschitz constants too.  NotApplicable (a ValueError) naming box when a nonzero weight
+    would leave the normal float64 range (the box is then too small or too large for these
+    weights: the ladder reports the exact method as not applicable, the others run)."""
+    first = net.layers[0]
+    if scale == 1.0:
+        return net
+    if first.kind != "dense":
+        return Network([Dense(scale * np.eye(net.n_in)), *net.layers])
+    w = first.params["weight"]
+    scaled = w * scale
+    nonzero = w != 0
+    tiny = np.finfo(float).tiny
+    if not np.all(np.isfinite(scaled)) or np.any(np.abs(scaled[nonzero]) < tiny):
+        low, high = np.abs(w[nonzero]).min(), np.abs(w).max()
+        raise NotApplicable(f"box: the first layer's weights (|w| in [{low:.3g}, {high:.3g}]) "
+                            f"times the box scale {scale:.3g} leave the normal float64 range; "
+                            "the exact methods cannot work at this box")
+    return Network([Dense(scaled, first.params.get("bias")), *net.layers[1:]])
 
-    def build() -> np.ndarray:
-        seg = np.repeat(np.arange(len(counts)), counts)
-        k = first[seg] + np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts)
-        x = ref_x[seg] + (knots[k] - z_ref[seg]) / slopes[seg]
-        return x[(x > left[seg]) & (x < right[seg])]
-    return counts, build
+
+def _scaled_activation(layer, factor: float):
+    """sigma_hat(t) = sigma(factor t) / factor for a power of two `factor` (exact): a spline
+    with its grid and values divided by factor, a knot spline with its points and values;
+    the ReLU family and the identity are positively homogeneous (the same layer).  None
+    when the scaled parameters would leave the spline's supported range or the normal
+    float64 range."""
+    tiny = np.finfo(float).tiny
+    if isinstance(layer, SplineActivation):
+        spline = layer.spline
+        arrays = [spline.coefficients / factor, np.array([spline.x_min / factor,
+                                                          spline.step / factor])]
+        make = lambda: SplineActivation(LinearSpline(arrays[0], arrays[1][0],  # noqa: E731
+                                                     arrays[1][1]))
+    elif isinstance(layer, KnotSplineActivation):
+        arrays = [p / factor for p in layer.points] + [v / factor for v in layer.values]
+        half = len(layer.points)
+        make = lambda: KnotSplineActivation(arrays[:half], arrays[half:])  # noqa: E731
+    else:
+        return layer
+    originals = ([layer.spline.coefficients, np.array([layer.spline.x_min, layer.spline.step])]
+                 if isinstance(layer, SplineActivation) else layer.points + layer.values)
+    if any(np.any((a != 0) & (np.abs(b) < tiny)) for a, b in zip(originals, arrays)):
+        return None
+    try:
+        return make()
+    except ValueError:                       # outside the spline's supported range
+        return None
 
 
-def _max_secant(net: Network, points: np.ndarray, p: float) -> float:
-    """max_k ||f(x_{k+1}) - f(x_k)||_p / (x_{k+1} - x_k) over sorted distinct points: secant
-    slopes, each a lower bound on Lip_p(f) (up to the rounding of the differences)."""
-    best, previous = 0.0, None
-    for part in _chunks(len(points)):
-        x = points[part]
-        f = net.forward(x[:, None])
-        if previous is not None:
-            x, f = np.concatenate([[previous[0]], x]), np.concatenate([previous[1], f])
-        if len(x) > 1:
-            slopes = np.linalg.norm(np.diff(f, axis=0), ord=p, axis=1) / np.diff(x)
-            best = max(best, float(slopes.max()))
-        previous = (x[-1], f[-1:])
-    return best
+def normalized_network(net: Network, box: float) -> tuple[Network, float, float, float]:
+    """The network with every layer's values near 1 on the box, for solvers whose
+    tolerances are absolute (HiGHS: 1e-6 on every row): (net_hat, box_hat, input scale a_0,
+    output scale a_L) with f(x) = a_L f_hat(x / a_0) exactly, so Lip_p(f) = (a_L / a_0)
+    Lip_p(f_hat) and a point u of [-box_hat, box_hat]^N_0 is x = a_0 u of the box.  a_0 =
+    `input_scale(box)`; the pre-activations of dense layer l are divided by a power of two
+    a_l near the largest interval bound of their |z_l| on the box, every activation up to
+    the next dense layer replaced by sigma_hat(t) = sigma(a_l t) / a_l
+    (`_scaled_activation`: same slopes, knots and values / a_l) and the next weights
+    multiplied by a_l: every factor a power of two, every product exact (a block whose
+    scaling would leave the float64 normal range keeps a_l = 1).  a_L is the last one."""
+    a_in = input_scale(box)
+    layers = list(scaled_input(net, a_in).layers)
+    if layers[0].kind != "dense":             # an activation first: its block starts at I
+        layers.insert(0, Dense(np.eye(net.n_in)))
+    box_hat = box / a_in
+    lo, hi = np.full(net.n_in, -box_hat), np.full(net.n_in, box_hat)
+    carry, out, i = 1.0, [], 0                # carry: the scale of the values entering
+    while i < len(layers):
+        w = layers[i].params["weight"] * carry
+        b = layers[i].params.get("bias")
+        j = i + 1
+        while j < len(layers) and layers[j].kind != "dense":
+            j += 1                            # the block: a dense layer, its activations
+        centre = w @ ((lo + hi) / 2) + (0.0 if b is None else b)
+        spread = np.abs(w) @ ((hi - lo) / 2)
+        size = float(np.max(np.abs(centre) + spread, initial=0.0))
+        factor = float(np.ldexp(1.0, int(np.round(np.log2(size))))) if size > 0 else 1.0
+        scaled = [_scaled_activation(layer, factor) for layer in layers[i + 1:j]]
+        if (any(layer is None for layer in scaled) or not _fits(w / factor)
+                or (b is not None and not _fits(b / factor))):
+            factor, scaled = 1.0, layers[i + 1:j]
+        out.append(Dense(w / factor, None if b is None else b / factor))
+        lo, hi = (centre - spread) / factor, (centre + spread) / factor
+        for layer in scaled:
+            out.append(layer)
+            spl = knot_form(layer, len(lo))
+            lo, hi = (np.array(v) for v in zip(*(_range(spl, n, lo[n], hi[n])
+                                                 for n in range(len(lo)))))
+        carry, i = factor, j
+    return Network(out), box_hat, a_in, carry
+
+
+def _fits(values: np.ndarray) -> bool:
+    """Whether every nonzero value is a normal float64 (a scaling by a power of two was
+    exact)."""
+    values = np.asarray(values)
+    return bool(np.all(np.isfinite(values))
+                and not np.any((values != 0) & (np.abs(values) < np.finfo(float).tiny)))
+
+
+def _range(spl: KnotSpline, n: int, lo: float, hi: float) -> tuple[float, float]:
+    """min and max of sigma_n over [lo, hi] (at the ends and the knots inside)."""
+    tau = spl.knots[n]
+    pts = np.concatenate([[lo, hi], tau[(tau > lo) & (tau < hi)]])
+    vals = spl.b0[n] + spl.b1[n] * pts + np.maximum(pts[:, None] - tau, 0.0) @ spl.jumps[n]
+    return float(vals.min()), float(vals.max())
+
+
+def tail_products(net: Network, p: float) -> tuple[np.ndarray, list, float]:
+    """Per activation layer k (in order), the layer-wise bound of the map from its outputs to
+    the network's output, prod_{j > k} ||diag(L_j) W_j||_{p->p} over the blocks of
+    lipschitz.blocks (one per activation layer, a last one for a final dense layer without
+    activation); the activation constants L_k (per block); and layerwise(net, p) = prod_j
+    ||diag(L_j) W_j||_{p->p}.  Each block's norm is computed once."""
+    parts = blocks(net)
+    lips = [activation_constants(layer, w.shape[0])["lip"] for w, layer in parts]
+    norms = [operator_norm(lip[:, None] * w, p) for lip, (w, _) in zip(lips, parts)]
+    after = np.append(np.cumprod(norms[::-1])[::-1][1:], 1.0)            # prod_{j > k}
+    return after, lips, float(np.prod(norms))
 
 
 def tail_bounds(net: Network, p: float) -> tuple[np.ndarray, float]:
     """Per activation layer k (in order), the layer-wise bound of the map from its
     pre-activations to the output: max_n Lip(sigma_{n,k}) * prod_{j > k} ||diag(L_j) W_j||_{p->p}
-    over the blocks of lipschitz.blocks (one per activation layer, a last one for a final
-    dense layer without activation); and layerwise(net, p) = prod_j ||diag(L_j) W_j||_{p->p}.
-    Each block's norm is computed once."""
-    parts = blocks(net)
-    lips = [activation_constants(layer, w.shape[0])["lip"] for w, layer in parts]
-    norms = [operator_norm(lip[:, None] * w, p) for lip, (w, _) in zip(lips, parts)]
-    after = np.append(np.cumprod(norms[::-1])[::-1][1:], 1.0)            # prod_{j > k}
-    return np.array([float(np.max(lip)) for lip in lips]) * after, float(np.prod(norms))
+    (`tail_products`); and layerwise(net, p)."""
+    after, lips, total = tail_products(net, p)
+    return np.array([float(np.max(lip)) for lip in lips]) * after, total
 
 
 def finite_or_none(bound: float):
     """An upper bound as a float, or None when it is not finite (a closed-form bound beyond
     the float64 range: no upper bound is claimed)."""
     return float(bound) if np.isfinite(bound) else None
-
-
-def _stopped_1d(net, p, breaks, upper, status, reason, seconds) -> dict:
-    """The bracket of an interrupted exact_1d (see there)."""
-    points = np.concatenate([[breaks[0] - 1.0], breaks, [breaks[-1] + 1.0]]) \
-        if len(breaks) else np.array([-1.0, 1.0])
-    lower_bound = _max_secant(net, points, p)
-    return {"value": None, "status": status, "certified_exact": False,
-            "lower_bound": lower_bound, "upper_bound": finite_or_none(upper),
-            "lower_bound_certificate": f"largest secant slope between {len(points)} points "
-                                       "(the breakpoints found so far, plus one on each side)",
-            "upper_bound_certificate": "max over the segments found so far of ||dz_l/dx||_p "
-                                       "times the layer-wise bound of the layers from l on",
-            "upper_margin_kind": "closed_form", "pieces": len(breaks) + 1, "reason": reason,
-            "domain": "R", "seconds": seconds}
-
-
-def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
-             time_limit: float = TIME_LIMIT) -> dict:
-    """Exact Lip_p(f) over R for a network with one input, by breakpoint propagation.
-
-    Before activation layer l, the map x -> z_l is affine on each segment of the current
-    partition of R (breakpoints sorted); neuron n's knots tau are crossed at
-    x = x_m + (tau - z(x_m)) / z'  inside a segment (x_m a point inside it); the union of all
-    crossings is the partition after layer l.  At the end f is affine on every segment and
-    Lip_p(f) = max_j ||f'(segment j)||_p (|x| is every l_p norm in 1-D), with f' the Jacobian
-    at one interior point of each segment (its midpoint; beyond the end breakpoints, 1 away).
-    Segments are processed CHUNK at a time.  Returns value, status "optimal",
-    certified_exact True, lower_bound = upper_bound = value, pieces (segments of the final
-    partition), linear_pieces (after merging neighbours whose slopes agree to 1e-12
-    relative), the breakpoints and the argmax segment.
-
-    Limits: the crossings are counted before they are built; when the partition would exceed
-    max_pieces segments (status "max_pieces") or time_limit seconds have passed (status
-    "time_limit", checked between chunks), it stops and returns value None, certified_exact
-    False and a bracket lower_bound <= Lip_p(f) <= upper_bound: lower, the largest secant
-    slope between the breakpoints found so far; upper, min over the layers l reached of
-    max_j ||dz_l/dx on segment j||_p * layerwise(layers from l) (||J_tail g||_p <=
-    ||J_tail||_{p->p} ||g||_p), and layerwise(f) before any."""
-    p = parse_p(p)
-    check_finite(net)
-    if net.n_in != 1:
-        raise ValueError(f"model: exact_1d needs a network with 1 input, got {net.n_in}")
-    max_pieces = check_limit(max_pieces, "max_pieces")
-    deadline = Deadline(time_limit)
-    tails, upper = tail_bounds(net, p)
-    breaks = np.zeros(0)
-    for i, tail in zip(_activation_indices(net), tails):
-        left = np.concatenate([[-np.inf], breaks])
-        right = np.concatenate([breaks, [np.inf]])
-        mid = _segment_points(breaks)
-        spl = knot_form(net.layers[i], Network(net.layers[:i]).n_out if i else net.n_in)
-        new, count, slope_max = [], len(left), 0.0
-        for part in _chunks(len(left)):
-            if deadline.expired():
-                return _stopped_1d(net, p, breaks, upper, "time_limit",
-                                   f"stopped at the time limit {deadline.time_limit:g} s in "
-                                   f"layer {i} ({len(left)} pieces so far)", deadline.elapsed())
-            z_mid, slopes = _values_and_slopes(net.layers[:i], mid[part])   # (S, width)
-            slope_max = max(slope_max, float(np.linalg.norm(slopes, ord=p, axis=1).max()))
-            found = [_crossings(left[part], right[part], mid[part], z_mid[:, n], slopes[:, n],
-                                spl.knots[n]) for n in range(len(spl.knots))]
-            count += sum(int(counts.sum()) for counts, _ in found)
-            if count > max_pieces:
-                return _stopped_1d(net, p, breaks, upper, "max_pieces",
-                                   f"stopped: the partition would exceed max_pieces="
-                                   f"{max_pieces:g} pieces in layer {i}; pass a larger "
-                                   "max_pieces", deadline.elapsed())
-            new.extend(build() for _, build in found)
-        upper = min(upper, slope_max * tail)
-        breaks = np.unique(np.concatenate([breaks, *new]))
-    points = _segment_points(breaks)
-    jac = np.concatenate([_values_and_slopes(net.layers, points[part])[1]
-                          for part in _chunks(len(points))])                # (pieces, N_L)
-    norms = np.linalg.norm(jac, ord=p, axis=1)
-    best = int(np.argmax(norms))
-    scale = max(float(np.abs(jac).max()), np.finfo(float).tiny)
-    changes = np.any(np.abs(np.diff(jac, axis=0)) > 1e-12 * scale, axis=1)
-    value = float(norms[best])
-    if not np.isfinite(value):
-        raise OverflowResult("model: exact_1d: a slope of the network leaves the float64 range "
-                             "for these finite parameters; no value is reported")
-    return {"value": value, "status": "optimal", "certified_exact": True,
-            "lower_bound": value, "upper_bound": value,
-            "upper_margin_kind": "jacobian_rounding", "pieces": len(points),
-            "linear_pieces": int(changes.sum()) + 1, "breakpoints": breaks,
-            "argmax_point": float(points[best]), "domain": "R",
-            "seconds": deadline.elapsed()}
 
 
 def jacobian_rounding(net: Network, p: float) -> float:
@@ -282,10 +308,11 @@ def chebyshev_center(a_mat: np.ndarray, b_vec: np.ndarray) -> tuple[np.ndarray, 
     norms = np.linalg.norm(a_mat, axis=1)
     keep = norms > 0
     n0 = a_mat.shape[1]
-    res = scipy.optimize.linprog(np.r_[np.zeros(n0), -1.0],
-                                 A_ub=np.column_stack([a_mat[keep], norms[keep]]),
-                                 b_ub=b_vec[keep], bounds=[(None, None)] * n0 + [(0, None)],
-                                 method="highs")
+    with solver_output_silenced():
+        res = scipy.optimize.linprog(np.r_[np.zeros(n0), -1.0],
+                                     A_ub=np.column_stack([a_mat[keep], norms[keep]]),
+                                     b_ub=b_vec[keep], bounds=[(None, None)] * n0 + [(0, None)],
+                                     method="highs")
     if res.status != 0 or not res.x[-1] > 0:
         raise ValueError(f"a_mat, b_vec: expected a bounded region with an interior point "
                          f"({res.message})")
@@ -293,7 +320,8 @@ def chebyshev_center(a_mat: np.ndarray, b_vec: np.ndarray) -> tuple[np.ndarray, 
 
 
 def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
-               shrink: float = CHORD_SHRINK) -> tuple[np.ndarray, np.ndarray, float]:
+               shrink: float = CHORD_SHRINK,
+               x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """A witness pair inside a linear region R = {y : A y <= b} of f (convex, bounded, with an
     interior; f affine on it): x = its Chebyshev centre (`chebyshev_center`), v = the
     steepest direction of J(x) (`steepest_direction`), [t_lo, t_hi] = {t : A (x + t v) <= b}
@@ -302,9 +330,11 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
     both in R (convex; shrink < 1 keeps them off its faces, against rounding), so that f is
     affine between them and ratio = ||f(x_b) - f(x_a)||_p / ||x_b - x_a||_p = ||J v||_p /
     ||v||_p = ||J||_{p->p} up to rounding, with a long difference (a small relative
-    rounding).  A (R, N_0), b (R,) must bound R (add `box_halfspaces`).  Returns (x_a, x_b,
-    ratio re-evaluated with Network.forward, one point at a time)."""
-    x, _ = chebyshev_center(a_mat, b_vec)
+    rounding).  A (R, N_0), b (R,) must bound R (add `box_halfspaces`).  x: a point strictly
+    inside R to use instead of the Chebyshev centre (a region too thin for the LP's
+    tolerances).  Returns (x_a, x_b, ratio re-evaluated with Network.forward, one point at a
+    time)."""
+    x = chebyshev_center(a_mat, b_vec)[0] if x is None else np.asarray(x, dtype=np.float64)
     v = steepest_direction(net.input_jacobian(x[None])[0], p)
     av, room = a_mat @ v, np.maximum(b_vec - a_mat @ x, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -314,41 +344,24 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
     if not (np.isfinite(t_hi) and np.isfinite(t_lo) and t_hi > t_lo):
         raise ValueError("a_mat, b_vec: expected a bounded region with an interior point")
     x_a, x_b = x + shrink * t_lo * v, x + shrink * t_hi * v
+    if np.all(x_a == x_b):
+        raise ValueError("a_mat, b_vec: the region's chord is shorter than float64 resolves")
     diff = net.forward(x_b[None])[0] - net.forward(x_a[None])[0]
-    return x_a, x_b, float(np.linalg.norm(diff, ord=p) / np.linalg.norm(x_b - x_a, ord=p))
-
-
-def exact_1d_on_box(net: Network, p, box: float, breakpoints: np.ndarray) -> dict:
-    """Exact Lip_p(f) over [-box, box] for a network with one input, from the breakpoints of
-    `exact_1d` (its partition of R): f is affine on each segment of [-box, b_i..., box] (b_i
-    the breakpoints inside), so the value is the largest ||f'||_p over those segments, f'
-    evaluated at their midpoints.  Returns box_value, box_pieces, and witness_x,
-    witness_x_pair, witness: a `chord_pair` in the steepest segment at least
-    WITNESS_WIDTH x box wide (breakpoints a few ulps apart leave segments too short for a
-    pair whose difference means anything) and its ratio."""
-    p = parse_p(p)
-    inside = breakpoints[(breakpoints > -box) & (breakpoints < box)]
-    edges = np.concatenate([[-box], inside, [box]])
-    mids = (edges[:-1] + edges[1:]) / 2
-    jac = np.concatenate([_values_and_slopes(net.layers, mids[part])[1]
-                          for part in _chunks(len(mids))])                 # (S, N_L)
-    norms = np.linalg.norm(jac, ord=p, axis=1)
-    wide = np.diff(edges) > WITNESS_WIDTH * box          # never empty: the widths sum to 2 box
-    best = int(np.flatnonzero(wide)[np.argmax(norms[wide])])
-    x_a, x_b, ratio = chord_pair(net, p, np.array([[1.0], [-1.0]]),
-                                 np.array([edges[best + 1], -edges[best]]))
-    return {"box_value": float(norms.max()), "box_pieces": len(mids), "witness_x": x_a.tolist(),
-            "witness_x_pair": x_b.tolist(), "witness": ratio}
+    return x_a, x_b, vector_norm(diff, p) / vector_norm(x_b - x_a, p)
 
 
 # The MILP lives in reference.milp; its public names stay importable from here (resolved on
 # first use, so that either module can be imported first).
 _MILP_NAMES = ("HIGHS_INFINITY", "MAX_BINARIES", "MAX_CUTS", "MILP_TOLERANCE", "PRESOLVE",
-               "REGION_TOL", "MilpNotOptimal", "_Milp", "exact_milp")
+               "MilpNotOptimal", "_Milp", "exact_milp")
+_1D_NAMES = ("exact_1d", "exact_1d_on_box")
 
 
 def __getattr__(name: str):
     if name in _MILP_NAMES:
         from reference import milp
         return getattr(milp, name)
+    if name in _1D_NAMES:
+        from reference import exact1d
+        return getattr(exact1d, name)
     raise AttributeError(f"module 'reference.exact' has no attribute {name!r}")

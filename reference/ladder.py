@@ -76,7 +76,8 @@ def _exact(net, p, box, options):
                                time_limit=options["time_limit"])
         out = {k: v for k, v in r.items() if k not in ("breakpoints", "seconds")}
         if r["status"] == "optimal":
-            out.update(exact_mod.exact_1d_on_box(net, p, box, r["breakpoints"]))
+            out.update(exact_mod.exact_1d_on_box(net, p, box, max_pieces=options["max_pieces"],
+                                                 time_limit=options["time_limit"]))
         out["method"] = "breakpoint propagation"
     elif net.n_in == 2:
         r = regions2d.regions_2d(net, p, box=box, max_regions=options["max_regions"],

@@ -35,7 +35,8 @@ import numpy as np
 
 from reference._checks import check_positive
 
-MAX_BOX = 1e6   # box half-widths above this are refused (see check_box)
+MAX_BOX = 1e290   # box half-widths above this are refused (see check_box)
+MIN_BOX = 1e-290  # ... and below this
 
 
 class TooLarge(ValueError):
@@ -68,17 +69,21 @@ def guard(what: str, estimate: float, limit, override: str) -> None:
 
 
 def check_box(box, name: str = "box") -> float:
-    """The half-width R of the box [-R, R]^N_0: finite, > 0 and <= MAX_BOX = 1e6.  The bound
-    keeps sampling (uniform on [-R, R], a pair at distance 1e-6 R) and the MILP's big-M
-    constants (interval bounds, which grow like R times the weights' norms) inside float64 and
-    HiGHS's working range (it treats bounds >= 1e20 as infinite); a network with 1-D input has
-    its exact constant over all of R from exact_1d."""
+    """The half-width R of the box [-R, R]^N_0: finite, MIN_BOX = 1e-290 <= R <= MAX_BOX =
+    1e290.  A box is a length in the inputs' units: the exact methods work on the box
+    normalised to [-m, m] by a power of two (reference.exact.input_scale), the MILP on a
+    network normalised layer by layer, so the size of R does not matter to them; the range
+    keeps the points of the box and every witness pair (distances down to 1e-9 R) in the
+    normal float64 range (2.2e-308 .. 1.8e308) with room for a few products.  (A box can
+    still be refused for given weights: the exact methods need the first layer's weights
+    times R normal; a forward pass that overflows is reported as such.)"""
     try:
         value = float(box)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected a positive finite half-width, got {box!r}") from None
-    if not (np.isfinite(value) and 0 < value <= MAX_BOX):
-        raise ValueError(f"{name}: expected a half-width in (0, {MAX_BOX:g}], got {box!r}")
+    if not (np.isfinite(value) and MIN_BOX <= value <= MAX_BOX):
+        raise ValueError(f"{name}: expected a half-width in [{MIN_BOX:g}, {MAX_BOX:g}], "
+                         f"got {box!r}")
     return value
 
 

@@ -166,6 +166,19 @@ def steepest_direction(jac: np.ndarray, p: float) -> np.ndarray:
     return np.where(jac[row] >= 0, 1.0, -1.0)
 
 
+def vector_norm(v, p: float):
+    """||v||_p along the last axis of v, without the underflow (or overflow) of the squares
+    for p = 2: each vector is divided by the power of two just above its largest |v_i|
+    (exact), normed, and multiplied back.  Two points 1e-160 apart have a distance of 1e-160,
+    not 0 (np.linalg.norm squares it to 0)."""
+    v = np.asarray(v, dtype=np.float64)
+    top = np.max(np.abs(v), axis=-1, keepdims=True, initial=0.0)
+    usable = (top > 0) & np.isfinite(top)
+    scale = np.where(usable, np.ldexp(1.0, np.frexp(np.where(usable, top, 1.0))[1]), 1.0)
+    out = np.linalg.norm(v / scale, ord=p, axis=-1) * scale[..., 0]
+    return float(out) if out.ndim == 0 else out
+
+
 def secant_pair(net: Network, x: np.ndarray, p: float, box: float,
                 h: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """A pair of points of the box [-box, box]^N_0 along the steepest direction v of J(x)
@@ -181,7 +194,7 @@ def secant_pair(net: Network, x: np.ndarray, p: float, box: float,
     v = steepest_direction(net.input_jacobian(x0[None])[0], p)
     x1 = np.clip(x0 + h * v, -box, box)
     diff = net.forward(x1[None])[0] - net.forward(x0[None])[0]
-    return x0, x1, float(np.linalg.norm(diff, ord=p) / np.linalg.norm(x1 - x0, ord=p))
+    return x0, x1, vector_norm(diff, p) / vector_norm(x1 - x0, p)
 
 
 def jacobian_flops(net: Network) -> tuple[float, int]:

@@ -3,12 +3,17 @@
 f is CPWL, so Lip_p over the (convex) box [-R, R]^N_0 = max over the linear regions meeting
 it of ||J||_{p->p}.  `exact_milp` encodes (x, v) -> (f(x), J(x) v) with one binary per
 reachable linear piece of every neuron (scipy.optimize.milp, HiGHS), big-M constants from
-interval bounds (`_encode`); patterns whose region has no interior point in the box are cut
-off, the value is attained at a witness point and HiGHS's bound (with its tolerance) is the
-upper end.  Whatever stops it (time limit, patterns without interior, HiGHS disagreeing with
-NumPy), it returns a certified bracket lower_bound <= Lip_p <= upper_bound with a witness
-pair for the lower end (see `exact_milp`).  Shared pieces (knot forms, tail bounds, witness
-pairs) come from reference.exact.
+interval bounds (`_encode`), on the network normalised so that every layer's values are
+near 1 on the box (`exact.normalized_network`: powers of two, exact), because HiGHS's
+tolerances are absolute (1e-6 on every row).  Each pattern HiGHS returns is decided: attained
+(floating point decides the pattern at the LP's deepest point of its region,
+reference.rounding.robust_pieces), proven non-empty in exact rational arithmetic (that point
+strictly inside the region, reference.rational), proven without interior (a Gordan
+certificate on the LP's binding rows, checked exactly: only then is it cut off), or
+undecided (kept: its value stays an upper bound).  Whatever stops it (time limit, patterns
+undecided, HiGHS disagreeing with NumPy), it returns a certified bracket lower_bound <= Lip_p
+<= upper_bound with a witness pair for the lower end (see `exact_milp`).  Shared pieces
+(knot forms, tail bounds, witness pairs) come from reference.exact.
 """
 from __future__ import annotations
 
@@ -16,21 +21,25 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
+from reference import rational
 from reference.errors import SolveFailed
 from reference.exact import (TIME_LIMIT, NotApplicable, box_halfspaces, chord_pair,
-                             finite_or_none, knot_form, tail_bounds)
+                             finite_or_none, knot_form, normalized_network, piece_tables,
+                             solver_output_silenced, tail_bounds)
 from reference.limits import Deadline, check_box, check_limit, guard
 from reference.lipschitz import (check_finite, jacobian_norms, operator_norm, parse_p,
-                                 secant_pair)
+                                 secant_pair, vector_norm)
+from reference.milp_patterns import decide
 from reference.network import Network
 from reference.spline import KnotSpline
 
 MAX_BINARIES = 400         # binaries of one MILP (refused before solving)
 HIGHS_INFINITY = 1e20      # HiGHS treats bounds of this size as infinite
-MILP_TOLERANCE = 1e-5      # HiGHS's objective and bounds, trusted to this x max(1, |bound|)
+MILP_TOLERANCE = 1e-5      # HiGHS's objective and bounds, trusted to this x
+#                            max(|bound|, layer-wise bound): relative to the problem's scale
 PRESOLVE = (True, False)   # HiGHS attempts: a "Solve error" with presolve is retried without
-REGION_TOL = 1e-9          # a region has an interior point in the box when eps* > this x box
-MAX_CUTS = 200             # patterns without interior cut off per MILP
+MAX_CUTS = 200             # patterns proven without interior cut off per MILP
+THIN_PIECE = 1e-5          # _encode: pieces narrower (x the neuron's range) are widened
 FALLBACK_POINTS = 64       # no witness pattern: seeded points for a secant lower bound
 
 
@@ -76,12 +85,13 @@ class _Milp:
         a = scipy.sparse.csr_array(
             (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
             shape=(self.n_rows, self.n_vars))
-        return scipy.optimize.milp(
-            c, integrality=np.concatenate(self.kinds),
-            bounds=scipy.optimize.Bounds(*self.bounds()),
-            constraints=scipy.optimize.LinearConstraint(a, np.concatenate(self.lo),
-                                                        np.concatenate(self.hi)),
-            options={"time_limit": time_limit, "mip_rel_gap": gap, "presolve": presolve})
+        with solver_output_silenced():
+            return scipy.optimize.milp(
+                c, integrality=np.concatenate(self.kinds),
+                bounds=scipy.optimize.Bounds(*self.bounds()),
+                constraints=scipy.optimize.LinearConstraint(a, np.concatenate(self.lo),
+                                                            np.concatenate(self.hi)),
+                options={"time_limit": time_limit, "mip_rel_gap": gap, "presolve": presolve})
 
 
 def _channel(spl: KnotSpline, n: int, z: np.ndarray) -> np.ndarray:
@@ -91,7 +101,8 @@ def _channel(spl: KnotSpline, n: int, z: np.ndarray) -> np.ndarray:
 
 def _pieces_in(spl: KnotSpline, n: int, lo: float, hi: float):
     """The linear pieces of neuron n met by z in [lo, hi]: their ends clipped to [lo, hi]
-    l, h (P,), their true ends (knots or -+inf) el, eh (P,), slopes (P,), sigma(l) (P,)."""
+    l, h (P,), their true ends (knots or -+inf) el, eh (P,), slopes (P,), sigma(l) (P,), and
+    their indices among all the neuron's pieces (P,)."""
     tau = spl.knots[n]
     edges = np.concatenate([[-np.inf], tau, [np.inf]])
     slopes = spl.slopes(n)
@@ -102,7 +113,7 @@ def _pieces_in(spl: KnotSpline, n: int, lo: float, hi: float):
     l = np.maximum(edges[:-1][keep], lo)
     h = np.minimum(edges[1:][keep], hi)
     values = _channel(spl, n, l)
-    return l, h, edges[:-1][keep], edges[1:][keep], slopes[keep], values
+    return l, h, edges[:-1][keep], edges[1:][keep], slopes[keep], values, np.flatnonzero(keep)
 
 
 def _spline_range(spl: KnotSpline, n: int, lo: float, hi: float) -> tuple[float, float]:
@@ -129,11 +140,18 @@ def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINAR
     s_j: binaries d_j (sum 1) and copies z_j, dz_j (convex-hull form):
       z = sum z_j, l_j d_j <= z_j <= h_j d_j,  y = sum (sigma(l_j) d_j + s_j (z_j - l_j d_j)),
       dz = sum dz_j, D_lo d_j <= dz_j <= D_hi d_j,  dy = sum s_j dz_j,
-    [D_lo, D_hi] the interval bounds of dz.  P = 1: y and dy affine in z, dz.
+    [D_lo, D_hi] the interval bounds of dz.  P = 1: y and dy affine in z, dz.  A piece
+    narrower than THIN_PIECE x max(1, |lo|, |hi|) is widened by that much on each side (y
+    on it continues its line, y's bounds grow by the largest slope times it): HiGHS, whose
+    tolerances are 1e-9 .. 1e-6, otherwise takes a piece 1e-13 wide for an infeasible one
+    and reports a bound below the slope it carries; the widened MILP is a relaxation (every
+    true point and pattern stays feasible), so its bound still holds, and a pattern it
+    alone allows is decided and cut off like any other (`decide`).
     More than max_binaries binaries: TooLarge as soon as the count passes it (the encoding
     stops there).  Returns the model, the input variables, the output direction variables,
     their bounds and the pattern list, per neuron in order: (binaries or None, slopes s_j, offsets
-    sigma(l_j) - s_j l_j (sigma = s_j z + offset_j on piece j), true piece ends el, eh)."""
+    sigma(l_j) - s_j l_j (sigma = s_j z + offset_j on piece j), true piece ends el, eh, the
+    pieces' indices among all the neuron's pieces)."""
     m = _Milp()
     n0 = net.n_in
     ylo, yhi = np.full(n0, -box), np.full(n0, box)
@@ -161,8 +179,14 @@ def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINAR
         ny, ndy = np.zeros(width, int), np.zeros(width, int)
         nylo, nyhi, ndlo, ndhi = (np.zeros(width) for _ in range(4))
         for n in range(width):
-            l, h, el, eh, s, v = _pieces_in(spl, n, ylo[n], yhi[n])
+            l, h, el, eh, s, v, index = _pieces_in(spl, n, ylo[n], yhi[n])
             nylo[n], nyhi[n] = _spline_range(spl, n, ylo[n], yhi[n])
+            if len(s) > 1:                  # thin pieces widened: a relaxation HiGHS sees
+                room = THIN_PIECE * max(1.0, abs(ylo[n]), abs(yhi[n]))
+                thin = h - l < room
+                l, h = np.where(thin, l - room, l), np.where(thin, h + room, h)
+                slack = room * float(np.abs(s[thin]).max(initial=0.0))
+                nylo[n], nyhi[n] = nylo[n] - slack, nyhi[n] + slack
             prods = np.concatenate([s * dlo[n], s * dhi[n]])
             ndlo[n], ndhi[n] = prods.min(), prods.max()
             ny[n] = m.var(nylo[n], nyhi[n])[0]
@@ -170,7 +194,7 @@ def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINAR
             if len(s) == 1:
                 m.add([ny[n], y[n]], [1.0, -s[0]], v[0] - s[0] * l[0], v[0] - s[0] * l[0])
                 m.add([ndy[n], dy[n]], [1.0, -s[0]], 0.0, 0.0)
-                pattern.append((None, s, v - s * l, el, eh))
+                pattern.append((None, s, v - s * l, el, eh, index))
                 continue
             k = len(s)
             d = m.var(np.zeros(k), np.ones(k), integer=True)
@@ -187,7 +211,7 @@ def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINAR
                 m.add([dzc[j], d[j]], [1.0, -dhi[n]], -np.inf, 0.0)
             m.add(np.r_[ny[n], zc, d], np.r_[1.0, -s, -(v - s * l)], 0.0, 0.0)
             m.add(np.r_[ndy[n], dzc], np.r_[1.0, -s], 0.0, 0.0)
-            pattern.append((d, s, v - s * l, el, eh))
+            pattern.append((d, s, v - s * l, el, eh, index))
         y, dy, ylo, yhi, dlo, dhi = ny, ndy, nylo, nyhi, ndlo, ndhi
     return m, x_vars, dy, (dlo, dhi), pattern
 
@@ -208,11 +232,12 @@ def _chosen(res_x, pattern):
 
 def _pattern_affine(net: Network, pattern, chosen):
     """With every neuron on its chosen piece, f is affine on the region: returns the
-    Jacobian J (N_L, N_0) and, per pattern entry, z_n(x) = g.x + c with (g, c, lo, hi,
-    layer) (lo, hi the chosen piece's true ends, layer the index of the neuron's activation
-    layer among them: g and c depend on the pieces of the layers before it only)."""
+    Jacobian J (N_L, N_0), per pattern entry z_n(x) = g.x + c with (g, c, lo, hi, layer)
+    (lo, hi the chosen piece's true ends, layer the index of the neuron's activation layer
+    among them: g and c depend on the pieces of the layers before it only), and the
+    activation pattern (per activation layer, the index of every neuron's piece)."""
     g, c = np.eye(net.n_in), np.zeros(net.n_in)
-    rows, k, depth = [], 0, 0
+    rows, k, depth, pieces = [], 0, 0, []
     for layer in net.layers:
         if layer.kind == "dense":
             w = layer.params["weight"]
@@ -220,45 +245,18 @@ def _pattern_affine(net: Network, pattern, chosen):
             continue
         width = g.shape[0]
         slope, offset = np.zeros(width), np.zeros(width)
+        layer_pieces = []
         for n in range(width):
-            _, s, off, el, eh = pattern[k]
+            _, s, off, el, eh, index = pattern[k]
             j = chosen[k]
             k += 1
             slope[n], offset[n] = s[j], off[j]
             rows.append((g[n].copy(), c[n], el[j], eh[j], depth))
+            layer_pieces.append(int(index[j]))
+        pieces.append(tuple(layer_pieces))
         g, c = slope[:, None] * g, slope * c + offset
         depth += 1
-    return g, rows
-
-
-def _interior_point(rows, box: float, n0: int):
-    """max eps s.t. lo + eps ||g|| <= g.x + c <= hi - eps ||g|| for every neuron whose
-    pre-activation moves (g != 0), -box <= x <= box: the region of the pattern meets the
-    box in an open set iff eps* > 0.  Returns (eps*, x, conflict): conflict, the pattern
-    entries whose constraints have a nonzero dual at the optimum; with the box they alone
-    bound eps by eps* (LP duality)."""
-    a_rows, b, entry = [], [], []
-    for k, (g, c, lo, hi, _) in enumerate(rows):
-        norm = np.linalg.norm(g)
-        if norm == 0:
-            continue
-        if np.isfinite(lo):                       # -(g.x) + eps ||g|| <= c - lo
-            a_rows.append(np.r_[-g, norm])
-            b.append(c - lo)
-            entry.append(k)
-        if np.isfinite(hi):                       # g.x + eps ||g|| <= hi - c
-            a_rows.append(np.r_[g, norm])
-            b.append(hi - c)
-            entry.append(k)
-    cost = np.r_[np.zeros(n0), -1.0]
-    bounds = [(-box, box)] * n0 + [(None, box)]
-    res = scipy.optimize.linprog(cost, A_ub=np.array(a_rows) if a_rows else None,
-                                 b_ub=np.array(b) if b else None, bounds=bounds,
-                                 method="highs")
-    if res.status != 0:
-        return -np.inf, None, set(range(len(rows)))
-    duals = res.ineqlin.marginals if a_rows else np.zeros(0)
-    return float(res.x[-1]), res.x[:-1], {entry[i] for i in np.flatnonzero(duals)}
+    return g, rows, pieces
 
 
 def _objective_bound(m: _Milp, target) -> float:
@@ -269,20 +267,17 @@ def _objective_bound(m: _Milp, target) -> float:
     return float(np.sum(np.maximum(-coef * lb, -coef * ub)))
 
 
-def _witness(net: Network, candidates, box: float, p: float):
-    """Try the candidate patterns (value, rows, x, jac) by decreasing value until one has a
-    point strictly inside its region within the box where the network's own Jacobian equals
-    the pattern's.  Returns (witness = ||J(x)||_{p->p} there or None, that x or None, eps* of
-    the best candidate, the witness pattern's rows or None)."""
-    eps_best = None
-    for value, rows, _, jac in sorted(candidates, key=lambda c: -c[0]):
-        eps, x_in, _ = _interior_point(rows, box, net.n_in)
-        eps_best = eps if eps_best is None else eps_best
-        if eps > REGION_TOL * box:
-            j_net = net.input_jacobian(x_in[None])[0]
-            if np.allclose(j_net, jac, rtol=1e-9, atol=1e-12 * np.abs(jac).max()):
-                return operator_norm(j_net, p), x_in, eps_best, rows
-    return None, None, eps_best, None
+def _witness(net: Network, candidates, p: float):
+    """The candidate patterns (value, rows, x, jac, decision) by decreasing value, to the
+    first one whose region is attained or proven non-empty (`decide`).  Returns (witness
+    = ||J||_{p->p} of that pattern (the network's own Jacobian at x when attained) or None,
+    its x or None, whether attained, its rows or None)."""
+    for value, rows, _, jac, (kind, x_in) in sorted(candidates, key=lambda c: -c[0]):
+        if kind == "attained":
+            return operator_norm(net.input_jacobian(x_in[None])[0], p), x_in, True, rows
+        if kind == "proven":
+            return operator_norm(jac, p), x_in, False, rows
+    return None, None, False, None
 
 
 def _region_halfspaces(rows, box: float, n0: int) -> tuple[np.ndarray, np.ndarray]:
@@ -304,14 +299,21 @@ def _region_halfspaces(rows, box: float, n0: int) -> tuple[np.ndarray, np.ndarra
 def witness_pair(net: Network, p: float, box: float, x_in, rows, seed: int = 0) -> dict:
     """The certified lower end of the MILP's bracket as a pair of points of the box: with a
     witness pattern (x_in strictly inside its region), the `chord_pair` of that region within
-    the box (f affine between the two points: ratio = ||J||_{p->p} up to rounding);
-    without one (HiGHS stopped before an incumbent, or none of its patterns has an interior
-    point), the `secant_pair` at the best of FALLBACK_POINTS seeded uniform points of the box
-    (f differentiable there with probability 1).  Returns witness_x, witness_x_pair,
+    the box through x_in (f affine between the two points: ratio = ||J||_{p->p} up to
+    rounding); without one (HiGHS stopped before an incumbent, none of its patterns has an
+    interior point, or the region is too thin for a chord in float64), the `secant_pair`
+    at the best of FALLBACK_POINTS seeded uniform points of the box (f differentiable there
+    with probability 1).  Returns witness_x, witness_x_pair,
     witness_ratio and witness_source."""
+    chord = None
     if x_in is not None:
-        x_a, x_b, ratio = chord_pair(net, p, *_region_halfspaces(rows, box, net.n_in))
-        source = "chord of the witness pattern's region (within the box) through its centre"
+        try:
+            chord = chord_pair(net, p, *_region_halfspaces(rows, box, net.n_in), x=x_in)
+        except ValueError:                 # a region thinner than float64 resolves
+            chord = None
+    if chord is not None:
+        x_a, x_b, ratio = chord
+        source = "chord of the witness pattern's region (within the box) through its point"
     else:
         x = np.random.default_rng(seed).uniform(-box, box, (FALLBACK_POINTS, net.n_in))
         best = x[int(np.argmax(jacobian_norms(net.input_jacobian(x), p)))]
@@ -359,29 +361,34 @@ def _highs(m: _Milp, target, deadline: Deadline, share: int, gap: float, label: 
                          "reported")
 
 
-def _conflict_binaries(pattern, chosen, rows, conflict) -> list:
+def _conflict_binaries(pattern, chosen, rows, support) -> list:
     """The binaries of the chosen pieces that make a region without interior: those of the
-    conflict entries (`_interior_point`) and of every neuron in a layer before the deepest of
-    them (their pieces fix the conflict rows' g and c).  Any pattern with these pieces has
-    the same conflict rows, hence no interior either: one cut removes them all."""
+    neurons in the certificate's support (`decide`) and of every neuron in a layer before
+    the deepest of them (their pieces fix the support rows' g and c).  Any pattern with these
+    pieces has the same support rows, hence the same certificate: one cut removes them
+    all."""
+    conflict = {key[0] for key in support if key[0] != "box"}
     deepest = max((rows[k][4] for k in conflict), default=-1)
     keep = [k for k in range(len(rows)) if k in conflict or rows[k][4] < deepest]
     return [pattern[k][0][chosen[k]] for k in keep if pattern[k][0] is not None]
 
 
-def _solve_one(net, model, direction, p, box, limits, deadline, share, label) -> dict:
+def _solve_one(net, model, direction, p, box, limits, deadline, share, label,
+               exact) -> dict:
     """Solve one MILP of exact_milp within a share of the time left (limits = (max_binaries,
-    max_cuts, mip_rel_gap)).  When HiGHS's optimal pattern has a region without interior
-    point in the box (`_interior_point`: eps* <= REGION_TOL x box; e.g. bias-free ReLU
-    layers, where every pattern is feasible at x = 0 and the MILP's optimum can be a
-    combination of pieces no region has), its conflicting pieces are cut off (sum of their
-    binaries <= their count - 1, `_conflict_binaries`: every pattern sharing them goes, and
-    no slope of f, Lip being the max over the regions with interior) and HiGHS solves again,
-    up to max_cuts times.  Returns solved (HiGHS proved optimality), upper (HiGHS's bound on
-    the optimum over the patterns left: its dual bound, its objective when solved without
-    one, or the interval bound of the objective when stopped before it has any), dual,
-    attempts, binaries, cuts, and when HiGHS has a solution: candidate (value re-evaluated
-    in NumPy, rows, x, jac) of its pattern, objective (HiGHS's) and gap."""
+    max_cuts, mip_rel_gap); exact = (rational network, piece tables) for `decide`).  Each
+    pattern HiGHS finds optimal is decided (`decide`); when its region is proven without
+    interior in the box (e.g. bias-free ReLU layers, where every pattern is feasible at
+    x = 0 and the MILP's optimum can be a combination of pieces no region has), its
+    conflicting pieces are cut off (sum of their binaries <= their count - 1,
+    `_conflict_binaries`: every pattern sharing them goes, and no slope of f, Lip being the
+    max over the regions with interior) and HiGHS solves again, up to max_cuts times; a
+    pattern attained, proven, or undecided stays.  Returns solved (HiGHS proved optimality),
+    upper (HiGHS's bound on the optimum over the patterns left: its dual bound, its
+    objective when solved without one, or the interval bound of the objective when stopped
+    before it has any), dual, attempts, binaries, cuts, and when HiGHS has a solution:
+    candidate (value re-evaluated in NumPy, rows, x, jac, decision) of its pattern,
+    objective (HiGHS's) and gap."""
     m, x_vars, out, (olo, ohi), pattern = model
     max_binaries, max_cuts, gap = limits
     big_m = max(np.abs(b).max() for b in m.bounds())
@@ -394,12 +401,12 @@ def _solve_one(net, model, direction, p, box, limits, deadline, share, label) ->
     cuts = 0
     while res.x is not None:
         chosen = _chosen(res.x, pattern)
-        jac, rows = _pattern_affine(net, pattern, chosen)
-        if res.status != 0 or cuts >= max_cuts:
+        jac, rows, pieces = _pattern_affine(net, pattern, chosen)
+        decision = decide(net, *exact, rows, pieces, box)
+        if res.status != 0 or cuts >= max_cuts or decision[0] != "empty":
             break
-        eps, _, conflict = _interior_point(rows, box, net.n_in)
-        binaries = _conflict_binaries(pattern, chosen, rows, conflict)
-        if eps > REGION_TOL * box or not binaries:
+        binaries = _conflict_binaries(pattern, chosen, rows, decision[1])
+        if not binaries:
             break
         m.add(binaries, np.ones(len(binaries)), -np.inf, len(binaries) - 1.0)
         cuts += 1
@@ -415,8 +422,8 @@ def _solve_one(net, model, direction, p, box, limits, deadline, share, label) ->
         return out
     value = np.abs(jac[direction[1]]).sum() if p == np.inf else \
         np.abs(jac[:, direction[1]]).sum()
-    out.update(candidate=(float(value), rows, res.x[x_vars], jac), objective=-res.fun,
-               gap=float(getattr(res, "mip_gap", 0.0) or 0.0))
+    out.update(candidate=(float(value), rows, res.x[x_vars], jac, decision),
+               objective=-res.fun, gap=float(getattr(res, "mip_gap", 0.0) or 0.0))
     return out
 
 
@@ -424,8 +431,8 @@ def _verdict(net, p, done, witness, upper, tolerance) -> tuple:
     """(status, upper_bound, reason) of a run whose MILPs were all solved: "optimal" when the
     witness (NumPy) and HiGHS's bound U agree to the tolerance, |U - witness| <= tolerance
     (the upper bound is then U + tolerance); otherwise a bracket: "not_attained" when no
-    pattern HiGHS found has an interior point in the box or the best one has none (its value
-    is above the witness), "solver_tolerance" when HiGHS's bound and the witness of its own
+    pattern HiGHS found is attained or proven, or the best one is neither (its value is
+    above the witness), "solver_tolerance" when HiGHS's bound and the witness of its own
     pattern differ by more than the tolerance (U + tolerance is kept as the upper bound if it
     is above the witness; if not, HiGHS contradicts an attained value and the layer-wise
     bound replaces it)."""
@@ -434,9 +441,10 @@ def _verdict(net, p, done, witness, upper, tolerance) -> tuple:
         return "optimal", upper + tolerance, None
     if witness is None or best > witness + tolerance:
         return ("not_attained", upper + tolerance,
-                f"the best activation pattern HiGHS found (value {best!r}) has no interior "
-                "point in the box (after the cuts allowed by max_cuts): its value is an upper "
-                "bound, not attained")
+                f"the best activation pattern HiGHS found (value {best!r}) has no point "
+                "where floating point or exact arithmetic decides that its region meets the "
+                "box in an open set (after the cuts allowed by max_cuts): its value is an "
+                "upper bound, not attained")
     if witness > upper + tolerance:
         return ("solver_tolerance", tail_bounds(net, p)[1],
                 f"HiGHS's bound {upper!r} is below the attained value {witness!r} by more than "
@@ -458,28 +466,42 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     binary for each |(J e_j)_i| whose sign is not fixed by the interval bounds.  See `_encode`.
     The MILPs share the time limit: each gets the time left over the MILPs left.
 
-    Certificate: for each MILP's answer the pattern Jacobian is recomputed in NumPy, and an
-    LP finds a point strictly inside the best pattern's region within the box (eps* > 0),
-    trying the patterns by decreasing value: there the network's own Jacobian is evaluated
-    (witness), a value attained in the box, hence a certified lower bound.  A pattern that
-    HiGHS finds optimal but whose region has no interior point in the box is no slope of f
-    (at a point where several pre-activations sit on knots, e.g. x = 0 without biases, the
-    MILP may combine pieces that no region has): it is cut off and the MILP solved again
-    (`_solve_one`, at most max_cuts times per MILP).  HiGHS's bound U (max over the MILPs of
-    the dual bound, its objective when solved) is an upper bound up to its tolerances: its
-    rows hold to mip_feasibility_tolerance = 1e-6 (absolute), which moves the objective by
-    about that much (measured: HiGHS's objective above the NumPy value of its own pattern by
-    up to 1.06e-6 relative over 3900 MILPs of the ladder property's networks, 1.86e-6 on one
-    found by a random search), so U is trusted to tolerance = MILP_TOLERANCE x max(1, |U|)
-    and the upper bound is U + tolerance.  The value reported is the witness, never HiGHS's
-    number: status "optimal" (certified_exact) when |U - witness| <= tolerance; otherwise
-    value None and a bracket (`_verdict`): status "not_attained" (the best pattern left
-    after max_cuts cuts has no interior point in the box) or "solver_tolerance" (HiGHS's
-    bound and the witness disagree).  HiGHS's "Solve error" with presolve is retried
-    without presolve (attempts).
+    Units: the MILPs run on `exact.normalized_network` (f(x) = a_L f_hat(x / a_0), every
+    layer's values near 1 on the box; powers of two, exact), so that HiGHS's absolute
+    tolerances mean the same at every scale; every number is mapped back (values times
+    a_L / a_0, points times a_0).
+
+    Certificate: for each MILP's answer the pattern Jacobian is recomputed in NumPy and the
+    pattern decided (`decide`): an LP finds the deepest point of its region within the
+    box; the pattern is attained when floating point decides the network's own pieces
+    there (by more than their rounding bounds), proven when that point is strictly inside
+    the region in exact rational arithmetic, proven without interior when the LP's binding
+    rows give an exact Gordan certificate, undecided otherwise.  The candidates are tried
+    by decreasing value: the first attained or proven one is the witness (the network's own
+    Jacobian there, or the pattern's proven norm), a certified lower bound.  A pattern
+    proven without interior in the box is no slope of f (at a point where several
+    pre-activations sit on knots, e.g. x = 0 without biases, the MILP may combine pieces
+    that no region has): it is cut off and the MILP solved again (`_solve_one`, at most
+    max_cuts times per MILP); an undecided one is never cut (its region may be a strip
+    thinner than any tolerance, carrying the largest slope).  HiGHS's bound U (max over the
+    MILPs of the dual bound, its objective when solved) is an upper bound up to its
+    tolerances: its rows hold to mip_feasibility_tolerance = 1e-6 (absolute, in the
+    normalised units), which moves the objective by about that much (measured: HiGHS's
+    objective above the NumPy value of its own pattern by up to 1.06e-6 relative over 3900
+    MILPs of the ladder property's networks, 1.86e-6 on one found by a random search), and
+    a row's error reaches the objective through the gains of the layers after it, so U is
+    trusted to tolerance = MILP_TOLERANCE x max(|U|, layerwise(f, p)) (the layer-wise bound
+    carries those gains; both scale like f, so the tolerance means the same in any units)
+    and the upper bound is U + tolerance.  The value reported is the witness, never HiGHS's number:
+    status "optimal" (certified_exact) when |U - witness| <= tolerance; otherwise value None
+    and a bracket (`_verdict`): status "not_attained" (the best pattern left after max_cuts
+    cuts is neither attained nor proven) or "solver_tolerance" (HiGHS's bound and the
+    witness disagree).  HiGHS's "Solve error" with presolve is retried without presolve
+    (attempts).
 
     Returns value (= witness when optimal, else None), status, certified_exact (status
-    "optimal"), witness, witness_x, interior_margin (eps* of the best pattern), lower_bound
+    "optimal"), witness, witness_x, attained (whether the witness is the network's own
+    Jacobian at witness_x, else a pattern's proven norm), lower_bound
     (= witness, or None), upper_bound (U + tolerance), tolerance, milp_objective (HiGHS's),
     milp_dual_bound, mip_gap, milps, milps_solved, cuts, binaries, attempts (HiGHS's
     retries), domain, seconds, and a reason when there is no value.  When time_limit is
@@ -509,9 +531,32 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     if not (isinstance(max_cuts, (int, np.integer)) and max_cuts >= 0):
         raise ValueError(f"max_cuts: expected an integer >= 0, got {max_cuts!r}")
     deadline = Deadline(time_limit)
+    net_hat, box_hat, a_in, a_out = normalized_network(net, box)
+    out = _exact_milp(net_hat, p, box_hat, (max_binaries, max_cuts, mip_rel_gap), deadline)
+    factor = a_out / a_in
+    for key in ("witness", "lower_bound", "upper_bound", "tolerance", "milp_objective",
+                "milp_dual_bound"):
+        out[key] = None if out[key] is None else out[key] * factor
+    pair = out["witness_pair"]
+    x, x_pair = a_in * np.asarray(pair["x"]), a_in * np.asarray(pair["x_pair"])
+    diff = net.forward(x_pair[None])[0] - net.forward(x[None])[0]
+    pair.update(x=x, x_pair=x_pair, ratio=vector_norm(diff, p) / vector_norm(x_pair - x, p))
+    out["witness_x"] = a_in * np.asarray(out["witness_x"])
+    if out["value"] is not None:
+        out["value"] = out["witness"]
+    out.update(domain=f"box [-{box:g}, {box:g}]^{net.n_in}", seconds=deadline.elapsed())
+    return out
+
+
+def _exact_milp(net: Network, p: float, box: float, limits: tuple, deadline) -> dict:
+    """exact_milp on a normalised network (its docstring; limits = (max_binaries, max_cuts,
+    mip_rel_gap)), every number in that network's units."""
+    max_binaries = limits[0]
     n0 = net.n_in
     runs = [("box", i) for i in range(net.n_out)] if p == np.inf else \
         [("unit", j) for j in range(n0)]
+    tables = piece_tables(net)
+    exact = (rational.RationalNetwork(net, tables), tables)
     encoded = _encode(net, box, runs[0], max_binaries) if p == np.inf else None  # N_L targets
     done = []
     for r, direction in enumerate(runs):
@@ -519,30 +564,33 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
             done.append({"solved": False, "upper": tail_bounds(net, p)[1], "dual": None})
             continue
         model = encoded or _encode(net, box, direction, max_binaries)
-        done.append(_solve_one(net, model, direction, p, box,
-                               (max_binaries, max_cuts, mip_rel_gap), deadline, len(runs) - r,
-                               f"MILP {r + 1}/{len(runs)}"))
+        done.append(_solve_one(net, model, direction, p, box, limits, deadline,
+                               len(runs) - r, f"MILP {r + 1}/{len(runs)}", exact))
     candidates = [d["candidate"] for d in done if d.get("candidate")]
     solved = sum(d["solved"] for d in done)
     upper = float(max(d["upper"] for d in done))
-    tolerance = MILP_TOLERANCE * max(1.0, abs(upper))
-    witness, x_in, eps, rows = _witness(net, candidates, box, p)
+    tolerance = MILP_TOLERANCE * max(abs(upper), tail_bounds(net, p)[1])
+    witness, x_in, attained, rows = _witness(net, candidates, p)
     pair = witness_pair(net, p, box, x_in, rows)
     if witness is None:                    # no pattern attained: the fallback's own point
         x_in = pair["witness_x"]
         lower = operator_norm(net.input_jacobian(x_in[None])[0], p)
         certificate = ("||J(witness_x)||, the network's Jacobian at a seeded point of the box "
                        "(f differentiable there with probability 1): " + pair["witness_source"])
+    elif attained:
+        lower = witness
+        certificate = ("||J(witness_x)||, the network's Jacobian at a point of the region of "
+                       "the best pattern HiGHS found where floating point decides its pieces")
     else:
         lower = witness
-        certificate = ("||J(witness_x)||, the network's Jacobian at a point strictly inside the "
-                       "region of the best pattern HiGHS found that has one")
+        certificate = ("||J|| of the best pattern HiGHS found whose region exact rational "
+                       "arithmetic proves to meet the box in an open set (witness_x inside)")
     common = {"witness": witness, "lower_bound": lower, "witness_x": x_in,
-              "lower_bound_certificate": certificate,
+              "attained": attained, "lower_bound_certificate": certificate,
               "witness_pair": {"x": pair["witness_x"], "x_pair": pair["witness_x_pair"],
                                "ratio": pair["witness_ratio"],
                                "source": pair["witness_source"]},
-              "interior_margin": eps, "tolerance": tolerance,
+              "tolerance": tolerance,
               "upper_bound_certificate": "max over the MILPs of HiGHS's dual bound (or "
                                          "objective) + tolerance",
               "upper_margin_kind": "tolerance",
@@ -553,21 +601,19 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
               "milps": len(runs), "milps_solved": solved,
               "cuts": sum(d.get("cuts", 0) for d in done),
               "binaries": max((d.get("binaries", 0) for d in done), default=0),
-              "attempts": [a for d in done for a in d.get("attempts", [])],
-              "domain": f"box [-{box:g}, {box:g}]^{n0}"}
+              "attempts": [a for d in done for a in d.get("attempts", [])]}
     if solved < len(runs):
         return {"value": None, "status": "time_limit", "certified_exact": False,
                 "upper_bound": finite_or_none(upper + tolerance),
                 "reason": (f"stopped at the time limit {deadline.time_limit:g} s with "
-                           f"{solved} of {len(runs)} MILPs solved"),
-                **common, "seconds": deadline.elapsed()}
+                           f"{solved} of {len(runs)} MILPs solved"), **common}
     status, upper_bound, reason = _verdict(net, p, done, witness, upper, tolerance)
     if upper_bound != upper + tolerance:
         common["upper_bound_certificate"] = "the layer-wise bound (HiGHS's bound not used)"
         common["upper_margin_kind"] = "closed_form"
     out = {"value": witness if status == "optimal" else None, "status": status,
            "certified_exact": status == "optimal", "upper_bound": finite_or_none(upper_bound),
-           "mip_gap": max(d["gap"] for d in done), **common, "seconds": deadline.elapsed()}
+           "mip_gap": max(d["gap"] for d in done), **common}
     if reason:
         out["reason"] = reason
     return out

@@ -31,12 +31,11 @@ import numpy as np
 from reference import exact as exact_mod
 from reference import ladder
 from reference.limits import check_box
-from reference.lipschitz import activation_constants, check_finite, closed_form_rtol, parse_p
-from reference.network import (Identity, KnotSplineActivation, LeakyReLU, Network, PReLU, ReLU,
-                               SplineActivation)
+from reference.lipschitz import check_finite, closed_form_rtol, parse_p, vector_norm
+from reference.network import Network
+from reference.rounding import UNIT_ROUNDOFF, forward_error_bound, gamma  # noqa: F401
 
 EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
-UNIT_ROUNDOFF = 2.0 ** -53
 GLOBAL = ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron", "lipsdp_layer")
 CLOSED, LOWER, LIPSDP, EXACT = (("theorem1_bv2", "theorem1", "layerwise"), ("lower",),
                                 ("lipsdp_neuron", "lipsdp_layer"), ("exact",))
@@ -47,11 +46,6 @@ def stages(n_inputs: int) -> tuple:
     for 1 or 2 inputs (breakpoints or regions: fractions of a second on the paper's networks,
     and exact) and after it otherwise (the MILP may run to its time limit)."""
     return (CLOSED, LOWER, EXACT, LIPSDP) if n_inputs <= 2 else (CLOSED, LOWER, LIPSDP, EXACT)
-
-
-def gamma(n: int) -> float:
-    """gamma_n = n u / (1 - n u), u = 2^-53: the relative error bound of n roundings."""
-    return n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
 
 
 def check_claim_value(claim) -> float:
@@ -70,65 +64,6 @@ class _Record:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-# --------------------------------------------------------------------------- rounding
-def _activation_error(layer, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """A bound on |computed sigma(z) - sigma(z)| for the computed input z (M, N), output y:
-    ReLU exact; LeakyReLU / PReLU one product, u |y|; identity exact; uniform splines the
-    kernels' stated bound (reference.spline): gamma_2 max|c| + (gamma_4 (K - 2) + gamma_5 |u|)
-    max|dc| + 2^-1074, u = (z - x_min) / T, plus (s + delta) max|D2 c| (delta = gamma_4 |u| +
-    u_r s, s the knot snap) where an interior knot lies within s + 2 delta steps above u;
-    knot splines v_i + s_i (z - p_i) with s_i = dv / dp:
-    gamma_6 (max|v| + max|s| (|z| + max|p|))."""
-    tiny = np.finfo(float).tiny
-    if isinstance(layer, (ReLU, Identity)):
-        return np.zeros_like(y)
-    if isinstance(layer, (LeakyReLU, PReLU)):
-        return UNIT_ROUNDOFF * np.abs(y)
-    if isinstance(layer, SplineActivation):
-        s = layer.spline
-        c = s.coefficients                                                # (N, K)
-        c_max = np.abs(c).max(axis=1)
-        dc_max = np.abs(np.diff(c, axis=1)).max(axis=1)
-        d2_max = np.abs(np.diff(c, 2, axis=1)).max(axis=1, initial=0.0)
-        u = (z - s.x_min) / s.step
-        snap, delta = s.knot_snap, gamma(4) * np.abs(u) + UNIT_ROUNDOFF * s.knot_snap
-        # the snap term only where an interior knot lies less than s + delta steps above u
-        # (2 delta: u here is computed too)
-        above = np.ceil(u)
-        near = (above - u <= snap + 2 * delta) & (above >= 1) & (above <= s.size - 2)
-        return (gamma(2) * c_max + (gamma(4) * (s.size - 2) + gamma(5) * np.abs(u)) * dc_max
-                + np.where(near, snap + delta, 0.0) * d2_max + 2.0 ** -1074)
-    if isinstance(layer, KnotSplineActivation):
-        v_max = np.array([np.abs(v).max() for v in layer.values])
-        s_max = np.array([np.abs(s).max() for s in layer.slopes])
-        p_max = np.array([np.abs(p).max() for p in layer.points])
-        return gamma(6) * (v_max + s_max * (np.abs(z) + p_max)) + tiny
-    raise TypeError(f"layer: no rounding bound for a {type(layer).__name__} layer")
-
-
-def forward_error_bound(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """f(x) as Network.forward computes it, (M, N_L), and a bound on its rounding error,
-    entrywise (M, N_L), by a running error analysis from exact inputs x (M, N_0):
-        dense      e_z = |W| e_y + gamma_{N_in + 1} (|W| (|y| + e_y) + |b|)
-                   (any summation order, fused or not);
-        activation e_y = Lip(sigma_n) e_z + the evaluation error at the computed z
-                   (`_activation_error`);
-    the final bound is doubled to cover the rounding of its own computation."""
-    y = np.asarray(x, dtype=np.float64)
-    err = np.zeros_like(y)
-    for layer in net.layers:
-        out = layer.forward(y)[0]
-        if layer.kind == "dense":
-            w = np.abs(layer.params["weight"])
-            b = np.abs(layer.params.get("bias", 0.0))
-            err = err @ w.T + gamma(w.shape[1] + 1) * ((np.abs(y) + err) @ w.T + b)
-        else:
-            lip = activation_constants(layer, y.shape[1])["lip"]
-            err = lip * err + _activation_error(layer, y, out)
-        y = out
-    return y, 2.0 * err
 
 
 @dataclass
@@ -154,7 +89,9 @@ def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
                 / (||dx||_p (1 + g_0) / (1 - u)) * (1 - 4u),
     df, dx the computed differences, e, e' the forward error bounds (`forward_error_bound`),
     g_L = gamma_{N_L + 2}, g_0 = gamma_{N_0 + 2} (the norms' roundings), u = 2^-53 (each
-    subtraction is correctly rounded; 4u for this formula's own roundings)."""
+    subtraction is correctly rounded; 4u for this formula's own roundings), and at least 0
+    (a ratio of norms: when the rounding bound exceeds the difference, as for two points
+    1e-300 apart where f is near 1, the pair certifies nothing more)."""
     x = np.asarray(x, dtype=np.float64)
     x_pair = np.asarray(x_pair, dtype=np.float64)
     # one point per call, as a reader re-evaluating the pair would (BLAS may round a batch
@@ -163,13 +100,13 @@ def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
     f, err = np.concatenate([f0, f1]), np.concatenate([e0, e1])
     df, dx = f[1] - f[0], x_pair - x
     u = UNIT_ROUNDOFF
-    norm_df, norm_dx = np.linalg.norm(df, ord=p), np.linalg.norm(dx, ord=p)
+    norm_df, norm_dx = vector_norm(df, p), vector_norm(dx, p)
     if norm_dx == 0:
         raise ValueError("x, x_pair: expected two distinct points")
-    slack = np.linalg.norm(err[0] + err[1] + 2 * u * np.abs(df), ord=p)
+    slack = vector_norm(err[0] + err[1] + 2 * u * np.abs(df), p)
     g_out, g_in = gamma(len(df) + 2), gamma(len(dx) + 2)
-    low = ((norm_df * (1 - g_out) - slack * (1 + g_out))
-           / (norm_dx * (1 + g_in) / (1 - u)) * (1 - 4 * u))
+    low = max((norm_df * (1 - g_out) - slack * (1 + g_out))
+              / (norm_dx * (1 + g_in) / (1 - u)) * (1 - 4 * u), 0.0)   # a ratio is >= 0
     ratio = float(norm_df / norm_dx)
     return Witness(x.tolist(), x_pair.tolist(), ratio, float(low), float(ratio - low), method,
                    source)
@@ -190,8 +127,8 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
       exact_1d_on_box ("jacobian_rounding") and regions_2d ("rounding_bound") add the rounding
       bound of a computed Jacobian norm (`exact.jacobian_rounding`; regions_2d's upper_bound
       holds it already); the MILP ("tolerance") its tolerance (HiGHS's bound +
-      MILP_TOLERANCE x max(1, |bound|)); a layer-wise upper end ("closed_form") as the closed
-      forms."""
+      MILP_TOLERANCE x max(|bound|, layer-wise bound)); a layer-wise upper end
+      ("closed_form") as the closed forms."""
     closed, closed_text = closed_form_rtol(net)
     if method.startswith("lipsdp"):
         value, bound = result["value"], result["rounding_bound"]

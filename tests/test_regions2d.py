@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 
 from reference import ladder, lipschitz
-from reference.exact import exact_1d, exact_1d_on_box
+from reference.exact import exact_1d_on_box
 from reference.milp import exact_milp
-from reference.network import Dense, Identity, KnotSplineActivation, Network
+from reference.network import (Dense, Identity, KnotSplineActivation, Network, ReLU,
+                               SplineActivation)
+from reference.spline import LinearSpline
 from reference.regions2d import areas, clip, regions_2d
 from tests.test_exact import bias_free_relu_cones, sampled_max_norm
 from theory_checks.lipschitz_bound import random_net
@@ -16,14 +18,14 @@ def test_clip_and_areas_by_hand():
     assert areas(square, count)[0] == 4.0
     # keep x + y <= 2: the triangle below the diagonal (a vertex on the line is kept once)
     s = square[..., 0] + square[..., 1] - 2.0
-    tri, n = clip(square, count, s)
+    tri, n, _ = clip(square, count, s)
     assert n[0] == 3 and areas(tri, n)[0] == 2.0
     # keep x <= 0.5: a rectangle 0.5 x 2, two new vertices on the cut
-    rect, n = clip(square, count, square[..., 0] - 0.5)
+    rect, n, _ = clip(square, count, square[..., 0] - 0.5)
     assert n[0] == 4 and areas(rect, n)[0] == 1.0
     assert np.all(rect[0, :4, 0] <= 0.5)
     # keep nothing
-    _, n = clip(square, count, np.full((1, 4), 1.0))
+    _, n, _ = clip(square, count, np.full((1, 4), 1.0))
     assert n[0] == 0
 
 
@@ -64,7 +66,7 @@ def test_agrees_with_exact_1d_when_the_second_input_is_ignored(p):
     net.layers[0].params["weight"][:, 1] = 0.0           # f(x1, x2) = g(x1)
     one = Network([Dense(net.layers[0].params["weight"][:, :1], net.layers[0].params["bias"]),
                    *net.layers[1:]])
-    expected = exact_1d_on_box(one, p, 1.5, exact_1d(one, p)["breakpoints"])["box_value"]
+    expected = exact_1d_on_box(one, p, 1.5)["box_value"]
     r = regions_2d(net, p, box=1.5)
     assert r["status"] == "optimal"
     assert r["value"] == pytest.approx(expected, rel=1e-12)
@@ -93,7 +95,7 @@ def test_certificate_and_witness():
     r = regions_2d(net, 2, box=2.0)
     assert r["status"] == "optimal" and r["regions"] == 701      # the issue's prototype
     assert r["area_error"] <= 1e-9 and r["jacobian_mismatches"] == 0
-    assert r["jacobian_checked"] + r["negligible_regions"] == r["regions"]
+    assert r["jacobian_checked"] + r["unattained_regions"] == r["regions"]
     assert 0 < r["rounding_bound"] < 1e-12 * r["value"] * 1e3
     x, x_pair = np.array(r["witness_x"]), np.array(r["witness_x_pair"])
     assert np.all(np.abs(x) <= 2.0) and np.all(np.abs(x_pair) <= 2.0)
@@ -161,3 +163,20 @@ def test_ladder_uses_it_for_two_inputs():
     assert ladder.order_violations(results) == []
     stopped = ladder.run_method("exact", net, 2, box=2.0, max_regions=2)
     assert stopped["value"] is None and "certified bracket" in stopped["reason"]
+
+
+def test_a_polygon_inside_a_cuts_band_is_not_counted_twice():
+    """Found by the ladder property: a bias-free ReLU layer straight into a spline whose knot
+    is 0, so the spline's cut line is the ReLU's own boundary and a whole polygon lies in its
+    band.  Both strips kept the whole polygon (the areas summed to 1.144 of the box, no
+    value); the strip below is now left to the exact step."""
+    net = Network([Dense([[0.08890469193522228, -0.09341224466100137],
+                          [0.4528471989539066, 0.07417558418617765]]), ReLU(),
+                   SplineActivation(LinearSpline(
+                       [[1.3040000451301372, 0.9470809631292422, -0.7037352358069926],
+                        [-1.2654214710460525, -0.6232744625373522, 0.0413259793472436]],
+                       -2.7818889431943044, 2.7818889431943044))])
+    for p in (1.0, 2.0, np.inf):
+        r = regions_2d(net, p, box=0.5)
+        assert r["status"] == "optimal" and r["area_error"] <= 1e-15
+        assert r["value"] == pytest.approx(sampled_max_norm(net, p, 0.5), rel=1e-12)

@@ -134,7 +134,9 @@ def test_a_stopped_milp_bracket_is_used(monkeypatch):
     assert v.verdict == "sound" and v.decided_by.method == "exact"
     v = check_claim(net, 1.1 * true, "inf", methods="exact")
     assert v.verdict == "undecided"
-    assert v.interval[0] < 1.1 * true < v.interval[1] == pytest.approx(1.2 * true, rel=1e-4)
+    assert v.interval[0] < 1.1 * true < v.interval[1] == pytest.approx(r["upper_bound"],
+                                                                       rel=1e-12)
+    assert r["upper_bound"] == pytest.approx(1.2 * true + r["tolerance"], rel=1e-12)
 
 
 # ------------------------------------------------------------------ rounding analysis
@@ -292,3 +294,23 @@ def test_an_unknown_upper_margin_kind_is_refused():
     with pytest.raises(ValueError, match="upper_margin_kind.*'milp'"):
         verdict.upper_margin(net, "exact", {"kind": "bracket", "upper_bound": 2.0,
                                             "upper_margin_kind": "milp"}, 2.0)
+
+
+def test_a_thin_region_left_undecided_leaves_the_claim_undecided(monkeypatch):
+    """Issue 21 item 1: two ReLU kinks 1e-16 apart, f = 1e6 (relu(x1) - relu(x1 - 1e-16)):
+    the strip is thinner than floating point resolves, so regions_2d hands it to exact
+    rational arithmetic; when that cannot finish (made to time out here), the strip's bound
+    stays in the upper end: the claim 1 is undecided, not sound ('exact = 0' said SOUND)."""
+    from reference import rational
+    net = Network([Dense(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([0.0, -1e-16])), ReLU(),
+                   Dense(np.array([[1e6, -1e6]]), np.zeros(1))])
+    assert check_claim(net, 1.0, 2, methods="exact").verdict == "unsound"   # decided exactly
+
+    def timeout(*args, **kwargs):
+        raise TimeoutError("time limit")
+    monkeypatch.setattr(rational, "regions", timeout)
+    r = ladder.run_method("exact", net, 2, box=1.0)
+    assert r["value"] is None and r["status"] == "not_certified" and r["upper_bound"] >= 1e6
+    v = check_claim(net, 1.0, 2, methods="exact")
+    assert v.verdict == "undecided" and v.interval[1] >= 1e6
+    assert check_claim(net, 3e6, 2, methods="exact").verdict == "sound"     # above the bound

@@ -6,6 +6,8 @@ import argparse
 
 import numpy as np
 
+from reference.limits import check_box
+
 
 def _typed(convert, accept, expected):
     """An argparse type: convert the text, then require accept(value); otherwise argparse
@@ -31,6 +33,18 @@ fraction = _typed(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 sparsify_value = _typed(lambda t: t if t == "auto" else float(t),
                         lambda v: v == "auto" or (np.isfinite(v) and v >= 0),
                         "'auto' or a finite threshold >= 0")
+
+
+def box_half_width(text):
+    """--box: the half-width R of the box [-R, R]^N_0, in the range reference.limits.check_box
+    accepts (refused when parsed, with that range)."""
+    try:
+        return check_box(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+
+
+box_half_width.__name__ = "a box half-width"
 
 
 def list_of(item):

@@ -4,7 +4,8 @@ Lip_p(f) <= C over the box (sound / unsound / undecided, exit 0 / 1 / 3)."""
 from __future__ import annotations
 
 from reference import ladder, lipschitz, lipsdp, verdict
-from reference.commands.args import nonneg_float, nonneg_int, positive_float, positive_int
+from reference.commands.args import (box_half_width, nonneg_float, nonneg_int, positive_float,
+                                     positive_int)
 from reference.files import dumps_json
 from reference.io import load_model, network_from_mat
 
@@ -12,6 +13,24 @@ from reference.io import load_model, network_from_mat
 def load_any_model(path):
     """A model file (.npz), or a LipSDP MATLAB file (.mat, cell `weights`, ReLU)."""
     return network_from_mat(path) if str(path).endswith(".mat") else load_model(path)
+
+
+def exact_note(r: dict) -> str:
+    """The table's note on a certified exact value: the method, the size of its partition
+    and what certifies it (regions or pieces attained at a point where floating point
+    decides the pattern, the others decided in exact rational arithmetic)."""
+    decided = r.get("exact_checked", 0)
+    exact_step = (f", {decided} patterns decided in exact arithmetic ({r['exact_empty']} "
+                  "empty)" if decided else "")
+    attained = "" if r.get("attained", True) else ", value proven in exact arithmetic"
+    if "regions" in r:
+        size = (f"{r['regions']} regions, areas sum to the box's to {r['area_error']:.1g}, "
+                f"Jacobians re-evaluated{exact_step}")
+    elif "pieces" in r:
+        size = f"{r['pieces']} pieces{exact_step}"
+    else:
+        size = f"{r['binaries']} binaries, {r['cuts']} patterns cut off (proven empty)"
+    return f"{r['method']}, {size}{attained}, over {r['domain']}"
 
 
 def print_ladder(results: dict, p: float, box: float, title: str) -> list:
@@ -27,11 +46,7 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
         value = f"{v:12.6g}" if v is not None else f"{'n/a':>12s}"
         note = r.get("reason", "")
         if not note and name == "exact":
-            size = (f"{r['pieces']} pieces" if "pieces" in r else
-                    f"{r['regions']} regions, areas sum to the box's to {r['area_error']:.1g}, "
-                    "Jacobians re-evaluated" if "regions" in r else
-                    f"{r['binaries']} binaries, attained at an interior point")
-            note = f"{r['method']}, {size}, over {r['domain']}"
+            note = exact_note(r)
         if not note and name.startswith("lipsdp"):
             note = (f"{r['solver']} {r['status']}, certified (Schur complement), "
                     f"solver value {r['solver_value']:.6g}, {lipsdp_accuracy(r)}")
@@ -130,8 +145,9 @@ def register(sub) -> None:
     p.add_argument("--p", default="2", help="l_p norm on inputs and outputs: 1, 2 or inf")
     p.add_argument("--methods", default=",".join(ladder.METHODS),
                    help="comma-separated subset of " + ",".join(ladder.METHODS))
-    p.add_argument("--box", type=positive_float, default=1.0,
-                   help="half-width R of the box [-R, R]^N_0 for lower and the MILP")
+    p.add_argument("--box", type=box_half_width, default=1.0,
+                   help="half-width R of the box [-R, R]^N_0 for lower and exact, in "
+                        "[1e-290, 1e290]")
     p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER,
                    help="SDP solver for LipSDP: NUMPY (default), CVXOPT, CLARABEL, SCS, MOSEK")
     p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
