@@ -64,6 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference import rational
+from reference._format import exact
 from reference.errors import SolveFailed
 from reference.exact import (NotApplicable, chord_pair, finite_or_none, input_scale,
                              jacobian_rounding, piece_tables, scaled_input, tail_bounds)
@@ -407,7 +408,8 @@ def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict
                          "bound of a computed Jacobian norm")
     margin_kind = "rounding_bound"
     if area_error > AREA_CHECK_RTOL:
-        reasons.append(f"the regions' areas sum to {area.sum()!r}, not the box area {box_area!r} "
+        reasons.append(f"the regions' areas sum to {exact(area.sum())}, not the box area "
+                       f"{exact(box_area)} "
                        f"(relative error {area_error:.3g} > {AREA_CHECK_RTOL:g})")
     if area_error > AREA_CHECK_RTOL or found["mismatches"]:
         upper, upper_certificate = tail_bounds(unit, p)[1], "the layer-wise bound"

@@ -182,7 +182,7 @@ def test_certified_exact_value_below_a_lower_bound_is_a_violation(tmp_path, monk
     def certified_but_wrong(net, p, box, options):
         return {"value": wrong, "status": "optimal", "certified_exact": True,
                 "lower_bound": wrong, "upper_bound": 10 * low, "tolerance": 1e-5 * wrong,
-                "upper_margin_kind": "tolerance", "kind": "exact", "binaries": 0,
+                "upper_margin_kind": "tolerance", "kind": "exact", "binaries": 0, "cuts": 0,
                 "method": "MILP (monkeypatched)", "domain": "box"}
     monkeypatch.setitem(ladder.RUNNERS, "exact", certified_but_wrong)
     results = ladder.ladder(net, "inf", methods="lower,exact")

@@ -3,9 +3,7 @@
 inputs, on its success and failure paths, and neither stdout nor stderr may hold such text.
 `reproduce` is too slow to run twice: its own test (tests/test_cli.py) applies the same
 assertion to its output; here run its pieces' commands (train, lipschitz, sweep).
-
-A case whose text comes from a module another branch fixes is marked xfail(strict=True)
-with that branch: it flips to a failure (XPASS) once the fix is merged, and the mark goes."""
+"""
 import re
 
 import numpy as np
@@ -219,16 +217,7 @@ CASES = {     # name -> (argv with {model} / {tmp}, exit status, set-up or None,
     "sweep --table": (["sweep", "--results", "{tmp}/sweep", "--table", "--csv",
                        "{tmp}/table.csv"], 0, None, "+-"),
 }
-ELSEWHERE = {   # cases whose NumPy repr comes from another branch's module (see the report)
-    "lipschitz exact not certified": "fixed on branch fix/exact (reference/regions2d.py "
-                                     "regions_2d: 'the regions' areas sum to {area.sum()!r}')",
-}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=NumpyRepr,
-                                               reason=ELSEWHERE[name]))
-    if name in ELSEWHERE else name for name in CASES])
+@pytest.mark.parametrize("name", list(CASES))
 def test_every_command_prints_numbers_not_numpy_reprs(name, files, monkeypatch, capsys):
     argv, status, setup, expected = CASES[name]
     tmp = files["tmp"]

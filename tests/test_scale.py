@@ -243,8 +243,8 @@ SOLVER_KINDS = ("solve", "lipschitz_exact")
 
 
 def solver_case(case) -> bool:
-    """The convex solves and the MILP: their solvers keep absolute tolerances (see
-    test_rescaled_solves_and_milp)."""
+    """The convex solves and the MILP: rescaled by test_rescaled_solves_and_milp (the BV2
+    solves have no law when their pre-activations move)."""
     return case.kind == "solve" or case.name == "exact_milp"
 
 
@@ -351,30 +351,25 @@ def test_every_conformance_case_runs_rescaled(scale, unit, tmp_path):
     check_rescaled(unit, tmp_path, scale, lambda case: not solver_case(case))
 
 
-MILP_SCALES = (0.5, 8.0)
+BV2_SCALES = (0.5, 8.0)
 
 
-@pytest.mark.parametrize("scale", MILP_SCALES + (2.0 ** -26, 1e-8, 1e8) + LADDER)
+@pytest.mark.parametrize("scale", BV2_SCALES + (2.0 ** -26, 1e-8, 1e8) + LADDER)
 def test_rescaled_solves_and_milp(scale, unit, tmp_path):
     """The TV2 convex solves over the whole ladder (a layer factor s multiplies the
     pre-activations by s^2, the outputs by s^3 and lambda by s^6): the same verdicts, the
     optimum by its law (check_the_law; tests/test_solve_scale.py holds the solves to 1e-7).
-    The BV2 solves (no law when z moves: at z x 1e-16 the point 1 lies 1e16 spreads from the
-    data, and they may be refused) and the MILP (its own branch) within 0.5-8 per layer."""
-    within = scale in MILP_SCALES
+    The MILP (normalised by powers of two, relative tolerance) likewise.  The BV2 solves (no
+    law when z moves: at z x 1e-16 the point 1 lies 1e16 spreads from the data, and they may
+    be refused) within 0.5-8 per layer."""
+    within = scale in BV2_SCALES
     check_rescaled(unit, tmp_path, scale, lambda case: (
         case.kind == "solve" and (within or case.parameters["reg"] == "tv2"))
-        or (within and case.name == "exact_milp"))
+        or case.name == "exact_milp")
 
 
 def case_named(name):
     return next(c for c in cases.build_cases() if c.name == name)
-
-
-def known_defect(module: str, what: str):
-    """xfail (not strict) for a defect measured here in a module another branch owns."""
-    return pytest.mark.xfail(reason=f"{module}: {what} (not a module of this branch)",
-                             strict=False)
 
 
 def test_a_rescaled_solve_is_right_or_refused():
@@ -395,10 +390,11 @@ def test_a_rescaled_solve_is_right_or_refused():
             scale
 
 
-@known_defect("reference/exact.py", "exact_milp on exact_milp's network with its dense "
-              "layers x 1e-4 (inputs and box unchanged) reports certified_exact with the "
-              "value 7.73e-8 where the law gives 11.77e-8 (its bracket reaches 1e-5)")
 def test_a_rescaled_milp_is_right_or_refused():
+    """exact_milp on exact_milp's network with its dense layers x 1e-4 (inputs and box
+    unchanged) reported certified_exact with the value 7.73e-8 where the law gives
+    11.77e-8 (its bracket reaching 1e-5), before the MILP ran on the network normalised by
+    powers of two with a relative tolerance (fix/exact)."""
     from reference import exact
 
     case = case_named("exact_milp")
