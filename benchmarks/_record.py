@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reference.files import dumps_json, write_text
+from reference.io._files import dumps_json, write_text
 
 
 def write_record(record: dict, out) -> Path:

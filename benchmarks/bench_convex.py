@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference import convex
+from reference.convex import _solve as convex
 from theory_checks.lipschitz_bound import random_net
 from theory_checks.representer import single_neuron as problem, targets
 

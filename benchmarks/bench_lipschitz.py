@@ -34,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from reference import ladder
-from reference.exact import exact_1d, exact_milp
-from reference.io import network_from_mat
-from reference.lipsdp import MARGINS, certified_rho, lipsdp, lipsdp_data, lmi_size, sdp_cost
-from reference.lipsdp_solvers import solve_cvxpy
-from reference.network import build_mlp
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz._exact import exact_1d, exact_milp
+from reference.io._model_file import network_from_mat
+from reference.lipschitz._lipsdp import MARGINS, certified_rho, lipsdp, lipsdp_data, lmi_size, sdp_cost
+from reference.lipschitz._sdp_backends import solve_cvxpy
+from reference.nn._network import build_mlp
 from theory_checks.lipschitz_bound import random_net
 
 from _record import write_record       # benchmarks/_record.py (run as a script)

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reference import spline_kernels
-from reference.spline import LinearSpline
+from reference.nn import _kernels as spline_kernels
+from reference.nn._spline import LinearSpline
 
 from _record import write_record       # benchmarks/_record.py (run as a script)
 
@@ -79,7 +79,7 @@ def first_call_seconds(backend: str) -> float | None:
     package (numba: importing it and loading its cached kernels); None if it fails."""
     code = ("import time, numpy as np\n"
             "from reference import network, train, spline_kernels\n"
-            "from reference.spline import LinearSpline\n"
+            "from reference.nn import LinearSpline\n"
             f"spline_kernels.set_backend({backend!r})\n"
             "s = LinearSpline.initialise('relu', 2, 5, 1.0); x = np.zeros((3, 2))\n"
             "t = time.perf_counter(); y, p = s.forward(x); s.backward(x, x, p)\n"

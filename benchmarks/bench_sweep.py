@@ -31,10 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from reference import spline
-from reference.experiments import RunConfig, run
-from reference.records import check_record, seal
-from reference.sweep import dask_client, expand, record_path, run_sweep, without_timings
+from reference.nn import _spline as spline
+from reference.training._experiments import RunConfig, run
+from reference.training._records import check_record, seal
+from reference.training._sweep import dask_client, expand, record_path, run_sweep, without_timings
 
 from _record import write_record       # benchmarks/_record.py (run as a script)
 

@@ -56,9 +56,9 @@ RECIPE = {"size": 21, "range_": 2.0, "lr": 1e-2, "batch_size": 16, "mu": 1e-4, "
 # ------------------------------------------------------------------------- workers
 def ours_worker(dataset: str, widths: list) -> callable:
     """A function running `epochs` epochs of reference.train.train on a fixed network."""
-    from reference import datasets
-    from reference.network import build_mlp
-    from reference.train import TrainConfig, train
+    from reference.data import _datasets as datasets
+    from reference.nn._network import build_mlp
+    from reference.training._train import TrainConfig, train
 
     data = datasets.load(dataset)
     loss = "logistic" if widths[-1] == 1 else "xent"
@@ -77,7 +77,7 @@ def torch_worker(dataset: str, widths: list, threads: int) -> callable:
     import torch
     from deepsplines.ds_modules import DeepBSpline
 
-    from reference import datasets
+    from reference.data import _datasets as datasets
 
     torch.set_num_threads(threads)
     data = datasets.load(dataset)

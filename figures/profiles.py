@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reference.experiments import RunConfig
-from reference.sweep import expand
+from reference.training._experiments import RunConfig
+from reference.training._sweep import expand
 
 DATASETS = ("circle", "s_shape")
 BASELINES = ("relu", "prelu", "leaky_relu")

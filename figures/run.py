@@ -7,8 +7,8 @@ from pathlib import Path
 
 from figures.make import FIGURES
 from figures.profiles import PROFILES
-from reference.files import prepare_output_dir, write_text
-from reference.sweep import damaged_line, run_sweep
+from reference.io._files import prepare_output_dir, write_text
+from reference.training._sweep import damaged_line, run_sweep
 
 OUT = "figures/out"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from reference.network import Dense, KnotSplineActivation, Network, SplineActivation
-from reference.spline import LinearSpline
+from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
+from reference.nn._spline import LinearSpline
 
 
 def rescale(net: Network, a: float, c: float):

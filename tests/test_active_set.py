@@ -3,10 +3,11 @@ its optimality check, its certificate and its failure modes."""
 import numpy as np
 import pytest
 
-from reference import active_set, convex
-from reference.certify import Scaled
-from reference.errors import SolveNotCertified
-from reference.network import KnotSplineActivation
+from reference.convex import _active_set as active_set
+from reference.convex import _solve as convex
+from reference.convex._certify import Scaled
+from reference.exceptions import SolveNotCertified
+from reference.nn._network import KnotSplineActivation
 from theory_checks.lipschitz_bound import random_net
 from theory_checks.representer import single_neuron, targets
 

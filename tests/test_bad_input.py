@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from reference import files
+from reference.io import _files as files
 from reference.cli import main
-from reference.io import FORMAT, load_model, save_model
-from reference.network import build_mlp
+from reference.io._model_file import FORMAT, load_model, save_model
+from reference.nn._network import build_mlp
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -72,7 +72,7 @@ def npy_bytes(array) -> bytes:
 
 
 def model_members(net) -> dict:
-    from reference.io import layer_entries
+    from reference.io._model_file import layer_entries
     entries, arrays = layer_entries(net)
     members = {"format": npy_bytes(np.array(FORMAT)),
                "layers": npy_bytes(np.array(json.dumps(entries)))}
@@ -308,7 +308,7 @@ def test_bad_output_locations_are_refused_before_any_work(case, command, tmp_pat
     target = output_cases(tmp_path)[case]
     data = tmp_path / "d.npz"
     np.savez(data, X=np.zeros((4, 2)), y=np.zeros(4))
-    import reference.cli as cli
+    import reference.cli._main as cli
     for heavy in ("run_training",):
         monkeypatch.setattr(cli, heavy, lambda *a, **k: pytest.fail("work started"))
     argv, arg = {
@@ -322,7 +322,7 @@ def test_bad_output_locations_are_refused_before_any_work(case, command, tmp_pat
 
 
 def test_checks_dir_that_is_a_file(tmp_path, capsys, monkeypatch):
-    import reference.cli as cli
+    import reference.cli._main as cli
     monkeypatch.setattr(cli, "run_training", lambda *a, **k: pytest.fail("work started"))
     (tmp_path / "f").write_bytes(b"x")
     run_fails(["reproduce", "--checks-dir", tmp_path / "f"], capsys, ["--checks-dir"], tmp_path)
@@ -422,7 +422,7 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path, model):
 ])
 def test_bad_train_values_are_refused_before_training(argv, name, tmp_path, capsys,
                                                        monkeypatch):
-    import reference.cli as cli
+    import reference.cli._main as cli
     monkeypatch.setattr(cli, "run_training", lambda *a, **k: pytest.fail("work started"))
     run_fails(["train", "--quiet", *argv], capsys, [name], tmp_path)
 

@@ -4,7 +4,7 @@ import pytest
 import scipy.linalg  # noqa: F401  (loads SciPy's own BLAS beside NumPy's)
 from threadpoolctl import threadpool_info
 
-from reference.blas import blas_threads
+from reference.lipschitz._blas import blas_threads
 
 
 def blas_thread_counts() -> list:
@@ -33,8 +33,8 @@ def test_blas_threads_refuses_a_bad_count(bad):
 def test_lipsdp_runs_with_one_blas_thread_by_default_and_checks_the_argument(monkeypatch):
     """lipsdp limits the BLAS libraries while it runs (reference.blas.LIPSDP_BLAS_THREADS),
     gives the same value either way (to rounding), and names blas_threads when it is bad."""
-    from reference import lipsdp as lipsdp_module
-    from reference.network import build_mlp
+    from reference.lipschitz import _lipsdp as lipsdp_module
+    from reference.nn._network import build_mlp
 
     seen = []
     real = lipsdp_module._lipsdp

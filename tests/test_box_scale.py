@@ -13,12 +13,13 @@ import json
 import numpy as np
 import pytest
 
-from reference import ladder, lipschitz
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
 from reference.cli import main
-from reference.io import save_model
-from reference.limits import MIN_BOX, check_box
-from reference.network import Dense, Network
-from reference.verdict import check_claim
+from reference.io._model_file import save_model
+from reference._limits import MIN_BOX, check_box
+from reference.nn._network import Dense, Network
+from reference.lipschitz._verdict import check_claim
 from theory_checks.lipschitz_bound import random_net
 
 TINY = [5e-9, 1e-100, 1e-160, 1e-170, 1e-290]

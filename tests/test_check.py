@@ -8,10 +8,10 @@ import pytest
 from test_oracle import OtherSpline, oracle_inputs, oracle_model
 
 from reference.cli import main
-from reference.io import save_model
-from reference.network import Dense, Network, ReLU, SplineActivation
-from reference.spline import LinearSpline
-from reference import oracle
+from reference.io._model_file import save_model
+from reference.nn._network import Dense, Network, ReLU, SplineActivation
+from reference.nn._spline import LinearSpline
+from reference.oracle import _check as oracle
 
 
 @pytest.fixture

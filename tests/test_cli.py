@@ -8,7 +8,7 @@ import pytest
 from finite_differences import central_difference, relative_error
 
 from reference.cli import main
-from reference.io import load_model, save_model
+from reference.io._model_file import load_model, save_model
 from test_oracle import oracle_model
 from test_printed_numbers import assert_numbers_only
 
@@ -162,8 +162,8 @@ def test_module_entry_point():
 
 
 def test_train_summary_describes_the_saved_sparsified_model(tmp_path, capsys):
-    from reference import datasets
-    from reference.train import accuracy
+    from reference.data import _datasets as datasets
+    from reference.training._train import accuracy
     out = tmp_path / "m.npz"
     assert main(["train", "--epochs", "5", "--sparsify", "1.0", "--json", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from reference import convex
+from reference.convex import _solve as convex
 from reference.cli import main
-from reference.io import ModelFileError, load_model, save_model
-from reference.network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
-from reference.spline import LinearSpline
+from reference.io._model_file import ModelFileError, load_model, save_model
+from reference.nn._network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
+from reference.nn._spline import LinearSpline
 from theory_checks.lipschitz_bound import random_net
 from theory_checks.representer import single_neuron
 
@@ -329,7 +329,7 @@ def test_solve_command_methods(tmp_path, capsys):
 def test_solver_failures_are_solve_failed_and_one_cli_line(tmp_path, capsys, monkeypatch):
     """A status other than optimal: SolveFailed (a RuntimeError, so `except RuntimeError`
     still catches it), and the command line prints one 'error: ...' line, exit 2."""
-    from reference.errors import SolveFailed
+    from reference.exceptions import SolveFailed
     net, x, y = single_neuron(m=30)
     real = convex.CoefficientProblem.solve
 

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from reference import datasets
+from reference.data import _datasets as datasets
 
 IDX_CODES = {"|u1": 0x08, "|i1": 0x09, "<i2": 0x0B, "<i4": 0x0C, "<f4": 0x0D, "<f8": 0x0E}
 IDX_STEMS = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",

@@ -1,15 +1,16 @@
 import numpy as np
 import pytest
 
-import reference.exact as exact_mod
-from reference import ladder, lipschitz
-from reference.exact import (MilpNotOptimal, NotApplicable, box_halfspaces, chord_pair, exact_1d,
+import reference.lipschitz._exact as exact_mod
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz._exact import (MilpNotOptimal, NotApplicable, box_halfspaces, chord_pair, exact_1d,
                              exact_1d_on_box, exact_milp, jacobian_rounding, knot_form)
-from reference.limits import TooLarge
-from reference.network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
+from reference._limits import TooLarge
+from reference.nn._network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation, build_mlp)
-from reference.regions2d import regions_2d
-from reference.spline import LinearSpline
+from reference.lipschitz._regions2d import regions_2d
+from reference.nn._spline import LinearSpline
 from theory_checks.lipschitz_bound import random_net
 
 
@@ -298,7 +299,7 @@ def test_highs_solve_error_is_retried_without_presolve(monkeypatch):
 
 
 def test_ladder_reports_a_stopped_milp_as_no_value():
-    from reference import ladder
+    from reference.lipschitz import _ladder as ladder
 
     big = random_net([4, 14, 14, 2], "spline", seed=0, size=15)
     r = ladder.run_method("exact", big, "inf", box=3.0, time_limit=0.05, max_binaries=10_000)
@@ -308,20 +309,6 @@ def test_ladder_reports_a_stopped_milp_as_no_value():
 
 
 # ------------------------------------------------------------------ the split, shared helpers
-def test_the_milp_module_and_the_names_kept_in_exact():
-    import subprocess
-    import sys
-
-    import reference.milp as milp
-    assert exact_mod.exact_milp is milp.exact_milp and exact_mod._Milp is milp._Milp
-    assert exact_mod.MILP_TOLERANCE == milp.MILP_TOLERANCE
-    with pytest.raises(AttributeError, match="no attribute"):
-        exact_mod.not_a_name
-    code = ("import reference.milp; from reference.exact import exact_milp, MilpNotOptimal; "
-            "import reference.regions2d, reference.verdict")   # milp first: no import cycle
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
-
-
 def test_milp_witness_pair_in_every_status(monkeypatch):
     net = random_net([3, 5, 4, 1], "relu", seed=3)
     for p in (1.0, np.inf):

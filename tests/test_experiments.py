@@ -8,10 +8,11 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from reference import experiments, lipschitz
-from reference.experiments import RunConfig, run, run_training
-from reference.files import dumps_json
-from reference.sweep import without_timings
+from reference.training import _experiments as experiments
+from reference.lipschitz import _bounds as lipschitz
+from reference.training._experiments import RunConfig, run, run_training
+from reference.io._files import dumps_json
+from reference.training._sweep import without_timings
 
 TINY = {"epochs": 2, "size": 9}
 TRAIN_JSON_KEYS = ("dataset", "activation", "hidden", "loss", "test_accuracy", "valid_accuracy",
@@ -30,7 +31,7 @@ def test_key_is_the_documented_hash_and_the_same_in_another_process():
     config = RunConfig(dataset="s_shape", hidden=(8, 8), lam=0.1, seed=4, sparsify="auto")
     text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
     assert config.key() == hashlib.sha256(text.encode()).hexdigest()[:16]
-    code = ("from reference.experiments import RunConfig; print(RunConfig(dataset='s_shape', "
+    code = ("from reference.training._experiments import RunConfig; print(RunConfig(dataset='s_shape', "
             "hidden=[8, 8], lam=1e-1, seed=4, sparsify='auto').key())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -162,9 +163,9 @@ def test_bad_cli_values_name_the_argument(argv, name, capsys, tmp_path, monkeypa
 
 def test_a_refused_lower_bound_leaves_the_other_rungs(monkeypatch):
     """lower refused by its size guard: value None with the reason; LipSDP still runs."""
-    from reference import lipschitz
-    from reference.limits import TooLarge
-    from reference.network import build_mlp
+    from reference.lipschitz import _bounds as lipschitz
+    from reference._limits import TooLarge
+    from reference.nn._network import build_mlp
 
     def refuse(*args, **kwargs):
         raise TooLarge("lower bound cost", 2.0, 1.0, "max_lower_cost")
@@ -177,7 +178,7 @@ def test_a_refused_lower_bound_leaves_the_other_rungs(monkeypatch):
 def test_lower_rung_goes_through_the_ladder_with_the_same_record():
     """lipschitz_ladder's lower rung is ladder.run_method("lower") with the experiments'
     budget; its record keeps the fields it had (values of lipschitz.lower with that budget)."""
-    from reference.network import build_mlp
+    from reference.nn._network import build_mlp
     net = build_mlp([2, 3, 1], "relu", rng=0)
     out = experiments.lipschitz_ladder(net, seed=5)
     for p_name, rungs in out.items():

@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from reference import convex, exact, ladder, limits, lipschitz, lipsdp
-from reference.limits import TooLarge
-from reference.network import build_mlp
+from reference.convex import _solve as convex
+from reference.lipschitz import _exact as exact
+from reference.lipschitz import _ladder as ladder
+from reference import _limits as limits
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _lipsdp as lipsdp
+from reference._limits import TooLarge
+from reference.nn._network import build_mlp
 from tests.properties import check, profiles
 from theory_checks.lipschitz_bound import random_net
 from theory_checks.representer import single_neuron
@@ -107,7 +112,7 @@ def test_lipsdp_on_2_1200_1200_1_is_refused_before_anything_is_built(monkeypatch
 
 def test_lipsdp_guard_admits_the_anchors_and_is_overridable(monkeypatch):
     from pathlib import Path
-    from reference.io import network_from_mat
+    from reference.io._model_file import network_from_mat
     anchors = Path(__file__).resolve().parents[2] / "shared" / "anchors"
     for name in ("lipsdp_random_weights.mat", "lipsdp_mnist_weights.mat"):
         if not (anchors / name).exists():
@@ -126,7 +131,7 @@ def test_lipsdp_fallback_only_within_the_guard(monkeypatch):
     """When the default solver (NUMPY) fails, CVXOPT and then CLARABEL are tried, each only
     when its own estimate passes the guard."""
     import cvxpy as cp
-    from reference.lipsdp_solvers import SdpSolution
+    from reference.lipschitz._sdp_backends import SdpSolution
     net = build_mlp([2, 12, 12, 1], "relu", rng=1)
     for name in ("NUMPY", "CVXOPT"):
         monkeypatch.setitem(lipsdp.SOLVE, name,

@@ -16,10 +16,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from reference import import_deepsplines as ds
+from reference.io import _deepsplines as ds
 from reference.cli import main
-from reference.io import ModelFileError, load_model, save_model
-from reference.network import build_mlp
+from reference.io._model_file import ModelFileError, load_model, save_model
+from reference.nn._network import build_mlp
 
 STEP_21_1 = 0.10000000149011612        # DeepSplines' step for size 21, range 1 (float32)
 

@@ -4,9 +4,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from reference.io import FORMAT, ModelFileError, load_model, save_model
-from reference.network import Dense, LeakyReLU, Network, PReLU, SplineActivation, build_mlp
-from reference.spline import LinearSpline
+from reference.io._model_file import FORMAT, ModelFileError, load_model, save_model
+from reference.nn._network import Dense, LeakyReLU, Network, PReLU, SplineActivation, build_mlp
+from reference.nn._spline import LinearSpline
 
 
 def all_layer_network(rng):
@@ -131,7 +131,7 @@ def test_a_model_that_could_not_be_loaded_is_not_saved(tmp_path):
 def test_file_kinds_name_what_a_file_is_and_which_command_reads_it(tmp_path):
     """A file that is not a model file: the error says what it is; for a PyTorch checkpoint
     (zip or legacy format, recognised without torch) it names import-deepsplines."""
-    from reference.files import describe, file_kind
+    from reference.io._files import describe, file_kind
 
     pth = tmp_path / "ckpt.pth"
     with zipfile.ZipFile(pth, "w") as zf:                   # torch.save's layout

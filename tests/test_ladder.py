@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from reference import ladder
+from reference.lipschitz import _ladder as ladder
 from reference.cli import main
-from reference.io import save_model
+from reference.io._model_file import save_model
 from theory_checks.lipschitz_bound import random_net
 
 
@@ -102,7 +102,7 @@ def test_order_uses_the_stated_accuracies():
 def test_every_result_says_what_its_numbers_are():
     """kind: set once per method (ladder.KINDS), "exact" only for a certified exact value;
     exact results say what their upper end is (upper_margin_kind)."""
-    from reference.exact import UPPER_MARGIN_KINDS
+    from reference.lipschitz._exact import UPPER_MARGIN_KINDS
     net = random_net([2, 5, 4, 2], "relu", seed=1)
     results = ladder.ladder(net, 2, box=2.0)
     for name, r in results.items():
@@ -123,7 +123,7 @@ def test_every_result_says_what_its_numbers_are():
 def test_lower_budget_is_an_option_with_lowers_defaults():
     import inspect
 
-    from reference import lipschitz
+    from reference.lipschitz import _bounds as lipschitz
     defaults = inspect.signature(lipschitz.lower).parameters
     assert ladder.SEARCH == {"num_points": defaults["num_points"].default,
                              "rounds": defaults["rounds"].default}
@@ -140,8 +140,8 @@ def test_lower_budget_is_an_option_with_lowers_defaults():
 def test_only_a_failed_solve_becomes_a_reason(monkeypatch):
     """SolveFailed (a RuntimeError) -> value None with the message; any other RuntimeError is
     a bug and propagates."""
-    from reference.errors import SolveFailed
-    from reference.exact import MilpNotOptimal
+    from reference.exceptions import SolveFailed
+    from reference.lipschitz._exact import MilpNotOptimal
     assert issubclass(MilpNotOptimal, SolveFailed) and issubclass(SolveFailed, RuntimeError)
     net = random_net([2, 3, 1], "relu", seed=0)
 
@@ -162,7 +162,7 @@ def test_only_a_failed_solve_becomes_a_reason(monkeypatch):
 def test_lower_search_defaults_are_module_constants():
     import inspect
 
-    from reference import lipschitz
+    from reference.lipschitz import _bounds as lipschitz
     assert ladder.SEARCH == {"num_points": lipschitz.NUM_POINTS, "rounds": lipschitz.ROUNDS}
     assert (lipschitz.NUM_POINTS, lipschitz.ROUNDS) == (2000, 20)
     defaults = inspect.signature(lipschitz.lower).parameters

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-from reference import ladder, lipschitz
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
 from reference._checks import OverflowResult
-from reference.network import (Dense, Identity, LeakyReLU, Network, ReLU, SplineActivation,
+from reference.nn._network import (Dense, Identity, LeakyReLU, Network, ReLU, SplineActivation,
                                build_mlp)
-from reference.spline import LinearSpline
+from reference.nn._spline import LinearSpline
 
 
 def sampled_lower_bound(net, p, rng, n=2000):
@@ -75,8 +76,8 @@ def test_lower_bound_below_the_upper_bounds(p):
 
 def test_lower_bound_is_tight_for_one_neuron():
     """f(x) = sigma(2x) with a single spline: Lip = 2 * max|slope| over [-box, box]."""
-    from reference.network import Dense, SplineActivation
-    from reference.spline import LinearSpline
+    from reference.nn._network import Dense, SplineActivation
+    from reference.nn._spline import LinearSpline
     spline = LinearSpline([[0.0, 1.0, 1.5, -2.0, -2.5]], -1.0, 0.5)   # slopes 2, 1, -7, -1
     net = Network([Dense([[2.0]]), SplineActivation(spline)])
     result = lipschitz.lower(net, 2, box=1.0, seed=0)
@@ -138,7 +139,7 @@ def test_lower_pair_stays_in_the_box_at_a_face(p):
     the strip 0.9999 < x1 <= 1, which the local search reaches by clipping its points onto
     the face x1 = 1; the pair (x, x_pair) must lie in the box (bug: x_pair = x + h v left it)
     and still realise the value."""
-    from reference.network import Dense, ReLU
+    from reference.nn._network import Dense, ReLU
     net = Network([Dense([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], [-0.99, -0.999, -0.9999]),
                    ReLU(), Dense([[1.0, 10.0, 100.0]])])
     r = lipschitz.lower(net, p, box=1.0, seed=0)

@@ -3,17 +3,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference.blas import LIPSDP_BLAS_THREADS, blas_threads
-from reference import ladder, lipschitz, lipsdp_solvers
-from reference import lipsdp as lipsdp_mod
-from reference.io import network_from_mat
-from reference.lipsdp import certified_rho, lipsdp, lmi_matrix, lipsdp_data, reduce_input
+from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, blas_threads
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _sdp_backends as lipsdp_solvers
+from reference.lipschitz import _lipsdp as lipsdp_mod
+from reference.io._model_file import network_from_mat
+from reference.lipschitz._lipsdp import certified_rho, lipsdp, lmi_matrix, lipsdp_data, reduce_input
 from reference.cli import main
-from reference.io import save_model
-from reference.lipsdp_solvers import SdpSolution
-from reference.network import (Dense, Identity, Network, PReLU, ReLU, SplineActivation,
+from reference.io._model_file import save_model
+from reference.lipschitz._sdp_backends import SdpSolution
+from reference.nn._network import (Dense, Identity, Network, PReLU, ReLU, SplineActivation,
                                build_mlp)
-from reference.spline import LinearSpline
+from reference.nn._spline import LinearSpline
 from theory_checks.lipschitz_bound import random_net
 
 # shared/ lies beside the checkout (DESIGN.md: ../shared/anchors/)
@@ -246,7 +248,7 @@ def test_solver_names_are_checked():
 
 
 def test_certificate_refuses_multipliers_that_certify_nothing():
-    from reference.lipsdp import certified_rho
+    from reference.lipschitz._lipsdp import certified_rho
     net = build_mlp([2, 3, 1], "relu", rng=0)
     rho, r_max = certified_rho(lipsdp_data(net), np.zeros(3))   # lambda = 0: R = W^T W >= 0
     assert rho == np.inf and r_max >= 0
@@ -369,7 +371,7 @@ def test_structured_kkt_solver_solves_the_kkt_system():
     W['rti'], d = W['d']) and right-hand side, its (ux, W uz) satisfy G^T W^{-1} (W uz) = bx
     and G ux - W^T (W uz) = bz, with G built column by column from the G operator."""
     from cvxopt import matrix
-    from reference.lipsdp_solvers import _CvxoptLmi
+    from reference.lipschitz._sdp_backends import _CvxoptLmi
     rng = np.random.default_rng(5)
     data = lipsdp_data(wide_net("spline", 1))
     for k_mat in (np.eye(9), lipsdp_solvers.multiplier_map(data, "layer")):
@@ -418,7 +420,7 @@ def test_mnist_lipsdp_on_the_reduced_lmi(variant, prototype):
 
 
 def test_guard_estimates_the_reduced_lmi():
-    from reference.lipsdp import lmi_size, sdp_cost
+    from reference.lipschitz._lipsdp import lmi_size, sdp_cost
     net = network_from_mat(mnist_path())
     assert lmi_size(net)[0] == 834 and lmi_size(net, reduce=True)[0] == 100
     for solver in ("NUMPY", "CVXOPT"):
@@ -437,7 +439,7 @@ def random_psd(rng, side):
 def test_ipm_operators_are_adjoint_and_the_schur_matrix_is_its_definition(variant):
     """<A^T(y), U> = y . A(U) (both blocks, any square U), and the structured
     M_ij = <A_i, X A_j Z^{-1}> (+ x/z on R^k) against A_i built from unit vectors."""
-    from reference.lipsdp_ipm import _Lmi
+    from reference.lipschitz._ipm import _Lmi
     rng = np.random.default_rng(6)
     data = lipsdp_data(wide_net("spline", 2))
     lmi = _Lmi(data, lipsdp_solvers.multiplier_map(data, variant), 0.0, 1.0)
@@ -459,7 +461,7 @@ def test_ipm_operators_are_adjoint_and_the_schur_matrix_is_its_definition(varian
 def test_ipm_reports_an_unfinished_solve_and_lipsdp_moves_on(monkeypatch):
     """With too few iterations the NumPy solver says so ("unknown (iteration limit)"), and
     lipsdp certifies CVXOPT's multipliers instead."""
-    from reference import lipsdp_ipm
+    from reference.lipschitz import _ipm as lipsdp_ipm
     monkeypatch.setattr(lipsdp_ipm, "MAX_ITERATIONS", 3)
     net = build_mlp([3, 6, 5, 2], "relu", rng=0)
     data = lipsdp_data(net)
@@ -585,8 +587,11 @@ def test_rounding_bound_lives_in_its_module_and_failures_are_solve_failed(monkey
     it; the float64 helpers (u, gamma_n, power-of-two arithmetic) are reference.floats' in
     every module that uses them.  A LipSDP without a certified bound raises SolveFailed (the
     ladder's reason)."""
-    from reference import floats, lipsdp_dual, lipsdp_normalise, lipsdp_rounding
-    from reference.errors import SolveFailed
+    from reference import _numerics as floats
+    from reference.lipschitz import _lipsdp_dual as lipsdp_dual
+    from reference.lipschitz import _normalise as lipsdp_normalise
+    from reference.lipschitz import _rounding as lipsdp_rounding
+    from reference.exceptions import SolveFailed
     for name in ("rounding_bound", "rounding_fields", "rounding_text", "RoundingBound",
                  "USELESS_RTOL", "ROUNDING_CHECKS"):
         assert getattr(lipsdp_mod, name) is getattr(lipsdp_rounding, name)
@@ -633,7 +638,7 @@ def test_dual_bound_holds_in_exact_arithmetic(repair, variant, monkeypatch):
     neuron whose pre-activation is constant cannot be repaired by mixing (not certified) but
     can by shrinking its row to 0 (LipSDP-neuron)."""
     mp = pytest.importorskip("mpmath")
-    from reference import lipsdp_dual
+    from reference.lipschitz import _lipsdp_dual as lipsdp_dual
     if repair == "mix":
         monkeypatch.setattr(lipsdp_dual, "_shrink", lambda data, errors, k_mat, v: v)
     net = random_net([3, 6, 5, 2], "relu", seed=4)
@@ -739,7 +744,7 @@ def test_cvxpy_inaccurate_solve_is_a_status_not_a_warning(recwarn):
     with one multiplier per neuron (what LipSDP-neuron solved before the equilibration)."""
     import warnings
 
-    from reference.lipsdp_solvers import solve_cvxpy
+    from reference.lipschitz._sdp_backends import solve_cvxpy
     rng = np.random.default_rng(3)
     w1, w2 = rng.standard_normal((8, 2)), rng.standard_normal((1, 8)) / 3
     d = np.ones(8)

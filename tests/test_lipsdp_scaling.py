@@ -6,16 +6,17 @@ certificate holds for the network as given; never above the layer-wise bound."""
 import numpy as np
 import pytest
 
-from reference import ladder, lipschitz
-from reference import lipsdp as lipsdp_mod
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _lipsdp as lipsdp_mod
 from reference.cli import main
-from reference.io import save_model
-from reference.blas import LIPSDP_BLAS_THREADS, blas_threads
-from reference.floats import SUBNORMAL
-from reference.lipsdp import lipsdp
-from reference.lipsdp_normalise import layers_of, normalise
-from reference.network import Dense, Identity, Network, PReLU, ReLU, SplineActivation
-from reference.spline import LinearSpline
+from reference.io._model_file import save_model
+from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, blas_threads
+from reference._numerics import SUBNORMAL
+from reference.lipschitz._lipsdp import lipsdp
+from reference.lipschitz._normalise import layers_of, normalise
+from reference.nn._network import Dense, Identity, Network, PReLU, ReLU, SplineActivation
+from reference.nn._spline import LinearSpline
 from test_lipsdp import brackets_meet, exact_rho, ordered
 from theory_checks.lipschitz_bound import random_net
 
@@ -278,7 +279,7 @@ def test_lipsdp_layer_above_layerwise_reports_the_layerwise_bound(tmp_path, caps
 def test_capped_value_gives_a_sound_verdict():
     """A claim just above the layer-wise bound is decided sound by LipSDP-layer's capped
     value (its margin is the layer-wise bound's closed-form margin)."""
-    from reference.verdict import check_claim, upper_margin
+    from reference.lipschitz._verdict import check_claim, upper_margin
     net = heterogeneous_prelu()
     r = lipsdp(net, "layer")
     value, margin, _ = upper_margin(net, "lipsdp_layer", r, 2.0)

@@ -25,10 +25,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference import ladder
-from reference.network import Dense, KnotSplineActivation, Network, SplineActivation
-from reference.spline import LinearSpline
-from reference.verdict import check_claim
+from reference.lipschitz import _ladder as ladder
+from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
+from reference.nn._spline import LinearSpline
+from reference.lipschitz._verdict import check_claim
 from tests.properties import check, profiles
 from theory_checks.lipschitz_bound import random_net
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from finite_differences import central_difference, relative_error
 
-from reference import oracle
-from reference.network import (Dense, Identity, KnotSplineActivation, Network, PReLU, ReLU,
+from reference.oracle import _check as oracle
+from reference.nn._network import (Dense, Identity, KnotSplineActivation, Network, PReLU, ReLU,
                                SplineActivation)
-from reference.spline import LinearSpline
-from reference.train import TrainConfig, objective as train_objective
+from reference.nn._spline import LinearSpline
+from reference.training._train import TrainConfig, objective as train_objective
 
 
 def oracle_model(rng):
@@ -259,7 +259,7 @@ def test_wrong_extrapolation_slope_is_localised(case):
 def test_an_input_just_beyond_the_grid_end_is_in_the_extrapolated_piece():
     """The grid ends are no kinks: 1e-9 (or one ulp) beyond t_{K-1} is the right
     extrapolation, where a wrong extrapolation slope first shows."""
-    from reference.localise import describe_input
+    from reference.oracle._localise import describe_input
 
     rng = np.random.default_rng(8)
     spline = LinearSpline(rng.normal(size=(1, 7)), -0.75, 0.25)
@@ -514,7 +514,7 @@ def test_objective_with_a_knot_spline_layer_includes_its_regulariser():
 
 
 def test_validate_answers_names_the_problem(case):
-    from reference.commands.check import expected_shapes, validate_answers
+    from reference.cli._check import expected_shapes, validate_answers
 
     net, x = case
     shapes = expected_shapes(net, x)
@@ -536,7 +536,7 @@ def test_validate_answers_names_the_problem(case):
 def test_check_with_a_precomputed_reference_gives_the_same_report(case):
     """`check` (the command) computes reference_answers once and hands it to oracle.check:
     the report must be the one oracle.check computes on its own, failures included."""
-    from reference.commands.check import all_answers
+    from reference.cli._check import all_answers
 
     net, x = case
     theirs = without_layers(oracle.reference_answers(net, x, info=False))
@@ -550,7 +550,7 @@ def test_check_with_a_precomputed_reference_gives_the_same_report(case):
 def test_one_sided_rule_lives_in_its_module():
     """reference.one_sided holds the kink-side logic; reference.oracle re-exports its names
     (the same objects), so callers of either keep working."""
-    from reference import one_sided
+    from reference.oracle import _one_sided as one_sided
     for name in ("KNOT_TOL", "KNOT_TOL_MAX", "KNOT_TOL_SPACING", "MAX_ENUMERATED_KINKS",
                  "Spread", "check_knot_tol", "check_tolerance", "choice_label", "gradient_range",
                  "jacobian_candidates", "kink_choices", "kink_rows", "sides_from_masks"):

@@ -9,11 +9,14 @@ import re
 import numpy as np
 import pytest
 
-from reference import active_set, convex, ladder, lipschitz
+from reference.convex import _active_set as active_set
+from reference.convex import _solve as convex
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
 from reference._format import exact, plain
 from reference.cli import main
-from reference.io import save_model
-from reference.network import build_mlp
+from reference.io._model_file import save_model
+from reference.nn._network import build_mlp
 
 NUMPY_REPR = re.compile(r"\bnp\.[a-z_]+\d*\(|\bnp\.(True|False)_|\barray\(")
 
@@ -56,7 +59,7 @@ def files(tmp_path_factory):
     with the reference's answers and a spoiled copy."""
     import shutil
 
-    from reference import conformance
+    from reference.conformance import _suite as conformance
 
     tmp = tmp_path_factory.mktemp("numbers")
     f = {"tmp": tmp, "model": tmp / "model.npz"}
@@ -130,7 +133,7 @@ def contradicting_methods(monkeypatch):
 def regions_unchecked(monkeypatch):
     """The 2-D regions' areas held to a tolerance below zero: the exact method reports, with
     the two areas, that it is not certified."""
-    from reference import regions2d
+    from reference.lipschitz import _regions2d as regions2d
     monkeypatch.setattr(regions2d, "AREA_CHECK_RTOL", -1.0)
 
 
@@ -276,7 +279,7 @@ def cached(function):
 
 
 def test_train_and_info_print_the_same_text_for_numpy_numbers(files, monkeypatch, capsys):
-    import reference.cli as cli
+    import reference.cli._main as cli
     run_training, spline_summary = cached(cli.run_training), cli.spline_summary
 
     def patch(m, convert):
@@ -310,7 +313,7 @@ def test_import_deepsplines_prints_the_same_text_for_numpy_numbers(tmp_path, mon
     """A NumPy state dict (no torch needed) stands for the checkpoint's."""
     import copy
 
-    from reference import import_deepsplines as ds
+    from reference.io import _deepsplines as ds
     from test_import_deepsplines import state_dict
     result = ds.import_state(state_dict(np.random.default_rng(0)), spline_range=1.0)
 

@@ -18,12 +18,13 @@ from hypothesis import assume, event, given, note
 from hypothesis import strategies as st
 from properties import check, profiles
 
-from reference import convex, ladder
-from reference.exact import knot_form
-from reference.io import layer_entries, load_model, save_model
-from reference.network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
+from reference.convex import _solve as convex
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz._exact import knot_form
+from reference.io._model_file import layer_entries, load_model, save_model
+from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
                                ReLU, SplineActivation)
-from reference.spline import LinearSpline
+from reference.nn._spline import LinearSpline
 from theory_checks.representer import OUT_RTOL
 
 EPS = np.finfo(np.float64).eps

@@ -44,8 +44,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from properties import check, profiles
 
-from reference import spline as spline_module
-from reference.spline import LinearSpline
+from reference.nn import _spline as spline_module
+from reference.nn._spline import LinearSpline
 
 UNIT = Fraction(1, 2**53)                        # u_r
 TINY = Fraction(2) ** -1074

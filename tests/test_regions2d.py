@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
 
-from reference import ladder, lipschitz
-from reference.exact import exact_1d_on_box
-from reference.milp import exact_milp
-from reference.network import (Dense, Identity, KnotSplineActivation, Network, ReLU,
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz._exact import exact_1d_on_box
+from reference.lipschitz._milp import exact_milp
+from reference.nn._network import (Dense, Identity, KnotSplineActivation, Network, ReLU,
                                SplineActivation)
-from reference.spline import LinearSpline
-from reference.regions2d import areas, clip, regions_2d
+from reference.nn._spline import LinearSpline
+from reference.lipschitz._regions2d import areas, clip, regions_2d
 from tests.test_exact import bias_free_relu_cones, sampled_max_norm
 from theory_checks.lipschitz_bound import random_net
 

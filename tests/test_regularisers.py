@@ -5,20 +5,22 @@ import numpy as np
 import pytest
 from finite_differences import central_difference
 
-from reference import convex, network, train
-from reference.io import ModelFileError, layer_entries, load_model, save_model
-from reference.lipschitz import activation_constants, slope_bounds
-from reference.network import (ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Dense,
+from reference.convex import _solve as convex
+from reference.nn import _network as network
+from reference.training import _train as train
+from reference.io._model_file import ModelFileError, layer_entries, load_model, save_model
+from reference.lipschitz._bounds import activation_constants, slope_bounds
+from reference.nn._network import (ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Dense,
                                KnotSplineActivation, Network, make_activation)
-from reference.regularisers import REGULARISERS, get
-from reference.spline import LinearSpline
+from reference.nn._regularisers import REGULARISERS, get
+from reference.nn._spline import LinearSpline
 
 
 def reg_choices_of_cli() -> list:
     """Every `choices` of a --reg option in the command-line parser (all subcommands)."""
     import argparse
 
-    from reference.cli import build_parser
+    from reference.cli._main import build_parser
 
     found, todo = [], [build_parser()]
     while todo:
@@ -258,7 +260,7 @@ def test_interpolation_lp_takes_its_objective_from_the_registry(name, expected):
     """interpolation_lp's objective is the entry's cvx_term: through (2, 2) and (3, 3) the line
     sigma(z) = z is optimal, with TV2 0 and BV2 = 0 + |sigma(0)| + |sigma(1)| = 1 (any
     sigma(1) = t costs |t| + |t - 1| >= 1 at the extra points alone)."""
-    from reference.representer import interpolation_lp
+    from reference.convex._representer import interpolation_lp
     lp = interpolation_lp([2.0, 3.0], [2.0, 3.0], name)
     assert lp["objective"] == pytest.approx(expected, abs=1e-7)
     assert lp["objective_check"] == pytest.approx(expected, abs=1e-7)

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from test_active_set import instance
 
-from reference import certify, convex
-from reference.certify import GAP_RTOL
+from reference.convex import _certify as certify
+from reference.convex import _solve as convex
+from reference.convex._certify import GAP_RTOL
 from reference.cli import main
-from reference.errors import SolveNotCertified
-from reference.io import load_model, save_model
-from reference.network import KnotSplineActivation
+from reference.exceptions import SolveNotCertified
+from reference.io._model_file import load_model, save_model
+from reference.nn._network import KnotSplineActivation
 from theory_checks.representer import single_neuron
 
 SCALES = (1e-8, 2.0 ** -20, 1e-3, 1.0, 1e3, 2.0 ** 20, 1e8)

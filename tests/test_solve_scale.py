@@ -18,13 +18,15 @@ import pytest
 from scipy.optimize import linprog
 from test_active_set import instance
 
-from reference import certify, convex, dual_bound
-from reference import conformance_cases as cases
+from reference.convex import _certify as certify
+from reference.convex import _solve as convex
+from reference.convex import _dual_bound as dual_bound
+from reference.conformance import _cases as cases
 from reference.cli import main
-from reference.errors import SolveNotCertified
-from reference.io import save_model
-from reference.network import Dense, KnotSplineActivation, SplineActivation
-from reference.spline import LinearSpline
+from reference.exceptions import SolveNotCertified
+from reference.io._model_file import save_model
+from reference.nn._network import Dense, KnotSplineActivation, SplineActivation
+from reference.nn._spline import LinearSpline
 from theory_checks.representer import single_neuron
 
 POWERS_OF_2 = (2.0 ** -26, 2.0 ** 13)

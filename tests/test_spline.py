@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from properties import check, profiles
 
-from reference import spline as spline_module
-from reference.spline import KnotSpline, LinearSpline, grid_from_range
+from reference.nn import _spline as spline_module
+from reference.nn._spline import KnotSpline, LinearSpline, grid_from_range
 
 EPS = np.finfo(np.float64).eps
 MAX = np.finfo(np.float64).max
@@ -594,15 +594,15 @@ def test_backend_choice():
     import subprocess
     import sys
     code = ("import sys; sys.modules['numba'] = None\n"
-            "import numpy as np; from reference import spline_kernels as k\n"
-            "from reference.spline import LinearSpline\n"
+            "import numpy as np; from reference.nn import _kernels as k\n"
+            "from reference.nn import LinearSpline\n"
             "s = LinearSpline.initialise('relu', 2, 5, 1.0); s(np.zeros((3, 2)))\n"
             "assert k.backend().name == 'numpy', k.backend().name\n"
             "try:\n    k.set_backend('numba')\nexcept ImportError:\n    print('ok')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "ok"
-    code = ("import sys, reference, reference.spline, reference.network, reference.train\n"
+    code = ("import sys, reference, reference.nn, reference.training\n"
             "print('numba' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import sweep
-from reference.experiments import RunConfig
-from reference.io import load_model
-from reference.sweep import expand, load_records, run_sweep, table, without_timings
+from reference.training import _sweep as sweep
+from reference.training._experiments import RunConfig
+from reference.io._model_file import load_model
+from reference.training._sweep import expand, load_records, run_sweep, table, without_timings
 
 TINY = {"dataset": ["circle"], "epochs": [2], "size": [9]}
 BAD = RunConfig(dataset="mnist", data_path="/nonexistent/mnist", epochs=1)
@@ -289,8 +289,8 @@ def test_scheduler_without_workers_is_an_error_not_a_hang(monkeypatch):
 def test_too_many_combinations_are_refused_before_any_is_built(tmp_path, capsys):
     """3 x 400 x 400 lambdas/seeds is counted (480 000 > MAX_RUNS), not built; the CLI names
     the flag that raises the limit, and refuses a seed range over MAX_SEEDS at parse time."""
-    from reference.commands.args import MAX_SEEDS
-    from reference.limits import TooLarge
+    from reference.cli._args import MAX_SEEDS
+    from reference._limits import TooLarge
     with pytest.raises(TooLarge, match="max_runs"):
         expand(lam=[0.1, 0.2, 0.3], size=list(range(3, 403)), seeds=range(400))
     assert len(expand(lam=[0.1, 0.2], max_runs=2)) == 2

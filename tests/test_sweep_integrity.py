@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import pytest
 
-from reference import sweep
+from reference.training import _sweep as sweep
 from reference.cli import main
-from reference.sweep import expand, load_records, run_sweep, table, without_timings
+from reference.training._sweep import expand, load_records, run_sweep, table, without_timings
 
 CONFIGS = expand(activation=["spline", "relu"], lam=[1e-3, 1.0], seeds=[0, 1],
                  dataset="circle", epochs=2, size=9)
@@ -41,7 +41,7 @@ def edit(root, key, change, rehash=False):
     record = json.loads(path.read_text())
     change(record)
     if rehash:
-        from reference.records import content_hash
+        from reference.training._records import content_hash
         record["record_sha256"] = content_hash(record)
     path.write_text(json.dumps(record, indent=1))
 
@@ -68,7 +68,7 @@ def untimed(rows):
 
 
 def test_records_carry_the_hash_of_their_content_and_of_their_model(pristine):
-    from reference.experiments import canonical_json
+    from reference.training._experiments import canonical_json
     root, first = pristine
     for record in first.records:
         body = {k: v for k, v in record.items() if k != "record_sha256"}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reference import cli, conformance
+from reference.cli import _main as cli
+from reference.conformance import _suite as conformance
 
 pytestmark = pytest.mark.torch
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "torch_answers.py"

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from reference import datasets
-from reference.experiments import run_training
-from reference.network import build_mlp
-from reference.train import Adam, SGD, TrainConfig, objective, sparsify_network, train
+from reference.data import _datasets as datasets
+from reference.training._experiments import run_training
+from reference.nn._network import build_mlp
+from reference.training._train import Adam, SGD, TrainConfig, objective, sparsify_network, train
 from properties import check, profiles
 
 
@@ -119,8 +119,8 @@ def test_prox_tv2_is_soft_thresholding_of_the_jumps(profile):
     coefficient within the rounding bound 16 K^2 u (max|c| + T K max|s| + T sum|a_hat|)."""
     from hypothesis import given
     from hypothesis import strategies as st
-    from reference.spline import LinearSpline
-    from reference.train import prox_tv2
+    from reference.nn._spline import LinearSpline
+    from reference.training._train import prox_tv2
 
     @given(st.integers(1, 2), st.integers(3, 16), st.floats(1e-2, 1.0),
            st.floats(0.0, 5.0), st.data())
@@ -145,8 +145,8 @@ def test_prox_tv2_is_soft_thresholding_of_the_jumps(profile):
 
 
 def test_prox_tv2_zeroes_small_jumps_and_shrinks_the_others():
-    from reference.spline import LinearSpline
-    from reference.train import prox_tv2
+    from reference.nn._spline import LinearSpline
+    from reference.training._train import prox_tv2
     c = np.array([[0.0, 0.0, 1.0, 1.05, 3.0, 3.0, 2.0]])       # T = 0.5: jumps 4, -3.9, 3.8, ...
     spline = LinearSpline(c, -1.5, 0.5)
     a = spline.jumps()[0]
@@ -163,7 +163,7 @@ def test_prox_tv2_zeroes_small_jumps_and_shrinks_the_others():
 def test_prox_training_gives_exact_zeros_and_fewer_knots():
     """With the proximal step the knot count falls below Adam's with the subgradient (same
     lambda, same seed), and the training regulariser gradient leaves out the TV2 part."""
-    from reference.train import _regulariser_grads
+    from reference.training._train import _regulariser_grads
     x, y = small_problem()
     knots = {}
     for prox in (False, True):
@@ -191,7 +191,7 @@ def test_sparsify_auto_picks_the_largest_tolerated_threshold(acc_drop):
     """The certificate of the search: the chosen threshold keeps the training accuracy
     within acc_drop, and the next one on the ladder does not (or no knot is left); the
     network is the trained one sparsified at that threshold."""
-    from reference.train import SPARSIFY_LADDER, accuracy, sparsify_auto
+    from reference.training._train import SPARSIFY_LADDER, accuracy, sparsify_auto
     x, y = small_problem()
     net = build_mlp([2, 3, 1], "spline", rng=0, size=21, range_=2.0)
     train(net, x, y, TrainConfig(epochs=8, quiet=True))
@@ -293,8 +293,8 @@ def test_optimisers_in_place_equal_the_textbook_formulas_bit_for_bit(name):
 def test_per_epoch_evaluation_in_blocks_on_one_buffer(monkeypatch):
     """outputs_into evaluates EVAL_ROWS rows at a time into the given buffer: the same
     outputs as one forward pass, and an overflow still names the row of the whole input."""
-    from reference import train as train_module
-    from reference.train import outputs_into
+    from reference.training import _train as train_module
+    from reference.training._train import outputs_into
     monkeypatch.setattr(train_module, "EVAL_ROWS", 7)
     x, _ = small_problem(m=50)
     net = build_mlp([2, 5, 5, 1], "spline", rng=0, size=11, range_=2.0)
@@ -312,7 +312,7 @@ def test_training_records_validation_accuracy_every_epoch():
     xv, yv = small_problem(seed=1, m=60)
     net = build_mlp([2, 3, 1], "spline", rng=0, size=11, range_=2.0)
     history = train(net, x, y, TrainConfig(epochs=3, quiet=True), x_valid=xv, y_valid=yv)
-    from reference.train import accuracy
+    from reference.training._train import accuracy
     assert [r["epoch"] for r in history["epochs"]] == [1, 2, 3]
     assert history["epochs"][-1]["valid_accuracy"] == accuracy(net, xv, yv, "logistic")
     assert history["epochs"][-1]["total"] == objective(net, x, y, TrainConfig())["total"]

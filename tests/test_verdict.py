@@ -3,12 +3,15 @@ import json
 import numpy as np
 import pytest
 
-from reference import exact, ladder, lipschitz, verdict
+from reference.lipschitz import _exact as exact
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _verdict as verdict
 from reference.cli import main
-from reference.io import save_model
-from reference.network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
-from reference.spline import LinearSpline
-from reference.verdict import certified_ratio, check_claim, forward_error_bound
+from reference.io._model_file import save_model
+from reference.nn._network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
+from reference.nn._spline import LinearSpline
+from reference.lipschitz._verdict import certified_ratio, check_claim, forward_error_bound
 from theory_checks.lipschitz_bound import random_net
 
 
@@ -248,7 +251,7 @@ def test_lipsdp_margin_is_its_proven_rounding_bound(monkeypatch):
     """An ill-conditioned LipSDP certificate (multipliers just above where R turns singular):
     a claim above value + 1e-9 relative (the old assumed margin) but below value + the proven
     bound is undecided, not sound; above value + bound it is sound, and flagged."""
-    from reference import lipsdp as lipsdp_mod
+    from reference.lipschitz import _lipsdp as lipsdp_mod
     net = random_net([3, 6, 2], "relu", seed=0)
     data, errors = lipsdp_mod.lipsdp_data(net), lipsdp_mod.data_rounding(net)
     s_star = np.linalg.norm(data.out_mat[:, 3:], 2) ** 2 / 2
@@ -301,7 +304,7 @@ def test_a_thin_region_left_undecided_leaves_the_claim_undecided(monkeypatch):
     the strip is thinner than floating point resolves, so regions_2d hands it to exact
     rational arithmetic; when that cannot finish (made to time out here), the strip's bound
     stays in the upper end: the claim 1 is undecided, not sound ('exact = 0' said SOUND)."""
-    from reference import rational
+    from reference.lipschitz import _rational as rational
     net = Network([Dense(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([0.0, -1e-16])), ReLU(),
                    Dense(np.array([[1e6, -1e6]]), np.zeros(1))])
     assert check_claim(net, 1.0, 2, methods="exact").verdict == "unsound"   # decided exactly

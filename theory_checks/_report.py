@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-from reference.files import check_writable, dumps_json, prepare_output_dir, write_text
+from reference.io._files import check_writable, dumps_json, prepare_output_dir, write_text
 
 
 class Report:

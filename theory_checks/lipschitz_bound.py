@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reference import ladder
-from reference.experiments import run_training
-from reference.files import jsonable
-from reference.io import network_from_mat
-from reference.network import build_mlp
+from reference.lipschitz import _ladder as ladder
+from reference.training._experiments import run_training
+from reference.io._files import jsonable
+from reference.io._model_file import network_from_mat
+from reference.nn._network import build_mlp
 from theory_checks._report import Report, main_for
 
 RTOL = 1e-9
@@ -104,7 +104,7 @@ def run(quick: bool, json_out: str) -> int:
                 report.check("exact attained (certified)", 0.0 if ex["certified_exact"]
                              else -1.0, f"{name} p={p}")
             if net.n_in == 1 and p == "2":
-                from reference.exact import exact_1d
+                from reference.lipschitz._exact import exact_1d
                 e = exact_1d(net, 2)
                 scan, rounding = dense_scan(net, e["breakpoints"],
                                             200_001 if quick else 2_000_001)

@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 
-from reference import convex
-from reference.experiments import run_training
-from reference import datasets
-from reference.network import Dense, Identity, Network, SplineActivation
-from reference.spline import LinearSpline
+from reference.convex import _solve as convex
+from reference.training._experiments import run_training
+from reference.data import _datasets as datasets
+from reference.nn._network import Dense, Identity, Network, SplineActivation
+from reference.nn._spline import LinearSpline
 from theory_checks._report import Report, main_for
 from theory_checks.lipschitz_bound import random_net
 

@@ -1,0 +1,330 @@
+"""Data sets.  Nothing is downloaded: sets are generated, bundled in a package, or read
+from a path the user gives.
+
+Every loader returns a Dataset with float64 inputs (M, N_0), integer labels (M,), and
+non-empty training, validation and test sets.
+
+MNIST is read from `path` (the CLI's --data-path): a directory with the four IDX files, or
+an .npz with x_train, y_train, x_test, y_test (Keras' layout).  No array is allocated before
+its header is checked against the bytes its file can hold (IDX: here, before any IDX data is
+read; .npz: reference.files, entry by entry, no pickles); then the layout (one label per
+image, images (M, H, W) or (M, D) of one size in training and test, integer pixels and
+labels) and the values (pixels 0..255, labels 0..9).  A damaged or wrong file gives a
+FileError (a ValueError) naming the argument that gave the path and saying what was
+expected.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reference._checks import check_choice
+from reference.io._files import MAX_ARRAY_BYTES, FileError, describe, load_npz
+
+GENERATED = ("circle", "s_shape")
+DATASETS = GENERATED + ("digits", "mnist")
+NUM_TRAIN_2D = 1500
+NUM_VALID_2D = 1500
+
+MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+IDX_STEMS = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MNIST_CLASSES = 10
+MAX_PIXEL = 255
+VALID_FRACTION = 6          # default validation set: 1/6 of the training images (60 000 -> 10 000)
+MAX_DEFLATE_RATIO = 1032    # deflate expands at most 1032:1: what a compressed file can hold
+READ_CHUNK = 1 << 24        # bytes read at a time, so a lying header allocates nothing
+GZIP_MAGIC = b"\x1f\x8b"
+EXPECTED_PATH = ("a directory with the four MNIST IDX files (train-images-idx3-ubyte, "
+                 "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, "
+                 "each optionally .gz) or an .npz with the arrays x_train, y_train, x_test, "
+                 "y_test")
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """value as an int, which must be an integer (not a bool, not a float) >= minimum."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def circle_labels(x: np.ndarray) -> np.ndarray:
+    """1 inside the circle x1^2 + x2^2 < 2/pi (half the area of [-1, 1]^2), else 0."""
+    return (np.sum(x ** 2, axis=1) < 2.0 / np.pi).astype(np.intp)
+
+
+def s_shape_labels(x: np.ndarray) -> np.ndarray:
+    """1 where 0.4 sin(-5 x2) - 0.3 < x1 < 0.4 sin(-5 x2) + 0.3 and |x2| < 0.8, else 0."""
+    centre = 0.4 * np.sin(-5.0 * x[:, 1])
+    inside = (x[:, 0] > centre - 0.3) & (x[:, 0] < centre + 0.3) & (np.abs(x[:, 1]) < 0.8)
+    return inside.astype(np.intp)
+
+
+def test_grid() -> np.ndarray:
+    """The 200 x 200 grid of step 0.01 on [-1, 1)^2 (DeepSplines' 2-D test set), (40000, 2)."""
+    axis = -1.0 + 0.01 * np.arange(200)
+    g1, g2 = np.meshgrid(axis, axis, indexing="ij")
+    return np.stack([g1.ravel(), g2.ravel()], axis=1)
+
+
+def two_d(name: str, seed: int = 0, num_train: int = NUM_TRAIN_2D,
+          num_valid: int = NUM_VALID_2D) -> Dataset:
+    """circle or s_shape: num_train (>= 1) training and num_valid (>= 1) validation points
+    uniform in [-1, 1]^2 from np.random.default_rng(seed); the test set is `test_grid()`."""
+    check_choice(name, GENERATED, "name")
+    seed = check_count(seed, "seed", 0)
+    num_train = check_count(num_train, "num_train")
+    num_valid = check_count(num_valid, "num_valid")
+    labels = circle_labels if name == "circle" else s_shape_labels
+    rng = np.random.default_rng(seed)
+    x_train = rng.uniform(-1.0, 1.0, (num_train, 2))
+    x_valid = rng.uniform(-1.0, 1.0, (num_valid, 2))
+    x_test = test_grid()
+    return Dataset(name, x_train, labels(x_train), x_valid, labels(x_valid),
+                   x_test, labels(x_test), 2)
+
+
+def digits(seed: int = 0) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1797 images, pixels scaled to [0, 1]), split
+    60/20/20 by a seeded permutation.  Needs the optional extra `digits` (scikit-learn)."""
+    seed = check_count(seed, "seed", 0)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError("dataset 'digits' needs scikit-learn: "
+                          "pip install -e '.[digits]'") from None
+    bunch = load_digits()
+    x = bunch.data.astype(np.float64) / 16.0
+    y = bunch.target.astype(np.intp)
+    order = np.random.default_rng(seed).permutation(len(y))
+    a, b = int(0.6 * len(y)), int(0.8 * len(y))
+    tr, va, te = order[:a], order[a:b], order[b:]
+    return Dataset("digits", x[tr], y[tr], x[va], y[va], x[te], y[te], 10)
+
+
+# --------------------------------------------------------------------------- MNIST files
+@dataclass
+class StoredArray:
+    """An array in a file, known from its header before its data is read."""
+    where: str                          # the file (and entry), for messages
+    shape: tuple
+    dtype: np.dtype
+    read: Callable[[], np.ndarray]      # the data, of shape `shape`
+
+
+@contextmanager
+def _readable(where, arg: str):
+    """Errors of reading a damaged or foreign file -> FileError naming `arg`."""
+    try:
+        yield
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FileError(f"{arg}: cannot read {where} ({type(exc).__name__}: {exc}); "
+                        f"expected {EXPECTED_PATH}") from None
+
+
+def _read_upto(stream, limit: int) -> bytearray:
+    """Up to `limit` bytes of `stream`, read in chunks: memory follows the data that is
+    there, not what a header claims."""
+    buf = bytearray()
+    while len(buf) < limit:
+        chunk = stream.read(min(READ_CHUNK, limit - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _idx(file: Path, arg: str, with_data: bool):
+    """(dims, dtype, data) of an IDX file; data (shape dims) only when with_data, else None.
+
+    IDX: magic 0x00 0x00 TYPE NDIM, NDIM big-endian uint32 dims, then the data, big-endian;
+    the file may be gzipped (recognised by its magic).  The declared size is checked against
+    the file's length (uncompressed: equal; gzipped: at most MAX_DEFLATE_RATIO x the length)
+    and against reference.files.MAX_ARRAY_BYTES before any data is read."""
+    with _readable(file, arg), open(file, "rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stored = os.fstat(raw.fileno()).st_size
+        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        head = stream.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0":
+            raise FileError(f"{arg}: {file} is not an IDX file (bad magic number); expected "
+                            f"{EXPECTED_PATH}")
+        if head[2] not in IDX_TYPES:
+            raise FileError(f"{arg}: {file}: unknown IDX data type 0x{head[2]:02x}")
+        ndim = head[3]
+        raw_dims = stream.read(4 * ndim)
+        if len(raw_dims) < 4 * ndim:
+            raise FileError(f"{arg}: {file}: IDX header truncated (declares {ndim} dims, "
+                            f"holds {len(raw_dims) // 4})")
+        dims = struct.unpack(f">{ndim}I", raw_dims)
+        dtype = np.dtype(IDX_TYPES[head[2]])
+        nbytes = math.prod(dims) * dtype.itemsize            # Python ints: no overflow
+        said = f"{arg}: {file}: IDX header says {dims} ({nbytes} bytes of data), the file"
+        room = MAX_DEFLATE_RATIO * stored if gzipped else stored - 4 - 4 * ndim
+        if nbytes > room or (nbytes != room and not gzipped):
+            raise FileError(f"{said} {'can hold at most' if gzipped else 'holds'} {room} bytes")
+        if nbytes > MAX_ARRAY_BYTES:
+            raise FileError(f"{said} exceeds the {MAX_ARRAY_BYTES}-byte limit "
+                            "(reference.files.MAX_ARRAY_BYTES)")
+        if not with_data:
+            return dims, dtype, None
+        data = _read_upto(stream, nbytes + 1)      # one more: trailing data
+        if len(data) != nbytes:
+            held = "more" if len(data) > nbytes else f"{len(data)} bytes"
+            raise FileError(f"{said} holds {held}")
+    return dims, dtype, np.frombuffer(data, dtype).reshape(dims)
+
+
+def _find(directory: Path, stem: str, arg: str) -> Path:
+    """stem or stem.gz, also under the other common spelling (train-images.idx3-ubyte)."""
+    names = (stem, stem.replace("-idx", ".idx"))
+    for name in names:
+        for candidate in (directory / name, directory / (name + ".gz")):
+            if candidate.is_file():
+                return candidate
+    raise FileNotFoundError(f"{arg}: {directory} holds no file {' or '.join(names)} "
+                            f"(optionally .gz); expected {EXPECTED_PATH}")
+
+
+def _idx_arrays(directory: Path, arg: str) -> dict:
+    """{key: StoredArray} for the four IDX files of an MNIST directory (headers read)."""
+    arrays = {}
+    for key in MNIST_KEYS:
+        file = _find(directory, IDX_STEMS[key], arg)
+        dims, dtype, _ = _idx(file, arg, with_data=False)
+        arrays[key] = StoredArray(str(file), dims, dtype,
+                                  lambda f=file: _idx(f, arg, with_data=True)[2])
+    return arrays
+
+
+def _npz_arrays(path: Path, arg: str) -> dict:
+    """{key: StoredArray} for the four arrays of an MNIST .npz (read by reference.files:
+    every entry's header checked against the archive before it is read, no pickles)."""
+    if not zipfile.is_zipfile(path):
+        raise FileError(f"{arg}: {path} is {describe(path)}, neither a directory nor an .npz "
+                        f"archive; expected {EXPECTED_PATH}")
+    arrays = load_npz(path, arg, MNIST_KEYS)
+    return {k: StoredArray(f"{path}[{k}]", a.shape, a.dtype, lambda a=a: a)
+            for k, a in arrays.items()}
+
+
+def _check_layout(arrays: dict, arg: str) -> None:
+    """From the headers alone: integer images (M, H, W) or (M, D) and labels (M,), one label
+    per image, the same image size in training and test, at least one test image."""
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if x.dtype.kind not in "ui" or len(x.shape) not in (2, 3) or 0 in x.shape[1:]:
+            raise FileError(f"{arg}: {x.where} holds {x.dtype} of shape {x.shape}; expected "
+                            f"integer pixels 0..{MAX_PIXEL} of shape (M, H, W) or (M, D)")
+        if y.dtype.kind not in "ui" or len(y.shape) != 1:
+            raise FileError(f"{arg}: {y.where} holds {y.dtype} of shape {y.shape}; expected "
+                            f"integer labels 0..{MNIST_CLASSES - 1} of shape (M,)")
+        if x.shape[0] != y.shape[0]:
+            raise FileError(f"{arg}: {x.where} holds {x.shape[0]} images but {y.where} holds "
+                            f"{y.shape[0]} labels; expected one label per image")
+    x_tr, x_te = arrays["x_train"], arrays["x_test"]
+    if x_te.shape[0] == 0:
+        raise FileError(f"{arg}: {x_te.where} holds no image; expected a non-empty test set")
+    if math.prod(x_tr.shape[1:]) != math.prod(x_te.shape[1:]):
+        raise FileError(f"{arg}: training images {x_tr.shape[1:]} ({x_tr.where}) and test "
+                        f"images {x_te.shape[1:]} ({x_te.where}) differ; expected one size")
+
+
+def _split_size(num_valid, m: int, where: str, arg: str) -> int:
+    """The number of validation images: num_valid (1 <= num_valid <= m - 1), or by default
+    max(1, m // VALID_FRACTION)."""
+    if m < 2:
+        raise FileError(f"{arg}: {where} holds {m} training image(s); expected at least 2 "
+                        "(one to train on, one to validate)")
+    if num_valid is None:
+        return max(1, m // VALID_FRACTION)
+    num_valid = check_count(num_valid, "num_valid")
+    if num_valid >= m:
+        raise ValueError(f"num_valid: {num_valid} validation images leave none of the {m} "
+                         f"training images of {where} to train on; expected <= {m - 1}")
+    return num_valid
+
+
+def _images(stored: StoredArray, arg: str) -> np.ndarray:
+    """Pixels 0..MAX_PIXEL -> float64 in [0, 1], flattened to (M, D)."""
+    x = stored.read()
+    if x.size and (x.min() < 0 or x.max() > MAX_PIXEL):
+        raise FileError(f"{arg}: {stored.where} holds pixel values in [{x.min()}, {x.max()}]; "
+                        f"expected 0..{MAX_PIXEL}")
+    return x.reshape(len(x), -1).astype(np.float64) / MAX_PIXEL
+
+
+def _labels(stored: StoredArray, arg: str) -> np.ndarray:
+    y = stored.read()
+    bad = (y < 0) | (y >= MNIST_CLASSES)
+    if np.any(bad):
+        raise FileError(f"{arg}: {stored.where} holds {int(bad.sum())} label(s) outside "
+                        f"0..{MNIST_CLASSES - 1} (e.g. {y[bad][0]})")
+    return y.astype(np.intp)
+
+
+def mnist(path, seed: int = 0, num_valid: int | None = None, arg: str = "path") -> Dataset:
+    """MNIST from a path the user gives: a directory with the four IDX files
+    (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...), or an .npz with
+    x_train, y_train, x_test, y_test (Keras' mnist.npz layout).  Images of any one size
+    (M, H, W) or (M, D), integer pixels 0..255, scaled to [0, 1] and flattened to (M, H*W);
+    labels integers 0..9.  The last `num_valid` training images after a seeded shuffle form
+    the validation set: 1 <= num_valid <= M - 1; by default max(1, M // 6) (10 000 of
+    MNIST's 60 000).  Errors about the files name `arg` (the argument that gave `path`,
+    e.g. --data-path) and say what was expected; FileError is a ValueError."""
+    seed = check_count(seed, "seed", 0)
+    if path is None:
+        raise ValueError(f"{arg}: the mnist data set is read from a path you give "
+                         "(--data-path DIR_OR_NPZ); nothing is downloaded")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{arg}: {path} does not exist; expected {EXPECTED_PATH}")
+    arrays = _idx_arrays(path, arg) if path.is_dir() else _npz_arrays(path, arg)
+    _check_layout(arrays, arg)
+    x_train = arrays["x_train"]
+    num_valid = _split_size(num_valid, x_train.shape[0], x_train.where, arg)
+    x_tr, x_te = _images(x_train, arg), _images(arrays["x_test"], arg)
+    y_tr, y_te = _labels(arrays["y_train"], arg), _labels(arrays["y_test"], arg)
+    order = np.random.default_rng(seed).permutation(len(y_tr))
+    tr, va = order[:len(order) - num_valid], order[len(order) - num_valid:]
+    return Dataset("mnist", x_tr[tr], y_tr[tr], x_tr[va], y_tr[va], x_te, y_te, MNIST_CLASSES)
+
+
+def load(name: str, seed: int = 0, path=None, arg: str = "path") -> Dataset:
+    """A data set by name: circle, s_shape, digits, or mnist (read from `path`; the other
+    sets take no path).  `arg` names the argument that gave `path` in error messages."""
+    check_choice(name, DATASETS, "dataset")
+    if name == "mnist":
+        return mnist(path, seed, arg=arg)
+    if path is not None:
+        raise ValueError(f"{arg}: only the mnist data set is read from a path; dataset "
+                         f"{name!r} is {'bundled' if name == 'digits' else 'generated'}, "
+                         f"got {str(path)!r}")
+    if name in GENERATED:
+        return two_d(name, seed)
+    return digits(seed)

@@ -1,0 +1,245 @@
+"""The Lipschitz ladder: every method by name, run with one convention for the results.
+
+Each method returns a dict with at least `value` (a float, or None with a `reason` when the
+method does not apply, is refused by its size guard (reference.limits), gives a bound outside
+the float64 range or could not certify a number (reference.errors.SolveFailed)), `kind` and
+`seconds`.  kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper"
+(Lip <= value), "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
+"bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
+either end possibly None); the exact methods also give `upper_margin_kind`
+(reference.exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
+The exact method gives a bracket `lower_bound` <= Lip <= `upper_bound` too: both equal to
+the value for exact_1d; the attained value and the largest pattern norm + its rounding bound
+for regions_2d; the attained witness and HiGHS's bound + its tolerance for the MILP; and
+when stopped by its time limit (exact_1d: or max_pieces; regions_2d: or max_regions) or when
+it cannot certify its optimum, value None and the bracket alone.  LipSDP reports an
+`accuracy` (how far its certified value may sit above the SDP's optimum), used for
+lipsdp_neuron <= lipsdp_layer; LipSDP is solved on the network normalised by powers of two
+(the same value, scaled, in any units) and never reported above the layer-wise bound
+(reference.lipsdp: capped_by_layerwise).  For every network and p (in exact arithmetic):
+    lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
+    lower <= exact <= lipsdp_neuron <= lipsdp_layer,
+where lower and exact (except exact_1d's value) are taken over the box [-R, R]^N_0 and the
+others over R^N_0 (lipsdp: p = 2 only; exact: 1-D inputs by breakpoint propagation, over R,
+with box_value over the box; 2-D inputs by enumerating the linear regions, every p; otherwise
+p in {1, inf} with a small network, by MILP).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from reference.lipschitz import _exact as exact_mod
+from reference._checks import OverflowResult
+from reference.data._datasets import check_count
+from reference.exceptions import SolveFailed
+from reference import _limits as limits
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _lipsdp as lipsdp
+from reference.lipschitz import _milp as milp
+from reference.lipschitz import _regions2d as regions2d
+from reference.nn._network import Network
+
+METHODS = ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise", "theorem1",
+           "theorem1_bv2")
+LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": exact_mod.MAX_BINARIES,
+          "max_pieces": exact_mod.MAX_PIECES, "max_regions": regions2d.MAX_REGIONS,
+          "max_sdp_cost": lipsdp.MAX_SDP_COST,
+          "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
+SEARCH = {"num_points": lipschitz.NUM_POINTS, "rounds": lipschitz.ROUNDS}  # lower's defaults
+OPTIONS = ("solver", "seed", *LIMITS, *SEARCH)
+
+
+def parse_methods(text) -> list:
+    """'a,b' or a list -> method names in ladder order; unknown names: ValueError."""
+    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text)]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise ValueError(f"methods: expected names from {list(METHODS)}, got {unknown or text!r}")
+    return [m for m in METHODS if m in names]
+
+
+def _lower(net, p, box, options):
+    r = lipschitz.lower(net, p, box=box, num_points=options["num_points"],
+                        rounds=options["rounds"], seed=options["seed"],
+                        max_lower_cost=options["max_lower_cost"])
+    return {"value": r["value"], "jacobian_norm": r["jacobian_norm"],
+            "pair_ratio": r["pair_ratio"], "x": r["x"].tolist(),
+            "x_pair": r["x_pair"].tolist(),
+            "points_evaluated": r["points_evaluated"], "seed": r["seed"],
+            "domain": f"box [-{box:g}, {box:g}]^{net.n_in}"}
+
+
+def _exact(net, p, box, options):
+    """exact_1d (1 input; over R, and exact_1d_on_box over the box), regions_2d (2 inputs,
+    every p, over the box) or the MILP (p in {1, inf}, over the box).  kind "exact" when the
+    method certified its optimum, else "bracket" (KINDS)."""
+    if net.n_in == 1:
+        r = exact_mod.exact_1d(net, p, max_pieces=options["max_pieces"],
+                               time_limit=options["time_limit"])
+        out = {k: v for k, v in r.items() if k not in ("breakpoints", "seconds")}
+        if r["status"] == "optimal":
+            out.update(exact_mod.exact_1d_on_box(net, p, box, max_pieces=options["max_pieces"],
+                                                 time_limit=options["time_limit"]))
+        out["method"] = "breakpoint propagation"
+    elif net.n_in == 2:
+        r = regions2d.regions_2d(net, p, box=box, max_regions=options["max_regions"],
+                                 time_limit=options["time_limit"])
+        out = {k: v for k, v in r.items() if k != "seconds"}
+        out["method"] = "linear regions (polygons)"
+    elif p == 2.0:
+        raise exact_mod.NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
+                                      "propagation, linear regions); the MILP covers p = 1 "
+                                      "and inf")
+    else:
+        r = milp.exact_milp(net, p, box=box, max_binaries=options["max_binaries"],
+                            time_limit=options["time_limit"])
+        out = {k: v for k, v in r.items() if k != "seconds"}
+        out["witness_x"] = None if r["witness_x"] is None else np.asarray(r["witness_x"]).tolist()
+        out["witness_pair"] = {k: np.asarray(v).tolist() if k in ("x", "x_pair") else v
+                               for k, v in r["witness_pair"].items()}
+        out["method"] = "MILP (scipy.optimize.milp, HiGHS)"
+    if r["status"] != "optimal":
+        low, high = ("none" if r[k] is None else f"{r[k]:.6g}"
+                     for k in ("lower_bound", "upper_bound"))
+        out["reason"] = f"{r['reason']}: no exact value; certified bracket [{low}, {high}]"
+    else:
+        out["kind"] = "exact"
+    return out
+
+
+def _lipsdp(variant):
+    def run(net, p, box, options):
+        if p != 2.0:
+            raise exact_mod.NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
+        r = lipsdp.lipsdp(net, variant, options["solver"],
+                          max_sdp_cost=options["max_sdp_cost"])
+        return {k: v for k, v in r.items() if k not in ("seconds",)}
+    return run
+
+
+def _closed_form(function):
+    def run(net, p, box, options):
+        return {"value": function(net, p), "domain": "R^N_0"}
+    return run
+
+
+RUNNERS = {"lower": _lower, "exact": _exact, "lipsdp_neuron": _lipsdp("neuron"),
+           "lipsdp_layer": _lipsdp("layer"), "layerwise": _closed_form(lipschitz.layerwise),
+           "theorem1": _closed_form(lipschitz.theorem1),
+           "theorem1_bv2": _closed_form(lipschitz.theorem1_bv2)}
+# what each method's numbers are (module docstring); an exact method is a "bracket" unless
+# `_exact` finds its optimum certified
+KINDS = {"lower": "lower", "exact": "bracket", "lipsdp_neuron": "upper", "lipsdp_layer": "upper",
+         "layerwise": "upper", "theorem1": "upper", "theorem1_bv2": "upper"}
+
+
+def check_options(options: dict) -> dict:
+    """The options with their defaults filled in: solver (LipSDP), seed, num_points and rounds
+    (lower; SEARCH: lipschitz.lower's defaults) and the limits LIMITS (each validated: finite
+    and > 0); an unknown name is a TypeError."""
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise TypeError(f"options: unknown {sorted(unknown)}, expected names from {list(OPTIONS)}")
+    out = {"solver": lipsdp.DEFAULT_SOLVER, "seed": 0, **LIMITS, **SEARCH, **options}
+    for name in LIMITS:
+        out[name] = limits.check_limit(out[name], name)
+    for name, least in (("num_points", 1), ("rounds", 0)):
+        out[name] = check_count(out[name], name, least)
+    return out
+
+
+def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dict:
+    """One method's result: value, kind (KINDS, or "exact" from `_exact`) and seconds; value
+    None with a reason when the method does not apply (NotApplicable), is refused by its size
+    guard (TooLarge), gives a bound outside the float64 range (OverflowResult) or did not
+    reach a certified optimum (SolveFailed, or the bracket of an exact method).  Options: see
+    `check_options`."""
+    parse_methods([name])
+    p = lipschitz.parse_p(p)
+    box = limits.check_box(box)
+    options = check_options(options)
+    t0 = time.perf_counter()
+    try:
+        out = RUNNERS[name](net, p, box, options)
+    except (exact_mod.NotApplicable, limits.TooLarge, OverflowResult, SolveFailed) as exc:
+        out = {"value": None, "reason": str(exc)}
+    out.setdefault("kind", KINDS[name])
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def ladder(net: Network, p=2, box: float = 1.0, methods=METHODS, **options) -> dict:
+    """{method: result} for the chosen methods, in ladder order (see the module docstring).
+    box: the half-width of [-box, box]^N_0 (limits.check_box); options: `check_options`."""
+    lipschitz.check_finite(net)
+    box = limits.check_box(box)
+    check_options(options)
+    return {name: run_method(name, net, p, box, **options) for name in parse_methods(methods)}
+
+
+# the field holding an exact method's certified tolerance on its value, by upper_margin_kind
+# (reference.exact.UPPER_MARGIN_KINDS; exact_1d's value is exact: none)
+VALUE_TOLERANCE = {"tolerance": "tolerance", "rounding_bound": "rounding_bound"}
+
+
+def _bound(results: dict, name: str, side: str):
+    """The end of a method's result that a check may use: its lower_bound where it must be
+    below another method (side "low"), its upper_bound where it must be above (side "high"),
+    and its value for a method without them.  The exact methods give both: equal to the
+    value for exact_1d, the witness and HiGHS's bound + its tolerance for the MILP, the
+    bracket of an interrupted run (an end may be None: nothing to check).  A method that
+    certified its value exact (certified_exact) claims Lip = value to its stated tolerance:
+    where it must be above, its end is value + that tolerance (VALUE_TOLERANCE: the MILP's
+    `tolerance`, regions_2d's `rounding_bound`), not the wider bracket, so an exact value
+    below a certified lower bound is a violation."""
+    r = results.get(name, {})
+    if side == "high" and r.get("certified_exact") and r.get("value") is not None:
+        field = VALUE_TOLERANCE.get(r.get("upper_margin_kind"))
+        return r["value"] + ((r.get(field) or 0.0) if field else 0.0)
+    key = "lower_bound" if side == "low" else "upper_bound"
+    return r[key] if key in r else r.get("value")
+
+
+def best_lower(results: dict) -> float | None:
+    """The best lower bound among the results: the sampled one, the exact value when it is
+    attained (certified), or the certified lower end of an interrupted exact method."""
+    ex = results.get("exact", {})
+    values = [results.get("lower", {}).get("value"), ex.get("lower_bound")]
+    if ex.get("certified_exact"):
+        values.append(ex.get("value"))
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def order_violations(results: dict, rtol: float = 1e-6) -> list:
+    """The pairs (a, b) of the ladder with a > b * (1 + rtol) among the available values:
+    lower <= exact <= layerwise <= theorem1 <= theorem1_bv2, lipsdp_* >= lower and exact,
+    lipsdp_neuron <= lipsdp_layer.  (LipSDP against layerwise: never above it by construction,
+    `lipsdp` reports the layer-wise bound when its certified value is.)
+    The exact method enters with its bracket (`_bound`): lower_bound <= the upper bounds,
+    upper_bound >= lower; an interrupted one is never taken for the exact value; one that
+    certified its value exact must be above the lower bounds with that value (+ its stated
+    tolerance).  lipsdp_neuron <= lipsdp_layer compares two certified upper bounds of SDPs
+    whose optima are ordered: the neuron value v may sit above its optimum by its stated
+    `accuracy` a (v - optimum <= a v), i.e. v <= optimum / (1 - a), so a / (1 - a) (inf for
+    a >= 1) is added to rtol for that pair."""
+    chain = [("lower", "exact"), ("exact", "layerwise"), ("lower", "layerwise"),
+             ("layerwise", "theorem1"), ("theorem1", "theorem1_bv2"),
+             ("lower", "lipsdp_neuron"), ("exact", "lipsdp_neuron"),
+             ("lipsdp_neuron", "lipsdp_layer"), ("lower", "lipsdp_layer")]
+    bad = []
+    for a, b in chain:
+        va, vb = _bound(results, a, "low"), _bound(results, b, "high")
+        slack = _accuracy_slack(results.get(a, {})) if a.startswith("lipsdp") else 0.0
+        if va is not None and vb is not None and va > vb * (1 + rtol + slack):
+            bad.append((a, b, va, vb))
+    return bad
+
+
+def _accuracy_slack(result: dict) -> float:
+    """a / (1 - a) for a LipSDP result's stated accuracy a (value - optimum <= a value), inf
+    for a >= 1 (nothing is known about the optimum then); 0 without one."""
+    accuracy = result.get("accuracy") or 0.0
+    return accuracy / (1.0 - accuracy) if accuracy < 1.0 else np.inf

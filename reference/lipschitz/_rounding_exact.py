@@ -1,0 +1,128 @@
+"""Rounding-error bounds of the forward pass, for the certificates of the exact methods and
+of the verdicts (a leaf: reference.verdict, reference.regions2d, reference.exact and
+reference.milp import it).
+
+`forward_errors` runs Network.forward's own layers on exact (float64) inputs and carries a
+running error analysis: after every layer, the computed values and a bound on their distance
+to the exact model's values (reference.pieces: the float64 parameters read as rationals).
+`forward_error_bound` is its last layer, doubled; `robust_pieces` uses the pre-activations
+to decide, at given points, the exact model's activation pattern: where every
+pre-activation lies inside a piece by more than its error bound, the exact pattern at the
+point is the computed one (and f is affine with that pattern's Jacobian around it).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reference._numerics import UNIT_ROUNDOFF, gamma  # noqa: F401  (re-exported)
+from reference.lipschitz._bounds import activation_constants
+from reference.nn._network import (Identity, KnotSplineActivation, LeakyReLU, Network, PReLU, ReLU,
+                               SplineActivation)
+
+
+def activation_error(layer, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A bound on |computed sigma(z) - sigma(z)| for the computed input z (M, N), output y:
+    ReLU exact; LeakyReLU / PReLU one product, u |y|; identity exact; uniform splines the
+    kernels' stated bound (reference.spline): gamma_2 max|c| + (gamma_4 (K - 2) + gamma_5 |u|)
+    max|dc| + 2^-1074, u = (z - x_min) / T, plus (s + delta) max|D2 c| (delta = gamma_4 |u| +
+    u_r s, s the knot snap) where an interior knot lies within s + 2 delta steps above u;
+    knot splines v_i + s_i (z - p_i) with s_i = dv / dp:
+    gamma_6 (max|v| + max|s| (|z| + max|p|))."""
+    tiny = np.finfo(float).tiny
+    if isinstance(layer, (ReLU, Identity)):
+        return np.zeros_like(y)
+    if isinstance(layer, (LeakyReLU, PReLU)):
+        return UNIT_ROUNDOFF * np.abs(y)
+    if isinstance(layer, SplineActivation):
+        s = layer.spline
+        c = s.coefficients                                                # (N, K)
+        c_max = np.abs(c).max(axis=1)
+        dc_max = np.abs(np.diff(c, axis=1)).max(axis=1)
+        d2_max = np.abs(np.diff(c, 2, axis=1)).max(axis=1, initial=0.0)
+        u = (z - s.x_min) / s.step
+        snap, delta = s.knot_snap, gamma(4) * np.abs(u) + UNIT_ROUNDOFF * s.knot_snap
+        # the snap term only where an interior knot lies less than s + delta steps above u
+        # (2 delta: u here is computed too)
+        above = np.ceil(u)
+        near = (above - u <= snap + 2 * delta) & (above >= 1) & (above <= s.size - 2)
+        return (gamma(2) * c_max + (gamma(4) * (s.size - 2) + gamma(5) * np.abs(u)) * dc_max
+                + np.where(near, snap + delta, 0.0) * d2_max + 2.0 ** -1074)
+    if isinstance(layer, KnotSplineActivation):
+        v_max = np.array([np.abs(v).max() for v in layer.values])
+        s_max = np.array([np.abs(s).max() for s in layer.slopes])
+        p_max = np.array([np.abs(p).max() for p in layer.points])
+        return gamma(6) * (v_max + s_max * (np.abs(z) + p_max)) + tiny
+    raise TypeError(f"layer: no rounding bound for a {type(layer).__name__} layer")
+
+
+def forward_errors(net: Network, x: np.ndarray):
+    """Yield (layer index, layer, computed input y (M, N_in), its error bound, computed
+    output (M, N_out), its error bound) for every layer of Network.forward at exact inputs
+    x (M, N_0), by a running error analysis:
+        dense      e_z = |W| e_y + gamma_{N_in + 1} (|W| (|y| + e_y) + |b|)
+                   (any summation order, fused or not);
+        activation e_y = Lip(sigma_n) e_z + the evaluation error at the computed z
+                   (`activation_error`)."""
+    y = np.asarray(x, dtype=np.float64)
+    err = np.zeros_like(y)
+    for i, layer in enumerate(net.layers):
+        out = layer.forward(y)[0]
+        if layer.kind == "dense":
+            w = np.abs(layer.params["weight"])
+            b = np.abs(layer.params.get("bias", 0.0))
+            new = err @ w.T + gamma(w.shape[1] + 1) * ((np.abs(y) + err) @ w.T + b)
+        else:
+            lip = activation_constants(layer, y.shape[1])["lip"]
+            new = lip * err + activation_error(layer, y, out)
+        yield i, layer, y, err, out, new
+        y, err = out, new
+
+
+def forward_error_bound(net: Network, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """f(x) as Network.forward computes it, (M, N_L), and a bound on its rounding error,
+    entrywise (M, N_L) (`forward_errors`); the bound is doubled to cover the rounding of
+    its own computation."""
+    out, err = np.asarray(x, dtype=np.float64), np.zeros(np.shape(x))
+    for *_, out, err in forward_errors(net, x):
+        pass
+    return out, 2.0 * err
+
+
+def robust_pieces(net: Network, x: np.ndarray, tables: dict,
+                  flat: list | None = None) -> tuple[list, np.ndarray]:
+    """The exact model's activation pattern at the points x (M, N_0), where floating point
+    decides it: per activation layer the piece of every neuron (M, W) (searchsorted on the
+    computed pre-activation), and robust (M,) bool, True where every pre-activation z lies
+    inside its piece by more than 2 e + gamma_4 (|z| + max|knot|) + knot error (+ the
+    kernels' snap width below a knot), e its running error bound (`forward_errors`).  There
+    the exact pre-activations lie strictly inside the same pieces: f is affine near x with
+    that pattern's Jacobian, and the network's computed Jacobian takes the same pieces.  tables: {layer index:
+    reference.pieces.PieceTable}; flat: per activation layer, (M, W) bool, True for a neuron
+    whose pre-activation is constant around the point in the exact model (its weight row
+    through the pattern is exactly 0): it needs no margin (f is affine around x whichever
+    piece it takes, and it takes the piece right of a knot it sits on, as everywhere)."""
+    robust = np.ones(len(x), dtype=bool)
+    patterns = []
+    for i, layer, z, err, _, _ in forward_errors(net, x):
+        if layer.kind == "dense":
+            continue
+        table = tables[i]
+        pieces = np.zeros(z.shape, dtype=np.int64)
+        for n in range(table.width):
+            knots, knot_error = table.knots[n], table.knot_error[n]
+            k = np.searchsorted(knots, z[:, n], side="right")
+            pieces[:, n] = k
+            if len(knots) == 0:
+                continue
+            margin = 2 * err[:, n] + gamma(4) * (np.abs(z[:, n]) + np.abs(knots).max())
+            below = np.where(k > 0, z[:, n] - knots[np.maximum(k - 1, 0)]
+                             - knot_error[np.maximum(k - 1, 0)], np.inf)
+            above = np.where(k < len(knots), knots[np.minimum(k, len(knots) - 1)]
+                             - knot_error[np.minimum(k, len(knots) - 1)] - z[:, n]
+                             - table.snap[n], np.inf)
+            ok = (below > margin) & (above > margin)
+            if flat is not None:
+                ok |= flat[len(patterns)][:, n]
+            robust &= ok
+        patterns.append(pieces)
+    return patterns, robust

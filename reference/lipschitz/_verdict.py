@@ -1,0 +1,299 @@
+"""Verdicts on a claimed Lipschitz bound: is Lip_p(f) <= C on the box [-R, R]^N_0?
+
+`check_claim` runs the methods of the ladder (reference.ladder) from the cheapest on and stops
+as soon as the claim is decided:
+
+1. closed forms (theorem1_bv2, theorem1, layerwise: global bounds, microseconds);
+2. lower (seeded points and local search over the box, a pair of points of the box);
+3. LipSDP (p = 2; neuron, then layer if neuron gives nothing: global bounds);
+4. exact (over the box: 1 input by breakpoint propagation, 2 inputs by enumerating the
+   linear regions, otherwise the MILP for p in {1, inf}, whose bracket is used when it stops);
+with 1 or 2 inputs, exact (fast there) comes before LipSDP (`stages`).
+
+Decision (C the claim):
+- `unsound` when a pair x, x' of the box has a ratio ||f(x) - f(x')||_p / ||x - x'||_p whose
+  certified lower end (`certified_ratio`: the ratio re-evaluated with Network.forward minus
+  its rounding bound) exceeds C: Lip_p(f) over the box (hence over R^N_0) is > C;
+- `sound` when a certified upper bound, the method's value plus its rounding margin
+  (`upper_margin`), is <= C: over R^N_0 for the global bounds (hence over the box), over the
+  box for exact;
+- `undecided` otherwise, with the remaining interval [best certified lower, best certified
+  upper].
+A lower end above an upper one would be a bug in a method: RuntimeError naming both.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference.lipschitz import _exact as exact_mod
+from reference.lipschitz import _ladder as ladder
+from reference._limits import check_box
+from reference.lipschitz._bounds import check_finite, closed_form_rtol, parse_p, vector_norm
+from reference.nn._network import Network
+from reference.lipschitz._rounding_exact import UNIT_ROUNDOFF, forward_error_bound, gamma  # noqa: F401
+
+EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
+GLOBAL = ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron", "lipsdp_layer")
+CLOSED, LOWER, LIPSDP, EXACT = (("theorem1_bv2", "theorem1", "layerwise"), ("lower",),
+                                ("lipsdp_neuron", "lipsdp_layer"), ("exact",))
+
+
+def stages(n_inputs: int) -> tuple:
+    """The methods in the order they are tried: closed forms, lower, then exact before LipSDP
+    for 1 or 2 inputs (breakpoints or regions: fractions of a second on the paper's networks,
+    and exact) and after it otherwise (the MILP may run to its time limit)."""
+    return (CLOSED, LOWER, EXACT, LIPSDP) if n_inputs <= 2 else (CLOSED, LOWER, LIPSDP, EXACT)
+
+
+def check_claim_value(claim) -> float:
+    """The claimed constant C: a finite number >= 0 (ValueError naming claim otherwise)."""
+    try:
+        value = float(claim)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not np.isfinite(value) or value < 0:
+        raise ValueError(f"claim: expected a finite number >= 0, got {claim!r}")
+    return value
+
+
+class _Record:
+    """to_dict for the dataclasses of this module: their fields, shallow (JSON-ready)."""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Witness(_Record):
+    """A pair x, x_pair of the box and its ratio ||f(x_pair) - f(x)||_p / ||x_pair - x||_p as
+    computed (`ratio`) and its certified lower end (`certified`, `certified_ratio`); margin =
+    ratio - certified; method and source say where the pair comes from."""
+    x: list
+    x_pair: list
+    ratio: float
+    certified: float
+    margin: float
+    method: str
+    source: str
+
+
+def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
+                    source: str = "") -> Witness:
+    """The ratio r = ||f(x') - f(x)||_p / ||x' - x||_p of two points, re-evaluated with
+    Network.forward (each point on its own), and a lower bound on the exact ratio of the same
+    two (float64) points:
+        r_low = (||df||_p (1 - g_L) - ||e + e' + 2u |df| ||_p (1 + g_L))
+                / (||dx||_p (1 + g_0) / (1 - u)) * (1 - 4u),
+    df, dx the computed differences, e, e' the forward error bounds (`forward_error_bound`),
+    g_L = gamma_{N_L + 2}, g_0 = gamma_{N_0 + 2} (the norms' roundings), u = 2^-53 (each
+    subtraction is correctly rounded; 4u for this formula's own roundings), and at least 0
+    (a ratio of norms: when the rounding bound exceeds the difference, as for two points
+    1e-300 apart where f is near 1, the pair certifies nothing more)."""
+    x = np.asarray(x, dtype=np.float64)
+    x_pair = np.asarray(x_pair, dtype=np.float64)
+    # one point per call, as a reader re-evaluating the pair would (BLAS may round a batch
+    # of two differently from two batches of one; the bound holds for either)
+    (f0, e0), (f1, e1) = (forward_error_bound(net, point[None]) for point in (x, x_pair))
+    f, err = np.concatenate([f0, f1]), np.concatenate([e0, e1])
+    df, dx = f[1] - f[0], x_pair - x
+    u = UNIT_ROUNDOFF
+    norm_df, norm_dx = vector_norm(df, p), vector_norm(dx, p)
+    if norm_dx == 0:
+        raise ValueError("x, x_pair: expected two distinct points")
+    slack = vector_norm(err[0] + err[1] + 2 * u * np.abs(df), p)
+    g_out, g_in = gamma(len(df) + 2), gamma(len(dx) + 2)
+    low = max((norm_df * (1 - g_out) - slack * (1 + g_out))
+              / (norm_dx * (1 + g_in) / (1 - u)) * (1 - 4 * u), 0.0)   # a ratio is >= 0
+    ratio = float(norm_df / norm_dx)
+    return Witness(x.tolist(), x_pair.tolist(), ratio, float(low), float(ratio - low), method,
+                   source)
+
+
+def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[float, float, str]:
+    """(the method's value, the margin added to it, what the margin is) for an upper bound of
+    a ladder result; the certified upper bound is value + margin.
+    - closed forms (theorem1*, layerwise), the layer-wise fallback of a MILP and interrupted
+      exact brackets: 16 gamma_n relative, n = sum of the blocks' (N_in + 2) + N_0 + N_L
+      (sums of at most n terms and one product per block; 16 for LAPACK's SVD, backward
+      stable with no sharp constant);
+    - LipSDP: its proven `rounding_bound` (reference.lipsdp.rounding_bound: -M(lambda, rho_up)
+      >= 0 for the exact LMI data checked by a shifted Cholesky factorisation, the error of
+      forming M and of the weights' products included); inf when no check passed (R too
+      close to singular): never sound then; above 1e-3 relative the text says so;
+    - exact over the box, by the result's `upper_margin_kind` (exact.UPPER_MARGIN_KINDS):
+      exact_1d_on_box ("jacobian_rounding") and regions_2d ("rounding_bound") add the rounding
+      bound of a computed Jacobian norm (`exact.jacobian_rounding`; regions_2d's upper_bound
+      holds it already); the MILP ("tolerance") its tolerance (HiGHS's bound +
+      MILP_TOLERANCE x max(|bound|, layer-wise bound)); a layer-wise upper end
+      ("closed_form") as the closed forms."""
+    closed, closed_text = closed_form_rtol(net)
+    if method.startswith("lipsdp"):
+        value, bound = result["value"], result["rounding_bound"]
+        if not np.isfinite(bound):
+            return value, np.inf, ("rounding bound NOT PROVEN (R nearly singular): no sound "
+                                   "verdict from LipSDP")
+        rel = bound / value if value > 0 else 0.0
+        return value, bound, (f"proven rounding bound {bound:.3g} ({rel:.3g} relative)" + (
+            ", USELESS (> 1e-3 relative: the hidden block R is ill-conditioned)"
+            if result.get("rounding_useless") else ""))
+    if result.get("kind") not in ("exact", "bracket"):          # ladder.KINDS
+        return result["value"], result["value"] * closed, closed_text
+    upper, how = result.get("upper_bound"), result.get("upper_margin_kind", "closed_form")
+    if how not in exact_mod.UPPER_MARGIN_KINDS:       # a new kind must say its margin here
+        raise ValueError(f"upper_margin_kind: expected one of "
+                         f"{list(exact_mod.UPPER_MARGIN_KINDS)}, got {how!r}")
+    if how == "jacobian_rounding":                             # exact_1d over the box
+        return (result["box_value"], exact_mod.jacobian_rounding(net, p),
+                "rounding bound of a computed Jacobian norm")
+    if how == "rounding_bound":
+        return (upper - result["rounding_bound"], result["rounding_bound"],
+                "rounding bound of a computed Jacobian norm")
+    if how == "tolerance":
+        return upper - result["tolerance"], result["tolerance"], "HiGHS's tolerance"
+    return upper, upper * closed, closed_text
+
+
+# --------------------------------------------------------------------------- verdict
+@dataclass
+class Bound(_Record):
+    """One certified bound: method, kind ("upper" or "lower"), the method's value, the
+    certified value used for the decision (value + margin for an upper bound; a witness
+    pair's certified ratio for a lower one), margin, the domain it holds on and its
+    certificate."""
+    method: str
+    kind: str
+    value: float
+    certified: float
+    margin: float
+    domain: str
+    certificate: str
+
+
+@dataclass
+class Verdict:
+    """The answer of `check_claim`: verdict ("sound", "unsound" or "undecided"), the claim, p,
+    box, n_inputs (N_0), decided_by (the bound that decided, or None), witness (for
+    "unsound"), interval [best certified lower, best certified upper] (None ends where no
+    bound exists), the bounds computed, the ladder results of the methods run, not_run
+    (method -> why: decided before it, or not applicable), and seconds.  `exit_status`: 0
+    sound, 1 unsound, 3 undecided."""
+    verdict: str
+    claim: float
+    p: float
+    box: float
+    n_inputs: int
+    decided_by: Bound | None
+    witness: Witness | None
+    interval: tuple
+    bounds: list = field(default_factory=list)
+    results: dict = field(default_factory=dict)
+    not_run: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.verdict]
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "claim": self.claim, "p": self.p, "box": self.box,
+                "domain": f"box [-{self.box:g}, {self.box:g}]^{self.n_inputs}",
+                "decided_by": None if self.decided_by is None else self.decided_by.to_dict(),
+                "witness": None if self.witness is None else self.witness.to_dict(),
+                "interval": list(self.interval), "bounds": [b.to_dict() for b in self.bounds],
+                "not_run": self.not_run, "methods": self.results, "seconds": self.seconds}
+
+
+def _collect(net, name: str, r: dict, p: float, box: float, n0: int) -> tuple[list, list]:
+    """The bounds and witnesses of one ladder result, by its kind (ladder.KINDS): a lower
+    bound's pair, an exact method's witness pair and upper end, an upper bound (none when
+    its value and bracket are missing)."""
+    box_domain = f"box [-{box:g}, {box:g}]^{n0}"
+    bounds, witnesses = [], []
+    kind = r["kind"]
+    if kind == "lower":
+        if r.get("value") is not None:
+            witnesses.append(certified_ratio(net, r["x"], r["x_pair"], p, name,
+                                             "secant pair at the best sampled point"))
+    elif kind in ("exact", "bracket"):
+        pair = r.get("witness_pair") or (
+            {"x": r["witness_x"], "x_pair": r["witness_x_pair"], "source": r["method"]}
+            if r.get("witness_x_pair") is not None else None)
+        if pair is not None:
+            witnesses.append(certified_ratio(net, pair["x"], pair["x_pair"], p, name,
+                                             pair.get("source") or r["method"]))
+        over_box = r.get("upper_margin_kind") == "jacobian_rounding"   # exact_1d: box_value
+        if (r.get("box_value") if over_box else r.get("upper_bound")) is not None:
+            value, margin, what = upper_margin(net, name, r, p)
+            domain = "R" if r.get("domain") == "R" and not over_box else box_domain
+            certified = max(value + margin, r.get("upper_bound") or 0.0)  # no ulp lost
+            bounds.append(Bound(name, "upper", value, certified, margin, domain,
+                                f"{r['method']}, status {r['status']}; margin: {what}"))
+    elif r.get("value") is not None:
+        value, margin, what = upper_margin(net, name, r, p)
+        certificate = r.get("certificate") or (
+            "closed form (products of norms of the weights and activation constants)")
+        bounds.append(Bound(name, "upper", value, value + margin, margin, f"R^{n0}",
+                            f"{certificate}; margin: {what}"))
+    for w in witnesses:
+        bounds.append(Bound(w.method, "lower", w.ratio, w.certified, w.margin, box_domain,
+                            f"ratio of a pair of points of the box re-evaluated with "
+                            f"Network.forward ({w.source}), minus its rounding bound"))
+    return bounds, witnesses
+
+
+def _decide(claim, bounds, witnesses):
+    """(verdict, deciding bound or None, witness or None, interval) from what is known."""
+    uppers = [b for b in bounds if b.kind == "upper"]
+    best_upper = min(uppers, key=lambda b: b.certified, default=None)
+    best_witness = max(witnesses, key=lambda w: w.certified, default=None)
+    low = None if best_witness is None else best_witness.certified
+    high = None if best_upper is None else best_upper.certified
+    if low is not None and high is not None and low > high:
+        raise RuntimeError(f"verdict: the certified lower bound {low!r} ({best_witness.method}) "
+                           f"exceeds the certified upper bound {high!r} ({best_upper.method}); "
+                           "a method is wrong, no verdict is given")
+    interval = (low, high)
+    if low is not None and low > claim:
+        lower = next(b for b in bounds if b.kind == "lower" and b.certified == low)
+        return "unsound", lower, best_witness, interval
+    if high is not None and high <= claim:
+        return "sound", best_upper, None, interval
+    return "undecided", None, None, interval
+
+
+def check_claim(net: Network, claim, p=2, box: float = 1.0, methods=ladder.METHODS,
+                **options) -> Verdict:
+    """Decide the claim Lip_p(f) <= claim over [-box, box]^N_0 (module docstring), with the
+    methods named in `methods` (ladder.parse_methods) in the order of `stages`, stopping at the
+    first stage after which the claim is decided.  options: ladder.check_options (limits,
+    solver, seed).  Returns a Verdict."""
+    claim = check_claim_value(claim)
+    p = parse_p(p)
+    box = check_box(box)
+    check_finite(net)
+    chosen = ladder.parse_methods(methods)
+    ladder.check_options(options)
+    t0 = time.perf_counter()
+    bounds, witnesses, results, not_run = [], [], {}, {}
+    verdict, decided_by, witness, interval = "undecided", None, None, (None, None)
+    for stage in stages(net.n_in):
+        for name in (m for m in stage if m in chosen):
+            if verdict != "undecided":
+                not_run[name] = f"not needed: decided by {decided_by.method}"
+            elif name.startswith("lipsdp") and p != 2.0:
+                not_run[name] = "LipSDP bounds the l2 constant only (p = 2)"
+            elif name == "lipsdp_layer" and results.get("lipsdp_neuron", {}).get("value"):
+                not_run[name] = "lipsdp_neuron gave a bound (lipsdp_layer is never below it)"
+            else:
+                results[name] = ladder.run_method(name, net, p, box, **options)
+                new_bounds, new_witnesses = _collect(net, name, results[name], p, box,
+                                                     net.n_in)
+                bounds += new_bounds
+                witnesses += new_witnesses
+        if verdict == "undecided":
+            verdict, decided_by, witness, interval = _decide(claim, bounds, witnesses)
+    return Verdict(verdict, claim, p, box, net.n_in, decided_by, witness, interval, bounds,
+                   results, not_run, time.perf_counter() - t0)

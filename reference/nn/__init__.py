@@ -1,0 +1,70 @@
+"""The network: linear-spline activations (uniform-grid and free-knot), the activation registry, dense layers, losses and the TV(2)/BV(2) regularisers."""
+from reference.nn._spline import (
+    LinearSpline,
+    KnotSpline,
+    grid_from_range,
+)
+from reference.nn._network import (
+    Network,
+    Dense,
+    build_mlp,
+)
+from reference.nn._activations import (
+    Activation,
+    Identity,
+    ReLU,
+    PReLU,
+    LeakyReLU,
+    Ramp,
+    SplineActivation,
+    KnotSplineActivation,
+    ACTIVATIONS,
+    register,
+    make_activation,
+)
+from reference.nn._losses import (
+    LOSSES,
+    loss_and_grad,
+    predict_labels,
+)
+from reference.nn._regularisers import (
+    REGULARISERS,
+    TV2,
+)
+from reference.nn._kernels import (
+    set_backend,
+    backend,
+    use_backend,
+    set_num_threads,
+    num_threads,
+)
+
+__all__ = [
+    "LinearSpline",
+    "KnotSpline",
+    "grid_from_range",
+    "Network",
+    "Dense",
+    "build_mlp",
+    "Activation",
+    "Identity",
+    "ReLU",
+    "PReLU",
+    "LeakyReLU",
+    "Ramp",
+    "SplineActivation",
+    "KnotSplineActivation",
+    "ACTIVATIONS",
+    "register",
+    "make_activation",
+    "LOSSES",
+    "loss_and_grad",
+    "predict_labels",
+    "REGULARISERS",
+    "TV2",
+    "set_backend",
+    "backend",
+    "use_backend",
+    "set_num_threads",
+    "num_threads",
+]

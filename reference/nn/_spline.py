@@ -1,0 +1,676 @@
+"""Linear-spline activations: uniform-grid form and knot form.
+
+Uniform-grid form (as in DeepSplines), per channel c = 0..C-1 with K coefficients
+on the grid t_k = x_min + k*T (k = 0..K-1):
+
+    sigma(x) = sum_k c_k beta1((x - x_min)/T - k)      for x in [t_0, t_{K-1}],
+
+continued linearly outside with the end slopes (c_1 - c_0)/T and (c_{K-1} - c_{K-2})/T.
+
+Knot form: sigma(x) = b0 + b1*x + sum_k a_k (x - tau_k)_+ .  On the uniform grid the
+knots are tau_k = t_1..t_{K-2} and the slope jumps are a = (1/T) D2 c.
+
+Supported range (checked when a LinearSpline is built; ValueError naming the argument):
+    |x_min| <= MAX_MAGNITUDE = 1e100,   MIN_STEP = 1e-50 <= T <= MAX_STEP = 1e50,
+    every coefficient 0 or MIN_COEFFICIENT = 1e-200 <= |c_k| <= MAX_MAGNITUDE,  K >= 2.
+Inside it every derived quantity is finite and every nonzero one is a normal float:
+|x_min|/T <= 1e150, slopes |dc/T| <= 2e150, jumps |D2 c/T| <= 4e150, TV2 <= 4e150*K,
+sigma(0), sigma(1), BV2 and the knot form's b0 = c_0 - b1*x_min below ~1e251, grid points
+below 1e100 + K*1e50 (the upper limits leave >= 1e50 of headroom for sums and products);
+the nonzero coefficients are multiples of 2^-717 = 1.45e-216 (the ulp at 1e-200), hence
+so are their nonzero differences, and nonzero slopes, jumps, TV2 and Lip are
+>= 1.45e-216/1e50 > 1e-266 (never 0 by underflow, e.g. a Lipschitz bound of 0).  The lower
+limit sits far below rounding noise: a coefficient computed by a conversion (from_slopes,
+from_knot_form, sparsify) falls under it only for splines whose coefficients are all
+below ~1e-184.  Inputs x may be any finite float64 (see the accuracy below).
+
+Accuracy of the kernels (u_r = 2^-53, gamma_n = n*u_r/(1 - n*u_r)).  For an input x let
+u = (x - x_min)/T exactly and p_k(x) = c_k + (u - k)(c_{k+1} - c_k) the line of piece k.
+- Piece: the kernels use k = clip(floor(u + s), 0, K-2) with s = `LinearSpline.knot_snap`
+  = KNOT_SNAP + 4*EPS*K (in steps): an input at a knot or less than s steps below it
+  takes the piece to the right of the knot (the derivative convention).  Rounding of u
+  can move only inputs with |u + s - j| <= delta = gamma_4*|u| + u_r*s for an interior
+  knot j (1 <= j <= K-2), i.e. within about two ulps of x - x_min around t_j - s*T: they
+  may take piece j-1 or j.  Every other input takes exactly the piece above.
+- Value: |computed - p_k(x)| <= gamma_2|c_k| + (gamma_4 k + gamma_5 |u|)|c_{k+1} - c_k|
+  + 2^-1074.  On the piece of the exact model this is the error against sigma(x); the
+  inputs that take the piece right of a knot j from below (u in [j - s - delta, j)) add
+  |u - j| |c_{j+1} - 2c_j + c_{j-1}| <= (s + delta)|D2 c_j|.  The bound involves
+  |x - x_min|/T and k, never |x_min|/T: a grid far from 0 (|x_min|/T up to 1e150) is as
+  accurate as one at 0.
+- Derivative: the slope of piece k, fl(fl(c_{k+1} - c_k)/T), relative error <= gamma_2.
+- Backward: grad_x = fl(grad_out * derivative); the coefficient gradient adds
+  grad_out*(1 - frac) at c_k and grad_out*frac at c_{k+1}, frac = fl(fl(x - x_min)*fl(1/T)) - k,
+  with error <= gamma_{M+16} sum_m |grad_out_m| (1 + |u_m| + 2|u_m - k_m|), M the batch
+  size and the sum over the rows that touch the coefficient (a few roundings per term,
+  then the sums).
+- Overflow: the value is formed as b_k + (x - x_min)*slope_k (b_k = c_k - k*dc_k), so it
+  is exact to the bound above for every finite x (0 on a flat end, even at x = -1.7e308)
+  and overflows only where |sigma(x)| itself is beyond float64; the checked `__call__`
+  raises ValueError there, and the checked `backward` when a gradient overflows (its
+  coefficient part needs (x - x_min)/T; the unchecked kernels return inf or NaN there).
+- Grid points computed in floating point as x_min + k*T (as `grid` does) take the piece
+  right of knot k whenever max(|t_0|, |t_{K-1}|) <= GRID_POINT_RATIO*T (9000: every
+  DeepSplines grid [-r, r] with K <= 18001): their rounding, u_r*(k + |t_k|/T) steps,
+  is then below the snap.  On grids farther from 0 a computed grid point may round below
+  t_k by more than s steps and then takes the left piece, the exact model's answer there.
+
+Kernels: reference.spline_kernels, the NumPy reference or the same operations fused by
+numba (optional; bit for bit the same results).  float64, no training logic.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference.nn import _kernels as kernels
+from reference._checks import as_finite_array, as_real_array
+from reference._format import shown
+from reference.nn._kernels import Pieces, num_threads, set_num_threads  # noqa: F401
+
+EPS = np.finfo(np.float64).eps
+MAX_FLOAT = np.finfo(np.float64).max
+CHUNK_ELEMENTS = 131072          # entries per row block of the forward / backward kernels
+KNOT_SNAP = 1e-12                # inputs within KNOT_SNAP * step below a grid point count as on it
+MAX_MAGNITUDE = 1e100            # largest |x_min| and |coefficient|
+MIN_COEFFICIENT = 1e-200         # smallest nonzero |coefficient|
+MIN_STEP, MAX_STEP = 1e-50, 1e50
+MAX_GRID_SIZE = 10**6            # grid_from_range: at most this many coefficients per neuron
+GRID_POINT_RATIO = 9000          # computed grid points snap onto their knot if max|t_k| <= this * T
+
+
+@functools.lru_cache(maxsize=16)
+def _second_difference(size: int) -> np.ndarray:
+    """D2, shape (K-2, K): (D2 c)_j = c_j - 2 c_{j+1} + c_{j+2} (read-only, cached)."""
+    d2 = np.zeros((size - 2, size))
+    j = np.arange(size - 2)
+    d2[j, j], d2[j, j + 1], d2[j, j + 2] = 1.0, -2.0, 1.0
+    d2.setflags(write=False)
+    return d2
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_indices(size: int) -> np.ndarray:
+    """0., 1., ..., K-1 as floats, shape (K,) (read-only, cached)."""
+    k = np.arange(size, dtype=np.float64)
+    k.setflags(write=False)
+    return k
+
+
+def zero_one(num_channels: int) -> np.ndarray:
+    """The inputs x = 0 and x = 1 for every channel, shape (2, C)."""
+    return np.tile([[0.0], [1.0]], (1, num_channels))
+
+
+def _shown(value) -> str:
+    """repr(value) with NumPy numbers as Python's, shortened when long (e.g. a 400-digit
+    integer)."""
+    return shown(value, 40)
+
+
+def _real_in(value, name: str, low: float, high: float) -> float:
+    """value as a float in [low, high]; the error names the argument and the range."""
+    expected = f"expected a real number in [{low:g}, {high:g}] (the supported range)"
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name}: {expected}, got {_shown(value)}") from None
+    if not low <= number <= high:                                  # False for NaN
+        raise ValueError(f"{name}: {expected}, got {_shown(value)}")
+    return number
+
+
+def _size(size) -> int:
+    """K as an int >= 2."""
+    try:
+        k = int(size)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"size: expected an integer >= 2, got {_shown(size)}") from None
+    if k < 2 or k != size:
+        raise ValueError(f"size: expected an integer >= 2, got {_shown(size)}")
+    return k
+
+
+def _coefficients(coefficients) -> np.ndarray:
+    """coefficients as a (C, K) float64 array, C >= 1, K >= 2, in the supported range."""
+    range_text = (f"every |c| 0 or in [{MIN_COEFFICIENT:g}, {MAX_MAGNITUDE:g}] "
+                  "(the supported range)")
+    coefficients = as_finite_array(coefficients, "coefficients", ndim=2)
+    if coefficients.shape[1] < 2:
+        raise ValueError(
+            f"coefficients: expected shape (C, K) with K >= 2, got {coefficients.shape}")
+    if coefficients.shape[0] < 1:
+        raise ValueError("coefficients: expected at least one channel (C >= 1)")
+    size = np.abs(coefficients)
+    bad = (size > MAX_MAGNITUDE) | ((size < MIN_COEFFICIENT) & (size > 0))
+    if np.any(bad):
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"coefficients: expected {range_text}, got "
+                         f"{_shown(coefficients[where])} at {where}")
+    return coefficients
+
+
+def grid_from_range(size: int, range_: float) -> tuple[float, float]:
+    """DeepSplines' grid: K = size coefficients on [-range_, range_].
+
+    Returns (x_min, step) = (-range_, 2*range_/(size - 1)), which must lie in the supported
+    range (|x_min| <= MAX_MAGNITUDE, MIN_STEP <= step <= MAX_STEP): range_ in
+    [MIN_STEP*(size - 1)/2, min(MAX_MAGNITUDE, MAX_STEP*(size - 1)/2)].
+    """
+    size = _size(size)
+    if size > MAX_GRID_SIZE:
+        raise ValueError(f"size: {size} coefficients per neuron is over MAX_GRID_SIZE = "
+                         f"{MAX_GRID_SIZE} (8 MB a neuron)")
+    low, high = MIN_STEP * (size - 1) / 2, min(MAX_MAGNITUDE, MAX_STEP * (size - 1) / 2)
+    range_ = _real_in(range_, "range_", low, high)
+    step = 2.0 * range_ / (size - 1)
+    if not MIN_STEP <= step <= MAX_STEP:                   # rounding at the ends of [low, high]
+        raise ValueError(f"range_: the step 2*range_/(size - 1) = {step!r} is outside "
+                         f"[{MIN_STEP:g}, {MAX_STEP:g}] (the supported range)")
+    return -range_, step
+
+
+def _piece_arrays(pieces: Pieces | None) -> list:
+    """The arrays a backward reads from `pieces` (none when it locates again)."""
+    return [] if pieces is None else [a for a in (pieces.index, pieces.fraction)
+                                      if a is not None]
+
+
+class LinearSpline:
+    """C linear splines on one uniform grid.
+
+    coefficients: (C, K), K >= 2, the values sigma_c(t_k) at t_k = x_min + k*step.
+    Inputs x have shape (M, C): column c goes through spline c.  The parameters must lie
+    in the supported range of the module docstring (ValueError otherwise).
+    """
+
+    def __init__(self, coefficients, x_min: float, step: float):
+        self.coefficients = _coefficients(coefficients)
+        self.x_min = _real_in(x_min, "x_min", -MAX_MAGNITUDE, MAX_MAGNITUDE)
+        self.step = _real_in(step, "step", MIN_STEP, MAX_STEP)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def num_channels(self) -> int:
+        return self.coefficients.shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.coefficients.shape[1]
+
+    @property
+    def grid(self) -> np.ndarray:
+        """Grid points t_k = x_min + k*step (rounded), shape (K,)."""
+        return self.x_min + self.step * np.arange(self.size)
+
+    @property
+    def knot_snap(self) -> float:
+        """s = KNOT_SNAP + 4*EPS*K: inputs less than s steps below a knot take the piece to
+        its right (s covers the rounding of (x - x_min)/step, <= 4 u_r K steps on the grid)."""
+        return KNOT_SNAP + 4 * EPS * self.size
+
+    def copy(self) -> "LinearSpline":
+        return LinearSpline(self.coefficients.copy(), self.x_min, self.step)
+
+    def _check_input(self, x, name="x") -> tuple[np.ndarray, float]:
+        """x as a finite float64 array of shape (M, C), and max |x| (0 when empty): the
+        finiteness check and the maximum share one pass (min and max)."""
+        x = self._check_shape(x, name)
+        if x.size == 0:
+            return x, 0.0
+        low, high = x.min(), x.max()                          # NaN propagates
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(f"{name}: expected finite values, found NaN or inf")
+        return x, float(max(-low, high))
+
+    def _check_shape(self, x, name="x") -> np.ndarray:
+        """x as a float64 array of shape (M, C); its values are checked by the callers."""
+        x = as_real_array(x, name)
+        if x.ndim != 2 or x.shape[1] != self.num_channels:
+            raise ValueError(
+                f"{name}: expected shape (M, {self.num_channels}), got {x.shape}")
+        return x
+
+    # ------------------------------------------------------ evaluation
+    # The kernels (reference.spline_kernels) run on row blocks of about CHUNK_ELEMENTS
+    # entries, shared among `num_threads` threads; blocks depend on the shape alone and
+    # their partial sums are added in order: results depend neither on the thread count
+    # nor on the backend (numba or numpy, bit for bit the same).  The checked calls need
+    # no pass of their own over the inputs: a NaN or inf input, or an overflow, makes an
+    # output non-finite, which the kernels report block by block; only then are the
+    # inputs examined, to name the cause.
+
+    def _piece_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat tables indexed like coefficients.ravel(), for the line of piece k written
+        from x_min: p_k(x) = b_k + (x - x_min)*slope_k, with dc_k = c_{k+1} - c_k,
+        slope_k = dc_k/T and b_k = c_k - k*dc_k (dc = 0 in the unused last slot)."""
+        c = self.coefficients
+        dc = np.empty_like(c)
+        np.subtract(c[:, 1:], c[:, :-1], out=dc[:, :-1])
+        dc[:, -1] = 0.0
+        intercepts = c - _grid_indices(self.size) * dc
+        return intercepts.ravel(), np.divide(dc, self.step, out=dc).ravel()
+
+    def _grid(self) -> kernels.Grid:
+        """The kernels' view of the spline: x_min, fl(1/T), the snap, K, C and the tables."""
+        intercepts, slopes = self._piece_tables()
+        return kernels.Grid(self.x_min, 1.0 / self.step, self.knot_snap, self.size,
+                            self.num_channels, intercepts, slopes)
+
+    def _block_rows(self) -> int:
+        return max(1, CHUNK_ELEMENTS // self.num_channels)
+
+    @staticmethod
+    def _check_out(out, shape: tuple, name: str, *inputs) -> np.ndarray | None:
+        """`out` if it can receive a result of this shape: a writeable, C-contiguous
+        float64 ndarray of exactly that shape sharing no memory with the inputs (None
+        passes through: the kernels then allocate).  ValueError naming `name` otherwise."""
+        if out is None:
+            return None
+        if not isinstance(out, np.ndarray) or out.dtype != np.float64:
+            raise ValueError(f"{name}: expected a float64 numpy array, got "
+                             f"{getattr(out, 'dtype', type(out).__name__)}")
+        if out.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {out.shape}")
+        if not (out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"{name}: expected a writeable, C-contiguous array")
+        if any(np.may_share_memory(out, a) for a in inputs):
+            raise ValueError(f"{name}: shares memory with an input; give a separate array")
+        return out
+
+    def _check_grad_x_out(self, grad_x_out, x, grad_out, pieces) -> np.ndarray | None:
+        """`_check_out` for a backward's grad_x_out: it may overlap neither x, grad_out nor
+        the arrays the backward reads from `pieces` (nothing is looked at when it is None)."""
+        if grad_x_out is None:
+            return None
+        return self._check_out(grad_x_out, x.shape, "grad_x_out", x, grad_out,
+                               *_piece_arrays(pieces))
+
+    def __call__(self, x, out: np.ndarray | None = None) -> np.ndarray:
+        """sigma(x) for x of shape (M, C); returns (M, C), written into `out` when given
+        (see `_check_out`; the result is the same bit for bit).  ValueError (naming x) if
+        x is not finite or some |sigma(x)| is beyond the float64 range."""
+        return self._forward_checked(x, keep=False, out=out)[0]
+
+    def forward(self, x, out: np.ndarray | None = None) -> tuple[np.ndarray, Pieces]:
+        """(sigma(x), pieces) for x of shape (M, C), checked as `__call__`; `pieces` (where
+        the inputs lie, and the tables of these coefficients) goes to `backward` with the
+        same x, which then need not locate the inputs again.  `out` as in `__call__`."""
+        return self._forward_checked(x, keep=True, out=out)
+
+    def _forward_checked(self, x, keep: bool, out=None):
+        source, x = x, self._check_shape(x)
+        out = self._check_out(out, x.shape, "out", x)
+        with np.errstate(over="ignore", invalid="ignore"):           # reported below
+            out, pieces, finite = kernels.forward(self._grid(), x, self._block_rows(),
+                                                  keep=keep, check=True, source=source,
+                                                  out=out)
+        if not finite:
+            _, x_max = self._check_input(x)                          # names a NaN or inf
+            slopes = float(np.abs(self._piece_tables()[1]).max())
+            raise ValueError(
+                f"x: sigma(x) is beyond the float64 range for some inputs (largest |x| "
+                f"{x_max:.3g}, largest |slope| {slopes:.3g})")
+        return out, pieces
+
+    def forward_unchecked(self, x: np.ndarray, keep_pieces: bool = False,
+                          out: np.ndarray | None = None):
+        """sigma(x) for a finite float64 array x of shape (M, C) (not checked); +-inf where
+        |sigma(x)| is beyond float64, never NaN.  With keep_pieces, (sigma(x), pieces).
+        `out` as in `__call__` (checked: cheap, and a wrong one would corrupt memory)."""
+        out = self._check_out(out, x.shape, "out", x)
+        out, pieces, _ = kernels.forward(self._grid(), x, self._block_rows(), keep=keep_pieces,
+                                         out=out)
+        return (out, pieces) if keep_pieces else out
+
+    def derivative(self, x) -> np.ndarray:
+        """sigma'(x), shape (M, C). At a knot, the slope of the piece to the right."""
+        return self.derivative_unchecked(self._check_input(x)[0])
+
+    def derivative_unchecked(self, x: np.ndarray) -> np.ndarray:
+        """sigma'(x) for a finite float64 array x of shape (M, C) (not checked)."""
+        return kernels.derivative(self._grid(), x, self._block_rows())
+
+    def _check_pieces(self, pieces, x) -> None:
+        if not isinstance(pieces, Pieces) or pieces.x is not x:
+            raise ValueError("pieces: expected the pieces returned by the forward pass of "
+                             "this same x (forward or forward_unchecked(x, keep_pieces=True))")
+        if pieces.grid.size != self.size or pieces.grid.channels != self.num_channels:
+            raise ValueError(f"pieces: made by a spline of shape ({pieces.grid.channels}, "
+                             f"{pieces.grid.size}), this one is {self.coefficients.shape}")
+
+    def backward(self, x, grad_out, pieces: Pieces | None = None,
+                 grad_x_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Vector-Jacobian products of y = sigma(x).
+
+        grad_x[m, c] = grad_out[m, c] * sigma_c'(x[m, c])                         (M, C)
+        grad_coefficients[c, k] = sum_m grad_out[m, c] * d sigma_c(x[m, c]) / d c_k  (C, K)
+        with d sigma / d c_k = 1 - frac at the left end k of the piece of x and frac at
+        its right end k+1 (frac = (x - t_k)/T, outside [0, 1] in the extrapolated ends).
+        `pieces` from `forward(x)` (the same x): the derivatives are those of the
+        coefficients at that forward pass, and x is not examined again.  `grad_x_out`:
+        where to write grad_x (as `out` in `__call__`; not overlapping x or grad_out).
+        ValueError (naming x and grad_out) if an input is not finite or a gradient is
+        beyond the float64 range.
+        """
+        if pieces is not None:
+            self._check_pieces(pieces, x)
+        x = self._check_shape(x)
+        grad_out = self._check_shape(grad_out, "grad_out")
+        if grad_out.shape != x.shape:
+            raise ValueError(f"grad_out: expected shape {x.shape}, got {grad_out.shape}")
+        grad_x_out = self._check_grad_x_out(grad_x_out, x, grad_out, pieces)
+        if pieces is None:
+            self._check_input(x)
+        with np.errstate(over="ignore", invalid="ignore"):           # reported below
+            grad_x, grad_c, finite = kernels.backward(
+                self._grid() if pieces is None else None, x, grad_out, self._block_rows(),
+                pieces, check=True, grad_x=grad_x_out)
+        if not (finite and np.all(np.isfinite(grad_c))):
+            _, x_max = self._check_input(x)
+            _, g_max = self._check_input(grad_out, "grad_out")       # names a NaN or inf
+            slope_max = float(np.abs(self._piece_tables()[1]).max())
+            frac_max = (x_max + abs(self.x_min)) / self.step + self.size
+            raise ValueError(
+                f"x, grad_out: the gradients are not representable in float64 (largest "
+                f"|grad_out| {g_max:.3g}, largest |slope| {slope_max:.3g}; the coefficient "
+                f"gradient sums grad_out * (x - t_k)/step, here up to {frac_max:.3g} steps, "
+                f"over {x.shape[0]} rows)")
+        return grad_x, grad_c.reshape(self.coefficients.shape)
+
+    def backward_unchecked(self, x: np.ndarray, grad_out: np.ndarray,
+                           pieces: Pieces | None = None,
+                           grad_x_out: np.ndarray | None = None):
+        """`backward` for finite float64 arrays of the same shape (M, C) (not checked); inf or
+        NaN where a gradient, or (x - x_min)/step, is beyond float64.  `pieces` and
+        `grad_x_out` as in `backward` (both checked)."""
+        if pieces is not None:
+            self._check_pieces(pieces, x)
+        grad_x_out = self._check_grad_x_out(grad_x_out, x, grad_out, pieces)
+        grad_x, grad_c, _ = kernels.backward(self._grid() if pieces is None else None, x,
+                                             grad_out, self._block_rows(), pieces,
+                                             grad_x=grad_x_out)
+        return grad_x, grad_c.reshape(self.coefficients.shape)
+
+    # ------------------------------------------------------ regularisers
+    def slopes(self) -> np.ndarray:
+        """Slopes of the K-1 linear pieces on the grid, (c_{k+1} - c_k)/T, shape (C, K-1).
+
+        The two unbounded ends continue the first and the last of them."""
+        return np.diff(self.coefficients, axis=1) / self.step
+
+    def jumps(self) -> np.ndarray:
+        """Slope jumps a = (1/T) D2 c at the knots t_1..t_{K-2}, shape (C, K-2)."""
+        return np.diff(self.coefficients, n=2, axis=1) / self.step
+
+    def tv2(self) -> np.ndarray:
+        """TV2(sigma_c) = sum_k |a_k| = ||D2 c||_1 / T, shape (C,)."""
+        return np.abs(self.jumps()).sum(axis=1)
+
+    def tv2_grad(self) -> np.ndarray:
+        """A subgradient of sum_c TV2(sigma_c) in the coefficients: D2^T sign(D2 c) / T, (C, K).
+
+        sign(D2 c / T) = sign(D2 c) (T > 0; a nonzero jump never underflows to 0, module
+        docstring), and sign(D2 c) D2 is exact in any order (integers below 5)."""
+        dc = np.diff(self.coefficients, axis=1)
+        return np.sign(dc[:, 1:] - dc[:, :-1]) @ _second_difference(self.size) / self.step
+
+    def values_at_zero_one(self) -> np.ndarray:
+        """(sigma_c(0), sigma_c(1)) as shape (2, C)."""
+        return self(zero_one(self.num_channels))
+
+    def bv2(self) -> np.ndarray:
+        """||sigma_c||_BV2 = TV2(sigma_c) + |sigma_c(0)| + |sigma_c(1)|, shape (C,)."""
+        return self.tv2() + np.abs(self.values_at_zero_one()).sum(axis=0)
+
+    def bv2_grad(self) -> np.ndarray:
+        """A subgradient of sum_c ||sigma_c||_BV2 in the coefficients, (C, K)."""
+        signs = np.sign(self.values_at_zero_one())
+        _, g = self.backward(zero_one(self.num_channels), signs)
+        return self.tv2_grad() + g
+
+    def lipschitz(self) -> np.ndarray:
+        """Lip(sigma_c) = max |slope| over all pieces (unbounded ends included), shape (C,)."""
+        return np.abs(self.slopes()).max(axis=1)
+
+    def slope_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """(min slope, max slope) per channel, each (C,)."""
+        s = self.slopes()
+        return s.min(axis=1), s.max(axis=1)
+
+    # ------------------------------------------------------ knots
+    def knot_tolerance(self, tol=None) -> np.ndarray:
+        """Per-channel tolerance for counting knots, shape (C,).
+
+        tol None: 1e-6 * max_k |a_k|, never below the round-off level of a = D2 c / T,
+        which is 64 * eps * max|c| / T.  A float tol is used as given (absolute).
+        """
+        floor = 64 * EPS * np.abs(self.coefficients).max(axis=1) / self.step
+        if tol is None:
+            rel = 1e-6 * np.abs(self.jumps()).max(axis=1, initial=0.0)
+            return np.maximum(rel, floor)
+        tol = float(tol)
+        if not (np.isfinite(tol) and tol >= 0):
+            raise ValueError(f"tol: expected a finite number >= 0, got {tol}")
+        return np.full(self.num_channels, tol)
+
+    def knots(self, tol=None) -> tuple[list[np.ndarray], np.ndarray]:
+        """Knot positions per channel (|a_k| > tol) and the tolerance used, shape (C,)."""
+        tols = self.knot_tolerance(tol)
+        a = self.jumps()
+        inner = self.grid[1:-1]
+        return [inner[np.abs(a[c]) > tols[c]] for c in range(self.num_channels)], tols
+
+    def num_knots(self, tol=None) -> tuple[np.ndarray, np.ndarray]:
+        """Number of knots per channel (C,) and the tolerance used (C,)."""
+        positions, tols = self.knots(tol)
+        return np.array([len(p) for p in positions]), tols
+
+    # ------------------------------------------------------ conversions
+    def to_knot_form(self) -> "KnotSpline":
+        """Knot form: b1 = first slope, b0 = c_0 - b1*t_0, knots t_1..t_{K-2}, a = D2 c/T.
+
+        Exact when these are floats (e.g. dyadic x_min, step and coefficients); otherwise
+        each is rounded once or twice, and the knots are the computed grid points
+        fl(x_min + k*step), u_r (k + |t_k|/step) steps from t_k at most: on a grid far from 0
+        (large |t_k|/step) the knot form is accurate to about u_r |t_k|/step |D2 c| only.
+        Every grid knot is kept (a_k may be zero); use `KnotSpline.pruned` to drop them."""
+        b1 = (self.coefficients[:, 1] - self.coefficients[:, 0]) / self.step
+        b0 = self.coefficients[:, 0] - b1 * self.x_min
+        a = self.jumps()
+        inner = self.grid[1:-1]
+        return KnotSpline(b0, b1, [inner.copy() for _ in range(self.num_channels)], list(a))
+
+    @classmethod
+    def from_knot_form(cls, spline: "KnotSpline", x_min: float, step: float, size: int,
+                       atol: float = 1e-9) -> "LinearSpline":
+        """Sample a knot-form spline on the grid x_min + k*step (k < size).
+
+        Every knot must lie on an interior grid point: within atol*step, plus the rounding
+        of a grid point computed in floating point (4*EPS*(|tau| + |x_min|)); otherwise
+        ValueError.  The coefficients are the knot form's values at the computed grid
+        points (exact up to the rounding of that evaluation)."""
+        x_min = _real_in(x_min, "x_min", -MAX_MAGNITUDE, MAX_MAGNITUDE)
+        step = _real_in(step, "step", MIN_STEP, MAX_STEP)
+        size = _size(size)
+        for c, tau in enumerate(spline.knots):
+            u = (tau - x_min) / step
+            slack = atol + 4 * EPS * (np.abs(tau) + abs(x_min)) / step
+            off = np.abs(u - np.round(u)) > slack
+            outside = (np.round(u) < 1) | (np.round(u) > size - 2)
+            if np.any(off | outside):
+                raise ValueError(
+                    f"spline: channel {c} has knots {tau[off | outside]} that are not interior "
+                    f"points of the grid x_min={x_min}, step={step}, size={size}")
+        grid = x_min + step * np.arange(size)
+        return cls(spline(np.tile(grid[:, None], (1, spline.num_channels))).T, x_min, step)
+
+    @classmethod
+    def from_slopes(cls, c0, slopes, x_min: float, step: float) -> "LinearSpline":
+        """Coefficients from c_0 (C,) and piece slopes (C, K-1): c = c_0 + T*cumsum([0, s])."""
+        slopes = np.asarray(slopes, dtype=np.float64)
+        steps = np.concatenate([np.zeros((slopes.shape[0], 1)), step * slopes], axis=1)
+        return cls(np.asarray(c0, dtype=np.float64)[:, None] + np.cumsum(steps, axis=1),
+                   x_min, step)
+
+    # ------------------------------------------------------ sparsification
+    def sparsify(self, threshold: float) -> tuple["LinearSpline", dict]:
+        """Zero the slope jumps with |a_k| <= threshold and rebuild the coefficients exactly.
+
+        As in DeepSplines, c_0 and c_1 (hence the leftmost piece) are kept; the slopes are
+        s_0 + cumsum(a_hat) and c = c_0 + T*cumsum([0, s]).  Returns the new spline and a
+        report, per channel (C,): knots removed and knots left (both counted with this
+        spline's `knot_tolerance`, which is reported; removed + left = knots before), the
+        largest change on the grid max_k |c_hat_k - c_k|, and the change of the right end
+        slope (beyond the grid the change grows at most linearly with it).
+        """
+        threshold = float(threshold)
+        if not (np.isfinite(threshold) and threshold >= 0):
+            raise ValueError(f"threshold: expected a finite number >= 0, got {threshold}")
+        a = self.jumps()
+        tol = self.knot_tolerance()
+        is_knot = np.abs(a) > tol[:, None]
+        small = np.abs(a) <= threshold
+        a_hat = np.where(small, 0.0, a)
+        s0 = (self.coefficients[:, 1] - self.coefficients[:, 0]) / self.step
+        slopes = s0[:, None] + np.concatenate(
+            [np.zeros((a.shape[0], 1)), np.cumsum(a_hat, axis=1)], axis=1)
+        new = LinearSpline.from_slopes(self.coefficients[:, 0], slopes, self.x_min, self.step)
+        report = {
+            "threshold": threshold,
+            "knot_tolerance": tol,
+            "knots_removed": (is_knot & small).sum(axis=1),
+            "knots_left": (is_knot & ~small).sum(axis=1),
+            "max_change_on_grid": np.abs(new.coefficients - self.coefficients).max(axis=1),
+            "end_slope_change": np.abs(new.slopes()[:, -1] - self.slopes()[:, -1]),
+        }
+        return new, report
+
+    # ------------------------------------------------------ initialisations
+    @classmethod
+    def initialise(cls, name: str, num_channels: int, size: int, range_: float,
+                   slope: float = 0.01) -> "LinearSpline":
+        """Coefficients c_k = f(t_k) on DeepSplines' grid [-range_, range_] for f one of
+        relu, leaky_relu (negative slope `slope`), identity, abs, even_odd (first half of the
+        channels |x|, the rest the soft-threshold x -> sign(x) max(|x| - 1/2, 0))."""
+        num_channels = int(num_channels)
+        if num_channels < 1:
+            raise ValueError(f"num_channels: expected an integer >= 1, got {num_channels}")
+        x_min, step = grid_from_range(size, range_)
+        t = np.tile(x_min + step * np.arange(int(size)), (num_channels, 1))
+        inits = {
+            "relu": lambda t: np.maximum(t, 0.0),
+            "leaky_relu": lambda t: np.where(t >= 0, t, slope * t),
+            "identity": lambda t: t.copy(),
+            "abs": np.abs,
+            "even_odd": lambda t: np.concatenate(
+                [np.abs(t[: num_channels // 2]),
+                 np.sign(t[num_channels // 2:]) * np.maximum(np.abs(t[num_channels // 2:]) - 0.5, 0)]),
+        }
+        if name not in inits:
+            raise ValueError(f"init: expected one of {sorted(inits)}, got {name!r}")
+        return cls(inits[name](t), x_min, step)
+
+
+@dataclass
+class KnotSpline:
+    """C linear splines in knot form, knots free and possibly different per channel.
+
+    sigma_c(x) = b0[c] + b1[c]*x + sum_k jumps[c][k] * (x - knots[c][k])_+ .
+    b0, b1: (C,); knots[c], jumps[c]: (n_c,), knots sorted increasingly.
+    """
+    b0: np.ndarray
+    b1: np.ndarray
+    knots: list
+    jumps: list
+
+    def __post_init__(self):
+        self.b0 = as_finite_array(self.b0, "b0", ndim=1)
+        self.b1 = as_finite_array(self.b1, "b1", ndim=1)
+        if self.b0.shape != self.b1.shape:
+            raise ValueError(f"b1: expected shape {self.b0.shape} like b0, got {self.b1.shape}")
+        if len(self.knots) != len(self.b0) or len(self.jumps) != len(self.b0):
+            raise ValueError(
+                f"knots, jumps: expected {len(self.b0)} channels, got {len(self.knots)} and "
+                f"{len(self.jumps)}")
+        knots, jumps = [], []
+        for c, (tau, a) in enumerate(zip(self.knots, self.jumps)):
+            tau = as_finite_array(tau, f"knots[{c}]", ndim=1)
+            a = as_finite_array(a, f"jumps[{c}]", ndim=1)
+            if tau.shape != a.shape:
+                raise ValueError(f"jumps[{c}]: expected shape {tau.shape} like knots[{c}], "
+                                 f"got {a.shape}")
+            if np.any(np.diff(tau) < 0):
+                raise ValueError(f"knots[{c}]: expected increasing knot positions")
+            knots.append(tau)
+            jumps.append(a)
+        self.knots, self.jumps = knots, jumps
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.b0)
+
+    def __call__(self, x) -> np.ndarray:
+        """sigma(x) for x of shape (M, C); returns (M, C)."""
+        x = as_finite_array(x, "x", ndim=2)
+        if x.shape[1] != self.num_channels:
+            raise ValueError(f"x: expected shape (M, {self.num_channels}), got {x.shape}")
+        out = self.b0 + self.b1 * x
+        for c in range(self.num_channels):
+            out[:, c] += np.maximum(x[:, c, None] - self.knots[c], 0.0) @ self.jumps[c]
+        return out
+
+    def slopes(self, c: int) -> np.ndarray:
+        """Slopes of the n_c + 1 pieces of channel c, left to right: b1 + cumsum([0, a])."""
+        return self.b1[c] + np.concatenate([[0.0], np.cumsum(self.jumps[c])])
+
+    def tv2(self) -> np.ndarray:
+        """TV2 = sum_k |a_k| per channel, (C,)."""
+        return np.array([np.abs(a).sum() for a in self.jumps])
+
+    def bv2(self) -> np.ndarray:
+        """TV2 + |sigma(0)| + |sigma(1)| per channel, (C,)."""
+        return self.tv2() + np.abs(self(zero_one(self.num_channels))).sum(axis=0)
+
+    def lipschitz(self) -> np.ndarray:
+        """max |slope| over all pieces per channel, (C,)."""
+        return np.array([np.abs(self.slopes(c)).max() for c in range(self.num_channels)])
+
+    def pruned(self, tol: float = 0.0) -> "KnotSpline":
+        """The same splines without the knots whose |jump| <= tol (exact when tol = 0)."""
+        keep = [np.abs(a) > tol for a in self.jumps]
+        return KnotSpline(self.b0.copy(), self.b1.copy(),
+                          [t[k] for t, k in zip(self.knots, keep)],
+                          [a[k] for a, k in zip(self.jumps, keep)])
+
+    @classmethod
+    def interpolant(cls, points, values) -> "KnotSpline":
+        """The piecewise-linear interpolant through (points[c][i], values[c][i]) per channel,
+        continued linearly beyond the end points with the end slopes.
+
+        points, values: sequences of C 1-D arrays (each >= 2 distinct points, any order).
+        Knots at the interior sorted points; jumps a_i = s_i - s_{i-1} with
+        s_i = (v_{i+1} - v_i)/(p_{i+1} - p_i).
+        """
+        if len(points) != len(values):
+            raise ValueError(f"values: expected {len(points)} channels like points, "
+                             f"got {len(values)}")
+        b0, b1, knots, jumps = [], [], [], []
+        for c, (p, v) in enumerate(zip(points, values)):
+            p = as_finite_array(p, f"points[{c}]", ndim=1)
+            v = as_finite_array(v, f"values[{c}]", ndim=1)
+            if p.shape != v.shape:
+                raise ValueError(f"values[{c}]: expected shape {p.shape}, got {v.shape}")
+            order = np.argsort(p, kind="stable")
+            p, v = p[order], v[order]
+            if len(p) < 2 or np.any(np.diff(p) <= 0):
+                raise ValueError(f"points[{c}]: expected at least 2 distinct points "
+                                 "(merge duplicates first)")
+            s = np.diff(v) / np.diff(p)
+            b1.append(s[0])
+            b0.append(v[0] - s[0] * p[0])
+            knots.append(p[1:-1])
+            jumps.append(np.diff(s))
+        return cls(np.array(b0), np.array(b1), knots, jumps)

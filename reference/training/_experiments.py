@@ -1,0 +1,296 @@
+"""One run = a config -> a trained network and its summary: what `train`, the sweeps
+(reference.sweep), the figures and the theory checks share.  Below the CLI: nothing here
+imports it.
+
+A run is a `RunConfig` (every field that changes the result; `key()` names it) and
+`run(config) -> (net, summary)`.  Everything is seeded from the config (data split, weights,
+minibatches, the lower bound's sample), so a run gives the same summary in any process.
+
+Summary (JSON-ready after reference.files.jsonable): the keys of `train --json` --
+dataset, activation, hidden, loss, test_accuracy, valid_accuracy, train_accuracy,
+train_loss, objective, tv2, bv2, knots, knot_tolerance (per spline layer), lipschitz_bound
+(Theorem 1, BV2 form, p = 2), lipschitz_bound_form, seconds (training), config (the
+TrainConfig) -- plus
+- run_config: RunConfig.to_dict();
+- ladder: {"1", "2", "inf"} -> {theorem1, theorem1_bv2, layerwise, lower} and, for "2",
+  lipsdp_neuron; each a dict with `value` (None with a `reason` when it does not apply),
+  `kind` (reference.ladder.KINDS), `seconds`, and the method's certificate fields (see `lipschitz_ladder`);
+- sparsification (one report per spline layer) and sparsify (totals; for 'auto' the
+  chosen threshold, the accuracy drop, the knots removed and the search) when the config
+  sparsifies (reference.train.sparsify_auto).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from reference.data import _datasets as datasets
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _bounds as lipschitz
+from reference._checks import check_choice
+from reference.nn._network import ACTIVATIONS, SplineActivation, build_mlp
+from reference.training._train import (ACC_DROP, REGULARISERS, TrainConfig, accuracy, check_sparsify,
+                             objective, train)
+
+TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0, "epochs": 100,
+                  "seed": 0, "batch_size": 16, "lr": 1e-2, "spline_init": "leaky_relu"}
+SPLINE_INITS = ("leaky_relu", "relu", "identity", "abs", "even_odd")
+RUN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "identity")
+# the fields that only matter for spline networks (ignored, and set to their defaults by
+# RunConfig.canonical, for relu / leaky_relu / prelu)
+SPLINE_FIELDS = ("reg", "lam", "size", "range_", "spline_init", "sparsify", "acc_drop", "prox")
+KEY_LENGTH = 16             # hex digits of the sha256 kept in RunConfig.key()
+LADDER_P = ("1", "2", "inf")
+CLOSED_FORM_RUNGS = ("theorem1", "theorem1_bv2", "layerwise")     # every p
+LADDER_RUNGS = {p: CLOSED_FORM_RUNGS + ("lower",) + (("lipsdp_neuron",) if p == "2" else ())
+                for p in LADDER_P}     # p -> the rungs lipschitz_ladder gives (in records)
+LOWER_BOX = 1.0             # lower bounds over [-1, 1]^N_0 (holds every data set's inputs)
+LOWER_POINTS = 500          # lower bound budget: seeded points ...
+LOWER_ROUNDS = 10           # ... and rounds of local search (lipschitz.lower); ~10 ms at 2-2-1
+LOWER_FIELDS = ("value", "pair_ratio", "x", "points_evaluated", "seed")   # kept in records
+LIPSDP_MAX_COST = 1e9       # LipSDP-neuron when its estimated work (lipsdp.sdp_cost) is <= this:
+                            # ~10 s (MNIST 784-50-10: 8e6, 0.1 s; 2-300-300-1: 1.7e9, 16 s)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every input of one run.  Values are checked and normalised when built (ValueError
+    naming the field): hidden a tuple of widths >= 1, sparsify None, 'auto' or a threshold
+    >= 0, acc_drop in [0, 1], data_path a string or None."""
+    dataset: str = "circle"
+    activation: str = "spline"
+    hidden: tuple = (2,)
+    reg: str = TRAIN_DEFAULTS["reg"]
+    lam: float = TRAIN_DEFAULTS["lam"]
+    size: int = TRAIN_DEFAULTS["size"]
+    range_: float = TRAIN_DEFAULTS["range_"]
+    epochs: int = TRAIN_DEFAULTS["epochs"]
+    seed: int = TRAIN_DEFAULTS["seed"]
+    batch_size: int = TRAIN_DEFAULTS["batch_size"]
+    lr: float = TRAIN_DEFAULTS["lr"]
+    spline_init: str = TRAIN_DEFAULTS["spline_init"]
+    sparsify: float | str | None = None
+    acc_drop: float = ACC_DROP
+    prox: bool = False
+    data_path: str | None = None
+
+    def __post_init__(self):
+        put = lambda name, value: object.__setattr__(self, name, value)   # noqa: E731
+        check_choice(self.dataset, datasets.DATASETS, "dataset")
+        check_choice(self.activation, RUN_ACTIVATIONS, "activation")
+        check_choice(self.reg, REGULARISERS, "reg")
+        check_choice(self.spline_init, SPLINE_INITS, "spline_init")
+        put("hidden", _widths(self.hidden))
+        put("lam", _real(self.lam, "lam", low=0.0))
+        put("range_", _real(self.range_, "range_", low=0.0, open_low=True))
+        put("lr", _real(self.lr, "lr", low=0.0, open_low=True))
+        put("acc_drop", _real(self.acc_drop, "acc_drop", low=0.0, high=1.0))
+        put("size", _integer(self.size, "size", 2))
+        put("epochs", _integer(self.epochs, "epochs", 1))
+        put("seed", _integer(self.seed, "seed", 0))
+        put("batch_size", _integer(self.batch_size, "batch_size", 1))
+        put("sparsify", check_sparsify(self.sparsify, "sparsify"))
+        if not isinstance(self.prox, (bool, np.bool_)):
+            raise ValueError(f"prox: expected True or False, got {self.prox!r}")
+        put("prox", bool(self.prox))
+        if self.data_path is not None:
+            if str(self.data_path) == "":
+                raise ValueError("data_path: expected a path or None, got ''")
+            put("data_path", str(self.data_path))
+
+    def to_dict(self) -> dict:
+        """Every field (hidden as a list): JSON-ready."""
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        """The inverse of to_dict; unknown keys: ValueError naming them."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"config: unknown fields {sorted(unknown)}")
+        return cls(**values)
+
+    def key(self) -> str:
+        """sha256 of the canonical JSON of to_dict() (sorted keys, no spaces), first
+        KEY_LENGTH hex digits: equal configs have equal keys in every process."""
+        return json_sha256(self.to_dict())[:KEY_LENGTH]
+
+    def canonical(self) -> "RunConfig":
+        """The same run with the spline-only fields (SPLINE_FIELDS) at their defaults when
+        the network has no spline (they do not change its result), else itself."""
+        if self.activation == "spline":
+            return self
+        defaults = RunConfig()
+        return RunConfig(**{**self.to_dict(),
+                            **{name: getattr(defaults, name) for name in SPLINE_FIELDS}})
+
+    def train_config(self, loss: str, quiet: bool = True) -> TrainConfig:
+        return TrainConfig(loss=loss, epochs=self.epochs, batch_size=self.batch_size,
+                           lr=self.lr, spline_lr=self.lr, lam=self.lam, reg=self.reg,
+                           seed=self.seed, quiet=quiet, sparsify_threshold=self.sparsify,
+                           acc_drop=self.acc_drop, prox=self.prox)
+
+
+def canonical_json(value) -> str:
+    """The JSON text hashed for keys and record hashes: sorted keys, no spaces, strict (no
+    NaN / Infinity); JSON numbers read back as the same floats, so parsing and re-encoding
+    gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def json_sha256(value) -> str:
+    """Hex sha256 of canonical_json(value) in UTF-8: the one hash of a JSON value (a run's
+    key, a sweep record's content hash)."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def _real(value, name, low=None, high=None, open_low=False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    ok = (number is not None and not isinstance(value, bool) and np.isfinite(number)
+          and (low is None or (number > low if open_low else number >= low))
+          and (high is None or number <= high))
+    if not ok:
+        where = (f" {'>' if open_low else '>='} {low:g}" if low is not None else "") + (
+            f" and <= {high:g}" if high is not None else "")
+        raise ValueError(f"{name}: expected a finite number{where}, got {value!r}")
+    return number
+
+
+def _integer(value, name, low) -> int:
+    try:
+        number = int(value)
+        ok = number == value and not isinstance(value, bool) and number >= low
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    return number
+
+
+def _widths(hidden) -> tuple:
+    items = (hidden,) if isinstance(hidden, (int, np.integer)) else hidden
+    try:
+        widths = tuple(_integer(w, "hidden", 1) for w in items)
+    except (TypeError, ValueError):
+        widths = ()
+    if not widths:
+        raise ValueError(f"hidden: expected one or more widths >= 1, e.g. (2,) or (8, 8), "
+                         f"got {hidden!r}")
+    return widths
+
+
+def spline_summary(net) -> list:
+    """Per spline layer: index, TV2, BV2, Lip and knot counts per neuron, tolerance used."""
+    from reference.convex._solve import knot_counts
+    from reference.nn._network import KnotSplineActivation
+
+    rows = []
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, SplineActivation):
+            knots, tols = layer.spline.num_knots()
+        elif isinstance(layer, KnotSplineActivation):   # solver output: solver-aware tolerance
+            knots, tols, _ = knot_counts(layer)
+        else:
+            continue
+        s = layer.spline
+        rows.append({"layer": i, "tv2": s.tv2().tolist(), "bv2": s.bv2().tolist(),
+                     "lipschitz": s.lipschitz().tolist(), "knots": knots.tolist(),
+                     "knot_tolerance": tols.tolist()})
+    return rows
+
+
+def lipschitz_ladder(net, seed: int = 0) -> dict:
+    """The cheap rungs of the Lipschitz ladder for p in 1, 2, inf (keys "1", "2", "inf"):
+    theorem1, theorem1_bv2, layerwise (closed forms, over R^N_0), lower (lipschitz.lower
+    over [-LOWER_BOX, LOWER_BOX]^N_0 with LOWER_POINTS seeded points and LOWER_ROUNDS rounds,
+    seed `seed`; reports its pair check and evaluation count), and for p = 2 lipsdp_neuron
+    (certified value, solver, status, attempts, relative_gap, certificate) when its size
+    guard max_sdp_cost = LIPSDP_MAX_COST admits it, else value None with the reason.  Each
+    entry: {"value", "kind", "seconds", ...}, as reference.ladder.run_method (lower: the
+    fields LOWER_FIELDS of its result, and its budget).  In exact arithmetic
+    lower <= layerwise <= theorem1 <= theorem1_bv2 and lower <= lipsdp_neuron."""
+    out = {}
+    for p_name in LADDER_P:
+        p = lipschitz.parse_p(p_name)
+        rungs = {name: ladder.run_method(name, net, p) for name in CLOSED_FORM_RUNGS}
+        low = ladder.run_method("lower", net, p, box=LOWER_BOX, num_points=LOWER_POINTS,
+                                rounds=LOWER_ROUNDS, seed=seed)
+        if low["value"] is None:             # size guard (TooLarge) or an overflowing net
+            rungs["lower"] = low
+        else:
+            rungs["lower"] = {**{k: low[k] for k in LOWER_FIELDS}, "num_points": LOWER_POINTS,
+                              "rounds": LOWER_ROUNDS, "domain": low["domain"],
+                              "kind": low["kind"], "seconds": low["seconds"]}
+        if p_name == "2":
+            rungs["lipsdp_neuron"] = ladder.run_method("lipsdp_neuron", net, p,
+                                                       max_sdp_cost=LIPSDP_MAX_COST)
+        out[p_name] = rungs
+    return out
+
+
+def run(config: RunConfig, quiet: bool = True, data_arg: str = "data_path") -> tuple:
+    """Train the network of `config` and measure it; returns (net, summary) (see the module
+    docstring).  Every number is measured on the final (possibly sparsified) model.
+    `data_arg` names data_path in error messages (e.g. '--data-path')."""
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"config: expected a RunConfig, got {type(config).__name__}")
+    ds = datasets.load(config.dataset, seed=config.seed, path=config.data_path,
+                       arg=data_arg)
+    loss = "logistic" if ds.num_classes == 2 else "xent"
+    widths = [ds.x_train.shape[1], *config.hidden, 1 if loss == "logistic" else ds.num_classes]
+    net = build_mlp(widths, config.activation, rng=config.seed,
+                    spline_init=config.spline_init, size=config.size, range_=config.range_)
+    train_config = config.train_config(loss, quiet)
+    t0 = time.perf_counter()
+    history = train(net, ds.x_train, ds.y_train, train_config, ds.x_valid, ds.y_valid)
+    seconds = time.perf_counter() - t0
+    train_out = net.forward(ds.x_train)
+    terms = objective(net, ds.x_train, ds.y_train, train_config, train_out)
+    splines = spline_summary(net)
+    rungs = lipschitz_ladder(net, config.seed)
+    summary = {
+        "dataset": config.dataset, "activation": config.activation,
+        "hidden": list(config.hidden), "loss": loss,
+        "test_accuracy": accuracy(net, ds.x_test, ds.y_test, loss),
+        "valid_accuracy": accuracy(net, ds.x_valid, ds.y_valid, loss),
+        "train_accuracy": accuracy(net, ds.x_train, ds.y_train, loss, train_out),
+        "train_loss": terms["data"], "objective": terms["total"],
+        "tv2": [float(np.sum(r["tv2"])) for r in splines],
+        "bv2": [float(np.sum(r["bv2"])) for r in splines],
+        "knots": [int(np.sum(r["knots"])) for r in splines],
+        "knot_tolerance": [r["knot_tolerance"] for r in splines],
+        # the ladder's value (None with its reason there when it leaves float64)
+        "lipschitz_bound": rungs["2"]["theorem1_bv2"]["value"],
+        "lipschitz_bound_form": "theorem1_bv2, p=2",
+        "seconds": seconds, "config": history["config"], "run_config": config.to_dict(),
+        "ladder": rungs,
+    }
+    for key in ("sparsification", "sparsify"):
+        if key in history:
+            summary[key] = history[key]
+    return net, summary
+
+
+def run_training(dataset, activation, hidden, *, data_path=None, quiet=True, sparsify=None,
+                 acc_drop=ACC_DROP, prox=False, data_arg="data_path", **options):
+    """run(RunConfig(...)) from keyword arguments; returns (net, summary dict).  `options`
+    override TRAIN_DEFAULTS (lam, reg, size, range_, epochs, seed, batch_size, lr,
+    spline_init); unknown ones: TypeError."""
+    unknown = set(options) - set(TRAIN_DEFAULTS)
+    if unknown:
+        raise TypeError(f"run_training: unknown options {sorted(unknown)}")
+    config = RunConfig(dataset=dataset, activation=activation, hidden=tuple(hidden),
+                       data_path=None if data_path is None else str(Path(data_path)),
+                       sparsify=sparsify, acc_drop=acc_drop, prox=prox,
+                       **{**TRAIN_DEFAULTS, **options})
+    return run(config, quiet=quiet, data_arg=data_arg)
