@@ -3,6 +3,8 @@ its bias by s^(k+1) (spline grids and values by s^(k+1) too) computes s^L f, and
 (neuron and layer, every solver) reports s^L times the value at s = 1: exactly for powers
 of two (the normalised problem is the same bits), to the stated accuracy otherwise; the
 certificate holds for the network as given; never above the layer-wise bound."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -376,3 +378,21 @@ def test_lipsdp_layer_is_not_invariant_and_says_how_accurate_it_is():
     unit = lipsdp(rows_net(1.0), "layer")
     assert results[0]["value"] > 1e7 * unit["value"]
     assert lipsdp(rows_net(1e4), "neuron")["value"] < unit["value"]
+
+
+def test_a_neuron_cut_off_on_both_sides_balances_without_a_warning():
+    """A hidden neuron whose incoming row and outgoing column are zero has log2 norms -inf on
+    both sides: equilibrate leaves it at exponent 0 without computing -inf - (-inf) (that
+    printed 'invalid value encountered in subtract' in reproduce's output)."""
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((4, 3)), rng.standard_normal((2, 4))
+    w1[1], w2[:, 1] = 0.0, 0.0
+    net = Network([Dense(w1, np.zeros(4)), ReLU(), Dense(w2, np.zeros(2)), Identity()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = lipsdp(net, variant="neuron")
+    keep = [0, 2, 3]                   # the same function without the dead neuron
+    pruned = Network([Dense(w1[keep], np.zeros(3)), ReLU(), Dense(w2[:, keep], np.zeros(2)),
+                      Identity()])
+    assert result["value"] == pytest.approx(lipsdp(pruned, variant="neuron")["value"],
+                                            rel=1e-6)

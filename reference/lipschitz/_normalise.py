@@ -157,7 +157,8 @@ def _moves(log_row: np.ndarray, log_col: np.ndarray) -> np.ndarray:
     puts its other side at the mean log2 norm of its layer's balanced neurons; 0 when both
     sides are zero."""
     live = np.isfinite(log_row) & np.isfinite(log_col)
-    half = np.where(live, (log_row - log_col) / 2, 0.0)
+    half = np.zeros(log_row.shape)
+    half[live] = (log_row[live] - log_col[live]) / 2
     target = float(np.mean((log_row + log_col)[live] / 2)) if live.any() else 0.0
     half = np.where(np.isfinite(log_row) & ~live, log_row - target, half)
     half = np.where(np.isfinite(log_col) & ~live, target - log_col, half)
