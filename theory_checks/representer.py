@@ -30,8 +30,7 @@ import numpy as np
 from reference.convex import _solve as convex
 from reference.training._experiments import run_training
 from reference.data import _datasets as datasets
-from reference.testing import REDUCTION_OUTPUT_RTOL as OUT_RTOL
-from reference.testing import loss_targets as targets, random_net
+from reference.testing import REDUCTION_OUTPUT_RTOL as OUT_RTOL, loss_targets as targets, random_net
 from theory_checks._report import Report, main_for
 
 NORM_RTOL, OPT_RTOL = 1e-9, convex.CHECK_RTOL
