@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from reference.convex import _solve as convex
-from theory_checks.lipschitz_bound import random_net
-from theory_checks.representer import single_neuron as problem, targets
+from reference.testing import loss_targets as targets, random_net, single_neuron as problem
 
 from _record import write_record       # benchmarks/_record.py (run as a script)
 

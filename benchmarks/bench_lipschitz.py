@@ -40,7 +40,7 @@ from reference.io._model_file import network_from_mat
 from reference.lipschitz._lipsdp import MARGINS, certified_rho, lipsdp, lipsdp_data, lmi_size, sdp_cost
 from reference.lipschitz._sdp_backends import solve_cvxpy
 from reference.nn._network import build_mlp
-from theory_checks.lipschitz_bound import random_net
+from reference.testing import random_net
 
 from _record import write_record       # benchmarks/_record.py (run as a script)
 

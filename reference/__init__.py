@@ -13,6 +13,8 @@ The subpackages, each with its public names in ``__all__``:
 - :mod:`reference.conformance`: the conformance suite;
 - :mod:`reference.io`: the model file, safe writes, the DeepSplines importer;
 - :mod:`reference.exceptions`: every exception class of the package;
+- :mod:`reference.testing`: what tests, theory checks and benchmarks share (random
+  networks, finite differences, rescaled problems, property-test profiles);
 
 Subpackages are imported on first use (``reference.lipschitz`` loads SciPy and cvxpy only
 when it is touched).
@@ -27,7 +29,7 @@ except _metadata.PackageNotFoundError:      # run from a checkout that is not in
     __version__ = "0+unknown"
 
 __all__ = ["__version__", "conformance", "convex", "data", "exceptions", "io", "lipschitz",
-           "nn", "oracle", "training"]
+           "nn", "oracle", "testing", "training"]
 
 _SUBPACKAGES = frozenset(__all__) - {"__version__"}
 

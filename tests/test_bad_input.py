@@ -533,10 +533,9 @@ def answers(tmp_path, model, inputs, capsys):
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("suite")
-    assert main(["conformance", "export", str(directory)]) == 0
-    return directory
+def suite(conformance_suite):
+    """The session's exported suite (tests/conftest.py); read-only."""
+    return conformance_suite
 
 
 def pipe_cases(model, inputs, answers, suite, tmp_path):

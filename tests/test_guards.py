@@ -15,9 +15,7 @@ from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _lipsdp as lipsdp
 from reference._limits import TooLarge
 from reference.nn._network import build_mlp
-from tests.properties import check, profiles
-from theory_checks.lipschitz_bound import random_net
-from theory_checks.representer import single_neuron
+from reference.testing import check_property, random_net, single_neuron
 
 
 def refused(call, override):
@@ -77,7 +75,6 @@ def test_ladder_options_are_validated():
         ladder.ladder(net, 2, methods="layerwise", max_sdp_cost=-1)
 
 
-@profiles
 def test_limit_validation_property(profile):
     @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5)))
     def prop(value):
@@ -91,7 +88,7 @@ def test_limit_validation_property(profile):
             assert limits.check_box(value) == float(value) and inside
         except ValueError as exc:
             assert not inside and str(exc).startswith("box: ")
-    check(prop, profile)
+    check_property(prop, profile)
 
 
 # ---------------------------------------------------------------------------- LipSDP
@@ -166,7 +163,6 @@ def test_exact_1d_time_limit_returns_a_certified_bracket():
     assert ladder.best_lower({"exact": out}) == r["lower_bound"]
 
 
-@profiles
 def test_exact_1d_bracket_property(profile):
     """Stopped anywhere (by max_pieces), exact_1d's bracket holds the exact value."""
     @given(st.integers(0, 10 ** 6), st.sampled_from(["spline", "relu", "prelu"]),
@@ -183,7 +179,7 @@ def test_exact_1d_bracket_property(profile):
         assert r["lower_bound"] <= full["value"] * (1 + 1e-9) + 1e-300
         assert full["value"] <= r["upper_bound"] * (1 + 1e-12)
         assert r["upper_bound"] <= lipschitz.layerwise(net, p) * (1 + 1e-12)
-    check(prop, profile, examples=40)
+    check_property(prop, profile, examples=40)
 
 
 def test_milp_stopped_with_an_incumbent_gives_both_bounds(monkeypatch):

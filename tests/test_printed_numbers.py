@@ -1,11 +1,9 @@
 """Every command prints numbers, never NumPy's repr of them (`np.float64(479.8)`,
 `np.int64(3)`, `np.True_`, `array([...])`): each command of the command line runs on small
 inputs, on its success and failure paths, and neither stdout nor stderr may hold such text.
-`reproduce` is too slow to run twice: its own test (tests/test_cli.py) applies the same
+`reproduce` is too slow to run twice: its own test (tests/cli/test_cli.py) applies the same
 assertion to its output; here run its pieces' commands (train, lipschitz, sweep).
 """
-import re
-
 import numpy as np
 import pytest
 
@@ -17,20 +15,7 @@ from reference._format import exact, plain
 from reference.cli import main
 from reference.io._model_file import save_model
 from reference.nn._network import build_mlp
-
-NUMPY_REPR = re.compile(r"\bnp\.[a-z_]+\d*\(|\bnp\.(True|False)_|\barray\(")
-
-
-class NumpyRepr(AssertionError):
-    """Text holds NumPy's repr of a number."""
-
-
-def assert_numbers_only(text: str) -> None:
-    """NumpyRepr showing the lines of `text` that hold a NumPy repr, if any."""
-    bad = [line for line in text.splitlines() if NUMPY_REPR.search(line)]
-    if bad:
-        raise NumpyRepr("\n".join(bad))
-
+from reference.testing import NumpyRepr, assert_numbers_only, deepsplines_state_dict
 
 # ------------------------------------------------------------------------- the helper
 @pytest.mark.parametrize("value, text", [
@@ -314,8 +299,7 @@ def test_import_deepsplines_prints_the_same_text_for_numpy_numbers(tmp_path, mon
     import copy
 
     from reference.io import _deepsplines as ds
-    from test_import_deepsplines import state_dict
-    result = ds.import_state(state_dict(np.random.default_rng(0)), spline_range=1.0)
+    result = ds.import_state(deepsplines_state_dict(np.random.default_rng(0)), spline_range=1.0)
 
     def patch(m, convert):
         typed = copy.deepcopy(result)

@@ -1,6 +1,6 @@
 """The same answer and the same verdict on a rescaled problem (issue 23): `evaluate`, `info`,
 `check` and `conformance` on networks whose inputs, weights, biases and spline grids are
-multiplied by powers of 2 and of 10 from 1e-8 to 1e8 (tests/rescale.py states the laws).
+multiplied by powers of 2 and of 10 from 1e-8 to 1e8 (reference.testing.rescale states the laws).
 
 A correct answer passes at every scale; an all-zero answer, a negated input Jacobian and a
 Jacobian off by 1e-6 fail at every scale; the values follow their law (bit for bit for powers
@@ -9,8 +9,6 @@ import json
 
 import numpy as np
 import pytest
-from rescale import law, rescale, rescale_case
-from test_oracle import OtherSpline, oracle_inputs, oracle_model
 
 from reference.cli import _main as cli
 from reference.conformance import _suite as conformance
@@ -18,6 +16,7 @@ from reference.oracle import _check as oracle
 from reference.conformance import _cases as cases
 from reference.io._model_file import save_model
 from reference.nn._network import Dense, Network, ReLU, build_mlp
+from reference.testing import OtherSpline, law, oracle_inputs, oracle_model, rescale, rescale_case
 
 POWERS_OF_2 = (2.0 ** -26, 2.0 ** -10, 2.0 ** 13, 2.0 ** 26)
 POWERS_OF_10 = (1e-8, 1e-3, 1e4, 1e8)
@@ -286,7 +285,7 @@ def suite_verdicts(suite, tmp_path) -> dict:
 
 
 def law_of_case(entry, key, factors):
-    """The law of an answer of a case (None: none): tests/rescale.law, and for a TV2 solve
+    """The law of an answer of a case (None: none): reference.testing.law, and for a TV2 solve
     the objective x T^2, the fitted outputs x T (lam was multiplied by T^2)."""
     if entry["kind"] == "objective":
         return None
@@ -360,7 +359,7 @@ BV2_SCALES = (0.5, 8.0)
 def test_rescaled_solves_and_milp(scale, unit, tmp_path):
     """The TV2 convex solves over the whole ladder (a layer factor s multiplies the
     pre-activations by s^2, the outputs by s^3 and lambda by s^6): the same verdicts, the
-    optimum by its law (check_the_law; tests/test_solve_scale.py holds the solves to 1e-7).
+    optimum by its law (check_the_law; tests/convex/test_solve_scale.py holds the solves to 1e-7).
     The MILP (normalised by powers of two, relative tolerance) likewise.  The BV2 solves (no
     law when z moves: at z x 1e-16 the point 1 lies 1e16 spreads from the data, and they may
     be refused) within 0.5-8 per layer."""

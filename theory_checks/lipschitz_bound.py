@@ -27,7 +27,7 @@ from reference.lipschitz import _ladder as ladder
 from reference.training._experiments import run_training
 from reference.io._files import jsonable
 from reference.io._model_file import network_from_mat
-from reference.nn._network import build_mlp
+from reference.testing import random_net
 from theory_checks._report import Report, main_for
 
 RTOL = 1e-9
@@ -35,21 +35,6 @@ ANCHOR = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "lipsdp_ra
 PAIRS = [("lower", "exact"), ("exact", "layerwise"), ("lower", "layerwise"),
          ("layerwise", "theorem1"), ("theorem1", "theorem1_bv2"), ("lower", "lipsdp_neuron"),
          ("lower", "lipsdp_layer"), ("exact", "lipsdp_neuron"), ("lipsdp_neuron", "lipsdp_layer")]
-
-
-def random_net(widths, activation, seed, size=9):
-    """A random network; splines get random coefficients around an even/odd start, PReLU
-    random slopes in [-0.5, 1.5]."""
-    rng = np.random.default_rng(seed)
-    net = build_mlp(widths, activation, rng=seed, spline_init="even_odd", size=size,
-                    range_=2.0)
-    for layer in net.layers:
-        if layer.kind == "spline":
-            layer.params["coefficients"] += 0.3 * rng.normal(
-                size=layer.params["coefficients"].shape)
-        elif layer.kind == "prelu":
-            layer.params["slope"][:] = rng.uniform(-0.5, 1.5, layer.params["slope"].shape)
-    return net
 
 
 def instances(quick: bool):

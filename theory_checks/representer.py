@@ -30,36 +30,10 @@ import numpy as np
 from reference.convex import _solve as convex
 from reference.training._experiments import run_training
 from reference.data import _datasets as datasets
-from reference.nn._network import Dense, Identity, Network, SplineActivation
-from reference.nn._spline import LinearSpline
+from reference.testing import REDUCTION_OUTPUT_RTOL as OUT_RTOL, loss_targets as targets, random_net
 from theory_checks._report import Report, main_for
-from theory_checks.lipschitz_bound import random_net
 
-OUT_RTOL, NORM_RTOL, OPT_RTOL = 1e-10, 1e-9, convex.CHECK_RTOL
-
-
-def single_neuron(m: int = 1000, seed: int = 0):
-    """(net, x (M, 1), y (M,)): z = x through identity weights into one spline neuron, y =
-    sin(3x) + 0.3 noise, x uniform in [-2, 2]: the 1-D TV2 regression problem of the
-    benchmarks and tests."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-2, 2, (m, 1))
-    y = np.sin(3 * x[:, 0]) + 0.3 * rng.normal(size=m)
-    net = Network([Dense(np.ones((1, 1)), np.zeros(1)),
-                   SplineActivation(LinearSpline.initialise("identity", 1, 21, 2.0)),
-                   Dense(np.ones((1, 1)), np.zeros(1)), Identity()])
-    return net, x, y
-
-
-def targets(net, x, loss, rng):
-    """Targets for a loss: a noisy smooth function (squared), labels (logistic, xent)."""
-    m = len(x)
-    score = np.sin(2 * x[:, 0]) + x[:, -1] ** 2 - 0.5
-    if loss == "squared":
-        return np.stack([score + 0.1 * rng.normal(size=m)] * net.n_out, axis=1)
-    if loss == "logistic":
-        return (score > 0).astype(float)
-    return np.digitize(score, [-0.3, 0.3])                  # 3 classes
+NORM_RTOL, OPT_RTOL = 1e-9, convex.CHECK_RTOL
 
 
 def reduction_instances(quick):
