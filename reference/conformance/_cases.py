@@ -451,7 +451,8 @@ def build_cases() -> list[Case]:
     - evaluate: outputs (M, N_L), input_jacobian (M, N_L, N_0), param_gradients/NAME (the
       gradient of the sum of all outputs, shape of NAME), layer{i}/output (M, N_i);
     - regulariser: tv2/{i}, bv2/{i} (N_i,) per spline layer i;
-    - lipschitz: lipschitz_bound/p1, p2, pinf (Theorem 1 of [1]_ with the BV(2) norms),
+    - lipschitz: lipschitz_bound/p1, p2, pinf (Theorem 1 of Aziznejad et al., IEEE Trans.
+      Signal Process. 2020, arXiv:2001.06263, with the BV(2) norms),
       lipschitz_bound_slopes/p1, p2, pinf (with the exact slopes) and
       lipschitz_layerwise/p1, p2, pinf, the product over the layers of
       :math:`\|\mathrm{diag}(L_l) W_l\|_{p \to p}`;
@@ -464,12 +465,6 @@ def build_cases() -> list[Case]:
 
     The first four kinds are graded by ``reference.oracle.check``, the others by
     ``reference.oracle.compare``.
-
-    References
-    ----------
-    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
-       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
-       2020, arXiv:2001.06263.
 
     Examples
     --------

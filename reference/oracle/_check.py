@@ -238,7 +238,7 @@ def reference_answers(net: Network, x: ArrayLike, *, names: Mapping[str, str] | 
           beyond float64 is left out);
         - objective, objective/data, objective/weight_decay, objective/regulariser, () and
           objective_gradients/NAME, like NAME: J, its terms and dJ/dNAME (with
-          `objective`; sign(0) = 0 in |.|).
+          `objective`; ``sign(0) = 0`` in ``|.|``).
 
     Raises
     ------
@@ -261,7 +261,8 @@ def reference_answers(net: Network, x: ArrayLike, *, names: Mapping[str, str] | 
         |z - \tau| \le \max(\mathrm{knot\_tol} \max(|z|_{\mathrm{mag}}, |\tau|),
         \mathrm{snap}),
 
-    with :math:`|z|_{\mathrm{mag}}` the magnitude of z (|W| |y| + |b| propagated from |x|)
+    with :math:`|z|_{\mathrm{mag}}` the magnitude of z (``|W| |y| + |b|`` propagated from
+    ``|x|``)
     and snap the width below a grid point that a uniform spline puts on it.  The losses E:
     squared :math:`\tfrac12 (f - y)^2`, logistic :math:`\log(1 + e^f) - y f`, cross-entropy
     :math:`\operatorname{logsumexp}(f) - f_y`.
@@ -282,10 +283,14 @@ def reference_answers(net: Network, x: ArrayLike, *, names: Mapping[str, str] | 
     >>> answers = reference_answers(net, x)
     >>> answers["outputs"].shape, answers["input_jacobian"].shape
     ((4, 1), (4, 1, 2))
-    >>> sorted(k for k in answers if k.startswith("param_gradients/"))  # doctest: +NORMALIZE_WHITESPACE
-    ['param_gradients/layer0.bias', 'param_gradients/layer0.weight',
-     'param_gradients/layer1.coefficients', 'param_gradients/layer2.bias',
-     'param_gradients/layer2.weight']
+    >>> for key in sorted(answers):
+    ...     if key.startswith("param_gradients/"):
+    ...         print(key, answers[key].shape)
+    param_gradients/layer0.bias (3,)
+    param_gradients/layer0.weight (3, 2)
+    param_gradients/layer1.coefficients (3, 51)
+    param_gradients/layer2.bias (1,)
+    param_gradients/layer2.weight (1, 3)
     """
     if forward is None:
         forward = ForwardPass(net, x, knot_tol)
@@ -408,14 +413,15 @@ def compare(key: str, expected: ArrayLike, got: ArrayLike, *, rtol: float = DEFA
     atol : float, default 1e-9
         The tolerance relative to the scale S of the whole array.
     scale : float, optional
-        The scale S; None: max |expected| (``array_scale``).
+        The scale S; None: ``max |expected|`` (``array_scale``).
     scale_from : str, default 'given'
         Where S came from, recorded in the row ('reference' when S is computed here).
 
     Returns
     -------
     row : Row
-        key, entries compared, max |got - expected|, the largest of that over |expected|,
+        key, entries compared, ``max |got - expected|``, the largest of that over
+        ``|expected|``,
         worst_index (the entry that most exceeds its tolerance), passed, note, scale,
         atol_effective (atol S), scale_from and resolved (False when a zero answer would
         pass too, see Notes).  A shape mismatch, a non-real array or NaN / inf in `got` is a
@@ -712,15 +718,14 @@ def check(net: Network, x: ArrayLike, answers: Mapping[str, ArrayLike], *,
         |\mathrm{ours}|,
         \qquad S = \max\bigl(\max_{\mathrm{key}} |\mathrm{ours}|,\ \mathrm{magnitude}\bigr),
 
-    where the magnitude of the quantity is the same quantity computed with |W|, |b|, Lip
-    and |x|: it bounds every term a correct implementation sums, hence it is the scale of
-    its float64 rounding.  atol is thus a fraction of the key's own scale, and the answers
-    of a network whose outputs are 1e-12 are compared as strictly as those of one whose
-    outputs are 1: an all-zero or sign-flipped answer fails at any scale.  A key whose
-    values all cancel to within atol S of zero cannot tell a zero answer from a right one
-    at that atol: its row passes but is marked unresolved, never a plain pass; a smaller
-    atol resolves it.  Unknown keys, and objective keys without `objective`, are failed
-    rows.
+    where the magnitude of the quantity is the same quantity computed with ``|W|``, ``|b|``,
+    Lip and ``|x|``: it bounds every term a correct implementation sums, hence it is the
+    scale of its float64 rounding. atol is thus a fraction of the key's own scale, and the
+    answers of a network whose outputs are 1e-12 are compared as strictly as those of one
+    whose outputs are 1: an all-zero or sign-flipped answer fails at any scale. A key whose
+    values all cancel to within atol S of zero cannot tell a zero answer from a right one at
+    that atol: its row passes but is marked unresolved, never a plain pass; a smaller atol
+    resolves it. Unknown keys, and objective keys without `objective`, are failed rows.
 
     **One-sided rule.**  At a kink an implementation may take the piece on either side.
     A pre-activation z is on a kink tau when
@@ -730,7 +735,7 @@ def check(net: Network, x: ArrayLike, answers: Mapping[str, ArrayLike], *,
         |z - \tau| \le \max\bigl(\mathrm{knot\_tol} \max(|z|_{\mathrm{mag}}, |\tau|),\
         \mathrm{snap}\bigr),
 
-    with :math:`|z|_{\mathrm{mag}} = |W| |y| + |b|` propagated from |x| and snap the width
+    with :math:`|z|_{\mathrm{mag}} = |W| |y| + |b|` propagated from ``|x|`` and snap the width
     below a grid point that a uniform spline puts on it.  A Jacobian row with such a
     pre-activation passes when it matches the Jacobian of some choice of left / right piece
     at each of its kinks (every choice for at most 6 kinks in the row, else all-left and

@@ -344,7 +344,7 @@ def localise(net: Network, x: NDArray[np.float64], used: Mapping[str, NDArray],
         layer{i}/output answers: the first layer whose output disagrees, its worst entry,
         the pre-activation there and where it lies, the regions of its failing entries);
         else 'failing_samples', 'samples', 'worst_sample', 'suspects' (the regions whose
-        samples best match the failing samples, by Jaccard index |F & S| / |F | S|) and
+        samples best match the failing samples, by Jaccard index ``|F & S| / |F | S|``) and
         'worst_sample_where'; 'gradients' (the failing gradient arrays, entry and meaning,
         and the layers whose gradients agree); 'values' (failing regulariser, bound and
         objective rows: the layer, worst neuron and ratio theirs / ours).

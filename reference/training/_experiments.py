@@ -82,7 +82,7 @@ class RunConfig:
     size : int, default 21
         Spline coefficients per neuron (grid points), >= 2.
     range_ : float, default 2.0
-        The splines' grid spans [-range_, range_], range_ > 0.
+        The splines' grid spans ``[-range_, range_]``, ``range_ > 0``.
     epochs : int, default 100
         Training epochs, >= 1.
     seed : int, default 0
@@ -224,7 +224,8 @@ class RunConfig:
         -------
         config : RunConfig
             For a network without splines, a copy with the spline-only fields
-            (SPLINE_FIELDS: reg, lam, size, range_, spline_init, sparsify, acc_drop, prox)
+            (SPLINE_FIELDS: ``reg``, ``lam``, ``size``, ``range_``, ``spline_init``,
+            ``sparsify``, ``acc_drop``, ``prox``)
             at their defaults; for a spline network, the config itself.
         """
         if self.activation == "spline":
@@ -501,8 +502,8 @@ def run_training(dataset: str, activation: str, hidden: Sequence[int] | int, *,
     data_arg : str, default 'data_path'
         How error messages name `data_path`.
     **options
-        Override TRAIN_DEFAULTS: lam, reg, size, range_, epochs, seed, batch_size, lr,
-        spline_init.
+        Override TRAIN_DEFAULTS: ``lam``, ``reg``, ``size``, ``range_``, ``epochs``,
+        ``seed``, ``batch_size``, ``lr``, ``spline_init``.
 
     Returns
     -------

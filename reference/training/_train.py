@@ -77,7 +77,7 @@ class TrainConfig:
     seed : int, default 0
         Seed of the minibatch order (``numpy.random.default_rng``).
     sparsify_threshold : float or 'auto' or None, default None
-        After training: zero the slope jumps |a_k| <= T for a threshold T >= 0, search the
+        After training: zero the slope jumps ``|a_k| <= T`` for a threshold T >= 0, search the
         threshold with `sparsify_auto` ('auto'), or keep the network as trained (None).
     acc_drop : float, default 0.0025
         `sparsify_auto`'s tolerated drop of the training accuracy, in [0, 1].
@@ -471,7 +471,7 @@ def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
 
 
 def prox_tv2(spline: LinearSpline, threshold: float) -> LinearSpline:
-    r"""The proximal step of the TV(2) penalty threshold * sum_k |a_k|.
+    r"""The proximal step of the TV(2) penalty ``threshold * sum_k |a_k|``.
 
     Parameters
     ----------
@@ -687,7 +687,7 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
 
 
 def sparsify_network(net: Network, threshold: float) -> list[dict]:
-    """Sparsify every spline layer in place: zero the slope jumps |a_k| <= threshold.
+    """Sparsify every spline layer in place: zero the slope jumps ``|a_k| <= threshold``.
 
     Parameters
     ----------
