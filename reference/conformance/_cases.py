@@ -515,7 +515,7 @@ def objective_of(parameters: dict, targets) -> oracle.Objective | None:
 
 
 def answer_objective(net, names, x, parameters, targets) -> tuple[dict, dict]:
-    """objective keys of oracle.reference_answers (reference.train's objective and its
+    """objective keys of oracle.reference_answers (reference.training's objective and its
     gradient)."""
     ref = oracle.reference_answers(net, x, names=names, objective=objective_of(parameters,
                                                                                 targets))

@@ -17,7 +17,7 @@ The manifest is written last: a directory without one is not a suite.
 
 Answers (ANSWERS_DIR): one NAME.npz per case holding the case's answer keys.  A key passes
 when |got - expected| <= atol S + rtol |expected| elementwise (shapes equal), S the key's
-scale (max(max |expected| over the key, the quantity's magnitude): reference.key_scales, as
+scale (max(max |expected| over the key, the quantity's magnitude): reference.oracle._key_scales, as
 for `check`; a key that a zero answer would pass too is listed as unresolved); the keys that
 oracle.reference_answers knows (outputs, input_jacobian, param_gradients/..., layer{i}/output,
 tv2/{i}, bv2/{i}, lipschitz_bound/...) are graded by oracle.check, which accepts either
@@ -29,9 +29,10 @@ the suite's expected.npz agrees with this reference's answers, computed afresh f
 damaged expected value is never blamed on the answers.
 
 What the grader trusts (`load_suite`): nothing in the manifest that decides a verdict.  The
-tolerances are built in (conformance_cases: each case's rtol, atol and key_tolerances, and
-for the certified exact values the bracket this reference certifies now); a manifest whose
-cases, kinds, parameters, file paths or tolerances differ from the built-in ones of its format
+tolerances are built in (reference.conformance._cases: each case's rtol, atol and
+key_tolerances, and for the certified exact values the bracket this reference certifies now); a
+manifest whose cases, kinds, parameters, file paths or tolerances differ from the built-in ones
+of its format
 version is refused (SuiteError naming DIR, the manifest and the field), and its answer keys
 must be those this reference derives for the case; the model, input and data arrays must be,
 bit for bit, those of the case this version builds (`read_case`).  A path never leaves DIR
@@ -209,7 +210,7 @@ def export(directory: str | os.PathLike, arg: str = "DIR",
 @dataclass
 class Suite:
     """A suite read and checked by `load_suite`: its directory, the manifest, and per case
-    name the built-in case (conformance_cases.Case) whose tolerances grade it."""
+    name the built-in case (reference.conformance._cases.Case) whose tolerances grade it."""
     directory: Path
     manifest: dict
     built: dict = field(default_factory=dict)
@@ -647,7 +648,7 @@ def case_answers(suite: Suite, entry: dict, case=None) -> tuple[dict, dict]:
 
 def case_scales(net, names, x, targets, parameters: dict, kind: str, ours: dict,
                 objective) -> KeyScales:
-    """The scales S of a case's keys (reference.key_scales, as `check` takes them): with the
+    """The scales S of a case's keys (reference.oracle._key_scales, as `check` takes them): with the
     objective's gradient for an objective case, the solve's unit T for a solve case."""
     gradient = None if objective is None else (
         oracle.objective_grad_out(objective, net.forward(x)),

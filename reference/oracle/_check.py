@@ -1,6 +1,6 @@
 """The oracle: the reference's answers for a model file and inputs, and their comparison with
 another implementation's answers (`check`), with the first disagreement localised
-(reference.localise).
+(reference.oracle.localise).
 
 Answer keys (arrays, float64; M samples, N_0 inputs, N_L outputs, N_i the width of layer i,
 NAME an array name of the model file):
@@ -20,11 +20,11 @@ NAME an array name of the model file):
     objective/regulariser      ()             lambda sum_{n,l} R(sigma_{n,l}), R = TV2 or
                                               BV2, over every spline neuron
     objective_gradients/NAME   like NAME      dJ/dNAME (sign(0) = 0 in |.|)
-with E the loss of reference.losses.loss_and_grad: squared (1/2)(f - y)^2, logistic
+with E the loss of reference.nn.loss_and_grad: squared (1/2)(f - y)^2, logistic
 log(1 + e^f) - y f, xent logsumexp(f) - f_y.
 
 Comparison: |theirs - ours| <= atol S + rtol |ours| entrywise, S the scale of the key:
-max(max |ours| over the key, the magnitude of the quantity) (reference.key_scales: the same
+max(max |ours| over the key, the magnitude of the quantity) (reference.oracle._key_scales: the same
 quantity computed with |W|, |b|, Lip and |x|, which bounds every term a correct
 implementation sums, hence the scale of its float64 rounding).  atol is thus a fraction of
 the key's own scale, and the answers of a network whose outputs are 1e-12 are compared as
@@ -32,7 +32,7 @@ strictly as those of one whose outputs are 1: an all-zero or sign-flipped answer
 scale.  A key whose values all cancel to within atol S of zero (outputs 5e-9 summed from
 terms ~5) cannot tell a zero answer from a right one at that atol: its row passes but is
 marked unresolved (`Row.resolved`, `resolves`), never a plain pass; a smaller atol resolves
-it.  One-sided rule (reference.one_sided): a Jacobian row or gradient entry with a
+it.  One-sided rule (reference.oracle._one_sided): a Jacobian row or gradient entry with a
 pre-activation within the kink window (relative to the magnitude of the pre-activation) of a
 kink passes when it matches some choice of left / right piece at each of its kinks.
 When the answers hold input_jacobian, each kink row's choices are narrowed to those its
@@ -144,9 +144,9 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
                       outputs=None, caches=None) -> dict:
     """objective, objective/{data, weight_decay, regulariser} and objective_gradients/NAME.
 
-    Terms from reference.train.objective (its regulariser covers uniform spline layers; the
+    Terms from reference.training.objective (its regulariser covers uniform spline layers; the
     knot-form layers' lambda sum R is added here), gradients: the backward pass of the
-    loss gradient plus reference.train's 2 mu W and lambda grad R."""
+    loss gradient plus reference.training's 2 mu W and lambda grad R."""
     from reference.training._train import objective as train_objective
 
     config = _train_config(objective)

@@ -3,7 +3,7 @@
 - With layer outputs (answers `layer{i}/output`): the first layer whose output disagrees,
   its worst entry (sample m, neuron n), the pre-activation z there and, for an activation
   layer, where z lies (`describe_input`: the knot interval k, on a knot (within the kink
-  window of reference.one_sided), outside the grid in an extrapolation piece), with the
+  window of reference.oracle._one_sided), outside the grid in an extrapolation piece), with the
   regions of all its failing entries.
 - Without them, from the failing rows of outputs / input_jacobian: the regions
   (layer, neuron, region) whose samples best match the failing samples (Jaccard index

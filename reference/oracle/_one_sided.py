@@ -3,9 +3,10 @@ piece on either side, so a Jacobian row or a parameter gradient with a pre-activ
 kink is compared with the reference's answer for each choice of side.
 
 A pre-activation z is on a kink tau when |z - tau| <= max(knot_tol max(|z|_mag, |tau|), snap),
-with |z|_mag the magnitude of z (|W| |y| + |b| propagated from |x|, reference.magnitudes: the
-scale of z's rounding in any float64 implementation) and snap = knot_snap T, the width below a
-grid point that a uniform spline of step T puts on it (reference.spline; 0 for the other
+with |z|_mag the magnitude of z (|W| |y| + |b| propagated from |x|,
+reference.oracle._magnitudes: the scale of z's rounding in any float64 implementation) and snap
+= knot_snap T, the width below a grid point that a uniform spline of step T puts on it
+(reference.nn._spline; 0 for the other
 layers) (`kink_masks`): the window is relative to the pre-activation's own scale and to the
 knot's position, so a ReLU network whose pre-activations are all 1e-12 has windows ~1e-21,
 not a window of 1e-9 that holds every sample.  A Jacobian row with such a pre-activation
@@ -94,7 +95,7 @@ def kink_masks(net: Network, caches: list, mags: Magnitudes, knot_tol: float,
                name: str = "knot_tol") -> list:
     """Per layer: None (dense) or the (M, N_i) bool mask of pre-activations on a kink,
     |z - tau| <= max(knot_tol max(|z|_mag, |tau|), snap) (Activation.kink_windows with the
-    magnitudes `mags` of reference.magnitudes); -mask / +mask as int8 are the `sides` of the
+    magnitudes `mags` of reference.oracle._magnitudes); -mask / +mask as int8 are the `sides` of the
     left / right one-sided derivatives.
 
     Raises
@@ -126,7 +127,7 @@ def kink_masks(net: Network, caches: list, mags: Magnitudes, knot_tol: float,
 class ForwardPass:
     """One forward pass of net at x, shared by the reference answers and the check (and a
     command's --knot-tol check): x (M, N_0) as checked, outputs (M, N_L), caches (per layer,
-    its input: Network.forward(keep_cache=True)); `mags` (reference.magnitudes) and `masks`
+    its input: Network.forward(keep_cache=True)); `mags` (reference.oracle._magnitudes) and `masks`
     (`kink_masks` at knot_tol, errors naming `name`) computed when first asked for.
 
     Raises

@@ -1,12 +1,12 @@
 """One run = a config -> a trained network and its summary: what `train`, the sweeps
-(reference.sweep), the figures and the theory checks share.  Below the CLI: nothing here
-imports it.
+(reference.training.run_sweep), the figures and the theory checks share.  Below the CLI:
+nothing here imports it.
 
 A run is a `RunConfig` (every field that changes the result; `key()` names it) and
 `run(config) -> (net, summary)`.  Everything is seeded from the config (data split, weights,
 minibatches, the lower bound's sample), so a run gives the same summary in any process.
 
-Summary (JSON-ready after reference.files.jsonable): the keys of `train --json` --
+Summary (JSON-ready after reference.io._files.jsonable): the keys of `train --json` --
 dataset, activation, hidden, loss, test_accuracy, valid_accuracy, train_accuracy,
 train_loss, objective, tv2, bv2, knots, knot_tolerance (per spline layer), lipschitz_bound
 (Theorem 1, BV2 form, p = 2), lipschitz_bound_form, seconds (training), config (the
@@ -14,10 +14,11 @@ TrainConfig) -- plus
 - run_config: RunConfig.to_dict();
 - ladder: {"1", "2", "inf"} -> {theorem1, theorem1_bv2, layerwise, lower} and, for "2",
   lipsdp_neuron; each a dict with `value` (None with a `reason` when it does not apply),
-  `kind` (reference.ladder.KINDS), `seconds`, and the method's certificate fields (see `lipschitz_ladder`);
+  `kind` (reference.lipschitz._ladder.KINDS), `seconds`, and the method's certificate
+  fields (see `lipschitz_ladder`);
 - sparsification (one report per spline layer) and sparsify (totals; for 'auto' the
   chosen threshold, the accuracy drop, the knots removed and the search) when the config
-  sparsifies (reference.train.sparsify_auto).
+  sparsifies (reference.training.sparsify_auto).
 """
 from __future__ import annotations
 

@@ -1,21 +1,21 @@
-"""Sweeps: many runs (reference.experiments.run) on Dask, stored one record per run.
+"""Sweeps: many runs (reference.training.run) on Dask, stored one record per run.
 
 Layout of a results directory RESULTS:
     RESULTS/records/<key>.json   the run's summary (every key of `train --json`, the ladder,
                                  the sparsification) plus `key`, `run_config`, `status`
                                  ('ok'), `model` (the model file, relative to RESULTS),
                                  `model_sha256` (its bytes' hash) and `record_sha256` (the
-                                 hash of everything else, reference.records);
+                                 hash of everything else, reference.training._records);
                                  a failed run: `key`, `run_config`, status 'failed', `error`,
                                  `traceback`, `record_sha256`
     RESULTS/models/<key>.npz     the trained model (reference.io format)
 <key> = RunConfig.key(), a hash of the full config.  The client writes both files when a run
-completes, atomically (reference.files: temporary file, fsync, rename; the model first, then
+completes, atomically (reference.io._files: temporary file, fsync, rename; the model first, then
 the record that points to it), so an interrupted sweep (SIGINT, a killed worker or client)
 leaves whole records only.  Workers only compute: they need no access to RESULTS, so a
 remote cluster (`scheduler=`) works unchanged.
 
-Resuming: a config whose record is verified (reference.records.check_record: strict JSON,
+Resuming: a config whose record is verified (reference.training._records.check_record: strict JSON,
 its key, the types and ranges of its values, its content hash, its model file's hash) and
 has status 'ok' and the config's run_config is not recomputed.  Every other config is: no
 record; a failed record (failures are cheap to repeat when deterministic, and worth
@@ -30,7 +30,7 @@ Engine: Dask.  By default a distributed.LocalCluster on this machine (`workers` 
 default the number of cores, one thread each); `scheduler='tcp://HOST:PORT'` sends the same
 tasks to an existing Dask cluster; `workers=0` runs them one after the other in this
 process, without Dask (debugging, and the reference of the engine tests).  Inside a worker
-the spline kernels use one thread (reference.spline.set_num_threads(1)), so N workers use N
+the spline kernels use one thread (reference.nn.set_num_threads(1)), so N workers use N
 cores; the results do not depend on the engine or the number of workers (every run is seeded
 from its config).  While runs are pending the client asks the scheduler for its workers
 about once a second; with none for `worker_timeout` seconds in a row (default
@@ -112,7 +112,7 @@ class SweepResult:
     done / cached / failed: runs computed successfully in this call / verified records
     reused / runs recorded as failed in this call; seconds: wall time of the call;
     damaged: (key, what was wrong) for each stored record found damaged or unverified and
-    therefore recomputed (reference.records), in the order of the configs."""
+    therefore recomputed (reference.training._records), in the order of the configs."""
     records: list
     done: int
     cached: int
@@ -197,7 +197,7 @@ def record_path(results, key: str) -> Path:
 def stored_record(results, config: RunConfig) -> tuple:
     """(record, problem) for `config`'s stored record: (record, None) when it can be reused
     (verified, which implies the config's run_config, and status 'ok'); (None, problem)
-    when it is damaged or unverified (reference.records.check_record says what); (None,
+    when it is damaged or unverified (reference.training._records.check_record says what); (None,
     None) when there is no record or it is a verified failed run (both: computed, nothing
     to report)."""
     path = record_path(results, config.key())
@@ -215,7 +215,7 @@ def damaged_line(key: str, problem: str) -> str:
 
 
 def _store(results: Path, config: RunConfig, outcome: tuple) -> dict:
-    """Write the model (if any) then the record (reference.records.seal: with its hashes),
+    """Write the model (if any) then the record (reference.training._records.seal: with its hashes),
     each atomically; returns the record as stored (parsed back from its JSON)."""
     key = config.key()
     base = {"key": key, "run_config": config.to_dict()}

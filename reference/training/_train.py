@@ -342,7 +342,7 @@ def spline_layers(net: Network):
 
 
 def regulariser_value(net: Network, reg: str) -> float:
-    """sum over spline neurons of R, TV2 or BV2 (reference.regularisers)."""
+    """sum over spline neurons of R, TV2 or BV2 (reference.nn._regularisers)."""
     value = regularisers.get(reg).value
     return float(sum(value(layer.spline).sum() for _, layer in spline_layers(net)))
 
