@@ -45,7 +45,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -458,8 +458,8 @@ def compare(key: str, expected: ArrayLike, got: ArrayLike, *, rtol: float = DEFA
     expected = np.asarray(expected, dtype=np.float64)
     if scale is None:
         scale, scale_from = array_scale(expected), "reference"
-    scales = dict(scale=float(scale), atol_effective=float(atol * scale),
-                  scale_from=scale_from)
+    scales: dict[str, Any] = dict(scale=float(scale), atol_effective=float(atol * scale),
+                                  scale_from=scale_from)
     try:
         got = np.asarray(got)
         if got.dtype.kind not in "biuf":

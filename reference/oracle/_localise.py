@@ -310,7 +310,7 @@ def localise_values(net, used, answers, rows_by_key) -> list:
 def localise(net: Network, x: NDArray[np.float64], used: Mapping[str, NDArray],
              answers: Mapping[str, ArrayLike], rows: Sequence[Any],
              caches: Sequence[NDArray[np.float64]], own_to_file: Mapping[str, str], *,
-             rtol: float, masks: Sequence[NDArray[np.bool_] | None]) -> dict:
+             rtol: float, masks: list[NDArray[np.bool_] | None]) -> dict:
     """Where the disagreement of a failed check comes from.
 
     Parameters
@@ -333,7 +333,7 @@ def localise(net: Network, x: NDArray[np.float64], used: Mapping[str, NDArray],
         Own parameter name -> its name in the answers.
     rtol : float
         The relative tolerance of the check.
-    masks : sequence of ndarray or None
+    masks : list of ndarray or None
         Per layer, None (dense) or the (n_samples, N_i) bool mask of pre-activations on a
         kink.
 

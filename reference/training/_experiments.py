@@ -475,7 +475,7 @@ def run(config: RunConfig, quiet: bool = True,
     return net, summary
 
 
-def run_training(dataset: str, activation: str, hidden: Sequence[int] | int, *,
+def run_training(dataset: str, activation: str, hidden: Sequence[int], *,
                  data_path: str | os.PathLike | None = None, quiet: bool = True,
                  sparsify: float | str | None = None, acc_drop: float = ACC_DROP,
                  prox: bool = False, data_arg: str = "data_path",
