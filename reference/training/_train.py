@@ -206,7 +206,7 @@ class Adam:
 
     Notes
     -----
-    At step t, with g the gradient,
+    Adam [1]_: at step t, with g the gradient,
 
     .. math::
 
@@ -386,9 +386,10 @@ def objective(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         J = \sum_{m=1}^{M} E(y_m, f(x_m)) + \mu \sum_l \|W_l\|_F^2
             + \lambda \sum_{n,l} R(\sigma_{n,l}),
 
-    with R = TV(2), :math:`\mathrm{TV}^{(2)}(\sigma) = \sum_k |a_k|` (a_k the slope jumps of
-    sigma), or the BV(2) norm :math:`\mathrm{TV}^{(2)}(\sigma) + |\sigma(0)| + |\sigma(1)|`.
-    The data term is a sum, not a mean.
+    the objective of [1]_, with R = TV(2), :math:`\mathrm{TV}^{(2)}(\sigma) = \sum_k |a_k|`
+    (a_k the slope jumps of sigma), or the BV(2) norm
+    :math:`\mathrm{TV}^{(2)}(\sigma) + |\sigma(0)| + |\sigma(1)|`.  The data term is a sum,
+    not a mean.
 
     References
     ----------
@@ -423,7 +424,8 @@ def accuracy(net: Network, x: ArrayLike, y: ArrayLike, loss: str,
     y : array_like of shape (n_samples,)
         The class labels (0 or 1 for 'logistic', 0 .. n_out - 1 for 'xent').
     loss : {'logistic', 'xent'}
-        The loss the network was trained with; it decides how outputs map to labels.
+        The loss the network was trained with; it decides how outputs map to labels:
+        class 1 where f(x) > 0 for 'logistic', the argmax of the outputs otherwise.
     outputs : ndarray of shape (n_samples, n_out), optional
         ``net.forward(x)`` when the caller already has it (not recomputed).
 
@@ -521,7 +523,7 @@ def _apply_prox(net: Network, threshold: float) -> None:
 
 def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
           x_valid: ArrayLike | None = None, y_valid: ArrayLike | None = None) -> dict:
-    r"""Train a network in place by minibatch stochastic gradient descent on J.
+    r"""Train a network in place on minibatches, minimising the training objective J.
 
     Parameters
     ----------
