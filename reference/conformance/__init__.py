@@ -1,4 +1,10 @@
-"""The conformance suite: the cases, export and grading."""
+"""The conformance suite: the golden cases, their export and the grading of answers.
+
+`build_cases` makes every golden `Case` from a fixed seed; `export` writes them with the
+reference's expected answers to a directory, `load_suite` reads one back and checks it
+against the built-in cases, `grade` grades another implementation's answers to it (with
+``reference.oracle.check``), and `self_answers` answers it with this reference.
+"""
 from reference.conformance._suite import (
     export,
     grade,

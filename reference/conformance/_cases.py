@@ -49,9 +49,40 @@ SOLVE_VALUES_TOL = 1e-4             # fitted values: an objective eps from the o
 
 @dataclass
 class Case:
-    """One golden case before it is written.  inputs (M, N_0): the inputs (for `solve` and
-    `objective`, the data X); targets (M,) or (M, N_L) for those two kinds only;
-    parameters: JSON-ready; answer_keys: fnmatch patterns (None: DEFAULT_KEYS[kind])."""
+    """One golden case of the conformance suite, before it is written.
+
+    Parameters
+    ----------
+    name : str
+        The case's name, unique in the suite: its directory and answers file NAME.npz.
+    tests : str
+        What the case tests, one sentence.
+    kind : {'evaluate', 'regulariser', 'lipschitz', 'objective', 'lipschitz_exact', 'solve'}
+        The question asked; it decides the answer keys (see `build_cases`).
+    net : Network
+        The model, N_0 inputs, N_L outputs.
+    inputs : ndarray of shape (n_samples, n_in)
+        The inputs (for 'solve' and 'objective', the data X).
+    rtol : float, default 1e-10
+        The relative tolerance the case's keys are graded with.
+    atol : float, default 1e-10
+        The absolute tolerance, a fraction of each key's scale S.
+    parameters : dict, optional
+        The parameters of the question (p, box, layer, loss, lam, reg, grid, lip_max, ...),
+        JSON-ready.
+    answer_keys : tuple of str, optional
+        fnmatch patterns of the keys asked (None: every key of the kind, e.g.
+        'outputs', 'input_jacobian', 'param_gradients/*', 'layer*/output' for 'evaluate').
+    targets : ndarray of shape (n_samples,) or (n_samples, n_out), optional
+        The targets y, for the 'solve' and 'objective' kinds only.
+    key_tolerances : dict, optional
+        Key -> [rtol, atol] overriding the case's tolerances for that key.
+
+    See Also
+    --------
+    build_cases : The cases of the suite.
+    export : Write cases to a directory.
+    """
     name: str
     tests: str
     kind: str
@@ -400,8 +431,50 @@ CASE_BUILDERS = (case_knots, case_kinks_hidden, case_relu_kink, case_grid_ends, 
                  case_objectives, case_exact_1d, case_exact_milp, case_solves)
 
 
-def build_cases() -> list:
-    """Every case, in the suite's order (names unique)."""
+def build_cases() -> list[Case]:
+    r"""Every golden case of the suite, built from a fixed seed.
+
+    Returns
+    -------
+    cases : list of Case
+        In the suite's order, names unique.  Each case's random numbers come from
+        ``default_rng([SEED, crc32(name)])``, so an export is the same on every machine.
+
+    See Also
+    --------
+    export : Write them to a directory.
+
+    Notes
+    -----
+    The kinds and their answer keys (M inputs, N_0 -> N_L, N_i neurons in layer i):
+
+    - evaluate: outputs (M, N_L), input_jacobian (M, N_L, N_0), param_gradients/NAME (the
+      gradient of the sum of all outputs, shape of NAME), layer{i}/output (M, N_i);
+    - regulariser: tv2/{i}, bv2/{i} (N_i,) per spline layer i;
+    - lipschitz: lipschitz_bound/p1, p2, pinf (Theorem 1 of Aziznejad et al., IEEE Trans.
+      Signal Process. 2020, arXiv:2001.06263, with the BV(2) norms),
+      lipschitz_bound_slopes/p1, p2, pinf (with the exact slopes) and
+      lipschitz_layerwise/p1, p2, pinf, the product over the layers of
+      :math:`\|\mathrm{diag}(L_l) W_l\|_{p \to p}`;
+    - objective: objective, objective/data, objective/weight_decay,
+      objective/regulariser (), objective_gradients/NAME;
+    - lipschitz_exact: lipschitz_exact/p1, p2, pinf, the exact constant (over R for one
+      input, over the box [-R, R]^N_0 otherwise), with its certificate;
+    - solve: solve/objective (), solve/fitted_outputs (M, N_L) and, where unique,
+      solve/layer_outputs (M, N) and solve/coefficients (N, K).
+
+    The first four kinds are graded by ``reference.oracle.check``, the others by
+    ``reference.oracle.compare``.
+
+    Examples
+    --------
+    >>> from reference.conformance import build_cases
+    >>> cases = build_cases()
+    >>> sorted({case.kind for case in cases})  # doctest: +NORMALIZE_WHITESPACE
+    ['evaluate', 'lipschitz', 'lipschitz_exact', 'objective', 'regulariser', 'solve']
+    >>> cases[0].name, cases[0].inputs.ndim
+    ('knots', 2)
+    """
     cases = []
     for builder in CASE_BUILDERS:
         made = builder()
@@ -442,7 +515,7 @@ def objective_of(parameters: dict, targets) -> oracle.Objective | None:
 
 
 def answer_objective(net, names, x, parameters, targets) -> tuple[dict, dict]:
-    """objective keys of oracle.reference_answers (reference.train's objective and its
+    """objective keys of oracle.reference_answers (reference.training's objective and its
     gradient)."""
     ref = oracle.reference_answers(net, x, names=names, objective=objective_of(parameters,
                                                                                 targets))

@@ -17,7 +17,7 @@ The manifest is written last: a directory without one is not a suite.
 
 Answers (ANSWERS_DIR): one NAME.npz per case holding the case's answer keys.  A key passes
 when |got - expected| <= atol S + rtol |expected| elementwise (shapes equal), S the key's
-scale (max(max |expected| over the key, the quantity's magnitude): reference.key_scales, as
+scale (max(max |expected| over the key, the quantity's magnitude): reference.oracle._key_scales, as
 for `check`; a key that a zero answer would pass too is listed as unresolved); the keys that
 oracle.reference_answers knows (outputs, input_jacobian, param_gradients/..., layer{i}/output,
 tv2/{i}, bv2/{i}, lipschitz_bound/...) are graded by oracle.check, which accepts either
@@ -29,9 +29,10 @@ the suite's expected.npz agrees with this reference's answers, computed afresh f
 damaged expected value is never blamed on the answers.
 
 What the grader trusts (`load_suite`): nothing in the manifest that decides a verdict.  The
-tolerances are built in (conformance_cases: each case's rtol, atol and key_tolerances, and
-for the certified exact values the bracket this reference certifies now); a manifest whose
-cases, kinds, parameters, file paths or tolerances differ from the built-in ones of its format
+tolerances are built in (reference.conformance._cases: each case's rtol, atol and
+key_tolerances, and for the certified exact values the bracket this reference certifies now); a
+manifest whose cases, kinds, parameters, file paths or tolerances differ from the built-in ones
+of its format
 version is refused (SuiteError naming DIR, the manifest and the field), and its answer keys
 must be those this reference derives for the case; the model, input and data arrays must be,
 bit for bit, those of the case this version builds (`read_case`).  A path never leaves DIR
@@ -128,10 +129,71 @@ def _export_case(case: cases.Case, directory: Path, arg: str) -> dict:
             "parameters": parameters, "certificate": certificate, **graded}
 
 
-def export(directory, arg: str = "DIR", built: list | None = None) -> dict:
-    """Write every case of conformance_cases.build_cases() (or of `built`, a list of
-    cases.Case) to `directory` (new, empty or an earlier suite) and, last, the manifest,
-    which is returned.  The expected answers come from the functions `run --self` uses."""
+def export(directory: str | os.PathLike, arg: str = "DIR",
+           built: list[cases.Case] | None = None) -> dict:
+    """Write the conformance suite to a directory: the cases' files, then the manifest.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        The suite directory DIR: new, empty or an earlier suite (overwritten).
+    arg : str, default 'DIR'
+        How error messages name `directory`.
+    built : list of Case, optional
+        The cases to write; None: every case of `build_cases`.
+
+    Returns
+    -------
+    manifest : dict
+        The manifest written last to DIR/manifest.json: 'format'
+        ('deepspline-reference-conformance/2'), 'generated_by', 'seed', 'tolerance_rule'
+        and 'cases', one entry per case with its name, tests, kind, the paths of its files
+        (relative to DIR), rtol, atol, key_tolerances, answer_keys, shapes, parameters and
+        certificate.
+
+    Raises
+    ------
+    FileError
+        Naming `arg`, when DIR is not new, empty or a suite, or a file cannot be written.
+
+    See Also
+    --------
+    load_suite : Read a suite back.
+    grade : Grade answers to it.
+
+    Notes
+    -----
+    Per case NAME the directory holds NAME/model.npz (the model file), NAME/inputs.npy
+    (the inputs, of shape (n_samples, n_in)), NAME/data.npz (objective and solve cases: X
+    and y) and NAME/expected.npz (the reference's answers, computed on the files as written
+    and read back, by the functions ``conformance run --self`` uses).  Every file is
+    written atomically, and the manifest last: a directory without one is not a suite.
+
+    Examples
+    --------
+    A suite of one tiny case, exported, answered by the reference itself and graded:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.conformance import Case, export, grade, load_suite, self_answers
+    >>> case = Case(name="tiny", tests="a small spline network", kind="evaluate",
+    ...             net=build_mlp([2, 3, 1], "spline", rng=0),
+    ...             inputs=np.random.default_rng(1).normal(size=(4, 2)))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     manifest = export(os.path.join(tmp, "suite"), built=[case])
+    ...     files = sorted(os.listdir(os.path.join(tmp, "suite", "tiny")))
+    ...     suite = load_suite(os.path.join(tmp, "suite"), built=[case])
+    ...     os.mkdir(os.path.join(tmp, "answers"))
+    ...     live = self_answers(suite, os.path.join(tmp, "answers"))
+    ...     report = grade(suite, os.path.join(tmp, "answers"), live=live)
+    >>> manifest["format"], files
+    ('deepspline-reference-conformance/2', ['expected.npz', 'inputs.npy', 'model.npz'])
+    >>> manifest["cases"][0]["answer_keys"][:2]
+    ['outputs', 'input_jacobian']
+    >>> report.passed, report.failed
+    (True, [])
+    """
     directory = Path(directory)
     _check_export_dir(directory, arg)
     prepare_output_dir(directory, arg)
@@ -148,7 +210,7 @@ def export(directory, arg: str = "DIR", built: list | None = None) -> dict:
 @dataclass
 class Suite:
     """A suite read and checked by `load_suite`: its directory, the manifest, and per case
-    name the built-in case (conformance_cases.Case) whose tolerances grade it."""
+    name the built-in case (reference.conformance._cases.Case) whose tolerances grade it."""
     directory: Path
     manifest: dict
     built: dict = field(default_factory=dict)
@@ -314,10 +376,42 @@ def _read_manifest(directory: Path, arg: str) -> tuple[Path, dict]:
         raise SuiteError(f"{arg}: {path} is not valid JSON ({reason})") from None
 
 
-def load_suite(directory, arg: str = "DIR", built: list | None = None) -> Suite:
-    """Read DIR/manifest.json and check it against the built-in cases of its format version
-    (conformance_cases.build_cases(), or `built`): SuiteError naming `arg`, the manifest and
-    the problem.  The case files are checked when the case is graded."""
+def load_suite(directory: str | os.PathLike, arg: str = "DIR",
+               built: list[cases.Case] | None = None) -> Suite:
+    """Read a suite's manifest and check it against the built-in cases.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        The suite directory DIR, holding DIR/manifest.json.
+    arg : str, default 'DIR'
+        How error messages name `directory`.
+    built : list of Case, optional
+        The built-in cases to check against; None: `build_cases`.
+
+    Returns
+    -------
+    suite : Suite
+        ``directory``, ``manifest``, ``built`` (case name -> the built-in Case whose
+        tolerances grade it), ``cases`` (the manifest's case entries) and ``where`` (how
+        messages name the suite).
+
+    Raises
+    ------
+    SuiteError
+        Naming `arg`, the manifest and the problem, when DIR is not a directory or has no
+        manifest, the manifest is too large, not JSON or not of a known format, or its
+        cases, kinds, parameters, file paths or tolerances differ from the built-in ones of
+        its format version.
+
+    Notes
+    -----
+    The grader trusts nothing in the manifest that decides a verdict: the tolerances are
+    built in, the answer keys must be those this reference derives for the case, and the
+    model, input and data arrays must be, bit for bit, those of the case this version
+    builds (checked when the case is graded).  A path never leaves DIR (no absolute path,
+    no '..', no symbolic link out).
+    """
     directory = Path(directory)
     path, manifest = _read_manifest(directory, arg)
     where = f"{arg}: {path}"
@@ -554,7 +648,7 @@ def case_answers(suite: Suite, entry: dict, case=None) -> tuple[dict, dict]:
 
 def case_scales(net, names, x, targets, parameters: dict, kind: str, ours: dict,
                 objective) -> KeyScales:
-    """The scales S of a case's keys (reference.key_scales, as `check` takes them): with the
+    """The scales S of a case's keys (reference.oracle._key_scales, as `check` takes them): with the
     objective's gradient for an objective case, the solve's unit T for a solve case."""
     gradient = None if objective is None else (
         oracle.objective_grad_out(objective, net.forward(x)),
@@ -623,10 +717,69 @@ def grade_case(suite: Suite, entry: dict, answers_path: Path, live: tuple | None
                       localisation, ignored)
 
 
-def grade(suite: Suite, answers_dir, label: str | None = None, live: dict | None = None
-          ) -> SuiteReport:
-    """Grade ANSWERS_DIR/NAME.npz against every case of the suite (live: case name -> this
-    reference's (answers, certificate), when already computed)."""
+def grade(suite: Suite, answers_dir: str | os.PathLike, label: str | None = None,
+          live: dict[str, tuple[dict, dict]] | None = None) -> SuiteReport:
+    r"""Grade another implementation's answers to every case of a suite.
+
+    Parameters
+    ----------
+    suite : Suite
+        The suite, as `load_suite` returns it.
+    answers_dir : str or path-like
+        The directory ANSWERS_DIR holding one NAME.npz per case, with the case's answer
+        keys.
+    label : str, optional
+        How the report names the answers; None: `answers_dir`.
+    live : dict, optional
+        Case name -> this reference's (answers, certificate) for it, when already computed
+        (`self_answers`); the others are computed here.
+
+    Returns
+    -------
+    report : SuiteReport
+        ``cases``, one CaseResult per case (name, kind, passed, the rows of each key,
+        the localisation of a failure, the ignored and unresolved keys), ``passed``,
+        ``failed`` (the names of the failed cases); ``format_table()`` is the human
+        report, ``to_json()`` the JSON form.
+
+    Raises
+    ------
+    FileError
+        When `answers_dir` is not a directory.
+    SuiteError
+        When a case's files are not those of the built-in case, its manifest asks for other
+        answer keys than the reference derives, or the reference cannot answer it.
+
+    See Also
+    --------
+    reference.oracle.check : Grades the keys the oracle knows.
+
+    Notes
+    -----
+    A key passes when, entry by entry (shapes equal),
+
+    .. math::
+
+        |\mathrm{got} - \mathrm{expected}| \le \mathrm{atol}\, S + \mathrm{rtol}\,
+        |\mathrm{expected}|, \qquad
+        S = \max\bigl(\max_{\mathrm{key}} |\mathrm{expected}|,\ \mathrm{magnitude}\bigr),
+
+    with the case's built-in rtol and atol (for a certified exact value, the bracket this
+    reference certifies now) and the magnitude of the quantity as in
+    ``reference.oracle.check``.  The keys the oracle knows (outputs, input_jacobian,
+    param_gradients/..., layer{i}/output, tv2/{i}, bv2/{i}, lipschitz_bound/...,
+    objective...) are graded by ``reference.oracle.check``, which accepts either one-sided
+    derivative on rows whose pre-activation lies on a kink and localises a failure; the
+    others (exact Lipschitz values, solve optima, layer-wise bounds) by
+    ``reference.oracle.compare`` against expected.npz.  A missing file or key fails, named;
+    a key a zero answer would pass too is listed as unresolved.  Every grading also checks
+    the suite's expected.npz against this reference's answers, computed afresh (rows
+    'expected:KEY'), so a damaged expected value is never blamed on the answers.
+
+    Examples
+    --------
+    See `export`.
+    """
     answers_dir = Path(answers_dir)
     if not answers_dir.is_dir():
         raise FileError(f"--answers: {answers_dir} is not a directory (expected one NAME.npz "
@@ -638,10 +791,31 @@ def grade(suite: Suite, answers_dir, label: str | None = None, live: dict | None
                        clipped(str(suite.manifest.get("generated_by"))), results)
 
 
-def self_answers(suite: Suite, out_dir) -> dict:
-    """The reference's own answers to every case, written as an outside implementation
-    would: OUT/NAME.npz with the case's answer keys, from the suite's files; returned as
-    case name -> (answers, certificate)."""
+def self_answers(suite: Suite, out_dir: str | os.PathLike) -> dict[str, tuple[dict, dict]]:
+    """Answer every case of a suite with this reference, written as an outside one would.
+
+    Parameters
+    ----------
+    suite : Suite
+        The suite, as `load_suite` returns it.
+    out_dir : str or path-like
+        An existing directory; OUT/NAME.npz is written (atomically) for each case, with
+        the case's answer keys, computed from the suite's files.
+
+    Returns
+    -------
+    answers : dict
+        Case name -> (answers, certificate): key -> ndarray, and how the values are
+        certified; the `live` argument of `grade`.
+
+    Raises
+    ------
+    FileError
+        When `out_dir` does not exist or a file cannot be written.
+    SuiteError
+        When a case's files are not those of the built-in case, or the reference cannot
+        answer it.
+    """
     found = {}
     for entry in suite.cases:
         found[entry["name"]] = answers, certificate = case_answers(suite, entry)

@@ -1,4 +1,12 @@
-"""The oracle: reference answers, check with the one-sided rule, localisation of a disagreement."""
+"""The oracle: reference answers, their check with the one-sided rule, localisation.
+
+`reference_answers` computes what another implementation of the same network should give
+(outputs, Jacobians, gradients, layer outputs, regularisers, Lipschitz bounds, the
+`Objective`); `check` compares its answers key by key with a tolerance relative to each
+key's scale, accepting either one-sided derivative at a kink (`gradient_range`), and
+`localise` says where the first disagreement comes from (`format_localisation`).
+`compare` is the comparison of one array.
+"""
 from reference.oracle._check import (
     reference_answers,
     check,

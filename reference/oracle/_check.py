@@ -1,6 +1,6 @@
 """The oracle: the reference's answers for a model file and inputs, and their comparison with
 another implementation's answers (`check`), with the first disagreement localised
-(reference.localise).
+(reference.oracle.localise).
 
 Answer keys (arrays, float64; M samples, N_0 inputs, N_L outputs, N_i the width of layer i,
 NAME an array name of the model file):
@@ -20,11 +20,11 @@ NAME an array name of the model file):
     objective/regulariser      ()             lambda sum_{n,l} R(sigma_{n,l}), R = TV2 or
                                               BV2, over every spline neuron
     objective_gradients/NAME   like NAME      dJ/dNAME (sign(0) = 0 in |.|)
-with E the loss of reference.losses.loss_and_grad: squared (1/2)(f - y)^2, logistic
+with E the loss of reference.nn.loss_and_grad: squared (1/2)(f - y)^2, logistic
 log(1 + e^f) - y f, xent logsumexp(f) - f_y.
 
 Comparison: |theirs - ours| <= atol S + rtol |ours| entrywise, S the scale of the key:
-max(max |ours| over the key, the magnitude of the quantity) (reference.key_scales: the same
+max(max |ours| over the key, the magnitude of the quantity) (reference.oracle._key_scales: the same
 quantity computed with |W|, |b|, Lip and |x|, which bounds every term a correct
 implementation sums, hence the scale of its float64 rounding).  atol is thus a fraction of
 the key's own scale, and the answers of a network whose outputs are 1e-12 are compared as
@@ -32,7 +32,7 @@ strictly as those of one whose outputs are 1: an all-zero or sign-flipped answer
 scale.  A key whose values all cancel to within atol S of zero (outputs 5e-9 summed from
 terms ~5) cannot tell a zero answer from a right one at that atol: its row passes but is
 marked unresolved (`Row.resolved`, `resolves`), never a plain pass; a smaller atol resolves
-it.  One-sided rule (reference.one_sided): a Jacobian row or gradient entry with a
+it.  One-sided rule (reference.oracle._one_sided): a Jacobian row or gradient entry with a
 pre-activation within the kink window (relative to the magnitude of the pre-activation) of a
 kink passes when it matches some choice of left / right piece at each of its kinks.
 When the answers hold input_jacobian, each kink row's choices are narrowed to those its
@@ -45,9 +45,10 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from reference.lipschitz import _bounds as lipschitz
 from reference.nn import _regularisers as regularisers
@@ -72,9 +73,41 @@ OBJECTIVE_TERMS = ("data", "weight_decay", "regulariser")
 
 
 class Objective(NamedTuple):
-    """The training objective J of reference.train.objective: loss in LOSSES, targets as
-    for check_targets ((M,) or (M, N_L)), lam >= 0 on sum R, reg 'tv2' or 'bv2', mu >= 0
-    on the dense weights."""
+    r"""The training objective J whose terms and gradients the oracle answers.
+
+    Parameters
+    ----------
+    loss : {'squared', 'logistic', 'xent'}
+        The data term E (``reference.nn.loss_and_grad``).
+    targets : ndarray of shape (n_samples,) or (n_samples, n_out)
+        The targets y_m: class labels for 'logistic' and 'xent', values for 'squared'.
+    lam : float, default 0.0
+        The weight lambda >= 0 of the regulariser of the spline neurons.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        The regulariser R.
+    mu : float, default 0.0
+        The weight decay mu >= 0 on the dense weights.
+
+    See Also
+    --------
+    reference.training.objective : The same terms, for training.
+
+    Notes
+    -----
+    .. math::
+
+        J = \sum_{m=1}^{M} E(y_m, f(x_m)) + \mu \sum_l \|W_l\|_F^2
+            + \lambda \sum_{n,l} R(\sigma_{n,l}),
+
+    a sum over the samples, not a mean; R is TV(2) or the BV(2) norm of each spline neuron
+    sigma_{n,l} [1]_.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    """
     loss: str
     targets: np.ndarray
     lam: float = 0.0
@@ -111,9 +144,9 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
                       outputs=None, caches=None) -> dict:
     """objective, objective/{data, weight_decay, regulariser} and objective_gradients/NAME.
 
-    Terms from reference.train.objective (its regulariser covers uniform spline layers; the
+    Terms from reference.training.objective (its regulariser covers uniform spline layers; the
     knot-form layers' lambda sum R is added here), gradients: the backward pass of the
-    loss gradient plus reference.train's 2 mu W and lambda grad R."""
+    loss gradient plus reference.training's 2 mu W and lambda grad R."""
     from reference.training._train import objective as train_objective
 
     config = _train_config(objective)
@@ -157,15 +190,108 @@ def objective_grad_out(objective: Objective, outputs) -> np.ndarray:
     return loss_and_grad(objective.loss, outputs, targets)[1]
 
 
-def reference_answers(net: Network, x, *, names=None, layers=False, one_sided=False,
+def reference_answers(net: Network, x: ArrayLike, *, names: Mapping[str, str] | None = None,
+                      layers: bool = False, one_sided: bool = False,
                       objective: Objective | None = None, knot_tol: float = KNOT_TOL,
-                      info: bool = True, forward: ForwardPass | None = None) -> dict:
-    """The reference's answers (keys of the module docstring): outputs, input_jacobian and
-    param_gradients/NAME always; layer{i}/output with `layers`; input_jacobian_left/right and
-    on_kink with `one_sided` (kinks within the window of one_sided.kink_masks); tv2/{i},
-    bv2/{i}, lipschitz_bound/p* and lipschitz_bound_slopes/p* with `info` (a bound beyond
-    float64 is left out); the objective keys when `objective` is given.  x (M, N_0);
-    forward: one_sided.ForwardPass(net, x, knot_tol) when the caller has it (not redone)."""
+                      info: bool = True,
+                      forward: ForwardPass | None = None) -> dict[str, NDArray]:
+    r"""The reference's answers for a network and inputs: the quantities `check` compares.
+
+    Parameters
+    ----------
+    net : Network
+        The network f: R^N_0 -> R^N_L.
+    x : array_like of shape (n_samples, n_in)
+        The inputs x_m, m = 1 .. M.
+    names : mapping of str to str, optional
+        File name -> own parameter name ('layer{i}.{key}'), as
+        ``reference.io.load_model(..., with_names=True)`` returns it; the gradient keys use
+        the file names.  None: the own names.
+    layers : bool, default False
+        Also answer layer{i}/output.
+    one_sided : bool, default False
+        Also answer input_jacobian_left, input_jacobian_right and on_kink.
+    objective : Objective, optional
+        Also answer the objective keys for this objective.
+    knot_tol : float, default 1e-9
+        The relative width of the kink window (see Notes), in [0, 1e-3].
+    info : bool, default True
+        Also answer tv2/{i}, bv2/{i} and the Lipschitz bounds.
+    forward : ForwardPass, optional
+        ``ForwardPass(net, x, knot_tol)`` when the caller already has it (not redone).
+
+    Returns
+    -------
+    answers : dict of str to ndarray
+        float64 arrays (on_kink bool), with M samples, N_0 inputs, N_L outputs, N_i the
+        width of layer i and NAME a parameter array's name:
+
+        - outputs, (M, N_L): f(x_m);
+        - input_jacobian, (M, N_L, N_0): df(x_m)/dx (the right piece at a kink);
+        - param_gradients/NAME, like NAME: the gradient of sum_m sum_j f_j(x_m);
+        - layer{i}/output, (M, N_i): the output of layer i (with `layers`);
+        - input_jacobian_left, input_jacobian_right, (M, N_L, N_0), and on_kink, (M,): every
+          pre-activation on a kink takes the piece left / right of it (with `one_sided`);
+        - tv2/{i}, bv2/{i}, (N_i,): per neuron of spline layer i (with `info`);
+        - lipschitz_bound/p1, p2, pinf and lipschitz_bound_slopes/p1, p2, pinf, (): Theorem 1
+          of [1]_ with the BV(2) norms and with the exact slopes (with `info`; a bound
+          beyond float64 is left out);
+        - objective, objective/data, objective/weight_decay, objective/regulariser, () and
+          objective_gradients/NAME, like NAME: J, its terms and dJ/dNAME (with
+          `objective`; ``sign(0) = 0`` in ``|.|``).
+
+    Raises
+    ------
+    ValueError
+        When x does not fit the network, `knot_tol` is out of range or its window reaches
+        1% of the distance between two kinks, or `names` misses a parameter.
+    OverflowResult
+        When the forward pass leaves the float64 range, naming x and the layer.
+
+    See Also
+    --------
+    check : Compare another implementation's answers with these.
+
+    Notes
+    -----
+    A pre-activation z is on a kink tau when
+
+    .. math::
+
+        |z - \tau| \le \max(\mathrm{knot\_tol} \max(|z|_{\mathrm{mag}}, |\tau|),
+        \mathrm{snap}),
+
+    with :math:`|z|_{\mathrm{mag}}` the magnitude of z (``|W| |y| + |b|`` propagated from
+    ``|x|``)
+    and snap the width below a grid point that a uniform spline puts on it.  The losses E:
+    squared :math:`\tfrac12 (f - y)^2`, logistic :math:`\log(1 + e^f) - y f`, cross-entropy
+    :math:`\operatorname{logsumexp}(f) - f_y`.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.oracle import reference_answers
+    >>> net = build_mlp([2, 3, 1], "spline", rng=0)
+    >>> x = np.random.default_rng(1).normal(size=(4, 2))
+    >>> answers = reference_answers(net, x)
+    >>> answers["outputs"].shape, answers["input_jacobian"].shape
+    ((4, 1), (4, 1, 2))
+    >>> for key in sorted(answers):
+    ...     if key.startswith("param_gradients/"):
+    ...         print(key, answers[key].shape)
+    param_gradients/layer0.bias (3,)
+    param_gradients/layer0.weight (3, 2)
+    param_gradients/layer1.coefficients (3, 51)
+    param_gradients/layer2.bias (1,)
+    param_gradients/layer2.weight (1, 3)
+    """
     if forward is None:
         forward = ForwardPass(net, x, knot_tol)
     else:
@@ -269,16 +395,71 @@ def resolves(nearest_to_zero, atol_effective: float, rtol: float) -> bool:
         return bool(np.any(values > atol_effective + rtol * values)) or not np.any(values)
 
 
-def compare(key, expected, got, *, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL, scale=None,
-            scale_from="given") -> Row:
-    """|got - expected| <= atol S + rtol |expected| entrywise, S = `scale` (None: max
-    |expected|, `array_scale`); a shape mismatch, a non-real array or NaN / inf in `got` is a
-    failed row with a note (never an exception).  row.resolved: `resolves(expected)`."""
+def compare(key: str, expected: ArrayLike, got: ArrayLike, *, rtol: float = DEFAULT_RTOL,
+            atol: float = DEFAULT_ATOL, scale: float | None = None,
+            scale_from: str = "given") -> Row:
+    r"""Compare one array with the expected one, entrywise, relative to its scale.
+
+    Parameters
+    ----------
+    key : str
+        The name of the quantity, for the row.
+    expected : array_like
+        The expected values (the reference's), any shape.
+    got : array_like
+        The values compared, of the same shape.
+    rtol : float, default 1e-7
+        The tolerance relative to each entry.
+    atol : float, default 1e-9
+        The tolerance relative to the scale S of the whole array.
+    scale : float, optional
+        The scale S; None: ``max |expected|`` (``array_scale``).
+    scale_from : str, default 'given'
+        Where S came from, recorded in the row ('reference' when S is computed here).
+
+    Returns
+    -------
+    row : Row
+        key, entries compared, ``max |got - expected|``, the largest of that over
+        ``|expected|``,
+        worst_index (the entry that most exceeds its tolerance), passed, note, scale,
+        atol_effective (atol S), scale_from and resolved (False when a zero answer would
+        pass too, see Notes).  A shape mismatch, a non-real array or NaN / inf in `got` is a
+        failed row with a note, never an exception.
+
+    See Also
+    --------
+    check : Every key of a network's answers, with the one-sided rule at kinks.
+
+    Notes
+    -----
+    An entry passes when
+
+    .. math::
+
+        |\mathrm{got} - \mathrm{expected}| \le \mathrm{atol}\, S
+        + \mathrm{rtol}\, |\mathrm{expected}|.
+
+    A passing row is unresolved (``resolved`` False) when every entry of `expected` is
+    within that tolerance of zero but some is nonzero: a zero answer would pass by the
+    tolerance alone.
+
+    Examples
+    --------
+    >>> from reference.oracle import compare
+    >>> compare("y", [1.0, 2.0], [1.0, 2.0 + 1e-12]).passed
+    True
+    >>> row = compare("y", [1.0, 2.0], [1.0, 2.1])
+    >>> row.passed, row.worst_index
+    (False, (1,))
+    >>> compare("y", [1.0, 2.0], [1.0]).note
+    'shape (1,), expected (2,)'
+    """
     expected = np.asarray(expected, dtype=np.float64)
     if scale is None:
         scale, scale_from = array_scale(expected), "reference"
-    scales = dict(scale=float(scale), atol_effective=float(atol * scale),
-                  scale_from=scale_from)
+    scales: dict[str, Any] = dict(scale=float(scale), atol_effective=float(atol * scale),
+                                  scale_from=scale_from)
     try:
         got = np.asarray(got)
         if got.dtype.kind not in "biuf":
@@ -469,17 +650,125 @@ def unknown_key_note(key: str, known) -> str:
     return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
-def check(net: Network, x, answers: Mapping, *, names=None, rtol=DEFAULT_RTOL,
-          atol=DEFAULT_ATOL, knot_tol=KNOT_TOL, objective: Objective | None = None,
-          reference: dict | None = None, forward: ForwardPass | None = None) -> CheckReport:
-    """Compare every key of `answers` with `reference_answers` (one-sided rule at kinks,
-    see the module docstring); unknown keys and objective keys without `objective` are
-    failed rows; on a failure, reference.localise says where the first disagreement is.
-    atol is a fraction of each key's scale S (reference.key_scales.KeyScales), rtol relative
-    to each entry; a passing row that a zero answer would pass too is marked unresolved.
-    `reference`: reference_answers(net, x, names=names, layers=True, one_sided=True,
-    objective=objective, knot_tol=knot_tol) and `forward`: one_sided.ForwardPass(net, x,
-    knot_tol), when the caller already has them (not recomputed)."""
+def check(net: Network, x: ArrayLike, answers: Mapping[str, ArrayLike], *,
+          names: Mapping[str, str] | None = None, rtol: float = DEFAULT_RTOL,
+          atol: float = DEFAULT_ATOL, knot_tol: float = KNOT_TOL,
+          objective: Objective | None = None, reference: dict[str, NDArray] | None = None,
+          forward: ForwardPass | None = None) -> CheckReport:
+    r"""Compare another implementation's answers with the reference's, key by key.
+
+    Parameters
+    ----------
+    net : Network
+        The network both implementations evaluate.
+    x : array_like of shape (n_samples, n_in)
+        The inputs.
+    answers : mapping of str to array_like
+        Key -> the other implementation's array, with the keys and shapes of
+        `reference_answers` (e.g. outputs of shape (n_samples, n_out)).
+    names : mapping of str to str, optional
+        File name -> own parameter name, as in `reference_answers`.
+    rtol : float, default 1e-7
+        The tolerance relative to each entry, finite and >= 0.
+    atol : float, default 1e-9
+        The tolerance as a fraction of each key's scale S, finite and >= 0.
+    knot_tol : float, default 1e-9
+        The relative width of the kink window of the one-sided rule, in [0, 1e-3].
+    objective : Objective, optional
+        The objective the objective keys refer to; without it those keys fail.
+    reference : dict of str to ndarray, optional
+        ``reference_answers(net, x, names=names, layers=True, one_sided=True,
+        objective=objective, knot_tol=knot_tol)`` when the caller already has it.
+    forward : ForwardPass, optional
+        ``ForwardPass(net, x, knot_tol)`` when the caller already has it.
+
+    Returns
+    -------
+    report : CheckReport
+        ``rows`` (one `compare` row per key, in the order outputs, layer outputs,
+        Jacobians, gradients, regularisers, bounds, objective), ``passed`` (no row fails;
+        unresolved rows pass), ``localisation`` (where the first disagreement is, see
+        `localise`; None when every row passes), the tolerances used (rtol, atol,
+        knot_tol, the rule as text), ``samples`` and ``kink_rows`` (samples with a
+        pre-activation on a kink), ``notes`` and ``unresolved`` (the keys a zero answer
+        would pass too).  ``report.format()`` is the human table, ``report.to_json()`` the
+        JSON form.
+
+    Raises
+    ------
+    ValueError
+        When `rtol`, `atol` or `knot_tol` is out of range, x does not fit the network, or
+        `names` misses a parameter.
+    OverflowResult
+        When the reference's forward pass leaves the float64 range.
+
+    See Also
+    --------
+    reference_answers : The answers compared against.
+    compare : The comparison of one array.
+    gradient_range : The range of a gradient under the one-sided rule.
+
+    Notes
+    -----
+    **Tolerance.**  An entry passes when
+
+    .. math::
+
+        |\mathrm{theirs} - \mathrm{ours}| \le \mathrm{atol}\, S + \mathrm{rtol}\,
+        |\mathrm{ours}|,
+        \qquad S = \max\bigl(\max_{\mathrm{key}} |\mathrm{ours}|,\ \mathrm{magnitude}\bigr),
+
+    where the magnitude of the quantity is the same quantity computed with ``|W|``, ``|b|``,
+    Lip and ``|x|``: it bounds every term a correct implementation sums, hence it is the
+    scale of its float64 rounding. atol is thus a fraction of the key's own scale, and the
+    answers of a network whose outputs are 1e-12 are compared as strictly as those of one
+    whose outputs are 1: an all-zero or sign-flipped answer fails at any scale. A key whose
+    values all cancel to within atol S of zero cannot tell a zero answer from a right one at
+    that atol: its row passes but is marked unresolved, never a plain pass; a smaller atol
+    resolves it. Unknown keys, and objective keys without `objective`, are failed rows.
+
+    **One-sided rule.**  At a kink an implementation may take the piece on either side.
+    A pre-activation z is on a kink tau when
+
+    .. math::
+
+        |z - \tau| \le \max\bigl(\mathrm{knot\_tol} \max(|z|_{\mathrm{mag}}, |\tau|),\
+        \mathrm{snap}\bigr),
+
+    with :math:`|z|_{\mathrm{mag}} = |W| |y| + |b|` propagated from ``|x|`` and snap the width
+    below a grid point that a uniform spline puts on it.  A Jacobian row with such a
+    pre-activation passes when it matches the Jacobian of some choice of left / right piece
+    at each of its kinks (every choice for at most 6 kinks in the row, else all-left and
+    all-right); a gradient entry passes when it lies, within the tolerance, in the range of
+    the sums of such per-row choices.  When the answers hold input_jacobian, each kink
+    row's choices are narrowed to those its Jacobian row matches (an implementation takes
+    one side per pre-activation, the same in its Jacobian and its backward pass): with one
+    matching choice per row the gradient check is exact, not a range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.oracle import check, reference_answers
+    >>> net = build_mlp([2, 3, 1], "spline", rng=0)
+    >>> x = np.random.default_rng(1).normal(size=(4, 2))
+    >>> ours = reference_answers(net, x, layers=True)
+    >>> theirs = {"outputs": ours["outputs"] * (1 + 1e-12),
+    ...           "input_jacobian": ours["input_jacobian"]}
+    >>> report = check(net, x, theirs)
+    >>> report.passed, [row.result for row in report.rows]
+    (True, ['pass', 'pass'])
+
+    A wrong spline layer is found and named:
+
+    >>> theirs = {"outputs": ours["outputs"] + 1, "layer0/output": ours["layer0/output"],
+    ...           "layer1/output": 2 * ours["layer1/output"]}
+    >>> report = check(net, x, theirs)
+    >>> report.passed, [(row.key, row.result) for row in report.rows]
+    (False, [('outputs', 'FAIL'), ('layer0/output', 'pass'), ('layer1/output', 'FAIL')])
+    >>> report.localisation["first_layer"]["layer"]
+    1
+    """
     rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
     if forward is None:
         forward = ForwardPass(net, x, knot_tol)

@@ -4,7 +4,7 @@
     S = max(max |ours| over the key, the key's magnitude)
 
 The magnitude of a key is the scale of the terms a correct implementation sums to compute it,
-hence of its float64 rounding (reference.magnitudes: the same quantity computed with |W|,
+hence of its float64 rounding (reference.oracle._magnitudes: the same quantity computed with |W|,
 |b|, Lip and |x|, or the unit a solve is certified in):
     outputs, layer{i}/output       max of the twin's magnitude of that output
     input_jacobian*, lipschitz_*   max entry of prod_l |W_l| diag(Lip_l) (`jacobian_scale`)

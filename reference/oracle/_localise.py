@@ -3,7 +3,7 @@
 - With layer outputs (answers `layer{i}/output`): the first layer whose output disagrees,
   its worst entry (sample m, neuron n), the pre-activation z there and, for an activation
   layer, where z lies (`describe_input`: the knot interval k, on a knot (within the kink
-  window of reference.one_sided), outside the grid in an extrapolation piece), with the
+  window of reference.oracle._one_sided), outside the grid in an extrapolation piece), with the
   regions of all its failing entries.
 - Without them, from the failing rows of outputs / input_jacobian: the regions
   (layer, neuron, region) whose samples best match the failing samples (Jaccard index
@@ -18,11 +18,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, PReLU, ReLU,
                                SplineActivation, nearest_index)
+
+if TYPE_CHECKING:
+    from reference.nn._network import Network
 
 TOP_SUSPECTS = 3
 TOP_REGIONS = 8
@@ -301,10 +307,52 @@ def localise_values(net, used, answers, rows_by_key) -> list:
     return items
 
 
-def localise(net, x, used, answers, rows, caches, own_to_file, *, rtol, masks) -> dict:
-    """The localisation dict of a failed check (see the module docstring); 'summary' is a
-    list of lines for the human report.  Each key's absolute tolerance is its row's
-    atol_effective; masks: the kink masks of one_sided.kink_masks."""
+def localise(net: Network, x: NDArray[np.float64], used: Mapping[str, NDArray],
+             answers: Mapping[str, ArrayLike], rows: Sequence[Any],
+             caches: Sequence[NDArray[np.float64]], own_to_file: Mapping[str, str], *,
+             rtol: float, masks: list[NDArray[np.bool_] | None]) -> dict:
+    """Where the disagreement of a failed check comes from.
+
+    Parameters
+    ----------
+    net : Network
+        The network checked.
+    x : ndarray of shape (n_samples, n_in)
+        The inputs.
+    used : mapping of str to ndarray
+        Key -> the reference's array each row was compared with (after the one-sided
+        choices).
+    answers : mapping of str to array_like
+        Key -> the other implementation's array.
+    rows : sequence of Row
+        The rows of the check (``CheckReport.rows``); each key's absolute tolerance is its
+        row's ``atol_effective``.
+    caches : sequence of ndarray
+        The input of each layer, (n_samples, N_i) (``Network.forward(keep_cache=True)``).
+    own_to_file : mapping of str to str
+        Own parameter name -> its name in the answers.
+    rtol : float
+        The relative tolerance of the check.
+    masks : list of ndarray or None
+        Per layer, None (dense) or the (n_samples, N_i) bool mask of pre-activations on a
+        kink.
+
+    Returns
+    -------
+    localisation : dict
+        'summary', the lines of the human report, and the parts found: 'first_layer' (with
+        layer{i}/output answers: the first layer whose output disagrees, its worst entry,
+        the pre-activation there and where it lies, the regions of its failing entries);
+        else 'failing_samples', 'samples', 'worst_sample', 'suspects' (the regions whose
+        samples best match the failing samples, by Jaccard index ``|F & S| / |F | S|``) and
+        'worst_sample_where'; 'gradients' (the failing gradient arrays, entry and meaning,
+        and the layers whose gradients agree); 'values' (failing regulariser, bound and
+        objective rows: the layer, worst neuron and ratio theirs / ours).
+
+    See Also
+    --------
+    format_localisation : Its lines for the human report.
+    """
     rows_by_key = {r.key: r for r in rows}
     result = {"summary": []}
     layers = localise_layers(net, used, answers, rows_by_key, caches, rtol, masks)
@@ -389,6 +437,23 @@ def _worst_sample(rows_by_key):
     return None
 
 
-def format_localisation(loc: dict) -> list:
-    """The localisation's lines for the human report."""
+def format_localisation(loc: Mapping) -> list[str]:
+    """The lines of a localisation for the human report.
+
+    Parameters
+    ----------
+    loc : mapping
+        A localisation, as `localise` returns it.
+
+    Returns
+    -------
+    lines : list of str
+        'where:' then each line of ``loc['summary']``, indented by two spaces.
+
+    Examples
+    --------
+    >>> from reference.oracle import format_localisation
+    >>> format_localisation({"summary": ["first disagreement: layer 1"]})
+    ['where:', '  first disagreement: layer 1']
+    """
     return ["where:"] + [f"  {line}" for line in loc.get("summary", [])]

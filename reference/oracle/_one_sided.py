@@ -3,9 +3,10 @@ piece on either side, so a Jacobian row or a parameter gradient with a pre-activ
 kink is compared with the reference's answer for each choice of side.
 
 A pre-activation z is on a kink tau when |z - tau| <= max(knot_tol max(|z|_mag, |tau|), snap),
-with |z|_mag the magnitude of z (|W| |y| + |b| propagated from |x|, reference.magnitudes: the
-scale of z's rounding in any float64 implementation) and snap = knot_snap T, the width below a
-grid point that a uniform spline of step T puts on it (reference.spline; 0 for the other
+with |z|_mag the magnitude of z (|W| |y| + |b| propagated from |x|,
+reference.oracle._magnitudes: the scale of z's rounding in any float64 implementation) and snap
+= knot_snap T, the width below a grid point that a uniform spline of step T puts on it
+(reference.nn._spline; 0 for the other
 layers) (`kink_masks`): the window is relative to the pre-activation's own scale and to the
 knot's position, so a ReLU network whose pre-activations are all 1e-12 has windows ~1e-21,
 not a window of 1e-9 that holds every sample.  A Jacobian row with such a pre-activation
@@ -24,9 +25,11 @@ beside `compare`.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from reference.oracle._magnitudes import Magnitudes, forward_magnitudes, layer_widths
 from reference.nn._network import Dense, Network
@@ -92,7 +95,7 @@ def kink_masks(net: Network, caches: list, mags: Magnitudes, knot_tol: float,
                name: str = "knot_tol") -> list:
     """Per layer: None (dense) or the (M, N_i) bool mask of pre-activations on a kink,
     |z - tau| <= max(knot_tol max(|z|_mag, |tau|), snap) (Activation.kink_windows with the
-    magnitudes `mags` of reference.magnitudes); -mask / +mask as int8 are the `sides` of the
+    magnitudes `mags` of reference.oracle._magnitudes); -mask / +mask as int8 are the `sides` of the
     left / right one-sided derivatives.
 
     Raises
@@ -124,7 +127,7 @@ def kink_masks(net: Network, caches: list, mags: Magnitudes, knot_tol: float,
 class ForwardPass:
     """One forward pass of net at x, shared by the reference answers and the check (and a
     command's --knot-tol check): x (M, N_0) as checked, outputs (M, N_L), caches (per layer,
-    its input: Network.forward(keep_cache=True)); `mags` (reference.magnitudes) and `masks`
+    its input: Network.forward(keep_cache=True)); `mags` (reference.oracle._magnitudes) and `masks`
     (`kink_masks` at knot_tol, errors naming `name`) computed when first asked for.
 
     Raises
@@ -215,14 +218,56 @@ class Spread(NamedTuple):
     pinned: int
 
 
-def gradient_range(net, caches, grad_out, choices: dict, names: dict,
-                   allowed: dict | None = None, extra: dict | None = None) -> dict:
-    """file name -> Spread (see Spread) of the parameter gradient of sum_m grad_out_m . f(x_m).
-    allowed: row -> (1 + C,) bool, the choices of that row (index 0 the reference's own)
-    that its input_jacobian matched; the other rows range over every choice.  A row pinned
-    to one choice enters `center` through one backward pass of all rows with their sides,
-    so that an exact comparison carries no rounding of per-row differences; extra: own name
-    -> gradient added to center (objective_extra_grads)."""
+def gradient_range(net: Network, caches: Sequence[NDArray[np.float64]],
+                   grad_out: NDArray[np.float64],
+                   choices: Mapping[int, tuple[list, NDArray[np.int8]]],
+                   names: Mapping[str, str],
+                   allowed: Mapping[int, NDArray[np.bool_]] | None = None,
+                   extra: Mapping[str, NDArray[np.float64]] | None = None) -> dict[str, Spread]:
+    r"""The range of a parameter gradient over the one-sided choices at the kinks.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    caches : sequence of ndarray
+        The input of each layer, (n_samples, N_i) (``Network.forward(keep_cache=True)``).
+    grad_out : ndarray of shape (n_samples, n_out)
+        The weights g_m of the outputs: the gradient is that of
+        :math:`\sum_m g_m \cdot f(x_m)` (ones for param_gradients, dE/df for the objective).
+    choices : mapping of int to tuple
+        Row m -> (elements, options) of `kink_choices`: the (layer, neuron) pairs on a
+        kink and the side choices, an int8 array of shape (n_choices, n_kinks) of -1 / +1.
+    names : mapping of str to str
+        Own parameter name -> the name used for it in the result.
+    allowed : mapping of int to ndarray, optional
+        Row -> (1 + n_choices,) bool: the choices of that row (index 0 the reference's own)
+        its input_jacobian matched; the other rows range over every choice.
+    extra : mapping of str to ndarray, optional
+        Own name -> a gradient added to the center (the objective's 2 mu W and
+        lambda grad R).
+
+    Returns
+    -------
+    spreads : dict of str to Spread
+        Name -> ``Spread(center, low, high, affected, pinned)``: the gradient with the side
+        of every pinned row (the reference's own side elsewhere), the range [low, high]
+        relative to center (like the array) of the sums over the other kink rows of their
+        choices, whether any choice changes the array, and the number of pinned rows.
+
+    Notes
+    -----
+    With :math:`\delta_m^{(c)}` the change of row m's gradient when it takes choice c, an
+    entry passes the one-sided rule when it lies, within the tolerance, in
+
+    .. math::
+
+        \Bigl[\mathrm{center} + \sum_m \min_{c} \delta_m^{(c)},\
+        \mathrm{center} + \sum_m \max_{c} \delta_m^{(c)}\Bigr].
+
+    A row pinned to one choice enters the center through one backward pass of all rows
+    with their sides, so an exact comparison carries no rounding of per-row differences.
+    """
     widths = [c.shape[1] for c in caches]
     allowed = allowed or {}
     sides = [None if isinstance(l, Dense) else np.zeros((len(grad_out), w), np.int8)

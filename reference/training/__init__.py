@@ -1,4 +1,13 @@
-"""Training: optimisers and the loop, sparsification, one experiment (RunConfig) and sweeps on Dask."""
+"""Training: optimisers and the loop, sparsification, one experiment and sweeps on Dask.
+
+The loop (`train`, `TrainConfig`, `Adam`, `SGD`) minimises the objective of Aziznejad et al.
+(IEEE Trans. Signal Process. 2020, arXiv:2001.06263), data term plus weight decay plus the
+TV(2) or BV(2) regulariser of the splines (`objective`, `prox_tv2`); `sparsify_network` and
+`sparsify_auto` remove knots after training.  One experiment is a `RunConfig` trained and
+measured by `run` (or `run_training`), with the Lipschitz ladder of the result
+(`lipschitz_ladder`); `expand` and `run_sweep` run many on Dask, `load_records`, `table`
+and `format_table` summarise them.
+"""
 from reference.training._train import (
     TrainConfig,
     train,

@@ -1,12 +1,12 @@
 """One run = a config -> a trained network and its summary: what `train`, the sweeps
-(reference.sweep), the figures and the theory checks share.  Below the CLI: nothing here
-imports it.
+(reference.training.run_sweep), the figures and the theory checks share.  Below the CLI:
+nothing here imports it.
 
 A run is a `RunConfig` (every field that changes the result; `key()` names it) and
 `run(config) -> (net, summary)`.  Everything is seeded from the config (data split, weights,
 minibatches, the lower bound's sample), so a run gives the same summary in any process.
 
-Summary (JSON-ready after reference.files.jsonable): the keys of `train --json` --
+Summary (JSON-ready after reference.io._files.jsonable): the keys of `train --json` --
 dataset, activation, hidden, loss, test_accuracy, valid_accuracy, train_accuracy,
 train_loss, objective, tv2, bv2, knots, knot_tolerance (per spline layer), lipschitz_bound
 (Theorem 1, BV2 form, p = 2), lipschitz_bound_form, seconds (training), config (the
@@ -14,10 +14,11 @@ TrainConfig) -- plus
 - run_config: RunConfig.to_dict();
 - ladder: {"1", "2", "inf"} -> {theorem1, theorem1_bv2, layerwise, lower} and, for "2",
   lipsdp_neuron; each a dict with `value` (None with a `reason` when it does not apply),
-  `kind` (reference.ladder.KINDS), `seconds`, and the method's certificate fields (see `lipschitz_ladder`);
+  `kind` (reference.lipschitz._ladder.KINDS), `seconds`, and the method's certificate
+  fields (see `lipschitz_ladder`);
 - sparsification (one report per spline layer) and sparsify (totals; for 'auto' the
   chosen threshold, the accuracy drop, the knots removed and the search) when the config
-  sparsifies (reference.train.sparsify_auto).
+  sparsifies (reference.training.sparsify_auto).
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, fields
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +37,7 @@ from reference.data import _datasets as datasets
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
 from reference._checks import check_choice
-from reference.nn._network import ACTIVATIONS, SplineActivation, build_mlp
+from reference.nn._network import ACTIVATIONS, Network, SplineActivation, build_mlp
 from reference.training._train import (ACC_DROP, REGULARISERS, TrainConfig, accuracy, check_sparsify,
                              objective, train)
 
@@ -59,9 +63,72 @@ LIPSDP_MAX_COST = 1e9       # LipSDP-neuron when its estimated work (lipsdp.sdp_
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Every input of one run.  Values are checked and normalised when built (ValueError
-    naming the field): hidden a tuple of widths >= 1, sparsify None, 'auto' or a threshold
-    >= 0, acc_drop in [0, 1], data_path a string or None."""
+    """Every input of one run: the data set, the network, the training, the sparsification.
+
+    Values are checked and normalised when the config is built; a frozen dataclass, so
+    equal configs compare equal and have equal keys (`key`).
+
+    Parameters
+    ----------
+    dataset : str, default 'circle'
+        A data set of ``reference.data.DATASETS`` ('circle', 's_shape', 'digits', 'mnist').
+    activation : str, default 'spline'
+        The hidden activation: 'spline', 'relu', 'leaky_relu' or 'prelu' (the baselines).
+    hidden : int or sequence of int, default (2,)
+        The hidden widths, each >= 1; stored as a tuple.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        The regulariser R of the splines.
+    lam : float, default 1e-3
+        Its weight lambda >= 0.
+    size : int, default 21
+        Spline coefficients per neuron (grid points), >= 2.
+    range_ : float, default 2.0
+        The splines' grid spans ``[-range_, range_]``, ``range_ > 0``.
+    epochs : int, default 100
+        Training epochs, >= 1.
+    seed : int, default 0
+        Seeds everything: the data split, the weights, the minibatches, the lower bound's
+        sample; >= 0.
+    batch_size : int, default 16
+        Samples per minibatch, >= 1.
+    lr : float, default 1e-2
+        The learning rate of every optimiser, > 0.
+    spline_init : {'leaky_relu', 'relu', 'identity', 'abs', 'even_odd'}, default 'leaky_relu'
+        The splines' initial shape.
+    sparsify : float or 'auto' or None, default None
+        After training: a knot threshold T >= 0, 'auto' (`sparsify_auto`) or None.
+    acc_drop : float, default 0.0025
+        The tolerated training-accuracy drop of 'auto', in [0, 1].
+    prox : bool, default False
+        The TV(2) part of R by a proximal step (`prox_tv2`).
+    data_path : str or None, default None
+        Where MNIST is read from (the other data sets take none).
+
+    Raises
+    ------
+    ValueError
+        Naming the field, when a value is not of the kind or range documented above.
+
+    See Also
+    --------
+    run : Train and measure the network of a config.
+    expand : Many configs from lists of choices.
+
+    Examples
+    --------
+    >>> from reference.training import RunConfig
+    >>> config = RunConfig(hidden=4, epochs=10)
+    >>> config.hidden
+    (4,)
+    >>> config.key() == RunConfig(hidden=(4,), epochs=10).key()
+    True
+    >>> len(config.key())
+    16
+    >>> RunConfig.from_dict(config.to_dict()) == config
+    True
+    >>> RunConfig(activation="relu", lam=0.5).canonical().lam
+    0.001
+    """
     dataset: str = "circle"
     activation: str = "spline"
     hidden: tuple = (2,)
@@ -104,27 +171,64 @@ class RunConfig:
             put("data_path", str(self.data_path))
 
     def to_dict(self) -> dict:
-        """Every field (hidden as a list): JSON-ready."""
+        """Every field, JSON-ready.
+
+        Returns
+        -------
+        values : dict
+            Field name -> value, hidden as a list.
+        """
         out = asdict(self)
         out["hidden"] = list(self.hidden)
         return out
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
-        """The inverse of to_dict; unknown keys: ValueError naming them."""
+        """The config of a dict, the inverse of `to_dict`.
+
+        Parameters
+        ----------
+        values : dict
+            Field name -> value; missing fields take their defaults.
+
+        Returns
+        -------
+        config : RunConfig
+            The config, checked as when built.
+
+        Raises
+        ------
+        ValueError
+            Naming the unknown keys, or a field whose value is out of range.
+        """
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"config: unknown fields {sorted(unknown)}")
         return cls(**values)
 
     def key(self) -> str:
-        """sha256 of the canonical JSON of to_dict() (sorted keys, no spaces), first
-        KEY_LENGTH hex digits: equal configs have equal keys in every process."""
+        """The name of the run: a hash of every field.
+
+        Returns
+        -------
+        key : str
+            The first KEY_LENGTH = 16 hex digits of the sha256 of the canonical JSON of
+            `to_dict` (sorted keys, no spaces): equal configs have equal keys in every
+            process.
+        """
         return json_sha256(self.to_dict())[:KEY_LENGTH]
 
     def canonical(self) -> "RunConfig":
-        """The same run with the spline-only fields (SPLINE_FIELDS) at their defaults when
-        the network has no spline (they do not change its result), else itself."""
+        """The same run with the fields that do not change its result at their defaults.
+
+        Returns
+        -------
+        config : RunConfig
+            For a network without splines, a copy with the spline-only fields
+            (SPLINE_FIELDS: ``reg``, ``lam``, ``size``, ``range_``, ``spline_init``,
+            ``sparsify``, ``acc_drop``, ``prox``)
+            at their defaults; for a spline network, the config itself.
+        """
         if self.activation == "spline":
             return self
         defaults = RunConfig()
@@ -132,6 +236,22 @@ class RunConfig:
                             **{name: getattr(defaults, name) for name in SPLINE_FIELDS}})
 
     def train_config(self, loss: str, quiet: bool = True) -> TrainConfig:
+        """The hyper-parameters of `train` for this run.
+
+        Parameters
+        ----------
+        loss : {'logistic', 'xent', 'squared'}
+            The loss (`run` takes 'logistic' for two classes, 'xent' for more).
+        quiet : bool, default True
+            No progress bar.
+
+        Returns
+        -------
+        config : TrainConfig
+            epochs, batch_size, lr (also the splines' learning rate), lam, reg, seed,
+            sparsify (as sparsify_threshold), acc_drop and prox of this config; the other
+            fields at their defaults.
+        """
         return TrainConfig(loss=loss, epochs=self.epochs, batch_size=self.batch_size,
                            lr=self.lr, spline_lr=self.lr, lam=self.lam, reg=self.reg,
                            seed=self.seed, quiet=quiet, sparsify_threshold=self.sparsify,
@@ -209,16 +329,44 @@ def spline_summary(net) -> list:
     return rows
 
 
-def lipschitz_ladder(net, seed: int = 0) -> dict:
-    """The cheap rungs of the Lipschitz ladder for p in 1, 2, inf (keys "1", "2", "inf"):
-    theorem1, theorem1_bv2, layerwise (closed forms, over R^N_0), lower (lipschitz.lower
-    over [-LOWER_BOX, LOWER_BOX]^N_0 with LOWER_POINTS seeded points and LOWER_ROUNDS rounds,
-    seed `seed`; reports its pair check and evaluation count), and for p = 2 lipsdp_neuron
-    (certified value, solver, status, attempts, relative_gap, certificate) when its size
-    guard max_sdp_cost = LIPSDP_MAX_COST admits it, else value None with the reason.  Each
-    entry: {"value", "kind", "seconds", ...}, as reference.ladder.run_method (lower: the
-    fields LOWER_FIELDS of its result, and its budget).  In exact arithmetic
-    lower <= layerwise <= theorem1 <= theorem1_bv2 and lower <= lipsdp_neuron."""
+def lipschitz_ladder(net: Network, seed: int = 0) -> dict[str, dict[str, dict]]:
+    r"""The cheap rungs of the Lipschitz ladder of a network, for p = 1, 2 and infinity.
+
+    Parameters
+    ----------
+    net : Network
+        The network f: R^N_0 -> R^N_L.
+    seed : int, default 0
+        Seed of the lower bound's sample points.
+
+    Returns
+    -------
+    ladder : dict of str to dict
+        p ("1", "2", "inf") -> rung name -> entry.  The rungs: 'theorem1', 'theorem1_bv2',
+        'layerwise' (closed forms, over R^N_0), 'lower' (``lipschitz.lower`` over
+        [-LOWER_BOX, LOWER_BOX]^N_0 with LOWER_POINTS seeded points and LOWER_ROUNDS
+        rounds; its pair check, evaluation count and budget) and, for p = 2,
+        'lipsdp_neuron' (certified value, solver, status, attempts, relative_gap,
+        certificate) when its size guard ``max_sdp_cost = LIPSDP_MAX_COST`` admits it, else
+        value None with the reason.  Each entry is a dict with 'value', 'kind', 'seconds'
+        and the method's certificate fields, as ``reference.lipschitz`` ``run_method``
+        gives them.
+
+    Notes
+    -----
+    In exact arithmetic the rungs are ordered [1]_:
+
+    .. math::
+
+        \mathrm{lower} \le \mathrm{layerwise} \le \mathrm{theorem1}
+        \le \mathrm{theorem1\_bv2}, \qquad \mathrm{lower} \le \mathrm{lipsdp\_neuron}.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    """
     out = {}
     for p_name in LADDER_P:
         p = lipschitz.parse_p(p_name)
@@ -238,10 +386,56 @@ def lipschitz_ladder(net, seed: int = 0) -> dict:
     return out
 
 
-def run(config: RunConfig, quiet: bool = True, data_arg: str = "data_path") -> tuple:
-    """Train the network of `config` and measure it; returns (net, summary) (see the module
-    docstring).  Every number is measured on the final (possibly sparsified) model.
-    `data_arg` names data_path in error messages (e.g. '--data-path')."""
+def run(config: RunConfig, quiet: bool = True,
+        data_arg: str = "data_path") -> tuple[Network, dict]:
+    """Train the network of a config and measure it.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run; everything is seeded from it, so a run gives the same summary in any
+        process.
+    quiet : bool, default True
+        No progress bar.
+    data_arg : str, default 'data_path'
+        How error messages name ``config.data_path`` (e.g. '--data-path').
+
+    Returns
+    -------
+    net : Network
+        The trained (possibly sparsified) network.
+    summary : dict
+        JSON-ready after ``reference.io`` ``jsonable``: the keys of ``train --json`` --
+        dataset, activation, hidden, loss, test_accuracy, valid_accuracy, train_accuracy,
+        train_loss, objective, tv2, bv2, knots, knot_tolerance (per spline layer),
+        lipschitz_bound (Theorem 1, BV(2) form, p = 2), lipschitz_bound_form, seconds
+        (training), config (the TrainConfig) -- plus run_config (`RunConfig.to_dict`),
+        ladder (`lipschitz_ladder`) and, when the config sparsifies, sparsification and
+        sparsify (as in `train`'s history).  Every number is measured on the final model.
+
+    Raises
+    ------
+    TypeError
+        When `config` is not a RunConfig.
+    ValueError
+        When the data set cannot be loaded from ``config.data_path``.
+
+    See Also
+    --------
+    run_training : The same from keyword arguments.
+    run_sweep : Many runs, stored.
+
+    Examples
+    --------
+    >>> from reference.training import RunConfig, run
+    >>> net, summary = run(RunConfig(hidden=(2,), epochs=1))
+    >>> summary["dataset"], summary["hidden"], summary["loss"]
+    ('circle', [2], 'logistic')
+    >>> sorted(summary["ladder"])
+    ['1', '2', 'inf']
+    >>> 0.0 <= summary["test_accuracy"] <= 1.0
+    True
+    """
     if not isinstance(config, RunConfig):
         raise TypeError(f"config: expected a RunConfig, got {type(config).__name__}")
     ds = datasets.load(config.dataset, seed=config.seed, path=config.data_path,
@@ -281,11 +475,51 @@ def run(config: RunConfig, quiet: bool = True, data_arg: str = "data_path") -> t
     return net, summary
 
 
-def run_training(dataset, activation, hidden, *, data_path=None, quiet=True, sparsify=None,
-                 acc_drop=ACC_DROP, prox=False, data_arg="data_path", **options):
-    """run(RunConfig(...)) from keyword arguments; returns (net, summary dict).  `options`
-    override TRAIN_DEFAULTS (lam, reg, size, range_, epochs, seed, batch_size, lr,
-    spline_init); unknown ones: TypeError."""
+def run_training(dataset: str, activation: str, hidden: Sequence[int], *,
+                 data_path: str | os.PathLike | None = None, quiet: bool = True,
+                 sparsify: float | str | None = None, acc_drop: float = ACC_DROP,
+                 prox: bool = False, data_arg: str = "data_path",
+                 **options: Any) -> tuple[Network, dict]:
+    """Train and measure one network given by keyword arguments: ``run(RunConfig(...))``.
+
+    Parameters
+    ----------
+    dataset : str
+        The data set (`RunConfig`).
+    activation : str
+        The hidden activation.
+    hidden : sequence of int
+        The hidden widths.
+    data_path : str or path-like, optional
+        Where MNIST is read from.
+    quiet : bool, default True
+        No progress bar.
+    sparsify : float or 'auto' or None, default None
+        The sparsification after training.
+    acc_drop : float, default 0.0025
+        The tolerated accuracy drop of 'auto'.
+    prox : bool, default False
+        The proximal step for TV(2).
+    data_arg : str, default 'data_path'
+        How error messages name `data_path`.
+    **options
+        Override TRAIN_DEFAULTS: ``lam``, ``reg``, ``size``, ``range_``, ``epochs``,
+        ``seed``, ``batch_size``, ``lr``, ``spline_init``.
+
+    Returns
+    -------
+    net : Network
+        The trained network.
+    summary : dict
+        As `run` returns it.
+
+    Raises
+    ------
+    TypeError
+        Naming the unknown options.
+    ValueError
+        Naming the field, when a value is out of range.
+    """
     unknown = set(options) - set(TRAIN_DEFAULTS)
     if unknown:
         raise TypeError(f"run_training: unknown options {sorted(unknown)}")

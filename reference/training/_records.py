@@ -1,6 +1,6 @@
 """Sweep records: their content hash, and the checks a stored record passes before it is used.
 
-A record is RESULTS/records/<key>.json, written by reference.sweep (layout: its module
+A record is RESULTS/records/<key>.json, written by reference.training.run_sweep (layout: its module
 docstring).  Writing (`seal`) adds two fields:
 - model_sha256 ('ok' records): sha256 of the model file's bytes (RESULTS/models/<key>.npz);
 - record_sha256: sha256 of the record's canonical JSON without this field

@@ -1,21 +1,21 @@
-"""Sweeps: many runs (reference.experiments.run) on Dask, stored one record per run.
+"""Sweeps: many runs (reference.training.run) on Dask, stored one record per run.
 
 Layout of a results directory RESULTS:
     RESULTS/records/<key>.json   the run's summary (every key of `train --json`, the ladder,
                                  the sparsification) plus `key`, `run_config`, `status`
                                  ('ok'), `model` (the model file, relative to RESULTS),
                                  `model_sha256` (its bytes' hash) and `record_sha256` (the
-                                 hash of everything else, reference.records);
+                                 hash of everything else, reference.training._records);
                                  a failed run: `key`, `run_config`, status 'failed', `error`,
                                  `traceback`, `record_sha256`
     RESULTS/models/<key>.npz     the trained model (reference.io format)
 <key> = RunConfig.key(), a hash of the full config.  The client writes both files when a run
-completes, atomically (reference.files: temporary file, fsync, rename; the model first, then
+completes, atomically (reference.io._files: temporary file, fsync, rename; the model first, then
 the record that points to it), so an interrupted sweep (SIGINT, a killed worker or client)
 leaves whole records only.  Workers only compute: they need no access to RESULTS, so a
 remote cluster (`scheduler=`) works unchanged.
 
-Resuming: a config whose record is verified (reference.records.check_record: strict JSON,
+Resuming: a config whose record is verified (reference.training._records.check_record: strict JSON,
 its key, the types and ranges of its values, its content hash, its model file's hash) and
 has status 'ok' and the config's run_config is not recomputed.  Every other config is: no
 record; a failed record (failures are cheap to repeat when deterministic, and worth
@@ -30,7 +30,7 @@ Engine: Dask.  By default a distributed.LocalCluster on this machine (`workers` 
 default the number of cores, one thread each); `scheduler='tcp://HOST:PORT'` sends the same
 tasks to an existing Dask cluster; `workers=0` runs them one after the other in this
 process, without Dask (debugging, and the reference of the engine tests).  Inside a worker
-the spline kernels use one thread (reference.spline.set_num_threads(1)), so N workers use N
+the spline kernels use one thread (reference.nn.set_num_threads(1)), so N workers use N
 cores; the results do not depend on the engine or the number of workers (every run is seeded
 from its config).  While runs are pending the client asks the scheduler for its workers
 about once a second; with none for `worker_timeout` seconds in a row (default
@@ -51,8 +51,10 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -63,6 +65,9 @@ from reference.io._files import dumps_json, prepare_output_dir, write_text
 from reference.io._model_file import save_model
 from reference._limits import guard
 from reference.training._records import HASH_KEYS, MODELS, RECORDS, check_record, model_path, seal
+
+if TYPE_CHECKING:                    # optional dependency: imported where a client is made
+    import distributed
 
 MAX_RUNS = 100_000            # size guard of expand: combinations (before any is built)
 SWEEP_SPARSIFY = "auto"       # expand's default `sparsify` (used by spline runs only)
@@ -107,7 +112,7 @@ class SweepResult:
     done / cached / failed: runs computed successfully in this call / verified records
     reused / runs recorded as failed in this call; seconds: wall time of the call;
     damaged: (key, what was wrong) for each stored record found damaged or unverified and
-    therefore recomputed (reference.records), in the order of the configs."""
+    therefore recomputed (reference.training._records), in the order of the configs."""
     records: list
     done: int
     cached: int
@@ -121,17 +126,44 @@ def _choices(value) -> list:
     return list(value) if isinstance(value, (list, range)) else [value]
 
 
-def expand(max_runs: float = MAX_RUNS, **lists) -> list:
-    """The cartesian product of the choices, as RunConfigs.
+def expand(max_runs: float = MAX_RUNS, **lists: Any) -> list[RunConfig]:
+    """The cartesian product of lists of choices, as RunConfigs.
 
-    Each keyword is a RunConfig field (or `seeds`, the same as `seed`) with a list of choices
-    (a list or a range) or one value; hidden's choices are ints or tuples, e.g.
-    hidden=[2, (8, 8)].  Order: the fields in RunConfig order, seeds varying fastest.  Networks
-    without splines get the spline-only fields at their defaults (RunConfig.canonical: one
-    config per baseline, whatever the lists of lam, reg, ...), and duplicates are dropped
-    (first occurrence kept); more than max_runs combinations (counted before any is built)
-    is TooLarge.  sparsify defaults to SWEEP_SPARSIFY ('auto': knots counted as
-    the paper counts them, reference.train.sparsify_auto).  Unknown names: ValueError."""
+    Parameters
+    ----------
+    max_runs : float, default 100000
+        The size guard: more combinations than this (counted before any is built) is
+        refused.
+    **lists
+        Each keyword a RunConfig field (or ``seeds``, the same as ``seed``) with a list of
+        choices (a list or a range) or one value; hidden's choices are ints or tuples, e.g.
+        ``hidden=[2, (8, 8)]``.  ``sparsify`` defaults to SWEEP_SPARSIFY, 'auto' (knots
+        counted as the paper counts them, `sparsify_auto`).
+
+    Returns
+    -------
+    configs : list of RunConfig
+        One per distinct combination, the fields in RunConfig order, seeds varying fastest.
+        Networks without splines get the spline-only fields at their defaults
+        (`RunConfig.canonical`: one config per baseline, whatever the lists of lam, reg,
+        ...), and duplicates are dropped (first occurrence kept).
+
+    Raises
+    ------
+    ValueError
+        Naming unknown fields, an empty list of choices, or both ``seed`` and ``seeds``.
+    TooLarge
+        When the combinations exceed `max_runs`.
+
+    Examples
+    --------
+    >>> from reference.training import expand
+    >>> configs = expand(activation=["spline", "relu"], lam=[1e-3, 1e-2], seeds=range(2))
+    >>> len(configs)       # the relu baseline ignores lam: 2 x 2 spline + 2 relu runs
+    6
+    >>> [(c.activation, c.lam, c.seed) for c in configs[-2:]]
+    [('relu', 0.001, 0), ('relu', 0.001, 1)]
+    """
     lists.setdefault("sparsify", SWEEP_SPARSIFY)
     if "seeds" in lists:
         if "seed" in lists:
@@ -165,7 +197,7 @@ def record_path(results, key: str) -> Path:
 def stored_record(results, config: RunConfig) -> tuple:
     """(record, problem) for `config`'s stored record: (record, None) when it can be reused
     (verified, which implies the config's run_config, and status 'ok'); (None, problem)
-    when it is damaged or unverified (reference.records.check_record says what); (None,
+    when it is damaged or unverified (reference.training._records.check_record says what); (None,
     None) when there is no record or it is a verified failed run (both: computed, nothing
     to report)."""
     path = record_path(results, config.key())
@@ -183,7 +215,7 @@ def damaged_line(key: str, problem: str) -> str:
 
 
 def _store(results: Path, config: RunConfig, outcome: tuple) -> dict:
-    """Write the model (if any) then the record (reference.records.seal: with its hashes),
+    """Write the model (if any) then the record (reference.training._records.seal: with its hashes),
     each atomically; returns the record as stored (parsed back from its JSON)."""
     key = config.key()
     base = {"key": key, "run_config": config.to_dict()}
@@ -200,10 +232,26 @@ def _store(results: Path, config: RunConfig, outcome: tuple) -> dict:
     return json.loads(text)
 
 
-def load_records(results) -> list:
-    """Every verified record in RESULTS/records (ok and failed), sorted by key.  A file that
-    is not one (unreadable, not JSON, damaged, unverified: reference.records.check_record,
-    model files included) is skipped with a warning naming it and what is wrong."""
+def load_records(results: str | os.PathLike) -> list[dict]:
+    """Every verified record of a results directory.
+
+    Parameters
+    ----------
+    results : str or path-like
+        The results directory RESULTS of `run_sweep`.
+
+    Returns
+    -------
+    records : list of dict
+        The records of RESULTS/records (ok and failed), sorted by key.  A file that is not
+        one (unreadable, not JSON, damaged, unverified, its model file missing or changed)
+        is skipped with a warning naming it and what is wrong.
+
+    Raises
+    ------
+    FileNotFoundError
+        When RESULTS has no records directory.
+    """
     directory = Path(results) / RECORDS
     if not directory.is_dir():
         raise FileNotFoundError(f"results: no records directory {directory}")
@@ -254,10 +302,31 @@ def _check_workers(workers):
 
 
 @contextlib.contextmanager
-def dask_client(workers=None, scheduler=None):
-    """A distributed.Client: to `scheduler` if given, else to a new LocalCluster of
-    `workers` processes (default: the number of cores) with one thread each, under
-    LOCAL_CLUSTER_CONFIG; both closed on exit (also on SIGINT)."""
+def dask_client(workers: int | None = None,
+                scheduler: str | None = None) -> Iterator["distributed.Client"]:
+    """A Dask client, as a context manager: closed on exit (also on SIGINT).
+
+    Parameters
+    ----------
+    workers : int, optional
+        Processes of the new LocalCluster, one thread each (default: the number of cores);
+        ignored with `scheduler`.
+    scheduler : str, optional
+        The address of an existing Dask scheduler, 'tcp://HOST:PORT'; None: a new
+        LocalCluster on this machine, under LOCAL_CLUSTER_CONFIG.
+
+    Yields
+    ------
+    client : distributed.Client
+        Connected to `scheduler`, or to the LocalCluster (closed with it).
+
+    Raises
+    ------
+    OSError
+        When the scheduler cannot be reached or has no worker after CONNECT_TIMEOUT.
+    ValueError
+        When `workers` is not an integer >= 0.
+    """
     import dask
     from distributed import Client, LocalCluster
 
@@ -356,18 +425,76 @@ class _WorkerWatch:
         return ("failed", reason, "")
 
 
-def run_sweep(configs, results, *, workers=None, scheduler=None, force=False,
-              progress=True, worker_timeout=WORKER_TIMEOUT) -> SweepResult:
-    """Run every config whose record cannot be reused (all with force=True), store the
-    records and models under `results` (see the module docstring) and return them.
+def run_sweep(configs: Iterable[RunConfig], results: str | os.PathLike, *,
+              workers: int | None = None, scheduler: str | None = None, force: bool = False,
+              progress: bool = True, worker_timeout: float = WORKER_TIMEOUT) -> SweepResult:
+    """Run many configs, on Dask, storing one record and one model per run.
 
-    workers: LocalCluster processes (default: the number of cores; 0: in this process,
-    without Dask); scheduler: the address of an existing Dask scheduler ('tcp://HOST:PORT'),
-    which replaces the LocalCluster; worker_timeout: seconds without any Dask worker after
-    which the pending runs are recorded as failed (default WORKER_TIMEOUT).  progress: a tqdm
-    bar over the runs on stderr (when it is a terminal) with done / cached / failed, elapsed
-    time and an estimate.  Damaged or unverified records are recomputed and listed in the
-    result's `damaged` with what was wrong."""
+    Parameters
+    ----------
+    configs : iterable of RunConfig
+        The runs (e.g. from `expand`); equal configs are run once.
+    results : str or path-like
+        The results directory RESULTS: RESULTS/records/KEY.json and RESULTS/models/KEY.npz,
+        KEY = `RunConfig.key`, each written atomically when its run completes.
+    workers : int, optional
+        LocalCluster processes (default: the number of cores); 0: one run after the other
+        in this process, without Dask.
+    scheduler : str, optional
+        The address of an existing Dask scheduler ('tcp://HOST:PORT'), which replaces the
+        LocalCluster.
+    force : bool, default False
+        Recompute every config, even those with a verified record.
+    progress : bool, default True
+        A tqdm bar over the runs on stderr (when it is a terminal) with done / cached /
+        failed, elapsed time and an estimate.
+    worker_timeout : float, default 20.0
+        Seconds without any Dask worker after which the pending runs are recorded as failed
+        instead of waiting forever.
+
+    Returns
+    -------
+    result : SweepResult
+        ``records`` (one dict per config, in the order of `configs`), ``done``, ``cached``
+        and ``failed`` (runs computed in this call, verified records reused, runs recorded
+        as failed), ``seconds`` (wall time) and ``damaged`` ((key, what was wrong) for each
+        stored record found damaged or unverified, and therefore recomputed).
+
+    Raises
+    ------
+    TypeError
+        When a config is not a RunConfig, naming its index.
+    ValueError
+        When `workers`, `scheduler` or `worker_timeout` is not of the documented kind.
+
+    See Also
+    --------
+    load_records, table, format_table : Read and summarise the stored records.
+
+    Notes
+    -----
+    A config whose record is verified (strict JSON, its key, the types and ranges of its
+    values, its content hash, its model file's hash), has status 'ok' and the config's
+    run_config is not recomputed.  A run that raises is recorded as failed with its error,
+    and the sweep goes on.  Every run is seeded from its config, so the results do not
+    depend on the engine or the number of workers.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from reference.training import expand, format_table, load_records, run_sweep, table
+    >>> configs = expand(hidden=[2], epochs=[1], seeds=range(2))
+    >>> with tempfile.TemporaryDirectory() as results:
+    ...     first = run_sweep(configs, results, workers=0, progress=False)
+    ...     again = run_sweep(configs, results, workers=0, progress=False)
+    ...     rows = table(load_records(results))
+    >>> first.done, first.failed, again.done, again.cached
+    (2, 0, 0, 2)
+    >>> len(rows), rows[0]["seeds"]
+    (1, 2)
+    >>> format_table(rows).splitlines()[0].split()
+    ['dataset', 'activation', 'seeds', 'failed', 'test_accuracy', 'knots', 'lipschitz_bound']
+    """
     t0 = time.perf_counter()
     configs = list(configs)
     for i, config in enumerate(configs):
@@ -424,13 +551,26 @@ def _sort_key(row: dict) -> tuple:
     return tuple(rank(row[name]) for name in GROUP_FIELDS)
 
 
-def table(records) -> list:
-    """One row per config without the seed (GROUP_FIELDS), sorted by those fields (hidden
-    compared as text): the config fields (hidden as '8,8'), `seeds` (ok records), `failed`
-    (failed records) and for each of TABLE_METRICS NAME_mean and NAME_std over the ok records
-    (the spline-only fields, SPLINE_FIELDS, are None for the baselines, which ignore them)
-    (std: sample standard deviation, ddof = 1; None with fewer than two values or where the
-    metric does not apply)."""
+def table(records: Iterable[dict]) -> list[dict]:
+    """The records grouped over seeds: mean and standard deviation of each metric.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        Sweep records (`load_records`, ``SweepResult.records``).
+
+    Returns
+    -------
+    rows : list of dict
+        One row per config without the seed (GROUP_FIELDS), sorted by those fields (hidden
+        compared as text): the config fields (hidden as '8,8'; the spline-only fields None
+        for the baselines, which ignore them), 'seeds' (ok records), 'failed' (failed
+        records) and for each metric NAME of TABLE_METRICS (test_accuracy, train_accuracy,
+        knots, tv2, bv2, lipschitz_bound, layerwise_2, lower_2, sparsify_threshold,
+        seconds) NAME_mean and NAME_std over the ok records (std: the sample standard
+        deviation, ddof = 1; None with fewer than two values or where the metric does not
+        apply).
+    """
     groups = {}
     for record in records:
         config = RunConfig.from_dict(record["run_config"]).to_dict()
@@ -471,9 +611,21 @@ def write_csv(rows, path, arg: str = "csv") -> Path:
     return write_text(path, table_csv(rows), arg)
 
 
-def format_table(rows) -> str:
-    """The rows for a terminal: the config fields that differ between rows (dataset and
-    activation always), seeds, failed, and SHOWN_METRICS as mean +- std."""
+def format_table(rows: Sequence[dict]) -> str:
+    """The rows of `table` for a terminal.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        The rows of `table`.
+
+    Returns
+    -------
+    text : str
+        Aligned columns: the config fields that differ between rows (dataset and
+        activation always), seeds, failed, and SHOWN_METRICS (test_accuracy, knots,
+        lipschitz_bound) as mean +- std; 'no records' when there is no row.
+    """
     if not rows:
         return "no records"
     varying = [n for n in GROUP_FIELDS

@@ -1,6 +1,7 @@
 """Training: optimisers, regularisers, the loop, sparsification after training.
 
-Objective (DESIGN section 2), data term summed over the M training samples:
+Objective (Aziznejad et al. 2020, arXiv:2001.06263), data term summed over the M training
+samples:
 
     J = sum_m E(y_m, f(x_m)) + mu * sum_l ||W_l||_F^2 + lambda * sum_{n,l} R(sigma_{n,l}),
 
@@ -17,9 +18,11 @@ knot threshold), and 'auto' searches the threshold as DeepSplines' published scr
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from tqdm import tqdm
 
 from reference.nn import _regularisers as regularisers
@@ -41,8 +44,53 @@ SPARSIFY_LADDER = tuple(float(t) for t in np.round(np.concatenate([
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters.  The DeepSplines recipe is the default: `optimizer` for weights,
-    biases and PReLU slopes, Adam (lr `spline_lr`) for the spline coefficients."""
+    """Hyper-parameters of `train`.
+
+    The DeepSplines recipe is the default: `optimizer` for the weights, biases and PReLU
+    slopes, Adam with learning rate `spline_lr` for the spline coefficients.
+
+    Parameters
+    ----------
+    loss : {'logistic', 'squared', 'xent'}, default 'logistic'
+        The data term E (``reference.nn.loss_and_grad``): squared (1/2)(f - y)^2, logistic
+        log(1 + e^f) - y f, cross-entropy logsumexp(f) - f_y.
+    epochs : int, default 100
+        Passes over the training set, >= 1.
+    batch_size : int, default 16
+        Samples per minibatch, >= 1.
+    optimizer : {'adam', 'sgd'}, default 'adam'
+        The optimiser of the weights, biases and PReLU slopes (`Adam`, `SGD`).
+    lr : float, default 1e-2
+        Its learning rate, > 0.
+    spline_lr : float, default 1e-2
+        The learning rate of the splines' Adam, > 0.
+    momentum : float, default 0.9
+        SGD's momentum, >= 0 (unused by Adam).
+    mu : float, default 1e-4
+        Weight decay: the term mu sum_l ||W_l||_F^2 on the dense weights, mu >= 0.
+    lam : float, default 1e-3
+        The weight lambda >= 0 of the regulariser sum_{n,l} R(sigma_{n,l}) of the splines.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        The regulariser R: TV(2) or the BV(2) norm.
+    milestones : tuple of float, default (0.75, 0.9)
+        Fractions of `epochs`, in (0, 1], at which every learning rate is multiplied by 0.1.
+    seed : int, default 0
+        Seed of the minibatch order (``numpy.random.default_rng``).
+    sparsify_threshold : float or 'auto' or None, default None
+        After training: zero the slope jumps ``|a_k| <= T`` for a threshold T >= 0, search the
+        threshold with `sparsify_auto` ('auto'), or keep the network as trained (None).
+    acc_drop : float, default 0.0025
+        `sparsify_auto`'s tolerated drop of the training accuracy, in [0, 1].
+    prox : bool, default False
+        Apply the TV(2) part of R by a proximal step after each update (`prox_tv2`)
+        instead of through its subgradient.
+    quiet : bool, default False
+        No progress bar.
+
+    See Also
+    --------
+    train : The training loop these parameters drive.
+    """
     loss: str = "logistic"
     epochs: int = 100
     batch_size: int = 16
@@ -60,7 +108,19 @@ class TrainConfig:
     prox: bool = False               # proximal step for the TV2 part of R (prox_tv2)
     quiet: bool = False
 
-    def validate(self):
+    def validate(self) -> TrainConfig:
+        """Check every field.
+
+        Returns
+        -------
+        config : TrainConfig
+            The configuration itself, unchanged.
+
+        Raises
+        ------
+        ValueError
+            Naming the field, when a value is outside the range documented for it.
+        """
         check_choice(self.loss, ("squared", "logistic", "xent"), "loss")
         check_choice(self.optimizer, OPTIMISERS, "optimizer")
         check_choice(self.reg, REGULARISERS, "reg")
@@ -125,13 +185,47 @@ class _FlatState:
 
 
 class Adam:
-    """Adam (Kingma & Ba): m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
-    p -= lr * m_hat / (sqrt(v_hat) + eps), with bias corrections m_hat = m / (1 - b1^t),
-    v_hat = v / (1 - b2^t).  In place on the parameters as one flat vector (_FlatState),
-    each operation as written above, in that order (the same bits as the textbook
-    expression)."""
+    r"""The Adam optimiser, updating parameter arrays in place.
 
-    def __init__(self, params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    Parameters
+    ----------
+    params : dict of str to ndarray
+        The parameters, name -> float64 array of any shape; updated in place by `step`.
+    lr : float
+        The learning rate (the loop may change the attribute ``lr`` between steps).
+    beta1 : float, default 0.9
+        Decay of the first moment m.
+    beta2 : float, default 0.999
+        Decay of the second moment v.
+    eps : float, default 1e-8
+        Added to sqrt(v_hat) in the denominator.
+
+    See Also
+    --------
+    SGD : Stochastic gradient descent with momentum.
+
+    Notes
+    -----
+    Adam [1]_: at step t, with g the gradient,
+
+    .. math::
+
+        m \leftarrow \beta_1 m + (1 - \beta_1) g, \qquad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \qquad
+        p \leftarrow p - \mathrm{lr}\, \frac{m / (1 - \beta_1^t)}{\sqrt{v / (1 - \beta_2^t)}
+        + \epsilon}.
+
+    The parameters are handled as one flat vector, each operation as written above and in
+    that order (the same bits as the textbook expression).
+
+    References
+    ----------
+    .. [1] D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+       arXiv:1412.6980.
+    """
+
+    def __init__(self, params: dict[str, NDArray[np.float64]], lr: float,
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
         self.params, self.lr = params, lr
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self._flat = _FlatState(params)
@@ -140,7 +234,14 @@ class Adam:
         self._work = np.empty(self._flat.size)
         self.t = 0
 
-    def step(self, grads):
+    def step(self, grads: dict[str, NDArray[np.float64]]) -> None:
+        """Update every parameter in place by one Adam step.
+
+        Parameters
+        ----------
+        grads : dict of str to ndarray
+            The gradient of each parameter, same names and shapes as ``params``.
+        """
         self.t += 1
         c1 = 1 - self.beta1 ** self.t
         c2 = 1 - self.beta2 ** self.t
@@ -159,25 +260,65 @@ class Adam:
         a /= b
         self._flat.apply(a)
 
-    def state(self):
-        """The optimiser's arrays (moments), for the finiteness check of the loop."""
+    def state(self) -> list[NDArray[np.float64]]:
+        """The optimiser's arrays, for the finiteness check of the loop.
+
+        Returns
+        -------
+        moments : list of ndarray
+            The flat first and second moments [m, v], each of shape (n_parameters,).
+        """
         return [self.m, self.v]
 
 
 class SGD:
-    """SGD with momentum: v = momentum v + g, p -= lr v (in place, as Adam)."""
+    r"""Stochastic gradient descent with momentum, updating parameter arrays in place.
 
-    def __init__(self, params, lr, momentum=0.9):
+    Parameters
+    ----------
+    params : dict of str to ndarray
+        Name -> float64 array of any shape, each updated in place by `step`.
+    lr : float
+        The step size (``train`` lowers the attribute ``lr`` at each milestone).
+    momentum : float, default 0.9
+        The momentum coefficient.
+
+    See Also
+    --------
+    Adam : The default optimiser.
+
+    Notes
+    -----
+    With g the gradient: :math:`v \leftarrow \mathrm{momentum}\, v + g`,
+    :math:`p \leftarrow p - \mathrm{lr}\, v` (PyTorch's convention).
+    """
+
+    def __init__(self, params: dict[str, NDArray[np.float64]], lr: float,
+                 momentum: float = 0.9) -> None:
         self.params, self.lr, self.momentum = params, lr, momentum
         self._flat = _FlatState(params)
         self.v = np.zeros(self._flat.size)
 
-    def step(self, grads):
+    def step(self, grads: dict[str, NDArray[np.float64]]) -> None:
+        """Update every parameter in place by one step.
+
+        Parameters
+        ----------
+        grads : dict of str to ndarray
+            The gradient of each parameter, same names and shapes as ``params``.
+        """
         self.v *= self.momentum
         self.v += self._flat.gather(grads)
         self._flat.apply(np.multiply(self.v, self.lr, out=self._flat.work))
 
-    def state(self):
+    def state(self) -> list[NDArray[np.float64]]:
+        """The optimiser's arrays, for the finiteness check of the loop.
+
+        Returns
+        -------
+        moments : list of ndarray
+            The flat velocity [v], of shape (n_parameters,).
+        """
         return [self.v]
 
 
@@ -201,14 +342,61 @@ def spline_layers(net: Network):
 
 
 def regulariser_value(net: Network, reg: str) -> float:
-    """sum over spline neurons of R, TV2 or BV2 (reference.regularisers)."""
+    """sum over spline neurons of R, TV2 or BV2 (reference.nn._regularisers)."""
     value = regularisers.get(reg).value
     return float(sum(value(layer.spline).sum() for _, layer in spline_layers(net)))
 
 
-def objective(net: Network, x, y, config: TrainConfig, outputs=None) -> dict:
-    """The terms of J on the full data (x, y): data, weight decay, regulariser, total.
-    `outputs` = net.forward(x) when the caller already has them."""
+def objective(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
+              outputs: NDArray[np.float64] | None = None) -> dict[str, float]:
+    r"""The terms of the training objective J on the full data set.
+
+    Parameters
+    ----------
+    net : Network
+        The network f.
+    x : array_like of shape (n_samples, n_in)
+        The inputs x_m.
+    y : array_like of shape (n_samples,) or (n_samples, n_out)
+        The targets y_m: class labels for 'logistic' and 'xent', values for 'squared'.
+    config : TrainConfig
+        The loss E, the weights `mu` and `lam` and the regulariser R (`reg`).
+    outputs : ndarray of shape (n_samples, n_out), optional
+        ``net.forward(x)`` when the caller already has it (not recomputed).
+
+    Returns
+    -------
+    terms : dict of str to float
+        'data' (the sum of E over the samples), 'weight_decay', 'regulariser' and 'total',
+        their sum J.
+
+    Raises
+    ------
+    ValueError
+        When the targets do not fit the loss or the outputs' shape.
+
+    See Also
+    --------
+    train : Minimises J.
+
+    Notes
+    -----
+    .. math::
+
+        J = \sum_{m=1}^{M} E(y_m, f(x_m)) + \mu \sum_l \|W_l\|_F^2
+            + \lambda \sum_{n,l} R(\sigma_{n,l}),
+
+    the objective of [1]_, with R = TV(2), :math:`\mathrm{TV}^{(2)}(\sigma) = \sum_k |a_k|`
+    (a_k the slope jumps of sigma), or the BV(2) norm
+    :math:`\mathrm{TV}^{(2)}(\sigma) + |\sigma(0)| + |\sigma(1)|`.  The data term is a sum,
+    not a mean.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    """
     out = net.forward(x) if outputs is None else outputs
     return _objective_terms(net, config, out, check_targets(config.loss, out.shape, y))
 
@@ -223,9 +411,29 @@ def _objective_terms(net: Network, config: TrainConfig, outputs, targets) -> dic
             "total": data + config.mu * decay + config.lam * reg}
 
 
-def accuracy(net: Network, x, y, loss: str, outputs=None) -> float:
-    """Fraction of correctly classified samples (logistic or xent); `outputs` as in
-    `objective`."""
+def accuracy(net: Network, x: ArrayLike, y: ArrayLike, loss: str,
+             outputs: NDArray[np.float64] | None = None) -> float:
+    """The fraction of correctly classified samples.
+
+    Parameters
+    ----------
+    net : Network
+        The classifier.
+    x : array_like of shape (n_samples, n_in)
+        The inputs.
+    y : array_like of shape (n_samples,)
+        The class labels (0 or 1 for 'logistic', 0 .. n_out - 1 for 'xent').
+    loss : {'logistic', 'xent'}
+        The loss the network was trained with; it decides how outputs map to labels:
+        class 1 where f(x) > 0 for 'logistic', the argmax of the outputs otherwise.
+    outputs : ndarray of shape (n_samples, n_out), optional
+        ``net.forward(x)`` when the caller already has it (not recomputed).
+
+    Returns
+    -------
+    accuracy : float
+        The fraction, in [0, 1], of samples whose predicted label is ``y``.
+    """
     out = net.forward(x) if outputs is None else outputs
     return float(np.mean(predict_labels(loss, out) == np.asarray(y).reshape(-1)))
 
@@ -265,15 +473,41 @@ def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
 
 
 def prox_tv2(spline: LinearSpline, threshold: float) -> LinearSpline:
-    """The proximal step of threshold * sum_k |a_k| in the knot-form coordinates
-    (c_0, s_0, a) of the spline (s_0 = (c_1 - c_0)/T, a = D2 c / T, shape (C, K-2)):
+    r"""The proximal step of the TV(2) penalty ``threshold * sum_k |a_k|``.
 
-        a_hat_k = sign(a_k) max(|a_k| - threshold, 0)     (soft-thresholding),
+    Parameters
+    ----------
+    spline : LinearSpline
+        The splines sigma_c, c = 0 .. C-1, with K coefficients each on a grid of step T.
+    threshold : float
+        The weight t >= 0 of the penalty (in `train`: the splines' learning rate times
+        lambda / M).
 
-    c_0 and s_0 kept (hence c_0, c_1 and the leftmost piece), and the coefficients rebuilt
-    exactly from them: slopes s = s_0 + cumsum([0, a_hat]), c = c_0 + T cumsum([0, s]) (as
-    LinearSpline.sparsify does with a hard threshold).  Jumps below the threshold become
-    exact zeros (up to the rounding of the rebuild, below the knot tolerance)."""
+    Returns
+    -------
+    spline : LinearSpline
+        A new spline on the same grid, coefficients of shape (C, K); `spline` is not changed.
+
+    See Also
+    --------
+    train : Applies it after each update when ``TrainConfig.prox`` is set.
+
+    Notes
+    -----
+    In the knot-form coordinates (c_0, s_0, a) of the spline, with
+    :math:`s_0 = (c_1 - c_0) / T` and the slope jumps :math:`a = D_2 c / T` of shape
+    (C, K - 2), the step soft-thresholds the jumps,
+
+    .. math::
+
+        \hat a_k = \operatorname{sign}(a_k) \max(|a_k| - t, 0),
+
+    keeps c_0 and s_0 (hence c_0, c_1 and the leftmost piece), and rebuilds the coefficients
+    exactly from them: slopes :math:`s = s_0 + \operatorname{cumsum}([0, \hat a])`,
+    :math:`c = c_0 + T \operatorname{cumsum}([0, s])` (as ``LinearSpline.sparsify`` does with
+    a hard threshold).  Jumps below the threshold become exact zeros (up to the rounding of
+    the rebuild, below the knot tolerance).
+    """
     a = spline.jumps()
     a_hat = np.sign(a) * np.maximum(np.abs(a) - float(threshold), 0.0)
     slopes = spline.slopes()[:, :1] + np.concatenate(
@@ -287,14 +521,104 @@ def _apply_prox(net: Network, threshold: float) -> None:
         layer.params["coefficients"][...] = prox_tv2(layer.spline, threshold).coefficients
 
 
-def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
-    """Train `net` in place on (x, y); returns a history dict.
+def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
+          x_valid: ArrayLike | None = None, y_valid: ArrayLike | None = None) -> dict:
+    r"""Train a network in place on minibatches, minimising the training objective J.
 
-    Minibatches are drawn from a permutation per epoch by np.random.default_rng(seed):
-    the same seed, data and network give bit-for-bit the same result.  History: per epoch
-    the objective terms on the training set, the training accuracy (classification
-    losses) and the validation accuracy when (x_valid, y_valid) are given; at the end, the
-    sparsification report when `sparsify_threshold` is set."""
+    Parameters
+    ----------
+    net : Network
+        The network, trained in place (its parameter arrays are updated).
+    x : array_like of shape (n_samples, n_in)
+        The training inputs.
+    y : array_like of shape (n_samples,) or (n_samples, n_out)
+        The training targets: class labels for 'logistic' and 'xent', values for 'squared'.
+    config : TrainConfig
+        The hyper-parameters; validated first.
+    x_valid : array_like of shape (n_valid, n_in), optional
+        Validation inputs, for the per-epoch validation accuracy (classification losses).
+    y_valid : array_like of shape (n_valid,), optional
+        Their labels.
+
+    Returns
+    -------
+    history : dict
+        'config' (the TrainConfig as a dict) and 'epochs', one dict per epoch with 'epoch',
+        the terms of `objective` on the training set ('data', 'weight_decay',
+        'regulariser', 'total') and, for a classification loss, 'train_accuracy' and
+        'valid_accuracy' (when validation data is given).  With `sparsify_threshold` set
+        also 'sparsification' (one report per spline layer, `sparsify_network`) and
+        'sparsify' (the totals: mode, threshold, knots before, after and removed; for
+        'auto' the summary of `sparsify_auto`).
+
+    Raises
+    ------
+    ValueError
+        When a field of `config` is out of range, or the inputs or targets do not fit the
+        network and the loss.
+    OverflowResult
+        When an epoch leaves the float64 range (a non-finite objective, parameter or
+        optimiser moment), naming the epoch.
+
+    See Also
+    --------
+    objective : The terms of J.
+    prox_tv2 : The proximal step used with ``config.prox``.
+    sparsify_auto : The threshold search of ``sparsify_threshold='auto'``.
+
+    Notes
+    -----
+    The objective of [1]_,
+
+    .. math::
+
+        J = \sum_{m=1}^{M} E(y_m, f(x_m)) + \mu \sum_l \|W_l\|_F^2
+            + \lambda \sum_{n,l} R(\sigma_{n,l}),
+        \qquad R = \mathrm{TV}^{(2)} \text{ or } \|\cdot\|_{\mathrm{BV}^{(2)}},
+
+    is minimised by following the stochastic gradient of J / M (the same minimisers, and
+    learning rates on the usual scale): on a minibatch B,
+
+    .. math::
+
+        g = \frac{1}{|B|} \sum_{m \in B} \nabla E_m + \frac{2 \mu}{M} W
+            + \frac{\lambda}{M} \nabla R.
+
+    The weights, biases and PReLU slopes follow ``config.optimizer``, the spline
+    coefficients Adam [3]_ with ``spline_lr`` (the DeepSplines recipe [2]_); every learning
+    rate is multiplied by 0.1 at each milestone.  With ``prox`` the TV(2) part of R leaves
+    the gradient and is applied after each update by `prox_tv2` with threshold
+    :math:`\mathrm{lr}_{\mathrm{spline}} \lambda / M` (exact zeros).  Minibatches are drawn
+    from one permutation per epoch by ``numpy.random.default_rng(config.seed)``: the same
+    seed, data and network give bit-for-bit the same result.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    .. [2] P. Bohra, J. Campos, H. Gupta, S. Aziznejad, M. Unser, "Learning Activation
+       Functions in Deep (Spline) Neural Networks", IEEE Open J. Signal Process. 1, 2020.
+    .. [3] D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+       arXiv:1412.6980.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.training import TrainConfig, train
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.uniform(-1, 1, size=(32, 2))
+    >>> y = (np.sum(x**2, axis=1) < 0.5).astype(int)
+    >>> net = build_mlp([2, 3, 1], "spline", rng=0)
+    >>> history = train(net, x, y, TrainConfig(epochs=3, quiet=True))
+    >>> len(history["epochs"])
+    3
+    >>> sorted(history["epochs"][-1])
+    ['data', 'epoch', 'regulariser', 'total', 'train_accuracy', 'weight_decay']
+    >>> bool(history["epochs"][-1]["total"] < history["epochs"][0]["total"])
+    True
+    """
     config.validate()
     x = net.check_inputs(x)
     m = x.shape[0]
@@ -364,8 +688,22 @@ def train(net: Network, x, y, config: TrainConfig, x_valid=None, y_valid=None):
     return history
 
 
-def sparsify_network(net: Network, threshold: float) -> list:
-    """Sparsify every spline layer in place (LinearSpline.sparsify); one report per layer."""
+def sparsify_network(net: Network, threshold: float) -> list[dict]:
+    """Sparsify every spline layer in place: zero the slope jumps ``|a_k| <= threshold``.
+
+    Parameters
+    ----------
+    net : Network
+        The network; its spline coefficients are replaced in place.
+    threshold : float
+        The knot threshold T >= 0 (``LinearSpline.sparsify``).
+
+    Returns
+    -------
+    reports : list of dict
+        One per spline layer: 'layer' (its index in ``net.layers``) and the report of
+        ``LinearSpline.sparsify`` (per-neuron counts as lists).
+    """
     reports = []
     for i, layer in spline_layers(net):
         new, report = layer.spline.sparsify(threshold)
@@ -379,23 +717,65 @@ def _total_knots(net: Network) -> int:
     return int(sum(layer.spline.num_knots()[0].sum() for _, layer in spline_layers(net)))
 
 
-def sparsify_auto(net: Network, x, y, loss: str, acc_drop: float = ACC_DROP,
-                  ladder=SPARSIFY_LADDER) -> tuple[list, dict]:
-    """Sparsify with the largest knot threshold the training accuracy tolerates, in place.
+def sparsify_auto(net: Network, x: ArrayLike, y: ArrayLike, loss: str,
+                  acc_drop: float = ACC_DROP,
+                  ladder: Sequence[float] = SPARSIFY_LADDER) -> tuple[list[dict], dict]:
+    r"""Sparsify with the largest knot threshold the training accuracy tolerates, in place.
 
-    As DeepSplines' `sparsify_with_optimal_knot_threshold.py`: with A_0 the training accuracy
-    of the trained network, try the thresholds of `ladder` in increasing order (default
-    SPARSIFY_LADDER: 0, then 2e-4 .. 3.8e-3 by 2e-4, 4e-3 .. 0.954 by 0.05, 1 .. 2.8 by 0.2,
-    3 .. 9.5 by 0.5, 10 .. 98 by 2), each applied to the trained coefficients
-    (LinearSpline.sparsify), and stop at the first one whose accuracy A(T) has
-    A_0 - A(T) > acc_drop; the chosen threshold is the last one before it.  One difference:
-    DeepSplines also stops when no knot is left and then keeps the previous threshold; here a
-    threshold that removes every knot within the tolerance is chosen (every larger one gives
-    the same network).  Returns the per-layer reports of sparsify_network and a summary:
-    mode 'auto', threshold (None if even T = 0 fails), acc_drop (A_0 - A(T) measured),
-    acc_drop_max, train_accuracy_before / _after, knots_before / _after / _removed, and
-    `search`: [threshold, training accuracy, knots] for every threshold tried (the last row
-    is the one that failed when the search stopped on the accuracy)."""
+    Parameters
+    ----------
+    net : Network
+        The trained classifier; its spline coefficients are replaced in place.
+    x : array_like of shape (n_samples, n_in)
+        The training inputs.
+    y : array_like of shape (n_samples,)
+        Their class labels.
+    loss : {'logistic', 'xent'}
+        The loss the network was trained with (how outputs map to labels).
+    acc_drop : float, default 0.0025
+        The tolerated drop of the training accuracy, in [0, 1].
+    ladder : sequence of float, default SPARSIFY_LADDER
+        The thresholds tried, in increasing order.  The default is 0, then 2e-4 .. 3.8e-3
+        by 2e-4, 4e-3 .. 0.954 by 0.05, 1 .. 2.8 by 0.2, 3 .. 9.5 by 0.5, 10 .. 98 by 2
+        (DeepSplines' ``threshold_list``).
+
+    Returns
+    -------
+    reports : list of dict
+        The per-layer reports of `sparsify_network` at the chosen threshold (empty when
+        none is chosen).
+    summary : dict
+        'mode' ('auto'), 'threshold' (None if even T = 0 fails), 'acc_drop' (A_0 - A(T)
+        measured), 'acc_drop_max', 'train_accuracy_before' and '_after', 'knots_before',
+        '_after' and '_removed', and 'search': [threshold, training accuracy, knots] for
+        every threshold tried (the last row is the one that failed when the search stopped
+        on the accuracy).
+
+    See Also
+    --------
+    sparsify_network : Sparsify with a given threshold.
+
+    Notes
+    -----
+    As DeepSplines' ``sparsify_with_optimal_knot_threshold.py`` [1]_: with A_0 the training
+    accuracy of the trained network, the thresholds T of `ladder` are tried in increasing
+    order, each applied to the trained coefficients (``LinearSpline.sparsify``), and the
+    search stops at the first T with
+
+    .. math::
+
+        A_0 - A(T) > \mathrm{acc\_drop};
+
+    the chosen threshold is the last one before it.  One difference: DeepSplines also stops
+    when no knot is left and then keeps the previous threshold; here a threshold that
+    removes every knot within the tolerance is chosen (every larger one gives the same
+    network).
+
+    References
+    ----------
+    .. [1] P. Bohra, J. Campos, H. Gupta, S. Aziznejad, M. Unser, "Learning Activation
+       Functions in Deep (Spline) Neural Networks", IEEE Open J. Signal Process. 1, 2020.
+    """
     originals = [(layer, layer.spline.copy()) for _, layer in spline_layers(net)]
     base = accuracy(net, x, y, loss)
     knots_before = _total_knots(net)
