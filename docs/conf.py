@@ -42,6 +42,7 @@ extensions = [
     "sphinxarg.ext",
     "sphinx_copybutton",
     "sphinx-mathjax-offline",
+    "_ext.plain_docstrings",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
