@@ -139,6 +139,8 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "plot_gallery": "True",
     "reference_url": {"reference": None},
+    "doc_module": ("reference",),
+    "backreferences_dir": "api/generated/backrefs",
     "min_reported_time": 1,
 }
 

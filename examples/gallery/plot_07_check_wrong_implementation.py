@@ -34,6 +34,8 @@ report = oracle.check(net, x, theirs)
 print(report.format())
 
 # %%
-# The same report as data: one row per key, and the localisation.
+# The same report as data (``report.to_json()`` is what ``check --json`` writes): one row
+# per key, and the localisation.
 failing = [row for row in report.rows if row.result == "FAIL"]
 print(f"{len(failing)} of {len(report.rows)} keys fail; passed = {report.passed}")
+print("failing keys:", ", ".join(row.key for row in failing))
