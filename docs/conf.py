@@ -69,7 +69,6 @@ nitpick_ignore_regex = [
 autosummary_generate = True
 autosummary_imported_members = True
 autodoc_typehints = "none"            # the numpydoc Parameters section states the types
-autodoc_default_options = {"members": False}
 numpydoc_show_class_members = False   # the class template lists the members itself
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()    # validation runs in tests/test_docstrings.py
@@ -106,7 +105,7 @@ def write_api_pages() -> list:
                  f".. currentmodule:: reference.{name}\n"]
         if public:
             lines += [".. autosummary::", "   :toctree: ../generated",
-                      "   :template: public_name.rst", "   :nosignatures:", ""]
+                      "   :template: autosummary/public_name.rst", "   :nosignatures:", ""]
             lines += [f"   {n}" for n in public]
         else:
             lines += ["This module lists no public names in ``__all__``."]
