@@ -8,12 +8,14 @@ record into ``docs/benchmarks/_plots/``, which ``benchmarks.md`` shows.
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 HERE = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -25,15 +27,19 @@ def _plot_series(record: dict, out: Path) -> None:
         if not points:
             continue
         xs, ys = zip(*points)
-        ax.plot(xs, ys, "o-", label=series["label"], ms=4)
+        ax.plot(xs, ys, series.get("style", "o-"), label=series["label"], ms=4)
     if record.get("hline"):
         ax.axhline(record["hline"]["y"], color="grey", ls="--", lw=1,
                    label=record["hline"]["label"])
     ax.set_xscale(record.get("xscale", "linear"))
     ax.set_yscale(record.get("yscale", "linear"))
+    if record.get("xscale") == "log":       # the measured sizes as plain tick labels
+        ax.set_xticks(sorted({x for s in record["series"] for x in s["x"]}))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(record["xlabel"])
     ax.set_ylabel(record["ylabel"])
-    ax.set_title(record["title"], fontsize=10)
+    ax.set_title(textwrap.fill(record["title"], 70), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.savefig(out, dpi=110)
@@ -51,7 +57,7 @@ def _plot_bars(record: dict, out: Path) -> None:
     ax.invert_yaxis()
     ax.set_xscale(record.get("xscale", "linear"))
     ax.set_xlabel(record["xlabel"])
-    ax.set_title(record["title"], fontsize=10)
+    fig.suptitle(textwrap.fill(record["title"], 80), fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     fig.savefig(out, dpi=110)
     plt.close(fig)
