@@ -1,5 +1,5 @@
 """The command line, ``python -m reference COMMAND`` (also ``dsref``): argument parsing and
 printing only; nothing in the package imports it."""
-from reference.cli._main import main
+from reference.cli._main import build_parser, main
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]

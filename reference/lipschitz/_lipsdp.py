@@ -343,7 +343,8 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
     """LipSDP-neuron or LipSDP-layer (p = 2), solved and certified on the normalised network
     and scaled back exactly (module docstring: the value of the network with its layers, or
     for LipSDP-neuron its neurons, rescaled is the value rescaled, to the solver's relative
-    accuracy).  Returns
+    accuracy).  Returns:
+
     - value: the NumPy-certified bound sqrt(rho*) on the unreduced LMI, or the layer-wise bound
       when that is lower (capped_by_layerwise; module docstring); sdp_value: LipSDP's own
       certified bound either way; layerwise: prod_l ||diag(L_l) W_l||_2 (None outside the
@@ -375,6 +376,7 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
       side of the solved LMI; None with reduce=False), lmi_side (N of the unreduced LMI),
       absorbed_neurons (linear hidden neurons folded into A and C), seconds, build_seconds
       and the certificate (both, when capped).
+
     With reduce (default) the SDP is solved on the exactly reduced input block (module
     docstring) whenever its rank r < n0.  A network whose output does not depend on its input
     (C = 0, or rank 0): value 0 exactly.  An affine network (no nonlinear hidden neuron, e.g.

@@ -34,9 +34,12 @@ def rounding_bound(data: LmiData, errors, lam: np.ndarray, rho: float,
     least rho with M*(lambda, rho) <= 0, M* the LMI of the exact data (A*, C*: the products of
     `lipsdp_data` without rounding; errors = `data_rounding`, entrywise e_A, e_C) at these
     float64 multipliers lam (n,) >= 0.  A posteriori, with N = LMI side, u = 2^-53:
-      1. ||M - M*||_2 <= delta_m = max row sum of E (E >= |M - M*| entrywise, symmetric):
-         E = gamma_{N_L + 4} (|C|^T|C| + |B^T T A| + |A^T T B| + 2T_B + rho E_0)
-             + |C|^T e_C + e_C^T |C| + e_C^T e_C + (T e_A placed as T A);
+
+      1. ||M - M*||_2 <= delta_m = max row sum of E (E >= |M - M*| entrywise, symmetric)::
+
+            E = gamma_{N_L + 4} (|C|^T|C| + |B^T T A| + |A^T T B| + 2T_B + rho E_0)
+                + |C|^T e_C + e_C^T |C| + e_C^T e_C + (T e_A placed as T A);
+
       2. if the floating-point Cholesky factorisation of fl(-M(lambda, rho_up) - c I) runs to
          completion, -M*(lambda, rho_up) >= 0, hence rho* <= rho_up (Higham, Thm 10.3: G^T G =
          T + dT, |dT| <= gamma_{N+1} |G^T||G|, so ||dT||_2 <= gamma_{N+1} / (1 - gamma_{N+1})
@@ -49,6 +52,7 @@ def rounding_bound(data: LmiData, errors, lam: np.ndarray, rho: float,
          lambda_min(-M*(lambda, rho* + delta)) >= min(delta / 2, mu delta / (2 ||Q||^2 / mu
          + delta)), so delta about 4 c max(1, ||Q||_2^2 / (mu (mu - c))) (+ the error of rho)
          passes: the bound grows like ||Q||^2 / mu^2 as R nears singular.
+
     bound = fl(sqrt(rho_up)) (1 + 4u) - sqrt(rho) (sqrt correctly rounded; the 4u covers the
     verdict's addition).  Not covered: the slope bounds [alpha, beta] are taken as computed
     (exact for ReLU, leaky ReLU, PReLU, identity; splines' slopes are rounded differences)."""
