@@ -1,5 +1,6 @@
-"""The command registry (reference/cli/_registry.py) and how `reproduce` finds the checkout's
-theory checks and figures (reference/cli/_reproduce.py)."""
+"""The command registry (reference/cli/_registry.py), how `reproduce` finds the checkout's
+theory checks and figures (reference/cli/_reproduce.py), and the figures' registries
+(figures.make.FIGURES, figures.profiles.SWEEPS)."""
 import argparse
 import ast
 import os
@@ -163,3 +164,15 @@ def test_reproduce_from_another_directory_imports_the_checkouts_entry_points(tmp
     files = [Path(line).resolve() for line in run.stdout.splitlines()]
     assert files == [CHECKOUT / "theory_checks" / "lipschitz_bound.py",
                      CHECKOUT / "theory_checks" / "_report.py", CHECKOUT / "figures" / "run.py"]
+
+
+def test_every_figure_reads_registered_sweeps():
+    from figures.make import FIGURES
+    from figures.profiles import PROFILES, SWEEPS
+
+    for name, (function, sweeps) in FIGURES.items():
+        assert callable(function) and sweeps, name
+        assert set(sweeps) <= set(SWEEPS), f"{name} reads an unregistered sweep"
+    for profile in PROFILES.values():
+        for sweep, configs in SWEEPS.items():
+            assert configs(profile), f"{profile.name}: sweep {sweep} has no runs"
