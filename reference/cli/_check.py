@@ -19,15 +19,13 @@ from reference.io._model_file import load_model
 
 NAME = "check"
 HELP = "compare another implementation's answers with ours"
-DESCRIPTION = ("Compare the arrays of --answers (any subset of the keys "
-               "evaluate writes, plus layer{i}/output, tv2/{i}, bv2/{i}, "
-               "lipschitz_bound/p1|p2|pinf, objective...) with the reference's, "
-               "entrywise |theirs - ours| <= ATOL S + RTOL |ours|, S the key's "
-               "scale: max(max |ours| over the key, its magnitude |W| |y| + |b|).  "
-               "Rows with a pre-activation on a kink pass if they match either "
-               "one-sided derivative; a row that a zero answer would pass too is "
-               "'unresolved'.  Exit status 0: no row fails; 1: some fail; 2: bad "
-               "input.")
+DESCRIPTION = ("Compare the arrays of --answers (any subset of the keys evaluate writes, plus "
+               "layer{i}/output, tv2/{i}, bv2/{i}, lipschitz_bound/p1|p2|pinf, objective...) with "
+               "the reference's, entrywise |theirs - ours| <= ATOL S + RTOL |ours|, S the key's "
+               "scale: max(max |ours| over the key, its magnitude |W| |y| + |b|).  Rows with a "
+               "pre-activation on a kink pass if they match either one-sided derivative; a row "
+               "that a zero answer would pass too is 'unresolved'.  Exit status 0: no row fails; "
+               "1: some fail; 2: bad input.")
 
 
 def load_answers(path) -> dict:
