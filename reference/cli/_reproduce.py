@@ -54,7 +54,8 @@ def import_from_checkout(module: str, root: Path):
         sys.path.insert(0, str(root))
     imported = importlib.import_module(module)
     package = sys.modules[module.partition(".")[0]]
-    where = Path(package.__file__).resolve().parent
+    found = getattr(package, "__file__", None)         # None: a namespace package
+    where = Path(found).resolve().parent if found else list(getattr(package, "__path__", []))
     if where != root / package.__name__:
         raise ImportError(f"reproduce: the package {package.__name__!r} is imported from "
                           f"{where}, not from the checkout {root}; run reproduce from a "
