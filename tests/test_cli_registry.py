@@ -176,3 +176,16 @@ def test_every_figure_reads_registered_sweeps():
     for profile in PROFILES.values():
         for sweep, configs in SWEEPS.items():
             assert configs(profile), f"{profile.name}: sweep {sweep} has no runs"
+
+
+def test_a_namespace_package_of_that_name_is_refused_in_one_line(monkeypatch):
+    """A directory theory_checks/ without __init__.py imported first (a namespace package, no
+    __file__): the same ImportError as any shadowing package, not a TypeError."""
+    import types
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    namespace = types.ModuleType("theory_checks")
+    namespace.__path__ = ["/elsewhere/theory_checks"]
+    monkeypatch.setitem(sys.modules, "theory_checks", namespace)
+    with pytest.raises(ImportError, match="is imported from .*/elsewhere/theory_checks.*not "
+                                          "from the checkout"):
+        _reproduce.import_from_checkout("theory_checks", CHECKOUT)
