@@ -3,7 +3,9 @@
 Each function writes NAME.png, NAME.pdf and NAME.csv (the data behind the figure: one row per
 run and plotted quantity, with the run's key so that every value can be traced to its record
 in RESULTS/records/<key>.json) and returns a short description with the numbers that matter.
-FIGURES is the registry, in the order the index lists them.
+FIGURES is the registry, in the order the index lists them: name -> (function, the sweeps
+it reads, names from figures.profiles.SWEEPS); a new figure is one function plus one
+entry.
 """
 from __future__ import annotations
 

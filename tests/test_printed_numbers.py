@@ -264,13 +264,14 @@ def cached(function):
 
 
 def test_train_and_info_print_the_same_text_for_numpy_numbers(files, monkeypatch, capsys):
-    import reference.cli._main as cli
-    run_training, spline_summary = cached(cli.run_training), cli.spline_summary
+    from reference.cli import _info, _train
+    run_training, spline_summary = cached(_train.run_training), _train.spline_summary
 
     def patch(m, convert):
-        m.setattr(cli, "run_training", lambda *a, **k: (lambda net, s: (net, convert(s)))(
+        m.setattr(_train, "run_training", lambda *a, **k: (lambda net, s: (net, convert(s)))(
             *run_training(*a, **k)))
-        m.setattr(cli, "spline_summary", lambda net: convert(spline_summary(net)))
+        for command in (_train, _info):
+            m.setattr(command, "spline_summary", lambda net: convert(spline_summary(net)))
         for key in ("theorem1", "theorem1_bv2"):
             real = getattr(lipschitz, key)
             m.setattr(lipschitz, key, lambda net, p, real=real: convert(real(net, p)))

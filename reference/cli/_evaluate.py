@@ -17,6 +17,10 @@ from reference.io._model_file import load_model
 from reference.nn._losses import LOSSES
 from reference.training._train import REGULARISERS
 
+NAME = "evaluate"
+HELP = "outputs, input Jacobians and parameter gradients"
+DESCRIPTION = None
+
 OBJECTIVE_DEFAULTS = oracle.Objective._field_defaults      # lam 0, reg tv2, mu 0
 KNOT_TOL_HELP = ("z is on a kink tau when |z - tau| <= KNOT_TOL max(|z|_mag, |tau|), |z|_mag "
                  "= |W| |y| + |b| propagated from |x| (or within a uniform spline's knot "
@@ -124,8 +128,8 @@ def run(args):
     return 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="outputs, input Jacobians and parameter gradients")
+def add_arguments(p) -> None:
+    """The arguments of `evaluate`."""
     p.add_argument("model")
     p.add_argument("--inputs", required=True, help=".npy array of shape (M, N_0)")
     p.add_argument("--output", required=True, help=".npz to write")
@@ -140,4 +144,3 @@ def register(sub) -> None:
                    help="also tv2/{i}, bv2/{i} per spline layer and the Theorem-1 bounds "
                         "lipschitz_bound/p1|p2|pinf (BV2 form), lipschitz_bound_slopes/p*")
     add_objective_arguments(p)
-    p.set_defaults(func=run)

@@ -16,6 +16,10 @@ from reference.io._model_file import load_model, save_model
 from reference.nn._losses import LOSSES
 from reference.training._train import REGULARISERS
 
+NAME = "solve"
+HELP = "certified optimum of one spline layer, weights fixed"
+DESCRIPTION = None
+
 
 def run(args):
     from reference.convex import _solve as convex
@@ -135,8 +139,8 @@ def print_points_and_merges(cert) -> None:
               f"problem (no knot between merged points), an upper bound on the unmerged one")
 
 
-def register(sub) -> None:
-    p = sub.add_parser("solve", help="certified optimum of one spline layer, weights fixed")
+def add_arguments(p) -> None:
+    """The arguments of `solve`."""
     p.add_argument("model")
     p.add_argument("--data", required=True, help=".npz with X (M, N_0) and y (M,) or (M, N_L)")
     p.add_argument("--layer", type=nonneg_int, required=True,
@@ -167,4 +171,3 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--out", required=True, help="write the solved model here (.npz)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)
