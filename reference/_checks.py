@@ -45,6 +45,3 @@ def check_choice(value, choices, name: str):
         raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
     return value
 
-
-class OverflowResult(ValueError):
-    """A computation whose inputs are finite but whose result leaves the float64 range."""

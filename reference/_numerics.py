@@ -11,7 +11,7 @@ from functools import reduce
 
 import numpy as np
 
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 
 UNIT_ROUNDOFF = 2.0 ** -53
 SUBNORMAL = 2.0 ** -1074           # the least positive float64

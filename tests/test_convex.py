@@ -5,7 +5,8 @@ import pytest
 
 from reference.convex import _solve as convex
 from reference.cli import main
-from reference.io._model_file import ModelFileError, load_model, save_model
+from reference.io._model_file import load_model, save_model
+from reference.exceptions import ModelFileError
 from reference.nn._network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
 from reference.nn._spline import LinearSpline
 from theory_checks.lipschitz_bound import random_net

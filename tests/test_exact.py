@@ -4,9 +4,9 @@ import pytest
 import reference.lipschitz._exact as exact_mod
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz._exact import (MilpNotOptimal, NotApplicable, box_halfspaces, chord_pair, exact_1d,
-                             exact_1d_on_box, exact_milp, jacobian_rounding, knot_form)
-from reference._limits import TooLarge
+from reference.lipschitz._exact import (box_halfspaces, chord_pair, exact_1d, exact_1d_on_box,
+                                        exact_milp, jacobian_rounding, knot_form)
+from reference.exceptions import MilpNotOptimal, NotApplicable, TooLarge
 from reference.nn._network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation, build_mlp)
 from reference.lipschitz._regions2d import regions_2d

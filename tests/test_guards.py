@@ -13,7 +13,7 @@ from reference.lipschitz import _ladder as ladder
 from reference import _limits as limits
 from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _lipsdp as lipsdp
-from reference._limits import TooLarge
+from reference.exceptions import TooLarge
 from reference.nn._network import build_mlp
 from tests.properties import check, profiles
 from theory_checks.lipschitz_bound import random_net

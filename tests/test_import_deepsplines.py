@@ -18,7 +18,8 @@ import pytest
 
 from reference.io import _deepsplines as ds
 from reference.cli import main
-from reference.io._model_file import ModelFileError, load_model, save_model
+from reference.io._model_file import load_model, save_model
+from reference.exceptions import ModelFileError
 from reference.nn._network import build_mlp
 
 STEP_21_1 = 0.10000000149011612        # DeepSplines' step for size 21, range 1 (float32)

@@ -194,3 +194,42 @@ def test_no_import_cycle_between_subpackages():
 def test_edges_of_each_import_form(source, module, expected):
     node = ast.parse(source).body[0]
     assert imported_modules(node, module, MODULES[module]) == [expected]
+
+
+def exception_classes() -> dict[str, str]:
+    """class name -> module, for every class of the package that derives (directly or
+    through another of them) from an exception class, read from the source."""
+    bases: dict[str, tuple[str, list[str]]] = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases[node.name] = (name, [ast.unparse(b).rpartition(".")[2]
+                                           for b in node.bases])
+
+    def is_exception(cls: str, seen: frozenset = frozenset()) -> bool:
+        if cls in seen:
+            return False
+        if cls.endswith(("Error", "Exception")) or cls in ("Exception", "BaseException"):
+            return True
+        return cls in bases and any(is_exception(b, seen | {cls}) for b in bases[cls][1])
+
+    return {cls: module for cls, (module, parents) in bases.items()
+            if any(is_exception(b) for b in parents)}
+
+
+def test_every_exception_class_in_reference_exceptions():
+    """One place for the package's exceptions (private control flow, `_Stop`, may stay
+    where it is used): each public one in reference.exceptions, listed in its __all__,
+    derived from DeepSplineError and, except the base, from ValueError or RuntimeError."""
+    import reference.exceptions as exceptions
+
+    found = exception_classes()
+    elsewhere = sorted(f"{cls} in {module}" for cls, module in found.items()
+                       if module != "reference.exceptions" and not cls.startswith("_"))
+    assert not elsewhere, "exception classes outside reference.exceptions: " + str(elsewhere)
+    public = {cls for cls, module in found.items() if module == "reference.exceptions"}
+    assert public == set(exceptions.__all__)
+    for cls in public - {"DeepSplineError"}:
+        error = getattr(exceptions, cls)
+        assert issubclass(error, exceptions.DeepSplineError)
+        assert issubclass(error, (ValueError, RuntimeError)), cls

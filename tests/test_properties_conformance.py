@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from properties import check, profiles
 
 from reference.conformance import _suite as conformance
+from reference.exceptions import SuiteError
 
 FIELDS = ("rtol", "atol", "key_tolerances", "model", "inputs", "expected", "data", "format",
           "answer_keys", "kind", "name", "parameters")
@@ -114,7 +115,7 @@ def test_a_tampered_manifest_is_refused_or_still_strict(profile, suite, tmp_path
         path.write_text(json.dumps(manifest))
         try:
             suite_read = conformance.load_suite(work)
-        except conformance.SuiteError as exc:
+        except SuiteError as exc:
             text = str(exc)
             assert text.startswith(f"DIR: {path}: ") and "\n" not in text, text
             assert len(text) < 1200, len(text)
@@ -122,7 +123,7 @@ def test_a_tampered_manifest_is_refused_or_still_strict(profile, suite, tmp_path
         entry = suite_read.cases[edit[1] if edit[1] is not None else 0]
         try:
             result = conformance.grade_case(suite_read, entry, zero / f"{entry['name']}.npz")
-        except conformance.SuiteError as exc:
+        except SuiteError as exc:
             assert str(exc).startswith(f"DIR: {path}: ") and "\n" not in str(exc)
             return
         assert not result.passed, edit

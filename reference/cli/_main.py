@@ -10,7 +10,7 @@ from pathlib import Path
 from reference.data import _datasets as datasets
 from reference.lipschitz import _bounds as lipschitz
 from reference.training import _sweep as sweep
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult, TooLarge
 from reference._format import plain
 from reference.cli import _check as check_command
 from reference.cli import _evaluate as evaluate
@@ -25,7 +25,6 @@ from reference.training._experiments import (RUN_ACTIVATIONS, SPLINE_INITS, TRAI
                                    run_training, spline_summary)
 from reference.io._files import check_writable, dumps_json, prepare_output_dir, write_text
 from reference.io._model_file import load_model, save_model
-from reference._limits import TooLarge
 from reference.nn._spline import grid_from_range
 from reference.training._train import ACC_DROP, REGULARISERS
 

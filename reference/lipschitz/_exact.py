@@ -40,6 +40,7 @@ from reference.nn._network import Dense, KnotSplineActivation, Network, SplineAc
 from reference.lipschitz._pieces import piece_table
 from reference.lipschitz._rounding_exact import UNIT_ROUNDOFF
 from reference.nn._spline import KnotSpline, LinearSpline
+from reference.exceptions import NotApplicable
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)
@@ -56,8 +57,6 @@ CHORD_SHRINK = 0.5         # chord_pair: the pair spans this fraction of the cho
 UPPER_MARGIN_KINDS = ("jacobian_rounding", "rounding_bound", "tolerance", "closed_form")
 
 
-class NotApplicable(ValueError):
-    """A method that does not apply to this model or p (the message says why)."""
 
 
 def _flush_c_stdio() -> None:
@@ -353,7 +352,7 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
 # The MILP lives in reference.milp; its public names stay importable from here (resolved on
 # first use, so that either module can be imported first).
 _MILP_NAMES = ("HIGHS_INFINITY", "MAX_BINARIES", "MAX_CUTS", "MILP_TOLERANCE", "PRESOLVE",
-               "MilpNotOptimal", "_Milp", "exact_milp")
+               "_Milp", "exact_milp")
 _1D_NAMES = ("exact_1d", "exact_1d_on_box")
 
 

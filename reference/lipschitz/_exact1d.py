@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 from reference.lipschitz._exact import (MAX_PIECES, TIME_LIMIT, chord_pair, finite_or_none, input_scale,
                              jacobian_rounding, piece_tables, scaled_input)
 from reference._limits import Deadline, check_box, check_limit

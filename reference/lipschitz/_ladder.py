@@ -2,7 +2,7 @@
 
 Each method returns a dict with at least `value` (a float, or None with a `reason` when the
 method does not apply, is refused by its size guard (reference.limits), gives a bound outside
-the float64 range or could not certify a number (reference.errors.SolveFailed)), `kind` and
+the float64 range or could not certify a number (reference.exceptions.SolveFailed)), `kind` and
 `seconds`.  kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper"
 (Lip <= value), "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
 "bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
@@ -31,9 +31,8 @@ import time
 import numpy as np
 
 from reference.lipschitz import _exact as exact_mod
-from reference._checks import OverflowResult
 from reference.data._datasets import check_count
-from reference.exceptions import SolveFailed
+from reference.exceptions import NotApplicable, OverflowResult, SolveFailed, TooLarge
 from reference import _limits as limits
 from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _lipsdp as lipsdp
@@ -89,7 +88,7 @@ def _exact(net, p, box, options):
         out = {k: v for k, v in r.items() if k != "seconds"}
         out["method"] = "linear regions (polygons)"
     elif p == 2.0:
-        raise exact_mod.NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
+        raise NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
                                       "propagation, linear regions); the MILP covers p = 1 "
                                       "and inf")
     else:
@@ -112,7 +111,7 @@ def _exact(net, p, box, options):
 def _lipsdp(variant):
     def run(net, p, box, options):
         if p != 2.0:
-            raise exact_mod.NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
+            raise NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
         r = lipsdp.lipsdp(net, variant, options["solver"],
                           max_sdp_cost=options["max_sdp_cost"])
         return {k: v for k, v in r.items() if k not in ("seconds",)}
@@ -163,7 +162,7 @@ def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dic
     t0 = time.perf_counter()
     try:
         out = RUNNERS[name](net, p, box, options)
-    except (exact_mod.NotApplicable, limits.TooLarge, OverflowResult, SolveFailed) as exc:
+    except (NotApplicable, TooLarge, OverflowResult, SolveFailed) as exc:
         out = {"value": None, "reason": str(exc)}
     out.setdefault("kind", KINDS[name])
     out["seconds"] = time.perf_counter() - t0

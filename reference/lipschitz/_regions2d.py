@@ -65,9 +65,9 @@ import numpy as np
 
 from reference.lipschitz import _rational as rational
 from reference._format import exact
-from reference.exceptions import SolveFailed
-from reference.lipschitz._exact import (NotApplicable, chord_pair, finite_or_none, input_scale,
-                             jacobian_rounding, piece_tables, scaled_input, tail_bounds)
+from reference.exceptions import NotApplicable, SolveFailed
+from reference.lipschitz._exact import (chord_pair, finite_or_none, input_scale, jacobian_rounding,
+                                        piece_tables, scaled_input, tail_bounds)
 from reference._limits import Deadline, check_box, check_limit
 from reference.lipschitz._bounds import check_finite, jacobian_norms, parse_p, secant_pair
 from reference.nn._network import Network

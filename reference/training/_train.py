@@ -23,7 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from reference.nn import _regularisers as regularisers
-from reference._checks import OverflowResult, check_choice, check_positive
+from reference._checks import check_choice, check_positive
+from reference.exceptions import OverflowResult
 from reference.nn._losses import check_targets, loss_and_grad, predict_labels
 from reference.nn._network import Dense, Network, SplineActivation
 from reference.nn._spline import LinearSpline
