@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from reference._checks import check_positive
+from reference._numerics import check_positive
 from reference.exceptions import TooLarge
 
 MAX_BOX = 1e290   # box half-widths above this are refused (see check_box)

@@ -4,7 +4,7 @@ limit, or no certificate at the tolerance): the best feasible point is written, 
 objective and a lower bound where available; 2 an error (no model written)."""
 from __future__ import annotations
 
-from reference._checks import as_finite_array
+from reference._numerics import as_finite_array
 from reference._format import plain
 from reference.convex._certify import GAP_RTOL
 from reference.cli._args import nonneg_float, nonneg_int, positive_float, size_int

@@ -51,7 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.convex._dual_bound import EPS, _affine_apply, _affine_gram, _solve_gram, dual_bound
+from reference.convex._dual_bound import _affine_apply, _affine_gram, _solve_gram, dual_bound
+from reference._numerics import EPS
 from reference.exceptions import SolveNotCertified
 from reference.nn._regularisers import get as get_regulariser
 

@@ -12,8 +12,8 @@ from scipy.special import xlogy
 
 from reference.nn._losses import loss_and_grad
 from reference.nn._regularisers import get as get_regulariser
+from reference._numerics import EPS
 
-EPS = np.finfo(np.float64).eps
 V0_SEARCH = (17, 40)     # lip_dual_bound, BV2: v0 on grids of 17 points, at most 40
 
 

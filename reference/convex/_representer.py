@@ -17,7 +17,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from reference._checks import as_finite_array
+from reference._numerics import as_finite_array
 from reference.convex._solve import (MAX_PROBLEM_SIZE, check_samples, check_solver, data_grid,
                               knot_counts)
 from reference.exceptions import SolveFailed

@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from reference._checks import as_finite_array, check_choice
+from reference._numerics import as_finite_array, check_choice, check_positive
 from reference._format import exact
 from reference.exceptions import InaccurateSolution, SolveFailed, SolveNotCertified
 from reference._limits import Deadline, check_time_limit, guard
@@ -554,8 +554,8 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
         raise ValueError(f"{name}: expected finite numbers >= 0, got {lams!r}")
     get_regulariser(reg)
     method = check_method(method, grid)
-    if lip_max is not None and not (np.isfinite(lip_max) and lip_max > 0):
-        raise ValueError(f"lip_max: expected a positive number, got {lip_max!r}")
+    if lip_max is not None:
+        check_positive(lip_max, "lip_max")
     if not (np.isfinite(merge_rtol) and 0 <= merge_rtol < 1):
         raise ValueError(f"merge_rtol: expected a number in [0, 1), got {merge_rtol!r}")
     check_time_limit(time_limit)

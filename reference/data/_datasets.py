@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference._checks import check_choice
+from reference._numerics import check_choice
 from reference.io._files import MAX_ARRAY_BYTES, describe, load_npz
 from reference.exceptions import FileError
 

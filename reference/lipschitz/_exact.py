@@ -38,7 +38,7 @@ from reference.lipschitz._bounds import (activation_constants, blocks, operator_
                                  vector_norm)
 from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
 from reference.lipschitz._pieces import piece_table
-from reference.lipschitz._rounding_exact import UNIT_ROUNDOFF
+from reference._numerics import gamma
 from reference.nn._spline import KnotSpline, LinearSpline
 from reference.exceptions import NotApplicable
 
@@ -287,11 +287,10 @@ def jacobian_rounding(net: Network, p: float) -> float:
     For p in {1, inf} the product equals the layer-wise bound; inf when it overflows."""
     parts = blocks(net)
     n = sum(w.shape[1] + 3 for w, _ in parts) + net.n_in + net.n_out
-    gamma = n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
     with np.errstate(over="ignore"):
         product = np.prod([operator_norm(activation_constants(layer, w.shape[0])["lip"][:, None]
                                          * np.abs(w), p) for w, layer in parts])
-    return float(2 * gamma * product)
+    return float(2 * gamma(n) * product)
 
 
 def box_halfspaces(box: float, n0: int) -> tuple[np.ndarray, np.ndarray]:

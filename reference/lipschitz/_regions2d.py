@@ -73,7 +73,7 @@ from reference.lipschitz._bounds import check_finite, jacobian_norms, parse_p, s
 from reference.nn._network import Network
 from reference.lipschitz._partition import (LayerMap, begin_cut, certify, conclude, end_cut,
                                  enumerate_cells)
-from reference.lipschitz._rounding_exact import gamma
+from reference._numerics import gamma
 
 MAX_REGIONS = 200_000        # polygons of the partition (stops with a bracket)
 TIME_LIMIT = 60.0            # seconds

@@ -52,7 +52,7 @@ import numpy as np
 from reference.lipschitz import _bounds as lipschitz
 from reference.nn import _regularisers as regularisers
 from reference.oracle._localise import format_localisation, localise
-from reference._checks import check_choice
+from reference._numerics import check_choice
 from reference.exceptions import OverflowResult
 from reference.oracle._key_scales import KeyScales, array_scale, is_objective_key
 from reference.nn._losses import LOSSES, check_targets, loss_and_grad

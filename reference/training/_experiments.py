@@ -32,7 +32,7 @@ import numpy as np
 from reference.data import _datasets as datasets
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
-from reference._checks import check_choice
+from reference._numerics import check_choice
 from reference.nn._network import ACTIVATIONS, SplineActivation, build_mlp
 from reference.training._train import (ACC_DROP, REGULARISERS, TrainConfig, accuracy, check_sparsify,
                              objective, train)

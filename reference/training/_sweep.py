@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from reference._checks import check_positive
+from reference._numerics import check_positive
 from reference.training._experiments import SPLINE_FIELDS, RunConfig, run
 from reference.io._files import dumps_json, prepare_output_dir, write_text
 from reference.io._model_file import save_model
