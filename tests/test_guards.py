@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+from reference.convex import _problem as problem
+from reference.convex import _representer as representer
 from reference.convex import _solve as convex
 from reference.lipschitz import _exact as exact
 from reference.lipschitz import _ladder as ladder
@@ -254,19 +256,19 @@ def test_lower_guard_and_chunks(monkeypatch):
 def test_uniform_grid_size_refused_before_the_grid_is_built(monkeypatch):
     """Issue 11.5: `solve --size 10000000` ran > 120 s at 9.1 GB."""
     net, x, y = single_neuron(m=50)
-    monkeypatch.setattr(convex, "CoefficientProblem", must_not_run)
+    monkeypatch.setattr(problem, "CoefficientProblem", must_not_run)
     refused(lambda: convex.solve_layer(net, 1, x, y, grid="uniform", size=10_000_000),
             "max_size")
 
 
 def test_problem_size_guard_on_every_grid_and_lp(monkeypatch):
     net, x, y = single_neuron(m=50)
-    monkeypatch.setattr(convex, "CoefficientProblem", must_not_run)
+    monkeypatch.setattr(problem, "CoefficientProblem", must_not_run)
     refused(lambda: convex.solve_layer(net, 1, x, y, max_size=99), "max_size")
     refused(lambda: convex.solve_layer(net, 1, x, y, grid=[np.arange(60.0)], max_size=109),
             "max_size")
     refused(lambda: convex.solve_path(net, 1, x, y, [0.1, 1.0], max_size=99), "max_size")
-    refused(lambda: convex.interpolation_lp(np.arange(10.0), np.zeros(10), max_size=11),
+    refused(lambda: representer.interpolation_lp(np.arange(10.0), np.zeros(10), max_size=11),
             "max_size")
 
 
@@ -275,7 +277,7 @@ def test_empty_data_names_the_argument():
     with pytest.raises(ValueError, match="x: expected at least one sample"):
         convex.solve_layer(net, 1, x[:0], y[:0])
     with pytest.raises(ValueError, match="x: expected at least one sample"):
-        convex.reduce_network(net, x[:0])
+        representer.reduce_network(net, x[:0])
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
@@ -309,9 +311,9 @@ def test_solver_errors_become_statuses(monkeypatch):
     with pytest.raises(RuntimeError, match="solver error .*crashed.*no model is returned"):
         convex.solve_layer(net, 1, x, y)
     for name in set(convex.usable_solvers("lp")) - set(convex.usable_solvers("qp")):
-        lp = convex.interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0], solver=name)
+        lp = representer.interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0], solver=name)
         assert lp["objective"] == pytest.approx(2.0)     # LP-only solvers take the LP
     monkeypatch.setattr(cp.Problem, "solve", crash)
     with pytest.raises(RuntimeError, match="interpolation_lp: CLARABEL status 'solver error"):
-        convex.interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0])
-    assert "solver error" in convex.solve_plain_single_neuron(x[:, 0], y, 0.5)["status"]
+        representer.interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0])
+    assert "solver error" in representer.solve_plain_single_neuron(x[:, 0], y, 0.5)["status"]

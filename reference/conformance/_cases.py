@@ -37,6 +37,7 @@ from reference.exceptions import SolveFailed
 from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
                                PReLU, ReLU, SplineActivation)
 from reference.nn._spline import LinearSpline
+from reference.convex import _solve as convex
 
 SEED = 20200106                     # every case: default_rng([SEED, crc32(name)])
 EVALUATE_RTOL, EVALUATE_ATOL = 1e-10, 1e-10
@@ -489,8 +490,6 @@ def answer_solve(net, names, x, parameters, targets) -> tuple[dict, dict]:
     objective re-evaluated in NumPy on the solved model), solve/fitted_outputs = f(X) with
     the optimal activations, solve/layer_outputs = sigma_n(z_m) (M, N) and, on the uniform
     grid, solve/coefficients (N, K)."""
-    from reference.convex import _solve as convex
-
     layer = parameters["layer"]
     new, cert = convex.solve_layer(net, layer, x, targets, loss=parameters["loss"],
                                    lam=parameters["lam"], reg=parameters["reg"],
@@ -530,8 +529,6 @@ def unique_solve_keys(net, x, parameters) -> tuple[list, str]:
     sigma(z_m) = A^+ (f - c) is unique when the affine map A (N_L, N) after the layer has rank N; a
     uniform-grid coefficient vector is then unique when every grid interval
     [t_k, t_{k+1}] holds >= 2 distinct pre-activations (the line on each piece is fixed)."""
-    from reference.convex import _solve as convex
-
     head, layer, a_mat, _ = convex.split_at(net, parameters["layer"])
     if parameters["loss"] == "xent":
         return ["solve/objective"], ("the cross-entropy does not change when a constant is "

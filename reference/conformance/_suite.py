@@ -58,6 +58,7 @@ from reference.io._files import (NpzReader, atomic_write, describe, dumps_json, 
 from reference.exceptions import FileError, SuiteError
 from reference.io._model_file import layer_entries, load_model, save_model
 from reference.oracle._key_scales import KeyScales, solve_unit
+from reference.oracle._localise import format_localisation
 
 FORMAT_NAME = "deepspline-reference-conformance"
 FORMAT_VERSION = 2            # 2: tolerances built in, atol a fraction of each key's scale
@@ -436,8 +437,6 @@ def failure_lines(c: CaseResult) -> list:
                  else ", ".join(keys))
         lines.append(f"  {named}: {note}")
     if c.localisation:
-        from reference.oracle._localise import format_localisation
-
         lines.extend(f"  {line}" for line in format_localisation(c.localisation))
     return lines
 

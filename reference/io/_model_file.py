@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.nn._network import Dense, Network, layer_types
+from reference.nn._network import Dense, Network, layer_types, make_activation
 from reference.io._files import NpzReader, describe, file_kind, write_npz
 from reference.exceptions import FileError, ModelFileError
 
@@ -217,8 +217,6 @@ def network_from_mat(path, activation: str = "relu") -> Network:
     the LipSDP repository): dense layers with `activation` between them (relu, or any
     name network.make_activation knows) and an identity output."""
     import scipy.io
-
-    from reference.nn._network import make_activation
 
     path = Path(path)
     if not path.is_file():

@@ -63,6 +63,7 @@ from reference.io._files import dumps_json, prepare_output_dir, write_text
 from reference.io._model_file import save_model
 from reference._limits import guard
 from reference.training._records import HASH_KEYS, MODELS, RECORDS, check_record, model_path, seal
+from reference.nn import _spline as spline
 
 MAX_RUNS = 100_000            # size guard of expand: combinations (before any is built)
 SWEEP_SPARSIFY = "auto"       # expand's default `sparsify` (used by spline runs only)
@@ -231,7 +232,6 @@ def without_timings(value):
 def run_task(config: dict) -> tuple:
     """One run inside a Dask worker: ('ok', net, summary) or ('failed', error, traceback).
     The spline kernels get one thread (one core per worker)."""
-    from reference.nn import _spline as spline
     spline.set_num_threads(1)
     return _outcome(RunConfig.from_dict(config))
 
