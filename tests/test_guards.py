@@ -10,7 +10,8 @@ from hypothesis import given, strategies as st
 from reference.convex import _problem as problem
 from reference.convex import _representer as representer
 from reference.convex import _solve as convex
-from reference.lipschitz import _exact as exact
+from reference.lipschitz import _exact1d as exact1d
+from reference.lipschitz import _milp as milp
 from reference.lipschitz import _ladder as ladder
 from reference import _limits as limits
 from reference.lipschitz import _bounds as lipschitz
@@ -52,9 +53,9 @@ def test_time_limits_are_finite_and_positive(bad):
         limits.check_time_limit(bad)
     net = random_net([1, 4, 1], "relu", seed=0)
     with pytest.raises(ValueError, match="time_limit"):
-        exact.exact_1d(net, 2, time_limit=bad)
+        exact1d.exact_1d(net, 2, time_limit=bad)
     with pytest.raises(ValueError, match="time_limit"):
-        exact.exact_milp(random_net([2, 3, 1], "relu", seed=0), 1, time_limit=bad)
+        milp.exact_milp(random_net([2, 3, 1], "relu", seed=0), 1, time_limit=bad)
     with pytest.raises(ValueError, match="time_limit"):
         ladder.ladder(net, 2, methods="layerwise", time_limit=bad)
 
@@ -65,7 +66,7 @@ def test_box_is_finite_positive_and_at_most_max_box(bad):
     net = random_net([2, 3, 1], "relu", seed=0)
     for call in (lambda: ladder.ladder(net, 2, box=bad, methods="layerwise"),
                  lambda: lipschitz.lower(net, 2, box=bad),
-                 lambda: exact.exact_milp(net, np.inf, box=bad)):
+                 lambda: milp.exact_milp(net, np.inf, box=bad)):
         with pytest.raises(ValueError, match="box: expected"):
             call()
     assert limits.check_box(limits.MAX_BOX) == 1e290
@@ -158,8 +159,8 @@ def test_lipsdp_fallback_only_within_the_guard(monkeypatch):
 # ---------------------------------------------------------------------- exact values
 def test_exact_1d_time_limit_returns_a_certified_bracket():
     net = random_net([1, 10, 10, 10, 1], "spline", seed=2)
-    full = exact.exact_1d(net, 2)
-    r = exact.exact_1d(net, 2, time_limit=1e-9)
+    full = exact1d.exact_1d(net, 2)
+    r = exact1d.exact_1d(net, 2, time_limit=1e-9)
     assert r["status"] == "time_limit" and r["value"] is None and not r["certified_exact"]
     assert "time limit" in r["reason"]
     assert r["lower_bound"] <= full["value"] * (1 + 1e-9) <= r["upper_bound"] * (1 + 1e-9)
@@ -176,8 +177,8 @@ def test_exact_1d_bracket_property(profile):
            st.sampled_from([1.0, 2.0, np.inf]), st.floats(0.0, 1.0))
     def prop(seed, activation, widths, p, fraction):
         net = random_net(widths, activation, seed, size=7)
-        full = exact.exact_1d(net, p)
-        r = exact.exact_1d(net, p, max_pieces=max(1, int(fraction * full["pieces"])))
+        full = exact1d.exact_1d(net, p)
+        r = exact1d.exact_1d(net, p, max_pieces=max(1, int(fraction * full["pieces"])))
         if r["status"] == "optimal":
             assert r["value"] == full["value"]
             return
@@ -193,15 +194,15 @@ def test_milp_stopped_with_an_incumbent_gives_both_bounds(monkeypatch):
     answer relabelled as stopped, with a looser dual bound): the incumbent becomes the
     certified lower bound (its witness re-evaluated in NumPy), the dual bound the upper."""
     net = random_net([3, 6, 5, 1], "relu", seed=3)   # 3 inputs: the MILP (2: regions)
-    true = exact.exact_milp(net, np.inf, box=2.0)
-    real = exact._Milp.solve
+    true = milp.exact_milp(net, np.inf, box=2.0)
+    real = milp._Milp.solve
 
     def stopped(self, *args, **kwargs):
         res = real(self, *args, **kwargs)
         res.status, res.mip_dual_bound = 1, 1.5 * res.fun     # fun < 0: a looser bound
         return res
-    monkeypatch.setattr(exact._Milp, "solve", stopped)
-    r = exact.exact_milp(net, np.inf, box=2.0)
+    monkeypatch.setattr(milp._Milp, "solve", stopped)
+    r = milp.exact_milp(net, np.inf, box=2.0)
     assert r["status"] == "time_limit" and r["value"] is None and not r["certified_exact"]
     assert r["upper_bound"] == pytest.approx(1.5 * true["value"] + r["tolerance"], rel=1e-6)
     assert r["lower_bound"] == pytest.approx(true["value"], rel=1e-9)
@@ -220,7 +221,7 @@ def test_milp_stopped_with_an_incumbent_gives_both_bounds(monkeypatch):
 def test_milp_real_time_limit_2_24_24_1():
     net = random_net([2, 24, 24, 1], "relu", seed=0)
     t0 = time.perf_counter()
-    r = exact.exact_milp(net, np.inf, box=2.0, time_limit=0.5)
+    r = milp.exact_milp(net, np.inf, box=2.0, time_limit=0.5)
     assert time.perf_counter() - t0 < 5.0            # the limit is honoured (generous slack)
     assert r["status"] == "time_limit" and r["value"] is None and r["milps_solved"] == 0
     sampled = lipschitz.lower(net, np.inf, box=2.0, num_points=500, rounds=5)["value"]
@@ -232,8 +233,8 @@ def test_milp_real_time_limit_2_24_24_1():
 
 def test_milp_binaries_refused_while_encoding(monkeypatch):
     net = build_mlp([10, 600, 1], "relu", rng=0)        # about 2 binaries per neuron
-    monkeypatch.setattr(exact._Milp, "solve", must_not_run)
-    refused(lambda: exact.exact_milp(net, np.inf), "max_binaries")
+    monkeypatch.setattr(milp._Milp, "solve", must_not_run)
+    refused(lambda: milp.exact_milp(net, np.inf), "max_binaries")
 
 
 # --------------------------------------------------------------------------- lower

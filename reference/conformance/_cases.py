@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference.lipschitz import _exact as exact
+from reference.lipschitz import _exact1d as exact1d
+from reference.lipschitz import _milp as milp
 from reference.lipschitz import _bounds as lipschitz
 from reference.oracle import _check as oracle
 from reference.exceptions import SolveFailed
@@ -466,9 +467,9 @@ def answer_exact(net, names, x, parameters, targets) -> tuple[dict, dict]:
     out, certificate = {}, {}
     for p in parameters["p"]:
         if parameters.get("box") is None:
-            result = dict(exact.exact_1d(net, p), method="exact_1d (breakpoint propagation)")
+            result = dict(exact1d.exact_1d(net, p), method="exact_1d (breakpoint propagation)")
         else:
-            result = dict(exact.exact_milp(net, p, box=parameters["box"]),
+            result = dict(milp.exact_milp(net, p, box=parameters["box"]),
                           method="exact_milp (scipy.optimize.milp, HiGHS)")
         if not result.get("certified_exact"):
             raise SolveFailed(f"lipschitz_exact: no certified exact value for p = {p} "

@@ -9,7 +9,7 @@ Three cases are computable, each in its module:
   enumerates the linear regions (polygons split layer by layer);
 - p in {1, inf}, a small network, a box [-R, R]^N_0: `reference.milp.exact_milp` solves a
   mixed-integer LP (HiGHS).
-All three are re-exported here with the names other modules use.  The first two share their
+They import this module (it imports none of them).  The first two share their
 machinery (reference.partition): a region counts whatever its size, and where floating point
 cannot decide a cut, exact rational arithmetic does (reference.rational).
 
@@ -346,20 +346,3 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
         raise ValueError("a_mat, b_vec: the region's chord is shorter than float64 resolves")
     diff = net.forward(x_b[None])[0] - net.forward(x_a[None])[0]
     return x_a, x_b, vector_norm(diff, p) / vector_norm(x_b - x_a, p)
-
-
-# The MILP lives in reference.milp; its public names stay importable from here (resolved on
-# first use, so that either module can be imported first).
-_MILP_NAMES = ("HIGHS_INFINITY", "MAX_BINARIES", "MAX_CUTS", "MILP_TOLERANCE", "PRESOLVE",
-               "_Milp", "exact_milp")
-_1D_NAMES = ("exact_1d", "exact_1d_on_box")
-
-
-def __getattr__(name: str):
-    if name in _MILP_NAMES:
-        from reference.lipschitz import _milp as milp
-        return getattr(milp, name)
-    if name in _1D_NAMES:
-        from reference.lipschitz import _exact1d as exact1d
-        return getattr(exact1d, name)
-    raise AttributeError(f"module 'reference.lipschitz._exact' has no attribute {name!r}")

@@ -39,10 +39,11 @@ from reference.lipschitz import _lipsdp as lipsdp
 from reference.lipschitz import _milp as milp
 from reference.lipschitz import _regions2d as regions2d
 from reference.nn._network import Network
+from reference.lipschitz import _exact1d as exact1d
 
 METHODS = ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise", "theorem1",
            "theorem1_bv2")
-LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": exact_mod.MAX_BINARIES,
+LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": milp.MAX_BINARIES,
           "max_pieces": exact_mod.MAX_PIECES, "max_regions": regions2d.MAX_REGIONS,
           "max_sdp_cost": lipsdp.MAX_SDP_COST,
           "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
@@ -75,11 +76,11 @@ def _exact(net, p, box, options):
     every p, over the box) or the MILP (p in {1, inf}, over the box).  kind "exact" when the
     method certified its optimum, else "bracket" (KINDS)."""
     if net.n_in == 1:
-        r = exact_mod.exact_1d(net, p, max_pieces=options["max_pieces"],
+        r = exact1d.exact_1d(net, p, max_pieces=options["max_pieces"],
                                time_limit=options["time_limit"])
         out = {k: v for k, v in r.items() if k not in ("breakpoints", "seconds")}
         if r["status"] == "optimal":
-            out.update(exact_mod.exact_1d_on_box(net, p, box, max_pieces=options["max_pieces"],
+            out.update(exact1d.exact_1d_on_box(net, p, box, max_pieces=options["max_pieces"],
                                                  time_limit=options["time_limit"]))
         out["method"] = "breakpoint propagation"
     elif net.n_in == 2:
