@@ -2,9 +2,9 @@
 power-of-two arithmetic, each in one place.  It imports nothing of the package but the error
 types.
 
-- The unit roundoff u = 2^-53 (machine epsilon `EPS` = 2u) and gamma_n = n u / (1 - n u) of the running error analyses
-  (reference.lipschitz: the LipSDP rounding bound and dual, the closed forms, the exact
-  methods' forward errors).
+- The unit roundoff u = 2^-53 (machine epsilon `EPS` = 2u) and gamma_n = n u / (1 - n u)
+  of the running error analyses (reference.lipschitz: the LipSDP rounding bound and dual,
+  the closed forms, the exact methods' forward errors).
 - Argument validation (`as_real_array`, `as_finite_array`, `check_positive`,
   `check_nonnegative`, `check_choice`): errors name the argument and what was expected.
 - Power-of-two arithmetic (np.frexp / np.ldexp: exact in floating point except below the

@@ -18,8 +18,9 @@ not certify an answer) still catches it::
     +-- SuiteError(ValueError)              a directory that is not a conformance suite
 
 The ladder (`reference.lipschitz.ladder`) turns SolveFailed, and only it among
-RuntimeErrors, into value None with the message as the reason.  A control-flow exception private to one module (the
-interior-point solver's ``_Stop``) is not an error of the package and stays there.
+RuntimeErrors, into value None with the message as the reason.  A control-flow exception
+private to one module (the interior-point solver's ``_Stop``) is not an error of the
+package and stays there.
 """
 from __future__ import annotations
 

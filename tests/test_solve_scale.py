@@ -321,7 +321,7 @@ def test_knot_counts_in_any_units(r, s):
     knots_s, tol_s, _ = coefficient_problem.knot_counts(scaled)
     assert knots_s.tolist() == knots.tolist() and 0 < knots[0] < 28
     np.testing.assert_allclose(tol_s, tol * s / r, rtol=1e-9)
-    units, _, _ = coefficient_problem.knot_counts(scaled, np.array([s / r]))    # a solve's slope unit
+    units, _, _ = coefficient_problem.knot_counts(scaled, np.array([s / r]))  # a solve's slope unit
     assert units.tolist() == knots.tolist()
 
 

@@ -43,8 +43,7 @@ from reference.nn._network import (Dense, Identity, KnotSplineActivation, Networ
                                SplineActivation)
 from reference.nn._regularisers import REGULARISERS as REGISTRY, get as get_regulariser
 from reference.convex._solver_settings import (LOSS_CLASS, PROBLEM_CLASSES,  # noqa: F401 (re-exported)
-                                       check_solver, refine_passes, solver_attempts,
-                                       usable_solvers)
+                                       check_solver, refine_passes, usable_solvers)
 from reference.convex import _active_set as active_set, _certify as certify
 from reference.convex._certify import nearest_power_of_two
 from reference.convex._problem import MERGE_RTOL, finish, gauge_basis, problem_for
