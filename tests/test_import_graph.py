@@ -233,3 +233,11 @@ def test_every_exception_class_in_reference_exceptions():
         error = getattr(exceptions, cls)
         assert issubclass(error, exceptions.DeepSplineError)
         assert issubclass(error, (ValueError, RuntimeError)), cls
+
+
+def test_cycle_finder_on_a_known_graph():
+    """The finder reports each circle once, with its members, and nothing on a DAG."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": {"e"}, "e": {"d"}, "f": {"a"}}
+    assert sorted(cycles(graph)) == [(["a", "b", "c"], ["a", "b", "c", "a"]),
+                                     (["d", "e"], ["d", "e", "d"])]
+    assert cycles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
