@@ -25,6 +25,7 @@ from reference.convex import _solve as convex
 from reference.io._files import atomic_write, write_text               # noqa: E402
 from reference.io._model_file import load_model                                # noqa: E402
 from reference.nn._network import KnotSplineActivation, SplineActivation   # noqa: E402
+from reference.convex._problem import numpy_objective
 
 LADDER_METHODS = {"theorem1_bv2": "Theorem 1, BV2 form (paper)",
                   "theorem1": "Theorem 1, exact slopes", "layerwise": "layer-wise",
@@ -305,7 +306,7 @@ def representer(sweeps, profile, out):
     loss = record["loss"]
     solved, cert = convex.solve_layer(net, layer, ds.x_train, ds.y_train, loss=loss, lam=lam,
                                       reg="tv2", grid="data")
-    trained_value = convex.numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam, "tv2")
+    trained_value = numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam, "tv2")
     if cert["objective_check"] > trained_value * (1 + 1e-9):
         raise RuntimeError(f"representer: the certified optimum {cert['objective_check']} is "
                            f"above the trained network's objective {trained_value}")

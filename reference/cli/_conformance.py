@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reference.io._files import check_not_an_input, check_writable, dumps_json, write_text
+from reference.conformance import _suite as conformance
 
 NAME = "conformance"
 HELP = "golden cases: export the suite, grade answers"
@@ -13,8 +14,6 @@ DESCRIPTION = __doc__
 
 
 def run_export(args):
-    from reference.conformance import _suite as conformance
-
     manifest = conformance.export(args.dir, "DIR")
     print(f"wrote {len(manifest['cases'])} cases to {args.dir} ({manifest['format']}, "
           f"{manifest['generated_by']}, seed {manifest['seed']}):")
@@ -30,8 +29,6 @@ def run_export(args):
 
 
 def run_grade(args):
-    from reference.conformance import _suite as conformance
-
     if args.json is not None:
         check_writable(args.json, "--json")
         check_not_an_input(args.json, "--json", {"DIR/manifest.json":

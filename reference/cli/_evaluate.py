@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from reference.oracle import _check as oracle
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 from reference.cli._args import nonneg_float
 from reference.io._files import check_not_an_input, check_writable, load_npy, write_npz
 from reference.oracle._one_sided import ForwardPass

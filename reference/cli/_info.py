@@ -2,7 +2,7 @@
 Lipschitz constant and knots per neuron) and its Theorem-1 bounds for p = 1, 2, inf."""
 from __future__ import annotations
 
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 from reference.io._files import dumps_json
 from reference.io._model_file import load_model
 from reference.lipschitz import _bounds as lipschitz

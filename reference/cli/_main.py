@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from reference._limits import TooLarge
+from reference.exceptions import TooLarge
 from reference.cli._registry import COMMANDS
 
 

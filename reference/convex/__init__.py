@@ -1,9 +1,11 @@
 """The coefficient problem with the weights fixed: the full solve, the active-set solve and the representer reduction."""
-from reference.convex._solve import (
+from reference.convex._problem import (
     CoefficientProblem,
+    knot_counts,
+)
+from reference.convex._solve import (
     solve_layer,
     solve_path,
-    knot_counts,
     METHODS,
 )
 from reference.convex._active_set import (

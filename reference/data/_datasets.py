@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reference._checks import check_choice
-from reference.io._files import MAX_ARRAY_BYTES, FileError, describe, load_npz
+from reference._numerics import check_choice
+from reference.io._files import MAX_ARRAY_BYTES, describe, load_npz
+from reference.exceptions import FileError
 
 GENERATED = ("circle", "s_shape")
 DATASETS = GENERATED + ("digits", "mnist")

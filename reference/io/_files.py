@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from reference._format import plain
+from reference.exceptions import FileError
 
 MAX_ARRAY_BYTES = 8 * 2**30       # one array read from a file: at most 8 GiB
 
 
-class FileError(ValueError):
-    """A file given by the user that cannot be read or written as asked."""
 
 
 # torch.save's legacy (non-zip) format: a pickle whose first object is torch's magic number

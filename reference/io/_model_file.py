@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.nn._network import Dense, Network, layer_types
-from reference.io._files import FileError, NpzReader, describe, file_kind, write_npz
+from reference.nn._network import Dense, Network, layer_types, make_activation
+from reference.io._files import NpzReader, describe, file_kind, write_npz
+from reference.exceptions import FileError, ModelFileError
 
 FORMAT = "deepspline-reference/1"
 FORMAT_KNOTS = "deepspline-reference/2"
@@ -68,8 +69,6 @@ def save_model(net: Network, path, arg: str = "path") -> Path:
                             **arrays}, arg=arg)
 
 
-class ModelFileError(ValueError):
-    """A model file that does not follow the format; the message names the layer."""
 
 
 def _array(data, name, where, ndim):
@@ -218,8 +217,6 @@ def network_from_mat(path, activation: str = "relu") -> Network:
     the LipSDP repository): dense layers with `activation` between them (relu, or any
     name network.make_activation knows) and an identity output."""
     import scipy.io
-
-    from reference.nn._network import make_activation
 
     path = Path(path)
     if not path.is_file():

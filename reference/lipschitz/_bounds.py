@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 from reference._limits import check_box, guard
 from reference._numerics import gamma, product_or_overflow, scaled_product
 from reference.nn._network import Activation, Dense, Identity, Network

@@ -2,7 +2,7 @@
 
 Each method returns a dict with at least `value` (a float, or None with a `reason` when the
 method does not apply, is refused by its size guard (reference.limits), gives a bound outside
-the float64 range or could not certify a number (reference.errors.SolveFailed)), `kind` and
+the float64 range or could not certify a number (reference.exceptions.SolveFailed)), `kind` and
 `seconds`.  kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper"
 (Lip <= value), "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
 "bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
@@ -31,19 +31,19 @@ import time
 import numpy as np
 
 from reference.lipschitz import _exact as exact_mod
-from reference._checks import OverflowResult
 from reference.data._datasets import check_count
-from reference.exceptions import SolveFailed
+from reference.exceptions import NotApplicable, OverflowResult, SolveFailed, TooLarge
 from reference import _limits as limits
 from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _lipsdp as lipsdp
 from reference.lipschitz import _milp as milp
 from reference.lipschitz import _regions2d as regions2d
 from reference.nn._network import Network
+from reference.lipschitz import _exact1d as exact1d
 
 METHODS = ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise", "theorem1",
            "theorem1_bv2")
-LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": exact_mod.MAX_BINARIES,
+LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": milp.MAX_BINARIES,
           "max_pieces": exact_mod.MAX_PIECES, "max_regions": regions2d.MAX_REGIONS,
           "max_sdp_cost": lipsdp.MAX_SDP_COST,
           "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
@@ -76,11 +76,11 @@ def _exact(net, p, box, options):
     every p, over the box) or the MILP (p in {1, inf}, over the box).  kind "exact" when the
     method certified its optimum, else "bracket" (KINDS)."""
     if net.n_in == 1:
-        r = exact_mod.exact_1d(net, p, max_pieces=options["max_pieces"],
+        r = exact1d.exact_1d(net, p, max_pieces=options["max_pieces"],
                                time_limit=options["time_limit"])
         out = {k: v for k, v in r.items() if k not in ("breakpoints", "seconds")}
         if r["status"] == "optimal":
-            out.update(exact_mod.exact_1d_on_box(net, p, box, max_pieces=options["max_pieces"],
+            out.update(exact1d.exact_1d_on_box(net, p, box, max_pieces=options["max_pieces"],
                                                  time_limit=options["time_limit"]))
         out["method"] = "breakpoint propagation"
     elif net.n_in == 2:
@@ -89,7 +89,7 @@ def _exact(net, p, box, options):
         out = {k: v for k, v in r.items() if k != "seconds"}
         out["method"] = "linear regions (polygons)"
     elif p == 2.0:
-        raise exact_mod.NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
+        raise NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
                                       "propagation, linear regions); the MILP covers p = 1 "
                                       "and inf")
     else:
@@ -112,7 +112,7 @@ def _exact(net, p, box, options):
 def _lipsdp(variant):
     def run(net, p, box, options):
         if p != 2.0:
-            raise exact_mod.NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
+            raise NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
         r = lipsdp.lipsdp(net, variant, options["solver"],
                           max_sdp_cost=options["max_sdp_cost"])
         return {k: v for k, v in r.items() if k not in ("seconds",)}
@@ -163,7 +163,7 @@ def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dic
     t0 = time.perf_counter()
     try:
         out = RUNNERS[name](net, p, box, options)
-    except (exact_mod.NotApplicable, limits.TooLarge, OverflowResult, SolveFailed) as exc:
+    except (NotApplicable, TooLarge, OverflowResult, SolveFailed) as exc:
         out = {"value": None, "reason": str(exc)}
     out.setdefault("kind", KINDS[name])
     out["seconds"] = time.perf_counter() - t0

@@ -131,10 +131,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reference._checks import OverflowResult
 from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, check_threads
 from reference.lipschitz._blas import blas_threads as threads_of_blas
-from reference.exceptions import SolveFailed
+from reference.exceptions import OverflowResult, SolveFailed
 from reference._numerics import UNIT_ROUNDOFF, gamma, product_or_overflow, times_power_of_two_up
 from reference._limits import guard
 from reference.lipschitz._bounds import CLOSED_FORM_FACTOR, check_finite, closed_form_rtol, layerwise

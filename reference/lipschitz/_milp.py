@@ -22,10 +22,10 @@ import scipy.optimize
 import scipy.sparse
 
 from reference.lipschitz import _rational as rational
-from reference.exceptions import SolveFailed
-from reference.lipschitz._exact import (TIME_LIMIT, NotApplicable, box_halfspaces, chord_pair,
-                             finite_or_none, knot_form, normalized_network, piece_tables,
-                             solver_output_silenced, tail_bounds)
+from reference.exceptions import MilpNotOptimal, NotApplicable
+from reference.lipschitz._exact import (TIME_LIMIT, box_halfspaces, chord_pair, finite_or_none,
+                                        knot_form, normalized_network, piece_tables,
+                                        solver_output_silenced, tail_bounds)
 from reference._limits import Deadline, check_box, check_limit, guard
 from reference.lipschitz._bounds import (check_finite, jacobian_norms, operator_norm, parse_p,
                                  secant_pair, vector_norm)
@@ -220,9 +220,6 @@ def _check_binaries(m: _Milp, max_binaries: float) -> None:
     guard("model: the MILP's binaries", m.binaries, max_binaries, "max_binaries")
 
 
-class MilpNotOptimal(SolveFailed):
-    """HiGHS failed (other than by the time limit) with and without presolve: no value is
-    reported."""
 
 
 def _chosen(res_x, pattern):

@@ -25,7 +25,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from reference._checks import as_finite_array, check_choice
+from reference._numerics import as_finite_array, check_choice
 from reference.nn._regularisers import get as get_regulariser
 from reference.nn._spline import KnotSpline, LinearSpline
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
-from reference._checks import as_finite_array, check_choice
+from reference._numerics import as_finite_array, check_choice
 
 LOSSES = ("squared", "logistic", "xent")
 

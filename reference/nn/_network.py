@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._checks import OverflowResult, as_finite_array, check_choice
+from reference._numerics import as_finite_array, check_choice
+from reference.exceptions import OverflowResult
 from reference.nn._activations import (  # noqa: F401  (re-exported)
     ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Identity, KnotSplineActivation,
     LeakyReLU, PReLU, Ramp, ReLU, SplineActivation, kinks_from_slopes,

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from reference._checks import check_choice
+from reference._numerics import check_choice
 
 
 @dataclass(frozen=True)

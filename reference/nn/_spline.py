@@ -66,11 +66,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.nn import _kernels as kernels
-from reference._checks import as_finite_array, as_real_array
+from reference._numerics import EPS, as_finite_array, as_real_array, check_nonnegative
 from reference._format import shown
 from reference.nn._kernels import Pieces, num_threads, set_num_threads  # noqa: F401
 
-EPS = np.finfo(np.float64).eps
 MAX_FLOAT = np.finfo(np.float64).max
 CHUNK_ELEMENTS = 131072          # entries per row block of the forward / backward kernels
 KNOT_SNAP = 1e-12                # inputs within KNOT_SNAP * step below a grid point count as on it
@@ -451,9 +450,7 @@ class LinearSpline:
         if tol is None:
             rel = 1e-6 * np.abs(self.jumps()).max(axis=1, initial=0.0)
             return np.maximum(rel, floor)
-        tol = float(tol)
-        if not (np.isfinite(tol) and tol >= 0):
-            raise ValueError(f"tol: expected a finite number >= 0, got {tol}")
+        tol = check_nonnegative(tol, "tol")
         return np.full(self.num_channels, tol)
 
     def knots(self, tol=None) -> tuple[list[np.ndarray], np.ndarray]:
@@ -526,9 +523,7 @@ class LinearSpline:
         largest change on the grid max_k |c_hat_k - c_k|, and the change of the right end
         slope (beyond the grid the change grows at most linearly with it).
         """
-        threshold = float(threshold)
-        if not (np.isfinite(threshold) and threshold >= 0):
-            raise ValueError(f"threshold: expected a finite number >= 0, got {threshold}")
+        threshold = check_nonnegative(threshold, "threshold")
         a = self.jumps()
         tol = self.knot_tolerance()
         is_knot = np.abs(a) > tol[:, None]
