@@ -3,8 +3,9 @@
 Each method returns a BoundResult (a dict with attribute access; its keys are listed there)
 with at least `value` (a float, or None with a `reason` when the method does not apply, is
 refused by its size guard (reference.limits), gives a bound outside the float64 range or
-could not certify a number (reference.errors.SolveFailed)), `kind` and `seconds`.  kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper"
-(Lip <= value), "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
+could not certify a number (reference.errors.SolveFailed)), `kind` and `seconds`.
+kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper" (Lip <= value),
+"exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
 "bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
 either end possibly None); the exact methods also give `upper_margin_kind`
 (reference.exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
