@@ -93,7 +93,7 @@ class SolveCertificate(Result):
     reg : str
         [full, active] The regulariser ("tv2", "bv2").
     loss : str
-        [full, active] The loss ("squared", "logistic", "cross_entropy").
+        [full, active] The loss ("squared", "logistic", "xent").
     lip_max : float or None
         [full, active] The bound on every spline's Lipschitz constant (None: none).
     unit : float
