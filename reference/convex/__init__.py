@@ -1,4 +1,7 @@
 """The coefficient problem with the weights fixed: the full solve, the active-set solve and the representer reduction."""
+from reference.convex._certificate import (
+    SolveCertificate,
+)
 from reference.convex._problem import (
     CoefficientProblem,
     knot_counts,
@@ -17,6 +20,7 @@ from reference.convex._representer import (
 )
 
 __all__ = [
+    "SolveCertificate",
     "CoefficientProblem",
     "solve_layer",
     "solve_path",

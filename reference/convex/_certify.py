@@ -53,6 +53,7 @@ import numpy as np
 
 from reference.convex._dual_bound import _affine_apply, _affine_gram, _solve_gram, dual_bound
 from reference._numerics import EPS
+from reference.convex._certificate import SolveCertificate
 from reference.exceptions import SolveNotCertified
 from reference.nn._regularisers import get as get_regulariser
 from reference.convex._problem import (RegWeights, _values_at, build_model, knot_counts,
@@ -285,14 +286,24 @@ def conclude(net, layer, x, y, lam, scaled: Scaled, grids, uniform, new, cert, *
     than the tolerance, else the lowest point known; the lower bound is the largest of
     `dual_bound` at the solver's point and at the lowest one (None where neither has one):
     where it exists it alone certifies.  Returns (model, certificate) with status "optimal";
-    otherwise raises SolveNotCertified carrying the point."""
+    otherwise raises SolveNotCertified carrying the point.
+
+    Returns
+    -------
+    model : Network
+        The returned point.
+    certificate : SolveCertificate
+        The solver's certificate `cert` completed by the verdict (candidates, lower_bound,
+        lower_bound_note, certified_by, gap_tolerance, returned_point, objective_unit, unit,
+        solver_objective, status).
+    """
     points = []                                     # (objective, name, model, sigma at z)
     for name, pieces in candidates(scaled, grids) + list(extra_points):
         model = build_model(net, layer, pieces, scaled.value_unit, uniform, scaled.zr)
         points.append((numpy_objective(model, layer, x, y, scaled.loss, lam, scaled.reg),
                        name, model, spline_values_at(pieces, scaled.z)))
     others = min(points, key=lambda p: p[0])
-    base = dict(cert)
+    base = SolveCertificate(cert)
     if new is not None:
         points.append((cert["objective_check"], "solver", new,
                        new.layers[layer].forward(scaled.z_given)[0] / scaled.value_unit))

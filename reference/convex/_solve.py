@@ -36,6 +36,8 @@ import time
 import numpy as np
 
 from reference._numerics import as_finite_array, check_choice, check_positive
+from reference._format import exact
+from reference.convex._certificate import SolveCertificate
 from reference.exceptions import InaccurateSolution, SolveFailed, SolveNotCertified
 from reference._limits import Deadline, check_time_limit, guard
 from reference.nn._losses import LOSSES, check_targets
@@ -198,7 +200,7 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
                 solver: str = "CLARABEL", max_size: float = MAX_PROBLEM_SIZE,
                 method: str | None = None, polish: bool = True,
                 merge_rtol: float = MERGE_RTOL, time_limit: float = TIME_LIMIT,
-                progress: bool = False) -> tuple[Network, dict]:
+                progress: bool = False) -> tuple[Network, SolveCertificate]:
     """Solve for the activations of spline layer `layer` with every weight fixed.
 
     Returns (new network, certificate).  The new network holds the optimum exactly: a
@@ -228,7 +230,16 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     per neuron, the worst violation, and with polish=True the knot-count polishing) or
     "full" (every grid point at once; the default for the other grids, the only choice for
     them).  merge_rtol: the data grid's merge tolerance (`merge_points`, >= 0).  progress: a
-    tqdm bar on stderr."""
+    tqdm bar on stderr.
+
+    Returns
+    -------
+    new : Network
+        A copy of net with the solved layer.
+    certificate : SolveCertificate
+        The certificate described above (the keys marked with the method in
+        `SolveCertificate`).
+    """
     (_, new, cert), = _solve_lams(net, layer, x, y, [lam], "lam", loss=loss, reg=reg,
                                   grid=grid, size=size, lip_max=lip_max, solver=solver,
                                   max_size=max_size, method=method, polish=polish,
@@ -246,7 +257,13 @@ def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2
     method "full": the problem compiled once (lambda is a DPP Parameter); "active": each
     lambda starts from the previous one's active set.  Each certificate's seconds run from
     the end of the previous solve (the first includes building the problem).  time_limit
-    bounds the whole path."""
+    bounds the whole path.
+
+    Returns
+    -------
+    list of (float, Network, SolveCertificate)
+        (lambda, new network, certificate) per lambda, in the order given.
+    """
     return _solve_lams(net, layer, x, y, lams, "lams", loss=loss, reg=reg, grid=grid,
                        size=size, lip_max=lip_max, solver=solver, max_size=max_size,
                        method=method, polish=polish, merge_rtol=merge_rtol,

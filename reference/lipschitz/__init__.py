@@ -1,4 +1,8 @@
 """Lipschitz bounds: Theorem 1, layer-wise, LipSDP, exact 1-D, MILP, 2-D regions, the ladder, lower bounds and claim verdicts."""
+from reference.lipschitz._bound_result import (
+    BoundResult,
+    LadderResult,
+)
 from reference.lipschitz._bounds import (
     theorem1,
     theorem1_bv2,
@@ -37,6 +41,8 @@ from reference.lipschitz._verdict import (
 )
 
 __all__ = [
+    "BoundResult",
+    "LadderResult",
     "theorem1",
     "theorem1_bv2",
     "layerwise",

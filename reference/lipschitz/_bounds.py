@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference.exceptions import OverflowResult
+from reference.lipschitz._bound_result import BoundResult
 from reference._limits import check_box, guard
 from reference._numerics import gamma, product_or_overflow, scaled_product
 from reference.nn._network import Activation, Dense, Identity, Network
@@ -229,7 +230,8 @@ def _chunked_norms(net: Network, x: np.ndarray, p: float, chunk: int) -> np.ndar
 
 
 def lower(net: Network, p=2, box: float = 1.0, num_points: int = NUM_POINTS,
-          rounds: int = ROUNDS, seed: int = 0, max_lower_cost: float = MAX_LOWER_COST) -> dict:
+          rounds: int = ROUNDS, seed: int = 0,
+          max_lower_cost: float = MAX_LOWER_COST) -> BoundResult:
     """A lower bound on Lip_p(f) over [-box, box]^N_0: value = max ||J(x)||_{p->p} found.
 
     The network is piecewise linear, so its Jacobian is piecewise constant and gradient
@@ -245,7 +247,14 @@ def lower(net: Network, p=2, box: float = 1.0, num_points: int = NUM_POINTS,
 
     Size guard: the estimate points x jacobian_flops(net) must not exceed max_lower_cost
     (TooLarge otherwise, before any evaluation); the Jacobians are evaluated in chunks of
-    about LOWER_CHUNK_BYTES, so memory stays bounded whatever num_points."""
+    about LOWER_CHUNK_BYTES, so memory stays bounded whatever num_points.
+
+    Returns
+    -------
+    BoundResult
+        value (= jacobian_norm), jacobian_norm, pair_ratio, x, x_pair (the pair, (N_0,)
+        each), points_evaluated, seed, box (the keys marked "lower" in `BoundResult`).
+    """
     p = parse_p(p)
     check_finite(net)
     box = check_box(box)
@@ -273,6 +282,6 @@ def lower(net: Network, p=2, box: float = 1.0, num_points: int = NUM_POINTS,
                              f"x = {x[best].tolist()} for these finite parameters; no bound "
                              "is reported")
     x_pair_start, x_pair, pair_ratio = secant_pair(net, x[best], p, box)
-    return {"value": float(norms[best]), "jacobian_norm": float(norms[best]),
-            "pair_ratio": pair_ratio, "x": x_pair_start, "x_pair": x_pair,
-            "points_evaluated": len(x), "seed": seed, "box": box}
+    return BoundResult(value=float(norms[best]), jacobian_norm=float(norms[best]),
+                       pair_ratio=pair_ratio, x=x_pair_start, x_pair=x_pair,
+                       points_evaluated=len(x), seed=seed, box=box)

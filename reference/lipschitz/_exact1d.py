@@ -31,6 +31,7 @@ from fractions import Fraction
 import numpy as np
 
 from reference.exceptions import OverflowResult
+from reference.lipschitz._bound_result import BoundResult
 from reference.lipschitz._exact import (MAX_PIECES, TIME_LIMIT, chord_pair, finite_or_none, input_scale,
                              jacobian_rounding, piece_tables, scaled_input)
 from reference._limits import Deadline, check_box, check_limit
@@ -234,7 +235,7 @@ def _exact(net: Network, p: float, domain: tuple, max_pieces, deadline) -> dict:
 
 
 def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
-             time_limit: float = TIME_LIMIT) -> dict:
+             time_limit: float = TIME_LIMIT) -> BoundResult:
     """Exact Lip_p(f) over R for a network with one input (module docstring).
 
     Returns value, status "optimal", certified_exact True, lower_bound = upper_bound = value
@@ -252,14 +253,21 @@ def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
     certified_exact False and a bracket lower_bound <= Lip_p(f) <= upper_bound: lower, the
     largest secant slope between the breakpoints found so far; upper, min over the layers l
     reached of max_j ||dz_l/dx on segment j||_p * layerwise(layers from l) (||J_tail g||_p <=
-    ||J_tail||_{p->p} ||g||_p), and layerwise(f) before any."""
+    ||J_tail||_{p->p} ||g||_p), and layerwise(f) before any.
+
+    Returns
+    -------
+    BoundResult
+        The keys marked "exact_1d" in `BoundResult` (those above, domain "R", seconds; when
+        stopped, lower_bound_certificate and upper_bound_certificate too).
+    """
     p = parse_p(p)
     check_finite(net)
     if net.n_in != 1:
         raise ValueError(f"model: exact_1d needs a network with 1 input, got {net.n_in}")
     max_pieces = check_limit(max_pieces, "max_pieces")
     deadline = Deadline(time_limit)
-    out = _exact(net, p, (-np.inf, np.inf), max_pieces, deadline)
+    out = BoundResult(_exact(net, p, (-np.inf, np.inf), max_pieces, deadline))
     if out["status"] == "optimal":
         lo, hi = out["argmax_segment"]
         out["argmax_point"] = float(inside(np.array([lo]), np.array([hi]))[0])
@@ -270,12 +278,19 @@ def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
 
 
 def exact_1d_on_box(net: Network, p, box: float, max_pieces: int = MAX_PIECES,
-                    time_limit: float = TIME_LIMIT) -> dict:
+                    time_limit: float = TIME_LIMIT) -> BoundResult:
     """Exact Lip_p(f) over [-box, box] for a network with one input: the same method over
     the box (normalised to [-m, m] by a power of two, `exact.scaled_input`; the box's ends
     are the domain's).  Returns box_value (None when not certified, with box_reason and
     box_upper_bound), box_pieces, and witness_x, witness_x_pair, witness: a `chord_pair` in
-    the segment of the value (f affine between the two points) and its ratio."""
+    the segment of the value (f affine between the two points) and its ratio.
+
+    Returns
+    -------
+    BoundResult
+        The keys marked "exact_1d_on_box" in `BoundResult` (no `value`: these complete the
+        result of `exact_1d` over R, as the ladder does).
+    """
     p = parse_p(p)
     check_finite(net)
     box = check_box(box)
@@ -285,9 +300,10 @@ def exact_1d_on_box(net: Network, p, box: float, max_pieces: int = MAX_PIECES,
     out = _exact(unit, p, (-box / scale, box / scale), check_limit(max_pieces, "max_pieces"),
                  deadline)
     if out["status"] != "optimal":
-        return {"box_value": None, "box_reason": out["reason"],
-                "box_upper_bound": finite_or_none((out["upper_bound"] or np.inf) / scale),
-                "box_pieces": out.get("pieces")}
+        return BoundResult(box_value=None, box_reason=out["reason"],
+                           box_upper_bound=finite_or_none((out["upper_bound"] or np.inf)
+                                                          / scale),
+                           box_pieces=out.get("pieces"))
     for lo, hi in (out["argmax_segment"], out["best_segment"]):
         try:
             x_a, x_b, ratio = chord_pair(unit, p, np.array([[1.0], [-1.0]]), np.array([hi, -lo]),
@@ -295,6 +311,6 @@ def exact_1d_on_box(net: Network, p, box: float, max_pieces: int = MAX_PIECES,
             break
         except (ValueError, TypeError):   # thinner than float64 resolves: the best attained
             continue
-    return {"box_value": out["value"] / scale, "box_pieces": out["pieces"],
-            "witness_x": (scale * x_a).tolist(), "witness_x_pair": (scale * x_b).tolist(),
-            "witness": ratio / scale}
+    return BoundResult(box_value=out["value"] / scale, box_pieces=out["pieces"],
+                       witness_x=(scale * x_a).tolist(), witness_x_pair=(scale * x_b).tolist(),
+                       witness=ratio / scale)

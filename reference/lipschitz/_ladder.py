@@ -1,10 +1,11 @@
 """The Lipschitz ladder: every method by name, run with one convention for the results.
 
-Each method returns a dict with at least `value` (a float, or None with a `reason` when the
-method does not apply, is refused by its size guard (reference.limits), gives a bound outside
-the float64 range or could not certify a number (reference.exceptions.SolveFailed)), `kind` and
-`seconds`.  kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper"
-(Lip <= value), "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
+Each method returns a BoundResult (a dict with attribute access; its keys are listed there)
+with at least `value` (a float, or None with a `reason` when the method does not apply, is
+refused by its size guard (reference._limits), gives a bound outside the float64 range or
+could not certify a number (reference.exceptions.SolveFailed)), `kind` and `seconds`.
+kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper" (Lip <= value),
+"exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
 "bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
 either end possibly None); the exact methods also give `upper_margin_kind`
 (reference.exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
@@ -35,6 +36,7 @@ from reference.data._datasets import check_count
 from reference.exceptions import NotApplicable, OverflowResult, SolveFailed, TooLarge
 from reference import _limits as limits
 from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz._bound_result import BoundResult, LadderResult
 from reference.lipschitz import _lipsdp as lipsdp
 from reference.lipschitz import _milp as milp
 from reference.lipschitz import _regions2d as regions2d
@@ -150,12 +152,20 @@ def check_options(options: dict) -> dict:
     return out
 
 
-def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dict:
+def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> BoundResult:
     """One method's result: value, kind (KINDS, or "exact" from `_exact`) and seconds; value
     None with a reason when the method does not apply (NotApplicable), is refused by its size
     guard (TooLarge), gives a bound outside the float64 range (OverflowResult) or did not
     reach a certified optimum (SolveFailed, or the bracket of an exact method).  Options: see
-    `check_options`."""
+    `check_options`.
+
+    Returns
+    -------
+    BoundResult
+        Its function's keys (the "exact" method: exact_1d's without breakpoints, completed
+        by exact_1d_on_box's; "lower": lower's with domain in place of box) and kind,
+        seconds, domain, method, reason: the keys marked "ladder" in `BoundResult`.
+    """
     parse_methods([name])
     p = lipschitz.parse_p(p)
     box = limits.check_box(box)
@@ -165,18 +175,26 @@ def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dic
         out = RUNNERS[name](net, p, box, options)
     except (NotApplicable, TooLarge, OverflowResult, SolveFailed) as exc:
         out = {"value": None, "reason": str(exc)}
+    out = BoundResult(out)
     out.setdefault("kind", KINDS[name])
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
-def ladder(net: Network, p=2, box: float = 1.0, methods=METHODS, **options) -> dict:
+def ladder(net: Network, p=2, box: float = 1.0, methods=METHODS, **options) -> LadderResult:
     """{method: result} for the chosen methods, in ladder order (see the module docstring).
-    box: the half-width of [-box, box]^N_0 (limits.check_box); options: `check_options`."""
+    box: the half-width of [-box, box]^N_0 (limits.check_box); options: `check_options`.
+
+    Returns
+    -------
+    LadderResult
+        One `BoundResult` (`run_method`) per method asked, keyed by its name.
+    """
     lipschitz.check_finite(net)
     box = limits.check_box(box)
     check_options(options)
-    return {name: run_method(name, net, p, box, **options) for name in parse_methods(methods)}
+    return LadderResult((name, run_method(name, net, p, box, **options))
+                        for name in parse_methods(methods))
 
 
 # the field holding an exact method's certified tolerance on its value, by upper_margin_kind

@@ -131,6 +131,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from reference.lipschitz._bound_result import BoundResult
 from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, check_threads
 from reference.lipschitz._blas import blas_threads as threads_of_blas
 from reference.exceptions import OverflowResult, SolveFailed
@@ -338,7 +339,7 @@ def certified_rho(data: LmiData, lam: np.ndarray) -> tuple[float, float]:
 
 def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
            max_sdp_cost: float = MAX_SDP_COST, reduce: bool = True,
-           blas_threads: int | None = LIPSDP_BLAS_THREADS) -> dict:
+           blas_threads: int | None = LIPSDP_BLAS_THREADS) -> BoundResult:
     """LipSDP-neuron or LipSDP-layer (p = 2), solved and certified on the normalised network
     and scaled back exactly (module docstring: the value of the network with its layers, or
     for LipSDP-neuron its neurons, rescaled is the value rescaled, to the solver's relative
@@ -384,7 +385,13 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
     normal float64 range: OverflowResult.  Estimated cost (`sdp_cost`) over max_sdp_cost:
     TooLarge before anything is built.  blas_threads: the BLAS libraries' threads while it
     runs (reference.blas: one by default, 1.1-3x faster than two on the reference machine;
-    None leaves them as they are)."""
+    None leaves them as they are).
+
+    Returns
+    -------
+    BoundResult
+        The keys listed above (marked "lipsdp" in `BoundResult`).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     requested = str(solver).upper()
@@ -406,7 +413,7 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
 
 
 def _lipsdp(net: Network, variant: str, solver: str, max_sdp_cost: float,
-            reduce: bool) -> dict:
+            reduce: bool) -> BoundResult:
     """`lipsdp` once its arguments are checked: solved and certified on the network normalised
     for the variant (`normalised_data`), scaled back by 2^E (`_in_network_units`), never above
     the layer-wise bound (`_at_most_layerwise`)."""
@@ -415,7 +422,7 @@ def _lipsdp(net: Network, variant: str, solver: str, max_sdp_cost: float,
     result, rounding = _lipsdp_normalised(net, variant, solver, max_sdp_cost, reduce, data,
                                           errors, t0)
     result = _in_network_units(result, rounding, normalisation, f"LipSDP-{variant}")
-    return _at_most_layerwise(net, result)
+    return BoundResult(_at_most_layerwise(net, result))
 
 
 def _lipsdp_normalised(net: Network, variant: str, solver: str, max_sdp_cost: float,
@@ -633,11 +640,11 @@ def _closed_form(data: LmiData, value: float, solver: str, t0: float, certificat
             "certificate": certificate}
 
 
-def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:
-    """LipSDP-neuron: one multiplier per hidden neuron (see `lipsdp`)."""
+def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> BoundResult:
+    """LipSDP-neuron: one multiplier per hidden neuron (see `lipsdp`; a BoundResult)."""
     return lipsdp(net, "neuron", solver, **limits)
 
 
-def lipsdp_layer(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:
-    """LipSDP-layer: one multiplier per hidden layer (see `lipsdp`)."""
+def lipsdp_layer(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> BoundResult:
+    """LipSDP-layer: one multiplier per hidden layer (see `lipsdp`; a BoundResult)."""
     return lipsdp(net, "layer", solver, **limits)

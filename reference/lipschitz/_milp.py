@@ -26,6 +26,8 @@ from reference.exceptions import MilpNotOptimal, NotApplicable
 from reference.lipschitz._exact import (TIME_LIMIT, box_halfspaces, chord_pair, finite_or_none,
                                         knot_form, normalized_network, piece_tables,
                                         solver_output_silenced, tail_bounds)
+from reference.lipschitz._bound_result import BoundResult
+from reference.exceptions import SolveFailed
 from reference._limits import Deadline, check_box, check_limit, guard
 from reference.lipschitz._bounds import (check_finite, jacobian_norms, operator_norm, parse_p,
                                  secant_pair, vector_norm)
@@ -454,7 +456,7 @@ def _verdict(net, p, done, witness, upper, tolerance) -> tuple:
 
 def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX_BINARIES,
                time_limit: float = TIME_LIMIT, mip_rel_gap: float = 1e-9,
-               max_cuts: int = MAX_CUTS) -> dict:
+               max_cuts: int = MAX_CUTS) -> BoundResult:
     """Exact Lip_p(f) over the box [-box, box]^N_0 for p in {1, inf}, by mixed-integer LP.
 
     f is CPWL, so Lip_p over the (convex) box = max over the linear regions meeting it of
@@ -518,7 +520,13 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     rounding: what a verdict on a claimed bound shows (reference.verdict).
 
     Over max_binaries binaries: TooLarge while encoding, before any solve; HiGHS failing
-    with and without presolve: MilpNotOptimal; max_cuts: an integer >= 0."""
+    with and without presolve: MilpNotOptimal; max_cuts: an integer >= 0.
+
+    Returns
+    -------
+    BoundResult
+        The keys marked "exact_milp" in `BoundResult` (those above).
+    """
     p = parse_p(p)
     check_finite(net)
     if p == 2.0:
@@ -529,7 +537,8 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
         raise ValueError(f"max_cuts: expected an integer >= 0, got {max_cuts!r}")
     deadline = Deadline(time_limit)
     net_hat, box_hat, a_in, a_out = normalized_network(net, box)
-    out = _exact_milp(net_hat, p, box_hat, (max_binaries, max_cuts, mip_rel_gap), deadline)
+    out = BoundResult(_exact_milp(net_hat, p, box_hat, (max_binaries, max_cuts, mip_rel_gap),
+                                  deadline))
     factor = a_out / a_in
     for key in ("witness", "lower_bound", "upper_bound", "tolerance", "milp_objective",
                 "milp_dual_bound"):

@@ -64,6 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.lipschitz import _rational as rational
+from reference.lipschitz._bound_result import BoundResult
 from reference._format import exact
 from reference.exceptions import NotApplicable, SolveFailed
 from reference.lipschitz._exact import (chord_pair, finite_or_none, input_scale, jacobian_rounding,
@@ -344,7 +345,7 @@ def _witness_pair(net, p, polygons, best, region=None) -> tuple:
 
 
 def regions_2d(net: Network, p=2, box: float = 1.0, max_regions: float = MAX_REGIONS,
-               time_limit: float = TIME_LIMIT) -> dict:
+               time_limit: float = TIME_LIMIT) -> BoundResult:
     """Exact Lip_p(f) over [-box, box]^2 for a network with two inputs, p in {1, 2, inf}, by
     enumerating its linear regions (see the module docstring for the method, the
     certificate and the limits).
@@ -363,7 +364,13 @@ def regions_2d(net: Network, p=2, box: float = 1.0, max_regions: float = MAX_REG
     attained one, and their secant ratio), argmax_polygon (its vertices), domain, seconds.
     When a check fails or the exact step runs out of time: status "not_certified", value
     None, a reason and the bracket; when stopped (max_regions, time_limit), the bracket of
-    `_stopped`."""
+    `_stopped`.
+
+    Returns
+    -------
+    BoundResult
+        The keys marked "regions_2d" in `BoundResult` (those above).
+    """
     p = parse_p(p)
     check_finite(net)
     if net.n_in != 2:
@@ -378,14 +385,14 @@ def regions_2d(net: Network, p=2, box: float = 1.0, max_regions: float = MAX_REG
     enum = enumerate_regions(unit, box_u, max_regions, deadline, p, tables)
     domain = f"box [-{box:g}, {box:g}]^2"
     if enum.stopped is not None:
-        out = enum.stopped
+        out = BoundResult(enum.stopped)
         out.update(lower_bound=out["lower_bound"] / scale, witness=out["witness"] / scale,
                    upper_bound=finite_or_none((out["upper_bound"] or np.inf) / scale),
                    witness_x=(scale * out["witness_x"]).tolist(),
                    witness_x_pair=(scale * out["witness_x_pair"]).tolist(), domain=domain,
                    seconds=deadline.elapsed())
         return out
-    return _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain)
+    return BoundResult(_certify(net, unit, p, box_u, scale, enum, tables, deadline, domain))
 
 
 def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict:
