@@ -31,7 +31,8 @@ SOLVER_TIGHT = {     # each solver's first attempts, before its defaults: (label
 #   [4, 3, 0] for [1, 2, 0]); each variant above rescued cases the others did not (measured
 #   on tests/test_solve_scale.py's matrix).  CVXOPT's feastol stays at its 1e-7 (1e-9 ended in
 #   a singular KKT matrix).
-CLARABEL_RETRIES = ({}, {"static_regularization_constant": 1e-7},    # KKT factorisation failed
+CLARABEL_RETRIES: tuple[dict[str, object], ...] = (
+                    {}, {"static_regularization_constant": 1e-7},    # KKT factorisation failed
                     {"equilibrate_enable": False}, {"static_regularization_constant": 1e-10},
                     {"max_iter": 1000, "tol_ktratio": 1e-5})
 
@@ -84,7 +85,7 @@ def solver_attempts(solver: str, settings: dict | None = None) -> list:
     each with `settings` on top (CLARABEL only; an attempt equal to an earlier one is left
     out).  trusted: tolerances or defaults only, and no `settings` (see
     `CoefficientProblem.solve`)."""
-    out = []
+    out: list[tuple[str, dict[str, object], bool]] = []
     retries = CLARABEL_RETRIES if solver == "CLARABEL" else ({},)
     settings = settings if solver == "CLARABEL" else None
     for label, options in list(SOLVER_TIGHT.get(solver, ())) + [

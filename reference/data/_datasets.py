@@ -218,8 +218,10 @@ def _idx_arrays(directory: Path, arg: str) -> dict:
     for key in MNIST_KEYS:
         file = _find(directory, IDX_STEMS[key], arg)
         dims, dtype, _ = _idx(file, arg, with_data=False)
-        arrays[key] = StoredArray(str(file), dims, dtype,
-                                  lambda f=file: _idx(f, arg, with_data=True)[2])
+        arrays[key] = StoredArray(
+            str(file), dims, dtype,
+            lambda f=file:  # type: ignore[misc]  # mypy cannot type a lambda with a default
+            _idx(f, arg, with_data=True)[2])
     return arrays
 
 
@@ -230,7 +232,8 @@ def _npz_arrays(path: Path, arg: str) -> dict:
         raise FileError(f"{arg}: {path} is {describe(path)}, neither a directory nor an .npz "
                         f"archive; expected {EXPECTED_PATH}")
     arrays = load_npz(path, arg, MNIST_KEYS)
-    return {k: StoredArray(f"{path}[{k}]", a.shape, a.dtype, lambda a=a: a)
+    return {k: StoredArray(f"{path}[{k}]", a.shape, a.dtype,
+                           lambda a=a: a)  # type: ignore[misc]  # mypy: lambda with a default
             for k, a in arrays.items()}
 
 

@@ -21,6 +21,7 @@ live there).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import MappingProxyType
 
 import numpy as np
@@ -29,7 +30,8 @@ from reference._numerics import as_finite_array, check_choice
 from reference.nn._regularisers import get as get_regulariser
 from reference.nn._spline import KnotSpline, LinearSpline
 
-NO_PARAMS = MappingProxyType({})      # shared by the parameter-free layers, read-only
+# shared by the parameter-free layers, read-only
+NO_PARAMS: MappingProxyType[str, np.ndarray] = MappingProxyType({})
 
 
 class Activation:
@@ -37,6 +39,8 @@ class Activation:
     their kinks.
 
     `derivative(z)` is sigma'(z) (M, N); at a breakpoint, the slope of the right piece."""
+    kind: str                                      # each registered subclass sets its own
+    derivative: Callable[[np.ndarray], np.ndarray]  # each subclass defines it
     n_in = n_out = None      # any width (spline and prelu fix theirs)
     kink_snap = 0.0          # width below a kink that the layer's own piece rule puts on it
     user_choice = True       # in ACTIVATIONS (made by make_activation)
@@ -141,7 +145,8 @@ def _spline_constants(spline) -> dict:
     return {"lip": spline.lipschitz(), "tv2": spline.tv2(), "bv2": spline.bv2()}
 
 
-ACTIVATION_TYPES = {}      # kind -> activation class: the registry (see `register`)
+# kind -> activation class: the registry (see `register`)
+ACTIVATION_TYPES: dict[str, type[Activation]] = {}
 
 
 def register(cls):

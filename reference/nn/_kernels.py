@@ -76,7 +76,7 @@ class Pieces(NamedTuple):
     locates again (numba; inputs of more than one block)."""
     x: np.ndarray
     grid: Grid
-    index: np.ndarray | None
+    index: np.ndarray | None  # type: ignore[assignment]  # field shadows tuple.index on purpose
     fraction: np.ndarray | None
 
 
@@ -302,8 +302,10 @@ class NumbaKernels:
         return self._backward(x, grad_out, *self._args(grid), grid.slopes, grad_x)
 
 
-_BACKEND_CLASSES = {"numba": NumbaKernels, "numpy": NumpyKernels}
-_instances = {}                  # name -> kernels (numba's compiled functions made once)
+_BACKEND_CLASSES: dict[str, type[NumpyKernels | NumbaKernels]] = {"numba": NumbaKernels,
+                                                                 "numpy": NumpyKernels}
+# name -> kernels (numba's compiled functions made once)
+_instances: dict[str, NumpyKernels | NumbaKernels] = {}
 _active = None
 
 
@@ -374,7 +376,7 @@ def derivative(grid: Grid, x: np.ndarray, block_rows: int) -> np.ndarray:
     return out
 
 
-def backward(grid: Grid, x: np.ndarray, grad_out: np.ndarray, block_rows: int,
+def backward(grid: Grid | None, x: np.ndarray, grad_out: np.ndarray, block_rows: int,
              pieces: Pieces | None = None, check: bool = False,
              grad_x: np.ndarray | None = None):
     """(grad_x (M, C), grad_coefficients (C*K,), all finite); with `pieces` (from the
@@ -384,6 +386,7 @@ def backward(grid: Grid, x: np.ndarray, grad_out: np.ndarray, block_rows: int,
     index = fraction = None
     if pieces is not None:
         grid, index, fraction = pieces.grid, pieces.index, pieces.fraction
+    assert grid is not None                  # the callers give grid when there are no pieces
     x, grad_out = np.ascontiguousarray(x), np.ascontiguousarray(grad_out)
     grad_x = np.empty(x.shape) if grad_x is None else grad_x
     parts = map_blocks(lambda b: kernels.backward(
