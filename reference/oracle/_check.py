@@ -494,6 +494,7 @@ def closest_choices(expected, got, candidates: dict, atol_effective: float, rtol
     row whose `got` matches some choice the (1 + C,) bool mask of the matching ones (index 0:
     the reference's own Jacobian), and the count of rows per closest choice's label."""
     expected = np.array(expected, dtype=np.float64)
+    matched: dict[str, int]                       # closest choice's label -> rows
     matched, allowed = {}, {}
     for row, (labels, jacs) in candidates.items():
         options = np.concatenate([expected[row][None], jacs])
@@ -782,9 +783,10 @@ def check(net: Network, x: ArrayLike, answers: Mapping[str, ArrayLike], *,
     choices = kink_choices(masks)
     own_to_file = file_names(net, names)
     gradient = ((objective_grad_out(objective, outputs), objective_extra_grads(net, objective))
-                if want_objective else None)
+                if want_objective and objective is not None else None)
     scales = KeyScales(net, x, ref, mags=forward.mags, objective_gradient=gradient,
                        own_names={v: k for k, v in own_to_file.items()})
+    pinned: dict[int, np.ndarray]        # kink row -> mask of the matching choices
     lazy, pinned = {}, {}
 
     def spread(prefix):

@@ -89,7 +89,8 @@ class KeyScales:
         self._mags = mags
         self.own_names = own_names
         self.objective_gradient, self.unit = objective_gradient, unit
-        self._parameters, self._jacobian = {}, None
+        self._parameters: dict[str, dict[str, float]] = {}
+        self._jacobian: float | None = None
 
     @property
     def mags(self) -> Magnitudes:

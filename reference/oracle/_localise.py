@@ -186,7 +186,7 @@ def suspects(net, caches, bad: np.ndarray, masks: list) -> list:
         if isinstance(layer, (Dense, Identity)):
             continue
         z = caches[i]
-        per_layer = {}
+        per_layer: dict[str, np.ndarray] = {}
         for n in range(z.shape[1]):
             labels = region_labels(layer, n, z[:, n], masks[i][:, n])
             outside = np.array(["extrapolation" in lab for lab in labels])
@@ -247,6 +247,7 @@ def localise_gradients(net, rows_by_key, own_to_file) -> dict | None:
     file_to_own = {v: k for k, v in own_to_file.items()}
     result = {}
     for prefix in ("param_gradients", "objective_gradients"):
+        status: dict[int, bool]                  # layer -> all its gradients agree
         items, status = [], {}
         for key, row in rows_by_key.items():
             if not key.startswith(prefix + "/") or key.split("/", 1)[1] not in file_to_own:
@@ -354,7 +355,7 @@ def localise(net: Network, x: NDArray[np.float64], used: Mapping[str, NDArray],
     format_localisation : Its lines for the human report.
     """
     rows_by_key = {r.key: r for r in rows}
-    result = {"summary": []}
+    result: dict[str, Any] = {"summary": []}
     layers = localise_layers(net, used, answers, rows_by_key, caches, rtol, masks)
     bad = failing_samples(used, answers, rows_by_key, rtol, x.shape[0])
     if layers is not None:

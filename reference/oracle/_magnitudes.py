@@ -75,6 +75,8 @@ def forward_magnitudes(net: Network, x) -> Magnitudes:
     the float64 range is clamped at FLOAT_MAX and its layer listed in `clamped`."""
     x = net.check_inputs(x)
     widths = layer_widths(net)
+    value0: list[np.ndarray | None]                  # None for a dense layer
+    lip: list[np.ndarray | None]
     a, inputs, value0, lip, clamped = np.abs(x), [], [], [], []
     for i, layer in enumerate(net.layers):
         inputs.append(a)

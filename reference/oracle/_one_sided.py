@@ -101,7 +101,7 @@ def kink_masks(net: Network, caches: list, mags: Magnitudes, knot_tol: float,
     ValueError
         naming `name`, the layer, neuron and sample, when the window of a pre-activation on
         a kink reaches KNOT_TOL_SPACING of the distance to the next kink of its neuron."""
-    masks = []
+    masks: list[np.ndarray | None] = []
     for i, (layer, z) in enumerate(zip(net.layers, caches)):
         if isinstance(layer, Dense):
             masks.append(None)
@@ -141,7 +141,8 @@ class ForwardPass:
         self.knot_tol = check_knot_tol(net, knot_tol, name)
         self.x = net.check_inputs(x)
         self.outputs, self.caches = net.forward(self.x, keep_cache=True)
-        self._mags = self._masks = None
+        self._mags: Magnitudes | None = None
+        self._masks: list | None = None
 
     @property
     def mags(self) -> Magnitudes:
@@ -165,7 +166,7 @@ class ForwardPass:
 def kink_choices(masks: list) -> dict:
     """Per row with kinks: (elements [(layer, neuron)], choices (C, k) of -1 / +1): every
     choice for k <= MAX_ENUMERATED_KINKS kinks, else all-left and all-right."""
-    rows = {}
+    rows: dict[int, list[tuple[int, int]]] = {}
     for i, m in enumerate(masks):
         if m is not None:
             for row, neuron in zip(*np.nonzero(m)):
@@ -270,6 +271,9 @@ def gradient_range(net: Network, caches: Sequence[NDArray[np.float64]],
     allowed = allowed or {}
     sides = [None if isinstance(l, Dense) else np.zeros((len(grad_out), w), np.int8)
              for l, w in zip(net.layers, widths)]
+    low: dict[str, np.ndarray]                       # entry-wise bounds of the gradients
+    high: dict[str, np.ndarray]
+    affected: dict[str, bool]
     low, high, affected = {}, {}, {}
     for row, (elements, options) in choices.items():
         one = [c[row:row + 1] for c in caches]
@@ -285,8 +289,8 @@ def gradient_range(net: Network, caches: Sequence[NDArray[np.float64]],
         if unique:                                        # one choice, not the reference's
             for col, (layer, neuron) in enumerate(elements):
                 sides[layer][row, neuron] = options[unique - 1][col]
-        for k, d in deltas.items():
-            d = np.stack(d)
+        for k, parts in deltas.items():
+            d = np.stack(parts)
             affected[k] = affected.get(k, False) or bool(np.any(d != 0))
             spread = np.zeros_like(d[0]) if unique is not None else d[keep]
             low[k] = low.get(k, 0) + spread.min(axis=0)

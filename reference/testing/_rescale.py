@@ -39,6 +39,7 @@ def rescale(net: Network, a: float, c: float) -> tuple[Network, dict]:
     Lipschitz constants (exact, layer-wise, Theorem 1 with the slopes) by T / a.  With a and
     c powers of 2 every one of these products is exact in float64.
     """
+    layers: list[object]                     # the layers of the rescaled network, in order
     layers, factors, t, k = [], {}, a, 0
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Dense):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -635,7 +636,7 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     base_lrs = [o.lr for o in optimisers]
     milestones = sorted(int(round(f * config.epochs)) for f in config.milestones)
 
-    history = {"config": asdict(config), "epochs": []}
+    history: dict[str, Any] = {"config": asdict(config), "epochs": []}
     bar = tqdm(total=config.epochs, unit="epoch", leave=False,
                disable=config.quiet or not sys.stderr.isatty())
     classify = config.loss != "squared"
@@ -665,9 +666,11 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         if classify:
             record["train_accuracy"] = accuracy(net, x, y, config.loss, outputs)
             if x_valid is not None:
+                assert isinstance(x_valid, np.ndarray)       # net.check_inputs made it one
                 record["valid_accuracy"] = accuracy(
-                    net, x_valid, y_valid, config.loss, outputs_into(net, x_valid,
-                                                                     valid_outputs))
+                    net, x_valid,
+                    y_valid,  # type: ignore[arg-type]  # None gives 0.0: a defect, reported
+                    config.loss, outputs_into(net, x_valid, valid_outputs))
         check_finite_training(net, optimisers, record)
         history["epochs"].append(record)
         bar.update()
