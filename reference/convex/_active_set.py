@@ -375,6 +375,10 @@ def lip_certificate(layer, z, w, grids, active, lam, reg, lip_max, scale,
 class _LinearProgram:
     """The rows of `lip_certificate`'s linear program as sparse triplets: a row reads
     sum coef x_col - x_slack <= rhs  (column -1: a constant 0, left out)."""
+    ub: list[tuple[np.ndarray, np.ndarray, np.ndarray]]      # (rows, columns, coefficients)
+    eq: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    b_ub: list[np.ndarray]
+    b_eq: list[np.ndarray]
 
     def __init__(self, columns: int):
         self.columns, self.ub, self.eq, self.b_ub, self.b_eq = columns, [], [], [], []
@@ -519,6 +523,7 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
         raise ValueError(f"max_rounds: expected an integer >= 1, got {max_rounds!r}")
     scale = reference_scale(z, a_mat, c, y, loss)
     active = [m.copy() for m in (start or initial_active(grids))]
+    history: list[dict]                                  # one entry per round
     history, check, last, prob, result = [], None, None, None, {}
     for rounds in range(1, max_rounds + 1):
         if deadline is not None and deadline.expired():
@@ -619,6 +624,7 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
         return None, base, run.active, extra, None
     new, cert = finish(net, layer, x, y, scaled.lam_given, run.problem, run.result, None,
                        0.0, norm_grids=grids, scaled=scaled)
+    assert run.optimality is not None      # finish raised unless the last solve was optimal
     cert.update(base, knots_unpolished=cert["knots"], polish="off", polish_objective=None,
                 method_certified=run.optimality.accepted,
                 **_certificate(run.optimality, scaled))
@@ -635,6 +641,7 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
 def _not_converged(run: ActiveSetResult, scaled) -> str:
     """Why the active set gave no certified point (round limit, stalled)."""
     check = run.optimality
+    assert check is not None               # round limit and stalled follow a checked round
     return (f"the active set did not converge (status {run.status!r} after {run.rounds} "
             f"rounds, worst violation {check.worst:.3g} x lambda_ref "
             f"{external_reference(check, scaled):.3g} (tolerance {check.tolerance:g}), "

@@ -308,9 +308,9 @@ def conclude(net, layer, x, y, lam, scaled: Scaled, grids, uniform, new, cert, *
         points.append((cert["objective_check"], "solver", new,
                        new.layers[layer].forward(scaled.z_given)[0] / scaled.value_unit))
     lowest = min(points, key=lambda p: p[0])
-    bounds = [dual_bound(scaled, grids, p[3]) for p in {id(p): p for p in
-                                                          (lowest, points[-1])}.values()]
-    bounds = [b for b in bounds if b is not None]
+    computed = [dual_bound(scaled, grids, p[3]) for p in {id(p): p for p in
+                                                            (lowest, points[-1])}.values()]
+    bounds = [b for b in computed if b is not None]
     lower = max(bounds) * scaled.objective_unit if bounds else None
     why_no_bound = None if lower is not None else (
         "the loss gradient, projected to be orthogonal to the shifts the regulariser "

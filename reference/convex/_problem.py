@@ -15,6 +15,7 @@ import copy
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -170,12 +171,13 @@ class CoefficientProblem:
 
         self.lam.value = float(lam)
         t0 = time.perf_counter()
+        raw: Any                  # the solver's own result (None before a solve returns)
         attempts, raw, first = [], None, False
         try:
             data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
             retries = solver_attempts(solver, settings)
         except cp.error.SolverError as exc:         # the solver cannot take this problem
-            retries, status = (), f"solver error ({exc})"
+            retries, status = [], f"solver error ({exc})"
             attempts.append(f"compile: {status}")
         for label, options, trusted in retries:
             raw, run, first = None, dict(options), trusted

@@ -103,7 +103,7 @@ def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
             "lipschitz": float(spl.lipschitz()[0])}
 
 
-def reduce_network(net: Network, x, reg: str = "tv2") -> tuple[Network, list]:
+def reduce_network(net: Network, x, reg: str = "tv2") -> tuple[Network, dict]:
     """The representer reduction: every spline layer, first to last, is replaced by the
     piecewise-linear interpolants of its splines through their values at the neuron's
     pre-activations on x (merged as in `merge_points`; plus 0 and 1 for BV2).  Outputs at x

@@ -230,7 +230,7 @@ NETWORKS = {"twoDnet": _twodnet}      # params['net'] -> layer order from params
 
 def group_modules(state: dict) -> dict:
     """{module name: {parameter name: array}} in the state dict's order."""
-    modules = {}
+    modules: dict[str, dict] = {}
     for key, value in state.items():
         name, _, param = key.rpartition(".")
         modules.setdefault(name, {})[param] = value
@@ -260,9 +260,9 @@ def _skips_an_index(names: list) -> bool:
     component, unlike 'fc1') with an index missing from 0, 1, 2, ...: a stateless module
     (nn.ReLU, ...) sits there."""
     found = [re.fullmatch(r"(.*\.)?(\d+)", n) for n in names]
-    if not all(found) or len({m.group(1) or "" for m in found}) != 1:
+    if not all(found) or len({m.group(1) or "" for m in found if m}) != 1:
         return False
-    return [int(m.group(2)) for m in found] != list(range(len(names)))
+    return [int(m.group(2)) for m in found if m] != list(range(len(names)))
 
 
 def order_from_keys(modules: dict) -> list:
@@ -549,7 +549,8 @@ def read_checkpoint(path, unsafe_pickle: bool = False, arg: str = "CKPT"):
 
 def _grid_from_params(params: dict, spline_range, spline_grid) -> dict:
     """The grid entries of a training checkpoint's params['model']."""
-    model = params.get("model") if isinstance(params.get("model"), dict) else {}
+    model = params.get("model")
+    model = model if isinstance(model, dict) else {}
     missing = [k for k in ("activation_type", "spline_size", "spline_range") if k not in model]
     if missing:
         raise ValueError(f"CKPT: params['model'] lacks {missing}")

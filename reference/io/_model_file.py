@@ -34,6 +34,7 @@ FORMATS = (FORMAT, FORMAT_KNOTS)       # FORMATS[v - 1]: version v (a class's fo
 
 def layer_entries(net: Network) -> tuple[list, dict]:
     """The JSON layer list and the arrays (name -> array) describing `net`."""
+    arrays: dict[str, np.ndarray]                # name -> array
     entries, arrays = [], {}
     for i, layer in enumerate(net.layers):
         entries.append(layer.to_entry(_putter(arrays, i)))
@@ -186,6 +187,7 @@ def load_model(path, with_names: bool = False):
             raise ModelFileError(f"{path}: entry 'layers' is not valid JSON ({exc})") from None
         if not isinstance(entries, list) or not entries:
             raise ModelFileError(f"{path}: entry 'layers' should be a non-empty JSON list")
+        owner: dict[str, int]                    # array name -> the layer that names it
         layers, names, owner = [], {}, {}
         for i, entry in enumerate(entries):
             where = (f"{path}: layer {i} "
