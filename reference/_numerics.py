@@ -15,6 +15,7 @@ types.
 from __future__ import annotations
 
 from functools import reduce
+from typing import overload
 
 import numpy as np
 
@@ -86,6 +87,10 @@ def check_choice(value, choices, name: str):
     return value
 
 
+@overload
+def exponent_below(x: float) -> int: ...
+@overload
+def exponent_below(x: np.ndarray) -> np.ndarray | int: ...
 def exponent_below(x) -> np.ndarray | int:
     """e with 2^e <= x < 2^(e + 1) for finite x > 0 (np.frexp), 0 where x = 0; an int for a
     scalar, an int array for an array."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
@@ -166,6 +167,7 @@ def _scaled_activation(layer, factor: float):
     when the scaled parameters would leave the spline's supported range or the normal
     float64 range."""
     tiny = np.finfo(float).tiny
+    make: Callable[[], SplineActivation | KnotSplineActivation]   # the scaled layer
     if isinstance(layer, SplineActivation):
         spline = layer.spline
         arrays = [spline.coefficients / factor, np.array([spline.x_min / factor,

@@ -234,7 +234,7 @@ def _exact(net: Network, p: float, domain: tuple, max_pieces, deadline) -> dict:
             **({"reason": "; ".join(reasons)} if reasons else {})}
 
 
-def exact_1d(net: Network, p=2, max_pieces: int = MAX_PIECES,
+def exact_1d(net: Network, p=2, max_pieces: float = MAX_PIECES,
              time_limit: float = TIME_LIMIT) -> BoundResult:
     """Exact Lip_p(f) over R for a network with one input (module docstring).
 

@@ -126,6 +126,7 @@ predictable (calibration in `sdp_cost`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -150,8 +151,10 @@ from reference.lipschitz._sdp_backends import (CVXPY_SOLVERS, LmiData, SdpSoluti
 from reference.nn._network import Network
 
 VARIANTS = ("neuron", "layer")
-SOLVE = {"NUMPY": solve_numpy, "CVXOPT": solve_cvxopt,      # name -> (data, K, margin) -> solution
-         **{name: partial(solve_cvxpy, solver=name) for name in CVXPY_SOLVERS}}
+# name -> (data, K, margin) -> solution
+SOLVE: dict[str, Callable[..., SdpSolution]] = {
+    "NUMPY": solve_numpy, "CVXOPT": solve_cvxopt,
+    **{name: partial(solve_cvxpy, solver=name) for name in CVXPY_SOLVERS}}
 SDP_SOLVERS = tuple(SOLVE)
 DEFAULT_SOLVER = "NUMPY"
 FALLBACK_SOLVERS = ("CVXOPT", "CLARABEL")   # tried in turn when the default one fails
@@ -223,6 +226,7 @@ def normalised_data(net: Network, variant: str) -> NormalisedLmi:
     `lipsdp` solves and certifies: its value times 2^E is the network's."""
     layers = normalise(layers_of(net), variant)
     data, *errors = _build_data(layers)
+    assert layers.normalisation is not None          # normalise always records it
     return NormalisedLmi(data, tuple(errors), layers.normalisation)
 
 
@@ -580,9 +584,11 @@ def _solve_certified(data: LmiData, solved: LmiData, k_mat: np.ndarray, solver: 
             status = sol.status
             if margin_value == 0 and sol.rho is not None and 0 < sol.rho < np.inf:
                 scale = float(sol.rho)
-            if status == "optimal" and not np.all(np.isfinite(sol.lam)):
+            if status == "optimal" and not np.all(np.isfinite(
+                    sol.lam)):  # type: ignore[arg-type]  # an optimal solution carries lam
                 status += ", but multipliers not finite"
             elif status == "optimal":
+                assert sol.lam is not None             # every back-end returns it when optimal
                 lam = np.maximum(sol.lam, 0.0)
                 stretch = min(STRETCHES, key=lambda e: schur_rho(data, lam * (1.0 + e)))
                 lam = lam * (1.0 + stretch)

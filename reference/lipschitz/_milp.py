@@ -17,6 +17,8 @@ undecided, HiGHS disagreeing with NumPy), it returns a certified bracket lower_b
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.optimize
 import scipy.sparse
@@ -163,7 +165,7 @@ def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINAR
     else:
         dlo = dhi = np.eye(n0)[direction[1]]
     dy = m.var(dlo, dhi)
-    pattern = []
+    pattern: list[tuple] = []
     for layer in net.layers:
         if layer.kind == "dense":
             w, b = layer.params["weight"], layer.params.get("bias")
@@ -373,7 +375,7 @@ def _conflict_binaries(pattern, chosen, rows, support) -> list:
 
 
 def _solve_one(net, model, direction, p, box, limits, deadline, share, label,
-               exact) -> dict:
+               exact: tuple[rational.RationalNetwork, dict]) -> dict:
     """Solve one MILP of exact_milp within a share of the time left (limits = (max_binaries,
     max_cuts, mip_rel_gap); exact = (rational network, piece tables) for `decide`).  Each
     pattern HiGHS finds optimal is decided (`decide`); when its region is proven without
@@ -454,7 +456,7 @@ def _verdict(net, p, done, witness, upper, tolerance) -> tuple:
             f"at an interior point differ by more than its tolerance {tolerance:.3g}")
 
 
-def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX_BINARIES,
+def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: float = MAX_BINARIES,
                time_limit: float = TIME_LIMIT, mip_rel_gap: float = 1e-9,
                max_cuts: int = MAX_CUTS) -> BoundResult:
     """Exact Lip_p(f) over the box [-box, box]^N_0 for p in {1, inf}, by mixed-integer LP.
@@ -564,7 +566,7 @@ def _exact_milp(net: Network, p: float, box: float, limits: tuple, deadline) -> 
     tables = piece_tables(net)
     exact = (rational.RationalNetwork(net, tables), tables)
     encoded = _encode(net, box, runs[0], max_binaries) if p == np.inf else None  # N_L targets
-    done = []
+    done: list[dict[str, Any]] = []
     for r, direction in enumerate(runs):
         if encoded is None and r > 0 and deadline.expired():           # not started
             done.append({"solved": False, "upper": tail_bounds(net, p)[1], "dual": None})

@@ -32,6 +32,7 @@ def interior_point(rows, box: float, n0: int):
     (eps*, x, support): support, the keys of the constraints with a nonzero dual at the
     optimum, (k, "lo" / "hi") for pattern entry k and ("box", d, -1 / +1) for the box;
     with y those duals, y >= 0 and sum y_i a_i = 0 certify eps* (LP duality)."""
+    keys: list[tuple]                   # (k, "lo" / "hi") or ("box", d, side), as documented
     a_rows, b, keys = [], [], []
     for k, (g, c, lo, hi, _) in enumerate(rows):
         norm = np.linalg.norm(g)
@@ -117,7 +118,7 @@ def decide(net: Network, rnet, tables, rows, pieces, box: float) -> tuple:
             return "proven", np.array([float(v) for v in point])
     keys = list(exact)
     near = [keys.index(key) for key in support if key in exact]
-    binding = len(near)
+    binding_count = len(near)
     if x_in is not None:                 # then the rows by their distance from the LP's point
         slack = [float(b) - float(sum(ai * xi for ai, xi in zip(a, x_in))) for a, b in
                  exact.values()]
@@ -125,7 +126,7 @@ def decide(net: Network, rnet, tables, rows, pieces, box: float) -> tuple:
                  exact.values()]
         order = np.argsort(np.abs(slack) / np.array(scale))
         near += [int(i) for i in order if int(i) not in near]
-    proof = rational.empty_certificate(list(exact.values()), near, binding)
+    proof = rational.empty_certificate(list(exact.values()), near, binding_count)
     if proof is not None:
         return "empty", {keys[i] for i in proof}
     return "undecided", x_in

@@ -26,6 +26,7 @@ patterns' norms enter the value (proven, not attained at a float64 point).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -87,8 +88,8 @@ class Patterns:
     each cell was cut from, its pieces (P_l, W_l), which of its neurons have an exactly
     constant pre-activation on it (P_l, W_l))."""
 
-    def __init__(self):
-        self.layers = []
+    def __init__(self) -> None:
+        self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -99,7 +100,7 @@ class Patterns:
     def pattern(self, depth: int, cell: int) -> list:
         """The pieces of every activation layer before `depth` on the cell `cell` of layer
         `depth` (a cell index at the end of layer depth - 1)."""
-        out = []
+        out: list[tuple[int, ...]] = []
         for ancestor, pieces, _ in reversed(self.layers[:depth]):
             out.insert(0, tuple(int(k) for k in pieces[cell]))
             cell = int(ancestor[cell])
@@ -107,6 +108,8 @@ class Patterns:
 
     def own(self, rows: np.ndarray) -> tuple[list, list]:
         """Per activation layer, the pieces and the flat masks of the final cells `rows`."""
+        pieces: list[np.ndarray]
+        flat: list[np.ndarray]
         pieces, flat = [], []
         for ancestor, layer_pieces, constant in reversed(self.layers):
             pieces.insert(0, layer_pieces[rows])
@@ -179,6 +182,7 @@ def end_cut(cells, cut: dict, kept: np.ndarray | None = None) -> tuple:
     undecided = list(cut["undecided"])
     if cut["part"] is None:
         return cells, np.arange(len(cells)), cut["first"], cut["total"], undecided
+    assert kept is not None                   # the callers give it whenever strips were cut
     whole = np.ones(len(cells), dtype=bool)
     whole[cut["rows"]] = False
     undecided += [(int(r), int(k)) for r, k in zip(cut["rows"][~kept], cut["pieces"][~kept])]
@@ -204,7 +208,7 @@ class Enumeration:
     """What `enumerate_cells` found: the final cells, their maps (row i for cell i), the
     patterns, the slivers as (activation layer, cell, pieces of the layer's first neurons,
     bound), and the bracket of an interrupted run (else None)."""
-    cells: object
+    cells: Any                   # _exact1d.Segments or _regions2d.Polygons (duck-typed)
     maps: LayerMap
     patterns: Patterns
     slivers: list
@@ -237,6 +241,7 @@ def enumerate_cells(net, cells, maps: LayerMap, tables: dict, p: float, limit: f
     layer-wise bound of the rest)."""
     tails, upper = tail_bounds(net, p)
     after, lips, _ = tail_products(net, p)
+    slivers: list[tuple]                     # (depth, cell, pieces, bound)
     patterns, slivers, depth, width = Patterns(), [], 0, net.n_in
     for i, layer in enumerate(net.layers):
         if layer.kind == "dense":
@@ -248,7 +253,7 @@ def enumerate_cells(net, cells, maps: LayerMap, tables: dict, p: float, limit: f
         table = tables[i]
         gain_norms = jacobian_norms(maps.gain, p)
         upper = min(upper, float(gain_norms.max()) * tails[depth])
-        steps = []                           # per neuron: (origin, piece) of every cell
+        steps: list[tuple] = []              # per neuron: (origin, piece) of every cell
         for n in range(width):
             if deadline.expired():
                 return Enumeration(cells, maps, patterns, slivers, stop(
@@ -327,7 +332,7 @@ def decide(net, p: float, region, enum: Enumeration, pending: list, value: float
     queue += [(bound, d, cell, pieces) for d, cell, pieces, bound in enum.slivers]
     queue.sort(key=lambda item: -item[0])
     rnet = rational.RationalNetwork(net, tables, region)
-    out = {"proven": [], "empty": 0, "checked": 0, "open_bound": None}
+    out: dict[str, Any] = {"proven": [], "empty": 0, "checked": 0, "open_bound": None}
     best = value
     for bound, d, cell, pieces in queue:
         if bound <= threshold(best):
@@ -369,6 +374,7 @@ def conclude(net, p: float, region, enum: Enumeration, cert: dict, tables: dict,
     proven = max(decided["proven"], key=lambda item: item[0], default=None)
     attained = proven is None or proven[0] <= value
     if not attained:
+        assert proven is not None               # attained when nothing was proven
         value = proven[0]
     open_bound = decided["open_bound"]
     top = max([value, float(cert["pattern_norms"][match].max(initial=0.0))]

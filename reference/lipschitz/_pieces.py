@@ -24,6 +24,7 @@ gamma_n = n u / (1 - n u)):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -52,7 +53,8 @@ class PieceTable:
     offset_scale: np.ndarray
     slope_rtol: float
     snap: np.ndarray
-    _exact_pieces: object = field(repr=False, default=None)
+    _exact_pieces: Callable[[int], tuple[list, list, list]] | None = field(repr=False,
+                                                                            default=None)
     _cache: dict = field(repr=False, default_factory=dict)
 
     @property
@@ -61,6 +63,7 @@ class PieceTable:
 
     def exact(self, n: int) -> tuple[list, list, list]:
         if n not in self._cache:
+            assert self._exact_pieces is not None      # every table is built with one
             self._cache[n] = self._exact_pieces(n)
         return self._cache[n]
 

@@ -96,8 +96,8 @@ class RationalNetwork:
         self.net = net
         self.tables = dict(tables or {})
         self.region = region
-        self._dense = {}
-        self._cells = {}
+        self._dense: dict[int, tuple] = {}           # layer -> its integer (weight, bias)
+        self._cells: dict[tuple, tuple | None] = {}  # pattern prefix -> (region, maps)
         self._activations = [i for i, layer in enumerate(net.layers) if layer.kind != "dense"]
 
     def dense(self, i: int, affine: Affine) -> Affine:
@@ -264,7 +264,7 @@ def regions(rnet: RationalNetwork, prefix: list, deadline=None,
             continue
         table = rnet.table(i, len(state[0][1]))
         fixed = given if i == layer else ()
-        new_state = []
+        new_state: list[tuple] = []                  # (region, maps, pattern)
         for r, m, pat in state:
             parts = [(r, list(fixed))]
             for n in range(len(fixed), table.width):

@@ -102,7 +102,7 @@ def robust_pieces(net: Network, x: np.ndarray, tables: dict,
     through the pattern is exactly 0): it needs no margin (f is affine around x whichever
     piece it takes, and it takes the piece right of a knot it sits on, as everywhere)."""
     robust = np.ones(len(x), dtype=bool)
-    patterns = []
+    patterns: list[np.ndarray] = []
     for i, layer, z, err, _, _ in forward_errors(net, x):
         if layer.kind == "dense":
             continue

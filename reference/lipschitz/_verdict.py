@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -148,6 +149,7 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
                 "rounding bound of a computed Jacobian norm")
     if how == "tolerance":
         return upper - result["tolerance"], result["tolerance"], "HiGHS's tolerance"
+    assert upper is not None                 # _collect asks only when there is an upper bound
     return upper, upper * closed, closed_text
 
 
@@ -272,11 +274,14 @@ def check_claim(net: Network, claim, p=2, box: float = 1.0, methods=ladder.METHO
     chosen = ladder.parse_methods(methods)
     ladder.check_options(options)
     t0 = time.perf_counter()
+    results: dict[str, Any]                                  # method -> its result
     bounds, witnesses, results, not_run = [], [], {}, {}
+    decided_by: Bound | None
     verdict, decided_by, witness, interval = "undecided", None, None, (None, None)
     for stage in stages(net.n_in):
         for name in (m for m in stage if m in chosen):
             if verdict != "undecided":
+                assert decided_by is not None            # _decide names the deciding bound
                 not_run[name] = f"not needed: decided by {decided_by.method}"
             elif name.startswith("lipsdp") and p != 2.0:
                 not_run[name] = "LipSDP bounds the l2 constant only (p = 2)"
