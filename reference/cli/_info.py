@@ -2,6 +2,8 @@
 Lipschitz constant and knots per neuron) and its Theorem-1 bounds for p = 1, 2, inf."""
 from __future__ import annotations
 
+from typing import Any
+
 from reference.exceptions import OverflowResult
 from reference.io._files import dumps_json
 from reference.io._model_file import load_model
@@ -15,7 +17,8 @@ DESCRIPTION = None
 
 def run(args) -> int:
     net = load_model(args.model)
-    info = {"layers": [], "splines": spline_summary(net), "theorem1": {}, "theorem1_bv2": {}}
+    info: dict[str, Any] = {"layers": [], "splines": spline_summary(net), "theorem1": {},
+                            "theorem1_bv2": {}}
     for i, layer in enumerate(net.layers):
         info["layers"].append({"index": i, "type": layer.kind,
                                **{k: list(v.shape) for k, v in layer.params.items()}})

@@ -90,10 +90,12 @@ def print_verdict(v: verdict.Verdict, title: str) -> None:
           f"{v.verdict.upper()}")
     if v.verdict == "sound":
         b = v.decided_by
+        assert b is not None                     # a sound verdict names its upper bound
         print(f"  certified upper bound {_number(b.certified)} <= {v.claim:.10g}: {b.method} = "
               f"{_number(b.value)} + margin {b.margin:.3g}, holds on {b.domain}")
     elif v.verdict == "unsound":
         w = v.witness
+        assert w is not None                     # an unsound verdict comes with its witness
         print(f"  witness pair in the box ({w.method}: {w.source}):")
         print(f"    x  = {w.x}")
         print(f"    x' = {w.x_pair}")

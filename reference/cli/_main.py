@@ -96,6 +96,7 @@ def run_command(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:                # argparse printed the usage error (or --help)
+        assert isinstance(exc.code, int)     # argparse exits with an int status
         return exc.code
     try:
         return args.func(args)

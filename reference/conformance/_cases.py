@@ -477,7 +477,7 @@ def build_cases() -> list[Case]:
     >>> cases[0].name, cases[0].inputs.ndim
     ('knots', 2)
     """
-    cases = []
+    cases: list[Case] = []
     for builder in CASE_BUILDERS:
         made = builder()
         cases.extend(made if isinstance(made, list) else [made])

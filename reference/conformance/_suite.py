@@ -69,9 +69,9 @@ MAX_MANIFEST_BYTES = 2**24    # the manifest of this version is ~60 kB
 TOLERANCE_RULE = ("|got - expected| <= atol S + rtol |expected| per entry, S = max(max "
                   "|expected| over the key, the quantity's magnitude); the tolerances "
                   "are built into the grader for this format version")
-CASE_FIELDS = {"name": str, "tests": str, "kind": str, "model": str, "inputs": str,
-               "expected": str, "rtol": (int, float), "atol": (int, float),
-               "answer_keys": list, "parameters": dict}
+CASE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str, "tests": str, "kind": str, "model": str, "inputs": str, "expected": str,
+    "rtol": (int, float), "atol": (int, float), "answer_keys": list, "parameters": dict}
 KIND_PARAMETERS = {"objective": ("loss", "lam", "reg", "mu", "data"),   # what `answer` reads
                    "lipschitz_exact": ("p", "box"),
                    "solve": ("layer", "loss", "lam", "reg", "grid", "lip_max", "data")}
@@ -420,7 +420,7 @@ def load_suite(directory: str | os.PathLike, arg: str = "DIR",
     _check_format(manifest["format"], where)
     if not isinstance(manifest.get("cases"), list) or not manifest["cases"]:
         raise SuiteError(f"{where}: 'cases' should be a non-empty list")
-    seen = set()
+    seen: set[str] = set()
     for i, entry in enumerate(manifest["cases"]):
         _check_case(entry, i, where, seen)
     known = {c.name: c for c in (cases.build_cases() if built is None else built)}
@@ -515,7 +515,7 @@ class SuiteReport:
 
 def failure_lines(c: CaseResult) -> list:
     lines = [f"FAILED {c.name} ({c.kind}):"]
-    unread = {}
+    unread: dict[str, list[str]] = {}             # note -> the keys not compared for it
     for r in c.rows:
         if r.passed:
             continue

@@ -43,8 +43,9 @@ from reference.training._train import (ACC_DROP, REGULARISERS, TrainConfig, accu
                              objective, train)
 from reference.convex._problem import knot_counts
 
-TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0, "epochs": 100,
-                  "seed": 0, "batch_size": 16, "lr": 1e-2, "spline_init": "leaky_relu"}
+TRAIN_DEFAULTS: dict[str, Any] = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0,
+                                  "epochs": 100, "seed": 0, "batch_size": 16, "lr": 1e-2,
+                                  "spline_init": "leaky_relu"}
 SPLINE_INITS = ("leaky_relu", "relu", "identity", "abs", "even_odd")
 RUN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "identity")
 # the fields that only matter for spline networks (ignored, and set to their defaults by
@@ -285,6 +286,7 @@ def _real(value, name, low=None, high=None, open_low=False) -> float:
         where = (f" {'>' if open_low else '>='} {low:g}" if low is not None else "") + (
             f" and <= {high:g}" if high is not None else "")
         raise ValueError(f"{name}: expected a finite number{where}, got {value!r}")
+    assert number is not None                     # ok above requires it
     return number
 
 
@@ -369,7 +371,8 @@ def lipschitz_ladder(net: Network, seed: int = 0) -> dict[str, dict[str, dict]]:
     out = {}
     for p_name in LADDER_P:
         p = lipschitz.parse_p(p_name)
-        rungs = {name: ladder.run_method(name, net, p) for name in CLOSED_FORM_RUNGS}
+        rungs: dict[str, dict] = {name: ladder.run_method(name, net, p)
+                                  for name in CLOSED_FORM_RUNGS}
         low = ladder.run_method("lower", net, p, box=LOWER_BOX, num_points=LOWER_POINTS,
                                 rounds=LOWER_ROUNDS, seed=seed)
         if low["value"] is None:             # size guard (TooLarge) or an overflowing net

@@ -183,7 +183,7 @@ def expand(max_runs: float = MAX_RUNS, **lists: Any) -> list[RunConfig]:
             raise ValueError(f"{name}: expected at least one choice, got none")
     guard("sweep: combinations", float(np.prod([len(c) for c in choices], dtype=float)),
           max_runs, "max_runs")
-    out = {}
+    out: dict[str, RunConfig] = {}              # key -> config: each distinct run once
     for combo in itertools.product(*choices):
         config = RunConfig(**dict(zip(order, combo))).canonical()
         out.setdefault(config.key(), config)
@@ -337,7 +337,8 @@ def dask_client(workers: int | None = None,
             raise OSError(f"scheduler: cannot connect to {scheduler!r} ({exc})") from None
         with client:
             try:                          # a scheduler without workers would wait forever
-                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+                client.wait_for_workers(
+                    1, timeout=CONNECT_TIMEOUT)  # type: ignore[arg-type]  # takes "20s" too
             except (OSError, TimeoutError) as exc:
                 raise OSError(f"scheduler: {scheduler!r} has no worker after "
                               f"{CONNECT_TIMEOUT} ({type(exc).__name__}); start one with "
@@ -571,7 +572,7 @@ def table(records: Iterable[dict]) -> list[dict]:
         deviation, ddof = 1; None with fewer than two values or where the metric does not
         apply).
     """
-    groups = {}
+    groups: dict[tuple, dict[str, Any]] = {}
     for record in records:
         config = RunConfig.from_dict(record["run_config"]).to_dict()
         group = tuple((name, json.dumps(config[name])) for name in GROUP_FIELDS)
