@@ -116,20 +116,16 @@ def s_shape_labels(x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     Parameters
     ----------
     x : ndarray of shape (n_samples, 2)
-        The points :math:`(x_1, x_2)`.
+        Points of the plane, one per row.
 
     Returns
     -------
     labels : ndarray of shape (n_samples,), dtype intp
-        1 inside the band, 0 outside.
-
-    See Also
-    --------
-    circle_labels : The other generated two-dimensional set.
+        The class of each point: 1 in the band, else 0.
 
     Notes
     -----
-    A point is labelled 1 when
+    A point :math:`(x_1, x_2)` is labelled 1 when
 
     .. math::
 
