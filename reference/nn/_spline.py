@@ -904,12 +904,12 @@ class LinearSpline:
 
     # ------------------------------------------------------ sparsification
     def sparsify(self, threshold: float) -> tuple["LinearSpline", dict]:
-        """Zero the slope jumps with |a_k| <= threshold and rebuild the coefficients exactly.
+        """Zero the small slope jumps and rebuild the coefficients exactly.
 
         Parameters
         ----------
         threshold : float
-            A finite number >= 0: jumps of magnitude at most this are removed.
+            A finite number >= 0: the jumps with :math:`|a_k| \\le` threshold are set to 0.
 
         Returns
         -------
