@@ -7,7 +7,7 @@ non-empty training, validation and test sets.
 MNIST is read from `path` (the CLI's --data-path): a directory with the four IDX files, or
 an .npz with x_train, y_train, x_test, y_test (Keras' layout).  No array is allocated before
 its header is checked against the bytes its file can hold (IDX: here, before any IDX data is
-read; .npz: reference.files, entry by entry, no pickles); then the layout (one label per
+read; .npz: reference.io.load_npz, entry by entry, no pickles); then the layout (one label per
 image, images (M, H, W) or (M, D) of one size in training and test, integer pixels and
 labels) and the values (pixels 0..255, labels 0..9).  A damaged or wrong file gives a
 FileError (a ValueError) naming the argument that gave the path and saying what was
@@ -55,6 +55,19 @@ EXPECTED_PATH = ("a directory with the four MNIST IDX files (train-images-idx3-u
 
 @dataclass
 class Dataset:
+    """A data set split into training, validation and test parts (what the loaders return).
+
+    Attributes
+    ----------
+    name : str
+        The data set's name (one of `DATASETS`).
+    x_train, x_valid, x_test : ndarray of shape (n_samples, n_features)
+        The inputs, float64.
+    y_train, y_valid, y_test : ndarray of shape (n_samples,)
+        The integer class labels, in [0, num_classes).
+    num_classes : int
+        The number of classes.
+    """
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -269,7 +282,7 @@ def _idx(file: Path, arg: str, with_data: bool):
     IDX: magic 0x00 0x00 TYPE NDIM, NDIM big-endian uint32 dims, then the data, big-endian;
     the file may be gzipped (recognised by its magic).  The declared size is checked against
     the file's length (uncompressed: equal; gzipped: at most MAX_DEFLATE_RATIO x the length)
-    and against reference.files.MAX_ARRAY_BYTES before any data is read."""
+    and against reference.io._files.MAX_ARRAY_BYTES before any data is read."""
     with _readable(file, arg), open(file, "rb") as raw:
         gzipped = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
@@ -328,7 +341,7 @@ def _idx_arrays(directory: Path, arg: str) -> dict:
 
 
 def _npz_arrays(path: Path, arg: str) -> dict:
-    """{key: StoredArray} for the four arrays of an MNIST .npz (read by reference.files:
+    """{key: StoredArray} for the four arrays of an MNIST .npz (read by reference.io.load_npz:
     every entry's header checked against the archive before it is read, no pickles)."""
     if not zipfile.is_zipfile(path):
         raise FileError(f"{arg}: {path} is {describe(path)}, neither a directory nor an .npz "

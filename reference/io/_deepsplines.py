@@ -121,6 +121,7 @@ class ActivationCheck:
 
 @dataclass
 class ImportResult:
+    """What `import_deepsplines` returns: the network and how it was read (see its Returns)."""
     network: Network
     source: str             # 'training checkpoint' or 'state dict'
     net_name: str | None    # params['net'] of a training checkpoint

@@ -14,7 +14,7 @@ is still written as '/1', so readers of version 1 keep reading it.  Both are rea
 NAME is the key of an array in the same file.  Loading validates everything and names the
 offending layer; saving is atomic (temporary file in the same directory, then rename).
 Each layer class writes and reads its own entry (`to_entry` / `from_entry`, the registry
-reference.network.layer_types()): this module knows the file, not the kinds.
+reference.nn._network.layer_types()): this module knows the file, not the kinds.
 """
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ class EntryReader:
 
 
 def _build_layer(entry, data, where):
-    """The layer of one entry, by its class in reference.network.layer_types()."""
+    """The layer of one entry, by its class in reference.nn._network.layer_types()."""
     if not isinstance(entry, dict) or "type" not in entry:
         raise ModelFileError(f"{where}: expected an object with a 'type'")
     kind = entry["type"]

@@ -437,9 +437,9 @@ class SplineActivation(Activation):
         return self.spline.derivative_unchecked(z)
 
     @property
-    def kink_snap(self):
+    def kink_snap(self) -> float:
         """knot_snap * step: inputs that close below a grid point take the piece right of it
-        (reference.spline), so the kink window is never narrower."""
+        (reference.nn.LinearSpline), so the kink window is never narrower."""
         return self._spline.knot_snap * self._spline.step
 
     def kinks(self, width: int) -> list[tuple[npt.NDArray[np.float64], ...]]:

@@ -1,4 +1,4 @@
-"""Block kernels of reference.spline.LinearSpline: forward, derivative, backward.
+"""Block kernels of reference.nn.LinearSpline: forward, derivative, backward.
 
 Every kernel works on a row block of an (M, C) array (about CHUNK_ELEMENTS entries, so
 that temporaries stay in cache) with the piece tables of the spline, flat (C*K,) arrays

@@ -5,7 +5,7 @@
     ||sigma||_BV2   = TV2(sigma) + |sigma(0)| + |sigma(1)|     (DeepSplines' convention)
 
 Both are TV2(sigma) + sum_{t in extra_points} |sigma(t)|; the extra points are what the data
-grid of the representer theorem and the candidate knots of reference.active_set add to the
+grid of the representer theorem and the candidate knots of reference.convex add to the
 pre-activations (nothing for TV2, 0 and 1 for BV2).  Every site that depends on the choice
 asks the entry `get(reg)` instead of branching on the name.  Imports numpy only (cvxpy only
 when `cvx_term` is called).
@@ -92,7 +92,7 @@ class Regulariser:
     def ignores_affine(self) -> bool:
         """R(sigma + b0 + b1 z) = R(sigma) for every affine shift (TV2 only): the optimal set
         of a coefficient problem is then unbounded along such shifts, which
-        reference.convex.gauge_basis pins."""
+        reference.convex pins (gauge_basis)."""
         return not self.extra_points
 
     def extra_inputs(self, width: int) -> npt.NDArray[np.float64]:

@@ -55,7 +55,7 @@ u = (x - x_min)/T exactly and p_k(x) = c_k + (u - k)(c_{k+1} - c_k) the line of 
   is then below the snap.  On grids farther from 0 a computed grid point may round below
   t_k by more than s steps and then takes the left piece, the exact model's answer there.
 
-Kernels: reference.spline_kernels, the NumPy reference or the same operations fused by
+Kernels: reference.nn._kernels, the NumPy reference or the same operations fused by
 numba (optional; bit for bit the same results).  float64, no training logic.
 """
 from __future__ import annotations
@@ -333,7 +333,7 @@ class LinearSpline:
         return x
 
     # ------------------------------------------------------ evaluation
-    # The kernels (reference.spline_kernels) run on row blocks of about CHUNK_ELEMENTS
+    # The kernels (reference.nn._kernels) run on row blocks of about CHUNK_ELEMENTS
     # entries, shared among `num_threads` threads; blocks depend on the shape alone and
     # their partial sums are added in order: results depend neither on the thread count
     # nor on the backend (numba or numpy, bit for bit the same).  The checked calls need
