@@ -397,7 +397,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
     return path
 
 
-def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, npt.ArrayLike],
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, Any],
               arg: str = "path") -> Path:
     """Write arrays to an ``.npz`` archive (``np.savez``), atomically.
 

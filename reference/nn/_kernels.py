@@ -456,7 +456,7 @@ def derivative(grid: Grid, x: np.ndarray, block_rows: int) -> np.ndarray:
     return out
 
 
-def backward(grid: Grid, x: np.ndarray, grad_out: np.ndarray, block_rows: int,
+def backward(grid: Grid | None, x: np.ndarray, grad_out: np.ndarray, block_rows: int,
              pieces: Pieces | None = None, check: bool = False,
              grad_x: np.ndarray | None = None):
     """(grad_x (M, C), grad_coefficients (C*K,), all finite); with `pieces` (from the

@@ -511,7 +511,7 @@ def build_mlp(widths: Sequence[int], activation: str = "spline",
     if len(widths) < 2 or min(widths) < 1:
         raise ValueError(f"widths: expected at least two positive widths, got {widths}")
     rng = np.random.default_rng(rng)
-    layers = []
+    layers: list[Any] = []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
         bound = 1.0 / np.sqrt(n_in)
         layers.append(Dense(rng.uniform(-bound, bound, (n_out, n_in)),

@@ -61,7 +61,7 @@ numba (optional; bit for bit the same results).  float64, no training logic.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -994,7 +994,7 @@ class LinearSpline:
             raise ValueError(f"num_channels: expected an integer >= 1, got {num_channels}")
         x_min, step = grid_from_range(size, range_)
         t = np.tile(x_min + step * np.arange(int(size)), (num_channels, 1))
-        inits = {
+        inits: dict[str, Callable[[np.ndarray], np.ndarray]] = {
             "relu": lambda t: np.maximum(t, 0.0),
             "leaky_relu": lambda t: np.where(t >= 0, t, slope * t),
             "identity": lambda t: t.copy(),
