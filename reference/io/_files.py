@@ -23,9 +23,8 @@ import re
 import stat
 import tempfile
 import zipfile
-from pathlib import Path
-
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np

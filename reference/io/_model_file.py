@@ -19,9 +19,9 @@ reference.nn._network.layer_types()): this module knows the file, not the kinds.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -363,7 +363,7 @@ def network_from_mat(path: str | os.PathLike[str], activation: str = "relu") -> 
                              f"weight matrices, as in the LipSDP repository; it holds "
                              f"{sorted(k for k in mat if not k.startswith('__'))})")
     cells = np.asarray(mat["weights"]).ravel()
-    layers = []
+    layers: list[Any] = []
     try:
         for i, w in enumerate(cells):
             w = np.asarray(w, dtype=np.float64)

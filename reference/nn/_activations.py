@@ -396,7 +396,7 @@ class SplineActivation(Activation):
         return self._spline
 
     @property
-    def n_in(self) -> int:
+    def n_in(self):
         """The number of neurons (input and output width)."""
         return self._spline.num_channels
 
@@ -437,7 +437,7 @@ class SplineActivation(Activation):
         return self.spline.derivative_unchecked(z)
 
     @property
-    def kink_snap(self) -> float:
+    def kink_snap(self):
         """knot_snap * step: inputs that close below a grid point take the piece right of it
         (reference.nn.LinearSpline), so the kink window is never narrower."""
         return self._spline.knot_snap * self._spline.step
@@ -677,7 +677,7 @@ class KnotSplineActivation(Activation):
         return [np.diff(v) / np.diff(p) for p, v in zip(self.points, self.values)]
 
     @property
-    def n_in(self) -> int:
+    def n_in(self):
         """The number of neurons (input and output width)."""
         return len(self.points)
 
@@ -1239,7 +1239,7 @@ class PReLU(Ramp):
         self.params = {"slope": slope}
 
     @property
-    def n_in(self) -> int:
+    def n_in(self):
         """The number of neurons (input and output width)."""
         return self.params["slope"].shape[0]
 
