@@ -43,8 +43,7 @@ from reference._format import exact
 from reference.exceptions import InaccurateSolution, SolveFailed, SolveNotCertified
 from reference._limits import Deadline, check_time_limit, guard
 from reference.nn._losses import LOSSES, check_targets, loss_and_grad
-from reference.nn._network import (Dense, Identity, KnotSplineActivation, Network,
-                               SplineActivation)
+from reference.nn._network import KnotSplineActivation, Network, SplineActivation
 from reference.nn._regularisers import REGULARISERS as REGISTRY, get as get_regulariser
 from reference.convex._solver_settings import (LOSS_CLASS, PROBLEM_CLASSES,  # noqa: F401 (re-exported)
                                        check_solver, refine_passes, solver_attempts,
@@ -65,15 +64,15 @@ def split_at(net: Network, layer: int):
     if not isinstance(layer, (int, np.integer)) or not 0 <= layer < len(net.layers):
         raise ValueError(f"layer: expected an index in [0, {len(net.layers)}), got {layer!r}")
     target = net.layers[layer]
-    if not isinstance(target, (SplineActivation, KnotSplineActivation)):
+    if not target.is_spline:
         raise ValueError(f"layer: layer {layer} is a {target.kind} layer, not a spline layer")
     width = target.n_in
     a_mat, c = np.eye(width), np.zeros(width)
     for j, after in enumerate(net.layers[layer + 1:], start=layer + 1):
-        if isinstance(after, Dense):
+        if not after.is_activation:
             w = after.params["weight"]
             a_mat, c = w @ a_mat, w @ c + after.params.get("bias", 0.0)
-        elif not isinstance(after, Identity):
+        elif not after.is_identity:
             raise ValueError(f"layer: the map after layer {layer} is not affine (layer {j} is "
                              f"{after.kind}); the coefficient problem would not be convex")
     head = Network(net.layers[:layer]) if layer > 0 else None
@@ -440,7 +439,7 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE,
             check(n * (m + len(get_regulariser(reg).extra_points)))
             return data_grid(z, reg, merge_rtol), None
         target = net.layers[layer]
-        if not isinstance(target, SplineActivation):
+        if not target.uniform_grid:
             raise ValueError(f"grid: 'uniform' needs a uniform-grid spline layer at {layer}")
         old = target.spline
         k = old.size if size is None else int(size)
@@ -725,9 +724,7 @@ def knot_counts(layer, slope_unit=0.0):
     .slope_unit: an internal slope of 1); 0 for a model on its own (relative to its own
     slopes only).  Multiplying the pre-activations by r and the values by s multiplies every
     term by s / r: the same knots in any units."""
-    spl = layer.spline
-    if isinstance(layer, SplineActivation):
-        spl = spl.to_knot_form()
+    spl = layer.knot_spline()
     units = np.broadcast_to(np.asarray(slope_unit, dtype=np.float64), (spl.num_channels,))
     counts, tols, lips = [], [], []
     for k in range(spl.num_channels):

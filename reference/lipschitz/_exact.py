@@ -36,10 +36,10 @@ import scipy.optimize
 
 from reference.lipschitz._bounds import (activation_constants, blocks, operator_norm, steepest_direction,
                                  vector_norm)
-from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
+from reference.nn._network import Dense, Network
 from reference.lipschitz._pieces import piece_table
 from reference.lipschitz._rounding_exact import UNIT_ROUNDOFF
-from reference.nn._spline import KnotSpline, LinearSpline
+from reference.nn._spline import KnotSpline
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)
@@ -161,32 +161,13 @@ def scaled_input(net: Network, scale: float) -> Network:
 
 
 def _scaled_activation(layer, factor: float):
-    """sigma_hat(t) = sigma(factor t) / factor for a power of two `factor` (exact): a spline
-    with its grid and values divided by factor, a knot spline with its points and values;
-    the ReLU family and the identity are positively homogeneous (the same layer).  None
-    when the scaled parameters would leave the spline's supported range or the normal
-    float64 range."""
-    tiny = np.finfo(float).tiny
-    if isinstance(layer, SplineActivation):
-        spline = layer.spline
-        arrays = [spline.coefficients / factor, np.array([spline.x_min / factor,
-                                                          spline.step / factor])]
-        make = lambda: SplineActivation(LinearSpline(arrays[0], arrays[1][0],  # noqa: E731
-                                                     arrays[1][1]))
-    elif isinstance(layer, KnotSplineActivation):
-        arrays = [p / factor for p in layer.points] + [v / factor for v in layer.values]
-        half = len(layer.points)
-        make = lambda: KnotSplineActivation(arrays[:half], arrays[half:])  # noqa: E731
-    else:
-        return layer
-    originals = ([layer.spline.coefficients, np.array([layer.spline.x_min, layer.spline.step])]
-                 if isinstance(layer, SplineActivation) else layer.points + layer.values)
-    if any(np.any((a != 0) & (np.abs(b) < tiny)) for a, b in zip(originals, arrays)):
-        return None
-    try:
-        return make()
-    except ValueError:                       # outside the spline's supported range
-        return None
+    """sigma_hat(t) = sigma(factor t) / factor for a power of two `factor` (exact), as the
+    layer builds it (`Activation.rescaled`): a spline with its grid and values divided by
+    factor, a knot spline with its points and values; the ReLU family and the identity are
+    positively homogeneous (the same layer).  None when the scaled parameters would leave
+    the spline's supported range or the normal float64 range (or the layer cannot be
+    rescaled exactly)."""
+    return layer.rescaled(factor)
 
 
 def normalized_network(net: Network, box: float) -> tuple[Network, float, float, float]:

@@ -18,6 +18,15 @@ its `kind`, a fresh layer (`fresh`, what make_activation builds), its model-file
 reader), its per-neuron constants (`constants`: Lip, TV2, BV2) and slope range
 (`slope_range`).  reference.network re-exports every public name (Dense and its `layer_types()`
 live there).
+
+The layer protocol (issue 16): other rooms ask a layer, never its class (no isinstance
+outside reference.nn; tests/test_layer_protocol.py scans for it), so a new activation is one
+class plus its `register` entry.  Flags: `is_activation` (Dense: False), `is_identity`,
+`is_spline` (what reference.convex solves for), `uniform_grid` (a LinearSpline trained through
+its coefficients); exact mathematics: `piece_form` (a canonical CPWL form that
+reference.lipschitz tabulates), `forward_error` (the rounding bound of `forward`), `rescaled`
+(sigma(a t) / a, exact), `knot_spline`; localisation data: `grid_pieces`, `region_breaks`,
+`grid_word`, `describe_entry` (what a parameter entry is).
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ from types import MappingProxyType
 import numpy as np
 
 from reference._checks import as_finite_array, check_choice
+from reference._numerics import UNIT_ROUNDOFF, gamma
 from reference.nn._regularisers import get as get_regulariser
 from reference.nn._spline import KnotSpline, LinearSpline
 
@@ -41,6 +51,13 @@ class Activation:
     kink_snap = 0.0          # width below a kink that the layer's own piece rule puts on it
     user_choice = True       # in ACTIVATIONS (made by make_activation)
     format_version = 1       # the model-file format version that introduced the kind
+    # The layer protocol (issue 16): what other rooms ask a layer instead of its class.
+    is_activation = True     # neuron-wise sigma (Dense: False)
+    is_identity = False      # sigma(z) = z: nothing after the last weight, no regions
+    is_spline = False        # a spline the coefficient problem solves for (reference.convex)
+    uniform_grid = False     # its `spline` is a LinearSpline on a uniform grid, trained
+    #                          through params['coefficients'] (reference.training)
+    grid_word = "knot"       # what localisation calls an interior point of `grid_pieces`
 
     @classmethod
     def fresh(cls, width: int, **options):
@@ -118,6 +135,146 @@ class Activation:
         if self.n_in is not None and width != self.n_in:
             raise ValueError(f"{self.kind}: expected inputs of width {self.n_in}, got {width}")
 
+    def piece_form(self, width: int) -> tuple:
+        """The layer as one of the canonical continuous piecewise-linear forms that
+        reference.lipschitz tabulates exactly (reference.lipschitz._pieces).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        tuple
+            ``("uniform_spline", spline)``: a LinearSpline (N channels) read exactly;
+            ``("knot_points", points, values)``: per neuron the interpolant through
+            (points[n] (K_n,), values[n] (K_n,)), continued linearly with the end slopes;
+            ``("ramp", a)``: sigma_n(z) = z (z >= 0), a_n z (z < 0), a (N,).
+
+        Raises
+        ------
+        TypeError
+            When the layer is not continuous piecewise linear (the default).
+
+        Notes
+        -----
+        Every float64 number of the form stands for the rational it is: the exact methods
+        enumerate the pieces sigma_n(z) = s_k z + o_k of exactly this function.
+        """
+        raise TypeError(f"layer: not an activation layer ({type(self).__name__})")
+
+    def forward_error(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """A bound on the rounding error of the layer's own `forward`.
+
+        Parameters
+        ----------
+        z : ndarray, shape (M, N)
+            The computed pre-activations.
+        y : ndarray, shape (M, N)
+            The computed outputs fl(sigma(z)).
+
+        Returns
+        -------
+        ndarray, shape (M, N)
+            e with |fl(sigma(z)) - sigma(z)| <= e for the exact sigma at the given z.
+
+        Raises
+        ------
+        TypeError
+            When the layer states no bound (the default).
+        """
+        raise TypeError(f"layer: no rounding bound for a {type(self).__name__} layer")
+
+    def rescaled(self, factor: float):
+        """The layer sigma_hat(t) = sigma(factor t) / factor, built exactly.
+
+        Parameters
+        ----------
+        factor : float
+            A power of two.
+
+        Returns
+        -------
+        Activation or None
+            The rescaled layer (`self` when sigma is positively homogeneous); None when
+            the layer cannot be rescaled exactly (the default: the exact methods then keep
+            the factor 1 for its block).
+
+        Notes
+        -----
+        sigma_hat has the same slopes as sigma, its knots and values divided by factor.
+        """
+        return None
+
+    def knot_spline(self) -> KnotSpline:
+        """The layer's splines in knot form (every grid point or interior point a knot).
+
+        Returns
+        -------
+        KnotSpline
+            One channel per neuron, the same function as the layer.
+
+        Raises
+        ------
+        TypeError
+            When the layer is no spline (`is_spline` False: the default).
+        """
+        raise TypeError(f"layer: {type(self).__name__} is not a spline layer")
+
+    def grid_pieces(self, n: int, z: np.ndarray):
+        """The grid of neuron n and the grid piece its own evaluation uses for each z.
+
+        Parameters
+        ----------
+        n : int
+            The neuron.
+        z : ndarray, shape (M,)
+            Its pre-activations.
+
+        Returns
+        -------
+        tuple or None
+            (grid (K,), ends included: a spline's grid, a knot spline's points; piece (M,)
+            int in [0, K - 2]: z is evaluated on [grid[k], grid[k + 1]] or its extension);
+            None for a layer without a grid (the default), whose regions `region_breaks`
+            tells.
+        """
+        return None
+
+    def region_breaks(self, n: int) -> np.ndarray:
+        """The points whose sides name the regions of neuron n (layers without a grid).
+
+        Parameters
+        ----------
+        n : int
+            The neuron.
+
+        Returns
+        -------
+        ndarray, shape (B,)
+            Sorted; empty: the layer has no regions (default: the kinks of neuron n).
+        """
+        width = self.n_in if self.n_in is not None else n + 1
+        return self.kinks(width)[n][0]
+
+    def describe_entry(self, param: str, entry: tuple) -> str:
+        """What entry `entry` of the parameter array `param` is, in words.
+
+        Parameters
+        ----------
+        param : str
+            A key of `params`.
+        entry : tuple of int
+            The index into ``params[param]``.
+
+        Returns
+        -------
+        str
+            E.g. 'neuron 3' (the default: the first index is the neuron).
+        """
+        return f"neuron {entry[0]}"
+
 
 def nearest_index(tau: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Index of the entry of the sorted tau (n,), n >= 1, nearest to each z (M,)."""
@@ -155,6 +312,8 @@ def register(cls):
 class SplineActivation(Activation):
     """One linear spline per neuron (reference.spline.LinearSpline); params: coefficients."""
     kind = "spline"
+    is_spline = True
+    uniform_grid = True
 
     def __init__(self, spline: LinearSpline):
         self._spline = spline
@@ -229,6 +388,66 @@ class SplineActivation(Activation):
     def slope_range(self, width):
         return self.spline.slope_range()
 
+    def knot_spline(self):
+        return self.spline.to_knot_form()
+
+    def piece_form(self, width):
+        return ("uniform_spline", self.spline)
+
+    def forward_error(self, z, y):
+        """The kernels' stated bound (reference.nn._spline), with u = (z - x_min) / T:
+
+            gamma_2 max|c| + (gamma_4 (K - 2) + gamma_5 |u|) max|dc| + 2^-1074,
+
+        plus (s + delta) max|D2 c| (delta = gamma_4 |u| + u_r s, s the knot snap) where an
+        interior knot lies within s + 2 delta steps above u."""
+        s = self.spline
+        c = s.coefficients                                                # (N, K)
+        c_max = np.abs(c).max(axis=1)
+        dc_max = np.abs(np.diff(c, axis=1)).max(axis=1)
+        d2_max = np.abs(np.diff(c, 2, axis=1)).max(axis=1, initial=0.0)
+        u = (z - s.x_min) / s.step
+        snap, delta = s.knot_snap, gamma(4) * np.abs(u) + UNIT_ROUNDOFF * s.knot_snap
+        # the snap term only where an interior knot lies less than s + delta steps above u
+        # (2 delta: u here is computed too)
+        above = np.ceil(u)
+        near = (above - u <= snap + 2 * delta) & (above >= 1) & (above <= s.size - 2)
+        return (gamma(2) * c_max + (gamma(4) * (s.size - 2) + gamma(5) * np.abs(u)) * dc_max
+                + np.where(near, snap + delta, 0.0) * d2_max + 2.0 ** -1074)
+
+    def rescaled(self, factor):
+        """Coefficients, x_min and step divided by factor; None when a nonzero one would
+        leave the normal float64 range or the spline's supported range."""
+        spline = self.spline
+        originals = [spline.coefficients, np.array([spline.x_min, spline.step])]
+        arrays = [a / factor for a in originals]
+        if _leaves_normal_range(originals, arrays):
+            return None
+        try:
+            return SplineActivation(LinearSpline(arrays[0], arrays[1][0], arrays[1][1]))
+        except ValueError:                       # outside the spline's supported range
+            return None
+
+    def grid_pieces(self, n, z):
+        """The grid t_k and the piece floor((z - x_min) / T + s) clipped to [0, K - 2] (s
+        the knot snap)."""
+        spline = self.spline
+        return spline.grid, np.clip(np.floor((z - spline.x_min) / spline.step
+                                             + spline.knot_snap), 0, spline.size - 2).astype(int)
+
+    def describe_entry(self, param, entry):
+        n, k = entry
+        pieces = sorted({min(max(j, 0), self.spline.size - 2) for j in (k - 1, k)})
+        return (f"neuron {n}, coefficient c_{k} at t_{k} = {self.spline.grid[k]:.6g} "
+                f"(piece{'s' if len(pieces) > 1 else ''} {' and '.join(map(str, pieces))})")
+
+
+def _leaves_normal_range(originals: list, scaled: list) -> bool:
+    """Whether a nonzero entry of the arrays `originals` became subnormal or zero in
+    `scaled` (the same arrays divided by a power of two): the division was not exact."""
+    tiny = np.finfo(float).tiny
+    return any(np.any((a != 0) & (np.abs(b) < tiny)) for a, b in zip(originals, scaled))
+
 
 @register
 class KnotSplineActivation(Activation):
@@ -245,6 +464,8 @@ class KnotSplineActivation(Activation):
     kind = "knot_spline"
     user_choice = False
     format_version = 2
+    is_spline = True
+    grid_word = "point"
 
     def __init__(self, points, values):
         if len(points) != len(values) or len(points) == 0:
@@ -382,6 +603,40 @@ class KnotSplineActivation(Activation):
         return (np.array([s.min() for s in self.slopes]),
                 np.array([s.max() for s in self.slopes]))
 
+    def knot_spline(self):
+        return self.spline
+
+    def piece_form(self, width):
+        return ("knot_points", self.points, self.values)
+
+    def forward_error(self, z, y):
+        """v_i + s_i (z - p_i) with s_i = dv / dp:
+        gamma_6 (max|v| + max|s| (|z| + max|p|)) + 2^-1022."""
+        v_max = np.array([np.abs(v).max() for v in self.values])
+        s_max = np.array([np.abs(s).max() for s in self.slopes])
+        p_max = np.array([np.abs(p).max() for p in self.points])
+        return gamma(6) * (v_max + s_max * (np.abs(z) + p_max)) + np.finfo(float).tiny
+
+    def rescaled(self, factor):
+        """Points and values divided by factor; None when a nonzero one would leave the
+        normal float64 range."""
+        originals = self.points + self.values
+        arrays = [a / factor for a in originals]
+        if _leaves_normal_range(originals, arrays):
+            return None
+        half = len(self.points)
+        try:
+            return KnotSplineActivation(arrays[:half], arrays[half:])
+        except ValueError:
+            return None
+
+    def grid_pieces(self, n, z):
+        return self.points[n], self._piece(n, z)
+
+    def describe_entry(self, param, entry):
+        n = int(np.searchsorted(self.offsets, entry[0], side="right") - 1)
+        return f"neuron {n}, {param[:-1]} {entry[0] - self.offsets[n]}"
+
 
 class Ramp(Activation):
     """sigma_n(z) = z (z >= 0), a_n z (z < 0), a = `negative_slopes(width)` (N,):
@@ -405,6 +660,17 @@ class Ramp(Activation):
         a = self.negative_slopes(width)
         return np.minimum(a, 1.0), np.maximum(a, 1.0)
 
+    def piece_form(self, width):
+        return ("ramp", np.array(self.negative_slopes(width), dtype=np.float64))
+
+    def rescaled(self, factor):
+        """Positively homogeneous: sigma(factor t) / factor = sigma(t), the same layer."""
+        return self
+
+    def region_breaks(self, n):
+        """z = 0 (whether or not the slope changes there)."""
+        return np.zeros(1)
+
 
 @register
 class ReLU(Ramp):
@@ -420,6 +686,10 @@ class ReLU(Ramp):
 
     def negative_slopes(self, width):
         return np.zeros(width)
+
+    def forward_error(self, z, y):
+        """max(z, 0) is exact."""
+        return np.zeros_like(y)
 
 
 @register
@@ -442,6 +712,10 @@ class LeakyReLU(Ramp):
 
     def negative_slopes(self, width):
         return np.full(width, self.slope)
+
+    def forward_error(self, z, y):
+        """One product a z: u |y|."""
+        return UNIT_ROUNDOFF * np.abs(y)
 
     @classmethod
     def fresh(cls, width, *, slope=0.01, **_):
@@ -481,6 +755,10 @@ class PReLU(Ramp):
     def negative_slopes(self, width):
         return self.params["slope"]
 
+    def forward_error(self, z, y):
+        """One product a z: u |y|."""
+        return UNIT_ROUNDOFF * np.abs(y)
+
     def backward(self, z, grad_y, side=None):
         """d sigma_n / d a_n = min(z, 0) (continuous at the kink: `side` changes grad_z only)."""
         return (grad_y * self.derivative_at(z, side),
@@ -503,6 +781,7 @@ class Identity(Activation):
     """sigma(z) = z; Lip 1, TV2 0, BV2 1 (|sigma(1)|), slopes in [1, 1]."""
     kind = "identity"
     params = NO_PARAMS
+    is_identity = True
 
     def forward(self, z):
         return z, z
@@ -524,6 +803,19 @@ class Identity(Activation):
 
     def slope_range(self, width):
         return np.ones(width), np.ones(width)
+
+    def piece_form(self, width):
+        return ("ramp", np.ones(width))
+
+    def forward_error(self, z, y):
+        """Exact."""
+        return np.zeros_like(y)
+
+    def rescaled(self, factor):
+        return self
+
+    def region_breaks(self, n):
+        return np.zeros(0)
 
 
 ACTIVATIONS = tuple(kind for kind, cls in ACTIVATION_TYPES.items() if cls.user_choice)

@@ -27,6 +27,8 @@ class Dense:
     """z = x W^T + b; weight (N_out, N_in), bias (N_out,) or None."""
     kind = "dense"
     format_version = 1       # the model-file format version that introduced the kind
+    # the layer protocol (see reference.nn._activations.Activation): not neuron-wise
+    is_activation = is_identity = is_spline = uniform_grid = False
 
     def __init__(self, weight, bias=None):
         weight = as_finite_array(weight, "weight", ndim=2)
@@ -64,6 +66,24 @@ class Dense:
 
     def jacobian_step(self, x, jac, side=None):
         return np.einsum("oi,mij->moj", self.params["weight"], jac)
+
+    def describe_entry(self, param: str, entry: tuple) -> str:
+        """What entry `entry` of the parameter array `param` is, in words.
+
+        Parameters
+        ----------
+        param : str
+            'weight' or 'bias'.
+        entry : tuple of int
+            (output neuron, input) for the weight, (output neuron,) for the bias.
+
+        Returns
+        -------
+        str
+            'output neuron i, input j' or 'output neuron i (bias)'.
+        """
+        return (f"output neuron {entry[0]}"
+                + (f", input {entry[1]}" if param == "weight" else " (bias)"))
 
     def to_entry(self, put) -> dict:
         """The model-file entry; put(key, array) stores an array and returns its NAME."""

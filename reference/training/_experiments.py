@@ -33,7 +33,7 @@ from reference.data import _datasets as datasets
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
 from reference._checks import check_choice
-from reference.nn._network import ACTIVATIONS, SplineActivation, build_mlp
+from reference.nn._network import ACTIVATIONS, build_mlp
 from reference.training._train import (ACC_DROP, REGULARISERS, TrainConfig, accuracy, check_sparsify,
                              objective, train)
 
@@ -192,13 +192,11 @@ def _widths(hidden) -> tuple:
 def spline_summary(net) -> list:
     """Per spline layer: index, TV2, BV2, Lip and knot counts per neuron, tolerance used."""
     from reference.convex._solve import knot_counts
-    from reference.nn._network import KnotSplineActivation
-
     rows = []
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, SplineActivation):
+        if layer.uniform_grid:
             knots, tols = layer.spline.num_knots()
-        elif isinstance(layer, KnotSplineActivation):   # solver output: solver-aware tolerance
+        elif layer.is_spline:                  # knot form, solver output: solver-aware tolerance
             knots, tols, _ = knot_counts(layer)
         else:
             continue
