@@ -1,12 +1,13 @@
 """Layer dispatch through the registry (issue 16): a layer answers questions about itself.
 
 Outside reference/nn/ no module asks a layer for its class (no isinstance ladders on layer
-classes); every question goes through the protocol of reference.nn._activations
-(is_activation, is_identity, is_spline, uniform_grid, knot_spline, piece_form,
-forward_error, rescaled, grid_pieces, region_breaks, describe_entry, plus the
-older kinks, constants, slope_range, to_entry / from_entry).  So a new activation is one
-class plus its `register` entry: `test_new_activation_*` registers one at test time and runs
-it through every room without touching another module.
+classes, no comparisons of `.kind` with a layer kind's name); every question goes through
+the protocol of reference.nn._activations (is_activation, is_identity, is_spline,
+uniform_grid, knot_spline, piece_form, forward_error, rescaled, grid_pieces, region_breaks,
+grid_word, describe_entry, plus the older kinks, constants, slope_range, to_entry /
+from_entry).  So a new activation is one class plus its `register` entry:
+`test_new_activation_*` registers two at test time and runs them through every room
+without touching another module.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from reference.nn._network import Dense, Network, layer_types
 PACKAGE = pathlib.Path(reference.__file__).parent
 LAYER_CLASSES = {"Dense", "Activation", "Identity", "ReLU", "PReLU", "LeakyReLU", "Ramp",
                  "SplineActivation", "KnotSplineActivation"}
+LAYER_KINDS = set(layer_types())      # 'dense', 'spline', 'relu', ...
 
 
 def _class_names(node: ast.AST):
@@ -37,33 +39,51 @@ def _class_names(node: ast.AST):
         yield node.attr
 
 
+def _asks_class(node: ast.AST) -> bool:
+    """isinstance / issubclass against a layer class, or `<x>.kind == / != / in` a layer
+    kind's name (the same ladder spelt with the registry's key; `self.kind` outside nn/ is
+    another object's own kind, e.g. the DeepSplines import's LayerItem)."""
+    if isinstance(node, ast.Call):
+        return (isinstance(node.func, ast.Name) and len(node.args) == 2
+                and node.func.id in ("isinstance", "issubclass")
+                and bool(LAYER_CLASSES & set(_class_names(node.args[1]))))
+    if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute):
+        names = {c.value for right in node.comparators for c in ast.walk(right)
+                 if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        owner = node.left.value
+        return (node.left.attr == "kind" and bool(LAYER_KINDS & names)
+                and not (isinstance(owner, ast.Name) and owner.id == "self"))
+    return False
+
+
 def layer_class_checks(root: pathlib.Path) -> list:
-    """'path:line' of every isinstance / issubclass against a layer class in the .py files
+    """'path:line' of every question to a layer's class (`_asks_class`) in the .py files
     under root, outside root/nn/."""
     found = []
     for path in sorted(root.rglob("*.py")):
         if path.relative_to(root).parts[0] == "nn":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2
-                    and LAYER_CLASSES & set(_class_names(node.args[1]))):
+            if _asks_class(node):
                 found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
     return found
 
 
 def test_scanner_finds_a_ladder(tmp_path):
-    """The scan is not vacuous: a planted check is found, the same check under nn/ is not."""
+    """The scan is not vacuous: planted checks are found (not a comparison of another
+    object's kind), the same checks under nn/ are not."""
     (tmp_path / "nn").mkdir()
     (tmp_path / "lipschitz").mkdir()
-    text = "def f(layer):\n    return isinstance(layer, (nn.Dense, ReLU))\n"
+    text = ("def f(layer, bound):\n    return isinstance(layer, (nn.Dense, ReLU))\n"
+            "def g(layer, bound):\n    return layer.kind != 'dense' or bound.kind == 'upper'\n")
     (tmp_path / "nn" / "a.py").write_text(text)
     (tmp_path / "lipschitz" / "b.py").write_text("x = 1\n" + text)
-    assert layer_class_checks(tmp_path) == [f"{tmp_path.name}/lipschitz/b.py:3"]
+    assert layer_class_checks(tmp_path) == [f"{tmp_path.name}/lipschitz/b.py:{line}"
+                                            for line in (3, 5)]
 
 
 def test_no_isinstance_on_layer_classes_outside_nn():
-    """Every question about a layer goes through its protocol, not its class."""
+    """Every question about a layer goes through its protocol, not its class or kind."""
     assert layer_class_checks(PACKAGE) == []
 
 

@@ -109,7 +109,7 @@ def piece_tables(net: Network) -> dict:
     """{layer index: reference.pieces.PieceTable} for every activation layer of net."""
     tables, width = {}, net.n_in
     for i, layer in enumerate(net.layers):
-        if layer.kind == "dense":
+        if not layer.is_activation:
             width = layer.n_out
         else:
             tables[i] = piece_table(layer, width)
@@ -121,7 +121,7 @@ def pattern_jacobian(net: Network, tables: dict, pattern: list) -> np.ndarray:
     layer, the piece of every neuron), from the float64 tables: W_L S_{L-1} ... S_1 W_1."""
     jac, depth = np.eye(net.n_in), 0
     for i, layer in enumerate(net.layers):
-        if layer.kind == "dense":
+        if not layer.is_activation:
             jac = layer.params["weight"] @ jac
         else:
             pieces = np.asarray(pattern[depth], dtype=np.int64)
@@ -146,7 +146,7 @@ def scaled_input(net: Network, scale: float) -> Network:
     first = net.layers[0]
     if scale == 1.0:
         return net
-    if first.kind != "dense":
+    if first.is_activation:
         return Network([Dense(scale * np.eye(net.n_in)), *net.layers])
     w = first.params["weight"]
     scaled = w * scale
@@ -183,7 +183,7 @@ def normalized_network(net: Network, box: float) -> tuple[Network, float, float,
     scaling would leave the float64 normal range keeps a_l = 1).  a_L is the last one."""
     a_in = input_scale(box)
     layers = list(scaled_input(net, a_in).layers)
-    if layers[0].kind != "dense":             # an activation first: its block starts at I
+    if layers[0].is_activation:               # an activation first: its block starts at I
         layers.insert(0, Dense(np.eye(net.n_in)))
     box_hat = box / a_in
     lo, hi = np.full(net.n_in, -box_hat), np.full(net.n_in, box_hat)
@@ -192,7 +192,7 @@ def normalized_network(net: Network, box: float) -> tuple[Network, float, float,
         w = layers[i].params["weight"] * carry
         b = layers[i].params.get("bias")
         j = i + 1
-        while j < len(layers) and layers[j].kind != "dense":
+        while j < len(layers) and layers[j].is_activation:
             j += 1                            # the block: a dense layer, its activations
         centre = w @ ((lo + hi) / 2) + (0.0 if b is None else b)
         spread = np.abs(w) @ ((hi - lo) / 2)

@@ -163,7 +163,7 @@ def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINAR
     dy = m.var(dlo, dhi)
     pattern = []
     for layer in net.layers:
-        if layer.kind == "dense":
+        if not layer.is_activation:
             w, b = layer.params["weight"], layer.params.get("bias")
             zlo, zhi = _interval_affine(w, b, ylo, yhi)
             gl, gh = _interval_affine(w, None, dlo, dhi)
@@ -239,7 +239,7 @@ def _pattern_affine(net: Network, pattern, chosen):
     g, c = np.eye(net.n_in), np.zeros(net.n_in)
     rows, k, depth, pieces = [], 0, 0, []
     for layer in net.layers:
-        if layer.kind == "dense":
+        if not layer.is_activation:
             w = layer.params["weight"]
             g, c = w @ g, w @ c + layer.params.get("bias", 0.0)
             continue

@@ -40,7 +40,7 @@ def forward_errors(net: Network, x: np.ndarray):
     err = np.zeros_like(y)
     for i, layer in enumerate(net.layers):
         out = layer.forward(y)[0]
-        if layer.kind == "dense":
+        if not layer.is_activation:
             w = np.abs(layer.params["weight"])
             b = np.abs(layer.params.get("bias", 0.0))
             new = err @ w.T + gamma(w.shape[1] + 1) * ((np.abs(y) + err) @ w.T + b)
@@ -77,7 +77,7 @@ def robust_pieces(net: Network, x: np.ndarray, tables: dict,
     robust = np.ones(len(x), dtype=bool)
     patterns = []
     for i, layer, z, err, _, _ in forward_errors(net, x):
-        if layer.kind == "dense":
+        if not layer.is_activation:
             continue
         table = tables[i]
         pieces = np.zeros(z.shape, dtype=np.int64)
