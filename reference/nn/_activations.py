@@ -58,6 +58,8 @@ class Activation:
     uniform_grid = False     # its `spline` is a LinearSpline on a uniform grid, trained
     #                          through params['coefficients'] (reference.training)
     grid_word = "knot"       # what localisation calls an interior point of `grid_pieces`
+    positively_homogeneous = False   # sigma(a t) = a sigma(t) for a > 0 (`rescaled`: self)
+    exact_forward = False    # `forward` computes sigma(z) without rounding (`forward_error`: 0)
 
     @classmethod
     def fresh(cls, width: int, **options):
@@ -177,13 +179,16 @@ class Activation:
         Returns
         -------
         ndarray, shape (M, N)
-            e with |fl(sigma(z)) - sigma(z)| <= e for the exact sigma at the given z.
+            e with |fl(sigma(z)) - sigma(z)| <= e for the exact sigma at the given z (zeros
+            for an `exact_forward` layer).
 
         Raises
         ------
         TypeError
-            When the layer states no bound (the default).
+            When the layer states no bound (the default, unless `exact_forward`).
         """
+        if self.exact_forward:
+            return np.zeros_like(y)
         raise TypeError(f"layer: no rounding bound for a {type(self).__name__} layer")
 
     def rescaled(self, factor: float):
@@ -197,15 +202,16 @@ class Activation:
         Returns
         -------
         Activation or None
-            The rescaled layer (`self` when sigma is positively homogeneous); None when
-            the layer cannot be rescaled exactly (the default: the exact methods then keep
-            the factor 1 for its block).
+            The rescaled layer: `self` when sigma is positively homogeneous (the default
+            for `positively_homogeneous` layers); None when the layer cannot be rescaled
+            exactly (the default otherwise: the exact methods then keep the factor 1 for
+            its block).
 
         Notes
         -----
         sigma_hat has the same slopes as sigma, its knots and values divided by factor.
         """
-        return None
+        return self if self.positively_homogeneous else None
 
     def knot_spline(self) -> KnotSpline:
         """The layer's splines in knot form (every grid point or interior point a knot).
@@ -389,18 +395,52 @@ class SplineActivation(Activation):
         return self.spline.slope_range()
 
     def knot_spline(self):
+        """The splines in knot form: every interior grid point a knot.
+
+        Returns
+        -------
+        KnotSpline
+            `LinearSpline.to_knot_form` of the layer's splines (N channels).
+        """
         return self.spline.to_knot_form()
 
     def piece_form(self, width):
+        """The uniform spline itself (grid x_min + k T, coefficients c read exactly).
+
+        Parameters
+        ----------
+        width : int
+            N (the spline fixes it).
+
+        Returns
+        -------
+        (str, LinearSpline)
+            ("uniform_spline", the layer's splines).
+        """
         return ("uniform_spline", self.spline)
 
     def forward_error(self, z, y):
-        """The kernels' stated bound (reference.nn._spline), with u = (z - x_min) / T:
+        """The rounding bound of the spline kernels' evaluation (reference.nn._spline).
 
-            gamma_2 max|c| + (gamma_4 (K - 2) + gamma_5 |u|) max|dc| + 2^-1074,
+        Parameters
+        ----------
+        z : ndarray, shape (M, N)
+            The computed pre-activations (u = (z - x_min) / T enters the bound).
+        y : ndarray, shape (M, N)
+            The computed outputs (not needed: the bound is in the coefficients).
 
-        plus (s + delta) max|D2 c| (delta = gamma_4 |u| + u_r s, s the knot snap) where an
-        interior knot lies within s + 2 delta steps above u."""
+        Returns
+        -------
+        ndarray, shape (M, N)
+            The bound per entry.
+
+        Notes
+        -----
+        With u = (z - x_min) / T:
+        gamma_2 max|c| + (gamma_4 (K - 2) + gamma_5 |u|) max|dc| + 2^-1074, plus
+        (s + delta) max|D2 c| (delta = gamma_4 |u| + u_r s, s the knot snap) where an
+        interior knot lies within s + 2 delta steps above u.
+        """
         s = self.spline
         c = s.coefficients                                                # (N, K)
         c_max = np.abs(c).max(axis=1)
@@ -416,8 +456,19 @@ class SplineActivation(Activation):
                 + np.where(near, snap + delta, 0.0) * d2_max + 2.0 ** -1074)
 
     def rescaled(self, factor):
-        """Coefficients, x_min and step divided by factor; None when a nonzero one would
-        leave the normal float64 range or the spline's supported range."""
+        """The spline with coefficients, x_min and step divided by factor.
+
+        Parameters
+        ----------
+        factor : float
+            A power of two (x_min, T and every c_k are divided by it).
+
+        Returns
+        -------
+        SplineActivation or None
+            None when a nonzero number would leave the normal float64 range or the
+            spline's supported range.
+        """
         spline = self.spline
         originals = [spline.coefficients, np.array([spline.x_min, spline.step])]
         arrays = [a / factor for a in originals]
@@ -429,13 +480,43 @@ class SplineActivation(Activation):
             return None
 
     def grid_pieces(self, n, z):
-        """The grid t_k and the piece floor((z - x_min) / T + s) clipped to [0, K - 2] (s
-        the knot snap)."""
+        """The grid and the piece the kernels evaluate each z on.
+
+        Parameters
+        ----------
+        n : int
+            The neuron (every neuron shares the grid).
+        z : ndarray, shape (M,)
+            Its pre-activations.
+
+        Returns
+        -------
+        tuple
+            (grid t_k (K,), piece (M,) int).
+
+        Notes
+        -----
+        piece = floor((z - x_min) / T + s) clipped to [0, K - 2], s the knot snap.
+        """
         spline = self.spline
         return spline.grid, np.clip(np.floor((z - spline.x_min) / spline.step
                                              + spline.knot_snap), 0, spline.size - 2).astype(int)
 
     def describe_entry(self, param, entry):
+        """A coefficient in words: its neuron, grid point t_k and the pieces it moves.
+
+        Parameters
+        ----------
+        param : str
+            'coefficients'.
+        entry : tuple of int
+            (neuron n, coefficient k).
+
+        Returns
+        -------
+        str
+            'neuron n, coefficient c_k at t_k = ... (pieces k - 1 and k)'.
+        """
         n, k = entry
         pieces = sorted({min(max(j, 0), self.spline.size - 2) for j in (k - 1, k)})
         return (f"neuron {n}, coefficient c_{k} at t_{k} = {self.spline.grid[k]:.6g} "
@@ -604,22 +685,63 @@ class KnotSplineActivation(Activation):
                 np.array([s.max() for s in self.slopes]))
 
     def knot_spline(self):
+        """The splines in knot form: a knot at every interior point.
+
+        Returns
+        -------
+        KnotSpline
+            `spline` (N channels).
+        """
         return self.spline
 
     def piece_form(self, width):
+        """The points and values themselves (the interpolant, read exactly).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (len(points) already).
+
+        Returns
+        -------
+        (str, list, list)
+            ("knot_points", points, values): per neuron (counts[n],) each.
+        """
         return ("knot_points", self.points, self.values)
 
     def forward_error(self, z, y):
-        """v_i + s_i (z - p_i) with s_i = dv / dp:
-        gamma_6 (max|v| + max|s| (|z| + max|p|)) + 2^-1022."""
+        """The rounding bound of v_i + s_i (z - p_i), s_i = (v_{i+1} - v_i) / (p_{i+1} - p_i).
+
+        Parameters
+        ----------
+        z : ndarray, shape (M, N)
+            The computed pre-activations (|z| enters the bound).
+        y : ndarray, shape (M, N)
+            The computed outputs (not needed).
+
+        Returns
+        -------
+        ndarray, shape (M, N)
+            gamma_6 (max|v| + max|s| (|z| + max|p|)) + 2^-1022 per entry.
+        """
         v_max = np.array([np.abs(v).max() for v in self.values])
         s_max = np.array([np.abs(s).max() for s in self.slopes])
         p_max = np.array([np.abs(p).max() for p in self.points])
         return gamma(6) * (v_max + s_max * (np.abs(z) + p_max)) + np.finfo(float).tiny
 
     def rescaled(self, factor):
-        """Points and values divided by factor; None when a nonzero one would leave the
-        normal float64 range."""
+        """The knot spline with its points and values divided by factor.
+
+        Parameters
+        ----------
+        factor : float
+            A power of two (points and values are divided by it).
+
+        Returns
+        -------
+        KnotSplineActivation or None
+            None when a nonzero number would leave the normal float64 range.
+        """
         originals = self.points + self.values
         arrays = [a / factor for a in originals]
         if _leaves_normal_range(originals, arrays):
@@ -631,9 +753,38 @@ class KnotSplineActivation(Activation):
             return None
 
     def grid_pieces(self, n, z):
+        """The points of neuron n and the segment each z is evaluated on.
+
+        Parameters
+        ----------
+        n : int
+            The neuron.
+        z : ndarray, shape (M,)
+            Its pre-activations (any finite float64).
+
+        Returns
+        -------
+        tuple
+            (points[n] (counts[n],), segment (M,) int: the right one at a point, the end
+            segments outside).
+        """
         return self.points[n], self._piece(n, z)
 
     def describe_entry(self, param, entry):
+        """An entry of the flat `points` or `values` in words.
+
+        Parameters
+        ----------
+        param : str
+            'points' or 'values'.
+        entry : tuple of int
+            (index into the flat array,).
+
+        Returns
+        -------
+        str
+            'neuron n, point j' or 'neuron n, value j' (j counted within the neuron).
+        """
         n = int(np.searchsorted(self.offsets, entry[0], side="right") - 1)
         return f"neuron {n}, {param[:-1]} {entry[0] - self.offsets[n]}"
 
@@ -642,6 +793,7 @@ class Ramp(Activation):
     """sigma_n(z) = z (z >= 0), a_n z (z < 0), a = `negative_slopes(width)` (N,):
     kink at 0 unless a_n = 1; Lip max(1, |a|), TV2 |1 - a|, BV2 |1 - a| + 1 (sigma(0) = 0,
     sigma(1) = 1), slopes in [min(a, 1), max(a, 1)]."""
+    positively_homogeneous = True
 
     def negative_slopes(self, width: int) -> np.ndarray:
         raise NotImplementedError
@@ -661,14 +813,52 @@ class Ramp(Activation):
         return np.minimum(a, 1.0), np.maximum(a, 1.0)
 
     def piece_form(self, width):
+        """The ramp's negative slopes.
+
+        Parameters
+        ----------
+        width : int
+            N.
+
+        Returns
+        -------
+        (str, ndarray)
+            ("ramp", a (N,) float64), a = `negative_slopes(width)`.
+        """
         return ("ramp", np.array(self.negative_slopes(width), dtype=np.float64))
 
-    def rescaled(self, factor):
-        """Positively homogeneous: sigma(factor t) / factor = sigma(t), the same layer."""
-        return self
+    def forward_error(self, z, y):
+        """One product a z on the negative side (none for an `exact_forward` ramp: ReLU).
+
+        Parameters
+        ----------
+        z : ndarray, shape (M, N)
+            The computed pre-activations (not needed).
+        y : ndarray, shape (M, N)
+            The computed outputs, a z or z.
+
+        Returns
+        -------
+        ndarray, shape (M, N)
+            u |y|, u = 2^-53 (zeros when `exact_forward`).
+        """
+        if self.exact_forward:
+            return np.zeros_like(y)
+        return UNIT_ROUNDOFF * np.abs(y)
 
     def region_breaks(self, n):
-        """z = 0 (whether or not the slope changes there)."""
+        """The sides of z = 0 (whether or not the slope changes there: a = 1).
+
+        Parameters
+        ----------
+        n : int
+            The neuron (the break is the same for all).
+
+        Returns
+        -------
+        ndarray, shape (1,)
+            [0].
+        """
         return np.zeros(1)
 
 
@@ -677,6 +867,7 @@ class ReLU(Ramp):
     """sigma(z) = max(z, 0) (a = 0: Lip 1, TV2 1, BV2 2, slopes in [0, 1])."""
     kind = "relu"
     params = NO_PARAMS
+    exact_forward = True     # max(z, 0)
 
     def forward(self, z):
         return np.maximum(z, 0.0), z
@@ -687,9 +878,6 @@ class ReLU(Ramp):
     def negative_slopes(self, width):
         return np.zeros(width)
 
-    def forward_error(self, z, y):
-        """max(z, 0) is exact."""
-        return np.zeros_like(y)
 
 
 @register
@@ -712,10 +900,6 @@ class LeakyReLU(Ramp):
 
     def negative_slopes(self, width):
         return np.full(width, self.slope)
-
-    def forward_error(self, z, y):
-        """One product a z: u |y|."""
-        return UNIT_ROUNDOFF * np.abs(y)
 
     @classmethod
     def fresh(cls, width, *, slope=0.01, **_):
@@ -755,10 +939,6 @@ class PReLU(Ramp):
     def negative_slopes(self, width):
         return self.params["slope"]
 
-    def forward_error(self, z, y):
-        """One product a z: u |y|."""
-        return UNIT_ROUNDOFF * np.abs(y)
-
     def backward(self, z, grad_y, side=None):
         """d sigma_n / d a_n = min(z, 0) (continuous at the kink: `side` changes grad_z only)."""
         return (grad_y * self.derivative_at(z, side),
@@ -781,7 +961,7 @@ class Identity(Activation):
     """sigma(z) = z; Lip 1, TV2 0, BV2 1 (|sigma(1)|), slopes in [1, 1]."""
     kind = "identity"
     params = NO_PARAMS
-    is_identity = True
+    is_identity = exact_forward = positively_homogeneous = True
 
     def forward(self, z):
         return z, z
@@ -805,17 +985,19 @@ class Identity(Activation):
         return np.ones(width), np.ones(width)
 
     def piece_form(self, width):
+        """The identity as a ramp of negative slope 1 (no kink).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N (any: the identity has no width of its own).
+
+        Returns
+        -------
+        (str, ndarray)
+            ("ramp", ones (N,)): a = 1 on both sides of 0.
+        """
         return ("ramp", np.ones(width))
-
-    def forward_error(self, z, y):
-        """Exact."""
-        return np.zeros_like(y)
-
-    def rescaled(self, factor):
-        return self
-
-    def region_breaks(self, n):
-        return np.zeros(0)
 
 
 ACTIVATIONS = tuple(kind for kind, cls in ACTIVATION_TYPES.items() if cls.user_choice)
