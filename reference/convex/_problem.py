@@ -404,9 +404,7 @@ def knot_counts(layer, slope_unit=0.0):
     .slope_unit: an internal slope of 1); 0 for a model on its own (relative to its own
     slopes only).  Multiplying the pre-activations by r and the values by s multiplies every
     term by s / r: the same knots in any units."""
-    spl = layer.spline
-    if isinstance(layer, SplineActivation):
-        spl = spl.to_knot_form()
+    spl = layer.knot_spline()
     units = np.broadcast_to(np.asarray(slope_unit, dtype=np.float64), (spl.num_channels,))
     counts, tols, lips = [], [], []
     for k in range(spl.num_channels):
