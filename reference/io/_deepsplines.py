@@ -194,7 +194,8 @@ def deepsplines_step(size: int, range_: float | None = None, grid: float | None 
     if size < 3 or size % 2 == 0:
         raise ValueError(f"spline size: DeepSplines needs an odd size >= 3, got {size}")
     value = float(grid) if grid is not None else (
-        (float(range_) / (size // 2)) // GRID_ROUND) * GRID_ROUND
+        (float(range_)  # type: ignore[arg-type]  # given when grid is not (checked above)
+         / (size // 2)) // GRID_ROUND) * GRID_ROUND
     if not (np.isfinite(value) and value > 0):
         raise ValueError(f"spline_range / spline_grid: the step should be a finite number > 0, "
                          f"got {exact(value)} (range {exact(range_)}, grid {exact(grid)}, "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -199,6 +199,14 @@ def _array_names(entry) -> list:
     return [v for k, v in entry.items() if k != "type" and isinstance(v, str)]
 
 
+@overload
+def load_model(path: str | os.PathLike[str], with_names: Literal[False] = False) -> Network: ...
+@overload
+def load_model(path: str | os.PathLike[str],
+               with_names: Literal[True]) -> tuple[Network, dict[str, str]]: ...
+@overload
+def load_model(path: str | os.PathLike[str],
+               with_names: bool = False) -> Network | tuple[Network, dict[str, str]]: ...
 def load_model(path: str | os.PathLike[str],
                with_names: bool = False) -> Network | tuple[Network, dict[str, str]]:
     """Read and validate a model file; every error names the file and the layer.

@@ -159,8 +159,9 @@ def _ramp_table(a: np.ndarray) -> PieceTable:
                       zeros.copy(), 0.0, np.zeros(len(a)), exact_pieces)
 
 
-TABLES = {"uniform_spline": _spline_table, "knot_points": _knot_spline_table,
-          "ramp": _ramp_table}       # the forms of Activation.piece_form -> their table
+# the forms of Activation.piece_form -> their table
+TABLES: dict[str, Callable[..., PieceTable]] = {
+    "uniform_spline": _spline_table, "knot_points": _knot_spline_table, "ramp": _ramp_table}
 
 
 def piece_table(layer, width: int) -> PieceTable:

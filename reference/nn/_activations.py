@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reference._numerics import UNIT_ROUNDOFF, as_finite_array, check_choice, gamma
+from reference.nn._kernels import Pieces
 from reference.nn._regularisers import get as get_regulariser
 from reference.nn._spline import KnotSpline, LinearSpline
 
@@ -555,7 +556,8 @@ class SplineActivation(Activation):
     def __init__(self, spline: LinearSpline):
         self._spline = spline
         self.params = {"coefficients": spline.coefficients}
-        self._forward_pieces = None        # where the last forward's z lie, for its backward
+        # where the last forward's z lie, for its backward
+        self._forward_pieces: Pieces | None = None
 
     @property
     def spline(self) -> LinearSpline:

@@ -331,7 +331,7 @@ _BACKEND_CLASSES: dict[str, type[NumpyKernels | NumbaKernels]] = {"numba": Numba
                                                                  "numpy": NumpyKernels}
 # name -> kernels (numba's compiled functions made once)
 _instances: dict[str, NumpyKernels | NumbaKernels] = {}
-_active = None
+_active: NumpyKernels | NumbaKernels | None = None
 
 
 def set_backend(name: str | None) -> str:
@@ -387,6 +387,7 @@ def backend() -> NumpyKernels | NumbaKernels:
     """
     if _active is None:
         set_backend(os.environ.get("DSREF_SPLINE_BACKEND") or None)
+    assert _active is not None                   # set_backend chose one or raised
     return _active
 
 

@@ -15,7 +15,7 @@ module uses are imported here.  Dense has `to_entry` / `from_entry` like the act
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -292,6 +292,7 @@ class Network:
             raise ValueError("layers[0]: the first layer must fix the input width "
                              "(a dense, spline or prelu layer)")
         self.layers = layers
+        assert width is not None           # the first layer fixes its width, in and out
         self.n_out = width
 
     @property
@@ -336,6 +337,15 @@ class Network:
             raise ValueError(f"x: expected shape (M, {self.n_in}), got {x.shape}")
         return x
 
+    @overload
+    def forward(self, x: npt.ArrayLike,
+                keep_cache: Literal[False] = False) -> npt.NDArray[np.float64]: ...
+    @overload
+    def forward(self, x: npt.ArrayLike,
+                keep_cache: Literal[True]) -> tuple[npt.NDArray[np.float64], list[Any]]: ...
+    @overload
+    def forward(self, x: npt.ArrayLike, keep_cache: bool = False
+                ) -> npt.NDArray[np.float64] | tuple[npt.NDArray[np.float64], list[Any]]: ...
     def forward(self, x: npt.ArrayLike, keep_cache: bool = False
                 ) -> npt.NDArray[np.float64] | tuple[npt.NDArray[np.float64], list[Any]]:
         """Evaluate the network; ``net(x)`` is the same.
