@@ -31,19 +31,19 @@ Rules (module constants):
   inside its bound (the solution stays optimal without them);
 - status "round limit" after MAX_ROUNDS rounds, "stalled" when the condition fails but no
   inactive candidate violates it (solver accuracy): never an accepted optimum; the last
-  restricted solution (a feasible point) goes to reference.certify's verdict, which
+  restricted solution (a feasible point) goes to reference.convex._certify's verdict, which
   certifies it by the NumPy dual bound or refuses it;
 - polishing (`solve_layer_active`): re-solve with the knots of the optimum only, accepted
   when the objective stays within the certified gaps; both knot counts are reported;
-- a deadline (reference.limits.Deadline) is checked before every round and passed to the
+- a deadline (reference._limits.Deadline) is checked before every round and passed to the
   solves: status "time_limit", and the last restricted solution (a feasible point of the
-  full problem) goes to reference.certify's verdict.
-Everything here runs in reference.certify's internal units (y, c divided by the data's
+  full problem) goes to reference.convex._certify's verdict.
+Everything here runs in reference.convex._certify's internal units (y, c divided by the data's
 scale T, the pre-activations of neuron n by r_n and column n of A by a_n; TV2 weight
 lambda_n = lambda / (T a_n r_n), BV2's points at 0 and 1 / r_n with the weight
 lambda / (T a_n), L_max a_n r_n / T), where every value, slope and spread is of order 1:
 the floors "max(1, .)" of the tolerances and the knot tolerance's slope unit 1 are the
-problem's own scale.  `weights` (a reference.certify.RegWeights) states them; None is the
+problem's own scale.  `weights` (a reference.convex._certify.RegWeights) states them; None is the
 problem as given (every weight 1, BV2's points 0 and 1).
 """
 from __future__ import annotations
@@ -158,7 +158,7 @@ def bv2_end_weights(z: np.ndarray, w: np.ndarray, p1: float = 1.0):
 
 def adds_zero_one(reg: str) -> bool:
     """Whether R adds |sigma(0)| + |sigma(1)| to TV2 (BV2: extra_points (0, 1), see
-    reference.regularisers): `bv2_end_weights` and `lip_certificate` are derived for exactly
+    reference.nn._regularisers): `bv2_end_weights` and `lip_certificate` are derived for exactly
     those points; a regulariser with other extra points is a ValueError naming reg."""
     extra = get_regulariser(reg).extra_points
     if extra not in ((), (0.0, 1.0)):
@@ -186,7 +186,7 @@ def _pieces(layer: KnotSplineActivation, n: int, grid, act):
 def _penalty(n: int, lam: float, reg: str, weights=None):
     """(lambda_n (N,): the TV2 weights, mu (N,): the point terms' weights, p1 (N,): BV2's second
     point per neuron (the first is 0), bv2) of the problem lam * `weights`
-    (reference.certify.RegWeights; None: `RegWeights.plain`)."""
+    (reference.convex._certify.RegWeights; None: `RegWeights.plain`)."""
     from reference.convex._certify import RegWeights
 
     bv2 = adds_zero_one(reg)
@@ -583,7 +583,7 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
                        polish: bool = True, max_rounds: int | None = None, gauge=None,
                        deadline=None, bar=None, settings=None):
     """(new network, certificate, active masks, extra points, stopped) for
-    `convex.solve_layer(method="active")`; scaled: the problem in reference.certify's
+    `convex.solve_layer(method="active")`; scaled: the problem in reference.convex._certify's
     internal units (y: the caller's targets in the loss's form, for the NumPy check).
 
     The certificate is convex.finish's (status, gap, NumPy re-evaluation, knots, ...) for
@@ -602,7 +602,7 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
     Not converged (round limit, stalled): (None, partial certificate with `rejected` saying
     why, masks, [("last restricted solution", pieces)] if a round had finished, None), and
     at the deadline the same with the reason as the last entry, for
-    reference.certify.conclude, which certifies that point by the NumPy dual bound or
+    reference.convex._certify.conclude, which certifies that point by the NumPy dual bound or
     refuses it.  A solver failure: SolveFailed, no model."""
     from reference.convex._solve import finish, gauge_basis
 

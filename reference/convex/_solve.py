@@ -19,14 +19,14 @@ sigma(z) = u_i + s_i (z - g_i); TV2 = ||diff(s)||_1; Lip = max |s_i|; BV2 adds |
   reports (`merge_report`);
 - "uniform": x_min + k*step, k < K, as the DeepSplines grid (the layer's own by default);
 - an explicit list of grid points per neuron.
-The regulariser R is an entry of reference.regularisers (its extra points, cvxpy term and
+The regulariser R is an entry of reference.nn._regularisers (its extra points, cvxpy term and
 NumPy value).  The representer reduction and the interpolation LP live in
-reference.representer (still importable from here).  Every solve runs in the internal units of
-reference.certify (y, c divided by T = max |y - c|; per neuron n the pre-activations and its
-grid by a power of two r_n near their spread, column n of A by a power of two a_n near its
-norm; TV2's weight lambda / (T a_n r_n)), and reference.certify gives the verdict ("optimal"
+reference.convex._representer (still importable from here).  Every solve runs in the internal units
+of reference.convex._certify (y, c divided by T = max |y - c|; per neuron n the pre-activations and
+its grid by a power of two r_n near their spread, column n of A by a power of two a_n near its
+norm; TV2's weight lambda / (T a_n r_n)), and reference.convex._certify gives the verdict ("optimal"
 only with a certificate at its tolerance).  The solvers allowed and their settings:
-reference.solver_settings.
+reference.convex._solver_settings.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ from reference.nn._spline import LinearSpline
 MERGE_RTOL = 1e-9          # data grid: points closer than this * spread are merged
 CHECK_RTOL = 1e-6          # |objective - objective_check| <= this * max(|objective|, unit^2)
 TIME_LIMIT = 300.0         # seconds of one solve_layer / solve_path call (time_limit)
-REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.regularisers
+REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.nn._regularisers
 MAX_PROBLEM_SIZE = 500_000  # size guard: grid points + samples x neurons (see problem_size)
 
 
@@ -146,8 +146,8 @@ class CoefficientProblem:
     lambdas compiles once (`solve(lam)` again; CLARABEL itself does not warm-start).
     Objective: loss + lam (sum_n w_n TV2(sigma_n) + q sum_n sum_{t in points_n}
     |sigma_n(t)|) (the second sum for BV2 only), (w, q, points) = weights, a
-    reference.certify.RegWeights (default `RegWeights.plain`: 1, 1 and the regulariser's
-    points), which states the problem in reference.certify's internal units (neuron n's
+    reference.convex._certify.RegWeights (default `RegWeights.plain`: 1, 1 and the regulariser's
+    points), which states the problem in reference.convex._certify's internal units (neuron n's
     pre-activations divided by r_n: w_n = r_ref / r_n, q = r_ref, BV2's points 0 and
     1 / r_n); lip_max: a number or one per neuron (N,).
     gauge: the directions of `gauge_basis` if already computed (TV2; default: computed
@@ -228,8 +228,8 @@ class CoefficientProblem:
         """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
         objective of CLARABEL, None for other solvers), attempts, seconds; a solver failure
         is a status ("solver error ...").  The solver is first run at tight tolerances
-        (SOLVER_TIGHT of reference.solver_settings, e.g. CLARABEL's 1e-12: in
-        reference.certify's internal units the problem's scale is 1, and at CLARABEL's
+        (SOLVER_TIGHT of reference.convex._solver_settings, e.g. CLARABEL's 1e-12: in
+        reference.convex._certify's internal units the problem's scale is 1, and at CLARABEL's
         default 1e-8 the interior-point solution carries slope changes of up to 1e-3 of the
         largest at points where the optimum has none, which the knot count would see, and
         its gradient gives a loose dual bound; the other variants of SOLVER_TIGHT when it
@@ -241,7 +241,7 @@ class CoefficientProblem:
         "time_limit" when the deadline has passed (no solution).  default_settings: whether
         the optimal attempt changed nothing but the tolerances (tighter, or the defaults)
         and had no `settings`: not a retry with changed regularisation, equilibration or
-        looser tolerances; only then may its gap be trusted on its own (reference.certify).
+        looser tolerances; only then may its gap be trusted on its own (reference.convex._certify).
         See `solve_layer` for the certificate."""
         import cvxpy as cp
 
@@ -479,7 +479,7 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     coefficients.  Certificate: solver, status ("optimal"), objective (cvxpy, in the
     problem's units), objective_check (NumPy, on the new model), gap (CLARABEL's primal -
     dual objective, else None), seconds, knots per neuron with the tolerance used, method,
-    gauge_directions_pinned, gauge_shift_removed, and reference.certify's verdict:
+    gauge_directions_pinned, gauge_shift_removed, and reference.convex._certify's verdict:
     certified_by ("dual bound" or "solver"), gap_tolerance, lower_bound (None with lip_max),
     candidates (the cheap feasible points and their objectives), returned_point, unit (the
     internal scale T) and objective_unit; on the data grid merged_points,
@@ -493,7 +493,7 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     e.g. the zero spline beats the solver's point).  solver: one that can solve the
     problem's class (`check_solver`: squared loss a QP / SOCP, logistic and cross-entropy
     exponential cone).  Size guard: problem_size over max_size is refused (TooLarge) before
-    the grid is built.  method: "active" (default for grid="data": reference.active_set,
+    the grid is built.  method: "active" (default for grid="data": reference.convex._active_set,
     knots added where the optimality condition fails; its certificate adds rounds, points
     per neuron, the worst violation, and with polish=True the knot-count polishing) or
     "full" (every grid point at once; the default for the other grids, the only choice for
@@ -543,8 +543,8 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
                 max_size, method=None, polish=True, merge_rtol=MERGE_RTOL,
                 time_limit=TIME_LIMIT, progress=False):
     """Validate, build the problem once (full) or per lambda (active), solve and certify it
-    for every lambda, in the internal units of reference.certify (y by T, the pre-activations
-    of neuron n and its grid by the power of two r_n of `certify.z_units`)."""
+    for every lambda, in the internal units of reference.convex._certify (y by T, the
+    pre-activations of neuron n and its grid by the power of two r_n of `certify.z_units`)."""
     from tqdm import tqdm
 
     from reference.convex import _certify as certify
@@ -642,7 +642,8 @@ def _solve_once(net, layer, x, y, scaled, grids, uniform, method, solver, start,
 
 
 def problem_for(scaled, grids: list, gauge=None, deadline=None) -> CoefficientProblem:
-    """The CoefficientProblem of a reference.certify.Scaled problem on the internal grids."""
+    """The CoefficientProblem of a reference.convex._certify.Scaled problem on the internal
+    grids."""
     return CoefficientProblem(scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.loss,
                               scaled.reg, grids, scaled.lip_max, gauge=gauge,
                               deadline=deadline, weights=scaled.weights)
@@ -671,7 +672,7 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
     """Build the new model from a solved problem and certify it (see `solve_layer`); the
     splines are moved to the gauge's minimum-norm representative over norm_grids (default
     the problem's grids).  prob holds the problem in the internal units of `scaled`
-    (reference.certify.Scaled): values are multiplied by its value_unit and grid points by
+    (reference.convex._certify.Scaled): values are multiplied by its value_unit and grid points by
     its zr, objective and gap by T^2; the NumPy check is on the returned model with the caller's
     y and lam.  method_certified: the solve ran with the solver's default settings
     (`CoefficientProblem.solve`: a retry's own word is not trusted)."""
@@ -721,7 +722,7 @@ def knot_counts(layer, slope_unit=0.0):
 
     every term in slope units (output per pre-activation): the second is the solver's
     accuracy on the slopes (CLARABEL's default tolerances are 1e-8), slope_unit (a number or
-    (N,)) the problem's own slope scale, T / r_n for a solve (reference.certify.Scaled
+    (N,)) the problem's own slope scale, T / r_n for a solve (reference.convex._certify.Scaled
     .slope_unit: an internal slope of 1); 0 for a model on its own (relative to its own
     slopes only).  Multiplying the pre-activations by r and the values by s multiplies every
     term by s / r: the same knots in any units."""
@@ -745,7 +746,7 @@ MOVED_TO_REPRESENTER = ("solve_plain_single_neuron", "interpolation_lp", "reduce
 
 def __getattr__(name):
     """`from reference.convex import reduce_network` (and interpolation_lp,
-    solve_plain_single_neuron) keeps working: they live in reference.representer, which
+    solve_plain_single_neuron) keeps working: they live in reference.convex._representer, which
     imports this module, so they are looked up on first use (PEP 562), not imported here."""
     if name in MOVED_TO_REPRESENTER:
         from reference.convex import _representer as representer

@@ -40,7 +40,7 @@ def activation_constants(layer, width: int) -> dict:
     """Per-neuron Lip, TV2 and BV2 = TV2 + |sigma(0)| + |sigma(1)| of an activation layer,
     each of shape (width,).  ReLU: 1, 1, 2; LeakyReLU(a) and PReLU(a): max(1, |a|), |1 - a|,
     |1 - a| + 1; identity: 1, 0, 1; splines: exact from their coefficients.  Each activation
-    class gives its own (`Activation.constants`, reference.network)."""
+    class gives its own (`Activation.constants`, reference.nn)."""
     return _activation(layer).constants(width)
 
 
@@ -141,7 +141,7 @@ def slope_bounds(layer, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-neuron slope restriction [alpha_n, beta_n] of an activation layer, each (width,):
     ReLU [0, 1], LeakyReLU / PReLU [min(a, 1), max(a, 1)], identity [1, 1], splines
     [min slope, max slope] over all their pieces (unbounded ends included).  Each
-    activation class gives its own (`Activation.slope_range`, reference.network)."""
+    activation class gives its own (`Activation.slope_range`, reference.nn)."""
     return _activation(layer).slope_range(width)
 
 
@@ -187,8 +187,8 @@ def secant_pair(net: Network, x: np.ndarray, p: float, box: float,
         x1 = clip(x0 + h v, -box, box),
         ratio = ||f(x1) - f(x0)||_p / ||x1 - x0||_p,
     a lower bound on Lip_p(f) over the box (both points lie in it; up to the rounding of
-    the difference, see reference.verdict.certified_ratio).  h defaults to 1e-6 box.  x (N_0,);
-    returns (x0, x1, ratio)."""
+    the difference, see reference.lipschitz._verdict.certified_ratio).  h defaults to 1e-6 box.  x
+    (N_0,); returns (x0, x1, ratio)."""
     h = 1e-6 * box if h is None else float(h)
     x0 = np.clip(np.asarray(x, dtype=np.float64), -box + h, box - h)
     v = steepest_direction(net.input_jacobian(x0[None])[0], p)

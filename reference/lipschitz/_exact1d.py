@@ -3,9 +3,9 @@ propagating its breakpoints layer by layer.
 
 f is continuous and piecewise linear; in 1-D every l_p norm of the derivative is the norm
 of the vector f'(x) (N_L,), so Lip_p(f) = max over the linear pieces of ||f'||_p.  The
-partition is built as reference.regions2d builds its polygons, one dimension down (the
-machinery is shared: reference.partition): start from the domain (R, or the box normalised
-to [-m, m] by a power of two, `exact.scaled_input`); before activation layer l each
+partition is built as reference.lipschitz._regions2d builds its polygons, one dimension down (the
+machinery is shared: reference.lipschitz._partition): start from the domain (R, or the box
+normalised to [-m, m] by a power of two, `exact.scaled_input`); before activation layer l each
 pre-activation is affine on every segment (z = g x + c, a partition.LayerMap); neuron by
 neuron a segment is cut at the crossings x = (tau - c) / g of the knots its z-range meets,
 and each piece records the neuron's piece.  Every end carries a bound on its position error
@@ -13,8 +13,8 @@ and each piece records the neuron's piece.  Every end carries a bound on its pos
 z a bound on its error, and a knot within the bounds of a segment's z-range starts a piece:
 one that keeps no length is an undecided sliver, kept with a bound of every slope it could
 hold (never dropped).  A segment's pattern is attained where floating point decides it at
-its midpoint (reference.rounding.robust_pieces); the others, and the slivers, are decided
-in exact rational arithmetic when their norm or bound exceeds the value (partition.decide):
+its midpoint (reference.lipschitz._rounding_exact.robust_pieces); the others, and the slivers, are
+decided in exact rational arithmetic when their norm or bound exceeds the value (partition.decide):
 two kinks 1e-13 apart, or a piece that the spline kernels' snap (1e-12 steps below a knot)
 would hide from a midpoint evaluation, keep their slope in the max.
 
@@ -49,7 +49,7 @@ class Segments:
     """S segments [left, right] of the line (+-inf at the ends of R), each end with a bound
     on its distance to the exact model's end (radius_left, radius_right; 0 at a fixed end)
     and parent (S,), the row of the layer's LayerMap (the cells container of
-    reference.partition)."""
+    reference.lipschitz._partition)."""
     left: np.ndarray
     right: np.ndarray
     radius_left: np.ndarray

@@ -1,13 +1,13 @@
 """The Lipschitz ladder: every method by name, run with one convention for the results.
 
 Each method returns a dict with at least `value` (a float, or None with a `reason` when the
-method does not apply, is refused by its size guard (reference.limits), gives a bound outside
-the float64 range or could not certify a number (reference.errors.SolveFailed)), `kind` and
+method does not apply, is refused by its size guard (reference._limits), gives a bound outside
+the float64 range or could not certify a number (reference.exceptions.SolveFailed)), `kind` and
 `seconds`.  kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper"
 (Lip <= value), "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
 "bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
 either end possibly None); the exact methods also give `upper_margin_kind`
-(reference.exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
+(reference.lipschitz._exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
 The exact method gives a bracket `lower_bound` <= Lip <= `upper_bound` too: both equal to
 the value for exact_1d; the attained value and the largest pattern norm + its rounding bound
 for regions_2d; the attained witness and HiGHS's bound + its tolerance for the MILP; and
@@ -16,7 +16,7 @@ it cannot certify its optimum, value None and the bracket alone.  LipSDP reports
 `accuracy` (how far its certified value may sit above the SDP's optimum), used for
 lipsdp_neuron <= lipsdp_layer; LipSDP is solved on the network normalised by powers of two
 (the same value, scaled, in any units) and never reported above the layer-wise bound
-(reference.lipsdp: capped_by_layerwise).  For every network and p (in exact arithmetic):
+(reference.lipschitz._lipsdp: capped_by_layerwise).  For every network and p (in exact arithmetic):
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
     lower <= exact <= lipsdp_neuron <= lipsdp_layer,
 where lower and exact (except exact_1d's value) are taken over the box [-R, R]^N_0 and the
@@ -180,7 +180,7 @@ def ladder(net: Network, p=2, box: float = 1.0, methods=METHODS, **options) -> d
 
 
 # the field holding an exact method's certified tolerance on its value, by upper_margin_kind
-# (reference.exact.UPPER_MARGIN_KINDS; exact_1d's value is exact: none)
+# (reference.lipschitz._exact.UPPER_MARGIN_KINDS; exact_1d's value is exact: none)
 VALUE_TOLERANCE = {"tolerance": "tolerance", "rounding_bound": "rounding_bound"}
 
 

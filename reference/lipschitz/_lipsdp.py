@@ -26,7 +26,7 @@ exactly (`lipsdp_data`), which is that limit.  With every hidden neuron linear t
 affine and the value is ||C||_2 with no SDP.  A nearly linear neuron keeps lambda' of order
 1 (the untransformed lambda ~ 1/(beta - alpha)^2 left the solvers inaccurate).  LipSDP-layer
 shares the untransformed multiplier: lambda'_n = mu_l (beta_n - alpha_n)^2
-(`lipsdp_solvers.multiplier_map`).
+(`_sdp_backends.multiplier_map`).
 
 Exact reduction of the input block.  Only the x^0-columns X = [A_x; C_x] ((n + N_L, n0))
 of A and C touch x^0 (B and the psi-block do not), and they lie in the row space of the first
@@ -43,7 +43,7 @@ variant and any slope bounds: the SDPs have the same optimum (`reduce_input`; ap
 r < n0).  Rank: singular values <= s_max max(shape) eps (zero
 to rounding) are dropped, and the result says how many and the largest one dropped.
 
-Normalisation (the same answer in any units; reference.lipsdp_normalise, which proves it).
+Normalisation (the same answer in any units; reference.lipschitz._normalise, which proves it).
 `lipsdp` solves and certifies a normalised network: for LipSDP-neuron each hidden neuron is
 first equilibrated (its row of W_l times 2^-a, its column of W_{l+1} times 2^a, a chosen to
 balance the row and column norms: the same function, and the same LipSDP-neuron optimum,
@@ -98,26 +98,26 @@ strictly feasible multipliers, a bound larger by O(margin); every attempt is rep
 
 Accuracy (how far the value may sit above the SDP's optimum).  The solver's dual matrix X
 gives a proven lower bound rho_low <= rho* on the optimum of the exact SDP (weak duality,
-with X repaired into exact dual feasibility and every rounding bounded: reference.lipsdp_dual),
-so accuracy = (sdp_value - sqrt(rho_low)) / sdp_value, rounded up, is a certified bound on
-(sdp_value - optimum) / sdp_value, and optimum_lower = sqrt(rho_low) (in the network's units)
-brackets LipSDP's optimum with sdp_value + rounding_bound.  Without a dual matrix (SCS), or
-when the repair fails, accuracy is the solver's own estimate (its gap tolerance + margin +
-stretch + the certification's loss, and the uncertified dual objective) and
+with X repaired into exact dual feasibility and every rounding bounded:
+reference.lipschitz._lipsdp_dual), so accuracy = (sdp_value - sqrt(rho_low)) / sdp_value, rounded
+up, is a certified bound on (sdp_value - optimum) / sdp_value, and optimum_lower = sqrt(rho_low) (in
+the network's units) brackets LipSDP's optimum with sdp_value + rounding_bound.  Without a dual
+matrix (SCS), or when the repair fails, accuracy is the solver's own estimate (its gap tolerance +
+margin + stretch + the certification's loss, and the uncertified dual objective) and
 accuracy_certified is False; either way `inaccurate` flags an accuracy above
 INACCURATE_RTOL (1e-3).
 
 Solvers (registry SOLVE; every one only proposes multipliers, the certificate is the above):
-NUMPY by default (`reference.lipsdp_ipm`: a primal-dual interior-point method in NumPy whose
+NUMPY by default (`reference.lipschitz._ipm`: a primal-dual interior-point method in NumPy whose
 Newton system uses the rank-2 structure of every multiplier's matrix, O(N^3) per iteration
-in NumPy's BLAS); CVXOPT (`reference.lipsdp_solvers`: CVXOPT's conelp called directly with
+in NumPy's BLAS); CVXOPT (`reference.lipschitz._sdp_backends`: CVXOPT's conelp called directly with
 a KKT solver using the same structure; its own dense N x N work, with the BLAS it ships,
 makes it ~10x slower than NUMPY at N = 400); CLARABEL, SCS and MOSEK through cvxpy (CLARABEL
 factors a dense block of side N(N+1)/2: 3.4 s on the 2-10-30-20-2 anchor).  When the default
 fails at every margin, FALLBACK_SOLVERS are tried in turn, each only when its own estimate
 passes the size guard.
 
-Size guard (reference.limits): before anything is built, `sdp_cost` (in lipsdp_solvers)
+Size guard (reference._limits): before anything is built, `sdp_cost` (in _sdp_backends)
 estimates the work of the solve from the reduced LMI's side (r bounded by min(n0, n1), no
 SVD), the number of multipliers and the widths; over max_sdp_cost (MAX_SDP_COST) it is
 refused with TooLarge.  There is no time limit: the cost of the interior-point solves is
@@ -219,7 +219,7 @@ class NormalisedLmi(NamedTuple):
 
 def normalised_data(net: Network, variant: str) -> NormalisedLmi:
     """The LMI data and rounding bounds of the network normalised for `variant`
-    (reference.lipsdp_normalise.normalise: equilibrated per neuron for "neuron"), on which
+    (reference.lipschitz._normalise.normalise: equilibrated per neuron for "neuron"), on which
     `lipsdp` solves and certifies: its value times 2^E is the network's."""
     layers = normalise(layers_of(net), variant)
     data, *errors = _build_data(layers)
@@ -357,10 +357,10 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
     - accuracy: a bound on (sdp_value - optimum) / sdp_value, the optimum that of the SDP
       posed (the exact LMI data of the network as given; of the variant asked: LipSDP-layer's
       optimum changes when a neuron is rescaled, LipSDP-neuron's does not, module docstring
-      of reference.lipsdp_normalise); accuracy_certified: whether it is
+      of reference.lipschitz._normalise); accuracy_certified: whether it is
       proven (module docstring: optimum_lower = sqrt(rho_low) from the solver's dual matrix,
-      reference.lipsdp_dual; accuracy = 1 - optimum_lower / sdp_value, rounded up) or, when
-      no dual bound could be certified (no dual matrix, or its repair failed), the solver's
+      reference.lipschitz._lipsdp_dual; accuracy = 1 - optimum_lower / sdp_value, rounded up) or,
+      when no dual bound could be certified (no dual matrix, or its repair failed), the solver's
       estimate (max(relative_gap, 0) + the solver's relative gap tolerance on rho
       (SdpSolution.rtol) + the margin of the retry that certified it + the stretch e of the
       multipliers (STRETCHES)); optimum_lower (None when not certified); inaccurate
@@ -368,7 +368,7 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
     - status, solver (the one that solved it), iterations, attempts (each solver and margin
       tried with its status: when the default NUMPY fails at every margin, FALLBACK_SOLVERS
       are tried, each if its own estimate passes the size guard);
-    - normalisation (reference.lipsdp_normalise.Normalisation.summary: weight_exponents,
+    - normalisation (reference.lipschitz._normalise.Normalisation.summary: weight_exponents,
       slope_exponents, neuron_exponents (LipSDP-neuron's equilibration; zeros for -layer),
       equilibration_sweeps, exponent E, lossless), reduction (`InputReduction.summary` of
       the normalised data: n0, rank, dropped, tolerance and largest_dropped in its units,
@@ -382,8 +382,8 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
     certified bound after every attempt: SolveFailed (a RuntimeError).  A value outside the
     normal float64 range: OverflowResult.  Estimated cost (`sdp_cost`) over max_sdp_cost:
     TooLarge before anything is built.  blas_threads: the BLAS libraries' threads while it
-    runs (reference.blas: one by default, 1.1-3x faster than two on the reference machine;
-    None leaves them as they are)."""
+    runs (reference.lipschitz._blas: one by default, 1.1-3x faster than two on the reference
+    machine; None leaves them as they are)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")
     requested = str(solver).upper()

@@ -7,13 +7,13 @@ interval bounds (`_encode`), on the network normalised so that every layer's val
 near 1 on the box (`exact.normalized_network`: powers of two, exact), because HiGHS's
 tolerances are absolute (1e-6 on every row).  Each pattern HiGHS returns is decided: attained
 (floating point decides the pattern at the LP's deepest point of its region,
-reference.rounding.robust_pieces), proven non-empty in exact rational arithmetic (that point
-strictly inside the region, reference.rational), proven without interior (a Gordan
-certificate on the LP's binding rows, checked exactly: only then is it cut off), or
+reference.lipschitz._rounding_exact.robust_pieces), proven non-empty in exact rational arithmetic
+(that point strictly inside the region, reference.lipschitz._rational), proven without interior (a
+Gordan certificate on the LP's binding rows, checked exactly: only then is it cut off), or
 undecided (kept: its value stays an upper bound).  Whatever stops it (time limit, patterns
 undecided, HiGHS disagreeing with NumPy), it returns a certified bracket lower_bound <= Lip_p
 <= upper_bound with a witness pair for the lower end (see `exact_milp`).  Shared pieces
-(knot forms, tail bounds, witness pairs) come from reference.exact.
+(knot forms, tail bounds, witness pairs) come from reference.lipschitz._exact.
 """
 from __future__ import annotations
 
@@ -518,7 +518,7 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: int = MAX
     point, witness None); lower_bound_certificate and upper_bound_certificate say which.
     witness_pair {x, x_pair, ratio, source} (`witness_pair`) is a pair of points of the box
     whose secant ratio, re-evaluated with Network.forward, realises the lower end up to
-    rounding: what a verdict on a claimed bound shows (reference.verdict).
+    rounding: what a verdict on a claimed bound shows (reference.lipschitz._verdict).
 
     Over max_binaries binaries: TooLarge while encoding, before any solve; HiGHS failing
     with and without presolve: MilpNotOptimal; max_cuts: an integer >= 0."""

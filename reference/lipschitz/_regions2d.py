@@ -13,13 +13,14 @@ LPs see numbers near 1 for any R; every result is mapped back (Jacobians / 2^e, 
 2^e u).
 
 The regions are built as `exact1d.exact_1d` builds its segments, one dimension up (the
-machinery is shared: reference.partition): start from the polygon B; before activation layer l every pre-activation z_n is affine on each current
-polygon (z = g_n . x + c_n: rows `gain`, `offset` of a `LayerMap`, shared by the polygons
-cut from one cell); neuron by neuron, each polygon is cut into strips by the parallel lines
-z_n = tau_k, tau_k the knots of the neuron's activation (reference.pieces), and strip k
-records piece k of the neuron; after the layer every polygon knows its pieces, hence the
-slopes and offsets of its activations, and the affine map moves through the layer and the
-next dense layer.  At the end f(x) = gain x + offset on each polygon, J = gain.
+machinery is shared: reference.lipschitz._partition): start from the polygon B; before activation
+layer l every pre-activation z_n is affine on each current polygon (z = g_n . x + c_n: rows `gain`,
+`offset` of a `LayerMap`, shared by the polygons cut from one cell); neuron by neuron, each polygon
+is cut into strips by the parallel lines z_n = tau_k, tau_k the knots of the neuron's activation
+(reference.lipschitz._pieces), and strip k records piece k of the neuron; after the layer every
+polygon knows its pieces, hence the slopes and offsets of its activations, and the affine map moves
+through the layer and the next dense layer.  At the end f(x) = gain x + offset on each polygon, J =
+gain.
 
 Floating point cannot decide every cut.  Each vertex carries a bound e on the error of
 z_n there (`_vertex_error`: the rounding of g . v + c, the error of g and c from their
@@ -43,7 +44,7 @@ model has that pattern, f is affine around the point, and the network's own Jaco
 must equal the pattern's (JACOBIAN_RTOL relative to the largest entry).  The value is the
 largest such Jacobian norm.  Every other pattern (a polygon without such a point, an
 undecided sliver) whose norm or bound exceeds the value by more than twice the rounding
-bound is decided in exact rational arithmetic (reference.rational): its region, clipped
+bound is decided in exact rational arithmetic (reference.lipschitz._rational): its region, clipped
 without rounding, is empty (dropped) or holds regions of positive area, whose patterns'
 norms then enter the value (proven, not attained at a float64 point).  The areas sum to
 the box area (relative AREA_CHECK_RTOL, checked).  A witness pair spans the chord of the
@@ -87,7 +88,7 @@ class Polygons:
     (P,) (entries past count are padding), radius (P, V) (a bound on each vertex's distance,
     per coordinate, to the exact model's vertex) and parent (P,), the row of the layer's
     affine maps (`LayerMap`) that holds on the polygon (the cells container of
-    reference.partition)."""
+    reference.lipschitz._partition)."""
     vertices: np.ndarray
     count: np.ndarray
     radius: np.ndarray
@@ -328,7 +329,7 @@ def _polygon_halfspaces(vertices: np.ndarray, count: int) -> tuple[np.ndarray, n
 def _witness_pair(net, p, polygons, best, region=None) -> tuple:
     """`exact.chord_pair` through the interior point of the polygon `best` (the mean of its
     vertices, inside however thin the polygon), or through that of an exact region
-    (reference.rational) when one is given and its chord can be formed in float64."""
+    (reference.lipschitz._rational) when one is given and its chord can be formed in float64."""
     if region is not None:
         vertices = np.array([[float(x), float(y)] for x, y in region])
         try:

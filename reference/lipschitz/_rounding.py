@@ -1,9 +1,10 @@
 """The proven rounding bound of a LipSDP certificate: how far sqrt(rho) computed in float64
-(`reference.lipsdp.schur_rho`) may sit below sqrt(rho*) of the exact LMI (the products of the
-weights and slopes without rounding) at the same multipliers (`rounding_bound`), and the
+(`reference.lipschitz._lipsdp.schur_rho`) may sit below sqrt(rho*) of the exact LMI (the products of
+the weights and slopes without rounding) at the same multipliers (`rounding_bound`), and the
 result fields and certificate sentence it gives (`rounding_fields`, `rounding_text`).
-UNIT_ROUNDOFF and gamma_n (reference.floats) are those of reference.lipsdp's running error
-analysis of the LMI data (`data_rounding`) and of the dual bound (reference.lipsdp_dual)."""
+UNIT_ROUNDOFF and gamma_n (reference._numerics) are those of reference.lipschitz._lipsdp's running
+error analysis of the LMI data (`data_rounding`) and of the dual bound
+(reference.lipschitz._lipsdp_dual)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -106,7 +107,7 @@ def rounding_fields(rounding: RoundingBound, value: float) -> dict:
 
 def rounding_text(rounding: RoundingBound, value: float) -> str:
     """The certificate's sentence on the rounding bound (`rounding_bound`), its bound in the
-    network's units and delta_m in the normalised LMI's (reference.lipsdp)."""
+    network's units and delta_m in the normalised LMI's (reference.lipschitz._lipsdp)."""
     if not np.isfinite(rounding.bound):
         return ("rounding bound: NOT PROVEN (the hidden block R is too close to singular for "
                 "the shifted Cholesky check; no rigorous margin)")

@@ -1,7 +1,7 @@
 """Verdicts on a claimed Lipschitz bound: is Lip_p(f) <= C on the box [-R, R]^N_0?
 
-`check_claim` runs the methods of the ladder (reference.ladder) from the cheapest on and stops
-as soon as the claim is decided:
+`check_claim` runs the methods of the ladder (reference.lipschitz.ladder) from the cheapest on and
+stops as soon as the claim is decided:
 
 1. closed forms (theorem1_bv2, theorem1, layerwise: global bounds, microseconds);
 2. lower (seeded points and local search over the box, a pair of points of the box);
@@ -119,7 +119,7 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
       exact brackets: 16 gamma_n relative, n = sum of the blocks' (N_in + 2) + N_0 + N_L
       (sums of at most n terms and one product per block; 16 for LAPACK's SVD, backward
       stable with no sharp constant);
-    - LipSDP: its proven `rounding_bound` (reference.lipsdp.rounding_bound: -M(lambda, rho_up)
+    - LipSDP: its proven `rounding_bound` (reference.lipschitz.rounding_bound: -M(lambda, rho_up)
       >= 0 for the exact LMI data checked by a shifted Cholesky factorisation, the error of
       forming M and of the weights' products included); inf when no check passed (R too
       close to singular): never sound then; above 1e-3 relative the text says so;
