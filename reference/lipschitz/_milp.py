@@ -561,9 +561,9 @@ def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
 
     When time_limit is reached (HiGHS stops on it, or no time is left to start a MILP):
     status "time_limit", value None, certified_exact False, a reason, and the bracket
-    lower_bound <= Lip_p <= upper_bound: upper_bound = max over the MILPs of HiGHS's bound (the interval bound of
-    the objective when HiGHS has none yet, the layer-wise bound when not started) +
-    tolerance; lower_bound = the witness of the best pattern found (optimal or incumbent,
+    lower_bound <= Lip_p <= upper_bound: upper_bound = max over the MILPs of HiGHS's bound
+    (the interval bound of the objective when HiGHS has none yet, the layer-wise bound when
+    not started) + tolerance; lower_bound = the witness of the best pattern found (optimal or incumbent,
     re-evaluated in NumPy) that has one.
 
     Every status carries a usable bracket (never nothing): lower_bound is the witness, or,
