@@ -563,8 +563,8 @@ def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
     status "time_limit", value None, certified_exact False, a reason, and the bracket
     lower_bound <= Lip_p <= upper_bound: upper_bound = max over the MILPs of HiGHS's bound
     (the interval bound of the objective when HiGHS has none yet, the layer-wise bound when
-    not started) + tolerance; lower_bound = the witness of the best pattern found (optimal or incumbent,
-    re-evaluated in NumPy) that has one.
+    not started) + tolerance; lower_bound = the witness of the best pattern found (optimal
+    or incumbent, re-evaluated in NumPy) that has one.
 
     Every status carries a usable bracket (never nothing): lower_bound is the witness, or,
     when no pattern has one (HiGHS stopped before an incumbent, or status "not_attained"),
