@@ -1,6 +1,8 @@
 """With the weights fixed, the activations of one spline layer whose downstream map is affine
 enter the outputs linearly: the problem in them is convex, and cvxpy solves it to a
-certified optimum (DESIGN section 2, "Variational problem and representer theorem").
+certified optimum (the variational problem and representer theorem of Aziznejad et al.,
+IEEE TSP 2020, arXiv:2001.06263: the optimal activations are linear splines with their
+knots at the data).
 
     min_sigma  sum_m E(y_m, A sigma(z_m) + c) + lambda * sum_n R(sigma_n)   [|sigma_n'| <= L_max]
 
@@ -34,9 +36,12 @@ import copy
 import sys
 import time
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
 
 from reference._checks import as_finite_array, check_choice
 from reference._format import exact
@@ -142,22 +147,76 @@ def _evaluation(grid: np.ndarray, z: np.ndarray):
 
 
 class CoefficientProblem:
-    """The cvxpy problem for one layer, built once; lambda is a Parameter (DPP), so a path of
-    lambdas compiles once (`solve(lam)` again; CLARABEL itself does not warm-start).
-    Objective: loss + lam (sum_n w_n TV2(sigma_n) + q sum_n sum_{t in points_n}
-    |sigma_n(t)|) (the second sum for BV2 only), (w, q, points) = weights, a
-    reference.convex._certify.RegWeights (default `RegWeights.plain`: 1, 1 and the regulariser's
-    points), which states the problem in reference.convex._certify's internal units (neuron n's
-    pre-activations divided by r_n: w_n = r_ref / r_n, q = r_ref, BV2's points 0 and
-    1 / r_n); lip_max: a number or one per neuron (N,).
-    gauge: the directions of `gauge_basis` if already computed (TV2; default: computed
-    here); pin_gauge=False leaves them free (for tests: the optimal set is then unbounded
-    along them).  deadline: a limits.Deadline that every solve stops at (CLARABEL's own
-    time_limit setting; other solvers are only not started once it has passed)."""
+    r"""The convex coefficient problem of one spline layer as a cvxpy problem, built once.
 
-    def __init__(self, z, a_mat, c, y, loss, reg, grids, lip_max=None, gauge=None,
-                 pin_gauge: bool = True, deadline: Deadline | None = None,
-                 weights=None):
+    lambda is a cvxpy Parameter (DPP), so a path of lambdas compiles once (`solve` again;
+    CLARABEL itself does not warm-start).
+
+    Parameters
+    ----------
+    z : ndarray of float64, shape (M, N)
+        The pre-activations of the layer's N neurons at the M samples.
+    a_mat : ndarray of float64, shape (N_L, N)
+        A, the affine map after the layer: outputs = A sigma(z) + c.
+    c : ndarray of float64, shape (N_L,)
+        Its offset.
+    y : ndarray
+        The targets in the loss's form: (M, N_L) floats (squared), (M, 1) in {0, 1}
+        (logistic) or (M,) class indices (xent).
+    loss : {'squared', 'logistic', 'xent'}
+        The data term E.
+    reg : {'tv2', 'bv2'}
+        The regulariser R.
+    grids : list of ndarray
+        N sorted arrays, the grid points g_{n,i} of each neuron (at least 2 each).
+    lip_max : float or array_like of shape (N,), optional
+        The slope bound L_max, one number or one per neuron; None: no bound.
+    gauge : ndarray, shape (2N, k) or (N, k), optional
+        The directions of `gauge_basis` if already computed (TV2; default: computed here).
+    pin_gauge : bool, default True
+        Pin the gauge directions; False leaves them free (for tests: the optimal set is
+        then unbounded along them).
+    deadline : Deadline, optional
+        A ``reference._limits.Deadline`` that every solve stops at (CLARABEL's own
+        time_limit setting; other solvers are only not started once it has passed).
+    weights : RegWeights, optional
+        The regulariser's weights (w, q, points), a ``reference.convex._certify.RegWeights``
+        (default ``RegWeights.plain``: 1, 1 and the regulariser's points).
+
+    See Also
+    --------
+    solve_layer : Builds, solves and certifies this problem for a network.
+
+    Notes
+    -----
+    With the grid values u_{n,i} = sigma_n(g_{n,i}) and slopes s_{n,i} tied by
+    u_{n,i+1} - u_{n,i} = h_{n,i} s_{n,i} (h the grid steps), sigma_n(z) = u_{n,i} +
+    s_{n,i} (z - g_{n,i}) on piece i, and the problem is
+
+    .. math::
+
+        \min_{u, s} \sum_m E\big(y_m, A \sigma(z_m) + c\big)
+        + \lambda \Big(\sum_n w_n \|\Delta s_n\|_1
+        + q \sum_n \sum_{t \in \text{points}_n} |\sigma_n(t)|\Big)
+        \quad \text{s.t.} \ |s_{n,i}| \le L_{\max,n},
+
+    ||Delta s_n||_1 = TV(2)(sigma_n) [1]_, the second sum for BV(2) only (its points 0 and
+    1, divided by r_n in internal units), the slope bound only with lip_max.  The weights
+    state the problem in reference.convex._certify's internal units (neuron n's
+    pre-activations divided by r_n: w_n = r_ref / r_n, q = r_ref).
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    """
+
+    def __init__(self, z: NDArray[np.float64], a_mat: NDArray[np.float64],
+                 c: NDArray[np.float64], y: NDArray, loss: str, reg: str,
+                 grids: list[NDArray[np.float64]], lip_max: float | ArrayLike | None = None,
+                 gauge: NDArray[np.float64] | None = None, pin_gauge: bool = True,
+                 deadline: Deadline | None = None, weights: Any = None):
         import cvxpy as cp
 
         from reference.convex._certify import RegWeights
@@ -225,10 +284,31 @@ class CoefficientProblem:
 
     def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True,
               settings: dict | None = None) -> dict:
-        """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
-        objective of CLARABEL, None for other solvers), attempts, seconds; a solver failure
-        is a status ("solver error ...").  The solver is first run at tight tolerances
-        (SOLVER_TIGHT of reference.convex._solver_settings, e.g. CLARABEL's 1e-12: in
+        """Solve the problem for one lambda, retrying at other settings when it stops short.
+
+        Parameters
+        ----------
+        lam : float
+            The regularisation weight lambda >= 0 (in the problem's units).
+        solver : str, default 'CLARABEL'
+            A cvxpy solver able to solve the problem's class.
+        warm_start : bool, default True
+            Passed to the solver interface (CLARABEL ignores it).
+        settings : dict, optional
+            CLARABEL settings applied to every attempt.
+
+        Returns
+        -------
+        result : dict
+            ``status`` (cvxpy's, "time_limit", or "solver error (...)"), ``objective``
+            (cvxpy's, None unless optimal), ``gap`` (primal - dual objective of CLARABEL,
+            None for other solvers), ``solver``, ``attempts`` (list of str: each attempt and
+            its status), ``default_settings`` (bool, below) and ``seconds``.
+
+        Notes
+        -----
+        A solver failure is a status, never an exception.  The solver is first run at tight
+        tolerances (SOLVER_TIGHT of reference.convex._solver_settings, e.g. CLARABEL's 1e-12: in
         reference.convex._certify's internal units the problem's scale is 1, and at CLARABEL's
         default 1e-8 the interior-point solution carries slope changes of up to 1e-3 of the
         largest at points where the optimum has none, which the knot count would see, and
@@ -241,8 +321,9 @@ class CoefficientProblem:
         "time_limit" when the deadline has passed (no solution).  default_settings: whether
         the optimal attempt changed nothing but the tolerances (tighter, or the defaults)
         and had no `settings`: not a retry with changed regularisation, equilibration or
-        looser tolerances; only then may its gap be trusted on its own (reference.convex._certify).
-        See `solve_layer` for the certificate."""
+        looser tolerances; only then may its gap be trusted on its own
+        (reference.convex._certify).  See `solve_layer` for the certificate.
+        """
         import cvxpy as cp
 
         self.lam.value = float(lam)
@@ -285,9 +366,17 @@ class CoefficientProblem:
                 "default_settings": status == "optimal" and first,
                 "seconds": time.perf_counter() - t0}
 
-    def splines(self) -> list:
-        """Per neuron (grid points, values) of the solution, the values rebuilt from the
-        solver's slopes: v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to [-L_n, L_n]),
+    def splines(self) -> list[tuple[NDArray[np.float64], NDArray[np.float64]]]:
+        """The solution as one linear spline per neuron, rebuilt from the solver's slopes.
+
+        Returns
+        -------
+        pieces : list of tuple of ndarray
+            Per neuron n, (grid points g_n, values v_n), both of shape (P_n,).
+
+        Notes
+        -----
+        v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to [-L_n, L_n]),
         so that the slopes of the stored spline are the solver's up to rounding instead of
         the constraint residuals divided by h_i (which exceeded L_max by 1e-6 on close
         points).  The NumPy re-evaluation of the objective checks the rebuilt model."""
@@ -408,7 +497,8 @@ def problem_size(grid_points: int, samples: int, neurons: int) -> int:
     22 s; 3e5 points: 1.3 GB, 69 s; data grid of 20 000 points: 7 s).  Several neurons
     coupled through the outputs solve more slowly than this linear estimate says (2-2-1 on
     8000 samples, size 3.2e4: 190 s), so the guard stops runaway sizes, not every long
-    solve.  The DESIGN bar's largest problem, 2-16-1 on 8000 samples, is 2.6e5."""
+    solve.  The largest problem the project's performance bar sets, 2-16-1 on 8000
+    samples, is 2.6e5."""
     return int(grid_points) + int(samples) * int(neurons)
 
 
@@ -463,42 +553,145 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE,
     return grids, None
 
 
-def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: float = 1e-3,
-                reg: str = "tv2", grid="data", size=None, lip_max=None,
+def solve_layer(net: Network, layer: int, x: ArrayLike, y: ArrayLike, *, loss: str = "squared",
+                lam: float = 1e-3, reg: str = "tv2", grid: str | list[ArrayLike] = "data",
+                size: int | None = None, lip_max: float | None = None,
                 solver: str = "CLARABEL", max_size: float = MAX_PROBLEM_SIZE,
                 method: str | None = None, polish: bool = True,
                 merge_rtol: float = MERGE_RTOL, time_limit: float = TIME_LIMIT,
                 progress: bool = False) -> tuple[Network, dict]:
-    """Solve for the activations of spline layer `layer` with every weight fixed.
+    r"""Solve for the activations of one spline layer with every weight fixed, certified.
 
-    Returns (new network, certificate).  The new network holds the optimum exactly: a
-    uniform-grid spline layer for grid="uniform", a knot-form layer (KnotSplineActivation)
-    otherwise; for TV2, moved along the gauge directions (affine shifts invisible at the
-    data, pinned during the solve) to the representative of least sum of squared values at
-    the grid points (`min_norm_representative`), so that two correct solvers return the same
-    coefficients.  Certificate: solver, status ("optimal"), objective (cvxpy, in the
-    problem's units), objective_check (NumPy, on the new model), gap (CLARABEL's primal -
-    dual objective, else None), seconds, knots per neuron with the tolerance used, method,
-    gauge_directions_pinned, gauge_shift_removed, and reference.convex._certify's verdict:
-    certified_by ("dual bound" or "solver"), gap_tolerance, lower_bound (None with lip_max),
-    candidates (the cheap feasible points and their objectives), returned_point, unit (the
-    internal scale T) and objective_unit; on the data grid merged_points,
-    merge_max_distance, merge_rtol (`merge_report`).
-    Raises SolveFailed (a RuntimeError), no model: a solver status other than optimal (a
-    cvxpy SolverError included), objective_check off by more than CHECK_RTOL * max(|F|, U).
-    Raises SolveNotCertified (a SolveFailed with .model, the best feasible point, and
-    .certificate): status "time_limit" (time_limit seconds passed since the data were
-    checked and cvxpy loaded; it covers building, solving and certifying every lambda,
-    CLARABEL stops inside a solve) or "not_optimal" (no certificate at the tolerance,
-    e.g. the zero spline beats the solver's point).  solver: one that can solve the
-    problem's class (`check_solver`: squared loss a QP / SOCP, logistic and cross-entropy
-    exponential cone).  Size guard: problem_size over max_size is refused (TooLarge) before
-    the grid is built.  method: "active" (default for grid="data": reference.convex._active_set,
-    knots added where the optimality condition fails; its certificate adds rounds, points
-    per neuron, the worst violation, and with polish=True the knot-count polishing) or
-    "full" (every grid point at once; the default for the other grids, the only choice for
-    them).  merge_rtol: the data grid's merge tolerance (`merge_points`, >= 0).  progress: a
-    tqdm bar on stderr."""
+    Parameters
+    ----------
+    net : Network
+        The network; every weight stays fixed.
+    layer : int
+        Index in ``net.layers`` of a spline layer (uniform-grid or knot-form) followed by
+        dense and identity layers only.
+    x : array_like, shape (M, N_0)
+        The inputs, at least one sample.
+    y : array_like
+        The targets in the loss's form: (M, N_L) floats (squared), (M,) or (M, 1) labels in
+        {0, 1} (logistic), (M,) class indices (xent).
+    lam : float, default 1e-3
+        The regularisation weight lambda >= 0.
+    loss : {'squared', 'logistic', 'xent'}, default 'squared'
+        The data term E, summed over the samples.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        The regulariser R: TV(2), or the BV(2) norm TV(2) + |sigma(0)| + |sigma(1)|.
+    grid : {'data', 'uniform'} or list of array_like, default 'data'
+        The candidate knots: per neuron its pre-activations at the data (merged within
+        merge_rtol; the representer theorem's grid), the layer's uniform grid (``size``
+        points), or one explicit array of grid points per neuron.
+    size : int, optional
+        The number K >= 3 of uniform grid points (default: the layer's own).
+    lip_max : float, optional
+        A bound L_max > 0 on every slope; None: no bound.
+    solver : str, default 'CLARABEL'
+        A cvxpy solver that can solve the problem's class (squared loss a QP / SOCP,
+        logistic and cross-entropy an exponential cone program).
+    max_size : float, default MAX_PROBLEM_SIZE (500000)
+        Size guard on `problem_size`, checked before the grid is built.
+    method : {'active', 'full'}, optional
+        "active" (the default for grid="data": knots added where the optimality condition
+        fails, reference.convex._active_set) or "full" (every grid point at once; the only
+        choice for the other grids).
+    polish : bool, default True
+        With method "active": re-solve on the knots of the optimum (knot-count polishing).
+    merge_rtol : float, default MERGE_RTOL (1e-9)
+        The data grid's merge tolerance, in [0, 1), relative to each neuron's spread.
+    time_limit : float, default TIME_LIMIT (300.0)
+        Seconds for the whole call (building, solving and certifying).
+    progress : bool, default False
+        A tqdm bar on stderr.
+
+    Returns
+    -------
+    model : Network
+        A copy of net whose layer holds the certified optimum: a uniform-grid spline layer
+        for grid="uniform", a knot-form layer (KnotSplineActivation) otherwise.
+    certificate : dict
+        ``solver``, ``status`` ("optimal"), ``attempts``, ``objective`` (in the problem's
+        units), ``objective_check`` (NumPy, on the returned model), ``gap`` (CLARABEL's
+        primal - dual objective, else None), ``check_rtol``, ``seconds``, ``knots``,
+        ``knot_tolerance`` and ``lipschitz`` (per neuron, `knot_counts`), ``grid_points``,
+        ``method``, ``method_certified``, ``gauge_directions_pinned``,
+        ``gauge_shift_removed``, ``lam``, ``reg``, ``loss``, ``lip_max``, and the verdict
+        of reference.convex._certify: ``certified_by`` ("dual bound" or "solver"),
+        ``gap_tolerance``, ``lower_bound`` (a proven lower bound on the optimum, or None)
+        with ``lower_bound_note``, ``candidates`` (the cheap feasible points and their
+        objectives), ``returned_point``, ``solver_objective``, ``unit`` (the internal scale
+        T) and ``objective_unit``; on the data grid ``merged_points``,
+        ``merge_max_distance``, ``merge_rtol`` (`merge_report`); with method "active" also
+        ``rounds``, ``points_per_neuron``, ``candidate_points``, ``worst_violation`` and
+        the polishing fields (`solve_layer_active`).
+
+    Raises
+    ------
+    ValueError
+        When an argument is out of range: layer not a spline layer or not followed by an
+        affine map, a bad loss, reg, grid, size, lam, lip_max, merge_rtol or method, or
+        targets that do not fit the loss.
+    TooLarge
+        When `problem_size` exceeds max_size, before the grid is built.
+    SolveFailed
+        No model: a solver status other than optimal (a cvxpy SolverError included), or
+        objective_check off by more than CHECK_RTOL * max(|F|, U).
+    SolveNotCertified
+        A SolveFailed with ``.model`` (the best feasible point) and ``.certificate``:
+        status "time_limit" (time_limit seconds passed; CLARABEL stops inside a solve) or
+        "not_optimal" (no certificate at the tolerance, e.g. the zero spline beats the
+        solver's point).
+
+    See Also
+    --------
+    solve_path : The same for a sequence of lambdas.
+    reduce_network : The representer reduction of every spline layer.
+
+    Notes
+    -----
+    With z_m (M, N) the layer's pre-activations at x_m and A, c the affine map after it, the
+    problem in the activations sigma_n of the layer is convex [1]_:
+
+    .. math::
+
+        \min_{\sigma} \sum_m E\big(y_m, A \sigma(z_m) + c\big)
+        + \lambda \sum_n R(\sigma_n)
+        \quad \text{s.t.} \ \mathrm{Lip}(\sigma_n) \le L_{\max},
+
+    R(sigma) = TV(2)(sigma) = ||D^2 sigma||_M (the sum of the slope jumps |a_k| of a linear
+    spline) or ||sigma||_BV(2) = TV(2)(sigma) + |sigma(0)| + |sigma(1)|.  On the data grid,
+    by the representer theorem of [1]_, the optimum over all continuous-domain activations
+    is a linear spline with its knots at the data, so the solve is exact (up to the merging
+    of points closer than merge_rtol, reported).  For TV(2), the result is moved along the
+    gauge directions (affine shifts invisible at the data, pinned during the solve) to the
+    representative of least sum of squared values at the grid points
+    (`min_norm_representative`), so that two correct solvers return the same coefficients.
+    Every solve runs in the internal units of reference.convex._certify; "optimal" is
+    earned by a NumPy dual lower bound (Fenchel duality) or, where none exists, by the
+    method's own certificate, each at the gap tolerance.  time_limit covers building,
+    solving and certifying, from the moment the data are checked and cvxpy is loaded.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.convex import solve_layer
+    >>> net = build_mlp([1, 2, 1], activation="spline", rng=0)
+    >>> x = np.linspace(-1.0, 1.0, 9)[:, None]
+    >>> model, certificate = solve_layer(net, 1, x, np.abs(x), lam=1e-3)
+    >>> print(certificate["status"], certificate["certified_by"], certificate["knots"])
+    optimal dual bound [0, 1]
+    >>> print(round(certificate["objective"], 4))
+    0.0074
+    """
     (_, new, cert), = _solve_lams(net, layer, x, y, [lam], "lam", loss=loss, reg=reg,
                                   grid=grid, size=size, lip_max=lip_max, solver=solver,
                                   max_size=max_size, method=method, polish=polish,
@@ -507,16 +700,92 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     return new, cert
 
 
-def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
-               grid="data", size=None, lip_max=None, solver="CLARABEL",
+def solve_path(net: Network, layer: int, x: ArrayLike, y: ArrayLike, lams: Sequence[float], *,
+               loss: str = "squared", reg: str = "tv2", grid: str | list[ArrayLike] = "data",
+               size: int | None = None, lip_max: float | None = None, solver: str = "CLARABEL",
                max_size: float = MAX_PROBLEM_SIZE, method: str | None = None,
                polish: bool = True, merge_rtol: float = MERGE_RTOL,
                time_limit: float = TIME_LIMIT, progress: bool = False) -> list:
-    """solve_layer for every lambda in `lams`; returns [(lam, new network, certificate)].
-    method "full": the problem compiled once (lambda is a DPP Parameter); "active": each
-    lambda starts from the previous one's active set.  Each certificate's seconds run from
-    the end of the previous solve (the first includes building the problem).  time_limit
-    bounds the whole path."""
+    """Solve the coefficient problem of one spline layer for every lambda of a path.
+
+    Parameters
+    ----------
+    net : Network
+        The network; every weight stays fixed.
+    layer : int
+        Index in ``net.layers`` of a spline layer (uniform-grid or knot-form) followed by
+        dense and identity layers only.
+    x : array_like, shape (M, N_0)
+        The inputs, at least one sample.
+    y : array_like
+        The targets in the loss's form: (M, N_L) floats (squared), (M,) or (M, 1) labels in
+        {0, 1} (logistic), (M,) class indices (xent).
+    lams : sequence of float
+        The regularisation weights lambda >= 0, solved in this order (at least one).
+    loss : {'squared', 'logistic', 'xent'}, default 'squared'
+        The data term E, summed over the samples.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        The regulariser R: TV(2), or the BV(2) norm TV(2) + |sigma(0)| + |sigma(1)|.
+    grid : {'data', 'uniform'} or list of array_like, default 'data'
+        The candidate knots: per neuron its pre-activations at the data (merged within
+        merge_rtol; the representer theorem's grid), the layer's uniform grid (``size``
+        points), or one explicit array of grid points per neuron.
+    size : int, optional
+        The number K >= 3 of uniform grid points (default: the layer's own).
+    lip_max : float, optional
+        A bound L_max > 0 on every slope; None: no bound.
+    solver : str, default 'CLARABEL'
+        A cvxpy solver that can solve the problem's class (squared loss a QP / SOCP,
+        logistic and cross-entropy an exponential cone program).
+    max_size : float, default MAX_PROBLEM_SIZE (500000)
+        Size guard on `problem_size`, checked before the grid is built.
+    method : {'active', 'full'}, optional
+        "active" (the default for grid="data": knots added where the optimality condition
+        fails, reference.convex._active_set) or "full" (every grid point at once; the only
+        choice for the other grids).
+    polish : bool, default True
+        With method "active": re-solve on the knots of the optimum (knot-count polishing).
+    merge_rtol : float, default MERGE_RTOL (1e-9)
+        The data grid's merge tolerance, in [0, 1), relative to each neuron's spread.
+    time_limit : float, default TIME_LIMIT (300.0)
+        Seconds for the whole path (building, solving and certifying).
+    progress : bool, default False
+        A tqdm bar on stderr.
+
+    Returns
+    -------
+    path : list of tuple
+        One (lam, model, certificate) per lambda, as `solve_layer` returns them.  Each
+        certificate's ``seconds`` run from the end of the previous solve (the first
+        includes building the problem).
+
+    Raises
+    ------
+    ValueError
+        When an argument is out of range: layer not a spline layer or not followed by an
+        affine map, a bad loss, reg, grid, size, lam, lip_max, merge_rtol or method, or
+        targets that do not fit the loss.
+    TooLarge
+        When `problem_size` exceeds max_size, before the grid is built.
+    SolveFailed
+        No model: a solver status other than optimal (a cvxpy SolverError included), or
+        objective_check off by more than CHECK_RTOL * max(|F|, U).
+    SolveNotCertified
+        A SolveFailed with ``.model`` (the best feasible point) and ``.certificate``:
+        status "time_limit" (time_limit seconds passed; CLARABEL stops inside a solve) or
+        "not_optimal" (no certificate at the tolerance, e.g. the zero spline beats the
+        solver's point).
+
+    See Also
+    --------
+    solve_layer : One lambda.
+
+    Notes
+    -----
+    Method "full": the problem is compiled once (lambda is a DPP Parameter of
+    `CoefficientProblem`); "active": each lambda starts from the previous one's active set.
+    time_limit bounds the whole path.
+    """
     return _solve_lams(net, layer, x, y, lams, "lams", loss=loss, reg=reg, grid=grid,
                        size=size, lip_max=lip_max, solver=solver, max_size=max_size,
                        method=method, polish=polish, merge_rtol=merge_rtol,
@@ -715,17 +984,55 @@ KNOT_RTOL = 1e-6            # knot_counts: |a_k| > KNOT_RTOL max |a| ...
 SLOPE_RTOL = 1e-7           # ... and > SLOPE_RTOL max(slope unit, max |slope|)
 
 
-def knot_counts(layer, slope_unit=0.0):
-    """(knots (N,), tolerance (N,), Lip (N,)): a knot is a slope change |a_k| > tol_n with
+def knot_counts(layer: SplineActivation | KnotSplineActivation,
+                slope_unit: float | ArrayLike = 0.0) -> tuple[NDArray[np.int_],
+                                                             NDArray[np.float64],
+                                                             NDArray[np.float64]]:
+    r"""Count the knots of every spline of a layer, with the tolerance used for each.
 
-        tol_n = max(KNOT_RTOL max_k |a_k|, SLOPE_RTOL max(slope_unit_n, max |slope|)),
+    Parameters
+    ----------
+    layer : SplineActivation or KnotSplineActivation
+        A spline layer of N neurons (uniform-grid splines are converted to knot form).
+    slope_unit : float or array_like of shape (N,), default 0.0
+        The problem's own slope scale, a number or one per neuron: T / r_n for a solve
+        (``reference.convex._certify.Scaled.slope_unit``: an internal slope of 1); 0 for a
+        model on its own (relative to its own slopes only).
 
-    every term in slope units (output per pre-activation): the second is the solver's
-    accuracy on the slopes (CLARABEL's default tolerances are 1e-8), slope_unit (a number or
-    (N,)) the problem's own slope scale, T / r_n for a solve (reference.convex._certify.Scaled
-    .slope_unit: an internal slope of 1); 0 for a model on its own (relative to its own
-    slopes only).  Multiplying the pre-activations by r and the values by s multiplies every
-    term by s / r: the same knots in any units."""
+    Returns
+    -------
+    knots : ndarray of int, shape (N,)
+        The number of slope changes |a_k| > tol_n of each spline.
+    tolerance : ndarray of float64, shape (N,)
+        tol_n, below.
+    lipschitz : ndarray of float64, shape (N,)
+        Lip(sigma_n), the largest |slope| of each spline.
+
+    Notes
+    -----
+    A knot is a slope change |a_k| > tol_n with
+
+    .. math::
+
+        \mathrm{tol}_n = \max\big(\mathrm{KNOT\_RTOL} \max_k |a_k|,\
+        \mathrm{SLOPE\_RTOL} \max(\mathrm{slope\_unit}_n, \max |\mathrm{slope}|)\big),
+
+    KNOT_RTOL = 1e-6, SLOPE_RTOL = 1e-7, every term in slope units (output per
+    pre-activation): the second is the solver's accuracy on the slopes (CLARABEL's default
+    tolerances are 1e-8), slope_unit the problem's own slope scale.  Multiplying the
+    pre-activations by r and the values by s multiplies every term by s / r: the same knots
+    in any units.  The knot count is the sparsity that TV(2) regularisation promotes (the
+    number of ReLU-like units of each activation).
+
+    Examples
+    --------
+    >>> from reference.nn import KnotSplineActivation
+    >>> from reference.convex import knot_counts
+    >>> layer = KnotSplineActivation([[-1.0, 0.0, 1.0]], [[1.0, 0.0, 1.0]])
+    >>> knots, tolerance, lipschitz = knot_counts(layer)
+    >>> print(knots, lipschitz)
+    [1] [1.]
+    """
     spl = layer.spline
     if isinstance(layer, SplineActivation):
         spl = spl.to_knot_form()
