@@ -713,42 +713,35 @@ def solve_path(net: Network, layer: int, x: ArrayLike, y: ArrayLike, lams: Seque
     net : Network
         The network; every weight stays fixed.
     layer : int
-        Index in ``net.layers`` of a spline layer (uniform-grid or knot-form) followed by
-        dense and identity layers only.
+        Index in ``net.layers`` of the spline layer (as in `solve_layer`).
     x : array_like, shape (M, N_0)
         The inputs, at least one sample.
     y : array_like
-        The targets in the loss's form: (M, N_L) floats (squared), (M,) or (M, 1) labels in
-        {0, 1} (logistic), (M,) class indices (xent).
+        The targets in the loss's form (as in `solve_layer`).
     lams : sequence of float
         The regularisation weights lambda >= 0, solved in this order (at least one).
     loss : {'squared', 'logistic', 'xent'}, default 'squared'
-        The data term E, summed over the samples.
+        As in `solve_layer`.
     reg : {'tv2', 'bv2'}, default 'tv2'
-        The regulariser R: TV(2), or the BV(2) norm TV(2) + |sigma(0)| + |sigma(1)|.
+        As in `solve_layer`.
     grid : {'data', 'uniform'} or list of array_like, default 'data'
-        The candidate knots: per neuron its pre-activations at the data (merged within
-        merge_rtol; the representer theorem's grid), the layer's uniform grid (``size``
-        points), or one explicit array of grid points per neuron.
+        As in `solve_layer`.
     size : int, optional
-        The number K >= 3 of uniform grid points (default: the layer's own).
+        As in `solve_layer`.
     lip_max : float, optional
-        A bound L_max > 0 on every slope; None: no bound.
+        As in `solve_layer`.
     solver : str, default 'CLARABEL'
-        A cvxpy solver that can solve the problem's class (squared loss a QP / SOCP,
-        logistic and cross-entropy an exponential cone program).
+        As in `solve_layer`.
     max_size : float, default MAX_PROBLEM_SIZE (500000)
-        Size guard on `problem_size`, checked before the grid is built.
+        As in `solve_layer`.
     method : {'active', 'full'}, optional
-        "active" (the default for grid="data": knots added where the optimality condition
-        fails, reference.convex._active_set) or "full" (every grid point at once; the only
-        choice for the other grids).
+        As in `solve_layer`.
     polish : bool, default True
-        With method "active": re-solve on the knots of the optimum (knot-count polishing).
+        As in `solve_layer`.
     merge_rtol : float, default MERGE_RTOL (1e-9)
-        The data grid's merge tolerance, in [0, 1), relative to each neuron's spread.
+        As in `solve_layer`.
     time_limit : float, default TIME_LIMIT (300.0)
-        Seconds for the whole path (building, solving and certifying).
+        Seconds for the whole path (building, solving and certifying every lambda).
     progress : bool, default False
         A tqdm bar on stderr.
 
@@ -761,20 +754,8 @@ def solve_path(net: Network, layer: int, x: ArrayLike, y: ArrayLike, lams: Seque
 
     Raises
     ------
-    ValueError
-        When an argument is out of range: layer not a spline layer or not followed by an
-        affine map, a bad loss, reg, grid, size, lam, lip_max, merge_rtol or method, or
-        targets that do not fit the loss.
-    TooLarge
-        When `problem_size` exceeds max_size, before the grid is built.
-    SolveFailed
-        No model: a solver status other than optimal (a cvxpy SolverError included), or
-        objective_check off by more than CHECK_RTOL * max(|F|, U).
-    SolveNotCertified
-        A SolveFailed with ``.model`` (the best feasible point) and ``.certificate``:
-        status "time_limit" (time_limit seconds passed; CLARABEL stops inside a solve) or
-        "not_optimal" (no certificate at the tolerance, e.g. the zero spline beats the
-        solver's point).
+    ValueError, TooLarge, SolveFailed, SolveNotCertified
+        As `solve_layer`, at the first lambda that raises.
 
     See Also
     --------
