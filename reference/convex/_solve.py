@@ -216,7 +216,7 @@ class CoefficientProblem:
                  c: NDArray[np.float64], y: NDArray, loss: str, reg: str,
                  grids: list[NDArray[np.float64]], lip_max: float | ArrayLike | None = None,
                  gauge: NDArray[np.float64] | None = None, pin_gauge: bool = True,
-                 deadline: Deadline | None = None, weights: Any = None):
+                 deadline: Deadline | None = None, weights: Any = None) -> None:
         import cvxpy as cp
 
         from reference.convex._certify import RegWeights
