@@ -45,7 +45,7 @@ class RoundingBound(NamedTuple):
 
 def rounding_bound(data: LmiData, errors: tuple[NDArray[np.float64], NDArray[np.float64]],
                    lam: NDArray[np.float64], rho: float, r_max: float) -> RoundingBound:
-    """A proven bound on how far a LipSDP value computed in float64 sits below the exact one.
+    r"""A proven bound on how far a LipSDP value computed in float64 sits below the exact one.
 
     Parameters
     ----------
@@ -72,25 +72,44 @@ def rounding_bound(data: LmiData, errors: tuple[NDArray[np.float64], NDArray[np.
     Notes
     -----
     A posteriori, with N = LMI side, u = 2^-53 and gamma_n = n u / (1 - n u) [1]_:
-      1. ||M - M*||_2 <= delta_m = max row sum of E (E >= |M - M*| entrywise, symmetric):
-         E = gamma_{N_L + 4} (|C|^T|C| + |B^T T A| + |A^T T B| + 2T_B + rho E_0)
-             + |C|^T e_C + e_C^T |C| + e_C^T e_C + (T e_A placed as T A);
-      2. if the floating-point Cholesky factorisation of fl(-M(lambda, rho_up) - c I) runs to
-         completion, -M*(lambda, rho_up) >= 0, hence rho* <= rho_up (Higham, Thm 10.3: G^T G =
-         T + dT, |dT| <= gamma_{N+1} |G^T||G|, so ||dT||_2 <= gamma_{N+1} / (1 - gamma_{N+1})
-         tr(T); Rump's test) when
-         c >= (gamma_{N+1} / (1 - gamma_{N+1}) tr|diag| + delta_m + u max|diag|) / (1 - u)
-         (diag: of -M(lambda, rho_up); x 1.01 for this sum's own roundings; underflow term
-         4N(2(N + 2) + max|diag|) 2^-1074);
-      3. rho_up = rho + delta, delta = c, 2c, 4c, ... (ROUNDING_CHECKS checks) until one
-         passes; mu = -r_max <= c: inf.  With the Schur complement >= 0 at rho*,
-         lambda_min(-M*(lambda, rho* + delta)) >= min(delta / 2, mu delta / (2 ||Q||^2 / mu
-         + delta)), so delta about 4 c max(1, ||Q||_2^2 / (mu (mu - c))) (+ the error of rho)
-         passes: the bound grows like ||Q||^2 / mu^2 as R nears singular.
-    bound = fl(sqrt(rho_up)) (1 + 4u) - sqrt(rho) (sqrt correctly rounded; the 4u covers the
-    verdict's addition).  Not covered: the slope bounds [alpha, beta] are taken as computed
-    (exact for ReLU, leaky ReLU, PReLU, identity; splines' slopes are rounded differences).
-    The LMI is LipSDP's [2]_.
+
+    1. ||M - M*||_2 <= delta_m = the largest row sum of E, where E >= |M - M*| entrywise
+       (symmetric) is
+
+       .. math::
+
+           E = \gamma_{N_L + 4} \big(|C|^T |C| + |B^T T A| + |A^T T B| + 2 T_B
+           + \rho E_0\big) + |C|^T e_C + e_C^T |C| + e_C^T e_C
+           + (T e_A \text{ placed as } T A);
+
+    2. if the floating-point Cholesky factorisation of fl(-M(lambda, rho_up) - c I) runs to
+       completion, -M*(lambda, rho_up) >= 0, hence rho* <= rho_up (Higham, Thm 10.3: G^T G
+       = T + dT, |dT| <= gamma_{N+1} |G^T| |G|, so ||dT||_2 <= gamma_{N+1} / (1 -
+       gamma_{N+1}) tr(T); Rump's test) when
+
+       .. math::
+
+           c \ge \Big(\frac{\gamma_{N+1}}{1 - \gamma_{N+1}} \operatorname{tr}|D|
+           + \delta_m + u \max |D|\Big) / (1 - u),
+
+       D the diagonal of -M(lambda, rho_up) (times 1.01 for this sum's own roundings, plus
+       the underflow term 4N(2(N + 2) + max|D|) 2^-1074);
+
+    3. rho_up = rho + delta, delta = c, 2c, 4c, ... (ROUNDING_CHECKS checks) until one
+       passes; mu = -r_max <= c: inf.  With the Schur complement >= 0 at rho*,
+       lambda_min(-M*(lambda, rho* + delta)) >= min(delta / 2, mu delta / (2 ||Q||^2 / mu +
+       delta)), so delta about 4 c max(1, ||Q||_2^2 / (mu (mu - c))) (+ the error of rho)
+       passes: the bound grows like ||Q||^2 / mu^2 as R nears singular.
+
+    Then
+
+    .. math::
+
+        \text{bound} = \mathrm{fl}\big(\sqrt{\rho_{\mathrm{up}}}\big) (1 + 4u) - \sqrt{\rho}
+
+    (sqrt correctly rounded; the 4u covers the verdict's addition).  Not covered: the slope
+    bounds [alpha, beta] are taken as computed (exact for ReLU, leaky ReLU, PReLU, identity;
+    splines' slopes are rounded differences).  The LMI is LipSDP's [2]_.
 
     References
     ----------
