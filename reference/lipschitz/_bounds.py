@@ -261,8 +261,9 @@ def layerwise(net: Network, p: float | str = 2) -> float:
         \mathrm{Lip}_p(f) \le \prod_l \big\|\mathrm{diag}(L_{\cdot,l})\, W_l
         \big\|_{p\to p},
 
-    a product of per-layer bounds as in the compositional estimates of [2]_ (which refines
-    it for p = 2).  Each matrix is formed as S 2^e (`scaled_product`) and the product
+    the simplest compositional bound: a product of per-layer constants.  Compositional
+    estimates such as [2]_ chain per-layer certificates into tighter bounds for p = 2; they
+    are not implemented here.  Each matrix is formed as S 2^e (`scaled_product`) and the product
     carried as in `theorem1`.
 
     References
