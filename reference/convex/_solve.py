@@ -376,10 +376,12 @@ class CoefficientProblem:
 
         Notes
         -----
-        v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to [-L_n, L_n]),
-        so that the slopes of the stored spline are the solver's up to rounding instead of
-        the constraint residuals divided by h_i (which exceeded L_max by 1e-6 on close
-        points).  The NumPy re-evaluation of the objective checks the rebuilt model."""
+        The values are rebuilt as v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to
+        [-L_n, L_n]), so that the slopes of the stored spline are the solver's up to
+        rounding instead of the constraint residuals divided by h_i (which exceeded L_max by
+        1e-6 on close points).  The NumPy re-evaluation of the objective checks the rebuilt
+        model.
+        """
         u = np.asarray(self.u.value, dtype=np.float64)
         s = np.asarray(self.s.value, dtype=np.float64)
         if self.lip_max is not None:
@@ -574,10 +576,10 @@ def solve_layer(net: Network, layer: int, x: ArrayLike, y: ArrayLike, *, loss: s
     y : array_like
         The targets in the loss's form: (M, N_L) floats (squared), (M,) or (M, 1) labels in
         {0, 1} (logistic), (M,) class indices (xent).
-    lam : float, default 1e-3
-        The regularisation weight lambda >= 0.
     loss : {'squared', 'logistic', 'xent'}, default 'squared'
         The data term E, summed over the samples.
+    lam : float, default 1e-3
+        The regularisation weight lambda >= 0.
     reg : {'tv2', 'bv2'}, default 'tv2'
         The regulariser R: TV(2), or the BV(2) norm TV(2) + |sigma(0)| + |sigma(1)|.
     grid : {'data', 'uniform'} or list of array_like, default 'data'
@@ -985,7 +987,7 @@ def knot_counts(layer: SplineActivation | KnotSplineActivation,
     knots : ndarray of int, shape (N,)
         The number of slope changes |a_k| > tol_n of each spline.
     tolerance : ndarray of float64, shape (N,)
-        tol_n, below.
+        The tolerance tol_n of each neuron (Notes).
     lipschitz : ndarray of float64, shape (N,)
         Lip(sigma_n), the largest |slope| of each spline.
 

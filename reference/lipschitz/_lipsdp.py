@@ -375,7 +375,7 @@ def certified_rho(data: LmiData, lam: NDArray[np.float64]) -> tuple[float, float
     Returns
     -------
     rho : float
-        rho*, the least rho with M(lambda, rho) <= 0 when R < 0; inf otherwise.
+        The least rho with M(lambda, rho) <= 0 (rho*) when R < 0; inf otherwise.
     r_max : float
         The largest eigenvalue of the hidden block R of M(lambda, 0) (-inf when empty).
 
