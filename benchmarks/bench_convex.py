@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from reference.convex import _solve as convex
+from reference.convex._problem import CoefficientProblem
+from reference.convex._representer import solve_plain_single_neuron
 from reference.testing import loss_targets as targets, random_net, single_neuron as problem
 
 from _record import write_record       # benchmarks/_record.py (run as a script)
@@ -45,7 +47,7 @@ OBJECTIVE_RTOL = 1e-7
 def bench_sizes(sizes) -> list:
     net, x, y = problem(50)                          # warm-up: imports, first compile
     convex.solve_layer(net, 1, x, y, lam=LAM)
-    convex.solve_plain_single_neuron(x[:, 0], y, LAM)
+    solve_plain_single_neuron(x[:, 0], y, LAM)
     rows = []
     for m in sizes:
         net, x, y = problem(m)
@@ -56,7 +58,7 @@ def bench_sizes(sizes) -> list:
         _, active = convex.solve_layer(net, 1, x, y, lam=LAM)
         active_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        plain = convex.solve_plain_single_neuron(x[:, 0], y, LAM)
+        plain = solve_plain_single_neuron(x[:, 0], y, LAM)
         plain_seconds = time.perf_counter() - t0
         uniform = []
         for k in (11, 41, 161, 641):
@@ -96,7 +98,7 @@ def bench_path(m: int = 5000) -> dict:
     convex.solve_path(net, 1, x, y, lams)             # active set, warm-started per lambda
     active = time.perf_counter() - t0
     _, _, z, a_mat, c = convex.prepare(net, 1, x, y, "squared")
-    prob = convex.CoefficientProblem(z, a_mat, c, y[:, None], "squared", "tv2",
+    prob = CoefficientProblem(z, a_mat, c, y[:, None], "squared", "tv2",
                                      convex.data_grid(z, "tv2"))
     prob.lam.value = 1.0
     t0 = time.perf_counter()

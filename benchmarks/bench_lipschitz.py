@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from reference.lipschitz import _ladder as ladder
-from reference.lipschitz._exact import exact_1d, exact_milp
+from reference.lipschitz._milp import exact_milp
+from reference.lipschitz._exact1d import exact_1d
 from reference.io._model_file import network_from_mat
 from reference.lipschitz._lipsdp import MARGINS, certified_rho, lipsdp, lipsdp_data, lmi_size, sdp_cost
 from reference.lipschitz._sdp_backends import solve_cvxpy

@@ -3,7 +3,9 @@
 Each function writes NAME.png, NAME.pdf and NAME.csv (the data behind the figure: one row per
 run and plotted quantity, with the run's key so that every value can be traced to its record
 in RESULTS/records/<key>.json) and returns a short description with the numbers that matter.
-FIGURES is the registry, in the order the index lists them.
+FIGURES is the registry, in the order the index lists them: name -> (function, the sweeps
+it reads, names from figures.profiles.SWEEPS); a new figure is one function plus one
+entry.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from reference.convex import _solve as convex
 from reference.io._files import atomic_write, write_text               # noqa: E402
 from reference.io._model_file import load_model                                # noqa: E402
 from reference.nn._network import KnotSplineActivation, SplineActivation   # noqa: E402
+from reference.convex._problem import numpy_objective
 
 LADDER_METHODS = {"theorem1_bv2": "Theorem 1, BV2 form (paper)",
                   "theorem1": "Theorem 1, exact slopes", "layerwise": "layer-wise",
@@ -303,7 +306,7 @@ def representer(sweeps, profile, out):
     loss = record["loss"]
     solved, cert = convex.solve_layer(net, layer, ds.x_train, ds.y_train, loss=loss, lam=lam,
                                       reg="tv2", grid="data")
-    trained_value = convex.numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam, "tv2")
+    trained_value = numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam, "tv2")
     if cert["objective_check"] > trained_value * (1 + 1e-9):
         raise RuntimeError(f"representer: the certified optimum {cert['objective_check']} is "
                            f"above the trained network's objective {trained_value}")

@@ -14,6 +14,10 @@ Profiles:
   Adam lr 1e-3, batch 10, 500 epochs); about 100 s a spline run here, so its sweeps take
   hours on 2 cores: run it on a cluster (`--scheduler`).
 Every spline run is sparsified with `sparsify='auto'` (the paper's knot count).
+
+SWEEPS is the registry of the sweeps (name -> the Profile method that lists its configs): a
+new sweep is one method plus one entry; figures name the sweeps they read in FIGURES
+(figures/make.py).
 """
 from __future__ import annotations
 
@@ -68,6 +72,10 @@ class Profile:
         return (f"profile {self.name}: hidden {list(self.hidden)}, lambdas "
                 f"{[f'{v:g}' for v in self.lams]}, seeds {list(self.seeds)}, widths "
                 f"{list(self.widths)} (spline lambda {self.width_lam:g}), {recipe}")
+
+
+SWEEPS = {"lambda": Profile.lambda_configs, "prox": Profile.prox_configs,
+          "width": Profile.width_configs}   # sweep name (as FIGURES lists them) -> its configs
 
 
 PROFILES = {

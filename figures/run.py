@@ -6,7 +6,7 @@ import traceback
 from pathlib import Path
 
 from figures.make import FIGURES
-from figures.profiles import PROFILES
+from figures.profiles import PROFILES, SWEEPS
 from reference.io._files import prepare_output_dir, write_text
 from reference.training._sweep import damaged_line, run_sweep
 
@@ -49,9 +49,7 @@ def generate(profile: str = "default", out=OUT, results=None, only=None, schedul
     needed = sorted({s for n in names for s in FIGURES[n][1]})
     sweeps = {"results": results}
     t0 = time.perf_counter()
-    makers = {"lambda": prof.lambda_configs, "prox": prof.prox_configs,
-              "width": prof.width_configs}
-    configs = {s: makers[s]() for s in needed}
+    configs = {s: SWEEPS[s](prof) for s in needed}
     todo = [c for s in needed for c in configs[s]]
     log(f"{prof.describe()}\nsweeps {needed}: {len({c.key() for c in todo})} runs (cached "
         f"ones are reused) in {results}")

@@ -33,20 +33,13 @@ import time
 
 import numpy as np
 
-from reference._checks import check_positive
+from reference._numerics import check_positive
+from reference.exceptions import TooLarge
 
 MAX_BOX = 1e290   # box half-widths above this are refused (see check_box)
 MIN_BOX = 1e-290  # ... and below this
 
 
-class TooLarge(ValueError):
-    """A method refused by its size guard before starting; estimate, limit and override
-    (the keyword argument that raises the limit) are attributes and in the message."""
-
-    def __init__(self, what: str, estimate: float, limit: float, override: str):
-        self.estimate, self.limit, self.override = float(estimate), float(limit), override
-        super().__init__(f"{what} {estimate:.4g} is over the size guard {override}="
-                         f"{limit:.4g}; pass a larger {override} to run it anyway")
 
 
 def check_limit(value, name: str) -> float:

@@ -1,25 +1,89 @@
-"""float64 arithmetic shared by the bounds, in one place: the unit roundoff and gamma_n of the
-running error analyses (reference.lipsdp_rounding, reference.lipsdp_dual, the closed forms of
-reference.lipschitz), and power-of-two arithmetic (np.frexp / np.ldexp: exact in floating
-point except below the normal range) for the products carried without over- or underflow
-(`scaled_product`, `product_or_overflow`) and the normalisations by powers of two
-(reference.lipsdp_normalise: `exponent_below`, `scale_by_powers_of_two`, `scale_outwards`,
-`times_power_of_two_up`).  A leaf: it imports nothing of the package but the error type."""
+"""The leaf of the package's numerics: float64 constants, the shared argument validators and
+power-of-two arithmetic, each in one place.  It imports nothing of the package but the error
+types.
+
+- The unit roundoff u = 2^-53 (machine epsilon `EPS` = 2u) and gamma_n = n u / (1 - n u)
+  of the running error analyses (reference.lipschitz: the LipSDP rounding bound and dual,
+  the closed forms, the exact methods' forward errors).
+- Argument validation (`as_real_array`, `as_finite_array`, `check_positive`,
+  `check_nonnegative`, `check_choice`): errors name the argument and what was expected.
+- Power-of-two arithmetic (np.frexp / np.ldexp: exact in floating point except below the
+  normal range) for the products carried without over- or underflow (`scaled_product`,
+  `product_or_overflow`) and the normalisations by powers of two (`exponent_below`,
+  `scale_by_powers_of_two`, `scale_outwards`, `times_power_of_two_up`).
+"""
 from __future__ import annotations
 
 from functools import reduce
 
 import numpy as np
 
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 
 UNIT_ROUNDOFF = 2.0 ** -53
+EPS = np.finfo(np.float64).eps     # machine epsilon, 2 UNIT_ROUNDOFF = 2^-52
 SUBNORMAL = 2.0 ** -1074           # the least positive float64
 
 
 def gamma(n: int) -> float:
     """gamma_n = n u / (1 - n u), u = 2^-53 (Higham's bound on n roundings)."""
     return n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
+
+
+def as_real_array(value, name: str, ndim: int | None = None) -> np.ndarray:
+    """value as a float64 array (with `ndim` dimensions if given).  Complex values are
+    refused (a silent cast would drop the imaginary part)."""
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind == "c":
+            raise ValueError(f"got complex values (dtype {arr.dtype})")
+        arr = arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{name}: expected an array of real numbers ({exc})") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    return arr
+
+
+def as_finite_array(value, name: str, ndim: int | None = None) -> np.ndarray:
+    """as_real_array, with every entry finite."""
+    arr = as_real_array(value, name, ndim)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite values, found NaN or inf")
+    return arr
+
+
+def _as_float(value) -> float | None:
+    """float(value), or None for what float() refuses."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def check_positive(value, name: str) -> float:
+    """value as a float, which must be finite and > 0 (NaN, inf, zero, negative and
+    non-numbers are a ValueError naming the argument)."""
+    number = _as_float(value)
+    if number is None or not (np.isfinite(number) and number > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return number
+
+
+def check_nonnegative(value, name: str) -> float:
+    """value as a float, which must be finite and >= 0 (NaN, inf, negative and non-numbers
+    are a ValueError naming the argument)."""
+    number = _as_float(value)
+    if number is None or not (np.isfinite(number) and number >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return number
+
+
+def check_choice(value, choices, name: str):
+    """value, which must be one of choices."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
+    return value
 
 
 def exponent_below(x) -> np.ndarray | int:

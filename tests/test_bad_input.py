@@ -308,9 +308,9 @@ def test_bad_output_locations_are_refused_before_any_work(case, command, tmp_pat
     target = output_cases(tmp_path)[case]
     data = tmp_path / "d.npz"
     np.savez(data, X=np.zeros((4, 2)), y=np.zeros(4))
-    import reference.cli._main as cli
-    for heavy in ("run_training",):
-        monkeypatch.setattr(cli, heavy, lambda *a, **k: pytest.fail("work started"))
+    from reference.cli import _reproduce, _train
+    for trains in (_train, _reproduce):                 # the commands that train
+        monkeypatch.setattr(trains, "run_training", lambda *a, **k: pytest.fail("work started"))
     argv, arg = {
         "evaluate": (["evaluate", model, "--inputs", inputs, "--output", target], "--output"),
         "train": (["train", "--epochs", "1", "--quiet", "--out", target], "--out"),
@@ -322,8 +322,8 @@ def test_bad_output_locations_are_refused_before_any_work(case, command, tmp_pat
 
 
 def test_checks_dir_that_is_a_file(tmp_path, capsys, monkeypatch):
-    import reference.cli._main as cli
-    monkeypatch.setattr(cli, "run_training", lambda *a, **k: pytest.fail("work started"))
+    from reference.cli import _reproduce
+    monkeypatch.setattr(_reproduce, "run_training", lambda *a, **k: pytest.fail("work started"))
     (tmp_path / "f").write_bytes(b"x")
     run_fails(["reproduce", "--checks-dir", tmp_path / "f"], capsys, ["--checks-dir"], tmp_path)
 
@@ -422,8 +422,8 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path, model):
 ])
 def test_bad_train_values_are_refused_before_training(argv, name, tmp_path, capsys,
                                                        monkeypatch):
-    import reference.cli._main as cli
-    monkeypatch.setattr(cli, "run_training", lambda *a, **k: pytest.fail("work started"))
+    from reference.cli import _train
+    monkeypatch.setattr(_train, "run_training", lambda *a, **k: pytest.fail("work started"))
     run_fails(["train", "--quiet", *argv], capsys, [name], tmp_path)
 
 

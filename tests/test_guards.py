@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+from reference.convex import _problem as problem
+from reference.convex import _representer as representer
 from reference.convex import _solve as convex
-from reference.lipschitz import _exact as exact
+from reference.lipschitz import _exact1d as exact1d
+from reference.lipschitz import _milp as milp
 from reference.lipschitz import _ladder as ladder
 from reference import _limits as limits
 from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _lipsdp as lipsdp
-from reference._limits import TooLarge
+from reference.exceptions import TooLarge
 from reference.nn._network import build_mlp
 from reference.testing import check_property, random_net, single_neuron
 
@@ -48,9 +51,9 @@ def test_time_limits_are_finite_and_positive(bad):
         limits.check_time_limit(bad)
     net = random_net([1, 4, 1], "relu", seed=0)
     with pytest.raises(ValueError, match="time_limit"):
-        exact.exact_1d(net, 2, time_limit=bad)
+        exact1d.exact_1d(net, 2, time_limit=bad)
     with pytest.raises(ValueError, match="time_limit"):
-        exact.exact_milp(random_net([2, 3, 1], "relu", seed=0), 1, time_limit=bad)
+        milp.exact_milp(random_net([2, 3, 1], "relu", seed=0), 1, time_limit=bad)
     with pytest.raises(ValueError, match="time_limit"):
         ladder.ladder(net, 2, methods="layerwise", time_limit=bad)
 
@@ -61,7 +64,7 @@ def test_box_is_finite_positive_and_at_most_max_box(bad):
     net = random_net([2, 3, 1], "relu", seed=0)
     for call in (lambda: ladder.ladder(net, 2, box=bad, methods="layerwise"),
                  lambda: lipschitz.lower(net, 2, box=bad),
-                 lambda: exact.exact_milp(net, np.inf, box=bad)):
+                 lambda: milp.exact_milp(net, np.inf, box=bad)):
         with pytest.raises(ValueError, match="box: expected"):
             call()
     assert limits.check_box(limits.MAX_BOX) == 1e290
@@ -153,8 +156,8 @@ def test_lipsdp_fallback_only_within_the_guard(monkeypatch):
 # ---------------------------------------------------------------------- exact values
 def test_exact_1d_time_limit_returns_a_certified_bracket():
     net = random_net([1, 10, 10, 10, 1], "spline", seed=2)
-    full = exact.exact_1d(net, 2)
-    r = exact.exact_1d(net, 2, time_limit=1e-9)
+    full = exact1d.exact_1d(net, 2)
+    r = exact1d.exact_1d(net, 2, time_limit=1e-9)
     assert r["status"] == "time_limit" and r["value"] is None and not r["certified_exact"]
     assert "time limit" in r["reason"]
     assert r["lower_bound"] <= full["value"] * (1 + 1e-9) <= r["upper_bound"] * (1 + 1e-9)
@@ -170,8 +173,8 @@ def test_exact_1d_bracket_property(profile):
            st.sampled_from([1.0, 2.0, np.inf]), st.floats(0.0, 1.0))
     def prop(seed, activation, widths, p, fraction):
         net = random_net(widths, activation, seed, size=7)
-        full = exact.exact_1d(net, p)
-        r = exact.exact_1d(net, p, max_pieces=max(1, int(fraction * full["pieces"])))
+        full = exact1d.exact_1d(net, p)
+        r = exact1d.exact_1d(net, p, max_pieces=max(1, int(fraction * full["pieces"])))
         if r["status"] == "optimal":
             assert r["value"] == full["value"]
             return
@@ -187,15 +190,15 @@ def test_milp_stopped_with_an_incumbent_gives_both_bounds(monkeypatch):
     answer relabelled as stopped, with a looser dual bound): the incumbent becomes the
     certified lower bound (its witness re-evaluated in NumPy), the dual bound the upper."""
     net = random_net([3, 6, 5, 1], "relu", seed=3)   # 3 inputs: the MILP (2: regions)
-    true = exact.exact_milp(net, np.inf, box=2.0)
-    real = exact._Milp.solve
+    true = milp.exact_milp(net, np.inf, box=2.0)
+    real = milp._Milp.solve
 
     def stopped(self, *args, **kwargs):
         res = real(self, *args, **kwargs)
         res.status, res.mip_dual_bound = 1, 1.5 * res.fun     # fun < 0: a looser bound
         return res
-    monkeypatch.setattr(exact._Milp, "solve", stopped)
-    r = exact.exact_milp(net, np.inf, box=2.0)
+    monkeypatch.setattr(milp._Milp, "solve", stopped)
+    r = milp.exact_milp(net, np.inf, box=2.0)
     assert r["status"] == "time_limit" and r["value"] is None and not r["certified_exact"]
     assert r["upper_bound"] == pytest.approx(1.5 * true["value"] + r["tolerance"], rel=1e-6)
     assert r["lower_bound"] == pytest.approx(true["value"], rel=1e-9)
@@ -214,7 +217,7 @@ def test_milp_stopped_with_an_incumbent_gives_both_bounds(monkeypatch):
 def test_milp_real_time_limit_2_24_24_1():
     net = random_net([2, 24, 24, 1], "relu", seed=0)
     t0 = time.perf_counter()
-    r = exact.exact_milp(net, np.inf, box=2.0, time_limit=0.5)
+    r = milp.exact_milp(net, np.inf, box=2.0, time_limit=0.5)
     assert time.perf_counter() - t0 < 5.0            # the limit is honoured (generous slack)
     assert r["status"] == "time_limit" and r["value"] is None and r["milps_solved"] == 0
     sampled = lipschitz.lower(net, np.inf, box=2.0, num_points=500, rounds=5)["value"]
@@ -226,8 +229,8 @@ def test_milp_real_time_limit_2_24_24_1():
 
 def test_milp_binaries_refused_while_encoding(monkeypatch):
     net = build_mlp([10, 600, 1], "relu", rng=0)        # about 2 binaries per neuron
-    monkeypatch.setattr(exact._Milp, "solve", must_not_run)
-    refused(lambda: exact.exact_milp(net, np.inf), "max_binaries")
+    monkeypatch.setattr(milp._Milp, "solve", must_not_run)
+    refused(lambda: milp.exact_milp(net, np.inf), "max_binaries")
 
 
 # --------------------------------------------------------------------------- lower
@@ -250,19 +253,19 @@ def test_lower_guard_and_chunks(monkeypatch):
 def test_uniform_grid_size_refused_before_the_grid_is_built(monkeypatch):
     """Issue 11.5: `solve --size 10000000` ran > 120 s at 9.1 GB."""
     net, x, y = single_neuron(m=50)
-    monkeypatch.setattr(convex, "CoefficientProblem", must_not_run)
+    monkeypatch.setattr(problem, "CoefficientProblem", must_not_run)
     refused(lambda: convex.solve_layer(net, 1, x, y, grid="uniform", size=10_000_000),
             "max_size")
 
 
 def test_problem_size_guard_on_every_grid_and_lp(monkeypatch):
     net, x, y = single_neuron(m=50)
-    monkeypatch.setattr(convex, "CoefficientProblem", must_not_run)
+    monkeypatch.setattr(problem, "CoefficientProblem", must_not_run)
     refused(lambda: convex.solve_layer(net, 1, x, y, max_size=99), "max_size")
     refused(lambda: convex.solve_layer(net, 1, x, y, grid=[np.arange(60.0)], max_size=109),
             "max_size")
     refused(lambda: convex.solve_path(net, 1, x, y, [0.1, 1.0], max_size=99), "max_size")
-    refused(lambda: convex.interpolation_lp(np.arange(10.0), np.zeros(10), max_size=11),
+    refused(lambda: representer.interpolation_lp(np.arange(10.0), np.zeros(10), max_size=11),
             "max_size")
 
 
@@ -271,7 +274,7 @@ def test_empty_data_names_the_argument():
     with pytest.raises(ValueError, match="x: expected at least one sample"):
         convex.solve_layer(net, 1, x[:0], y[:0])
     with pytest.raises(ValueError, match="x: expected at least one sample"):
-        convex.reduce_network(net, x[:0])
+        representer.reduce_network(net, x[:0])
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
@@ -305,9 +308,9 @@ def test_solver_errors_become_statuses(monkeypatch):
     with pytest.raises(RuntimeError, match="solver error .*crashed.*no model is returned"):
         convex.solve_layer(net, 1, x, y)
     for name in set(convex.usable_solvers("lp")) - set(convex.usable_solvers("qp")):
-        lp = convex.interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0], solver=name)
+        lp = representer.interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0], solver=name)
         assert lp["objective"] == pytest.approx(2.0)     # LP-only solvers take the LP
     monkeypatch.setattr(cp.Problem, "solve", crash)
     with pytest.raises(RuntimeError, match="interpolation_lp: CLARABEL status 'solver error"):
-        convex.interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0])
-    assert "solver error" in convex.solve_plain_single_neuron(x[:, 0], y, 0.5)["status"]
+        representer.interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0])
+    assert "solver error" in representer.solve_plain_single_neuron(x[:, 0], y, 0.5)["status"]

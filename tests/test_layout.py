@@ -9,7 +9,10 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 PACKAGE = TESTS.parent / "reference"
-THEORY_CHECKS_TESTS = {"test_theory_checks.py"}
+THEORY_CHECKS_TESTS = {
+    "test_theory_checks.py",   # runs the checks as a user would
+    "test_cli_registry.py",    # reproduce finds and runs theory_checks from the checkout
+}
 
 
 def imported_modules(path: Path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from reference.convex import _active_set as active_set
+from reference.convex import _problem as problem
 from reference.convex import _solve as convex
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
@@ -98,13 +99,13 @@ def inaccurate_solve(monkeypatch):
     """The solver's objective disagrees with the NumPy re-evaluation: its point is kept as a
     feasible point ("inaccurate solution", quoted with both numbers) and certified by the dual
     bound or refused."""
-    real = convex.CoefficientProblem.solve
+    real = problem.CoefficientProblem.solve
 
     def off(self, lam, solver="CLARABEL", warm_start=True, settings=None):
         out = real(self, lam, solver, settings=settings)
         out["objective"] *= 1.01
         return out
-    monkeypatch.setattr(convex.CoefficientProblem, "solve", off)
+    monkeypatch.setattr(problem.CoefficientProblem, "solve", off)
 
 
 def contradicting_methods(monkeypatch):
@@ -124,12 +125,12 @@ def regions_unchecked(monkeypatch):
 
 def lip_beyond_the_constraint(monkeypatch):
     """The solved splines' Lip reported 10 times larger: above --lip-max, SolveFailed."""
-    real = convex.knot_counts
+    real = problem.knot_counts
 
     def larger(layer, unit=1.0):
         knots, tols, lips = real(layer, unit)
         return knots, tols, 10 * lips
-    monkeypatch.setattr(convex, "knot_counts", larger)
+    monkeypatch.setattr(problem, "knot_counts", larger)
 
 
 def torch_checkpoint(tmp):
@@ -264,13 +265,14 @@ def cached(function):
 
 
 def test_train_and_info_print_the_same_text_for_numpy_numbers(files, monkeypatch, capsys):
-    import reference.cli._main as cli
-    run_training, spline_summary = cached(cli.run_training), cli.spline_summary
+    from reference.cli import _info, _train
+    run_training, spline_summary = cached(_train.run_training), _train.spline_summary
 
     def patch(m, convert):
-        m.setattr(cli, "run_training", lambda *a, **k: (lambda net, s: (net, convert(s)))(
+        m.setattr(_train, "run_training", lambda *a, **k: (lambda net, s: (net, convert(s)))(
             *run_training(*a, **k)))
-        m.setattr(cli, "spline_summary", lambda net: convert(spline_summary(net)))
+        for command in (_train, _info):
+            m.setattr(command, "spline_summary", lambda net: convert(spline_summary(net)))
         for key in ("theorem1", "theorem1_bv2"):
             real = getattr(lipschitz, key)
             m.setattr(lipschitz, key, lambda net, p, real=real: convert(real(net, p)))

@@ -13,6 +13,7 @@ from reference._format import clipped, shown
 from reference.convex._certify import output_scale
 from reference.convex._solve import split_at
 from reference.training._experiments import RunConfig, json_sha256
+from reference.exceptions import SuiteError
 
 
 def test_a_solve_answer_is_scaled_by_the_unit_of_the_solve(tmp_path):
@@ -64,5 +65,5 @@ def test_one_way_to_quote_a_value():
     problem = records.value_problem(record, config)
     assert problem.startswith("status: expected one of ['ok', 'failed'], got 'okok")
     assert problem.endswith("... (202 characters)")
-    with pytest.raises(conformance.SuiteError, match=r"\.\.\. \(5035 characters\)"):
+    with pytest.raises(SuiteError, match=r"\.\.\. \(5035 characters\)"):
         conformance._check_format("deepspline-reference-conformance/" + "9" * 5000, "DIR")

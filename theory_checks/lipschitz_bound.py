@@ -89,7 +89,7 @@ def run(quick: bool, json_out: str) -> int:
                 report.check("exact attained (certified)", 0.0 if ex["certified_exact"]
                              else -1.0, f"{name} p={p}")
             if net.n_in == 1 and p == "2":
-                from reference.lipschitz._exact import exact_1d
+                from reference.lipschitz._exact1d import exact_1d
                 e = exact_1d(net, 2)
                 scan, rounding = dense_scan(net, e["breakpoints"],
                                             200_001 if quick else 2_000_001)

@@ -31,9 +31,11 @@ from reference.convex import _solve as convex
 from reference.training._experiments import run_training
 from reference.data import _datasets as datasets
 from reference.testing import REDUCTION_OUTPUT_RTOL as OUT_RTOL, loss_targets as targets, random_net
+from reference.convex._problem import CHECK_RTOL
+from reference.convex._representer import interpolation_lp, reduce_network
 from theory_checks._report import Report, main_for
 
-NORM_RTOL, OPT_RTOL = 1e-9, convex.CHECK_RTOL
+NORM_RTOL, OPT_RTOL = 1e-9, CHECK_RTOL
 
 
 def reduction_instances(quick):
@@ -71,7 +73,7 @@ def exactness_instances(quick):
 def check_reduction(report, quick):
     for name, net, x in reduction_instances(quick):
         for reg in ("tv2", "bv2"):
-            new, rep = convex.reduce_network(net, x, reg)
+            new, rep = reduce_network(net, x, reg)
             tag = f"{name} {reg}"
             report.check("reduction: outputs unchanged (1e-10 rel)",
                          OUT_RTOL - rep["max_output_change"], tag)
@@ -89,7 +91,7 @@ def check_reduction(report, quick):
             # the interpolant is a minimal-R interpolant: LP optimum = its R
             layer = next(i for i, l in enumerate(new.layers) if l.kind == "knot_spline")
             ks = new.layers[layer]
-            lp = convex.interpolation_lp(ks.points[0], ks.values[0], reg)
+            lp = interpolation_lp(ks.points[0], ks.values[0], reg)
             own = float((ks.spline.tv2() if reg == "tv2" else ks.spline.bv2())[0])
             report.check("interpolation LP optimum == interpolant's R",
                          -abs(lp["objective"] - own) / max(1.0, own), tag, OPT_RTOL)

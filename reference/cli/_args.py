@@ -81,3 +81,15 @@ def seed_list(text):
 def sweep_sparsify(text):
     """'auto', 'none' or a threshold."""
     return None if text == "none" else sparsify_value(text)
+
+
+def parse_hidden(text) -> list:
+    """--hidden: hidden widths like '2' or '8,8' as a list of ints >= 1 (ValueError naming
+    --hidden otherwise; checked when the command runs, so `sweep` checks each of its values)."""
+    try:
+        widths = [int(w) for w in str(text).split(",")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise ValueError(f"--hidden: expected positive widths like 2 or 8,8, got {text!r}")
+    return widths

@@ -17,6 +17,16 @@ from reference.io._files import (check_not_an_input, check_writable, describe, d
                              write_text)
 from reference.io._model_file import load_model
 
+NAME = "check"
+HELP = "compare another implementation's answers with ours"
+DESCRIPTION = ("Compare the arrays of --answers (any subset of the keys evaluate writes, plus "
+               "layer{i}/output, tv2/{i}, bv2/{i}, lipschitz_bound/p1|p2|pinf, objective...) with "
+               "the reference's, entrywise |theirs - ours| <= ATOL S + RTOL |ours|, S the key's "
+               "scale: max(max |ours| over the key, its magnitude |W| |y| + |b|).  Rows with a "
+               "pre-activation on a kink pass if they match either one-sided derivative; a row "
+               "that a zero answer would pass too is 'unresolved'.  Exit status 0: no row fails; "
+               "1: some fail; 2: bad input.")
+
 
 def load_answers(path) -> dict:
     """The arrays of --answers (an .npz); another kind of file, a model file included, is
@@ -121,17 +131,8 @@ def _check(args, net, names, forward, answers) -> int:
     return 0 if report.passed else 1
 
 
-def register(sub) -> None:
-    p = sub.add_parser("check", help="compare another implementation's answers with ours",
-                       description="Compare the arrays of --answers (any subset of the keys "
-                       "evaluate writes, plus layer{i}/output, tv2/{i}, bv2/{i}, "
-                       "lipschitz_bound/p1|p2|pinf, objective...) with the reference's, "
-                       "entrywise |theirs - ours| <= ATOL S + RTOL |ours|, S the key's "
-                       "scale: max(max |ours| over the key, its magnitude |W| |y| + |b|).  "
-                       "Rows with a pre-activation on a kink pass if they match either "
-                       "one-sided derivative; a row that a zero answer would pass too is "
-                       "'unresolved'.  Exit status 0: no row fails; 1: some fail; 2: bad "
-                       "input.")
+def add_arguments(p) -> None:
+    """The arguments of `check`."""
     p.add_argument("model")
     p.add_argument("--inputs", required=True, help=".npy array of shape (M, N_0)")
     p.add_argument("--answers", required=True, help=".npz of the other implementation's arrays")
@@ -146,4 +147,3 @@ def register(sub) -> None:
     p.add_argument("--json", default=None, metavar="OUT",
                    help="also write the report as JSON here")
     add_objective_arguments(p)
-    p.set_defaults(func=run)

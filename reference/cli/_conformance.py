@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from reference.io._files import check_not_an_input, check_writable, dumps_json, write_text
+from reference.conformance import _suite as conformance
+
+NAME = "conformance"
+HELP = "golden cases: export the suite, grade answers"
+DESCRIPTION = __doc__
 
 
 def run_export(args):
-    from reference.conformance import _suite as conformance
-
     manifest = conformance.export(args.dir, "DIR")
     print(f"wrote {len(manifest['cases'])} cases to {args.dir} ({manifest['format']}, "
           f"{manifest['generated_by']}, seed {manifest['seed']}):")
@@ -26,8 +29,6 @@ def run_export(args):
 
 
 def run_grade(args):
-    from reference.conformance import _suite as conformance
-
     if args.json is not None:
         check_writable(args.json, "--json")
         check_not_an_input(args.json, "--json", {"DIR/manifest.json":
@@ -44,13 +45,19 @@ def run_grade(args):
     return 0 if report.passed else 1
 
 
-def register(sub) -> None:
-    p = sub.add_parser("conformance", help="golden cases: export the suite, grade answers",
-                       description=__doc__)
+def run(args) -> int:
+    """`conformance export` or `conformance run`, as args.action says."""
+    return ACTIONS[args.action](args)
+
+
+ACTIONS = {"export": run_export, "run": run_grade}
+
+
+def add_arguments(p) -> None:
+    """The arguments of `conformance`: its actions export and run (the order of ACTIONS)."""
     actions = p.add_subparsers(dest="action", required=True)
     e = actions.add_parser("export", help="write the conformance suite to DIR")
     e.add_argument("dir", metavar="DIR", help="a new or empty directory (or an earlier suite)")
-    e.set_defaults(func=run_export)
     r = actions.add_parser("run", help="grade answers (one NAME.npz per case) against DIR")
     r.add_argument("dir", metavar="DIR", help="a suite written by `conformance export`")
     who = r.add_mutually_exclusive_group(required=True)
@@ -59,4 +66,3 @@ def register(sub) -> None:
     who.add_argument("--self", dest="self_", action="store_true",
                      help="grade the reference's own answers (computed afresh)")
     r.add_argument("--json", metavar="OUT", default=None, help="also write the report as JSON")
-    r.set_defaults(func=run_grade)

@@ -9,13 +9,17 @@ from contextlib import contextmanager
 import numpy as np
 
 from reference.oracle import _check as oracle
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 from reference.cli._args import nonneg_float
 from reference.io._files import check_not_an_input, check_writable, load_npy, write_npz
 from reference.oracle._one_sided import ForwardPass
 from reference.io._model_file import load_model
 from reference.nn._losses import LOSSES
 from reference.training._train import REGULARISERS
+
+NAME = "evaluate"
+HELP = "outputs, input Jacobians and parameter gradients"
+DESCRIPTION = None
 
 OBJECTIVE_DEFAULTS = oracle.Objective._field_defaults      # lam 0, reg tv2, mu 0
 KNOT_TOL_HELP = ("z is on a kink tau when |z - tau| <= KNOT_TOL max(|z|_mag, |tau|), |z|_mag "
@@ -124,8 +128,8 @@ def run(args):
     return 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="outputs, input Jacobians and parameter gradients")
+def add_arguments(p) -> None:
+    """The arguments of `evaluate`."""
     p.add_argument("model")
     p.add_argument("--inputs", required=True, help=".npy array of shape (M, N_0)")
     p.add_argument("--output", required=True, help=".npz to write")
@@ -140,4 +144,3 @@ def register(sub) -> None:
                    help="also tv2/{i}, bv2/{i} per spline layer and the Theorem-1 bounds "
                         "lipschitz_bound/p1|p2|pinf (BV2 form), lipschitz_bound_slopes/p*")
     add_objective_arguments(p)
-    p.set_defaults(func=run)

@@ -10,6 +10,12 @@ from reference.cli._args import positive_float
 from reference.io._files import check_not_an_input, check_writable, dumps_json
 from reference.io._model_file import save_model
 
+NAME = "import-deepsplines"
+HELP = "a DeepSplines (PyTorch) checkpoint as a model file"
+DESCRIPTION = ("Read a checkpoint of DeepSplines' training loop (dict with model_state and "
+               "params: the layer order is the forward of params['net']) or a torch.save'd "
+               f"state dict, and write it as a model file.  Needs PyTorch: {ds.TORCH_INSTALL}.")
+
 
 def layer_order(text):
     """argparse type: the syntax of --layers (names are checked against the file later)."""
@@ -80,13 +86,8 @@ def run(args):
     return 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("import-deepsplines",
-                       help="a DeepSplines (PyTorch) checkpoint as a model file",
-                       description="Read a checkpoint of DeepSplines' training loop (dict with "
-                       "model_state and params: the layer order is the forward of params['net'])"
-                       " or a torch.save'd state dict, and write it as a model file.  Needs "
-                       f"PyTorch: {ds.TORCH_INSTALL}.")
+def add_arguments(p) -> None:
+    """The arguments of `import-deepsplines`."""
     p.add_argument("checkpoint", metavar="CKPT", help="torch.save file (.pth)")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--layers", type=layer_order, default=None, metavar="ORDER",
@@ -107,4 +108,3 @@ def register(sub) -> None:
                         "objects beyond tensors (runs code named in the file, arbitrary code "
                         "execution: trusted files only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)

@@ -12,6 +12,10 @@ from reference.cli._args import (box_half_width, nonneg_float, nonneg_int, posit
 from reference.io._files import dumps_json
 from reference.io._model_file import load_model, network_from_mat
 
+NAME = "lipschitz"
+HELP = "the Lipschitz ladder: lower, exact, LipSDP, bounds"
+DESCRIPTION = None
+
 
 def load_any_model(path):
     """A model file (.npz), or a LipSDP MATLAB file (.mat, cell `weights`, ReLU)."""
@@ -142,8 +146,8 @@ def run(args):
     return 1 if violations else 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("lipschitz", help="the Lipschitz ladder: lower, exact, LipSDP, bounds")
+def add_arguments(p) -> None:
+    """The arguments of `lipschitz`."""
     p.add_argument("model", help="model file (.npz) or LipSDP weights (.mat, ReLU)")
     p.add_argument("--p", default="2", help="l_p norm on inputs and outputs: 1, 2 or inf")
     p.add_argument("--methods", default=",".join(ladder.METHODS),
@@ -172,4 +176,3 @@ def register(sub) -> None:
                    help="check the claim Lip_p(f) <= C over the box: exit 0 sound, 1 unsound "
                         "(with a witness pair), 3 undecided (with the remaining interval)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)

@@ -4,22 +4,26 @@ limit, or no certificate at the tolerance): the best feasible point is written, 
 objective and a lower bound where available; 2 an error (no model written)."""
 from __future__ import annotations
 
-from reference._checks import as_finite_array
+from reference._numerics import as_finite_array
 from reference._format import plain
 from reference.convex._certify import GAP_RTOL
 from reference.cli._args import nonneg_float, nonneg_int, positive_float, size_int
-from reference.convex._solve import MAX_PROBLEM_SIZE, MERGE_RTOL, METHODS, TIME_LIMIT
+from reference.convex._solve import MAX_PROBLEM_SIZE, METHODS, TIME_LIMIT
+from reference.convex._problem import MERGE_RTOL
 from reference.exceptions import SolveNotCertified
 from reference.training._experiments import TRAIN_DEFAULTS
 from reference.io._files import check_not_an_input, check_writable, dumps_json, load_npz
 from reference.io._model_file import load_model, save_model
 from reference.nn._losses import LOSSES
 from reference.training._train import REGULARISERS
+from reference.convex import _solve as convex
+
+NAME = "solve"
+HELP = "certified optimum of one spline layer, weights fixed"
+DESCRIPTION = None
 
 
 def run(args):
-    from reference.convex import _solve as convex
-
     check_writable(args.out, "--out")
     check_not_an_input(args.out, "--out", {"MODEL": args.model, "--data": args.data})
     net = load_model(args.model)
@@ -135,8 +139,8 @@ def print_points_and_merges(cert) -> None:
               f"problem (no knot between merged points), an upper bound on the unmerged one")
 
 
-def register(sub) -> None:
-    p = sub.add_parser("solve", help="certified optimum of one spline layer, weights fixed")
+def add_arguments(p) -> None:
+    """The arguments of `solve`."""
     p.add_argument("model")
     p.add_argument("--data", required=True, help=".npz with X (M, N_0) and y (M,) or (M, N_L)")
     p.add_argument("--layer", type=nonneg_int, required=True,
@@ -167,4 +171,3 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.add_argument("--out", required=True, help="write the solved model here (.npz)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)

@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference.lipschitz import _exact as exact
+from reference.lipschitz import _exact1d as exact1d
+from reference.lipschitz import _milp as milp
 from reference.lipschitz import _bounds as lipschitz
 from reference.oracle import _check as oracle
 from reference.exceptions import SolveFailed
 from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
                                PReLU, ReLU, SplineActivation)
 from reference.nn._spline import LinearSpline
+from reference.convex import _solve as convex
 
 SEED = 20200106                     # every case: default_rng([SEED, crc32(name)])
 EVALUATE_RTOL, EVALUATE_ATOL = 1e-10, 1e-10
@@ -538,9 +540,9 @@ def answer_exact(net, names, x, parameters, targets) -> tuple[dict, dict]:
     out, certificate = {}, {}
     for p in parameters["p"]:
         if parameters.get("box") is None:
-            result = dict(exact.exact_1d(net, p), method="exact_1d (breakpoint propagation)")
+            result = dict(exact1d.exact_1d(net, p), method="exact_1d (breakpoint propagation)")
         else:
-            result = dict(exact.exact_milp(net, p, box=parameters["box"]),
+            result = dict(milp.exact_milp(net, p, box=parameters["box"]),
                           method="exact_milp (scipy.optimize.milp, HiGHS)")
         if not result.get("certified_exact"):
             raise SolveFailed(f"lipschitz_exact: no certified exact value for p = {p} "
@@ -562,8 +564,6 @@ def answer_solve(net, names, x, parameters, targets) -> tuple[dict, dict]:
     objective re-evaluated in NumPy on the solved model), solve/fitted_outputs = f(X) with
     the optimal activations, solve/layer_outputs = sigma_n(z_m) (M, N) and, on the uniform
     grid, solve/coefficients (N, K)."""
-    from reference.convex import _solve as convex
-
     layer = parameters["layer"]
     new, cert = convex.solve_layer(net, layer, x, targets, loss=parameters["loss"],
                                    lam=parameters["lam"], reg=parameters["reg"],
@@ -603,8 +603,6 @@ def unique_solve_keys(net, x, parameters) -> tuple[list, str]:
     sigma(z_m) = A^+ (f - c) is unique when the affine map A (N_L, N) after the layer has rank N; a
     uniform-grid coefficient vector is then unique when every grid interval
     [t_k, t_{k+1}] holds >= 2 distinct pre-activations (the line on each piece is fixed)."""
-    from reference.convex import _solve as convex
-
     head, layer, a_mat, _ = convex.split_at(net, parameters["layer"])
     if parameters["loss"] == "xent":
         return ["solve/objective"], ("the cross-entropy does not change when a constant is "

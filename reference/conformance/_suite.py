@@ -54,10 +54,12 @@ from reference import __version__
 from reference.oracle import _check as oracle
 from reference._format import clipped, shown
 from reference.conformance import _cases as cases
-from reference.io._files import (FileError, NpzReader, atomic_write, describe, dumps_json, file_kind,
-                             load_npy, load_npz, prepare_output_dir, write_npz, write_text)
+from reference.io._files import (NpzReader, atomic_write, describe, dumps_json, file_kind, load_npy,
+                                 load_npz, prepare_output_dir, write_npz, write_text)
+from reference.exceptions import FileError, SuiteError
 from reference.io._model_file import layer_entries, load_model, save_model
 from reference.oracle._key_scales import KeyScales, solve_unit
+from reference.oracle._localise import format_localisation
 
 FORMAT_NAME = "deepspline-reference-conformance"
 FORMAT_VERSION = 2            # 2: tolerances built in, atol a fraction of each key's scale
@@ -76,8 +78,6 @@ KIND_PARAMETERS = {"objective": ("loss", "lam", "reg", "mu", "data"),   # what `
 ANSWER_ERRORS = (ValueError, KeyError, TypeError, IndexError, RuntimeError)
 
 
-class SuiteError(ValueError):
-    """A directory that is not a conformance suite this version can read."""
 
 
 # ------------------------------------------------------------------------------ export
@@ -531,8 +531,6 @@ def failure_lines(c: CaseResult) -> list:
                  else ", ".join(keys))
         lines.append(f"  {named}: {note}")
     if c.localisation:
-        from reference.oracle._localise import format_localisation
-
         lines.extend(f"  {line}" for line in format_localisation(c.localisation))
     return lines
 

@@ -5,15 +5,21 @@ linearly, so fitting them with TV(2) or BV(2) regularisation (Aziznejad et al., 
 Signal Process. 2020, arXiv:2001.06263) is a convex problem (`CoefficientProblem`), solved
 to a certified optimum by `solve_layer` (one lambda) and `solve_path` (several), on the data
 grid by an active set of knots (`solve_layer_active`; METHODS names the two methods).
-`knot_counts` counts the knots of a layer with its tolerances; `reduce_network` is the
-representer reduction (every spline replaced by its interpolant at the data) and
-`interpolation_lp` the least-TV(2) or BV(2) spline through given points.
+Each solve returns its certificate as a `SolveCertificate`.  `knot_counts` counts the knots
+of a layer with its tolerances; `reduce_network` is the representer reduction (every spline
+replaced by its interpolant at the data) and `interpolation_lp` the least-TV(2) or BV(2)
+spline through given points.
 """
-from reference.convex._solve import (
+from reference.convex._certificate import (
+    SolveCertificate,
+)
+from reference.convex._problem import (
     CoefficientProblem,
+    knot_counts,
+)
+from reference.convex._solve import (
     solve_layer,
     solve_path,
-    knot_counts,
     METHODS,
 )
 from reference.convex._active_set import (
@@ -25,6 +31,7 @@ from reference.convex._representer import (
 )
 
 __all__ = [
+    "SolveCertificate",
     "CoefficientProblem",
     "solve_layer",
     "solve_path",

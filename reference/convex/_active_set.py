@@ -63,6 +63,8 @@ from reference._limits import Deadline
 from reference.nn._network import KnotSplineActivation, Network
 from reference.nn._regularisers import get as get_regulariser
 from reference.convex._solver_settings import REFINED_SETTINGS
+from reference.convex._problem import (CoefficientProblem, RegWeights, finish, gauge_basis,
+                                       knot_counts, problem_for)
 
 INITIAL_POINTS = 8          # quantile candidates per neuron in the first round (ends included)
 MAX_ROUNDS = 30
@@ -190,8 +192,6 @@ def _penalty(n: int, lam: float, reg: str, weights=None):
     """(lambda_n (N,): the TV2 weights, mu (N,): the point terms' weights, p1 (N,): BV2's second
     point per neuron (the first is 0), bv2) of the problem lam * `weights`
     (reference.convex._certify.RegWeights; None: `RegWeights.plain`)."""
-    from reference.convex._certify import RegWeights
-
     bv2 = adds_zero_one(reg)
     weights = weights or RegWeights.plain(n, reg)
     lam_n, mu = weights.penalties(lam)
@@ -206,8 +206,6 @@ def _scales(layer: KnotSplineActivation, p1: np.ndarray):
     internal units), its residual weighted by |a_j| / max |a| (resp. |sigma(.)| / max
     |sigma(.)|, values below 1e-7 max(1, max |sigma(.)|) taken as 0), so that a small knot
     counts as little as its jump."""
-    from reference.convex._solve import knot_counts
-
     _, tols, _ = knot_counts(layer, 1.0)
     at01 = layer.forward(np.stack([np.zeros(layer.n_in), p1]))[0]
     a_max = max((np.abs(np.diff(s)).max(initial=0.0) for s in layer.slopes), default=0.0)
@@ -464,8 +462,6 @@ def points_to_drop(layer: KnotSplineActivation, check: Optimality, active: list)
     its bound (violation < -DROP_MARGIN, i.e. |lambda xi| < (1 - DROP_MARGIN) lambda for
     lambda_ref = lambda).  The current solution stays optimal without them; they come back
     if a later round violates the condition there.  Keeps the restricted problems small."""
-    from reference.convex._solve import knot_counts
-
     _, tols, _ = knot_counts(layer, 1.0)
     out = []
     for n, (v, mask) in enumerate(zip(check.violation, active)):
@@ -520,8 +516,6 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
     limits.Deadline checked before every round and passed to the solves (status
     "time_limit" when it passes); bar: a tqdm bar whose postfix shows each round.  Returns an
     ActiveSetResult whose problem holds the last restricted solution."""
-    from reference.convex._solve import CoefficientProblem
-
     t0 = time.perf_counter()
     max_rounds = MAX_ROUNDS if max_rounds is None else max_rounds
     if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
@@ -568,8 +562,6 @@ def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None, scaled=None
     returned `layer` (the caller's units; its points divided by scaled.zr, exact) changes
     slope by more than the knot tolerance of `convex.knot_counts` (with the problem's slope
     unit; rtol None), or by more than rtol * max |a| of the neuron."""
-    from reference.convex._solve import knot_counts
-
     zr = np.ones(layer.n_in) if scaled is None else scaled.zr
     _, tols, _ = knot_counts(layer, 0.0 if scaled is None else scaled.slope_unit)
     out = []
@@ -680,8 +672,6 @@ def solve_layer_active(net: Network, layer: int, x: NDArray[np.float64], y: NDAr
     reference.convex._certify.conclude, which certifies that point by the NumPy dual bound
     or refuses it.
     """
-    from reference.convex._solve import finish, gauge_basis
-
     t0 = time.perf_counter()
     z, a_mat, c, loss, reg, lam = (scaled.z, scaled.a_mat, scaled.c, scaled.loss, scaled.reg,
                                    scaled.lam)
@@ -756,8 +746,6 @@ def _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, *, solver, 
                  settings=None):
     """One polishing re-solve on the candidates `keep`: (model, certificate) if accepted,
     else the reason (a string)."""
-    from reference.convex._solve import finish, problem_for
-
     z, a_mat, c, yi, loss = scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.loss
     prob = problem_for(scaled, [g[m] for g, m in zip(grids, keep)], gauge, deadline)
     result, _, check = solve_and_check(prob, z, a_mat, c, yi, grids, keep, scaled.lam, solver,

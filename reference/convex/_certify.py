@@ -52,9 +52,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.convex._dual_bound import EPS, _affine_apply, _affine_gram, _solve_gram, dual_bound
+from reference.convex._dual_bound import _affine_apply, _affine_gram, _solve_gram, dual_bound
+from reference._numerics import EPS
+from reference.convex._certificate import SolveCertificate
 from reference.exceptions import SolveNotCertified
 from reference.nn._regularisers import get as get_regulariser
+from reference.convex._problem import (RegWeights, _values_at, build_model, knot_counts,
+                                       numpy_objective)
 
 GAP_RTOL = 1e-6          # "optimal": every gap <= GAP_RTOL * max(F, U)
 LASSO_SWEEPS = 2000      # coordinate-descent sweeps of the BV2 affine candidate (at most)
@@ -102,26 +106,6 @@ def column_units(a_mat: np.ndarray) -> np.ndarray:
 def _geometric_power_of_two(units: np.ndarray) -> float:
     """The power of two nearest the geometric mean of powers of two."""
     return float(np.ldexp(1.0, int(np.round(np.mean(np.frexp(units)[1] - 1)))))
-
-
-@dataclass(frozen=True)
-class RegWeights:
-    """The regulariser of a coefficient problem with weights: lam (sum_n tv2[n] TV2(sigma_n)
-    + sum_n point[n] sum_{t in points[n]} |sigma_n(t)|), points[n] the regulariser's extra
-    points of neuron n (BV2: 0 and 1, or 0 and 1 / r_n in internal units; none for TV2).
-    `plain`: the problem as given (weights 1, the points themselves)."""
-    tv2: np.ndarray
-    point: np.ndarray
-    points: list
-
-    @classmethod
-    def plain(cls, neurons: int, reg: str) -> RegWeights:
-        extra = np.array(get_regulariser(reg).extra_points, dtype=np.float64)
-        return cls(np.ones(neurons), np.ones(neurons), [extra] * neurons)
-
-    def penalties(self, lam: float):
-        """(lambda_n (N,) = lam tv2, mu_n (N,) = lam point: the point terms' weights)."""
-        return lam * self.tv2, lam * self.point
 
 
 @dataclass
@@ -288,8 +272,6 @@ def _lasso(gram: np.ndarray, b: np.ndarray, lam: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ verdict
 def spline_values_at(pieces: list, z: np.ndarray) -> np.ndarray:
     """sigma_n(z_mn) (M, N) of the splines (grid_n, values_n), continued linearly."""
-    from reference.convex._solve import _values_at
-
     return np.stack([_values_at(g, v, z[:, k]) for k, (g, v) in enumerate(pieces)], axis=1)
 
 
@@ -305,16 +287,24 @@ def conclude(net, layer, x, y, lam, scaled: Scaled, grids, uniform, new, cert, *
     than the tolerance, else the lowest point known; the lower bound is the largest of
     `dual_bound` at the solver's point and at the lowest one (None where neither has one):
     where it exists it alone certifies.  Returns (model, certificate) with status "optimal";
-    otherwise raises SolveNotCertified carrying the point."""
-    from reference.convex._solve import build_model, knot_counts, numpy_objective
+    otherwise raises SolveNotCertified carrying the point.
 
+    Returns
+    -------
+    model : Network
+        The returned point.
+    certificate : SolveCertificate
+        The solver's certificate `cert` completed by the verdict (candidates, lower_bound,
+        lower_bound_note, certified_by, gap_tolerance, returned_point, objective_unit, unit,
+        solver_objective, status).
+    """
     points = []                                     # (objective, name, model, sigma at z)
     for name, pieces in candidates(scaled, grids) + list(extra_points):
         model = build_model(net, layer, pieces, scaled.value_unit, uniform, scaled.zr)
         points.append((numpy_objective(model, layer, x, y, scaled.loss, lam, scaled.reg),
                        name, model, spline_values_at(pieces, scaled.z)))
     others = min(points, key=lambda p: p[0])
-    base = dict(cert)
+    base = SolveCertificate(cert)
     if new is not None:
         points.append((cert["objective_check"], "solver", new,
                        new.layers[layer].forward(scaled.z_given)[0] / scaled.value_unit))

@@ -12,8 +12,9 @@ from scipy.special import xlogy
 
 from reference.nn._losses import loss_and_grad
 from reference.nn._regularisers import get as get_regulariser
+from reference._numerics import EPS
+from reference.convex._active_set import bv2_end_weights, knot_correlation
 
-EPS = np.finfo(np.float64).eps
 V0_SEARCH = (17, 40)     # lip_dual_bound, BV2: v0 on grids of 17 points, at most 40
 
 
@@ -57,8 +58,6 @@ def dual_bound(scaled, grids: list, sigma_at_z: np.ndarray) -> float | None:
     the loss gradient at the point, multiplied by t = min(1, lambda_n / |phi_n|, lambda / |v|)
     (rounding allowed for); at the optimum t = 1 and the bound equals the optimum.  With a Lip
     bound: `lip_dual_bound`.  None when the projected r leaves the conjugate's domain."""
-    from reference.convex._active_set import bv2_end_weights, knot_correlation
-
     z, a_mat, loss = scaled.z, scaled.a_mat, scaled.loss
     _, r = loss_and_grad(loss, sigma_at_z @ a_mat.T + scaled.c[None, :], scaled.y)
     bv2 = bool(get_regulariser(scaled.reg).extra_points)
@@ -138,8 +137,6 @@ def lip_dual_bound(scaled, grids: list, r: np.ndarray, gamma: float) -> float | 
 
 def _phi_interior(pts: np.ndarray, wts: np.ndarray, g: np.ndarray) -> np.ndarray:
     """phi(g_i) = sum_m w_m (z_m - g_i)_+ at the interior grid points (P - 2,)."""
-    from reference.convex._active_set import knot_correlation
-
     return knot_correlation(pts, wts, g[1:-1]) if len(g) > 2 else np.zeros(0)
 
 

@@ -1,4 +1,8 @@
-"""The data sets: generated two-dimensional sets, the test grid, digits and MNIST (read from a path the user gives)."""
+"""The data sets: generated two-dimensional sets, the test grid, digits and MNIST.
+
+Nothing is downloaded: the two-dimensional sets are generated from a seed, the digits are
+scikit-learn's bundled set, and MNIST is read from a path the user gives (`load`).
+"""
 from reference.data._datasets import (
     DATASETS,
     load,

@@ -1,4 +1,4 @@
-"""Data sets.  Nothing is downloaded: sets are generated, bundled in a package, or read
+r"""Data sets.  Nothing is downloaded: sets are generated, bundled in a package, or read
 from a path the user gives.
 
 Every loader returns a Dataset with float64 inputs (M, N_0), integer labels (M,), and
@@ -7,7 +7,7 @@ non-empty training, validation and test sets.
 MNIST is read from `path` (the CLI's --data-path): a directory with the four IDX files, or
 an .npz with x_train, y_train, x_test, y_test (Keras' layout).  No array is allocated before
 its header is checked against the bytes its file can hold (IDX: here, before any IDX data is
-read; .npz: reference.files, entry by entry, no pickles); then the layout (one label per
+read; .npz: reference.io.load_npz, entry by entry, no pickles); then the layout (one label per
 image, images (M, H, W) or (M, D) of one size in training and test, integer pixels and
 labels) and the values (pixels 0..255, labels 0..9).  A damaged or wrong file gives a
 FileError (a ValueError) naming the argument that gave the path and saying what was
@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
-from reference._checks import check_choice
-from reference.io._files import MAX_ARRAY_BYTES, FileError, describe, load_npz
+from reference._numerics import check_choice
+from reference.io._files import MAX_ARRAY_BYTES, describe, load_npz
+from reference.exceptions import FileError
 
 GENERATED = ("circle", "s_shape")
 DATASETS = GENERATED + ("digits", "mnist")
@@ -54,6 +56,19 @@ EXPECTED_PATH = ("a directory with the four MNIST IDX files (train-images-idx3-u
 
 @dataclass
 class Dataset:
+    """A data set split into training, validation and test parts (what the loaders return).
+
+    Attributes
+    ----------
+    name : str
+        The data set's name (one of `DATASETS`).
+    x_train, x_valid, x_test : ndarray of shape (n_samples, n_features)
+        The inputs, float64.
+    y_train, y_valid, y_test : ndarray of shape (n_samples,)
+        The integer class labels, in [0, num_classes).
+    num_classes : int
+        The number of classes.
+    """
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -72,20 +87,89 @@ def check_count(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def circle_labels(x: np.ndarray) -> np.ndarray:
-    """1 inside the circle x1^2 + x2^2 < 2/pi (half the area of [-1, 1]^2), else 0."""
+def circle_labels(x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """Label points by the disc of half the area of the square :math:`[-1, 1]^2`.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, 2)
+        The points :math:`(x_1, x_2)`.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), dtype intp
+        1 inside the circle, 0 outside.
+
+    See Also
+    --------
+    s_shape_labels : The other generated two-dimensional set.
+
+    Notes
+    -----
+    A point is labelled 1 when
+
+    .. math::
+
+        x_1^2 + x_2^2 < \\frac{2}{\\pi},
+
+    the disc whose area, 2, is half that of :math:`[-1, 1]^2`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.data import circle_labels
+    >>> circle_labels(np.array([[0.0, 0.0], [0.9, 0.9]]))
+    array([1, 0])
+    """
     return (np.sum(x ** 2, axis=1) < 2.0 / np.pi).astype(np.intp)
 
 
-def s_shape_labels(x: np.ndarray) -> np.ndarray:
-    """1 where 0.4 sin(-5 x2) - 0.3 < x1 < 0.4 sin(-5 x2) + 0.3 and |x2| < 0.8, else 0."""
+def s_shape_labels(x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """Label points by the S-shaped band of DeepSplines' ``s_shape`` set.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, 2)
+        Points of the plane, one per row.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), dtype intp
+        The class of each point: 1 in the band, else 0.
+
+    Notes
+    -----
+    A point :math:`(x_1, x_2)` is labelled 1 when
+
+    .. math::
+
+        0.4 \\sin(-5 x_2) - 0.3 < x_1 < 0.4 \\sin(-5 x_2) + 0.3
+        \\quad \\text{and} \\quad |x_2| < 0.8.
+    """
     centre = 0.4 * np.sin(-5.0 * x[:, 1])
     inside = (x[:, 0] > centre - 0.3) & (x[:, 0] < centre + 0.3) & (np.abs(x[:, 1]) < 0.8)
     return inside.astype(np.intp)
 
 
-def test_grid() -> np.ndarray:
-    """The 200 x 200 grid of step 0.01 on [-1, 1)^2 (DeepSplines' 2-D test set), (40000, 2)."""
+def test_grid() -> npt.NDArray[np.float64]:
+    """Return the test set of the two-dimensional data sets: a regular grid on the square.
+
+    Returns
+    -------
+    grid : ndarray of shape (40000, 2)
+        The 200 x 200 points :math:`(-1 + 0.01 i, -1 + 0.01 j)`, :math:`0 \\le i, j < 200`,
+        of step 0.01 on :math:`[-1, 1)^2` (DeepSplines' two-dimensional test set), the
+        second coordinate varying fastest.
+
+    Examples
+    --------
+    >>> from reference.data import test_grid
+    >>> grid = test_grid()
+    >>> grid.shape
+    (40000, 2)
+    >>> grid[:2].tolist()
+    [[-1.0, -1.0], [-1.0, -0.99]]
+    """
     axis = -1.0 + 0.01 * np.arange(200)
     g1, g2 = np.meshgrid(axis, axis, indexing="ij")
     return np.stack([g1.ravel(), g2.ravel()], axis=1)
@@ -93,8 +177,43 @@ def test_grid() -> np.ndarray:
 
 def two_d(name: str, seed: int = 0, num_train: int = NUM_TRAIN_2D,
           num_valid: int = NUM_VALID_2D) -> Dataset:
-    """circle or s_shape: num_train (>= 1) training and num_valid (>= 1) validation points
-    uniform in [-1, 1]^2 from np.random.default_rng(seed); the test set is `test_grid()`."""
+    """Generate a two-dimensional classification set (``circle`` or ``s_shape``).
+
+    Parameters
+    ----------
+    name : {'circle', 's_shape'}
+        The set: labels by `circle_labels` or `s_shape_labels`.
+    seed : int, default=0
+        Seed of ``np.random.default_rng``, an integer >= 0.
+    num_train : int, default=1500
+        Number of training points, >= 1.
+    num_valid : int, default=1500
+        Number of validation points, >= 1.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``x_train`` of shape (num_train, 2) and ``x_valid`` of shape (num_valid, 2),
+        uniform in :math:`[-1, 1]^2` (training points drawn first); ``x_test`` the
+        (40000, 2) points of `test_grid`; labels (intp, 0 or 1) of shape (n_samples,) for
+        each; ``num_classes`` 2.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not one of the two sets, or `seed`, `num_train` or `num_valid` is
+        not an integer in its range (a bool or a float is refused).
+
+    See Also
+    --------
+    load : Any data set by name.
+
+    References
+    ----------
+    .. [1] P. Bohra, J. Campos, H. Gupta, S. Aziznejad, M. Unser, "Learning Activation
+       Functions in Deep (Spline) Neural Networks", IEEE Open Journal of Signal
+       Processing 1, 2020 (the two-dimensional sets of DeepSplines).
+    """
     check_choice(name, GENERATED, "name")
     seed = check_count(seed, "seed", 0)
     num_train = check_count(num_train, "num_train")
@@ -164,7 +283,7 @@ def _idx(file: Path, arg: str, with_data: bool):
     IDX: magic 0x00 0x00 TYPE NDIM, NDIM big-endian uint32 dims, then the data, big-endian;
     the file may be gzipped (recognised by its magic).  The declared size is checked against
     the file's length (uncompressed: equal; gzipped: at most MAX_DEFLATE_RATIO x the length)
-    and against reference.files.MAX_ARRAY_BYTES before any data is read."""
+    and against reference.io._files.MAX_ARRAY_BYTES before any data is read."""
     with _readable(file, arg), open(file, "rb") as raw:
         gzipped = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
@@ -223,7 +342,7 @@ def _idx_arrays(directory: Path, arg: str) -> dict:
 
 
 def _npz_arrays(path: Path, arg: str) -> dict:
-    """{key: StoredArray} for the four arrays of an MNIST .npz (read by reference.files:
+    """{key: StoredArray} for the four arrays of an MNIST .npz (read by reference.io.load_npz:
     every entry's header checked against the archive before it is read, no pickles)."""
     if not zipfile.is_zipfile(path):
         raise FileError(f"{arg}: {path} is {describe(path)}, neither a directory nor an .npz "
@@ -288,15 +407,57 @@ def _labels(stored: StoredArray, arg: str) -> np.ndarray:
     return y.astype(np.intp)
 
 
-def mnist(path, seed: int = 0, num_valid: int | None = None, arg: str = "path") -> Dataset:
-    """MNIST from a path the user gives: a directory with the four IDX files
-    (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...), or an .npz with
-    x_train, y_train, x_test, y_test (Keras' mnist.npz layout).  Images of any one size
-    (M, H, W) or (M, D), integer pixels 0..255, scaled to [0, 1] and flattened to (M, H*W);
-    labels integers 0..9.  The last `num_valid` training images after a seeded shuffle form
-    the validation set: 1 <= num_valid <= M - 1; by default max(1, M // 6) (10 000 of
-    MNIST's 60 000).  Errors about the files name `arg` (the argument that gave `path`,
-    e.g. --data-path) and say what was expected; FileError is a ValueError."""
+def mnist(path: str | os.PathLike[str] | None, seed: int = 0, num_valid: int | None = None,
+          arg: str = "path") -> Dataset:
+    """Read MNIST from a path the user gives (nothing is downloaded).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A directory with the four IDX files (``train-images-idx3-ubyte``,
+        ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
+        each optionally ``.gz``, also spelled ``train-images.idx3-ubyte``), or an ``.npz``
+        with the arrays ``x_train``, ``y_train``, ``x_test``, ``y_test`` (Keras'
+        ``mnist.npz`` layout).  None is refused with a ValueError saying so.
+    seed : int, default=0
+        Seed of the shuffle that picks the validation images, an integer >= 0.
+    num_valid : int or None, default=None
+        Number of validation images, taken from the training images:
+        1 <= num_valid <= M - 1 for M training images; None gives max(1, M // 6)
+        (10 000 of MNIST's 60 000).
+    arg : str, default='path'
+        The name of the argument that gave `path` (e.g. ``--data-path``), used in error
+        messages.
+
+    Returns
+    -------
+    dataset : Dataset
+        Images as float64 in [0, 1] flattened to shape (n_samples, H * W), labels (intp,
+        0..9) of shape (n_samples,); the last `num_valid` training images after a seeded
+        permutation form ``x_valid``; ``num_classes`` 10.
+
+    Raises
+    ------
+    FileNotFoundError
+        If `path` does not exist, or a directory lacks one of the four IDX files.
+    FileError
+        A ValueError, if a file is damaged or foreign, or its headers or values are not
+        those of MNIST: images of shape (M, H, W) or (M, D), one size in training and test,
+        integer pixels 0..255; integer labels 0..9 of shape (M,), one per image; at least
+        one test image and two training images.  Every header is checked against the bytes
+        its file can hold before any array is allocated.
+    ValueError
+        If `path` is None, or `seed` or `num_valid` is out of range.
+
+    See Also
+    --------
+    load : Any data set by name.
+
+    References
+    ----------
+    .. [1] Y. LeCun, L. Bottou, Y. Bengio, P. Haffner, "Gradient-based learning applied to
+       document recognition", Proc. IEEE 86(11), 1998.
+    """
     seed = check_count(seed, "seed", 0)
     if path is None:
         raise ValueError(f"{arg}: the mnist data set is read from a path you give "
@@ -315,9 +476,51 @@ def mnist(path, seed: int = 0, num_valid: int | None = None, arg: str = "path") 
     return Dataset("mnist", x_tr[tr], y_tr[tr], x_tr[va], y_tr[va], x_te, y_te, MNIST_CLASSES)
 
 
-def load(name: str, seed: int = 0, path=None, arg: str = "path") -> Dataset:
-    """A data set by name: circle, s_shape, digits, or mnist (read from `path`; the other
-    sets take no path).  `arg` names the argument that gave `path` in error messages."""
+def load(name: str, seed: int = 0, path: str | os.PathLike[str] | None = None,
+         arg: str = "path") -> Dataset:
+    """Load a data set by name.
+
+    Parameters
+    ----------
+    name : {'circle', 's_shape', 'digits', 'mnist'}
+        The data set (`DATASETS`): the two generated two-dimensional sets (`two_d`),
+        scikit-learn's bundled 8 x 8 digits (split 60/20/20 by a seeded permutation; needs
+        the optional extra ``digits``), or MNIST read from `path` (`mnist`).
+    seed : int, default=0
+        Seed of the generated points or of the split, an integer >= 0.
+    path : str or os.PathLike or None, default=None
+        Where MNIST is read from; the other sets take no path.
+    arg : str, default='path'
+        The name of the argument that gave `path`, used in error messages.
+
+    Returns
+    -------
+    dataset : Dataset
+        Fields ``name``; ``x_train``, ``x_valid``, ``x_test``, float64 of shape
+        (n_samples, n_features); ``y_train``, ``y_valid``, ``y_test``, integer labels of
+        shape (n_samples,); ``num_classes``.  Every part is non-empty.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not a known set, or a `path` is given for a set other than MNIST, or
+        `seed` is not an integer >= 0 (MNIST: see `mnist`).
+    ImportError
+        If ``digits`` is asked for and scikit-learn is not installed.
+
+    See Also
+    --------
+    two_d, mnist : The loaders behind `load`.
+
+    Examples
+    --------
+    >>> from reference.data import load
+    >>> data = load("circle", seed=0)
+    >>> data.x_train.shape, data.y_train.shape, data.x_test.shape
+    ((1500, 2), (1500,), (40000, 2))
+    >>> data.num_classes
+    2
+    """
     check_choice(name, DATASETS, "dataset")
     if name == "mnist":
         return mnist(path, seed, arg=arg)

@@ -51,6 +51,7 @@ with weights_only=False only when asked (`unsafe_pickle`: that can run code from
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,7 @@ class ActivationCheck:
 
 @dataclass
 class ImportResult:
+    """What `import_deepsplines` returns: the network and how it was read (see its Returns)."""
     network: Network
     source: str             # 'training checkpoint' or 'state dict'
     net_name: str | None    # params['net'] of a training checkpoint
@@ -138,9 +140,53 @@ class ImportResult:
 
 
 # ------------------------------------------------------------------------------ grid
-def deepsplines_step(size: int, range_=None, grid=None, dtype: str = "float32") -> float:
-    """DeepSplines' grid step T as its modules hold it (see the module docstring): from
-    range_ by ds_utils' rounding, or the given grid; then rounded to `dtype`."""
+def deepsplines_step(size: int, range_: float | None = None, grid: float | None = None,
+                     dtype: str = "float32") -> float:
+    """Return DeepSplines' grid step T as its modules hold it.
+
+    Parameters
+    ----------
+    size : int
+        The spline size K (coefficients per neuron), odd and >= 3.
+    range_ : float or None, default=None
+        DeepSplines' ``spline_range`` R; exactly one of `range_` and `grid` is given.
+    grid : float or None, default=None
+        The step itself (DeepSplines' ``spline_grid``).
+    dtype : {'float32', 'float64'}, default='float32'
+        torch's default dtype when the module was built: the step is rounded to it.
+
+    Returns
+    -------
+    step : float
+        T, a finite number > 0, rounded to `dtype` and returned as a Python float.
+
+    Raises
+    ------
+    ValueError
+        If `dtype` is not one of the two, both or neither of `range_` and `grid` are given,
+        `size` is not an odd integer >= 3, or the step is not a finite number > 0.
+
+    Notes
+    -----
+    From a range, as ``ds_utils.spline_grid_from_range`` does in Python floats:
+
+    .. math::
+
+        T = \\left\\lfloor \\frac{R / \\lfloor K/2 \\rfloor}{10^{-6}} \\right\\rfloor
+            \\cdot 10^{-6},
+
+    then kept as ``torch.Tensor([T])``, i.e. in `dtype`: R = 1, K = 21 gives
+    T = 0.09999999999999999, held as 0.10000000149011612 in float32.  Coefficient k then
+    sits at :math:`t_k = (k - \\lfloor K/2 \\rfloor) T`.
+
+    Examples
+    --------
+    >>> from reference.io import deepsplines_step
+    >>> deepsplines_step(21, range_=1.0)
+    0.10000000149011612
+    >>> deepsplines_step(21, range_=1.0, dtype="float64")
+    0.09999999999999999
+    """
     if dtype not in GRID_DTYPES:
         raise ValueError(f"grid_dtype: expected one of {list(GRID_DTYPES)}, got {dtype!r}")
     if (range_ is None) == (grid is None):
@@ -612,10 +658,82 @@ def import_state(state: dict, params: dict | None = None, layers=None, spline_ra
                         "", notes)
 
 
-def import_deepsplines(path, layers=None, spline_range=None, spline_grid=None,
+def import_deepsplines(path: str | os.PathLike[str], layers: str | list[LayerItem] | None = None,
+                       spline_range: float | None = None, spline_grid: float | None = None,
                        grid_dtype: str = "float32", unsafe_pickle: bool = False) -> ImportResult:
-    """A DeepSplines checkpoint (training loop or state dict, module docstring) as a
-    Network: read_checkpoint, then import_state."""
+    """Import a DeepSplines (PyTorch) checkpoint as a network of this package.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``torch.save`` file: a checkpoint of DeepSplines' training loop (a dict with
+        ``model_state`` and ``params``) or a plain state dict.
+    layers : str or list of LayerItem or None, default=None
+        The layer order, e.g. ``'fc1,act1,fc2,sigmoid'`` (module names of the state dict and
+        the stateless ``relu``, ``leaky_relu[:SLOPE]``, ``identity``, ``sigmoid`` (last
+        only)).  None: the forward of the network ``params['net']`` names, or for a state
+        dict the key order when that cannot mislead.
+    spline_range : float or None, default=None
+        DeepSplines' ``spline_range`` of a plain state dict's spline activations (a
+        training checkpoint states its own).  At most one of `spline_range` and
+        `spline_grid`.
+    spline_grid : float or None, default=None
+        The grid step of a plain state dict's spline activations, instead of a range.
+    grid_dtype : {'float32', 'float64'}, default='float32'
+        torch's default dtype when the activations were built (the grid step is held in
+        it; see `deepsplines_step`).
+    unsafe_pickle : bool, default=False
+        Load with ``torch.load(weights_only=False)``, which runs the code the file's pickle
+        names: only for files from a source you trust.
+
+    Returns
+    -------
+    result : ImportResult
+        ``network`` (the Network), ``source`` ('training checkpoint' or 'state dict'),
+        ``net_name``, ``order`` and ``order_from`` (the layer order used and where it came
+        from), ``layers`` (per model-file layer: the module it came from, its kind, the
+        parameter shapes and, for splines, the grid), ``link`` ('logistic' when the torch
+        forward ends in a sigmoid, which the model file leaves out: it outputs the logit),
+        ``check`` (the imported activations against DeepSplines' formulas re-evaluated in
+        NumPy: probe points, largest error, tolerance, passed), ``loaded_with``, ``notes``,
+        and the property ``extrapolation_gap``.
+
+    Raises
+    ------
+    ImportError
+        If PyTorch cannot be imported (the optional ``[torch]`` extra).
+    FileNotFoundError
+        If there is no file at `path`.
+    ValueError
+        If the file is not a PyTorch checkpoint or ``torch.load`` refuses it (the message
+        names the global of the pickle and what ``--unsafe-pickle`` would risk), the layer
+        order cannot be told or does not chain, a module is not ``nn.Linear``,
+        ``nn.PReLU`` or a DeepSplines activation, or a grid argument is missing or
+        contradicts the checkpoint.
+
+    Notes
+    -----
+    A DeepBSpline activation with coefficients :math:`c_k` on the grid
+    :math:`t_k = x_{\\min} + kT`, :math:`x_{\\min} = -\\lfloor K/2 \\rfloor T`, is
+
+    .. math::
+
+        \\sigma(x) = \\sum_k c_k \\beta_1\\!\\left(\\frac{x - x_{\\min}}{T} - k\\right)
+                     + b_1 x + b_0
+
+    (:math:`b_1, b_0` only for DeepBSplineExplicitLinear), imported as a ``spline`` layer
+    with coefficients :math:`c_k + b_1 t_k + b_0`; a DeepReLUSpline
+    :math:`\\sigma(x) = b_0 + b_1 x + \\sum_k a_k (x - \\tau_k)_+` becomes a
+    ``knot_spline`` layer.  DeepSplines' own forward jumps by up to
+    ``result.extrapolation_gap`` at the grid ends with a float32 grid; the model file holds
+    the continuous spline.  The module docstring gives the details.
+
+    References
+    ----------
+    .. [1] P. Bohra, J. Campos, H. Gupta, S. Aziznejad, M. Unser, "Learning Activation
+       Functions in Deep (Spline) Neural Networks", IEEE Open Journal of Signal
+       Processing 1, 2020.
+    """
     state, params, loaded_with = read_checkpoint(path, unsafe_pickle)
     result = import_state(state, params, layers, spline_range, spline_grid, grid_dtype)
     result.loaded_with = loaded_with

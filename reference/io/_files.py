@@ -23,17 +23,19 @@ import re
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from reference._format import plain
+from reference.exceptions import FileError
 
 MAX_ARRAY_BYTES = 8 * 2**30       # one array read from a file: at most 8 GiB
 
 
-class FileError(ValueError):
-    """A file given by the user that cannot be read or written as asked."""
 
 
 # torch.save's legacy (non-zip) format: a pickle whose first object is torch's magic number
@@ -196,8 +198,56 @@ class NpzReader:
         self.close()
 
 
-def load_npz(path, arg: str, keys=None) -> dict:
-    """The entries `keys` (all when None) of an .npz archive as arrays; errors name `arg`."""
+def load_npz(path: str | os.PathLike[str], arg: str,
+             keys: Sequence[str] | None = None) -> dict[str, npt.NDArray[Any]]:
+    """Read arrays from an ``.npz`` archive, safely (no pickles, headers checked first).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The archive.
+    arg : str
+        The name of the argument that gave `path` (e.g. ``--inputs``), used in error
+        messages.
+    keys : sequence of str or None, default=None
+        The entries to read; None reads every entry.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray
+        Each key -> its array, with the shape and dtype stored in the archive.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at `path`.
+    FileError
+        A ValueError, if `path` is empty or a directory, is not an ``.npz`` archive, lacks
+        one of `keys`, or an entry is damaged, holds Python objects (a pickle, never
+        loaded), declares more bytes than the archive holds or more than
+        ``MAX_ARRAY_BYTES`` (8 GiB).
+
+    See Also
+    --------
+    write_npz : Write an archive atomically.
+
+    Notes
+    -----
+    An entry is read only after its header has been checked against the bytes the archive
+    holds, so a header declaring a huge shape is refused before anything is allocated; only
+    the entries asked for are read.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from reference.io import load_npz, write_npz
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_npz(os.path.join(tmp, "a.npz"), {"x": np.arange(3.0)})
+    ...     arrays = load_npz(path, "--inputs")
+    >>> arrays
+    {'x': array([0., 1., 2.])}
+    """
     with NpzReader(path, arg) as reader:
         keys = reader.names if keys is None else keys
         missing = [k for k in keys if k not in reader]
@@ -274,9 +324,49 @@ def check_not_an_input(path, arg: str, inputs: dict) -> None:
                             "destroy it (choose another output path)")
 
 
-def atomic_write(path, write, arg: str = "path") -> Path:
-    """Call write(f) on a binary file object and put the result at `path` atomically (see
-    the module docstring).  OSError while writing becomes FileError naming `arg`."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object],
+                 arg: str = "path") -> Path:
+    """Write a file atomically: readers see the old file or the new one, never a mix.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (created or replaced).
+    write : callable
+        ``write(f)`` writes the content to the binary file object ``f``.
+    arg : str, default='path'
+        The name of the argument that gave `path` (e.g. ``--out``), used in error messages.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    FileError
+        A ValueError, if `path` is empty, a directory or in a missing or unwritable
+        directory (checked before `write` is called), or an OSError happens while writing
+        (e.g. no space left on the device); `path` is then unchanged.
+
+    Notes
+    -----
+    The bytes go to a temporary file beside the target (``.NAME.PID.XXXX.tmp``), which is
+    fsynced and renamed over the target; on any failure (an exception in `write`, a full
+    disk, SIGINT) the temporary file is removed and the target is untouched.  The new file
+    gets the target's permissions when it replaces one, else ``0666 & ~umask``.
+    Temporary files left by a killed process (whose PID no longer runs) are removed by the
+    next write of the same target.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from reference.io import atomic_write
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = atomic_write(os.path.join(tmp, "out.bin"), lambda f: f.write(b"abc"))
+    ...     path.read_bytes()
+    b'abc'
+    """
     path = check_writable(path, arg)
     directory = path.parent
     _remove_stale_temporaries(directory, path.name)
@@ -305,13 +395,58 @@ def atomic_write(path, write, arg: str = "path") -> Path:
     return path
 
 
-def write_npz(path, arrays: dict, arg: str = "path") -> Path:
-    """np.savez of `arrays` to exactly `path` (no '.npz' appended), atomically."""
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, Any],
+              arg: str = "path") -> Path:
+    """Write arrays to an ``.npz`` archive (``np.savez``), atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The archive, exactly this name (no ``.npz`` appended).
+    arrays : mapping of str to array_like
+        Entry name -> array.
+    arg : str, default='path'
+        The name of the argument that gave `path`, used in error messages.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    FileError
+        A ValueError, if `path` cannot be written (see `atomic_write`).
+
+    See Also
+    --------
+    load_npz : Read the archive back.
+    """
     return atomic_write(path, lambda f: np.savez(f, **arrays), arg)
 
 
-def write_text(path, text: str, arg: str = "path") -> Path:
-    """`text` (UTF-8) to `path`, atomically."""
+def write_text(path: str | os.PathLike[str], text: str, arg: str = "path") -> Path:
+    """Write a text file (UTF-8), atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    text : str
+        The content, encoded as UTF-8.
+    arg : str, default='path'
+        The name of the argument that gave `path`, used in error messages.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    FileError
+        A ValueError, if `path` cannot be written (see `atomic_write`).
+    """
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")), arg)
 
 

@@ -1,4 +1,4 @@
-"""The model file (DESIGN section 4): one .npz, format 'deepspline-reference/1'.
+"""The model file (the README's section *Model file*): one .npz, format 'deepspline-reference/1'.
 
 Entry `format` holds the format string, entry `layers` a JSON list, one object per layer:
     {"type": "dense", "weight": NAME, "bias": NAME or null}     weight (N_out, N_in)
@@ -14,17 +14,20 @@ is still written as '/1', so readers of version 1 keep reading it.  Both are rea
 NAME is the key of an array in the same file.  Loading validates everything and names the
 offending layer; saving is atomic (temporary file in the same directory, then rename).
 Each layer class writes and reads its own entry (`to_entry` / `from_entry`, the registry
-reference.network.layer_types()): this module knows the file, not the kinds.
+reference.nn._network.layer_types()): this module knows the file, not the kinds.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from reference.nn._network import Dense, Network, layer_types
-from reference.io._files import FileError, NpzReader, describe, file_kind, write_npz
+from reference.nn._network import Dense, Network, layer_types, make_activation
+from reference.io._files import NpzReader, describe, file_kind, write_npz
+from reference.exceptions import FileError, ModelFileError
 
 FORMAT = "deepspline-reference/1"
 FORMAT_KNOTS = "deepspline-reference/2"
@@ -49,10 +52,63 @@ def _putter(arrays: dict, i: int):
     return put
 
 
-def save_model(net: Network, path, arg: str = "path") -> Path:
-    """Write `net` to `path` atomically (reference.files.atomic_write: a temporary file beside
-    it, fsync, rename; the target keeps its permissions; nothing changes on failure); errors
-    name `arg` (e.g. the command-line flag)."""
+def save_model(net: Network, path: str | os.PathLike[str], arg: str = "path") -> Path:
+    """Write a network to a model file, atomically.
+
+    Parameters
+    ----------
+    net : Network
+        The network; every layer is validated as `load_model` would validate it, before
+        anything is written.
+    path : str or os.PathLike
+        The file to write, exactly this name (no ``.npz`` appended).
+    arg : str, default='path'
+        The name of the argument that gave `path` (e.g. a command-line flag), used in
+        error messages.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    ModelFileError
+        A ValueError, if a layer would not load back (the message names the layer);
+        nothing is written then.
+    FileError
+        A ValueError, if `path` cannot be written (a directory, a missing directory, no
+        space left); the target is then unchanged.
+
+    See Also
+    --------
+    load_model : Read the file back.
+    atomic_write : How the file is written.
+
+    Notes
+    -----
+    The file is an ``.npz`` whose entry ``format`` holds the format string and entry
+    ``layers`` a JSON list, one object per layer (see the module docstring and the
+    README's section *Model file*).  It is written as ``'deepspline-reference/2'`` when a
+    layer needs it (a ``knot_spline`` layer), else as ``'deepspline-reference/1'``, so that
+    readers of version 1 keep reading it.  The write goes to a temporary file beside the
+    target, is fsynced and renamed over it; the target keeps its permissions.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from reference.nn import build_mlp
+    >>> from reference.io import load_model, save_model
+    >>> net = build_mlp([2, 3, 1], rng=0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_model(net, os.path.join(tmp, "model.npz"))
+    ...     same = load_model(path)
+    >>> [layer.kind for layer in same.layers]
+    ['dense', 'spline', 'dense', 'identity']
+    >>> x = [[0.5, -0.25]]
+    >>> bool((same(x) == net(x)).all())
+    True
+    """
     entries, arrays = layer_entries(net)
     for i, entry in enumerate(entries):          # what is saved must load: same validation
         where = f"net: layer {i} ({entry['type']})"
@@ -68,8 +124,6 @@ def save_model(net: Network, path, arg: str = "path") -> Path:
                             **arrays}, arg=arg)
 
 
-class ModelFileError(ValueError):
-    """A model file that does not follow the format; the message names the layer."""
 
 
 def _array(data, name, where, ndim):
@@ -125,7 +179,7 @@ class EntryReader:
 
 
 def _build_layer(entry, data, where):
-    """The layer of one entry, by its class in reference.network.layer_types()."""
+    """The layer of one entry, by its class in reference.nn._network.layer_types()."""
     if not isinstance(entry, dict) or "type" not in entry:
         raise ModelFileError(f"{where}: expected an object with a 'type'")
     kind = entry["type"]
@@ -144,15 +198,61 @@ def _array_names(entry) -> list:
     return [v for k, v in entry.items() if k != "type" and isinstance(v, str)]
 
 
-def load_model(path, with_names: bool = False):
+def load_model(path: str | os.PathLike[str],
+               with_names: bool = False) -> Network | tuple[Network, dict[str, str]]:
     """Read and validate a model file; every error names the file and the layer.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file (an ``.npz`` written by `save_model`, format
+        ``'deepspline-reference/1'`` or ``'/2'``).
+    with_names : bool, default=False
+        Also return the names of the parameter arrays.
+
+    Returns
+    -------
+    net : Network
+        The network the file describes.
+    names : dict of str to str
+        Only when `with_names`: each parameter array's name in the file -> the network's
+        own parameter name ``'layer{i}.{key}'`` (as `Network.named_params` gives it).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at `path`.
+    ModelFileError
+        A ValueError, if `path` is a directory or not a model file (the message says what
+        it is instead, e.g. a PyTorch checkpoint), or an entry breaks the format: missing or
+        non-real arrays, wrong dimensions, NaN or inf, unknown layer types, widths that do
+        not chain, an array named by two layers.  The message names the layer.
+
+    See Also
+    --------
+    save_model : Write a model file.
+
+    Notes
+    -----
     Only the entries that the layers name are read, each after its header has been checked
-    (reference.files.NpzReader); no pickle is ever loaded.  An array NAME may be used by one
-    layer only: tied parameters are not part of the format (their gradients would be
-    ambiguous), so a file where two layers name the same array is refused.
-    Returns the Network; with `with_names`, also a dict from each parameter array's name
-    in the file to the network's own parameter name 'layer{i}.{key}'."""
+    against the bytes the archive holds; no pickle is ever loaded.  An array NAME may be
+    used by one layer only: tied parameters are not part of the format (their gradients
+    would be ambiguous), so a file where two layers name the same array is refused.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from reference.nn import build_mlp
+    >>> from reference.io import load_model, save_model
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_model(build_mlp([2, 1], activation="relu", rng=0),
+    ...                       os.path.join(tmp, "model.npz"))
+    ...     net, names = load_model(path, with_names=True)
+    >>> net.n_in, net.n_out
+    (2, 1)
+    >>> names
+    {'layer0.weight': 'layer0.weight', 'layer0.bias': 'layer0.bias'}
+    """
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"model: {path} is a directory, expected a model file (.npz)")
@@ -213,13 +313,39 @@ def load_model(path, with_names: bool = False):
     return (net, names) if with_names else net
 
 
-def network_from_mat(path, activation: str = "relu") -> Network:
-    """A bias-free network from a MATLAB file whose cell `weights` holds W_1..W_L (as in
-    the LipSDP repository): dense layers with `activation` between them (relu, or any
-    name network.make_activation knows) and an identity output."""
-    import scipy.io
+def network_from_mat(path: str | os.PathLike[str], activation: str = "relu") -> Network:
+    """Build a bias-free network from the weights in a MATLAB file (LipSDP's layout).
 
-    from reference.nn._network import make_activation
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A MATLAB ``.mat`` file whose cell ``weights`` holds :math:`W_1, \\dots, W_L`, each
+        of shape (n_out, n_in), as in the LipSDP repository.
+    activation : str, default='relu'
+        The activation between the dense layers: any kind `reference.nn.make_activation`
+        builds (``'relu'``, ``'leaky_relu'``, ``'spline'``, ...), with its default options.
+
+    Returns
+    -------
+    net : Network
+        Dense layers without bias, `activation` after each but the last, and an identity
+        output: :math:`f(x) = W_L \\sigma(\\cdots \\sigma(W_1 x))`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at `path`.
+    ModelFileError
+        A ValueError, if the file is not a readable MATLAB file, has no variable
+        ``weights``, or its matrices are not real or their shapes do not chain.
+
+    References
+    ----------
+    .. [1] M. Fazlyab, A. Robey, H. Hassani, M. Morari, G. J. Pappas, "Efficient and
+       Accurate Estimation of Lipschitz Constants for Deep Neural Networks", NeurIPS 2019
+       (LipSDP; its repository stores the weights this way).
+    """
+    import scipy.io
 
     path = Path(path)
     if not path.is_file():
@@ -234,7 +360,7 @@ def network_from_mat(path, activation: str = "relu") -> Network:
                              f"weight matrices, as in the LipSDP repository; it holds "
                              f"{sorted(k for k in mat if not k.startswith('__'))})")
     cells = np.asarray(mat["weights"]).ravel()
-    layers = []
+    layers: list[Any] = []
     try:
         for i, w in enumerate(cells):
             w = np.asarray(w, dtype=np.float64)

@@ -6,9 +6,14 @@ layer-wise product (`layerwise`, with `operator_norm` and `slope_bounds`) and Li
 et al., NeurIPS 2019: `lipsdp`, `lipsdp_data`, `certified_rho`, `rounding_bound`,
 `RoundingBound`; VARIANTS).  Exact values: `exact_1d` and `exact_1d_on_box` (one input),
 `regions_2d` (two inputs), `exact_milp` (p in {1, inf}).  Lower bounds: `lower` (with
-`jacobian_norms`).  `ladder` runs them with one convention for the results, `check_claim`
-decides a claimed constant and returns a `Verdict`.
+`jacobian_norms`).  Each method's result is a `BoundResult`; `ladder` runs them with one
+convention and returns a `LadderResult`, `check_claim` decides a claimed constant and returns a
+`Verdict`.
 """
+from reference.lipschitz._bound_result import (
+    BoundResult,
+    LadderResult,
+)
 from reference.lipschitz._bounds import (
     theorem1,
     theorem1_bv2,
@@ -47,6 +52,8 @@ from reference.lipschitz._verdict import (
 )
 
 __all__ = [
+    "BoundResult",
+    "LadderResult",
     "theorem1",
     "theorem1_bv2",
     "layerwise",

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
+from reference.lipschitz._bound_result import BoundResult
 from reference._limits import check_box, guard
 from reference._numerics import gamma, product_or_overflow, scaled_product
 from reference.nn._network import Activation, Dense, Identity, Network
@@ -424,7 +425,8 @@ def _chunked_norms(net: Network, x: np.ndarray, p: float, chunk: int) -> np.ndar
 
 
 def lower(net: Network, p: float | str = 2, box: float = 1.0, num_points: int = NUM_POINTS,
-          rounds: int = ROUNDS, seed: int = 0, max_lower_cost: float = MAX_LOWER_COST) -> dict:
+          rounds: int = ROUNDS, seed: int = 0,
+          max_lower_cost: float = MAX_LOWER_COST) -> BoundResult:
     """A lower bound on Lip_p(f) over the box [-box, box]^N_0 by a seeded search of Jacobians.
 
     Parameters
@@ -446,7 +448,8 @@ def lower(net: Network, p: float | str = 2, box: float = 1.0, num_points: int = 
 
     Returns
     -------
-    result : dict
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [lower] in `BoundResult`):
         ``value`` (float: the largest ||J(x)||_{p->p} found, a lower bound on Lip_p(f) over
         the box), ``jacobian_norm`` (the same number), ``pair_ratio`` (float: the secant
         ratio of the pair below), ``x`` and ``x_pair`` (ndarray, shape (N_0,): two points of
@@ -515,6 +518,6 @@ def lower(net: Network, p: float | str = 2, box: float = 1.0, num_points: int = 
                              f"x = {x[best].tolist()} for these finite parameters; no bound "
                              "is reported")
     x_pair_start, x_pair, pair_ratio = secant_pair(net, x[best], p, box)
-    return {"value": float(norms[best]), "jacobian_norm": float(norms[best]),
-            "pair_ratio": pair_ratio, "x": x_pair_start, "x_pair": x_pair,
-            "points_evaluated": len(x), "seed": seed, "box": box}
+    return BoundResult(value=float(norms[best]), jacobian_norm=float(norms[best]),
+                       pair_ratio=pair_ratio, x=x_pair_start, x_pair=x_pair,
+                       points_evaluated=len(x), seed=seed, box=box)

@@ -9,9 +9,9 @@ Three cases are computable, each in its module:
   enumerates the linear regions (polygons split layer by layer);
 - p in {1, inf}, a small network, a box [-R, R]^N_0: `reference.lipschitz.exact_milp` solves a
   mixed-integer LP (HiGHS).
-All three are re-exported here with the names other modules use.  The first two share their
-machinery (reference.lipschitz._partition): a region counts whatever its size, and where floating
-point cannot decide a cut, exact rational arithmetic does (reference.lipschitz._rational).
+They import this module (it imports none of them).  The first two share their machinery
+(reference.lipschitz._partition): a region counts whatever its size, and where floating point
+cannot decide a cut, exact rational arithmetic does (reference.lipschitz._rational).
 
 This module keeps what they all share: the knot form and the piece tables of every
 activation (`knot_form`, `piece_tables`, reference.lipschitz._pieces), the Jacobian of an activation
@@ -38,8 +38,9 @@ from reference.lipschitz._bounds import (activation_constants, blocks, operator_
                                  vector_norm)
 from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
 from reference.lipschitz._pieces import piece_table
-from reference.lipschitz._rounding_exact import UNIT_ROUNDOFF
+from reference._numerics import gamma
 from reference.nn._spline import KnotSpline, LinearSpline
+from reference.exceptions import NotApplicable
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)
@@ -56,8 +57,6 @@ CHORD_SHRINK = 0.5         # chord_pair: the pair spans this fraction of the cho
 UPPER_MARGIN_KINDS = ("jacobian_rounding", "rounding_bound", "tolerance", "closed_form")
 
 
-class NotApplicable(ValueError):
-    """A method that does not apply to this model or p (the message says why)."""
 
 
 def _flush_c_stdio() -> None:
@@ -288,11 +287,10 @@ def jacobian_rounding(net: Network, p: float) -> float:
     For p in {1, inf} the product equals the layer-wise bound; inf when it overflows."""
     parts = blocks(net)
     n = sum(w.shape[1] + 3 for w, _ in parts) + net.n_in + net.n_out
-    gamma = n * UNIT_ROUNDOFF / (1 - n * UNIT_ROUNDOFF)
     with np.errstate(over="ignore"):
         product = np.prod([operator_norm(activation_constants(layer, w.shape[0])["lip"][:, None]
                                          * np.abs(w), p) for w, layer in parts])
-    return float(2 * gamma * product)
+    return float(2 * gamma(n) * product)
 
 
 def box_halfspaces(box: float, n0: int) -> tuple[np.ndarray, np.ndarray]:
@@ -348,20 +346,3 @@ def chord_pair(net: Network, p: float, a_mat: np.ndarray, b_vec: np.ndarray,
         raise ValueError("a_mat, b_vec: the region's chord is shorter than float64 resolves")
     diff = net.forward(x_b[None])[0] - net.forward(x_a[None])[0]
     return x_a, x_b, vector_norm(diff, p) / vector_norm(x_b - x_a, p)
-
-
-# The MILP lives in reference.lipschitz._milp; its public names stay importable from here
-# (resolved on first use, so that either module can be imported first).
-_MILP_NAMES = ("HIGHS_INFINITY", "MAX_BINARIES", "MAX_CUTS", "MILP_TOLERANCE", "PRESOLVE",
-               "MilpNotOptimal", "_Milp", "exact_milp")
-_1D_NAMES = ("exact_1d", "exact_1d_on_box")
-
-
-def __getattr__(name: str):
-    if name in _MILP_NAMES:
-        from reference.lipschitz import _milp as milp
-        return getattr(milp, name)
-    if name in _1D_NAMES:
-        from reference.lipschitz import _exact1d as exact1d
-        return getattr(exact1d, name)
-    raise AttributeError(f"module 'reference.lipschitz._exact' has no attribute {name!r}")

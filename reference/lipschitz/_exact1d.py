@@ -30,7 +30,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
+from reference.lipschitz._bound_result import BoundResult
 from reference.lipschitz._exact import (MAX_PIECES, TIME_LIMIT, chord_pair, finite_or_none, input_scale,
                              jacobian_rounding, piece_tables, scaled_input)
 from reference._limits import Deadline, check_box, check_limit
@@ -38,7 +39,7 @@ from reference.lipschitz._bounds import check_finite, parse_p, vector_norm
 from reference.nn._network import Network
 from reference.lipschitz._partition import (LayerMap, begin_cut, certify, chunks, conclude, end_cut,
                                  enumerate_cells)
-from reference.lipschitz._rounding_exact import gamma
+from reference._numerics import gamma
 
 CHUNK = 65536              # segments per step (memory CHUNK x width)
 CHANGE_RTOL = 1e-12        # linear_pieces: neighbours whose slopes agree to this merge
@@ -234,7 +235,7 @@ def _exact(net: Network, p: float, domain: tuple, max_pieces, deadline) -> dict:
 
 
 def exact_1d(net: Network, p: float | str = 2, max_pieces: int = MAX_PIECES,
-             time_limit: float = TIME_LIMIT) -> dict:
+             time_limit: float = TIME_LIMIT) -> BoundResult:
     r"""Exact Lipschitz constant over R of a network with one input, by breakpoint propagation.
 
     Parameters
@@ -250,7 +251,8 @@ def exact_1d(net: Network, p: float | str = 2, max_pieces: int = MAX_PIECES,
 
     Returns
     -------
-    result : dict
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [exact_1d] in `BoundResult`):
         ``value`` (float, or None without a certified value), ``status`` ("optimal",
         "not_certified", "max_pieces" or "time_limit"), ``certified_exact`` (bool),
         ``lower_bound`` <= Lip_p(f) <= ``upper_bound`` (floats; equal to value when
@@ -323,7 +325,7 @@ def exact_1d(net: Network, p: float | str = 2, max_pieces: int = MAX_PIECES,
         raise ValueError(f"model: exact_1d needs a network with 1 input, got {net.n_in}")
     max_pieces = check_limit(max_pieces, "max_pieces")
     deadline = Deadline(time_limit)
-    out = _exact(net, p, (-np.inf, np.inf), max_pieces, deadline)
+    out = BoundResult(_exact(net, p, (-np.inf, np.inf), max_pieces, deadline))
     if out["status"] == "optimal":
         lo, hi = out["argmax_segment"]
         out["argmax_point"] = float(inside(np.array([lo]), np.array([hi]))[0])
@@ -334,7 +336,7 @@ def exact_1d(net: Network, p: float | str = 2, max_pieces: int = MAX_PIECES,
 
 
 def exact_1d_on_box(net: Network, p: float | str, box: float, max_pieces: int = MAX_PIECES,
-                    time_limit: float = TIME_LIMIT) -> dict:
+                    time_limit: float = TIME_LIMIT) -> BoundResult:
     """Exact Lipschitz constant over [-box, box] of a network with one input.
 
     Parameters
@@ -352,12 +354,14 @@ def exact_1d_on_box(net: Network, p: float | str, box: float, max_pieces: int = 
 
     Returns
     -------
-    result : dict
-        When certified: ``box_value`` (float: Lip_p(f) over the box), ``box_pieces`` (int),
-        ``witness_x`` and ``witness_x_pair`` (lists of one float: a `chord_pair` in the
-        segment of the value, f affine between them) and ``witness`` (float: their secant
-        ratio).  Otherwise ``box_value`` None, ``box_reason`` (str), ``box_upper_bound``
-        (float or None) and ``box_pieces``.
+    result : BoundResult
+        The keys marked [exact_1d_on_box] in `BoundResult` (no ``value``: they complete the
+        result of `exact_1d` over R, as the ladder does).  When certified: ``box_value``
+        (float: Lip_p(f) over the box), ``box_pieces`` (int), ``witness_x`` and
+        ``witness_x_pair`` (lists of one float: a `chord_pair` in the segment of the value, f
+        affine between them) and ``witness`` (float: their secant ratio).  Otherwise
+        ``box_value`` None, ``box_reason`` (str), ``box_upper_bound`` (float or None) and
+        ``box_pieces``.
 
     Raises
     ------
@@ -391,9 +395,10 @@ def exact_1d_on_box(net: Network, p: float | str, box: float, max_pieces: int = 
     out = _exact(unit, p, (-box / scale, box / scale), check_limit(max_pieces, "max_pieces"),
                  deadline)
     if out["status"] != "optimal":
-        return {"box_value": None, "box_reason": out["reason"],
-                "box_upper_bound": finite_or_none((out["upper_bound"] or np.inf) / scale),
-                "box_pieces": out.get("pieces")}
+        return BoundResult(box_value=None, box_reason=out["reason"],
+                           box_upper_bound=finite_or_none((out["upper_bound"] or np.inf)
+                                                          / scale),
+                           box_pieces=out.get("pieces"))
     for lo, hi in (out["argmax_segment"], out["best_segment"]):
         try:
             x_a, x_b, ratio = chord_pair(unit, p, np.array([[1.0], [-1.0]]), np.array([hi, -lo]),
@@ -401,6 +406,6 @@ def exact_1d_on_box(net: Network, p: float | str, box: float, max_pieces: int = 
             break
         except (ValueError, TypeError):   # thinner than float64 resolves: the best attained
             continue
-    return {"box_value": out["value"] / scale, "box_pieces": out["pieces"],
-            "witness_x": (scale * x_a).tolist(), "witness_x_pair": (scale * x_b).tolist(),
-            "witness": ratio / scale}
+    return BoundResult(box_value=out["value"] / scale, box_pieces=out["pieces"],
+                       witness_x=(scale * x_a).tolist(), witness_x_pair=(scale * x_b).tolist(),
+                       witness=ratio / scale)

@@ -1,10 +1,11 @@
 """The Lipschitz ladder: every method by name, run with one convention for the results.
 
-Each method returns a dict with at least `value` (a float, or None with a `reason` when the
-method does not apply, is refused by its size guard (reference._limits), gives a bound outside
-the float64 range or could not certify a number (reference.exceptions.SolveFailed)), `kind` and
-`seconds`.  kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper"
-(Lip <= value), "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
+Each method returns a BoundResult (a dict with attribute access; its keys are listed there)
+with at least `value` (a float, or None with a `reason` when the method does not apply, is
+refused by its size guard (reference._limits), gives a bound outside the float64 range or
+could not certify a number (reference.exceptions.SolveFailed)), `kind` and `seconds`.
+kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper" (Lip <= value),
+"exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
 "bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
 either end possibly None); the exact methods also give `upper_margin_kind`
 (reference.lipschitz._exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
@@ -33,19 +34,20 @@ from typing import Any
 import numpy as np
 
 from reference.lipschitz import _exact as exact_mod
-from reference._checks import OverflowResult
 from reference.data._datasets import check_count
-from reference.exceptions import SolveFailed
+from reference.exceptions import NotApplicable, OverflowResult, SolveFailed, TooLarge
 from reference import _limits as limits
 from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz._bound_result import BoundResult, LadderResult
 from reference.lipschitz import _lipsdp as lipsdp
 from reference.lipschitz import _milp as milp
 from reference.lipschitz import _regions2d as regions2d
 from reference.nn._network import Network
+from reference.lipschitz import _exact1d as exact1d
 
 METHODS = ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise", "theorem1",
            "theorem1_bv2")
-LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": exact_mod.MAX_BINARIES,
+LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": milp.MAX_BINARIES,
           "max_pieces": exact_mod.MAX_PIECES, "max_regions": regions2d.MAX_REGIONS,
           "max_sdp_cost": lipsdp.MAX_SDP_COST,
           "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
@@ -78,11 +80,11 @@ def _exact(net, p, box, options):
     every p, over the box) or the MILP (p in {1, inf}, over the box).  kind "exact" when the
     method certified its optimum, else "bracket" (KINDS)."""
     if net.n_in == 1:
-        r = exact_mod.exact_1d(net, p, max_pieces=options["max_pieces"],
+        r = exact1d.exact_1d(net, p, max_pieces=options["max_pieces"],
                                time_limit=options["time_limit"])
         out = {k: v for k, v in r.items() if k not in ("breakpoints", "seconds")}
         if r["status"] == "optimal":
-            out.update(exact_mod.exact_1d_on_box(net, p, box, max_pieces=options["max_pieces"],
+            out.update(exact1d.exact_1d_on_box(net, p, box, max_pieces=options["max_pieces"],
                                                  time_limit=options["time_limit"]))
         out["method"] = "breakpoint propagation"
     elif net.n_in == 2:
@@ -91,7 +93,7 @@ def _exact(net, p, box, options):
         out = {k: v for k, v in r.items() if k != "seconds"}
         out["method"] = "linear regions (polygons)"
     elif p == 2.0:
-        raise exact_mod.NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
+        raise NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
                                       "propagation, linear regions); the MILP covers p = 1 "
                                       "and inf")
     else:
@@ -114,7 +116,7 @@ def _exact(net, p, box, options):
 def _lipsdp(variant):
     def run(net, p, box, options):
         if p != 2.0:
-            raise exact_mod.NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
+            raise NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
         r = lipsdp.lipsdp(net, variant, options["solver"],
                           max_sdp_cost=options["max_sdp_cost"])
         return {k: v for k, v in r.items() if k not in ("seconds",)}
@@ -152,12 +154,20 @@ def check_options(options: dict) -> dict:
     return out
 
 
-def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dict:
+def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> BoundResult:
     """One method's result: value, kind (KINDS, or "exact" from `_exact`) and seconds; value
     None with a reason when the method does not apply (NotApplicable), is refused by its size
     guard (TooLarge), gives a bound outside the float64 range (OverflowResult) or did not
     reach a certified optimum (SolveFailed, or the bracket of an exact method).  Options: see
-    `check_options`."""
+    `check_options`.
+
+    Returns
+    -------
+    BoundResult
+        Its function's keys (the "exact" method: exact_1d's without breakpoints, completed
+        by exact_1d_on_box's; "lower": lower's with domain in place of box) and kind,
+        seconds, domain, method, reason: the keys marked "ladder" in `BoundResult`.
+    """
     parse_methods([name])
     p = lipschitz.parse_p(p)
     box = limits.check_box(box)
@@ -165,15 +175,16 @@ def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> dic
     t0 = time.perf_counter()
     try:
         out = RUNNERS[name](net, p, box, options)
-    except (exact_mod.NotApplicable, limits.TooLarge, OverflowResult, SolveFailed) as exc:
+    except (NotApplicable, TooLarge, OverflowResult, SolveFailed) as exc:
         out = {"value": None, "reason": str(exc)}
+    out = BoundResult(out)
     out.setdefault("kind", KINDS[name])
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
 def ladder(net: Network, p: float | str = 2, box: float = 1.0,
-           methods: str | Sequence[str] = METHODS, **options: Any) -> dict:
+           methods: str | Sequence[str] = METHODS, **options: Any) -> LadderResult:
     r"""Run the chosen Lipschitz methods on one network, each result in one convention.
 
     Parameters
@@ -196,10 +207,11 @@ def ladder(net: Network, p: float | str = 2, box: float = 1.0,
 
     Returns
     -------
-    results : dict
-        Method name -> its result, a dict with at least ``value`` (float, or None with a
-        ``reason`` when the method does not apply, is refused by its size guard, leaves the
-        float64 range or could not certify a number), ``kind`` ("lower", "upper", "exact"
+    results : LadderResult
+        Method name -> its result, one `BoundResult` (`run_method`) per method asked, in
+        ladder order, with at least ``value`` (float, or None with a ``reason`` when the
+        method does not apply, is refused by its size guard, leaves the float64 range or
+        could not certify a number), ``kind`` ("lower", "upper", "exact"
         or "bracket") and ``seconds``; the exact method adds ``lower_bound``,
         ``upper_bound``, ``certified_exact``, ``upper_margin_kind`` and its own keys
         (`exact_1d` with `exact_1d_on_box`, `regions_2d` or `exact_milp`); LipSDP its
@@ -258,7 +270,8 @@ def ladder(net: Network, p: float | str = 2, box: float = 1.0,
     lipschitz.check_finite(net)
     box = limits.check_box(box)
     check_options(options)
-    return {name: run_method(name, net, p, box, **options) for name in parse_methods(methods)}
+    return LadderResult((name, run_method(name, net, p, box, **options))
+                        for name in parse_methods(methods))
 
 
 # the field holding an exact method's certified tolerance on its value, by upper_margin_kind

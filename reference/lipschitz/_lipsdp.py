@@ -132,10 +132,10 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from reference._checks import OverflowResult
+from reference.lipschitz._bound_result import BoundResult
 from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, check_threads
 from reference.lipschitz._blas import blas_threads as threads_of_blas
-from reference.exceptions import SolveFailed
+from reference.exceptions import OverflowResult, SolveFailed
 from reference._numerics import UNIT_ROUNDOFF, gamma, product_or_overflow, times_power_of_two_up
 from reference._limits import guard
 from reference.lipschitz._bounds import CLOSED_FORM_FACTOR, check_finite, closed_form_rtol, layerwise
@@ -404,7 +404,7 @@ def certified_rho(data: LmiData, lam: NDArray[np.float64]) -> tuple[float, float
 
 def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
            max_sdp_cost: float = MAX_SDP_COST, reduce: bool = True,
-           blas_threads: int | None = LIPSDP_BLAS_THREADS) -> dict:
+           blas_threads: int | None = LIPSDP_BLAS_THREADS) -> BoundResult:
     r"""LipSDP upper bound on the l2 Lipschitz constant, certified in NumPy.
 
     LipSDP-neuron or LipSDP-layer [1]_ (p = 2), solved and certified on the normalised
@@ -433,8 +433,8 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
 
     Returns
     -------
-    result : dict
-        Its keys:
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [lipsdp] in `BoundResult`):
 
         - ``value`` (float): the NumPy-certified bound sqrt(rho*) on the unreduced LMI, or
           the layer-wise bound when that is lower (``capped_by_layerwise`` True; Notes);
@@ -549,7 +549,7 @@ def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
 
 
 def _lipsdp(net: Network, variant: str, solver: str, max_sdp_cost: float,
-            reduce: bool) -> dict:
+            reduce: bool) -> BoundResult:
     """`lipsdp` once its arguments are checked: solved and certified on the network normalised
     for the variant (`normalised_data`), scaled back by 2^E (`_in_network_units`), never above
     the layer-wise bound (`_at_most_layerwise`)."""
@@ -558,7 +558,7 @@ def _lipsdp(net: Network, variant: str, solver: str, max_sdp_cost: float,
     result, rounding = _lipsdp_normalised(net, variant, solver, max_sdp_cost, reduce, data,
                                           errors, t0)
     result = _in_network_units(result, rounding, normalisation, f"LipSDP-{variant}")
-    return _at_most_layerwise(net, result)
+    return BoundResult(_at_most_layerwise(net, result))
 
 
 def _lipsdp_normalised(net: Network, variant: str, solver: str, max_sdp_cost: float,
@@ -776,11 +776,11 @@ def _closed_form(data: LmiData, value: float, solver: str, t0: float, certificat
             "certificate": certificate}
 
 
-def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:
-    """LipSDP-neuron: one multiplier per hidden neuron (see `lipsdp`)."""
+def lipsdp_neuron(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> BoundResult:
+    """LipSDP-neuron: one multiplier per hidden neuron (see `lipsdp`; a BoundResult)."""
     return lipsdp(net, "neuron", solver, **limits)
 
 
-def lipsdp_layer(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> dict:
-    """LipSDP-layer: one multiplier per hidden layer (see `lipsdp`)."""
+def lipsdp_layer(net: Network, solver: str = DEFAULT_SOLVER, **limits) -> BoundResult:
+    """LipSDP-layer: one multiplier per hidden layer (see `lipsdp`; a BoundResult)."""
     return lipsdp(net, "layer", solver, **limits)

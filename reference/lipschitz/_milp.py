@@ -22,10 +22,12 @@ import scipy.optimize
 import scipy.sparse
 
 from reference.lipschitz import _rational as rational
+from reference.exceptions import MilpNotOptimal, NotApplicable
+from reference.lipschitz._exact import (TIME_LIMIT, box_halfspaces, chord_pair, finite_or_none,
+                                        knot_form, normalized_network, piece_tables,
+                                        solver_output_silenced, tail_bounds)
+from reference.lipschitz._bound_result import BoundResult
 from reference.exceptions import SolveFailed
-from reference.lipschitz._exact import (TIME_LIMIT, NotApplicable, box_halfspaces, chord_pair,
-                             finite_or_none, knot_form, normalized_network, piece_tables,
-                             solver_output_silenced, tail_bounds)
 from reference._limits import Deadline, check_box, check_limit, guard
 from reference.lipschitz._bounds import (check_finite, jacobian_norms, operator_norm, parse_p,
                                  secant_pair, vector_norm)
@@ -220,9 +222,6 @@ def _check_binaries(m: _Milp, max_binaries: float) -> None:
     guard("model: the MILP's binaries", m.binaries, max_binaries, "max_binaries")
 
 
-class MilpNotOptimal(SolveFailed):
-    """HiGHS failed (other than by the time limit) with and without presolve: no value is
-    reported."""
 
 
 def _chosen(res_x, pattern):
@@ -457,7 +456,7 @@ def _verdict(net, p, done, witness, upper, tolerance) -> tuple:
 
 def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
                max_binaries: int = MAX_BINARIES, time_limit: float = TIME_LIMIT,
-               mip_rel_gap: float = 1e-9, max_cuts: int = MAX_CUTS) -> dict:
+               mip_rel_gap: float = 1e-9, max_cuts: int = MAX_CUTS) -> BoundResult:
     r"""Exact Lipschitz constant over a box for p in {1, inf}, by mixed-integer LP (HiGHS).
 
     Parameters
@@ -479,8 +478,9 @@ def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
 
     Returns
     -------
-    result : dict
-        ``value`` (float, = witness when optimal, else None), ``status`` ("optimal",
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [exact_milp] in
+        `BoundResult`): ``value`` (float, = witness when optimal, else None), ``status`` ("optimal",
         "not_attained", "solver_tolerance" or "time_limit"), ``certified_exact`` (bool:
         status "optimal"), ``witness`` (float or None), ``witness_x`` (ndarray, shape
         (N_0,)), ``attained`` (whether the witness is the network's own Jacobian at
@@ -599,7 +599,8 @@ def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
         raise ValueError(f"max_cuts: expected an integer >= 0, got {max_cuts!r}")
     deadline = Deadline(time_limit)
     net_hat, box_hat, a_in, a_out = normalized_network(net, box)
-    out = _exact_milp(net_hat, p, box_hat, (max_binaries, max_cuts, mip_rel_gap), deadline)
+    out = BoundResult(_exact_milp(net_hat, p, box_hat, (max_binaries, max_cuts, mip_rel_gap),
+                                  deadline))
     factor = a_out / a_in
     for key in ("witness", "lower_bound", "upper_bound", "tolerance", "milp_objective",
                 "milp_dual_bound"):

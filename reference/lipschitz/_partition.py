@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.lipschitz import _rational as rational
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 from reference.lipschitz._exact import pattern_jacobian, tail_bounds, tail_products
 from reference.lipschitz._bounds import jacobian_norms
 from reference.lipschitz._rounding_exact import robust_pieces

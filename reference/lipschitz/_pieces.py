@@ -30,7 +30,7 @@ from fractions import Fraction
 import numpy as np
 
 from reference.nn._network import Identity, KnotSplineActivation, Ramp, SplineActivation
-from reference.lipschitz._rounding_exact import gamma
+from reference._numerics import gamma
 
 
 @dataclass

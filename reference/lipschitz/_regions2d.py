@@ -65,16 +65,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference.lipschitz import _rational as rational
+from reference.lipschitz._bound_result import BoundResult
 from reference._format import exact
-from reference.exceptions import SolveFailed
-from reference.lipschitz._exact import (NotApplicable, chord_pair, finite_or_none, input_scale,
-                             jacobian_rounding, piece_tables, scaled_input, tail_bounds)
+from reference.exceptions import NotApplicable, SolveFailed
+from reference.lipschitz._exact import (chord_pair, finite_or_none, input_scale, jacobian_rounding,
+                                        piece_tables, scaled_input, tail_bounds)
 from reference._limits import Deadline, check_box, check_limit
 from reference.lipschitz._bounds import check_finite, jacobian_norms, parse_p, secant_pair
 from reference.nn._network import Network
 from reference.lipschitz._partition import (LayerMap, begin_cut, certify, conclude, end_cut,
                                  enumerate_cells)
-from reference.lipschitz._rounding_exact import gamma
+from reference._numerics import gamma
 
 MAX_REGIONS = 200_000        # polygons of the partition (stops with a bracket)
 TIME_LIMIT = 60.0            # seconds
@@ -345,7 +346,7 @@ def _witness_pair(net, p, polygons, best, region=None) -> tuple:
 
 
 def regions_2d(net: Network, p: float | str = 2, box: float = 1.0,
-               max_regions: float = MAX_REGIONS, time_limit: float = TIME_LIMIT) -> dict:
+               max_regions: float = MAX_REGIONS, time_limit: float = TIME_LIMIT) -> BoundResult:
     r"""Exact Lipschitz constant over a box of a network with two inputs, by its linear regions.
 
     Parameters
@@ -363,10 +364,11 @@ def regions_2d(net: Network, p: float | str = 2, box: float = 1.0,
 
     Returns
     -------
-    result : dict
-        ``value`` (float: the largest Jacobian norm over the regions, the network's own at
-        an interior point of an attained region or a pattern's whose region exact
-        arithmetic proved non-empty; None without a certified value), ``status``
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [regions_2d] in
+        `BoundResult`): ``value`` (float: the largest Jacobian norm over the regions, the
+        network's own at an interior point of an attained region or a pattern's whose region
+        exact arithmetic proved non-empty; None without a certified value), ``status``
         ("optimal", "not_certified", "max_regions" or "time_limit"), ``certified_exact``
         (bool), ``lower_bound`` (= value when optimal) <= Lip_p(f) <= ``upper_bound``
         (largest norm + rounding_bound), ``rounding_bound`` (`jacobian_rounding`),
@@ -437,14 +439,14 @@ def regions_2d(net: Network, p: float | str = 2, box: float = 1.0,
     enum = enumerate_regions(unit, box_u, max_regions, deadline, p, tables)
     domain = f"box [-{box:g}, {box:g}]^2"
     if enum.stopped is not None:
-        out = enum.stopped
+        out = BoundResult(enum.stopped)
         out.update(lower_bound=out["lower_bound"] / scale, witness=out["witness"] / scale,
                    upper_bound=finite_or_none((out["upper_bound"] or np.inf) / scale),
                    witness_x=(scale * out["witness_x"]).tolist(),
                    witness_x_pair=(scale * out["witness_x_pair"]).tolist(), domain=domain,
                    seconds=deadline.elapsed())
         return out
-    return _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain)
+    return BoundResult(_certify(net, unit, p, box_u, scale, enum, tables, deadline, domain))
 
 
 def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict:

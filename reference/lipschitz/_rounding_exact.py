@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._numerics import UNIT_ROUNDOFF, gamma  # noqa: F401  (re-exported)
+from reference._numerics import UNIT_ROUNDOFF, gamma
 from reference.lipschitz._bounds import activation_constants
 from reference.nn._network import (Identity, KnotSplineActivation, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation)

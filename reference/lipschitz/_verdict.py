@@ -35,7 +35,8 @@ from reference.lipschitz import _ladder as ladder
 from reference._limits import check_box
 from reference.lipschitz._bounds import check_finite, closed_form_rtol, parse_p, vector_norm
 from reference.nn._network import Network
-from reference.lipschitz._rounding_exact import UNIT_ROUNDOFF, forward_error_bound, gamma  # noqa: F401
+from reference.lipschitz._rounding_exact import forward_error_bound
+from reference._numerics import UNIT_ROUNDOFF, check_nonnegative, gamma
 
 EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
 GLOBAL = ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron", "lipsdp_layer")
@@ -52,13 +53,7 @@ def stages(n_inputs: int) -> tuple:
 
 def check_claim_value(claim) -> float:
     """The claimed constant C: a finite number >= 0 (ValueError naming claim otherwise)."""
-    try:
-        value = float(claim)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not np.isfinite(value) or value < 0:
-        raise ValueError(f"claim: expected a finite number >= 0, got {claim!r}")
-    return value
+    return check_nonnegative(claim, "claim")
 
 
 class _Record:

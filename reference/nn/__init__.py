@@ -1,4 +1,12 @@
-"""The network: linear-spline activations (uniform-grid and free-knot), the activation registry, dense layers, losses and the TV(2)/BV(2) regularisers."""
+"""The network: linear-spline activations, dense layers, losses and regularisers.
+
+Linear-spline activations on a uniform grid (`LinearSpline`, DeepSplines' form) and with
+free knots (`KnotSpline`), the activation layers and their registry (`ACTIVATIONS`,
+`register`, `make_activation`), dense layers and networks with hand-written
+backpropagation (`Dense`, `Network`, `build_mlp`), the data losses (`LOSSES`,
+`loss_and_grad`) and the TV(2) / BV(2) regularisers (`REGULARISERS`).  The spline kernels
+run on NumPy or numba (`set_backend`), bit for bit the same.
+"""
 from reference.nn._spline import (
     LinearSpline,
     KnotSpline,

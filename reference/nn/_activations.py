@@ -21,11 +21,14 @@ live there).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from reference._checks import as_finite_array, check_choice
+from reference._numerics import as_finite_array, check_choice
 from reference.nn._regularisers import get as get_regulariser
 from reference.nn._spline import KnotSpline, LinearSpline
 
@@ -43,44 +46,166 @@ class Activation:
     format_version = 1       # the model-file format version that introduced the kind
 
     @classmethod
-    def fresh(cls, width: int, **options):
-        """A fresh layer of this kind and width (options: see make_activation)."""
+    def fresh(cls, width: int, **options: Any) -> "Activation":
+        """Build a fresh layer of this kind and width (what `make_activation` builds).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+        **options
+            The options of `make_activation`; each kind takes the ones it uses.
+
+        Returns
+        -------
+        layer : Activation
+            The new layer.
+        """
         return cls()
 
-    def to_entry(self, put) -> dict:
-        """The model-file entry (see Dense.to_entry)."""
+    def to_entry(self, put: Callable[[str, npt.ArrayLike], str]) -> dict[str, Any]:
+        """Return the layer's model-file entry.
+
+        Parameters
+        ----------
+        put : callable
+            ``put(key, array)`` stores an array in the file and returns its NAME.
+
+        Returns
+        -------
+        entry : dict
+            ``{"type": kind}`` plus the layer's fields.
+        """
         return {"type": self.kind}
 
     @classmethod
-    def from_entry(cls, read):
-        """The layer of a model-file entry (see Dense.from_entry)."""
+    def from_entry(cls, read: Any) -> "Activation":
+        """Build the layer of a model-file entry.
+
+        Parameters
+        ----------
+        read : EntryReader
+            The entry being read: ``read.array(key, ndim)`` and ``read.number(key)`` are
+            its validated fields, ``read.error(message)`` the error naming the layer.
+
+        Returns
+        -------
+        layer : Activation
+            The layer.
+        """
         return cls()
 
-    def constants(self, width: int) -> dict:
-        """Per-neuron Lip, TV2 and BV2 = TV2 + |sigma(0)| + |sigma(1)|, each (width,)."""
+    def constants(self, width: int) -> dict[str, npt.NDArray[np.float64]]:
+        r"""Return the per-neuron constants that the Lipschitz bounds use.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        constants : dict of str to ndarray of shape (width,)
+            ``'lip'``: :math:`\mathrm{Lip}(\sigma_n)`; ``'tv2'``:
+            :math:`\mathrm{TV}^{(2)}(\sigma_n)`; ``'bv2'``:
+            :math:`\mathrm{TV}^{(2)}(\sigma_n) + |\sigma_n(0)| + |\sigma_n(1)|`.
+
+        Raises
+        ------
+        TypeError
+            If the kind gives no such constants.
+        """
         raise TypeError(f"layer: {type(self).__name__} gives no per-neuron constants")
 
-    def slope_range(self, width: int) -> tuple:
-        """Per-neuron [min slope, max slope] over all pieces, each (width,)."""
+    def slope_range(self, width: int
+                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return the per-neuron range of slopes, over all pieces.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        min_slope : ndarray of shape (width,)
+            The smallest slope of each neuron's activation.
+        max_slope : ndarray of shape (width,)
+            The largest slope.
+
+        Raises
+        ------
+        TypeError
+            If the kind gives no slope range.
+        """
         raise TypeError(f"layer: {type(self).__name__} gives no slope range")
 
-    def kinks(self, width: int) -> list:
-        """Per neuron: (tau, left, right), the kinks (where the slope changes) sorted, (n_k,),
-        and the slopes just left and right of each, (n_k,)."""
+    def kinks(self, width: int) -> list[tuple[npt.NDArray[np.float64], ...]]:
+        """Return the kinks of each neuron's activation (where the slope changes).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        kinks : list of tuple of ndarray
+            Per neuron, ``(tau, left, right)``, each of shape (n_kinks,): the kinks,
+            sorted, and the slopes just left and right of each.
+        """
         raise NotImplementedError
 
-    def on_kink(self, z, knot_tol: float, magnitude) -> np.ndarray:
-        """(M, N) bool: |z - tau| <= max(knot_tol * max(magnitude, |tau|), `kink_snap`) for
-        the nearest kink tau; magnitude: the scale of z, a number or (M, N), no default (the
-        oracle passes the |W| |y| + |b| bound of reference.magnitudes: a window tied to 1
-        would hold every sample of a network whose pre-activations are 1e-12)."""
+    def on_kink(self, z: npt.NDArray[np.float64], knot_tol: float,
+                magnitude: float | npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        r"""Tell which pre-activations lie on a kink, within a window relative to their scale.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+        knot_tol : float
+            The relative half-width of the window.
+        magnitude : float or ndarray of shape (n_samples, n_neurons)
+            The scale of z, no default: the oracle passes the :math:`|W| |y| + |b|` bound
+            of ``reference.oracle``; a window tied to 1 would hold every sample of a
+            network whose pre-activations are 1e-12.
+
+        Returns
+        -------
+        mask : ndarray of shape (n_samples, n_neurons), dtype bool
+            :math:`|z - \tau| \le \max(\mathrm{knot\_tol} \cdot \max(\mathrm{magnitude},
+            |\tau|), \mathrm{kink\_snap})` for the nearest kink :math:`\tau`.
+        """
         return self.kink_windows(z, knot_tol, magnitude)[0]
 
-    def kink_windows(self, z, knot_tol: float, magnitude) -> tuple:
-        """(on_kink, window, spacing), each (M, N): the mask of `on_kink`, the window
-        max(knot_tol * max(magnitude, |tau|), kink_snap) around the kink tau nearest to z,
-        and the distance from tau to the next kink of its neuron (inf for a lone kink; where
-        a neuron has no kink: window 0, never on a kink)."""
+    def kink_windows(self, z: npt.NDArray[np.float64], knot_tol: float,
+                     magnitude: float | npt.NDArray[np.float64]
+                     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64],
+                                npt.NDArray[np.float64]]:
+        r"""Return the kink windows around the pre-activations.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+        knot_tol : float
+            The relative half-width of the window.
+        magnitude : float or ndarray of shape (n_samples, n_neurons)
+            The scale of z, as in `on_kink`.
+
+        Returns
+        -------
+        on_kink : ndarray of shape (n_samples, n_neurons), dtype bool
+            The mask of `on_kink`.
+        window : ndarray of shape (n_samples, n_neurons)
+            :math:`\max(\mathrm{knot\_tol} \cdot \max(\mathrm{magnitude}, |\tau|),
+            \mathrm{kink\_snap})` around the kink :math:`\tau` nearest to z; 0 where the
+            neuron has no kink (never on a kink).
+        spacing : ndarray of shape (n_samples, n_neurons)
+            The distance from :math:`\tau` to the next kink of its neuron (inf for a lone
+            kink or none).
+        """
         mask = np.zeros(z.shape, dtype=bool)
         window, spacing = np.zeros(z.shape), np.full(z.shape, np.inf)
         magnitude = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), z.shape)
@@ -94,9 +219,24 @@ class Activation:
                 spacing[:, n] = np.minimum(np.r_[np.inf, gaps], np.r_[gaps, np.inf])[j]
         return mask, window, spacing
 
-    def derivative_at(self, z, side=None) -> np.ndarray:
-        """sigma'(z) (M, N), except where side (M, N) int8 is -1 / +1: the slope left / right
-        of the kink nearest to z."""
+    def derivative_at(self, z: npt.NDArray[np.float64],
+                      side: npt.NDArray[np.int8] | None = None) -> npt.NDArray[np.float64]:
+        r"""Return the derivative, one-sided where asked.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+        side : ndarray of shape (n_samples, n_neurons), dtype int8, or None, default=None
+            Where -1 / +1, the slope left / right of the kink nearest to z; elsewhere (and
+            when None) the layer's own convention.
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_neurons)
+            :math:`\sigma_n'(z_{m,n})`; at a kink, the slope of the right piece unless
+            `side` says otherwise.
+        """
         d = self.derivative(z)
         if side is None or not np.any(side):
             return d
@@ -108,13 +248,62 @@ class Activation:
                 d[rows, n] = np.where(side[rows, n] < 0, left[j], right[j])
         return d
 
-    def backward(self, z, grad_y, side=None):
+    def backward(self, z: npt.NDArray[np.float64], grad_y: npt.NDArray[np.float64],
+                 side: npt.NDArray[np.int8] | None = None
+                 ) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
+        """Backpropagate a gradient through the activation.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The cache of `forward` (the pre-activations).
+        grad_y : ndarray of shape (n_samples, n_neurons)
+            The gradient of the objective in the outputs y.
+        side : ndarray of shape (n_samples, n_neurons), dtype int8, or None, default=None
+            One-sided slopes at kinks, as in `derivative_at`.
+
+        Returns
+        -------
+        grad_z : ndarray of shape (n_samples, n_neurons)
+            ``grad_y * derivative_at(z, side)``.
+        grads : dict of str to ndarray
+            The gradients of the parameters (none here).
+        """
         return grad_y * self.derivative_at(z, side), {}
 
-    def jacobian_step(self, z, jac, side=None):
+    def jacobian_step(self, z: npt.NDArray[np.float64], jac: npt.NDArray[np.float64],
+                      side: npt.NDArray[np.int8] | None = None) -> npt.NDArray[np.float64]:
+        """Propagate an input Jacobian through the activation (forward mode).
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The cache of `forward` (the pre-activations).
+        jac : ndarray of shape (n_samples, n_neurons, n_0)
+            The Jacobian of z in the network's inputs.
+        side : ndarray of shape (n_samples, n_neurons), dtype int8, or None, default=None
+            One-sided slopes at kinks, as in `derivative_at`.
+
+        Returns
+        -------
+        jac : ndarray of shape (n_samples, n_neurons, n_0)
+            Row n of :math:`J_m` scaled by :math:`\\sigma_n'(z_{m,n})`.
+        """
         return self.derivative_at(z, side)[:, :, None] * jac
 
-    def check_width(self, width):
+    def check_width(self, width: int) -> None:
+        """Check that the layer takes inputs of this width.
+
+        Parameters
+        ----------
+        width : int
+            The width of the inputs.
+
+        Raises
+        ------
+        ValueError
+            If the layer fixes its width and it differs.
+        """
         if self.n_in is not None and width != self.n_in:
             raise ValueError(f"{self.kind}: expected inputs of width {self.n_in}, got {width}")
 
@@ -144,16 +333,55 @@ def _spline_constants(spline) -> dict:
 ACTIVATION_TYPES = {}      # kind -> activation class: the registry (see `register`)
 
 
-def register(cls):
-    """Class decorator: ACTIVATION_TYPES[cls.kind] = cls (make_activation, reference.io and
-    reference.lipschitz then know the kind)."""
+def register(cls: type[Activation]) -> type[Activation]:
+    """Register an activation class under its ``kind`` (a class decorator).
+
+    The argument ``cls`` is a subclass of `Activation` with a class attribute ``kind``
+    (numpydoc does not list a parameter named ``cls``).
+
+    Returns
+    -------
+    cls : type
+        The class itself, now ``ACTIVATION_TYPES[cls.kind]``: `make_activation`,
+        `reference.io` and `reference.lipschitz` then know the kind.
+    """
     ACTIVATION_TYPES[cls.kind] = cls
     return cls
 
 
 @register
 class SplineActivation(Activation):
-    """One linear spline per neuron (reference.spline.LinearSpline); params: coefficients."""
+    r"""A layer of trainable linear-spline activations on a uniform grid, one per neuron.
+
+    Parameters
+    ----------
+    spline : LinearSpline
+        The splines, one channel per neuron.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``'coefficients'``, shape (n_neurons, size): the spline's coefficient array itself
+        (the optimisers update it in place).
+
+    See Also
+    --------
+    LinearSpline : The splines and their accuracy.
+
+    Notes
+    -----
+    Neuron n applies :math:`\sigma_n(z) = \sum_k c_{n,k}\, \beta_1((z - x_{\min})/T - k)`,
+    continued linearly outside the grid; see `LinearSpline`.
+
+    References
+    ----------
+    .. [1] P. Bohra, J. Campos, H. Gupta, S. Aziznejad, M. Unser, "Learning Activation
+       Functions in Deep (Spline) Neural Networks", IEEE Open Journal of Signal
+       Processing 1, 2020.
+    .. [2] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With
+       Trainable Activations and Controlled Lipschitz Constant", IEEE Trans. Signal
+       Process. 68, 2020, arXiv:2001.06263.
+    """
     kind = "spline"
 
     def __init__(self, spline: LinearSpline):
@@ -169,30 +397,95 @@ class SplineActivation(Activation):
 
     @property
     def n_in(self):
+        """The number of neurons (input and output width)."""
         return self._spline.num_channels
 
     n_out = n_in
 
-    def forward(self, z):
+    def forward(self, z: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Apply the splines (unchecked kernels; the network checks its inputs).
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations, finite float64.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_neurons)
+            :math:`\\sigma_n(z_{m,n})`.
+        cache : ndarray of shape (n_samples, n_neurons)
+            `z` (where it lies on the grid is kept for the `backward` of this same z).
+        """
         y, self._forward_pieces = self.spline.forward_unchecked(z, keep_pieces=True)
         return y, z
 
-    def derivative(self, z):
+    def derivative(self, z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Return the derivative of the splines.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_neurons)
+            :math:`\\sigma_n'(z_{m,n})`, the slope of the piece right of a knot at it.
+        """
         return self.spline.derivative_unchecked(z)
 
     @property
     def kink_snap(self):
         """knot_snap * step: inputs that close below a grid point take the piece right of it
-        (reference.spline), so the kink window is never narrower."""
+        (reference.nn.LinearSpline), so the kink window is never narrower."""
         return self._spline.knot_snap * self._spline.step
 
-    def kinks(self, width):
+    def kinks(self, width: int) -> list[tuple[npt.NDArray[np.float64], ...]]:
+        """Return the kinks of each spline: the grid points where the slope changes.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (unused: the splines fix it).
+
+        Returns
+        -------
+        kinks : list of tuple of ndarray
+            Per neuron, ``(tau, left, right)``: the interior grid points whose slope change
+            exceeds the rounding of the slopes, and the slopes left and right of each.
+        """
         spline = self.spline
         return [kinks_from_slopes(spline.grid[1:-1], s) for s in spline.slopes()]
 
-    def backward(self, z, grad_y, side=None):
-        """The coefficient gradient does not depend on `side`: sigma(t_k) = c_k from either
-        piece (up to the kernel's snap of s steps, see reference.spline)."""
+    def backward(self, z: npt.NDArray[np.float64], grad_y: npt.NDArray[np.float64],
+                 side: npt.NDArray[np.int8] | None = None
+                 ) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
+        """Backpropagate a gradient through the splines.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The cache of `forward`.
+        grad_y : ndarray of shape (n_samples, n_neurons)
+            The gradient of the objective in the outputs.
+        side : ndarray of shape (n_samples, n_neurons), dtype int8, or None, default=None
+            One-sided slopes at kinks for `grad_z`, as in `derivative_at`.
+
+        Returns
+        -------
+        grad_z : ndarray of shape (n_samples, n_neurons)
+            The gradient in the pre-activations.
+        grads : dict of str to ndarray
+            ``'coefficients'``: the gradient in the coefficients, shape
+            (n_neurons, size) (see `LinearSpline.backward`).
+
+        Notes
+        -----
+        The coefficient gradient does not depend on `side`: :math:`\\sigma(t_k) = c_k` from
+        either piece (up to the kernel's snap of s steps, see `LinearSpline`).
+        """
         pieces = self._forward_pieces                  # used for the z of that forward only
         if pieces is not None and pieces.x is not z:
             pieces = None
@@ -202,17 +495,70 @@ class SplineActivation(Activation):
         return grad_z, {"coefficients": grad_c}
 
     @classmethod
-    def fresh(cls, width, *, spline_init="leaky_relu", size=51, range_=4.0, slope=0.01,
-              **_):
+    def fresh(cls, width: int, *, spline_init: str = "leaky_relu", size: int = 51,
+              range_: float = 4.0, slope: float = 0.01, **_: Any) -> "SplineActivation":
+        """Build splines that start from a standard function on DeepSplines' grid.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons.
+        spline_init : str, default='leaky_relu'
+            The function (see `LinearSpline.initialise`).
+        size : int, default=51
+            The number of grid points K.
+        range_ : float, default=4.0
+            The grid is ``[-range_, range_]``.
+        slope : float, default=0.01
+            The negative slope of a ``leaky_relu`` start.
+        **_
+            Options of the other kinds, ignored.
+
+        Returns
+        -------
+        layer : SplineActivation
+            The new layer.
+        """
         return cls(LinearSpline.initialise(spline_init, width, size, range_, slope=slope))
 
-    def to_entry(self, put) -> dict:
+    def to_entry(self, put: Callable[[str, npt.ArrayLike], str]) -> dict[str, Any]:
+        """Return the layer's model-file entry.
+
+        Parameters
+        ----------
+        put : callable
+            ``put(key, array)`` stores an array in the file and returns its NAME.
+
+        Returns
+        -------
+        entry : dict
+            ``{"type": "spline", "coefficients": NAME, "x_min": float, "step": float}``.
+        """
         return {"type": "spline", "coefficients": put("coefficients",
                                                       self.params["coefficients"]),
                 "x_min": self.spline.x_min, "step": self.spline.step}
 
     @classmethod
-    def from_entry(cls, read):
+    def from_entry(cls, read: Any) -> "SplineActivation":
+        """Build the layer of a ``spline`` model-file entry.
+
+        Parameters
+        ----------
+        read : EntryReader
+            The entry being read (see `Activation.from_entry`).
+
+        Returns
+        -------
+        layer : SplineActivation
+            The layer.
+
+        Raises
+        ------
+        ModelFileError
+            If the coefficients have fewer than 2 columns or the step is not > 0.
+        ValueError
+            If a value is outside the supported range of `LinearSpline`.
+        """
         coefficients = read.array("coefficients", 2)
         if coefficients.shape[1] < 2:
             raise read.error(f"coefficients need K >= 2 per neuron, "
@@ -223,30 +569,89 @@ class SplineActivation(Activation):
             raise read.error(f"'step' should be > 0, got {step}")
         return cls(LinearSpline(coefficients, x_min, step))
 
-    def constants(self, width):
+    def constants(self, width: int) -> dict[str, npt.NDArray[np.float64]]:
+        """Return the per-neuron Lip, TV2 and BV2 of the splines, exact.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (unused: the splines fix it).
+
+        Returns
+        -------
+        constants : dict of str to ndarray of shape (n_neurons,)
+            ``'lip'``, ``'tv2'``, ``'bv2'`` (see `Activation.constants`).
+        """
         return _spline_constants(self.spline)
 
-    def slope_range(self, width):
+    def slope_range(self, width: int
+                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return the smallest and largest slope of each spline.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (unused).
+
+        Returns
+        -------
+        min_slope, max_slope : ndarray of shape (n_neurons,)
+            Over all pieces, the unbounded ends included.
+        """
         return self.spline.slope_range()
 
 
 @register
 class KnotSplineActivation(Activation):
-    """One free-knot linear spline per neuron: the piecewise-linear interpolant through
-    (points[n][i], values[n][i]), points strictly increasing (>= 2 per neuron), continued
-    linearly beyond the end points with the end slopes.  This is how the exact (data-grid)
-    solutions of reference.convex are stored.  params: `points` and `values`, the flat
-    arrays of the model file (neuron n owns the next counts[n] entries); points[n] and
-    values[n] are views into them.
+    r"""A layer of free-knot linear splines, one per neuron, given by interpolation points.
 
-    sigma_n(z) = v_i + s_i (z - p_i) with i = the piece of z (clipped to the first / last
-    piece outside), s_i = (v_{i+1} - v_i) / (p_{i+1} - p_i); sigma'(z) = s_i (the right
-    piece at a point).  Made by the solvers, not a user's choice (not in ACTIVATIONS)."""
+    This is how the exact (data-grid) solutions of `reference.convex` are stored: made by
+    the solvers, not a user's choice (not in `ACTIVATIONS`).
+
+    Parameters
+    ----------
+    points : sequence of array_like
+        Per neuron, the points :math:`p_i`, shape (n_points_n,), at least 2, strictly
+        increasing.
+    values : sequence of array_like
+        Per neuron, the values :math:`v_i` at `points`, shape (n_points_n,).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``'points'`` and ``'values'``, the flat arrays of the model file (neuron n owns the
+        next ``counts[n]`` entries).
+    points, values : list of ndarray
+        Per neuron, views into the flat arrays.
+    counts : ndarray of shape (n_neurons,)
+        The number of points per neuron.
+    offsets : ndarray of shape (n_neurons,)
+        Where each neuron's points start in the flat arrays.
+
+    Raises
+    ------
+    ValueError
+        If the numbers of neurons differ, or a neuron has fewer than 2 strictly
+        increasing, finite points with as many values.
+
+    Notes
+    -----
+    The piecewise-linear interpolant, continued linearly beyond the end points with the
+    end slopes:
+
+    .. math::
+
+        \sigma_n(z) = v_i + s_i (z - p_i), \qquad
+        s_i = \frac{v_{i+1} - v_i}{p_{i+1} - p_i},
+
+    with i the piece of z (clipped to the first / last piece outside);
+    :math:`\sigma_n'(z) = s_i` (the right piece at a point).
+    """
     kind = "knot_spline"
     user_choice = False
     format_version = 2
 
-    def __init__(self, points, values):
+    def __init__(self, points: Sequence[npt.ArrayLike], values: Sequence[npt.ArrayLike]):
         if len(points) != len(values) or len(points) == 0:
             raise ValueError(f"values: expected one array per neuron like points "
                              f"({len(points)}), got {len(values)}")
@@ -273,6 +678,7 @@ class KnotSplineActivation(Activation):
 
     @property
     def n_in(self):
+        """The number of neurons (input and output width)."""
         return len(self.points)
 
     n_out = n_in
@@ -282,7 +688,20 @@ class KnotSplineActivation(Activation):
         """The same splines in knot form (knots at the interior points)."""
         return KnotSpline.interpolant(self.points, self.values)
 
-    def kinks(self, width):
+    def kinks(self, width: int) -> list[tuple[npt.NDArray[np.float64], ...]]:
+        """Return the kinks of each neuron: the interior points where the slope changes.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (unused: the points fix it).
+
+        Returns
+        -------
+        kinks : list of tuple of ndarray
+            Per neuron, ``(tau, left, right)``: the interior points whose slope change
+            exceeds the rounding of the slopes, and the slopes left and right of each.
+        """
         return [kinks_from_slopes(p[1:-1], s) for p, s in zip(self.points, self.slopes)]
 
     def _piece(self, n: int, z: np.ndarray, side=None) -> np.ndarray:
@@ -296,23 +715,79 @@ class KnotSplineActivation(Activation):
             i[rows] = np.where(side[rows] < 0, j - 1, j)
         return i
 
-    def forward(self, z):
+    def forward(self, z: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Apply the interpolants.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_neurons)
+            :math:`\\sigma_n(z_{m,n}) = v_i + s_i (z_{m,n} - p_i)`.
+        cache : ndarray of shape (n_samples, n_neurons)
+            `z`.
+        """
         y = np.empty_like(z)
         for n, s in enumerate(self.slopes):
             i = self._piece(n, z[:, n])
             y[:, n] = self.values[n][i] + s[i] * (z[:, n] - self.points[n][i])
         return y, z
 
-    def derivative(self, z):
+    def derivative(self, z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Return the slope of the piece of each pre-activation.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_neurons)
+            :math:`s_i`, the right piece at a point.
+        """
         return np.stack([s[self._piece(n, z[:, n])] for n, s in enumerate(self.slopes)],
                         axis=1)
 
-    def backward(self, z, grad_y, side=None):
-        """With i the piece of z, h = p_{i+1} - p_i and t = (z - p_i)/h (outside [0, 1] in
-        the extrapolated ends):
-            d sigma/dz = s_i,  d sigma/dv_i = 1 - t,  d sigma/dv_{i+1} = t,
-            d sigma/dp_i = s_i (t - 1),  d sigma/dp_{i+1} = -s_i t.
-        grad_points and grad_values are flat like params, summed over the M rows."""
+    def backward(self, z: npt.NDArray[np.float64], grad_y: npt.NDArray[np.float64],
+                 side: npt.NDArray[np.int8] | None = None
+                 ) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
+        r"""Backpropagate a gradient through the interpolants, to z, points and values.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The cache of `forward`.
+        grad_y : ndarray of shape (n_samples, n_neurons)
+            The gradient of the objective in the outputs.
+        side : ndarray of shape (n_samples, n_neurons), dtype int8, or None, default=None
+            Where -1 / +1, the piece left / right of the nearest interior point is used
+            (for every gradient).
+
+        Returns
+        -------
+        grad_z : ndarray of shape (n_samples, n_neurons)
+            The gradient in the pre-activations.
+        grads : dict of str to ndarray
+            ``'points'`` and ``'values'``, flat like `params`, summed over the samples.
+
+        Notes
+        -----
+        With i the piece of z, :math:`h = p_{i+1} - p_i` and :math:`t = (z - p_i)/h`
+        (outside [0, 1] in the extrapolated ends):
+
+        .. math::
+
+            \frac{\partial\sigma}{\partial z} = s_i, \quad
+            \frac{\partial\sigma}{\partial v_i} = 1 - t, \quad
+            \frac{\partial\sigma}{\partial v_{i+1}} = t, \quad
+            \frac{\partial\sigma}{\partial p_i} = s_i (t - 1), \quad
+            \frac{\partial\sigma}{\partial p_{i+1}} = -s_i t.
+        """
         grad_z = np.empty_like(z)
         size = len(self.params["points"])
         grad_p, grad_v = np.zeros(size), np.zeros(size)
@@ -327,14 +802,43 @@ class KnotSplineActivation(Activation):
                        - np.bincount(at + 1, g * s[i] * t, size))
         return grad_z, {"points": grad_p, "values": grad_v}
 
-    def regulariser_grads(self, reg: str) -> dict:
-        """A subgradient of sum_n R(sigma_n) in points and values (flat, like params).
+    def regulariser_grads(self, reg: str) -> dict[str, npt.NDArray[np.float64]]:
+        r"""Return a subgradient of the summed regulariser in the points and values.
 
-        TV2 = sum_j |a_j|, a_j = s_j - s_{j-1} at the interior points: d TV2/d s_i =
-        sign(a_i) - sign(a_{i+1}) (sign(0) = 0), and s_i = (v_{i+1} - v_i)/h_i gives
-        d s_i/d v_{i+1} = -d s_i/d v_i = 1/h_i, d s_i/d p_i = -d s_i/d p_{i+1} = s_i/h_i.
-        BV2 adds |sigma(0)| + |sigma(1)| (reference.regularisers: |sigma(t)| for t in
-        `extra_points`): `backward` at those z with grad sign(sigma)."""
+        Parameters
+        ----------
+        reg : {'tv2', 'bv2'}
+            The regulariser R (`REGULARISERS`).
+
+        Returns
+        -------
+        grads : dict of str to ndarray
+            ``'points'`` and ``'values'``, flat like `params`: a subgradient of
+            :math:`\sum_n R(\sigma_n)`.
+
+        Raises
+        ------
+        ValueError
+            If `reg` is not a known regulariser.
+
+        Notes
+        -----
+        :math:`\mathrm{TV}^{(2)} = \sum_j |a_j|`, :math:`a_j = s_j - s_{j-1}` at the
+        interior points: :math:`\partial \mathrm{TV}^{(2)} / \partial s_i =
+        \operatorname{sign}(a_i) - \operatorname{sign}(a_{i+1})` (sign(0) = 0), and
+        :math:`s_i = (v_{i+1} - v_i)/h_i` gives
+
+        .. math::
+
+            \frac{\partial s_i}{\partial v_{i+1}} = -\frac{\partial s_i}{\partial v_i}
+            = \frac{1}{h_i}, \qquad
+            \frac{\partial s_i}{\partial p_i} = -\frac{\partial s_i}{\partial p_{i+1}}
+            = \frac{s_i}{h_i}.
+
+        BV2 adds :math:`|\sigma(0)| + |\sigma(1)|` (:math:`|\sigma(t)|` for t in the
+        regulariser's ``extra_points``): `backward` at those z with gradient
+        :math:`\operatorname{sign}(\sigma)`.
+        """
         regulariser = get_regulariser(reg)
         grad_p, grad_v = np.zeros_like(self.params["points"]), np.zeros_like(
             self.params["values"])
@@ -355,13 +859,43 @@ class KnotSplineActivation(Activation):
             grad_v += grads["values"]
         return {"points": grad_p, "values": grad_v}
 
-    def to_entry(self, put) -> dict:
+    def to_entry(self, put: Callable[[str, npt.ArrayLike], str]) -> dict[str, Any]:
+        """Return the layer's model-file entry (format version 2).
+
+        Parameters
+        ----------
+        put : callable
+            ``put(key, array)`` stores an array in the file and returns its NAME.
+
+        Returns
+        -------
+        entry : dict
+            ``{"type": "knot_spline", "points": NAME, "values": NAME, "counts": NAME}``.
+        """
         return {"type": "knot_spline", "points": put("points", np.concatenate(self.points)),
                 "values": put("values", np.concatenate(self.values)),
                 "counts": put("counts", [len(p) for p in self.points])}
 
     @classmethod
-    def from_entry(cls, read):
+    def from_entry(cls, read: Any) -> "KnotSplineActivation":
+        """Build the layer of a ``knot_spline`` model-file entry.
+
+        Parameters
+        ----------
+        read : EntryReader
+            The entry being read (see `Activation.from_entry`).
+
+        Returns
+        -------
+        layer : KnotSplineActivation
+            The layer.
+
+        Raises
+        ------
+        ModelFileError
+            If the counts are not integers >= 2 summing to the lengths of points and
+            values, or a neuron's points are not strictly increasing.
+        """
         points = read.array("points", 1)
         values = read.array("values", 1)
         counts = read.array("counts", 1)
@@ -375,33 +909,121 @@ class KnotSplineActivation(Activation):
         except ValueError as exc:
             raise read.error(str(exc)) from None
 
-    def constants(self, width):
+    def constants(self, width: int) -> dict[str, npt.NDArray[np.float64]]:
+        """Return the per-neuron Lip, TV2 and BV2 of the interpolants, exact.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (unused: the points fix it).
+
+        Returns
+        -------
+        constants : dict of str to ndarray of shape (n_neurons,)
+            ``'lip'``, ``'tv2'``, ``'bv2'`` (see `Activation.constants`).
+        """
         return _spline_constants(self.spline)
 
-    def slope_range(self, width):
+    def slope_range(self, width: int
+                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return the smallest and largest piece slope of each neuron.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (unused).
+
+        Returns
+        -------
+        min_slope, max_slope : ndarray of shape (n_neurons,)
+            Over all pieces, the extrapolated ends included.
+        """
         return (np.array([s.min() for s in self.slopes]),
                 np.array([s.max() for s in self.slopes]))
 
 
 class Ramp(Activation):
-    """sigma_n(z) = z (z >= 0), a_n z (z < 0), a = `negative_slopes(width)` (N,):
-    kink at 0 unless a_n = 1; Lip max(1, |a|), TV2 |1 - a|, BV2 |1 - a| + 1 (sigma(0) = 0,
-    sigma(1) = 1), slopes in [min(a, 1), max(a, 1)]."""
+    r"""The ReLU family: slope 1 for :math:`z \ge 0`, a negative slope :math:`a_n` below.
 
-    def negative_slopes(self, width: int) -> np.ndarray:
+    Notes
+    -----
+    With :math:`a` = ``negative_slopes(width)``, of shape (N,):
+
+    .. math::
+
+        \sigma_n(z) = \begin{cases} z & z \ge 0 \\ a_n z & z < 0 \end{cases}
+
+    a kink at 0 unless :math:`a_n = 1`; :math:`\mathrm{Lip} = \max(1, |a_n|)`,
+    :math:`\mathrm{TV}^{(2)} = |1 - a_n|`, :math:`\mathrm{BV}^{(2)} = |1 - a_n| + 1`
+    (:math:`\sigma(0) = 0`, :math:`\sigma(1) = 1`), slopes in
+    :math:`[\min(a_n, 1), \max(a_n, 1)]`.
+    """
+
+    def negative_slopes(self, width: int) -> npt.NDArray[np.float64]:
+        """Return the slope of each neuron below 0.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        slopes : ndarray of shape (width,)
+            :math:`a_n`.
+        """
         raise NotImplementedError
 
-    def kinks(self, width):
+    def kinks(self, width: int) -> list[tuple[npt.NDArray[np.float64], ...]]:
+        """Return the kink at 0 of each neuron (none where the two slopes agree).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        kinks : list of tuple of ndarray
+            Per neuron, ``(tau, left, right)``: ``([0.], [a_n], [1.])``, or empty arrays
+            when :math:`a_n = 1`.
+        """
         zero = np.zeros(1)
         return [kinks_from_slopes(zero, np.array([a, 1.0]))
                 for a in self.negative_slopes(width)]
 
-    def constants(self, width):
+    def constants(self, width: int) -> dict[str, npt.NDArray[np.float64]]:
+        """Return the per-neuron Lip, TV2 and BV2, in closed form.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        constants : dict of str to ndarray of shape (width,)
+            ``'lip'`` :math:`\\max(1, |a_n|)`, ``'tv2'`` :math:`|1 - a_n|`, ``'bv2'``
+            :math:`|1 - a_n| + 1`.
+        """
         a = self.negative_slopes(width)
         return {"lip": np.maximum(1.0, np.abs(a)), "tv2": np.abs(1.0 - a),
                 "bv2": np.abs(1.0 - a) + 1.0}
 
-    def slope_range(self, width):
+    def slope_range(self, width: int
+                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return the smallest and largest slope of each neuron.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        min_slope, max_slope : ndarray of shape (width,)
+            :math:`\\min(a_n, 1)` and :math:`\\max(a_n, 1)`.
+        """
         a = self.negative_slopes(width)
         return np.minimum(a, 1.0), np.maximum(a, 1.0)
 
@@ -412,19 +1034,69 @@ class ReLU(Ramp):
     kind = "relu"
     params = NO_PARAMS
 
-    def forward(self, z):
+    def forward(self, z: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Apply :math:`\\max(z, 0)`.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_neurons)
+            :math:`\\max(z, 0)`.
+        cache : ndarray of shape (n_samples, n_neurons)
+            `z`.
+        """
         return np.maximum(z, 0.0), z
 
-    def derivative(self, z):
+    def derivative(self, z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Return the derivative, 1 where z >= 0 (the right piece at 0), else 0.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_neurons)
+            The slopes, 0 or 1.
+        """
         return (z >= 0).astype(np.float64)
 
-    def negative_slopes(self, width):
+    def negative_slopes(self, width: int) -> npt.NDArray[np.float64]:
+        """Return the slopes below 0: zeros.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        slopes : ndarray of shape (width,)
+            Zeros.
+        """
         return np.zeros(width)
 
 
 @register
 class LeakyReLU(Ramp):
-    """sigma(z) = z for z >= 0, slope*z otherwise (one fixed slope)."""
+    r"""The leaky ReLU, :math:`\sigma(z) = z` for :math:`z \ge 0`, :math:`a z` below.
+
+    Parameters
+    ----------
+    slope : float, default=0.01
+        The slope a below 0, one fixed value for every neuron (no parameter to train).
+
+    Raises
+    ------
+    ValueError
+        If `slope` is not finite.
+    """
     kind = "leaky_relu"
     params = NO_PARAMS
 
@@ -434,33 +1106,133 @@ class LeakyReLU(Ramp):
             raise ValueError(f"slope: expected a finite number, got {slope}")
         self.slope = slope
 
-    def forward(self, z):
+    def forward(self, z: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Apply the leaky ReLU.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_neurons)
+            z where z >= 0, ``slope * z`` elsewhere.
+        cache : ndarray of shape (n_samples, n_neurons)
+            `z`.
+        """
         return np.where(z >= 0, z, self.slope * z), z
 
-    def derivative(self, z):
+    def derivative(self, z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Return the derivative, 1 where z >= 0 (the right piece at 0), else the slope.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_neurons)
+            1 or `slope`.
+        """
         return np.where(z >= 0, 1.0, self.slope)
 
-    def negative_slopes(self, width):
+    def negative_slopes(self, width: int) -> npt.NDArray[np.float64]:
+        """Return the slope below 0 for every neuron.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        slopes : ndarray of shape (width,)
+            `slope` in every entry.
+        """
         return np.full(width, self.slope)
 
     @classmethod
-    def fresh(cls, width, *, slope=0.01, **_):
+    def fresh(cls, width: int, *, slope: float = 0.01, **_: Any) -> "LeakyReLU":
+        """Build a leaky ReLU (any width).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (unused: the layer takes any width).
+        slope : float, default=0.01
+            The slope below 0.
+        **_
+            Options of the other kinds, ignored.
+
+        Returns
+        -------
+        layer : LeakyReLU
+            The new layer.
+        """
         return cls(slope)
 
-    def to_entry(self, put) -> dict:
+    def to_entry(self, put: Callable[[str, npt.ArrayLike], str]) -> dict[str, Any]:
+        """Return the layer's model-file entry.
+
+        Parameters
+        ----------
+        put : callable
+            Stores an array (unused: the slope is a number in the entry).
+
+        Returns
+        -------
+        entry : dict
+            ``{"type": "leaky_relu", "slope": float}``.
+        """
         return {"type": "leaky_relu", "slope": self.slope}
 
     @classmethod
-    def from_entry(cls, read):
+    def from_entry(cls, read: Any) -> "LeakyReLU":
+        """Build the layer of a ``leaky_relu`` model-file entry.
+
+        Parameters
+        ----------
+        read : EntryReader
+            The entry being read (see `Activation.from_entry`).
+
+        Returns
+        -------
+        layer : LeakyReLU
+            The layer.
+
+        Raises
+        ------
+        ModelFileError
+            If the slope is not a finite number.
+        """
         return cls(read.number("slope"))
 
 
 @register
 class PReLU(Ramp):
-    """sigma_n(z) = z for z >= 0, a_n*z otherwise; slope a (N,) learned per neuron."""
+    r"""The parametric ReLU: :math:`\sigma_n(z) = z` for :math:`z \ge 0`, :math:`a_n z` below.
+
+    Parameters
+    ----------
+    slope : array_like of shape (n_neurons,)
+        The slopes :math:`a_n` below 0, one per neuron (at least one), learned.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``'slope'``, shape (n_neurons,) (updated in place by the optimisers).
+
+    Raises
+    ------
+    ValueError
+        If `slope` is not a finite 1-D array with at least one entry.
+    """
     kind = "prelu"
 
-    def __init__(self, slope):
+    def __init__(self, slope: npt.ArrayLike):
         slope = as_finite_array(slope, "slope", ndim=1)
         if slope.shape[0] < 1:
             raise ValueError("slope: expected one slope per neuron, at least one (N >= 1)")
@@ -468,61 +1240,271 @@ class PReLU(Ramp):
 
     @property
     def n_in(self):
+        """The number of neurons (input and output width)."""
         return self.params["slope"].shape[0]
 
     n_out = n_in
 
-    def forward(self, z):
+    def forward(self, z: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Apply the parametric ReLU.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_neurons)
+            :math:`z_{m,n}` where it is >= 0, :math:`a_n z_{m,n}` elsewhere.
+        cache : ndarray of shape (n_samples, n_neurons)
+            `z`.
+        """
         return np.where(z >= 0, z, self.params["slope"] * z), z
 
-    def derivative(self, z):
+    def derivative(self, z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Return the derivative, 1 where z >= 0 (the right piece at 0), else the neuron's slope.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_neurons)
+            1 or :math:`a_n`.
+        """
         return np.where(z >= 0, 1.0, self.params["slope"])
 
-    def negative_slopes(self, width):
+    def negative_slopes(self, width: int) -> npt.NDArray[np.float64]:
+        """Return the learned slopes below 0.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (unused: the slopes fix it).
+
+        Returns
+        -------
+        slopes : ndarray of shape (n_neurons,)
+            ``params['slope']`` itself.
+        """
         return self.params["slope"]
 
-    def backward(self, z, grad_y, side=None):
-        """d sigma_n / d a_n = min(z, 0) (continuous at the kink: `side` changes grad_z only)."""
+    def backward(self, z: npt.NDArray[np.float64], grad_y: npt.NDArray[np.float64],
+                 side: npt.NDArray[np.int8] | None = None
+                 ) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
+        """Backpropagate a gradient to the pre-activations and the slopes.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The cache of `forward`.
+        grad_y : ndarray of shape (n_samples, n_neurons)
+            The gradient of the objective in the outputs.
+        side : ndarray of shape (n_samples, n_neurons), dtype int8, or None, default=None
+            One-sided slopes at the kink for `grad_z` only (the slope gradient is
+            continuous there).
+
+        Returns
+        -------
+        grad_z : ndarray of shape (n_samples, n_neurons)
+            The gradient in the pre-activations.
+        grads : dict of str to ndarray
+            ``'slope'``, shape (n_neurons,): :math:`\\sum_m g_{m,n} \\min(z_{m,n}, 0)`, as
+            :math:`\\partial\\sigma_n / \\partial a_n = \\min(z, 0)`.
+        """
         return (grad_y * self.derivative_at(z, side),
                 {"slope": (grad_y * np.minimum(z, 0.0)).sum(axis=0)})
 
     @classmethod
-    def fresh(cls, width, *, prelu_init=0.25, **_):
+    def fresh(cls, width: int, *, prelu_init: float = 0.25, **_: Any) -> "PReLU":
+        """Build a parametric ReLU with every slope at its initial value.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons.
+        prelu_init : float, default=0.25
+            The initial slope of every neuron (PyTorch's default).
+        **_
+            Options of the other kinds, ignored.
+
+        Returns
+        -------
+        layer : PReLU
+            The new layer.
+        """
         return cls(np.full(width, float(prelu_init)))
 
-    def to_entry(self, put) -> dict:
+    def to_entry(self, put: Callable[[str, npt.ArrayLike], str]) -> dict[str, Any]:
+        """Return the layer's model-file entry.
+
+        Parameters
+        ----------
+        put : callable
+            ``put(key, array)`` stores an array in the file and returns its NAME.
+
+        Returns
+        -------
+        entry : dict
+            ``{"type": "prelu", "slope": NAME}``.
+        """
         return {"type": "prelu", "slope": put("slope", self.params["slope"])}
 
     @classmethod
-    def from_entry(cls, read):
+    def from_entry(cls, read: Any) -> "PReLU":
+        """Build the layer of a ``prelu`` model-file entry.
+
+        Parameters
+        ----------
+        read : EntryReader
+            The entry being read (see `Activation.from_entry`).
+
+        Returns
+        -------
+        layer : PReLU
+            The layer.
+
+        Raises
+        ------
+        ModelFileError
+            If the slope array is missing, not 1-D or not finite.
+        """
         return cls(read.array("slope", 1))
 
 
 @register
 class Identity(Activation):
-    """sigma(z) = z; Lip 1, TV2 0, BV2 1 (|sigma(1)|), slopes in [1, 1]."""
+    r"""The identity, :math:`\sigma(z) = z` (the usual last layer).
+
+    Lip 1, TV2 0, BV2 1 (:math:`|\sigma(1)|`), slopes in [1, 1].
+    """
     kind = "identity"
     params = NO_PARAMS
 
-    def forward(self, z):
+    def forward(self, z: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return the pre-activations unchanged.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_neurons)
+            `z` itself (not a copy).
+        cache : ndarray of shape (n_samples, n_neurons)
+            `z`.
+        """
         return z, z
 
-    def derivative(self, z):
+    def derivative(self, z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Return the derivative, 1 everywhere.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The pre-activations.
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_neurons)
+            Ones.
+        """
         return np.ones_like(z)
 
-    def kinks(self, width):
+    def kinks(self, width: int) -> list[tuple[npt.NDArray[np.float64], ...]]:
+        """Return no kink for any neuron.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        kinks : list of tuple of ndarray
+            Per neuron, three empty arrays.
+        """
         return [(np.zeros(0),) * 3] * width
 
-    def backward(self, z, grad_y, side=None):
+    def backward(self, z: npt.NDArray[np.float64], grad_y: npt.NDArray[np.float64],
+                 side: npt.NDArray[np.int8] | None = None
+                 ) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
+        """Pass the gradient through unchanged.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The cache of `forward` (unused).
+        grad_y : ndarray of shape (n_samples, n_neurons)
+            The gradient of the objective in the outputs.
+        side : ndarray or None, default=None
+            Ignored (no kinks).
+
+        Returns
+        -------
+        grad_z : ndarray of shape (n_samples, n_neurons)
+            `grad_y` itself.
+        grads : dict
+            Empty (no parameters).
+        """
         return grad_y, {}
 
-    def jacobian_step(self, z, jac, side=None):
+    def jacobian_step(self, z: npt.NDArray[np.float64], jac: npt.NDArray[np.float64],
+                      side: npt.NDArray[np.int8] | None = None) -> npt.NDArray[np.float64]:
+        """Pass the input Jacobian through unchanged.
+
+        Parameters
+        ----------
+        z : ndarray of shape (n_samples, n_neurons)
+            The cache of `forward` (unused).
+        jac : ndarray of shape (n_samples, n_neurons, n_0)
+            The Jacobian of z in the network's inputs.
+        side : ndarray or None, default=None
+            Ignored (no kinks).
+
+        Returns
+        -------
+        jac : ndarray of shape (n_samples, n_neurons, n_0)
+            `jac` itself.
+        """
         return jac
 
-    def constants(self, width):
+    def constants(self, width: int) -> dict[str, npt.NDArray[np.float64]]:
+        """Return the per-neuron constants of the identity.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        constants : dict of str to ndarray of shape (width,)
+            ``'lip'`` 1, ``'tv2'`` 0, ``'bv2'`` 1 (:math:`|\\sigma(1)|`).
+        """
         return {"lip": np.ones(width), "tv2": np.zeros(width), "bv2": np.ones(width)}
 
-    def slope_range(self, width):
+    def slope_range(self, width: int
+                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return the slope range of the identity, [1, 1] for every neuron.
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        min_slope, max_slope : ndarray of shape (width,)
+            Ones.
+        """
         return np.ones(width), np.ones(width)
 
 
@@ -531,11 +1513,48 @@ ACTIVATIONS = tuple(kind for kind, cls in ACTIVATION_TYPES.items() if cls.user_c
 
 
 
-def make_activation(kind: str, width: int, *, spline_init="leaky_relu", size=51, range_=4.0,
-                    slope=0.01, prelu_init=0.25):
-    """A fresh activation layer of the given kind and width (ACTIVATION_TYPES[kind].fresh):
-    spline_init, size, range_ and slope for splines (LinearSpline.initialise), slope for
-    leaky_relu, prelu_init for prelu."""
+def make_activation(kind: str, width: int, *, spline_init: str = "leaky_relu", size: int = 51,
+                    range_: float = 4.0, slope: float = 0.01,
+                    prelu_init: float = 0.25) -> Activation:
+    """Build a fresh activation layer of a given kind and width.
+
+    Parameters
+    ----------
+    kind : str
+        One of `ACTIVATIONS`: ``'spline'``, ``'relu'``, ``'leaky_relu'``, ``'prelu'``,
+        ``'identity'``.
+    width : int
+        The number of neurons N.
+    spline_init : str, default='leaky_relu'
+        ``spline``: the function the splines start from (see `LinearSpline.initialise`).
+    size : int, default=51
+        ``spline``: the number of grid points K.
+    range_ : float, default=4.0
+        ``spline``: the grid is ``[-range_, range_]``.
+    slope : float, default=0.01
+        The negative slope of ``leaky_relu``, and of a ``leaky_relu`` spline start.
+    prelu_init : float, default=0.25
+        ``prelu``: the initial slope of every neuron.
+
+    Returns
+    -------
+    layer : Activation
+        ``ACTIVATION_TYPES[kind].fresh(width, ...)``.
+
+    Raises
+    ------
+    ValueError
+        If `kind` is not one of `ACTIVATIONS`, or an option is out of range.
+
+    Examples
+    --------
+    >>> from reference.nn import make_activation
+    >>> layer = make_activation("spline", 3, size=11, range_=1.0)
+    >>> layer.kind, layer.spline.coefficients.shape
+    ('spline', (3, 11))
+    >>> make_activation("leaky_relu", 3, slope=0.1).slope
+    0.1
+    """
     check_choice(kind, ACTIVATIONS, "activation")
     return ACTIVATION_TYPES[kind].fresh(width, spline_init=spline_init, size=size,
                                         range_=range_, slope=slope, prelu_init=prelu_init)

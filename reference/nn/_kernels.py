@@ -1,4 +1,4 @@
-"""Block kernels of reference.spline.LinearSpline: forward, derivative, backward.
+"""Block kernels of reference.nn.LinearSpline: forward, derivative, backward.
 
 Every kernel works on a row block of an (M, C) array (about CHUNK_ELEMENTS entries, so
 that temporaries stay in cache) with the piece tables of the spline, flat (C*K,) arrays
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -82,12 +83,36 @@ class Pieces(NamedTuple):
 
 # ------------------------------------------------------------------------ threads
 def num_threads() -> int:
-    """Threads used by the spline kernels (default: min(2, CPU count))."""
+    """Return the number of threads used by the spline kernels.
+
+    Returns
+    -------
+    n : int
+        The thread count; by default min(2, CPU count).
+
+    See Also
+    --------
+    set_num_threads : Change it.
+    """
     return _num_threads
 
 
 def set_num_threads(n: int) -> None:
-    """Set the threads used by the spline kernels; results do not depend on it."""
+    """Set the number of threads used by the spline kernels.
+
+    Results do not depend on it: row blocks depend on the shape alone and their partial
+    sums are added in order.
+
+    Parameters
+    ----------
+    n : int
+        The thread count, >= 1.
+
+    Raises
+    ------
+    ValueError
+        If `n` < 1.
+    """
     global _num_threads, _pool_executor
     n = int(n)
     if n < 1:
@@ -308,9 +333,33 @@ _active = None
 
 
 def set_backend(name: str | None) -> str:
-    """Use the kernels of backend `name` ('numba' or 'numpy'; None: numba when it
-    imports, else numpy); returns the name in use.  ImportError when 'numba' is asked
-    for and numba is not installed."""
+    """Choose the kernels of the spline evaluations.
+
+    Both backends compute the same operations in the same order, hence the same bits.
+
+    Parameters
+    ----------
+    name : {'numba', 'numpy'} or None
+        The backend: ``'numpy'``, the readable reference, or ``'numba'``, the same loops
+        compiled and fused (an optional dependency); None: numba when it imports, else
+        numpy.
+
+    Returns
+    -------
+    name : str
+        The backend now in use.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not one of the above.
+    ImportError
+        If ``'numba'`` is asked for and numba is not installed.
+
+    See Also
+    --------
+    use_backend : A backend for the duration of a ``with`` block.
+    """
     global _active
     if name is None:
         try:
@@ -325,17 +374,50 @@ def set_backend(name: str | None) -> str:
     return name
 
 
-def backend():
-    """The kernels in use (chosen on first use: the environment variable
-    DSREF_SPLINE_BACKEND, else set_backend(None))."""
+def backend() -> NumpyKernels | NumbaKernels:
+    """Return the kernels in use.
+
+    Returns
+    -------
+    kernels : object
+        The backend's kernels; ``backend().name`` is its name.  Chosen on first use: the
+        environment variable ``DSREF_SPLINE_BACKEND``, else ``set_backend(None)``.
+    """
     if _active is None:
         set_backend(os.environ.get("DSREF_SPLINE_BACKEND") or None)
     return _active
 
 
 @contextmanager
-def use_backend(name: str | None):
-    """`with use_backend('numpy'):` runs the block with that backend, then restores."""
+def use_backend(name: str | None) -> Iterator[None]:
+    """Run a ``with`` block with a backend, then restore the previous one.
+
+    Parameters
+    ----------
+    name : {'numba', 'numpy'} or None
+        The backend, as in `set_backend`.
+
+    Yields
+    ------
+    None
+        Nothing; the backend is in use inside the block.
+
+    Raises
+    ------
+    ValueError
+        If `name` is not a backend.
+    ImportError
+        If ``'numba'`` is asked for and numba is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import LinearSpline, use_backend
+    >>> spline = LinearSpline.initialise("abs", num_channels=1, size=5, range_=2.0)
+    >>> with use_backend("numpy"):
+    ...     spline(np.array([[-0.5]]))
+    array([[0.5]])
+    """
     previous = backend().name
     set_backend(name)
     try:
@@ -374,7 +456,7 @@ def derivative(grid: Grid, x: np.ndarray, block_rows: int) -> np.ndarray:
     return out
 
 
-def backward(grid: Grid, x: np.ndarray, grad_out: np.ndarray, block_rows: int,
+def backward(grid: Grid | None, x: np.ndarray, grad_out: np.ndarray, block_rows: int,
              pieces: Pieces | None = None, check: bool = False,
              grad_x: np.ndarray | None = None):
     """(grad_x (M, C), grad_coefficients (C*K,), all finite); with `pieces` (from the

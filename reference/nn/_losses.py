@@ -3,9 +3,10 @@ gradients in the outputs, target checks, predicted labels.  Outputs f are (M, N_
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import expit, log_softmax, softmax
 
-from reference._checks import as_finite_array, check_choice
+from reference._numerics import as_finite_array, check_choice
 
 LOSSES = ("squared", "logistic", "xent")
 
@@ -40,13 +41,53 @@ def check_targets(loss: str, outputs_shape: tuple, y) -> np.ndarray:
     return y.astype(np.intp)
 
 
-def loss_and_grad(loss: str, outputs: np.ndarray, y: np.ndarray):
-    """Loss summed over samples and its gradient in the outputs (M, N_L).
+def loss_and_grad(loss: str, outputs: npt.NDArray[np.float64],
+                  y: npt.NDArray[np.float64] | npt.NDArray[np.intp]
+                  ) -> tuple[float, npt.NDArray[np.float64]]:
+    r"""Return the data loss summed over the samples and its gradient in the outputs.
 
-    squared:  sum (1/2)(f - y)^2,               grad f - y
-    logistic: sum log(1 + e^f) - y f,           grad sigmoid(f) - y     (f a logit)
-    xent:     sum logsumexp(f) - f[y],          grad softmax(f) - onehot(y)
-    y as returned by `check_targets`, outputs (M, N_L)."""
+    Parameters
+    ----------
+    loss : {'squared', 'logistic', 'xent'}
+        The loss E (`LOSSES`).
+    outputs : ndarray of shape (n_samples, n_out)
+        The network's outputs f (logits for ``logistic`` and ``xent``).
+    y : ndarray
+        The targets as the loss's target check returns them: shape (n_samples, n_out)
+        for ``squared``, (n_samples, 1) with labels in {0, 1} for ``logistic`` (n_out = 1),
+        (n_samples,) integer class labels in [0, n_out) for ``xent``.
+
+    Returns
+    -------
+    value : float
+        :math:`\sum_m E(y_m, f_m)`.
+    grad : ndarray of shape (n_samples, n_out)
+        :math:`\partial \sum_m E / \partial f`.
+
+    Notes
+    -----
+    ========  =======================================  ============================
+    loss      :math:`E(y, f)`                          gradient in f
+    ========  =======================================  ============================
+    squared   :math:`\frac{1}{2}\|f - y\|^2`           :math:`f - y`
+    logistic  :math:`\log(1 + e^f) - y f`              :math:`\mathrm{sigmoid}(f) - y`
+    xent      :math:`\log\sum_j e^{f_j} - f_y`         :math:`\mathrm{softmax}(f) - e_y`
+    ========  =======================================  ============================
+
+    The values are sums over the samples, not means.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import loss_and_grad
+    >>> value, grad = loss_and_grad("squared", np.array([[1.0], [2.0]]),
+    ...                             np.array([[0.0], [2.0]]))
+    >>> value
+    0.5
+    >>> grad
+    array([[1.],
+           [0.]])
+    """
     if loss == "squared":
         r = outputs - y
         return 0.5 * float(np.sum(r * r)), r
@@ -59,8 +100,29 @@ def loss_and_grad(loss: str, outputs: np.ndarray, y: np.ndarray):
     return value, grad
 
 
-def predict_labels(loss: str, outputs: np.ndarray) -> np.ndarray:
-    """Class predictions: logit > 0 (logistic), argmax (xent)."""
+def predict_labels(loss: str, outputs: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """Return the class predicted for each sample.
+
+    Parameters
+    ----------
+    loss : {'logistic', 'xent'}
+        The classification loss the outputs were trained with.
+    outputs : ndarray of shape (n_samples, n_out)
+        The network's outputs (logits).
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,)
+        ``logistic``: 1 where the logit is > 0, else 0; ``xent``: the index of the
+        largest output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import predict_labels
+    >>> predict_labels("xent", np.array([[0.1, 0.9], [2.0, -1.0]]))
+    array([1, 0])
+    """
     if loss == "logistic":
         return (outputs[:, 0] > 0).astype(np.intp)
     return np.argmax(outputs, axis=1)

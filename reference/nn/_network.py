@@ -1,4 +1,4 @@
-"""Layers and networks with hand-written backpropagation (the losses: reference.losses).
+"""Layers and networks with hand-written backpropagation (the losses: reference.nn._losses).
 
 Network: z_l = W_l y_{l-1} + b_l, y_l = sigma_l(z_l), stored as a flat list of layers
 (Dense, then an activation, ...).  Arrays are row-major batches: an input batch is (M, N_0).
@@ -8,15 +8,20 @@ Every layer implements
     jacobian_step(cache, J, side=None) -> J'  J (M, N_in, N_0) -> (M, N_out, N_0)
 and exposes `params` (name -> array, updated in place by optimisers).
 
-The activation layers and their registry live in reference.activations; every public name
-there is re-exported here (`from reference.network import ReLU` works).  Dense has `to_entry` /
-`from_entry` like the activations (`layer_types()` lists every kind of the model file).
+The activation layers and their registry live in reference.nn._activations; the names this
+module uses are imported here.  Dense has `to_entry` / `from_entry` like the activations
+(`layer_types()` lists every kind of the model file).
 """
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
-from reference._checks import OverflowResult, as_finite_array, check_choice
+import numpy as np
+import numpy.typing as npt
+
+from reference._numerics import as_finite_array, check_choice
+from reference.exceptions import OverflowResult
 from reference.nn._activations import (  # noqa: F401  (re-exported)
     ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Identity, KnotSplineActivation,
     LeakyReLU, PReLU, Ramp, ReLU, SplineActivation, kinks_from_slopes,
@@ -24,11 +29,39 @@ from reference.nn._activations import (  # noqa: F401  (re-exported)
 
 
 class Dense:
-    """z = x W^T + b; weight (N_out, N_in), bias (N_out,) or None."""
+    r"""A dense (fully connected) layer, :math:`z = x W^\top + b`.
+
+    Parameters
+    ----------
+    weight : array_like of shape (n_out, n_in)
+        The weight matrix W, finite, n_out, n_in >= 1.
+    bias : array_like of shape (n_out,) or None, default=None
+        The bias b; None: no bias (and no ``'bias'`` parameter).
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        ``'weight'`` and, with a bias, ``'bias'`` (float64, updated in place by the
+        optimisers).
+    kind : str
+        ``'dense'``, the layer's type in the model file.
+
+    Raises
+    ------
+    ValueError
+        If an array is not finite or the shapes are not as above.
+
+    Examples
+    --------
+    >>> from reference.nn import Dense
+    >>> layer = Dense([[1.0, 2.0]], bias=[0.5])
+    >>> layer.forward([[1.0, 1.0]])[0]
+    array([[3.5]])
+    """
     kind = "dense"
     format_version = 1       # the model-file format version that introduced the kind
 
-    def __init__(self, weight, bias=None):
+    def __init__(self, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None):
         weight = as_finite_array(weight, "weight", ndim=2)
         if min(weight.shape) < 1:
             raise ValueError(f"weight: expected shape (N_out, N_in) with N_out, N_in >= 1, "
@@ -41,39 +74,119 @@ class Dense:
             self.params["bias"] = bias
 
     @property
-    def n_in(self):
+    def n_in(self) -> int:
+        """The input width n_in."""
         return self.params["weight"].shape[1]
 
     @property
-    def n_out(self):
+    def n_out(self) -> int:
+        """The output width n_out."""
         return self.params["weight"].shape[0]
 
-    def forward(self, x):
+    def forward(self, x: npt.NDArray[np.float64]
+                ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Apply the layer.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_in)
+            The inputs.
+
+        Returns
+        -------
+        z : ndarray of shape (n_samples, n_out)
+            :math:`x W^\\top + b`.
+        cache : ndarray of shape (n_samples, n_in)
+            `x`, for `backward` and `jacobian_step`.
+        """
         z = x @ self.params["weight"].T
         if "bias" in self.params:
             z += self.params["bias"]
         return z, x
 
-    def backward(self, x, grad_z, side=None):
-        """grad_x = grad_z W, grad_W = grad_z^T x, grad_b = sum_m grad_z (no kinks: `side`
-        is ignored)."""
+    def backward(self, x: npt.NDArray[np.float64], grad_z: npt.NDArray[np.float64],
+                 side: Any = None) -> tuple[npt.NDArray[np.float64],
+                                            dict[str, npt.NDArray[np.float64]]]:
+        """Backpropagate a gradient through the layer.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_in)
+            The cache of `forward` (its inputs).
+        grad_z : ndarray of shape (n_samples, n_out)
+            The gradient of the objective in z.
+        side : None
+            Ignored (a dense layer has no kinks); there for the layer interface.
+
+        Returns
+        -------
+        grad_x : ndarray of shape (n_samples, n_in)
+            :math:`G W`, with G = `grad_z`.
+        grads : dict of str to ndarray
+            ``'weight'``: :math:`G^\\top x`, shape (n_out, n_in); ``'bias'`` (with a bias):
+            :math:`\\sum_m G_m`, shape (n_out,).
+        """
         grads = {"weight": grad_z.T @ x}
         if "bias" in self.params:
             grads["bias"] = grad_z.sum(axis=0)
         return grad_z @ self.params["weight"], grads
 
-    def jacobian_step(self, x, jac, side=None):
+    def jacobian_step(self, x: npt.NDArray[np.float64], jac: npt.NDArray[np.float64],
+                      side: Any = None) -> npt.NDArray[np.float64]:
+        """Propagate an input Jacobian through the layer (forward mode).
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_in)
+            The cache of `forward` (unused: the layer is linear).
+        jac : ndarray of shape (n_samples, n_in, n_0)
+            The Jacobian of the layer's inputs in the network's inputs.
+        side : None
+            Ignored (no kinks).
+
+        Returns
+        -------
+        jac : ndarray of shape (n_samples, n_out, n_0)
+            :math:`W J_m` for every sample m.
+        """
         return np.einsum("oi,mij->moj", self.params["weight"], jac)
 
-    def to_entry(self, put) -> dict:
-        """The model-file entry; put(key, array) stores an array and returns its NAME."""
+    def to_entry(self, put: Callable[[str, npt.ArrayLike], str]) -> dict[str, Any]:
+        """Return the layer's model-file entry.
+
+        Parameters
+        ----------
+        put : callable
+            ``put(key, array)`` stores an array in the file and returns its NAME.
+
+        Returns
+        -------
+        entry : dict
+            ``{"type": "dense", "weight": NAME, "bias": NAME or None}``.
+        """
         bias = put("bias", self.params["bias"]) if "bias" in self.params else None
         return {"type": "dense", "weight": put("weight", self.params["weight"]), "bias": bias}
 
     @classmethod
-    def from_entry(cls, read):
-        """The layer of a model-file entry; read.array(key, ndim) / read.number(key) are the
-        validated fields, read.error(message) the error naming the layer."""
+    def from_entry(cls, read: Any) -> "Dense":
+        """Build the layer of a model-file entry.
+
+        Parameters
+        ----------
+        read : EntryReader
+            The entry being read: ``read.array(key, ndim)`` and ``read.number(key)`` are
+            its validated fields, ``read.error(message)`` the error naming the layer.
+
+        Returns
+        -------
+        layer : Dense
+            The layer.
+
+        Raises
+        ------
+        ModelFileError
+            If an array is missing, not finite, or of the wrong shape.
+        """
         weight = read.array("weight", 2)
         bias = read.entry.get("bias")
         if bias is not None:
@@ -92,9 +205,60 @@ def layer_types() -> dict:
 
 
 class Network:
-    """f(x) = layers[-1](...layers[0](x)); widths are checked when the network is built."""
+    r"""A feed-forward network: a chain of layers with hand-written backpropagation.
 
-    def __init__(self, layers):
+    Parameters
+    ----------
+    layers : iterable of layer
+        Dense and activation layers, in order; at least one, the first fixing the input
+        width (a dense, spline or prelu layer).  Widths must chain.
+
+    Attributes
+    ----------
+    layers : list of layer
+        The layers.
+    n_out : int
+        The output width :math:`N_L`.
+
+    Raises
+    ------
+    ValueError
+        If `layers` is empty, the first layer does not fix the input width, or the widths
+        do not chain (the message names the layer).
+
+    See Also
+    --------
+    build_mlp : A multilayer perceptron with fresh parameters.
+    reference.io.load_model : A network from a model file.
+
+    Notes
+    -----
+    With :math:`y_0 = x`, for :math:`l = 1, \dots, L`:
+
+    .. math::
+
+        z_l = W_l\, y_{l-1} + b_l, \qquad y_l = \sigma_l(z_l), \qquad f(x) = y_L,
+
+    where :math:`\sigma_l` acts neuron-wise, one scalar function :math:`\sigma_{n,l}` per
+    neuron.  Inputs are row-major batches: an input x has shape (n_samples, n_in).
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With
+       Trainable Activations and Controlled Lipschitz Constant", IEEE Trans. Signal
+       Process. 68, 2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import Dense, Network, ReLU
+    >>> net = Network([Dense([[1.0, -1.0]]), ReLU()])
+    >>> net(np.array([[2.0, 0.5], [0.0, 1.0]]))
+    array([[1.5],
+           [0. ]])
+    """
+
+    def __init__(self, layers: Iterable[Any]):
         layers = list(layers)
         if not layers:
             raise ValueError("layers: expected at least one layer")
@@ -112,22 +276,80 @@ class Network:
 
     @property
     def n_in(self) -> int:
+        """The input width :math:`N_0`."""
         return self.layers[0].n_in
 
-    def named_params(self):
-        """(name, array) for every parameter, names 'layer{i}.{param}' as in the model file."""
+    def named_params(self) -> Iterator[tuple[str, npt.NDArray[np.float64]]]:
+        """Iterate over every parameter of the network.
+
+        Yields
+        ------
+        name : str
+            ``'layer{i}.{param}'``, as in the model file.
+        array : ndarray
+            The parameter itself (not a copy).
+        """
         for i, layer in enumerate(self.layers):
             for key, value in layer.params.items():
                 yield f"layer{i}.{key}", value
 
-    def check_inputs(self, x) -> np.ndarray:
+    def check_inputs(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Check inputs for the network.
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, n_in)
+            The inputs.
+
+        Returns
+        -------
+        x : ndarray of shape (n_samples, n_in)
+            The inputs as a finite float64 array.
+
+        Raises
+        ------
+        ValueError
+            If `x` is not 2-D and finite with n_in columns.
+        """
         x = as_finite_array(x, "x", ndim=2)
         if x.shape[1] != self.n_in:
             raise ValueError(f"x: expected shape (M, {self.n_in}), got {x.shape}")
         return x
 
-    def forward(self, x, keep_cache: bool = False):
-        """f(x) for x (M, N_0) -> (M, N_L); with keep_cache, also the per-layer caches."""
+    def forward(self, x: npt.ArrayLike, keep_cache: bool = False
+                ) -> npt.NDArray[np.float64] | tuple[npt.NDArray[np.float64], list[Any]]:
+        """Evaluate the network; ``net(x)`` is the same.
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, n_in)
+            Finite inputs.
+        keep_cache : bool, default=False
+            Also return the per-layer caches, for `backward`.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_out)
+            f(x).
+        caches : list
+            Only with `keep_cache`: one cache per layer.
+
+        Raises
+        ------
+        ValueError
+            If `x` is not finite or not of shape (n_samples, n_in).
+        OverflowResult
+            If an output is beyond the float64 range (the message names the first layer
+            and row that overflow).
+
+        Examples
+        --------
+        >>> from reference.nn import build_mlp
+        >>> net = build_mlp([2, 4, 1], activation="relu", rng=0)
+        >>> y, caches = net.forward([[0.5, -1.0], [1.0, 2.0]], keep_cache=True)
+        >>> y.shape, len(caches)
+        ((2, 1), 4)
+        """
         x = self.check_inputs(x)
         y, caches = x, []
         for layer in self.layers:
@@ -151,12 +373,40 @@ class Network:
 
     __call__ = forward
 
-    def backward(self, caches, grad_out, sides=None):
-        """Backpropagate grad_out = dE/df (M, N_L) through the cached forward pass; `sides`
-        (one per layer: None or (M, N_i) int8, see reference.one_sided.kink_masks) picks
-        one-sided slopes.
+    def backward(self, caches: Sequence[Any], grad_out: npt.NDArray[np.float64],
+                 sides: Sequence[npt.NDArray[np.int8] | None] | None = None
+                 ) -> tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[np.float64]]]:
+        """Backpropagate a gradient through the cached forward pass.
 
-        Returns (grad_x (M, N_0), {param name: gradient of the same shape})."""
+        Parameters
+        ----------
+        caches : list
+            The caches of ``forward(x, keep_cache=True)``.
+        grad_out : ndarray of shape (n_samples, n_out)
+            :math:`\\partial E / \\partial f`, the gradient of the objective in the outputs.
+        sides : list of (ndarray of shape (n_samples, n_i), dtype int8, or None) or None, \
+default=None
+            One per layer: where -1 / +1, the slope left / right of the nearest kink is
+            used instead of the layer's own convention (the right piece); None: no
+            one-sided slopes (see `reference.oracle`).
+
+        Returns
+        -------
+        grad_x : ndarray of shape (n_samples, n_in)
+            The gradient in the inputs.
+        grads : dict of str to ndarray
+            ``'layer{i}.{param}'`` -> the gradient, of the parameter's shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from reference.nn import build_mlp
+        >>> net = build_mlp([2, 4, 1], activation="relu", rng=0)
+        >>> y, caches = net.forward(np.ones((3, 2)), keep_cache=True)
+        >>> grad_x, grads = net.backward(caches, np.ones_like(y))
+        >>> grad_x.shape, sorted(grads)
+        ((3, 2), ['layer0.bias', 'layer0.weight', 'layer2.bias', 'layer2.weight'])
+        """
         grads = {}
         g = grad_out
         sides = sides or [None] * len(self.layers)
@@ -166,9 +416,29 @@ class Network:
                 grads[f"layer{i}.{key}"] = value
         return g, grads
 
-    def input_jacobian(self, x, sides=None) -> np.ndarray:
-        """J[m] = d f(x_m) / d x, shape (M, N_L, N_0), by forward-mode propagation; `sides`
-        as in `backward`."""
+    def input_jacobian(self, x: npt.ArrayLike,
+                       sides: Sequence[npt.NDArray[np.int8] | None] | None = None
+                       ) -> npt.NDArray[np.float64]:
+        """Return the Jacobian of the network in its inputs, by forward-mode propagation.
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, n_in)
+            Finite inputs.
+        sides : list of (ndarray of shape (n_samples, n_i), dtype int8, or None) or None, \
+default=None
+            One-sided slopes at kinks, as in `backward`.
+
+        Returns
+        -------
+        jac : ndarray of shape (n_samples, n_out, n_in)
+            :math:`J_m = \\partial f(x_m) / \\partial x`.
+
+        Raises
+        ------
+        ValueError
+            If `x` is not finite or not of shape (n_samples, n_in).
+        """
         y = self.check_inputs(x)
         layers = list(zip(self.layers, sides or [None] * len(self.layers)))
         if isinstance(self.layers[0], Dense):  # start from W_1: no (M, N_0, N_0) identity
@@ -186,17 +456,63 @@ class Network:
 
 
 
-def build_mlp(widths, activation="spline", rng=None, last="identity", **activation_options):
-    """Dense layers widths[0] -> widths[1] -> ... -> widths[-1], an activation after each
-    hidden layer and `last` after the output layer.  Weights and biases ~ U(-1/sqrt(n_in),
-    1/sqrt(n_in)) (PyTorch's default for nn.Linear), drawn from rng (seeded Generator)."""
+def build_mlp(widths: Sequence[int], activation: str = "spline",
+              rng: int | np.random.Generator | None = None, last: str = "identity",
+              **activation_options: Any) -> Network:
+    """Build a multilayer perceptron with fresh parameters.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        The widths :math:`N_0, N_1, \\dots, N_L`, at least two, each >= 1: dense layers
+        ``widths[0] -> widths[1] -> ... -> widths[-1]``.
+    activation : str, default='spline'
+        The activation after each hidden layer, one of `ACTIVATIONS`
+        (``'spline'``, ``'relu'``, ``'leaky_relu'``, ``'prelu'``, ``'identity'``).
+    rng : int or numpy.random.Generator or None, default=None
+        The seed or generator of the weights (``np.random.default_rng(rng)``); None draws
+        fresh entropy (not reproducible).
+    last : str, default='identity'
+        The activation after the output layer, one of `ACTIVATIONS`.
+    **activation_options
+        Options of `make_activation` (``spline_init``, ``size``, ``range_``, ``slope``,
+        ``prelu_init``).
+
+    Returns
+    -------
+    net : Network
+        Dense and activation layers alternating, 2 L layers.
+
+    Raises
+    ------
+    ValueError
+        If `activation` or `last` is not a known kind, or `widths` has fewer than two
+        entries or one below 1.
+
+    Notes
+    -----
+    Weights and biases are drawn from
+    :math:`\\mathcal{U}(-1/\\sqrt{n_{in}}, 1/\\sqrt{n_{in}})`, PyTorch's default for
+    ``nn.Linear``, layer by layer, weight before bias.
+
+    Examples
+    --------
+    >>> from reference.nn import build_mlp
+    >>> net = build_mlp([2, 8, 1], activation="spline", rng=0, size=21, range_=2.0)
+    >>> [layer.kind for layer in net.layers]
+    ['dense', 'spline', 'dense', 'identity']
+    >>> net.layers[1].spline.coefficients.shape
+    (8, 21)
+    >>> net([[0.0, 1.0]]).shape
+    (1, 1)
+    """
     check_choice(activation, ACTIVATIONS, "activation")
     check_choice(last, ACTIVATIONS, "last")
     widths = [int(w) for w in widths]
     if len(widths) < 2 or min(widths) < 1:
         raise ValueError(f"widths: expected at least two positive widths, got {widths}")
     rng = np.random.default_rng(rng)
-    layers = []
+    layers: list[Any] = []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
         bound = 1.0 / np.sqrt(n_in)
         layers.append(Dense(rng.uniform(-bound, bound, (n_out, n_in)),

@@ -1,4 +1,4 @@
-"""Linear-spline activations: uniform-grid form and knot form.
+r"""Linear-spline activations: uniform-grid form and knot form.
 
 Uniform-grid form (as in DeepSplines), per channel c = 0..C-1 with K coefficients
 on the grid t_k = x_min + k*T (k = 0..K-1):
@@ -55,22 +55,23 @@ u = (x - x_min)/T exactly and p_k(x) = c_k + (u - k)(c_{k+1} - c_k) the line of 
   is then below the snap.  On grids farther from 0 a computed grid point may round below
   t_k by more than s steps and then takes the left piece, the exact model's answer there.
 
-Kernels: reference.spline_kernels, the NumPy reference or the same operations fused by
+Kernels: reference.nn._kernels, the NumPy reference or the same operations fused by
 numba (optional; bit for bit the same results).  float64, no training logic.
 """
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from reference.nn import _kernels as kernels
-from reference._checks import as_finite_array, as_real_array
+from reference._numerics import EPS, as_finite_array, as_real_array, check_nonnegative
 from reference._format import shown
 from reference.nn._kernels import Pieces, num_threads, set_num_threads  # noqa: F401
 
-EPS = np.finfo(np.float64).eps
 MAX_FLOAT = np.finfo(np.float64).max
 CHUNK_ELEMENTS = 131072          # entries per row block of the forward / backward kernels
 KNOT_SNAP = 1e-12                # inputs within KNOT_SNAP * step below a grid point count as on it
@@ -153,11 +154,35 @@ def _coefficients(coefficients) -> np.ndarray:
 
 
 def grid_from_range(size: int, range_: float) -> tuple[float, float]:
-    """DeepSplines' grid: K = size coefficients on [-range_, range_].
+    """Return DeepSplines' uniform grid of `size` points on ``[-range_, range_]``.
 
-    Returns (x_min, step) = (-range_, 2*range_/(size - 1)), which must lie in the supported
-    range (|x_min| <= MAX_MAGNITUDE, MIN_STEP <= step <= MAX_STEP): range_ in
-    [MIN_STEP*(size - 1)/2, min(MAX_MAGNITUDE, MAX_STEP*(size - 1)/2)].
+    Parameters
+    ----------
+    size : int
+        K, the number of coefficients per neuron: 2 <= K <= ``MAX_GRID_SIZE`` (10**6).
+    range_ : float
+        The half-width R of the grid, in
+        ``[MIN_STEP*(size - 1)/2, min(MAX_MAGNITUDE, MAX_STEP*(size - 1)/2)]`` so that the
+        grid lies in the supported range (module docstring).
+
+    Returns
+    -------
+    x_min : float
+        The first grid point, -R.
+    step : float
+        The grid step T = 2R/(K - 1).
+
+    Raises
+    ------
+    ValueError
+        If `size` is not an integer in [2, 10**6], or `range_` is not a real number in the
+        interval above.
+
+    Examples
+    --------
+    >>> from reference.nn import grid_from_range
+    >>> grid_from_range(5, 2.0)
+    (-2.0, 1.0)
     """
     size = _size(size)
     if size > MAX_GRID_SIZE:
@@ -179,14 +204,78 @@ def _piece_arrays(pieces: Pieces | None) -> list:
 
 
 class LinearSpline:
-    """C linear splines on one uniform grid.
+    r"""C linear splines on one uniform grid (DeepSplines' parametrisation).
 
-    coefficients: (C, K), K >= 2, the values sigma_c(t_k) at t_k = x_min + k*step.
-    Inputs x have shape (M, C): column c goes through spline c.  The parameters must lie
-    in the supported range of the module docstring (ValueError otherwise).
+    Parameters
+    ----------
+    coefficients : array_like of shape (n_channels, size)
+        The values :math:`c_{c,k} = \sigma_c(t_k)` at the grid points
+        :math:`t_k = x_{\min} + kT`, :math:`k = 0, \dots, K-1`, K = size >= 2; every entry
+        0 or of magnitude in [1e-200, 1e100].
+    x_min : float
+        The first grid point :math:`t_0`, with :math:`|x_{\min}| \le 10^{100}`.
+    step : float
+        The grid step T, in [1e-50, 1e50].
+
+    Attributes
+    ----------
+    coefficients : ndarray of shape (n_channels, size)
+        The coefficients as float64 (training updates them in place).
+    x_min : float
+        The first grid point.
+    step : float
+        The grid step.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is not finite or lies outside the supported range (the message
+        names the argument).
+
+    See Also
+    --------
+    KnotSpline : The same splines in knot form, with free knots.
+    grid_from_range : DeepSplines' grid on [-R, R].
+
+    Notes
+    -----
+    Spline c maps column c of an input x of shape (n_samples, n_channels):
+
+    .. math::
+
+        \sigma_c(x) = \sum_{k=0}^{K-1} c_{c,k}\, \beta_1\!\left(\frac{x - x_{\min}}{T}
+        - k\right) \quad \text{for } x \in [t_0, t_{K-1}],
+
+    with :math:`\beta_1` the linear B-spline (the hat function), continued linearly
+    outside with the end slopes :math:`(c_1 - c_0)/T` and :math:`(c_{K-1} - c_{K-2})/T`.
+    At a knot the derivative is the slope of the piece to the right.  The module
+    docstring states the supported range and the accuracy of every operation.
+
+    References
+    ----------
+    .. [1] P. Bohra, J. Campos, H. Gupta, S. Aziznejad, M. Unser, "Learning Activation
+       Functions in Deep (Spline) Neural Networks", IEEE Open Journal of Signal
+       Processing 1, 2020.
+    .. [2] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With
+       Trainable Activations and Controlled Lipschitz Constant", IEEE Trans. Signal
+       Process. 68, 2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import LinearSpline
+    >>> spline = LinearSpline.initialise("relu", num_channels=1, size=5, range_=2.0)
+    >>> spline.grid
+    array([-2., -1.,  0.,  1.,  2.])
+    >>> spline(np.array([[-1.5], [0.5], [3.0]]))
+    array([[0. ],
+           [0.5],
+           [3. ]])
+    >>> spline.tv2(), spline.lipschitz()
+    (array([1.]), array([1.]))
     """
 
-    def __init__(self, coefficients, x_min: float, step: float):
+    def __init__(self, coefficients: npt.ArrayLike, x_min: float, step: float):
         self.coefficients = _coefficients(coefficients)
         self.x_min = _real_in(x_min, "x_min", -MAX_MAGNITUDE, MAX_MAGNITUDE)
         self.step = _real_in(step, "step", MIN_STEP, MAX_STEP)
@@ -194,10 +283,12 @@ class LinearSpline:
     # ------------------------------------------------------------------ basics
     @property
     def num_channels(self) -> int:
+        """The number of splines C (channels)."""
         return self.coefficients.shape[0]
 
     @property
     def size(self) -> int:
+        """The number of coefficients per spline K."""
         return self.coefficients.shape[1]
 
     @property
@@ -212,6 +303,13 @@ class LinearSpline:
         return KNOT_SNAP + 4 * EPS * self.size
 
     def copy(self) -> "LinearSpline":
+        """Return a copy with its own coefficient array.
+
+        Returns
+        -------
+        spline : LinearSpline
+            The same splines on the same grid.
+        """
         return LinearSpline(self.coefficients.copy(), self.x_min, self.step)
 
     def _check_input(self, x, name="x") -> tuple[np.ndarray, float]:
@@ -234,7 +332,7 @@ class LinearSpline:
         return x
 
     # ------------------------------------------------------ evaluation
-    # The kernels (reference.spline_kernels) run on row blocks of about CHUNK_ELEMENTS
+    # The kernels (reference.nn._kernels) run on row blocks of about CHUNK_ELEMENTS
     # entries, shared among `num_threads` threads; blocks depend on the shape alone and
     # their partial sums are added in order: results depend neither on the thread count
     # nor on the backend (numba or numpy, bit for bit the same).  The checked calls need
@@ -288,16 +386,39 @@ class LinearSpline:
         return self._check_out(grad_x_out, x.shape, "grad_x_out", x, grad_out,
                                *_piece_arrays(pieces))
 
-    def __call__(self, x, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, x: npt.ArrayLike,
+                 out: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
         """sigma(x) for x of shape (M, C); returns (M, C), written into `out` when given
         (see `_check_out`; the result is the same bit for bit).  ValueError (naming x) if
         x is not finite or some |sigma(x)| is beyond the float64 range."""
         return self._forward_checked(x, keep=False, out=out)[0]
 
-    def forward(self, x, out: np.ndarray | None = None) -> tuple[np.ndarray, Pieces]:
-        """(sigma(x), pieces) for x of shape (M, C), checked as `__call__`; `pieces` (where
-        the inputs lie, and the tables of these coefficients) goes to `backward` with the
-        same x, which then need not locate the inputs again.  `out` as in `__call__`."""
+    def forward(self, x: npt.ArrayLike, out: npt.NDArray[np.float64] | None = None
+                ) -> tuple[npt.NDArray[np.float64], Pieces]:
+        """Evaluate the splines and keep where the inputs lie, for `backward`.
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, n_channels)
+            Finite inputs; column c goes through spline c.
+        out : ndarray of shape (n_samples, n_channels) or None, default=None
+            Where to write the values: a writeable, C-contiguous float64 array sharing no
+            memory with `x` (the result is the same bit for bit).  None allocates.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_channels)
+            :math:`\\sigma_c(x_{m,c})`.
+        pieces : Pieces
+            Where the inputs lie and the piece tables of these coefficients; given to
+            `backward` with the same `x`, which then need not locate the inputs again.
+
+        Raises
+        ------
+        ValueError
+            If `x` has the wrong shape or is not finite, `out` is not as above, or some
+            :math:`|\\sigma(x)|` is beyond the float64 range.
+        """
         return self._forward_checked(x, keep=True, out=out)
 
     def _forward_checked(self, x, keep: bool, out=None):
@@ -315,22 +436,67 @@ class LinearSpline:
                 f"{x_max:.3g}, largest |slope| {slopes:.3g})")
         return out, pieces
 
-    def forward_unchecked(self, x: np.ndarray, keep_pieces: bool = False,
-                          out: np.ndarray | None = None):
-        """sigma(x) for a finite float64 array x of shape (M, C) (not checked); +-inf where
-        |sigma(x)| is beyond float64, never NaN.  With keep_pieces, (sigma(x), pieces).
-        `out` as in `__call__` (checked: cheap, and a wrong one would corrupt memory)."""
+    def forward_unchecked(self, x: npt.NDArray[np.float64], keep_pieces: bool = False,
+                          out: npt.NDArray[np.float64] | None = None
+                          ) -> npt.NDArray[np.float64] | tuple[npt.NDArray[np.float64],
+                                                               Pieces]:
+        """Evaluate the splines without checking the input (the training loop's forward).
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_channels)
+            A finite float64 array (not checked).
+        keep_pieces : bool, default=False
+            Also return where the inputs lie, for `backward_unchecked`.
+        out : ndarray of shape (n_samples, n_channels) or None, default=None
+            Where to write the values, as in `forward` (checked: cheap, and a wrong one
+            would corrupt memory).
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples, n_channels)
+            :math:`\\sigma_c(x_{m,c})`; +-inf where it is beyond float64, never NaN.
+        pieces : Pieces
+            Only with `keep_pieces`.
+        """
         out = self._check_out(out, x.shape, "out", x)
         out, pieces, _ = kernels.forward(self._grid(), x, self._block_rows(), keep=keep_pieces,
                                          out=out)
         return (out, pieces) if keep_pieces else out
 
-    def derivative(self, x) -> np.ndarray:
-        """sigma'(x), shape (M, C). At a knot, the slope of the piece to the right."""
+    def derivative(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Return the derivative of the splines at x.
+
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, n_channels)
+            Finite inputs.
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_channels)
+            :math:`\\sigma_c'(x_{m,c})`; at a knot, the slope of the piece to the right.
+
+        Raises
+        ------
+        ValueError
+            If `x` has the wrong shape or is not finite.
+        """
         return self.derivative_unchecked(self._check_input(x)[0])
 
-    def derivative_unchecked(self, x: np.ndarray) -> np.ndarray:
-        """sigma'(x) for a finite float64 array x of shape (M, C) (not checked)."""
+    def derivative_unchecked(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Return the derivative of the splines at x, without checking x.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_channels)
+            A finite float64 array (not checked).
+
+        Returns
+        -------
+        d : ndarray of shape (n_samples, n_channels)
+            :math:`\\sigma_c'(x_{m,c})`, the slope of the piece of each entry.
+        """
         return kernels.derivative(self._grid(), x, self._block_rows())
 
     def _check_pieces(self, pieces, x) -> None:
@@ -341,19 +507,49 @@ class LinearSpline:
             raise ValueError(f"pieces: made by a spline of shape ({pieces.grid.channels}, "
                              f"{pieces.grid.size}), this one is {self.coefficients.shape}")
 
-    def backward(self, x, grad_out, pieces: Pieces | None = None,
-                 grad_x_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Vector-Jacobian products of y = sigma(x).
+    def backward(self, x: npt.ArrayLike, grad_out: npt.ArrayLike, pieces: Pieces | None = None,
+                 grad_x_out: npt.NDArray[np.float64] | None = None
+                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        r"""Vector-Jacobian products of :math:`y = \sigma(x)`.
 
-        grad_x[m, c] = grad_out[m, c] * sigma_c'(x[m, c])                         (M, C)
-        grad_coefficients[c, k] = sum_m grad_out[m, c] * d sigma_c(x[m, c]) / d c_k  (C, K)
-        with d sigma / d c_k = 1 - frac at the left end k of the piece of x and frac at
-        its right end k+1 (frac = (x - t_k)/T, outside [0, 1] in the extrapolated ends).
-        `pieces` from `forward(x)` (the same x): the derivatives are those of the
-        coefficients at that forward pass, and x is not examined again.  `grad_x_out`:
-        where to write grad_x (as `out` in `__call__`; not overlapping x or grad_out).
-        ValueError (naming x and grad_out) if an input is not finite or a gradient is
-        beyond the float64 range.
+        Parameters
+        ----------
+        x : array_like of shape (n_samples, n_channels)
+            The inputs of the forward pass.
+        grad_out : array_like of shape (n_samples, n_channels)
+            The gradient of the objective in y.
+        pieces : Pieces or None, default=None
+            From `forward` of the same `x` object: the derivatives are then those of the
+            coefficients at that forward pass, and `x` is not examined again.
+        grad_x_out : ndarray of shape (n_samples, n_channels) or None, default=None
+            Where to write `grad_x` (as `out` in `forward`; overlapping neither `x`,
+            `grad_out` nor the arrays of `pieces`).
+
+        Returns
+        -------
+        grad_x : ndarray of shape (n_samples, n_channels)
+            The gradient in x.
+        grad_coefficients : ndarray of shape (n_channels, size)
+            The gradient in the coefficients.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not match, `pieces` is not from the forward pass of this `x`,
+            an input is not finite, or a gradient is beyond the float64 range (the message
+            names `x` and `grad_out`).
+
+        Notes
+        -----
+        .. math::
+
+            \mathrm{grad\_x}_{m,c} = g_{m,c}\, \sigma_c'(x_{m,c}), \qquad
+            \mathrm{grad\_coefficients}_{c,k} = \sum_m g_{m,c}\,
+            \frac{\partial \sigma_c(x_{m,c})}{\partial c_k},
+
+        with :math:`g` = `grad_out` and :math:`\partial\sigma/\partial c_k = 1 - \phi` at the
+        left end k of the piece of x, :math:`\phi` at its right end k + 1,
+        :math:`\phi = (x - t_k)/T` (outside [0, 1] in the extrapolated ends).
         """
         if pieces is not None:
             self._check_pieces(pieces, x)
@@ -380,12 +576,31 @@ class LinearSpline:
                 f"over {x.shape[0]} rows)")
         return grad_x, grad_c.reshape(self.coefficients.shape)
 
-    def backward_unchecked(self, x: np.ndarray, grad_out: np.ndarray,
+    def backward_unchecked(self, x: npt.NDArray[np.float64], grad_out: npt.NDArray[np.float64],
                            pieces: Pieces | None = None,
-                           grad_x_out: np.ndarray | None = None):
-        """`backward` for finite float64 arrays of the same shape (M, C) (not checked); inf or
-        NaN where a gradient, or (x - x_min)/step, is beyond float64.  `pieces` and
-        `grad_x_out` as in `backward` (both checked)."""
+                           grad_x_out: npt.NDArray[np.float64] | None = None
+                           ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """`backward` for finite float64 arrays, without checking them.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_channels)
+            The inputs of the forward pass (not checked).
+        grad_out : ndarray of shape (n_samples, n_channels)
+            The gradient of the objective in y (not checked).
+        pieces : Pieces or None, default=None
+            As in `backward` (checked).
+        grad_x_out : ndarray of shape (n_samples, n_channels) or None, default=None
+            As in `backward` (checked).
+
+        Returns
+        -------
+        grad_x : ndarray of shape (n_samples, n_channels)
+            The gradient in x; inf or NaN where it is beyond float64.
+        grad_coefficients : ndarray of shape (n_channels, size)
+            The gradient in the coefficients; inf or NaN where it, or
+            (x - x_min)/step, is beyond float64.
+        """
         if pieces is not None:
             self._check_pieces(pieces, x)
         grad_x_out = self._check_grad_x_out(grad_x_out, x, grad_out, pieces)
@@ -395,88 +610,211 @@ class LinearSpline:
         return grad_x, grad_c.reshape(self.coefficients.shape)
 
     # ------------------------------------------------------ regularisers
-    def slopes(self) -> np.ndarray:
-        """Slopes of the K-1 linear pieces on the grid, (c_{k+1} - c_k)/T, shape (C, K-1).
+    def slopes(self) -> npt.NDArray[np.float64]:
+        """Return the slopes of the K - 1 linear pieces on the grid.
 
-        The two unbounded ends continue the first and the last of them."""
+        Returns
+        -------
+        slopes : ndarray of shape (n_channels, size - 1)
+            :math:`(c_{k+1} - c_k)/T`.  The two unbounded ends continue the first and the
+            last of them.
+        """
         return np.diff(self.coefficients, axis=1) / self.step
 
-    def jumps(self) -> np.ndarray:
-        """Slope jumps a = (1/T) D2 c at the knots t_1..t_{K-2}, shape (C, K-2)."""
+    def jumps(self) -> npt.NDArray[np.float64]:
+        """Return the slope jumps at the interior grid points (the knots).
+
+        Returns
+        -------
+        jumps : ndarray of shape (n_channels, size - 2)
+            :math:`a = \\frac{1}{T} D_2 c` at the knots :math:`t_1, \\dots, t_{K-2}`, with
+            :math:`(D_2 c)_j = c_j - 2 c_{j+1} + c_{j+2}`.
+        """
         return np.diff(self.coefficients, n=2, axis=1) / self.step
 
-    def tv2(self) -> np.ndarray:
-        """TV2(sigma_c) = sum_k |a_k| = ||D2 c||_1 / T, shape (C,)."""
+    def tv2(self) -> npt.NDArray[np.float64]:
+        """Return the second-order total variation of each spline.
+
+        Returns
+        -------
+        tv2 : ndarray of shape (n_channels,)
+            :math:`\\mathrm{TV}^{(2)}(\\sigma_c) = \\sum_k |a_k| = \\|D_2 c\\|_1 / T`.
+        """
         return np.abs(self.jumps()).sum(axis=1)
 
-    def tv2_grad(self) -> np.ndarray:
-        """A subgradient of sum_c TV2(sigma_c) in the coefficients: D2^T sign(D2 c) / T, (C, K).
+    def tv2_grad(self) -> npt.NDArray[np.float64]:
+        """Return a subgradient of the summed TV2 in the coefficients.
 
-        sign(D2 c / T) = sign(D2 c) (T > 0; a nonzero jump never underflows to 0, module
-        docstring), and sign(D2 c) D2 is exact in any order (integers below 5)."""
+        Returns
+        -------
+        grad : ndarray of shape (n_channels, size)
+            :math:`D_2^\\top \\operatorname{sign}(D_2 c) / T`, a subgradient of
+            :math:`\\sum_c \\mathrm{TV}^{(2)}(\\sigma_c)`.
+
+        Notes
+        -----
+        :math:`\\operatorname{sign}(D_2 c / T) = \\operatorname{sign}(D_2 c)` (T > 0; a
+        nonzero jump never underflows to 0, module docstring), and
+        :math:`\\operatorname{sign}(D_2 c) D_2` is exact in any order (integers below 5).
+        """
         dc = np.diff(self.coefficients, axis=1)
         return np.sign(dc[:, 1:] - dc[:, :-1]) @ _second_difference(self.size) / self.step
 
-    def values_at_zero_one(self) -> np.ndarray:
-        """(sigma_c(0), sigma_c(1)) as shape (2, C)."""
+    def values_at_zero_one(self) -> npt.NDArray[np.float64]:
+        """Return the values of the splines at 0 and 1.
+
+        Returns
+        -------
+        values : ndarray of shape (2, n_channels)
+            Row 0 :math:`\\sigma_c(0)`, row 1 :math:`\\sigma_c(1)`.
+        """
         return self(zero_one(self.num_channels))
 
-    def bv2(self) -> np.ndarray:
-        """||sigma_c||_BV2 = TV2(sigma_c) + |sigma_c(0)| + |sigma_c(1)|, shape (C,)."""
+    def bv2(self) -> npt.NDArray[np.float64]:
+        """Return the BV2 norm of each spline (DeepSplines' convention).
+
+        Returns
+        -------
+        bv2 : ndarray of shape (n_channels,)
+            :math:`\\|\\sigma_c\\|_{\\mathrm{BV}^{(2)}} = \\mathrm{TV}^{(2)}(\\sigma_c)
+            + |\\sigma_c(0)| + |\\sigma_c(1)|`.
+        """
         return self.tv2() + np.abs(self.values_at_zero_one()).sum(axis=0)
 
-    def bv2_grad(self) -> np.ndarray:
-        """A subgradient of sum_c ||sigma_c||_BV2 in the coefficients, (C, K)."""
+    def bv2_grad(self) -> npt.NDArray[np.float64]:
+        """Return a subgradient of the summed BV2 norm in the coefficients.
+
+        Returns
+        -------
+        grad : ndarray of shape (n_channels, size)
+            A subgradient of :math:`\\sum_c \\|\\sigma_c\\|_{\\mathrm{BV}^{(2)}}`: `tv2_grad`
+            plus the gradient of :math:`|\\sigma_c(0)| + |\\sigma_c(1)|`.
+        """
         signs = np.sign(self.values_at_zero_one())
         _, g = self.backward(zero_one(self.num_channels), signs)
         return self.tv2_grad() + g
 
-    def lipschitz(self) -> np.ndarray:
-        """Lip(sigma_c) = max |slope| over all pieces (unbounded ends included), shape (C,)."""
+    def lipschitz(self) -> npt.NDArray[np.float64]:
+        """Return the Lipschitz constant of each spline.
+
+        Returns
+        -------
+        lip : ndarray of shape (n_channels,)
+            :math:`\\mathrm{Lip}(\\sigma_c) = \\max_k |s_k|`, the largest slope magnitude
+            over all pieces (the unbounded ends included).
+        """
         return np.abs(self.slopes()).max(axis=1)
 
-    def slope_range(self) -> tuple[np.ndarray, np.ndarray]:
-        """(min slope, max slope) per channel, each (C,)."""
+    def slope_range(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return the smallest and largest slope of each spline.
+
+        Returns
+        -------
+        min_slope : ndarray of shape (n_channels,)
+            The smallest slope over all pieces.
+        max_slope : ndarray of shape (n_channels,)
+            The largest slope over all pieces.
+        """
         s = self.slopes()
         return s.min(axis=1), s.max(axis=1)
 
     # ------------------------------------------------------ knots
-    def knot_tolerance(self, tol=None) -> np.ndarray:
-        """Per-channel tolerance for counting knots, shape (C,).
+    def knot_tolerance(self, tol: float | None = None) -> npt.NDArray[np.float64]:
+        """Return the per-channel tolerance for counting knots.
 
-        tol None: 1e-6 * max_k |a_k|, never below the round-off level of a = D2 c / T,
-        which is 64 * eps * max|c| / T.  A float tol is used as given (absolute).
+        Parameters
+        ----------
+        tol : float or None, default=None
+            An absolute tolerance >= 0, used as given; None chooses one per channel.
+
+        Returns
+        -------
+        tols : ndarray of shape (n_channels,)
+            With `tol` None, :math:`\\max(10^{-6} \\max_k |a_k|,\\ 64\\,\\epsilon
+            \\max_k |c_k| / T)`: relative to the largest jump, never below the round-off
+            level of :math:`a = D_2 c / T`.
+
+        Raises
+        ------
+        ValueError
+            If `tol` is not a finite number >= 0.
         """
         floor = 64 * EPS * np.abs(self.coefficients).max(axis=1) / self.step
         if tol is None:
             rel = 1e-6 * np.abs(self.jumps()).max(axis=1, initial=0.0)
             return np.maximum(rel, floor)
-        tol = float(tol)
-        if not (np.isfinite(tol) and tol >= 0):
-            raise ValueError(f"tol: expected a finite number >= 0, got {tol}")
+        tol = check_nonnegative(tol, "tol")
         return np.full(self.num_channels, tol)
 
-    def knots(self, tol=None) -> tuple[list[np.ndarray], np.ndarray]:
-        """Knot positions per channel (|a_k| > tol) and the tolerance used, shape (C,)."""
+    def knots(self, tol: float | None = None
+              ) -> tuple[list[npt.NDArray[np.float64]], npt.NDArray[np.float64]]:
+        """Return the knots of each spline: the grid points where the slope jumps.
+
+        Parameters
+        ----------
+        tol : float or None, default=None
+            The tolerance, as in `knot_tolerance`: a knot is :math:`|a_k| >` tol.
+
+        Returns
+        -------
+        positions : list of ndarray
+            Per channel, the knot positions, shape (n_knots_c,).
+        tols : ndarray of shape (n_channels,)
+            The tolerance used.
+
+        Raises
+        ------
+        ValueError
+            If `tol` is not a finite number >= 0.
+        """
         tols = self.knot_tolerance(tol)
         a = self.jumps()
         inner = self.grid[1:-1]
         return [inner[np.abs(a[c]) > tols[c]] for c in range(self.num_channels)], tols
 
-    def num_knots(self, tol=None) -> tuple[np.ndarray, np.ndarray]:
-        """Number of knots per channel (C,) and the tolerance used (C,)."""
+    def num_knots(self, tol: float | None = None
+                  ) -> tuple[npt.NDArray[np.int_], npt.NDArray[np.float64]]:
+        """Return the number of knots of each spline, with the tolerance used.
+
+        Parameters
+        ----------
+        tol : float or None, default=None
+            The tolerance, as in `knot_tolerance`.
+
+        Returns
+        -------
+        counts : ndarray of shape (n_channels,)
+            The number of knots per channel.
+        tols : ndarray of shape (n_channels,)
+            The per-channel tolerance the count used (that of `knots`).
+
+        Raises
+        ------
+        ValueError
+            If `tol` is negative, NaN or infinite.
+        """
         positions, tols = self.knots(tol)
         return np.array([len(p) for p in positions]), tols
 
     # ------------------------------------------------------ conversions
     def to_knot_form(self) -> "KnotSpline":
-        """Knot form: b1 = first slope, b0 = c_0 - b1*t_0, knots t_1..t_{K-2}, a = D2 c/T.
+        """Return the same splines in knot form.
 
+        Returns
+        -------
+        spline : KnotSpline
+            :math:`b_1` the first slope, :math:`b_0 = c_0 - b_1 t_0`, knots
+            :math:`t_1, \\dots, t_{K-2}` and jumps :math:`a = D_2 c / T`.  Every grid knot
+            is kept (a jump may be zero); `KnotSpline.pruned` drops them.
+
+        Notes
+        -----
         Exact when these are floats (e.g. dyadic x_min, step and coefficients); otherwise
         each is rounded once or twice, and the knots are the computed grid points
-        fl(x_min + k*step), u_r (k + |t_k|/step) steps from t_k at most: on a grid far from 0
-        (large |t_k|/step) the knot form is accurate to about u_r |t_k|/step |D2 c| only.
-        Every grid knot is kept (a_k may be zero); use `KnotSpline.pruned` to drop them."""
+        fl(x_min + k*step), :math:`u_r (k + |t_k|/T)` steps from :math:`t_k` at most: on a
+        grid far from 0 (large :math:`|t_k|/T`) the knot form is accurate to about
+        :math:`u_r |t_k|/T\\, |D_2 c|` only.
+        """
         b1 = (self.coefficients[:, 1] - self.coefficients[:, 0]) / self.step
         b0 = self.coefficients[:, 0] - b1 * self.x_min
         a = self.jumps()
@@ -488,10 +826,33 @@ class LinearSpline:
                        atol: float = 1e-9) -> "LinearSpline":
         """Sample a knot-form spline on the grid x_min + k*step (k < size).
 
-        Every knot must lie on an interior grid point: within atol*step, plus the rounding
-        of a grid point computed in floating point (4*EPS*(|tau| + |x_min|)); otherwise
-        ValueError.  The coefficients are the knot form's values at the computed grid
-        points (exact up to the rounding of that evaluation)."""
+        Parameters
+        ----------
+        spline : KnotSpline
+            The splines; every knot must lie on an interior grid point.
+        x_min : float
+            The first grid point.
+        step : float
+            The grid step T.
+        size : int
+            The number of grid points K >= 2.
+        atol : float, default=1e-9
+            How far (in steps) a knot may lie from its grid point, on top of the rounding
+            of a grid point computed in floating point, :math:`4 \\epsilon (|\\tau| +
+            |x_{\\min}|)`.
+
+        Returns
+        -------
+        spline : LinearSpline
+            Coefficients the knot form's values at the computed grid points (exact up to
+            the rounding of that evaluation).
+
+        Raises
+        ------
+        ValueError
+            If a knot is not on an interior grid point, or the grid is outside the
+            supported range.
+        """
         x_min = _real_in(x_min, "x_min", -MAX_MAGNITUDE, MAX_MAGNITUDE)
         step = _real_in(step, "step", MIN_STEP, MAX_STEP)
         size = _size(size)
@@ -508,8 +869,31 @@ class LinearSpline:
         return cls(spline(np.tile(grid[:, None], (1, spline.num_channels))).T, x_min, step)
 
     @classmethod
-    def from_slopes(cls, c0, slopes, x_min: float, step: float) -> "LinearSpline":
-        """Coefficients from c_0 (C,) and piece slopes (C, K-1): c = c_0 + T*cumsum([0, s])."""
+    def from_slopes(cls, c0: npt.ArrayLike, slopes: npt.ArrayLike, x_min: float,
+                    step: float) -> "LinearSpline":
+        """Build splines from their first value and their piece slopes.
+
+        Parameters
+        ----------
+        c0 : array_like of shape (n_channels,)
+            The values :math:`c_0` at the first grid point.
+        slopes : array_like of shape (n_channels, size - 1)
+            The slopes :math:`s_k` of the pieces.
+        x_min : float
+            The first grid point.
+        step : float
+            The grid step T.
+
+        Returns
+        -------
+        spline : LinearSpline
+            Coefficients :math:`c = c_0 + T \\operatorname{cumsum}([0, s])`.
+
+        Raises
+        ------
+        ValueError
+            If the coefficients or the grid are outside the supported range.
+        """
         slopes = np.asarray(slopes, dtype=np.float64)
         steps = np.concatenate([np.zeros((slopes.shape[0], 1)), step * slopes], axis=1)
         return cls(np.asarray(c0, dtype=np.float64)[:, None] + np.cumsum(steps, axis=1),
@@ -517,18 +901,38 @@ class LinearSpline:
 
     # ------------------------------------------------------ sparsification
     def sparsify(self, threshold: float) -> tuple["LinearSpline", dict]:
-        """Zero the slope jumps with |a_k| <= threshold and rebuild the coefficients exactly.
+        """Zero the small slope jumps and rebuild the coefficients exactly.
 
-        As in DeepSplines, c_0 and c_1 (hence the leftmost piece) are kept; the slopes are
-        s_0 + cumsum(a_hat) and c = c_0 + T*cumsum([0, s]).  Returns the new spline and a
-        report, per channel (C,): knots removed and knots left (both counted with this
-        spline's `knot_tolerance`, which is reported; removed + left = knots before), the
-        largest change on the grid max_k |c_hat_k - c_k|, and the change of the right end
-        slope (beyond the grid the change grows at most linearly with it).
+        Parameters
+        ----------
+        threshold : float
+            A finite number >= 0: the jumps with :math:`|a_k| \\le` threshold are set to 0.
+
+        Returns
+        -------
+        spline : LinearSpline
+            The sparsified splines on the same grid.
+        report : dict
+            Per channel, each of shape (n_channels,): ``knots_removed`` and ``knots_left``
+            (both counted with this spline's `knot_tolerance`, reported as
+            ``knot_tolerance``; removed + left = knots before), ``max_change_on_grid``
+            :math:`\\max_k |\\hat c_k - c_k|`, and ``end_slope_change``, the change of the
+            right end slope (beyond the grid the change grows at most linearly with it);
+            and ``threshold``.
+
+        Raises
+        ------
+        ValueError
+            If `threshold` is not a finite number >= 0.
+
+        Notes
+        -----
+        As in DeepSplines, :math:`c_0` and :math:`c_1` (hence the leftmost piece) are kept;
+        with :math:`\\hat a` the thresholded jumps, the slopes are
+        :math:`s_0 + \\operatorname{cumsum}(\\hat a)` and
+        :math:`\\hat c = c_0 + T \\operatorname{cumsum}([0, s])`.
         """
-        threshold = float(threshold)
-        if not (np.isfinite(threshold) and threshold >= 0):
-            raise ValueError(f"threshold: expected a finite number >= 0, got {threshold}")
+        threshold = check_nonnegative(threshold, "threshold")
         a = self.jumps()
         tol = self.knot_tolerance()
         is_knot = np.abs(a) > tol[:, None]
@@ -552,15 +956,40 @@ class LinearSpline:
     @classmethod
     def initialise(cls, name: str, num_channels: int, size: int, range_: float,
                    slope: float = 0.01) -> "LinearSpline":
-        """Coefficients c_k = f(t_k) on DeepSplines' grid [-range_, range_] for f one of
-        relu, leaky_relu (negative slope `slope`), identity, abs, even_odd (first half of the
-        channels |x|, the rest the soft-threshold x -> sign(x) max(|x| - 1/2, 0))."""
+        """Build splines that interpolate a standard function on DeepSplines' grid.
+
+        Parameters
+        ----------
+        name : {'relu', 'leaky_relu', 'identity', 'abs', 'even_odd'}
+            The function f: ``even_odd`` is :math:`|x|` on the first half of the channels
+            and the soft-threshold :math:`\\operatorname{sign}(x) \\max(|x| - 1/2, 0)` on
+            the rest.
+        num_channels : int
+            The number of splines C >= 1.
+        size : int
+            The number of grid points K (see `grid_from_range`).
+        range_ : float
+            The grid is ``[-range_, range_]``.
+        slope : float, default=0.01
+            The negative slope of ``leaky_relu``.
+
+        Returns
+        -------
+        spline : LinearSpline
+            Coefficients :math:`c_k = f(t_k)`.
+
+        Raises
+        ------
+        ValueError
+            If `name` is unknown, `num_channels` < 1, or the grid is outside the supported
+            range.
+        """
         num_channels = int(num_channels)
         if num_channels < 1:
             raise ValueError(f"num_channels: expected an integer >= 1, got {num_channels}")
         x_min, step = grid_from_range(size, range_)
         t = np.tile(x_min + step * np.arange(int(size)), (num_channels, 1))
-        inits = {
+        inits: dict[str, Callable[[np.ndarray], np.ndarray]] = {
             "relu": lambda t: np.maximum(t, 0.0),
             "leaky_relu": lambda t: np.where(t >= 0, t, slope * t),
             "identity": lambda t: t.copy(),
@@ -576,10 +1005,43 @@ class LinearSpline:
 
 @dataclass
 class KnotSpline:
-    """C linear splines in knot form, knots free and possibly different per channel.
+    r"""C linear splines in knot form, knots free and possibly different per channel.
 
-    sigma_c(x) = b0[c] + b1[c]*x + sum_k jumps[c][k] * (x - knots[c][k])_+ .
-    b0, b1: (C,); knots[c], jumps[c]: (n_c,), knots sorted increasingly.
+    Parameters
+    ----------
+    b0 : array_like of shape (n_channels,)
+        The intercepts.
+    b1 : array_like of shape (n_channels,)
+        The slopes left of the first knot.
+    knots : list of array_like
+        Per channel, the knot positions :math:`\tau_{c,k}`, shape (n_knots_c,), sorted
+        increasingly.
+    jumps : list of array_like
+        Per channel, the slope jumps :math:`a_{c,k}` at the knots, shape (n_knots_c,).
+
+    Raises
+    ------
+    ValueError
+        If an array is not finite, the shapes do not match, or knots are not sorted.
+
+    See Also
+    --------
+    LinearSpline : Splines on a uniform grid.
+
+    Notes
+    -----
+    .. math::
+
+        \sigma_c(x) = b_{0,c} + b_{1,c}\, x + \sum_k a_{c,k}\, (x - \tau_{c,k})_+ .
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import KnotSpline
+    >>> relu = KnotSpline(b0=[0.0], b1=[0.0], knots=[[0.0]], jumps=[[1.0]])
+    >>> relu(np.array([[-1.0], [2.0]]))
+    array([[0.],
+           [2.]])
     """
     b0: np.ndarray
     b1: np.ndarray
@@ -610,9 +1072,10 @@ class KnotSpline:
 
     @property
     def num_channels(self) -> int:
+        """The number of splines C (channels)."""
         return len(self.b0)
 
-    def __call__(self, x) -> np.ndarray:
+    def __call__(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """sigma(x) for x of shape (M, C); returns (M, C)."""
         x = as_finite_array(x, "x", ndim=2)
         if x.shape[1] != self.num_channels:
@@ -622,37 +1085,94 @@ class KnotSpline:
             out[:, c] += np.maximum(x[:, c, None] - self.knots[c], 0.0) @ self.jumps[c]
         return out
 
-    def slopes(self, c: int) -> np.ndarray:
-        """Slopes of the n_c + 1 pieces of channel c, left to right: b1 + cumsum([0, a])."""
+    def slopes(self, c: int) -> npt.NDArray[np.float64]:
+        """Return the slopes of the pieces of one channel, left to right.
+
+        Parameters
+        ----------
+        c : int
+            The channel.
+
+        Returns
+        -------
+        slopes : ndarray of shape (n_knots_c + 1,)
+            :math:`b_1 + \\operatorname{cumsum}([0, a])`.
+        """
         return self.b1[c] + np.concatenate([[0.0], np.cumsum(self.jumps[c])])
 
-    def tv2(self) -> np.ndarray:
-        """TV2 = sum_k |a_k| per channel, (C,)."""
+    def tv2(self) -> npt.NDArray[np.float64]:
+        """Return the second-order total variation of each spline.
+
+        Returns
+        -------
+        tv2 : ndarray of shape (n_channels,)
+            :math:`\\mathrm{TV}^{(2)}(\\sigma_c) = \\sum_k |a_{c,k}|`.
+        """
         return np.array([np.abs(a).sum() for a in self.jumps])
 
-    def bv2(self) -> np.ndarray:
-        """TV2 + |sigma(0)| + |sigma(1)| per channel, (C,)."""
+    def bv2(self) -> npt.NDArray[np.float64]:
+        """Return the BV2 norm of each spline.
+
+        Returns
+        -------
+        bv2 : ndarray of shape (n_channels,)
+            :math:`\\mathrm{TV}^{(2)}(\\sigma_c) + |\\sigma_c(0)| + |\\sigma_c(1)|`.
+        """
         return self.tv2() + np.abs(self(zero_one(self.num_channels))).sum(axis=0)
 
-    def lipschitz(self) -> np.ndarray:
-        """max |slope| over all pieces per channel, (C,)."""
+    def lipschitz(self) -> npt.NDArray[np.float64]:
+        """Return the Lipschitz constant of each spline.
+
+        Returns
+        -------
+        lip : ndarray of shape (n_channels,)
+            The largest slope magnitude over all pieces.
+        """
         return np.array([np.abs(self.slopes(c)).max() for c in range(self.num_channels)])
 
     def pruned(self, tol: float = 0.0) -> "KnotSpline":
-        """The same splines without the knots whose |jump| <= tol (exact when tol = 0)."""
+        """Return the same splines without the knots whose jump is at most `tol`.
+
+        Parameters
+        ----------
+        tol : float, default=0.0
+            Knots with :math:`|a_k| \\le` tol are dropped (exact when tol = 0).
+
+        Returns
+        -------
+        spline : KnotSpline
+            The pruned splines.
+        """
         keep = [np.abs(a) > tol for a in self.jumps]
         return KnotSpline(self.b0.copy(), self.b1.copy(),
                           [t[k] for t, k in zip(self.knots, keep)],
                           [a[k] for a, k in zip(self.jumps, keep)])
 
     @classmethod
-    def interpolant(cls, points, values) -> "KnotSpline":
-        """The piecewise-linear interpolant through (points[c][i], values[c][i]) per channel,
-        continued linearly beyond the end points with the end slopes.
+    def interpolant(cls, points: Sequence[npt.ArrayLike],
+                    values: Sequence[npt.ArrayLike]) -> "KnotSpline":
+        """Return the piecewise-linear interpolant through given points, per channel.
 
-        points, values: sequences of C 1-D arrays (each >= 2 distinct points, any order).
-        Knots at the interior sorted points; jumps a_i = s_i - s_{i-1} with
-        s_i = (v_{i+1} - v_i)/(p_{i+1} - p_i).
+        Parameters
+        ----------
+        points : sequence of array_like
+            Per channel, the abscissae :math:`p_i`, shape (n_points_c,), at least 2
+            distinct, in any order.
+        values : sequence of array_like
+            Per channel, the values :math:`v_i` at `points`, shape (n_points_c,).
+
+        Returns
+        -------
+        spline : KnotSpline
+            The interpolant, continued linearly beyond the end points with the end slopes:
+            knots at the interior sorted points, jumps :math:`a_i = s_i - s_{i-1}` with
+            :math:`s_i = (v_{i+1} - v_i)/(p_{i+1} - p_i)`.
+
+        Raises
+        ------
+        ValueError
+            If the numbers of channels or the shapes differ, a channel has fewer than 2
+            distinct points (duplicates are not merged), or a value is not finite.
         """
         if len(points) != len(values):
             raise ValueError(f"values: expected {len(points)} channels like points, "

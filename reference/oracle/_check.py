@@ -53,7 +53,8 @@ from numpy.typing import ArrayLike, NDArray
 from reference.lipschitz import _bounds as lipschitz
 from reference.nn import _regularisers as regularisers
 from reference.oracle._localise import format_localisation, localise
-from reference._checks import OverflowResult, check_choice
+from reference._numerics import check_choice
+from reference.exceptions import OverflowResult
 from reference.oracle._key_scales import KeyScales, array_scale, is_objective_key
 from reference.nn._losses import LOSSES, check_targets, loss_and_grad
 from reference.nn._network import KnotSplineActivation, Network, SplineActivation
@@ -62,6 +63,7 @@ from reference.oracle._one_sided import (KNOT_TOL, KNOT_TOL_MAX, KNOT_TOL_SPACIN
                                  check_tolerance, choice_label, gradient_range,
                                  jacobian_candidates, kink_choices, kink_masks, kink_rows,
                                  sides_from_masks)
+from reference.training._train import TrainConfig, _regulariser_grads, objective as train_objective
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9          # a fraction of each key's scale S (see the module docstring)
@@ -135,7 +137,6 @@ def file_names(net: Network, names=None) -> dict:
 
 
 def _train_config(objective: Objective):
-    from reference.training._train import TrainConfig
     return TrainConfig(loss=objective.loss, lam=float(objective.lam), reg=objective.reg,
                        mu=float(objective.mu)).validate()
 
@@ -147,8 +148,6 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
     Terms from reference.training.objective (its regulariser covers uniform spline layers; the
     knot-form layers' lambda sum R is added here), gradients: the backward pass of the
     loss gradient plus reference.training's 2 mu W and lambda grad R."""
-    from reference.training._train import objective as train_objective
-
     config = _train_config(objective)
     if outputs is None:
         outputs, caches = net.forward(x, keep_cache=True)
@@ -172,8 +171,6 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
 def objective_extra_grads(net: Network, objective: Objective) -> dict:
     """Own parameter name -> the part of dJ/dNAME that does not pass through the outputs:
     2 mu W for the dense weights, lambda grad R for the spline layers (one term per key)."""
-    from reference.training._train import _regulariser_grads
-
     config = _train_config(objective)
     extra = dict(_regulariser_grads(net, config, 1))
     for i, layer in enumerate(net.layers):

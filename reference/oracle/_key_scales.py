@@ -37,6 +37,7 @@ from reference.nn._losses import check_targets
 from reference.oracle._magnitudes import (Magnitudes, clamp, forward_magnitudes, jacobian_scale,
                                   parameter_scales)
 from reference.nn._network import Network
+from reference.convex._solve import split_at
 
 SOURCES = ("reference", "magnitude")     # which side of max(max |ours|, magnitude) S is
 
@@ -54,8 +55,6 @@ def solve_unit(net: Network, layer: int, loss: str, targets) -> float:
     """T = reference.certify.output_scale(loss, y, c) of the coefficient solve of `layer`
     (c the bias of the affine map after it; y the targets as (M, N_L)): the unit of the
     solve's outputs, U = T^2 that of its objective."""
-    from reference.convex._solve import split_at
-
     _, _, _, c = split_at(net, layer)
     y = np.asarray(targets, dtype=np.float64)
     return output_scale(loss, check_targets(loss, (len(y), net.n_out), y), c)

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from reference.oracle._magnitudes import Magnitudes, forward_magnitudes, layer_widths
 from reference.nn._network import Dense, Network
+from reference._numerics import check_nonnegative
 
 KNOT_TOL = 1e-9
 KNOT_TOL_MAX = 1e-3           # a float32 implementation rounds at ~1e-7: the window is rounding
@@ -53,10 +54,7 @@ def kink_rows(masks: list, m: int) -> np.ndarray:
 
 def check_tolerance(value, name: str) -> float:
     """value as a float: a finite number >= 0 (ValueError naming `name` otherwise)."""
-    value = float(value)
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
-    return value
+    return check_nonnegative(value, name)
 
 
 def check_knot_tol(net: Network, knot_tol, name: str = "knot_tol") -> float:

@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from reference.exceptions import NumpyRepr
 from reference.lipschitz._bounds import blocks, jacobian_norms
 from reference.nn import Network
 
@@ -202,10 +203,6 @@ def exact_rho(net: Network, lam: np.ndarray):
 
 NUMPY_REPR = re.compile(r"\bnp\.[a-z_]+\d*\(|\bnp\.(True|False)_|\barray\(")
 """NumPy's repr of a number or an array (``np.float64(1.5)``, ``np.True_``, ``array(``)."""
-
-
-class NumpyRepr(AssertionError):
-    """Text holds NumPy's repr of a number."""
 
 
 def assert_numbers_only(text: str) -> None:

@@ -36,10 +36,12 @@ import numpy as np
 from reference.data import _datasets as datasets
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
-from reference._checks import check_choice
-from reference.nn._network import ACTIVATIONS, Network, SplineActivation, build_mlp
+from reference._numerics import check_choice
+from reference.nn._network import (ACTIVATIONS, KnotSplineActivation, Network, SplineActivation,
+                                    build_mlp)
 from reference.training._train import (ACC_DROP, REGULARISERS, TrainConfig, accuracy, check_sparsify,
                              objective, train)
+from reference.convex._problem import knot_counts
 
 TRAIN_DEFAULTS = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0, "epochs": 100,
                   "seed": 0, "batch_size": 16, "lr": 1e-2, "spline_init": "leaky_relu"}
@@ -311,9 +313,6 @@ def _widths(hidden) -> tuple:
 
 def spline_summary(net) -> list:
     """Per spline layer: index, TV2, BV2, Lip and knot counts per neuron, tolerance used."""
-    from reference.convex._solve import knot_counts
-    from reference.nn._network import KnotSplineActivation
-
     rows = []
     for i, layer in enumerate(net.layers):
         if isinstance(layer, SplineActivation):

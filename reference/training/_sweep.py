@@ -59,12 +59,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
-from reference._checks import check_positive
+from reference._numerics import check_positive
 from reference.training._experiments import SPLINE_FIELDS, RunConfig, run
 from reference.io._files import dumps_json, prepare_output_dir, write_text
 from reference.io._model_file import save_model
 from reference._limits import guard
 from reference.training._records import HASH_KEYS, MODELS, RECORDS, check_record, model_path, seal
+from reference.nn import _spline as spline
 
 if TYPE_CHECKING:                    # optional dependency: imported where a client is made
     import distributed
@@ -279,7 +280,6 @@ def without_timings(value):
 def run_task(config: dict) -> tuple:
     """One run inside a Dask worker: ('ok', net, summary) or ('failed', error, traceback).
     The spline kernels get one thread (one core per worker)."""
-    from reference.nn import _spline as spline
     spline.set_num_threads(1)
     return _outcome(RunConfig.from_dict(config))
 

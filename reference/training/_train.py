@@ -26,7 +26,8 @@ from numpy.typing import ArrayLike, NDArray
 from tqdm import tqdm
 
 from reference.nn import _regularisers as regularisers
-from reference._checks import OverflowResult, check_choice, check_positive
+from reference._numerics import check_choice, check_nonnegative, check_positive
+from reference.exceptions import OverflowResult
 from reference.nn._losses import check_targets, loss_and_grad, predict_labels
 from reference.nn._network import Dense, Network, SplineActivation
 from reference.nn._spline import LinearSpline
@@ -127,9 +128,7 @@ class TrainConfig:
         for name in ("lr", "spline_lr"):
             check_positive(getattr(self, name), name)
         for name in ("mu", "lam", "momentum"):
-            value = float(getattr(self, name))
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
+            check_nonnegative(getattr(self, name), name)
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise ValueError(f"epochs, batch_size: expected integers >= 1, got "
                              f"{self.epochs}, {self.batch_size}")

@@ -13,6 +13,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from reference.conformance import _suite as conformance
+from reference.exceptions import SuiteError
 from reference.testing import check_property
 
 FIELDS = ("rtol", "atol", "key_tolerances", "model", "inputs", "expected", "data", "format",
@@ -113,7 +114,7 @@ def test_a_tampered_manifest_is_refused_or_still_strict(profile, suite, tmp_path
         path.write_text(json.dumps(manifest))
         try:
             suite_read = conformance.load_suite(work)
-        except conformance.SuiteError as exc:
+        except SuiteError as exc:
             text = str(exc)
             assert text.startswith(f"DIR: {path}: ") and "\n" not in text, text
             assert len(text) < 1200, len(text)
@@ -121,7 +122,7 @@ def test_a_tampered_manifest_is_refused_or_still_strict(profile, suite, tmp_path
         entry = suite_read.cases[edit[1] if edit[1] is not None else 0]
         try:
             result = conformance.grade_case(suite_read, entry, zero / f"{entry['name']}.npz")
-        except conformance.SuiteError as exc:
+        except SuiteError as exc:
             assert str(exc).startswith(f"DIR: {path}: ") and "\n" not in str(exc)
             return
         assert not result.passed, edit

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from reference.convex import _active_set as active_set
+from reference.convex import _problem as problem
+from reference.convex import _representer as representer
 from reference.convex import _solve as convex
 from reference.convex._certify import Scaled
 from reference.exceptions import SolveNotCertified
@@ -57,7 +59,7 @@ def test_certificate_fields_and_polishing():
     # polished: every interior point of the returned spline is a knot, no more than before
     assert cert["knots"][0] == cert["points_per_neuron"][0] - 2
     assert cert["knots"][0] <= cert["knots_unpolished"][0]
-    plain = convex.solve_plain_single_neuron(x[:, 0], y, 0.5)    # independent formulation
+    plain = representer.solve_plain_single_neuron(x[:, 0], y, 0.5)    # independent formulation
     assert cert["objective"] == pytest.approx(plain["objective"], rel=RTOL)
     _, off = convex.solve_layer(net, 1, x, y, lam=0.5, polish=False)
     assert off["polish"] == "off" and off["knots"] == off["knots_unpolished"]
@@ -165,7 +167,7 @@ def test_round_limit_and_stall_go_to_the_verdict(monkeypatch):
         convex.solve_layer(net, 1, x, y, lam=0.5)
     cert = caught.value.certificate
     assert cert["status"] == "not_optimal" and cert["lower_bound"] < cert["objective_check"]
-    assert convex.numpy_objective(caught.value.model, 1, x, y, "squared", 0.5, "tv2") \
+    assert problem.numpy_objective(caught.value.model, 1, x, y, "squared", 0.5, "tv2") \
         == cert["objective_check"]
 
     with pytest.raises(ValueError, match="max_rounds: expected an integer >= 1"):

@@ -3,9 +3,12 @@ import json
 import numpy as np
 import pytest
 
+from reference.convex import _problem as problem
+from reference.convex import _representer as representer
 from reference.convex import _solve as convex
 from reference.cli import main
-from reference.io._model_file import ModelFileError, load_model, save_model
+from reference.io._model_file import load_model, save_model
+from reference.exceptions import ModelFileError
 from reference.nn._network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
 from reference.nn._spline import LinearSpline
 from reference.testing import random_net, single_neuron
@@ -17,7 +20,7 @@ def test_data_grid_is_the_true_optimum_single_neuron():
     assert cert["status"] == "optimal" and cert["gap"] is not None
     assert abs(cert["gap"]) <= 1e-6 * cert["objective"]
     assert cert["objective_check"] == pytest.approx(cert["objective"], rel=1e-6)
-    plain = convex.solve_plain_single_neuron(x[:, 0], y, 0.5)  # independent formulation
+    plain = representer.solve_plain_single_neuron(x[:, 0], y, 0.5)  # independent formulation
     assert plain["status"] == "optimal"
     assert plain["objective"] == pytest.approx(cert["objective"], rel=1e-7)
     for k in (11, 41, 161):                                   # no uniform grid beats it
@@ -40,7 +43,7 @@ def test_losses_regularisers_and_lip_constraint(loss, n_out, reg):
     free, cert_free = convex.solve_layer(net, 1, x, y, loss=loss, lam=0.1, reg=reg)
     assert cert_free["objective"] <= cert["objective"] * (1 + 1e-7)   # a constraint costs
     np.testing.assert_allclose(
-        convex.numpy_objective(new, 1, x, y, loss, 0.1, reg),
+        problem.numpy_objective(new, 1, x, y, loss, 0.1, reg),
         cert["objective"], rtol=1e-6)
 
 
@@ -61,7 +64,7 @@ def test_representer_reduction(reg):
     rng = np.random.default_rng(3)
     net = random_net([2, 5, 4, 2], "spline", seed=3, size=11)
     x = rng.normal(size=(40, 2))
-    new, report = convex.reduce_network(net, x, reg)
+    new, report = representer.reduce_network(net, x, reg)
     assert report["max_output_change"] <= 1e-10
     keys = ("tv2", "lipschitz") + (("bv2",) if reg == "bv2" else ())
     for r in report["neurons"]:
@@ -69,7 +72,7 @@ def test_representer_reduction(reg):
             assert r[f"{key}_after"] <= r[f"{key}_before"] * (1 + 1e-9) + 1e-12
         assert r["knots_after"] <= (len(x) - 2 if reg == "tv2" else len(x))
     ks = new.layers[1]
-    lp = convex.interpolation_lp(ks.points[0], ks.values[0], reg)
+    lp = representer.interpolation_lp(ks.points[0], ks.values[0], reg)
     own = (ks.spline.tv2() if reg == "tv2" else ks.spline.bv2())[0]
     assert lp["objective"] == pytest.approx(own, rel=1e-6, abs=1e-9)
     assert lp["objective_check"] == pytest.approx(lp["objective"], rel=1e-6, abs=1e-9)
@@ -77,10 +80,10 @@ def test_representer_reduction(reg):
 
 def test_interpolation_lp_with_lip_bound():
     points, values = np.array([0.0, 1.0, 2.0, 4.0]), np.array([0.0, 1.0, 0.0, 1.0])
-    lp = convex.interpolation_lp(points, values, "tv2", lip_max=1.0)
+    lp = representer.interpolation_lp(points, values, "tv2", lip_max=1.0)
     assert lp["objective"] == pytest.approx(3.5, rel=1e-7)     # slopes 1, -1, 0.5
     with pytest.raises(RuntimeError, match="infeasible"):
-        convex.interpolation_lp(points, values, "tv2", lip_max=0.9)
+        representer.interpolation_lp(points, values, "tv2", lip_max=0.9)
 
 
 def test_knot_spline_layer_evaluates_and_round_trips(tmp_path):
@@ -137,7 +140,7 @@ def test_bad_input():
 
 def test_failed_or_inaccurate_solves_are_errors(monkeypatch):
     net, x, y = single_neuron(m=30)
-    real = convex.CoefficientProblem.solve
+    real = problem.CoefficientProblem.solve
 
     def status(value):
         def fake(self, lam, solver="CLARABEL", warm_start=True, settings=None):
@@ -145,7 +148,7 @@ def test_failed_or_inaccurate_solves_are_errors(monkeypatch):
             out["status"] = value
             return out
         return fake
-    monkeypatch.setattr(convex.CoefficientProblem, "solve", status("optimal_inaccurate"))
+    monkeypatch.setattr(problem.CoefficientProblem, "solve", status("optimal_inaccurate"))
     with pytest.raises(RuntimeError, match="optimal_inaccurate.*no model"):
         convex.solve_layer(net, 1, x, y)
 
@@ -153,13 +156,13 @@ def test_failed_or_inaccurate_solves_are_errors(monkeypatch):
         out = real(self, lam, solver, settings=settings)
         out["objective"] *= 1.01
         return out
-    monkeypatch.setattr(convex.CoefficientProblem, "solve", off)
+    monkeypatch.setattr(problem.CoefficientProblem, "solve", off)
     # the solver's objective is wrong, its point is not: NumPy's dual bound certifies it
     new, cert = convex.solve_layer(net, 1, x, y)
     assert cert["status"] == "optimal" and cert["certified_by"] == "dual bound"
     assert "inaccurate solution" in cert["rejected"]
     assert cert["objective_check"] - cert["lower_bound"] <= cert["gap_tolerance"]
-    assert convex.numpy_objective(new, 1, x, y, "squared", 1e-3, "tv2") == cert["objective"]
+    assert problem.numpy_objective(new, 1, x, y, "squared", 1e-3, "tv2") == cert["objective"]
     # with a Lip bound too: the point is certified by the Lip form of the dual bound
     new, cert = convex.solve_layer(net, 1, x, y, lip_max=0.5)
     assert cert["status"] == "optimal" and cert["certified_by"] == "dual bound"
@@ -178,7 +181,7 @@ def test_solve_command(tmp_path, capsys):
     for key in ("status", "objective", "objective_check", "gap", "knots", "seconds"):
         assert key in cert
     solved = load_model(out)
-    assert convex.numpy_objective(solved, 1, x, y, "squared", 0.5, "tv2") == pytest.approx(
+    assert problem.numpy_objective(solved, 1, x, y, "squared", 0.5, "tv2") == pytest.approx(
         cert["objective"], rel=1e-6)
     assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"),
                  "--layer", "1", "--lam", "0.5", "--grid", "uniform", "--size", "41",
@@ -212,7 +215,7 @@ def test_tv2_gauge_is_pinned_without_changing_the_optimum():
                     Dense(np.ones((1, 2)), np.zeros(1)), Identity()])
     one = Network([Dense(np.ones((1, 1)), np.zeros(1)), spline(1),
                    Dense(np.ones((1, 1)), np.zeros(1)), Identity()])
-    basis = convex.gauge_basis(x @ np.ones((1, 2)), np.ones((1, 2)), "squared", affine=True)
+    basis = problem.gauge_basis(x @ np.ones((1, 2)), np.ones((1, 2)), "squared", affine=True)
     assert basis.shape == (4, 2)                 # constants and slopes, opposite signs
     for grid in ("data", "uniform"):
         _, c_pair = convex.solve_layer(pair, 1, x, y, lam=0.3, grid=grid)
@@ -223,12 +226,12 @@ def test_tv2_gauge_is_pinned_without_changing_the_optimum():
 
 def test_returned_splines_over_lip_max_are_an_error(monkeypatch):
     net, x, y = single_neuron(m=30)
-    real = convex.knot_counts
+    real = problem.knot_counts
 
     def steep(layer, unit=1.0):
         knots, tols, lips = real(layer, unit)
         return knots, tols, lips * 10
-    monkeypatch.setattr(convex, "knot_counts", steep)
+    monkeypatch.setattr(problem, "knot_counts", steep)
     with pytest.raises(RuntimeError, match="Lip .* > lip_max"):
         convex.solve_layer(net, 1, x, y, lip_max=1.0)
 
@@ -247,7 +250,7 @@ def test_grid_and_interpolation_bad_input(tmp_path):
     with pytest.raises(ValueError, match="lams"):
         convex.solve_path(net, 1, x, y, [0.1, np.nan])
     with pytest.raises(ValueError, match="distinct points"):
-        convex.interpolation_lp([0.0, 0.0], [1.0, 2.0])
+        representer.interpolation_lp([0.0, 0.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="one array per neuron"):
         KnotSplineActivation([np.arange(2.0)], [np.arange(2.0), np.arange(2.0)])
     save_model(solved, tmp_path / "k.npz")
@@ -273,12 +276,12 @@ def test_uniform_grid_gauge_gives_the_minimum_norm_coefficients():
     assert cert["gauge_directions_pinned"] == 3 and cert["gauge_shift_removed"] > 1.0
     _, y2, z, a_mat, c = convex.prepare(net, 1, x, y, "squared")
     grids, _ = convex.grids_for(net, 1, z, "tv2", "uniform")
-    free = convex.CoefficientProblem(z, a_mat, c, y2, "squared", "tv2", grids, pin_gauge=False)
+    free = problem.CoefficientProblem(z, a_mat, c, y2, "squared", "tv2", grids, pin_gauge=False)
     result = free.solve(0.1)
     assert result["status"] == "optimal" and free.gauge_directions == 3
     assert result["objective"] == pytest.approx(cert["objective"], rel=1e-8)
     raw = np.stack([v for _, v in free.splines()])
-    moved, removed = convex.min_norm_representative(free.splines(), free.gauge, grids)
+    moved, removed = problem.min_norm_representative(free.splines(), free.gauge, grids)
     moved = np.stack([v for _, v in moved])
     assert np.linalg.norm(moved) <= np.linalg.norm(raw) and removed > 0
     np.testing.assert_allclose(moved, coef, atol=1e-6 * np.abs(coef).max())
@@ -330,13 +333,13 @@ def test_solver_failures_are_solve_failed_and_one_cli_line(tmp_path, capsys, mon
     still catches it), and the command line prints one 'error: ...' line, exit 2."""
     from reference.exceptions import SolveFailed
     net, x, y = single_neuron(m=30)
-    real = convex.CoefficientProblem.solve
+    real = problem.CoefficientProblem.solve
 
     def infeasible(self, lam, solver="CLARABEL", warm_start=True, settings=None):
         out = real(self, lam, solver, settings=settings)
         out["status"] = "infeasible"
         return out
-    monkeypatch.setattr(convex.CoefficientProblem, "solve", infeasible)
+    monkeypatch.setattr(problem.CoefficientProblem, "solve", infeasible)
     with pytest.raises(SolveFailed, match="status 'infeasible'.*no model is returned"):
         convex.solve_layer(net, 1, x, y)
     assert issubclass(SolveFailed, RuntimeError)

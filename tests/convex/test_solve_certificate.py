@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from reference.convex import _certify as certify
+from reference.convex import _problem as problem
 from reference.convex import _solve as convex
 from reference.convex._certify import GAP_RTOL
 from reference.cli import main
@@ -28,7 +29,7 @@ def zero_spline_objective(net, x, y, lam, reg, loss="squared"):
     zero = copy.deepcopy(net)
     n = net.layers[1].n_in
     zero.layers[1] = KnotSplineActivation([np.array([0.0, 1.0])] * n, [np.zeros(2)] * n)
-    return convex.numpy_objective(zero, 1, x, y, loss, lam, reg)
+    return problem.numpy_objective(zero, 1, x, y, loss, lam, reg)
 
 
 # ------------------------------------------------------------------ issue 23: every scale
@@ -86,7 +87,7 @@ def test_optimal_is_never_above_the_zero_spline(method):
     zero = zero_spline_objective(net, x, y, 3e11, "bv2")
     assert cert["status"] == "optimal"
     assert cert["objective_check"] <= zero * (1 + GAP_RTOL)
-    assert cert["objective_check"] == convex.numpy_objective(new, 1, x, y, "squared", 3e11,
+    assert cert["objective_check"] == problem.numpy_objective(new, 1, x, y, "squared", 3e11,
                                                              "bv2")
     assert cert["lower_bound"] <= cert["objective_check"]
     assert cert["objective_check"] - cert["lower_bound"] <= cert["gap_tolerance"]
@@ -130,7 +131,7 @@ def merged_pair():
 def test_merged_points_are_reported(method):
     net, x, y = merged_pair()
     _, cert = convex.solve_layer(net, 1, x, y, lam=1e-3, method=method)
-    assert cert["merged_points"] == [1] and cert["merge_rtol"] == convex.MERGE_RTOL
+    assert cert["merged_points"] == [1] and cert["merge_rtol"] == problem.MERGE_RTOL
     assert cert["merge_max_distance"][0] == pytest.approx(1e-10, rel=1e-3, abs=0)
     _, exact = convex.solve_layer(net, 1, x, y, lam=1e-3, method=method, merge_rtol=0.0)
     assert exact["merged_points"] == [0] and exact["candidate_points" if method == "active"
@@ -178,7 +179,7 @@ def test_time_limit_returns_the_best_feasible_point(method):
                            time_limit=0.5 if method == "active" else 1e-3)
     cert, model = caught.value.certificate, caught.value.model
     assert cert["status"] == "time_limit" and cert["certified_by"] is None
-    assert cert["objective_check"] == convex.numpy_objective(model, 1, x, y, "squared",
+    assert cert["objective_check"] == problem.numpy_objective(model, 1, x, y, "squared",
                                                              1e-12, "tv2")
     assert cert["lower_bound"] is not None and cert["lower_bound"] <= cert["objective_check"]
     assert cert["objective_check"] <= min(p["objective"] for p in cert["candidates"])
@@ -197,7 +198,7 @@ def test_time_limit_on_the_command_line(tmp_path, capsys):
     assert main(args + ["--json"]) == 3
     cert = json.loads(capsys.readouterr().out)
     assert cert["status"] == "time_limit" and cert["out"] == str(out)
-    assert convex.numpy_objective(load_model(out), 1, x, y, "squared", 1e-12, "tv2") \
+    assert problem.numpy_objective(load_model(out), 1, x, y, "squared", 1e-12, "tv2") \
         == cert["objective_check"]
     assert main(args[:-1] + ["0"]) == 2                   # a limit must be > 0
     assert "--time-limit" in capsys.readouterr().err

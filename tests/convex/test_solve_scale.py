@@ -18,6 +18,7 @@ import pytest
 from scipy.optimize import linprog
 
 from reference.convex import _certify as certify
+from reference.convex import _problem as coefficient_problem
 from reference.convex import _solve as convex
 from reference.convex import _dual_bound as dual_bound
 from reference.conformance import _cases as cases
@@ -270,7 +271,7 @@ def test_a_solver_gap_never_overrules_the_dual_bound(monkeypatch):
         shifted = copy.deepcopy(new)
         shifted.layers[1] = KnotSplineActivation(layer.points, [v + shift for v in
                                                                 layer.values])
-        check = convex.numpy_objective(shifted, 1, x, y, "squared", 0.1, "tv2")
+        check = coefficient_problem.numpy_objective(shifted, 1, x, y, "squared", 0.1, "tv2")
         assert 5e-5 < check / cert["objective"] - 1 < 5e-4
         return shifted, dict(cert, gap=0.0, objective=check, objective_check=check,
                              method_certified=True)
@@ -286,7 +287,7 @@ def test_a_retry_is_not_trusted_on_its_own_word(monkeypatch):
     solve's first two attempts failed: the gap of a retry with changed regularisation does
     not certify the full method's point (it did: the review's case took the 4th attempt)."""
     net, x, y = single_neuron(m=60)
-    real = convex.CoefficientProblem.solve
+    real = coefficient_problem.CoefficientProblem.solve
 
     def late(self, lam, solver="CLARABEL", warm_start=True, settings=None):
         out = real(self, lam, solver, settings=settings)
@@ -294,11 +295,11 @@ def test_a_retry_is_not_trusted_on_its_own_word(monkeypatch):
                     attempts=["tight tolerances: solver error",
                               "default settings: solver error",
                               "{'static_regularization_constant': 1e-07}: optimal"])
-    monkeypatch.setattr(convex.CoefficientProblem, "solve", late)
+    monkeypatch.setattr(coefficient_problem.CoefficientProblem, "solve", late)
     monkeypatch.setattr(certify, "dual_bound", lambda *args: None)
     with pytest.raises(SolveNotCertified, match="retry with changed settings"):
         convex.solve_layer(net, 1, x, y, lam=0.5, method="full")
-    monkeypatch.setattr(convex.CoefficientProblem, "solve", real)
+    monkeypatch.setattr(coefficient_problem.CoefficientProblem, "solve", real)
     _, cert = convex.solve_layer(net, 1, x, y, lam=0.5, method="full")
     assert cert["certified_by"] == "solver" and cert["status"] == "optimal"
 
@@ -313,12 +314,12 @@ def test_knot_counts_in_any_units(r, s):
     points = np.sort(rng.uniform(-1, 1, 30))
     values = np.abs(points - 0.2) + 1e-7 * rng.normal(size=30) + 0.5 * np.abs(points + 0.4)
     layer = KnotSplineActivation([points], [values])
-    knots, tol, _ = convex.knot_counts(layer)
+    knots, tol, _ = coefficient_problem.knot_counts(layer)
     scaled = KnotSplineActivation([points * r], [values * s])
-    knots_s, tol_s, _ = convex.knot_counts(scaled)
+    knots_s, tol_s, _ = coefficient_problem.knot_counts(scaled)
     assert knots_s.tolist() == knots.tolist() and 0 < knots[0] < 28
     np.testing.assert_allclose(tol_s, tol * s / r, rtol=1e-9)
-    units, _, _ = convex.knot_counts(scaled, np.array([s / r]))    # a solve's slope unit
+    units, _, _ = coefficient_problem.knot_counts(scaled, np.array([s / r]))  # a solve's slope unit
     assert units.tolist() == knots.tolist()
 
 

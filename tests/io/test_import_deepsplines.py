@@ -18,7 +18,8 @@ import pytest
 
 from reference.io import _deepsplines as ds
 from reference.cli import main
-from reference.io._model_file import ModelFileError, load_model, save_model
+from reference.io._model_file import load_model, save_model
+from reference.exceptions import ModelFileError
 from reference.nn._network import build_mlp
 from reference.testing import deepsplines_state_dict
 

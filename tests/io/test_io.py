@@ -4,7 +4,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from reference.io._model_file import FORMAT, ModelFileError, load_model, save_model
+from reference.io._model_file import FORMAT, load_model, save_model
+from reference.exceptions import ModelFileError
 from reference.nn._network import Dense, LeakyReLU, Network, PReLU, SplineActivation, build_mlp
 from reference.nn._spline import LinearSpline
 

@@ -4,13 +4,15 @@ import pytest
 import reference.lipschitz._exact as exact_mod
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz._exact import (MilpNotOptimal, NotApplicable, box_halfspaces, chord_pair, exact_1d,
-                             exact_1d_on_box, exact_milp, jacobian_rounding, knot_form)
-from reference._limits import TooLarge
+from reference.lipschitz._exact import box_halfspaces, chord_pair, jacobian_rounding, knot_form
+from reference.lipschitz._milp import exact_milp
+from reference.lipschitz._exact1d import exact_1d, exact_1d_on_box
+from reference.exceptions import MilpNotOptimal, NotApplicable, TooLarge
 from reference.nn._network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation, build_mlp)
 from reference.lipschitz._regions2d import regions_2d
 from reference.nn._spline import LinearSpline
+import reference.lipschitz._milp as milp_mod
 from reference.testing import bias_free_relu_cones, random_net, sampled_max_norm
 
 
@@ -166,7 +168,7 @@ def test_milp_reports_the_witness_and_highs_bound_as_the_upper_end(monkeypatch):
     assert np.all(np.abs(r["witness_x"]) <= 1.0)
     assert r["value"] < r["milp_dual_bound"] + r["tolerance"] <= r["upper_bound"]
     # the tolerance is relative to the problem's scale: the bound, or the layer-wise bound
-    assert r["tolerance"] == pytest.approx(exact_mod.MILP_TOLERANCE * max(
+    assert r["tolerance"] == pytest.approx(milp_mod.MILP_TOLERANCE * max(
         r["milp_dual_bound"], lipschitz.layerwise(net, 1)), rel=1e-12)
     low = lipschitz.lower(net, 1, box=1.0, num_points=3000)["value"]
     assert low <= r["upper_bound"]
@@ -174,13 +176,13 @@ def test_milp_reports_the_witness_and_highs_bound_as_the_upper_end(monkeypatch):
 
 def inflated_highs(monkeypatch, factor):
     """HiGHS's objective and dual bound multiplied by factor (its pattern unchanged)."""
-    real = exact_mod._Milp.solve
+    real = milp_mod._Milp.solve
 
     def solve(self, *args, **kwargs):
         res = real(self, *args, **kwargs)
         res.fun, res.mip_dual_bound = factor * res.fun, factor * res.mip_dual_bound
         return res
-    monkeypatch.setattr(exact_mod._Milp, "solve", solve)
+    monkeypatch.setattr(milp_mod._Milp, "solve", solve)
 
 
 def test_milp_disagreeing_with_numpy_beyond_its_tolerance_is_a_bracket(monkeypatch):
@@ -261,14 +263,14 @@ def test_highs_solve_error_is_retried_without_presolve(monkeypatch):
     assert r["status"] == "optimal" and r["certified_exact"]
     if any("Solve error" in a for a in r["attempts"]):      # this HiGHS version's failure
         assert any("presolve off" in a for a in r["attempts"])
-    real = exact_mod._Milp.solve
+    real = milp_mod._Milp.solve
 
     def failing(self, objective, time_limit, gap, presolve=True):
         res = real(self, objective, time_limit, gap, presolve)
         if presolve or fail_always:
             res.status, res.x, res.message = 4, None, "(HiGHS Status 4: Solve error)"
         return res
-    monkeypatch.setattr(exact_mod._Milp, "solve", failing)
+    monkeypatch.setattr(milp_mod._Milp, "solve", failing)
     fail_always = False
     net = random_net([2, 4, 1], "relu", seed=0)
     r = exact_milp(net, np.inf, box=1.0)
@@ -299,13 +301,13 @@ def test_milp_witness_pair_in_every_status(monkeypatch):
         assert r["status"] == "optimal" and "chord" in pair["source"]
         assert np.all(np.abs(pair["x"]) <= 1.0) and np.all(np.abs(pair["x_pair"]) <= 1.0)
         assert pair["ratio"] == pytest.approx(r["value"], rel=1e-9)
-    real = exact_mod._Milp.solve
+    real = milp_mod._Milp.solve
 
     def no_incumbent(self, *args, **kwargs):              # stopped before any solution
         res = real(self, *args, **kwargs)
         res.status, res.x, res.mip_dual_bound = 1, None, 1.3 * res.fun
         return res
-    monkeypatch.setattr(exact_mod._Milp, "solve", no_incumbent)
+    monkeypatch.setattr(milp_mod._Milp, "solve", no_incumbent)
     r = exact_milp(net, np.inf, box=1.0)
     true = lipschitz.layerwise(net, np.inf)
     assert r["status"] == "time_limit" and r["witness"] is None

@@ -128,8 +128,7 @@ def test_lower_budget_is_an_option_with_lowers_defaults():
 def test_only_a_failed_solve_becomes_a_reason(monkeypatch):
     """SolveFailed (a RuntimeError) -> value None with the message; any other RuntimeError is
     a bug and propagates."""
-    from reference.exceptions import SolveFailed
-    from reference.lipschitz._exact import MilpNotOptimal
+    from reference.exceptions import MilpNotOptimal, SolveFailed
     assert issubclass(MilpNotOptimal, SolveFailed) and issubclass(SolveFailed, RuntimeError)
     net = random_net([2, 3, 1], "relu", seed=0)
 

@@ -3,7 +3,7 @@ import pytest
 
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
-from reference._checks import OverflowResult
+from reference.exceptions import OverflowResult
 from reference.nn._network import (Dense, Identity, LeakyReLU, Network, ReLU, SplineActivation,
                                build_mlp)
 from reference.nn._spline import LinearSpline

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from reference.lipschitz import _bounds as lipschitz
 from reference.cli import main
-from reference.lipschitz._exact import exact_1d, exact_1d_on_box
+from reference.lipschitz._exact1d import exact_1d, exact_1d_on_box
 from reference.io._model_file import save_model
 from reference.lipschitz._milp import exact_milp
 from reference.nn._network import Dense, LeakyReLU, Network, ReLU, SplineActivation

@@ -3,7 +3,7 @@ import pytest
 
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz._exact import exact_1d_on_box
+from reference.lipschitz._exact1d import exact_1d_on_box
 from reference.lipschitz._milp import exact_milp
 from reference.nn._network import (Dense, Identity, KnotSplineActivation, Network, ReLU,
                                SplineActivation)

@@ -12,6 +12,7 @@ from reference.io._model_file import save_model
 from reference.nn._network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
 from reference.nn._spline import LinearSpline
 from reference.lipschitz._verdict import certified_ratio, check_claim, forward_error_bound
+from reference.lipschitz import _milp as milp
 from reference.testing import random_net
 
 
@@ -119,14 +120,14 @@ def test_a_stopped_milp_bracket_is_used(monkeypatch):
     """Three inputs, p = inf: the MILP stopped at its limit (made deterministic: HiGHS's answer
     relabelled as stopped with a looser dual bound) still decides through its bracket."""
     net = random_net([3, 5, 4, 1], "relu", seed=3)
-    true = exact.exact_milp(net, np.inf, box=1.0)["value"]
-    real = exact._Milp.solve
+    true = milp.exact_milp(net, np.inf, box=1.0)["value"]
+    real = milp._Milp.solve
 
     def stopped(self, *args, **kwargs):
         res = real(self, *args, **kwargs)
         res.status, res.mip_dual_bound = 1, 1.2 * res.fun
         return res
-    monkeypatch.setattr(exact._Milp, "solve", stopped)
+    monkeypatch.setattr(milp._Milp, "solve", stopped)
     r = ladder.run_method("exact", net, "inf", box=1.0)
     assert r["status"] == "time_limit" and r["value"] is None
     assert r["lower_bound"] == pytest.approx(true, rel=1e-9)

@@ -16,7 +16,8 @@ import numpy as np
 from hypothesis import assume, event, given, note
 from hypothesis import strategies as st
 
-from reference.convex import _solve as convex
+from reference.convex import _problem as problem
+from reference.convex import _representer as representer
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz._exact import knot_form
 from reference.io._model_file import layer_entries, load_model, save_model
@@ -274,7 +275,7 @@ def close_pre_activations(net: Network, x: np.ndarray, reg: str) -> bool:
         if isinstance(layer, (SplineActivation, KnotSplineActivation)):
             for n in range(z.shape[1]):
                 pts = np.unique(np.concatenate([z[:, n], [0.0, 1.0] if reg == "bv2" else []]))
-                tol = 4 * convex.MERGE_RTOL * max(1.0, float(pts[-1] - pts[0]))
+                tol = 4 * problem.MERGE_RTOL * max(1.0, float(pts[-1] - pts[0]))
                 if len(pts) > 1 and np.diff(pts).min() <= tol:
                     return True
     return False
@@ -314,7 +315,7 @@ def test_representer_reduction_regression():
     rng = np.random.default_rng(0)
     x = rng.uniform(0.5, 3) * rng.normal(size=(2, net.n_in))
     assert not close_pre_activations(net, x, "tv2")
-    new, _ = convex.reduce_network(net, x, "tv2")
+    new, _ = representer.reduce_network(net, x, "tv2")
     old, layer = net.layers[-1], new.layers[-1]
     lip_old, lip_new = old.spline.lipschitz()[2], layer.spline.lipschitz()[2]
     slack = reduction_slack(layer, 2, lip_old, old)[0]
@@ -324,7 +325,7 @@ def test_representer_reduction_regression():
 
 
 def test_representer_reduction(profile):
-    """convex.reduce_network(net, x, reg) on random networks with at least one spline or
+    """representer.reduce_network(net, x, reg) on random networks with at least one spline or
     knot_spline layer (with every other layer type around it), M in [2, 40] inputs, some of
     them repeated: the outputs at x unchanged to REDUCTION_OUTPUT_RTOL = 1e-10 relative (of max(1,
     max|f|), as theory_checks.representer,
@@ -341,7 +342,7 @@ def test_representer_reduction(profile):
         x[m - min(repeats, m - 1):] = x[:min(repeats, m - 1)]
         assume(not close_pre_activations(net, x, reg))
         note(describe(net))
-        new, report = convex.reduce_network(net, x, reg)
+        new, report = representer.reduce_network(net, x, reg)
         before = net.forward(x)
         change = np.abs(new.forward(x) - before).max()
         assert change <= REDUCTION_OUTPUT_RTOL * max(1.0, np.abs(before).max()), change

@@ -7,7 +7,8 @@ import pytest
 from reference.convex import _solve as convex
 from reference.nn import _network as network
 from reference.training import _train as train
-from reference.io._model_file import ModelFileError, layer_entries, load_model, save_model
+from reference.io._model_file import layer_entries, load_model, save_model
+from reference.exceptions import ModelFileError
 from reference.lipschitz._bounds import activation_constants, slope_bounds
 from reference.nn._network import (ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Dense,
                                KnotSplineActivation, Network, make_activation)

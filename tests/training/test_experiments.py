@@ -164,7 +164,7 @@ def test_bad_cli_values_name_the_argument(argv, name, capsys, tmp_path, monkeypa
 def test_a_refused_lower_bound_leaves_the_other_rungs(monkeypatch):
     """lower refused by its size guard: value None with the reason; LipSDP still runs."""
     from reference.lipschitz import _bounds as lipschitz
-    from reference._limits import TooLarge
+    from reference.exceptions import TooLarge
     from reference.nn._network import build_mlp
 
     def refuse(*args, **kwargs):

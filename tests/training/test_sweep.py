@@ -290,7 +290,7 @@ def test_too_many_combinations_are_refused_before_any_is_built(tmp_path, capsys)
     """3 x 400 x 400 lambdas/seeds is counted (480 000 > MAX_RUNS), not built; the CLI names
     the flag that raises the limit, and refuses a seed range over MAX_SEEDS at parse time."""
     from reference.cli._args import MAX_SEEDS
-    from reference._limits import TooLarge
+    from reference.exceptions import TooLarge
     with pytest.raises(TooLarge, match="max_runs"):
         expand(lam=[0.1, 0.2, 0.3], size=list(range(3, 403)), seeds=range(400))
     assert len(expand(lam=[0.1, 0.2], max_runs=2)) == 2
