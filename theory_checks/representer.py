@@ -86,7 +86,7 @@ def check_reduction(report, quick):
                     report.check(f"reduction: {key} not increased",
                                  (before - after) / max(before, 1e-300) if before > 0
                                  else -after, where, NORM_RTOL)
-                report.check(f"reduction: knots <= M - 2 (tv2) or M (bv2)",
+                report.check("reduction: knots <= M - 2 (tv2) or M (bv2)",
                              (limit - r["knots_after"]) / limit, where)
             # the interpolant is a minimal-R interpolant: LP optimum = its R
             layer = next(i for i, l in enumerate(new.layers) if l.kind == "knot_spline")
@@ -109,7 +109,6 @@ def check_exactness(report, quick, lip_max=None):
             kw = dict(loss=loss, lam=lam, reg=reg, lip_max=lip_max)
             _, data = convex.solve_layer(net, layer, x, y, grid="data", **kw)
             best = data["objective"]
-            tol = OPT_RTOL * max(1.0, abs(best))
             lips = [data["lipschitz"]]
             previous = None
             for k in sizes:                       # nested grids: (k - 1) doubles

@@ -140,7 +140,7 @@ def run(args):
         print(dumps_json(results))
         return 1 if ladder.order_violations(results) else 0
     widths = " -> ".join(str(w) for w in [net.n_in] + [
-        layer.n_out for layer in net.layers if layer.kind == "dense"])
+        layer.n_out for layer in net.layers if not layer.is_activation])
     violations = print_ladder(results, p, args.box,
                               f"Lipschitz constant of {args.model} ({widths})")
     return 1 if violations else 0

@@ -529,9 +529,7 @@ def knot_counts(layer: SplineActivation | KnotSplineActivation,
     >>> print(knots, lipschitz)
     [1] [1.]
     """
-    spl = layer.spline
-    if isinstance(layer, SplineActivation):
-        spl = spl.to_knot_form()
+    spl = layer.knot_spline()
     units = np.broadcast_to(np.asarray(slope_unit, dtype=np.float64), (spl.num_channels,))
     counts, tols, lips = [], [], []
     for k in range(spl.num_channels):

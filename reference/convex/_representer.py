@@ -26,7 +26,7 @@ from reference.convex._solver_settings import check_solver
 from reference.convex._problem import knot_counts
 from reference.exceptions import SolveFailed
 from reference._limits import guard
-from reference.nn._network import KnotSplineActivation, Network, SplineActivation
+from reference.nn._network import KnotSplineActivation, Network
 from reference.nn._regularisers import get as get_regulariser
 
 
@@ -225,7 +225,7 @@ def reduce_network(net: Network, x: ArrayLike, reg: str = "tv2") -> tuple[Networ
     report = []
     before_out = net.forward(x)
     for i, layer in enumerate(net.layers):
-        if not isinstance(layer, (SplineActivation, KnotSplineActivation)):
+        if not layer.is_spline:
             continue
         z = Network(new.layers[:i]).forward(x) if i > 0 else x
         grids = data_grid(z, reg)

@@ -41,13 +41,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from reference._numerics import as_finite_array, check_choice, check_positive
-from reference._format import exact
 from reference.convex._certificate import SolveCertificate
 from reference.exceptions import InaccurateSolution, SolveFailed, SolveNotCertified
 from reference._limits import Deadline, check_time_limit, guard
 from reference.nn._losses import LOSSES, check_targets
-from reference.nn._network import (Dense, Identity, KnotSplineActivation, Network,
-                               SplineActivation)
+from reference.nn._network import Network
 from reference.nn._regularisers import REGULARISERS as REGISTRY, get as get_regulariser
 from reference.convex._solver_settings import (LOSS_CLASS, PROBLEM_CLASSES,  # noqa: F401 (re-exported)
                                        check_solver, refine_passes, usable_solvers)
@@ -67,15 +65,15 @@ def split_at(net: Network, layer: int):
     if not isinstance(layer, (int, np.integer)) or not 0 <= layer < len(net.layers):
         raise ValueError(f"layer: expected an index in [0, {len(net.layers)}), got {layer!r}")
     target = net.layers[layer]
-    if not isinstance(target, (SplineActivation, KnotSplineActivation)):
+    if not target.is_spline:
         raise ValueError(f"layer: layer {layer} is a {target.kind} layer, not a spline layer")
     width = target.n_in
     a_mat, c = np.eye(width), np.zeros(width)
     for j, after in enumerate(net.layers[layer + 1:], start=layer + 1):
-        if isinstance(after, Dense):
+        if not after.is_activation:
             w = after.params["weight"]
             a_mat, c = w @ a_mat, w @ c + after.params.get("bias", 0.0)
-        elif not isinstance(after, Identity):
+        elif not after.is_identity:
             raise ValueError(f"layer: the map after layer {layer} is not affine (layer {j} is "
                              f"{after.kind}); the coefficient problem would not be convex")
     head = Network(net.layers[:layer]) if layer > 0 else None
@@ -177,7 +175,7 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE,
             check(n * (m + len(get_regulariser(reg).extra_points)))
             return data_grid(z, reg, merge_rtol), None
         target = net.layers[layer]
-        if not isinstance(target, SplineActivation):
+        if not target.uniform_grid:
             raise ValueError(f"grid: 'uniform' needs a uniform-grid spline layer at {layer}")
         old = target.spline
         k = old.size if size is None else int(size)

@@ -36,10 +36,10 @@ import scipy.optimize
 
 from reference.lipschitz._bounds import (activation_constants, blocks, operator_norm, steepest_direction,
                                  vector_norm)
-from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
+from reference.nn._network import Dense, Network
 from reference.lipschitz._pieces import piece_table
 from reference._numerics import gamma
-from reference.nn._spline import KnotSpline, LinearSpline
+from reference.nn._spline import KnotSpline
 from reference.exceptions import NotApplicable
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
@@ -108,7 +108,7 @@ def piece_tables(net: Network) -> dict:
     """{layer index: reference.lipschitz._pieces.PieceTable} for every activation layer of net."""
     tables, width = {}, net.n_in
     for i, layer in enumerate(net.layers):
-        if layer.kind == "dense":
+        if not layer.is_activation:
             width = layer.n_out
         else:
             tables[i] = piece_table(layer, width)
@@ -120,7 +120,7 @@ def pattern_jacobian(net: Network, tables: dict, pattern: list) -> np.ndarray:
     layer, the piece of every neuron), from the float64 tables: W_L S_{L-1} ... S_1 W_1."""
     jac, depth = np.eye(net.n_in), 0
     for i, layer in enumerate(net.layers):
-        if layer.kind == "dense":
+        if not layer.is_activation:
             jac = layer.params["weight"] @ jac
         else:
             pieces = np.asarray(pattern[depth], dtype=np.int64)
@@ -145,7 +145,7 @@ def scaled_input(net: Network, scale: float) -> Network:
     first = net.layers[0]
     if scale == 1.0:
         return net
-    if first.kind != "dense":
+    if first.is_activation:
         return Network([Dense(scale * np.eye(net.n_in)), *net.layers])
     w = first.params["weight"]
     scaled = w * scale
@@ -160,32 +160,13 @@ def scaled_input(net: Network, scale: float) -> Network:
 
 
 def _scaled_activation(layer, factor: float):
-    """sigma_hat(t) = sigma(factor t) / factor for a power of two `factor` (exact): a spline
-    with its grid and values divided by factor, a knot spline with its points and values;
-    the ReLU family and the identity are positively homogeneous (the same layer).  None
-    when the scaled parameters would leave the spline's supported range or the normal
-    float64 range."""
-    tiny = np.finfo(float).tiny
-    if isinstance(layer, SplineActivation):
-        spline = layer.spline
-        arrays = [spline.coefficients / factor, np.array([spline.x_min / factor,
-                                                          spline.step / factor])]
-        make = lambda: SplineActivation(LinearSpline(arrays[0], arrays[1][0],  # noqa: E731
-                                                     arrays[1][1]))
-    elif isinstance(layer, KnotSplineActivation):
-        arrays = [p / factor for p in layer.points] + [v / factor for v in layer.values]
-        half = len(layer.points)
-        make = lambda: KnotSplineActivation(arrays[:half], arrays[half:])  # noqa: E731
-    else:
-        return layer
-    originals = ([layer.spline.coefficients, np.array([layer.spline.x_min, layer.spline.step])]
-                 if isinstance(layer, SplineActivation) else layer.points + layer.values)
-    if any(np.any((a != 0) & (np.abs(b) < tiny)) for a, b in zip(originals, arrays)):
-        return None
-    try:
-        return make()
-    except ValueError:                       # outside the spline's supported range
-        return None
+    """sigma_hat(t) = sigma(factor t) / factor for a power of two `factor` (exact), as the
+    layer builds it (`Activation.rescaled`): a spline with its grid and values divided by
+    factor, a knot spline with its points and values; the ReLU family and the identity are
+    positively homogeneous (the same layer).  None when the scaled parameters would leave
+    the spline's supported range or the normal float64 range (or the layer cannot be
+    rescaled exactly)."""
+    return layer.rescaled(factor)
 
 
 def normalized_network(net: Network, box: float) -> tuple[Network, float, float, float]:
@@ -201,7 +182,7 @@ def normalized_network(net: Network, box: float) -> tuple[Network, float, float,
     scaling would leave the float64 normal range keeps a_l = 1).  a_L is the last one."""
     a_in = input_scale(box)
     layers = list(scaled_input(net, a_in).layers)
-    if layers[0].kind != "dense":             # an activation first: its block starts at I
+    if layers[0].is_activation:               # an activation first: its block starts at I
         layers.insert(0, Dense(np.eye(net.n_in)))
     box_hat = box / a_in
     lo, hi = np.full(net.n_in, -box_hat), np.full(net.n_in, box_hat)
@@ -210,7 +191,7 @@ def normalized_network(net: Network, box: float) -> tuple[Network, float, float,
         w = layers[i].params["weight"] * carry
         b = layers[i].params.get("bias")
         j = i + 1
-        while j < len(layers) and layers[j].kind != "dense":
+        while j < len(layers) and layers[j].is_activation:
             j += 1                            # the block: a dense layer, its activations
         centre = w @ ((lo + hi) / 2) + (0.0 if b is None else b)
         spread = np.abs(w) @ ((hi - lo) / 2)

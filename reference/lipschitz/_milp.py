@@ -27,7 +27,6 @@ from reference.lipschitz._exact import (TIME_LIMIT, box_halfspaces, chord_pair, 
                                         knot_form, normalized_network, piece_tables,
                                         solver_output_silenced, tail_bounds)
 from reference.lipschitz._bound_result import BoundResult
-from reference.exceptions import SolveFailed
 from reference._limits import Deadline, check_box, check_limit, guard
 from reference.lipschitz._bounds import (check_finite, jacobian_norms, operator_norm, parse_p,
                                  secant_pair, vector_norm)
@@ -165,7 +164,7 @@ def _encode(net: Network, box: float, direction, max_binaries: float = MAX_BINAR
     dy = m.var(dlo, dhi)
     pattern = []
     for layer in net.layers:
-        if layer.kind == "dense":
+        if not layer.is_activation:
             w, b = layer.params["weight"], layer.params.get("bias")
             zlo, zhi = _interval_affine(w, b, ylo, yhi)
             gl, gh = _interval_affine(w, None, dlo, dhi)
@@ -238,7 +237,7 @@ def _pattern_affine(net: Network, pattern, chosen):
     g, c = np.eye(net.n_in), np.zeros(net.n_in)
     rows, k, depth, pieces = [], 0, 0, []
     for layer in net.layers:
-        if layer.kind == "dense":
+        if not layer.is_activation:
             w = layer.params["weight"]
             g, c = w @ g, w @ c + layer.params.get("bias", 0.0)
             continue

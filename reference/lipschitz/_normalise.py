@@ -66,7 +66,7 @@ import numpy as np
 
 from reference._numerics import exponent_below, scale_by_powers_of_two, scale_outwards
 from reference.lipschitz._bounds import blocks, check_finite, slope_bounds
-from reference.nn._network import Identity, Network
+from reference.nn._network import Network
 
 MAX_SWEEPS = 50          # equilibration sweeps over the hidden layers (each O(weights))
 
@@ -124,7 +124,7 @@ def layers_of(net: Network) -> Layers:
     """The network's hidden layers (weights and slope bounds) and output weight, as given."""
     check_finite(net)
     parts = blocks(net)
-    if isinstance(parts[-1][1], Identity):
+    if parts[-1][1].is_identity:
         hidden, w_out = parts[:-1], parts[-1][0]
     else:                                  # an activation on the output: W_out = I
         hidden, w_out = parts, None

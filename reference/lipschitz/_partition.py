@@ -239,7 +239,7 @@ def enumerate_cells(net, cells, maps: LayerMap, tables: dict, p: float, limit: f
     after, lips, _ = tail_products(net, p)
     patterns, slivers, depth, width = Patterns(), [], 0, net.n_in
     for i, layer in enumerate(net.layers):
-        if layer.kind == "dense":
+        if not layer.is_activation:
             with np.errstate(over="ignore", invalid="ignore"):
                 maps = maps.dense(layer)
             _check_range(maps, i)

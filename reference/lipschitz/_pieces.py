@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from reference.nn._network import Identity, KnotSplineActivation, Ramp, SplineActivation
+from reference.nn._spline import LinearSpline
 from reference._numerics import gamma
 
 
@@ -80,8 +80,7 @@ def _changes(slopes_float: np.ndarray, exact_slope) -> np.ndarray:
     return keep
 
 
-def _spline_table(layer: SplineActivation) -> PieceTable:
-    spl = layer.spline
+def _spline_table(spl: LinearSpline) -> PieceTable:
     c, x_min, step, size = spl.coefficients, spl.x_min, spl.step, spl.size
     grid = spl.grid
     grid_error = gamma(2) * (abs(x_min) + step * np.arange(size))
@@ -115,9 +114,9 @@ def _spline_table(layer: SplineActivation) -> PieceTable:
                       np.full(width, spl.knot_snap * step), exact_pieces)
 
 
-def _knot_spline_table(layer: KnotSplineActivation) -> PieceTable:
+def _knot_spline_table(points: list, values: list) -> PieceTable:
     knots, errors, slopes, offsets, scales, exact_data = [], [], [], [], [], []
-    for p, v in zip(layer.points, layer.values):
+    for p, v in zip(points, values):
         s = np.diff(v) / np.diff(p)
 
         def exact_slope(i, p=p, v=v):
@@ -157,15 +156,17 @@ def _ramp_table(a: np.ndarray) -> PieceTable:
                       zeros.copy(), 0.0, np.zeros(len(a)), exact_pieces)
 
 
+TABLES = {"uniform_spline": _spline_table, "knot_points": _knot_spline_table,
+          "ramp": _ramp_table}       # the forms of Activation.piece_form -> their table
+
+
 def piece_table(layer, width: int) -> PieceTable:
-    """The PieceTable of an activation layer of `width` neurons (module docstring); a layer
-    that is not a CPWL activation: TypeError."""
-    if isinstance(layer, SplineActivation):
-        return _spline_table(layer)
-    if isinstance(layer, KnotSplineActivation):
-        return _knot_spline_table(layer)
-    if isinstance(layer, Ramp):
-        return _ramp_table(np.array(layer.negative_slopes(width), dtype=np.float64))
-    if isinstance(layer, Identity):
-        return _ramp_table(np.ones(width))
-    raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+    """The PieceTable of an activation layer of `width` neurons (module docstring), built
+    from the canonical form the layer gives of itself (`Activation.piece_form`: a uniform
+    spline, knot points and values, or a ramp); a layer that is not a CPWL activation:
+    TypeError."""
+    piece_form = getattr(layer, "piece_form", None)
+    if piece_form is None:
+        raise TypeError(f"layer: not an activation layer ({type(layer).__name__})")
+    form, *data = piece_form(width)
+    return TABLES[form](*data)

@@ -98,7 +98,7 @@ class RationalNetwork:
         self.region = region
         self._dense = {}
         self._cells = {}
-        self._activations = [i for i, layer in enumerate(net.layers) if layer.kind != "dense"]
+        self._activations = [i for i, layer in enumerate(net.layers) if layer.is_activation]
 
     def dense(self, i: int, affine: Affine) -> Affine:
         """The affine maps after dense layer i."""
@@ -118,7 +118,7 @@ class RationalNetwork:
         """The maps carried through the dense layers from layer `first` on, up to the next
         activation layer."""
         for i in range(first, len(self.net.layers)):
-            if self.net.layers[i].kind != "dense":
+            if self.net.layers[i].is_activation:
                 break
             affine = self.dense(i, affine)
         return affine
@@ -259,7 +259,7 @@ def regions(rnet: RationalNetwork, prefix: list, deadline=None,
                 return []
     state = [(region, maps, list(complete))]
     for i in range(layer, len(net.layers)):
-        if net.layers[i].kind == "dense":
+        if not net.layers[i].is_activation:
             state = [(r, rnet.dense(i, m), pat) for r, m, pat in state]
             continue
         table = rnet.table(i, len(state[0][1]))

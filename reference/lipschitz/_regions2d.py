@@ -304,7 +304,7 @@ def enumerate_regions(net: Network, box: float, max_regions: float = MAX_REGIONS
     deadline = deadline or Deadline(TIME_LIMIT)
     tables = tables or piece_tables(net)
     for i, layer in enumerate(net.layers):
-        if layer.kind != "dense" and i not in tables:
+        if layer.is_activation and i not in tables:
             raise NotApplicable(f"model: layer {i} ({layer.kind}) is not piecewise linear; "
                                 "regions_2d needs a CPWL network")
 

@@ -14,45 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._numerics import UNIT_ROUNDOFF, gamma
+from reference._numerics import gamma
 from reference.lipschitz._bounds import activation_constants
-from reference.nn._network import (Identity, KnotSplineActivation, LeakyReLU, Network, PReLU, ReLU,
-                               SplineActivation)
+from reference.nn._network import Network
 
 
 def activation_error(layer, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """A bound on |computed sigma(z) - sigma(z)| for the computed input z (M, N), output y:
-    ReLU exact; LeakyReLU / PReLU one product, u |y|; identity exact; uniform splines the
-    kernels' stated bound (reference.nn._spline): gamma_2 max|c| + (gamma_4 (K - 2) + gamma_5 |u|)
-    max|dc| + 2^-1074, u = (z - x_min) / T, plus (s + delta) max|D2 c| (delta = gamma_4 |u| +
-    u_r s, s the knot snap) where an interior knot lies within s + 2 delta steps above u;
-    knot splines v_i + s_i (z - p_i) with s_i = dv / dp:
-    gamma_6 (max|v| + max|s| (|z| + max|p|))."""
-    tiny = np.finfo(float).tiny
-    if isinstance(layer, (ReLU, Identity)):
-        return np.zeros_like(y)
-    if isinstance(layer, (LeakyReLU, PReLU)):
-        return UNIT_ROUNDOFF * np.abs(y)
-    if isinstance(layer, SplineActivation):
-        s = layer.spline
-        c = s.coefficients                                                # (N, K)
-        c_max = np.abs(c).max(axis=1)
-        dc_max = np.abs(np.diff(c, axis=1)).max(axis=1)
-        d2_max = np.abs(np.diff(c, 2, axis=1)).max(axis=1, initial=0.0)
-        u = (z - s.x_min) / s.step
-        snap, delta = s.knot_snap, gamma(4) * np.abs(u) + UNIT_ROUNDOFF * s.knot_snap
-        # the snap term only where an interior knot lies less than s + delta steps above u
-        # (2 delta: u here is computed too)
-        above = np.ceil(u)
-        near = (above - u <= snap + 2 * delta) & (above >= 1) & (above <= s.size - 2)
-        return (gamma(2) * c_max + (gamma(4) * (s.size - 2) + gamma(5) * np.abs(u)) * dc_max
-                + np.where(near, snap + delta, 0.0) * d2_max + 2.0 ** -1074)
-    if isinstance(layer, KnotSplineActivation):
-        v_max = np.array([np.abs(v).max() for v in layer.values])
-        s_max = np.array([np.abs(s).max() for s in layer.slopes])
-        p_max = np.array([np.abs(p).max() for p in layer.points])
-        return gamma(6) * (v_max + s_max * (np.abs(z) + p_max)) + tiny
-    raise TypeError(f"layer: no rounding bound for a {type(layer).__name__} layer")
+    """A bound on |computed sigma(z) - sigma(z)| for the computed input z (M, N), output y,
+    as the layer states it (`Activation.forward_error`): ReLU and identity exact; LeakyReLU
+    / PReLU one product, u |y|; uniform splines the kernels' stated bound (reference.nn._spline);
+    knot splines gamma_6 (max|v| + max|s| (|z| + max|p|)).  TypeError for a layer that
+    states none."""
+    return layer.forward_error(z, y)
 
 
 def forward_errors(net: Network, x: np.ndarray):
@@ -67,7 +40,7 @@ def forward_errors(net: Network, x: np.ndarray):
     err = np.zeros_like(y)
     for i, layer in enumerate(net.layers):
         out = layer.forward(y)[0]
-        if layer.kind == "dense":
+        if not layer.is_activation:
             w = np.abs(layer.params["weight"])
             b = np.abs(layer.params.get("bias", 0.0))
             new = err @ w.T + gamma(w.shape[1] + 1) * ((np.abs(y) + err) @ w.T + b)
@@ -104,7 +77,7 @@ def robust_pieces(net: Network, x: np.ndarray, tables: dict,
     robust = np.ones(len(x), dtype=bool)
     patterns = []
     for i, layer, z, err, _, _ in forward_errors(net, x):
-        if layer.kind == "dense":
+        if not layer.is_activation:
             continue
         table = tables[i]
         pieces = np.zeros(z.shape, dtype=np.int64)

@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 
 from reference.lipschitz._bounds import blocks
-from reference.nn._network import Identity, Network
+from reference.nn._network import Network
 
 CVXOPT_OPTIONS = {"show_progress": False, "feastol": 1e-7, "refinement": 2, "maxiters": 100}
 CVXOPT_GAPS = ((1e-9, 1e-8), (1e-7, 1e-6))   # (abstol, reltol) in turn: tight, then default
@@ -320,7 +320,7 @@ def lmi_size(net: Network, reduce: bool = False) -> tuple[int, list, int]:
     the rank r of the input block (`lipsdp.reduce_input`: r <= rank W_0): the reduced LMI's
     side is at most that N."""
     parts = blocks(net)
-    hidden = parts[:-1] if isinstance(parts[-1][1], Identity) else parts
+    hidden = parts[:-1] if parts[-1][1].is_identity else parts
     widths = [net.n_in] + [w.shape[0] for w, _ in hidden]
     if reduce and len(widths) > 1:
         widths[0] = min(widths[:2])

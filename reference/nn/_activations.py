@@ -18,6 +18,15 @@ its `kind`, a fresh layer (`fresh`, what make_activation builds), its model-file
 reader), its per-neuron constants (`constants`: Lip, TV2, BV2) and slope range
 (`slope_range`).  reference.network re-exports every public name (Dense and its `layer_types()`
 live there).
+
+The layer protocol (issue 16): other rooms ask a layer, never its class (no isinstance
+outside reference.nn; tests/test_layer_protocol.py scans for it), so a new activation is one
+class plus its `register` entry.  Flags: `is_activation` (Dense: False), `is_identity`,
+`is_spline` (what reference.convex solves for), `uniform_grid` (a LinearSpline trained through
+its coefficients); exact mathematics: `piece_form` (a canonical CPWL form that
+reference.lipschitz tabulates), `forward_error` (the rounding bound of `forward`), `rescaled`
+(sigma(a t) / a, exact), `knot_spline`; localisation data: `grid_pieces`, `region_breaks`,
+`grid_word`, `describe_entry` (what a parameter entry is).
 """
 from __future__ import annotations
 
@@ -28,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from reference._numerics import as_finite_array, check_choice
+from reference._numerics import UNIT_ROUNDOFF, as_finite_array, check_choice, gamma
 from reference.nn._regularisers import get as get_regulariser
 from reference.nn._spline import KnotSpline, LinearSpline
 
@@ -44,6 +53,15 @@ class Activation:
     kink_snap = 0.0          # width below a kink that the layer's own piece rule puts on it
     user_choice = True       # in ACTIVATIONS (made by make_activation)
     format_version = 1       # the model-file format version that introduced the kind
+    # The layer protocol (issue 16): what other rooms ask a layer instead of its class.
+    is_activation = True     # neuron-wise sigma (Dense: False)
+    is_identity = False      # sigma(z) = z: nothing after the last weight, no regions
+    is_spline = False        # a spline the coefficient problem solves for (reference.convex)
+    uniform_grid = False     # its `spline` is a LinearSpline on a uniform grid, trained
+    #                          through params['coefficients'] (reference.training)
+    grid_word = "knot"       # what localisation calls an interior point of `grid_pieces`
+    positively_homogeneous = False   # sigma(a t) = a sigma(t) for a > 0 (`rescaled`: self)
+    exact_forward = False    # `forward` computes sigma(z) without rounding (`forward_error`: 0)
 
     @classmethod
     def fresh(cls, width: int, **options: Any) -> "Activation":
@@ -307,6 +325,150 @@ class Activation:
         if self.n_in is not None and width != self.n_in:
             raise ValueError(f"{self.kind}: expected inputs of width {self.n_in}, got {width}")
 
+    def piece_form(self, width: int) -> tuple:
+        """The layer as one of the canonical continuous piecewise-linear forms that
+        reference.lipschitz tabulates exactly (reference.lipschitz._pieces).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N.
+
+        Returns
+        -------
+        tuple
+            ``("uniform_spline", spline)``: a LinearSpline (N channels) read exactly;
+            ``("knot_points", points, values)``: per neuron the interpolant through
+            (points[n] (K_n,), values[n] (K_n,)), continued linearly with the end slopes;
+            ``("ramp", a)``: sigma_n(z) = z (z >= 0), a_n z (z < 0), a (N,).
+
+        Raises
+        ------
+        TypeError
+            When the layer is not continuous piecewise linear (the default).
+
+        Notes
+        -----
+        Every float64 number of the form stands for the rational it is: the exact methods
+        enumerate the pieces sigma_n(z) = s_k z + o_k of exactly this function.
+        """
+        raise TypeError(f"layer: not an activation layer ({type(self).__name__})")
+
+    def forward_error(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """A bound on the rounding error of the layer's own `forward`.
+
+        Parameters
+        ----------
+        z : ndarray, shape (M, N)
+            The computed pre-activations.
+        y : ndarray, shape (M, N)
+            The computed outputs fl(sigma(z)).
+
+        Returns
+        -------
+        ndarray, shape (M, N)
+            e with |fl(sigma(z)) - sigma(z)| <= e for the exact sigma at the given z (zeros
+            for an `exact_forward` layer).
+
+        Raises
+        ------
+        TypeError
+            When the layer states no bound (the default, unless `exact_forward`).
+        """
+        if self.exact_forward:
+            return np.zeros_like(y)
+        raise TypeError(f"layer: no rounding bound for a {type(self).__name__} layer")
+
+    def rescaled(self, factor: float):
+        """The layer sigma_hat(t) = sigma(factor t) / factor, built exactly.
+
+        Parameters
+        ----------
+        factor : float
+            A power of two.
+
+        Returns
+        -------
+        Activation or None
+            The rescaled layer: `self` when sigma is positively homogeneous (the default
+            for `positively_homogeneous` layers); None when the layer cannot be rescaled
+            exactly (the default otherwise: the exact methods then keep the factor 1 for
+            its block).
+
+        Notes
+        -----
+        sigma_hat has the same slopes as sigma, its knots and values divided by factor.
+        """
+        return self if self.positively_homogeneous else None
+
+    def knot_spline(self) -> KnotSpline:
+        """The layer's splines in knot form (every grid point or interior point a knot).
+
+        Returns
+        -------
+        KnotSpline
+            One channel per neuron, the same function as the layer.
+
+        Raises
+        ------
+        TypeError
+            When the layer is no spline (`is_spline` False: the default).
+        """
+        raise TypeError(f"layer: {type(self).__name__} is not a spline layer")
+
+    def grid_pieces(self, n: int, z: np.ndarray):
+        """The grid of neuron n and the grid piece its own evaluation uses for each z.
+
+        Parameters
+        ----------
+        n : int
+            The neuron.
+        z : ndarray, shape (M,)
+            Its pre-activations.
+
+        Returns
+        -------
+        tuple or None
+            (grid (K,), ends included: a spline's grid, a knot spline's points; piece (M,)
+            int in [0, K - 2]: z is evaluated on [grid[k], grid[k + 1]] or its extension);
+            None for a layer without a grid (the default), whose regions `region_breaks`
+            tells.
+        """
+        return None
+
+    def region_breaks(self, n: int) -> np.ndarray:
+        """The points whose sides name the regions of neuron n (layers without a grid).
+
+        Parameters
+        ----------
+        n : int
+            The neuron.
+
+        Returns
+        -------
+        ndarray, shape (B,)
+            Sorted; empty: the layer has no regions (default: the kinks of neuron n).
+        """
+        width = self.n_in if self.n_in is not None else n + 1
+        return self.kinks(width)[n][0]
+
+    def describe_entry(self, param: str, entry: tuple) -> str:
+        """What entry `entry` of the parameter array `param` is, in words.
+
+        Parameters
+        ----------
+        param : str
+            A key of `params`.
+        entry : tuple of int
+            The index into ``params[param]``.
+
+        Returns
+        -------
+        str
+            E.g. 'neuron 3' (the default: the first index is the neuron).
+        """
+        return f"neuron {entry[0]}"
+
 
 def nearest_index(tau: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Index of the entry of the sorted tau (n,), n >= 1, nearest to each z (M,)."""
@@ -383,6 +545,8 @@ class SplineActivation(Activation):
        Process. 68, 2020, arXiv:2001.06263.
     """
     kind = "spline"
+    is_spline = True
+    uniform_grid = True
 
     def __init__(self, spline: LinearSpline):
         self._spline = spline
@@ -600,6 +764,141 @@ class SplineActivation(Activation):
         """
         return self.spline.slope_range()
 
+    def knot_spline(self):
+        """The splines in knot form: every interior grid point a knot.
+
+        Returns
+        -------
+        KnotSpline
+            `LinearSpline.to_knot_form` of the layer's splines (N channels).
+        """
+        return self.spline.to_knot_form()
+
+    def piece_form(self, width):
+        """The uniform spline itself (grid x_min + k T, coefficients c read exactly).
+
+        Parameters
+        ----------
+        width : int
+            N (the spline fixes it).
+
+        Returns
+        -------
+        (str, LinearSpline)
+            ("uniform_spline", the layer's splines).
+        """
+        return ("uniform_spline", self.spline)
+
+    def forward_error(self, z, y):
+        """The rounding bound of the spline kernels' evaluation (reference.nn._spline).
+
+        Parameters
+        ----------
+        z : ndarray, shape (M, N)
+            The computed pre-activations (u = (z - x_min) / T enters the bound).
+        y : ndarray, shape (M, N)
+            The computed outputs (not needed: the bound is in the coefficients).
+
+        Returns
+        -------
+        ndarray, shape (M, N)
+            The bound per entry.
+
+        Notes
+        -----
+        With u = (z - x_min) / T:
+        gamma_2 max|c| + (gamma_4 (K - 2) + gamma_5 |u|) max|dc| + 2^-1074, plus
+        (s + delta) max|D2 c| (delta = gamma_4 |u| + u_r s, s the knot snap) where an
+        interior knot lies within s + 2 delta steps above u.
+        """
+        s = self.spline
+        c = s.coefficients                                                # (N, K)
+        c_max = np.abs(c).max(axis=1)
+        dc_max = np.abs(np.diff(c, axis=1)).max(axis=1)
+        d2_max = np.abs(np.diff(c, 2, axis=1)).max(axis=1, initial=0.0)
+        u = (z - s.x_min) / s.step
+        snap, delta = s.knot_snap, gamma(4) * np.abs(u) + UNIT_ROUNDOFF * s.knot_snap
+        # the snap term only where an interior knot lies less than s + delta steps above u
+        # (2 delta: u here is computed too)
+        above = np.ceil(u)
+        near = (above - u <= snap + 2 * delta) & (above >= 1) & (above <= s.size - 2)
+        return (gamma(2) * c_max + (gamma(4) * (s.size - 2) + gamma(5) * np.abs(u)) * dc_max
+                + np.where(near, snap + delta, 0.0) * d2_max + 2.0 ** -1074)
+
+    def rescaled(self, factor):
+        """The spline with coefficients, x_min and step divided by factor.
+
+        Parameters
+        ----------
+        factor : float
+            A power of two (x_min, T and every c_k are divided by it).
+
+        Returns
+        -------
+        SplineActivation or None
+            None when a nonzero number would leave the normal float64 range or the
+            spline's supported range.
+        """
+        spline = self.spline
+        originals = [spline.coefficients, np.array([spline.x_min, spline.step])]
+        arrays = [a / factor for a in originals]
+        if _leaves_normal_range(originals, arrays):
+            return None
+        try:
+            return SplineActivation(LinearSpline(arrays[0], arrays[1][0], arrays[1][1]))
+        except ValueError:                       # outside the spline's supported range
+            return None
+
+    def grid_pieces(self, n, z):
+        """The grid and the piece the kernels evaluate each z on.
+
+        Parameters
+        ----------
+        n : int
+            The neuron (every neuron shares the grid).
+        z : ndarray, shape (M,)
+            Its pre-activations.
+
+        Returns
+        -------
+        tuple
+            (grid t_k (K,), piece (M,) int).
+
+        Notes
+        -----
+        piece = floor((z - x_min) / T + s) clipped to [0, K - 2], s the knot snap.
+        """
+        spline = self.spline
+        return spline.grid, np.clip(np.floor((z - spline.x_min) / spline.step
+                                             + spline.knot_snap), 0, spline.size - 2).astype(int)
+
+    def describe_entry(self, param, entry):
+        """A coefficient in words: its neuron, grid point t_k and the pieces it moves.
+
+        Parameters
+        ----------
+        param : str
+            'coefficients'.
+        entry : tuple of int
+            (neuron n, coefficient k).
+
+        Returns
+        -------
+        str
+            'neuron n, coefficient c_k at t_k = ... (pieces k - 1 and k)'.
+        """
+        n, k = entry
+        pieces = sorted({min(max(j, 0), self.spline.size - 2) for j in (k - 1, k)})
+        return (f"neuron {n}, coefficient c_{k} at t_{k} = {self.spline.grid[k]:.6g} "
+                f"(piece{'s' if len(pieces) > 1 else ''} {' and '.join(map(str, pieces))})")
+
+
+def _leaves_normal_range(originals: list, scaled: list) -> bool:
+    """Whether a nonzero entry of the arrays `originals` became subnormal or zero in
+    `scaled` (the same arrays divided by a power of two): the division was not exact."""
+    tiny = np.finfo(float).tiny
+    return any(np.any((a != 0) & (np.abs(b) < tiny)) for a, b in zip(originals, scaled))
+
 
 @register
 class KnotSplineActivation(Activation):
@@ -650,6 +949,8 @@ class KnotSplineActivation(Activation):
     kind = "knot_spline"
     user_choice = False
     format_version = 2
+    is_spline = True
+    grid_word = "point"
 
     def __init__(self, points: Sequence[npt.ArrayLike], values: Sequence[npt.ArrayLike]):
         if len(points) != len(values) or len(points) == 0:
@@ -941,6 +1242,110 @@ class KnotSplineActivation(Activation):
         return (np.array([s.min() for s in self.slopes]),
                 np.array([s.max() for s in self.slopes]))
 
+    def knot_spline(self):
+        """The splines in knot form: a knot at every interior point.
+
+        Returns
+        -------
+        KnotSpline
+            `spline` (N channels).
+        """
+        return self.spline
+
+    def piece_form(self, width):
+        """The points and values themselves (the interpolant, read exactly).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons (len(points) already).
+
+        Returns
+        -------
+        (str, list, list)
+            ("knot_points", points, values): per neuron (counts[n],) each.
+        """
+        return ("knot_points", self.points, self.values)
+
+    def forward_error(self, z, y):
+        """The rounding bound of v_i + s_i (z - p_i), s_i = (v_{i+1} - v_i) / (p_{i+1} - p_i).
+
+        Parameters
+        ----------
+        z : ndarray, shape (M, N)
+            The computed pre-activations (|z| enters the bound).
+        y : ndarray, shape (M, N)
+            The computed outputs (not needed).
+
+        Returns
+        -------
+        ndarray, shape (M, N)
+            gamma_6 (max|v| + max|s| (|z| + max|p|)) + 2^-1022 per entry.
+        """
+        v_max = np.array([np.abs(v).max() for v in self.values])
+        s_max = np.array([np.abs(s).max() for s in self.slopes])
+        p_max = np.array([np.abs(p).max() for p in self.points])
+        return gamma(6) * (v_max + s_max * (np.abs(z) + p_max)) + np.finfo(float).tiny
+
+    def rescaled(self, factor):
+        """The knot spline with its points and values divided by factor.
+
+        Parameters
+        ----------
+        factor : float
+            A power of two (points and values are divided by it).
+
+        Returns
+        -------
+        KnotSplineActivation or None
+            None when a nonzero number would leave the normal float64 range.
+        """
+        originals = self.points + self.values
+        arrays = [a / factor for a in originals]
+        if _leaves_normal_range(originals, arrays):
+            return None
+        half = len(self.points)
+        try:
+            return KnotSplineActivation(arrays[:half], arrays[half:])
+        except ValueError:
+            return None
+
+    def grid_pieces(self, n, z):
+        """The points of neuron n and the segment each z is evaluated on.
+
+        Parameters
+        ----------
+        n : int
+            The neuron.
+        z : ndarray, shape (M,)
+            Its pre-activations (any finite float64).
+
+        Returns
+        -------
+        tuple
+            (points[n] (counts[n],), segment (M,) int: the right one at a point, the end
+            segments outside).
+        """
+        return self.points[n], self._piece(n, z)
+
+    def describe_entry(self, param, entry):
+        """An entry of the flat `points` or `values` in words.
+
+        Parameters
+        ----------
+        param : str
+            'points' or 'values'.
+        entry : tuple of int
+            (index into the flat array,).
+
+        Returns
+        -------
+        str
+            'neuron n, point j' or 'neuron n, value j' (j counted within the neuron).
+        """
+        n = int(np.searchsorted(self.offsets, entry[0], side="right") - 1)
+        return f"neuron {n}, {param[:-1]} {entry[0] - self.offsets[n]}"
+
 
 class Ramp(Activation):
     r"""The ReLU family: slope 1 for :math:`z \ge 0`, a negative slope :math:`a_n` below.
@@ -958,6 +1363,7 @@ class Ramp(Activation):
     (:math:`\sigma(0) = 0`, :math:`\sigma(1) = 1`), slopes in
     :math:`[\min(a_n, 1), \max(a_n, 1)]`.
     """
+    positively_homogeneous = True
 
     def negative_slopes(self, width: int) -> npt.NDArray[np.float64]:
         """Return the slope of each neuron below 0.
@@ -1027,12 +1433,62 @@ class Ramp(Activation):
         a = self.negative_slopes(width)
         return np.minimum(a, 1.0), np.maximum(a, 1.0)
 
+    def piece_form(self, width):
+        """The ramp's negative slopes.
+
+        Parameters
+        ----------
+        width : int
+            N.
+
+        Returns
+        -------
+        (str, ndarray)
+            ("ramp", a (N,) float64), a = `negative_slopes(width)`.
+        """
+        return ("ramp", np.array(self.negative_slopes(width), dtype=np.float64))
+
+    def forward_error(self, z, y):
+        """One product a z on the negative side (none for an `exact_forward` ramp: ReLU).
+
+        Parameters
+        ----------
+        z : ndarray, shape (M, N)
+            The computed pre-activations (not needed).
+        y : ndarray, shape (M, N)
+            The computed outputs, a z or z.
+
+        Returns
+        -------
+        ndarray, shape (M, N)
+            u |y|, u = 2^-53 (zeros when `exact_forward`).
+        """
+        if self.exact_forward:
+            return np.zeros_like(y)
+        return UNIT_ROUNDOFF * np.abs(y)
+
+    def region_breaks(self, n):
+        """The sides of z = 0 (whether or not the slope changes there: a = 1).
+
+        Parameters
+        ----------
+        n : int
+            The neuron (the break is the same for all).
+
+        Returns
+        -------
+        ndarray, shape (1,)
+            [0].
+        """
+        return np.zeros(1)
+
 
 @register
 class ReLU(Ramp):
     """sigma(z) = max(z, 0) (a = 0: Lip 1, TV2 1, BV2 2, slopes in [0, 1])."""
     kind = "relu"
     params = NO_PARAMS
+    exact_forward = True     # max(z, 0)
 
     def forward(self, z: npt.NDArray[np.float64]
                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -1081,6 +1537,7 @@ class ReLU(Ramp):
             Zeros.
         """
         return np.zeros(width)
+
 
 
 @register
@@ -1384,6 +1841,7 @@ class Identity(Activation):
     """
     kind = "identity"
     params = NO_PARAMS
+    is_identity = exact_forward = positively_homogeneous = True
 
     def forward(self, z: npt.NDArray[np.float64]
                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -1506,6 +1964,21 @@ class Identity(Activation):
             Ones.
         """
         return np.ones(width), np.ones(width)
+
+    def piece_form(self, width):
+        """The identity as a ramp of negative slope 1 (no kink).
+
+        Parameters
+        ----------
+        width : int
+            The number of neurons N (any: the identity has no width of its own).
+
+        Returns
+        -------
+        (str, ndarray)
+            ("ramp", ones (N,)): a = 1 on both sides of 0.
+        """
+        return ("ramp", np.ones(width))
 
 
 ACTIVATIONS = tuple(kind for kind, cls in ACTIVATION_TYPES.items() if cls.user_choice)

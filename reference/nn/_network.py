@@ -60,6 +60,8 @@ class Dense:
     """
     kind = "dense"
     format_version = 1       # the model-file format version that introduced the kind
+    # the layer protocol (see reference.nn._activations.Activation): not neuron-wise
+    is_activation = is_identity = is_spline = uniform_grid = False
 
     def __init__(self, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None):
         weight = as_finite_array(weight, "weight", ndim=2)
@@ -150,6 +152,24 @@ class Dense:
             :math:`W J_m` for every sample m.
         """
         return np.einsum("oi,mij->moj", self.params["weight"], jac)
+
+    def describe_entry(self, param: str, entry: tuple) -> str:
+        """What entry `entry` of the parameter array `param` is, in words.
+
+        Parameters
+        ----------
+        param : str
+            'weight' or 'bias'.
+        entry : tuple of int
+            (output neuron, input) for the weight, (output neuron,) for the bias.
+
+        Returns
+        -------
+        str
+            'output neuron i, input j' or 'output neuron i (bias)'.
+        """
+        return (f"output neuron {entry[0]}"
+                + (f", input {entry[1]}" if param == "weight" else " (bias)"))
 
     def to_entry(self, put: Callable[[str, npt.ArrayLike], str]) -> dict[str, Any]:
         """Return the layer's model-file entry.

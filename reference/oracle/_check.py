@@ -57,7 +57,7 @@ from reference._numerics import check_choice
 from reference.exceptions import OverflowResult
 from reference.oracle._key_scales import KeyScales, array_scale, is_objective_key
 from reference.nn._losses import LOSSES, check_targets, loss_and_grad
-from reference.nn._network import KnotSplineActivation, Network, SplineActivation
+from reference.nn._network import Network
 from reference.oracle._one_sided import (KNOT_TOL, KNOT_TOL_MAX, KNOT_TOL_SPACING,  # noqa: F401
                                  MAX_ENUMERATED_KINKS, ForwardPass, Spread, check_knot_tol,
                                  check_tolerance, choice_label, gradient_range,
@@ -119,8 +119,7 @@ class Objective(NamedTuple):
 
 def spline_layers(net: Network) -> list:
     """Indices of the uniform- and knot-form spline layers."""
-    return [i for i, l in enumerate(net.layers)
-            if isinstance(l, (SplineActivation, KnotSplineActivation))]
+    return [i for i, l in enumerate(net.layers) if l.is_spline]
 
 
 def file_names(net: Network, names=None) -> dict:
@@ -157,7 +156,7 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
     for key, g in objective_extra_grads(net, objective).items():
         grads[key] = grads[key] + g
     for layer in net.layers:
-        if isinstance(layer, KnotSplineActivation) and config.lam > 0:
+        if _free_knot(layer) and config.lam > 0:
             extra = config.lam * float(regularisers.get(config.reg).value(layer.spline).sum())
             terms["regulariser"] += extra
             terms["total"] += extra
@@ -168,13 +167,19 @@ def objective_answers(net: Network, x, objective: Objective, names=None,
     return result
 
 
+def _free_knot(layer) -> bool:
+    """A spline layer that the training loop does not regularise (knot form, not on a
+    uniform grid): its regulariser term and gradient are added here."""
+    return layer.is_spline and not layer.uniform_grid
+
+
 def objective_extra_grads(net: Network, objective: Objective) -> dict:
     """Own parameter name -> the part of dJ/dNAME that does not pass through the outputs:
     2 mu W for the dense weights, lambda grad R for the spline layers (one term per key)."""
     config = _train_config(objective)
     extra = dict(_regulariser_grads(net, config, 1))
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, KnotSplineActivation) and config.lam > 0:
+        if _free_knot(layer) and config.lam > 0:
             for key, g in layer.regulariser_grads(config.reg).items():
                 extra[f"layer{i}.{key}"] = config.lam * g
     return extra

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, PReLU, ReLU,
-                               SplineActivation, nearest_index)
+from reference.nn._network import nearest_index
 
 if TYPE_CHECKING:
     from reference.nn._network import Network
@@ -39,30 +38,37 @@ def region_labels(layer, n: int, z: np.ndarray, on_kink: np.ndarray) -> np.ndarr
     uses), 'on knot j' (on_kink (M,): within the kink window of one_sided.kink_masks of the
     interior grid point t_j), 'left extrapolation' / 'right extrapolation' (strictly
     outside the grid: an input one
-    ulp beyond the last grid point is in the extrapolated end piece); ReLU family: 'z < 0',
-    'z > 0', 'on the kink z = 0'; '' for layers without pieces."""
-    if isinstance(layer, (SplineActivation, KnotSplineActivation)):
-        if isinstance(layer, SplineActivation):
-            spline = layer.spline
-            grid, word = spline.grid, "knot"
-            piece = np.clip(np.floor((z - spline.x_min) / spline.step + spline.knot_snap),
-                            0, len(grid) - 2).astype(int)
-        else:
-            grid, word = layer.points[n], "point"
-            piece = layer._piece(n, z)
-        labels = np.array([f"interval {k}" for k in piece], dtype=object)
-        inner = grid[1:-1]
-        if len(inner) and np.any(on_kink):
-            j = nearest_index(inner, z)
-            labels[on_kink] = [f"on {word} {k + 1}" for k in j[on_kink]]
-        labels[z < grid[0]] = "left extrapolation"        # the grid ends are no kinks:
-        labels[z > grid[-1]] = "right extrapolation"      # beyond them, the end pieces
-        return labels
-    if isinstance(layer, (ReLU, LeakyReLU, PReLU)):
-        labels = np.where(z < 0, "z < 0", "z > 0").astype(object)
-        labels[on_kink] = "on the kink z = 0"
-        return labels
-    return np.full(len(z), "", dtype=object)
+    ulp beyond the last grid point is in the extrapolated end piece), for a layer with a
+    grid (`grid_pieces`; splines: t_j, knot splines: 'point j'); otherwise by the sides of the
+    layer's `region_breaks` b (ReLU family: b = 0): 'z < b_0', 'b_(k-1) < z < b_k',
+    'z > b_last' (the right side at a break) and 'on the kink z = b_j'; '' for layers
+    without regions (identity)."""
+    pieces = layer.grid_pieces(n, z)
+    if pieces is None:
+        return _side_labels(layer.region_breaks(n), z, on_kink)
+    grid, word = pieces[0], layer.grid_word
+    labels = np.array([f"interval {k}" for k in pieces[1]], dtype=object)
+    inner = grid[1:-1]
+    if len(inner) and np.any(on_kink):
+        j = nearest_index(inner, z)
+        labels[on_kink] = [f"on {word} {k + 1}" for k in j[on_kink]]
+    labels[z < grid[0]] = "left extrapolation"        # the grid ends are no kinks:
+    labels[z > grid[-1]] = "right extrapolation"      # beyond them, the end pieces
+    return labels
+
+
+def _side_labels(breaks: np.ndarray, z: np.ndarray, on_kink: np.ndarray) -> np.ndarray:
+    """region_labels by the sides of the sorted breaks (B,) for z (M,), on_kink (M,)."""
+    if not len(breaks):
+        return np.full(len(z), "", dtype=object)
+    names = ([f"z < {breaks[0]:g}"]
+             + [f"{a:g} < z < {b:g}" for a, b in zip(breaks[:-1], breaks[1:])]
+             + [f"z > {breaks[-1]:g}"])
+    labels = np.array(names, dtype=object)[np.searchsorted(breaks, z, side="right")]
+    if np.any(on_kink):
+        labels[on_kink] = [f"on the kink z = {breaks[j]:g}"
+                           for j in nearest_index(breaks, z[on_kink])]
+    return labels
 
 
 def describe_input(layer, n: int, z: float, on_kink: bool) -> dict:
@@ -71,8 +77,9 @@ def describe_input(layer, n: int, z: float, on_kink: bool) -> dict:
     outside_grid, the grid or points' range and the interval's ends."""
     label = str(region_labels(layer, n, np.array([float(z)]), np.array([bool(on_kink)]))[0])
     info = {"pre_activation": float(z), "region": label}
-    if isinstance(layer, (SplineActivation, KnotSplineActivation)):
-        grid = layer.spline.grid if isinstance(layer, SplineActivation) else layer.points[n]
+    pieces = layer.grid_pieces(n, np.array([float(z)]))
+    if pieces is not None:
+        grid = pieces[0]
         k = int(np.clip(np.searchsorted(grid, z, side="right") - 1, 0, len(grid) - 2))
         if label.startswith("interval"):
             k = int(label.split()[1])
@@ -82,7 +89,7 @@ def describe_input(layer, n: int, z: float, on_kink: bool) -> dict:
         if label.startswith("on "):
             j = int(label.split()[-1])
             info.update(knot=j, knot_position=float(grid[j]))
-    elif isinstance(layer, (ReLU, LeakyReLU, PReLU)):
+    elif len(layer.region_breaks(n)):
         info["on_knot"] = label.startswith("on ")
     return info
 
@@ -118,13 +125,13 @@ def localise_layers(net, used, answers, rows_by_key, caches, rtol, masks):
                    f"{before} was not given: the fault is in layers "
                    f"{_previous_given(i, given)}..{i}")
     result["inputs"] = inputs_note
-    if isinstance(layer, Dense):
+    if not layer.is_activation:
         result["summary"] = (f"first disagreement: layer {i} (dense), output neuron {n}, "
                              f"sample {m}: ours {result['ours']:.17g}, theirs "
                              f"{result['theirs']:.17g}; {inputs_note} (weight row {n}, "
                              f"bias {n})")
         return result
-    z = caches[i][:, n] if not isinstance(layer, Identity) else None
+    z = caches[i][:, n] if not layer.is_identity else None
     if z is not None:
         where = describe_input(layer, n, z[m], masks[i][m, n])
         result["where"] = where
@@ -183,7 +190,7 @@ def suspects(net, caches, bad: np.ndarray, masks: list) -> list:
     found = []
     total = int(bad.sum())
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, (Dense, Identity)):
+        if not layer.is_activation or layer.is_identity:
             continue
         z = caches[i]
         per_layer = {}
@@ -223,20 +230,7 @@ def entry_meaning(net, own_name: str, entry) -> str:
     i = int(layer_index)
     layer = net.layers[i]
     entry = tuple(int(e) for e in entry)
-    if isinstance(layer, Dense):
-        return (f"layer {i} (dense), output neuron {entry[0]}"
-                + (f", input {entry[1]}" if param == "weight" else " (bias)"))
-    if isinstance(layer, SplineActivation):
-        n, k = entry
-        pieces = sorted({min(max(j, 0), layer.spline.size - 2) for j in (k - 1, k)})
-        return (f"layer {i} (spline), neuron {n}, coefficient c_{k} at t_{k} = "
-                f"{layer.spline.grid[k]:.6g} (piece{'s' if len(pieces) > 1 else ''} "
-                f"{' and '.join(map(str, pieces))})")
-    if isinstance(layer, KnotSplineActivation):
-        n = int(np.searchsorted(layer.offsets, entry[0], side="right") - 1)
-        j = entry[0] - layer.offsets[n]
-        return f"layer {i} (knot_spline), neuron {n}, {param[:-1]} {j}"
-    return f"layer {i} ({layer.kind}), neuron {entry[0]}"
+    return f"layer {i} ({layer.kind}), {layer.describe_entry(param, entry)}"
 
 
 def localise_gradients(net, rows_by_key, own_to_file) -> dict | None:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from reference.nn._network import Dense, Network
+from reference.nn._network import Network
 
 VALUE_PARAMETERS = ("coefficients", "values")   # enter sigma linearly: sum_m |delta| bounds them
 FLOAT_MAX = float(np.finfo(np.float64).max)
@@ -79,7 +79,7 @@ def forward_magnitudes(net: Network, x) -> Magnitudes:
     for i, layer in enumerate(net.layers):
         inputs.append(a)
         with np.errstate(over="ignore"):
-            if isinstance(layer, Dense):
+            if not layer.is_activation:
                 value0.append(None)
                 lip.append(None)
                 a = a @ np.abs(layer.params["weight"]).T
@@ -102,8 +102,8 @@ def jacobian_scale(net: Network, mags: Magnitudes) -> float:
     product = np.eye(net.n_in)
     with np.errstate(over="ignore"):
         for layer, slope in zip(net.layers, mags.lip):
-            product = clamp(np.abs(layer.params["weight"]) @ product if isinstance(layer, Dense)
-                            else slope[:, None] * product)
+            product = clamp(np.abs(layer.params["weight"]) @ product
+                            if not layer.is_activation else slope[:, None] * product)
     return float(product.max(initial=0.0))
 
 
@@ -120,7 +120,7 @@ def parameter_scales(net: Network, mags: Magnitudes, grad_out) -> dict:
             layer, a = net.layers[i], mags.inputs[i]
             summed = delta.sum(axis=0)
             for key in layer.params:
-                if isinstance(layer, Dense):
+                if not layer.is_activation:
                     value = delta.T @ a if key == "weight" else summed
                 elif key in VALUE_PARAMETERS:
                     value = summed
@@ -129,6 +129,6 @@ def parameter_scales(net: Network, mags: Magnitudes, grad_out) -> dict:
                 else:                                   # a slope: d sigma / d a = min(z, 0)
                     value = (delta * a).sum(axis=0)
                 scales[f"layer{i}.{key}"] = float(np.max(clamp(value), initial=0.0))
-            delta = clamp(delta @ np.abs(layer.params["weight"]) if isinstance(layer, Dense)
+            delta = clamp(delta @ np.abs(layer.params["weight"]) if not layer.is_activation
                           else delta * mags.lip[i])
     return scales

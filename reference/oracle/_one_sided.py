@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reference.oracle._magnitudes import Magnitudes, forward_magnitudes, layer_widths
-from reference.nn._network import Dense, Network
+from reference.nn._network import Network
 from reference._numerics import check_nonnegative
 
 KNOT_TOL = 1e-9
@@ -68,7 +68,7 @@ def check_knot_tol(net: Network, knot_tol, name: str = "knot_tol") -> float:
                          f"rounding; a float32 implementation needs ~1e-7), got {knot_tol:g}")
     widths = layer_widths(net)
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, Dense):
+        if not layer.is_activation:
             continue
         for n, (tau, _, _) in enumerate(layer.kinks(widths[i])):
             if len(tau) < 2:
@@ -103,7 +103,7 @@ def kink_masks(net: Network, caches: list, mags: Magnitudes, knot_tol: float,
         a kink reaches KNOT_TOL_SPACING of the distance to the next kink of its neuron."""
     masks = []
     for i, (layer, z) in enumerate(zip(net.layers, caches)):
-        if isinstance(layer, Dense):
+        if not layer.is_activation:
             masks.append(None)
             continue
         mask, window, spacing = layer.kink_windows(z, knot_tol, mags.inputs[i])
@@ -181,7 +181,7 @@ def kink_choices(masks: list) -> dict:
 
 def _choice_sides(net: Network, widths: list, elements, choices) -> list:
     """`sides` (C, N_i) per layer for the choices of one row."""
-    sides = [None if isinstance(l, Dense) else np.zeros((len(choices), w), np.int8)
+    sides = [None if not l.is_activation else np.zeros((len(choices), w), np.int8)
              for l, w in zip(net.layers, widths)]
     for col, (layer, neuron) in enumerate(elements):
         sides[layer][:, neuron] = choices[:, col]
@@ -268,7 +268,7 @@ def gradient_range(net: Network, caches: Sequence[NDArray[np.float64]],
     """
     widths = [c.shape[1] for c in caches]
     allowed = allowed or {}
-    sides = [None if isinstance(l, Dense) else np.zeros((len(grad_out), w), np.int8)
+    sides = [None if not l.is_activation else np.zeros((len(grad_out), w), np.int8)
              for l, w in zip(net.layers, widths)]
     low, high, affected = {}, {}, {}
     for row, (elements, options) in choices.items():

@@ -37,8 +37,7 @@ from reference.data import _datasets as datasets
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
 from reference._numerics import check_choice
-from reference.nn._network import (ACTIVATIONS, KnotSplineActivation, Network, SplineActivation,
-                                    build_mlp)
+from reference.nn._network import ACTIVATIONS, Network, build_mlp
 from reference.training._train import (ACC_DROP, REGULARISERS, TrainConfig, accuracy, check_sparsify,
                              objective, train)
 from reference.convex._problem import knot_counts
@@ -315,9 +314,9 @@ def spline_summary(net) -> list:
     """Per spline layer: index, TV2, BV2, Lip and knot counts per neuron, tolerance used."""
     rows = []
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, SplineActivation):
+        if layer.uniform_grid:
             knots, tols = layer.spline.num_knots()
-        elif isinstance(layer, KnotSplineActivation):   # solver output: solver-aware tolerance
+        elif layer.is_spline:                  # knot form, solver output: solver-aware tolerance
             knots, tols, _ = knot_counts(layer)
         else:
             continue

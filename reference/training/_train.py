@@ -29,7 +29,7 @@ from reference.nn import _regularisers as regularisers
 from reference._numerics import check_choice, check_nonnegative, check_positive
 from reference.exceptions import OverflowResult
 from reference.nn._losses import check_targets, loss_and_grad, predict_labels
-from reference.nn._network import Dense, Network, SplineActivation
+from reference.nn._network import Network
 from reference.nn._spline import LinearSpline
 
 REGULARISERS = tuple(regularisers.REGULARISERS)      # ("tv2", "bv2")
@@ -336,8 +336,8 @@ def check_finite_training(net: Network, optimisers, record: dict) -> None:
 
 
 def spline_layers(net: Network):
-    """(index, layer) of every spline activation layer."""
-    return [(i, l) for i, l in enumerate(net.layers) if isinstance(l, SplineActivation)]
+    """(index, layer) of every uniform-grid spline activation layer (`uniform_grid`)."""
+    return [(i, l) for i, l in enumerate(net.layers) if l.uniform_grid]
 
 
 def regulariser_value(net: Network, reg: str) -> float:
@@ -404,7 +404,7 @@ def _objective_terms(net: Network, config: TrainConfig, outputs, targets) -> dic
     """`objective` from the outputs (M, N_L) and targets already checked (check_targets)."""
     data, _ = loss_and_grad(config.loss, outputs, targets)
     decay = sum(float(np.sum(l.params["weight"] ** 2))
-                for l in net.layers if isinstance(l, Dense))
+                for l in net.layers if not l.is_activation)
     reg = regulariser_value(net, config.reg)
     return {"data": data, "weight_decay": config.mu * decay, "regulariser": config.lam * reg,
             "total": data + config.mu * decay + config.lam * reg}
@@ -458,9 +458,9 @@ def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
     `prox_tv2` handles): nothing for TV2, grad(|sigma(0)| + |sigma(1)|) for BV2."""
     grads = {}
     for i, layer in enumerate(net.layers):
-        if isinstance(layer, Dense):
+        if not layer.is_activation:
             grads[f"layer{i}.weight"] = (2 * config.mu / m) * layer.params["weight"]
-        elif isinstance(layer, SplineActivation) and config.lam > 0:
+        elif layer.uniform_grid and config.lam > 0:
             r = regularisers.get(config.reg)
             if config.prox and not r.extra_points:      # R = TV2: all of it in prox_tv2
                 continue
