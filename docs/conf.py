@@ -63,6 +63,9 @@ nitpick_ignore_regex = [
                r"array_like|array-like|optional|default|of|or|shape|float64|"
                r"Exception|RuntimeError|ValueError|TypeError|KeyError|OSError|"
                r"NamedTuple|type)"),
+    # the private base of the result types (BoundResult, LadderResult, SolveCertificate):
+    # a dict with attribute access, documented on each public subclass
+    (r"py:class", r"reference\._result\.Result"),
 ]
 
 # -- autodoc / autosummary / numpydoc ---------------------------------------------------

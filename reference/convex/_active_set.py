@@ -31,33 +31,36 @@ Rules (module constants):
   inside its bound (the solution stays optimal without them);
 - status "round limit" after MAX_ROUNDS rounds, "stalled" when the condition fails but no
   inactive candidate violates it (solver accuracy): never an accepted optimum; the last
-  restricted solution (a feasible point) goes to reference.certify's verdict, which
+  restricted solution (a feasible point) goes to reference.convex._certify's verdict, which
   certifies it by the NumPy dual bound or refuses it;
 - polishing (`solve_layer_active`): re-solve with the knots of the optimum only, accepted
   when the objective stays within the certified gaps; both knot counts are reported;
-- a deadline (reference.limits.Deadline) is checked before every round and passed to the
+- a deadline (reference._limits.Deadline) is checked before every round and passed to the
   solves: status "time_limit", and the last restricted solution (a feasible point of the
-  full problem) goes to reference.certify's verdict.
-Everything here runs in reference.certify's internal units (y, c divided by the data's
+  full problem) goes to reference.convex._certify's verdict.
+Everything here runs in reference.convex._certify's internal units (y, c divided by the data's
 scale T, the pre-activations of neuron n by r_n and column n of A by a_n; TV2 weight
 lambda_n = lambda / (T a_n r_n), BV2's points at 0 and 1 / r_n with the weight
 lambda / (T a_n), L_max a_n r_n / T), where every value, slope and spread is of order 1:
 the floors "max(1, .)" of the tolerances and the knot tolerance's slope unit 1 are the
-problem's own scale.  `weights` (a reference.certify.RegWeights) states them; None is the
+problem's own scale.  `weights` (a reference.convex._certify.RegWeights) states them; None is the
 problem as given (every weight 1, BV2's points 0 and 1).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from reference._format import exact
 from reference.exceptions import SolveFailed
 from reference.nn._losses import loss_and_grad
-from reference.nn._network import KnotSplineActivation
+from reference._limits import Deadline
+from reference.nn._network import KnotSplineActivation, Network
 from reference.nn._regularisers import get as get_regulariser
 from reference.convex._solver_settings import REFINED_SETTINGS
 from reference.convex._problem import (CoefficientProblem, RegWeights, finish, gauge_basis,
@@ -160,7 +163,7 @@ def bv2_end_weights(z: np.ndarray, w: np.ndarray, p1: float = 1.0):
 
 def adds_zero_one(reg: str) -> bool:
     """Whether R adds |sigma(0)| + |sigma(1)| to TV2 (BV2: extra_points (0, 1), see
-    reference.regularisers): `bv2_end_weights` and `lip_certificate` are derived for exactly
+    reference.nn._regularisers): `bv2_end_weights` and `lip_certificate` are derived for exactly
     those points; a regulariser with other extra points is a ValueError naming reg."""
     extra = get_regulariser(reg).extra_points
     if extra not in ((), (0.0, 1.0)):
@@ -188,7 +191,7 @@ def _pieces(layer: KnotSplineActivation, n: int, grid, act):
 def _penalty(n: int, lam: float, reg: str, weights=None):
     """(lambda_n (N,): the TV2 weights, mu (N,): the point terms' weights, p1 (N,): BV2's second
     point per neuron (the first is 0), bv2) of the problem lam * `weights`
-    (reference.certify.RegWeights; None: `RegWeights.plain`)."""
+    (reference.convex._certify.RegWeights; None: `RegWeights.plain`)."""
     bv2 = adds_zero_one(reg)
     weights = weights or RegWeights.plain(n, reg)
     lam_n, mu = weights.penalties(lam)
@@ -576,31 +579,104 @@ def _knot_grids(layer: KnotSplineActivation, grids: list, rtol=None, scaled=None
     return out
 
 
-def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
-                       polish: bool = True, max_rounds: int | None = None, gauge=None,
-                       deadline=None, bar=None, settings=None):
-    """(new network, certificate, active masks, extra points, stopped) for
-    `convex.solve_layer(method="active")`; scaled: the problem in reference.certify's
-    internal units (y: the caller's targets in the loss's form, for the NumPy check).
+def solve_layer_active(net: Network, layer: int, x: NDArray[np.float64], y: NDArray,
+                       scaled: Any, grids: list[NDArray[np.float64]], *, solver: str,
+                       start: list[NDArray[np.bool_]] | None = None, polish: bool = True,
+                       max_rounds: int | None = None, gauge: NDArray[np.float64] | None = None,
+                       deadline: Deadline | None = None, bar: Any = None,
+                       settings: dict | None = None) -> tuple[Network | None, dict, list,
+                                                               list, str | None]:
+    r"""Solve the data-grid coefficient problem of one layer by an active set of knots.
 
-    The certificate is convex.finish's (status, gap, NumPy re-evaluation, knots, ...) for
-    the returned model, plus: method "active", method_certified, rounds, points_per_neuron
-    (of the returned model), candidate_points (data-grid points per neuron),
-    worst_violation (relative, see the module docstring), violation_tolerance,
-    violation_reference (lambda_ref), optimality_condition, multiplier_noise,
-    complementarity_gap (`optimality`), active_history (points and worst violation per
-    round), and the polishing: knots_unpolished, polish ("accepted ...", "rejected: ...",
-    "off" or "skipped (time limit)"), polish_objective, objective_unpolished.  Polishing
-    re-solves with the candidates restricted to the ends and the knots of the first solution
-    (those above POLISH_KNOT_RTOL max |a|, then those above the knot tolerance), and is
-    accepted when the objective stays within |gap| + |polished gap| + 1e-12 max(|objective|,
-    U) of the first one (U the objective unit) and its own check passes: the knot count is
-    then that of a solution on the knots alone.
-    Not converged (round limit, stalled): (None, partial certificate with `rejected` saying
-    why, masks, [("last restricted solution", pieces)] if a round had finished, None), and
-    at the deadline the same with the reason as the last entry, for
-    reference.certify.conclude, which certifies that point by the NumPy dual bound or
-    refuses it.  A solver failure: SolveFailed, no model."""
+    The engine of ``reference.convex.solve_layer(method="active")``, which validates the
+    arguments, scales the problem and certifies the point returned.
+
+    Parameters
+    ----------
+    net : Network
+        The network; every weight stays fixed.
+    layer : int
+        Index of the spline layer in ``net.layers``.
+    x : ndarray of float64, shape (M, N_0)
+        The inputs, as checked by `solve_layer`.
+    y : ndarray
+        The caller's targets in the loss's form, for the NumPy re-evaluation.
+    scaled : Scaled
+        The problem in reference.convex._certify's internal units (``Scaled``: z, A, c, y,
+        lambda, L_max, loss, regulariser and their units).
+    grids : list of ndarray
+        N sorted arrays: the candidate points of each neuron (the internal data grid).
+    solver : str
+        The cvxpy solver.
+    start : list of ndarray of bool, optional
+        Per neuron, the active candidates to start from (a previous lambda's); default
+        INITIAL_POINTS quantile points.
+    polish : bool, default True
+        Re-solve on the knots of the optimum only (accepted when the objective stays within
+        the certified gaps).
+    max_rounds : int, optional
+        The most rounds (default MAX_ROUNDS).
+    gauge : ndarray, shape (2N, k) or (N, k), optional
+        The gauge directions (`gauge_basis`; computed here for TV2 when None).
+    deadline : Deadline, optional
+        Checked before every round and passed to the solves.
+    bar : tqdm, optional
+        A progress bar to update.
+    settings : dict, optional
+        CLARABEL settings for every solve.
+
+    Returns
+    -------
+    model : Network or None
+        The new network (a knot-form layer), None when not converged.
+    certificate : dict
+        `solve_layer`'s certificate fields for the returned model (status, gap, NumPy
+        re-evaluation, knots, ...), plus ``method`` ("active"), ``method_certified``,
+        ``rounds``, ``points_per_neuron`` (of the returned model), ``candidate_points``
+        (data-grid points per neuron), ``worst_violation`` (relative, Notes),
+        ``violation_tolerance``, ``violation_reference`` (lambda_ref),
+        ``optimality_condition``, ``multiplier_noise``, ``complementarity_gap``,
+        ``active_history`` (points and worst violation per round), and the polishing:
+        ``knots_unpolished``, ``polish`` ("accepted ...", "rejected: ...", "off" or
+        "skipped (time limit)"), ``polish_objective``, ``objective_unpolished``.  When not
+        converged, a partial certificate with ``rejected`` saying why.
+    masks : list of ndarray of bool
+        Per neuron, the active candidates at the end (the next lambda's `start`).
+    extra_points : list of tuple
+        [("last restricted solution", pieces)] when not converged and a round had
+        finished, else []: feasible points for reference.convex._certify.conclude.
+    stopped : str or None
+        The reason at the deadline ("stopped at the time limit ..."), else None.
+
+    Raises
+    ------
+    SolveFailed
+        When a solver fails: no model.
+
+    Notes
+    -----
+    Knots are allowed only at an active subset S_n of each neuron's candidates; the
+    restricted problem is solved, the optimality condition of the full data-grid problem
+    is checked at every candidate, and candidates where it fails are added, until
+
+    .. math::
+
+        \max_{n,k}\ \frac{|\lambda_n \xi_{n,k}| - \lambda_n}{\lambda_{\mathrm{ref},n}}
+        \le \mathrm{VIOLATION\_RTOL} + \text{noise},
+
+    xi_{n,k} the multiplier of candidate k built from the restricted solution, lambda_n
+    neuron n's TV(2) weight and lambda_ref,n = max(lambda_n, REFERENCE_FLOOR times the size
+    of |phi_n| at the zero spline) (module docstring).  A spline with knots in S_n is a
+    spline with knots in the data, so the restricted optimum is the full one when the
+    condition holds.  Polishing re-solves with the candidates restricted to the ends and the
+    knots of the first solution (those above POLISH_KNOT_RTOL max |a|, then those above the
+    knot tolerance), and is accepted when the objective stays within |gap| + |polished gap|
+    + 1e-12 max(|objective|, U) of the first one (U the objective unit) and its own check
+    passes: the knot count is then that of a solution on the knots alone.  Not converged
+    (round limit, stalled) or at the deadline, the last restricted solution goes to
+    reference.convex._certify.conclude, which certifies that point by the NumPy dual bound
+    or refuses it.
+    """
     t0 = time.perf_counter()
     z, a_mat, c, loss, reg, lam = (scaled.z, scaled.a_mat, scaled.c, scaled.loss, scaled.reg,
                                    scaled.lam)
@@ -618,6 +694,7 @@ def solve_layer_active(net, layer, x, y, scaled, grids, *, solver, start=None,
             [("last restricted solution", list(zip(run.last.points, run.last.values)))]
         base["attempts"] = run.result.get("attempts", [])
         if run.status == "time_limit":
+            assert deadline is not None          # only a deadline stops at the time limit
             return None, base, run.active, extra, \
                 f"stopped at the time limit {deadline.time_limit:g} s in round {run.rounds}"
         base["rejected"] = _not_converged(run, scaled)

@@ -1,4 +1,5 @@
-"""The scale and the verdict of a coefficient solve (reference.convex, reference.active_set).
+"""The scale and the verdict of a coefficient solve (reference.convex,
+reference.convex._active_set).
 
 Internal units (`Scaled`).  Three scales are divided out before a solve, each exactly:
 - the outputs': for the squared loss y / T, c / T with T = max |y - c| (1 if y = c; c the
@@ -30,7 +31,7 @@ value unit q_n, slope unit q_n / r_n (`Scaled.slope_unit`).
 Verdict (`conclude`).  "optimal" is earned by one of two certificates, each at
 GAP_RTOL * max(F, U) (F the NumPy re-evaluation of the returned model):
 - "dual bound": F - LB, LB a lower bound on the optimum built in NumPy from the point's
-  loss gradient (reference.dual_bound: Fenchel duality, also with a Lip bound).  Where
+  loss gradient (reference.convex._dual_bound: Fenchel duality, also with a Lip bound).  Where
   LB exists it decides: a solver's word never overrules it;
 - "solver", only where no LB exists (a projected gradient outside the loss conjugate's
   domain): the method's own certificate checked in NumPy (the active set's optimality

@@ -1,9 +1,9 @@
-"""A NumPy lower bound on the optimum of a coefficient problem (reference.certify's verdict), by
-Fenchel duality from a point's loss gradient: `dual_bound` (`lip_dual_bound` with a bound on
-the slopes), every quantity in the internal units of reference.certify.Scaled, every
-rounding allowed for.  Also the Gram helpers that the cheap candidates of reference.certify
-share with the projection here.  A leaf: NumPy and SciPy only (reference.active_set's
-knot_correlation, imported when called).
+"""A NumPy lower bound on the optimum of a coefficient problem (reference.convex._certify's
+verdict), by Fenchel duality from a point's loss gradient: `dual_bound` (`lip_dual_bound` with a
+bound on the slopes), every quantity in the internal units of reference.convex._certify.Scaled,
+every rounding allowed for.  Also the Gram helpers that the cheap candidates of
+reference.convex._certify share with the projection here.  A leaf: NumPy and SciPy only
+(reference.convex._active_set's knot_correlation, imported when called).
 """
 from __future__ import annotations
 

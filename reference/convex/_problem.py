@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
 
 from reference._format import exact
 from reference._limits import Deadline
@@ -68,22 +69,77 @@ def _evaluation(grid: np.ndarray, z: np.ndarray):
 
 
 class CoefficientProblem:
-    """The cvxpy problem for one layer, built once; lambda is a Parameter (DPP), so a path of
-    lambdas compiles once (`solve(lam)` again; CLARABEL itself does not warm-start).
-    Objective: loss + lam (sum_n w_n TV2(sigma_n) + q sum_n sum_{t in points_n}
-    |sigma_n(t)|) (the second sum for BV2 only), (w, q, points) = weights, a
-    reference.certify.RegWeights (default `RegWeights.plain`: 1, 1 and the regulariser's
-    points), which states the problem in reference.certify's internal units (neuron n's
-    pre-activations divided by r_n: w_n = r_ref / r_n, q = r_ref, BV2's points 0 and
-    1 / r_n); lip_max: a number or one per neuron (N,).
-    gauge: the directions of `gauge_basis` if already computed (TV2; default: computed
-    here); pin_gauge=False leaves them free (for tests: the optimal set is then unbounded
-    along them).  deadline: a limits.Deadline that every solve stops at (CLARABEL's own
-    time_limit setting; other solvers are only not started once it has passed)."""
+    r"""The convex coefficient problem of one spline layer as a cvxpy problem, built once.
 
-    def __init__(self, z, a_mat, c, y, loss, reg, grids, lip_max=None, gauge=None,
-                 pin_gauge: bool = True, deadline: Deadline | None = None,
-                 weights=None):
+    lambda is a cvxpy Parameter (DPP), so a path of lambdas compiles once (`solve` again;
+    CLARABEL itself does not warm-start).
+
+    Parameters
+    ----------
+    z : ndarray of float64, shape (M, N)
+        The pre-activations of the layer's N neurons at the M samples.
+    a_mat : ndarray of float64, shape (N_L, N)
+        A, the affine map after the layer: outputs = A sigma(z) + c.
+    c : ndarray of float64, shape (N_L,)
+        Its offset.
+    y : ndarray
+        The targets in the loss's form: (M, N_L) floats (squared), (M, 1) in {0, 1}
+        (logistic) or (M,) class indices (xent).
+    loss : {'squared', 'logistic', 'xent'}
+        The data term E.
+    reg : {'tv2', 'bv2'}
+        The regulariser R.
+    grids : list of ndarray
+        N sorted arrays, the grid points g_{n,i} of each neuron (at least 2 each).
+    lip_max : float or array_like of shape (N,), optional
+        The slope bound L_max, one number or one per neuron; None: no bound.
+    gauge : ndarray, shape (2N, k) or (N, k), optional
+        The directions of `gauge_basis` if already computed (TV2; default: computed here).
+    pin_gauge : bool, default True
+        Pin the gauge directions; False leaves them free (for tests: the optimal set is
+        then unbounded along them).
+    deadline : Deadline, optional
+        A ``reference._limits.Deadline`` that every solve stops at (CLARABEL's own
+        time_limit setting; other solvers are only not started once it has passed).
+    weights : RegWeights, optional
+        The regulariser's weights (w, q, points), a `RegWeights` (default
+        ``RegWeights.plain``: 1, 1 and the regulariser's points).
+
+    See Also
+    --------
+    solve_layer : Builds, solves and certifies this problem for a network.
+
+    Notes
+    -----
+    With the grid values u_{n,i} = sigma_n(g_{n,i}) and slopes s_{n,i} tied by
+    u_{n,i+1} - u_{n,i} = h_{n,i} s_{n,i} (h the grid steps), sigma_n(z) = u_{n,i} +
+    s_{n,i} (z - g_{n,i}) on piece i, and the problem is
+
+    .. math::
+
+        \min_{u, s} \sum_m E\big(y_m, A \sigma(z_m) + c\big)
+        + \lambda \Big(\sum_n w_n \|\Delta s_n\|_1
+        + q \sum_n \sum_{t \in \text{points}_n} |\sigma_n(t)|\Big)
+        \quad \text{s.t.} \ |s_{n,i}| \le L_{\max,n},
+
+    ||Delta s_n||_1 = TV(2)(sigma_n) [1]_, the second sum for BV(2) only (its points 0 and
+    1, divided by r_n in internal units), the slope bound only with lip_max.  The weights
+    state the problem in reference.convex._certify's internal units (neuron n's
+    pre-activations divided by r_n: w_n = r_ref / r_n, q = r_ref).
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    """
+
+    def __init__(self, z: NDArray[np.float64], a_mat: NDArray[np.float64],
+                 c: NDArray[np.float64], y: NDArray, loss: str, reg: str,
+                 grids: list[NDArray[np.float64]], lip_max: float | ArrayLike | None = None,
+                 gauge: NDArray[np.float64] | None = None, pin_gauge: bool = True,
+                 deadline: Deadline | None = None,
+                 weights: RegWeights | None = None) -> None:
         import cvxpy as cp
 
         m, n = z.shape
@@ -149,11 +205,32 @@ class CoefficientProblem:
 
     def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True,
               settings: dict | None = None) -> dict:
-        """Solve for one lambda; returns status, objective (cvxpy's), gap (primal - dual
-        objective of CLARABEL, None for other solvers), attempts, seconds; a solver failure
-        is a status ("solver error ...").  The solver is first run at tight tolerances
-        (SOLVER_TIGHT of reference.solver_settings, e.g. CLARABEL's 1e-12: in
-        reference.certify's internal units the problem's scale is 1, and at CLARABEL's
+        """Solve the problem for one lambda, retrying at other settings when it stops short.
+
+        Parameters
+        ----------
+        lam : float
+            The regularisation weight lambda >= 0 (in the problem's units).
+        solver : str, default 'CLARABEL'
+            A cvxpy solver able to solve the problem's class.
+        warm_start : bool, default True
+            Passed to the solver interface (CLARABEL ignores it).
+        settings : dict, optional
+            CLARABEL settings applied to every attempt.
+
+        Returns
+        -------
+        result : dict
+            ``status`` (cvxpy's, "time_limit", or "solver error (...)"), ``objective``
+            (cvxpy's, None unless optimal), ``gap`` (primal - dual objective of CLARABEL,
+            None for other solvers), ``solver``, ``attempts`` (list of str: each attempt and
+            its status), ``default_settings`` (bool, below) and ``seconds``.
+
+        Notes
+        -----
+        A solver failure is a status, never an exception.  The solver is first run at tight
+        tolerances (SOLVER_TIGHT of reference.convex._solver_settings, e.g. CLARABEL's 1e-12: in
+        reference.convex._certify's internal units the problem's scale is 1, and at CLARABEL's
         default 1e-8 the interior-point solution carries slope changes of up to 1e-3 of the
         largest at points where the optimum has none, which the knot count would see, and
         its gradient gives a loose dual bound; the other variants of SOLVER_TIGHT when it
@@ -165,8 +242,9 @@ class CoefficientProblem:
         "time_limit" when the deadline has passed (no solution).  default_settings: whether
         the optimal attempt changed nothing but the tolerances (tighter, or the defaults)
         and had no `settings`: not a retry with changed regularisation, equilibration or
-        looser tolerances; only then may its gap be trusted on its own (reference.certify).
-        See `solve_layer` for the certificate."""
+        looser tolerances; only then may its gap be trusted on its own
+        (reference.convex._certify).  See `solve_layer` for the certificate.
+        """
         import cvxpy as cp
 
         self.lam.value = float(lam)
@@ -210,12 +288,22 @@ class CoefficientProblem:
                 "default_settings": status == "optimal" and first,
                 "seconds": time.perf_counter() - t0}
 
-    def splines(self) -> list:
-        """Per neuron (grid points, values) of the solution, the values rebuilt from the
-        solver's slopes: v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to [-L_n, L_n]),
-        so that the slopes of the stored spline are the solver's up to rounding instead of
-        the constraint residuals divided by h_i (which exceeded L_max by 1e-6 on close
-        points).  The NumPy re-evaluation of the objective checks the rebuilt model."""
+    def splines(self) -> list[tuple[NDArray[np.float64], NDArray[np.float64]]]:
+        """The solution as one linear spline per neuron, rebuilt from the solver's slopes.
+
+        Returns
+        -------
+        pieces : list of tuple of ndarray
+            Per neuron n, (grid points g_n, values v_n), both of shape (P_n,).
+
+        Notes
+        -----
+        The values are rebuilt as v_0 = u_0, v_{i+1} = v_i + h_i s_i (s clipped to
+        [-L_n, L_n]), so that the slopes of the stored spline are the solver's up to
+        rounding instead of the constraint residuals divided by h_i (which exceeded L_max by
+        1e-6 on close points).  The NumPy re-evaluation of the objective checks the rebuilt
+        model.
+        """
         u = np.asarray(self.u.value, dtype=np.float64)
         s = np.asarray(self.s.value, dtype=np.float64)
         if self.lip_max is not None:
@@ -319,7 +407,8 @@ def numpy_objective(net: Network, layer: int, x, y, loss: str, lam: float, reg: 
 
 
 def problem_for(scaled, grids: list, gauge=None, deadline=None) -> CoefficientProblem:
-    """The CoefficientProblem of a reference.certify.Scaled problem on the internal grids."""
+    """The CoefficientProblem of a reference.convex._certify.Scaled problem on the internal
+    grids."""
     return CoefficientProblem(scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.loss,
                               scaled.reg, grids, scaled.lip_max, gauge=gauge,
                               deadline=deadline, weights=scaled.weights)
@@ -348,7 +437,7 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
     """Build the new model from a solved problem and certify it (see `solve_layer`); the
     splines are moved to the gauge's minimum-norm representative over norm_grids (default
     the problem's grids).  prob holds the problem in the internal units of `scaled`
-    (reference.certify.Scaled): values are multiplied by its value_unit and grid points by
+    (reference.convex._certify.Scaled): values are multiplied by its value_unit and grid points by
     its zr, objective and gap by T^2; the NumPy check is on the returned model with the caller's
     y and lam.  method_certified: the solve ran with the solver's default settings
     (`CoefficientProblem.solve`: a retry's own word is not trusted)."""
@@ -393,17 +482,55 @@ KNOT_RTOL = 1e-6            # knot_counts: |a_k| > KNOT_RTOL max |a| ...
 SLOPE_RTOL = 1e-7           # ... and > SLOPE_RTOL max(slope unit, max |slope|)
 
 
-def knot_counts(layer, slope_unit=0.0):
-    """(knots (N,), tolerance (N,), Lip (N,)): a knot is a slope change |a_k| > tol_n with
+def knot_counts(layer: SplineActivation | KnotSplineActivation,
+                slope_unit: float | ArrayLike = 0.0) -> tuple[NDArray[np.int_],
+                                                             NDArray[np.float64],
+                                                             NDArray[np.float64]]:
+    r"""Count the knots of every spline of a layer, with the tolerance used for each.
 
-        tol_n = max(KNOT_RTOL max_k |a_k|, SLOPE_RTOL max(slope_unit_n, max |slope|)),
+    Parameters
+    ----------
+    layer : SplineActivation or KnotSplineActivation
+        A spline layer of N neurons (uniform-grid splines are converted to knot form).
+    slope_unit : float or array_like of shape (N,), default 0.0
+        The problem's own slope scale, a number or one per neuron: T / r_n for a solve
+        (``reference.convex._certify.Scaled.slope_unit``: an internal slope of 1); 0 for a
+        model on its own (relative to its own slopes only).
 
-    every term in slope units (output per pre-activation): the second is the solver's
-    accuracy on the slopes (CLARABEL's default tolerances are 1e-8), slope_unit (a number or
-    (N,)) the problem's own slope scale, T / r_n for a solve (reference.certify.Scaled
-    .slope_unit: an internal slope of 1); 0 for a model on its own (relative to its own
-    slopes only).  Multiplying the pre-activations by r and the values by s multiplies every
-    term by s / r: the same knots in any units."""
+    Returns
+    -------
+    knots : ndarray of int, shape (N,)
+        The number of slope changes |a_k| > tol_n of each spline.
+    tolerance : ndarray of float64, shape (N,)
+        The tolerance tol_n of each neuron (Notes).
+    lipschitz : ndarray of float64, shape (N,)
+        Lip(sigma_n), the largest |slope| of each spline.
+
+    Notes
+    -----
+    A knot is a slope change |a_k| > tol_n with
+
+    .. math::
+
+        \mathrm{tol}_n = \max\big(\mathrm{KNOT\_RTOL} \max_k |a_k|,\
+        \mathrm{SLOPE\_RTOL} \max(\mathrm{slope\_unit}_n, \max |\mathrm{slope}|)\big),
+
+    KNOT_RTOL = 1e-6, SLOPE_RTOL = 1e-7, every term in slope units (output per
+    pre-activation): the second is the solver's accuracy on the slopes (CLARABEL's default
+    tolerances are 1e-8), slope_unit the problem's own slope scale.  Multiplying the
+    pre-activations by r and the values by s multiplies every term by s / r: the same knots
+    in any units.  The knot count is the sparsity that TV(2) regularisation promotes (the
+    number of ReLU-like units of each activation).
+
+    Examples
+    --------
+    >>> from reference.nn import KnotSplineActivation
+    >>> from reference.convex import knot_counts
+    >>> layer = KnotSplineActivation([[-1.0, 0.0, 1.0]], [[1.0, 0.0, 1.0]])
+    >>> knots, tolerance, lipschitz = knot_counts(layer)
+    >>> print(knots, lipschitz)
+    [1] [1.]
+    """
     spl = layer.knot_spline()
     units = np.broadcast_to(np.asarray(slope_unit, dtype=np.float64), (spl.num_channels,))
     counts, tols, lips = [], [], []

@@ -1,5 +1,7 @@
-"""The representer reduction and the interpolation problems (DESIGN section 2, "Variational
-problem and representer theorem"), beside the coefficient problems of reference.convex:
+"""The representer reduction and the interpolation problems (the representer theorem of
+Aziznejad et al., IEEE TSP 2020, arXiv:2001.06263: with TV(2) or BV(2) regularisation some
+optimal activations are linear splines with their knots at the data), beside the coefficient
+problems of reference.convex:
 
 - `reduce_network`: every spline replaced by its interpolant through its values at the data
   (plus the regulariser's extra points), which keeps the outputs at the data and does not
@@ -16,6 +18,7 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from reference._numerics import as_finite_array
 from reference.convex._solve import MAX_PROBLEM_SIZE, check_samples, data_grid
@@ -31,8 +34,9 @@ def solve_plain_single_neuron(z, y, lam: float, solver: str = "CLARABEL") -> dic
     """The textbook formulation, for cross-checks only: one neuron, sigma(z_m) fitted to y_m
     (squared loss, TV2), unknowns the values u at the sorted distinct points, slopes
     diff(u) / h (a matrix with entries 1/h), TV2 = ||diff(diff(u) / h)||_1.  Returns
-    status, objective, points, values, seconds.  Ill-conditioned for close points (DESIGN
-    section 2); reference.convex.solve_layer is the reference."""
+    status, objective, points, values, seconds.  Ill-conditioned for close points (the
+    entries 1/h grow without bound as two points meet); reference.convex.solve_layer, with
+    values and slopes tied by u_{i+1} - u_i = h_i s_i, is the reference."""
     import cvxpy as cp
 
     solver = check_solver(solver, "qp")
@@ -58,16 +62,71 @@ def solve_plain_single_neuron(z, y, lam: float, solver: str = "CLARABEL") -> dic
             "seconds": time.perf_counter() - t0}
 
 
-def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
-                     solver: str = "CLARABEL", max_size: float = MAX_PROBLEM_SIZE) -> dict:
-    """Among all linear splines through (points_i, values_i), one with least R (TV2, or BV2
-    = TV2 + |sigma(0)| + |sigma(1)|), optionally with Lip <= lip_max: an LP in cvxpy on the
-    grid points (plus 0 and 1 for BV2), values fixed at the points, free at 0 and 1; by the
-    representer theorem no continuous-domain spline does better.  Returns status, objective,
-    the solution as (grid, values), and objective_check (R of the returned spline in NumPy).
-    A status other than optimal (a cvxpy SolverError included) raises SolveFailed (a
-    RuntimeError); more than
-    max_size points: TooLarge before anything is built."""
+def interpolation_lp(points: ArrayLike, values: ArrayLike, reg: str = "tv2",
+                     lip_max: float | None = None, solver: str = "CLARABEL",
+                     max_size: float = MAX_PROBLEM_SIZE) -> dict:
+    r"""The interpolating linear spline of least TV(2) or BV(2) norm, by linear programming.
+
+    Parameters
+    ----------
+    points : array_like, shape (P,)
+        The distinct interpolation points t_i, P >= 2.
+    values : array_like, shape (P,)
+        The values sigma(t_i) prescribed there.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        The regulariser R: TV(2), or BV(2) = TV(2) + |sigma(0)| + |sigma(1)|.
+    lip_max : float, optional
+        A bound on every slope; None: no bound.
+    solver : str, default 'CLARABEL'
+        A cvxpy solver for LPs.
+    max_size : float, default MAX_PROBLEM_SIZE (500000)
+        Size guard on the number of grid points.
+
+    Returns
+    -------
+    result : dict
+        ``status`` ("optimal"), ``objective`` (float: the least R, cvxpy's),
+        ``objective_check`` (R of the returned spline, in NumPy), ``grid`` (ndarray, shape
+        (G,): the sorted points, plus 0 and 1 for BV2), ``values`` (ndarray, shape (G,):
+        the spline's values there) and ``lipschitz`` (float: its largest |slope|).
+
+    Raises
+    ------
+    ValueError
+        When points and values are not finite 1-D arrays of one value per distinct point
+        (at least 2), or reg or solver is not a known one.
+    TooLarge
+        Over max_size grid points, before anything is built.
+    SolveFailed
+        When the status is not optimal (a cvxpy SolverError included).
+
+    Notes
+    -----
+    With grid values u_i and slopes s_i tied by u_{i+1} - u_i = h_i s_i, the LP is
+
+    .. math::
+
+        \min_{u, s} \sum_i |s_{i+1} - s_i|
+        \ \big(+ |\sigma(0)| + |\sigma(1)| \text{ for BV(2)}\big)
+        \quad \text{s.t.} \quad u_{j(i)} = v_i, \ |s_i| \le L_{\max},
+
+    values fixed at the points and free at 0 and 1.  By the representer theorem of [1]_ no
+    continuous-domain spline through the points does better.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.convex import interpolation_lp
+    >>> result = interpolation_lp([0.0, 1.0, 2.0], [0.0, 1.0, 0.0])
+    >>> print(result["status"], round(result["objective"], 6), np.round(result["values"], 6))
+    optimal 2.0 [0. 1. 0.]
+    """
     import cvxpy as cp
 
     regulariser = get_regulariser(reg)
@@ -103,14 +162,63 @@ def interpolation_lp(points, values, reg: str = "tv2", lip_max=None,
             "lipschitz": float(spl.lipschitz()[0])}
 
 
-def reduce_network(net: Network, x, reg: str = "tv2") -> tuple[Network, dict]:
-    """The representer reduction: every spline layer, first to last, is replaced by the
-    piecewise-linear interpolants of its splines through their values at the neuron's
-    pre-activations on x (merged as in `merge_points`; plus 0 and 1 for BV2).  Outputs at x
-    are unchanged (up to the merging) and TV2, BV2 and Lip of every neuron do not increase.
-    Returns (new network, report): report["neurons"] per neuron (layer, neuron, points, knots
-    before / after with their tolerances, tv2 / bv2 / lipschitz before / after) and
-    report["max_output_change"], the largest |f_new - f_old| on x over max(1, max |f_old|)."""
+def reduce_network(net: Network, x: ArrayLike, reg: str = "tv2") -> tuple[Network, dict]:
+    """Replace every spline by its interpolant at the data: the representer reduction.
+
+    Parameters
+    ----------
+    net : Network
+        The network; its spline layers (uniform-grid or knot-form) are reduced.
+    x : array_like, shape (M, N_0)
+        The data, at least one sample.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        The regulariser whose extra points join the data (0 and 1 for BV2).
+
+    Returns
+    -------
+    model : Network
+        A copy of net whose spline layers are knot-form layers (KnotSplineActivation).
+    report : dict
+        ``neurons``: per neuron a dict (``layer``, ``neuron``, ``points``,
+        ``knots_before`` / ``knots_after`` with ``knot_tolerance_before`` / ``_after``,
+        ``tv2_before`` / ``_after``, ``bv2_before`` / ``_after``, ``lipschitz_before`` /
+        ``_after``); ``max_output_change``: the largest |f_new - f_old| on x over
+        max(1, max |f_old|).
+
+    Raises
+    ------
+    ValueError
+        When reg is not a known regulariser or x does not fit the network.
+
+    Notes
+    -----
+    Every spline layer, first to last, is replaced by the piecewise-linear interpolants of
+    its splines through their values at the neuron's pre-activations on x (merged as in
+    `merge_points`; plus 0 and 1 for BV2).  The interpolant of sigma at points t_1 < ... <
+    t_P agrees with sigma there, and on each [t_i, t_{i+1}] its slope is a mean of sigma's,
+    so its slope changes sum to at most TV(2)(sigma): outputs at x are unchanged (up to the
+    merging) and TV(2), BV(2) and Lip of every neuron do not increase.  This is the
+    reduction behind the representer theorem of [1]_ (knots at the data suffice).
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.convex import reduce_network
+    >>> net = build_mlp([1, 3, 1], activation="spline", rng=0)
+    >>> x = np.linspace(-1.0, 1.0, 5)[:, None]
+    >>> model, report = reduce_network(net, x)
+    >>> print(len(report["neurons"]), report["max_output_change"] < 1e-12)
+    3 True
+    >>> all(n["tv2_after"] <= n["tv2_before"] + 1e-12 for n in report["neurons"])
+    True
+    """
     get_regulariser(reg)
     x = check_samples(net, x)
     new = copy.deepcopy(net)

@@ -1,6 +1,8 @@
 """With the weights fixed, the activations of one spline layer whose downstream map is affine
 enter the outputs linearly: the problem in them is convex, and cvxpy solves it to a
-certified optimum (DESIGN section 2, "Variational problem and representer theorem").
+certified optimum (the variational problem and representer theorem of Aziznejad et al.,
+IEEE TSP 2020, arXiv:2001.06263: the optimal activations are linear splines with their
+knots at the data).
 
     min_sigma  sum_m E(y_m, A sigma(z_m) + c) + lambda * sum_n R(sigma_n)   [|sigma_n'| <= L_max]
 
@@ -19,21 +21,24 @@ sigma(z) = u_i + s_i (z - g_i); TV2 = ||diff(s)||_1; Lip = max |s_i|; BV2 adds |
   reports (`merge_report`);
 - "uniform": x_min + k*step, k < K, as the DeepSplines grid (the layer's own by default);
 - an explicit list of grid points per neuron.
-The regulariser R is an entry of reference.regularisers (its extra points, cvxpy term and
-NumPy value).  The representer reduction and the interpolation LP live in
-reference.representer (still importable from here).  Every solve runs in the internal units of
-reference.certify (y, c divided by T = max |y - c|; per neuron n the pre-activations and its
-grid by a power of two r_n near their spread, column n of A by a power of two a_n near its
-norm; TV2's weight lambda / (T a_n r_n)), and reference.certify gives the verdict ("optimal"
-only with a certificate at its tolerance).  The solvers allowed and their settings:
-reference.solver_settings.
+The regulariser R is an entry of reference.nn._regularisers (its extra points, cvxpy term and
+NumPy value).  The coefficient problem itself (`CoefficientProblem`, `finish`, `knot_counts`)
+is in reference.convex._problem, the representer reduction and the interpolation LP in
+reference.convex._representer.  Every solve runs in the internal units of
+reference.convex._certify (y, c divided by T = max |y - c|; per neuron n the pre-activations
+and its grid by a power of two r_n near their spread, column n of A by a power of two a_n
+near its norm; TV2's weight lambda / (T a_n r_n)), and reference.convex._certify gives the
+verdict ("optimal" only with a certificate at its tolerance).  The solvers allowed and their
+settings: reference.convex._solver_settings.
 """
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from reference._numerics import as_finite_array, check_choice, check_positive
 from reference.convex._certificate import SolveCertificate
@@ -49,7 +54,7 @@ from reference.convex._certify import nearest_power_of_two
 from reference.convex._problem import MERGE_RTOL, finish, gauge_basis, problem_for
 
 TIME_LIMIT = 300.0         # seconds of one solve_layer / solve_path call (time_limit)
-REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.regularisers
+REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.nn._regularisers
 MAX_PROBLEM_SIZE = 500_000  # size guard: grid points + samples x neurons (see problem_size)
 
 
@@ -193,50 +198,145 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE,
     return grids, None
 
 
-def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: float = 1e-3,
-                reg: str = "tv2", grid="data", size=None, lip_max=None,
+def solve_layer(net: Network, layer: int, x: ArrayLike, y: ArrayLike, *, loss: str = "squared",
+                lam: float = 1e-3, reg: str = "tv2", grid: str | list[ArrayLike] = "data",
+                size: int | None = None, lip_max: float | None = None,
                 solver: str = "CLARABEL", max_size: float = MAX_PROBLEM_SIZE,
                 method: str | None = None, polish: bool = True,
                 merge_rtol: float = MERGE_RTOL, time_limit: float = TIME_LIMIT,
                 progress: bool = False) -> tuple[Network, SolveCertificate]:
-    """Solve for the activations of spline layer `layer` with every weight fixed.
+    r"""Solve for the activations of one spline layer with every weight fixed, certified.
 
-    Returns (new network, certificate).  The new network holds the optimum exactly: a
-    uniform-grid spline layer for grid="uniform", a knot-form layer (KnotSplineActivation)
-    otherwise; for TV2, moved along the gauge directions (affine shifts invisible at the
-    data, pinned during the solve) to the representative of least sum of squared values at
-    the grid points (`min_norm_representative`), so that two correct solvers return the same
-    coefficients.  Certificate: solver, status ("optimal"), objective (cvxpy, in the
-    problem's units), objective_check (NumPy, on the new model), gap (CLARABEL's primal -
-    dual objective, else None), seconds, knots per neuron with the tolerance used, method,
-    gauge_directions_pinned, gauge_shift_removed, and reference.certify's verdict:
-    certified_by ("dual bound" or "solver"), gap_tolerance, lower_bound (None with lip_max),
-    candidates (the cheap feasible points and their objectives), returned_point, unit (the
-    internal scale T) and objective_unit; on the data grid merged_points,
-    merge_max_distance, merge_rtol (`merge_report`).
-    Raises SolveFailed (a RuntimeError), no model: a solver status other than optimal (a
-    cvxpy SolverError included), objective_check off by more than CHECK_RTOL * max(|F|, U).
-    Raises SolveNotCertified (a SolveFailed with .model, the best feasible point, and
-    .certificate): status "time_limit" (time_limit seconds passed since the data were
-    checked and cvxpy loaded; it covers building, solving and certifying every lambda,
-    CLARABEL stops inside a solve) or "not_optimal" (no certificate at the tolerance,
-    e.g. the zero spline beats the solver's point).  solver: one that can solve the
-    problem's class (`check_solver`: squared loss a QP / SOCP, logistic and cross-entropy
-    exponential cone).  Size guard: problem_size over max_size is refused (TooLarge) before
-    the grid is built.  method: "active" (default for grid="data": reference.active_set,
-    knots added where the optimality condition fails; its certificate adds rounds, points
-    per neuron, the worst violation, and with polish=True the knot-count polishing) or
-    "full" (every grid point at once; the default for the other grids, the only choice for
-    them).  merge_rtol: the data grid's merge tolerance (`merge_points`, >= 0).  progress: a
-    tqdm bar on stderr.
+    Parameters
+    ----------
+    net : Network
+        The network; every weight stays fixed.
+    layer : int
+        Index in ``net.layers`` of a spline layer (uniform-grid or knot-form) followed by
+        dense and identity layers only.
+    x : array_like, shape (M, N_0)
+        The inputs, at least one sample.
+    y : array_like
+        The targets in the loss's form: (M, N_L) floats (squared), (M,) or (M, 1) labels in
+        {0, 1} (logistic), (M,) class indices (xent).
+    loss : {'squared', 'logistic', 'xent'}, default 'squared'
+        The data term E, summed over the samples.
+    lam : float, default 1e-3
+        The regularisation weight lambda >= 0.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        The regulariser R: TV(2), or the BV(2) norm TV(2) + |sigma(0)| + |sigma(1)|.
+    grid : {'data', 'uniform'} or list of array_like, default 'data'
+        The candidate knots: per neuron its pre-activations at the data (merged within
+        merge_rtol; the representer theorem's grid), the layer's uniform grid (``size``
+        points), or one explicit array of grid points per neuron.
+    size : int, optional
+        The number K >= 3 of uniform grid points (default: the layer's own).
+    lip_max : float, optional
+        A bound L_max > 0 on every slope; None: no bound.
+    solver : str, default 'CLARABEL'
+        A cvxpy solver that can solve the problem's class (squared loss a QP / SOCP,
+        logistic and cross-entropy an exponential cone program).
+    max_size : float, default MAX_PROBLEM_SIZE (500000)
+        Size guard on `problem_size`, checked before the grid is built.
+    method : {'active', 'full'}, optional
+        "active" (the default for grid="data": knots added where the optimality condition
+        fails, reference.convex._active_set) or "full" (every grid point at once; the only
+        choice for the other grids).
+    polish : bool, default True
+        With method "active": re-solve on the knots of the optimum (knot-count polishing).
+    merge_rtol : float, default MERGE_RTOL (1e-9)
+        The data grid's merge tolerance, in [0, 1), relative to each neuron's spread.
+    time_limit : float, default TIME_LIMIT (300.0)
+        Seconds for the whole call (building, solving and certifying).
+    progress : bool, default False
+        A tqdm bar on stderr.
 
     Returns
     -------
-    new : Network
-        A copy of net with the solved layer.
+    model : Network
+        A copy of net whose layer holds the certified optimum: a uniform-grid spline layer
+        for grid="uniform", a knot-form layer (KnotSplineActivation) otherwise.
     certificate : SolveCertificate
-        The certificate described above (the keys marked with the method in
-        `SolveCertificate`).
+        A dict subclass with attribute access (its keys are listed in `SolveCertificate`):
+        ``solver``, ``status`` ("optimal"), ``attempts``, ``objective`` (in the problem's
+        units), ``objective_check`` (NumPy, on the returned model), ``gap`` (CLARABEL's
+        primal - dual objective, else None), ``check_rtol``, ``seconds``, ``knots``,
+        ``knot_tolerance`` and ``lipschitz`` (per neuron, `knot_counts`), ``grid_points``,
+        ``method``, ``method_certified``, ``gauge_directions_pinned``,
+        ``gauge_shift_removed``, ``lam``, ``reg``, ``loss``, ``lip_max``, and the verdict
+        of reference.convex._certify: ``certified_by`` ("dual bound" or "solver"),
+        ``gap_tolerance``, ``lower_bound`` (a proven lower bound on the optimum, or None)
+        with ``lower_bound_note``, ``candidates`` (the cheap feasible points and their
+        objectives), ``returned_point``, ``solver_objective``, ``unit`` (the internal scale
+        T) and ``objective_unit``; on the data grid ``merged_points``,
+        ``merge_max_distance``, ``merge_rtol`` (`merge_report`); with method "active" also
+        ``rounds``, ``points_per_neuron``, ``candidate_points``, ``worst_violation`` and
+        the polishing fields (`solve_layer_active`).
+
+    Raises
+    ------
+    ValueError
+        When an argument is out of range: layer not a spline layer or not followed by an
+        affine map, a bad loss, reg, grid, size, lam, lip_max, merge_rtol or method, or
+        targets that do not fit the loss.
+    TooLarge
+        When `problem_size` exceeds max_size, before the grid is built.
+    SolveFailed
+        No model: a solver status other than optimal (a cvxpy SolverError included), or
+        objective_check off by more than CHECK_RTOL * max(|F|, U).
+    SolveNotCertified
+        A SolveFailed with ``.model`` (the best feasible point) and ``.certificate``:
+        status "time_limit" (time_limit seconds passed; CLARABEL stops inside a solve) or
+        "not_optimal" (no certificate at the tolerance, e.g. the zero spline beats the
+        solver's point).
+
+    See Also
+    --------
+    solve_path : The same for a sequence of lambdas.
+    reduce_network : The representer reduction of every spline layer.
+
+    Notes
+    -----
+    With z_m (M, N) the layer's pre-activations at x_m and A, c the affine map after it, the
+    problem in the activations sigma_n of the layer is convex [1]_:
+
+    .. math::
+
+        \min_{\sigma} \sum_m E\big(y_m, A \sigma(z_m) + c\big)
+        + \lambda \sum_n R(\sigma_n)
+        \quad \text{s.t.} \ \mathrm{Lip}(\sigma_n) \le L_{\max},
+
+    R(sigma) = TV(2)(sigma) = ||D^2 sigma||_M (the sum of the slope jumps |a_k| of a linear
+    spline) or ||sigma||_BV(2) = TV(2)(sigma) + |sigma(0)| + |sigma(1)|.  On the data grid,
+    by the representer theorem of [1]_, the optimum over all continuous-domain activations
+    is a linear spline with its knots at the data, so the solve is exact (up to the merging
+    of points closer than merge_rtol, reported).  For TV(2), the result is moved along the
+    gauge directions (affine shifts invisible at the data, pinned during the solve) to the
+    representative of least sum of squared values at the grid points
+    (`min_norm_representative`), so that two correct solvers return the same coefficients.
+    Every solve runs in the internal units of reference.convex._certify; "optimal" is
+    earned by a NumPy dual lower bound (Fenchel duality) or, where none exists, by the
+    method's own certificate, each at the gap tolerance.  time_limit covers building,
+    solving and certifying, from the moment the data are checked and cvxpy is loaded.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.convex import solve_layer
+    >>> net = build_mlp([1, 2, 1], activation="spline", rng=0)
+    >>> x = np.linspace(-1.0, 1.0, 9)[:, None]
+    >>> model, certificate = solve_layer(net, 1, x, np.abs(x), lam=1e-3)
+    >>> print(certificate["status"], certificate["certified_by"], certificate["knots"])
+    optimal dual bound [0, 1]
+    >>> print(round(certificate["objective"], 4))
+    0.0074
     """
     (_, new, cert), = _solve_lams(net, layer, x, y, [lam], "lam", loss=loss, reg=reg,
                                   grid=grid, size=size, lip_max=lip_max, solver=solver,
@@ -246,21 +346,72 @@ def solve_layer(net: Network, layer: int, x, y, *, loss: str = "squared", lam: f
     return new, cert
 
 
-def solve_path(net: Network, layer: int, x, y, lams, *, loss="squared", reg="tv2",
-               grid="data", size=None, lip_max=None, solver="CLARABEL",
+def solve_path(net: Network, layer: int, x: ArrayLike, y: ArrayLike, lams: Sequence[float], *,
+               loss: str = "squared", reg: str = "tv2", grid: str | list[ArrayLike] = "data",
+               size: int | None = None, lip_max: float | None = None, solver: str = "CLARABEL",
                max_size: float = MAX_PROBLEM_SIZE, method: str | None = None,
                polish: bool = True, merge_rtol: float = MERGE_RTOL,
                time_limit: float = TIME_LIMIT, progress: bool = False) -> list:
-    """solve_layer for every lambda in `lams`; returns [(lam, new network, certificate)].
-    method "full": the problem compiled once (lambda is a DPP Parameter); "active": each
-    lambda starts from the previous one's active set.  Each certificate's seconds run from
-    the end of the previous solve (the first includes building the problem).  time_limit
-    bounds the whole path.
+    """Solve the coefficient problem of one spline layer for every lambda of a path.
+
+    Parameters
+    ----------
+    net : Network
+        The network; every weight stays fixed.
+    layer : int
+        Index in ``net.layers`` of the spline layer (as in `solve_layer`).
+    x : array_like, shape (M, N_0)
+        The inputs, at least one sample.
+    y : array_like
+        The targets in the loss's form (as in `solve_layer`).
+    lams : sequence of float
+        The regularisation weights lambda >= 0, solved in this order (at least one).
+    loss : {'squared', 'logistic', 'xent'}, default 'squared'
+        As in `solve_layer`.
+    reg : {'tv2', 'bv2'}, default 'tv2'
+        As in `solve_layer`.
+    grid : {'data', 'uniform'} or list of array_like, default 'data'
+        As in `solve_layer`.
+    size : int, optional
+        As in `solve_layer`.
+    lip_max : float, optional
+        As in `solve_layer`.
+    solver : str, default 'CLARABEL'
+        As in `solve_layer`.
+    max_size : float, default MAX_PROBLEM_SIZE (500000)
+        As in `solve_layer`.
+    method : {'active', 'full'}, optional
+        As in `solve_layer`.
+    polish : bool, default True
+        As in `solve_layer`.
+    merge_rtol : float, default MERGE_RTOL (1e-9)
+        As in `solve_layer`.
+    time_limit : float, default TIME_LIMIT (300.0)
+        Seconds for the whole path (building, solving and certifying every lambda).
+    progress : bool, default False
+        A tqdm bar on stderr.
 
     Returns
     -------
-    list of (float, Network, SolveCertificate)
-        (lambda, new network, certificate) per lambda, in the order given.
+    path : list of tuple
+        One (lam, model, certificate) per lambda, as `solve_layer` returns them.  Each
+        certificate's ``seconds`` run from the end of the previous solve (the first
+        includes building the problem).
+
+    Raises
+    ------
+    ValueError, TooLarge, SolveFailed, SolveNotCertified
+        As `solve_layer`, at the first lambda that raises.
+
+    See Also
+    --------
+    solve_layer : One lambda.
+
+    Notes
+    -----
+    Method "full": the problem is compiled once (lambda is a DPP Parameter of
+    `CoefficientProblem`); "active": each lambda starts from the previous one's active set.
+    time_limit bounds the whole path.
     """
     return _solve_lams(net, layer, x, y, lams, "lams", loss=loss, reg=reg, grid=grid,
                        size=size, lip_max=lip_max, solver=solver, max_size=max_size,
@@ -288,8 +439,8 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
                 max_size, method=None, polish=True, merge_rtol=MERGE_RTOL,
                 time_limit=TIME_LIMIT, progress=False):
     """Validate, build the problem once (full) or per lambda (active), solve and certify it
-    for every lambda, in the internal units of reference.certify (y by T, the pre-activations
-    of neuron n and its grid by the power of two r_n of `certify.z_units`)."""
+    for every lambda, in the internal units of reference.convex._certify (y by T, the
+    pre-activations of neuron n and its grid by the power of two r_n of `certify.z_units`)."""
     from tqdm import tqdm
 
     lams = [float(lam) for lam in lams]

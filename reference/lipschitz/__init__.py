@@ -1,4 +1,15 @@
-"""Lipschitz bounds: Theorem 1, layer-wise, LipSDP, exact 1-D, MILP, 2-D regions, the ladder, lower bounds and claim verdicts."""
+"""Lipschitz constants of a network: upper bounds, exact values, lower bounds and verdicts.
+
+Upper bounds over R^N_0: Theorem 1 of Aziznejad et al. (IEEE Trans. Signal Process. 2020,
+arXiv:2001.06263) with exact slopes (`theorem1`) or BV(2) norms (`theorem1_bv2`), the
+layer-wise product (`layerwise`, with `operator_norm` and `slope_bounds`) and LipSDP (Fazlyab
+et al., NeurIPS 2019: `lipsdp`, `lipsdp_data`, `certified_rho`, `rounding_bound`,
+`RoundingBound`; VARIANTS).  Exact values: `exact_1d` and `exact_1d_on_box` (one input),
+`regions_2d` (two inputs), `exact_milp` (p in {1, inf}).  Lower bounds: `lower` (with
+`jacobian_norms`).  Each method's result is a `BoundResult`; `ladder` runs them with one
+convention and returns a `LadderResult`, `check_claim` decides a claimed constant and returns a
+`Verdict`.
+"""
 from reference.lipschitz._bound_result import (
     BoundResult,
     LadderResult,

@@ -6,6 +6,7 @@ LipSDP, exact values, lower bounds) builds on `blocks` and `activation_constants
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from reference.exceptions import OverflowResult
 from reference.lipschitz._bound_result import BoundResult
@@ -41,7 +42,7 @@ def activation_constants(layer, width: int) -> dict:
     """Per-neuron Lip, TV2 and BV2 = TV2 + |sigma(0)| + |sigma(1)| of an activation layer,
     each of shape (width,).  ReLU: 1, 1, 2; LeakyReLU(a) and PReLU(a): max(1, |a|), |1 - a|,
     |1 - a| + 1; identity: 1, 0, 1; splines: exact from their coefficients.  Each activation
-    class gives its own (`Activation.constants`, reference.network)."""
+    class gives its own (`Activation.constants`, reference.nn)."""
     return _activation(layer).constants(width)
 
 
@@ -84,21 +85,109 @@ def _theorem1(net: Network, p, key: str, what: str) -> float:
     return product_or_overflow(factors, f"{what} (p = {p:g})")
 
 
-def theorem1(net: Network, p=2) -> float:
-    """prod_l (max_n ||w_{n,l}||_q) * ||(Lip(sigma_{n,l}))_n||_p  (Theorem 1, exact slopes).
+def theorem1(net: Network, p: float | str = 2) -> float:
+    r"""Global Lipschitz bound of Theorem 1 with the exact Lipschitz constants of the activations.
 
-    Computed without intermediate over- or underflow (`product_or_overflow`); a bound outside
-    the float64 range (two layers of slope 2e150 and weights 1e10 give 1e320) is an
-    OverflowResult, never inf or 0."""
+    Parameters
+    ----------
+    net : Network
+        The network f, N_0 inputs, N_L outputs; its parameters must be finite.
+    p : {1, 2, inf} or str, default 2
+        The l_p norm on inputs and outputs (a number, or a string such as ``"inf"``).
+
+    Returns
+    -------
+    bound : float
+        An upper bound on Lip_p(f) over R^N_0 (see Notes).
+
+    Raises
+    ------
+    ValueError
+        When p is not 1, 2 or inf, or a parameter holds NaN or inf.
+    OverflowResult
+        When the bound leaves the float64 range for finite parameters (two layers of slope
+        2e150 and weights 1e10 give 1e320): never inf or 0.
+
+    See Also
+    --------
+    theorem1_bv2 : The same bound with the BV(2) norms of the activations.
+    layerwise : The tighter product of layer-wise operator norms.
+
+    Notes
+    -----
+    Theorem 1 of [1]_: with q = p / (p - 1) the dual exponent, w_{n,l} the n-th row of W_l
+    and sigma_{n,l} the activation of neuron n of layer l (each dense layer paired with the
+    activation after it, the identity if none),
+
+    .. math::
+
+        \mathrm{Lip}_p(f) \le \prod_l \Big(\max_n \|w_{n,l}\|_q\Big)
+        \,\big\|(\mathrm{Lip}(\sigma_{n,l}))_n\big\|_p .
+
+    The product is carried as mantissas and powers of two (`product_or_overflow`), without
+    intermediate over- or underflow.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> from reference.nn import Dense, Network, ReLU
+    >>> from reference.lipschitz import layerwise, theorem1
+    >>> net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
+    >>> print(round(theorem1(net), 6), round(layerwise(net), 6))
+    4.0 3.162278
+    """
     return _theorem1(net, p, "lip", "theorem1")
 
 
-def theorem1_bv2(net: Network, p=2) -> float:
-    """prod_l (max_n ||w_{n,l}||_q) * ||(||sigma_{n,l}||_BV2)_n||_p  (Theorem 1, BV2 form).
+def theorem1_bv2(net: Network, p: float | str = 2) -> float:
+    r"""Global Lipschitz bound of Theorem 1 with the BV(2) norms of the activations.
 
-    With p = 1 this is DeepSplines' lipschitz_bound() except that DeepSplines drops the
-    factor N_L of an identity last layer with N_L outputs.  Out of range: OverflowResult
-    (see `theorem1`)."""
+    Parameters
+    ----------
+    net : Network
+        The network f; its parameters must be finite.
+    p : {1, 2, inf} or str, default 2
+        The l_p norm on inputs and outputs.
+
+    Returns
+    -------
+    bound : float
+        An upper bound on Lip_p(f) over R^N_0, never below `theorem1`'s.
+
+    Raises
+    ------
+    ValueError
+        When p is not 1, 2 or inf, or a parameter holds NaN or inf.
+    OverflowResult
+        When the bound leaves the float64 range (see `theorem1`).
+
+    See Also
+    --------
+    theorem1 : The same product with the exact Lipschitz constants.
+
+    Notes
+    -----
+    Since Lip(sigma) <= ||sigma||_BV(2) = TV(2)(sigma) + |sigma(0)| + |sigma(1)| [1]_,
+
+    .. math::
+
+        \mathrm{Lip}_p(f) \le \prod_l \Big(\max_n \|w_{n,l}\|_q\Big)
+        \,\big\|(\|\sigma_{n,l}\|_{\mathrm{BV}^{(2)}})_n\big\|_p .
+
+    With p = 1 this is DeepSplines' ``lipschitz_bound()`` except that DeepSplines drops the
+    factor N_L of an identity last layer with N_L outputs.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    """
     return _theorem1(net, p, "bv2", "theorem1_bv2")
 
 
@@ -118,16 +207,82 @@ def closed_form_rtol(net: Network) -> tuple[float, str]:
     return rtol, f"{CLOSED_FORM_FACTOR} gamma_{n} = {rtol:.3g} relative"
 
 
-def operator_norm(matrix: np.ndarray, p: float) -> float:
-    """||A||_{p->p}: max column l1 sum (p = 1), largest singular value (p = 2), max row l1
-    sum (p = inf)."""
+def operator_norm(matrix: ArrayLike, p: float) -> float:
+    """Operator norm ||A||_{p->p} of a matrix.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (m, n)
+        The matrix A.
+    p : {1.0, 2.0, inf}
+        The norm, as a float (`parse_p`'s form).
+
+    Returns
+    -------
+    norm : float
+        The largest column l1 sum (p = 1), the largest singular value (p = 2) or the
+        largest row l1 sum (p = inf).
+    """
     return float(np.linalg.norm(matrix, ord={1.0: 1, 2.0: 2, np.inf: np.inf}[p]))
 
 
-def layerwise(net: Network, p=2) -> float:
-    """prod_l || diag(L_{.,l}) W_l ||_{p->p}; never above the Theorem-1 form.  Each matrix is
-    formed as S 2^e (`scaled_product`) and the product carried as in `theorem1`: out of the
-    float64 range, OverflowResult."""
+def layerwise(net: Network, p: float | str = 2) -> float:
+    r"""Layer-wise Lipschitz bound: the product of the operator norms of the scaled layers.
+
+    Parameters
+    ----------
+    net : Network
+        The network f; its parameters must be finite.
+    p : {1, 2, inf} or str, default 2
+        The l_p norm on inputs and outputs.
+
+    Returns
+    -------
+    bound : float
+        An upper bound on Lip_p(f) over R^N_0, never above `theorem1`'s.
+
+    Raises
+    ------
+    ValueError
+        When p is not 1, 2 or inf, or a parameter holds NaN or inf.
+    OverflowResult
+        When the bound leaves the float64 range for finite parameters.
+
+    See Also
+    --------
+    theorem1 : The looser closed form of [1]_.
+    reference.lipschitz.lipsdp : The SDP bound, never above this one for p = 2.
+
+    Notes
+    -----
+    With L_{n,l} = Lip(sigma_{n,l}) and ||.||_{p->p} the operator norm (`operator_norm`),
+
+    .. math::
+
+        \mathrm{Lip}_p(f) \le \prod_l \big\|\mathrm{diag}(L_{\cdot,l})\, W_l
+        \big\|_{p\to p},
+
+    the simplest compositional bound: a product of per-layer constants.  Compositional
+    estimates such as [2]_ chain per-layer certificates into tighter bounds for p = 2; they
+    are not implemented here.  Each matrix is formed as S 2^e (`scaled_product`) and the product
+    carried as in `theorem1`.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    .. [2] Y. Xu and S. Sivaranjani, "ECLipsE: Efficient Compositional Lipschitz Constant
+       Estimation for Deep Neural Networks", NeurIPS 2024.
+
+    Examples
+    --------
+    >>> from reference.nn import Dense, Network, ReLU
+    >>> from reference.lipschitz import layerwise
+    >>> net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
+    >>> print(round(layerwise(net, p=2), 6), round(layerwise(net, p=1), 6))
+    3.162278 3.0
+    """
     p = parse_p(p)
     check_finite(net)
     factors = []
@@ -138,16 +293,56 @@ def layerwise(net: Network, p=2) -> float:
     return product_or_overflow(factors, f"layerwise (p = {p:g})")
 
 
-def slope_bounds(layer, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-neuron slope restriction [alpha_n, beta_n] of an activation layer, each (width,):
-    ReLU [0, 1], LeakyReLU / PReLU [min(a, 1), max(a, 1)], identity [1, 1], splines
-    [min slope, max slope] over all their pieces (unbounded ends included).  Each
-    activation class gives its own (`Activation.slope_range`, reference.network)."""
+def slope_bounds(layer: Activation, width: int) -> tuple[NDArray[np.float64],
+                                                         NDArray[np.float64]]:
+    """Per-neuron slope restriction [alpha_n, beta_n] of an activation layer.
+
+    Parameters
+    ----------
+    layer : Activation
+        An activation layer (``reference.nn.Activation``).
+    width : int
+        The number of neurons N of the layer (a scalar activation has no width of its own).
+
+    Returns
+    -------
+    alpha : ndarray of float64, shape (width,)
+        The least slope of each neuron's activation.
+    beta : ndarray of float64, shape (width,)
+        The largest slope of each neuron's activation.
+
+    Raises
+    ------
+    TypeError
+        When `layer` is not an activation layer.
+
+    Notes
+    -----
+    Every activation is slope-restricted: alpha_n <= (sigma(a) - sigma(b)) / (a - b) <=
+    beta_n.  ReLU [0, 1], LeakyReLU / PReLU [min(a, 1), max(a, 1)], identity [1, 1],
+    splines [min slope, max slope] over all their pieces (unbounded ends included).  Each
+    activation class gives its own (`Activation.slope_range`, reference.nn).  These are the
+    sector bounds of LipSDP (`reference.lipschitz.lipsdp`).
+    """
     return _activation(layer).slope_range(width)
 
 
-def jacobian_norms(jac: np.ndarray, p: float) -> np.ndarray:
-    """||J_m||_{p->p} for a stack J (M, N_L, N_0)."""
+def jacobian_norms(jac: NDArray[np.float64], p: float) -> NDArray[np.float64]:
+    """Operator norms ||J_m||_{p->p} of a stack of Jacobians.
+
+    Parameters
+    ----------
+    jac : ndarray of float64, shape (M, N_L, N_0)
+        The Jacobians J_m.
+    p : {1.0, 2.0, inf}
+        The norm, as a float (`parse_p`'s form).
+
+    Returns
+    -------
+    norms : ndarray of float64, shape (M,)
+        ||J_m||_{p->p}: largest singular value (p = 2), largest column l1 sum (p = 1) or
+        largest row l1 sum (p = inf).
+    """
     if p == 2.0:
         return np.linalg.norm(jac, ord=2, axis=(1, 2))
     axis = 1 if p == 1.0 else 2               # max column sum (p = 1), max row sum (inf)
@@ -188,8 +383,8 @@ def secant_pair(net: Network, x: np.ndarray, p: float, box: float,
         x1 = clip(x0 + h v, -box, box),
         ratio = ||f(x1) - f(x0)||_p / ||x1 - x0||_p,
     a lower bound on Lip_p(f) over the box (both points lie in it; up to the rounding of
-    the difference, see reference.verdict.certified_ratio).  h defaults to 1e-6 box.  x (N_0,);
-    returns (x0, x1, ratio)."""
+    the difference, see reference.lipschitz._verdict.certified_ratio).  h defaults to 1e-6 box.  x
+    (N_0,); returns (x0, x1, ratio)."""
     h = 1e-6 * box if h is None else float(h)
     x0 = np.clip(np.asarray(x, dtype=np.float64), -box + h, box - h)
     v = steepest_direction(net.input_jacobian(x0[None])[0], p)
@@ -229,11 +424,49 @@ def _chunked_norms(net: Network, x: np.ndarray, p: float, chunk: int) -> np.ndar
                            for a in range(0, len(x), chunk)])
 
 
-def lower(net: Network, p=2, box: float = 1.0, num_points: int = NUM_POINTS,
+def lower(net: Network, p: float | str = 2, box: float = 1.0, num_points: int = NUM_POINTS,
           rounds: int = ROUNDS, seed: int = 0,
           max_lower_cost: float = MAX_LOWER_COST) -> BoundResult:
-    """A lower bound on Lip_p(f) over [-box, box]^N_0: value = max ||J(x)||_{p->p} found.
+    """A lower bound on Lip_p(f) over the box [-box, box]^N_0 by a seeded search of Jacobians.
 
+    Parameters
+    ----------
+    net : Network
+        The network f, N_0 inputs; its parameters must be finite.
+    p : {1, 2, inf} or str, default 2
+        The l_p norm on inputs and outputs.
+    box : float, default 1.0
+        The half-width R > 0 of the box [-R, R]^N_0.
+    num_points : int, default NUM_POINTS (2000)
+        Random points of the first round, >= 1.
+    rounds : int, default ROUNDS (20)
+        Rounds of local search around the best tenth, >= 0 (a tenth more points each).
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``.
+    max_lower_cost : float, default MAX_LOWER_COST (1e11)
+        Size guard: the most flops of Jacobian evaluations allowed (`jacobian_flops`).
+
+    Returns
+    -------
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [lower] in `BoundResult`):
+        ``value`` (float: the largest ||J(x)||_{p->p} found, a lower bound on Lip_p(f) over
+        the box), ``jacobian_norm`` (the same number), ``pair_ratio`` (float: the secant
+        ratio of the pair below), ``x`` and ``x_pair`` (ndarray, shape (N_0,): two points of
+        the box along the steepest direction at the best point), ``points_evaluated``
+        (int), ``seed`` (int) and ``box`` (float).
+
+    Raises
+    ------
+    ValueError
+        When p, box, num_points or rounds is out of range, or a parameter is not finite.
+    TooLarge
+        When the estimated cost exceeds max_lower_cost, before any evaluation.
+    OverflowResult
+        When the Jacobian leaves the float64 range at the best point.
+
+    Notes
+    -----
     The network is piecewise linear, so its Jacobian is piecewise constant and gradient
     ascent on ||J(x)|| has nothing to follow: instead, seeded random points, then `rounds`
     of local search around the best tenth with shrinking steps.  The points are drawn from
@@ -249,11 +482,14 @@ def lower(net: Network, p=2, box: float = 1.0, num_points: int = NUM_POINTS,
     (TooLarge otherwise, before any evaluation); the Jacobians are evaluated in chunks of
     about LOWER_CHUNK_BYTES, so memory stays bounded whatever num_points.
 
-    Returns
-    -------
-    BoundResult
-        value (= jacobian_norm), jacobian_norm, pair_ratio, x, x_pair (the pair, (N_0,)
-        each), points_evaluated, seed, box (the keys marked "lower" in `BoundResult`).
+    Examples
+    --------
+    >>> from reference.nn import Dense, Network, ReLU
+    >>> from reference.lipschitz import lower
+    >>> net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
+    >>> result = lower(net, num_points=100, rounds=2)
+    >>> print(round(result["value"], 6), round(result["pair_ratio"], 6))
+    2.0 2.0
     """
     p = parse_p(p)
     check_finite(net)

@@ -2,19 +2,19 @@
 
 Three cases are computable, each in its module:
 
-- 1-D input (N_0 = 1): `reference.exact1d.exact_1d` propagates the breakpoints layer by
+- 1-D input (N_0 = 1): `reference.lipschitz._exact1d.exact_1d` propagates the breakpoints layer by
   layer and takes Lip_p(f) = max over the linear pieces of ||f'||_p, over the whole real
   line (`exact_1d_on_box`: the same over [-R, R]);
-- 2-D input (N_0 = 2), every p, a box [-R, R]^2: `reference.regions2d.regions_2d`
+- 2-D input (N_0 = 2), every p, a box [-R, R]^2: `reference.lipschitz.regions_2d`
   enumerates the linear regions (polygons split layer by layer);
-- p in {1, inf}, a small network, a box [-R, R]^N_0: `reference.milp.exact_milp` solves a
+- p in {1, inf}, a small network, a box [-R, R]^N_0: `reference.lipschitz.exact_milp` solves a
   mixed-integer LP (HiGHS).
-They import this module (it imports none of them).  The first two share their
-machinery (reference.partition): a region counts whatever its size, and where floating point
-cannot decide a cut, exact rational arithmetic does (reference.rational).
+They import this module (it imports none of them).  The first two share their machinery
+(reference.lipschitz._partition): a region counts whatever its size, and where floating point
+cannot decide a cut, exact rational arithmetic does (reference.lipschitz._rational).
 
 This module keeps what they all share: the knot form and the piece tables of every
-activation (`knot_form`, `piece_tables`, reference.pieces), the Jacobian of an activation
+activation (`knot_form`, `piece_tables`, reference.lipschitz._pieces), the Jacobian of an activation
 pattern (`pattern_jacobian`), the normalisation of the box (`input_scale`,
 `scaled_input`), the layer-wise tail bounds of an interrupted run (`tail_bounds`), the
 rounding bound of a computed Jacobian norm (`jacobian_rounding`) and witness pairs inside a
@@ -46,7 +46,7 @@ MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a b
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)
 CHORD_SHRINK = 0.5         # chord_pair: the pair spans this fraction of the chord
 # `upper_margin_kind` of an exact method's result: what its upper end is, hence the rounding
-# margin that makes it a certified bound (reference.verdict.upper_margin):
+# margin that makes it a certified bound (reference.lipschitz._verdict.upper_margin):
 #   jacobian_rounding  a computed Jacobian norm (exact_1d; box_value over the box): add
 #                      jacobian_rounding(net, p);
 #   rounding_bound     upper_bound holds that margin already, stated as `rounding_bound`
@@ -96,7 +96,7 @@ def solver_output_silenced():
 
 def knot_form(layer, width: int) -> KnotSpline:
     """The activation layer as C = width knot-form splines, with the knots where the exact
-    slope changes (reference.pieces: a bend of one ulp is kept, a grid point without bend
+    slope changes (reference.lipschitz._pieces: a bend of one ulp is kept, a grid point without bend
     dropped): b0, b1 the line of the first piece, jumps the differences of the slopes."""
     table = piece_table(layer, width)
     sizes = [len(k) + 1 for k in table.knots]
@@ -105,7 +105,7 @@ def knot_form(layer, width: int) -> KnotSpline:
 
 
 def piece_tables(net: Network) -> dict:
-    """{layer index: reference.pieces.PieceTable} for every activation layer of net."""
+    """{layer index: reference.lipschitz._pieces.PieceTable} for every activation layer of net."""
     tables, width = {}, net.n_in
     for i, layer in enumerate(net.layers):
         if not layer.is_activation:

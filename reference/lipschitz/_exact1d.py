@@ -3,9 +3,9 @@ propagating its breakpoints layer by layer.
 
 f is continuous and piecewise linear; in 1-D every l_p norm of the derivative is the norm
 of the vector f'(x) (N_L,), so Lip_p(f) = max over the linear pieces of ||f'||_p.  The
-partition is built as reference.regions2d builds its polygons, one dimension down (the
-machinery is shared: reference.partition): start from the domain (R, or the box normalised
-to [-m, m] by a power of two, `exact.scaled_input`); before activation layer l each
+partition is built as reference.lipschitz._regions2d builds its polygons, one dimension down (the
+machinery is shared: reference.lipschitz._partition): start from the domain (R, or the box
+normalised to [-m, m] by a power of two, `exact.scaled_input`); before activation layer l each
 pre-activation is affine on every segment (z = g x + c, a partition.LayerMap); neuron by
 neuron a segment is cut at the crossings x = (tau - c) / g of the knots its z-range meets,
 and each piece records the neuron's piece.  Every end carries a bound on its position error
@@ -13,8 +13,8 @@ and each piece records the neuron's piece.  Every end carries a bound on its pos
 z a bound on its error, and a knot within the bounds of a segment's z-range starts a piece:
 one that keeps no length is an undecided sliver, kept with a bound of every slope it could
 hold (never dropped).  A segment's pattern is attained where floating point decides it at
-its midpoint (reference.rounding.robust_pieces); the others, and the slivers, are decided
-in exact rational arithmetic when their norm or bound exceeds the value (partition.decide):
+its midpoint (reference.lipschitz._rounding_exact.robust_pieces); the others, and the slivers, are
+decided in exact rational arithmetic when their norm or bound exceeds the value (partition.decide):
 two kinks 1e-13 apart, or a piece that the spline kernels' snap (1e-12 steps below a knot)
 would hide from a midpoint evaluation, keep their slope in the max.
 
@@ -50,7 +50,7 @@ class Segments:
     """S segments [left, right] of the line (+-inf at the ends of R), each end with a bound
     on its distance to the exact model's end (radius_left, radius_right; 0 at a fixed end)
     and parent (S,), the row of the layer's LayerMap (the cells container of
-    reference.partition)."""
+    reference.lipschitz._partition)."""
     left: np.ndarray
     right: np.ndarray
     radius_left: np.ndarray
@@ -234,32 +234,90 @@ def _exact(net: Network, p: float, domain: tuple, max_pieces, deadline) -> dict:
             **({"reason": "; ".join(reasons)} if reasons else {})}
 
 
-def exact_1d(net: Network, p=2, max_pieces: float = MAX_PIECES,
+def exact_1d(net: Network, p: float | str = 2, max_pieces: float = MAX_PIECES,
              time_limit: float = TIME_LIMIT) -> BoundResult:
-    """Exact Lip_p(f) over R for a network with one input (module docstring).
+    r"""Exact Lipschitz constant over R of a network with one input, by breakpoint propagation.
 
-    Returns value, status "optimal", certified_exact True, lower_bound = upper_bound = value
-    (the upper end of the verdicts adds `exact.jacobian_rounding`, upper_margin_kind
-    "jacobian_rounding"), pieces (segments of the final partition), linear_pieces (after
-    merging neighbours whose slopes agree to CHANGE_RTOL relative), the breakpoints, the
-    argmax_point, attained (whether the value is the network's own slope at a point where
-    floating point decides the pattern, else a pattern's proven by exact arithmetic), and
-    the counts of the certificate (unattained_pieces, undecided_slivers, exact_checked,
-    exact_empty, exact_regions).  When the exact step runs out of time: status
-    "not_certified", value None, a reason and the bracket.
+    Parameters
+    ----------
+    net : Network
+        The network f, with N_0 = 1 input and N_L outputs; its parameters must be finite.
+    p : {1, 2, inf} or str, default 2
+        The l_p norm on the outputs (on one input every l_p norm is |x|).
+    max_pieces : int, default MAX_PIECES (1e6)
+        The most segments of the partition; past it the run stops with a bracket.
+    time_limit : float, default TIME_LIMIT (60.0)
+        Seconds; past it the run stops with a bracket.
+
+    Returns
+    -------
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [exact_1d] in `BoundResult`):
+        ``value`` (float, or None without a certified value), ``status`` ("optimal",
+        "not_certified", "max_pieces" or "time_limit"), ``certified_exact`` (bool),
+        ``lower_bound`` <= Lip_p(f) <= ``upper_bound`` (floats; equal to value when
+        optimal), ``lower_bound_certificate`` and ``upper_bound_certificate`` (str, when
+        stopped), ``rounding_bound`` (`jacobian_rounding`, when not stopped),
+        ``upper_margin_kind`` ("jacobian_rounding", or "closed_form" when stopped),
+        ``pieces`` (segments of the final partition), ``linear_pieces`` (after merging
+        neighbours whose slopes agree to CHANGE_RTOL relative), ``breakpoints`` (ndarray,
+        sorted), ``argmax_point`` (float, when optimal), ``attained`` (whether the value is
+        the network's own slope at a point where floating point decides the pattern, else
+        a pattern's proven in exact arithmetic), the counts of the certificate
+        (``unattained_pieces``, ``undecided_slivers``, ``exact_checked``, ``exact_empty``,
+        ``exact_regions``), ``reason`` (str, without a certified value), ``domain`` ("R")
+        and ``seconds``.
+
+    Raises
+    ------
+    ValueError
+        When the network does not have one input, p or max_pieces is out of range, or a
+        parameter is not finite.
+    OverflowResult
+        When a slope of the network leaves the float64 range.
+
+    See Also
+    --------
+    exact_1d_on_box : The same over a box [-R, R].
+    regions_2d : The two-input analogue.
+
+    Notes
+    -----
+    f is continuous and piecewise linear (CPWL) [1]_, so with f' the derivative (N_L,) on
+    its linear pieces,
+
+    .. math::
+
+        \mathrm{Lip}_p(f) = \max_{\text{pieces}} \|f'\|_p .
+
+    The pieces are found by cutting the line at the crossings x = (tau - c) / g of every
+    neuron's knots tau by its pre-activation z = g x + c, layer by layer; every end carries
+    a bound on its position error, and patterns that floating point cannot decide are
+    decided in exact rational arithmetic (module docstring).
 
     Limits: when the partition would exceed max_pieces segments (status "max_pieces") or
     time_limit seconds have passed (status "time_limit"), it stops and returns value None,
     certified_exact False and a bracket lower_bound <= Lip_p(f) <= upper_bound: lower, the
     largest secant slope between the breakpoints found so far; upper, min over the layers l
     reached of max_j ||dz_l/dx on segment j||_p * layerwise(layers from l) (||J_tail g||_p <=
-    ||J_tail||_{p->p} ||g||_p), and layerwise(f) before any.
+    ||J_tail||_{p->p} ||g||_p), and layerwise(f) before any.  When the exact step runs out of
+    time: status "not_certified", value None, a reason and the bracket.  The upper end of a
+    verdict adds `jacobian_rounding` (upper_margin_kind "jacobian_rounding").
 
-    Returns
-    -------
-    BoundResult
-        The keys marked "exact_1d" in `BoundResult` (those above, domain "R", seconds; when
-        stopped, lower_bound_certificate and upper_bound_certificate too).
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> from reference.nn import Dense, Network, ReLU
+    >>> from reference.lipschitz import exact_1d
+    >>> net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
+    >>> result = exact_1d(net)
+    >>> print(result["status"], result["value"], result["pieces"], result["breakpoints"])
+    optimal 2.0 2 [0.]
     """
     p = parse_p(p)
     check_finite(net)
@@ -277,19 +335,56 @@ def exact_1d(net: Network, p=2, max_pieces: float = MAX_PIECES,
     return out
 
 
-def exact_1d_on_box(net: Network, p, box: float, max_pieces: int = MAX_PIECES,
+def exact_1d_on_box(net: Network, p: float | str, box: float, max_pieces: int = MAX_PIECES,
                     time_limit: float = TIME_LIMIT) -> BoundResult:
-    """Exact Lip_p(f) over [-box, box] for a network with one input: the same method over
-    the box (normalised to [-m, m] by a power of two, `exact.scaled_input`; the box's ends
-    are the domain's).  Returns box_value (None when not certified, with box_reason and
-    box_upper_bound), box_pieces, and witness_x, witness_x_pair, witness: a `chord_pair` in
-    the segment of the value (f affine between the two points) and its ratio.
+    """Exact Lipschitz constant over [-box, box] of a network with one input.
+
+    Parameters
+    ----------
+    net : Network
+        The network f, with N_0 = 1 input; its parameters must be finite.
+    p : {1, 2, inf} or str
+        The l_p norm on the outputs.
+    box : float
+        The half-width R > 0 of the interval [-R, R].
+    max_pieces : int, default MAX_PIECES (1e6)
+        The most segments of the partition.
+    time_limit : float, default TIME_LIMIT (60.0)
+        Seconds.
 
     Returns
     -------
-    BoundResult
-        The keys marked "exact_1d_on_box" in `BoundResult` (no `value`: these complete the
-        result of `exact_1d` over R, as the ladder does).
+    result : BoundResult
+        The keys marked [exact_1d_on_box] in `BoundResult` (no ``value``: they complete the
+        result of `exact_1d` over R, as the ladder does).  When certified: ``box_value``
+        (float: Lip_p(f) over the box), ``box_pieces`` (int), ``witness_x`` and
+        ``witness_x_pair`` (lists of one float: a `chord_pair` in the segment of the value, f
+        affine between them) and ``witness`` (float: their secant ratio).  Otherwise
+        ``box_value`` None, ``box_reason`` (str), ``box_upper_bound`` (float or None) and
+        ``box_pieces``.
+
+    Raises
+    ------
+    ValueError
+        When p, box or max_pieces is out of range, or a parameter is not finite.
+
+    See Also
+    --------
+    exact_1d : The method, over R.
+
+    Notes
+    -----
+    The same method as `exact_1d` over the box, normalised to [-m, m] by a power of two
+    (`scaled_input`, exact); the box's ends are the domain's.
+
+    Examples
+    --------
+    >>> from reference.nn import Dense, Network, ReLU
+    >>> from reference.lipschitz import exact_1d_on_box
+    >>> net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
+    >>> result = exact_1d_on_box(net, 2, box=0.5)
+    >>> print(result["box_value"], result["box_pieces"], round(result["witness"], 6))
+    2.0 2 2.0
     """
     p = parse_p(p)
     check_finite(net)

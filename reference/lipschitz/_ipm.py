@@ -1,12 +1,12 @@
 """A primal-dual interior-point solver for the LipSDP problem in NumPy (solver "NUMPY").
 
-The problem of `reference.lipsdp_solvers` (with lambda = K t, y = [t; rho] (m = k + 1)) is the
-dual of a standard-form SDP over the cone S^N_+ x R^k_+:
+The problem of `reference.lipschitz._sdp_backends` (with lambda = K t, y = [t; rho] (m = k + 1)) is
+the dual of a standard-form SDP over the cone S^N_+ x R^k_+:
 
     (D) max b^T y  s.t.  Z = C - A^T(y) >= 0,     (P) min <C, X>  s.t.  A(X) = b, X >= 0,
 
 with b = [0_k; -1]; on the S^N block C = -(C_out^T C_out + margin I) and
-A^T(y) = sum_i lambda_i F_i - rho E_0 (F_i = e_i b_i^T + b_i e_i^T, module lipsdp_solvers),
+A^T(y) = sum_i lambda_i F_i - rho E_0 (F_i = e_i b_i^T + b_i e_i^T, module _sdp_backends),
 on the R^k block C = 0 and A^T(y) = -t (so z = t >= 0); A(X, x) = [K^T (<F_i, X>)_i - x;
 -trace(X_00)].  The method is the infeasible primal-dual path-following method of SDPT3
 (Toh, Todd, Tutuncu 1999) with the HKM direction and Mehrotra's predictor-corrector: with
@@ -217,7 +217,7 @@ def solve_numpy(data, k_mat: np.ndarray, margin: float) -> SdpSolution:
     returned in the original scale); rtol: TOL relative to rho (the stopping test's gap is
     relative to 1 + |pobj| + |dobj|, about 1 + 2 rho in these units: TOL (1 + 2 rho) / rho);
     dual: the last primal iterate X of (P) (positive definite, feasible to the tolerance: the
-    dual matrix of LipSDP's problem, reference.lipsdp_dual)."""
+    dual matrix of LipSDP's problem, reference.lipschitz._lipsdp_dual)."""
     scale = float(np.linalg.norm(data.out_mat, 2)) ** 2
     lmi = _Lmi(data, k_mat, margin, scale)
     b = np.zeros(lmi.k + 1)

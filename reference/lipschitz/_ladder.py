@@ -8,7 +8,7 @@ kind (KINDS) says what the numbers are: "lower" (value <= Lip), "upper" (Lip <= 
 "exact" (value = Lip, certified, with lower_bound <= Lip <= upper_bound) or
 "bracket" (an exact method without a certified value: lower_bound <= Lip <= upper_bound,
 either end possibly None); the exact methods also give `upper_margin_kind`
-(reference.exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
+(reference.lipschitz._exact.UPPER_MARGIN_KINDS: what their upper end is, for its rounding margin).
 The exact method gives a bracket `lower_bound` <= Lip <= `upper_bound` too: both equal to
 the value for exact_1d; the attained value and the largest pattern norm + its rounding bound
 for regions_2d; the attained witness and HiGHS's bound + its tolerance for the MILP; and
@@ -17,7 +17,7 @@ it cannot certify its optimum, value None and the bracket alone.  LipSDP reports
 `accuracy` (how far its certified value may sit above the SDP's optimum), used for
 lipsdp_neuron <= lipsdp_layer; LipSDP is solved on the network normalised by powers of two
 (the same value, scaled, in any units) and never reported above the layer-wise bound
-(reference.lipsdp: capped_by_layerwise).  For every network and p (in exact arithmetic):
+(reference.lipschitz._lipsdp: capped_by_layerwise).  For every network and p (in exact arithmetic):
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
     lower <= exact <= lipsdp_neuron <= lipsdp_layer,
 where lower and exact (except exact_1d's value) are taken over the box [-R, R]^N_0 and the
@@ -28,6 +28,8 @@ p in {1, inf} with a small network, by MILP).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -181,14 +183,89 @@ def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> Bou
     return out
 
 
-def ladder(net: Network, p=2, box: float = 1.0, methods=METHODS, **options) -> LadderResult:
-    """{method: result} for the chosen methods, in ladder order (see the module docstring).
-    box: the half-width of [-box, box]^N_0 (limits.check_box); options: `check_options`.
+def ladder(net: Network, p: float | str = 2, box: float = 1.0,
+           methods: str | Sequence[str] = METHODS, **options: Any) -> LadderResult:
+    r"""Run the chosen Lipschitz methods on one network, each result in one convention.
+
+    Parameters
+    ----------
+    net : Network
+        The network f, N_0 inputs; its parameters must be finite.
+    p : {1, 2, inf} or str, default 2
+        The l_p norm on inputs and outputs.
+    box : float, default 1.0
+        The half-width R > 0 of the box [-R, R]^N_0 of ``lower`` and ``exact``.
+    methods : str or sequence of str, default METHODS
+        Names among "lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise",
+        "theorem1", "theorem1_bv2" (a list, or one comma-separated string); run in that
+        (ladder) order.
+    **options : dict
+        ``solver`` (LipSDP's), ``seed`` (lower's), ``num_points`` and ``rounds`` (lower's
+        search) and the limits ``time_limit``, ``max_binaries``, ``max_pieces``,
+        ``max_regions``, ``max_sdp_cost``, ``max_lower_cost`` (each finite and > 0; defaults
+        in LIMITS).
 
     Returns
     -------
-    LadderResult
-        One `BoundResult` (`run_method`) per method asked, keyed by its name.
+    results : LadderResult
+        Method name -> its result, one `BoundResult` (`run_method`) per method asked, in
+        ladder order, with at least ``value`` (float, or None with a ``reason`` when the
+        method does not apply, is refused by its size guard, leaves the float64 range or
+        could not certify a number), ``kind`` ("lower", "upper", "exact"
+        or "bracket") and ``seconds``; the exact method adds ``lower_bound``,
+        ``upper_bound``, ``certified_exact``, ``upper_margin_kind`` and its own keys
+        (`exact_1d` with `exact_1d_on_box`, `regions_2d` or `exact_milp`); LipSDP its
+        (`lipsdp`); lower its (`lower`, with ``x``, ``x_pair`` as lists and ``domain``).
+
+    Raises
+    ------
+    ValueError
+        When p, box, a method name or a limit is out of range, or a parameter is not
+        finite.
+    TypeError
+        When an option is not one of those above.
+
+    See Also
+    --------
+    check_claim : Runs the ladder from the cheapest method on to decide a claimed bound.
+
+    Notes
+    -----
+    In exact arithmetic, for every network and p,
+
+    .. math::
+
+        \text{lower} \le \text{exact} \le \text{layerwise} \le \text{theorem1}
+        \le \text{theorem1\_bv2}, \qquad
+        \text{lower} \le \text{exact} \le \text{lipsdp\_neuron}
+        \le \text{lipsdp\_layer},
+
+    where lower and exact (except exact_1d's value) are taken over the box and the others
+    over R^N_0; Theorem 1 and its BV(2) form are those of [1]_, LipSDP that of [2]_ (p = 2
+    only).  The exact method is `exact_1d` for one input (over R, with ``box_value`` over the
+    box), `regions_2d` for two (every p), otherwise `exact_milp` (p in {1, inf}).
+    `order_violations` checks these inequalities on a result.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    .. [2] M. Fazlyab, A. Robey, H. Hassani, M. Morari, G. Pappas, "Efficient and Accurate
+       Estimation of Lipschitz Constants for Deep Neural Networks", NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from reference.nn import Dense, Network, ReLU
+    >>> from reference.lipschitz import ladder
+    >>> net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
+    >>> results = ladder(net, methods="lower,exact,layerwise,theorem1")
+    >>> for name, result in results.items():
+    ...     print(name, result["kind"], round(result["value"], 6))
+    lower lower 2.0
+    exact exact 2.0
+    layerwise upper 3.162278
+    theorem1 upper 4.0
     """
     lipschitz.check_finite(net)
     box = limits.check_box(box)
@@ -198,7 +275,7 @@ def ladder(net: Network, p=2, box: float = 1.0, methods=METHODS, **options) -> L
 
 
 # the field holding an exact method's certified tolerance on its value, by upper_margin_kind
-# (reference.exact.UPPER_MARGIN_KINDS; exact_1d's value is exact: none)
+# (reference.lipschitz._exact.UPPER_MARGIN_KINDS; exact_1d's value is exact: none)
 VALUE_TOLERANCE = {"tolerance": "tolerance", "rounding_bound": "rounding_bound"}
 
 

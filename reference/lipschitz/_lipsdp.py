@@ -26,7 +26,7 @@ exactly (`lipsdp_data`), which is that limit.  With every hidden neuron linear t
 affine and the value is ||C||_2 with no SDP.  A nearly linear neuron keeps lambda' of order
 1 (the untransformed lambda ~ 1/(beta - alpha)^2 left the solvers inaccurate).  LipSDP-layer
 shares the untransformed multiplier: lambda'_n = mu_l (beta_n - alpha_n)^2
-(`lipsdp_solvers.multiplier_map`).
+(`_sdp_backends.multiplier_map`).
 
 Exact reduction of the input block.  Only the x^0-columns X = [A_x; C_x] ((n + N_L, n0))
 of A and C touch x^0 (B and the psi-block do not), and they lie in the row space of the first
@@ -43,7 +43,7 @@ variant and any slope bounds: the SDPs have the same optimum (`reduce_input`; ap
 r < n0).  Rank: singular values <= s_max max(shape) eps (zero
 to rounding) are dropped, and the result says how many and the largest one dropped.
 
-Normalisation (the same answer in any units; reference.lipsdp_normalise, which proves it).
+Normalisation (the same answer in any units; reference.lipschitz._normalise, which proves it).
 `lipsdp` solves and certifies a normalised network: for LipSDP-neuron each hidden neuron is
 first equilibrated (its row of W_l times 2^-a, its column of W_{l+1} times 2^a, a chosen to
 balance the row and column norms: the same function, and the same LipSDP-neuron optimum,
@@ -98,26 +98,26 @@ strictly feasible multipliers, a bound larger by O(margin); every attempt is rep
 
 Accuracy (how far the value may sit above the SDP's optimum).  The solver's dual matrix X
 gives a proven lower bound rho_low <= rho* on the optimum of the exact SDP (weak duality,
-with X repaired into exact dual feasibility and every rounding bounded: reference.lipsdp_dual),
-so accuracy = (sdp_value - sqrt(rho_low)) / sdp_value, rounded up, is a certified bound on
-(sdp_value - optimum) / sdp_value, and optimum_lower = sqrt(rho_low) (in the network's units)
-brackets LipSDP's optimum with sdp_value + rounding_bound.  Without a dual matrix (SCS), or
-when the repair fails, accuracy is the solver's own estimate (its gap tolerance + margin +
-stretch + the certification's loss, and the uncertified dual objective) and
+with X repaired into exact dual feasibility and every rounding bounded:
+reference.lipschitz._lipsdp_dual), so accuracy = (sdp_value - sqrt(rho_low)) / sdp_value, rounded
+up, is a certified bound on (sdp_value - optimum) / sdp_value, and optimum_lower = sqrt(rho_low) (in
+the network's units) brackets LipSDP's optimum with sdp_value + rounding_bound.  Without a dual
+matrix (SCS), or when the repair fails, accuracy is the solver's own estimate (its gap tolerance +
+margin + stretch + the certification's loss, and the uncertified dual objective) and
 accuracy_certified is False; either way `inaccurate` flags an accuracy above
 INACCURATE_RTOL (1e-3).
 
 Solvers (registry SOLVE; every one only proposes multipliers, the certificate is the above):
-NUMPY by default (`reference.lipsdp_ipm`: a primal-dual interior-point method in NumPy whose
+NUMPY by default (`reference.lipschitz._ipm`: a primal-dual interior-point method in NumPy whose
 Newton system uses the rank-2 structure of every multiplier's matrix, O(N^3) per iteration
-in NumPy's BLAS); CVXOPT (`reference.lipsdp_solvers`: CVXOPT's conelp called directly with
+in NumPy's BLAS); CVXOPT (`reference.lipschitz._sdp_backends`: CVXOPT's conelp called directly with
 a KKT solver using the same structure; its own dense N x N work, with the BLAS it ships,
 makes it ~10x slower than NUMPY at N = 400); CLARABEL, SCS and MOSEK through cvxpy (CLARABEL
 factors a dense block of side N(N+1)/2: 3.4 s on the 2-10-30-20-2 anchor).  When the default
 fails at every margin, FALLBACK_SOLVERS are tried in turn, each only when its own estimate
 passes the size guard.
 
-Size guard (reference.limits): before anything is built, `sdp_cost` (in lipsdp_solvers)
+Size guard (reference._limits): before anything is built, `sdp_cost` (in _sdp_backends)
 estimates the work of the solve from the reduced LMI's side (r bounded by min(n0, n1), no
 SVD), the number of multipliers and the widths; over max_sdp_cost (MAX_SDP_COST) it is
 refused with TooLarge.  There is no time limit: the cost of the interior-point solves is
@@ -131,6 +131,7 @@ from functools import partial
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from reference.lipschitz._bound_result import BoundResult
 from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, check_threads
@@ -192,12 +193,44 @@ def check_solver(solver: str) -> str:
 
 
 def lipsdp_data(net: Network) -> LmiData:
-    """The LMI data of the network (see LmiData), from its weights as given (`lipsdp` solves
-    on `normalised_data`).  Hidden layer l maps y^{l-1} = G v to z = W_l G v (rows of A for
+    """The data of LipSDP's LMI after the loop transformation, from the weights as given.
+
+    Parameters
+    ----------
+    net : Network
+        The network f (N_0 inputs, N_L outputs).
+
+    Returns
+    -------
+    data : LmiData
+        A named tuple: ``a_mat`` (n, N) with z = A v the pre-activations of the n nonlinear
+        hidden neurons, ``out_mat`` (N_L, N) with f = C v, ``alpha``, ``beta`` and ``scale``
+        = beta - alpha (n,) their slope bounds, ``layer_of_neuron`` (n,), ``n0`` (N_0) and
+        ``absorbed`` (the number of linear hidden neurons folded into A and C); v = [x^0;
+        psi], N = N_0 + n.
+
+    Raises
+    ------
+    OverflowResult
+        When the products of weights and slopes leave the float64 range.
+
+    Notes
+    -----
+    `lipsdp` solves on `normalised_data`, the same construction on the normalised network.
+    Hidden layer l maps y^{l-1} = G v to z = W_l G v (rows of A for
     its nonlinear neurons) and y^l = diag(alpha) W_l G v + D psi_l, D = diag(beta - alpha) on
     the new state entries psi_l of its nonlinear neurons, so the new G is alpha * (W_l G) plus
     those entries; a linear neuron (alpha = beta) gets no entry: it is absorbed exactly.  At
-    the end C = W_out G."""
+    the end C = W_out G.
+
+    Examples
+    --------
+    >>> from reference.nn import build_mlp
+    >>> from reference.lipschitz import lipsdp_data
+    >>> data = lipsdp_data(build_mlp([2, 4, 1], activation="relu", rng=0))
+    >>> data.a_mat.shape, data.out_mat.shape
+    ((4, 6), (1, 6))
+    """
     return _build_data(layers_of(net))[0]
 
 
@@ -222,7 +255,7 @@ class NormalisedLmi(NamedTuple):
 
 def normalised_data(net: Network, variant: str) -> NormalisedLmi:
     """The LMI data and rounding bounds of the network normalised for `variant`
-    (reference.lipsdp_normalise.normalise: equilibrated per neuron for "neuron"), on which
+    (reference.lipschitz._normalise.normalise: equilibrated per neuron for "neuron"), on which
     `lipsdp` solves and certifies: its value times 2^E is the network's."""
     layers = normalise(layers_of(net), variant)
     data, *errors = _build_data(layers)
@@ -333,9 +366,41 @@ def schur_rho(data: LmiData, lam: np.ndarray) -> float:
     return float(np.linalg.norm(f, 2)) ** 2
 
 
-def certified_rho(data: LmiData, lam: np.ndarray) -> tuple[float, float]:
-    """(rho*, max eigenvalue of R): the least rho with M(lambda, rho) <= 0 when R < 0
-    (eigvalsh, and `schur_rho`'s Cholesky factorisation), inf otherwise."""
+def certified_rho(data: LmiData, lam: NDArray[np.float64]) -> tuple[float, float]:
+    r"""The least rho with M(lambda, rho) <= 0 at given multipliers, computed in NumPy.
+
+    Parameters
+    ----------
+    data : LmiData
+        The LMI data (`lipsdp_data`), N = data.n0 + n.
+    lam : ndarray of float64, shape (n,)
+        The multipliers lambda >= 0 of the n nonlinear hidden neurons (T = diag(lam)).
+
+    Returns
+    -------
+    rho : float
+        The least rho with M(lambda, rho) <= 0 (rho*) when R < 0; inf otherwise.
+    r_max : float
+        The largest eigenvalue of the hidden block R of M(lambda, 0) (-inf when empty).
+
+    Notes
+    -----
+    With M(lambda, 0) = [[P, Q], [Q^T, R]] (P the input block), if R < 0 (eigvalsh, and the
+    Cholesky factorisation -R = L L^T of `schur_rho`),
+
+    .. math::
+
+        \rho^* = \lambda_{\max}(P - Q R^{-1} Q^T) = \|F\|_2^2, \qquad
+        F = \begin{bmatrix} C_x \\ L^{-1} Q^T \end{bmatrix},
+
+    the Schur complement written as a Gram matrix.  sqrt(rho*) bounds Lip_2(f) whatever the
+    multipliers (LipSDP [1]_); `rounding_bound` bounds its float64 rounding.
+
+    References
+    ----------
+    .. [1] M. Fazlyab, A. Robey, H. Hassani, M. Morari, G. Pappas, "Efficient and Accurate
+       Estimation of Lipschitz Constants for Deep Neural Networks", NeurIPS 2019.
+    """
     r_blk = lmi_matrix(data, lam, 0.0)[data.n0:, data.n0:]
     r_max = float(np.linalg.eigvalsh(r_blk).max()) if r_blk.size else -np.inf
     return (schur_rho(data, lam) if r_max < 0 else np.inf), r_max
@@ -344,57 +409,128 @@ def certified_rho(data: LmiData, lam: np.ndarray) -> tuple[float, float]:
 def lipsdp(net: Network, variant: str = "neuron", solver: str = DEFAULT_SOLVER,
            max_sdp_cost: float = MAX_SDP_COST, reduce: bool = True,
            blas_threads: int | None = LIPSDP_BLAS_THREADS) -> BoundResult:
-    """LipSDP-neuron or LipSDP-layer (p = 2), solved and certified on the normalised network
-    and scaled back exactly (module docstring: the value of the network with its layers, or
-    for LipSDP-neuron its neurons, rescaled is the value rescaled, to the solver's relative
-    accuracy).  Returns:
+    r"""LipSDP upper bound on the l2 Lipschitz constant, certified in NumPy.
 
-    - value: the NumPy-certified bound sqrt(rho*) on the unreduced LMI, or the layer-wise bound
-      when that is lower (capped_by_layerwise; module docstring); sdp_value: LipSDP's own
-      certified bound either way; layerwise: prod_l ||diag(L_l) W_l||_2 (None outside the
-      float64 range: not compared);
-    - rounding_bound (absolute, on value: LipSDP's proven rounding bound, or the closed-form
-      margin of the layer-wise bound when capped), rounding_useless (above 1e-3 relative),
-      sdp_rounding_bound (LipSDP's own);
-    - solver_value (sqrt of the solver's rho), relative_gap (value - solver_value) / value
-      (how far the certified bound sits above the solver's optimum, relative: the same in any
-      units);
-    - accuracy: a bound on (sdp_value - optimum) / sdp_value, the optimum that of the SDP
-      posed (the exact LMI data of the network as given; of the variant asked: LipSDP-layer's
-      optimum changes when a neuron is rescaled, LipSDP-neuron's does not, module docstring
-      of reference.lipsdp_normalise); accuracy_certified: whether it is
-      proven (module docstring: optimum_lower = sqrt(rho_low) from the solver's dual matrix,
-      reference.lipsdp_dual; accuracy = 1 - optimum_lower / sdp_value, rounded up) or, when
-      no dual bound could be certified (no dual matrix, or its repair failed), the solver's
-      estimate (max(relative_gap, 0) + the solver's relative gap tolerance on rho
-      (SdpSolution.rtol) + the margin of the retry that certified it + the stretch e of the
-      multipliers (STRETCHES)); optimum_lower (None when not certified); inaccurate
-      (accuracy above INACCURATE_RTOL = 1e-3); dual_certificate (the sentence);
-    - status, solver (the one that solved it), iterations, attempts (each solver and margin
-      tried with its status: when the default NUMPY fails at every margin, FALLBACK_SOLVERS
-      are tried, each if its own estimate passes the size guard);
-    - normalisation (reference.lipsdp_normalise.Normalisation.summary: weight_exponents,
-      slope_exponents, neuron_exponents (LipSDP-neuron's equilibration; zeros for -layer),
-      equilibration_sweeps, exponent E, lossless), reduction (`InputReduction.summary` of
-      the normalised data: n0, rank, dropped, tolerance and largest_dropped in its units,
-      side of the solved LMI; None with reduce=False), lmi_side (N of the unreduced LMI),
-      absorbed_neurons (linear hidden neurons folded into A and C), seconds, build_seconds
-      and the certificate (both, when capped).
+    LipSDP-neuron or LipSDP-layer [1]_ (p = 2), solved and certified on the normalised
+    network and scaled back exactly: the value of the network with its layers (or, for
+    LipSDP-neuron, its neurons) rescaled is the value rescaled, to the solver's relative
+    accuracy.
 
-    With reduce (default) the SDP is solved on the exactly reduced input block (module
-    docstring) whenever its rank r < n0.  A network whose output does not depend on its input
-    (C = 0, or rank 0): value 0 exactly.  An affine network (no nonlinear hidden neuron, e.g.
-    no hidden layer at all): value = ||C||_2 exactly, solver "none (affine network)".  No
-    certified bound after every attempt: SolveFailed (a RuntimeError).  A value outside the
-    normal float64 range: OverflowResult.  Estimated cost (`sdp_cost`) over max_sdp_cost:
-    TooLarge before anything is built.  blas_threads: the BLAS libraries' threads while it
-    runs (reference.blas: one by default, 1.1-3x faster than two on the reference machine;
-    None leaves them as they are).
+    Parameters
+    ----------
+    net : Network
+        The network f; its parameters must be finite.
+    variant : {'neuron', 'layer'}, default 'neuron'
+        One multiplier per hidden neuron (LipSDP-neuron) or per hidden layer
+        (LipSDP-layer).
+    solver : {'NUMPY', 'CVXOPT', 'CLARABEL', 'SCS', 'MOSEK'}, default 'NUMPY'
+        The solver proposing the multipliers (case-insensitive; it must be installed).
+        When NUMPY fails at every margin, FALLBACK_SOLVERS are tried, each when its own
+        cost estimate passes the size guard.
+    max_sdp_cost : float, default MAX_SDP_COST (8e10)
+        Size guard on `sdp_cost` (units of about 1e-8 s).
+    reduce : bool, default True
+        Solve on the exactly reduced input block whenever its rank r < N_0 (Notes).
+    blas_threads : int or None, default 1
+        The BLAS libraries' threads while it runs (reference.lipschitz._blas; one is
+        1.1-3x faster than two on the reference machine); None leaves them as they are.
 
     Returns
     -------
-    BoundResult
-        The keys listed above (marked "lipsdp" in `BoundResult`).
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [lipsdp] in `BoundResult`):
+
+        - ``value`` (float): the NumPy-certified bound sqrt(rho*) on the unreduced LMI, or
+          the layer-wise bound when that is lower (``capped_by_layerwise`` True; Notes);
+        - ``sdp_value`` (float): LipSDP's own certified bound either way;
+        - ``layerwise`` (float or None): prod_l ||diag(L_l) W_l||_2 (None outside the
+          float64 range: not compared); ``capped_by_layerwise`` (bool);
+        - ``rounding_bound`` (float, absolute, on value: LipSDP's proven rounding bound, or
+          the closed-form margin of the layer-wise bound when capped), ``rounding_useless``
+          (bool: above 1e-3 relative), ``sdp_rounding_bound`` (LipSDP's own);
+        - ``solver_value`` (float: sqrt of the solver's rho), ``relative_gap`` ((value -
+          solver_value) / value: how far the certified bound sits above the solver's
+          optimum);
+        - ``accuracy`` (float): a bound on (sdp_value - optimum) / sdp_value, the optimum
+          that of the SDP posed (the exact LMI data of the network as given, of the variant
+          asked); ``accuracy_certified`` (bool): proven (1 - optimum_lower / sdp_value,
+          rounded up, from the solver's dual matrix, reference.lipschitz._lipsdp_dual) or,
+          when no dual bound could be certified, the solver's estimate (max(relative_gap,
+          0) + its relative gap tolerance on rho + the margin of the retry that certified it
+          + the stretch e of the multipliers); ``optimum_lower`` (float or None: a proven
+          lower bound on LipSDP's optimum); ``inaccurate`` (bool: accuracy above
+          INACCURATE_RTOL = 1e-3); ``dual_certificate`` (str);
+        - ``status`` (str), ``solver`` (the one that solved it), ``iterations``,
+          ``attempts`` (list: each solver and margin tried, with its status);
+        - ``normalisation`` (dict, `Normalisation.summary`: weight_exponents,
+          slope_exponents, neuron_exponents, equilibration_sweeps, exponent E, lossless),
+          ``reduction`` (dict, `InputReduction.summary`: n0, rank, dropped, tolerance,
+          largest_dropped, side; None with reduce=False), ``lmi_side`` (N of the unreduced
+          LMI), ``absorbed_neurons`` (linear hidden neurons folded into A and C),
+          ``seconds``, ``build_seconds`` and ``certificate`` (str; both, when capped).
+
+    Raises
+    ------
+    ValueError
+        When variant, solver, reduce or blas_threads is not one of the values above, the
+        solver is not installed, or a parameter of the network is not finite.
+    TooLarge
+        When the estimated cost exceeds max_sdp_cost, before anything is built.
+    SolveFailed
+        When no attempt gives a certified bound (a RuntimeError; no value is returned).
+    OverflowResult
+        When the value leaves the normal float64 range.
+
+    See Also
+    --------
+    lipsdp_data : The LMI data M is built from.
+    certified_rho : The certificate at given multipliers.
+    rounding_bound : The proven rounding bound of that certificate.
+
+    Notes
+    -----
+    Each hidden neuron is slope-restricted in [alpha_n, beta_n] (`slope_bounds`).  After the
+    loop transformation x = alpha z + (beta - alpha) psi (state v = [x^0; psi], z = A v,
+    f = C v, B = [0, I_n], T = diag(lambda), lambda >= 0 one multiplier per neuron or per
+    layer), LipSDP solves
+
+    .. math::
+
+        \min_{\lambda \ge 0,\ \rho} \rho \quad \text{s.t.} \quad
+        M(\lambda, \rho) = A^T T B + B^T T A - 2 B^T T B + C^T C - \rho E_0 \preceq 0,
+
+    E_0 = blkdiag(I_{N_0}, 0), and Lip_2(f) <= sqrt(rho) [1]_.  For ReLU (alpha 0, beta 1)
+    this is the published LMI.  A linear neuron (alpha = beta) is absorbed into A and C
+    exactly; with every hidden neuron linear the network is affine and the value is
+    ||C||_2 with no SDP (solver "none (affine network)"); a network whose output does not
+    depend on its input gives 0 exactly.
+
+    Certificate: at the solver's multipliers, with M(lambda, 0) = [[P, Q], [Q^T, R]], if
+    R < 0 then M(lambda, rho) <= 0 iff rho >= lambda_max(P - Q R^{-1} Q^T) (Schur
+    complement, `certified_rho`), so sqrt of that is an upper bound whatever the solver's
+    accuracy; the proven rounding bound of computing it in float64 is `rounding_bound`
+    (Higham's gamma_n analysis [2]_).  With `reduce`, the input block is reduced exactly by
+    the thin SVD of the x^0-columns (the same optimum).  LipSDP-neuron <= layerwise in
+    exact arithmetic (S-lemma); a certified value above the layer-wise bound is never
+    reported (``capped_by_layerwise``).  The module docstring gives the derivations.
+
+    References
+    ----------
+    .. [1] M. Fazlyab, A. Robey, H. Hassani, M. Morari, G. Pappas, "Efficient and Accurate
+       Estimation of Lipschitz Constants for Deep Neural Networks", NeurIPS 2019.
+    .. [2] N. J. Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., SIAM,
+       2002.
+
+    Examples
+    --------
+    >>> from reference.nn import build_mlp
+    >>> from reference.lipschitz import layerwise, lipsdp
+    >>> net = build_mlp([2, 4, 1], activation="relu", rng=0)
+    >>> result = lipsdp(net)
+    >>> print(result["status"], round(result["value"], 4), round(layerwise(net), 4))
+    optimal 0.6073 0.8854
+    >>> result["rounding_bound"] < 1e-9 * result["value"]
+    True
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {list(VARIANTS)}, got {variant!r}")

@@ -1,11 +1,11 @@
 """A certified lower bound on LipSDP's optimum from the solver's dual matrix (`dual_bound`): what
-makes the `accuracy` of reference.lipsdp a proven bound on how far its value sits above the
-optimum of the SDP actually posed (the exact LMI data of the network as given), not an
+makes the `accuracy` of reference.lipschitz._lipsdp a proven bound on how far its value sits above
+the optimum of the SDP actually posed (the exact LMI data of the network as given), not an
 estimate.
 
 Notes
 -----
-Weak duality.  The SDP is min rho s.t. M*(K t, rho) <= 0, t >= 0 (reference.lipsdp_solvers;
+Weak duality.  The SDP is min rho s.t. M*(K t, rho) <= 0, t >= 0 (reference.lipschitz._sdp_backends;
 M* of the exact data A*, C*), M*(lambda, rho) = C*^T C* + sum_i lambda_i F*_i - rho E_0 with
 F*_i = e_i b*_i^T + b*_i e_i^T, b*_i = a*_i - e_i.  For any X = V V^T (V (N, m), any real
 matrix: X >= 0) and any feasible (t, rho),
@@ -32,14 +32,14 @@ variants; NUMPY, CVXOPT, CLARABEL) step (1) sufficed every time (worst accuracy 
 CLARABEL's), and every solver's lower bound was below every other's certified value; with
 step (2) alone, a neuron with g_i(G) = 3e-7 and a violation of 2e-9 cost 0.4% of the bound.
 
-Rounding (u = 2^-53, gamma_n of reference.floats, |A - A*| <= e_A, |C - C*| <= e_C the
-data's bounds of reference.lipsdp.data_rounding): with P = fl(C V), Q = fl(A V),
+Rounding (u = 2^-53, gamma_n of reference._numerics, |A - A*| <= e_A, |C - C*| <= e_C the
+data's bounds of reference.lipschitz._lipsdp.data_rounding): with P = fl(C V), Q = fl(A V),
     ||C* V||_F >= ||P||_F (1 - gamma) - || gamma_N |C||V| + e_C |V| ||_F (1 + gamma),
     g_i >= fl(g_i) - 2 sum_k (gamma_N (|A||V|)_ik + (e_A |V|)_ik + gamma_{m+2} |R_ik|)
            |V_{psi_i, k}| (1 + gamma),    R = Q - V_psi,
     ||V_0||_F^2 <= fl(||V_0||_F^2) (1 + gamma),
 and K's entries (ratios of squared slope widths, `multiplier_map`) within gamma_3 relative.
-Not covered, as in reference.lipsdp_rounding: the slope bounds are taken as computed.
+Not covered, as in reference.lipschitz._rounding: the slope bounds are taken as computed.
 With no dual matrix (SCS), or when the mixture fails (t >= 1: a layer whose every neuron's
 pre-activation is constant in the linearised network), no bound is certified.
 """

@@ -7,13 +7,13 @@ interval bounds (`_encode`), on the network normalised so that every layer's val
 near 1 on the box (`exact.normalized_network`: powers of two, exact), because HiGHS's
 tolerances are absolute (1e-6 on every row).  Each pattern HiGHS returns is decided: attained
 (floating point decides the pattern at the LP's deepest point of its region,
-reference.rounding.robust_pieces), proven non-empty in exact rational arithmetic (that point
-strictly inside the region, reference.rational), proven without interior (a Gordan
-certificate on the LP's binding rows, checked exactly: only then is it cut off), or
+reference.lipschitz._rounding_exact.robust_pieces), proven non-empty in exact rational arithmetic
+(that point strictly inside the region, reference.lipschitz._rational), proven without interior (a
+Gordan certificate on the LP's binding rows, checked exactly: only then is it cut off), or
 undecided (kept: its value stays an upper bound).  Whatever stops it (time limit, patterns
 undecided, HiGHS disagreeing with NumPy), it returns a certified bracket lower_bound <= Lip_p
 <= upper_bound with a witness pair for the lower end (see `exact_milp`).  Shared pieces
-(knot forms, tail bounds, witness pairs) come from reference.exact.
+(knot forms, tail bounds, witness pairs) come from reference.lipschitz._exact.
 """
 from __future__ import annotations
 
@@ -455,15 +455,76 @@ def _verdict(net, p, done, witness, upper, tolerance) -> tuple:
             f"at an interior point differ by more than its tolerance {tolerance:.3g}")
 
 
-def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: float = MAX_BINARIES,
-               time_limit: float = TIME_LIMIT, mip_rel_gap: float = 1e-9,
-               max_cuts: int = MAX_CUTS) -> BoundResult:
-    """Exact Lip_p(f) over the box [-box, box]^N_0 for p in {1, inf}, by mixed-integer LP.
+def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
+               max_binaries: float = MAX_BINARIES, time_limit: float = TIME_LIMIT,
+               mip_rel_gap: float = 1e-9, max_cuts: int = MAX_CUTS) -> BoundResult:
+    r"""Exact Lipschitz constant over a box for p in {1, inf}, by mixed-integer LP (HiGHS).
 
-    f is CPWL, so Lip_p over the (convex) box = max over the linear regions meeting it of
-    ||J||_{p->p}.  p = inf: ||J||_{inf->inf} = max_i max_{v in [-1,1]^N_0} (J v)_i, one MILP
-    per output i; p = 1: ||J||_{1->1} = max_j ||J e_j||_1, one MILP per input j with a sign
-    binary for each |(J e_j)_i| whose sign is not fixed by the interval bounds.  See `_encode`.
+    Parameters
+    ----------
+    net : Network
+        The network f, N_0 inputs, N_L outputs; its parameters must be finite.
+    p : {1, inf} or str, default inf
+        The l_p norm on inputs and outputs (p = 2: NotApplicable).
+    box : float, default 1.0
+        The half-width R > 0 of the box [-R, R]^N_0.
+    max_binaries : int, default MAX_BINARIES (400)
+        The most binaries of one MILP (refused while encoding, before any solve).
+    time_limit : float, default TIME_LIMIT (60.0)
+        Seconds, shared by the MILPs (each gets the time left over the MILPs left).
+    mip_rel_gap : float, default 1e-9
+        HiGHS's relative MIP gap.
+    max_cuts : int, default MAX_CUTS (200)
+        The most patterns proven without interior cut off per MILP, an integer >= 0.
+
+    Returns
+    -------
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [exact_milp] in
+        `BoundResult`): ``value`` (float, = witness when optimal, else None), ``status`` ("optimal",
+        "not_attained", "solver_tolerance" or "time_limit"), ``certified_exact`` (bool:
+        status "optimal"), ``witness`` (float or None), ``witness_x`` (ndarray, shape
+        (N_0,)), ``attained`` (whether the witness is the network's own Jacobian at
+        witness_x, else a pattern's proven norm), ``lower_bound`` <= Lip_p(f) <=
+        ``upper_bound`` (floats; upper_bound = HiGHS's bound + tolerance, or the layer-wise
+        bound), ``lower_bound_certificate`` and ``upper_bound_certificate`` (str),
+        ``upper_margin_kind`` ("tolerance" or "closed_form"), ``tolerance`` (float),
+        ``witness_pair`` (dict: ``x``, ``x_pair``, ``ratio``, ``source``: a pair of points
+        of the box whose secant ratio, re-evaluated with Network.forward, realises the
+        lower end up to rounding), ``milp_objective`` and ``milp_dual_bound`` (HiGHS's),
+        ``mip_gap`` (absent when stopped at the time limit), ``milps``, ``milps_solved``,
+        ``cuts``, ``binaries``, ``attempts`` (HiGHS's retries), ``domain``, ``seconds``,
+        and ``reason`` (str) when there is no value.
+
+    Raises
+    ------
+    NotApplicable
+        For p = 2.
+    ValueError
+        When p, box, max_binaries or max_cuts is out of range, or a parameter is not finite.
+    TooLarge
+        Over max_binaries binaries, while encoding, before any solve.
+    MilpNotOptimal
+        When HiGHS fails (other than by the time limit) with and without presolve.
+
+    See Also
+    --------
+    exact_1d, regions_2d : The exact methods for one and two inputs, every p.
+
+    Notes
+    -----
+    f is continuous and piecewise linear [1]_, so over the (convex) box
+
+    .. math::
+
+        \mathrm{Lip}_p(f) = \max_{\text{regions } \Omega \cap [-R, R]^{N_0}
+        \neq \emptyset} \|J_\Omega\|_{p\to p} .
+
+    `exact_milp` encodes (x, v) -> (f(x), J(x) v) with one binary per reachable linear
+    piece of every neuron and big-M constants from interval bounds.  p = inf:
+    ||J||_{inf->inf} = max_i max_{v in [-1,1]^N_0} (J v)_i, one MILP per output i; p = 1:
+    ||J||_{1->1} = max_j ||J e_j||_1, one MILP per input j with a sign binary for each
+    |(J e_j)_i| whose sign is not fixed by the interval bounds.  See `_encode`.
     The MILPs share the time limit: each gets the time left over the MILPs left.
 
     Units: the MILPs run on `exact.normalized_network` (f(x) = a_L f_hat(x / a_0), every
@@ -499,18 +560,12 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: float = M
     witness disagree).  HiGHS's "Solve error" with presolve is retried without presolve
     (attempts).
 
-    Returns value (= witness when optimal, else None), status, certified_exact (status
-    "optimal"), witness, witness_x, attained (whether the witness is the network's own
-    Jacobian at witness_x, else a pattern's proven norm), lower_bound
-    (= witness, or None), upper_bound (U + tolerance), tolerance, milp_objective (HiGHS's),
-    milp_dual_bound, mip_gap, milps, milps_solved, cuts, binaries, attempts (HiGHS's
-    retries), domain, seconds, and a reason when there is no value.  When time_limit is
-    reached (HiGHS stops on it, or no time is left to start a MILP): status "time_limit",
-    value None, certified_exact False, a reason, and the bracket lower_bound <= Lip_p <=
-    upper_bound: upper_bound = max over the MILPs of HiGHS's bound (the interval bound of
-    the objective when HiGHS has none yet, the layer-wise bound when not started) +
-    tolerance; lower_bound = the witness of the best pattern found (optimal or incumbent,
-    re-evaluated in NumPy) that has one.
+    When time_limit is reached (HiGHS stops on it, or no time is left to start a MILP):
+    status "time_limit", value None, certified_exact False, a reason, and the bracket
+    lower_bound <= Lip_p <= upper_bound: upper_bound = max over the MILPs of HiGHS's bound
+    (the interval bound of the objective when HiGHS has none yet, the layer-wise bound when
+    not started) + tolerance; lower_bound = the witness of the best pattern found (optimal
+    or incumbent, re-evaluated in NumPy) that has one.
 
     Every status carries a usable bracket (never nothing): lower_bound is the witness, or,
     when no pattern has one (HiGHS stopped before an incumbent, or status "not_attained"),
@@ -518,15 +573,22 @@ def exact_milp(net: Network, p=np.inf, box: float = 1.0, max_binaries: float = M
     point, witness None); lower_bound_certificate and upper_bound_certificate say which.
     witness_pair {x, x_pair, ratio, source} (`witness_pair`) is a pair of points of the box
     whose secant ratio, re-evaluated with Network.forward, realises the lower end up to
-    rounding: what a verdict on a claimed bound shows (reference.verdict).
+    rounding: what a verdict on a claimed bound shows (reference.lipschitz._verdict).
 
-    Over max_binaries binaries: TooLarge while encoding, before any solve; HiGHS failing
-    with and without presolve: MilpNotOptimal; max_cuts: an integer >= 0.
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
 
-    Returns
-    -------
-    BoundResult
-        The keys marked "exact_milp" in `BoundResult` (those above).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.lipschitz import exact_milp
+    >>> result = exact_milp(build_mlp([2, 4, 1], activation="relu", rng=0), p=np.inf)
+    >>> print(result["status"], round(result["value"], 6), result["milps"])
+    optimal 0.857481 1
     """
     p = parse_p(p)
     check_finite(net)

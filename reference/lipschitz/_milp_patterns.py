@@ -1,16 +1,16 @@
-"""Deciding one activation pattern of the MILP (reference.milp): is its region, within the
-box, attained, proven non-empty, proven without interior, or undecided?
+"""Deciding one activation pattern of the MILP (reference.lipschitz._milp): is its region, within
+the box, attained, proven non-empty, proven without interior, or undecided?
 
 A pattern (the piece of every neuron) is affine on its region
     {x in the box : lo_n <= g_n . x + c_n <= hi_n for every neuron n},
 a convex polytope.  `decide` finds the deepest point of the region (`interior_point`, an LP
 with the margin on every row, the box's included), then: attained when floating point
-decides the network's own pieces there (reference.rounding.robust_pieces); proven when the
-point, or the point where the LP's binding rows meet at a positive margin, lies strictly
-inside the region in exact rational arithmetic (reference.rational.interior_certificate);
+decides the network's own pieces there (reference.lipschitz._rounding_exact.robust_pieces); proven
+when the point, or the point where the LP's binding rows meet at a positive margin, lies strictly
+inside the region in exact rational arithmetic (reference.lipschitz._rational.interior_certificate);
 empty (no interior) when some rows carry an exact Gordan certificate
-(reference.rational.empty_certificate); undecided otherwise.  Only an empty pattern may be
-cut off: a region thinner than HiGHS's tolerances may carry the largest slope.
+(reference.lipschitz._rational.empty_certificate); undecided otherwise.  Only an empty pattern may
+be cut off: a region thinner than HiGHS's tolerances may carry the largest slope.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def interior_point(rows, box: float, n0: int):
     pre-activation moves (g != 0), -box + eps <= x <= box - eps: the region of the pattern
     meets the box in an open set iff eps* > 0 (in exact arithmetic; HiGHS's tolerances
     decide nothing here, see `decide`), and the point found is then inside the box too.
-    rows: per neuron (g, c, lo, hi, layer) (reference.milp._pattern_affine).  Returns
+    rows: per neuron (g, c, lo, hi, layer) (reference.lipschitz._milp._pattern_affine).  Returns
     (eps*, x, support): support, the keys of the constraints with a nonzero dual at the
     optimum, (k, "lo" / "hi") for pattern entry k and ("box", d, -1 / +1) for the box;
     with y those duals, y >= 0 and sum y_i a_i = 0 certify eps* (LP duality)."""

@@ -1,5 +1,5 @@
-"""The power-of-two normalisation LipSDP is solved and certified on (reference.lipsdp): the same
-answer in any units, and for LipSDP-neuron whatever the scale of each neuron.
+"""The power-of-two normalisation LipSDP is solved and certified on (reference.lipschitz._lipsdp):
+the same answer in any units, and for LipSDP-neuron whatever the scale of each neuron.
 
 Notes
 -----
@@ -7,8 +7,8 @@ Scaling law.  Let the network's hidden neuron i have its pre-activation multipli
 1 / sigma_i and the output by 1 / c (sigma_i, c > 0), with the slope bounds of hidden layer l
 divided by d_l (d_l > 0; for a slope-restricted phi in [alpha, beta], z -> phi(s z) / (s d)
 is slope-restricted in [alpha / d, beta / d], so the scaled data are again a network's LMI
-data).  In LipSDP's loop-transformed variables v = [x^0; psi] (reference.lipsdp), psi_i (the
-[0, 1]-sector part of neuron i) scales as its z_i: v = D v' with S = diag(sigma_i),
+data).  In LipSDP's loop-transformed variables v = [x^0; psi] (reference.lipschitz._lipsdp), psi_i
+(the [0, 1]-sector part of neuron i) scales as its z_i: v = D v' with S = diag(sigma_i),
 D = blkdiag(I_{n0}, S).  The data of the scaled network are A' = S^{-1} A D, C' = C D / c,
 and B D = S B (B = [0, I_n]), so, term by term (A'^T T' B = D^T A^T S^{-1} T' S^{-1} B D, the
 same for B^T T' A' and B^T T' B, C'^T C' = D^T C^T C D / c^2, D^T E_0 D = E_0),
@@ -26,8 +26,8 @@ exactly c: sqrt(rho) = c sqrt(rho').  Which sigma are allowed:
   unchanged but NOT LipSDP-layer's optimum (its one multiplier must fit neurons of different
   scales): on a ReLU 2-8-1 network with row 0 x r and column 0 / r (row 1 the reverse),
   LipSDP-neuron is 0.6728 for every r, LipSDP-layer 2.106 at r = 1 and 2.946e7 at r = 1e4
-  (NUMPY, CVXOPT and CLARABEL agree; the dual certificate of reference.lipsdp_dual proves it
-  to 1e-8).  So only the per-layer normalisation applies to LipSDP-layer.
+  (NUMPY, CVXOPT and CLARABEL agree; the dual certificate of reference.lipschitz._lipsdp_dual proves
+  it to 1e-8).  So only the per-layer normalisation applies to LipSDP-layer.
 
 Per-layer normalisation (both variants; `normalise`).  W_k divided by 2^e_k <= ||W_k||_2 <
 2^(e_k + 1) (after the per-neuron scaling below), the slope bounds of hidden layer l by 2^g_l
@@ -56,7 +56,7 @@ Every scaling is by a power of two, so the normalised weights are the exact scal
 entry falling below the normal float64 range is the exception (its rounding enters
 `Layers.weight_errors`, slope bounds are rounded outwards, and `Normalisation.lossless`
 says so).  The value and the proven rounding bound are mapped back by 2^E exactly
-(reference.floats).
+(reference._numerics).
 """
 from __future__ import annotations
 

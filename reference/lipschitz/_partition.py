@@ -5,9 +5,9 @@ slivers, and the certificate of every final cell.
 
 A *cell* is a region of the input where every activation layer so far has a fixed piece per
 neuron; on it z = gain x + offset before the next activation layer (`LayerMap`).  A cells
-container (reference.regions2d.Polygons, reference.exact1d.Segments) has `parent` (the row
-of the LayerMap that holds on each cell), `take`, `concat` and a `split` that cuts its cells
-along one neuron's knots, returns for every new cell the row it was cut from and its piece
+container (reference.lipschitz._regions2d.Polygons, reference.lipschitz._exact1d.Segments) has
+`parent` (the row of the LayerMap that holds on each cell), `take`, `concat` and a `split` that cuts
+its cells along one neuron's knots, returns for every new cell the row it was cut from and its piece
 of the neuron (`begin_cut`, `end_cut`: the pieces of a layer are rebuilt from these steps
 once, at its end, never copied at every neuron), and the strips it could not decide (no
 length / area left after the cut: the piece may still meet the cell in a region thinner
@@ -16,11 +16,11 @@ with a bound of every Jacobian they could hold (`sliver_bound`).
 
 Certificate (`certify`): a final cell's pattern is attained when, at a point inside it,
 every pre-activation computed by Network.forward lies in its piece by more than its running
-error bound (reference.rounding.robust_pieces): the exact model has that pattern there, f
-is affine around the point, and the network's own Jacobian there must equal the pattern's.
+error bound (reference.lipschitz._rounding_exact.robust_pieces): the exact model has that pattern
+there, f is affine around the point, and the network's own Jacobian there must equal the pattern's.
 Every other pattern (a cell without such a point, a sliver) whose norm or bound exceeds the
 attained value by more than twice the rounding bound is decided in exact rational
-arithmetic (reference.rational, `decide`): its region is empty, or it holds regions whose
+arithmetic (reference.lipschitz._rational, `decide`): its region is empty, or it holds regions whose
 patterns' norms enter the value (proven, not attained at a float64 point).
 """
 from __future__ import annotations
@@ -323,7 +323,7 @@ def decide(net, p: float, region, enum: Enumeration, pending: list, value: float
     """The patterns floating point left open: the final cells `pending` ((index, norm)
     pairs) and the slivers, by decreasing bound while the bound is above
     `threshold(best)` (best: the value so far, growing with the regions proven), each
-    decided in exact arithmetic over the starting `region` (reference.rational).  Returns
+    decided in exact arithmetic over the starting `region` (reference.lipschitz._rational).  Returns
     proven (list of (norm, pattern, exact region)), empty (patterns proven empty), checked
     (patterns decided), and open_bound (the largest bound left when the deadline came, else
     None)."""

@@ -1,8 +1,8 @@
 """Exact rational arithmetic for the decisions floating point cannot make in the exact
 methods: is a thin linear region empty, and which regions does it hold?
 
-The exact model (reference.pieces) is the network whose float64 parameters are read as the
-rationals they are.  An activation pattern (the piece of every neuron, layer by layer) is an
+The exact model (reference.lipschitz._pieces) is the network whose float64 parameters are read as
+the rationals they are.  An activation pattern (the piece of every neuron, layer by layer) is an
 affine map on its region: z_l = G_l x + c_l before activation layer l, with G, c exact
 (products of the weights and of the pieces' slopes; `RationalNetwork`), and its region is
     {x in the box : tau_{k-1} <= (G_l x + c_l)_n <= tau_k  for every neuron (n, l) on piece k},

@@ -13,13 +13,14 @@ LPs see numbers near 1 for any R; every result is mapped back (Jacobians / 2^e, 
 2^e u).
 
 The regions are built as `exact1d.exact_1d` builds its segments, one dimension up (the
-machinery is shared: reference.partition): start from the polygon B; before activation layer l every pre-activation z_n is affine on each current
-polygon (z = g_n . x + c_n: rows `gain`, `offset` of a `LayerMap`, shared by the polygons
-cut from one cell); neuron by neuron, each polygon is cut into strips by the parallel lines
-z_n = tau_k, tau_k the knots of the neuron's activation (reference.pieces), and strip k
-records piece k of the neuron; after the layer every polygon knows its pieces, hence the
-slopes and offsets of its activations, and the affine map moves through the layer and the
-next dense layer.  At the end f(x) = gain x + offset on each polygon, J = gain.
+machinery is shared: reference.lipschitz._partition): start from the polygon B; before activation
+layer l every pre-activation z_n is affine on each current polygon (z = g_n . x + c_n: rows `gain`,
+`offset` of a `LayerMap`, shared by the polygons cut from one cell); neuron by neuron, each polygon
+is cut into strips by the parallel lines z_n = tau_k, tau_k the knots of the neuron's activation
+(reference.lipschitz._pieces), and strip k records piece k of the neuron; after the layer every
+polygon knows its pieces, hence the slopes and offsets of its activations, and the affine map moves
+through the layer and the next dense layer.  At the end f(x) = gain x + offset on each polygon, J =
+gain.
 
 Floating point cannot decide every cut.  Each vertex carries a bound e on the error of
 z_n there (`_vertex_error`: the rounding of g . v + c, the error of g and c from their
@@ -43,7 +44,7 @@ model has that pattern, f is affine around the point, and the network's own Jaco
 must equal the pattern's (JACOBIAN_RTOL relative to the largest entry).  The value is the
 largest such Jacobian norm.  Every other pattern (a polygon without such a point, an
 undecided sliver) whose norm or bound exceeds the value by more than twice the rounding
-bound is decided in exact rational arithmetic (reference.rational): its region, clipped
+bound is decided in exact rational arithmetic (reference.lipschitz._rational): its region, clipped
 without rounding, is empty (dropped) or holds regions of positive area, whose patterns'
 norms then enter the value (proven, not attained at a float64 point).  The areas sum to
 the box area (relative AREA_CHECK_RTOL, checked).  A witness pair spans the chord of the
@@ -88,7 +89,7 @@ class Polygons:
     (P,) (entries past count are padding), radius (P, V) (a bound on each vertex's distance,
     per coordinate, to the exact model's vertex) and parent (P,), the row of the layer's
     affine maps (`LayerMap`) that holds on the polygon (the cells container of
-    reference.partition)."""
+    reference.lipschitz._partition)."""
     vertices: np.ndarray
     count: np.ndarray
     radius: np.ndarray
@@ -329,7 +330,7 @@ def _polygon_halfspaces(vertices: np.ndarray, count: int) -> tuple[np.ndarray, n
 def _witness_pair(net, p, polygons, best, region=None) -> tuple:
     """`exact.chord_pair` through the interior point of the polygon `best` (the mean of its
     vertices, inside however thin the polygon), or through that of an exact region
-    (reference.rational) when one is given and its chord can be formed in float64."""
+    (reference.lipschitz._rational) when one is given and its chord can be formed in float64."""
     if region is not None:
         vertices = np.array([[float(x), float(y)] for x, y in region])
         try:
@@ -344,32 +345,85 @@ def _witness_pair(net, p, polygons, best, region=None) -> tuple:
                       x=interior_points(polygons.take([best]))[0])
 
 
-def regions_2d(net: Network, p=2, box: float = 1.0, max_regions: float = MAX_REGIONS,
-               time_limit: float = TIME_LIMIT) -> BoundResult:
-    """Exact Lip_p(f) over [-box, box]^2 for a network with two inputs, p in {1, 2, inf}, by
-    enumerating its linear regions (see the module docstring for the method, the
-    certificate and the limits).
+def regions_2d(net: Network, p: float | str = 2, box: float = 1.0,
+               max_regions: float = MAX_REGIONS, time_limit: float = TIME_LIMIT) -> BoundResult:
+    r"""Exact Lipschitz constant over a box of a network with two inputs, by its linear regions.
 
-    Returns value (the largest Jacobian norm over the regions: the network's own at an
-    interior point of an attained region, or a pattern's whose region exact arithmetic
-    proved non-empty), status "optimal", certified_exact, lower_bound (= value),
-    upper_bound (largest norm + rounding_bound), rounding_bound (`exact.jacobian_rounding`),
-    regions, area_error (|sum of the areas - 4 box^2| / 4 box^2), jacobian_checked and
-    jacobian_mismatches (the attained regions, whose Jacobian was re-evaluated, and those
-    that disagreed), unattained_regions (polygons without a point where floating point
-    decides their pattern), undecided_slivers, exact_checked, exact_empty and
-    exact_regions (the patterns decided in exact arithmetic, those proven empty, and the
-    regions they hold), attained (whether the value is attained at a float64 point),
-    witness_x, witness_x_pair and witness (a pair in the argmax region, or in the best
-    attained one, and their secant ratio), argmax_polygon (its vertices), domain, seconds.
-    When a check fails or the exact step runs out of time: status "not_certified", value
-    None, a reason and the bracket; when stopped (max_regions, time_limit), the bracket of
-    `_stopped`.
+    Parameters
+    ----------
+    net : Network
+        The network f, with N_0 = 2 inputs; its parameters must be finite.
+    p : {1, 2, inf} or str, default 2
+        The l_p norm on inputs and outputs.
+    box : float, default 1.0
+        The half-width R > 0 of the box [-R, R]^2.
+    max_regions : float, default MAX_REGIONS (200000)
+        The most polygons of the partition; past it the run stops with a bracket.
+    time_limit : float, default TIME_LIMIT (60.0)
+        Seconds; past it the run stops with a bracket.
 
     Returns
     -------
-    BoundResult
-        The keys marked "regions_2d" in `BoundResult` (those above).
+    result : BoundResult
+        A dict subclass with attribute access (the keys marked [regions_2d] in
+        `BoundResult`): ``value`` (float: the largest Jacobian norm over the regions, the
+        network's own at an interior point of an attained region or a pattern's whose region
+        exact arithmetic proved non-empty; None without a certified value), ``status``
+        ("optimal", "not_certified", "max_regions" or "time_limit"), ``certified_exact``
+        (bool), ``lower_bound`` (= value when optimal) <= Lip_p(f) <= ``upper_bound``
+        (largest norm + rounding_bound), ``rounding_bound`` (`jacobian_rounding`),
+        ``upper_margin_kind``, ``regions`` (int), ``area_error`` (|sum of the areas -
+        4 R^2| / 4 R^2), ``jacobian_checked`` and ``jacobian_mismatches`` (the attained
+        regions, whose Jacobian was re-evaluated, and those that disagreed),
+        ``unattained_regions`` (polygons without a point where floating point decides
+        their pattern), ``undecided_slivers``, ``exact_checked``, ``exact_empty`` and
+        ``exact_regions`` (the patterns decided in exact arithmetic, those proven empty, and
+        the regions they hold), ``attained`` (whether the value is attained at a float64
+        point), ``witness_x``, ``witness_x_pair`` (lists, shape (2,)) and ``witness`` (a
+        pair in the argmax region, or in the best attained one, and their secant ratio),
+        ``argmax_polygon`` (its vertices), ``domain``, ``seconds``, and ``reason`` (str)
+        with ``lower_bound_certificate`` and ``upper_bound_certificate`` when stopped.
+
+    Raises
+    ------
+    ValueError
+        When the network does not have two inputs, p, box or max_regions is out of range,
+        or a parameter is not finite.
+
+    See Also
+    --------
+    exact_1d : The one-input analogue.
+    exact_milp : Any number of inputs, p in {1, inf}.
+
+    Notes
+    -----
+    f is continuous and piecewise linear (CPWL) [1]_; over the convex box B = [-R, R]^2,
+
+    .. math::
+
+        \mathrm{Lip}_p(f) = \max_{\text{regions } \Omega \cap B \neq \emptyset}
+        \|J_\Omega\|_{p\to p},
+
+    J_Omega the constant Jacobian on the region; a region counts whatever its area.  The
+    module docstring gives the enumeration (polygons cut layer by layer at the lines
+    z_n = tau_k), the certificate (attained patterns, exact rational arithmetic for the
+    others, the area check) and the limits.  When a check fails or the exact step runs out
+    of time: status "not_certified", value None, a reason and the bracket; when stopped
+    (max_regions, time_limit), the bracket of `_stopped`.
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+
+    Examples
+    --------
+    >>> from reference.nn import build_mlp
+    >>> from reference.lipschitz import regions_2d
+    >>> result = regions_2d(build_mlp([2, 4, 1], activation="relu", rng=0), p=2)
+    >>> print(result["status"], round(result["value"], 4))
+    optimal 0.6073
     """
     p = parse_p(p)
     check_finite(net)

@@ -1,14 +1,16 @@
 """The proven rounding bound of a LipSDP certificate: how far sqrt(rho) computed in float64
-(`reference.lipsdp.schur_rho`) may sit below sqrt(rho*) of the exact LMI (the products of the
-weights and slopes without rounding) at the same multipliers (`rounding_bound`), and the
+(`reference.lipschitz._lipsdp.schur_rho`) may sit below sqrt(rho*) of the exact LMI (the products of
+the weights and slopes without rounding) at the same multipliers (`rounding_bound`), and the
 result fields and certificate sentence it gives (`rounding_fields`, `rounding_text`).
-UNIT_ROUNDOFF and gamma_n (reference.floats) are those of reference.lipsdp's running error
-analysis of the LMI data (`data_rounding`) and of the dual bound (reference.lipsdp_dual)."""
+UNIT_ROUNDOFF and gamma_n (reference._numerics) are those of reference.lipschitz._lipsdp's running
+error analysis of the LMI data (`data_rounding`) and of the dual bound
+(reference.lipschitz._lipsdp_dual)."""
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from reference._numerics import UNIT_ROUNDOFF, gamma
 from reference.lipschitz._sdp_backends import LmiData, lmi_matrix
@@ -18,9 +20,22 @@ ROUNDING_CHECKS = 60       # shifted Cholesky checks of `rounding_bound` (delta 
 
 
 class RoundingBound(NamedTuple):
-    """`rounding_bound`'s answer: bound (added to the value sqrt(rho) it was asked about;
-    inf when no check passed), rho_up (-M*(lambda, rho_up) >= 0 proven), delta_m (bound on
-    ||M - M*||_2), shift (c of the check that passed), checks (Cholesky factorisations)."""
+    """The answer of `rounding_bound`: a proven bound on the rounding of a LipSDP value.
+
+    Parameters
+    ----------
+    bound : float
+        Added to the value sqrt(rho) it was asked about, an upper bound on sqrt(rho*) of the
+        exact LMI; inf when no check passed.
+    rho_up : float
+        A rho with -M*(lambda, rho_up) >= 0 proven (inf when none).
+    delta_m : float
+        A bound on ||M - M*||_2, the error of forming the LMI in float64.
+    shift : float
+        The shift c of the Cholesky check that passed (or of the last one tried).
+    checks : int
+        The number of shifted Cholesky factorisations run.
+    """
     bound: float
     rho_up: float
     delta_m: float
@@ -28,34 +43,94 @@ class RoundingBound(NamedTuple):
     checks: int
 
 
-def rounding_bound(data: LmiData, errors, lam: np.ndarray, rho: float,
-                   r_max: float) -> RoundingBound:
-    """A proven bound on sqrt(rho*) - sqrt(rho) for the computed rho (`schur_rho`), rho* the
-    least rho with M*(lambda, rho) <= 0, M* the LMI of the exact data (A*, C*: the products of
-    `lipsdp_data` without rounding; errors = `data_rounding`, entrywise e_A, e_C) at these
-    float64 multipliers lam (n,) >= 0.  A posteriori, with N = LMI side, u = 2^-53:
+def rounding_bound(data: LmiData, errors: tuple[NDArray[np.float64], NDArray[np.float64]],
+                   lam: NDArray[np.float64], rho: float, r_max: float) -> RoundingBound:
+    r"""A proven bound on how far a LipSDP value computed in float64 sits below the exact one.
 
-      1. ||M - M*||_2 <= delta_m = max row sum of E (E >= |M - M*| entrywise, symmetric)::
+    Parameters
+    ----------
+    data : LmiData
+        The LMI data as computed (`lipsdp_data`), N = data.n0 + n its side.
+    errors : tuple of ndarray
+        (e_A, e_C), entrywise bounds of shapes (n, N) and (N_L, N) on |A - A*| and
+        |C - C*| (`data_rounding`), A*, C* the products of `lipsdp_data` without rounding.
+    lam : ndarray of float64, shape (n,)
+        The float64 multipliers lambda >= 0.
+    rho : float
+        The computed rho (`schur_rho`, `certified_rho`).
+    r_max : float
+        The largest eigenvalue of the hidden block R (`certified_rho`); the check needs
+        mu = -r_max > 0.
 
-            E = gamma_{N_L + 4} (|C|^T|C| + |B^T T A| + |A^T T B| + 2T_B + rho E_0)
-                + |C|^T e_C + e_C^T |C| + e_C^T e_C + (T e_A placed as T A);
+    Returns
+    -------
+    RoundingBound
+        ``bound`` >= sqrt(rho*) - sqrt(rho), rho* the least rho with M*(lambda, rho) <= 0
+        for the exact data (inf when no check passed), with ``rho_up``, ``delta_m``,
+        ``shift`` and ``checks``.
 
-      2. if the floating-point Cholesky factorisation of fl(-M(lambda, rho_up) - c I) runs to
-         completion, -M*(lambda, rho_up) >= 0, hence rho* <= rho_up (Higham, Thm 10.3: G^T G =
-         T + dT, |dT| <= gamma_{N+1} |G^T||G|, so ||dT||_2 <= gamma_{N+1} / (1 - gamma_{N+1})
-         tr(T); Rump's test) when
-         c >= (gamma_{N+1} / (1 - gamma_{N+1}) tr|diag| + delta_m + u max|diag|) / (1 - u)
-         (diag: of -M(lambda, rho_up); x 1.01 for this sum's own roundings; underflow term
-         4N(2(N + 2) + max|diag|) 2^-1074);
-      3. rho_up = rho + delta, delta = c, 2c, 4c, ... (ROUNDING_CHECKS checks) until one
-         passes; mu = -r_max <= c: inf.  With the Schur complement >= 0 at rho*,
-         lambda_min(-M*(lambda, rho* + delta)) >= min(delta / 2, mu delta / (2 ||Q||^2 / mu
-         + delta)), so delta about 4 c max(1, ||Q||_2^2 / (mu (mu - c))) (+ the error of rho)
-         passes: the bound grows like ||Q||^2 / mu^2 as R nears singular.
+    Notes
+    -----
+    A posteriori, with N = LMI side, u = 2^-53 and gamma_n = n u / (1 - n u) [1]_:
 
-    bound = fl(sqrt(rho_up)) (1 + 4u) - sqrt(rho) (sqrt correctly rounded; the 4u covers the
-    verdict's addition).  Not covered: the slope bounds [alpha, beta] are taken as computed
-    (exact for ReLU, leaky ReLU, PReLU, identity; splines' slopes are rounded differences)."""
+    1. ||M - M*||_2 <= delta_m = the largest row sum of E, where E >= |M - M*| entrywise
+       (symmetric) is
+
+       .. math::
+
+           E = \gamma_{N_L + 4} \big(|C|^T |C| + |B^T T A| + |A^T T B| + 2 T_B
+           + \rho E_0\big) + |C|^T e_C + e_C^T |C| + e_C^T e_C
+           + (T e_A \text{ placed as } T A);
+
+    2. if the floating-point Cholesky factorisation of fl(-M(lambda, rho_up) - c I) runs to
+       completion, -M*(lambda, rho_up) >= 0, hence rho* <= rho_up (Higham, Thm 10.3: G^T G
+       = T + dT, |dT| <= gamma_{N+1} |G^T| |G|, so ||dT||_2 <= gamma_{N+1} / (1 -
+       gamma_{N+1}) tr(T); Rump's test) when
+
+       .. math::
+
+           c \ge \Big(\frac{\gamma_{N+1}}{1 - \gamma_{N+1}} \operatorname{tr}|D|
+           + \delta_m + u \max |D|\Big) / (1 - u),
+
+       D the diagonal of -M(lambda, rho_up) (times 1.01 for this sum's own roundings, plus
+       the underflow term 4N(2(N + 2) + max|D|) 2^-1074);
+
+    3. rho_up = rho + delta, delta = c, 2c, 4c, ... (ROUNDING_CHECKS checks) until one
+       passes; mu = -r_max <= c: inf.  With the Schur complement >= 0 at rho*,
+       lambda_min(-M*(lambda, rho* + delta)) >= min(delta / 2, mu delta / (2 ||Q||^2 / mu +
+       delta)), so delta about 4 c max(1, ||Q||_2^2 / (mu (mu - c))) (+ the error of rho)
+       passes: the bound grows like ||Q||^2 / mu^2 as R nears singular.
+
+    Then
+
+    .. math::
+
+        \text{bound} = \mathrm{fl}\big(\sqrt{\rho_{\mathrm{up}}}\big) (1 + 4u) - \sqrt{\rho}
+
+    (sqrt correctly rounded; the 4u covers the verdict's addition).  Not covered: the slope
+    bounds [alpha, beta] are taken as computed (exact for ReLU, leaky ReLU, PReLU, identity;
+    splines' slopes are rounded differences).  The LMI is LipSDP's [2]_.
+
+    References
+    ----------
+    .. [1] N. J. Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., SIAM,
+       2002 (Theorem 10.3, the backward error of Cholesky factorisation).
+    .. [2] M. Fazlyab, A. Robey, H. Hassani, M. Morari, G. Pappas, "Efficient and Accurate
+       Estimation of Lipschitz Constants for Deep Neural Networks", NeurIPS 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from reference.nn import build_mlp
+    >>> from reference.lipschitz import certified_rho, lipsdp_data, rounding_bound
+    >>> from reference.lipschitz._lipsdp import data_rounding
+    >>> net = build_mlp([2, 4, 1], activation="relu", rng=0)
+    >>> data = lipsdp_data(net)
+    >>> rho, r_max = certified_rho(data, np.ones(4))
+    >>> rounding = rounding_bound(data, data_rounding(net), np.ones(4), rho, r_max)
+    >>> print(round(float(np.sqrt(rho)), 4), bool(0 < rounding.bound < 1e-12))
+    0.9197 True
+    """
     from scipy.linalg import LinAlgError, cholesky
 
     u, n0, side = UNIT_ROUNDOFF, data.n0, data.a_mat.shape[1]
@@ -110,7 +185,7 @@ def rounding_fields(rounding: RoundingBound, value: float) -> dict:
 
 def rounding_text(rounding: RoundingBound, value: float) -> str:
     """The certificate's sentence on the rounding bound (`rounding_bound`), its bound in the
-    network's units and delta_m in the normalised LMI's (reference.lipsdp)."""
+    network's units and delta_m in the normalised LMI's (reference.lipschitz._lipsdp)."""
     if not np.isfinite(rounding.bound):
         return ("rounding bound: NOT PROVEN (the hidden block R is too close to singular for "
                 "the shifted Cholesky check; no rigorous margin)")

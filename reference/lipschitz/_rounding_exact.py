@@ -1,10 +1,10 @@
 """Rounding-error bounds of the forward pass, for the certificates of the exact methods and
-of the verdicts (a leaf: reference.verdict, reference.regions2d, reference.exact and
-reference.milp import it).
+of the verdicts (a leaf: reference.lipschitz._verdict, reference.lipschitz._regions2d,
+reference.lipschitz._exact and reference.lipschitz._milp import it).
 
 `forward_errors` runs Network.forward's own layers on exact (float64) inputs and carries a
 running error analysis: after every layer, the computed values and a bound on their distance
-to the exact model's values (reference.pieces: the float64 parameters read as rationals).
+to the exact model's values (reference.lipschitz._pieces: the float64 parameters read as rationals).
 `forward_error_bound` is its last layer, doubled; `robust_pieces` uses the pre-activations
 to decide, at given points, the exact model's activation pattern: where every
 pre-activation lies inside a piece by more than its error bound, the exact pattern at the
@@ -22,7 +22,7 @@ from reference.nn._network import Network
 def activation_error(layer, z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """A bound on |computed sigma(z) - sigma(z)| for the computed input z (M, N), output y,
     as the layer states it (`Activation.forward_error`): ReLU and identity exact; LeakyReLU
-    / PReLU one product, u |y|; uniform splines the kernels' stated bound (reference.spline);
+    / PReLU one product, u |y|; uniform splines the kernels' stated bound (reference.nn._spline);
     knot splines gamma_6 (max|v| + max|s| (|z| + max|p|)).  TypeError for a layer that
     states none."""
     return layer.forward_error(z, y)
@@ -69,10 +69,10 @@ def robust_pieces(net: Network, x: np.ndarray, tables: dict,
     inside its piece by more than 2 e + gamma_4 (|z| + max|knot|) + knot error (+ the
     kernels' snap width below a knot), e its running error bound (`forward_errors`).  There
     the exact pre-activations lie strictly inside the same pieces: f is affine near x with
-    that pattern's Jacobian, and the network's computed Jacobian takes the same pieces.  tables: {layer index:
-    reference.pieces.PieceTable}; flat: per activation layer, (M, W) bool, True for a neuron
-    whose pre-activation is constant around the point in the exact model (its weight row
-    through the pattern is exactly 0): it needs no margin (f is affine around x whichever
+    that pattern's Jacobian, and the network's computed Jacobian takes the same pieces.  tables:
+    {layer index: reference.lipschitz._pieces.PieceTable}; flat: per activation layer, (M, W) bool,
+    True for a neuron whose pre-activation is constant around the point in the exact model (its
+    weight row through the pattern is exactly 0): it needs no margin (f is affine around x whichever
     piece it takes, and it takes the piece right of a knot it sits on, as everywhere)."""
     robust = np.ones(len(x), dtype=bool)
     patterns: list[np.ndarray] = []

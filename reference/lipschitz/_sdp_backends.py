@@ -1,5 +1,5 @@
-"""The SDP solves behind `reference.lipsdp` through other packages (CVXOPT, and cvxpy's
-solvers; the NumPy interior-point solver is `reference.lipsdp_ipm`): one function per route,
+"""The SDP solves behind `reference.lipschitz._lipsdp` through other packages (CVXOPT, and cvxpy's
+solvers; the NumPy interior-point solver is `reference.lipschitz._ipm`): one function per route,
 each taking the LMI data (`LmiData`), the multiplier map K and a margin, and returning
 the solver's multipliers (`SdpSolution`); `lipsdp.SOLVE` maps the solver names to them.
 Nothing here certifies a bound: `lipsdp` re-evaluates the multipliers in NumPy (Schur
@@ -92,7 +92,7 @@ class SdpSolution(NamedTuple):
     is divided by the rho it saw), dual (None when not known): the solver's dual matrix X
     (N, N) of the LMI it solved, dual feasible to its tolerance (X >= 0, tr X_00 = 1,
     K^T (<F_i, X>)_i >= 0; the same at every scale of the LMI and margin), from which
-    reference.lipsdp_dual certifies a lower bound on the optimum."""
+    reference.lipschitz._lipsdp_dual certifies a lower bound on the optimum."""
     status: str
     lam: np.ndarray | None
     rho: float | None

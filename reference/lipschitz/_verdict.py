@@ -1,7 +1,7 @@
 """Verdicts on a claimed Lipschitz bound: is Lip_p(f) <= C on the box [-R, R]^N_0?
 
-`check_claim` runs the methods of the ladder (reference.ladder) from the cheapest on and stops
-as soon as the claim is decided:
+`check_claim` runs the methods of the ladder (reference.lipschitz.ladder) from the cheapest on and
+stops as soon as the claim is decided:
 
 1. closed forms (theorem1_bv2, theorem1, layerwise: global bounds, microseconds);
 2. lower (seeded points and local search over the box, a pair of points of the box);
@@ -24,6 +24,7 @@ A lower end above an upper one would be a bug in a method: RuntimeError naming b
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +116,7 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
       exact brackets: 16 gamma_n relative, n = sum of the blocks' (N_in + 2) + N_0 + N_L
       (sums of at most n terms and one product per block; 16 for LAPACK's SVD, backward
       stable with no sharp constant);
-    - LipSDP: its proven `rounding_bound` (reference.lipsdp.rounding_bound: -M(lambda, rho_up)
+    - LipSDP: its proven `rounding_bound` (reference.lipschitz.rounding_bound: -M(lambda, rho_up)
       >= 0 for the exact LMI data checked by a shifted Cholesky factorisation, the error of
       forming M and of the weights' products included); inf when no check passed (R too
       close to singular): never sound then; above 1e-3 relative the text says so;
@@ -171,12 +172,37 @@ class Bound(_Record):
 
 @dataclass
 class Verdict:
-    """The answer of `check_claim`: verdict ("sound", "unsound" or "undecided"), the claim, p,
-    box, n_inputs (N_0), decided_by (the bound that decided, or None), witness (for
-    "unsound"), interval [best certified lower, best certified upper] (None ends where no
-    bound exists), the bounds computed, the ladder results of the methods run, not_run
-    (method -> why: decided before it, or not applicable), and seconds.  `exit_status`: 0
-    sound, 1 unsound, 3 undecided."""
+    """The answer of `check_claim` on a claimed Lipschitz bound.
+
+    Parameters
+    ----------
+    verdict : {'sound', 'unsound', 'undecided'}
+        Whether Lip_p(f) <= claim over the box is proven, disproven, or neither.
+    claim : float
+        The claimed constant C >= 0.
+    p : float
+        The l_p norm (1.0, 2.0 or inf).
+    box : float
+        The half-width R of the box [-R, R]^N_0.
+    n_inputs : int
+        N_0, the network's inputs.
+    decided_by : Bound or None
+        The certified bound that decided (None when undecided).
+    witness : Witness or None
+        For "unsound": the pair of points of the box whose certified ratio exceeds C.
+    interval : tuple of (float or None)
+        (best certified lower bound, best certified upper bound); None where no bound
+        exists.
+    bounds : list of Bound, default []
+        Every certified bound computed (method, kind, value, certified value, margin,
+        domain, certificate).
+    results : dict, default {}
+        The ladder results of the methods run (`ladder`'s convention).
+    not_run : dict, default {}
+        Method name -> why it was not run (decided before it, or not applicable).
+    seconds : float, default 0.0
+        Wall time of the check.
+    """
     verdict: str
     claim: float
     p: float
@@ -192,9 +218,19 @@ class Verdict:
 
     @property
     def exit_status(self) -> int:
+        """The process exit status of the verdict: 0 sound, 1 unsound, 3 undecided."""
         return EXIT_STATUS[self.verdict]
 
     def to_dict(self) -> dict:
+        """The verdict as a JSON-ready dict (what ``lipschitz --claim C --json`` prints).
+
+        Returns
+        -------
+        record : dict
+            ``verdict``, ``claim``, ``p``, ``box``, ``domain`` (str), ``decided_by`` and
+            ``witness`` (dicts or None), ``interval`` (list of two), ``bounds`` (list of
+            dicts), ``not_run``, ``methods`` (the ladder results) and ``seconds``.
+        """
         return {"verdict": self.verdict, "claim": self.claim, "p": self.p, "box": self.box,
                 "domain": f"box [-{self.box:g}, {self.box:g}]^{self.n_inputs}",
                 "decided_by": None if self.decided_by is None else self.decided_by.to_dict(),
@@ -261,12 +297,83 @@ def _decide(claim, bounds, witnesses):
     return "undecided", None, None, interval
 
 
-def check_claim(net: Network, claim, p=2, box: float = 1.0, methods=ladder.METHODS,
-                **options) -> Verdict:
-    """Decide the claim Lip_p(f) <= claim over [-box, box]^N_0 (module docstring), with the
-    methods named in `methods` (ladder.parse_methods) in the order of `stages`, stopping at the
-    first stage after which the claim is decided.  options: ladder.check_options (limits,
-    solver, seed).  Returns a Verdict."""
+def check_claim(net: Network, claim: float, p: float | str = 2, box: float = 1.0,
+                methods: str | Sequence[str] = ladder.METHODS, **options: Any) -> Verdict:
+    r"""Decide whether a claimed Lipschitz constant holds on a box, cheapest method first.
+
+    Parameters
+    ----------
+    net : Network
+        The network f, N_0 inputs; its parameters must be finite.
+    claim : float
+        The claimed constant C, a finite number >= 0.
+    p : {1, 2, inf} or str, default 2
+        The l_p norm on inputs and outputs.
+    box : float, default 1.0
+        The half-width R > 0 of the box [-R, R]^N_0.
+    methods : str or sequence of str, default all of `ladder`'s
+        The methods allowed (names of `ladder`), tried in the order of `stages`.
+    **options : dict
+        `ladder`'s options: limits, ``solver``, ``seed``, ``num_points``, ``rounds``.
+
+    Returns
+    -------
+    Verdict
+        ``verdict`` "sound", "unsound" or "undecided", the deciding bound or witness, the
+        certified interval, every bound and ladder result, and ``exit_status``.
+
+    Raises
+    ------
+    ValueError
+        When claim, p, box or a method name is out of range, or a parameter is not finite.
+    TypeError
+        When an option is not one of `ladder`'s.
+    RuntimeError
+        When a certified lower bound exceeds a certified upper bound (a method is wrong; no
+        verdict is given).
+
+    See Also
+    --------
+    ladder : The methods and their results.
+
+    Notes
+    -----
+    The stages (`stages`): closed forms (theorem1_bv2, theorem1, layerwise), the sampled
+    lower bound, LipSDP (p = 2) and the exact method (before LipSDP for 1 or 2 inputs); the
+    check stops after the first stage that decides.  With C the claim:
+
+    - "unsound" when a pair x, x' of the box has a certified ratio (`certified_ratio`: the
+      ratio re-evaluated with Network.forward minus its rounding bound)
+
+      .. math::
+
+          \frac{\|f(x) - f(x')\|_p}{\|x - x'\|_p} - \text{margin} > C;
+
+    - "sound" when a certified upper bound, the method's value plus its rounding margin
+      (`upper_margin`), is <= C: over R^N_0 for the global bounds of [1]_ and LipSDP [2]_,
+      over the box for the exact method;
+    - "undecided" otherwise, with the interval [best certified lower, best certified upper].
+
+    References
+    ----------
+    .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
+       Activations and Controlled Lipschitz Constant", IEEE Trans. Signal Process. 68,
+       2020, arXiv:2001.06263.
+    .. [2] M. Fazlyab, A. Robey, H. Hassani, M. Morari, G. Pappas, "Efficient and Accurate
+       Estimation of Lipschitz Constants for Deep Neural Networks", NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from reference.nn import Dense, Network, ReLU
+    >>> from reference.lipschitz import check_claim
+    >>> net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
+    >>> verdict = check_claim(net, 2.5)
+    >>> print(verdict.verdict, verdict.decided_by.method, verdict.exit_status)
+    sound exact 0
+    >>> verdict = check_claim(net, 1.5)
+    >>> print(verdict.verdict, verdict.decided_by.method, round(verdict.witness.ratio, 6))
+    unsound lower 2.0
+    """
     claim = check_claim_value(claim)
     p = parse_p(p)
     box = check_box(box)

@@ -70,7 +70,7 @@ DEFAULT_ATOL = 1e-9          # a fraction of each key's scale S (see the module 
 TOLERANCE_RULE = ("|theirs - ours| <= atol S + rtol |ours|, S = max(max |ours| over the key, "
                   "the magnitude of the quantity, from |W|, |b|, Lip, |x|: the scale of its "
                   "rounding)")
-P_KEYS = {"p1": 1, "p2": 2, "pinf": "inf"}
+P_KEYS: dict[str, float | str] = {"p1": 1, "p2": 2, "pinf": "inf"}
 OBJECTIVE_TERMS = ("data", "weight_decay", "regulariser")
 
 
