@@ -9,7 +9,8 @@ import pytest
 
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
-SUBPACKAGES = ("nn", "data", "training", "convex", "lipschitz", "oracle", "conformance", "io")
+SUBPACKAGES = ("nn", "data", "training", "convex", "lipschitz", "oracle", "conformance", "io",
+               "exceptions", "testing", "cli")
 
 # The checks enforced (numpydoc's codes): no docstring (GL08), no summary (SS01), a parameter
 # not documented (PR01) or documented but not a parameter (PR02), a parameter with no

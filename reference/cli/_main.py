@@ -12,8 +12,15 @@ from reference.cli._registry import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The complete parser: every registered command (COMMANDS, in that order) with its
-    arguments; the parsed arguments carry the command's ``run`` as ``func``."""
+    """Build the complete command-line parser.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Every registered command (``COMMANDS``, in that order) with its arguments; the
+        parsed arguments carry the command's ``run`` as ``func``.  The docs' command-line
+        reference is generated from it.
+    """
     parser = argparse.ArgumentParser(prog="python -m reference", description=(
         "Reference implementation of deep spline networks with a controlled Lipschitz "
         "constant (Aziznejad et al. 2020)."))
@@ -67,17 +74,31 @@ class ReaderGone:
         return getattr(self.stream, name)
 
 
-def main(argv=None) -> int:
-    """Run one command; returns the exit status (0 done, 1 a check failed, 2 a usage or
-    input error with a one-line message, 3 an answer not certified: a claim undecided, a
-    solve stopped at its time limit or not certified optimal, 130 interrupted).
+def main(argv: list[str] | None = None) -> int:
+    """Run one command (``python -m reference COMMAND ...``).
 
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command line without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 done, 1 a check failed, 2 a usage or input error with a one-line
+        message, 3 an answer not certified (a claim undecided, a solve stopped at its time
+        limit or not certified optimal), 130 interrupted, 141 done but part of the output
+        lost (see Notes).
+
+    Notes
+    -----
     When the reader of stdout or stderr goes away (`... | head`) the command still runs to
     its end (files are written as asked) with the rest of its output discarded, and keeps
     its own status if that is not 0, so that no failure (1, 2, 3, 130) ever reads as
     success under `set -o pipefail`; a command that succeeded exits with 141 (128 + SIGPIPE,
     what a shell reports for any writer whose reader left), because part of what it printed
-    was lost: 0 means done and every line delivered."""
+    was lost: 0 means done and every line delivered.
+    """
     streams = sys.stdout, sys.stderr             # None when closed (`>&-`): print skips it
     sys.stdout, sys.stderr = guarded = [s if s is None else ReaderGone(s) for s in streams]
     try:
