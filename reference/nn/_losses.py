@@ -11,32 +11,34 @@ from reference._numerics import as_finite_array, check_choice
 LOSSES = ("squared", "logistic", "xent")
 
 
-def check_targets(loss: str, outputs_shape: tuple, y) -> np.ndarray:
+def check_targets(loss: str, outputs_shape: tuple, y, name: str = "y") -> np.ndarray:
     """Targets in the loss's domain, shaped for `loss_and_grad`; outputs_shape = (M, N_L).
 
     squared: y (M,) or (M, N_L) real; logistic: y (M,) in {0, 1} and N_L = 1;
-    xent: y (M,) integer class labels in [0, N_L)."""
+    xent: y (M,) integer class labels in [0, N_L).  Errors name the argument `name`."""
     check_choice(loss, LOSSES, "loss")
     m, n_out = outputs_shape
     y = np.asarray(y)
     if y.shape[0] != m:
-        raise ValueError(f"y: expected {m} targets (one per input), got shape {y.shape}")
+        raise ValueError(f"{name}: expected {m} targets (one per input), got shape {y.shape}")
     if loss == "squared":
-        y = as_finite_array(y, "y")
+        y = as_finite_array(y, name)
         y = y[:, None] if y.ndim == 1 else y.reshape(m, int(np.prod(y.shape[1:])))
         if y.shape[1] != n_out:
-            raise ValueError(f"y: expected shape ({m},) or ({m}, {n_out}), got {np.shape(y)}")
+            raise ValueError(f"{name}: expected shape ({m},) or ({m}, {n_out}), "
+                             f"got {np.shape(y)}")
         return y
     if loss == "logistic":
         if n_out != 1:
             raise ValueError(f"loss: 'logistic' needs a network with one output, got {n_out}")
-        y = as_finite_array(y, "y").reshape(-1)
+        y = as_finite_array(y, name).reshape(-1)
         if y.shape != (m,) or not np.all((y == 0) | (y == 1)):
-            raise ValueError("y: expected labels in {0, 1} of shape (M,) for the logistic loss")
+            raise ValueError(f"{name}: expected labels in {{0, 1}} of shape (M,) for the "
+                             "logistic loss")
         return y[:, None]
-    y = as_finite_array(y, "y").reshape(-1)
+    y = as_finite_array(y, name).reshape(-1)
     if y.shape != (m,) or not np.all((y == np.round(y)) & (y >= 0) & (y < n_out)):
-        raise ValueError(f"y: expected integer class labels in [0, {n_out}) of shape (M,) "
+        raise ValueError(f"{name}: expected integer class labels in [0, {n_out}) of shape (M,) "
                          "for the cross-entropy loss")
     return y.astype(np.intp)
 

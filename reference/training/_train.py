@@ -538,7 +538,7 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     x_valid : array_like of shape (n_valid, n_in), optional
         Validation inputs, for the per-epoch validation accuracy (classification losses).
     y_valid : array_like of shape (n_valid,), optional
-        Their labels.
+        Their labels; given together with `x_valid`.
 
     Returns
     -------
@@ -641,8 +641,13 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
                disable=config.quiet or not sys.stderr.isatty())
     classify = config.loss != "squared"
     outputs = np.empty((m, net.n_out))                 # the per-epoch evaluation's buffer
+    if (x_valid is None) != (y_valid is None):
+        given, missing = ("x_valid", "y_valid") if y_valid is None else ("y_valid", "x_valid")
+        raise ValueError(f"{missing}: expected it together with {given} (the validation "
+                         f"inputs and their labels), got None")
     if classify and x_valid is not None:
         x_valid = net.check_inputs(x_valid)
+        check_targets(config.loss, (x_valid.shape[0], net.n_out), y_valid, "y_valid")
         valid_outputs = np.empty((x_valid.shape[0], net.n_out))
     for epoch in range(config.epochs):
         decay = 0.1 ** sum(epoch >= s for s in milestones)
@@ -669,7 +674,7 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
                 assert isinstance(x_valid, np.ndarray)       # net.check_inputs made it one
                 record["valid_accuracy"] = accuracy(
                     net, x_valid,
-                    y_valid,  # type: ignore[arg-type]  # None gives 0.0: a defect, reported
+                    y_valid,  # type: ignore[arg-type]  # given with x_valid: checked above
                     config.loss, outputs_into(net, x_valid, valid_outputs))
         check_finite_training(net, optimisers, record)
         history["epochs"].append(record)

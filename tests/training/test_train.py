@@ -315,3 +315,25 @@ def test_training_records_validation_accuracy_every_epoch():
     assert [r["epoch"] for r in history["epochs"]] == [1, 2, 3]
     assert history["epochs"][-1]["valid_accuracy"] == accuracy(net, xv, yv, "logistic")
     assert history["epochs"][-1]["total"] == objective(net, x, y, TrainConfig())["total"]
+
+
+def test_validation_inputs_without_their_labels_are_refused():
+    """x_valid without y_valid used to record valid_accuracy 0.0 every epoch (labels compared
+    with None): a silent wrong number.  Now the pair is required together and the labels are
+    checked like the training targets, naming y_valid."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (16, 2))
+    y = (x[:, 0] > 0).astype(int)
+    net = build_mlp([2, 3, 1], "relu", rng=0)
+    config = TrainConfig(epochs=1, quiet=True)
+    with pytest.raises(ValueError, match="^y_valid: expected it together with x_valid"):
+        train(net, x, y, config, x_valid=x)
+    with pytest.raises(ValueError, match="^x_valid: expected it together with y_valid"):
+        train(net, x, y, config, y_valid=y)
+    with pytest.raises(ValueError, match="^y_valid: expected 16 targets"):
+        train(net, x, y, config, x_valid=x, y_valid=y[:5])
+    with pytest.raises(ValueError, match="^y_valid: expected labels in"):
+        train(net, x, y, config, x_valid=x, y_valid=y + 2)
+    history = train(net, x, y, config, x_valid=x, y_valid=y)
+    assert history["epochs"][-1]["valid_accuracy"] == pytest.approx(
+        history["epochs"][-1]["train_accuracy"])
