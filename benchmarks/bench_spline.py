@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from reference.nn import _kernels as spline_kernels
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 
 from _record import write_record       # benchmarks/_record.py (run as a script)
 

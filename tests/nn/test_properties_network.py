@@ -23,7 +23,7 @@ from reference.lipschitz._exact import knot_form
 from reference.io._model_file import layer_entries, load_model, save_model
 from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
                                ReLU, SplineActivation)
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import REDUCTION_OUTPUT_RTOL, central_difference, check_property
 
 EPS = np.finfo(np.float64).eps
