@@ -7,9 +7,9 @@ OMP_WAIT_POLICY=PASSIVE unless set) in the same run, when torch and deepsplines 
 installed; without them it measures ours alone.  Also in the same run: the streaming
 bandwidth of the machine (np.add over the same block, read 2 arrays, write 1; the DESIGN
 bar is >= 30% of its element rate) and, with --baseline, another version of
-reference/spline.py through its checked API (a git revision such as HEAD, or a file), so
-that a change of the spline class is measured against its predecessor under the same load
-(the baseline imports the kernels of this tree, reference/spline_kernels.py: a change of
+reference/nn/_linear_spline.py through its checked API (a git revision such as HEAD, or a
+file), so that a change of the spline class is measured against its predecessor under the same load
+(the baseline imports the kernels of this tree, reference/nn/_kernels.py: a change of
 the kernels themselves is compared by timing both checkouts in alternation).
 Timings alternate in rounds of 5 calls each, and the medians are reported, of the wall
 time and of the CPU time (all threads: np.add uses one, ours --threads; CPU time is the
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from reference.nn import _kernels as spline_kernels
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 
 from _record import write_record       # benchmarks/_record.py (run as a script)
 
@@ -93,13 +93,22 @@ def first_call_seconds(backend: str) -> float | None:
     return runs[-1]
 
 
+SPLINE_MODULE = "reference/nn/_linear_spline.py"
+
+
 def load_baseline(source: str):
-    """LinearSpline of another reference/spline.py: a file, or a git revision of this one."""
+    """LinearSpline of another reference/nn/_linear_spline.py: a file, or a git revision of
+    this one (from 0.2.0 on: the module imports the installed package's other modules, so
+    revisions before the layout change cannot be loaded this way)."""
     path = Path(source)
     if not path.is_file():
-        text = subprocess.run(["git", "show", f"{source}:reference/spline.py"], check=True,
-                              capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent.parent).stdout
+        result = subprocess.run(["git", "show", f"{source}:{SPLINE_MODULE}"],
+                                capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent.parent)
+        if result.returncode != 0:
+            raise SystemExit(f"error: --baseline: {source} has no {SPLINE_MODULE} (a revision "
+                             "from 0.2.0 on, or a file, is needed)")
+        text = result.stdout
         path = Path(tempfile.mkdtemp()) / "baseline_spline.py"
         path.write_text(text)
     spec = importlib.util.spec_from_file_location("baseline_spline", path)
@@ -144,7 +153,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baseline", default=None,
-                        help="git revision or file of reference/spline.py to compare with")
+                        help="git revision or file of reference/nn/_linear_spline.py to compare with")
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "bench_spline.json"))
     args = parser.parse_args(argv)
 

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reference.nn import _spline as spline
+from reference.nn import _linear_spline as spline
 from reference.training._experiments import RunConfig, run
 from reference.training._records import check_record, seal
 from reference.training._sweep import dask_client, expand, record_path, run_sweep, without_timings

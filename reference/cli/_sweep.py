@@ -11,7 +11,7 @@ from reference.cli._args import (_choice, fraction, list_of, nonneg_float, nonne
                                  size_int, sweep_sparsify)
 from reference.data import _datasets as datasets
 from reference.io._files import check_writable
-from reference.nn._spline import grid_from_range
+from reference.nn._spline_grid import grid_from_range
 from reference.training import _sweep as sweep
 from reference.training._experiments import RUN_ACTIVATIONS, SPLINE_INITS, RunConfig
 from reference.training._train import REGULARISERS

@@ -37,7 +37,7 @@ from reference.oracle import _check as oracle
 from reference.exceptions import SolveFailed
 from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
                                PReLU, ReLU, SplineActivation)
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.convex import _solve as convex
 
 SEED = 20200106                     # every case: default_rng([SEED, crc32(name)])

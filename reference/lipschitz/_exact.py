@@ -39,7 +39,7 @@ from reference.lipschitz._bounds import (activation_constants, blocks, operator_
 from reference.nn._network import Dense, Network
 from reference.lipschitz._pieces import piece_table
 from reference._numerics import gamma
-from reference.nn._spline import KnotSpline
+from reference.nn._knot_spline import KnotSpline
 from reference.exceptions import NotApplicable
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)

@@ -34,7 +34,7 @@ from reference.lipschitz._bounds import (check_finite, jacobian_norms, operator_
                                  secant_pair, vector_norm)
 from reference.lipschitz._milp_patterns import decide
 from reference.nn._network import Network
-from reference.nn._spline import KnotSpline
+from reference.nn._knot_spline import KnotSpline
 
 MAX_BINARIES = 400         # binaries of one MILP (refused before solving)
 HIGHS_INFINITY = 1e20      # HiGHS treats bounds of this size as infinite

@@ -5,7 +5,7 @@ Every activation of the ladder is continuous and piecewise linear: on piece k of
 between its knots tau_{k-1} < z < tau_k (tau_{-1} = -inf, tau_K = +inf),
     sigma_n(z) = slope[n, k] z + offset[n, k].
 The *exact model* is the network whose float64 parameters are read as the rationals they
-are, evaluated without rounding (reference.nn._spline calls it the exact model): a uniform
+are, evaluated without rounding (reference.nn._linear_spline calls it the exact model): a uniform
 spline has its knots at x_min + k T exactly, slopes (c_{k+1} - c_k) / T and
 sigma(z) = c_k + slope (z - t_k) on grid piece k; a knot spline the interpolant of its
 (points, values); ReLU, LeakyReLU and PReLU one knot at 0 with slopes a and 1; the identity
@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference._numerics import gamma
 
 
@@ -43,7 +43,7 @@ class PieceTable:
     (rows padded with their last piece): sigma_n(z) = slopes z + offsets on it, the offset
     within gamma_4 offset_scale of the exact one; slope_rtol the relative error bound of the
     slopes; snap (W,) the width in z below each knot where the network's own evaluation
-    (the spline kernels' snap, reference.nn._spline) takes the piece to the right of the knot
+    (the spline kernels' snap, reference.nn._linear_spline) takes the piece to the right of the knot
     (0 for the other activations).  `exact(n)` gives (knots, slopes, offsets) of neuron n
     as lists of Fraction (K_n, K_n + 1, K_n + 1)."""
     knots: list

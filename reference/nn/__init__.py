@@ -7,11 +7,9 @@ backpropagation (`Dense`, `Network`, `build_mlp`), the data losses (`LOSSES`,
 `loss_and_grad`) and the TV(2) / BV(2) regularisers (`REGULARISERS`).  The spline kernels
 run on NumPy or numba (`set_backend`), bit for bit the same.
 """
-from reference.nn._spline import (
-    LinearSpline,
-    KnotSpline,
-    grid_from_range,
-)
+from reference.nn._linear_spline import LinearSpline
+from reference.nn._knot_spline import KnotSpline
+from reference.nn._spline_grid import grid_from_range
 from reference.nn._network import (
     Network,
     Dense,

@@ -107,7 +107,7 @@ class Regulariser:
         -------
         inputs : ndarray of shape (len(extra_points), width)
             Row i holds ``extra_points[i]`` in every column (for BV2 the same array as
-            ``reference.nn._spline.zero_one``).
+            ``reference.nn._spline_grid.zero_one``).
         """
         return np.tile(np.array(self.extra_points)[:, None], (1, width))
 

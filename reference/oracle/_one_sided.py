@@ -6,7 +6,7 @@ A pre-activation z is on a kink tau when |z - tau| <= max(knot_tol max(|z|_mag, 
 with |z|_mag the magnitude of z (|W| |y| + |b| propagated from |x|,
 reference.oracle._magnitudes: the scale of z's rounding in any float64 implementation) and snap
 = knot_snap T, the width below a grid point that a uniform spline of step T puts on it
-(reference.nn._spline; 0 for the other
+(reference.nn._linear_spline; 0 for the other
 layers) (`kink_masks`): the window is relative to the pre-activation's own scale and to the
 knot's position, so a ReLU network whose pre-activations are all 1e-12 has windows ~1e-21,
 not a window of 1e-9 that holds every sample.  A Jacobian row with such a pre-activation

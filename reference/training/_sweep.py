@@ -65,7 +65,7 @@ from reference.io._files import dumps_json, prepare_output_dir, write_text
 from reference.io._model_file import save_model
 from reference._limits import guard
 from reference.training._records import HASH_KEYS, MODELS, RECORDS, check_record, model_path, seal
-from reference.nn import _spline as spline
+from reference.nn import _linear_spline as spline
 
 if TYPE_CHECKING:                    # optional dependency: imported where a client is made
     import distributed

@@ -10,7 +10,7 @@ from reference.cli import main
 from reference.io._model_file import load_model, save_model
 from reference.exceptions import ModelFileError
 from reference.nn._network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import random_net, single_neuron
 
 

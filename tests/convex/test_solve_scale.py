@@ -26,7 +26,7 @@ from reference.cli import main
 from reference.exceptions import SolveNotCertified
 from reference.io._model_file import save_model
 from reference.nn._network import Dense, KnotSplineActivation, SplineActivation
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import rescale_case, single_neuron, solve_instance
 
 POWERS_OF_2 = (2.0 ** -26, 2.0 ** 13)

@@ -7,7 +7,7 @@ import pytest
 from reference.io._model_file import FORMAT, load_model, save_model
 from reference.exceptions import ModelFileError
 from reference.nn._network import Dense, LeakyReLU, Network, PReLU, SplineActivation, build_mlp
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 
 
 def all_layer_network(rng):

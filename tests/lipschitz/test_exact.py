@@ -11,7 +11,7 @@ from reference.exceptions import MilpNotOptimal, NotApplicable, TooLarge
 from reference.nn._network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
                                SplineActivation, build_mlp)
 from reference.lipschitz._regions2d import regions_2d
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 import reference.lipschitz._milp as milp_mod
 from reference.testing import bias_free_relu_cones, random_net, sampled_max_norm
 

@@ -15,7 +15,7 @@ from reference.io._model_file import save_model
 from reference.lipschitz._sdp_backends import SdpSolution
 from reference.nn._network import (Dense, Identity, Network, PReLU, ReLU, SplineActivation,
                                build_mlp)
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import exact_lmi, exact_rho, lipsdp_brackets_meet, lipsdp_ordered, random_net
 
 # shared/ lies beside the checkout (DESIGN.md: ../shared/anchors/)

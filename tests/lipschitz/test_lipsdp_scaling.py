@@ -18,7 +18,7 @@ from reference._numerics import SUBNORMAL
 from reference.lipschitz._lipsdp import lipsdp
 from reference.lipschitz._normalise import layers_of, normalise
 from reference.nn._network import Dense, Identity, Network, PReLU, ReLU, SplineActivation
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import exact_rho, lipsdp_brackets_meet, lipsdp_ordered, random_net
 
 ARCHITECTURES = {"1-6-6-1": [1, 6, 6, 1], "2-10-10-1": [2, 10, 10, 1],

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from reference.lipschitz import _ladder as ladder
 from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.lipschitz._verdict import check_claim
 from reference.testing import check_property, random_net
 

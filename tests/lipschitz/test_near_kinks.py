@@ -26,7 +26,7 @@ from reference.io._model_file import save_model
 from reference.lipschitz._milp import exact_milp
 from reference.nn._network import Dense, LeakyReLU, Network, ReLU, SplineActivation
 from reference.lipschitz._regions2d import regions_2d
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.lipschitz._verdict import certified_ratio
 from reference.testing import check_property
 

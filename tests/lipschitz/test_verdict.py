@@ -10,7 +10,7 @@ from reference.lipschitz import _verdict as verdict
 from reference.cli import main
 from reference.io._model_file import save_model
 from reference.nn._network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.lipschitz._verdict import certified_ratio, check_claim, forward_error_bound
 from reference.lipschitz import _milp as milp
 from reference.testing import random_net

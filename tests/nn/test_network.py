@@ -4,7 +4,7 @@ import pytest
 from reference.nn._losses import check_targets, loss_and_grad
 from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
                                PReLU, ReLU, SplineActivation, build_mlp)
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import central_difference, relative_error
 
 

@@ -23,7 +23,7 @@ from reference.lipschitz._exact import knot_form
 from reference.io._model_file import layer_entries, load_model, save_model
 from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
                                ReLU, SplineActivation)
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import REDUCTION_OUTPUT_RTOL, central_difference, check_property
 
 EPS = np.finfo(np.float64).eps
@@ -222,7 +222,7 @@ def test_lipschitz_ladder_order(profile):
 # ------------------------------------------------------------------ 4. representer reduction
 def evaluation_error(old, n: int, p: np.ndarray) -> float:
     """A bound on |computed sigma_n(p_j) - sigma_n(p_j)| over the points p, for the layer
-    before the reduction: grid form, the accuracy stated in reference/spline.py (gamma_2
+    before the reduction: grid form, the accuracy stated in reference/nn/_linear_spline.py (gamma_2
     |c_k| + (gamma_4 k + gamma_5 |u|) |dc_k|, plus (s + delta) |D2 c| when a point lies up
     to s = knot_snap steps below an interior knot (and may take the piece to its right;
     2(s + delta) tested, for the rounding of u here)); knot form, the sum

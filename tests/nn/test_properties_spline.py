@@ -43,8 +43,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.nn import _spline as spline_module
-from reference.nn._spline import LinearSpline
+from reference.nn import _linear_spline as spline_module
+from reference.nn import _spline_grid as spline_grid
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import check_property
 
 UNIT = Fraction(1, 2**53)                        # u_r
@@ -157,13 +158,13 @@ class Exact:
 
 @st.composite
 def splines(draw, max_ratio_exp: float = 150.0, large_sizes=(50, 400, 3000),
-            largest: float = spline_module.MAX_MAGNITUDE, channels: int = 2) -> LinearSpline:
+            largest: float = spline_grid.MAX_MAGNITUDE, channels: int = 2) -> LinearSpline:
     """A LinearSpline inside the supported range (see the module docstring), coefficients
     at most `largest`."""
     size = (draw(st.sampled_from(large_sizes)) if draw(st.integers(0, 19)) == 0
             else draw(st.integers(2, 12)))
     step = draw(st.floats(1.0, 9.999)) * 10.0 ** draw(st.integers(-50, 49))
-    step = min(max(step, spline_module.MIN_STEP), spline_module.MAX_STEP)
+    step = min(max(step, spline_grid.MIN_STEP), spline_grid.MAX_STEP)
     kind = draw(st.sampled_from(["zero", "symmetric", "ratio", "ratio"]))
     if kind == "zero":
         x_min = 0.0
@@ -172,7 +173,7 @@ def splines(draw, max_ratio_exp: float = 150.0, large_sizes=(50, 400, 3000),
     else:
         high = max_ratio_exp if draw(st.integers(0, 7)) == 0 else min(12.0, max_ratio_exp)
         x_min = draw(st.sampled_from([-1.0, 1.0])) * 10.0 ** draw(st.floats(-3.0, high)) * step
-        x_min = float(np.clip(x_min, -spline_module.MAX_MAGNITUDE, spline_module.MAX_MAGNITUDE))
+        x_min = float(np.clip(x_min, -spline_grid.MAX_MAGNITUDE, spline_grid.MAX_MAGNITUDE))
     rng = np.random.default_rng(draw(SEEDS))
     if draw(st.booleans()):
         coefficients = rng.integers(-3, 4, (channels, size)).astype(float)
@@ -181,7 +182,7 @@ def splines(draw, max_ratio_exp: float = 150.0, large_sizes=(50, 400, 3000),
         exponent = draw(st.one_of(st.just(0), st.integers(-120, 99)))
         coefficients = rng.normal(size=(channels, size)) * 10.0 ** (
             exponent + rng.uniform(-spread, spread, (channels, size)))
-        magnitude = np.clip(np.abs(coefficients), spline_module.MIN_COEFFICIENT, largest)
+        magnitude = np.clip(np.abs(coefficients), spline_grid.MIN_COEFFICIENT, largest)
         coefficients = np.sign(coefficients) * magnitude
         coefficients[rng.random((channels, size)) < draw(st.sampled_from([0.0, 0.3]))] = 0.0
     return LinearSpline(coefficients, x_min, step)
@@ -256,7 +257,7 @@ def test_derivative_is_the_right_difference_quotient(profile):
                     xm, ch, derivative[m, ch], [float(q) for q in quotients])
         # grid points computed as x_min + k*step take the piece right of knot k
         reach = max(abs(exact.t(0)), abs(exact.t(s.size - 1)))
-        if reach <= spline_module.GRID_POINT_RATIO * exact.step:
+        if reach <= spline_grid.GRID_POINT_RATIO * exact.step:
             right = np.minimum(np.arange(s.size), s.size - 2)
             for k in {0, 1, s.size - 2, s.size - 1}:
                 assert exact.point(s.grid[k]).pieces == (right[k],), k
@@ -359,8 +360,8 @@ def test_regularisers_against_exact_values_and_invariances(profile):
             values = s.forward_unchecked(columns(x, s))
         # coefficients times 2^p: everything scales by 2^p, bit for bit (inside the range)
         nonzero = np.abs(s.coefficients[s.coefficients != 0])
-        if (np.all(nonzero * 2.0 ** p <= spline_module.MAX_MAGNITUDE)
-                and np.all(nonzero * 2.0 ** p >= spline_module.MIN_COEFFICIENT)):
+        if (np.all(nonzero * 2.0 ** p <= spline_grid.MAX_MAGNITUDE)
+                and np.all(nonzero * 2.0 ** p >= spline_grid.MIN_COEFFICIENT)):
             scaled = LinearSpline(s.coefficients * 2.0 ** p, s.x_min, s.step)
             for name in ("slopes", "jumps", "tv2", "lipschitz", "bv2"):
                 np.testing.assert_array_equal(getattr(scaled, name)(),
@@ -370,8 +371,8 @@ def test_regularisers_against_exact_values_and_invariances(profile):
             normal = np.isfinite(values) & (np.abs(values) > 1e-280) & (np.abs(values) < 1e280)
             np.testing.assert_array_equal(new[normal], values[normal] * 2.0 ** p)
         # grid and inputs times 2^q: the same values, slopes etc. times 2^-q
-        if (spline_module.MIN_STEP <= s.step * 2.0 ** q <= spline_module.MAX_STEP
-                and abs(s.x_min) * 2.0 ** q <= spline_module.MAX_MAGNITUDE):
+        if (spline_grid.MIN_STEP <= s.step * 2.0 ** q <= spline_grid.MAX_STEP
+                and abs(s.x_min) * 2.0 ** q <= spline_grid.MAX_MAGNITUDE):
             wide = LinearSpline(s.coefficients, s.x_min * 2.0 ** q, s.step * 2.0 ** q)
             for name in ("slopes", "jumps", "tv2", "lipschitz"):
                 np.testing.assert_array_equal(getattr(wide, name)(),
@@ -381,7 +382,7 @@ def test_regularisers_against_exact_values_and_invariances(profile):
             np.testing.assert_array_equal(new[np.isfinite(values)], values[np.isfinite(values)])
         # mirror (when t_{K-1} is a float): sigma_m(x) = sigma(-x), the same jumps reversed
         if (Fraction(s.grid[-1]) == exact.t(s.size - 1)
-                and abs(s.grid[-1]) <= spline_module.MAX_MAGNITUDE):
+                and abs(s.grid[-1]) <= spline_grid.MAX_MAGNITUDE):
             mirror = LinearSpline(s.coefficients[:, ::-1], -s.grid[-1], s.step)
             np.testing.assert_array_equal(mirror.jumps(), s.jumps()[:, ::-1])
             np.testing.assert_array_equal(mirror.lipschitz(), s.lipschitz())

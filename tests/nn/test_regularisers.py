@@ -13,7 +13,7 @@ from reference.lipschitz._bounds import activation_constants, slope_bounds
 from reference.nn._network import (ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Dense,
                                KnotSplineActivation, Network, make_activation)
 from reference.nn._regularisers import REGULARISERS, get
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.testing import central_difference
 
 

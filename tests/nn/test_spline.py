@@ -6,8 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.nn import _spline as spline_module
-from reference.nn._spline import KnotSpline, LinearSpline, grid_from_range
+from reference.nn import _linear_spline as spline_module
+from reference.nn import _spline_grid as spline_grid
+from reference.nn._knot_spline import KnotSpline
+from reference.nn._linear_spline import LinearSpline
+from reference.nn._spline_grid import grid_from_range
 from reference.testing import check_property
 
 EPS = np.finfo(np.float64).eps
@@ -310,7 +313,7 @@ def test_flat_end_is_exact_for_every_finite_input(x):
     s = LinearSpline.initialise("relu", 1, 21, 2.0)
     assert s(np.array([[x]]))[0, 0] == 0.0
     assert s.derivative(np.array([[x]]))[0, 0] == 0.0
-    if abs(x) / s.step < spline_module.MAX_FLOAT:          # backward needs (x - x_min)/T
+    if abs(x) / s.step < spline_grid.MAX_FLOAT:          # backward needs (x - x_min)/T
         grad_x, grad_c = s.backward(np.array([[x]]), np.array([[1e-300]]))
         assert grad_x[0, 0] == 0.0 and np.all(np.isfinite(grad_c))
     value = s(np.array([[-x]]))[0, 0]                        # right end, slope ~1
@@ -337,9 +340,9 @@ def test_parameters_outside_the_supported_range_are_rejected(kwargs, name):
 def test_derived_quantities_are_finite_and_nonzero_at_the_corners_of_the_range():
     """Every corner of the supported range: slopes, jumps, TV2, BV2, Lip, knot form and
     values finite, and nonzero where the exact value is (no underflow to a bound of 0)."""
-    lo, hi = spline_module.MIN_COEFFICIENT, spline_module.MAX_MAGNITUDE
+    lo, hi = spline_grid.MIN_COEFFICIENT, spline_grid.MAX_MAGNITUDE
     for x_min in (-hi, hi, 0.0):
-        for step in (spline_module.MIN_STEP, spline_module.MAX_STEP):
+        for step in (spline_grid.MIN_STEP, spline_grid.MAX_STEP):
             for coefficients in ([[hi, -hi, hi, -hi]], [[lo, 0.0, lo, -lo]], [[hi, lo, 0, hi]]):
                 s = LinearSpline(coefficients, x_min, step)
                 k = s.to_knot_form()

@@ -3,7 +3,7 @@ deepsplines installed (pip install torch==2.13.0; pip install --no-deps deepspli
 import numpy as np
 import pytest
 
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 
 pytestmark = pytest.mark.torch
 

@@ -6,7 +6,7 @@ import pytest
 
 from reference.oracle import _check as oracle
 from reference.nn._network import Dense, KnotSplineActivation, Network, ReLU, SplineActivation
-from reference.nn._spline import LinearSpline
+from reference.nn._linear_spline import LinearSpline
 from reference.training._train import TrainConfig, objective as train_objective
 from reference.testing import (OtherSpline, central_difference, oracle_inputs, oracle_model,
                                relative_error)

@@ -118,7 +118,7 @@ def test_prox_tv2_is_soft_thresholding_of_the_jumps(profile):
     coefficient within the rounding bound 16 K^2 u (max|c| + T K max|s| + T sum|a_hat|)."""
     from hypothesis import given
     from hypothesis import strategies as st
-    from reference.nn._spline import LinearSpline
+    from reference.nn._linear_spline import LinearSpline
     from reference.training._train import prox_tv2
 
     @given(st.integers(1, 2), st.integers(3, 16), st.floats(1e-2, 1.0),
@@ -144,7 +144,7 @@ def test_prox_tv2_is_soft_thresholding_of_the_jumps(profile):
 
 
 def test_prox_tv2_zeroes_small_jumps_and_shrinks_the_others():
-    from reference.nn._spline import LinearSpline
+    from reference.nn._linear_spline import LinearSpline
     from reference.training._train import prox_tv2
     c = np.array([[0.0, 0.0, 1.0, 1.05, 3.0, 3.0, 2.0]])       # T = 0.5: jumps 4, -3.9, 3.8, ...
     spline = LinearSpline(c, -1.5, 0.5)

@@ -1,4 +1,5 @@
-r"""Linear-spline activations: uniform-grid form and knot form.
+r"""Linear-spline activations on a uniform grid (`LinearSpline`); the knot form is
+reference.nn._knot_spline.
 
 Uniform-grid form (as in DeepSplines), per channel c = 0..C-1 with K coefficients
 on the grid t_k = x_min + k*T (k = 0..K-1):
@@ -10,19 +11,7 @@ continued linearly outside with the end slopes (c_1 - c_0)/T and (c_{K-1} - c_{K
 Knot form: sigma(x) = b0 + b1*x + sum_k a_k (x - tau_k)_+ .  On the uniform grid the
 knots are tau_k = t_1..t_{K-2} and the slope jumps are a = (1/T) D2 c.
 
-Supported range (checked when a LinearSpline is built; ValueError naming the argument):
-    |x_min| <= MAX_MAGNITUDE = 1e100,   MIN_STEP = 1e-50 <= T <= MAX_STEP = 1e50,
-    every coefficient 0 or MIN_COEFFICIENT = 1e-200 <= |c_k| <= MAX_MAGNITUDE,  K >= 2.
-Inside it every derived quantity is finite and every nonzero one is a normal float:
-|x_min|/T <= 1e150, slopes |dc/T| <= 2e150, jumps |D2 c/T| <= 4e150, TV2 <= 4e150*K,
-sigma(0), sigma(1), BV2 and the knot form's b0 = c_0 - b1*x_min below ~1e251, grid points
-below 1e100 + K*1e50 (the upper limits leave >= 1e50 of headroom for sums and products);
-the nonzero coefficients are multiples of 2^-717 = 1.45e-216 (the ulp at 1e-200), hence
-so are their nonzero differences, and nonzero slopes, jumps, TV2 and Lip are
->= 1.45e-216/1e50 > 1e-266 (never 0 by underflow, e.g. a Lipschitz bound of 0).  The lower
-limit sits far below rounding noise: a coefficient computed by a conversion (from_slopes,
-from_knot_form, sparsify) falls under it only for splines whose coefficients are all
-below ~1e-184.  Inputs x may be any finite float64 (see the accuracy below).
+Supported range: reference.nn._spline_grid (module docstring).
 
 Accuracy of the kernels (u_r = 2^-53, gamma_n = n*u_r/(1 - n*u_r)).  For an input x let
 u = (x - x_min)/T exactly and p_k(x) = c_k + (u - k)(c_{k+1} - c_k) the line of piece k.
@@ -60,141 +49,30 @@ numba (optional; bit for bit the same results).  float64, no training logic.
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
+from reference._numerics import EPS, as_real_array, check_nonnegative
 from reference.nn import _kernels as kernels
-from reference._numerics import EPS, as_finite_array, as_real_array, check_nonnegative
-from reference._format import shown
 from reference.nn._kernels import Pieces, num_threads, set_num_threads  # noqa: F401
+from reference.nn._knot_spline import KnotSpline
+from reference.nn._spline_grid import (
+    MAX_MAGNITUDE,
+    MAX_STEP,
+    MIN_STEP,
+    _coefficients,
+    _grid_indices,
+    _real_in,
+    _second_difference,
+    _size,
+    grid_from_range,
+    zero_one,
+)
 
-MAX_FLOAT = np.finfo(np.float64).max
 CHUNK_ELEMENTS = 131072          # entries per row block of the forward / backward kernels
 KNOT_SNAP = 1e-12                # inputs within KNOT_SNAP * step below a grid point count as on it
-MAX_MAGNITUDE = 1e100            # largest |x_min| and |coefficient|
-MIN_COEFFICIENT = 1e-200         # smallest nonzero |coefficient|
-MIN_STEP, MAX_STEP = 1e-50, 1e50
-MAX_GRID_SIZE = 10**6            # grid_from_range: at most this many coefficients per neuron
-GRID_POINT_RATIO = 9000          # computed grid points snap onto their knot if max|t_k| <= this * T
-
-
-@functools.lru_cache(maxsize=16)
-def _second_difference(size: int) -> np.ndarray:
-    """D2, shape (K-2, K): (D2 c)_j = c_j - 2 c_{j+1} + c_{j+2} (read-only, cached)."""
-    d2 = np.zeros((size - 2, size))
-    j = np.arange(size - 2)
-    d2[j, j], d2[j, j + 1], d2[j, j + 2] = 1.0, -2.0, 1.0
-    d2.setflags(write=False)
-    return d2
-
-
-@functools.lru_cache(maxsize=16)
-def _grid_indices(size: int) -> np.ndarray:
-    """0., 1., ..., K-1 as floats, shape (K,) (read-only, cached)."""
-    k = np.arange(size, dtype=np.float64)
-    k.setflags(write=False)
-    return k
-
-
-def zero_one(num_channels: int) -> np.ndarray:
-    """The inputs x = 0 and x = 1 for every channel, shape (2, C)."""
-    return np.tile([[0.0], [1.0]], (1, num_channels))
-
-
-def _shown(value) -> str:
-    """repr(value) with NumPy numbers as Python's, shortened when long (e.g. a 400-digit
-    integer)."""
-    return shown(value, 40)
-
-
-def _real_in(value, name: str, low: float, high: float) -> float:
-    """value as a float in [low, high]; the error names the argument and the range."""
-    expected = f"expected a real number in [{low:g}, {high:g}] (the supported range)"
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name}: {expected}, got {_shown(value)}") from None
-    if not low <= number <= high:                                  # False for NaN
-        raise ValueError(f"{name}: {expected}, got {_shown(value)}")
-    return number
-
-
-def _size(size) -> int:
-    """K as an int >= 2."""
-    try:
-        k = int(size)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"size: expected an integer >= 2, got {_shown(size)}") from None
-    if k < 2 or k != size:
-        raise ValueError(f"size: expected an integer >= 2, got {_shown(size)}")
-    return k
-
-
-def _coefficients(coefficients) -> np.ndarray:
-    """coefficients as a (C, K) float64 array, C >= 1, K >= 2, in the supported range."""
-    range_text = (f"every |c| 0 or in [{MIN_COEFFICIENT:g}, {MAX_MAGNITUDE:g}] "
-                  "(the supported range)")
-    coefficients = as_finite_array(coefficients, "coefficients", ndim=2)
-    if coefficients.shape[1] < 2:
-        raise ValueError(
-            f"coefficients: expected shape (C, K) with K >= 2, got {coefficients.shape}")
-    if coefficients.shape[0] < 1:
-        raise ValueError("coefficients: expected at least one channel (C >= 1)")
-    size = np.abs(coefficients)
-    bad = (size > MAX_MAGNITUDE) | ((size < MIN_COEFFICIENT) & (size > 0))
-    if np.any(bad):
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"coefficients: expected {range_text}, got "
-                         f"{_shown(coefficients[where])} at {where}")
-    return coefficients
-
-
-def grid_from_range(size: int, range_: float) -> tuple[float, float]:
-    """Return DeepSplines' uniform grid of `size` points on ``[-range_, range_]``.
-
-    Parameters
-    ----------
-    size : int
-        K, the number of coefficients per neuron: 2 <= K <= ``MAX_GRID_SIZE`` (10**6).
-    range_ : float
-        The half-width R of the grid, in
-        ``[MIN_STEP*(size - 1)/2, min(MAX_MAGNITUDE, MAX_STEP*(size - 1)/2)]`` so that the
-        grid lies in the supported range (module docstring).
-
-    Returns
-    -------
-    x_min : float
-        The first grid point, -R.
-    step : float
-        The grid step T = 2R/(K - 1).
-
-    Raises
-    ------
-    ValueError
-        If `size` is not an integer in [2, 10**6], or `range_` is not a real number in the
-        interval above.
-
-    Examples
-    --------
-    >>> from reference.nn import grid_from_range
-    >>> grid_from_range(5, 2.0)
-    (-2.0, 1.0)
-    """
-    size = _size(size)
-    if size > MAX_GRID_SIZE:
-        raise ValueError(f"size: {size} coefficients per neuron is over MAX_GRID_SIZE = "
-                         f"{MAX_GRID_SIZE} (8 MB a neuron)")
-    low, high = MIN_STEP * (size - 1) / 2, min(MAX_MAGNITUDE, MAX_STEP * (size - 1) / 2)
-    range_ = _real_in(range_, "range_", low, high)
-    step = 2.0 * range_ / (size - 1)
-    if not MIN_STEP <= step <= MAX_STEP:                   # rounding at the ends of [low, high]
-        raise ValueError(f"range_: the step 2*range_/(size - 1) = {step!r} is outside "
-                         f"[{MIN_STEP:g}, {MAX_STEP:g}] (the supported range)")
-    return -range_, step
 
 
 def _piece_arrays(pieces: Pieces | None) -> list:
@@ -1001,196 +879,3 @@ class LinearSpline:
         if name not in inits:
             raise ValueError(f"init: expected one of {sorted(inits)}, got {name!r}")
         return cls(inits[name](t), x_min, step)
-
-
-@dataclass
-class KnotSpline:
-    r"""C linear splines in knot form, knots free and possibly different per channel.
-
-    Parameters
-    ----------
-    b0 : array_like of shape (n_channels,)
-        The intercepts.
-    b1 : array_like of shape (n_channels,)
-        The slopes left of the first knot.
-    knots : list of array_like
-        Per channel, the knot positions :math:`\tau_{c,k}`, shape (n_knots_c,), sorted
-        increasingly.
-    jumps : list of array_like
-        Per channel, the slope jumps :math:`a_{c,k}` at the knots, shape (n_knots_c,).
-
-    Raises
-    ------
-    ValueError
-        If an array is not finite, the shapes do not match, or knots are not sorted.
-
-    See Also
-    --------
-    LinearSpline : Splines on a uniform grid.
-
-    Notes
-    -----
-    .. math::
-
-        \sigma_c(x) = b_{0,c} + b_{1,c}\, x + \sum_k a_{c,k}\, (x - \tau_{c,k})_+ .
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from reference.nn import KnotSpline
-    >>> relu = KnotSpline(b0=[0.0], b1=[0.0], knots=[[0.0]], jumps=[[1.0]])
-    >>> relu(np.array([[-1.0], [2.0]]))
-    array([[0.],
-           [2.]])
-    """
-    b0: np.ndarray
-    b1: np.ndarray
-    knots: list
-    jumps: list
-
-    def __post_init__(self):
-        self.b0 = as_finite_array(self.b0, "b0", ndim=1)
-        self.b1 = as_finite_array(self.b1, "b1", ndim=1)
-        if self.b0.shape != self.b1.shape:
-            raise ValueError(f"b1: expected shape {self.b0.shape} like b0, got {self.b1.shape}")
-        if len(self.knots) != len(self.b0) or len(self.jumps) != len(self.b0):
-            raise ValueError(
-                f"knots, jumps: expected {len(self.b0)} channels, got {len(self.knots)} and "
-                f"{len(self.jumps)}")
-        knots, jumps = [], []
-        for c, (tau, a) in enumerate(zip(self.knots, self.jumps)):
-            tau = as_finite_array(tau, f"knots[{c}]", ndim=1)
-            a = as_finite_array(a, f"jumps[{c}]", ndim=1)
-            if tau.shape != a.shape:
-                raise ValueError(f"jumps[{c}]: expected shape {tau.shape} like knots[{c}], "
-                                 f"got {a.shape}")
-            if np.any(np.diff(tau) < 0):
-                raise ValueError(f"knots[{c}]: expected increasing knot positions")
-            knots.append(tau)
-            jumps.append(a)
-        self.knots, self.jumps = knots, jumps
-
-    @property
-    def num_channels(self) -> int:
-        """The number of splines C (channels)."""
-        return len(self.b0)
-
-    def __call__(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """sigma(x) for x of shape (M, C); returns (M, C)."""
-        x = as_finite_array(x, "x", ndim=2)
-        if x.shape[1] != self.num_channels:
-            raise ValueError(f"x: expected shape (M, {self.num_channels}), got {x.shape}")
-        out = self.b0 + self.b1 * x
-        for c in range(self.num_channels):
-            out[:, c] += np.maximum(x[:, c, None] - self.knots[c], 0.0) @ self.jumps[c]
-        return out
-
-    def slopes(self, c: int) -> npt.NDArray[np.float64]:
-        """Return the slopes of the pieces of one channel, left to right.
-
-        Parameters
-        ----------
-        c : int
-            The channel.
-
-        Returns
-        -------
-        slopes : ndarray of shape (n_knots_c + 1,)
-            :math:`b_1 + \\operatorname{cumsum}([0, a])`.
-        """
-        return self.b1[c] + np.concatenate([[0.0], np.cumsum(self.jumps[c])])
-
-    def tv2(self) -> npt.NDArray[np.float64]:
-        """Return the second-order total variation of each spline.
-
-        Returns
-        -------
-        tv2 : ndarray of shape (n_channels,)
-            :math:`\\mathrm{TV}^{(2)}(\\sigma_c) = \\sum_k |a_{c,k}|`.
-        """
-        return np.array([np.abs(a).sum() for a in self.jumps])
-
-    def bv2(self) -> npt.NDArray[np.float64]:
-        """Return the BV2 norm of each spline.
-
-        Returns
-        -------
-        bv2 : ndarray of shape (n_channels,)
-            :math:`\\mathrm{TV}^{(2)}(\\sigma_c) + |\\sigma_c(0)| + |\\sigma_c(1)|`.
-        """
-        return self.tv2() + np.abs(self(zero_one(self.num_channels))).sum(axis=0)
-
-    def lipschitz(self) -> npt.NDArray[np.float64]:
-        """Return the Lipschitz constant of each spline.
-
-        Returns
-        -------
-        lip : ndarray of shape (n_channels,)
-            The largest slope magnitude over all pieces.
-        """
-        return np.array([np.abs(self.slopes(c)).max() for c in range(self.num_channels)])
-
-    def pruned(self, tol: float = 0.0) -> "KnotSpline":
-        """Return the same splines without the knots whose jump is at most `tol`.
-
-        Parameters
-        ----------
-        tol : float, default=0.0
-            Knots with :math:`|a_k| \\le` tol are dropped (exact when tol = 0).
-
-        Returns
-        -------
-        spline : KnotSpline
-            The pruned splines.
-        """
-        keep = [np.abs(a) > tol for a in self.jumps]
-        return KnotSpline(self.b0.copy(), self.b1.copy(),
-                          [t[k] for t, k in zip(self.knots, keep)],
-                          [a[k] for a, k in zip(self.jumps, keep)])
-
-    @classmethod
-    def interpolant(cls, points: Sequence[npt.ArrayLike],
-                    values: Sequence[npt.ArrayLike]) -> "KnotSpline":
-        """Return the piecewise-linear interpolant through given points, per channel.
-
-        Parameters
-        ----------
-        points : sequence of array_like
-            Per channel, the abscissae :math:`p_i`, shape (n_points_c,), at least 2
-            distinct, in any order.
-        values : sequence of array_like
-            Per channel, the values :math:`v_i` at `points`, shape (n_points_c,).
-
-        Returns
-        -------
-        spline : KnotSpline
-            The interpolant, continued linearly beyond the end points with the end slopes:
-            knots at the interior sorted points, jumps :math:`a_i = s_i - s_{i-1}` with
-            :math:`s_i = (v_{i+1} - v_i)/(p_{i+1} - p_i)`.
-
-        Raises
-        ------
-        ValueError
-            If the numbers of channels or the shapes differ, a channel has fewer than 2
-            distinct points (duplicates are not merged), or a value is not finite.
-        """
-        if len(points) != len(values):
-            raise ValueError(f"values: expected {len(points)} channels like points, "
-                             f"got {len(values)}")
-        b0, b1, knots, jumps = [], [], [], []
-        for c, (p, v) in enumerate(zip(points, values)):
-            p = as_finite_array(p, f"points[{c}]", ndim=1)
-            v = as_finite_array(v, f"values[{c}]", ndim=1)
-            if p.shape != v.shape:
-                raise ValueError(f"values[{c}]: expected shape {p.shape}, got {v.shape}")
-            order = np.argsort(p, kind="stable")
-            p, v = p[order], v[order]
-            if len(p) < 2 or np.any(np.diff(p) <= 0):
-                raise ValueError(f"points[{c}]: expected at least 2 distinct points "
-                                 "(merge duplicates first)")
-            s = np.diff(v) / np.diff(p)
-            b1.append(s[0])
-            b0.append(v[0] - s[0] * p[0])
-            knots.append(p[1:-1])
-            jumps.append(np.diff(s))
-        return cls(np.array(b0), np.array(b1), knots, jumps)
