@@ -30,13 +30,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _record import write_record  # benchmarks/_record.py (run as a script)
 
 from reference.convex import _solve as convex
 from reference.convex._problem import CoefficientProblem
 from reference.convex._representer import solve_plain_single_neuron
-from reference.testing import loss_targets as targets, random_net, single_neuron as problem
-
-from _record import write_record       # benchmarks/_record.py (run as a script)
+from reference.testing import loss_targets as targets
+from reference.testing import random_net
+from reference.testing import single_neuron as problem
 
 LAM = 0.5
 NETWORK_LAM = 0.1

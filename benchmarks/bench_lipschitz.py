@@ -33,17 +33,23 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _record import write_record  # benchmarks/_record.py (run as a script)
 
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz._milp import exact_milp
-from reference.lipschitz._exact1d import exact_1d
 from reference.io._model_file import network_from_mat
-from reference.lipschitz._lipsdp import MARGINS, certified_rho, lipsdp, lipsdp_data, lmi_size, sdp_cost
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz._exact1d import exact_1d
+from reference.lipschitz._lipsdp import (
+    MARGINS,
+    certified_rho,
+    lipsdp,
+    lipsdp_data,
+    lmi_size,
+    sdp_cost,
+)
+from reference.lipschitz._milp import exact_milp
 from reference.lipschitz._sdp_backends import solve_cvxpy
 from reference.nn._network import build_mlp
 from reference.testing import random_net
-
-from _record import write_record       # benchmarks/_record.py (run as a script)
 
 ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
 CURVE_SIZES = "25,50,100,150,200,250,300,400,500,600,800"

@@ -35,11 +35,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _record import write_record  # benchmarks/_record.py (run as a script)
 
 from reference.nn import _kernels as spline_kernels
 from reference.nn._linear_spline import LinearSpline
-
-from _record import write_record       # benchmarks/_record.py (run as a script)
 
 
 def time_call(fn) -> tuple[float, float]:
@@ -153,7 +152,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baseline", default=None,
-                        help="git revision or file of reference/nn/_linear_spline.py to compare with")
+                        help="git revision or file of reference/nn/_linear_spline.py to "
+                             "compare with")
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "bench_spline.json"))
     args = parser.parse_args(argv)
 
@@ -224,7 +224,8 @@ def main(argv=None):
             print(f"{label:19s}: {1e3 * median[name]:8.2f} ms  ({rate[name]:.0f} M elements/s,"
                   f" {rate[name] / rate['np.add']:.3f} of np.add; CPU {1e3 * cpu[name]:.2f} ms,"
                   f" per core {cpu['np.add'] / cpu[name]:.3f} of np.add)")
-    print(f"np.add             : {1e3 * median['np.add']:8.2f} ms  ({rate['np.add']:.0f} M elements/s);"
+    print(f"np.add             : {1e3 * median['np.add']:8.2f} ms  "
+          f"({rate['np.add']:.0f} M elements/s);"
           f" ours / np.add = {record['fraction_of_bandwidth']:.3f}  (goal >= 0.3)")
     if args.baseline:
         record["baseline"] = args.baseline

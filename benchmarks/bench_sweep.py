@@ -31,12 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from _record import write_record  # benchmarks/_record.py (run as a script)
+
 from reference.nn import _linear_spline as spline
 from reference.training._experiments import RunConfig, run
 from reference.training._records import check_record, seal
 from reference.training._sweep import dask_client, expand, record_path, run_sweep, without_timings
-
-from _record import write_record       # benchmarks/_record.py (run as a script)
 
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 REFERENCE_RUN_SECONDS = 2.0        # the "2 s run" for the overhead goal
@@ -146,7 +146,8 @@ def main(argv=None):
           f"{record['speedup_with_start']:.2f}x (with the cluster start); engine overhead "
           f"{overhead * 1e3:.0f} ms per run = {100 * record['overhead_fraction_of_2s_run']:.1f}%"
           f" of a 2 s run ({100 * record['overhead_fraction_of_mean_run']:.1f}% of the mean "
-          f"run here), in CPU time {cpu_overhead * 1e3:.0f} ms per run; records identical across engines: {same}; load average "
+          f"run here), in CPU time {cpu_overhead * 1e3:.0f} ms per run; records identical "
+          f"across engines: {same}; load average "
           f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")
     write_record(record, args.out)
     print(f"wrote {args.out}")

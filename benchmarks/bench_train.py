@@ -274,7 +274,7 @@ def main(argv=None):
     record["load_average_after"] = os.getloadavg()
     print(f"load average before {record['load_average_before'][0]:.2f}, after "
           f"{record['load_average_after'][0]:.2f}")
-    from _record import write_record     # here: a worker imports the revision it times
+    from _record import write_record  # here: a worker imports the revision it times
     write_record(record, args.out)
     print(f"JSON record: {args.out}")
 

@@ -16,16 +16,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt   # noqa: E402
-import numpy as np                # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-from figures.profiles import BASELINES, DATASETS, REGS, config_of   # noqa: E402
-from reference.data import _datasets as datasets  # noqa: E402
+from figures.profiles import BASELINES, DATASETS, REGS, config_of  # noqa: E402
 from reference.convex import _solve as convex
-from reference.io._files import atomic_write, write_text               # noqa: E402
-from reference.io._model_file import load_model                                # noqa: E402
-from reference.nn._network import KnotSplineActivation, SplineActivation   # noqa: E402
 from reference.convex._problem import numpy_objective
+from reference.data import _datasets as datasets  # noqa: E402
+from reference.io._files import atomic_write, write_text  # noqa: E402
+from reference.io._model_file import load_model  # noqa: E402
+from reference.nn._network import KnotSplineActivation, SplineActivation  # noqa: E402
 
 LADDER_METHODS = {"theorem1_bv2": "Theorem 1, BV2 form (paper)",
                   "theorem1": "Theorem 1, exact slopes", "layerwise": "layer-wise",

@@ -5,7 +5,8 @@ shapes alone and calls `guard`; over the limit it raises TooLarge (a ValueError)
 gives the estimate, the limit and the keyword argument that raises the limit.  Each limit is a
 module constant beside the method (one number to raise when the method gets faster):
 
-    lipsdp.lipsdp          work of the SDP solve, e.g. NUMPY 8 N^3 + k^3 on the reduced LMI (sdp_cost)
+    lipsdp.lipsdp          work of the SDP solve, e.g. NUMPY 8 N^3 + k^3 on the reduced LMI
+                           (sdp_cost)
                            <= MAX_SDP_COST, keyword max_sdp_cost
     exact.exact_milp       binaries, counted while encoding <= MAX_BINARIES, max_binaries
     lipschitz.lower        points x flops of one Jacobian <= MAX_LOWER_COST, max_lower_cost
@@ -21,11 +22,12 @@ max_pieces (MAX_PIECES) with a bracket, as at its time limit; regions2d.regions_
 strips of each split before building them and stops at max_regions (MAX_REGIONS) likewise.
 
 Time limit: the methods that may still run long after passing their guard (exact_1d,
-regions_2d, exact_milp) take `time_limit` (seconds, finite and > 0: `check_time_limit`) and, when they
-reach it, return the best certified answer so far marked as such: status "time_limit", value
-None, certified_exact False, and a bracket lower_bound <= Lip <= upper_bound, each bound with
-its certificate.  LipSDP has a size guard only: its interior-point solves have no time limit, and their cost
-is predictable from the LMI's side and number of multipliers.
+regions_2d, exact_milp) take `time_limit` (seconds, finite and > 0: `check_time_limit`) and,
+when they reach it, return the best certified answer so far marked as such: status
+"time_limit", value None, certified_exact False, and a bracket lower_bound <= Lip <=
+upper_bound, each bound with its certificate.  LipSDP has a size guard only: its
+interior-point solves have no time limit, and their cost is predictable from the LMI's side
+and number of multipliers.
 """
 from __future__ import annotations
 

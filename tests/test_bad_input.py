@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from reference.io import _files as files
 from reference.cli import main
+from reference.io import _files as files
 from reference.io._model_file import FORMAT, load_model, save_model
 from reference.nn._network import build_mlp
 

@@ -5,18 +5,19 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+from reference import _limits as limits
 from reference.convex import _problem as problem
 from reference.convex import _representer as representer
 from reference.convex import _solve as convex
-from reference.lipschitz import _exact1d as exact1d
-from reference.lipschitz import _milp as milp
-from reference.lipschitz import _ladder as ladder
-from reference import _limits as limits
-from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz import _lipsdp as lipsdp
 from reference.exceptions import TooLarge
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _exact1d as exact1d
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _lipsdp as lipsdp
+from reference.lipschitz import _milp as milp
 from reference.nn._network import build_mlp
 from reference.testing import check_property, random_net, single_neuron
 
@@ -112,6 +113,7 @@ def test_lipsdp_on_2_1200_1200_1_is_refused_before_anything_is_built(monkeypatch
 
 def test_lipsdp_guard_admits_the_anchors_and_is_overridable(monkeypatch):
     from pathlib import Path
+
     from reference.io._model_file import network_from_mat
     anchors = Path(__file__).resolve().parents[2] / "shared" / "anchors"
     for name in ("lipsdp_random_weights.mat", "lipsdp_mnist_weights.mat"):
@@ -131,6 +133,7 @@ def test_lipsdp_fallback_only_within_the_guard(monkeypatch):
     """When the default solver (NUMPY) fails, CVXOPT and then CLARABEL are tried, each only
     when its own estimate passes the guard."""
     import cvxpy as cp
+
     from reference.lipschitz._sdp_backends import SdpSolution
     net = build_mlp([2, 12, 12, 1], "relu", rng=1)
     for name in ("NUMPY", "CVXOPT"):

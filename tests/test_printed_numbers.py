@@ -7,16 +7,17 @@ assertion to its output; here run its pieces' commands (train, lipschitz, sweep)
 import numpy as np
 import pytest
 
+from reference._format import exact, plain
+from reference.cli import main
 from reference.convex import _active_set as active_set
 from reference.convex import _problem as problem
 from reference.convex import _solve as convex
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
-from reference._format import exact, plain
-from reference.cli import main
 from reference.io._model_file import save_model
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
 from reference.nn._network import build_mlp
 from reference.testing import NumpyRepr, assert_numbers_only, deepsplines_state_dict
+
 
 # ------------------------------------------------------------------------- the helper
 @pytest.mark.parametrize("value, text", [

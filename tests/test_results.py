@@ -21,12 +21,21 @@ from reference._result import Result
 from reference.convex import SolveCertificate, solve_layer, solve_path
 from reference.exceptions import SolveNotCertified
 from reference.io._files import dumps_json
-from reference.lipschitz import (BoundResult, LadderResult, exact_1d, exact_1d_on_box,
-                                 exact_milp, ladder, lipsdp, lower, regions_2d)
+from reference.lipschitz import (
+    BoundResult,
+    LadderResult,
+    exact_1d,
+    exact_1d_on_box,
+    exact_milp,
+    ladder,
+    lipsdp,
+    lower,
+    regions_2d,
+)
 from reference.lipschitz import _ladder as ladder_mod
 from reference.lipschitz import _lipsdp as lipsdp_mod
 from reference.nn import Dense, Identity, Network, build_mlp
-from reference.testing import single_neuron   # the tests' shared 1-D problem
+from reference.testing import single_neuron  # the tests' shared 1-D problem
 
 ENTRY = re.compile(r"^(\w+) : (.+)$")
 TAGS = re.compile(r"^\s+\[([\w, ]+)\]")

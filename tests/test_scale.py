@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from reference.cli import _main as cli
-from reference.conformance import _suite as conformance
-from reference.oracle import _check as oracle
 from reference.conformance import _cases as cases
+from reference.conformance import _suite as conformance
 from reference.io._model_file import save_model
 from reference.nn._network import Dense, Network, ReLU, build_mlp
+from reference.oracle import _check as oracle
 from reference.testing import OtherSpline, law, oracle_inputs, oracle_model, rescale, rescale_case
 
 POWERS_OF_2 = (2.0 ** -26, 2.0 ** -10, 2.0 ** 13, 2.0 ** 26)
@@ -412,8 +412,8 @@ def test_a_wide_certified_bracket_is_no_exact_answer(monkeypatch):
     """The conformance suite grades an exact value within its certified bracket: a
     'certified' bracket wider than MAX_CERTIFIED_WIDTH (what exact_milp gave at a layer
     factor 1e-4, test above) would widen the tolerance until zero passes; it is refused."""
-    from reference.lipschitz import _milp as milp
     from reference.exceptions import SolveFailed
+    from reference.lipschitz import _milp as milp
 
     case = case_named("exact_milp")
     result = milp.exact_milp(case.net, "1", box=1.0)

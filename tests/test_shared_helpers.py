@@ -5,15 +5,15 @@ quote a value in a message (reference._format.shown / clipped)."""
 import numpy as np
 import pytest
 
-from reference.conformance import _suite as conformance
-from reference.training import _experiments as experiments
-from reference.training import _records as records
-from reference.conformance import _cases as cases
 from reference._format import clipped, shown
+from reference.conformance import _cases as cases
+from reference.conformance import _suite as conformance
 from reference.convex._certify import output_scale
 from reference.convex._solve import split_at
-from reference.training._experiments import RunConfig, json_sha256
 from reference.exceptions import SuiteError
+from reference.training import _experiments as experiments
+from reference.training import _records as records
+from reference.training._experiments import RunConfig, json_sha256
 
 
 def test_a_solve_answer_is_scaled_by_the_unit_of_the_solve(tmp_path):

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reference.lipschitz import _ladder as ladder
-from reference.training._experiments import run_training
 from reference.io._files import jsonable
 from reference.io._model_file import network_from_mat
+from reference.lipschitz import _ladder as ladder
 from reference.testing import random_net
+from reference.training._experiments import run_training
 from theory_checks._report import Report, main_for
 
 RTOL = 1e-9

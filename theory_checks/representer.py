@@ -28,11 +28,13 @@ import time
 import numpy as np
 
 from reference.convex import _solve as convex
-from reference.training._experiments import run_training
-from reference.data import _datasets as datasets
-from reference.testing import REDUCTION_OUTPUT_RTOL as OUT_RTOL, loss_targets as targets, random_net
 from reference.convex._problem import CHECK_RTOL
 from reference.convex._representer import interpolation_lp, reduce_network
+from reference.data import _datasets as datasets
+from reference.testing import REDUCTION_OUTPUT_RTOL as OUT_RTOL
+from reference.testing import loss_targets as targets
+from reference.testing import random_net
+from reference.training._experiments import run_training
 from theory_checks._report import Report, main_for
 
 NORM_RTOL, OPT_RTOL = 1e-9, CHECK_RTOL

@@ -38,7 +38,8 @@ from reference import convex, nn
 
 rng = np.random.default_rng(1)
 net = nn.build_mlp([2, 3, 1], "spline", rng=0)
-net.layers[1].params["coefficients"][:] = rng.normal(size=net.layers[1].params["coefficients"].shape)
+coefficients = net.layers[1].params["coefficients"]
+coefficients[:] = rng.normal(size=coefficients.shape)
 x = rng.uniform(-1, 1, (40, 2))
 reduced, report = convex.reduce_network(net, x, reg="tv2")
 print(f"largest change of an output at the data: {report['max_output_change']:.2g}")

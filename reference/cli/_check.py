@@ -8,14 +8,25 @@ from pathlib import Path
 
 import numpy as np
 
+from reference.cli._args import nonneg_float
+from reference.cli._evaluate import (
+    KNOT_TOL_HELP,
+    add_objective_arguments,
+    inputs_named,
+    load_inputs,
+    objective_from_args,
+)
+from reference.io._files import (
+    check_not_an_input,
+    check_writable,
+    describe,
+    dumps_json,
+    load_npz,
+    write_text,
+)
+from reference.io._model_file import load_model
 from reference.oracle import _check as oracle
 from reference.oracle._one_sided import ForwardPass
-from reference.cli._args import nonneg_float
-from reference.cli._evaluate import (KNOT_TOL_HELP, add_objective_arguments, inputs_named,
-                                         load_inputs, objective_from_args)
-from reference.io._files import (check_not_an_input, check_writable, describe, dumps_json, load_npz,
-                             write_text)
-from reference.io._model_file import load_model
 
 NAME = "check"
 HELP = "compare another implementation's answers with ours"

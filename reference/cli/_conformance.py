@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reference.io._files import check_not_an_input, check_writable, dumps_json, write_text
 from reference.conformance import _suite as conformance
+from reference.io._files import check_not_an_input, check_writable, dumps_json, write_text
 
 NAME = "conformance"
 HELP = "golden cases: export the suite, grade answers"

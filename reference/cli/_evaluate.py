@@ -8,13 +8,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from reference.oracle import _check as oracle
-from reference.exceptions import OverflowResult
 from reference.cli._args import nonneg_float
+from reference.exceptions import OverflowResult
 from reference.io._files import check_not_an_input, check_writable, load_npy, write_npz
-from reference.oracle._one_sided import ForwardPass
 from reference.io._model_file import load_model
 from reference.nn._losses import LOSSES
+from reference.oracle import _check as oracle
+from reference.oracle._one_sided import ForwardPass
 from reference.training._train import REGULARISERS
 
 NAME = "evaluate"

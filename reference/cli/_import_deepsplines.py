@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from reference.io import _deepsplines as ds
 from reference._format import exact, plain
 from reference.cli._args import positive_float
+from reference.io import _deepsplines as ds
 from reference.io._files import check_not_an_input, check_writable, dumps_json
 from reference.io._model_file import save_model
 

@@ -3,14 +3,19 @@ Theorem-1 bounds) with each method's certificate; with --claim C, a verdict on t
 Lip_p(f) <= C over the box (sound / unsound / undecided, exit 0 / 1 / 3)."""
 from __future__ import annotations
 
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz import _lipsdp as lipsdp
-from reference.lipschitz import _verdict as verdict
-from reference.cli._args import (box_half_width, nonneg_float, nonneg_int, positive_float,
-                                     positive_int)
+from reference.cli._args import (
+    box_half_width,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 from reference.io._files import dumps_json
 from reference.io._model_file import load_model, network_from_mat
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _lipsdp as lipsdp
+from reference.lipschitz import _verdict as verdict
 
 NAME = "lipschitz"
 HELP = "the Lipschitz ladder: lower, exact, LipSDP, bounds"

@@ -7,8 +7,8 @@ import argparse
 import os
 import sys
 
-from reference.exceptions import TooLarge
 from reference.cli._registry import COMMANDS
+from reference.exceptions import TooLarge
 
 
 def build_parser() -> argparse.ArgumentParser:

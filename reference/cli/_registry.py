@@ -12,8 +12,18 @@ A new command is one such module plus its entry in COMMANDS, in the order the he
 them."""
 from __future__ import annotations
 
-from reference.cli import (_check, _conformance, _evaluate, _import_deepsplines, _info,
-                           _lipschitz, _reproduce, _solve, _sweep, _train)
+from reference.cli import (
+                           _check,
+                           _conformance,
+                           _evaluate,
+                           _import_deepsplines,
+                           _info,
+                           _lipschitz,
+                           _reproduce,
+                           _solve,
+                           _sweep,
+                           _train,
+)
 
 COMMANDS = (_train, _info, _check, _evaluate, _lipschitz, _solve, _import_deepsplines,
             _conformance, _reproduce, _sweep)

@@ -4,19 +4,19 @@ limit, or no certificate at the tolerance): the best feasible point is written, 
 objective and a lower bound where available; 2 an error (no model written)."""
 from __future__ import annotations
 
-from reference._numerics import as_finite_array
 from reference._format import plain
-from reference.convex._certify import GAP_RTOL
+from reference._numerics import as_finite_array
 from reference.cli._args import nonneg_float, nonneg_int, positive_float, size_int
-from reference.convex._solve import MAX_PROBLEM_SIZE, METHODS, TIME_LIMIT
+from reference.convex import _solve as convex
+from reference.convex._certify import GAP_RTOL
 from reference.convex._problem import MERGE_RTOL
+from reference.convex._solve import MAX_PROBLEM_SIZE, METHODS, TIME_LIMIT
 from reference.exceptions import SolveNotCertified
-from reference.training._experiments import TRAIN_DEFAULTS
 from reference.io._files import check_not_an_input, check_writable, dumps_json, load_npz
 from reference.io._model_file import load_model, save_model
 from reference.nn._losses import LOSSES
+from reference.training._experiments import TRAIN_DEFAULTS
 from reference.training._train import REGULARISERS
-from reference.convex import _solve as convex
 
 NAME = "solve"
 HELP = "certified optimum of one spline layer, weights fixed"

@@ -6,9 +6,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reference.cli._args import (_choice, fraction, list_of, nonneg_float, nonneg_int,
-                                 parse_hidden, positive_float, positive_int, seed_list,
-                                 size_int, sweep_sparsify)
+from reference.cli._args import (
+    _choice,
+    fraction,
+    list_of,
+    nonneg_float,
+    nonneg_int,
+    parse_hidden,
+    positive_float,
+    positive_int,
+    seed_list,
+    size_int,
+    sweep_sparsify,
+)
 from reference.data import _datasets as datasets
 from reference.io._files import check_writable
 from reference.nn._spline_grid import grid_from_range

@@ -3,14 +3,27 @@ network and report its accuracy, the splines' TV2 and knots and its Lipschitz bo
 from __future__ import annotations
 
 from reference._format import plain
-from reference.cli._args import (fraction, nonneg_float, nonneg_int, parse_hidden,
-                                 positive_float, positive_int, size_int, sparsify_value)
+from reference.cli._args import (
+    fraction,
+    nonneg_float,
+    nonneg_int,
+    parse_hidden,
+    positive_float,
+    positive_int,
+    size_int,
+    sparsify_value,
+)
 from reference.data import _datasets as datasets
 from reference.io._files import check_writable, dumps_json
 from reference.io._model_file import save_model
 from reference.nn._spline_grid import grid_from_range
-from reference.training._experiments import (RUN_ACTIVATIONS, SPLINE_INITS, TRAIN_DEFAULTS,
-                                             run_training, spline_summary)
+from reference.training._experiments import (
+    RUN_ACTIVATIONS,
+    SPLINE_INITS,
+    TRAIN_DEFAULTS,
+    run_training,
+    spline_summary,
+)
 from reference.training._train import ACC_DROP, REGULARISERS
 
 NAME = "train"

@@ -5,15 +5,15 @@ reference's expected answers to a directory, `load_suite` reads one back and che
 against the built-in cases, `grade` grades another implementation's answers to it (with
 ``reference.oracle.check``), and `self_answers` answers it with this reference.
 """
+from reference.conformance._cases import (
+    Case,
+    build_cases,
+)
 from reference.conformance._suite import (
     export,
     grade,
     load_suite,
     self_answers,
-)
-from reference.conformance._cases import (
-    build_cases,
-    Case,
 )
 
 __all__ = [

@@ -30,15 +30,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reference.convex import _solve as convex
+from reference.exceptions import SolveFailed
+from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _exact1d as exact1d
 from reference.lipschitz import _milp as milp
-from reference.lipschitz import _bounds as lipschitz
-from reference.oracle import _check as oracle
-from reference.exceptions import SolveFailed
-from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
-                               PReLU, ReLU, SplineActivation)
 from reference.nn._linear_spline import LinearSpline
-from reference.convex import _solve as convex
+from reference.nn._network import (
+    Dense,
+    Identity,
+    KnotSplineActivation,
+    LeakyReLU,
+    Network,
+    PReLU,
+    ReLU,
+    SplineActivation,
+)
+from reference.oracle import _check as oracle
 
 SEED = 20200106                     # every case: default_rng([SEED, crc32(name)])
 EVALUATE_RTOL, EVALUATE_ATOL = 1e-10, 1e-10

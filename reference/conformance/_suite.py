@@ -51,13 +51,23 @@ from pathlib import Path
 import numpy as np
 
 from reference import __version__
-from reference.oracle import _check as oracle
 from reference._format import clipped, shown
 from reference.conformance import _cases as cases
-from reference.io._files import (NpzReader, atomic_write, describe, dumps_json, file_kind, load_npy,
-                                 load_npz, prepare_output_dir, write_npz, write_text)
 from reference.exceptions import FileError, SuiteError
+from reference.io._files import (
+    NpzReader,
+    atomic_write,
+    describe,
+    dumps_json,
+    file_kind,
+    load_npy,
+    load_npz,
+    prepare_output_dir,
+    write_npz,
+    write_text,
+)
 from reference.io._model_file import layer_entries, load_model, save_model
+from reference.oracle import _check as oracle
 from reference.oracle._key_scales import KeyScales, solve_unit
 from reference.oracle._localise import format_localisation
 

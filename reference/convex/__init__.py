@@ -10,6 +10,9 @@ of a layer with its tolerances; `reduce_network` is the representer reduction (e
 replaced by its interpolant at the data) and `interpolation_lp` the least-TV(2) or BV(2)
 spline through given points.
 """
+from reference.convex._active_set import (
+    solve_layer_active,
+)
 from reference.convex._certificate import (
     SolveCertificate,
 )
@@ -17,17 +20,14 @@ from reference.convex._problem import (
     CoefficientProblem,
     knot_counts,
 )
+from reference.convex._representer import (
+    interpolation_lp,
+    reduce_network,
+)
 from reference.convex._solve import (
+    METHODS,
     solve_layer,
     solve_path,
-    METHODS,
-)
-from reference.convex._active_set import (
-    solve_layer_active,
-)
-from reference.convex._representer import (
-    reduce_network,
-    interpolation_lp,
 )
 
 __all__ = [

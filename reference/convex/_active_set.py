@@ -57,14 +57,20 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from reference._format import exact
+from reference._limits import Deadline
+from reference.convex._problem import (
+    CoefficientProblem,
+    RegWeights,
+    finish,
+    gauge_basis,
+    knot_counts,
+    problem_for,
+)
+from reference.convex._solver_settings import REFINED_SETTINGS
 from reference.exceptions import SolveFailed
 from reference.nn._losses import loss_and_grad
-from reference._limits import Deadline
 from reference.nn._network import KnotSplineActivation, Network
 from reference.nn._regularisers import get as get_regulariser
-from reference.convex._solver_settings import REFINED_SETTINGS
-from reference.convex._problem import (CoefficientProblem, RegWeights, finish, gauge_basis,
-                                       knot_counts, problem_for)
 
 INITIAL_POINTS = 8          # quantile candidates per neuron in the first round (ends included)
 MAX_ROUNDS = 30

@@ -52,13 +52,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.convex._dual_bound import _affine_apply, _affine_gram, _solve_gram, dual_bound
 from reference._numerics import EPS
 from reference.convex._certificate import SolveCertificate
+from reference.convex._dual_bound import _affine_apply, _affine_gram, _solve_gram, dual_bound
+from reference.convex._problem import (
+    RegWeights,
+    _values_at,
+    build_model,
+    knot_counts,
+    numpy_objective,
+)
 from reference.exceptions import SolveNotCertified
 from reference.nn._regularisers import get as get_regulariser
-from reference.convex._problem import (RegWeights, _values_at, build_model, knot_counts,
-                                       numpy_objective)
 
 GAP_RTOL = 1e-6          # "optimal": every gap <= GAP_RTOL * max(F, U)
 LASSO_SWEEPS = 2000      # coordinate-descent sweeps of the BV2 affine candidate (at most)

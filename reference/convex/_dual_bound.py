@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import xlogy
 
-from reference.nn._losses import loss_and_grad
-from reference.nn._regularisers import get as get_regulariser
 from reference._numerics import EPS
 from reference.convex._active_set import bv2_end_weights, knot_correlation
+from reference.nn._losses import loss_and_grad
+from reference.nn._regularisers import get as get_regulariser
 
 V0_SEARCH = (17, 40)     # lip_dual_bound, BV2: v0 on grids of 17 points, at most 40
 

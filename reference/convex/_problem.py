@@ -25,10 +25,10 @@ from reference._format import exact
 from reference._limits import Deadline
 from reference.convex._solver_settings import solver_attempts
 from reference.exceptions import InaccurateSolution, SolveFailed
+from reference.nn._linear_spline import LinearSpline
 from reference.nn._losses import check_targets, loss_and_grad
 from reference.nn._network import KnotSplineActivation, Network, SplineActivation
 from reference.nn._regularisers import get as get_regulariser
-from reference.nn._linear_spline import LinearSpline
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
+from reference._limits import guard
 from reference._numerics import as_finite_array
+from reference.convex._problem import knot_counts
 from reference.convex._solve import MAX_PROBLEM_SIZE, check_samples, data_grid
 from reference.convex._solver_settings import check_solver
-from reference.convex._problem import knot_counts
 from reference.exceptions import SolveFailed
-from reference._limits import guard
 from reference.nn._network import KnotSplineActivation, Network
 from reference.nn._regularisers import get as get_regulariser
 

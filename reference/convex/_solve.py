@@ -40,18 +40,25 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from reference._numerics import as_finite_array, check_choice, check_positive
-from reference.convex._certificate import SolveCertificate
-from reference.exceptions import InaccurateSolution, SolveFailed, SolveNotCertified
 from reference._limits import Deadline, check_time_limit, guard
-from reference.nn._losses import LOSSES, check_targets
-from reference.nn._network import Network
-from reference.nn._regularisers import REGULARISERS as REGISTRY, get as get_regulariser
-from reference.convex._solver_settings import (LOSS_CLASS, PROBLEM_CLASSES,  # noqa: F401 (re-exported)
-                                       check_solver, refine_passes, usable_solvers)
-from reference.convex import _active_set as active_set, _certify as certify
+from reference._numerics import as_finite_array, check_choice, check_positive
+from reference.convex import _active_set as active_set
+from reference.convex import _certify as certify
+from reference.convex._certificate import SolveCertificate
 from reference.convex._certify import nearest_power_of_two
 from reference.convex._problem import MERGE_RTOL, finish, gauge_basis, problem_for
+from reference.convex._solver_settings import (  # noqa: F401 (re-exported)
+    LOSS_CLASS,
+    PROBLEM_CLASSES,
+    check_solver,
+    refine_passes,
+    usable_solvers,
+)
+from reference.exceptions import InaccurateSolution, SolveFailed, SolveNotCertified
+from reference.nn._losses import LOSSES, check_targets
+from reference.nn._network import Network
+from reference.nn._regularisers import REGULARISERS as REGISTRY
+from reference.nn._regularisers import get as get_regulariser
 
 TIME_LIMIT = 300.0         # seconds of one solve_layer / solve_path call (time_limit)
 REGULARISERS = tuple(REGISTRY)     # ("tv2", "bv2"): the names of reference.nn._regularisers

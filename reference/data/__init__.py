@@ -5,12 +5,12 @@ scikit-learn's bundled set, and MNIST is read from a path the user gives (`load`
 """
 from reference.data._datasets import (
     DATASETS,
-    load,
-    two_d,
-    mnist,
-    test_grid,
     circle_labels,
+    load,
+    mnist,
     s_shape_labels,
+    test_grid,
+    two_d,
 )
 
 __all__ = [

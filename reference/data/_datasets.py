@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from reference._numerics import check_choice
-from reference.io._files import MAX_ARRAY_BYTES, describe, load_npz
 from reference.exceptions import FileError
+from reference.io._files import MAX_ARRAY_BYTES, describe, load_npz
 
 GENERATED = ("circle", "s_shape")
 DATASETS = GENERATED + ("digits", "mnist")

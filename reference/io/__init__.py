@@ -1,19 +1,19 @@
 """Files: the model file, safe (atomic) writes, the DeepSplines importer."""
-from reference.io._model_file import (
-    load_model,
-    save_model,
-    network_from_mat,
-    FORMAT,
+from reference.io._deepsplines import (
+    deepsplines_step,
+    import_deepsplines,
 )
 from reference.io._files import (
     atomic_write,
-    write_text,
-    write_npz,
     load_npz,
+    write_npz,
+    write_text,
 )
-from reference.io._deepsplines import (
-    import_deepsplines,
-    deepsplines_step,
+from reference.io._model_file import (
+    FORMAT,
+    load_model,
+    network_from_mat,
+    save_model,
 )
 
 __all__ = [

@@ -60,9 +60,15 @@ import numpy as np
 
 from reference._format import exact
 from reference.io._files import describe, file_kind
-from reference.nn._network import (ACTIVATION_TYPES, Dense, KnotSplineActivation, Network, PReLU,
-                               SplineActivation)
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import (
+    ACTIVATION_TYPES,
+    Dense,
+    KnotSplineActivation,
+    Network,
+    PReLU,
+    SplineActivation,
+)
 
 TORCH_INSTALL = ("pip install torch==2.13.0, then pip install --no-deps deepsplines (the "
                  "project's [torch] extra; --no-deps keeps out torchvision, which DeepSplines "

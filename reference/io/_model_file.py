@@ -25,9 +25,9 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from reference.nn._network import Dense, Network, layer_types, make_activation
-from reference.io._files import NpzReader, describe, file_kind, write_npz
 from reference.exceptions import FileError, ModelFileError
+from reference.io._files import NpzReader, describe, file_kind, write_npz
+from reference.nn._network import Dense, Network, layer_types, make_activation
 
 FORMAT = "deepspline-reference/1"
 FORMAT_KNOTS = "deepspline-reference/2"

@@ -15,27 +15,26 @@ from reference.lipschitz._bound_result import (
     LadderResult,
 )
 from reference.lipschitz._bounds import (
-    theorem1,
-    theorem1_bv2,
+    jacobian_norms,
     layerwise,
     lower,
-    jacobian_norms,
     operator_norm,
     slope_bounds,
-)
-from reference.lipschitz._lipsdp import (
-    lipsdp,
-    lipsdp_data,
-    certified_rho,
-    VARIANTS,
-)
-from reference.lipschitz._rounding import (
-    RoundingBound,
-    rounding_bound,
+    theorem1,
+    theorem1_bv2,
 )
 from reference.lipschitz._exact1d import (
     exact_1d,
     exact_1d_on_box,
+)
+from reference.lipschitz._ladder import (
+    ladder,
+)
+from reference.lipschitz._lipsdp import (
+    VARIANTS,
+    certified_rho,
+    lipsdp,
+    lipsdp_data,
 )
 from reference.lipschitz._milp import (
     exact_milp,
@@ -43,8 +42,9 @@ from reference.lipschitz._milp import (
 from reference.lipschitz._regions2d import (
     regions_2d,
 )
-from reference.lipschitz._ladder import (
-    ladder,
+from reference.lipschitz._rounding import (
+    RoundingBound,
+    rounding_bound,
 )
 from reference.lipschitz._verdict import (
     Verdict,

@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from reference.exceptions import OverflowResult
-from reference.lipschitz._bound_result import BoundResult
 from reference._limits import check_box, guard
 from reference._numerics import gamma, product_or_overflow, scaled_product
+from reference.exceptions import OverflowResult
+from reference.lipschitz._bound_result import BoundResult
 from reference.nn._network import Activation, Identity, Network
 
 NUM_POINTS = 2000            # lower: seeded random points of the first round

@@ -34,13 +34,18 @@ from contextlib import contextmanager
 import numpy as np
 import scipy.optimize
 
-from reference.lipschitz._bounds import (activation_constants, blocks, operator_norm, steepest_direction,
-                                 vector_norm)
-from reference.nn._network import Dense, Network
-from reference.lipschitz._pieces import piece_table
 from reference._numerics import gamma
-from reference.nn._knot_spline import KnotSpline
 from reference.exceptions import NotApplicable
+from reference.lipschitz._bounds import (
+    activation_constants,
+    blocks,
+    operator_norm,
+    steepest_direction,
+    vector_norm,
+)
+from reference.lipschitz._pieces import piece_table
+from reference.nn._knot_spline import KnotSpline
+from reference.nn._network import Dense, Network
 
 MAX_PIECES = 1_000_000     # exact_1d: segments of the partition (stops with a bracket)
 TIME_LIMIT = 60.0          # seconds, every exact method (they return a bracket at the limit)

@@ -30,16 +30,31 @@ from fractions import Fraction
 
 import numpy as np
 
+from reference._limits import Deadline, check_box, check_limit
+from reference._numerics import gamma
 from reference.exceptions import OverflowResult
 from reference.lipschitz._bound_result import BoundResult
-from reference.lipschitz._exact import (MAX_PIECES, TIME_LIMIT, chord_pair, finite_or_none, input_scale,
-                             jacobian_rounding, piece_tables, scaled_input)
-from reference._limits import Deadline, check_box, check_limit
 from reference.lipschitz._bounds import check_finite, parse_p, vector_norm
+from reference.lipschitz._exact import (
+    MAX_PIECES,
+    TIME_LIMIT,
+    chord_pair,
+    finite_or_none,
+    input_scale,
+    jacobian_rounding,
+    piece_tables,
+    scaled_input,
+)
+from reference.lipschitz._partition import (
+    LayerMap,
+    begin_cut,
+    certify,
+    chunks,
+    conclude,
+    end_cut,
+    enumerate_cells,
+)
 from reference.nn._network import Network
-from reference.lipschitz._partition import (LayerMap, begin_cut, certify, chunks, conclude, end_cut,
-                                 enumerate_cells)
-from reference._numerics import gamma
 
 CHUNK = 65536              # segments per step (memory CHUNK x width)
 CHANGE_RTOL = 1e-12        # linear_pieces: neighbours whose slopes agree to this merge

@@ -33,17 +33,17 @@ from typing import Any
 
 import numpy as np
 
-from reference.lipschitz import _exact as exact_mod
+from reference import _limits as limits
 from reference.data._datasets import check_count
 from reference.exceptions import NotApplicable, OverflowResult, SolveFailed, TooLarge
-from reference import _limits as limits
 from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz._bound_result import BoundResult, LadderResult
+from reference.lipschitz import _exact as exact_mod
+from reference.lipschitz import _exact1d as exact1d
 from reference.lipschitz import _lipsdp as lipsdp
 from reference.lipschitz import _milp as milp
 from reference.lipschitz import _regions2d as regions2d
+from reference.lipschitz._bound_result import BoundResult, LadderResult
 from reference.nn._network import Network
-from reference.lipschitz import _exact1d as exact1d
 
 METHODS = ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise", "theorem1",
            "theorem1_bv2")

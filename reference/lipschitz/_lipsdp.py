@@ -133,22 +133,40 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from reference.lipschitz._bound_result import BoundResult
+from reference._limits import guard
+from reference._numerics import UNIT_ROUNDOFF, gamma, product_or_overflow, times_power_of_two_up
+from reference.exceptions import OverflowResult, SolveFailed
 from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, check_threads
 from reference.lipschitz._blas import blas_threads as threads_of_blas
-from reference.exceptions import OverflowResult, SolveFailed
-from reference._numerics import UNIT_ROUNDOFF, gamma, product_or_overflow, times_power_of_two_up
-from reference._limits import guard
-from reference.lipschitz._bounds import CLOSED_FORM_FACTOR, check_finite, closed_form_rtol, layerwise
-from reference.lipschitz._lipsdp_dual import DualBound, dual_bound
+from reference.lipschitz._bound_result import BoundResult
+from reference.lipschitz._bounds import (
+    CLOSED_FORM_FACTOR,
+    check_finite,
+    closed_form_rtol,
+    layerwise,
+)
 from reference.lipschitz._ipm import solve_numpy
+from reference.lipschitz._lipsdp_dual import DualBound, dual_bound
 from reference.lipschitz._normalise import Layers, Normalisation, layers_of, normalise
-from reference.lipschitz._rounding import (ROUNDING_CHECKS, USELESS_RTOL,  # noqa: F401
-                                       RoundingBound, rounding_bound, rounding_fields,
-                                       rounding_text)
-from reference.lipschitz._sdp_backends import (CVXPY_SOLVERS, LmiData, SdpSolution,
-                                      lmi_matrix, lmi_size, multiplier_map, sdp_cost,
-                                      solve_cvxopt, solve_cvxpy)
+from reference.lipschitz._rounding import (  # noqa: F401
+    ROUNDING_CHECKS,
+    USELESS_RTOL,
+    RoundingBound,
+    rounding_bound,
+    rounding_fields,
+    rounding_text,
+)
+from reference.lipschitz._sdp_backends import (
+    CVXPY_SOLVERS,
+    LmiData,
+    SdpSolution,
+    lmi_matrix,
+    lmi_size,
+    multiplier_map,
+    sdp_cost,
+    solve_cvxopt,
+    solve_cvxpy,
+)
 from reference.nn._network import Network
 
 VARIANTS = ("neuron", "layer")

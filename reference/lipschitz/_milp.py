@@ -23,18 +23,32 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
-from reference.lipschitz import _rational as rational
-from reference.exceptions import MilpNotOptimal, NotApplicable
-from reference.lipschitz._exact import (TIME_LIMIT, box_halfspaces, chord_pair, finite_or_none,
-                                        knot_form, normalized_network, piece_tables,
-                                        solver_output_silenced, tail_bounds)
-from reference.lipschitz._bound_result import BoundResult
 from reference._limits import Deadline, check_box, check_limit, guard
-from reference.lipschitz._bounds import (check_finite, jacobian_norms, operator_norm, parse_p,
-                                 secant_pair, vector_norm)
+from reference.exceptions import MilpNotOptimal, NotApplicable
+from reference.lipschitz import _rational as rational
+from reference.lipschitz._bound_result import BoundResult
+from reference.lipschitz._bounds import (
+    check_finite,
+    jacobian_norms,
+    operator_norm,
+    parse_p,
+    secant_pair,
+    vector_norm,
+)
+from reference.lipschitz._exact import (
+    TIME_LIMIT,
+    box_halfspaces,
+    chord_pair,
+    finite_or_none,
+    knot_form,
+    normalized_network,
+    piece_tables,
+    solver_output_silenced,
+    tail_bounds,
+)
 from reference.lipschitz._milp_patterns import decide
-from reference.nn._network import Network
 from reference.nn._knot_spline import KnotSpline
+from reference.nn._network import Network
 
 MAX_BINARIES = 400         # binaries of one MILP (refused before solving)
 HIGHS_INFINITY = 1e20      # HiGHS treats bounds of this size as infinite

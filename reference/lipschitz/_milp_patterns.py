@@ -19,8 +19,8 @@ import scipy.optimize
 
 from reference.lipschitz import _rational as rational
 from reference.lipschitz._exact import solver_output_silenced
-from reference.nn._network import Network
 from reference.lipschitz._rounding_exact import robust_pieces
+from reference.nn._network import Network
 
 
 def interior_point(rows, box: float, n0: int):

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from reference.lipschitz import _rational as rational
 from reference.exceptions import OverflowResult
-from reference.lipschitz._exact import pattern_jacobian, tail_bounds, tail_products
+from reference.lipschitz import _rational as rational
 from reference.lipschitz._bounds import jacobian_norms
+from reference.lipschitz._exact import pattern_jacobian, tail_bounds, tail_products
 from reference.lipschitz._rounding_exact import robust_pieces
 
 DENSE_ROUNDINGS = 1          # LayerMap error: gamma_m, m += N_in + this per dense layer

@@ -30,8 +30,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from reference.nn._linear_spline import LinearSpline
 from reference._numerics import gamma
+from reference.nn._linear_spline import LinearSpline
 
 
 @dataclass

@@ -64,18 +64,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference._format import exact
+from reference._limits import Deadline, check_box, check_limit
+from reference._numerics import gamma
+from reference.exceptions import NotApplicable, SolveFailed
 from reference.lipschitz import _rational as rational
 from reference.lipschitz._bound_result import BoundResult
-from reference._format import exact
-from reference.exceptions import NotApplicable, SolveFailed
-from reference.lipschitz._exact import (chord_pair, finite_or_none, input_scale, jacobian_rounding,
-                                        piece_tables, scaled_input, tail_bounds)
-from reference._limits import Deadline, check_box, check_limit
 from reference.lipschitz._bounds import check_finite, jacobian_norms, parse_p, secant_pair
+from reference.lipschitz._exact import (
+    chord_pair,
+    finite_or_none,
+    input_scale,
+    jacobian_rounding,
+    piece_tables,
+    scaled_input,
+    tail_bounds,
+)
+from reference.lipschitz._partition import (
+    LayerMap,
+    begin_cut,
+    certify,
+    conclude,
+    end_cut,
+    enumerate_cells,
+)
 from reference.nn._network import Network
-from reference.lipschitz._partition import (LayerMap, begin_cut, certify, conclude, end_cut,
-                                 enumerate_cells)
-from reference._numerics import gamma
 
 MAX_REGIONS = 200_000        # polygons of the partition (stops with a bracket)
 TIME_LIMIT = 60.0            # seconds

@@ -23,8 +23,8 @@ def activation_error(layer, z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """A bound on |computed sigma(z) - sigma(z)| for the computed input z (M, N), output y,
     as the layer states it (`Activation.forward_error`): ReLU and identity exact; LeakyReLU
     / PReLU one product, u |y|; uniform splines the kernels' stated bound
-    (reference.nn._linear_spline); knot splines gamma_6 (max|v| + max|s| (|z| + max|p|)).  TypeError for a layer that
-    states none."""
+    (reference.nn._linear_spline); knot splines gamma_6 (max|v| + max|s| (|z| + max|p|)).
+    TypeError for a layer that states none."""
     return layer.forward_error(z, y)
 
 

@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from reference._limits import check_box
+from reference._numerics import UNIT_ROUNDOFF, check_nonnegative, gamma
 from reference.lipschitz import _exact as exact_mod
 from reference.lipschitz import _ladder as ladder
-from reference._limits import check_box
 from reference.lipschitz._bounds import check_finite, closed_form_rtol, parse_p, vector_norm
-from reference.nn._network import Network
 from reference.lipschitz._rounding_exact import forward_error_bound
-from reference._numerics import UNIT_ROUNDOFF, check_nonnegative, gamma
+from reference.nn._network import Network
 
 EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
 GLOBAL = ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron", "lipsdp_layer")

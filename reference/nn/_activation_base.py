@@ -16,7 +16,8 @@ One-sided derivatives (what the oracle needs at kinks): an activation layer list
 per neuron (`kinks`: positions, slopes left and right), says which pre-activations lie on
 one (`on_kink`, within a window relative to the pre-activation's magnitude) and, given
 `side` (M, N) int8 = -1 / +1, takes the slope left / right of the nearest kink there instead
-of its own convention (the right piece) in `backward` and `jacobian_step`.  Knows nothing of optimisers or cvxpy.
+of its own convention (the right piece) in `backward` and `jacobian_step`.  Knows nothing of
+optimisers or cvxpy.
 
 Registry: ACTIVATION_TYPES (kind -> class, filled by `register`) is the one list of the
 activation kinds.  Each class answers for itself what used to be spread over if-chains:

@@ -306,7 +306,7 @@ class NumbaKernels:
     keeps_pieces = False
 
     def __init__(self):
-        import numba                                 # ImportError when not installed
+        import numba  # ImportError when not installed
 
         jit = numba.njit(nogil=True, cache=True)
         self._forward = jit(_fused_forward)

@@ -874,7 +874,8 @@ class LinearSpline:
             "abs": np.abs,
             "even_odd": lambda t: np.concatenate(
                 [np.abs(t[: num_channels // 2]),
-                 np.sign(t[num_channels // 2:]) * np.maximum(np.abs(t[num_channels // 2:]) - 0.5, 0)]),
+                 np.sign(t[num_channels // 2:])
+                 * np.maximum(np.abs(t[num_channels // 2:]) - 0.5, 0)]),
         }
         if name not in inits:
             raise ValueError(f"init: expected one of {sorted(inits)}, got {name!r}")

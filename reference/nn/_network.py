@@ -23,9 +23,22 @@ import numpy.typing as npt
 from reference._numerics import as_finite_array, check_choice
 from reference.exceptions import OverflowResult
 from reference.nn._activations import (  # noqa: F401  (re-exported)
-    ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Identity, KnotSplineActivation,
-    LeakyReLU, PReLU, Ramp, ReLU, SplineActivation, kinks_from_slopes,
-    make_activation, nearest_index, register)
+    ACTIVATION_TYPES,
+    ACTIVATIONS,
+    NO_PARAMS,
+    Activation,
+    Identity,
+    KnotSplineActivation,
+    LeakyReLU,
+    PReLU,
+    Ramp,
+    ReLU,
+    SplineActivation,
+    kinks_from_slopes,
+    make_activation,
+    nearest_index,
+    register,
+)
 
 
 class Dense:

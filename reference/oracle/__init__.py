@@ -8,14 +8,14 @@ key's scale, accepting either one-sided derivative at a kink (`gradient_range`),
 `compare` is the comparison of one array.
 """
 from reference.oracle._check import (
-    reference_answers,
+    Objective,
     check,
     compare,
-    Objective,
+    reference_answers,
 )
 from reference.oracle._localise import (
-    localise,
     format_localisation,
+    localise,
 )
 from reference.oracle._one_sided import (
     gradient_range,

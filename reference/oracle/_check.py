@@ -50,20 +50,33 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from reference.lipschitz import _bounds as lipschitz
-from reference.nn import _regularisers as regularisers
-from reference.oracle._localise import format_localisation, localise
 from reference._numerics import check_choice
 from reference.exceptions import OverflowResult
-from reference.oracle._key_scales import KeyScales, array_scale, is_objective_key
+from reference.lipschitz import _bounds as lipschitz
+from reference.nn import _regularisers as regularisers
 from reference.nn._losses import LOSSES, check_targets, loss_and_grad
 from reference.nn._network import Network
-from reference.oracle._one_sided import (KNOT_TOL, KNOT_TOL_MAX, KNOT_TOL_SPACING,  # noqa: F401
-                                 MAX_ENUMERATED_KINKS, ForwardPass, Spread, check_knot_tol,
-                                 check_tolerance, choice_label, gradient_range,
-                                 jacobian_candidates, kink_choices, kink_masks, kink_rows,
-                                 sides_from_masks)
-from reference.training._train import TrainConfig, _regulariser_grads, objective as train_objective
+from reference.oracle._key_scales import KeyScales, array_scale, is_objective_key
+from reference.oracle._localise import format_localisation, localise
+from reference.oracle._one_sided import (  # noqa: F401
+    KNOT_TOL,
+    KNOT_TOL_MAX,
+    KNOT_TOL_SPACING,
+    MAX_ENUMERATED_KINKS,
+    ForwardPass,
+    Spread,
+    check_knot_tol,
+    check_tolerance,
+    choice_label,
+    gradient_range,
+    jacobian_candidates,
+    kink_choices,
+    kink_masks,
+    kink_rows,
+    sides_from_masks,
+)
+from reference.training._train import TrainConfig, _regulariser_grads
+from reference.training._train import objective as train_objective
 
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9          # a fraction of each key's scale S (see the module docstring)

@@ -33,11 +33,16 @@ from typing import Mapping
 import numpy as np
 
 from reference.convex._certify import output_scale
-from reference.nn._losses import check_targets
-from reference.oracle._magnitudes import (Magnitudes, clamp, forward_magnitudes, jacobian_scale,
-                                  parameter_scales)
-from reference.nn._network import Network
 from reference.convex._solve import split_at
+from reference.nn._losses import check_targets
+from reference.nn._network import Network
+from reference.oracle._magnitudes import (
+    Magnitudes,
+    clamp,
+    forward_magnitudes,
+    jacobian_scale,
+    parameter_scales,
+)
 
 SOURCES = ("reference", "magnitude")     # which side of max(max |ours|, magnitude) S is
 

@@ -31,9 +31,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from reference.oracle._magnitudes import Magnitudes, forward_magnitudes, layer_widths
-from reference.nn._network import Network
 from reference._numerics import check_nonnegative
+from reference.nn._network import Network
+from reference.oracle._magnitudes import Magnitudes, forward_magnitudes, layer_widths
 
 KNOT_TOL = 1e-9
 KNOT_TOL_MAX = 1e-3           # a float32 implementation rounds at ~1e-7: the window is rounding

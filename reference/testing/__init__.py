@@ -9,15 +9,31 @@ the functions that use them.
 Every generator takes a seed or a ``numpy.random.Generator`` and draws in a fixed order,
 so a seed gives the same network, bit for bit, on every run.
 """
-from reference.testing._compare import (NUMPY_REPR, REDUCTION_OUTPUT_RTOL, NumpyRepr,
-                                        assert_numbers_only, central_difference, exact_lmi,
-                                        exact_rho, lipsdp_brackets_meet, lipsdp_ordered,
-                                        relative_error, sampled_max_norm)
-from reference.testing._networks import (OtherSpline, bias_free_relu_cones,
-                                         deepsplines_state_dict, loss_targets, oracle_inputs,
-                                         oracle_model, random_net, single_neuron, solve_instance)
-from reference.testing._profiles import (DEFAULT_EXAMPLES, PROFILES, SLOW_EXAMPLES,
-                                         check_property)
+from reference.testing._compare import (
+                                        NUMPY_REPR,
+                                        REDUCTION_OUTPUT_RTOL,
+                                        NumpyRepr,
+                                        assert_numbers_only,
+                                        central_difference,
+                                        exact_lmi,
+                                        exact_rho,
+                                        lipsdp_brackets_meet,
+                                        lipsdp_ordered,
+                                        relative_error,
+                                        sampled_max_norm,
+)
+from reference.testing._networks import (
+                                        OtherSpline,
+                                        bias_free_relu_cones,
+                                        deepsplines_state_dict,
+                                        loss_targets,
+                                        oracle_inputs,
+                                        oracle_model,
+                                        random_net,
+                                        single_neuron,
+                                        solve_instance,
+)
+from reference.testing._profiles import DEFAULT_EXAMPLES, PROFILES, SLOW_EXAMPLES, check_property
 from reference.testing._rescale import law, rescale, rescale_case
 
 __all__ = ["random_net", "single_neuron", "loss_targets", "solve_instance", "oracle_model",

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.nn import (Dense, Identity, LinearSpline, Network, PReLU, ReLU, SplineActivation,
-                          build_mlp)
+from reference.nn import (
+    Dense,
+    Identity,
+    LinearSpline,
+    Network,
+    PReLU,
+    ReLU,
+    SplineActivation,
+    build_mlp,
+)
 
 
 def random_net(widths: list[int], activation: str, seed: int, size: int = 9) -> Network:

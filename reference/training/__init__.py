@@ -8,30 +8,30 @@ measured by `run` (or `run_training`), with the Lipschitz ladder of the result
 (`lipschitz_ladder`); `expand` and `run_sweep` run many on Dask, `load_records`, `table`
 and `format_table` summarise them.
 """
+from reference.training._experiments import (
+    RunConfig,
+    lipschitz_ladder,
+    run,
+    run_training,
+)
+from reference.training._sweep import (
+    dask_client,
+    expand,
+    format_table,
+    load_records,
+    run_sweep,
+    table,
+)
 from reference.training._train import (
-    TrainConfig,
-    train,
-    Adam,
     SGD,
+    Adam,
+    TrainConfig,
     accuracy,
     objective,
     prox_tv2,
-    sparsify_network,
     sparsify_auto,
-)
-from reference.training._experiments import (
-    RunConfig,
-    run,
-    run_training,
-    lipschitz_ladder,
-)
-from reference.training._sweep import (
-    run_sweep,
-    load_records,
-    table,
-    format_table,
-    dask_client,
-    expand,
+    sparsify_network,
+    train,
 )
 
 __all__ = [

@@ -24,23 +24,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import asdict, dataclass, fields
 import os
+import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reference.data import _datasets as datasets
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
 from reference._numerics import check_choice
-from reference.nn._network import ACTIVATIONS, Network, build_mlp
-from reference.training._train import (ACC_DROP, REGULARISERS, TrainConfig, accuracy, check_sparsify,
-                             objective, train)
 from reference.convex._problem import knot_counts
+from reference.data import _datasets as datasets
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
+from reference.nn._network import ACTIVATIONS, Network, build_mlp
+from reference.training._train import (
+    ACC_DROP,
+    REGULARISERS,
+    TrainConfig,
+    accuracy,
+    check_sparsify,
+    objective,
+    train,
+)
 
 TRAIN_DEFAULTS: dict[str, Any] = {"lam": 1e-3, "reg": "tv2", "size": 21, "range_": 2.0,
                                   "epochs": 100, "seed": 0, "batch_size": 16, "lr": 1e-2,

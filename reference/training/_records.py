@@ -36,8 +36,8 @@ import sys
 from pathlib import Path
 
 from reference._format import shown
-from reference.training._experiments import LADDER_P, LADDER_RUNGS, RunConfig, json_sha256
 from reference.io._files import jsonable
+from reference.training._experiments import LADDER_P, LADDER_RUNGS, RunConfig, json_sha256
 
 RECORDS, MODELS = "records", "models"      # the subdirectories of a results directory
 RECORD_HASH, MODEL_HASH = "record_sha256", "model_sha256"

@@ -59,13 +59,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
+from reference._limits import guard
 from reference._numerics import check_positive
-from reference.training._experiments import SPLINE_FIELDS, RunConfig, run
 from reference.io._files import dumps_json, prepare_output_dir, write_text
 from reference.io._model_file import save_model
-from reference._limits import guard
-from reference.training._records import HASH_KEYS, MODELS, RECORDS, check_record, model_path, seal
 from reference.nn import _linear_spline as spline
+from reference.training._experiments import SPLINE_FIELDS, RunConfig, run
+from reference.training._records import HASH_KEYS, MODELS, RECORDS, check_record, model_path, seal
 
 if TYPE_CHECKING:                    # optional dependency: imported where a client is made
     import distributed

@@ -26,12 +26,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from tqdm import tqdm
 
-from reference.nn import _regularisers as regularisers
 from reference._numerics import check_choice, check_nonnegative, check_positive
 from reference.exceptions import OverflowResult
+from reference.nn import _regularisers as regularisers
+from reference.nn._linear_spline import LinearSpline
 from reference.nn._losses import check_targets, loss_and_grad, predict_labels
 from reference.nn._network import Network
-from reference.nn._linear_spline import LinearSpline
 
 REGULARISERS = tuple(regularisers.REGULARISERS)      # ("tv2", "bv2")
 OPTIMISERS = ("adam", "sgd")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from reference.cli import _main as cli
-from reference.conformance import _suite as conformance
-from reference.oracle import _check as oracle
 from reference.conformance import _cases as cases
+from reference.conformance import _suite as conformance
 from reference.io._model_file import load_model
+from reference.oracle import _check as oracle
 
 ISSUE_CASES = {          # what issue 9 asks the suite to cover -> the cases that do
     "inputs on knots": ["knots", "kinks_hidden", "relu_kink"],

@@ -3,14 +3,14 @@ import json
 import numpy as np
 import pytest
 
+from reference.cli import main
 from reference.convex import _problem as problem
 from reference.convex import _representer as representer
 from reference.convex import _solve as convex
-from reference.cli import main
-from reference.io._model_file import load_model, save_model
 from reference.exceptions import ModelFileError
-from reference.nn._network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
+from reference.io._model_file import load_model, save_model
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, Identity, KnotSplineActivation, Network, SplineActivation
 from reference.testing import random_net, single_neuron
 
 
@@ -210,7 +210,8 @@ def test_tv2_gauge_is_pinned_without_changing_the_optimum():
     rng = np.random.default_rng(5)
     x = rng.uniform(-2, 2, (80, 1))
     y = np.abs(x[:, 0]) + 0.1 * rng.normal(size=80)
-    spline = lambda c: SplineActivation(LinearSpline.initialise("identity", c, 11, 2.0))
+    def spline(c):
+        return SplineActivation(LinearSpline.initialise("identity", c, 11, 2.0))
     pair = Network([Dense(np.ones((2, 1)), np.zeros(2)), spline(2),
                     Dense(np.ones((1, 2)), np.zeros(1)), Identity()])
     one = Network([Dense(np.ones((1, 1)), np.zeros(1)), spline(1),

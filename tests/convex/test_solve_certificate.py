@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
+from reference.cli import main
 from reference.convex import _certify as certify
 from reference.convex import _problem as problem
 from reference.convex import _solve as convex
 from reference.convex._certify import GAP_RTOL
-from reference.cli import main
 from reference.exceptions import SolveNotCertified
 from reference.io._model_file import load_model, save_model
 from reference.nn._network import KnotSplineActivation

@@ -17,16 +17,16 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
+from reference.cli import main
+from reference.conformance import _cases as cases
 from reference.convex import _certify as certify
+from reference.convex import _dual_bound as dual_bound
 from reference.convex import _problem as coefficient_problem
 from reference.convex import _solve as convex
-from reference.convex import _dual_bound as dual_bound
-from reference.conformance import _cases as cases
-from reference.cli import main
 from reference.exceptions import SolveNotCertified
 from reference.io._model_file import save_model
-from reference.nn._network import Dense, KnotSplineActivation, SplineActivation
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, KnotSplineActivation, SplineActivation
 from reference.testing import rescale_case, single_neuron, solve_instance
 
 POWERS_OF_2 = (2.0 ** -26, 2.0 ** 13)

@@ -21,7 +21,8 @@ def test_circle_is_balanced_and_shaped():
     # half the area of the square is inside the circle of radius^2 = 2/pi
     assert abs(ds.y_test.mean() - 0.5) < 0.01
     assert abs(ds.y_train.mean() - 0.5) < 0.05
-    np.testing.assert_array_equal(datasets.circle_labels(np.array([[0.0, 0.0], [0.9, 0.9]])), [1, 0])
+    np.testing.assert_array_equal(
+        datasets.circle_labels(np.array([[0.0, 0.0], [0.9, 0.9]])), [1, 0])
 
 
 def test_s_shape_labels_and_seed():

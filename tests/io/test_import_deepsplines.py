@@ -16,10 +16,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from reference.io import _deepsplines as ds
 from reference.cli import main
-from reference.io._model_file import load_model, save_model
 from reference.exceptions import ModelFileError
+from reference.io import _deepsplines as ds
+from reference.io._model_file import load_model, save_model
 from reference.nn._network import build_mlp
 from reference.testing import deepsplines_state_dict
 
@@ -426,8 +426,7 @@ class _Mixed:
 
     @staticmethod
     def build(torch):
-        from deepsplines.ds_modules import (DeepBSpline, DeepBSplineExplicitLinear,
-                                            DeepReLUSpline)
+        from deepsplines.ds_modules import DeepBSpline, DeepBSplineExplicitLinear, DeepReLUSpline
         from deepsplines.ds_modules.dsnn import DSModule
 
         nn = torch.nn

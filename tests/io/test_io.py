@@ -4,10 +4,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from reference.io._model_file import FORMAT, load_model, save_model
 from reference.exceptions import ModelFileError
-from reference.nn._network import Dense, LeakyReLU, Network, PReLU, SplineActivation, build_mlp
+from reference.io._model_file import FORMAT, load_model, save_model
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, LeakyReLU, Network, PReLU, SplineActivation, build_mlp
 
 
 def all_layer_network(rng):
@@ -64,8 +64,10 @@ W = np.ones((2, 2))
 
 
 @pytest.mark.parametrize("layers, arrays, match", [
-    ([{"type": "dense", "weight": "w", "bias": None}], {}, r"layer 0 \(dense\): array 'w' is missing"),
-    ([{"type": "dense", "weight": "w", "bias": "b"}], {"w": W, "b": np.ones(3)}, "layer 0.*bias has shape"),
+    ([{"type": "dense", "weight": "w", "bias": None}], {},
+     r"layer 0 \(dense\): array 'w' is missing"),
+    ([{"type": "dense", "weight": "w", "bias": "b"}], {"w": W, "b": np.ones(3)},
+     "layer 0.*bias has shape"),
     ([{"type": "dense", "weight": "w", "bias": None}], {"w": np.ones(2)}, "should be 2-D"),
     ([{"type": "dense", "weight": "w", "bias": None}], {"w": np.array([[np.nan]])}, "NaN or inf"),
     ([{"type": "dense", "weight": "w", "bias": None},

@@ -13,13 +13,13 @@ import json
 import numpy as np
 import pytest
 
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
+from reference._limits import MIN_BOX, check_box
 from reference.cli import main
 from reference.io._model_file import save_model
-from reference._limits import MIN_BOX, check_box
-from reference.nn._network import Dense, Network
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
 from reference.lipschitz._verdict import check_claim
+from reference.nn._network import Dense, Network
 from reference.testing import random_net
 
 TINY = [5e-9, 1e-100, 1e-160, 1e-170, 1e-290]

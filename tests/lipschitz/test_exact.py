@@ -2,17 +2,25 @@ import numpy as np
 import pytest
 
 import reference.lipschitz._exact as exact_mod
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz._exact import box_halfspaces, chord_pair, jacobian_rounding, knot_form
-from reference.lipschitz._milp import exact_milp
-from reference.lipschitz._exact1d import exact_1d, exact_1d_on_box
+import reference.lipschitz._milp as milp_mod
 from reference.exceptions import MilpNotOptimal, NotApplicable, TooLarge
-from reference.nn._network import (Dense, Identity, LeakyReLU, Network, PReLU, ReLU,
-                               SplineActivation, build_mlp)
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz._exact import box_halfspaces, chord_pair, jacobian_rounding, knot_form
+from reference.lipschitz._exact1d import exact_1d, exact_1d_on_box
+from reference.lipschitz._milp import exact_milp
 from reference.lipschitz._regions2d import regions_2d
 from reference.nn._linear_spline import LinearSpline
-import reference.lipschitz._milp as milp_mod
+from reference.nn._network import (
+    Dense,
+    Identity,
+    LeakyReLU,
+    Network,
+    PReLU,
+    ReLU,
+    SplineActivation,
+    build_mlp,
+)
 from reference.testing import bias_free_relu_cones, random_net, sampled_max_norm
 
 
@@ -391,7 +399,8 @@ def test_normalized_network_is_the_same_function():
     ladder property, a spline after a spline gave the MILP 0.00044 below the sampled lower
     bound 0.00054) and with an activation first (its block starts at the identity)."""
     rng = np.random.default_rng(0)
-    spline = lambda x_min, step, c: SplineActivation(LinearSpline(np.array(c), x_min, step))
+    def spline(x_min, step, c):
+        return SplineActivation(LinearSpline(np.array(c), x_min, step))
     nets = [Network([Dense(rng.normal(size=(1, 3))), spline(-2.5, 5.0, [[0.36, 1.30]]),
                      spline(-2.3, 4.6, [[-0.70, -1.27]]), Dense([[-0.62]]),
                      spline(-2.6, 1.06, [[-0.22, -1.25, -0.73, -0.54, -0.32, 0.41]])]),

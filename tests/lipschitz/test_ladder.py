@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from reference.lipschitz import _ladder as ladder
 from reference.cli import main
 from reference.io._model_file import save_model
+from reference.lipschitz import _ladder as ladder
 from reference.testing import random_net
 
 

@@ -1,12 +1,19 @@
 import numpy as np
 import pytest
 
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
 from reference.exceptions import OverflowResult
-from reference.nn._network import (Dense, Identity, LeakyReLU, Network, ReLU, SplineActivation,
-                               build_mlp)
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import (
+    Dense,
+    Identity,
+    LeakyReLU,
+    Network,
+    ReLU,
+    SplineActivation,
+    build_mlp,
+)
 
 
 def sampled_lower_bound(net, p, rng, n=2000):
@@ -76,8 +83,8 @@ def test_lower_bound_below_the_upper_bounds(p):
 
 def test_lower_bound_is_tight_for_one_neuron():
     """f(x) = sigma(2x) with a single spline: Lip = 2 * max|slope| over [-box, box]."""
-    from reference.nn._network import Dense, SplineActivation
     from reference.nn._linear_spline import LinearSpline
+    from reference.nn._network import Dense, SplineActivation
     spline = LinearSpline([[0.0, 1.0, 1.5, -2.0, -2.5]], -1.0, 0.5)   # slopes 2, 1, -7, -1
     net = Network([Dense([[2.0]]), SplineActivation(spline)])
     result = lipschitz.lower(net, 2, box=1.0, seed=0)

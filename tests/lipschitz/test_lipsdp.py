@@ -3,19 +3,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, blas_threads
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz import _sdp_backends as lipsdp_solvers
-from reference.lipschitz import _lipsdp as lipsdp_mod
-from reference.io._model_file import network_from_mat
-from reference.lipschitz._lipsdp import certified_rho, lipsdp, lmi_matrix, lipsdp_data, reduce_input
 from reference.cli import main
-from reference.io._model_file import save_model
+from reference.io._model_file import network_from_mat, save_model
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _lipsdp as lipsdp_mod
+from reference.lipschitz import _sdp_backends as lipsdp_solvers
+from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, blas_threads
+from reference.lipschitz._lipsdp import certified_rho, lipsdp, lipsdp_data, lmi_matrix, reduce_input
 from reference.lipschitz._sdp_backends import SdpSolution
-from reference.nn._network import (Dense, Identity, Network, PReLU, ReLU, SplineActivation,
-                               build_mlp)
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, Identity, Network, PReLU, ReLU, SplineActivation, build_mlp
 from reference.testing import exact_lmi, exact_rho, lipsdp_brackets_meet, lipsdp_ordered, random_net
 
 # shared/ lies beside the checkout (DESIGN.md: ../shared/anchors/)
@@ -355,6 +353,7 @@ def test_structured_kkt_solver_solves_the_kkt_system():
     W['rti'], d = W['d']) and right-hand side, its (ux, W uz) satisfy G^T W^{-1} (W uz) = bx
     and G ux - W^T (W uz) = bz, with G built column by column from the G operator."""
     from cvxopt import matrix
+
     from reference.lipschitz._sdp_backends import _CvxoptLmi
     rng = np.random.default_rng(5)
     data = lipsdp_data(wide_net("spline", 1))
@@ -532,10 +531,10 @@ def test_rounding_bound_lives_in_its_module_and_failures_are_solve_failed(monkey
     every module that uses them.  A LipSDP without a certified bound raises SolveFailed (the
     ladder's reason)."""
     from reference import _numerics as floats
+    from reference.exceptions import SolveFailed
     from reference.lipschitz import _lipsdp_dual as lipsdp_dual
     from reference.lipschitz import _normalise as lipsdp_normalise
     from reference.lipschitz import _rounding as lipsdp_rounding
-    from reference.exceptions import SolveFailed
     for name in ("rounding_bound", "rounding_fields", "rounding_text", "RoundingBound",
                  "USELESS_RTOL", "ROUNDING_CHECKS"):
         assert getattr(lipsdp_mod, name) is getattr(lipsdp_rounding, name)

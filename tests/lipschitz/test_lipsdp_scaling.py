@@ -8,17 +8,17 @@ import warnings
 import numpy as np
 import pytest
 
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz import _lipsdp as lipsdp_mod
+from reference._numerics import SUBNORMAL
 from reference.cli import main
 from reference.io._model_file import save_model
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
+from reference.lipschitz import _lipsdp as lipsdp_mod
 from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, blas_threads
-from reference._numerics import SUBNORMAL
 from reference.lipschitz._lipsdp import lipsdp
 from reference.lipschitz._normalise import layers_of, normalise
-from reference.nn._network import Dense, Identity, Network, PReLU, ReLU, SplineActivation
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, Identity, Network, PReLU, ReLU, SplineActivation
 from reference.testing import exact_rho, lipsdp_brackets_meet, lipsdp_ordered, random_net
 
 ARCHITECTURES = {"1-6-6-1": [1, 6, 6, 1], "2-10-10-1": [2, 10, 10, 1],

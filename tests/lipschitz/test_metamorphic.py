@@ -26,9 +26,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reference.lipschitz import _ladder as ladder
-from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
-from reference.nn._linear_spline import LinearSpline
 from reference.lipschitz._verdict import check_claim
+from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
 from reference.testing import check_property, random_net
 
 METHODS = ("exact", "lower", "layerwise", "theorem1")

@@ -19,15 +19,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.lipschitz import _bounds as lipschitz
 from reference.cli import main
-from reference.lipschitz._exact1d import exact_1d, exact_1d_on_box
 from reference.io._model_file import save_model
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz._exact1d import exact_1d, exact_1d_on_box
 from reference.lipschitz._milp import exact_milp
-from reference.nn._network import Dense, LeakyReLU, Network, ReLU, SplineActivation
 from reference.lipschitz._regions2d import regions_2d
-from reference.nn._linear_spline import LinearSpline
 from reference.lipschitz._verdict import certified_ratio
+from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, LeakyReLU, Network, ReLU, SplineActivation
 from reference.testing import check_property
 
 

@@ -1,14 +1,20 @@
 import numpy as np
 import pytest
 
-from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _ladder as ladder
 from reference.lipschitz._exact1d import exact_1d_on_box
 from reference.lipschitz._milp import exact_milp
-from reference.nn._network import (Dense, Identity, KnotSplineActivation, Network, ReLU,
-                               SplineActivation)
-from reference.nn._linear_spline import LinearSpline
 from reference.lipschitz._regions2d import areas, clip, regions_2d
+from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import (
+    Dense,
+    Identity,
+    KnotSplineActivation,
+    Network,
+    ReLU,
+    SplineActivation,
+)
 from reference.testing import bias_free_relu_cones, random_net, sampled_max_norm
 
 

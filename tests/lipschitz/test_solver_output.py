@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from reference.lipschitz._exact import solver_output_silenced
 from reference.io._model_file import save_model
+from reference.lipschitz._exact import solver_output_silenced
 from reference.testing import random_net
 
 ROOT = Path(__file__).resolve().parents[2]

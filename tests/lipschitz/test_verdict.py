@@ -3,16 +3,16 @@ import json
 import numpy as np
 import pytest
 
-from reference.lipschitz import _exact as exact
-from reference.lipschitz import _ladder as ladder
-from reference.lipschitz import _bounds as lipschitz
-from reference.lipschitz import _verdict as verdict
 from reference.cli import main
 from reference.io._model_file import save_model
-from reference.nn._network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
-from reference.nn._linear_spline import LinearSpline
-from reference.lipschitz._verdict import certified_ratio, check_claim, forward_error_bound
+from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _exact as exact
+from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _milp as milp
+from reference.lipschitz import _verdict as verdict
+from reference.lipschitz._verdict import certified_ratio, check_claim, forward_error_bound
+from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, Identity, LeakyReLU, Network, PReLU, ReLU, SplineActivation
 from reference.testing import random_net
 
 

@@ -1,10 +1,19 @@
 import numpy as np
 import pytest
 
-from reference.nn._losses import check_targets, loss_and_grad
-from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network,
-                               PReLU, ReLU, SplineActivation, build_mlp)
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._losses import check_targets, loss_and_grad
+from reference.nn._network import (
+    Dense,
+    Identity,
+    KnotSplineActivation,
+    LeakyReLU,
+    Network,
+    PReLU,
+    ReLU,
+    SplineActivation,
+    build_mlp,
+)
 from reference.testing import central_difference, relative_error
 
 

@@ -18,12 +18,20 @@ from hypothesis import strategies as st
 
 from reference.convex import _problem as problem
 from reference.convex import _representer as representer
+from reference.io._model_file import layer_entries, load_model, save_model
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz._exact import knot_form
-from reference.io._model_file import layer_entries, load_model, save_model
-from reference.nn._network import (Dense, Identity, KnotSplineActivation, LeakyReLU, Network, PReLU,
-                               ReLU, SplineActivation)
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import (
+    Dense,
+    Identity,
+    KnotSplineActivation,
+    LeakyReLU,
+    Network,
+    PReLU,
+    ReLU,
+    SplineActivation,
+)
 from reference.testing import REDUCTION_OUTPUT_RTOL, central_difference, check_property
 
 EPS = np.finfo(np.float64).eps
@@ -216,7 +224,8 @@ def test_lipschitz_ladder_order(profile):
             assert exact["value"] is None
         for method in set(methods) & set(LIPSDP_METHODS):
             event(f"{method}: {'value' if results[method]['value'] is not None else 'none'}")
-    check_property(prop, profile, examples=LADDER_DEFAULT_EXAMPLES, slow_examples=LADDER_SLOW_EXAMPLES)
+    check_property(prop, profile, examples=LADDER_DEFAULT_EXAMPLES,
+                   slow_examples=LADDER_SLOW_EXAMPLES)
 
 
 # ------------------------------------------------------------------ 4. representer reduction

@@ -5,16 +5,24 @@ import numpy as np
 import pytest
 
 from reference.convex import _solve as convex
-from reference.nn import _network as network
-from reference.training import _train as train
-from reference.io._model_file import layer_entries, load_model, save_model
 from reference.exceptions import ModelFileError
+from reference.io._model_file import layer_entries, load_model, save_model
 from reference.lipschitz._bounds import activation_constants, slope_bounds
-from reference.nn._network import (ACTIVATION_TYPES, ACTIVATIONS, NO_PARAMS, Activation, Dense,
-                               KnotSplineActivation, Network, make_activation)
-from reference.nn._regularisers import REGULARISERS, get
+from reference.nn import _network as network
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import (
+    ACTIVATION_TYPES,
+    ACTIVATIONS,
+    NO_PARAMS,
+    Activation,
+    Dense,
+    KnotSplineActivation,
+    Network,
+    make_activation,
+)
+from reference.nn._regularisers import REGULARISERS, get
 from reference.testing import central_difference
+from reference.training import _train as train
 
 
 def reg_choices_of_cli() -> list:

@@ -8,8 +8,8 @@ import pytest
 
 from reference.cli import main
 from reference.io._model_file import save_model
-from reference.nn._network import Dense, Network, ReLU, SplineActivation
 from reference.nn._linear_spline import LinearSpline
+from reference.nn._network import Dense, Network, ReLU, SplineActivation
 from reference.oracle import _check as oracle
 from reference.testing import OtherSpline, oracle_inputs, oracle_model
 

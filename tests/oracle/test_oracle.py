@@ -4,12 +4,18 @@ localise (layer, neuron, sample, knot interval, gradient entry)."""
 import numpy as np
 import pytest
 
-from reference.oracle import _check as oracle
-from reference.nn._network import Dense, KnotSplineActivation, Network, ReLU, SplineActivation
 from reference.nn._linear_spline import LinearSpline
-from reference.training._train import TrainConfig, objective as train_objective
-from reference.testing import (OtherSpline, central_difference, oracle_inputs, oracle_model,
-                               relative_error)
+from reference.nn._network import Dense, KnotSplineActivation, Network, ReLU, SplineActivation
+from reference.oracle import _check as oracle
+from reference.testing import (
+    OtherSpline,
+    central_difference,
+    oracle_inputs,
+    oracle_model,
+    relative_error,
+)
+from reference.training._train import TrainConfig
+from reference.training._train import objective as train_objective
 
 
 def their_answers(net, x, layer_index, **options):

@@ -8,8 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from reference.testing import (check_property, loss_targets, random_net, relative_error,
-                               single_neuron)
+from reference.testing import (
+    check_property,
+    loss_targets,
+    random_net,
+    relative_error,
+    single_neuron,
+)
 
 
 def digest(net) -> str:

@@ -7,10 +7,10 @@ from dataclasses import fields
 
 import pytest
 
-from reference.training import _experiments as experiments
-from reference.lipschitz import _bounds as lipschitz
-from reference.training._experiments import RunConfig, run, run_training
 from reference.io._files import dumps_json
+from reference.lipschitz import _bounds as lipschitz
+from reference.training import _experiments as experiments
+from reference.training._experiments import RunConfig, run, run_training
 from reference.training._sweep import without_timings
 
 TINY = {"epochs": 2, "size": 9}
@@ -30,7 +30,8 @@ def test_key_is_the_documented_hash_and_the_same_in_another_process():
     config = RunConfig(dataset="s_shape", hidden=(8, 8), lam=0.1, seed=4, sparsify="auto")
     text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
     assert config.key() == hashlib.sha256(text.encode()).hexdigest()[:16]
-    code = ("from reference.training._experiments import RunConfig; print(RunConfig(dataset='s_shape', "
+    code = ("from reference.training._experiments import RunConfig; "
+            "print(RunConfig(dataset='s_shape', "
             "hidden=[8, 8], lam=1e-1, seed=4, sparsify='auto').key())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -162,8 +163,8 @@ def test_bad_cli_values_name_the_argument(argv, name, capsys, tmp_path, monkeypa
 
 def test_a_refused_lower_bound_leaves_the_other_rungs(monkeypatch):
     """lower refused by its size guard: value None with the reason; LipSDP still runs."""
-    from reference.lipschitz import _bounds as lipschitz
     from reference.exceptions import TooLarge
+    from reference.lipschitz import _bounds as lipschitz
     from reference.nn._network import build_mlp
 
     def refuse(*args, **kwargs):

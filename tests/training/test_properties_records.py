@@ -13,11 +13,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from reference.training import _sweep as sweep
-from reference.training._records import check_record, content_hash
-from reference.training._experiments import canonical_json
-from reference.training._sweep import expand, run_sweep, table
 from reference.testing import check_property
+from reference.training import _sweep as sweep
+from reference.training._experiments import canonical_json
+from reference.training._records import check_record, content_hash
+from reference.training._sweep import expand, run_sweep, table
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.sampled_from([10**400, -1])

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
+from reference.io._model_file import load_model
 from reference.training import _sweep as sweep
 from reference.training._experiments import RunConfig
-from reference.io._model_file import load_model
 from reference.training._sweep import expand, load_records, run_sweep, table, without_timings
 
 TINY = {"dataset": ["circle"], "epochs": [2], "size": [9]}

@@ -11,8 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-from reference.training import _sweep as sweep
 from reference.cli import main
+from reference.training import _sweep as sweep
 from reference.training._sweep import expand, load_records, run_sweep, table, without_timings
 
 CONFIGS = expand(activation=["spline", "relu"], lam=[1e-3, 1.0], seeds=[0, 1],

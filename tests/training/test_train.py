@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from reference.data import _datasets as datasets
-from reference.training._experiments import run_training
 from reference.nn._network import build_mlp
-from reference.training._train import Adam, SGD, TrainConfig, objective, sparsify_network, train
 from reference.testing import check_property
+from reference.training._experiments import run_training
+from reference.training._train import SGD, Adam, TrainConfig, objective, sparsify_network, train
 
 
 def small_problem(seed=0, m=200):
@@ -118,6 +118,7 @@ def test_prox_tv2_is_soft_thresholding_of_the_jumps(profile):
     coefficient within the rounding bound 16 K^2 u (max|c| + T K max|s| + T sum|a_hat|)."""
     from hypothesis import given
     from hypothesis import strategies as st
+
     from reference.nn._linear_spline import LinearSpline
     from reference.training._train import prox_tv2
 
