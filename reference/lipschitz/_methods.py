@@ -11,14 +11,15 @@ default, type and command-line help).  The views below are what the ladder
 test, a user's own bound) runs everywhere without another edit.  The built-in records are
 registered by `reference.lipschitz._ladder`, beside their runners.
 
-A leaf module: it imports nothing from the package.
+A leaf module: it imports only reference._registry (the live views).
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from reference._registry import NameView, RecordView
 
 RESULT_KINDS = ("lower", "upper", "exact", "bracket")  # what a method's numbers are
 STAGES = ("closed_form", "lower", "lipsdp", "exact")  # check_claim's stages (verdict.stages)
@@ -269,68 +270,6 @@ def ordering_pairs() -> tuple[tuple[str, str], ...]:
         for b in m.at_most:
             pairs.setdefault((m.name, b), None)
     return tuple(pairs)
-
-
-# ----------------------------------------------------------------------------- live views
-class NameView(Sequence):
-    """A tuple of method names computed from the registry on each use (a live view).
-
-    Parameters
-    ----------
-    compute : callable
-        ``compute() -> tuple of str``, read again at every access.
-
-    Notes
-    -----
-    It compares equal to the tuple it holds and prints as that tuple, so ``METHODS`` and
-    the stage tuples read as before while following later registrations.
-    """
-
-    def __init__(self, compute: Callable[[], tuple[str, ...]]) -> None:
-        self._compute = compute
-
-    def __getitem__(self, index):
-        return self._compute()[index]
-
-    def __len__(self) -> int:
-        return len(self._compute())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._compute())
-
-    def __eq__(self, other: object) -> bool:
-        return tuple(self) == (tuple(other) if isinstance(other, NameView) else other)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
-    def __repr__(self) -> str:
-        return repr(self._compute())
-
-
-class RecordView(Mapping):
-    """A read-only mapping computed from the registry on each use (a live view).
-
-    Parameters
-    ----------
-    compute : callable
-        ``compute() -> dict``, read again at every access.
-    """
-
-    def __init__(self, compute: Callable[[], dict]) -> None:
-        self._compute = compute
-
-    def __getitem__(self, key):
-        return self._compute()[key]
-
-    def __len__(self) -> int:
-        return len(self._compute())
-
-    def __iter__(self) -> Iterator:
-        return iter(self._compute())
-
-    def __repr__(self) -> str:
-        return repr(self._compute())
 
 
 def _names() -> tuple[str, ...]:

@@ -31,6 +31,8 @@ from reference.nn._activations import (
     make_activation,
 )
 from reference.nn._losses import (
+    Loss,
+    register_loss,
     LOSSES,
     loss_and_grad,
     predict_labels,
@@ -67,6 +69,8 @@ __all__ = [
     "make_activation",
     "LOSSES",
     "loss_and_grad",
+    "Loss",
+    "register_loss",
     "predict_labels",
     "REGULARISERS",
     "TV2",

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from reference.nn import _regularisers as regularisers
 from reference._numerics import check_choice, check_nonnegative, check_positive
 from reference.exceptions import OverflowResult
-from reference.nn._losses import check_targets, loss_and_grad, predict_labels
+from reference.nn._losses import LOSSES, check_targets, get_loss, loss_and_grad, predict_labels
 from reference.nn._network import Network
 from reference.nn._spline import LinearSpline
 
@@ -122,7 +122,7 @@ class TrainConfig:
         ValueError
             Naming the field, when a value is outside the range documented for it.
         """
-        check_choice(self.loss, ("squared", "logistic", "xent"), "loss")
+        check_choice(self.loss, LOSSES, "loss")
         check_choice(self.optimizer, OPTIMISERS, "optimizer")
         check_choice(self.reg, REGULARISERS, "reg")
         for name in ("lr", "spline_lr"):
@@ -638,7 +638,7 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     history = {"config": asdict(config), "epochs": []}
     bar = tqdm(total=config.epochs, unit="epoch", leave=False,
                disable=config.quiet or not sys.stderr.isatty())
-    classify = config.loss != "squared"
+    classify = get_loss(config.loss).predict is not None
     outputs = np.empty((m, net.n_out))                 # the per-epoch evaluation's buffer
     if classify and x_valid is not None:
         x_valid = net.check_inputs(x_valid)
