@@ -7,8 +7,7 @@ test's, a user's) instead of keeping the names known at import.  A leaf module.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 
 class NameView(Sequence):

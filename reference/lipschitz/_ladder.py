@@ -282,7 +282,7 @@ registry.declare_limits(TIME_LIMIT, MAX_BINARIES, MAX_PIECES, MAX_REGIONS, MAX_S
                         MAX_LOWER_COST)
 
 # In ladder order; the ordering relations are those of the module docstring.
-_LIPSDP_P = dict(p_values=(2.0,), p_reason="LipSDP bounds the l2 constant only (p = 2)")
+_LIPSDP_P = {"p_values": (2.0,), "p_reason": "LipSDP bounds the l2 constant only (p = 2)"}
 registry.register(Method("lower", "lower", _lower, stage="lower", domain="box",
                          limits=(MAX_LOWER_COST,)))
 registry.register(Method("exact", "bracket", _exact, stage="exact", domain="box",

@@ -16,8 +16,9 @@ A leaf module: it imports only reference._registry (the live views).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from reference._registry import NameView, RecordView
 

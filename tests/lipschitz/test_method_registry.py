@@ -186,20 +186,20 @@ def test_an_upper_method_without_upper_margin_is_refused():
 
 
 @pytest.mark.parametrize("fields, match", [
-    (dict(name="layerwise"), "'layerwise': already registered"),
-    (dict(stage="later"), "stage: expected one of"),
-    (dict(domain="R"), "domain: expected one of"),
-    (dict(kind="sharp"), "kind: expected one of"),
-    (dict(at_least=("nonexistent",)), r"at_least: expected registered methods.*nonexistent"),
-    (dict(p_values=(3.0,)), "p_values: expected"),
-    (dict(p_values=(2.0,)), "p_reason: required"),
-    (dict(limits=(Limit("time_limit", 1.0, float, "another help"),)),
+    ({"name": "layerwise"}, "'layerwise': already registered"),
+    ({"stage": "later"}, "stage: expected one of"),
+    ({"domain": "R"}, "domain: expected one of"),
+    ({"kind": "sharp"}, "kind: expected one of"),
+    ({"at_least": ("nonexistent",)}, r"at_least: expected registered methods.*nonexistent"),
+    ({"p_values": (3.0,)}, "p_values: expected"),
+    ({"p_values": (2.0,)}, "p_reason: required"),
+    ({"limits": (Limit("time_limit", 1.0, float, "another help"),)},
      "limit 'time_limit': another record"),
-    (dict(kind="lower"), "a lower method has no upper end"),
+    ({"kind": "lower"}, "a lower method has no upper end"),
 ])
 def test_an_inconsistent_record_is_refused(fields, match):
-    record = dict(name="bad", kind="upper", runner=_runner, stage="closed_form",
-                  domain="global", upper_margin=_doubled_margin)
+    record = {"name": "bad", "kind": "upper", "runner": _runner, "stage": "closed_form",
+              "domain": "global", "upper_margin": _doubled_margin}
     with pytest.raises(ValueError, match=match):
         registry.register(Method(**{**record, **fields}))
     assert "bad" not in ladder.METHODS
