@@ -15,6 +15,7 @@ from reference.io._model_file import load_model, network_from_mat
 from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz import _lipsdp as lipsdp
+from reference.lipschitz import _methods as method_registry
 from reference.lipschitz import _verdict as verdict
 
 NAME = "lipschitz"
@@ -164,20 +165,9 @@ def add_arguments(p) -> None:
                         "[1e-290, 1e290]")
     p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER,
                    help="SDP solver for LipSDP: NUMPY (default), CVXOPT, CLARABEL, SCS, MOSEK")
-    p.add_argument("--time-limit", type=positive_float, default=ladder.LIMITS["time_limit"],
-                   help="time limit (s) of the exact methods (MILP, 1-D): past it they return "
-                        "a certified bracket")
-    p.add_argument("--max-binaries", type=positive_int, default=ladder.LIMITS["max_binaries"],
-                   help="size guard of the MILP (binaries)")
-    p.add_argument("--max-pieces", type=positive_int, default=ladder.LIMITS["max_pieces"],
-                   help="size guard of the 1-D exact method (pieces)")
-    p.add_argument("--max-regions", type=positive_int, default=ladder.LIMITS["max_regions"],
-                   help="size guard of the 2-D exact method (linear regions)")
-    p.add_argument("--max-sdp-cost", type=positive_float, default=ladder.LIMITS["max_sdp_cost"],
-                   help="size guard of LipSDP (estimated solver work, see the README)")
-    p.add_argument("--max-lower-cost", type=positive_float,
-                   default=ladder.LIMITS["max_lower_cost"],
-                   help="size guard of the lower bound (points x flops of a Jacobian)")
+    for limit in method_registry.limits().values():      # the methods' records
+        p.add_argument(limit.flag, type=positive_int if limit.type is int else positive_float,
+                       default=limit.default, help=limit.help)
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the lower-bound search")
     p.add_argument("--claim", type=nonneg_float, default=None, metavar="C",
                    help="check the claim Lip_p(f) <= C over the box: exit 0 sound, 1 unsound "

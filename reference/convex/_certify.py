@@ -63,6 +63,7 @@ from reference.convex._problem import (
     numpy_objective,
 )
 from reference.exceptions import SolveNotCertified
+from reference.nn._losses import get_loss
 from reference.nn._regularisers import get as get_regulariser
 
 GAP_RTOL = 1e-6          # "optimal": every gap <= GAP_RTOL * max(F, U)
@@ -70,8 +71,9 @@ LASSO_SWEEPS = 2000      # coordinate-descent sweeps of the BV2 affine candidate
 
 
 def output_scale(loss: str, y: np.ndarray, c: np.ndarray) -> float:
-    """T = max |y - c| for the squared loss (1 if y = c), else 1."""
-    if loss != "squared":
+    """T = max |y - c| for the squared loss (a loss whose record is output_scaled; 1 if
+    y = c), else 1."""
+    if not get_loss(loss).output_scaled:
         return 1.0
     spread = float(np.max(np.abs(y - c[None, :]))) if y.size else 0.0
     return spread if spread > 0 else 1.0
@@ -141,7 +143,7 @@ class Scaled:
         t = output_scale(loss, y, c)
         zr = np.ones(z.shape[1]) if zr is None else np.asarray(zr, dtype=np.float64)
         ar = np.ones(z.shape[1]) if ar is None else np.asarray(ar, dtype=np.float64)
-        y_in = y / t if loss == "squared" else y
+        y_in = y / t if get_loss(loss).output_scaled else y
         return cls(z / zr, a_mat / ar, c / t, y_in, 0.0, None if lip_max is None
                    else lip_max * ar * zr / t, t, loss, reg, 0.0, zr, ar,
                    lip_max).with_lam(lam)
@@ -221,7 +223,7 @@ def candidates(scaled: Scaled, grids: list) -> list:
     (0 and p_n = 1 / r_n internally) solved by coordinate descent and its sign pattern).
     With L_max the slopes are clipped to [-L_max, L_max] per neuron (still feasible)."""
     out = [("zero spline", [(g, np.zeros(len(g))) for g in grids])]
-    if scaled.loss != "squared":
+    if not get_loss(scaled.loss).output_scaled:        # least squares: a squared loss
         return out
     z, a_mat, n = scaled.z, scaled.a_mat, scaled.z.shape[1]
     residual = scaled.y - scaled.c[None, :]

@@ -8,11 +8,10 @@ reference.convex._certify share with the projection here.  A leaf: NumPy and Sci
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import xlogy
 
 from reference._numerics import EPS
 from reference.convex._active_set import bv2_end_weights, knot_correlation
-from reference.nn._losses import loss_and_grad
+from reference.nn._losses import get_loss, loss_and_grad
 from reference.nn._regularisers import get as get_regulariser
 
 V0_SEARCH = (17, 40)     # lip_dual_bound, BV2: v0 on grids of 17 points, at most 40
@@ -63,7 +62,8 @@ def dual_bound(scaled, grids: list, sigma_at_z: np.ndarray) -> float | None:
     bv2 = bool(get_regulariser(scaled.reg).extra_points)
     gamma = 4.0 * (r.size + 4) * EPS
     if not bv2:
-        r = _project_affine(r, z, a_mat - a_mat.mean(axis=0) if loss == "xent" else a_mat,
+        r = _project_affine(r, z, a_mat - a_mat.mean(axis=0) if get_loss(loss).shift_invariant
+                            else a_mat,
                             affine=scaled.lip_max is None)
     if scaled.lip_max is not None:
         return lip_dual_bound(scaled, grids, r, gamma)
@@ -207,15 +207,9 @@ def _project_affine(r: np.ndarray, z: np.ndarray, a_mat: np.ndarray,
 
 
 def _conjugate_bound(r: np.ndarray, scaled, gamma: float) -> float | None:
-    """sum_m (r_m . c - E*(r_m)) minus a rounding allowance; None outside E*'s domain."""
-    c, y, loss = scaled.c[None, :], scaled.y, scaled.loss
-    if loss == "squared":
-        terms = np.concatenate([(r * (c - y)).ravel(), -0.5 * (r * r).ravel()])
-    else:
-        q = y + r if loss == "logistic" else r + np.eye(r.shape[1])[y]
-        if np.any(q < 0) or np.any(q > 1) or (loss == "xent" and np.abs(q.sum(axis=1) - 1)
-                                             .max(initial=0.0) > gamma):
-            return None
-        entropy = xlogy(q, q) + (xlogy(1 - q, 1 - q) if loss == "logistic" else 0.0)
-        terms = np.concatenate([(r * c).ravel(), -entropy.ravel()])
+    """sum_m (r_m . c - E*(r_m)) minus a rounding allowance; None outside E*'s domain (the
+    terms: the loss record's conjugate_terms, reference.nn._losses)."""
+    terms = get_loss(scaled.loss).conjugate_terms(r, scaled.c[None, :], scaled.y, gamma)
+    if terms is None:
+        return None
     return float(terms.sum() - gamma * np.abs(terms).sum())

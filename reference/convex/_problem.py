@@ -26,7 +26,7 @@ from reference._limits import Deadline
 from reference.convex._solver_settings import solver_attempts
 from reference.exceptions import InaccurateSolution, SolveFailed
 from reference.nn._linear_spline import LinearSpline
-from reference.nn._losses import check_targets, loss_and_grad
+from reference.nn._losses import check_targets, get_loss, loss_and_grad
 from reference.nn._network import KnotSplineActivation, Network, SplineActivation
 from reference.nn._regularisers import get as get_regulariser
 
@@ -200,7 +200,8 @@ class CoefficientProblem:
             coords = cp.hstack([at_0, self.s[s_off[:-1]]])[: gauge.shape[0]]
             cons.append(gauge.T @ coords == 0)
         self.gauge_directions = gauge.shape[1]
-        self.problem = cp.Problem(cp.Minimize(_cvx_loss(loss, out, y) + self.lam * reg_term),
+        self.problem = cp.Problem(cp.Minimize(get_loss(loss).cvx_expression(out, y)
+                                              + self.lam * reg_term),
                                   cons)
 
     def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True,
@@ -335,7 +336,7 @@ def gauge_basis(z: np.ndarray, a_mat: np.ndarray, loss: str, affine: bool,
     g = np.broadcast_to(a_mat[None], (m,) + a_mat.shape)          # (M, N_L, N)
     if affine:
         g = np.concatenate([g, a_mat[None] * (z - middle)[:, None, :]], axis=2)
-    if loss == "xent":
+    if get_loss(loss).shift_invariant:              # a constant added to every output
         g = g - g.mean(axis=1, keepdims=True)
     g = g.reshape(-1, g.shape[2])
     scale = np.linalg.norm(g, axis=0)
@@ -385,17 +386,6 @@ def min_norm_representative(pieces: list, gauge: np.ndarray, norm_grids: list,
     units = np.broadcast_to(np.asarray(value_unit, dtype=np.float64), (n,))
     change = e @ coef * np.repeat(units, [len(t) for t in norm_grids])
     return out, float(np.linalg.norm(change))
-
-
-def _cvx_loss(loss, out, y):
-    import cvxpy as cp
-
-    if loss == "squared":
-        return 0.5 * cp.sum_squares(out - y)
-    if loss == "logistic":
-        return cp.sum(cp.logistic(out[:, 0]) - cp.multiply(y.ravel(), out[:, 0]))
-    onehot = np.eye(out.shape[1])[y.astype(int)]
-    return cp.sum(cp.log_sum_exp(out, axis=1)) - cp.sum(cp.multiply(onehot, out))
 
 
 def numpy_objective(net: Network, layer: int, x, y, loss: str, lam: float, reg: str) -> float:

@@ -2,9 +2,13 @@
 (reference.convex): the problem classes of the losses and the installed solvers that can
 solve them (`check_solver`), the attempts of one solve in order (`solver_attempts`: tight
 tolerances first, then the defaults, then CLARABEL's retries), and the passes of a solve
-(`refine_passes`).  A leaf: cvxpy only, imported when called.
+(`refine_passes`).  Imports only the loss records (reference.nn._losses: each loss's problem
+class) and cvxpy, when called.
 """
 from __future__ import annotations
+
+from reference._registry import RecordView
+from reference.nn._losses import LOSS_RECORDS
 
 TIGHT_SETTINGS = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12,
                   "tol_ktratio": 1e-10}
@@ -41,7 +45,8 @@ PROBLEM_CLASSES = {   # class -> (description, cones a conic solver needs; QP so
     "qp": ("a quadratic / second-order cone program", ("SOC",), True),
     "exp": ("an exponential cone program", ("ExpCone",), False),
 }
-LOSS_CLASS = {"squared": "qp", "logistic": "exp", "xent": "exp"}
+LOSS_CLASS = RecordView(lambda: {name: loss.problem_class   # loss -> class, from its record
+                                 for name, loss in LOSS_RECORDS.items()})
 
 
 def usable_solvers(kind: str) -> list:

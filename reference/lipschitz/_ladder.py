@@ -40,19 +40,20 @@ from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _exact as exact_mod
 from reference.lipschitz import _exact1d as exact1d
 from reference.lipschitz import _lipsdp as lipsdp
+from reference.lipschitz import _margins as margins
+from reference.lipschitz import _methods as registry
 from reference.lipschitz import _milp as milp
 from reference.lipschitz import _regions2d as regions2d
 from reference.lipschitz._bound_result import BoundResult, LadderResult
+from reference.lipschitz._methods import Limit, Method
 from reference.nn._network import Network
 
-METHODS = ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise", "theorem1",
-           "theorem1_bv2")
-LIMITS = {"time_limit": exact_mod.TIME_LIMIT, "max_binaries": milp.MAX_BINARIES,
-          "max_pieces": exact_mod.MAX_PIECES, "max_regions": regions2d.MAX_REGIONS,
-          "max_sdp_cost": lipsdp.MAX_SDP_COST,
-          "max_lower_cost": lipschitz.MAX_LOWER_COST}     # options: limit -> default
+# views of the method registry (reference.lipschitz._methods), live: the records are
+# registered at the end of this module, a later registration shows in them at once
+METHODS = registry.METHODS                              # names, in ladder order
+LIMITS = registry.LIMITS                                # options: limit -> default
 SEARCH = {"num_points": lipschitz.NUM_POINTS, "rounds": lipschitz.ROUNDS}  # lower's defaults
-OPTIONS = ("solver", "seed", *LIMITS, *SEARCH)
+OPTIONS = registry.NameView(lambda: ("solver", "seed", *LIMITS, *SEARCH))
 
 
 def parse_methods(text) -> list:
@@ -115,8 +116,6 @@ def _exact(net, p, box, options):
 
 def _lipsdp(variant):
     def run(net, p, box, options):
-        if p != 2.0:
-            raise NotApplicable("LipSDP bounds the l2 constant only (p = 2)")
         r = lipsdp.lipsdp(net, variant, options["solver"],
                           max_sdp_cost=options["max_sdp_cost"])
         return {k: v for k, v in r.items() if k not in ("seconds",)}
@@ -129,14 +128,10 @@ def _closed_form(function):
     return run
 
 
-RUNNERS = {"lower": _lower, "exact": _exact, "lipsdp_neuron": _lipsdp("neuron"),
-           "lipsdp_layer": _lipsdp("layer"), "layerwise": _closed_form(lipschitz.layerwise),
-           "theorem1": _closed_form(lipschitz.theorem1),
-           "theorem1_bv2": _closed_form(lipschitz.theorem1_bv2)}
+RUNNERS = registry.RUNNERS           # name -> runner (net, p, box, options) -> dict
 # what each method's numbers are (module docstring); an exact method is a "bracket" unless
 # `_exact` finds its optimum certified
-KINDS = {"lower": "lower", "exact": "bracket", "lipsdp_neuron": "upper", "lipsdp_layer": "upper",
-         "layerwise": "upper", "theorem1": "upper", "theorem1_bv2": "upper"}
+KINDS = registry.METHOD_KINDS
 
 
 def check_options(options: dict) -> dict:
@@ -172,8 +167,11 @@ def run_method(name: str, net: Network, p=2, box: float = 1.0, **options) -> Bou
     p = lipschitz.parse_p(p)
     box = limits.check_box(box)
     options = check_options(options)
+    record = registry.get(name)
     t0 = time.perf_counter()
     try:
+        if p not in record.p_values:
+            raise NotApplicable(record.p_reason)
         out = RUNNERS[name](net, p, box, options)
     except (NotApplicable, TooLarge, OverflowResult, SolveFailed) as exc:
         out = {"value": None, "reason": str(exc)}
@@ -300,10 +298,15 @@ def _bound(results: dict, name: str, side: str):
 def best_lower(results: dict) -> float | None:
     """The best lower bound among the results: the sampled one, the exact value when it is
     attained (certified), or the certified lower end of an interrupted exact method."""
-    ex = results.get("exact", {})
-    values = [results.get("lower", {}).get("value"), ex.get("lower_bound")]
-    if ex.get("certified_exact"):
-        values.append(ex.get("value"))
+    values = []
+    for name, r in results.items():
+        kind = KINDS.get(name)
+        if kind == "lower":
+            values.append(r.get("value"))
+        elif kind in ("exact", "bracket"):
+            values.append(r.get("lower_bound"))
+            if r.get("certified_exact"):
+                values.append(r.get("value"))
     values = [v for v in values if v is not None]
     return max(values) if values else None
 
@@ -311,8 +314,9 @@ def best_lower(results: dict) -> float | None:
 def order_violations(results: dict, rtol: float = 1e-6) -> list:
     """The pairs (a, b) of the ladder with a > b * (1 + rtol) among the available values:
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2, lipsdp_* >= lower and exact,
-    lipsdp_neuron <= lipsdp_layer.  (LipSDP against layerwise: never above it by construction,
-    `lipsdp` reports the layer-wise bound when its certified value is.)
+    lipsdp_neuron <= lipsdp_layer (the records' at_least / at_most relations,
+    reference.lipschitz._methods.ordering_pairs).  (LipSDP against layerwise: never above it
+    by construction, `lipsdp` reports the layer-wise bound when its certified value is.)
     The exact method enters with its bracket (`_bound`): lower_bound <= the upper bounds,
     upper_bound >= lower; an interrupted one is never taken for the exact value; one that
     certified its value exact must be above the lower bounds with that value (+ its stated
@@ -320,14 +324,11 @@ def order_violations(results: dict, rtol: float = 1e-6) -> list:
     whose optima are ordered: the neuron value v may sit above its optimum by its stated
     `accuracy` a (v - optimum <= a v), i.e. v <= optimum / (1 - a), so a / (1 - a) (inf for
     a >= 1) is added to rtol for that pair."""
-    chain = [("lower", "exact"), ("exact", "layerwise"), ("lower", "layerwise"),
-             ("layerwise", "theorem1"), ("theorem1", "theorem1_bv2"),
-             ("lower", "lipsdp_neuron"), ("exact", "lipsdp_neuron"),
-             ("lipsdp_neuron", "lipsdp_layer"), ("lower", "lipsdp_layer")]
     bad = []
-    for a, b in chain:
+    for a, b in registry.ordering_pairs():              # the records' at_least / at_most
         va, vb = _bound(results, a, "low"), _bound(results, b, "high")
-        slack = _accuracy_slack(results.get(a, {})) if a.startswith("lipsdp") else 0.0
+        slack_of = registry.get(a).order_slack
+        slack = slack_of(results.get(a, {})) if slack_of is not None else 0.0
         if va is not None and vb is not None and va > vb * (1 + rtol + slack):
             bad.append((a, b, va, vb))
     return bad
@@ -338,3 +339,50 @@ def _accuracy_slack(result: dict) -> float:
     for a >= 1 (nothing is known about the optimum then); 0 without one."""
     accuracy = result.get("accuracy") or 0.0
     return accuracy / (1.0 - accuracy) if accuracy < 1.0 else np.inf
+
+
+# ------------------------------------------------------------------- the built-in methods
+# The limits in the order of their options and of the lipschitz command's flags.
+TIME_LIMIT = Limit("time_limit", exact_mod.TIME_LIMIT, float,
+                   "time limit (s) of the exact methods (MILP, 1-D): past it they return a "
+                   "certified bracket")
+MAX_BINARIES = Limit("max_binaries", milp.MAX_BINARIES, int, "size guard of the MILP (binaries)")
+MAX_PIECES = Limit("max_pieces", exact_mod.MAX_PIECES, int,
+                   "size guard of the 1-D exact method (pieces)")
+MAX_REGIONS = Limit("max_regions", regions2d.MAX_REGIONS, int,
+                    "size guard of the 2-D exact method (linear regions)")
+MAX_SDP_COST = Limit("max_sdp_cost", lipsdp.MAX_SDP_COST, float,
+                     "size guard of LipSDP (estimated solver work, see the README)")
+MAX_LOWER_COST = Limit("max_lower_cost", lipschitz.MAX_LOWER_COST, float,
+                       "size guard of the lower bound (points x flops of a Jacobian)")
+registry.declare_limits(TIME_LIMIT, MAX_BINARIES, MAX_PIECES, MAX_REGIONS, MAX_SDP_COST,
+                        MAX_LOWER_COST)
+
+# In ladder order; the ordering relations are those of the module docstring.
+_LIPSDP_P: dict[str, Any] = {"p_values": (2.0,),
+                              "p_reason": "LipSDP bounds the l2 constant only (p = 2)"}
+registry.register(Method("lower", "lower", _lower, stage="lower", domain="box",
+                         limits=(MAX_LOWER_COST,)))
+registry.register(Method("exact", "bracket", _exact, stage="exact", domain="box",
+                         upper_margin=margins.exact_margin, at_least=("lower",),
+                         limits=(TIME_LIMIT, MAX_BINARIES, MAX_PIECES, MAX_REGIONS)))
+registry.register(Method("lipsdp_neuron", "upper", _lipsdp("neuron"), stage="lipsdp",
+                         domain="global", upper_margin=margins.lipsdp_margin,
+                         at_least=("lower", "exact"), limits=(MAX_SDP_COST,), stage_order=0,
+                         order_slack=_accuracy_slack, **_LIPSDP_P))
+registry.register(Method("lipsdp_layer", "upper", _lipsdp("layer"), stage="lipsdp",
+                         domain="global", upper_margin=margins.lipsdp_margin,
+                         at_least=("lipsdp_neuron", "lower"), limits=(MAX_SDP_COST,),
+                         stage_order=1, order_slack=_accuracy_slack, **_LIPSDP_P))
+registry.register(Method("layerwise", "upper", _closed_form(lipschitz.layerwise),
+                         stage="closed_form", domain="global",
+                         upper_margin=margins.closed_form_margin, at_least=("exact", "lower"),
+                         stage_order=2))
+registry.register(Method("theorem1", "upper", _closed_form(lipschitz.theorem1),
+                         stage="closed_form", domain="global",
+                         upper_margin=margins.closed_form_margin, at_least=("layerwise",),
+                         stage_order=1))
+registry.register(Method("theorem1_bv2", "upper", _closed_form(lipschitz.theorem1_bv2),
+                         stage="closed_form", domain="global",
+                         upper_margin=margins.closed_form_margin, at_least=("theorem1",),
+                         stage_order=0))

@@ -26,22 +26,25 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from reference._limits import check_box
 from reference._numerics import UNIT_ROUNDOFF, check_nonnegative, gamma
-from reference.lipschitz import _exact as exact_mod
 from reference.lipschitz import _ladder as ladder
-from reference.lipschitz._bounds import check_finite, closed_form_rtol, parse_p, vector_norm
+from reference.lipschitz import _methods as registry
+from reference.lipschitz._bounds import check_finite, parse_p, vector_norm
 from reference.lipschitz._rounding_exact import forward_error_bound
 from reference.nn._network import Network
 
 EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
-GLOBAL = ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron", "lipsdp_layer")
-CLOSED, LOWER, LIPSDP, EXACT = (("theorem1_bv2", "theorem1", "layerwise"), ("lower",),
-                                ("lipsdp_neuron", "lipsdp_layer"), ("exact",))
+# the stages: live views of the method registry (each record's stage and stage_order)
+CLOSED, LOWER, LIPSDP, EXACT = (registry.NameView(partial(registry.stage_methods, stage))
+                                for stage in registry.STAGES)
+GLOBAL = registry.NameView(lambda: tuple(m for stage in (CLOSED, LOWER, LIPSDP, EXACT)
+                                         for m in stage if registry.get(m).domain == "global"))
 
 
 def stages(n_inputs: int) -> tuple:
@@ -111,7 +114,8 @@ def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
 
 def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[float, float, str]:
     """(the method's value, the margin added to it, what the margin is) for an upper bound of
-    a ladder result; the certified upper bound is value + margin.
+    a ladder result; the certified upper bound is value + margin, as the method's record
+    gives it (Method.upper_margin; the built-in ones are in reference.lipschitz._margins):
     - closed forms (theorem1*, layerwise), the layer-wise fallback of a MILP and interrupted
       exact brackets: 16 gamma_n relative, n = sum of the blocks' (N_in + 2) + N_0 + N_L
       (sums of at most n terms and one product per block; 16 for LAPACK's SVD, backward
@@ -126,32 +130,10 @@ def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[flo
       holds it already); the MILP ("tolerance") its tolerance (HiGHS's bound +
       MILP_TOLERANCE x max(|bound|, layer-wise bound)); a layer-wise upper end
       ("closed_form") as the closed forms."""
-    closed, closed_text = closed_form_rtol(net)
-    if method.startswith("lipsdp"):
-        value, bound = result["value"], result["rounding_bound"]
-        if not np.isfinite(bound):
-            return value, np.inf, ("rounding bound NOT PROVEN (R nearly singular): no sound "
-                                   "verdict from LipSDP")
-        rel = bound / value if value > 0 else 0.0
-        return value, bound, (f"proven rounding bound {bound:.3g} ({rel:.3g} relative)" + (
-            ", USELESS (> 1e-3 relative: the hidden block R is ill-conditioned)"
-            if result.get("rounding_useless") else ""))
-    if result.get("kind") not in ("exact", "bracket"):          # ladder.KINDS
-        return result["value"], result["value"] * closed, closed_text
-    upper, how = result.get("upper_bound"), result.get("upper_margin_kind", "closed_form")
-    if how not in exact_mod.UPPER_MARGIN_KINDS:       # a new kind must say its margin here
-        raise ValueError(f"upper_margin_kind: expected one of "
-                         f"{list(exact_mod.UPPER_MARGIN_KINDS)}, got {how!r}")
-    if how == "jacobian_rounding":                             # exact_1d over the box
-        return (result["box_value"], exact_mod.jacobian_rounding(net, p),
-                "rounding bound of a computed Jacobian norm")
-    if how == "rounding_bound":
-        return (upper - result["rounding_bound"], result["rounding_bound"],
-                "rounding bound of a computed Jacobian norm")
-    if how == "tolerance":
-        return upper - result["tolerance"], result["tolerance"], "HiGHS's tolerance"
-    assert upper is not None                 # _collect asks only when there is an upper bound
-    return upper, upper * closed, closed_text
+    margin = registry.get(method).upper_margin
+    if margin is None:                                      # a lower method: no upper end
+        raise ValueError(f"method: {method!r} has no upper end (kind lower), no margin")
+    return margin(net, result, p)
 
 
 # --------------------------------------------------------------------------- verdict
@@ -297,6 +279,17 @@ def _decide(claim, bounds, witnesses):
     return "undecided", None, None, interval
 
 
+def _never_below(name: str, stage, results: dict) -> str | None:
+    """The first method of the same stage that gave a value and is never above `name` (an
+    ordering pair (a, name) of the registry, a not a lower bound), or None: `check_claim`
+    does not run `name` then, it cannot decide more (lipsdp_layer after lipsdp_neuron)."""
+    for a, b in registry.ordering_pairs():
+        if (b == name and a in stage and registry.get(a).kind != "lower"
+                and results.get(a, {}).get("value")):
+            return a
+    return None
+
+
 def check_claim(net: Network, claim: float, p: float | str = 2, box: float = 1.0,
                 methods: str | Sequence[str] = ladder.METHODS, **options: Any) -> Verdict:
     r"""Decide whether a claimed Lipschitz constant holds on a box, cheapest method first.
@@ -390,10 +383,10 @@ def check_claim(net: Network, claim: float, p: float | str = 2, box: float = 1.0
             if verdict != "undecided":
                 assert decided_by is not None            # _decide names the deciding bound
                 not_run[name] = f"not needed: decided by {decided_by.method}"
-            elif name.startswith("lipsdp") and p != 2.0:
-                not_run[name] = "LipSDP bounds the l2 constant only (p = 2)"
-            elif name == "lipsdp_layer" and results.get("lipsdp_neuron", {}).get("value"):
-                not_run[name] = "lipsdp_neuron gave a bound (lipsdp_layer is never below it)"
+            elif p not in registry.get(name).p_values:
+                not_run[name] = registry.get(name).p_reason
+            elif tighter := _never_below(name, stage, results):
+                not_run[name] = f"{tighter} gave a bound ({name} is never below it)"
             else:
                 results[name] = ladder.run_method(name, net, p, box, **options)
                 new_bounds, new_witnesses = _collect(net, name, results[name], p, box,

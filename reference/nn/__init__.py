@@ -31,8 +31,10 @@ from reference.nn._knot_spline import KnotSpline
 from reference.nn._linear_spline import LinearSpline
 from reference.nn._losses import (
     LOSSES,
+    Loss,
     loss_and_grad,
     predict_labels,
+    register_loss,
 )
 from reference.nn._network import (
     Dense,
@@ -65,6 +67,8 @@ __all__ = [
     "make_activation",
     "LOSSES",
     "loss_and_grad",
+    "Loss",
+    "register_loss",
     "predict_labels",
     "REGULARISERS",
     "TV2",

@@ -30,7 +30,7 @@ from reference._numerics import check_choice, check_nonnegative, check_positive
 from reference.exceptions import OverflowResult
 from reference.nn import _regularisers as regularisers
 from reference.nn._linear_spline import LinearSpline
-from reference.nn._losses import check_targets, loss_and_grad, predict_labels
+from reference.nn._losses import LOSSES, check_targets, get_loss, loss_and_grad, predict_labels
 from reference.nn._network import Network
 
 REGULARISERS = tuple(regularisers.REGULARISERS)      # ("tv2", "bv2")
@@ -123,7 +123,7 @@ class TrainConfig:
         ValueError
             Naming the field, when a value is outside the range documented for it.
         """
-        check_choice(self.loss, ("squared", "logistic", "xent"), "loss")
+        check_choice(self.loss, LOSSES, "loss")
         check_choice(self.optimizer, OPTIMISERS, "optimizer")
         check_choice(self.reg, REGULARISERS, "reg")
         for name in ("lr", "spline_lr"):
@@ -639,7 +639,7 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     history: dict[str, Any] = {"config": asdict(config), "epochs": []}
     bar = tqdm(total=config.epochs, unit="epoch", leave=False,
                disable=config.quiet or not sys.stderr.isatty())
-    classify = config.loss != "squared"
+    classify = get_loss(config.loss).predict is not None
     outputs = np.empty((m, net.n_out))                 # the per-epoch evaluation's buffer
     if (x_valid is None) != (y_valid is None):
         given, missing = ("x_valid", "y_valid") if y_valid is None else ("y_valid", "x_valid")

@@ -137,11 +137,11 @@ def test_only_a_failed_solve_becomes_a_reason(monkeypatch):
 
     def broken(net, p, box, options):
         raise RuntimeError("a bug")
-    monkeypatch.setitem(ladder.RUNNERS, "layerwise", failed)
+    monkeypatch.setattr(ladder, "RUNNERS", {**ladder.RUNNERS, "layerwise": failed})
     r = ladder.run_method("layerwise", net, 2)
     assert r["value"] is None and r["reason"] == "layerwise: the solver gave up"
     assert r["kind"] == "upper"
-    monkeypatch.setitem(ladder.RUNNERS, "layerwise", broken)
+    monkeypatch.setattr(ladder, "RUNNERS", {**ladder.RUNNERS, "layerwise": broken})
     with pytest.raises(RuntimeError, match="a bug"):
         ladder.run_method("layerwise", net, 2)
 
@@ -171,7 +171,8 @@ def test_certified_exact_value_below_a_lower_bound_is_a_violation(tmp_path, monk
                 "lower_bound": wrong, "upper_bound": 10 * low, "tolerance": 1e-5 * wrong,
                 "upper_margin_kind": "tolerance", "kind": "exact", "binaries": 0, "cuts": 0,
                 "method": "MILP (monkeypatched)", "domain": "box"}
-    monkeypatch.setitem(ladder.RUNNERS, "exact", certified_but_wrong)
+    monkeypatch.setattr(ladder, "RUNNERS", {**ladder.RUNNERS,
+                                            "exact": certified_but_wrong})
     results = ladder.ladder(net, "inf", methods="lower,exact")
     assert ladder.order_violations(results) == [("lower", "exact", low, wrong * (1 + 1e-5))]
     path = save_model(net, tmp_path / "m.npz")
