@@ -1,6 +1,6 @@
 """Throughput of the spline activation, forward + backward, float64.
 
-Measures reference.spline.LinearSpline through its checked API (y, pieces = s.forward(x);
+Measures reference.nn.LinearSpline through its checked API (y, pieces = s.forward(x);
 s.backward(x, g, pieces)) with the default kernels and with each backend (numpy, and numba
 when installed), against DeepSplines' DeepBSpline (PyTorch CPU, float64, --threads threads,
 OMP_WAIT_POLICY=PASSIVE unless set) in the same run, when torch and deepsplines are

@@ -6,12 +6,12 @@ The sweep: circle and s_shape, spline width 2, lambda in {1e-4, 1e-3, 1e-2, 0.1,
 process, one after the other:
 - in-process: run_sweep(workers=0), no Dask: the time of the runs themselves (after one
   warm-up run for the imports);
-- LocalCluster with 1 worker, then with 2 (reference.sweep.dask_client, the cluster
+- LocalCluster with 1 worker, then with 2 (reference.training.dask_client, the cluster
   run_sweep makes): the cluster's start and warm-up (one tiny run on every worker) timed apart,
   then run_sweep(scheduler=its address) from empty results.
 Also timed, on the in-process sweep's files: what the records' integrity costs per record
-(reference.records: sealing = hashing the model file and the record when it is written;
-checking = reading, parsing, the value checks and both hashes when it is reused or
+(reference.training._records: sealing = hashing the model file and the record when it is
+written; checking = reading, parsing, the value checks and both hashes when it is reused or
 tabulated), as a fraction of the mean run.
 Reported: speed-up = time(1 worker) / time(2 workers), with and without the cluster start;
 per-run overhead of the engine = (time(1 worker) - time(in-process)) / runs, also as a

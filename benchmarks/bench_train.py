@@ -55,7 +55,7 @@ RECIPE = {"size": 21, "range_": 2.0, "lr": 1e-2, "batch_size": 16, "mu": 1e-4, "
 
 # ------------------------------------------------------------------------- workers
 def ours_worker(dataset: str, widths: list) -> callable:
-    """A function running `epochs` epochs of reference.train.train on a fixed network."""
+    """A function running `epochs` epochs of reference.training.train on a fixed network."""
     from reference.data import _datasets as datasets
     from reference.nn._network import build_mlp
     from reference.training._train import TrainConfig, train

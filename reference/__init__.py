@@ -15,6 +15,8 @@ The subpackages, each with its public names in ``__all__``:
 - :mod:`reference.exceptions`: every exception class of the package;
 - :mod:`reference.testing`: what tests, theory checks and benchmarks share (random
   networks, finite differences, rescaled problems, property-test profiles);
+- :mod:`reference.cli`: the command line, ``python -m reference`` (``main``,
+  ``build_parser``).
 
 Subpackages are imported on first use (``reference.lipschitz`` loads SciPy and cvxpy only
 when it is touched).
@@ -31,7 +33,9 @@ except _metadata.PackageNotFoundError:      # run from a checkout that is not in
 __all__ = ["__version__", "conformance", "convex", "data", "exceptions", "io", "lipschitz",
            "nn", "oracle", "testing", "training"]
 
-_SUBPACKAGES = frozenset(__all__) - {"__version__"}
+# also reachable on first access, not star-imported: the command line (nothing in the
+# package imports it)
+_SUBPACKAGES = frozenset(__all__) - {"__version__"} | {"cli"}
 
 
 def __getattr__(name: str) -> Any:

@@ -3,11 +3,12 @@
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2   and   lipsdp >= lower
 
 for p in {1, 2, inf}, on random spline networks (1-D and multi-D inputs, several depths and
-widths), random ReLU / LeakyReLU / PReLU networks and networks trained by `reference.train`;
-for 1-D inputs the exact value must also agree with a dense scan of the function.  Prints a
-table (check, instances, passed, worst margin) and the tightness of every method (value /
-best lower bound: median and worst; the best lower bound is the exact value when it is
-attained, else the sampled one), writes a JSON report, exits 1 on any violation.
+widths), random ReLU / LeakyReLU / PReLU networks and networks trained by
+`reference.training.train`; for 1-D inputs the exact value must also agree with a dense
+scan of the function.  Prints a table (check, instances, passed, worst margin) and the
+tightness of every method (value / best lower bound: median and worst; the best lower bound
+is the exact value when it is attained, else the sampled one), writes a JSON report, exits 1
+on any violation.
 
     python -m theory_checks.lipschitz_bound [--quick] [--json-out PATH]
 
