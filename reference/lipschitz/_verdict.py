@@ -115,21 +115,10 @@ def certified_ratio(net: Network, x, x_pair, p: float, method: str = "",
 def upper_margin(net: Network, method: str, result: dict, p: float) -> tuple[float, float, str]:
     """(the method's value, the margin added to it, what the margin is) for an upper bound of
     a ladder result; the certified upper bound is value + margin, as the method's record
-    gives it (Method.upper_margin; the built-in ones are in reference.lipschitz._margins):
-    - closed forms (theorem1*, layerwise), the layer-wise fallback of a MILP and interrupted
-      exact brackets: 16 gamma_n relative, n = sum of the blocks' (N_in + 2) + N_0 + N_L
-      (sums of at most n terms and one product per block; 16 for LAPACK's SVD, backward
-      stable with no sharp constant);
-    - LipSDP: its proven `rounding_bound` (reference.lipschitz.rounding_bound: -M(lambda, rho_up)
-      >= 0 for the exact LMI data checked by a shifted Cholesky factorisation, the error of
-      forming M and of the weights' products included); inf when no check passed (R too
-      close to singular): never sound then; above 1e-3 relative the text says so;
-    - exact over the box, by the result's `upper_margin_kind` (exact.UPPER_MARGIN_KINDS):
-      exact_1d_on_box ("jacobian_rounding") and regions_2d ("rounding_bound") add the rounding
-      bound of a computed Jacobian norm (`exact.jacobian_rounding`; regions_2d's upper_bound
-      holds it already); the MILP ("tolerance") its tolerance (HiGHS's bound +
-      MILP_TOLERANCE x max(|bound|, layer-wise bound)); a layer-wise upper end
-      ("closed_form") as the closed forms."""
+    gives it (Method.upper_margin).  The built-in margins and their proofs are in
+    reference.lipschitz._margins: closed forms 16 gamma_n relative, LipSDP its proven
+    rounding bound, exact methods by their result's `upper_margin_kind`.  ValueError for a
+    lower method (it has no upper end)."""
     margin = registry.get(method).upper_margin
     if margin is None:                                      # a lower method: no upper end
         raise ValueError(f"method: {method!r} has no upper end (kind lower), no margin")

@@ -124,7 +124,7 @@ def check_targets(loss: str, outputs_shape: tuple, y, name: str = "y") -> np.nda
     record = get_loss(loss)
     m = outputs_shape[0]
     y = np.asarray(y)
-    if y.shape[0] != m:
+    if y.ndim == 0 or y.shape[0] != m:
         raise ValueError(f"{name}: expected {m} targets (one per input), got shape {y.shape}")
     return record.check_targets(outputs_shape, y, name)
 

@@ -318,3 +318,11 @@ def test_a_thin_region_left_undecided_leaves_the_claim_undecided(monkeypatch):
     v = check_claim(net, 1.0, 2, methods="exact")
     assert v.verdict == "undecided" and v.interval[1] >= 1e6
     assert check_claim(net, 3e6, 2, methods="exact").verdict == "sound"     # above the bound
+
+
+def test_upper_margin_of_a_lower_method_is_refused():
+    """A lower bound has no upper end: asking its margin names the method (no traceback from
+    a missing record field)."""
+    net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
+    with pytest.raises(ValueError, match="^method: 'lower' has no upper end"):
+        verdict.upper_margin(net, "lower", {"kind": "lower", "value": 1.0}, 2.0)

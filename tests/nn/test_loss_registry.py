@@ -90,3 +90,11 @@ def test_a_registered_loss_solves_and_certifies(double_squared):
     assert cert["certified_by"] == "dual bound" and cert["lower_bound"] is not None
     assert cert["objective"] == pytest.approx(2 * half["objective"], rel=1e-6)
     assert cert["lower_bound"] <= cert["objective"] * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "xent"])
+def test_scalar_targets_are_refused_naming_the_argument(loss):
+    """A single number as the targets is a ValueError naming the argument, not an IndexError
+    from its missing first axis."""
+    with pytest.raises(ValueError, match=r"^y_valid: expected 3 targets .*got shape \(\)"):
+        check_targets(loss, (3, 1), 1.0, "y_valid")
