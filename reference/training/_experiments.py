@@ -22,6 +22,7 @@ TrainConfig) -- plus
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -241,7 +242,7 @@ class RunConfig:
             where they hold their defaults: a config of 0.1 has the same dict, hence the
             same `key`, as in 0.1.
         """
-        out, defaults = self.all_fields(), RunConfig().all_fields()
+        out, defaults = self.all_fields(), _default_fields()
         return {name: value for name, value in out.items()
                 if name not in ADDED_FIELDS or value != defaults[name]}
 
@@ -320,6 +321,12 @@ class RunConfig:
                            seed=self.seed, quiet=quiet, sparsify_threshold=self.sparsify,
                            acc_drop=self.acc_drop, prox=self.prox, mu=self.mu,
                            milestones=self.milestones, convention=self.convention)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_fields() -> dict:
+    """RunConfig().all_fields(), built once (read only)."""
+    return RunConfig().all_fields()
 
 
 def canonical_json(value) -> str:
