@@ -552,17 +552,28 @@ def without_bytes(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-CASE_FILES = {"model": ("npz", "a model file (an .npz archive)", None),
-              "inputs": ("npy", "a .npy array", None),
-              "data": ("npz", "an .npz archive", ["y"]),
-              "expected": ("npz", "an .npz archive", "answer_keys")}
+CASE_FILES = {"model": ("npz", "a model file (an .npz archive)"),   # what -> (kind, what)
+              "inputs": ("npy", "a .npy array"),
+              "data": ("npz", "an .npz archive"),
+              "expected": ("npz", "an .npz archive")}
+
+
+def _entries_needed(entry: dict, what: str) -> list:
+    """The arrays a case's .npz file must hold: X and y (data), the answer keys (expected);
+    none checked here for the model (load_model knows its entries)."""
+    return {"data": ["X", "y"], "expected": list(entry["answer_keys"])}.get(what, [])
 
 
 def _read_file(suite: Suite, entry: dict, what: str, read):
-    """read(path) of the case's file `what`, after checking that it stays in DIR, exists and
-    is the kind of file expected (from its first bytes); SuiteError naming DIR, the manifest,
-    the case and the file otherwise, never quoting the file."""
-    kind, expected, _ = CASE_FILES[what]
+    """read(path) of the case's file `what`, after checking that it stays in DIR, exists, is
+    the kind of file expected (from its first bytes) and holds the arrays the case needs;
+    SuiteError naming DIR, the manifest, the case and the file otherwise.
+
+    No message quotes the file: a reader's error text may hold the file's own text (NumPy
+    quotes a header's keys, dtype and shape, the model reader a layer type), so a file that
+    cannot be read is named with the type of the error only (and the system's reason for an
+    OSError).  The names a message lists are the manifest's (answer keys) or the format's."""
+    kind, expected = CASE_FILES[what]
     path = suite.path(entry, what)
     where = (f"{suite.where}: case {entry['name']!r}: its {what} file "
              f"{path.relative_to(suite.directory)}")
@@ -571,9 +582,25 @@ def _read_file(suite: Suite, entry: dict, what: str, read):
     if file_kind(path) != kind:
         raise SuiteError(f"{where} is not {expected} ({describe(path)})")
     try:
+        needed = _entries_needed(entry, what)
+        if needed:
+            with NpzReader(path, what) as reader:
+                missing = [k for k in needed if k not in reader]
+                held = len(reader.names)
+            if missing:
+                raise SuiteError(f"{where} lacks the arrays {shown(missing, 200)} (it holds "
+                                 f"{held} entries): re-export the suite (`python -m reference "
+                                 "conformance export DIR`)")
         return read(path)
+    except SuiteError:
+        raise
     except (ValueError, OSError, TypeError) as exc:
-        raise SuiteError(f"{where}: {without_bytes(str(exc))}") from None
+        reason = (f"{type(exc).__name__}: {exc.strerror}" if isinstance(exc, OSError)
+                  and exc.strerror else type(exc).__name__)
+        raise SuiteError(f"{where} cannot be read as {expected} ({reason}; what it holds is "
+                         "not quoted): the file is damaged or was not written by `conformance "
+                         "export`; re-export the suite (`python -m reference conformance "
+                         "export DIR`)") from None
 
 
 def read_case(suite: Suite, entry: dict):
@@ -583,9 +610,10 @@ def read_case(suite: Suite, entry: dict):
     built = suite.built[entry["name"]]
     net, names = _read_file(suite, entry, "model",
                             lambda p: load_model(p, with_names=True))
-    x = _read_file(suite, entry, "inputs", lambda p: net.check_inputs(load_npy(p, "inputs")))
+    x = _read_file(suite, entry, "inputs", lambda p: load_npy(p, "inputs"))
     _check_built(suite, entry, "model", layer_entries(net), layer_entries(built.net))
-    _check_built(suite, entry, "inputs", x, built.inputs)
+    _check_built(suite, entry, "inputs", x, built.inputs)    # the shape the network takes
+    x = net.check_inputs(x)
     targets = None
     if "data" in entry["parameters"]:
         data = _read_file(suite, entry, "data", lambda p: load_npz(p, "data", ["X", "y"]))
