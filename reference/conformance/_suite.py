@@ -112,6 +112,19 @@ def _check_export_dir(directory: Path, arg: str) -> None:
                         "may be overwritten)")
 
 
+def _check_case_dirs(directory: Path, built: list, arg: str) -> None:
+    """Before anything is written: no case directory DIR/NAME of an earlier suite is a
+    symbolic link (the case's files would be written where it leads, out of DIR or into
+    another case), FileError naming `arg` and the link.  A linked case file is harmless:
+    atomic_write replaces the link itself."""
+    for case in built:
+        path = directory / case.name
+        if path.is_symlink():
+            raise FileError(f"{arg}: {path} is a symbolic link (to {os.readlink(path)}); a "
+                            "suite's case directories are written in place, never through a "
+                            "link: remove it, or choose a new or empty directory")
+
+
 def _export_case(case: cases.Case, directory: Path, arg: str) -> dict:
     """Write one case's files and return its manifest entry; the expected answers are
     computed on the files as written (model and inputs read back)."""
@@ -164,7 +177,9 @@ def export(directory: str | os.PathLike, arg: str = "DIR",
     Raises
     ------
     FileError
-        Naming `arg`, when DIR is not new, empty or a suite, or a file cannot be written.
+        Naming `arg`, when DIR is not new, empty or a suite, a case directory of an earlier
+        suite is a symbolic link (checked before anything is written), or a file cannot be
+        written.
 
     See Also
     --------
@@ -206,10 +221,11 @@ def export(directory: str | os.PathLike, arg: str = "DIR",
     """
     directory = Path(directory)
     _check_export_dir(directory, arg)
+    built = cases.build_cases() if built is None else built
+    _check_case_dirs(directory, built, arg)
     prepare_output_dir(directory, arg)
     (directory / MANIFEST).unlink(missing_ok=True)   # a re-export stopped halfway: no suite
-    entries = [_export_case(case, directory, arg)
-               for case in (cases.build_cases() if built is None else built)]
+    entries = [_export_case(case, directory, arg) for case in built]
     manifest = {"format": FORMAT, "generated_by": f"deepspline-reference {__version__}",
                 "seed": cases.SEED, "tolerance_rule": TOLERANCE_RULE, "cases": entries}
     write_text(directory / MANIFEST, dumps_json(manifest, indent=1) + "\n", arg)

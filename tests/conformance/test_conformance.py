@@ -272,6 +272,38 @@ def test_export_refuses_a_directory_holding_other_files(suite, tmp_path, capsys)
     assert (again / "manifest.json").read_text() == (suite / "manifest.json").read_text()
 
 
+def test_export_never_writes_through_a_linked_case_directory(suite, tmp_path, capsys):
+    """Issue 21, item 8 (audit, its neighbour in export): re-exporting over an earlier suite
+    whose case directory DIR/knots was a symbolic link to another directory wrote the case's
+    model.npz, inputs.npy and expected.npz there, replacing that directory's own files.  A
+    case directory that is a link (out of DIR or to another case) is refused before anything
+    is written, naming DIR and the link; a linked case file is replaced, not followed."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "model.npz").write_text("precious")
+    for target in (elsewhere, "k2"):
+        again = tmp_path / "again"
+        shutil.copytree(suite, again)
+        shutil.rmtree(again / "knots")
+        (again / "knots").symlink_to(target)
+        before = (again / "manifest.json").read_text()
+        assert cli.main(["conformance", "export", str(again)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: DIR: {again / 'knots'} is a symbolic link"), err
+        assert len(err.splitlines()) == 1
+        assert (again / "manifest.json").read_text() == before          # nothing written
+        assert sorted(p.name for p in elsewhere.iterdir()) == ["model.npz"]
+        assert (elsewhere / "model.npz").read_text() == "precious"
+        shutil.rmtree(again)
+    again = tmp_path / "again"
+    shutil.copytree(suite, again)
+    (again / "k2" / "model.npz").unlink()
+    (again / "k2" / "model.npz").symlink_to(elsewhere / "model.npz")
+    assert cli.main(["conformance", "export", str(again)]) == 0
+    assert (elsewhere / "model.npz").read_text() == "precious"
+    assert not (again / "k2" / "model.npz").is_symlink()
+
+
 def test_cases_are_deterministic():
     first, second = cases.build_cases(), cases.build_cases()
     assert [c.name for c in first] == [c.name for c in second]
