@@ -149,6 +149,39 @@ def test_evaluate_follows_the_scaling_law(scale):
                                            atol=1e-9 * np.abs(expected).max(), err_msg=key)
 
 
+@pytest.mark.parametrize("scale", (2.0 ** -26, 1e-8, 1e8))
+def test_the_evaluate_command_follows_the_scaling_law(scale, tmp_path, capsys):
+    """`evaluate --layers --one-sided --info` as a user runs it (its own forward pass and
+    --knot-tol): the rescaled model's file holds every answer times its law, the same rows
+    on a kink, and the same summary line (the kink count included)."""
+    rng = np.random.default_rng(0)
+    net = oracle_model(rng)
+    x = oracle_inputs(net, rng)
+
+    def evaluate(network, inputs):
+        save_model(network, tmp_path / "m.npz")
+        np.save(tmp_path / "x.npy", inputs)
+        assert cli.main(["evaluate", str(tmp_path / "m.npz"), "--inputs",
+                         str(tmp_path / "x.npy"), "--output", str(tmp_path / "o.npz"),
+                         "--layers", "--one-sided", "--info"]) == 0
+        line = capsys.readouterr().out.split(": ", 1)[1]
+        return dict(np.load(tmp_path / "o.npz")), line
+
+    base, line = evaluate(net, x)
+    assert "rows on a kink" in line and base["on_kink"].any()
+    for a, c in ((scale, 1.0), (1.0, scale)):
+        rnet, factors = rescale(net, a, c)
+        got, rline = evaluate(rnet, x * a)
+        assert rline == line and got.keys() == base.keys()
+        np.testing.assert_array_equal(got["on_kink"], base["on_kink"])
+        lawful = [k for k in base if law(k, factors) is not None]
+        assert "outputs" in lawful and "tv2/1" in lawful and "lipschitz_bound_slopes/p2" in lawful
+        for key in lawful:
+            expected = base[key] * law(key, factors)
+            np.testing.assert_allclose(got[key], expected, rtol=1e-9,
+                                       atol=1e-9 * np.abs(expected).max(), err_msg=key)
+
+
 @pytest.mark.parametrize("scale", SCALES)
 def test_check_gives_the_same_verdicts_at_every_scale(scale):
     """Right answers, a floor-based implementation (the left piece on knots) and the
@@ -215,7 +248,7 @@ def test_a_relu_network_under_the_issues_law_keeps_its_verdicts():
 
 
 # ------------------------------------------------------------------------------ info
-@pytest.mark.parametrize("scale", (2.0 ** -26, 1e-8, 1e8))
+@pytest.mark.parametrize("scale", SCALES)
 def test_info_follows_the_scaling_law(scale, tmp_path, capsys):
     """`info --json`: Theorem 1 with the slopes x T / a, TV2, Lip, knot counts and their
     tolerances unchanged (the BV2 forms have no such law: |sigma(1)| does not scale)."""
