@@ -117,7 +117,8 @@ def check_record(path, results=None):
     path = Path(path)
     try:
         record = parse_record(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested too deeply for Python's reader (e.g. 10^5 brackets)
         return None, f"not readable as a record ({type(exc).__name__}: {exc})"
     problem = record_problem(record, key=path.stem, results=results)
     return (record, None) if problem is None else (None, problem)

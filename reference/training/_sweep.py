@@ -233,6 +233,29 @@ def _store(results: Path, config: RunConfig, outcome: tuple) -> dict:
     return json.loads(text)
 
 
+def read_records(results: str | os.PathLike) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """(the verified records of RESULTS/records sorted by key, (path, what is wrong) for each
+    other file there): `load_records` without its warnings, for callers that report the
+    skipped files themselves (the sweep command: one line each).  FileNotFoundError when
+    RESULTS has no records directory."""
+    directory = Path(results) / RECORDS
+    if not directory.is_dir():
+        raise FileNotFoundError(f"results: no records directory {directory}")
+    records, skipped = [], []
+    for path in sorted(directory.glob("*.json")):
+        record, problem = check_record(path, results)
+        if problem is None:
+            records.append(record)
+        else:
+            skipped.append((path, problem))
+    return records, skipped
+
+
+def skipped_line(path, problem: str) -> str:
+    """How a record that a table skips is reported (load_records' warning, the CLI's line)."""
+    return f"results: skipped {path} ({problem})"
+
+
 def load_records(results: str | os.PathLike) -> list[dict]:
     """Every verified record of a results directory.
 
@@ -253,16 +276,9 @@ def load_records(results: str | os.PathLike) -> list[dict]:
     FileNotFoundError
         When RESULTS has no records directory.
     """
-    directory = Path(results) / RECORDS
-    if not directory.is_dir():
-        raise FileNotFoundError(f"results: no records directory {directory}")
-    records = []
-    for path in sorted(directory.glob("*.json")):
-        record, problem = check_record(path, results)
-        if problem is None:
-            records.append(record)
-        else:
-            warnings.warn(f"results: skipped {path} ({problem})", stacklevel=2)
+    records, skipped = read_records(results)
+    for path, problem in skipped:
+        warnings.warn(skipped_line(path, problem), stacklevel=2)
     return records
 
 
