@@ -4,6 +4,7 @@ written before the hash are reported by name, recomputed by the sweep and never 
 the table."""
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ CONFIGS = expand(activation=["spline", "relu"], lam=[1e-3, 1.0], seeds=[0, 1],
                  dataset="circle", epochs=2, size=9)
 SPLINE = 0                        # index in CONFIGS of the record that is damaged
 ROOT = Path(__file__).resolve().parents[2]           # `python -m reference` of this tree
+SWEEP_ARGS = ["--activation", "spline,relu", "--lam", "1e-3,1", "--seeds", "0,1", "--epochs",
+              "2", "--size", "9", "--workers", "0", "--quiet"]      # CONFIGS, in this process
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +186,35 @@ def test_a_record_nested_too_deeply_to_parse_is_recomputed(results):
     assert_recomputed(root, first, key, "RecursionError")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+@pytest.mark.parametrize("which", ["model", "record"])
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_model_or_record_that_is_not_a_regular_file_is_damaged_not_read(results, which,
+                                                                         special):
+    """A FIFO (open() waits for a writer forever) or a link to /dev/zero (endless bytes) in
+    place of a model or record file hung the sweep while it hashed or read it; it is named
+    as not a regular file and recomputed.  Run as a process: a hang fails after 120 s."""
+    root, first = results
+    key = CONFIGS[SPLINE].key()
+    path = (root / "models" / f"{key}.npz" if which == "model"
+            else sweep.record_path(root, key))
+    path.unlink()
+    if special == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(special)
+    proc = subprocess.run([sys.executable, "-m", "reference", "sweep", "--results", str(root),
+                           *SWEEP_ARGS], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(CONFIGS)} runs: 1 done, {len(CONFIGS) - 1} cached, 0 failed" in proc.stdout
+    assert f"recomputed {key}: its record was not used (" in proc.stdout
+    assert "not a regular file" in proc.stdout, proc.stdout
+    assert path.is_file() and not path.is_symlink()          # replaced by the new run's file
+    assert without_timings(json.loads(sweep.record_path(root, key).read_text())) == \
+        without_timings(first.records[SPLINE])
+
+
 def test_a_record_copied_under_another_name_is_not_used(results):
     """A copy of a record under another key would otherwise be averaged twice."""
     root, first = results
@@ -217,9 +249,7 @@ def test_sweep_command_names_the_recomputed_records(results, capsys):
     root, first = results
     key = CONFIGS[SPLINE].key()
     edit(root, key, setter("lipschitz_bound", 1e-3))
-    argv = ["sweep", "--results", str(root), "--activation", "spline,relu", "--lam",
-            "1e-3,1", "--seeds", "0,1", "--epochs", "2", "--size", "9", "--workers", "0",
-            "--quiet"]
+    argv = ["sweep", "--results", str(root), *SWEEP_ARGS]
     with warnings.catch_warnings():
         warnings.simplefilter("error")                      # nothing else complains
         assert main(argv) == 0
