@@ -94,6 +94,39 @@ def test_optimal_is_never_above_the_zero_spline(method):
     assert {p["point"] for p in cert["candidates"]} >= {"zero spline"}
 
 
+@pytest.mark.parametrize("method,grid,lam,shift", [
+    ("active", "data", 1e12, 0.0), ("full", "data", 1e12, 0.0), ("full", "data", 1e6, 5.0),
+    ("full", "uniform", 1e12, 0.0), ("full", "uniform", 1e6, 5.0)])
+def test_tv2_with_a_huge_lambda_returns_the_affine_fit_certified(method, grid, lam, shift):
+    """TV2 ignores affine parts, so with a huge lambda the optimum is the least-squares
+    affine fit: objective its residual, TV2 exactly 0.  That cheap point was stored on the
+    whole grid, where rounding gave it a TV2 of ~1e-11, times lambda: "not_optimal" 137.94
+    (full, lambda 1e12) or 124.93462 (y + 5, lambda 1e6) against the dual bound 124.934252,
+    and the active set and the uniform grid not certified either.  Now its slopes are equal
+    in float64 and it is returned, certified by the dual bound, at the residual's value."""
+    net, x, y = single_neuron(m=500)
+    y = y + shift
+    basis = np.column_stack([np.ones(len(x)), x[:, 0]])
+    residual = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
+    new, cert = convex.solve_layer(net, 1, x, y, lam=lam, method=method, grid=grid, size=200)
+    assert cert["status"] == "optimal" and cert["certified_by"] == "dual bound"
+    assert cert["returned_point"] == "affine (least squares)" and cert["knots"] == [0]
+    assert cert["objective"] == pytest.approx(0.5 * residual @ residual, rel=1e-12, abs=0)
+    assert new.layers[1].knot_spline().tv2().tolist() == [0.0]
+
+
+@pytest.mark.parametrize("first,last,count", [(0.3, -7.1, 500), (1e-200, 3e-201, 41),
+                                               (-2e150, 5e149, 3), (4.0, 4.0, 9),
+                                               (1e8 + 0.1, 1e8 - 0.3, 1000)])
+def test_exactly_affine_values_have_equal_differences(first, last, count):
+    """Second differences exactly 0 (TV2 0), the values within count 2^-51 of the ends'
+    scale from the line."""
+    values = problem.exactly_affine(first, last, count)
+    assert np.all(np.diff(values, n=2) == 0) and len(values) == count
+    line = first + (last - first) * np.arange(count) / (count - 1)
+    assert np.max(np.abs(values - line)) <= count * 2.0 ** -51 * max(abs(first), abs(last))
+
+
 def test_a_solver_point_above_a_candidate_is_not_optimal(monkeypatch):
     """A solver point that the zero spline beats (BV2, huge lambda, a Lip bound) is never
     the answer: the zero spline is, certified by the Lip form of the dual bound, and without
