@@ -9,8 +9,7 @@ from reference.cli import main
 from reference.convex import _solve as convex
 from reference.exceptions import SolveNotCertified
 from reference.io._model_file import save_model
-from reference.testing import assert_numbers_only, single_neuron
-from tests.test_printed_numbers import numpy_typed
+from reference.testing import assert_numbers_only, numpy_typed, single_neuron
 
 
 def merged_data():
