@@ -16,7 +16,12 @@ from reference.io._model_file import save_model
 from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _ladder as ladder
 from reference.nn._network import build_mlp
-from reference.testing import NumpyRepr, assert_numbers_only, deepsplines_state_dict
+from reference.testing import (
+    NumpyRepr,
+    assert_numbers_only,
+    deepsplines_state_dict,
+    numpy_typed,
+)
 
 
 # ------------------------------------------------------------------------- the helper
@@ -274,23 +279,6 @@ def test_every_command_prints_numbers_not_numpy_reprs(name, files, monkeypatch, 
 
 
 # ------------------------------------------- the same text whatever the numbers' types
-def numpy_typed(value):
-    """`value` with every Python number as a NumPy scalar (float -> np.float64, int ->
-    np.int64, bool -> np.bool_), through dicts, lists and tuples: what a computation in
-    NumPy may hand the printing code instead."""
-    if isinstance(value, dict):
-        return {k: numpy_typed(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(numpy_typed(v) for v in value)
-    if isinstance(value, bool):
-        return np.bool_(value)
-    if isinstance(value, int):
-        return np.int64(value)
-    if isinstance(value, float):
-        return np.float64(value)
-    return value
-
-
 def text_both_ways(monkeypatch, capsys, argv, patch):
     """The output of main(argv) with `patch(numpy_typed or identity)` installed: once with
     the results as computed, once with their numbers as NumPy scalars."""
