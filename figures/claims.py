@@ -76,6 +76,15 @@ def _trend(records, column) -> dict:
     return {"rho": rho, "p": p, "runs": len(pairs), "shows": shows}
 
 
+def _rises(curve, column) -> str:
+    """Where the mean over seeds goes up from one lambda to the next (a trend can show up
+    in the ranks without being monotone in the means), as a clause; '' where it does not."""
+    means = [(row["lam"], row[f"{column}_mean"]) for row in curve]
+    rises = [f"{a:g} -> {b:g}: {x:.4g} -> {y:.4g}" for (a, x), (b, y) in zip(means, means[1:])
+             if x is not None and y is not None and y > x]
+    return "" if not rises else f"; but the mean rises from lambda {'; '.join(rises)}"
+
+
 def _rho_text(t) -> str:
     return rho_text(t["rho"], t["p"], t["runs"])
 
@@ -112,6 +121,8 @@ def claims(sweeps, profile, out):
                 gap = row["error_rate_mean"] - best["error_rate_mean"]
                 if gap > ACCURACY_MARGIN:
                     worse.append(f"{lam:g} (+{gap:.2f} pp)")
+            curve = [row for row in rows if row["dataset"] == dataset
+                     and row["network"] == f"spline {reg.upper()}"]
             for column in TRENDS:
                 t = _trend(runs, column)
                 trends.append({"dataset": dataset, "reg": reg, "quantity": column, **t})
@@ -120,12 +131,14 @@ def claims(sweeps, profile, out):
                 verdicts.append(
                     f"- {dataset}, {reg.upper()}: {what} as lambda grows: " +
                     ("shows up" if t["shows"] else "**does not show up**") +
-                    f", Spearman rho {_rho_text(t)} over {t['runs']} runs")
+                    f", Spearman rho {_rho_text(t)} over {t['runs']} runs" +
+                    _rises(curve, column))
+            below = sum(row["error_rate_mean"] < best["error_rate_mean"] for row in curve)
             verdicts.append(
                 f"- {dataset}, {reg.upper()}: accuracy comparable to the best baseline "
                 f"({best['network']}, {best['error_rate_mean']:.3g}% test error): " +
-                ("shows up at every lambda" if not worse else
-                 f"**does not show up** at lambda {', '.join(worse)}"))
+                (f"shows up at every lambda (below it at {below} of {len(curve)})"
+                 if not worse else f"**does not show up** at lambda {', '.join(worse)}"))
         for row in baselines:
             rows.append(row)
             lines.append(f"| {dataset} | {row['network']} | - | "

@@ -34,6 +34,7 @@ from figures.profiles import BASELINES, DATASETS, REGS, config_of  # noqa: E402
 from reference.convex import _solve as convex  # noqa: E402
 from reference.convex._problem import numpy_objective  # noqa: E402
 from reference.data import _datasets as datasets  # noqa: E402
+from reference.exceptions import SolveFailed  # noqa: E402
 from reference.io._files import write_text  # noqa: E402
 from reference.nn._network import KnotSplineActivation, SplineActivation  # noqa: E402
 
@@ -296,33 +297,58 @@ def decision_boundaries(sweeps, profile, out):
 
 
 # ------------------------------------------------------------------- representer
+def _representer_candidates(sweeps, profile) -> list:
+    """The runs the representer figure tries, in order: the lambda sweep's circle TV2 run at
+    representer_lam (first seed), then those of profile.representer_runs ((sweep, RunConfig
+    fields) of circle spline runs, first seed) whose sweep ran."""
+    seed = profile.seeds[0]
+    first = pick(ok_records(sweeps["lambda"]), dataset="circle", activation="spline",
+                 reg="tv2", lam=nearest(profile.lams, profile.representer_lam), seed=seed)
+    return [first] + [pick(ok_records(sweeps[sweep]), dataset="circle", activation="spline",
+                           seed=seed, **fields)
+                      for sweep, fields in profile.representer_runs if sweep in sweeps]
+
+
+def _run_name(config) -> str:
+    return (f"{config.dataset}, {config.reg.upper()}, hidden {list(config.hidden)}, K = "
+            f"{config.size}, lambda {config.lam:g}")
+
+
 def representer(sweeps, profile, out):
-    """The last spline layer of the circle TV2 run at representer_lam (seed 0) against the
-    exact continuous-domain optimum of that layer with every other weight fixed.
+    """The last spline layer of a trained network against the exact continuous-domain
+    optimum of that layer with every other weight fixed (certified): the first run of
+    `_representer_candidates` whose layer problem the solver certifies; the runs before it
+    are named in the summary with the solver's status.
 
     The layer problem sums the data term over the M training samples (convex.solve_layer):
     a network trained under DeepSplines' convention (mean data term + lam R per batch)
     minimised 1/M times it with lambda M lam, which the problem then takes."""
-    records = ok_records(sweeps["lambda"])
-    lam = nearest(profile.lams, profile.representer_lam)
-    record = pick(records, dataset="circle", activation="spline", reg="tv2", lam=lam,
-                  seed=profile.seeds[0])
-    config = config_of(record)
-    net = load_net(sweeps["results"], record)
-    layer = max(i for i, l in enumerate(net.layers) if isinstance(l, SplineActivation))
-    ds = datasets.load("circle", seed=profile.seeds[0])
-    loss = record["loss"]
-    scale = len(ds.x_train) if config.convention == "deepsplines" else 1
-    lam_sum = lam * scale                 # lambda of the summed data term
-    solved, cert = convex.solve_layer(net, layer, ds.x_train, ds.y_train, loss=loss,
-                                      lam=lam_sum, reg="tv2", grid="data")
-    trained_value = numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam_sum, "tv2")
+    failures = []
+    for record in _representer_candidates(sweeps, profile):
+        config = config_of(record)
+        net = load_net(sweeps["results"], record)
+        layer = max(i for i, l in enumerate(net.layers) if isinstance(l, SplineActivation))
+        ds = datasets.load(config.dataset, seed=config.seed)
+        loss, reg, lam = record["loss"], config.reg, config.lam
+        scale = len(ds.x_train) if config.convention == "deepsplines" else 1
+        lam_sum = lam * scale                 # lambda of the summed data term
+        try:
+            solved, cert = convex.solve_layer(net, layer, ds.x_train, ds.y_train, loss=loss,
+                                              lam=lam_sum, reg=reg, grid="data")
+            break
+        except SolveFailed as exc:            # named in the summary; the next run is tried
+            failures.append(f"{_run_name(config)} (seed {config.seed}): not certified, "
+                            f"{str(exc).split(' (attempts')[0]}")
+    else:
+        raise SolveFailed("representer: no run's layer problem was certified: "
+                          + "; ".join(failures))
+    trained_value = numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam_sum, reg)
     if cert["objective_check"] > trained_value * (1 + 1e-9):
         raise RuntimeError(f"representer: the certified optimum {cert['objective_check']} is "
                            f"above the trained network's objective {trained_value}")
-    problem = (f"lambda {lam:g}" if scale == 1 else
-               f"lambda {lam:g} per batch (DeepSplines' convention: the summed problem's "
-               f"lambda is M lambda = {lam_sum:g})")
+    problem = (f"{_run_name(config)}" if scale == 1 else
+               f"{_run_name(config)} per batch (DeepSplines' convention: the summed "
+               f"problem's lambda is M lambda = {lam_sum:g})")
     z = ds.x_train
     for l in net.layers[:layer]:
         z = l.forward(z)[0]
@@ -356,12 +382,13 @@ def representer(sweeps, profile, out):
             rows.append({"neuron": n, "z": p, "optimum": v,
                          "trained": trained.forward(np.full((1, width), p))[0][0, n],
                          "knot": bool(np.any(knots == p))})
-    fig.suptitle(f"Representer theorem, circle, TV2, {problem}, {loss} loss: solver "
+    fig.suptitle(f"Representer theorem, {problem}, {loss} loss: solver "
                  f"{cert['solver']} {cert['status']}, gap {cert['gap']:.1e}")
     files = save_figure(fig, out, "representer") + [save_csv(out, "representer", rows)]
+    tried = "" if not failures else " Tried first: " + "; ".join(failures) + "."
     return files, (f"{problem}: layer {layer}, trained objective {trained_value:.6g}, exact "
                    f"optimum {cert['objective_check']:.6g} (solver {cert['status']}, gap "
-                   f"{cert['gap']:.1e}), knots per neuron {cert['knots']}")
+                   f"{cert['gap']:.1e}), knots per neuron {cert['knots']}.{tried}")
 
 
 # --------------------------------------------------------------------- width table
@@ -421,7 +448,7 @@ FIGURES = {
     "spline_size": (size_baselines.spline_size, ("size",)),
     "activations": (activations, ("lambda",)),
     "decision_boundaries": (decision_boundaries, (("width", "lambda"),)),
-    "representer": (representer, ("lambda",)),
+    "representer": (representer, ("lambda", ("size", None))),
     "width_table": (width_table, ("width",)),
 }
 

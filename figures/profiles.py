@@ -53,8 +53,11 @@ class Profile:
     no first-layer bias with splines, a bias with ReLU); `baseline_mus`, when not empty,
     runs each baseline at each of these weight decays (the figures then show each at the
     one of best validation accuracy); `size_grid` holds the RunConfig fields of the size
-    sweep's spline runs (lists: their choices).  At their defaults the configs are those of
-    0.1, key for key (cached records stay valid).
+    sweep's spline runs (lists: their choices); `boundary_lam` is the lambda of the spline
+    panel of the decision boundaries when the profile runs no width sweep;
+    `representer_runs` lists the runs the representer figure tries, in order, when the
+    layer problem of the lambda sweep's run is not certified.  At their defaults the
+    configs are those of 0.1, key for key (cached records stay valid).
     """
     name: str
     lams: tuple
@@ -70,6 +73,7 @@ class Profile:
     baseline_mus: tuple = ()
     size_grid: dict = field(default_factory=dict)
     boundary_lam: float = 1e-4        # lambda of the spline panel without a width sweep
+    representer_runs: tuple = ()      # the representer's next runs: (sweep, RunConfig fields)
 
     def __post_init__(self):
         unknown = [s for s in self.sweeps if s not in SWEEPS]
@@ -159,7 +163,11 @@ PROFILES = {
                      spline_recipe={"first_bias": False}, baseline_mus=DECADES,
                      size_grid={"dataset": "circle", "hidden": [(2,)], "reg": "bv2",
                                 "lam": 1e-4, "size": list(PAPER_SIZES)},
-                     boundary_lam=1e-5),
+                     boundary_lam=1e-5,
+                     # the (4, 4) networks' last-layer problem is not certified by CLARABEL
+                     # (optimal_inaccurate: nearly separable data, logits up to 50); the
+                     # size sweep's network of the paper's era, K = 21, is
+                     representer_runs=(("size", {"size": 21}),)),
 }
 
 

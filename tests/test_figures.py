@@ -18,6 +18,7 @@ from figures.common import baseline_choice
 from figures.make import FIGURES, figure_sweeps
 from figures.profiles import PROFILES, SWEEPS
 from figures.run import generate
+from reference.exceptions import SolveFailed
 from reference.training import RunConfig
 
 CSV_COLUMNS = {
@@ -218,6 +219,8 @@ def test_figures_read_the_sweeps_the_profile_runs():
     assert figure_sweeps("decision_boundaries", quick) == (("width",), None)
     assert figure_sweeps("decision_boundaries", paper) == (("lambda",), None)
     assert figure_sweeps("spline_size", paper) == (("size",), None)
+    assert figure_sweeps("representer", paper) == (("lambda", "size"), None)
+    assert figure_sweeps("representer", quick) == (("lambda",), None)
     sweeps, reason = figure_sweeps("width_table", paper)
     assert sweeps is None and reason.startswith("does not apply to the paper profile: it "
                                                 "reads the width sweep")
@@ -263,6 +266,8 @@ def test_claims_say_plainly_when_a_claim_does_not_show_up(tmp_path):
     assert (tmp_path / "claims.md").read_text() == text + "\n"
     assert ("- circle, TV2: fewer knots as lambda grows: **does not show up**, Spearman rho "
             "+0.9") in text
+    assert "; but the mean rises from lambda 0.0001 -> 0.001: 11 -> 16; 0.001 -> 0.01: 16 ->" \
+        in text
     assert "- s_shape, BV2: a lower Lipschitz bound, p = 2 as lambda grows: shows up" in text
     assert "- s_shape, BV2: a lower Lipschitz bound, p = 1 as lambda grows: shows up" in text
     assert ("- circle, BV2: accuracy comparable to the best baseline (relu, mu 0.0001, 5% test "
@@ -280,14 +285,14 @@ def paper_tiny(tmp_path_factory):
     paper = PROFILES["paper"]
     tiny = dataclasses.replace(paper, lams=(1e-4, 1e-2), seeds=(0, 1), baseline_mus=(1e-5, 1e-2),
                                recipe={**paper.recipe, "epochs": 2, "batch_size": 250},
-                               size_grid={**paper.size_grid, "size": [3, 5]})
+                               size_grid={**paper.size_grid, "size": [3, 21]})
     out = tmp_path_factory.mktemp("paper_tiny")
     report = generate(tiny, out=out, workers=2, progress=False, log=lambda *a: None)
-    return out, report
+    return out, report, tiny
 
 
 def test_paper_profile_makes_every_figure_that_applies(paper_tiny):
-    out, report = paper_tiny
+    out, report, _ = paper_tiny
     check_written(out, report, skipped={"width_table"})
     assert "Verdicts (a trend shows up when" in (out / "index.md").read_text()
     for row in read_csv(out / "spline_size.csv"):
@@ -302,7 +307,7 @@ def test_paper_profile_makes_every_figure_that_applies(paper_tiny):
 
 
 def test_paper_baselines_are_shown_at_their_validation_choice(paper_tiny):
-    out, _ = paper_tiny
+    out, _, _ = paper_tiny
     rows = read_csv(out / "baseline_weight_decay.csv")
     for dataset in ("circle", "s_shape"):
         for act in ("relu", "prelu", "leaky_relu"):
@@ -325,7 +330,7 @@ def test_paper_baselines_are_shown_at_their_validation_choice(paper_tiny):
 def test_claims_table_is_the_records_statistics(paper_tiny):
     """claims.csv: each row's means and stds recomputed from the records of its keys; the
     Spearman rows from scipy over the same runs."""
-    out, _ = paper_tiny
+    out, _, _ = paper_tiny
     for row in read_csv(out / "claims.csv"):
         runs = [record(out, key) for key in row["keys"].split(";")]
         assert len(runs) == int(row["runs"]) == 2
@@ -353,3 +358,29 @@ def test_claims_table_is_the_records_statistics(paper_tiny):
             assert float(row["rho"]) == pytest.approx(expected.statistic, rel=1e-12)
             assert (row["shows"] == "True") == (expected.statistic < 0
                                                 and expected.pvalue < 0.05)
+
+
+def test_representer_names_the_run_it_could_not_certify(paper_tiny, monkeypatch, tmp_path):
+    """A layer problem the solver does not certify (here: the (4, 4) network's, made to
+    fail) is named with the solver's status, and the next run of representer_runs (the size
+    sweep's network) is shown instead; with none certified, the figure fails by name."""
+    out, _, tiny = paper_tiny
+    solve = make.convex.solve_layer
+
+    def failing(net, layer, *args, **kwargs):
+        if layer == 3:                                  # the (4, 4) network's last layer
+            raise SolveFailed("solve: CLARABEL ended with status 'optimal_inaccurate' "
+                              "(attempts: ...)")
+        return solve(net, layer, *args, **kwargs)
+    monkeypatch.setattr(make.convex, "solve_layer", failing)
+    report = generate(tiny, out=tmp_path, results=out / "results", workers=0,
+                      only=["representer"], progress=False, log=lambda *a: None)
+    summary = report["representer"]["summary"]
+    assert summary.startswith("circle, BV2, hidden [2], K = 21, lambda 0.0001 per batch")
+    assert ("Tried first: circle, TV2, hidden [4, 4], K = 21, lambda 0.01 (seed 0): not "
+            "certified, solve: CLARABEL ended with status 'optimal_inaccurate'.") in summary
+    no_fallback = dataclasses.replace(tiny, representer_runs=())
+    report = generate(no_fallback, out=tmp_path, results=out / "results", workers=0,
+                      only=["representer"], progress=False, log=lambda *a: None)
+    assert report["representer"]["error"].startswith(
+        "SolveFailed: representer: no run's layer problem was certified: circle, TV2")
