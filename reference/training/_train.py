@@ -32,6 +32,7 @@ from reference.nn import _regularisers as regularisers
 from reference.nn._linear_spline import LinearSpline
 from reference.nn._losses import LOSSES, check_targets, get_loss, loss_and_grad, predict_labels
 from reference.nn._network import Network
+from reference.training._engine import ENGINES, make_engine
 
 REGULARISERS = tuple(regularisers.REGULARISERS)      # ("tv2", "bv2")
 OPTIMISERS = ("adam", "sgd")
@@ -88,6 +89,12 @@ class TrainConfig:
         instead of through its subgradient.
     quiet : bool, default False
         No progress bar.
+    engine : {'auto', 'numpy', 'compiled'}, default 'auto'
+        Who takes the minibatch steps: 'numpy', the NumPy loop (the reference);
+        'compiled', all the steps of an epoch in one numba-compiled call (dense, spline,
+        relu, leaky_relu, prelu and identity layers; equal to the NumPy loop to rounding,
+        reference.training._engine), a ValueError for a recipe it does not cover; 'auto',
+        compiled when it covers the recipe and numba imports, else NumPy.
 
     See Also
     --------
@@ -109,6 +116,7 @@ class TrainConfig:
     acc_drop: float = ACC_DROP       # sparsify 'auto': tolerated training-accuracy drop
     prox: bool = False               # proximal step for the TV2 part of R (prox_tv2)
     quiet: bool = False
+    engine: str = "auto"             # minibatch steps: 'auto', 'numpy' or 'compiled'
 
     def validate(self) -> TrainConfig:
         """Check every field.
@@ -126,6 +134,7 @@ class TrainConfig:
         check_choice(self.loss, LOSSES, "loss")
         check_choice(self.optimizer, OPTIMISERS, "optimizer")
         check_choice(self.reg, REGULARISERS, "reg")
+        check_choice(self.engine, ENGINES, "engine")
         for name in ("lr", "spline_lr"):
             check_positive(getattr(self, name), name)
         for name in ("mu", "lam", "momentum"):
@@ -635,8 +644,10 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         optimisers.append(Adam({k: params[k] for k in spline_keys}, config.spline_lr))
     base_lrs = [o.lr for o in optimisers]
     milestones = sorted(int(round(f * config.epochs)) for f in config.milestones)
+    engine = make_engine(net, x, targets, config, optimisers)
 
-    history: dict[str, Any] = {"config": asdict(config), "epochs": []}
+    history: dict[str, Any] = {"config": asdict(config), "engine": engine.record,
+                               "epochs": []}
     bar = tqdm(total=config.epochs, unit="epoch", leave=False,
                disable=config.quiet or not sys.stderr.isatty())
     classify = get_loss(config.loss).predict is not None
@@ -654,7 +665,7 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         for o, lr in zip(optimisers, base_lrs):
             o.lr = lr * decay
         order = rng.permutation(m)
-        for start in range(0, m, config.batch_size):
+        for start in engine.epoch(order):        # the NumPy loop's steps (none if compiled)
             batch = order[start:start + config.batch_size]
             out, caches = net.forward(x[batch], keep_cache=True)
             _, grad_out = loss_and_grad(config.loss, out, targets[batch])
