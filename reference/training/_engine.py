@@ -201,11 +201,11 @@ class CompiledEngine:
 
     Notes
     -----
-    The parameters are gathered into one flat vector at the start of each epoch and written
-    back into the network's arrays at its end; the optimisers' moment arrays are updated in
-    place through index maps (optimiser position -> flat position).  The penalties use the
-    factors of the NumPy loop, ``2 mu / M`` for the weights and ``lam / M`` for the
-    regulariser, and the prox threshold ``lr_spline lam / M``.
+    The parameters are gathered into one flat vector at the start of each epoch (each
+    optimiser's arrays contiguous, in the order of its moments) and written back into the
+    network's arrays at its end; the optimisers' moment arrays are updated in place.  The
+    penalties use the factors of the NumPy loop, ``2 mu / M`` for the weights and
+    ``lam / M`` for the regulariser, and the prox threshold ``lr_spline lam / M``.
     """
     name = "compiled"
 
@@ -226,7 +226,10 @@ class CompiledEngine:
             self.y_real = np.ascontiguousarray(targets, dtype=np.float64)
             self.y_label = np.zeros(1, dtype=np.int64)
 
-        self.params = [p for _, p in net.named_params()]
+        # theta: the first optimiser's arrays in its order, the second's, then any other
+        grouped = [p for o in optimisers for p in o.params.values()]
+        held = {id(p) for p in grouped}
+        self.params = grouped + [p for _, p in net.named_params() if id(p) not in held]
         self.offsets = np.cumsum([0] + [p.size for p in self.params])
         offset_of = {id(p): int(o) for p, o in zip(self.params, self.offsets[:-1])}
         self.theta = np.empty(int(self.offsets[-1]))
@@ -282,7 +285,7 @@ class CompiledEngine:
                 n = spline.coefficients.size
                 self.table_size += n
                 self.sums_size = max(self.sums_size, 2 * n)
-                self.work_size = max(self.work_size, 4 * n_in + n, 2 * spline.size)
+                self.work_size = max(self.work_size, 4 * n_in + n + spline.size)
             elif kind == kernels.PRELU:
                 row[kernels.PARAM] = offset_of[id(layer.params["slope"])]
             elif kind == kernels.LEAKY_RELU:
@@ -301,23 +304,22 @@ class CompiledEngine:
 
     @staticmethod
     def _group(optimiser, offset_of: dict) -> dict:
-        """The kernel's view of an optimiser: kind, index map, moments, hyper-parameters."""
+        """The kernel's view of an optimiser: kind, the offset of its parameters in theta
+        (contiguous, in its flat order), its moments and hyper-parameters."""
         empty = np.zeros(0)
         if optimiser is None:
-            return {"optimiser": None, "kind": kernels.NO_OPTIMISER,
-                    "index": np.zeros(0, dtype=np.int64), "m": empty, "v": empty,
-                    "hyper": np.zeros(6)}
-        index = np.concatenate([offset_of[id(p)] + np.arange(p.size, dtype=np.int64)
-                                for p in optimiser.params.values()] or
-                               [np.zeros(0, dtype=np.int64)])
+            return {"optimiser": None, "kind": kernels.NO_OPTIMISER, "start": 0, "m": empty,
+                    "v": empty, "hyper": np.zeros(6)}
+        arrays = list(optimiser.params.values())
+        start = offset_of[id(arrays[0])] if arrays else 0
         if "momentum" in vars(optimiser):                        # SGD
             hyper = np.zeros(6)
             hyper[kernels.LR], hyper[kernels.MOMENTUM] = optimiser.lr, optimiser.momentum
-            return {"optimiser": optimiser, "kind": kernels.SGD, "index": index, "m": empty,
+            return {"optimiser": optimiser, "kind": kernels.SGD, "start": start, "m": empty,
                     "v": optimiser.v, "hyper": hyper}
         hyper = np.array([optimiser.lr, optimiser.beta1, 1 - optimiser.beta1,
                           optimiser.beta2, 1 - optimiser.beta2, optimiser.eps])
-        return {"optimiser": optimiser, "kind": kernels.ADAM, "index": index,
+        return {"optimiser": optimiser, "kind": kernels.ADAM, "start": start,
                 "m": optimiser.m, "v": optimiser.v, "hyper": hyper}
 
     @staticmethod
@@ -358,7 +360,7 @@ class CompiledEngine:
             o = group["optimiser"]
             if o is not None:
                 group["hyper"][kernels.LR] = o.lr
-            args += [group["kind"], group["index"], group["m"], group["v"], group["hyper"],
+            args += [group["kind"], group["start"], group["m"], group["v"], group["hyper"],
                      *self._corrections(group, steps)]
         config = self.config
         status, done = self.run(

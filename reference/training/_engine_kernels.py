@@ -12,9 +12,10 @@ numpy's own SIMD routine there: a last-bit difference now and then).
 tests/training/test_engine.py checks the agreement to 1e-12 after 200 steps.
 
 The network is a table, one row per layer (`layer_int`, `layer_float`, columns named below);
-its parameters one flat vector `theta`, each layer's arrays at their offsets (row-major, as
-``named_params`` gives them); the inputs and outputs of the layers for one minibatch live in
-one flat buffer `h`, layer l's input at ``h_off[l]`` (rows of its width).  For a minibatch B
+its parameters one flat vector `theta`, each array at its offset, row-major (the arrays of the
+first optimiser in its order, then the second's, then any other); the inputs and outputs of
+the layers for one minibatch live in one flat buffer `h`, layer l's input at ``h_off[l]``
+(rows of its width).  For a minibatch B
 of size |B| with rows x[order[B]], a step is
 
     forward:   z = h W^T + b (Dense), y = sigma(z) (spline: the kernel's tables
@@ -27,7 +28,7 @@ of size |B| with rows x[order[B]], a step is
                with prox the TV2 part is left to the proximal step;
     update:    Adam (m = b1 m + (1 - b1) g, v = b2 v + ((1 - b2) g) g,
                p -= ((m / c1) lr) / (sqrt(v / c2) + eps)) or SGD (v = momentum v + g,
-               p -= v lr), each optimiser over its own index set of theta;
+               p -= v lr), each optimiser over its own contiguous part of theta;
     prox:      the jumps a = D2 c / T soft-thresholded, the coefficients rebuilt from c_0 and
                the first slope (reference.training._train.prox_tv2).
 
@@ -361,7 +362,8 @@ def penalty_gradients(layer_int, layer_float, theta, intercepts, slopes, grad, r
                       reg_factor, work, sums):
     """Add the weight decay and the regulariser's (sub)gradient to grad; False when a BV2
     value sigma(0) or sigma(1) is beyond float64 (the NumPy loop's checked evaluation raises
-    there).  work: at least 4 C + 2 K + 2 C K floats of the widest spline layer."""
+    there).  work: at least 4 C + C K + K floats for every spline layer (BV2's inputs, signs
+    and gradient, then the signs of D2 c of one channel)."""
     for l in range(layer_int.shape[0]):
         kind, p = layer_int[l, KIND], layer_int[l, PARAM]
         if kind == DENSE:
@@ -377,16 +379,19 @@ def penalty_gradients(layer_int, layer_float, theta, intercepts, slopes, grad, r
                                           work, sums):
                     return False
                 extra = 4 * channels
+            signs = 4 * channels + channels * size
             for c in range(channels):
                 base = p + c * size
+                for j in range(size - 2):
+                    work[signs + j] = tv2_sign(theta, base, j)
                 for k in range(size):                # (D2^T sign(D2 c))_k: exact integers
                     t = 0.0
                     if k <= size - 3:
-                        t += tv2_sign(theta, base, k)
+                        t += work[signs + k]
                     if 1 <= k <= size - 2:
-                        t -= 2.0 * tv2_sign(theta, base, k - 1)
+                        t -= 2.0 * work[signs + k - 1]
                     if k >= 2:
-                        t += tv2_sign(theta, base, k - 2)
+                        t += work[signs + k - 2]
                     tv2 = t / step
                     if reg_mode == REG_TV2:
                         value = tv2
@@ -432,36 +437,39 @@ def bv2_extra_gradient(layer_int, layer_float, l, intercepts, slopes, work, sums
     return True
 
 
-def adam_step(theta, grad, index, m, v, hyper, c1, c2):
-    """One Adam step (reference.training._train.Adam.step) on theta[index]."""
+def adam_step(theta, grad, start, m, v, hyper, c1, c2):
+    """One Adam step (reference.training._train.Adam.step) on theta[start:start + m.size]
+    (contiguous slices: the loop vectorises)."""
     lr, beta1, one_minus_beta1 = hyper[LR], hyper[BETA1], hyper[ONE_MINUS_BETA1]
     beta2, one_minus_beta2, eps = hyper[BETA2], hyper[ONE_MINUS_BETA2], hyper[EPS]
-    for i in range(index.size):
-        p = index[i]
-        g = grad[p]
+    params, grads = theta[start:start + m.size], grad[start:start + m.size]
+    for i in range(m.size):
+        g = grads[i]
         mi = m[i] * beta1 + g * one_minus_beta1
         vi = v[i] * beta2 + (g * one_minus_beta2) * g
         m[i] = mi
         v[i] = vi
-        theta[p] -= ((mi / c1) * lr) / (math.sqrt(vi / c2) + eps)
+        params[i] -= ((mi / c1) * lr) / (math.sqrt(vi / c2) + eps)
 
 
-def sgd_step(theta, grad, index, v, hyper):
-    """One SGD step with momentum (reference.training._train.SGD.step) on theta[index]."""
+def sgd_step(theta, grad, start, v, hyper):
+    """One SGD step with momentum (reference.training._train.SGD.step) on
+    theta[start:start + v.size]."""
     lr, momentum = hyper[LR], hyper[MOMENTUM]
-    for i in range(index.size):
-        p = index[i]
-        vi = v[i] * momentum + grad[p]
+    params, grads = theta[start:start + v.size], grad[start:start + v.size]
+    for i in range(v.size):
+        vi = v[i] * momentum + grads[i]
         v[i] = vi
-        theta[p] -= vi * lr
+        params[i] -= vi * lr
 
 
-def optimiser_step(kind, theta, grad, index, m, v, hyper, c1, c2, step):
-    """Step `step` of the epoch of an ADAM or SGD optimiser (nothing for NO_OPTIMISER)."""
+def optimiser_step(kind, theta, grad, start, m, v, hyper, c1, c2, step):
+    """Step `step` of the epoch of an ADAM or SGD optimiser (nothing for NO_OPTIMISER),
+    whose parameters are theta[start:start + v.size]."""
     if kind == ADAM:
-        adam_step(theta, grad, index, m, v, hyper, c1[step], c2[step])
+        adam_step(theta, grad, start, m, v, hyper, c1[step], c2[step])
     elif kind == SGD:
-        sgd_step(theta, grad, index, v, hyper)
+        sgd_step(theta, grad, start, v, hyper)
 
 
 def prox_tv2(layer_int, layer_float, theta, threshold, work, min_coefficient,
@@ -521,15 +529,16 @@ def copy_state(theta, m0, v0, m1, v1, saved, restore):
 def train_epoch(dgemm, dgemv, ddot, x, y_real, y_label, order, batch_size, loss, layer_int,
                 layer_float, theta,
                 grad, h, h_off, g, g_next, intercepts, slopes, sums, work, reg_mode,
-                reg_factor, kind0, index0, m0, v0, hyper0, c1_0, c2_0, kind1, index1, m1, v1,
+                reg_factor, kind0, start0, m0, v0, hyper0, c1_0, c2_0, kind1, start1, m1, v1,
                 hyper1, c1_1, c2_1, prox, prox_threshold, saved, min_coefficient,
                 max_magnitude):
     """The minibatch steps of one epoch, the batches order[start:start + batch_size].
 
     Returns (status, steps): DONE and the number of batches, or why it stopped and the index
     of the step not taken (the state is that before it).  Optimiser i (kind0, kind1: ADAM,
-    SGD or NO_OPTIMISER) updates theta[index_i] with its moments (m_i, v_i; SGD: v_i),
-    hyper-parameters hyper_i and, for Adam, the bias corrections c1_i[s], c2_i[s] of step s.
+    SGD or NO_OPTIMISER) updates theta[start_i:start_i + v_i.size] with its moments (m_i,
+    v_i; SGD: v_i), hyper-parameters hyper_i and, for Adam, the bias corrections c1_i[s],
+    c2_i[s] of step s.
     """
     n_samples, n_in = order.size, x.shape[1]
     layers = layer_int.shape[0]
@@ -559,8 +568,8 @@ def train_epoch(dgemm, dgemv, ddot, x, y_real, y_label, order, batch_size, loss,
             return NONFINITE_BV2, step
         if prox:
             copy_state(theta, m0, v0, m1, v1, saved, bool(False))
-        optimiser_step(kind0, theta, grad, index0, m0, v0, hyper0, c1_0, c2_0, int(step))
-        optimiser_step(kind1, theta, grad, index1, m1, v1, hyper1, c1_1, c2_1, int(step))
+        optimiser_step(kind0, theta, grad, start0, m0, v0, hyper0, c1_0, c2_0, int(step))
+        optimiser_step(kind1, theta, grad, start1, m1, v1, hyper1, c1_1, c2_1, int(step))
         if prox and not prox_tv2(layer_int, layer_float, theta, prox_threshold, work,
                                  min_coefficient, max_magnitude):
             copy_state(theta, m0, v0, m1, v1, saved, bool(True))
