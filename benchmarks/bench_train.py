@@ -303,6 +303,16 @@ def contenders(args, new_root: Path, old_root: Path) -> list:
     return out
 
 
+def finish(record: dict, out) -> None:
+    """Record the load average after the timings, print it and write the JSON record."""
+    record["load_average_after"] = os.getloadavg()
+    print(f"load average before {record['load_average_before'][0]:.2f}, after "
+          f"{record['load_average_after'][0]:.2f}")
+    from _record import write_record  # here: a worker imports the revision it times
+    write_record(record, out)
+    print(f"JSON record: {out}")
+
+
 def paper_main(args) -> None:
     """--paper: seconds per epoch of the paper's recipe, compiled, NumPy and DeepSplines."""
     root = Path(args.new).resolve()
@@ -351,13 +361,7 @@ def paper_main(args) -> None:
             for name, v in median.items()))
         print("    " + ", ".join(f"{name} = {r:.1f}x" for name, r in ratios.items())
               + "; goals met: " + ", ".join(f"{k} {v}" for k, v in goals.items()))
-    record["load_average_after"] = os.getloadavg()
-    print(f"load average before {record['load_average_before'][0]:.2f}, after "
-          f"{record['load_average_after'][0]:.2f}")
-    from _record import write_record  # here: a worker imports the revision it times
-    out = args.out or str(ROOT / "benchmarks" / "out" / "bench_train_paper.json")
-    write_record(record, out)
-    print(f"JSON record: {out}")
+    finish(record, args.out or ROOT / "benchmarks" / "out" / "bench_train_paper.json")
 
 
 def main(argv=None):
@@ -422,13 +426,7 @@ def main(argv=None):
             print("    " + ", ".join(f"{name} = {r:.2f}x"
                                      for name, r in result[f"{clock}_ratios"].items()))
         record["configs"][config] = result
-    record["load_average_after"] = os.getloadavg()
-    print(f"load average before {record['load_average_before'][0]:.2f}, after "
-          f"{record['load_average_after'][0]:.2f}")
-    from _record import write_record  # here: a worker imports the revision it times
-    out = args.out or str(ROOT / "benchmarks" / "out" / "bench_train.json")
-    write_record(record, out)
-    print(f"JSON record: {out}")
+    finish(record, args.out or ROOT / "benchmarks" / "out" / "bench_train.json")
 
 
 if __name__ == "__main__":
