@@ -11,9 +11,12 @@ The compiled engine covers networks of Dense layers (with or without a bias) and
 activations spline (uniform grid), relu, leaky_relu, prelu and identity, in any order; the
 losses squared, logistic and xent; TV2 and BV2 with or without prox; Adam and SGD; any batch
 size and learning-rate schedule (the loop sets each epoch's learning rates).  Both engines
-draw the same minibatches and take the same steps; they agree to rounding (the matrix
-products sum in a different order from NumPy's BLAS): tests/training/test_engine.py checks
-that the parameters after 200 steps agree to 1e-12 relative on every supported recipe.
+draw the same minibatches and take the same steps with the same floating-point operations:
+the compiled loop calls the BLAS functions numpy's matmul calls and numpy's exp, and writes
+every other operation in numpy's order, so the bits are the same (it needs numpy built with
+scipy-openblas, as numpy's wheels are, to find them: `numpy_blas`).
+tests/training/test_engine.py checks that the parameters after 200 steps agree to 1e-12
+relative on every supported recipe, and bit for bit on three.
 
 Between epochs the state lives where the NumPy loop keeps it (the network's parameter arrays,
 the optimisers' moments and step counts), so the per-epoch evaluation, the finiteness check
@@ -97,6 +100,18 @@ def _find_numpy_blas() -> tuple[tuple | None, str | None]:
             return None, f"{symbol} not found in {paths[0].name}"
         functions.append(ctypes.CFUNCTYPE(result, *arguments)((symbol, library)))
     return tuple(functions), None
+
+
+def _numpy_exp(source: int, target: int, n: int) -> None:
+    """target[:n] = np.exp(source[:n]) for two float64 arrays given by their addresses."""
+    shape = (n,)
+    values = np.ctypeslib.as_array(ctypes.cast(source, ctypes.POINTER(ctypes.c_double)), shape)
+    out = np.ctypeslib.as_array(ctypes.cast(target, ctypes.POINTER(ctypes.c_double)), shape)
+    np.exp(values, out=out)
+
+
+# numpy's exponential, for the compiled softmax (numpy's SIMD exp is not libm's, bit for bit)
+NUMPY_EXP = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(_numpy_exp)
 
 
 def numba_missing() -> str | None:
@@ -364,7 +379,7 @@ class CompiledEngine:
                      *self._corrections(group, steps)]
         config = self.config
         status, done = self.run(
-            *self.blas, self.x, self.y_real, self.y_label,
+            *self.blas, NUMPY_EXP, self.x, self.y_real, self.y_label,
             np.ascontiguousarray(order, dtype=np.int64), self.batch_size,
             LOSS_CODES[config.loss], self.layer_int, self.layer_float, self.theta, self.grad,
             self.h, self.h_off, self.g, self.g_next, self.intercepts, self.slopes, self.sums,

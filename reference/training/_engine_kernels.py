@@ -6,9 +6,9 @@ only).  Each function does what one part of the NumPy loop of reference.training
 (its readable reference), with the same floating-point operations in the same order: the
 element-wise operations, the spline kernels of reference.nn._kernels, numpy's sums (pairwise
 along a contiguous axis, row by row down a column), Adam and SGD; the matrix products call
-the BLAS functions numpy's matmul calls, chosen as numpy chooses (`matmul`).  Hence the same
-bits as the NumPy loop, except the exponential of the cross-entropy's softmax (libm's here,
-numpy's own SIMD routine there: a last-bit difference now and then).
+the BLAS functions numpy's matmul calls, chosen as numpy chooses (`matmul`).  The exponential of
+the cross-entropy's softmax is numpy's own (a callback: numpy's SIMD routine is not libm's),
+that of the logistic loss libm's (as scipy's expit).  Hence the same bits as the NumPy loop;
 tests/training/test_engine.py checks the agreement to 1e-12 after 200 steps.
 
 The network is a table, one row per layer (`layer_int`, `layer_float`, columns named below);
@@ -285,27 +285,33 @@ def forward(dgemm, dgemv, ddot, layer_int, layer_float, theta, intercepts, slope
                     h[dst + r * n_in + c] = y
 
 
-def loss_gradient(loss, out, at, rows, width, y_real, y_label, batch, g):
+def loss_gradient(numpy_exp, loss, out, at, rows, width, y_real, y_label, batch, g, work):
     """G = dE/df / |B| for the network outputs out[at:] (rows x width) of the samples
-    batch[0:rows]: squared f - y, logistic expit(f) - y, xent softmax(f) - e_y (scipy's
-    softmax: exp(f - max f) / its sum)."""
-    for r in range(rows):
-        s = batch[r]
-        row = at + r * width
-        if loss == XENT:
+    batch[0:rows]: squared f - y, logistic expit(f) - y (scipy's expit: 1 / (1 + exp(-f)),
+    libm's exp), xent softmax(f) - e_y (scipy's softmax: exp(f - max f) / its sum, the
+    exponential by numpy itself: `numpy_exp` writes np.exp of its first argument's n values
+    into its second's, which numpy computes with its own SIMD routine).  work: rows x width
+    floats."""
+    if loss == XENT:
+        for r in range(rows):
+            row = at + r * width
             top = out[row]
             for j in range(1, width):
                 if out[row + j] > top or out[row + j] != out[row + j]:
                     top = out[row + j]
             for j in range(width):
-                g[r * width + j] = math.exp(out[row + j] - top)
+                work[r * width + j] = out[row + j] - top
+        numpy_exp(work.ctypes, g.ctypes, rows * width)
+        for r in range(rows):
             total = pairwise_sum(g, r * width, width)
             for j in range(width):
                 g[r * width + j] = g[r * width + j] / total
-            g[r * width + y_label[s]] -= 1.0
-        else:
+            g[r * width + y_label[batch[r]]] -= 1.0
+    else:
+        for r in range(rows):
+            s = batch[r]
             for j in range(width):
-                f = out[row + j]
+                f = out[at + r * width + j]
                 if loss == LOGISTIC:
                     g[r * width + j] = 1.0 / (1.0 + math.exp(-f)) - y_real[s, j]
                 else:
@@ -526,12 +532,11 @@ def copy_state(theta, m0, v0, m1, v1, saved, restore):
         at += a.size
 
 
-def train_epoch(dgemm, dgemv, ddot, x, y_real, y_label, order, batch_size, loss, layer_int,
-                layer_float, theta,
-                grad, h, h_off, g, g_next, intercepts, slopes, sums, work, reg_mode,
-                reg_factor, kind0, start0, m0, v0, hyper0, c1_0, c2_0, kind1, start1, m1, v1,
-                hyper1, c1_1, c2_1, prox, prox_threshold, saved, min_coefficient,
-                max_magnitude):
+def train_epoch(dgemm, dgemv, ddot, numpy_exp, x, y_real, y_label, order, batch_size, loss,
+                layer_int, layer_float, theta, grad, h, h_off, g, g_next, intercepts, slopes,
+                sums, work, reg_mode, reg_factor, kind0, start0, m0, v0, hyper0, c1_0, c2_0,
+                kind1, start1, m1, v1, hyper1, c1_1, c2_1, prox, prox_threshold, saved,
+                min_coefficient, max_magnitude):
     """The minibatch steps of one epoch, the batches order[start:start + batch_size].
 
     Returns (status, steps): DONE and the number of batches, or why it stopped and the index
@@ -560,7 +565,8 @@ def train_epoch(dgemm, dgemv, ddot, x, y_real, y_label, order, batch_size, loss,
         for i in range(rows * width):
             if not abs(h[out_at + i]) < np.inf:
                 return NONFINITE_OUTPUT, step
-        loss_gradient(loss, h, out_at, rows, width, y_real, y_label, batch, g)
+        loss_gradient(numpy_exp, loss, h, out_at, rows, width, y_real, y_label, batch, g,
+                      g_next)
         backward(dgemm, dgemv, ddot, layer_int, layer_float, theta, slopes, h, h_off, rows,
                  g, g_next, grad, sums)
         if not penalty_gradients(layer_int, layer_float, theta, intercepts, slopes, grad,
