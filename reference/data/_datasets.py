@@ -37,6 +37,7 @@ GENERATED = ("circle", "s_shape")
 DATASETS = GENERATED + ("digits", "mnist")
 NUM_TRAIN_2D = 1500
 NUM_VALID_2D = 1500
+TEST_GRIDS = ("corners", "centres")     # test_grid's kinds: the project's, DeepSplines'
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IDX_STEMS = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
@@ -151,15 +152,27 @@ def s_shape_labels(x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     return inside.astype(np.intp)
 
 
-def test_grid() -> npt.NDArray[np.float64]:
+def test_grid(kind: str = "corners") -> npt.NDArray[np.float64]:
     """Return the test set of the two-dimensional data sets: a regular grid on the square.
+
+    Parameters
+    ----------
+    kind : {'corners', 'centres'}, default='corners'
+        'corners': the points :math:`-1 + 0.01 i` on each axis, the lower-left corners of
+        the 0.01 cells of :math:`[-1, 1)^2` (the project's test set since 0.1);
+        'centres': the cell centres :math:`-0.995 + 0.01 i` (DeepSplines' stored test
+        set, which holds these values rounded to float32).
 
     Returns
     -------
     grid : ndarray of shape (40000, 2)
-        The 200 x 200 points :math:`(-1 + 0.01 i, -1 + 0.01 j)`, :math:`0 \\le i, j < 200`,
-        of step 0.01 on :math:`[-1, 1)^2` (DeepSplines' two-dimensional test set), the
-        second coordinate varying fastest.
+        The 200 x 200 points :math:`(g_i, g_j)`, :math:`0 \\le i, j < 200`, of step 0.01,
+        the second coordinate varying fastest.
+
+    Raises
+    ------
+    ValueError
+        If `kind` is not one of the two.
 
     Examples
     --------
@@ -169,14 +182,17 @@ def test_grid() -> npt.NDArray[np.float64]:
     (40000, 2)
     >>> grid[:2].tolist()
     [[-1.0, -1.0], [-1.0, -0.99]]
+    >>> test_grid("centres")[[0, -1]].tolist()
+    [[-0.995, -0.995], [0.995, 0.995]]
     """
-    axis = -1.0 + 0.01 * np.arange(200)
+    check_choice(kind, TEST_GRIDS, "kind")
+    axis = (-1.0 if kind == "corners" else -0.995) + 0.01 * np.arange(200)
     g1, g2 = np.meshgrid(axis, axis, indexing="ij")
     return np.stack([g1.ravel(), g2.ravel()], axis=1)
 
 
 def two_d(name: str, seed: int = 0, num_train: int = NUM_TRAIN_2D,
-          num_valid: int = NUM_VALID_2D) -> Dataset:
+          num_valid: int = NUM_VALID_2D, grid: str = "corners") -> Dataset:
     """Generate a two-dimensional classification set (``circle`` or ``s_shape``).
 
     Parameters
@@ -189,6 +205,8 @@ def two_d(name: str, seed: int = 0, num_train: int = NUM_TRAIN_2D,
         Number of training points, >= 1.
     num_valid : int, default=1500
         Number of validation points, >= 1.
+    grid : {'corners', 'centres'}, default='corners'
+        The test grid (`test_grid`): the project's or DeepSplines' cell centres.
 
     Returns
     -------
@@ -201,8 +219,9 @@ def two_d(name: str, seed: int = 0, num_train: int = NUM_TRAIN_2D,
     Raises
     ------
     ValueError
-        If `name` is not one of the two sets, or `seed`, `num_train` or `num_valid` is
-        not an integer in its range (a bool or a float is refused).
+        If `name` is not one of the two sets, `seed`, `num_train` or `num_valid` is
+        not an integer in its range (a bool or a float is refused), or `grid`
+        not a kind of `test_grid`.
 
     See Also
     --------
@@ -218,11 +237,12 @@ def two_d(name: str, seed: int = 0, num_train: int = NUM_TRAIN_2D,
     seed = check_count(seed, "seed", 0)
     num_train = check_count(num_train, "num_train")
     num_valid = check_count(num_valid, "num_valid")
+    check_choice(grid, TEST_GRIDS, "grid")
     labels = circle_labels if name == "circle" else s_shape_labels
     rng = np.random.default_rng(seed)
     x_train = rng.uniform(-1.0, 1.0, (num_train, 2))
     x_valid = rng.uniform(-1.0, 1.0, (num_valid, 2))
-    x_test = test_grid()
+    x_test = test_grid(grid)
     return Dataset(name, x_train, labels(x_train), x_valid, labels(x_valid),
                    x_test, labels(x_test), 2)
 
@@ -480,7 +500,7 @@ def mnist(path: str | os.PathLike[str] | None, seed: int = 0, num_valid: int | N
 
 
 def load(name: str, seed: int = 0, path: str | os.PathLike[str] | None = None,
-         arg: str = "path") -> Dataset:
+         arg: str = "path", grid: str = "corners") -> Dataset:
     """Load a data set by name.
 
     Parameters
@@ -495,6 +515,9 @@ def load(name: str, seed: int = 0, path: str | os.PathLike[str] | None = None,
         Where MNIST is read from; the other sets take no path.
     arg : str, default='path'
         The name of the argument that gave `path`, used in error messages.
+    grid : {'corners', 'centres'}, default='corners'
+        The test grid of the two-dimensional sets (`test_grid`); the other sets have
+        none and take only the default.
 
     Returns
     -------
@@ -507,7 +530,8 @@ def load(name: str, seed: int = 0, path: str | os.PathLike[str] | None = None,
     ------
     ValueError
         If `name` is not a known set, or a `path` is given for a set other than MNIST, or
-        `seed` is not an integer >= 0 (MNIST: see `mnist`).
+        `seed` is not an integer >= 0 (MNIST: see `mnist`), or `grid` is not
+        'corners' for a set without a test grid.
     ImportError
         If ``digits`` is asked for and scikit-learn is not installed.
 
@@ -525,6 +549,11 @@ def load(name: str, seed: int = 0, path: str | os.PathLike[str] | None = None,
     2
     """
     check_choice(name, DATASETS, "dataset")
+    check_choice(grid, TEST_GRIDS, "grid")
+    if name not in GENERATED and grid != "corners":
+        raise ValueError(f"grid: only the two-dimensional sets {list(GENERATED)} are "
+                         f"tested on a grid; dataset {name!r} takes the default 'corners', "
+                         f"got {grid!r}")
     if name == "mnist":
         return mnist(path, seed, arg=arg)
     if path is not None:
@@ -532,5 +561,5 @@ def load(name: str, seed: int = 0, path: str | os.PathLike[str] | None = None,
                          f"{name!r} is {'bundled' if name == 'digits' else 'generated'}, "
                          f"got {str(path)!r}")
     if name in GENERATED:
-        return two_d(name, seed)
+        return two_d(name, seed, grid=grid)
     return digits(seed)

@@ -501,7 +501,7 @@ default=None
 
 def build_mlp(widths: Sequence[int], activation: str = "spline",
               rng: int | np.random.Generator | None = None, last: str = "identity",
-              **activation_options: Any) -> Network:
+              first_bias: bool = True, **activation_options: Any) -> Network:
     """Build a multilayer perceptron with fresh parameters.
 
     Parameters
@@ -517,6 +517,9 @@ def build_mlp(widths: Sequence[int], activation: str = "spline",
         fresh entropy (not reproducible).
     last : str, default='identity'
         The activation after the output layer, one of `ACTIVATIONS`.
+    first_bias : bool, default=True
+        Whether the first dense layer has a bias (DeepSplines' ``TwoDNet`` with spline
+        activations has none; no bias is drawn then).
     **activation_options
         Options of `make_activation` (``spline_init``, ``size``, ``range_``, ``slope``,
         ``prelu_init``).
@@ -551,6 +554,8 @@ def build_mlp(widths: Sequence[int], activation: str = "spline",
     """
     check_choice(activation, ACTIVATIONS, "activation")
     check_choice(last, ACTIVATIONS, "last")
+    if not isinstance(first_bias, (bool, np.bool_)):
+        raise ValueError(f"first_bias: expected True or False, got {first_bias!r}")
     widths = [int(w) for w in widths]
     if len(widths) < 2 or min(widths) < 1:
         raise ValueError(f"widths: expected at least two positive widths, got {widths}")
@@ -558,8 +563,9 @@ def build_mlp(widths: Sequence[int], activation: str = "spline",
     layers: list[Any] = []
     for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
         bound = 1.0 / np.sqrt(n_in)
-        layers.append(Dense(rng.uniform(-bound, bound, (n_out, n_in)),
-                            rng.uniform(-bound, bound, n_out)))
+        weight = rng.uniform(-bound, bound, (n_out, n_in))
+        bias = rng.uniform(-bound, bound, n_out) if i > 0 or first_bias else None
+        layers.append(Dense(weight, bias))
         kind = activation if i < len(widths) - 2 else last
         layers.append(make_activation(kind, n_out, **activation_options))
     return Network(layers)

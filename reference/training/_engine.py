@@ -157,6 +157,8 @@ def unsupported(net: Network, config: Any) -> str | None:
         return f"loss {config.loss!r} (the compiled engine covers {', '.join(LOSS_CODES)})"
     if config.reg not in REGULARISER_NAMES:
         return f"reg {config.reg!r} (the compiled engine covers tv2 and bv2)"
+    if config.convention != "project":
+        return f"convention {config.convention!r} (the compiled engine covers 'project')"
     return None
 
 

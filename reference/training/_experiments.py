@@ -22,6 +22,7 @@ TrainConfig) -- plus
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ from reference.data import _datasets as datasets
 from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _ladder as ladder
 from reference.nn._network import ACTIVATIONS, Network, build_mlp
+from reference.training._convention import CONVENTIONS
 from reference.training._train import (
     ACC_DROP,
     REGULARISERS,
@@ -57,6 +59,9 @@ RUN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "identity")
 # the fields that only matter for spline networks (ignored, and set to their defaults by
 # RunConfig.canonical, for relu / leaky_relu / prelu)
 SPLINE_FIELDS = ("reg", "lam", "size", "range_", "spline_init", "sparsify", "acc_drop", "prox")
+# the fields added in 0.2: to_dict writes them only when they differ from their defaults, so
+# the configs of 0.1 keep their keys and their stored records stay valid
+ADDED_FIELDS = ("mu", "milestones", "convention", "first_bias", "test_grid")
 KEY_LENGTH = 16             # hex digits of the sha256 kept in RunConfig.key()
 LADDER_P = ("1", "2", "inf")
 CLOSED_FORM_RUNGS = ("theorem1", "theorem1_bv2", "layerwise")     # every p
@@ -112,6 +117,24 @@ class RunConfig:
         The TV(2) part of R by a proximal step (`prox_tv2`).
     data_path : str or None, default None
         Where MNIST is read from (the other data sets take none).
+    mu : float, default 1e-4
+        The weight decay, >= 0 (`TrainConfig`: its meaning depends on `convention`).
+    milestones : tuple of float, default (0.75, 0.9)
+        Fractions of the epochs, each in (0, 1], at which every learning rate is multiplied
+        by 0.1; stored sorted.  DeepSplines' epochs 440 and 480 of 500: (0.88, 0.96).
+    convention : {'project', 'deepsplines'}, default 'project'
+        The minibatch gradient (`TrainConfig`): the project's (gradient of J / M) or
+        DeepSplines' per-batch objective (mean data term, (mu / 2) ||theta||^2 on weights,
+        biases and PReLU slopes, lam R, nothing divided by M).  The summary's
+        ``train_loss`` and ``objective`` follow it (the mean data term under
+        'deepsplines').
+    first_bias : bool, default True
+        Whether the first dense layer has a bias (DeepSplines' ``TwoDNet`` with spline
+        activations has none, its ReLU baselines have one).
+    test_grid : {'corners', 'centres'}, default 'corners'
+        The test set of the two-dimensional data sets (``reference.data.test_grid``): the
+        project's grid -1 .. 0.99 or DeepSplines' cell centres -0.995 .. 0.995; other data
+        sets take only the default.
 
     Raises
     ------
@@ -154,6 +177,11 @@ class RunConfig:
     acc_drop: float = ACC_DROP
     prox: bool = False
     data_path: str | None = None
+    mu: float = TrainConfig.mu
+    milestones: tuple = TrainConfig.milestones
+    convention: str = "project"
+    first_bias: bool = True
+    test_grid: str = "corners"
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)   # noqa: E731
@@ -178,18 +206,45 @@ class RunConfig:
             if str(self.data_path) == "":
                 raise ValueError("data_path: expected a path or None, got ''")
             put("data_path", str(self.data_path))
+        put("mu", _real(self.mu, "mu", low=0.0))
+        put("milestones", _milestones(self.milestones))
+        check_choice(self.convention, CONVENTIONS, "convention")
+        if not isinstance(self.first_bias, (bool, np.bool_)):
+            raise ValueError(f"first_bias: expected True or False, got {self.first_bias!r}")
+        put("first_bias", bool(self.first_bias))
+        check_choice(self.test_grid, datasets.TEST_GRIDS, "test_grid")
+        if self.test_grid != "corners" and self.dataset not in datasets.GENERATED:
+            raise ValueError(f"test_grid: expected 'corners' for dataset {self.dataset!r} "
+                             f"(only {list(datasets.GENERATED)} have a test grid), got "
+                             f"{self.test_grid!r}")
 
-    def to_dict(self) -> dict:
+    def all_fields(self) -> dict:
         """Every field, JSON-ready.
 
         Returns
         -------
         values : dict
-            Field name -> value, hidden as a list.
+            Field name -> value, hidden and milestones as lists.
         """
         out = asdict(self)
         out["hidden"] = list(self.hidden)
+        out["milestones"] = list(self.milestones)
         return out
+
+    def to_dict(self) -> dict:
+        """The config as runs and sweep records store it, JSON-ready.
+
+        Returns
+        -------
+        values : dict
+            `all_fields`, except that the fields added in 0.2 (ADDED_FIELDS: ``mu``,
+            ``milestones``, ``convention``, ``first_bias``, ``test_grid``) are left out
+            where they hold their defaults: a config of 0.1 has the same dict, hence the
+            same `key`, as in 0.1.
+        """
+        out, defaults = self.all_fields(), _default_fields()
+        return {name: value for name, value in out.items()
+                if name not in ADDED_FIELDS or value != defaults[name]}
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
@@ -258,13 +313,20 @@ class RunConfig:
         -------
         config : TrainConfig
             epochs, batch_size, lr (also the splines' learning rate), lam, reg, seed,
-            sparsify (as sparsify_threshold), acc_drop and prox of this config; the other
-            fields at their defaults.
+            sparsify (as sparsify_threshold), acc_drop, prox, mu, milestones and
+            convention of this config; the other fields at their defaults.
         """
         return TrainConfig(loss=loss, epochs=self.epochs, batch_size=self.batch_size,
                            lr=self.lr, spline_lr=self.lr, lam=self.lam, reg=self.reg,
                            seed=self.seed, quiet=quiet, sparsify_threshold=self.sparsify,
-                           acc_drop=self.acc_drop, prox=self.prox)
+                           acc_drop=self.acc_drop, prox=self.prox, mu=self.mu,
+                           milestones=self.milestones, convention=self.convention)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_fields() -> dict:
+    """RunConfig().all_fields(), built once (read only)."""
+    return RunConfig().all_fields()
 
 
 def canonical_json(value) -> str:
@@ -305,6 +367,17 @@ def _integer(value, name, low) -> int:
     if not ok:
         raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     return number
+
+
+def _milestones(milestones) -> tuple:
+    """The milestones as a sorted tuple of floats in (0, 1]; else ValueError naming them."""
+    try:
+        values = tuple(sorted(_real(f, "milestones", low=0.0, high=1.0, open_low=True)
+                              for f in milestones))
+    except (TypeError, ValueError):
+        raise ValueError(f"milestones: expected fractions of the epochs in (0, 1], e.g. "
+                         f"(0.88, 0.96), got {milestones!r}") from None
+    return values
 
 
 def _widths(hidden) -> tuple:
@@ -447,10 +520,10 @@ def run(config: RunConfig, quiet: bool = True,
     if not isinstance(config, RunConfig):
         raise TypeError(f"config: expected a RunConfig, got {type(config).__name__}")
     ds = datasets.load(config.dataset, seed=config.seed, path=config.data_path,
-                       arg=data_arg)
+                       arg=data_arg, grid=config.test_grid)
     loss = "logistic" if ds.num_classes == 2 else "xent"
     widths = [ds.x_train.shape[1], *config.hidden, 1 if loss == "logistic" else ds.num_classes]
-    net = build_mlp(widths, config.activation, rng=config.seed,
+    net = build_mlp(widths, config.activation, rng=config.seed, first_bias=config.first_bias,
                     spline_init=config.spline_init, size=config.size, range_=config.range_)
     train_config = config.train_config(loss, quiet)
     t0 = time.perf_counter()

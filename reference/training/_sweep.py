@@ -574,7 +574,7 @@ def table(records: Iterable[dict]) -> list[dict]:
     """
     groups: dict[tuple, dict[str, Any]] = {}
     for record in records:
-        config = RunConfig.from_dict(record["run_config"]).to_dict()
+        config = RunConfig.from_dict(record["run_config"]).all_fields()
         group = tuple((name, json.dumps(config[name])) for name in GROUP_FIELDS)
         groups.setdefault(group, {"config": config, "ok": [], "failed": 0})
         if record.get("status") == "ok":

@@ -10,6 +10,9 @@ minimisers, and learning rates on the usual scale): on a minibatch B of size |B|
     g = (1/|B|) sum_{m in B} grad E_m + (2 mu / M) W + (lambda / M) grad R.
 With `prox` the TV2 part of R leaves the gradient and is applied by a proximal step after
 each update instead (`prox_tv2`: soft-thresholding of the slope jumps, exact zeros).
+With ``convention='deepsplines'`` the minibatch gradient is DeepSplines' instead, that of
+    mean_{m in B} E_m + (mu / 2) sum ||theta||^2 + lambda sum R     (nothing divided by M;
+reference.training._convention holds its arithmetic).
 
 After training, `sparsify_threshold` = T zeroes the slope jumps |a_k| <= T (DeepSplines'
 knot threshold), and 'auto' searches the threshold as DeepSplines' published script
@@ -32,6 +35,7 @@ from reference.nn import _regularisers as regularisers
 from reference.nn._linear_spline import LinearSpline
 from reference.nn._losses import LOSSES, check_targets, get_loss, loss_and_grad, predict_labels
 from reference.nn._network import Network
+from reference.training import _convention as convention
 from reference.training._engine import ENGINES, make_engine
 
 REGULARISERS = tuple(regularisers.REGULARISERS)      # ("tv2", "bv2")
@@ -49,8 +53,10 @@ SPARSIFY_LADDER = tuple(float(t) for t in np.round(np.concatenate([
 class TrainConfig:
     """Hyper-parameters of `train`.
 
-    The DeepSplines recipe is the default: `optimizer` for the weights, biases and PReLU
-    slopes, Adam with learning rate `spline_lr` for the spline coefficients.
+    Two optimisers: `optimizer` for the weights, biases and PReLU slopes, Adam with learning
+    rate `spline_lr` for the spline coefficients (DeepSplines' default split; with Adam at
+    ``spline_lr = lr`` the two are one Adam over every parameter, as in DeepSplines'
+    two-dimensional recipe).
 
     Parameters
     ----------
@@ -70,9 +76,12 @@ class TrainConfig:
     momentum : float, default 0.9
         SGD's momentum, >= 0 (unused by Adam).
     mu : float, default 1e-4
-        Weight decay: the term mu sum_l ||W_l||_F^2 on the dense weights, mu >= 0.
+        Weight decay, mu >= 0: the term mu sum_l ||W_l||_F^2 on the dense weights; with
+        ``convention='deepsplines'`` DeepSplines' ``weight_decay``, the term
+        (mu / 2) ||theta||^2 on the dense weights, the biases and the PReLU slopes.
     lam : float, default 1e-3
-        The weight lambda >= 0 of the regulariser sum_{n,l} R(sigma_{n,l}) of the splines.
+        The weight lambda >= 0 of the regulariser sum_{n,l} R(sigma_{n,l}) of the splines
+        (with ``convention='deepsplines'`` DeepSplines' ``lmbda``).
     reg : {'tv2', 'bv2'}, default 'tv2'
         The regulariser R: TV(2) or the BV(2) norm.
     milestones : tuple of float, default (0.75, 0.9)
@@ -89,10 +98,22 @@ class TrainConfig:
         instead of through its subgradient.
     quiet : bool, default False
         No progress bar.
+    convention : {'project', 'deepsplines'}, default 'project'
+        The gradient followed on a minibatch B of a training set of M samples.
+        'project': that of J / M (J the paper's objective, data term summed), i.e.
+        ``(1/|B|) sum_B grad E + (2 mu / M) W + (lam / M) grad R``.  'deepsplines':
+        DeepSplines' ``Manager`` (deepsplines 1.0.0), that of
+        ``mean_B E + (mu / 2) sum ||theta||^2 + lam R`` with theta the dense weights and
+        biases and the PReLU slopes (not the spline coefficients), nothing divided by M;
+        for 'logistic' E is torch's ``BCELoss`` on sigmoid(f), TV2 and BV2 are computed in
+        DeepSplines' arithmetic, and `prox` thresholds by ``spline_lr * lam``.  The same
+        steps as 'project' with ``lam_DS = lam / M`` and ``mu_DS = 2 mu / M``, apart from
+        the biases and PReLU slopes, which 'project' does not decay.  The per-epoch
+        objective is then DeepSplines' with the whole training set as the batch (`objective`).
     engine : {'auto', 'numpy', 'compiled'}, default 'auto'
         Who takes the minibatch steps: 'numpy', the NumPy loop (the reference);
         'compiled', all the steps of an epoch in one numba-compiled call (dense, spline,
-        relu, leaky_relu, prelu and identity layers; equal to the NumPy loop to rounding,
+        relu, leaky_relu, prelu and identity layers; the NumPy loop's steps, bit for bit:
         reference.training._engine), a ValueError for a recipe it does not cover; 'auto',
         compiled when it covers the recipe and numba imports, else NumPy.
 
@@ -116,6 +137,7 @@ class TrainConfig:
     acc_drop: float = ACC_DROP       # sparsify 'auto': tolerated training-accuracy drop
     prox: bool = False               # proximal step for the TV2 part of R (prox_tv2)
     quiet: bool = False
+    convention: str = "project"      # 'deepsplines': DeepSplines' per-batch objective
     engine: str = "auto"             # minibatch steps: 'auto', 'numpy' or 'compiled'
 
     def validate(self) -> TrainConfig:
@@ -134,6 +156,7 @@ class TrainConfig:
         check_choice(self.loss, LOSSES, "loss")
         check_choice(self.optimizer, OPTIMISERS, "optimizer")
         check_choice(self.reg, REGULARISERS, "reg")
+        check_choice(self.convention, convention.CONVENTIONS, "convention")
         check_choice(self.engine, ENGINES, "engine")
         for name in ("lr", "spline_lr"):
             check_positive(getattr(self, name), name)
@@ -377,7 +400,11 @@ def objective(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     -------
     terms : dict of str to float
         'data' (the sum of E over the samples), 'weight_decay', 'regulariser' and 'total',
-        their sum J.
+        their sum J.  With ``config.convention='deepsplines'``, DeepSplines' objective
+        with the whole set as the batch: 'data' the mean of E (torch's BCELoss for
+        'logistic'), 'weight_decay' (mu / 2) ||theta||^2 (dense weights, biases, PReLU
+        slopes), 'regulariser' lam sum R in DeepSplines' arithmetic
+        (``reference.training._convention.objective_terms``).
 
     Raises
     ------
@@ -412,6 +439,9 @@ def objective(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
 
 def _objective_terms(net: Network, config: TrainConfig, outputs, targets) -> dict:
     """`objective` from the outputs (M, N_L) and targets already checked (check_targets)."""
+    if config.convention == "deepsplines":
+        return convention.objective_terms(net, config.loss, config.mu, config.lam,
+                                          config.reg, outputs, targets)
     data, _ = loss_and_grad(config.loss, outputs, targets)
     decay = sum(float(np.sum(l.params["weight"] ** 2))
                 for l in net.layers if not l.is_activation)
@@ -463,9 +493,57 @@ def outputs_into(net: Network, x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def batch_gradients(net: Network, config: TrainConfig, x_batch: np.ndarray,
+                    targets_batch: np.ndarray, m: int) -> dict[str, NDArray[np.float64]]:
+    """The gradient `train` follows on one minibatch, per parameter.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    config : TrainConfig
+        The loss, mu, lam, reg, prox and convention.
+    x_batch : ndarray of shape (n_batch, n_in)
+        The minibatch's inputs (checked).
+    targets_batch : ndarray
+        Its targets as ``check_targets`` returns them.
+    m : int
+        The size M of the training set.
+
+    Returns
+    -------
+    grads : dict of str to ndarray
+        ``'layer{i}.{param}'`` -> gradient.  'project':
+        ``(1/|B|) sum_B grad E + (2 mu / M) W + (lam / M) grad R``; 'deepsplines': the
+        gradient of ``mean_B E + (mu / 2) sum ||theta||^2 + lam R``
+        (reference.training._convention).  With `prox` the TV2 part of R is left out.
+    """
+    out, caches = net.forward(x_batch, keep_cache=True)
+    if config.convention == "deepsplines":
+        _, grad_out = convention.data_term(config.loss, out, targets_batch)
+    else:
+        _, grad_out = loss_and_grad(config.loss, out, targets_batch)
+        grad_out /= len(x_batch)
+    _, grads = net.backward(caches, grad_out)
+    for key, g in _regulariser_grads(net, config, m).items():
+        grads[key] += g
+    return grads
+
+
+def _prox_threshold(config: TrainConfig, spline_lr: float, m: int) -> float:
+    """The threshold of `prox_tv2` after a step: lr lambda / M ('project'), lr lambda
+    ('deepsplines')."""
+    if config.convention == "deepsplines":
+        return spline_lr * config.lam
+    return spline_lr * config.lam / m
+
+
 def _regulariser_grads(net: Network, config: TrainConfig, m: int) -> dict:
     """Weight decay and (lambda / M) grad R; with `prox`, R minus its TV2 part (which
-    `prox_tv2` handles): nothing for TV2, grad(|sigma(0)| + |sigma(1)|) for BV2."""
+    `prox_tv2` handles): nothing for TV2, grad(|sigma(0)| + |sigma(1)|) for BV2.
+    'deepsplines': ``reference.training._convention.penalty_grads``."""
+    if config.convention == "deepsplines":
+        return convention.penalty_grads(net, config.mu, config.lam, config.reg, config.prox)
     grads = {}
     for i, layer in enumerate(net.layers):
         if not layer.is_activation:
@@ -531,7 +609,8 @@ def _apply_prox(net: Network, threshold: float) -> None:
 
 
 def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
-          x_valid: ArrayLike | None = None, y_valid: ArrayLike | None = None) -> dict:
+          x_valid: ArrayLike | None = None, y_valid: ArrayLike | None = None,
+          batch_order: ArrayLike | None = None) -> dict:
     r"""Train a network in place on minibatches, minimising the training objective J.
 
     Parameters
@@ -548,6 +627,10 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         Validation inputs, for the per-epoch validation accuracy (classification losses).
     y_valid : array_like of shape (n_valid,), optional
         Their labels; given together with `x_valid`.
+    batch_order : array_like of shape (epochs, n_samples), optional
+        The order of the samples in each epoch (row e: a permutation of 0 .. M-1, cut into
+        minibatches of ``batch_size``) instead of the seeded one, e.g. to follow another
+        implementation's batches; ``config.seed`` is then unused.
 
     Returns
     -------
@@ -563,8 +646,9 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     Raises
     ------
     ValueError
-        When a field of `config` is out of range, or the inputs or targets do not fit the
-        network and the loss.
+        When a field of `config` is out of range, the inputs or targets do not fit the
+        network and the loss, `batch_order` is not one permutation per epoch, or (with
+        ``convention='deepsplines'`` and BV2) a spline is not on DeepSplines' grid.
     OverflowResult
         When an epoch leaves the float64 range (a non-finite objective, parameter or
         optimiser moment), naming the epoch.
@@ -601,6 +685,17 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     from one permutation per epoch by ``numpy.random.default_rng(config.seed)``: the same
     seed, data and network give bit-for-bit the same result.
 
+    With ``config.convention='deepsplines'`` the minibatch gradient is instead DeepSplines'
+    (``Manager.forward_backward_train_batch``, deepsplines 1.0.0 [2]_), that of
+
+    .. math::
+
+        J_B = \frac{1}{|B|} \sum_{m \in B} E_m + \frac{\mu}{2} \sum_\theta
+            \|\theta\|^2 + \lambda \sum_{n,l} R(\sigma_{n,l}),
+
+    :math:`\theta` the dense weights and biases and the PReLU slopes, and `prox`
+    thresholds by :math:`\mathrm{lr}_{\mathrm{spline}} \lambda` (`TrainConfig`).
+
     References
     ----------
     .. [1] S. Aziznejad, H. Gupta, J. Campos, M. Unser, "Deep Neural Networks With Trainable
@@ -633,6 +728,9 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     m = x.shape[0]
     targets = check_targets(config.loss, (m, net.n_out), y)
     rng = np.random.default_rng(config.seed)
+    orders = None if batch_order is None else _check_batch_order(batch_order, config.epochs, m)
+    if config.convention == "deepsplines":
+        convention.check_network(net, config.reg)
 
     params = dict(net.named_params())
     spline_keys = {f"layer{i}.coefficients" for i, _ in spline_layers(net)}
@@ -664,19 +762,14 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         decay = 0.1 ** sum(epoch >= s for s in milestones)
         for o, lr in zip(optimisers, base_lrs):
             o.lr = lr * decay
-        order = rng.permutation(m)
+        order = rng.permutation(m) if orders is None else orders[epoch]
         for start in engine.epoch(order):        # the NumPy loop's steps (none if compiled)
             batch = order[start:start + config.batch_size]
-            out, caches = net.forward(x[batch], keep_cache=True)
-            _, grad_out = loss_and_grad(config.loss, out, targets[batch])
-            grad_out /= len(batch)
-            _, grads = net.backward(caches, grad_out)
-            for key, g in _regulariser_grads(net, config, m).items():
-                grads[key] += g
+            grads = batch_gradients(net, config, x[batch], targets[batch], m)
             for o in optimisers:
                 o.step(grads)
-            if config.prox and config.lam > 0 and spline_keys:
-                _apply_prox(net, optimisers[-1].lr * config.lam / m)   # the splines' Adam
+            if config.prox and config.lam > 0 and spline_keys:         # the splines' Adam:
+                _apply_prox(net, _prox_threshold(config, optimisers[-1].lr, m))
         outputs_into(net, x, outputs)         # one pass for the loss and the accuracy
         record = {"epoch": epoch + 1, **_objective_terms(net, config, outputs, targets)}
         if classify:
@@ -704,6 +797,18 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
                                "knots_before": knots_before, "knots_after": knots_after,
                                "knots_removed": knots_before - knots_after}
     return history
+
+
+def _check_batch_order(batch_order, epochs: int, m: int) -> np.ndarray:
+    """batch_order as an (epochs, M) integer array whose rows are permutations of 0 .. M-1;
+    else ValueError naming it."""
+    order = np.asarray(batch_order)
+    if order.shape != (epochs, m) or not np.issubdtype(order.dtype, np.integer) or not all(
+            np.array_equal(np.sort(row), np.arange(m)) for row in order):
+        raise ValueError(f"batch_order: expected one permutation of 0 .. {m - 1} per epoch, "
+                         f"integers of shape ({epochs}, {m}), got shape {order.shape} "
+                         f"({order.dtype})")
+    return order
 
 
 def sparsify_network(net: Network, threshold: float) -> list[dict]:

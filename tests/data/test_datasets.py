@@ -39,6 +39,27 @@ def test_test_grid_step():
     assert np.allclose(np.unique(g[:, 0]), -1 + 0.01 * np.arange(200))
 
 
+def test_test_grid_of_cell_centres_is_deepsplines():
+    """'centres': DeepSplines' stored test grid (-0.995 .. 0.995, float32 in its files), the
+    same row order as the default grid, which is unchanged."""
+    centres, corners = datasets.test_grid("centres"), datasets.test_grid()
+    axis = -0.995 + 0.01 * np.arange(200)
+    np.testing.assert_array_equal(np.unique(centres[:, 0]), axis)
+    np.testing.assert_array_equal(centres[:2], [[axis[0], axis[0]], [axis[0], axis[1]]])
+    np.testing.assert_allclose(centres - corners, 0.005, rtol=1e-12)
+    assert np.array_equal(corners, datasets.test_grid("corners"))
+    ds = datasets.load("s_shape", seed=2, grid="centres")
+    np.testing.assert_array_equal(ds.x_test, centres)
+    np.testing.assert_array_equal(ds.y_test, datasets.s_shape_labels(centres))
+    np.testing.assert_array_equal(ds.x_train, datasets.load("s_shape", seed=2).x_train)
+    with pytest.raises(ValueError, match="^kind: expected one of"):
+        datasets.test_grid("middle")
+    with pytest.raises(ValueError, match="^grid: expected one of"):
+        datasets.two_d("circle", grid="middle")
+    with pytest.raises(ValueError, match="^grid: only the two-dimensional sets"):
+        datasets.load("digits", grid="centres")
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"num_train": 0}, "num_train"), ({"num_train": 1.5}, "num_train"),
     ({"num_valid": 0}, "num_valid"), ({"num_valid": True}, "num_valid"),

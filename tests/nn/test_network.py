@@ -121,6 +121,33 @@ def test_build_mlp_is_seeded():
     assert [layer.kind for layer in a.layers] == ["dense", "spline", "dense", "identity"]
 
 
+def test_build_mlp_without_first_bias_draws_as_deepsplines_twodnet(tmp_path):
+    """first_bias=False: the first dense layer has no bias and none is drawn (TwoDNet's draw
+    order: W1, W2, b2, ...); the other layers keep theirs, and the model file keeps the
+    layer bias-free."""
+    from reference.io import load_model, save_model
+
+    net = build_mlp([2, 4, 3, 1], "spline", rng=3, first_bias=False, size=5, range_=1.0)
+    rng = np.random.default_rng(3)
+    expected = {"layer0.weight": rng.uniform(-1 / np.sqrt(2), 1 / np.sqrt(2), (4, 2)),
+                "layer2.weight": rng.uniform(-0.5, 0.5, (3, 4)),
+                "layer2.bias": rng.uniform(-0.5, 0.5, 3)}
+    params = dict(net.named_params())
+    assert "layer0.bias" not in params and "layer4.bias" in params
+    for name, value in expected.items():
+        np.testing.assert_array_equal(params[name], value)
+    with_bias = build_mlp([2, 4, 3, 1], "spline", rng=3, size=5, range_=1.0)
+    np.testing.assert_array_equal(dict(with_bias.named_params())["layer0.weight"],
+                                  params["layer0.weight"])
+    save_model(net, tmp_path / "m.npz")
+    again = load_model(tmp_path / "m.npz")
+    assert "bias" not in again.layers[0].params
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 2))
+    np.testing.assert_array_equal(again(x), net(x))
+    with pytest.raises(ValueError, match="^first_bias: expected True or False"):
+        build_mlp([2, 1], "relu", first_bias="no")
+
+
 def test_bad_networks_and_inputs():
     with pytest.raises(ValueError, match="layers"):
         Network([])

@@ -43,11 +43,13 @@ def test_every_field_changes_the_key_and_spellings_do_not():
     other = {"dataset": "s_shape", "activation": "relu", "hidden": (3,), "reg": "bv2",
              "lam": 0.5, "size": 11, "range_": 3.0, "epochs": 7, "seed": 1, "batch_size": 8,
              "lr": 0.02, "spline_init": "relu", "sparsify": "auto", "acc_drop": 0.01,
-             "prox": True, "data_path": "x"}
+             "prox": True, "data_path": "x", "mu": 1e-5, "milestones": (0.88, 0.96),
+             "convention": "deepsplines", "first_bias": False, "test_grid": "centres"}
     assert set(other) == {f.name for f in fields(RunConfig)}
     keys = {RunConfig(**{**base.to_dict(), name: value}).key() for name, value in other.items()}
     assert len(keys | {base.key()}) == len(other) + 1
     assert RunConfig(hidden=2, lam=1, size=21.0).key() == RunConfig(hidden=(2,), lam=1.0).key()
+    assert RunConfig(milestones=[0.96, 0.88]).key() == RunConfig(milestones=(0.88, 0.96)).key()
     assert RunConfig.from_dict(base.to_dict()) == base
     assert RunConfig.from_dict(json.loads(json.dumps(RunConfig(**other).to_dict()))) == \
         RunConfig(**other)
@@ -58,10 +60,49 @@ def test_every_field_changes_the_key_and_spellings_do_not():
     ("hidden", "2"), ("reg", "tv1"), ("lam", -1.0), ("lam", float("nan")), ("range_", 0.0),
     ("lr", 0), ("size", 1), ("size", 2.5), ("epochs", 0), ("seed", -1), ("batch_size", 0),
     ("sparsify", -0.1), ("sparsify", "yes"), ("acc_drop", 1.5), ("prox", "yes"),
-    ("data_path", ""), ("spline_init", "tanh"), ("seed", True)])
+    ("data_path", ""), ("spline_init", "tanh"), ("seed", True), ("mu", -1e-5),
+    ("milestones", (0.5, 1.5)), ("milestones", (0.0,)), ("milestones", 0.5),
+    ("convention", "torch"), ("first_bias", "no"), ("test_grid", "middle")])
 def test_bad_config_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"^{field}: expected"):
         RunConfig(**{field: value})
+
+
+def test_the_keys_of_0_1_configs_are_unchanged():
+    """The fields added in 0.2 (mu, milestones, convention, first_bias, test_grid) are
+    stored only when they leave their defaults: a config of 0.1 keeps its dict and its key
+    (this key was computed by 0.1's RunConfig), so stored sweep records stay valid."""
+    config = RunConfig(dataset="s_shape", hidden=(4, 4), lam=1e-5, reg="bv2", size=21,
+                       range_=1.0, epochs=500, batch_size=10, lr=1e-3, sparsify="auto")
+    assert not set(config.to_dict()) & set(experiments.ADDED_FIELDS)
+    assert config.key() == "fb9ae9fa6a70bd9a"
+    paper = RunConfig(**{**config.to_dict(), "mu": 1e-5, "convention": "deepsplines"})
+    assert paper.to_dict()["mu"] == 1e-5 and "first_bias" not in paper.to_dict()
+    assert paper.all_fields()["first_bias"] is True and paper.key() != config.key()
+    train_config = paper.train_config("logistic")
+    assert (train_config.mu, train_config.milestones, train_config.convention) == \
+        (1e-5, (0.75, 0.9), "deepsplines")
+    with pytest.raises(ValueError, match="^test_grid: expected 'corners' for dataset 'digits'"):
+        RunConfig(dataset="digits", test_grid="centres")
+
+
+def test_run_follows_the_deepsplines_recipe_fields():
+    """first_bias=False builds the first dense layer without bias, test_grid='centres'
+    tests on DeepSplines' grid (the test accuracy recomputed there), and the summary's
+    objective is DeepSplines' (mean data term) under convention='deepsplines'."""
+    from reference.data import circle_labels, test_grid
+    from reference.training._train import accuracy
+
+    config = RunConfig(hidden=(4, 4), first_bias=False, test_grid="centres", mu=1e-5,
+                       milestones=(0.88, 0.96), convention="deepsplines", reg="bv2",
+                       range_=1.0, **TINY)
+    net, summary = run(config)
+    assert "bias" not in net.layers[0].params and "bias" in net.layers[2].params
+    grid = test_grid("centres")
+    assert summary["test_accuracy"] == accuracy(net, grid, circle_labels(grid), "logistic")
+    assert summary["config"]["convention"] == "deepsplines"
+    assert tuple(summary["config"]["milestones"]) == (0.88, 0.96)
+    assert 0 < summary["train_loss"] < 1                   # a mean of BCE, not a sum
 
 
 def test_unknown_fields():
