@@ -10,7 +10,9 @@ else the NumPy loop, and `train`'s history says which ran and why.
 The compiled engine covers networks of Dense layers (with or without a bias) and the
 activations spline (uniform grid), relu, leaky_relu, prelu and identity, in any order; the
 losses squared, logistic and xent; TV2 and BV2 with or without prox; Adam and SGD; any batch
-size and learning-rate schedule (the loop sets each epoch's learning rates).  Both engines
+size and learning-rate schedule (the loop sets each epoch's learning rates); both
+conventions of `TrainConfig.convention`, the project's and DeepSplines' per-batch one
+(reference.training._convention).  Both engines
 draw the same minibatches and take the same steps with the same floating-point operations:
 the compiled loop calls the BLAS functions numpy's matmul calls and numpy's exp, and writes
 every other operation in numpy's order, so the bits are the same (it needs numpy built with
@@ -36,6 +38,7 @@ from reference.nn._network import Dense, Network
 from reference.nn._ramps import Identity, LeakyReLU, PReLU, ReLU
 from reference.nn._spline_activation import SplineActivation
 from reference.nn._spline_grid import MAX_MAGNITUDE, MIN_COEFFICIENT
+from reference.training import _convention as convention
 from reference.training import _engine_kernels as kernels
 
 ENGINES = ("auto", "numpy", "compiled")
@@ -44,6 +47,7 @@ LAYER_KINDS = {Dense: kernels.DENSE, SplineActivation: kernels.SPLINE, ReLU: ker
                Identity: kernels.IDENTITY}
 LOSS_CODES = {"squared": kernels.SQUARED, "logistic": kernels.LOGISTIC, "xent": kernels.XENT}
 REGULARISER_NAMES = ("tv2", "bv2")
+CONVENTION_CODES = {"project": kernels.PROJECT, "deepsplines": kernels.DEEPSPLINES}
 _compiled: dict[str, Any] = {}
 
 
@@ -157,8 +161,9 @@ def unsupported(net: Network, config: Any) -> str | None:
         return f"loss {config.loss!r} (the compiled engine covers {', '.join(LOSS_CODES)})"
     if config.reg not in REGULARISER_NAMES:
         return f"reg {config.reg!r} (the compiled engine covers tv2 and bv2)"
-    if config.convention != "project":
-        return f"convention {config.convention!r} (the compiled engine covers 'project')"
+    if config.convention not in CONVENTION_CODES:
+        return (f"convention {config.convention!r} (the compiled engine covers "
+                f"{', '.join(CONVENTION_CODES)})")
     return None
 
 
@@ -221,8 +226,10 @@ class CompiledEngine:
     The parameters are gathered into one flat vector at the start of each epoch (each
     optimiser's arrays contiguous, in the order of its moments) and written back into the
     network's arrays at its end; the optimisers' moment arrays are updated in place.  The
-    penalties use the factors of the NumPy loop, ``2 mu / M`` for the weights and
-    ``lam / M`` for the regulariser, and the prox threshold ``lr_spline lam / M``.
+    penalties use the factors of the NumPy loop: 'project' ``2 mu / M`` for the dense
+    weights, ``lam / M`` for the regulariser and the prox threshold ``lr_spline lam / M``;
+    'deepsplines' ``mu`` for every parameter that is not a spline coefficient, ``lam`` and
+    ``lr_spline lam``.
     """
     name = "compiled"
 
@@ -251,7 +258,13 @@ class CompiledEngine:
         offset_of = {id(p): int(o) for p, o in zip(self.params, self.offsets[:-1])}
         self.theta = np.empty(int(self.offsets[-1]))
         self.grad = np.zeros(int(self.offsets[-1]))
-        widths = self._layer_table(net, offset_of, 2 * config.mu / m)
+        # the factors of the penalties' gradients, as train forms them: 'project'
+        # (2 mu / M) W and (lam / M) grad R, 'deepsplines' mu theta and lam grad R
+        self.deepsplines = config.convention == "deepsplines"
+        decay = config.mu if self.deepsplines else 2 * config.mu / m
+        self.reg_factor = config.lam if self.deepsplines else config.lam / m
+        self.points = np.zeros(0)
+        widths = self._layer_table(net, offset_of, decay)
         self._buffers(widths, min(self.batch_size, m))
 
         self.reg_mode = kernels.REG_NONE
@@ -271,10 +284,12 @@ class CompiledEngine:
                                                     for g in self.groups))
 
     def _layer_table(self, net: Network, offset_of: dict, decay: float) -> list[int]:
-        """Fill layer_int and layer_float (one row per layer, columns of _engine_kernels);
-        returns the widths N_0 .. N_L of the layers' inputs and output."""
+        """Fill layer_int and layer_float (one row per layer, columns of _engine_kernels)
+        and, for 'deepsplines' with BV2, the splines' evaluation points at 0 and 1; returns
+        the widths N_0 .. N_L of the layers' inputs and output."""
         layers = net.layers
-        self.layer_int = np.full((len(layers), 8), -1, dtype=np.int64)
+        points: list[np.ndarray] = []
+        self.layer_int = np.full((len(layers), 10), -1, dtype=np.int64)
         self.layer_float = np.zeros((len(layers), 7))
         widths = [net.n_in]
         self.table_size = self.work_size = self.sums_size = 0
@@ -285,11 +300,12 @@ class CompiledEngine:
             widths.append(n_out)
             row, values = self.layer_int[i], self.layer_float[i]
             row[kernels.KIND], row[kernels.N_IN], row[kernels.N_OUT] = kind, n_in, n_out
+            row[kernels.DECAY_ALL] = int(self.deepsplines and convention.decayed(layer))
+            values[kernels.DECAY] = decay
             if kind == kernels.DENSE:
                 row[kernels.PARAM] = offset_of[id(layer.params["weight"])]
                 if "bias" in layer.params:
                     row[kernels.BIAS] = offset_of[id(layer.params["bias"])]
-                values[kernels.DECAY] = decay
             elif kind == kernels.SPLINE:
                 spline = layer.spline
                 row[kernels.PARAM] = offset_of[id(layer.params["coefficients"])]
@@ -303,11 +319,24 @@ class CompiledEngine:
                 self.table_size += n
                 self.sums_size = max(self.sums_size, 2 * n)
                 self.work_size = max(self.work_size, 4 * n_in + n + spline.size)
+                if self.deepsplines and self.config.reg == "bv2":
+                    row[kernels.POINTS] = sum(a.size for a in points)
+                    points += self._evaluation_points(spline.step, spline.size)
             elif kind == kernels.PRELU:
                 row[kernels.PARAM] = offset_of[id(layer.params["slope"])]
             elif kind == kernels.LEAKY_RELU:
                 values[kernels.LEAKY_SLOPE] = layer.slope
+        if points:
+            self.points = np.concatenate(points)
         return widths
+
+    @staticmethod
+    def _evaluation_points(step: float, size: int) -> list[np.ndarray]:
+        """DeepSplines' evaluation of a spline at 0 and 1 (_convention.evaluation_point):
+        [i, frac, left, right] at 0, the same at 1, then the weights W_0 and W_1 (K each)."""
+        at = [convention.evaluation_point(step, size, z) for z in (0.0, 1.0)]
+        return [np.array([float(i), frac, left, right]) for i, frac, left, right, _ in at] + [
+            weights for *_, weights in at]
 
     def _buffers(self, widths: list[int], rows: int) -> None:
         """The work arrays of a step: each layer's input and output for `rows` rows, two
@@ -353,6 +382,14 @@ class CompiledEngine:
                                             np.array([1 - o.beta2 ** s for s in t]))
         return known[0][o.t:o.t + steps], known[1][o.t:o.t + steps]
 
+    def _prox_threshold(self) -> float:
+        """The prox step's threshold as train forms it (_train._prox_threshold): the splines'
+        learning rate times lam ('deepsplines'), divided by M ('project')."""
+        spline_lr = self.optimisers[-1].lr
+        if self.deepsplines:
+            return spline_lr * self.config.lam
+        return spline_lr * self.config.lam / self.n_samples
+
     def epoch(self, order: np.ndarray) -> range:
         """Take the epoch's minibatch steps, compiled.
 
@@ -385,9 +422,9 @@ class CompiledEngine:
             np.ascontiguousarray(order, dtype=np.int64), self.batch_size,
             LOSS_CODES[config.loss], self.layer_int, self.layer_float, self.theta, self.grad,
             self.h, self.h_off, self.g, self.g_next, self.intercepts, self.slopes, self.sums,
-            self.work, self.reg_mode, config.lam / self.n_samples, *args, self.prox,
-            self.optimisers[-1].lr * config.lam / self.n_samples,    # as train's prox step
-            self.saved, MIN_COEFFICIENT, MAX_MAGNITUDE)
+            self.work, self.reg_mode, self.reg_factor, *args, self.prox,
+            self._prox_threshold(), self.saved, MIN_COEFFICIENT, MAX_MAGNITUDE,
+            CONVENTION_CODES[config.convention], convention.BCE_EPSILON, self.points)
         for p, start in zip(self.params, self.offsets[:-1]):
             p[...] = self.theta[start:start + p.size].reshape(p.shape)
         for group in self.groups:

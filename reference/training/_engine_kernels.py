@@ -32,6 +32,13 @@ of size |B| with rows x[order[B]], a step is
     prox:      the jumps a = D2 c / T soft-thresholded, the coefficients rebuilt from c_0 and
                the first slope (reference.training._train.prox_tv2).
 
+Convention DEEPSPLINES (reference.training._convention, DeepSplines' per-batch objective)
+changes the arithmetic as that module does: the logistic loss's gradient is torch's BCELoss
+on sigmoid(f) (`loss_gradient`), the weight decay covers every parameter that is not a
+spline coefficient, and TV2 and BV2 are taken in DeepSplines' arithmetic
+(`deepsplines_regulariser`); the factors (mu, lam, the prox threshold lr lam) are set by the
+caller.
+
 A step that the NumPy loop would stop on (a non-finite network output, a BV2 value at 0 or 1
 beyond float64, coefficients after prox outside LinearSpline's range) is not taken: the epoch
 returns its index with the state as it was before it, and the NumPy loop redoes that step and
@@ -51,13 +58,18 @@ import numpy as np
 DENSE, SPLINE, RELU, LEAKY_RELU, PRELU, IDENTITY = range(6)
 # layer_int columns: kind, widths, the theta offsets of the layer's parameters (weight,
 # coefficients or PReLU slopes; the bias, -1 without one), the offset of a spline's piece
-# tables, its size K, the rows per block of its backward (reference.nn._kernels)
-KIND, N_IN, N_OUT, PARAM, BIAS, TABLE, SIZE, BLOCK = range(8)
+# tables, its size K, the rows per block of its backward (reference.nn._kernels), whether
+# the weight decay covers the bias and PReLU slopes too, the offset of a spline's
+# evaluation points in `points` (convention DEEPSPLINES with BV2)
+KIND, N_IN, N_OUT, PARAM, BIAS, TABLE, SIZE, BLOCK, DECAY_ALL, POINTS = range(10)
 # layer_float columns: a spline's x_min, fl(1/T), T, knot snap s, K - 2; a leaky ReLU's slope;
-# the factor of the weight decay gradient of a Dense weight
+# the factor of the weight decay gradient (of a Dense weight; with DECAY_ALL of every
+# parameter of the layer)
 X_MIN, INV_STEP, STEP, SNAP, TOP, LEAKY_SLOPE, DECAY = range(7)
 # losses
 SQUARED, LOGISTIC, XENT = range(3)
+# conventions (reference.training._convention): the project's, DeepSplines' per-batch one
+PROJECT, DEEPSPLINES = range(2)
 # the regulariser's gradient: none, TV2, BV2, BV2 minus its TV2 part (with prox)
 REG_NONE, REG_TV2, REG_BV2, REG_BV2_WITHOUT_TV2 = range(4)
 # optimisers
@@ -285,13 +297,15 @@ def forward(dgemm, dgemv, ddot, layer_int, layer_float, theta, intercepts, slope
                     h[dst + r * n_in + c] = y
 
 
-def loss_gradient(numpy_exp, loss, out, at, rows, width, y_real, y_label, batch, g, work):
+def loss_gradient(numpy_exp, loss, convention, bce_epsilon, out, at, rows, width, y_real,
+                  y_label, batch, g, work):
     """G = dE/df / |B| for the network outputs out[at:] (rows x width) of the samples
     batch[0:rows]: squared f - y, logistic expit(f) - y (scipy's expit: 1 / (1 + exp(-f)),
-    libm's exp), xent softmax(f) - e_y (scipy's softmax: exp(f - max f) / its sum, the
-    exponential by numpy itself: `numpy_exp` writes np.exp of its first argument's n values
-    into its second's, which numpy computes with its own SIMD routine).  work: rows x width
-    floats."""
+    libm's exp; convention DEEPSPLINES: torch's BCELoss on p = expit(f),
+    ((p - y) / max((1 - p) p, bce_epsilon)) (1 - p) p, as _convention.bce_on_sigmoid), xent
+    softmax(f) - e_y (scipy's softmax: exp(f - max f) / its sum, the exponential by numpy
+    itself: `numpy_exp` writes np.exp of its first argument's n values into its second's,
+    which numpy computes with its own SIMD routine).  work: rows x width floats."""
     if loss == XENT:
         for r in range(rows):
             row = at + r * width
@@ -312,7 +326,12 @@ def loss_gradient(numpy_exp, loss, out, at, rows, width, y_real, y_label, batch,
             s = batch[r]
             for j in range(width):
                 f = out[at + r * width + j]
-                if loss == LOGISTIC:
+                if loss == LOGISTIC and convention == DEEPSPLINES:
+                    p = 1.0 / (1.0 + math.exp(-f))
+                    q = (1.0 - p) * p
+                    floor = q if (q >= bce_epsilon or q != q) else bce_epsilon
+                    g[r * width + j] = (p - y_real[s, j]) / floor * (1.0 - p) * p
+                elif loss == LOGISTIC:
                     g[r * width + j] = 1.0 / (1.0 + math.exp(-f)) - y_real[s, j]
                 else:
                     g[r * width + j] = f - y_real[s, j]
@@ -365,17 +384,27 @@ def backward(dgemm, dgemv, ddot, layer_int, layer_float, theta, slopes, h, h_off
 
 
 def penalty_gradients(layer_int, layer_float, theta, intercepts, slopes, grad, reg_mode,
-                      reg_factor, work, sums):
+                      reg_factor, work, sums, convention, points):
     """Add the weight decay and the regulariser's (sub)gradient to grad; False when a BV2
     value sigma(0) or sigma(1) is beyond float64 (the NumPy loop's checked evaluation raises
     there).  work: at least 4 C + C K + K floats for every spline layer (BV2's inputs, signs
     and gradient, then the signs of D2 c of one channel)."""
     for l in range(layer_int.shape[0]):
         kind, p = layer_int[l, KIND], layer_int[l, PARAM]
+        factor = layer_float[l, DECAY]
         if kind == DENSE:
-            factor = layer_float[l, DECAY]
             for i in range(layer_int[l, N_IN] * layer_int[l, N_OUT]):
                 grad[p + i] += factor * theta[p + i]
+            bias = layer_int[l, BIAS]
+            if layer_int[l, DECAY_ALL] and bias >= 0:
+                for j in range(layer_int[l, N_OUT]):
+                    grad[bias + j] += factor * theta[bias + j]
+        elif kind == PRELU and layer_int[l, DECAY_ALL]:
+            for c in range(layer_int[l, N_IN]):
+                grad[p + c] += factor * theta[p + c]
+        elif kind == SPLINE and reg_mode != REG_NONE and convention == DEEPSPLINES:
+            deepsplines_regulariser(layer_int, layer_float, l, theta, grad, reg_mode,
+                                    reg_factor, work, points)
         elif kind == SPLINE and reg_mode != REG_NONE:
             channels, size = layer_int[l, N_IN], layer_int[l, SIZE]
             step = layer_float[l, STEP]
@@ -409,14 +438,66 @@ def penalty_gradients(layer_int, layer_float, theta, intercepts, slopes, grad, r
     return True
 
 
+def sign(value):
+    """np.sign: 1, -1, 0 (for 0 and -0) or NaN."""
+    if value > 0.0:
+        return 1.0
+    if value < 0.0:
+        return -1.0
+    return 0.0 if value == 0.0 else value
+
+
+def deepsplines_value(theta, base, size, step, points, at):
+    """sigma(z) of the spline theta[base:base + K] as DeepSplines' forward computes it
+    (_convention.values_at), z given by points[at:at + 4] = (i, frac, left, right)."""
+    i, frac = int(points[at]), points[at + 1]
+    left, right = points[at + 2], points[at + 3]
+    return (theta[base + i + 1] * frac + theta[base + i] * (1.0 - frac)) + (
+        left * ((theta[base + 1] - theta[base]) / step)
+        + right * ((theta[base + size - 1] - theta[base + size - 2]) / step))
+
+
+def deepsplines_regulariser(layer_int, layer_float, l, theta, grad, reg_mode, reg_factor,
+                            work, points):
+    """grad += lam * (a subgradient of R) for spline layer l in DeepSplines' arithmetic
+    (_convention.regulariser_grad): TV2's entry k is ((0 + w0 s_k) + w1 s_{k-1}) + w2 s_{k-2}
+    (out-of-range terms left out), s = sign(a), a_k = (w0 c_k + w1 c_{k+1}) + w2 c_{k+2},
+    (w0, w1, w2) = (fl(1/T), fl(-2/T), fl(1/T)); BV2 adds (0 + sign(sigma(0)) W0_k)
+    + sign(sigma(1)) W1_k, W_z the weights of `points` (after TV2's entry, or after 0 with
+    prox).  work: K floats."""
+    channels, size, p = layer_int[l, N_IN], layer_int[l, SIZE], layer_int[l, PARAM]
+    step, at = layer_float[l, STEP], layer_int[l, POINTS]
+    w0, w1, w2 = 1.0 / step, -2.0 / step, 1.0 / step
+    for c in range(channels):
+        base = p + c * size
+        for j in range(size - 2):
+            work[j] = sign((w0 * theta[base + j] + w1 * theta[base + j + 1])
+                           + w2 * theta[base + j + 2])
+        sign_zero = sign_one = 0.0
+        if reg_mode != REG_TV2:
+            sign_zero = sign(deepsplines_value(theta, base, size, step, points, at))
+            sign_one = sign(deepsplines_value(theta, base, size, step, points, at + 4))
+        for k in range(size):
+            value = 0.0
+            if reg_mode != REG_BV2_WITHOUT_TV2:
+                if k <= size - 3:
+                    value += w0 * work[k]
+                if 1 <= k <= size - 2:
+                    value += w1 * work[k - 1]
+                if k >= 2:
+                    value += w2 * work[k - 2]
+            if reg_mode != REG_TV2:
+                magnitudes = 0.0
+                magnitudes += sign_zero * points[at + 8 + k]
+                magnitudes += sign_one * points[at + 8 + size + k]
+                value = value + magnitudes
+            grad[base + k] += reg_factor * value
+
+
 def tv2_sign(theta, base, j):
     """sign(D2 c)_j with D2 c computed as np.diff(c)[j+1] - np.diff(c)[j] (tv2_grad)."""
-    d = (theta[base + j + 2] - theta[base + j + 1]) - (theta[base + j + 1] - theta[base + j])
-    if d > 0.0:
-        return 1.0
-    if d < 0.0:
-        return -1.0
-    return 0.0 if d == 0.0 else d
+    return sign((theta[base + j + 2] - theta[base + j + 1])
+                - (theta[base + j + 1] - theta[base + j]))
 
 
 def bv2_extra_gradient(layer_int, layer_float, l, intercepts, slopes, work, sums):
@@ -435,8 +516,7 @@ def bv2_extra_gradient(layer_int, layer_float, l, intercepts, slopes, work, sums
             value = slopes[j] * d + intercepts[j]
             if not (abs(value) < np.inf and abs(slopes[j]) < np.inf):
                 return False
-            work[2 * channels + r * channels + c] = (
-                1.0 if value > 0.0 else (-1.0 if value < 0.0 else 0.0))
+            work[2 * channels + r * channels + c] = sign(value)
     spline_backward(work, int(0), work, 2 * channels, work, int(-1), int(2), channels, size,
                     layer_int[l, BLOCK], x_min, inv_step, snap, top, slopes, offset, work,
                     4 * channels, sums)
@@ -495,8 +575,7 @@ def prox_tv2(layer_int, layer_float, theta, threshold, work, min_coefficient,
             for j in range(size - 2):          # a_j = diff(diff(c)) / T, soft-thresholded
                 a = ((theta[base + j + 2] - theta[base + j + 1])
                      - (theta[base + j + 1] - theta[base + j])) / step
-                sign = 1.0 if a > 0.0 else (-1.0 if a < 0.0 else (0.0 if a == 0.0 else a))
-                work[j] = sign * max(abs(a) - threshold, 0.0)
+                work[j] = sign(a) * max(abs(a) - threshold, 0.0)
             cumulative = 0.0                   # cumsum(a_hat)[i - 1]
             rebuilt = 0.0                      # cumsum([0, T slopes])[k]
             work[size] = c0 + 0.0
@@ -536,7 +615,7 @@ def train_epoch(dgemm, dgemv, ddot, numpy_exp, x, y_real, y_label, order, batch_
                 layer_int, layer_float, theta, grad, h, h_off, g, g_next, intercepts, slopes,
                 sums, work, reg_mode, reg_factor, kind0, start0, m0, v0, hyper0, c1_0, c2_0,
                 kind1, start1, m1, v1, hyper1, c1_1, c2_1, prox, prox_threshold, saved,
-                min_coefficient, max_magnitude):
+                min_coefficient, max_magnitude, convention, bce_epsilon, points):
     """The minibatch steps of one epoch, the batches order[start:start + batch_size].
 
     Returns (status, steps): DONE and the number of batches, or why it stopped and the index
@@ -565,12 +644,12 @@ def train_epoch(dgemm, dgemv, ddot, numpy_exp, x, y_real, y_label, order, batch_
         for i in range(rows * width):
             if not abs(h[out_at + i]) < np.inf:
                 return NONFINITE_OUTPUT, step
-        loss_gradient(numpy_exp, loss, h, out_at, rows, width, y_real, y_label, batch, g,
-                      g_next)
+        loss_gradient(numpy_exp, loss, convention, bce_epsilon, h, out_at, rows, width, y_real,
+                      y_label, batch, g, g_next)
         backward(dgemm, dgemv, ddot, layer_int, layer_float, theta, slopes, h, h_off, rows,
                  g, g_next, grad, sums)
         if not penalty_gradients(layer_int, layer_float, theta, intercepts, slopes, grad,
-                                 reg_mode, reg_factor, work, sums):
+                                 reg_mode, reg_factor, work, sums, convention, points):
             return NONFINITE_BV2, step
         if prox:
             copy_state(theta, m0, v0, m1, v1, saved, bool(False))

@@ -37,9 +37,23 @@ def problem(n_in=2, n_out=1, loss="logistic", m=100, seed=1):
     return x, np.sin(3 * x[:, 0]) + x[:, 1] ** 2
 
 
-def paper_net(activation="spline", widths=(2, 4, 4, 1)):
-    """2-4-4-1 with splines K = 21 on [-1, 1] (the paper's twoDnet), or another width."""
-    return build_mlp(list(widths), activation, rng=0, size=21, range_=1.0)
+def paper_net(convention="project"):
+    """2-4-4-1 with splines K = 21 on [-1, 1] (the paper's twoDnet; under 'deepsplines' the
+    first dense layer has no bias, as TwoDNet's)."""
+    return build_mlp([2, 4, 4, 1], "spline", rng=0, size=21, range_=1.0,
+                     first_bias=convention == "project")
+
+
+CONVENTIONS = ["project", "deepsplines"]
+
+
+def penalties(convention, lam_per_sample, m=100):
+    """lam (and mu) of one strength in either convention: 'project' lam = lam_DS M and the
+    default mu; 'deepsplines' lam_DS itself and mu 1e-3 (which decays the dense biases and
+    PReLU slopes too)."""
+    if convention == "deepsplines":
+        return {"convention": "deepsplines", "lam": lam_per_sample, "mu": 1e-3}
+    return {"lam": lam_per_sample * m}
 
 
 def train_both(make_net, x, y, steps=STEPS, **options):
@@ -77,54 +91,76 @@ def assert_engines_agree(make_net, x, y, **options):
 @pytest.mark.parametrize("optimizer, lr", [("adam", 1e-2), ("adam", 1e-3), ("sgd", 1e-2)])
 @pytest.mark.parametrize("prox", [False, True])
 @pytest.mark.parametrize("reg", ["tv2", "bv2"])
-def test_regularisers_prox_and_optimisers(reg, prox, optimizer, lr):
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_regularisers_prox_and_optimisers(convention, reg, prox, optimizer, lr):
     """The paper's 2-4-4-1 network (K = 21 on [-1, 1]), logistic loss, batch 10; lambda
-    0.15 is lambda / M = 1.5e-3 per sample, large enough that the regulariser moves the
-    splines in 200 steps."""
+    1.5e-3 per sample (lam = 0.15 = 1.5e-3 M under 'project'), large enough that the
+    regulariser moves the splines in 200 steps."""
     x, y = problem()
-    assert_engines_agree(paper_net, x, y, reg=reg, prox=prox, optimizer=optimizer, lr=lr,
-                         spline_lr=lr, lam=0.15)
+    assert_engines_agree(lambda: paper_net(convention), x, y, reg=reg, prox=prox,
+                         optimizer=optimizer, lr=lr, spline_lr=lr,
+                         **penalties(convention, 1.5e-3))
 
 
 @needs_compiled
 @pytest.mark.parametrize("activation", ["spline", "relu", "leaky_relu", "prelu", "identity"])
 @pytest.mark.parametrize("loss", ["logistic", "squared"])
-def test_losses_and_activations(loss, activation):
-    """2-8-1 with every activation kind of the registry the engine covers."""
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_losses_and_activations(convention, loss, activation):
+    """2-8-1 with every activation kind of the registry the engine covers, BV2."""
     x, y = problem(loss=loss)
     assert_engines_agree(lambda: build_mlp([2, 8, 1], activation, rng=0, size=21, range_=1.0),
-                         x, y, loss=loss, lam=0.1)
+                         x, y, loss=loss, reg="bv2", **penalties(convention, 1e-3))
 
 
 @needs_compiled
 @pytest.mark.parametrize("reg, prox", [("tv2", False), ("bv2", True)])
-def test_cross_entropy_64_16_10(reg, prox):
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_cross_entropy_64_16_10(convention, reg, prox):
     x, y = problem(n_in=64, n_out=10, loss="xent", m=160)
     assert_engines_agree(lambda: build_mlp([64, 16, 10], "spline", rng=0, size=21,
                                            range_=2.0),
-                         x, y, loss="xent", batch_size=16, reg=reg, prox=prox, lam=0.1)
+                         x, y, loss="xent", batch_size=16, reg=reg, prox=prox,
+                         **penalties(convention, 1e-3, m=160))
 
 
 @needs_compiled
 @pytest.mark.parametrize("batch_size", [1, 7, 16, 100, 150])
-def test_batch_sizes(batch_size):
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_batch_sizes(convention, batch_size):
     """7 does not divide M = 100 (a last batch of 2); 100 is one batch per epoch and 150
     more than M.  Full batches: 100 epochs."""
     x, y = problem()
     steps = STEPS if batch_size < 100 else 100
-    assert_engines_agree(paper_net, x, y, steps=steps, batch_size=batch_size, lam=0.15)
+    assert_engines_agree(lambda: paper_net(convention), x, y, steps=steps,
+                         batch_size=batch_size, **penalties(convention, 1.5e-3))
 
 
 @needs_compiled
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_milestones_within_the_steps(optimizer):
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_milestones_within_the_steps(convention, optimizer):
     """20 epochs of 10 steps with milestones at epochs 6 and 12: the learning rates are
     cut twice within the 200 steps."""
     x, y = problem()
     milestones = (0.3, 0.6)
     assert sorted(int(round(f * 20)) for f in milestones) == [6, 12]
-    assert_engines_agree(paper_net, x, y, optimizer=optimizer, milestones=milestones,
-                         lam=0.15)
+    assert_engines_agree(lambda: paper_net(convention), x, y, optimizer=optimizer,
+                         milestones=milestones, **penalties(convention, 1.5e-3))
+
+
+@needs_compiled
+def test_saturated_logits_under_deepsplines():
+    """torch's BCELoss damps the gradient where p (1 - p) < 1e-12 (|f| > 27.6) and gives 0
+    where p rounds to 0 or 1: output weights x 200 put logits there."""
+    x, y = problem()
+
+    def make_net():
+        net = paper_net("deepsplines")
+        net.layers[-2].params["weight"] *= 200.0
+        return net
+    assert np.max(np.abs(make_net()(x))) > 28
+    assert_engines_agree(make_net, x, y, **penalties("deepsplines", 1.5e-3))
 
 
 def mixed_network():
@@ -151,22 +187,29 @@ def spline_first_network():
 @needs_compiled
 @pytest.mark.parametrize("make_net", [mixed_network, spline_first_network])
 @pytest.mark.parametrize("reg", ["tv2", "bv2"])
-def test_other_layer_orders(make_net, reg):
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_other_layer_orders(convention, make_net, reg):
     x, y = problem()
-    assert_engines_agree(make_net, x, y, reg=reg, lam=0.15)
+    assert_engines_agree(make_net, x, y, reg=reg, **penalties(convention, 1.5e-3))
 
 
 @needs_compiled
-@pytest.mark.parametrize("case", ["paper-tv2", "paper-bv2-prox", "xent"])
+@pytest.mark.parametrize("case", ["paper-tv2", "paper-bv2-prox", "xent", "deepsplines-bv2"])
 def test_same_bits(case):
     """The same bits as the NumPy loop (numpy's BLAS and exp called, every other operation
     in numpy's order): the paper's network with TV2, with BV2 and prox at lr 1e-2 (where a
-    last-bit difference grows to ~1e-10 in 200 steps), and the cross-entropy."""
+    last-bit difference grows to ~1e-10 in 200 steps), the cross-entropy, and DeepSplines'
+    convention with BV2."""
     if case == "xent":
         x, y = problem(n_in=64, n_out=10, loss="xent", m=160)
         (reference, _), (compiled, _) = train_both(
             lambda: build_mlp([64, 16, 10], "spline", rng=0, size=21, range_=2.0), x, y,
             loss="xent", batch_size=16, lam=0.1)
+    elif case == "deepsplines-bv2":
+        x, y = problem()
+        (reference, _), (compiled, _) = train_both(
+            lambda: paper_net("deepsplines"), x, y, reg="bv2",
+            **penalties("deepsplines", 1.5e-3))
     else:
         x, y = problem()
         reg, prox = ("tv2", False) if case == "paper-tv2" else ("bv2", True)
@@ -177,15 +220,17 @@ def test_same_bits(case):
 
 
 @needs_compiled
-def test_history_records_agree_per_epoch():
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_history_records_agree_per_epoch(convention):
     """The per-epoch objective terms and accuracies of both engines (evaluated by the same
     NumPy code on parameters that agree)."""
     x, y = problem()
     x_valid, y_valid = problem(seed=2, m=50)
     histories = []
     for engine in ("numpy", "compiled"):
-        history = train(paper_net(), x, y, TrainConfig(epochs=20, batch_size=10, lam=0.15,
-                                                       quiet=True, engine=engine),
+        history = train(paper_net(convention), x, y,
+                        TrainConfig(epochs=20, batch_size=10, quiet=True, engine=engine,
+                                    **penalties(convention, 1.5e-3)),
                         x_valid, y_valid)
         histories.append(history["epochs"])
     reference, compiled = histories
@@ -226,9 +271,11 @@ def test_auto_falls_back_to_numpy_and_says_why():
 
 
 @needs_compiled
-def test_auto_takes_the_compiled_engine():
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_auto_takes_the_compiled_engine(convention):
     x, y = problem(m=30)
-    history = train(paper_net(), x, y, TrainConfig(epochs=1, quiet=True))
+    history = train(paper_net(convention), x, y,
+                    TrainConfig(epochs=1, quiet=True, convention=convention))
     assert history["engine"] == {"name": "compiled", "requested": "auto", "reason": None}
     assert history["config"]["engine"] == "auto"
 
