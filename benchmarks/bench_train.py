@@ -30,7 +30,8 @@ minima are recorded too.  Writes a JSON record (default benchmarks/out/bench_tra
 
 `--paper` times the paper's recipe instead (issue 18; DeepSplines' twoDnet, `PAPER`): the
 2-4-4-1 network with splines K = 21 on [-1, 1] on circle (1500 points), batch 10, Adam lr
-1e-3, lambda 1e-4 with TV2, in three workers timed in alternating rounds: `compiled`
+1e-3, lambda 1e-4 with TV2, weight decay 1e-5 (train's convention='deepsplines', first
+dense layer without bias), in three workers timed in alternating rounds: `compiled`
 (train with engine='compiled'), `numpy` (engine='numpy', the reference loop) and
 `deepsplines` (DeepSplines' own TwoDNet built in float64, its TV2() and
 l2sqsum_weights_biases(), sigmoid and BCELoss, one Adam, 1 torch thread,
@@ -63,9 +64,9 @@ CONFIGS = {                       # name -> (data set, widths)
 }
 RECIPE = {"size": 21, "range_": 2.0, "lr": 1e-2, "batch_size": 16, "mu": 1e-4, "lam": 1e-3,
           "seed": 0}
-# the paper's recipe (DeepSplines' scripts/run_twoDnet.py): lambda and the weight decay are
-# DeepSplines' per-batch weights; in the project's convention (train: (lam / M) grad R and
-# (2 mu / M) W) they are lam = lambda M and mu = weight_decay M / 2 (on the weights only)
+# the paper's recipe (DeepSplines' scripts/run_twoDnet.py), trained by `train` under
+# convention='deepsplines' (lambda and the weight decay are per-batch weights, the first
+# dense layer has no bias)
 PAPER = {"dataset": "circle", "widths": [2, 4, 4, 1], "size": 21, "range_": 1.0, "lr": 1e-3,
          "batch_size": 10, "lambda": 1e-4, "weight_decay": 1e-5, "reg": "tv2", "seed": 0,
          "epochs_of_a_run": 500}
@@ -158,15 +159,14 @@ def paper_ours_worker(engine: str) -> callable:
     from reference.training._train import TrainConfig, train
 
     data = datasets.load(PAPER["dataset"])
-    m = data.x_train.shape[0]
     net = build_mlp(PAPER["widths"], "spline", rng=PAPER["seed"], size=PAPER["size"],
-                    range_=PAPER["range_"])
+                    range_=PAPER["range_"], first_bias=False)
 
     def run(epochs: int):
         train(net, data.x_train, data.y_train, TrainConfig(
             loss="logistic", epochs=epochs, batch_size=PAPER["batch_size"], lr=PAPER["lr"],
-            spline_lr=PAPER["lr"], lam=PAPER["lambda"] * m, reg=PAPER["reg"],
-            mu=PAPER["weight_decay"] * m / 2, quiet=True, engine=engine))
+            spline_lr=PAPER["lr"], lam=PAPER["lambda"], reg=PAPER["reg"],
+            mu=PAPER["weight_decay"], convention="deepsplines", quiet=True, engine=engine))
     return run
 
 

@@ -635,7 +635,9 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     Returns
     -------
     history : dict
-        'config' (the TrainConfig as a dict) and 'epochs', one dict per epoch with 'epoch',
+        'config' (the TrainConfig as a dict), 'engine' (who took the minibatch steps: 'name'
+        'compiled' or 'numpy', the 'requested' `TrainConfig.engine`, and the 'reason' why
+        'auto' took the NumPy loop, else None) and 'epochs', one dict per epoch with 'epoch',
         the terms of `objective` on the training set ('data', 'weight_decay',
         'regulariser', 'total') and, for a classification loss, 'train_accuracy' and
         'valid_accuracy' (when validation data is given).  With `sparsify_threshold` set
