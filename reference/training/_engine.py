@@ -466,12 +466,14 @@ def make_engine(net: Network, x: np.ndarray, targets: np.ndarray, config: Any,
     """
     reason = None
     if config.engine != "numpy":
-        reason = unsupported(net, config) or numba_missing() or numpy_blas()[1]
+        recipe = unsupported(net, config)
+        reason = recipe or numba_missing() or numpy_blas()[1]
         if reason is None:
             record = {"name": "compiled", "requested": config.engine, "reason": None}
             return CompiledEngine(net, x, targets, config, optimisers, record)
         if config.engine == "compiled":
-            raise ValueError(f"engine: 'compiled' does not support this recipe: {reason}; "
-                             f"use engine='numpy' or 'auto'")
+            what = "does not cover this recipe" if recipe else "cannot run here"
+            raise ValueError(f"engine: 'compiled' {what}: {reason}; use engine='numpy' or "
+                             f"'auto'")
     record = {"name": "numpy", "requested": config.engine, "reason": reason}
     return NumpyEngine(x.shape[0], int(config.batch_size), record)

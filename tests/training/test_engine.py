@@ -8,6 +8,8 @@ order and calls numpy's BLAS and exp: the bits are the same (measured on every r
 refuses, what 'auto' falls back to and records, and the steps the NumPy loop would stop on,
 handed back to it.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -253,7 +255,7 @@ def knot_spline_network():
 
 def test_compiled_refuses_an_unsupported_network():
     x, y = problem(m=20)
-    with pytest.raises(ValueError, match=r"^engine: 'compiled' does not support .*layer 1"):
+    with pytest.raises(ValueError, match=r"^engine: 'compiled' does not cover .*layer 1"):
         train(knot_spline_network(), x, y, TrainConfig(epochs=1, quiet=True,
                                                        engine="compiled"))
 
@@ -303,3 +305,42 @@ def test_a_step_the_numpy_loop_stops_on_is_handed_back_to_it():
     assert compiled_message == message and "overflows" in message
     for key in reference:
         np.testing.assert_array_equal(compiled[key], reference[key], err_msg=key)
+
+
+@needs_compiled
+def test_a_prox_step_out_of_the_splines_range_is_handed_back():
+    """Splines at zero and a spline learning rate of 1e-250: Adam's first step moves the
+    coefficients to about 1e-250, and the prox step rebuilds them there, below the smallest
+    nonzero magnitude a LinearSpline accepts (1e-200).  The NumPy loop raises there; the
+    compiled engine undoes that step and hands it back: the same error, the same state."""
+    x, y = problem()
+    outcomes = []
+    for engine in ("numpy", "compiled"):
+        net = paper_net()
+        for layer in net.layers:
+            if layer.kind == "spline":
+                layer.params["coefficients"][...] = 0.0
+        config = TrainConfig(epochs=1, batch_size=10, spline_lr=1e-250, lam=0.15, prox=True,
+                             quiet=True, engine=engine)
+        with pytest.raises(ValueError, match="coefficients: expected") as raised:
+            train(net, x, y, config)
+        outcomes.append((str(raised.value), {k: v.copy() for k, v in net.named_params()}))
+    (message, reference), (compiled_message, compiled) = outcomes
+    assert compiled_message == message
+    for key in reference:
+        np.testing.assert_array_equal(compiled[key], reference[key], err_msg=key)
+
+
+@pytest.mark.parametrize("missing", ["numba_missing", "numpy_blas"])
+def test_without_numba_or_numpys_blas_auto_runs_numpy_and_compiled_refuses(monkeypatch,
+                                                                           missing):
+    reason = "not here (a test)"
+    if missing == "numba_missing":
+        monkeypatch.setattr(_engine, "numba_missing", lambda: reason)
+    else:
+        monkeypatch.setattr(_engine, "numpy_blas", lambda: (None, reason))
+    x, y = problem(m=30)
+    history = train(paper_net(), x, y, TrainConfig(epochs=1, quiet=True))
+    assert history["engine"] == {"name": "numpy", "requested": "auto", "reason": reason}
+    with pytest.raises(ValueError, match=f"^engine: 'compiled' .*{re.escape(reason)}"):
+        train(paper_net(), x, y, TrainConfig(epochs=1, quiet=True, engine="compiled"))
