@@ -12,13 +12,12 @@ activations spline (uniform grid), relu, leaky_relu, prelu and identity, in any 
 losses squared, logistic and xent; TV2 and BV2 with or without prox; Adam and SGD; any batch
 size and learning-rate schedule (the loop sets each epoch's learning rates); both
 conventions of `TrainConfig.convention`, the project's and DeepSplines' per-batch one
-(reference.training._convention).  Both engines
-draw the same minibatches and take the same steps with the same floating-point operations:
-the compiled loop calls the BLAS functions numpy's matmul calls and numpy's exp, and writes
-every other operation in numpy's order, so the bits are the same (it needs numpy built with
-scipy-openblas, as numpy's wheels are, to find them: `numpy_blas`).
-tests/training/test_engine.py checks that the parameters after 200 steps agree to 1e-12
-relative on every supported recipe, and bit for bit on three.
+(reference.training._convention).  Both engines draw the same minibatches and take the same
+steps with the same floating-point operations: the compiled loop calls the BLAS functions
+numpy's matmul calls and numpy's exp, and writes every other operation in numpy's order, so
+the bits are the same (it needs numpy built with scipy-openblas, as numpy's wheels are, to
+find them: `numpy_blas`).  tests/training/test_engine.py checks that the parameters after
+200 steps agree to 1e-12 relative on every supported recipe, and bit for bit on four.
 
 Between epochs the state lives where the NumPy loop keeps it (the network's parameter arrays,
 the optimisers' moments and step counts), so the per-epoch evaluation, the finiteness check

@@ -765,7 +765,7 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         for o, lr in zip(optimisers, base_lrs):
             o.lr = lr * decay
         order = rng.permutation(m) if orders is None else orders[epoch]
-        for start in engine.epoch(order):        # the NumPy loop's steps (none if compiled)
+        for start in engine.epoch(order):    # steps left to this loop (compiled: few or none)
             batch = order[start:start + config.batch_size]
             grads = batch_gradients(net, config, x[batch], targets[batch], m)
             for o in optimisers:
