@@ -16,7 +16,12 @@ from reference.io._model_file import save_model
 from reference.lipschitz import _bounds as lipschitz
 from reference.lipschitz import _ladder as ladder
 from reference.nn._network import build_mlp
-from reference.testing import NumpyRepr, assert_numbers_only, deepsplines_state_dict
+from reference.testing import (
+    NumpyRepr,
+    assert_numbers_only,
+    deepsplines_state_dict,
+    numpy_typed,
+)
 
 
 # ------------------------------------------------------------------------- the helper
@@ -75,10 +80,14 @@ def files(tmp_path_factory):
         arrays = {k: v * 1.001 + 1e-3 for k, v in np.load(path).items()}
         np.savez(path, **arrays)
     (tmp / "none").mkdir()
+    np.save(tmp / "x3.npy", rng.uniform(-1, 1, (6, 3)))            # one column too many
+    images = rng.integers(0, 256, (20, 4, 4)).astype(np.uint8)
+    np.savez(tmp / "mnist_bad.npz", x_train=images, y_train=np.r_[np.arange(19) % 10, 12],
+             x_test=images[:5], y_test=np.arange(5))               # a label 12
     return f
 
 
-def polish_rejected(monkeypatch):
+def polish_rejected(monkeypatch, tmp):
     """The active set's polishing re-solve reports a worse objective: it is rejected, with
     the two objectives in the message."""
     real_polish, real_solve = active_set._polish, active_set.solve_and_check
@@ -96,7 +105,7 @@ def polish_rejected(monkeypatch):
     monkeypatch.setattr(active_set, "_polish", polish)
 
 
-def inaccurate_solve(monkeypatch):
+def inaccurate_solve(monkeypatch, tmp):
     """The solver's objective disagrees with the NumPy re-evaluation: its point is kept as a
     feasible point ("inaccurate solution", quoted with both numbers) and certified by the dual
     bound or refused."""
@@ -109,22 +118,23 @@ def inaccurate_solve(monkeypatch):
     monkeypatch.setattr(problem.CoefficientProblem, "solve", off)
 
 
-def contradicting_methods(monkeypatch):
+def contradicting_methods(monkeypatch, tmp):
     """A layer-wise 'upper bound' below the certified lower bound: no verdict, an error."""
     net = build_mlp([2, 3, 1], "relu", rng=0)
+    save_model(net, tmp / "relu2.npz")
     low = lipschitz.lower(net, 2)["value"]
     monkeypatch.setattr(ladder, "RUNNERS", {**ladder.RUNNERS, "layerwise":
                                             lambda net, p, box, options: {"value": 0.5 * low}})
 
 
-def regions_unchecked(monkeypatch):
+def regions_unchecked(monkeypatch, tmp):
     """The 2-D regions' areas held to a tolerance below zero: the exact method reports, with
     the two areas, that it is not certified."""
     from reference.lipschitz import _regions2d as regions2d
     monkeypatch.setattr(regions2d, "AREA_CHECK_RTOL", -1.0)
 
 
-def lip_beyond_the_constraint(monkeypatch):
+def lip_beyond_the_constraint(monkeypatch, tmp):
     """The solved splines' Lip reported 10 times larger: above --lip-max, SolveFailed."""
     real = problem.knot_counts
 
@@ -145,6 +155,31 @@ def torch_checkpoint(tmp):
                               torch.nn.Linear(3, 1)).double()
     torch.save(net.state_dict(), tmp / "sd.pth")
     return tmp / "sd.pth"
+
+
+def damaged_sweep(monkeypatch, tmp):
+    """A copy of the fixture's sweep with one record's test_accuracy edited to text: the sweep
+    names and recomputes it, the table skips it with a warning line."""
+    import json
+    import shutil
+    shutil.rmtree(tmp / "damaged", ignore_errors=True)
+    shutil.copytree(tmp / "sweep", tmp / "damaged")
+    path = sorted((tmp / "damaged" / "records").glob("*.json"))[0]
+    record = json.loads(path.read_text())
+    record["test_accuracy"] = "0.9"
+    path.write_text(json.dumps(record))
+
+
+def evil_checkpoint(monkeypatch, tmp):
+    """A checkpoint whose pickle calls os.system (skipped without torch); never loaded."""
+    import os
+    torch = pytest.importorskip("torch")
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, ("true",)
+    torch.save({"model_state": {"fc1.weight": torch.zeros(2, 2)}, "params": Payload()},
+               tmp / "evil.pth")
 
 
 SOLVE = ["solve", "{model}", "--data", "{tmp}/data.npz", "--layer", "1", "--lam", "0.1",
@@ -206,16 +241,35 @@ CASES = {     # name -> (argv with {model} / {tmp}, exit status, set-up or None,
                "--seeds", "0-1", "--quiet"], 0, None, "cached"),
     "sweep --table": (["sweep", "--results", "{tmp}/sweep", "--table", "--csv",
                        "{tmp}/table.csv"], 0, None, "+-"),
+    # failure paths of the commands above
+    "train bad value": (["train", "--lr", "-1"], 2, None, "--lr"),
+    "info not a model": (["info", "{tmp}/x.npy"], 2, None, "not a model file"),
+    "evaluate bad inputs": (["evaluate", "{model}", "--inputs", "{tmp}/x3.npy", "--output",
+                             "{tmp}/o.npz"], 2, None, "expected shape"),
+    "lipschitz exact at its time limit": (["lipschitz", "{model}", "--methods", "exact",
+                                           "--time-limit", "0.001"], 0, None,
+                                          "certified bracket"),
+    "solve at its time limit": ([*SOLVE, "--time-limit", "0.01"], 3, None, "NOT CERTIFIED"),
+    "sweep a failed run": (["sweep", "--results", "{tmp}/failing", "--dataset", "mnist",
+                            "--data-path", "{tmp}/mnist_bad.npz", "--epochs", "1", "--workers",
+                            "0", "--quiet"], 1, None, "outside 0..9 (e.g. 12)"),
+    "sweep a damaged record": (["sweep", "--results", "{tmp}/damaged", "--workers", "0",
+                                "--epochs", "1", "--seeds", "0-1", "--quiet"], 0,
+                               damaged_sweep, "got '0.9'"),
+    "sweep --table skipping a record": (["sweep", "--results", "{tmp}/damaged", "--table"], 0,
+                                        damaged_sweep, "warning: results: skipped"),
+    "import-deepsplines unsafe pickle": (["import-deepsplines", "{tmp}/evil.pth", "--out",
+                                          "{tmp}/evil.npz"], 2, evil_checkpoint,
+                                         "--unsafe-pickle"),
 }
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_command_prints_numbers_not_numpy_reprs(name, files, monkeypatch, capsys):
     argv, status, setup, expected = CASES[name]
     tmp = files["tmp"]
-    if setup is contradicting_methods:
-        save_model(build_mlp([2, 3, 1], "relu", rng=0), tmp / "relu2.npz")
     if setup is not None:
-        setup(monkeypatch)
-    pth = torch_checkpoint(tmp) if name.startswith("import-deepsplines") else None
+        setup(monkeypatch, tmp)
+    pth = torch_checkpoint(tmp) if name in ("import-deepsplines",
+                                            "import-deepsplines --json") else None
     args = [a.format(model=files["model"], tmp=tmp, pth=pth) for a in argv]
     assert main(args) == status
     captured = capsys.readouterr()
@@ -225,23 +279,6 @@ def test_every_command_prints_numbers_not_numpy_reprs(name, files, monkeypatch, 
 
 
 # ------------------------------------------- the same text whatever the numbers' types
-def numpy_typed(value):
-    """`value` with every Python number as a NumPy scalar (float -> np.float64, int ->
-    np.int64, bool -> np.bool_), through dicts, lists and tuples: what a computation in
-    NumPy may hand the printing code instead."""
-    if isinstance(value, dict):
-        return {k: numpy_typed(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(numpy_typed(v) for v in value)
-    if isinstance(value, bool):
-        return np.bool_(value)
-    if isinstance(value, int):
-        return np.int64(value)
-    if isinstance(value, float):
-        return np.float64(value)
-    return value
-
-
 def text_both_ways(monkeypatch, capsys, argv, patch):
     """The output of main(argv) with `patch(numpy_typed or identity)` installed: once with
     the results as computed, once with their numbers as NumPy scalars."""

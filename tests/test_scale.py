@@ -1,6 +1,7 @@
 """The same answer and the same verdict on a rescaled problem (issue 23): `evaluate`, `info`,
-`check` and `conformance` on networks whose inputs, weights, biases and spline grids are
-multiplied by powers of 2 and of 10 from 1e-8 to 1e8 (reference.testing.rescale states the laws).
+`lipschitz`, `check` and `conformance` on networks whose inputs, weights, biases and spline
+grids are multiplied by powers of 2 and of 10 from 1e-8 to 1e8 (reference.testing.rescale
+states the laws).
 
 A correct answer passes at every scale; an all-zero answer, a negated input Jacobian and a
 Jacobian off by 1e-6 fail at every scale; the values follow their law (bit for bit for powers
@@ -16,7 +17,16 @@ from reference.conformance import _suite as conformance
 from reference.io._model_file import save_model
 from reference.nn._network import Dense, Network, ReLU, build_mlp
 from reference.oracle import _check as oracle
-from reference.testing import OtherSpline, law, oracle_inputs, oracle_model, rescale, rescale_case
+from reference.testing import (
+                               OtherSpline,
+                               law,
+                               lipsdp_brackets_meet,
+                               oracle_inputs,
+                               oracle_model,
+                               random_net,
+                               rescale,
+                               rescale_case,
+)
 
 POWERS_OF_2 = (2.0 ** -26, 2.0 ** -10, 2.0 ** 13, 2.0 ** 26)
 POWERS_OF_10 = (1e-8, 1e-3, 1e4, 1e8)
@@ -149,6 +159,39 @@ def test_evaluate_follows_the_scaling_law(scale):
                                            atol=1e-9 * np.abs(expected).max(), err_msg=key)
 
 
+@pytest.mark.parametrize("scale", (2.0 ** -26, 1e-8, 1e8))
+def test_the_evaluate_command_follows_the_scaling_law(scale, tmp_path, capsys):
+    """`evaluate --layers --one-sided --info` as a user runs it (its own forward pass and
+    --knot-tol): the rescaled model's file holds every answer times its law, the same rows
+    on a kink, and the same summary line (the kink count included)."""
+    rng = np.random.default_rng(0)
+    net = oracle_model(rng)
+    x = oracle_inputs(net, rng)
+
+    def evaluate(network, inputs):
+        save_model(network, tmp_path / "m.npz")
+        np.save(tmp_path / "x.npy", inputs)
+        assert cli.main(["evaluate", str(tmp_path / "m.npz"), "--inputs",
+                         str(tmp_path / "x.npy"), "--output", str(tmp_path / "o.npz"),
+                         "--layers", "--one-sided", "--info"]) == 0
+        line = capsys.readouterr().out.split(": ", 1)[1]
+        return dict(np.load(tmp_path / "o.npz")), line
+
+    base, line = evaluate(net, x)
+    assert "rows on a kink" in line and base["on_kink"].any()
+    for a, c in ((scale, 1.0), (1.0, scale)):
+        rnet, factors = rescale(net, a, c)
+        got, rline = evaluate(rnet, x * a)
+        assert rline == line and got.keys() == base.keys()
+        np.testing.assert_array_equal(got["on_kink"], base["on_kink"])
+        lawful = [k for k in base if law(k, factors) is not None]
+        assert "outputs" in lawful and "tv2/1" in lawful and "lipschitz_bound_slopes/p2" in lawful
+        for key in lawful:
+            expected = base[key] * law(key, factors)
+            np.testing.assert_allclose(got[key], expected, rtol=1e-9,
+                                       atol=1e-9 * np.abs(expected).max(), err_msg=key)
+
+
 @pytest.mark.parametrize("scale", SCALES)
 def test_check_gives_the_same_verdicts_at_every_scale(scale):
     """Right answers, a floor-based implementation (the left piece on knots) and the
@@ -215,7 +258,7 @@ def test_a_relu_network_under_the_issues_law_keeps_its_verdicts():
 
 
 # ------------------------------------------------------------------------------ info
-@pytest.mark.parametrize("scale", (2.0 ** -26, 1e-8, 1e8))
+@pytest.mark.parametrize("scale", SCALES)
 def test_info_follows_the_scaling_law(scale, tmp_path, capsys):
     """`info --json`: Theorem 1 with the slopes x T / a, TV2, Lip, knot counts and their
     tolerances unchanged (the BV2 forms have no such law: |sigma(1)| does not scale)."""
@@ -237,6 +280,68 @@ def test_info_follows_the_scaling_law(scale, tmp_path, capsys):
             assert mine["knots"] == theirs["knots"]
             for key in ("tv2", "lipschitz", "knot_tolerance"):
                 np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-9, err_msg=key)
+
+
+# ------------------------------------------------------------------------- lipschitz
+LIPSCHITZ_UNITS = ((1.0, 2.0 ** -26), (1.0, 1e-8), (1e-8, 1.0), (1.0, 1e8), (1e8, 1e-3),
+                   (2.0 ** 20, 1e4))
+EXACT_LAW = ("lower", "exact", "layerwise", "theorem1")       # closed form or exact: 1e-9
+
+
+def lipschitz_json(tmp_path, capsys, net, p, box):
+    """`lipschitz MODEL --p P --box R --json`, every method of the default ladder: (exit
+    status, the JSON object)."""
+    save_model(net, tmp_path / "m.npz")
+    code = cli.main(["lipschitz", str(tmp_path / "m.npz"), "--p", p, "--box", repr(box),
+                     "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def claim_codes(tmp_path, capsys, net, p, box, claims) -> list:
+    """The exit statuses of `lipschitz MODEL --claim C` (0 sound, 1 unsound, 3 undecided)."""
+    save_model(net, tmp_path / "m.npz")
+    codes = [cli.main(["lipschitz", str(tmp_path / "m.npz"), "--p", p, "--box", repr(box),
+                       "--claim", repr(c)]) for c in claims]
+    capsys.readouterr()
+    return codes
+
+
+@pytest.mark.parametrize("p", ["1", "2", "inf"])
+@pytest.mark.parametrize("activation", ["relu", "spline"])
+def test_lipschitz_every_method_follows_its_law(activation, p, tmp_path, capsys):
+    """`lipschitz` as a user runs it, on a 2-6-6-1 network and on the same network in other
+    units (reference.testing.rescale: inputs x a, dense layer k x c, the box x a; f read in
+    the new units is T f, T = a c^L): every method's value is c^L = T / a times its own
+    (lower, exact, layer-wise, Theorem 1: 1e-9 relative; LipSDP, p = 2: its certified
+    brackets meet after scaling and 1e-6; Theorem 1's BV2 form for ReLU, whose BV2 norm is
+    fixed; a spline's BV2 norm holds |sigma(0)| + |sigma(1)|, which do not scale: no law),
+    the exit status is 0 at every scale and claims 1e-3 above and below the exact value
+    get the same exit status (sound, unsound)."""
+    net = random_net([2, 6, 6, 1], activation, seed=3)
+    code, base = lipschitz_json(tmp_path, capsys, net, p, 1.0)
+    assert code == 0
+    assert all(base[m]["value"] is not None for m in EXACT_LAW + ("theorem1_bv2",))
+    sdp = ("lipsdp_neuron", "lipsdp_layer") if p == "2" else ()
+    assert all(base[m]["value"] is not None for m in sdp)
+    exact = base["exact"]["value"]
+    claims = [exact * (1 + 1e-3), exact * (1 - 1e-3)]
+    assert claim_codes(tmp_path, capsys, net, p, 1.0, claims) == [0, 1]
+    laws = EXACT_LAW + (("theorem1_bv2",) if activation == "relu" else ())
+    for a, c in LIPSCHITZ_UNITS:
+        scaled, factors = rescale(net, a, c)
+        factor = factors["outputs"] / a
+        code, got = lipschitz_json(tmp_path, capsys, scaled, p, a)
+        assert code == 0, (a, c)
+        for method in laws:
+            assert got[method]["value"] == pytest.approx(factor * base[method]["value"],
+                                                         rel=1e-9, abs=0), (method, a, c)
+        for method in sdp:
+            r, b = got[method], base[method]
+            assert lipsdp_brackets_meet(b, r, factor), (method, a, c)
+            assert r["value"] == pytest.approx(factor * b["value"], rel=1e-6, abs=0)
+            assert r["value"] <= got["layerwise"]["value"]
+        assert claim_codes(tmp_path, capsys, scaled, p, a,
+                           [factor * claim for claim in claims]) == [0, 1], (a, c)
 
 
 # ----------------------------------------------------------------------- conformance

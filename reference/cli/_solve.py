@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from reference._format import plain
 from reference._numerics import as_finite_array
-from reference.cli._args import nonneg_float, nonneg_int, positive_float, size_int
+from reference.cli._args import _typed, nonneg_float, nonneg_int, positive_float, size_int
 from reference.convex import _solve as convex
 from reference.convex._certify import GAP_RTOL
 from reference.convex._problem import MERGE_RTOL
@@ -17,6 +17,8 @@ from reference.io._model_file import load_model, save_model
 from reference.nn._losses import LOSSES
 from reference.training._experiments import TRAIN_DEFAULTS
 from reference.training._train import REGULARISERS
+
+merge_fraction = _typed(float, lambda v: 0 <= v < 1, "a number in [0, 1)")   # --merge-rtol
 
 NAME = "solve"
 HELP = "certified optimum of one spline layer, weights fixed"
@@ -122,8 +124,8 @@ def print_cheap_optimum(args, cert) -> None:
     solver = cert["solver_objective"]
     print("  the solver's point: " + (f"objective {solver:.10g} (NumPy)" if solver is not None
                                       else cert.get("rejected", "none")))
-    print(f"  knots per neuron {cert['knots']}; Lip per neuron "
-          f"{[round(v, 4) for v in cert['lipschitz']]}")
+    print(f"  knots per neuron {plain(cert['knots'])}; Lip per neuron "
+          f"{[round(v, 4) for v in plain(cert['lipschitz'])]}")
     print_verdict(cert)
     print(f"  model written to {args.out}")
 
@@ -133,7 +135,7 @@ def print_points_and_merges(cert) -> None:
     print("  cheap feasible points: " + ", ".join(
         f"{p['point']} {p['objective']:.10g}" for p in cert["candidates"]))
     if any(cert.get("merged_points", [])):
-        print(f"  merged points per neuron {cert['merged_points']} (closer than "
+        print(f"  merged points per neuron {plain(cert['merged_points'])} (closer than "
               f"--merge-rtol {cert['merge_rtol']:g} x spread; largest distance "
               f"{max(cert['merge_max_distance']):.3g}): the optimum is that of the merged "
               f"problem (no knot between merged points), an upper bound on the unmerged one")
@@ -162,7 +164,7 @@ def add_arguments(p) -> None:
                    help="active method: skip the polishing re-solve on the knots found")
     p.add_argument("--max-size", type=positive_float, default=MAX_PROBLEM_SIZE,
                    help="size guard: grid points + samples x neurons")
-    p.add_argument("--merge-rtol", type=nonneg_float, default=MERGE_RTOL, help=(
+    p.add_argument("--merge-rtol", type=merge_fraction, default=MERGE_RTOL, help=(
         f"data grid: merge points closer than this x their spread (default {MERGE_RTOL:g}; "
         "0: only equal points); the result reports how many were merged"))
     p.add_argument("--time-limit", type=positive_float, default=TIME_LIMIT, help=(

@@ -4,6 +4,7 @@ combination of the lists on Dask, one record each (reused on a rerun); `sweep --
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from reference.cli._args import (
@@ -37,7 +38,10 @@ DESCRIPTION = ("Run the cartesian product of the comma-separated lists (baseline
 
 def run(args) -> int:
     if args.table:
-        rows = sweep.table(sweep.load_records(args.results))
+        records, skipped = sweep.read_records(args.results)
+        for path, problem in skipped:        # one line each, not Python's warning format
+            print(f"warning: {sweep.skipped_line(path, problem)}", file=sys.stderr)
+        rows = sweep.table(records)
         if args.csv is not None:
             check_writable(args.csv, "--csv")
             records = (Path(args.results) / sweep.RECORDS).resolve()

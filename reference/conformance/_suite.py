@@ -112,6 +112,19 @@ def _check_export_dir(directory: Path, arg: str) -> None:
                         "may be overwritten)")
 
 
+def _check_case_dirs(directory: Path, built: list, arg: str) -> None:
+    """Before anything is written: no case directory DIR/NAME of an earlier suite is a
+    symbolic link (the case's files would be written where it leads, out of DIR or into
+    another case), FileError naming `arg` and the link.  A linked case file is harmless:
+    atomic_write replaces the link itself."""
+    for case in built:
+        path = directory / case.name
+        if path.is_symlink():
+            raise FileError(f"{arg}: {path} is a symbolic link (to {os.readlink(path)}); a "
+                            "suite's case directories are written in place, never through a "
+                            "link: remove it, or choose a new or empty directory")
+
+
 def _export_case(case: cases.Case, directory: Path, arg: str) -> dict:
     """Write one case's files and return its manifest entry; the expected answers are
     computed on the files as written (model and inputs read back)."""
@@ -164,7 +177,9 @@ def export(directory: str | os.PathLike, arg: str = "DIR",
     Raises
     ------
     FileError
-        Naming `arg`, when DIR is not new, empty or a suite, or a file cannot be written.
+        Naming `arg`, when DIR is not new, empty or a suite, a case directory of an earlier
+        suite is a symbolic link (checked before anything is written), or a file cannot be
+        written.
 
     See Also
     --------
@@ -206,10 +221,11 @@ def export(directory: str | os.PathLike, arg: str = "DIR",
     """
     directory = Path(directory)
     _check_export_dir(directory, arg)
+    built = cases.build_cases() if built is None else built
+    _check_case_dirs(directory, built, arg)
     prepare_output_dir(directory, arg)
     (directory / MANIFEST).unlink(missing_ok=True)   # a re-export stopped halfway: no suite
-    entries = [_export_case(case, directory, arg)
-               for case in (cases.build_cases() if built is None else built)]
+    entries = [_export_case(case, directory, arg) for case in built]
     manifest = {"format": FORMAT, "generated_by": f"deepspline-reference {__version__}",
                 "seed": cases.SEED, "tolerance_rule": TOLERANCE_RULE, "cases": entries}
     write_text(directory / MANIFEST, dumps_json(manifest, indent=1) + "\n", arg)
@@ -552,17 +568,28 @@ def without_bytes(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-CASE_FILES = {"model": ("npz", "a model file (an .npz archive)", None),
-              "inputs": ("npy", "a .npy array", None),
-              "data": ("npz", "an .npz archive", ["y"]),
-              "expected": ("npz", "an .npz archive", "answer_keys")}
+CASE_FILES = {"model": ("npz", "a model file (an .npz archive)"),   # what -> (kind, what)
+              "inputs": ("npy", "a .npy array"),
+              "data": ("npz", "an .npz archive"),
+              "expected": ("npz", "an .npz archive")}
+
+
+def _entries_needed(entry: dict, what: str) -> list:
+    """The arrays a case's .npz file must hold: X and y (data), the answer keys (expected);
+    none checked here for the model (load_model knows its entries)."""
+    return {"data": ["X", "y"], "expected": list(entry["answer_keys"])}.get(what, [])
 
 
 def _read_file(suite: Suite, entry: dict, what: str, read):
-    """read(path) of the case's file `what`, after checking that it stays in DIR, exists and
-    is the kind of file expected (from its first bytes); SuiteError naming DIR, the manifest,
-    the case and the file otherwise, never quoting the file."""
-    kind, expected, _ = CASE_FILES[what]
+    """read(path) of the case's file `what`, after checking that it stays in DIR, exists, is
+    the kind of file expected (from its first bytes) and holds the arrays the case needs;
+    SuiteError naming DIR, the manifest, the case and the file otherwise.
+
+    No message quotes the file: a reader's error text may hold the file's own text (NumPy
+    quotes a header's keys, dtype and shape, the model reader a layer type), so a file that
+    cannot be read is named with the type of the error only (and the system's reason for an
+    OSError).  The names a message lists are the manifest's (answer keys) or the format's."""
+    kind, expected = CASE_FILES[what]
     path = suite.path(entry, what)
     where = (f"{suite.where}: case {entry['name']!r}: its {what} file "
              f"{path.relative_to(suite.directory)}")
@@ -571,9 +598,25 @@ def _read_file(suite: Suite, entry: dict, what: str, read):
     if file_kind(path) != kind:
         raise SuiteError(f"{where} is not {expected} ({describe(path)})")
     try:
+        needed = _entries_needed(entry, what)
+        if needed:
+            with NpzReader(path, what) as reader:
+                missing = [k for k in needed if k not in reader]
+                held = len(reader.names)
+            if missing:
+                raise SuiteError(f"{where} lacks the arrays {shown(missing, 200)} (it holds "
+                                 f"{held} entries): re-export the suite (`python -m reference "
+                                 "conformance export DIR`)")
         return read(path)
+    except SuiteError:
+        raise
     except (ValueError, OSError, TypeError) as exc:
-        raise SuiteError(f"{where}: {without_bytes(str(exc))}") from None
+        reason = (f"{type(exc).__name__}: {exc.strerror}" if isinstance(exc, OSError)
+                  and exc.strerror else type(exc).__name__)
+        raise SuiteError(f"{where} cannot be read as {expected} ({reason}; what it holds is "
+                         "not quoted): the file is damaged or was not written by `conformance "
+                         "export`; re-export the suite (`python -m reference conformance "
+                         "export DIR`)") from None
 
 
 def read_case(suite: Suite, entry: dict):
@@ -583,9 +626,10 @@ def read_case(suite: Suite, entry: dict):
     built = suite.built[entry["name"]]
     net, names = _read_file(suite, entry, "model",
                             lambda p: load_model(p, with_names=True))
-    x = _read_file(suite, entry, "inputs", lambda p: net.check_inputs(load_npy(p, "inputs")))
+    x = _read_file(suite, entry, "inputs", lambda p: load_npy(p, "inputs"))
     _check_built(suite, entry, "model", layer_entries(net), layer_entries(built.net))
-    _check_built(suite, entry, "inputs", x, built.inputs)
+    _check_built(suite, entry, "inputs", x, built.inputs)    # the shape the network takes
+    x = net.check_inputs(x)
     targets = None
     if "data" in entry["parameters"]:
         data = _read_file(suite, entry, "data", lambda p: load_npz(p, "data", ["X", "y"]))

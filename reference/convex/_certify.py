@@ -221,7 +221,10 @@ def candidates(scaled: Scaled, grids: list) -> list:
     affine spline of least squares (R-free; for BV2 also the affine spline of least
     squares + lambda (|sigma(0)| + |sigma(1)|), a lasso in the values at BV2's two points
     (0 and p_n = 1 / r_n internally) solved by coordinate descent and its sign pattern).
-    With L_max the slopes are clipped to [-L_max, L_max] per neuron (still feasible)."""
+    With L_max the slopes are clipped to [-L_max, L_max] per neuron (still feasible).  An
+    affine spline is given by its values at its grid's two ends only (one piece): on the
+    whole grid, rounding gave it slope changes of ~1e-11 relative, which a huge lambda
+    multiplies (TV2 at lambda = 1e12: 13 above the optimum it is)."""
     out = [("zero spline", [(g, np.zeros(len(g))) for g in grids])]
     if not get_loss(scaled.loss).output_scaled:        # least squares: a squared loss
         return out
@@ -242,7 +245,8 @@ def candidates(scaled: Scaled, grids: list) -> list:
         p, slope = theta[:n], theta[n:]
         if scaled.lip_max is not None:
             slope = np.clip(slope, -scaled.lip_max, scaled.lip_max)
-        out.append((name, [(g, p[k] + slope[k] * g) for k, g in enumerate(grids)]))
+        ends = [g[[0, -1]] for g in grids]       # one piece: TV2 exactly 0 (build_model)
+        out.append((name, [(e, p[k] + slope[k] * e) for k, e in enumerate(ends)]))
     return out
 
 

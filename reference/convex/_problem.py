@@ -409,17 +409,42 @@ def build_model(net: Network, layer: int, pieces: list, unit, uniform,
     """A copy of net whose layer `layer` holds the splines (zr_n grid_n, unit_n values_n)
     (unit: a number or (N,), the values' unit; zr (N,): the pre-activations' units, default
     1; powers of two, so the grid is exact): a uniform-grid layer when uniform =
-    (x_min, step), else a knot-form layer."""
+    (x_min, step, K), else a knot-form layer.  A piece given by two points only is an
+    affine spline: a knot-form layer keeps it as one piece, a uniform-grid layer gets the K
+    coefficients of `exactly_affine` through its values at the grid's ends (the two points
+    must be those ends), so that its TV2 is exactly 0 in both."""
     new = copy.deepcopy(net)
     units = np.broadcast_to(np.asarray(unit, dtype=np.float64), (len(pieces),))
     if uniform is not None:
-        coeffs = units[:, None] * np.stack([v for _, v in pieces])
-        new.layers[layer] = SplineActivation(LinearSpline(coeffs, uniform[0], uniform[1]))
+        x_min, step, size = uniform
+        coeffs = np.stack([u * v if len(v) == size else exactly_affine(u * v[0], u * v[-1], size)
+                           for (_, v), u in zip(pieces, units)])
+        new.layers[layer] = SplineActivation(LinearSpline(coeffs, x_min, step))
     else:
         zr = np.ones(len(pieces)) if zr is None else zr
         new.layers[layer] = KnotSplineActivation([g * r for (g, _), r in zip(pieces, zr)],
                                                  [u * v for (_, v), u in zip(pieces, units)])
     return new
+
+
+def exactly_affine(first: float, last: float, count: int) -> np.ndarray:
+    """count >= 2 values from `first` to `last` in equal steps, whose successive differences
+    are all equal in float64 (the second differences, and TV2, are exactly 0).
+
+    Both ends' scale S = max(|first|, |last|) sets q = 2^e with S < 2^51 q; the start and the
+    step are rounded to multiples of q (a change of at most q / 2 each, so the values are
+    within count q / 2 < count 2^-51 S of the line), so that every product k step (below
+    2^53 q) and every value start + k step (below 2^52 q, count < 2^51) is an integer
+    multiple of q computed exactly, and so is every difference."""
+    if count < 2:
+        raise ValueError(f"count: expected at least 2 values, got {count!r}")
+    scale = max(abs(first), abs(last))
+    if scale == 0:
+        return np.zeros(count)
+    q = np.ldexp(1.0, int(np.frexp(scale)[1]) - 51)
+    start = np.round(first / q) * q
+    step = np.round((last - first) / (count - 1) / q) * q
+    return start + step * np.arange(count)
 
 
 def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=None, *,

@@ -192,7 +192,7 @@ def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE,
         lo, hi = old.x_min, old.x_min + (old.size - 1) * old.step
         step = (hi - lo) / (k - 1)
         g = lo + step * np.arange(k)
-        return [g.copy() for _ in range(n)], (lo, step)
+        return [g.copy() for _ in range(n)], (lo, step, k)
     grids = []
     for k, g in enumerate(grid):
         g = np.unique(as_finite_array(g, f"grid[{k}]", ndim=1))

@@ -19,6 +19,7 @@ from reference.testing._compare import (
                                         exact_rho,
                                         lipsdp_brackets_meet,
                                         lipsdp_ordered,
+                                        numpy_typed,
                                         relative_error,
                                         sampled_max_norm,
 )
@@ -41,4 +42,5 @@ __all__ = ["random_net", "single_neuron", "loss_targets", "solve_instance", "ora
            "central_difference", "relative_error", "sampled_max_norm", "REDUCTION_OUTPUT_RTOL",
            "lipsdp_brackets_meet", "lipsdp_ordered", "exact_lmi", "exact_rho", "rescale",
            "law", "rescale_case", "DEFAULT_EXAMPLES", "SLOW_EXAMPLES", "PROFILES",
-           "check_property", "NUMPY_REPR", "NumpyRepr", "assert_numbers_only"]
+           "check_property", "NUMPY_REPR", "NumpyRepr", "assert_numbers_only",
+           "numpy_typed"]

@@ -221,3 +221,31 @@ def assert_numbers_only(text: str) -> None:
     bad = [line for line in text.splitlines() if NUMPY_REPR.search(line)]
     if bad:
         raise NumpyRepr("\n".join(bad))
+
+
+def numpy_typed(value):
+    """A value with every Python number as a NumPy scalar: what a computation in NumPy may
+    hand the printing code instead (the tests of printed numbers print both).
+
+    Parameters
+    ----------
+    value : object
+        A number, or dicts, lists and tuples of them (other objects are kept).
+
+    Returns
+    -------
+    object
+        The same structure (a dict subclass becomes a dict) with float -> np.float64,
+        int -> np.int64, bool -> np.bool_.
+    """
+    if isinstance(value, dict):
+        return {k: numpy_typed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(numpy_typed(v) for v in value)
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if isinstance(value, int):
+        return np.int64(value)
+    if isinstance(value, float):
+        return np.float64(value)
+    return value

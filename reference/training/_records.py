@@ -8,8 +8,8 @@ docstring).  Writing (`seal`) adds two fields:
   floats), so it covers the summary, key, run_config, status, model and model_sha256.
 
 Reading (`check_record`): a record is *verified* when
-1. its file is strict JSON (no NaN / Infinity tokens, every number in the float64 range)
-   holding an object
+1. its file is a regular file (or a link to one; a FIFO or a device is not read) holding
+   strict JSON (no NaN / Infinity tokens, every number in the float64 range): an object
    whose `run_config` is a RunConfig as to_dict() writes it and whose `key` is the key of
    that config (RunConfig.key()) and the file's name;
 2. its values have their types and ranges (`value_problem`): status 'ok' or 'failed';
@@ -19,8 +19,8 @@ Reading (`check_record`): a record is *verified* when
    dataset / activation / hidden those of the run_config, the sparsify totals present when
    the config sparsifies; a failed record's error and traceback are text;
 3. its record_sha256 is the hash of its content;
-4. an 'ok' record's model is the file models/<key>.npz and that file's bytes have the hash
-   model_sha256.
+4. an 'ok' record's model is the file models/<key>.npz, a regular file, and that file's
+   bytes have the hash model_sha256.
 Anything else is *damaged*, and `check_record` says what (the first check that fails, in
 the order above).  A record without record_sha256 (written before records were hashed) is
 *unverified* (said right after check 1): used like a damaged one, with that reason.  The
@@ -46,6 +46,8 @@ STATUSES = ("ok", "failed")
 UNVERIFIED = ("no content hash (written before records carried record_sha256): unverified, "
               "so not used")
 HASH_CHUNK = 1 << 20                  # bytes read at a time when hashing a model file
+# a FIFO would block the read, a device (a link to /dev/zero) never end it: neither is read
+NOT_REGULAR = "not a regular file (a directory, FIFO or device, or a link to one): not read"
 
 
 def model_path(key: str) -> str:
@@ -115,9 +117,12 @@ def check_record(path, results=None):
     verified (see the module docstring; the model is checked when `results` is given),
     else what is wrong with it (record then None)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        return None, NOT_REGULAR
     try:
         record = parse_record(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested too deeply for Python's reader (e.g. 10^5 brackets)
         return None, f"not readable as a record ({type(exc).__name__}: {exc})"
     problem = record_problem(record, key=path.stem, results=results)
     return (record, None) if problem is None else (None, problem)
@@ -158,6 +163,8 @@ def record_problem(record, key=None, results=None) -> str | None:
 def model_problem(record: dict, results) -> str | None:
     """Whether an 'ok' record's model file is the one it was written with."""
     model = Path(results) / record["model"]
+    if model.exists() and not model.is_file():
+        return f"model {record['model']}: {NOT_REGULAR}"
     try:
         digest = sha256_file(model)
     except OSError as exc:

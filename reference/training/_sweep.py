@@ -233,6 +233,29 @@ def _store(results: Path, config: RunConfig, outcome: tuple) -> dict:
     return json.loads(text)
 
 
+def read_records(results: str | os.PathLike) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """(the verified records of RESULTS/records sorted by key, (path, what is wrong) for each
+    other file there): `load_records` without its warnings, for callers that report the
+    skipped files themselves (the sweep command: one line each).  FileNotFoundError when
+    RESULTS has no records directory."""
+    directory = Path(results) / RECORDS
+    if not directory.is_dir():
+        raise FileNotFoundError(f"results: no records directory {directory}")
+    records, skipped = [], []
+    for path in sorted(directory.glob("*.json")):
+        record, problem = check_record(path, results)
+        if problem is None:
+            records.append(record)
+        else:
+            skipped.append((path, problem))
+    return records, skipped
+
+
+def skipped_line(path, problem: str) -> str:
+    """How a record that a table skips is reported (load_records' warning, the CLI's line)."""
+    return f"results: skipped {path} ({problem})"
+
+
 def load_records(results: str | os.PathLike) -> list[dict]:
     """Every verified record of a results directory.
 
@@ -253,16 +276,9 @@ def load_records(results: str | os.PathLike) -> list[dict]:
     FileNotFoundError
         When RESULTS has no records directory.
     """
-    directory = Path(results) / RECORDS
-    if not directory.is_dir():
-        raise FileNotFoundError(f"results: no records directory {directory}")
-    records = []
-    for path in sorted(directory.glob("*.json")):
-        record, problem = check_record(path, results)
-        if problem is None:
-            records.append(record)
-        else:
-            warnings.warn(f"results: skipped {path} ({problem})", stacklevel=2)
+    records, skipped = read_records(results)
+    for path, problem in skipped:
+        warnings.warn(skipped_line(path, problem), stacklevel=2)
     return records
 
 
@@ -329,13 +345,17 @@ def dask_client(workers: int | None = None,
     """
     import dask
     from distributed import Client, LocalCluster
+    from distributed.utils import silence_logging_cmgr
 
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as exc:
             raise OSError(f"scheduler: cannot connect to {scheduler!r} ({exc})") from None
-        with client:
+        # Dask's log quiet, as LocalCluster's below: a scheduler that died left an ERROR
+        # with a traceback of the client's reconnection on stderr; the runs it took with it
+        # are recorded as failed with the engine's error
+        with silence_logging_cmgr(logging.CRITICAL), client:
             try:                          # a scheduler without workers would wait forever
                 client.wait_for_workers(
                     1, timeout=CONNECT_TIMEOUT)  # type: ignore[arg-type]  # takes "20s" too
@@ -399,12 +419,13 @@ class _WorkerWatch:
     asking the scheduler at most every `poll` = min(WORKER_POLL, timeout / 4) seconds.  A
     slow answer still counts (the question waits up to `timeout`: a busy scheduler answered
     in 0.5 s and more while the runs were submitted); a scheduler that cannot be reached, or
-    does not answer within `timeout`, counts as no worker."""
+    does not answer within `timeout`, counts as no worker.  `clock`: seconds, monotonic
+    (the tests' fake clock)."""
 
-    def __init__(self, client, timeout: float):
-        self.client, self.timeout = client, timeout
+    def __init__(self, client, timeout: float, clock=time.monotonic):
+        self.client, self.timeout, self.clock = client, timeout, clock
         self.poll = min(WORKER_POLL, timeout / 4)
-        self.last_seen = self.last_asked = time.monotonic()
+        self.last_seen = self.last_asked = clock()
 
     def workers(self) -> int:
         try:
@@ -413,7 +434,7 @@ class _WorkerWatch:
             return 0
 
     def expired(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         if now - self.last_asked >= self.poll:
             self.last_asked = now
             if self.workers() > 0:

@@ -272,6 +272,38 @@ def test_export_refuses_a_directory_holding_other_files(suite, tmp_path, capsys)
     assert (again / "manifest.json").read_text() == (suite / "manifest.json").read_text()
 
 
+def test_export_never_writes_through_a_linked_case_directory(suite, tmp_path, capsys):
+    """Issue 21, item 8 (audit, its neighbour in export): re-exporting over an earlier suite
+    whose case directory DIR/knots was a symbolic link to another directory wrote the case's
+    model.npz, inputs.npy and expected.npz there, replacing that directory's own files.  A
+    case directory that is a link (out of DIR or to another case) is refused before anything
+    is written, naming DIR and the link; a linked case file is replaced, not followed."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "model.npz").write_text("precious")
+    for target in (elsewhere, "k2"):
+        again = tmp_path / "again"
+        shutil.copytree(suite, again)
+        shutil.rmtree(again / "knots")
+        (again / "knots").symlink_to(target)
+        before = (again / "manifest.json").read_text()
+        assert cli.main(["conformance", "export", str(again)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: DIR: {again / 'knots'} is a symbolic link"), err
+        assert len(err.splitlines()) == 1
+        assert (again / "manifest.json").read_text() == before          # nothing written
+        assert sorted(p.name for p in elsewhere.iterdir()) == ["model.npz"]
+        assert (elsewhere / "model.npz").read_text() == "precious"
+        shutil.rmtree(again)
+    again = tmp_path / "again"
+    shutil.copytree(suite, again)
+    (again / "k2" / "model.npz").unlink()
+    (again / "k2" / "model.npz").symlink_to(elsewhere / "model.npz")
+    assert cli.main(["conformance", "export", str(again)]) == 0
+    assert (elsewhere / "model.npz").read_text() == "precious"
+    assert not (again / "k2" / "model.npz").is_symlink()
+
+
 def test_cases_are_deterministic():
     first, second = cases.build_cases(), cases.build_cases()
     assert [c.name for c in first] == [c.name for c in second]
@@ -440,6 +472,14 @@ def test_edited_tolerances_are_refused(suite, tmp_path, capsys):
     report = conformance.grade(conformance.load_suite(wide), tmp_path / "zero")
     assert report.failed == [c["name"] for c in json.loads(
         (suite / "manifest.json").read_text())["cases"]]             # exact_milp included
+    # the `expected:` self-check takes the same built-in bracket: a zeroed expected value
+    # of exact_milp fails against this reference's own answers
+    np.savez(wide / "exact_milp" / "expected.npz", **{
+        k: 0 * v for k, v in np.load(suite / "exact_milp" / "expected.npz").items()})
+    report = conformance.run_self(conformance.load_suite(wide))
+    milp = next(c for c in report.cases if c.name == "exact_milp")
+    assert report.failed == ["exact_milp"]
+    assert {r.key for r in milp.rows if not r.passed} >= {"expected:lipschitz_exact/p1"}
 
 
 def test_cases_keys_and_parameters_are_the_built_in_ones(suite, tmp_path, capsys):
@@ -501,6 +541,68 @@ def test_manifest_paths_never_leave_dir(suite, tmp_path, capsys, monkeypatch):
     (copy / "knots" / "inputs.npy").write_bytes(b"s3cr3t" * 10)
     status, out = run(copy, "--self", capsys=capsys)
     assert status == 2 and "s3cr3t" not in out.err and "not a .npy array" in out.err
+
+
+def npy_with_header(header: str) -> bytes:
+    """A .npy file (version 1.0) whose header dict is `header`, padded as NumPy pads it."""
+    text = header.encode("latin1")
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + bytes(24)
+
+
+SECRET = "s3cr3t_from_the_file"
+CRAFTED_HEADERS = {                          # what NumPy's header parser quotes back
+    "unknown key": f"{{'descr': '<f8', 'fortran_order': False, 'shape': (3,), "
+                   f"'{SECRET}': 1}}",
+    "descr": f"{{'descr': '{SECRET}', 'fortran_order': False, 'shape': (3,)}}",
+    "fortran_order": f"{{'descr': '<f8', 'fortran_order': '{SECRET}', 'shape': (3,)}}",
+    "shape": f"{{'descr': '<f8', 'fortran_order': False, 'shape': ('{SECRET}',)}}",
+}
+
+
+@pytest.mark.parametrize("what", sorted(CRAFTED_HEADERS))
+def test_no_message_quotes_a_crafted_case_file(suite, tmp_path, capsys, what):
+    """Issue 21, item 3 (audit): a case file inside DIR whose .npy header is well formed but
+    holds text where NumPy expects a dtype, a flag, a shape or a key had that text quoted in
+    the message (NumPy's 'Header does not contain the correct keys: [...]', 'descr is not a
+    valid dtype descriptor: ...').  The message names the case and the file, never the
+    file's text; the same for an entry of expected.npz and a model file's layer type."""
+    copy = tmp_path / "crafted"
+    shutil.copytree(suite, copy)
+    crafted = npy_with_header(CRAFTED_HEADERS[what])
+    (copy / "knots" / "inputs.npy").write_bytes(crafted)
+    err = refused(copy, capsys)
+    assert "case 'knots': its inputs file knots/inputs.npy" in err and SECRET not in err, err
+    shutil.copy(suite / "knots" / "inputs.npy", copy / "knots" / "inputs.npy")
+    expected = dict(np.load(suite / "knots" / "expected.npz"))
+    with zipfile.ZipFile(copy / "knots" / "expected.npz", "w") as archive:
+        for key, value in expected.items():
+            archive.writestr(f"{key}.npy", crafted if key == "outputs" else
+                             npy_bytes(value))
+    err = refused(copy, capsys)
+    assert "case 'knots': its expected file" in err and SECRET not in err, err
+
+
+def npy_bytes(array) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_no_message_quotes_a_model_files_text(suite, tmp_path, capsys):
+    """A model file inside DIR whose layer list names a layer type that is the file's own
+    text: the message says the layer type is unknown, without quoting it."""
+    copy = tmp_path / "crafted"
+    shutil.copytree(suite, copy)
+    model = dict(np.load(suite / "knots" / "model.npz"))
+    layers = json.loads(str(model["layers"]))
+    layers[0]["type"] = SECRET
+    model["layers"] = np.array(json.dumps(layers))
+    np.savez(copy / "knots" / "model.npz", **model)
+    err = refused(copy, capsys)
+    assert "case 'knots': its model file knots/model.npz" in err and SECRET not in err, err
 
 
 def test_a_report_on_a_link_inside_dir_is_refused(suite, tmp_path, capsys):

@@ -14,7 +14,6 @@ from reference.cli import main
 from reference.convex import _certify as certify
 from reference.convex import _problem as problem
 from reference.convex import _solve as convex
-from reference.convex._certify import GAP_RTOL
 from reference.exceptions import SolveNotCertified
 from reference.io._model_file import load_model, save_model
 from reference.nn._network import KnotSplineActivation
@@ -86,12 +85,45 @@ def test_optimal_is_never_above_the_zero_spline(method):
     new, cert = convex.solve_layer(net, 1, x, y, lam=3e11, reg="bv2", method=method)
     zero = zero_spline_objective(net, x, y, 3e11, "bv2")
     assert cert["status"] == "optimal"
-    assert cert["objective_check"] <= zero * (1 + GAP_RTOL)
+    assert cert["objective_check"] <= zero     # the lowest point known, certified
     assert cert["objective_check"] == problem.numpy_objective(new, 1, x, y, "squared", 3e11,
                                                              "bv2")
     assert cert["lower_bound"] <= cert["objective_check"]
     assert cert["objective_check"] - cert["lower_bound"] <= cert["gap_tolerance"]
     assert {p["point"] for p in cert["candidates"]} >= {"zero spline"}
+
+
+@pytest.mark.parametrize("method,grid,lam,shift", [
+    ("active", "data", 1e12, 0.0), ("full", "data", 1e12, 0.0), ("full", "data", 1e6, 5.0),
+    ("full", "uniform", 1e12, 0.0), ("full", "uniform", 1e6, 5.0)])
+def test_tv2_with_a_huge_lambda_returns_the_affine_fit_certified(method, grid, lam, shift):
+    """TV2 ignores affine parts, so with a huge lambda the optimum is the least-squares
+    affine fit: objective its residual, TV2 exactly 0.  That cheap point was stored on the
+    whole grid, where rounding gave it a TV2 of ~1e-11, times lambda: "not_optimal" 137.94
+    (full, lambda 1e12) or 124.93462 (y + 5, lambda 1e6) against the dual bound 124.934252,
+    and the active set and the uniform grid not certified either.  Now its slopes are equal
+    in float64 and it is returned, certified by the dual bound, at the residual's value."""
+    net, x, y = single_neuron(m=500)
+    y = y + shift
+    basis = np.column_stack([np.ones(len(x)), x[:, 0]])
+    residual = y - basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
+    new, cert = convex.solve_layer(net, 1, x, y, lam=lam, method=method, grid=grid, size=200)
+    assert cert["status"] == "optimal" and cert["certified_by"] == "dual bound"
+    assert cert["returned_point"] == "affine (least squares)" and cert["knots"] == [0]
+    assert cert["objective"] == pytest.approx(0.5 * residual @ residual, rel=1e-12, abs=0)
+    assert new.layers[1].knot_spline().tv2().tolist() == [0.0]
+
+
+@pytest.mark.parametrize("first,last,count", [(0.3, -7.1, 500), (1e-200, 3e-201, 41),
+                                               (-2e150, 5e149, 3), (4.0, 4.0, 9),
+                                               (1e8 + 0.1, 1e8 - 0.3, 1000)])
+def test_exactly_affine_values_have_equal_differences(first, last, count):
+    """Second differences exactly 0 (TV2 0), the values within count 2^-51 of the ends'
+    scale from the line."""
+    values = problem.exactly_affine(first, last, count)
+    assert np.all(np.diff(values, n=2) == 0) and len(values) == count
+    line = first + (last - first) * np.arange(count) / (count - 1)
+    assert np.max(np.abs(values - line)) <= count * 2.0 ** -51 * max(abs(first), abs(last))
 
 
 def test_a_solver_point_above_a_candidate_is_not_optimal(monkeypatch):
@@ -153,6 +185,9 @@ def test_merged_points_on_the_command_line(tmp_path, capsys):
     assert "merged points per neuron [1]" in text and "merged problem" in text
     assert main(args + ["--merge-rtol", "0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["merged_points"] == [0]
+    for bad in ("1", "-0.1", "nan"):        # named as the flag (it was 'merge_rtol')
+        assert main(args + ["--merge-rtol", bad]) == 2
+        assert "--merge-rtol: expected a number in [0, 1)" in capsys.readouterr().err
 
 
 def test_two_close_points_are_fitted_not_pinned():

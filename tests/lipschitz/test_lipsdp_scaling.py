@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reference._numerics import SUBNORMAL
 from reference.cli import main
@@ -17,9 +19,17 @@ from reference.lipschitz import _lipsdp as lipsdp_mod
 from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, blas_threads
 from reference.lipschitz._lipsdp import lipsdp
 from reference.lipschitz._normalise import layers_of, normalise
+from reference.lipschitz._verdict import check_claim
 from reference.nn._linear_spline import LinearSpline
 from reference.nn._network import Dense, Identity, Network, PReLU, ReLU, SplineActivation
-from reference.testing import exact_rho, lipsdp_brackets_meet, lipsdp_ordered, random_net
+from reference.testing import (
+                               check_property,
+                               exact_rho,
+                               lipsdp_brackets_meet,
+                               lipsdp_ordered,
+                               random_net,
+                               rescale,
+)
 
 ARCHITECTURES = {"1-6-6-1": [1, 6, 6, 1], "2-10-10-1": [2, 10, 10, 1],
                  "2-8-8-8-1": [2, 8, 8, 8, 1]}
@@ -109,7 +119,7 @@ def check_scaled(name, s, solver):
         rel = abs(r["value"] / law - base["value"]) / base["value"]
         assert lipsdp_brackets_meet(base, r, law) and rel <= 1e-6, (variant, rel)
         assert r["value"] <= r["layerwise"] and not r["capped_by_layerwise"]
-        assert r["layerwise"] == pytest.approx(lipschitz.layerwise(net, 2), rel=0)
+        assert r["layerwise"] == lipschitz.layerwise(net, 2)         # the same computation
         assert 0 < r["rounding_bound"] < 1e-7 * r["value"]
         results[variant] = r
     neuron, layer = results["neuron"], results["layer"]
@@ -208,6 +218,70 @@ def test_unnormalised_weights_times_1e_minus_3():
     r, base = lipsdp(small, "neuron"), lipsdp(unit, "neuron")
     assert r["value"] <= lipschitz.layerwise(small, 2)
     assert r["value"] == pytest.approx(1e-9 * base["value"], rel=1e-6, abs=0)
+
+
+# ------------------------------------------------------------------ random networks, any units
+def scaled_copy(net: Network, case: dict) -> tuple[Network, float]:
+    """The network in other units and the factor of its LipSDP value (module docstring of
+    reference.lipschitz._normalise).  "units": `rescale` (inputs x a, dense layer k x c:
+    the same function, read in other units; value x c^L); "layers": dense layer k's weight
+    alone x c_k (biases, grids and slopes kept: LipSDP reads only the weights and the slope
+    bounds; value x prod c_k, the first factor alone being the input law g(x) = f(x / s))."""
+    base, exps = case["base"], case["exponents"]
+    if case["transform"] == "units":
+        scaled, factors = rescale(net, float(base) ** exps[0], float(base) ** exps[1])
+        return scaled, factors["outputs"] / factors["inputs"]
+    layers, factor, k = [], 1.0, 0
+    for layer in net.layers:
+        if layer.kind == "dense":
+            c = float(base) ** exps[k]
+            layer = Dense(layer.params["weight"] * c, layer.params.get("bias"))
+            factor, k = factor * c, k + 1
+        layers.append(layer)
+    return Network(layers), factor
+
+
+def exponents(base: int):
+    """Exponents e with base^e in [1e-8, 1e8], one per dense layer (3)."""
+    top = 26 if base == 2 else 8
+    return st.lists(st.integers(-top, top), min_size=3, max_size=3)
+
+
+lipsdp_cases = st.sampled_from([2, 10]).flatmap(lambda base: st.fixed_dictionaries({
+    "seed": st.integers(0, 10_000), "n_in": st.sampled_from([1, 2, 3]),
+    "activation": st.sampled_from(["relu", "leaky_relu", "prelu", "spline"]),
+    "solver": st.sampled_from(SOLVERS), "transform": st.sampled_from(["units", "layers"]),
+    "base": st.just(base), "exponents": exponents(base)}))
+
+
+def test_lipsdp_laws_on_random_networks(profile):
+    """Random 1..3-5-4-1 networks (ReLU, LeakyReLU, PReLU, splines), every solver, any units
+    (powers of 2 and of 10 from 1e-8 to 1e8 per layer): both variants give the value times
+    the law's factor to their stated accuracy (the certified brackets meet) and to 1e-6,
+    never above the layer-wise bound, neuron <= layer, and the same verdicts on claims
+    1e-5 above and below each value, scaled by the factor (item 5 of issue 23 for LipSDP)."""
+    @given(lipsdp_cases)
+    def prop(case):
+        net = random_net([case["n_in"], 5, 4, 1], case["activation"], seed=case["seed"],
+                         size=7)
+        scaled, factor = scaled_copy(net, case)
+        base, other = {}, {}
+        for variant in ("neuron", "layer"):
+            base[variant] = b = lipsdp(net, variant, case["solver"])
+            other[variant] = r = lipsdp(scaled, variant, case["solver"])
+            for res in (b, r):
+                assert res["accuracy_certified"] and res["accuracy"] < 1e-6, variant
+            assert lipsdp_brackets_meet(b, r, factor), variant
+            assert r["value"] == pytest.approx(factor * b["value"], rel=1e-6, abs=0), variant
+            assert r["value"] <= lipschitz.layerwise(scaled, 2), variant
+        assert lipsdp_ordered(other["neuron"], other["layer"])
+        for variant, b in base.items():
+            method = f"lipsdp_{variant}"
+            for claim in (b["value"] * (1 + 1e-5), b["value"] * (1 - 1e-5)):
+                verdicts = [check_claim(n, c, 2, methods=method, solver=case["solver"]).verdict
+                            for n, c in ((net, claim), (scaled, factor * claim))]
+                assert verdicts[0] == verdicts[1], (variant, claim, verdicts)
+    check_property(prop, profile, examples=8, slow_examples=200)
 
 
 # ------------------------------------------------------------ the certificate, in exact arithmetic
@@ -316,7 +390,7 @@ def test_nearly_cancelling_network_is_solved_to_relative_accuracy(solver):
                    Identity()])
     reference = lipsdp(net, "neuron")                                   # NUMPY
     r = lipsdp(net, "neuron", solver=solver)
-    assert r["value"] == pytest.approx(reference["value"], rel=1e-6)
+    assert r["value"] == pytest.approx(reference["value"], rel=1e-6, abs=0)     # ~1e-7
     assert r["accuracy"] < 1e-6
 
 

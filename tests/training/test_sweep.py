@@ -270,9 +270,12 @@ def test_table_skips_unusable_records_with_a_warning(tmp_path, record, capsys):
     from reference.cli import main
     (tmp_path / "records").mkdir()
     (tmp_path / "records" / "x.json").write_text(json.dumps(record))
-    with pytest.warns(UserWarning, match="skipped"):
-        assert main(["sweep", "--results", str(tmp_path), "--table"]) == 0
-    assert "no records" in capsys.readouterr().out
+    assert main(["sweep", "--results", str(tmp_path), "--table"]) == 0
+    captured = capsys.readouterr()
+    assert "no records" in captured.out
+    lines = captured.err.splitlines()           # one line each, in the CLI's own format
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"warning: results: skipped {tmp_path / 'records' / 'x.json'} (")
 
 
 def test_scheduler_without_workers_is_an_error_not_a_hang(monkeypatch):
@@ -303,22 +306,25 @@ def test_too_many_combinations_are_refused_before_any_is_built(tmp_path, capsys)
     assert not (tmp_path / "r").exists()
 
 
-def test_a_scheduler_whose_last_worker_dies_fails_the_pending_runs(tmp_path):
-    """Issue 21, item 9: `sweep --scheduler` whose only worker is killed mid-sweep used to
-    wait forever.  With no worker for --worker-timeout seconds (5 here; 20 by default) the
-    pending runs are recorded as failed, each named on stdout, and the exit status is 1."""
+# ------------------------------------------------- dead workers (issue 21, item 9)
+DEAD_LAMS = ["1e-4", "1e-3", "1e-2", "1e-1", "0.3", "1"]       # six runs of 40 epochs
+
+
+def sweep_losing(process, tmp_path):
+    """`python -m reference sweep --scheduler` on a hand-started scheduler and one worker
+    (no nanny: a nanny would restart it), with `process` ('worker' or 'scheduler') killed
+    once the first record exists: (exit status, stdout, stderr, the stored records).  A
+    sweep that hangs fails here (120 s)."""
     from distributed import Client
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                  "--port", str(port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
-    # no nanny: killing this process removes the only worker (a nanny would restart it)
     worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
               "--host", "127.0.0.1", "--no-dashboard", "--no-nanny"]
-    lams = ["1e-4", "1e-3", "1e-2", "1e-1", "0.3", "1"]
     argv = [sys.executable, "-m", "reference", "sweep", "--results", str(tmp_path),
-            "--lam", ",".join(lams), "--epochs", "40", "--size", "9", "--quiet",
+            "--lam", ",".join(DEAD_LAMS), "--epochs", "40", "--size", "9", "--quiet",
             "--scheduler", address, "--worker-timeout", "5"]
     records = tmp_path / "records"
     with dask_processes(scheduler, worker) as procs:
@@ -328,19 +334,84 @@ def test_a_scheduler_whose_last_worker_dies_fails_the_pending_runs(tmp_path):
                                 text=True)
         try:
             wait_for_a_record(proc, records)
-            procs[1].kill()                                  # the last worker dies
-            procs[1].wait()
+            victim = procs[0 if process == "scheduler" else 1]
+            victim.kill()
+            victim.wait()
             out, err = proc.communicate(timeout=120)         # a hang fails here
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    assert proc.returncode == 1, err
-    stored = [json.loads(p.read_text()) for p in records.glob("*.json")]
-    assert len(stored) == len(lams)                          # every run has its record
+    return proc.returncode, out, err, [json.loads(p.read_text()) for p in records.glob("*.json")]
+
+
+def assert_pending_runs_failed(status, out, err, stored, reason):
+    """Exit status 1; every run has its record, some ok, the others failed with `reason`
+    and each named on stdout; stderr holds no traceback or log line of the engine."""
+    assert status == 1, err
+    assert len(stored) == len(DEAD_LAMS)                     # every run has its record
     failed = [r for r in stored if r["status"] == "failed"]
-    assert failed and len(failed) < len(lams)
+    assert failed and len(failed) < len(DEAD_LAMS)
     for record in failed:
-        assert record["error"].startswith("engine: no Dask worker for 5 s"), record["error"]
-        assert f"failed {record['key']}: engine: no Dask worker" in out
+        assert record["error"].startswith(reason), record["error"]
+        assert f"failed {record['key']}: {reason}" in out
     assert f"{len(failed)} failed" in out
+    assert not any(word in err for word in ("Traceback", "ERROR", "Error")), err
+
+
+class ScriptedScheduler:
+    """A client whose scheduler answers `workers(t)` at time t: a number of workers, or an
+    exception (the scheduler unreachable, or silent)."""
+
+    def __init__(self, workers, clock):
+        self.workers, self.clock, self.questions = workers, clock, 0
+
+    def nthreads(self, callback_timeout):
+        self.questions += 1
+        answer = self.workers(self.clock())
+        if isinstance(answer, Exception):
+            raise answer
+        return {f"tcp://worker-{i}": 1 for i in range(answer)}
+
+
+@pytest.mark.parametrize("workers, expires", [
+    (lambda t: 1, None),                                   # always a worker
+    (lambda t: 2 if t <= 10 else 0, 30),                   # the last one gone after t = 10
+    (lambda t: 0, 20),                                     # none from the start
+    (lambda t: 0 if 10 < t < 29 else 1, None),             # back 19 s later: no failure
+    (lambda t: 0 if 10 < t < 29 or t > 40 else 1, 60),     # back, then gone for good
+    (lambda t: 1 if t <= 5 else OSError("connection refused"), 25),
+    (lambda t: 1 if t <= 5 else TimeoutError(), 25),        # a scheduler that stops answering
+    (lambda t: 1 if t <= 5 else RuntimeError("client closed"), 25),
+], ids=["alive", "last worker dies", "never a worker", "worker back in time",
+        "back then gone", "scheduler unreachable", "scheduler silent", "client closed"])
+def test_worker_watch_expires_after_the_timeout_without_a_worker(workers, expires):
+    """The watch as _run_all uses it (asked every 0.1 s), on a fake clock: it expires exactly
+    `timeout` (20 s) after the last answer with a worker, never while one comes back in
+    time, and asks the scheduler about once a second, not at every look."""
+    now = [0.0]
+    client = ScriptedScheduler(workers, lambda: now[0])
+    watch = sweep._WorkerWatch(client, 20.0, clock=lambda: now[0])
+    expired_at = None
+    for step in range(1, 1001):                            # 100 s in steps of 0.1 s
+        now[0] = step / 10
+        if watch.expired():
+            expired_at = now[0]
+            break
+    assert expired_at == pytest.approx(expires, abs=0.05) if expires else expired_at is None
+    assert client.questions == pytest.approx(now[0], abs=1.5)     # one a second
+
+
+def test_a_scheduler_whose_last_worker_dies_fails_the_pending_runs(tmp_path):
+    """Issue 21, item 9: `sweep --scheduler` whose only worker is killed mid-sweep used to
+    wait forever.  With no worker for --worker-timeout seconds (5 here; 20 by default) the
+    pending runs are recorded as failed, each named on stdout, and the exit status is 1."""
+    assert_pending_runs_failed(*sweep_losing("worker", tmp_path),
+                               "engine: no Dask worker for 5 s")
+
+
+def test_a_scheduler_that_dies_fails_the_pending_runs_quietly(tmp_path):
+    """The scheduler killed mid-sweep: the pending runs fail at once (Dask cancels them),
+    recorded and named, exit 1; Dask's client used to log its reconnection attempts to
+    stderr as an ERROR with a traceback."""
+    assert_pending_runs_failed(*sweep_losing("scheduler", tmp_path), "engine: ")

@@ -4,9 +4,13 @@ written before the hash are reported by name, recomputed by the sweep and never 
 the table."""
 import hashlib
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +22,9 @@ from reference.training._sweep import expand, load_records, run_sweep, table, wi
 CONFIGS = expand(activation=["spline", "relu"], lam=[1e-3, 1.0], seeds=[0, 1],
                  dataset="circle", epochs=2, size=9)
 SPLINE = 0                        # index in CONFIGS of the record that is damaged
+ROOT = Path(__file__).resolve().parents[2]           # `python -m reference` of this tree
+SWEEP_ARGS = ["--activation", "spline,relu", "--lam", "1e-3,1", "--seeds", "0,1", "--epochs",
+              "2", "--size", "9", "--workers", "0", "--quiet"]      # CONFIGS, in this process
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +174,47 @@ def test_non_finite_numbers_are_refused(results, number, reason):
     assert_recomputed(root, first, key, reason)
 
 
+def test_a_record_nested_too_deeply_to_parse_is_recomputed(results):
+    """JSON nested 10^5 deep makes Python's reader raise RecursionError, which ended the whole
+    sweep with exit 2 instead of recomputing that one record."""
+    root, first = results
+    key = CONFIGS[SPLINE].key()
+    sweep.record_path(root, key).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.warns(UserWarning, match=f"{key}.json .not readable as a record "
+                                         r"\(RecursionError"):
+        load_records(root)
+    assert_recomputed(root, first, key, "RecursionError")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+@pytest.mark.parametrize("which", ["model", "record"])
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_model_or_record_that_is_not_a_regular_file_is_damaged_not_read(results, which,
+                                                                         special):
+    """A FIFO (open() waits for a writer forever) or a link to /dev/zero (endless bytes) in
+    place of a model or record file hung the sweep while it hashed or read it; it is named
+    as not a regular file and recomputed.  Run as a process: a hang fails after 120 s."""
+    root, first = results
+    key = CONFIGS[SPLINE].key()
+    path = (root / "models" / f"{key}.npz" if which == "model"
+            else sweep.record_path(root, key))
+    path.unlink()
+    if special == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(special)
+    proc = subprocess.run([sys.executable, "-m", "reference", "sweep", "--results", str(root),
+                           *SWEEP_ARGS], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(CONFIGS)} runs: 1 done, {len(CONFIGS) - 1} cached, 0 failed" in proc.stdout
+    assert f"recomputed {key}: its record was not used (" in proc.stdout
+    assert "not a regular file" in proc.stdout, proc.stdout
+    assert path.is_file() and not path.is_symlink()          # replaced by the new run's file
+    assert without_timings(json.loads(sweep.record_path(root, key).read_text())) == \
+        without_timings(first.records[SPLINE])
+
+
 def test_a_record_copied_under_another_name_is_not_used(results):
     """A copy of a record under another key would otherwise be averaged twice."""
     root, first = results
@@ -178,26 +226,30 @@ def test_a_record_copied_under_another_name_is_not_used(results):
     assert_recomputed(root, first, b, "is not the file's name")
 
 
-def test_table_command_on_a_text_accuracy_warns_and_prints_the_other_records(results,
-                                                                              capsys):
-    """Item 12: test_accuracy "0.9" used to end in a TypeError traceback."""
+def test_table_command_on_a_text_accuracy_warns_and_prints_the_other_records(results):
+    """Item 12: test_accuracy "0.9" used to end in a TypeError traceback.  As a user runs it:
+    exit 0, the table of the other records on stdout, and on stderr one line naming the
+    record and what is wrong (not Python's warning format, which quoted a line of the CLI's
+    source)."""
     root, first = results
     key = CONFIGS[SPLINE].key()
     edit(root, key, setter("test_accuracy", "0.9"))
-    with pytest.warns(UserWarning, match=f"{key}.json .test_accuracy: expected a number"):
-        assert main(["sweep", "--results", str(root), "--table"]) == 0
-    out = capsys.readouterr().out
-    assert out.strip() == sweep.format_table(table(
+    proc = subprocess.run([sys.executable, "-m", "reference", "sweep", "--results", str(root),
+                           "--table"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == sweep.format_table(table(
         [r for r in first.records if r["key"] != key]))
+    path = sweep.record_path(root, key)
+    assert proc.stderr.splitlines() == [
+        f"warning: results: skipped {path} (test_accuracy: expected a number in [0, 1], got "
+        "'0.9')"], proc.stderr
 
 
 def test_sweep_command_names_the_recomputed_records(results, capsys):
     root, first = results
     key = CONFIGS[SPLINE].key()
     edit(root, key, setter("lipschitz_bound", 1e-3))
-    argv = ["sweep", "--results", str(root), "--activation", "spline,relu", "--lam",
-            "1e-3,1", "--seeds", "0,1", "--epochs", "2", "--size", "9", "--workers", "0",
-            "--quiet"]
+    argv = ["sweep", "--results", str(root), *SWEEP_ARGS]
     with warnings.catch_warnings():
         warnings.simplefilter("error")                      # nothing else complains
         assert main(argv) == 0
