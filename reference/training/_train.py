@@ -768,8 +768,9 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         for start in engine.epoch(order):    # steps left to this loop (compiled: few or none)
             batch = order[start:start + config.batch_size]
             grads = batch_gradients(net, config, x[batch], targets[batch], m)
-            for o in optimisers:
-                o.step(grads)
+            with np.errstate(over="ignore", invalid="ignore"):   # checked at the epoch's
+                for o in optimisers:                              # end: OverflowResult
+                    o.step(grads)
             if config.prox and config.lam > 0 and spline_keys:         # the splines' Adam:
                 _apply_prox(net, _prox_threshold(config, optimisers[-1].lr, m))
         outputs_into(net, x, outputs)         # one pass for the loss and the accuracy

@@ -236,6 +236,7 @@ def test_sparsify_config_values():
     assert s["knots_removed"] == sum(sum(r["knots_removed"]) for r in history["sparsification"])
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")     # the error, not a NumPy warning too
 @pytest.mark.parametrize("lam", [1e200, 1e308])
 def test_training_that_leaves_the_float64_range_is_an_error(lam):
     """lambda 1e200: Adam's second moment overflows and the splines would silently stop
