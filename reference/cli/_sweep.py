@@ -44,10 +44,10 @@ def run(args) -> int:
         rows = sweep.table(records)
         if args.csv is not None:
             check_writable(args.csv, "--csv")
-            records = (Path(args.results) / sweep.RECORDS).resolve()
-            if records in Path(args.csv).resolve().parents:
+            records_dir = (Path(args.results) / sweep.RECORDS).resolve()
+            if records_dir in Path(args.csv).resolve().parents:
                 raise ValueError(f"--csv: {args.csv} is inside the records directory "
-                                 f"{records}; write the table elsewhere")
+                                 f"{records_dir}; write the table elsewhere")
             sweep.write_csv(rows, args.csv, "--csv")
         print(sweep.format_table(rows))
         if args.csv is not None:

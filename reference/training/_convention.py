@@ -238,7 +238,36 @@ def values_at(coefficients: npt.NDArray[np.float64], step: float, z: float
     sign, 0, is then the subgradient's, as in DeepSplines).
     """
     c = coefficients
-    size = c.shape[1]
+    i, frac, left, right, weights = evaluation_point(step, c.shape[1], z)
+    values = (c[:, i + 1] * frac + c[:, i] * (1.0 - frac)) + (
+        left * ((c[:, 1] - c[:, 0]) / step) + right * ((c[:, -1] - c[:, -2]) / step))
+    return values, np.broadcast_to(weights, c.shape).copy()
+
+
+def evaluation_point(step: float, size: int, z: float
+                     ) -> tuple[int, float, float, float, npt.NDArray[np.float64]]:
+    """Where DeepSplines' forward evaluates its splines at z (`values_at`), and the weights.
+
+    Parameters
+    ----------
+    step : float
+        The grid step T.
+    size : int
+        The number K of coefficients (odd; the grid k T, k = -(K // 2) .. K // 2).
+    z : float
+        The input.
+
+    Returns
+    -------
+    i : int
+        The left coefficient of z's piece.
+    frac : float
+        r = u - floor(u), u = clamp(z) / T.
+    left, right : float
+        min(z + T h, 0) and max(z - T (h - 1), 0), h = K // 2: the extrapolated parts.
+    weights : ndarray of shape (size,)
+        :math:`\\partial \\sigma(z) / \\partial c_k` for every k (the same for every spline).
+    """
     half = size // 2
     low, high = -(step * half), step * (half - 1)
     u = min(max(z, low), high) / step
@@ -246,8 +275,6 @@ def values_at(coefficients: npt.NDArray[np.float64], step: float, z: float
     frac = u - floor
     i = half + int(floor)
     left, right = min(z + step * half, 0.0), max(z - step * (half - 1), 0.0)
-    values = (c[:, i + 1] * frac + c[:, i] * (1.0 - frac)) + (
-        left * ((c[:, 1] - c[:, 0]) / step) + right * ((c[:, -1] - c[:, -2]) / step))
     weights = np.zeros(size)
     weights[i + 1] += frac
     weights[i] += 1.0 - frac
@@ -255,7 +282,7 @@ def values_at(coefficients: npt.NDArray[np.float64], step: float, z: float
     weights[0] -= left / step
     weights[-1] += right / step
     weights[-2] -= right / step
-    return values, np.broadcast_to(weights, c.shape).copy()
+    return i, frac, left, right, weights
 
 
 def magnitudes_grad(coefficients: npt.NDArray[np.float64], step: float,

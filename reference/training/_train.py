@@ -36,6 +36,7 @@ from reference.nn._linear_spline import LinearSpline
 from reference.nn._losses import LOSSES, check_targets, get_loss, loss_and_grad, predict_labels
 from reference.nn._network import Network
 from reference.training import _convention as convention
+from reference.training._engine import ENGINES, make_engine
 
 REGULARISERS = tuple(regularisers.REGULARISERS)      # ("tv2", "bv2")
 OPTIMISERS = ("adam", "sgd")
@@ -109,6 +110,12 @@ class TrainConfig:
         steps as 'project' with ``lam_DS = lam / M`` and ``mu_DS = 2 mu / M``, apart from
         the biases and PReLU slopes, which 'project' does not decay.  The per-epoch
         objective is then DeepSplines' with the whole training set as the batch (`objective`).
+    engine : {'auto', 'numpy', 'compiled'}, default 'auto'
+        Who takes the minibatch steps: 'numpy', the NumPy loop (the reference);
+        'compiled', all the steps of an epoch in one numba-compiled call (dense, spline,
+        relu, leaky_relu, prelu and identity layers; the NumPy loop's steps, bit for bit:
+        reference.training._engine), a ValueError for a recipe it does not cover; 'auto',
+        compiled when it covers the recipe and numba imports, else NumPy.
 
     See Also
     --------
@@ -131,6 +138,7 @@ class TrainConfig:
     prox: bool = False               # proximal step for the TV2 part of R (prox_tv2)
     quiet: bool = False
     convention: str = "project"      # 'deepsplines': DeepSplines' per-batch objective
+    engine: str = "auto"             # minibatch steps: 'auto', 'numpy' or 'compiled'
 
     def validate(self) -> TrainConfig:
         """Check every field.
@@ -149,6 +157,7 @@ class TrainConfig:
         check_choice(self.optimizer, OPTIMISERS, "optimizer")
         check_choice(self.reg, REGULARISERS, "reg")
         check_choice(self.convention, convention.CONVENTIONS, "convention")
+        check_choice(self.engine, ENGINES, "engine")
         for name in ("lr", "spline_lr"):
             check_positive(getattr(self, name), name)
         for name in ("mu", "lam", "momentum"):
@@ -626,7 +635,9 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
     Returns
     -------
     history : dict
-        'config' (the TrainConfig as a dict) and 'epochs', one dict per epoch with 'epoch',
+        'config' (the TrainConfig as a dict), 'engine' (who took the minibatch steps: 'name'
+        'compiled' or 'numpy', the 'requested' `TrainConfig.engine`, and the 'reason' why
+        'auto' took the NumPy loop, else None) and 'epochs', one dict per epoch with 'epoch',
         the terms of `objective` on the training set ('data', 'weight_decay',
         'regulariser', 'total') and, for a classification loss, 'train_accuracy' and
         'valid_accuracy' (when validation data is given).  With `sparsify_threshold` set
@@ -733,8 +744,10 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         optimisers.append(Adam({k: params[k] for k in spline_keys}, config.spline_lr))
     base_lrs = [o.lr for o in optimisers]
     milestones = sorted(int(round(f * config.epochs)) for f in config.milestones)
+    engine = make_engine(net, x, targets, config, optimisers)
 
-    history: dict[str, Any] = {"config": asdict(config), "epochs": []}
+    history: dict[str, Any] = {"config": asdict(config), "engine": engine.record,
+                               "epochs": []}
     bar = tqdm(total=config.epochs, unit="epoch", leave=False,
                disable=config.quiet or not sys.stderr.isatty())
     classify = get_loss(config.loss).predict is not None
@@ -752,11 +765,12 @@ def train(net: Network, x: ArrayLike, y: ArrayLike, config: TrainConfig,
         for o, lr in zip(optimisers, base_lrs):
             o.lr = lr * decay
         order = rng.permutation(m) if orders is None else orders[epoch]
-        for start in range(0, m, config.batch_size):
+        for start in engine.epoch(order):    # steps left to this loop (compiled: few or none)
             batch = order[start:start + config.batch_size]
             grads = batch_gradients(net, config, x[batch], targets[batch], m)
-            for o in optimisers:
-                o.step(grads)
+            with np.errstate(over="ignore", invalid="ignore"):   # checked at the epoch's
+                for o in optimisers:                              # end: OverflowResult
+                    o.step(grads)
             if config.prox and config.lam > 0 and spline_keys:         # the splines' Adam:
                 _apply_prox(net, _prox_threshold(config, optimisers[-1].lr, m))
         outputs_into(net, x, outputs)         # one pass for the loss and the accuracy

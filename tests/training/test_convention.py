@@ -190,7 +190,8 @@ def test_deepsplines_weight_decay_covers_biases_and_prelu_slopes_not_splines():
 
 
 def test_deepsplines_prox_threshold_is_lr_times_lambda(monkeypatch):
-    """prox under 'deepsplines' soft-thresholds by lr_spline * lam (no 1 / M)."""
+    """prox under 'deepsplines' soft-thresholds by lr_spline * lam (no 1 / M) (the NumPy
+    loop's prox step is watched: engine='numpy')."""
     thresholds = []
     monkeypatch.setattr(_train, "_apply_prox", lambda net, t: thresholds.append(t))
     x, y = batch("logistic", rows=30)
@@ -198,7 +199,8 @@ def test_deepsplines_prox_threshold_is_lr_times_lambda(monkeypatch):
     for name, lam in (("deepsplines", 1e-3), ("project", 1e-3 * 30)):     # lam_DS = lam / M
         thresholds.clear()
         train(ds_net(0), x, y, TrainConfig(epochs=1, batch_size=10, spline_lr=0.02, lam=lam,
-                                           prox=True, convention=name, quiet=True))
+                                           prox=True, convention=name, quiet=True,
+                                           engine="numpy"))
         found[name] = list(thresholds)
     assert found["deepsplines"] == [0.02 * 1e-3] * 3
     np.testing.assert_allclose(found["project"], found["deepsplines"], rtol=1e-15)

@@ -236,13 +236,15 @@ def test_sparsify_config_values():
     assert s["knots_removed"] == sum(sum(r["knots_removed"]) for r in history["sparsification"])
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")     # the error, not a NumPy warning too
+@pytest.mark.parametrize("engine", ["numpy", "auto"])
 @pytest.mark.parametrize("lam", [1e200, 1e308])
-def test_training_that_leaves_the_float64_range_is_an_error(lam):
+def test_training_that_leaves_the_float64_range_is_an_error(lam, engine):
     """lambda 1e200: Adam's second moment overflows and the splines would silently stop
     updating; 1e308: the objective itself is inf.  Both are errors naming --lam/--lr."""
     ds = datasets.load("circle")
     net = build_mlp([2, 2, 1], "spline", rng=0)
-    config = TrainConfig(epochs=1, lam=lam, quiet=True)
+    config = TrainConfig(epochs=1, lam=lam, quiet=True, engine=engine)
     with pytest.raises(ValueError, match="lam, lr: training left the float64 range at epoch 1"):
         train(net, ds.x_train[:64], ds.y_train[:64], config)
 
