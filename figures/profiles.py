@@ -129,7 +129,7 @@ class Profile:
         if "size" in self.sweeps:
             text += "; size sweep: " + ", ".join(f"{k}={v}" for k, v in
                                                  sorted(self.size_grid.items()))
-        return text + f"; sweeps {list(self.sweeps)}"
+        return text
 
 
 SWEEPS = {"lambda": Profile.lambda_configs, "prox": Profile.prox_configs,
