@@ -294,11 +294,13 @@ def certify(net, enum: Enumeration, points: np.ndarray, tables: dict, p: float,
             chunk: int) -> dict:
     """The attained cells (module docstring) at one point per final cell (M, d): robust
     (floating point decides the exact pattern there, and it is the cell's own), match (and
-    the network's Jacobian there equals the pattern's to JACOBIAN_RTOL relative to the
-    largest entry: robust and not match is a failed check), the Jacobians' norms (pattern,
-    network).  A point where floating point decides another pattern than the cell's (its
-    float polygon is wider than its exact region, where the cuts were uncertain) leaves the
-    cell to the exact step, like a point where it decides none."""
+    the network's Jacobian there equals the pattern's, entry by entry, to JACOBIAN_RTOL
+    relative to the largest entry or to the entry's magnitude (`LayerMap.gain_abs`: the
+    products of |W| and |slopes|, which bound the rounding of either Jacobian where terms
+    cancel), whichever is larger: robust and not match is a failed check), the Jacobians'
+    norms (pattern, network).  A point where floating point decides another pattern than
+    the cell's (its float polygon is wider than its exact region, where the cuts were
+    uncertain) leaves the cell to the exact step, like a point where it decides none."""
     count = len(points)
     j_pat = enum.maps.gain[enum.cells.parent]                       # (P, N_L, d)
     robust = np.zeros(count, dtype=bool)
@@ -313,7 +315,10 @@ def certify(net, enum: Enumeration, points: np.ndarray, tables: dict, p: float,
         robust[part], same[part] = ok, ok & agree
         j_net[part] = net.input_jacobian(points[part])
     scale = max(float(np.abs(j_pat).max(initial=0.0)), np.finfo(float).tiny)
-    match = same & np.all(np.abs(j_net - j_pat) <= JACOBIAN_RTOL * scale, axis=(1, 2))
+    # where terms cancel (weights +A, -A on two neurons with the same row), either
+    # Jacobian's rounding is relative to the magnitude of its products, not to its value
+    magnitude = np.maximum(scale, enum.maps.gain_abs[enum.cells.parent])
+    match = same & np.all(np.abs(j_net - j_pat) <= JACOBIAN_RTOL * magnitude, axis=(1, 2))
     return {"robust": same, "match": match, "pattern_norms": jacobian_norms(j_pat, p),
             "net_norms": jacobian_norms(j_net, p)}
 

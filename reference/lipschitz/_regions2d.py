@@ -41,7 +41,8 @@ Certificate.  Each final polygon's pattern is attained when, at an interior poin
 mean of its vertices), every pre-activation computed by Network.forward lies inside its
 piece by more than its running error bound (`rounding.robust_pieces`): there the exact
 model has that pattern, f is affine around the point, and the network's own Jacobian there
-must equal the pattern's (JACOBIAN_RTOL relative to the largest entry).  The value is the
+must equal the pattern's (`partition.certify`: JACOBIAN_RTOL relative to the largest entry
+or to the entry's magnitude where terms cancel).  The value is the
 largest such Jacobian norm.  Every other pattern (a polygon without such a point, an
 undecided sliver) whose norm or bound exceeds the value by more than twice the rounding
 bound is decided in exact rational arithmetic (reference.lipschitz._rational): its region, clipped
