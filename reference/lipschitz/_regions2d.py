@@ -30,8 +30,10 @@ their rounding.  A vertex within its bound of a cut counts as on it (no rounding
 a knot within the bounds of a polygon's z-range starts a strip.  A strip that keeps no
 area is not dropped as empty: it is an *undecided sliver* (the piece may meet the polygon
 in a region thinner than the rounding), kept with an upper bound of every Jacobian it could
-hold (`partition.sliver_bound`), and so is the strip below a cut whose band holds the
-whole polygon (the strip above keeps it).  The position error of a vertex cut on an edge
+hold (`partition.sliver_bound`), and so is a strip without a vertex strictly inside its
+piece: what is left of it lies in a cut's band, which the strip across the cut keeps (the
+strip above when the band holds the whole polygon), so no area is counted twice.  The
+position error of a vertex cut on an edge
 (v_i, v_j) grows by |v_j - v_i| (e_i + e_j) / (|s_i| + |s_j| - e_i - e_j) (the
 intersection of nearly parallel lines is ill-conditioned), that of a vertex kept on a cut
 by its distance to the cut along an edge that crosses it, or by the band's half-width
@@ -246,7 +248,8 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
     knot_error, a bound on the knots' rounding) of a cut counting as on it.  Polygons met by
     one piece stay as they are.  Returns `partition.end_cut`'s (polygons, the row each comes
     from, its piece, the count of strips (before any is built), the undecided strips: those
-    that keep no area, as (row, piece) pairs)."""
+    that keep no area, or whose vertices all lie in a cut's band (the strip across it keeps
+    that part), as (row, piece) pairs)."""
     gain, offset = maps.gain[polygons.parent, n], maps.offset[polygons.parent, n]
     g_abs, c_abs = maps.gain_abs[polygons.parent, n], maps.offset_abs[polygons.parent, n]
     z = _values(polygons.vertices, gain, offset)
@@ -264,6 +267,7 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
     g, c, ga, ca = gain[rep], offset[rep], g_abs[rep], c_abs[rep]
     edges = np.concatenate([[-np.inf], knots, [np.inf]])        # piece k: (edges[k], edges[k+1])
     vertices, count, radius = part.vertices, part.count, part.radius
+    banded = np.zeros(len(rep), dtype=bool)
     for sign, bound in ((-1.0, edges[piece]), (1.0, edges[piece + 1])):
         tol = _vertex_error(vertices, radius, g, c, ga, ca, rounds) + knot_error
         finite = np.isfinite(bound)
@@ -273,13 +277,17 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
         s = np.where(np.abs(s) <= tol, 0.0, s)                      # on the line: no sliver
         s = np.where(finite[:, None], s, -np.inf)                   # no bound: keep all
         valid = np.arange(s.shape[1]) < count[:, None]
-        within = finite & np.all(np.where(valid, s == 0, True), axis=1)
+        inside = np.any(valid & (s < 0), axis=1)
+        outside = np.any(valid & (s > 0), axis=1)
+        # no vertex strictly inside: what is left lies in the cut's band, and the strip
+        # across the cut keeps it (its vertices beyond the band, or, when the whole
+        # polygon is in the band, the strip above: never both)
+        banded |= finite & ~inside & (outside if sign < 0 else True)
         vertices, count, radius = clip(vertices, count, s, radius, tol,
                                        np.linalg.norm(g, axis=1))
     part.vertices, part.count, part.radius = vertices, count, radius
-    # `within`: the whole polygon lies in the band of its upper cut, so the strip above
-    # keeps it too: this one is left undecided, not counted twice
-    return end_cut(polygons, cut, (count >= 3) & (areas(vertices, count) > 0) & ~within)
+    # a strip left in a band is undecided (a sliver), not counted twice
+    return end_cut(polygons, cut, (count >= 3) & (areas(vertices, count) > 0) & ~banded)
 
 
 def _chunks(count: int):
