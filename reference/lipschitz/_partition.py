@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from reference import _format
 from reference.exceptions import OverflowResult
 from reference.lipschitz import _rational as rational
 from reference.lipschitz._bounds import jacobian_norms
@@ -362,7 +363,7 @@ def decide(net, p: float, region, enum: Enumeration, pending: list, value: float
 
 
 def conclude(net, p: float, region, enum: Enumeration, cert: dict, tables: dict,
-             rounding: float, deadline) -> dict:
+             rounding: float, deadline, scale: float = 1.0) -> dict:
     """The value of an enumeration from its certificate (`certify`) and the exact step
     (`decide`, on every pattern above the attained value by more than 2 rounding): value
     (the largest attained or proven norm), attained (whether the value is attained at a
@@ -370,7 +371,9 @@ def conclude(net, p: float, region, enum: Enumeration, cert: dict, tables: dict,
     region of largest norm as (norm, pattern, exact region), or None), top (the largest norm
     any remaining pattern may have: the upper end before its rounding margin), mismatches
     (cells whose pattern floating point decides but whose own pattern or Jacobian differs:
-    a failed check), reasons (why there is no exact value), decided (`decide`'s counts)."""
+    a failed check), reasons (why there is no exact value: a bound they quote is divided by
+    `scale`, the factor the caller's input normalisation put on every norm), decided
+    (`decide`'s counts)."""
     match, net_norms = cert["match"], cert["net_norms"]
     value = float(net_norms[match].max(initial=0.0))
     pending = [(int(i), float(cert["pattern_norms"][i])) for i in np.flatnonzero(~match)]
@@ -391,8 +394,9 @@ def conclude(net, p: float, region, enum: Enumeration, cert: dict, tables: dict,
                        f"where floating point decides their pattern (to {JACOBIAN_RTOL:g} "
                        "relative)")
     if open_bound is not None and open_bound > value + 2 * rounding:
-        reasons.append(f"the time limit came before every pattern left open by floating point "
-                       f"was decided in exact arithmetic (largest bound left {open_bound!r})")
+        reasons.append("the time limit came before every pattern left open by floating point "
+                       "was decided in exact arithmetic (largest bound left "
+                       f"{_format.exact(open_bound / scale)})")
     best = int(np.flatnonzero(match)[np.argmax(net_norms[match])]) if match.any() else None
     return {"value": value, "attained": attained, "best": best, "proven": proven, "top": top,
             "mismatches": mismatches, "reasons": reasons, "decided": decided}

@@ -481,7 +481,7 @@ def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict
     cert = certify(unit, enum, interior_points(polygons), tables, p, CHUNK)
     rounding = jacobian_rounding(unit, p)
     found = conclude(unit, p, rational.box_polygon(box_u), enum, cert, tables, rounding,
-                     deadline)
+                     deadline, scale)
     value, attained, decided = found["value"], found["attained"], found["decided"]
     best = int(np.argmax(area)) if found["best"] is None else found["best"]
     x_a, x_b, ratio = _witness_pair(unit, p, polygons, best,
@@ -491,9 +491,8 @@ def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict
                          "bound of a computed Jacobian norm")
     margin_kind = "rounding_bound"
     if area_error > AREA_CHECK_RTOL:
-        reasons.append(f"the regions' areas sum to {exact(area.sum())}, not the box area "
-                       f"{exact(box_area)} "
-                       f"(relative error {area_error:.3g} > {AREA_CHECK_RTOL:g})")
+        reasons.append(f"the regions' areas sum to {exact(area.sum() / box_area)} x the "
+                       f"box's area (relative error {area_error:.3g} > {AREA_CHECK_RTOL:g})")
     if area_error > AREA_CHECK_RTOL or found["mismatches"]:
         upper, upper_certificate = tail_bounds(unit, p)[1], "the layer-wise bound"
         margin_kind = "closed_form"
