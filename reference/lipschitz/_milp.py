@@ -407,9 +407,10 @@ def _solve_one(net, model, direction, p, box, limits, deadline, share, label,
     m, x_vars, out, (olo, ohi), pattern = model
     max_binaries, max_cuts, gap = limits
     big_m = max(np.abs(b).max() for b in m.bounds())
-    if not big_m < HIGHS_INFINITY:
-        raise ValueError(f"box: the MILP's interval bounds reach {big_m:.3g}, beyond "
-                         f"HiGHS's infinity {HIGHS_INFINITY:g}; use a smaller box")
+    if not big_m < HIGHS_INFINITY:                  # the ladder's other methods still run
+        raise NotApplicable(f"box: the MILP's interval bounds reach {big_m:.3g}, beyond "
+                            f"HiGHS's infinity {HIGHS_INFINITY:g}; the exact method needs a "
+                            "smaller box for this network")
     target = _target(m, direction, out, olo, ohi)
     _check_binaries(m, max_binaries)
     res, attempts = _highs(m, target, deadline, share, gap, label)
@@ -515,7 +516,9 @@ def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
     Raises
     ------
     NotApplicable
-        For p = 2.
+        For p = 2, and when the box is too large for HiGHS (an interval bound of the
+        normalised network reaches HIGHS_INFINITY, e.g. a spline's linear extension at box
+        1e100).
     ValueError
         When p, box, max_binaries or max_cuts is out of range, or a parameter is not finite.
     TooLarge
