@@ -207,9 +207,11 @@ def _enumerate(net, domain: tuple, p, max_pieces, deadline, label: str, tables: 
                            CHUNK, stop)
 
 
-def _exact(net: Network, p: float, domain: tuple, max_pieces, deadline) -> dict:
+def _exact(net: Network, p: float, domain: tuple, max_pieces, deadline,
+           scale: float = 1.0) -> dict:
     """The exact value over `domain` on `net` (module docstring): value, status,
-    certified_exact, bounds, the argmax segment, the counts of the certificate."""
+    certified_exact, bounds, the argmax segment, the counts of the certificate (`net` the
+    caller's network with its input scaled by `scale`: the reasons quote norms / scale)."""
     label = "and one on each side" if not np.isfinite(domain[0]) else "and the box's ends"
     tables = piece_tables(net)
     enum = _enumerate(net, domain, p, max_pieces, deadline, label, tables)
@@ -220,7 +222,7 @@ def _exact(net: Network, p: float, domain: tuple, max_pieces, deadline) -> dict:
     cert = certify(net, enum, points, tables, p, CHUNK)
     rounding = jacobian_rounding(net, p)
     region = tuple(Fraction(v) if np.isfinite(v) else None for v in domain)
-    found = conclude(net, p, region, enum, cert, tables, rounding, deadline)
+    found = conclude(net, p, region, enum, cert, tables, rounding, deadline, scale)
     value = found["value"]
     if not np.isfinite(value):
         raise OverflowResult("model: exact_1d: a slope of the network leaves the float64 range "
@@ -408,7 +410,7 @@ def exact_1d_on_box(net: Network, p: float | str, box: float, max_pieces: int = 
     scale = input_scale(box)
     unit = scaled_input(net, scale)
     out = _exact(unit, p, (-box / scale, box / scale), check_limit(max_pieces, "max_pieces"),
-                 deadline)
+                 deadline, scale)
     if out["status"] != "optimal":
         return BoundResult(box_value=None, box_reason=out["reason"],
                            box_upper_bound=finite_or_none((out["upper_bound"] or np.inf)

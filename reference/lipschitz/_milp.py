@@ -23,6 +23,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
+from reference import _format
 from reference._limits import Deadline, check_box, check_limit, guard
 from reference.exceptions import MilpNotOptimal, NotApplicable
 from reference.lipschitz import _rational as rational
@@ -406,9 +407,10 @@ def _solve_one(net, model, direction, p, box, limits, deadline, share, label,
     m, x_vars, out, (olo, ohi), pattern = model
     max_binaries, max_cuts, gap = limits
     big_m = max(np.abs(b).max() for b in m.bounds())
-    if not big_m < HIGHS_INFINITY:
-        raise ValueError(f"box: the MILP's interval bounds reach {big_m:.3g}, beyond "
-                         f"HiGHS's infinity {HIGHS_INFINITY:g}; use a smaller box")
+    if not big_m < HIGHS_INFINITY:                  # the ladder's other methods still run
+        raise NotApplicable(f"box: the MILP's interval bounds reach {big_m:.3g}, beyond "
+                            f"HiGHS's infinity {HIGHS_INFINITY:g}; the exact method needs a "
+                            "smaller box for this network")
     target = _target(m, direction, out, olo, ohi)
     _check_binaries(m, max_binaries)
     res, attempts = _highs(m, target, deadline, share, gap, label)
@@ -455,18 +457,19 @@ def _verdict(net, p, done, witness, upper, tolerance) -> tuple:
         return "optimal", upper + tolerance, None
     if witness is None or best > witness + tolerance:
         return ("not_attained", upper + tolerance,
-                f"the best activation pattern HiGHS found (value {best!r}) has no point "
-                "where floating point or exact arithmetic decides that its region meets the "
-                "box in an open set (after the cuts allowed by max_cuts): its value is an "
-                "upper bound, not attained")
+                f"the best activation pattern HiGHS found (value {_format.exact(best)}) has "
+                "no point where floating point or exact arithmetic decides that its region "
+                "meets the box in an open set (after the cuts allowed by max_cuts): its value "
+                "is an upper bound, not attained")
     if witness > upper + tolerance:
         return ("solver_tolerance", tail_bounds(net, p)[1],
-                f"HiGHS's bound {upper!r} is below the attained value {witness!r} by more than "
-                f"its tolerance {tolerance:.3g}: HiGHS's bound is not used (upper bound: "
-                "layer-wise)")
+                f"HiGHS's bound {_format.exact(upper)} is below the attained value "
+                f"{_format.exact(witness)} by more than its tolerance {tolerance:.3g}: "
+                "HiGHS's bound is not used (upper bound: layer-wise)")
     return ("solver_tolerance", upper + tolerance,
-            f"HiGHS's bound {upper!r} and the NumPy re-evaluation {witness!r} of its pattern "
-            f"at an interior point differ by more than its tolerance {tolerance:.3g}")
+            f"HiGHS's bound {_format.exact(upper)} and the NumPy re-evaluation "
+            f"{_format.exact(witness)} of its pattern at an interior point differ by more "
+            f"than its tolerance {tolerance:.3g}")
 
 
 def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
@@ -513,7 +516,9 @@ def exact_milp(net: Network, p: float | str = np.inf, box: float = 1.0,
     Raises
     ------
     NotApplicable
-        For p = 2.
+        For p = 2, and when the box is too large for HiGHS (an interval bound of the
+        normalised network reaches HIGHS_INFINITY, e.g. a spline's linear extension at box
+        1e100).
     ValueError
         When p, box, max_binaries or max_cuts is out of range, or a parameter is not finite.
     TooLarge

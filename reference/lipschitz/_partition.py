@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from reference import _format
 from reference.exceptions import OverflowResult
 from reference.lipschitz import _rational as rational
 from reference.lipschitz._bounds import jacobian_norms
@@ -294,11 +295,13 @@ def certify(net, enum: Enumeration, points: np.ndarray, tables: dict, p: float,
             chunk: int) -> dict:
     """The attained cells (module docstring) at one point per final cell (M, d): robust
     (floating point decides the exact pattern there, and it is the cell's own), match (and
-    the network's Jacobian there equals the pattern's to JACOBIAN_RTOL relative to the
-    largest entry: robust and not match is a failed check), the Jacobians' norms (pattern,
-    network).  A point where floating point decides another pattern than the cell's (its
-    float polygon is wider than its exact region, where the cuts were uncertain) leaves the
-    cell to the exact step, like a point where it decides none."""
+    the network's Jacobian there equals the pattern's, entry by entry, to JACOBIAN_RTOL
+    relative to the largest entry or to the entry's magnitude (`LayerMap.gain_abs`: the
+    products of |W| and |slopes|, which bound the rounding of either Jacobian where terms
+    cancel), whichever is larger: robust and not match is a failed check), the Jacobians'
+    norms (pattern, network).  A point where floating point decides another pattern than
+    the cell's (its float polygon is wider than its exact region, where the cuts were
+    uncertain) leaves the cell to the exact step, like a point where it decides none."""
     count = len(points)
     j_pat = enum.maps.gain[enum.cells.parent]                       # (P, N_L, d)
     robust = np.zeros(count, dtype=bool)
@@ -313,7 +316,10 @@ def certify(net, enum: Enumeration, points: np.ndarray, tables: dict, p: float,
         robust[part], same[part] = ok, ok & agree
         j_net[part] = net.input_jacobian(points[part])
     scale = max(float(np.abs(j_pat).max(initial=0.0)), np.finfo(float).tiny)
-    match = same & np.all(np.abs(j_net - j_pat) <= JACOBIAN_RTOL * scale, axis=(1, 2))
+    # where terms cancel (weights +A, -A on two neurons with the same row), either
+    # Jacobian's rounding is relative to the magnitude of its products, not to its value
+    magnitude = np.maximum(scale, enum.maps.gain_abs[enum.cells.parent])
+    match = same & np.all(np.abs(j_net - j_pat) <= JACOBIAN_RTOL * magnitude, axis=(1, 2))
     return {"robust": same, "match": match, "pattern_norms": jacobian_norms(j_pat, p),
             "net_norms": jacobian_norms(j_net, p)}
 
@@ -357,7 +363,7 @@ def decide(net, p: float, region, enum: Enumeration, pending: list, value: float
 
 
 def conclude(net, p: float, region, enum: Enumeration, cert: dict, tables: dict,
-             rounding: float, deadline) -> dict:
+             rounding: float, deadline, scale: float = 1.0) -> dict:
     """The value of an enumeration from its certificate (`certify`) and the exact step
     (`decide`, on every pattern above the attained value by more than 2 rounding): value
     (the largest attained or proven norm), attained (whether the value is attained at a
@@ -365,7 +371,9 @@ def conclude(net, p: float, region, enum: Enumeration, cert: dict, tables: dict,
     region of largest norm as (norm, pattern, exact region), or None), top (the largest norm
     any remaining pattern may have: the upper end before its rounding margin), mismatches
     (cells whose pattern floating point decides but whose own pattern or Jacobian differs:
-    a failed check), reasons (why there is no exact value), decided (`decide`'s counts)."""
+    a failed check), reasons (why there is no exact value: a bound they quote is divided by
+    `scale`, the factor the caller's input normalisation put on every norm), decided
+    (`decide`'s counts)."""
     match, net_norms = cert["match"], cert["net_norms"]
     value = float(net_norms[match].max(initial=0.0))
     pending = [(int(i), float(cert["pattern_norms"][i])) for i in np.flatnonzero(~match)]
@@ -386,8 +394,9 @@ def conclude(net, p: float, region, enum: Enumeration, cert: dict, tables: dict,
                        f"where floating point decides their pattern (to {JACOBIAN_RTOL:g} "
                        "relative)")
     if open_bound is not None and open_bound > value + 2 * rounding:
-        reasons.append(f"the time limit came before every pattern left open by floating point "
-                       f"was decided in exact arithmetic (largest bound left {open_bound!r})")
+        reasons.append("the time limit came before every pattern left open by floating point "
+                       "was decided in exact arithmetic (largest bound left "
+                       f"{_format.exact(open_bound / scale)})")
     best = int(np.flatnonzero(match)[np.argmax(net_norms[match])]) if match.any() else None
     return {"value": value, "attained": attained, "best": best, "proven": proven, "top": top,
             "mismatches": mismatches, "reasons": reasons, "decided": decided}

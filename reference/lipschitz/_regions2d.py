@@ -30,8 +30,10 @@ their rounding.  A vertex within its bound of a cut counts as on it (no rounding
 a knot within the bounds of a polygon's z-range starts a strip.  A strip that keeps no
 area is not dropped as empty: it is an *undecided sliver* (the piece may meet the polygon
 in a region thinner than the rounding), kept with an upper bound of every Jacobian it could
-hold (`partition.sliver_bound`), and so is the strip below a cut whose band holds the
-whole polygon (the strip above keeps it).  The position error of a vertex cut on an edge
+hold (`partition.sliver_bound`), and so is a strip without a vertex strictly inside its
+piece: what is left of it lies in a cut's band, which the strip across the cut keeps (the
+strip above when the band holds the whole polygon), so no area is counted twice.  The
+position error of a vertex cut on an edge
 (v_i, v_j) grows by |v_j - v_i| (e_i + e_j) / (|s_i| + |s_j| - e_i - e_j) (the
 intersection of nearly parallel lines is ill-conditioned), that of a vertex kept on a cut
 by its distance to the cut along an edge that crosses it, or by the band's half-width
@@ -41,7 +43,8 @@ Certificate.  Each final polygon's pattern is attained when, at an interior poin
 mean of its vertices), every pre-activation computed by Network.forward lies inside its
 piece by more than its running error bound (`rounding.robust_pieces`): there the exact
 model has that pattern, f is affine around the point, and the network's own Jacobian there
-must equal the pattern's (JACOBIAN_RTOL relative to the largest entry).  The value is the
+must equal the pattern's (`partition.certify`: JACOBIAN_RTOL relative to the largest entry
+or to the entry's magnitude where terms cancel).  The value is the
 largest such Jacobian norm.  Every other pattern (a polygon without such a point, an
 undecided sliver) whose norm or bound exceeds the value by more than twice the rounding
 bound is decided in exact rational arithmetic (reference.lipschitz._rational): its region, clipped
@@ -245,7 +248,8 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
     knot_error, a bound on the knots' rounding) of a cut counting as on it.  Polygons met by
     one piece stay as they are.  Returns `partition.end_cut`'s (polygons, the row each comes
     from, its piece, the count of strips (before any is built), the undecided strips: those
-    that keep no area, as (row, piece) pairs)."""
+    that keep no area, or whose vertices all lie in a cut's band (the strip across it keeps
+    that part), as (row, piece) pairs)."""
     gain, offset = maps.gain[polygons.parent, n], maps.offset[polygons.parent, n]
     g_abs, c_abs = maps.gain_abs[polygons.parent, n], maps.offset_abs[polygons.parent, n]
     z = _values(polygons.vertices, gain, offset)
@@ -263,6 +267,7 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
     g, c, ga, ca = gain[rep], offset[rep], g_abs[rep], c_abs[rep]
     edges = np.concatenate([[-np.inf], knots, [np.inf]])        # piece k: (edges[k], edges[k+1])
     vertices, count, radius = part.vertices, part.count, part.radius
+    banded = np.zeros(len(rep), dtype=bool)
     for sign, bound in ((-1.0, edges[piece]), (1.0, edges[piece + 1])):
         tol = _vertex_error(vertices, radius, g, c, ga, ca, rounds) + knot_error
         finite = np.isfinite(bound)
@@ -272,13 +277,17 @@ def _split(polygons: Polygons, maps: LayerMap, n: int, knots: np.ndarray,
         s = np.where(np.abs(s) <= tol, 0.0, s)                      # on the line: no sliver
         s = np.where(finite[:, None], s, -np.inf)                   # no bound: keep all
         valid = np.arange(s.shape[1]) < count[:, None]
-        within = finite & np.all(np.where(valid, s == 0, True), axis=1)
+        inside = np.any(valid & (s < 0), axis=1)
+        outside = np.any(valid & (s > 0), axis=1)
+        # no vertex strictly inside: what is left lies in the cut's band, and the strip
+        # across the cut keeps it (its vertices beyond the band, or, when the whole
+        # polygon is in the band, the strip above: never both)
+        banded |= finite & ~inside & (outside if sign < 0 else True)
         vertices, count, radius = clip(vertices, count, s, radius, tol,
                                        np.linalg.norm(g, axis=1))
     part.vertices, part.count, part.radius = vertices, count, radius
-    # `within`: the whole polygon lies in the band of its upper cut, so the strip above
-    # keeps it too: this one is left undecided, not counted twice
-    return end_cut(polygons, cut, (count >= 3) & (areas(vertices, count) > 0) & ~within)
+    # a strip left in a band is undecided (a sliver), not counted twice
+    return end_cut(polygons, cut, (count >= 3) & (areas(vertices, count) > 0) & ~banded)
 
 
 def _chunks(count: int):
@@ -472,7 +481,7 @@ def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict
     cert = certify(unit, enum, interior_points(polygons), tables, p, CHUNK)
     rounding = jacobian_rounding(unit, p)
     found = conclude(unit, p, rational.box_polygon(box_u), enum, cert, tables, rounding,
-                     deadline)
+                     deadline, scale)
     value, attained, decided = found["value"], found["attained"], found["decided"]
     best = int(np.argmax(area)) if found["best"] is None else found["best"]
     x_a, x_b, ratio = _witness_pair(unit, p, polygons, best,
@@ -482,9 +491,8 @@ def _certify(net, unit, p, box_u, scale, enum, tables, deadline, domain) -> dict
                          "bound of a computed Jacobian norm")
     margin_kind = "rounding_bound"
     if area_error > AREA_CHECK_RTOL:
-        reasons.append(f"the regions' areas sum to {exact(area.sum())}, not the box area "
-                       f"{exact(box_area)} "
-                       f"(relative error {area_error:.3g} > {AREA_CHECK_RTOL:g})")
+        reasons.append(f"the regions' areas sum to {exact(area.sum() / box_area)} x the "
+                       f"box's area (relative error {area_error:.3g} > {AREA_CHECK_RTOL:g})")
     if area_error > AREA_CHECK_RTOL or found["mismatches"]:
         upper, upper_certificate = tail_bounds(unit, p)[1], "the layer-wise bound"
         margin_kind = "closed_form"

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from reference import _format
 from reference._limits import check_box
 from reference._numerics import UNIT_ROUNDOFF, check_nonnegative, gamma
 from reference.lipschitz import _ladder as ladder
@@ -256,8 +257,9 @@ def _decide(claim, bounds, witnesses):
     low = None if best_witness is None else best_witness.certified
     high = None if best_upper is None else best_upper.certified
     if low is not None and high is not None and low > high:
-        raise RuntimeError(f"verdict: the certified lower bound {low!r} ({best_witness.method}) "
-                           f"exceeds the certified upper bound {high!r} ({best_upper.method}); "
+        raise RuntimeError(f"verdict: the certified lower bound {_format.exact(low)} "
+                           f"({best_witness.method}) exceeds the certified upper bound "
+                           f"{_format.exact(high)} ({best_upper.method}); "
                            "a method is wrong, no verdict is given")
     interval = (low, high)
     if low is not None and low > claim:

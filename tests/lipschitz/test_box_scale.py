@@ -92,3 +92,22 @@ def test_weights_too_small_for_a_tiny_box_leave_exact_without_a_value():
     results = ladder.ladder(net, 2, box=1e-285, methods="lower,exact,layerwise")
     assert results["exact"]["value"] is None and results["exact"]["reason"].startswith("box: ")
     assert results["layerwise"]["value"] is not None and results["lower"]["value"] is not None
+
+
+def test_a_box_too_large_for_the_milp_leaves_the_other_methods_running(tmp_path, capsys):
+    """Three inputs, splines, p = inf, --box 1e100: the MILP's interval bounds pass HiGHS's
+    infinity (1e20).  That was a ValueError out of the whole ladder (exit 2, every other
+    method's result lost, the verdict too); it is the exact method's 'not applicable',
+    naming the box, and the claim is still decided by the others."""
+    path = tmp_path / "model.npz"
+    save_model(random_net([3, 6, 6, 1], "spline", seed=3), path)
+    assert main(["lipschitz", str(path), "--box", "1e100", "--p", "inf", "--methods",
+                 "lower,exact,layerwise", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["exact"]["value"] is None and out["exact"]["reason"].startswith("box: ")
+    assert "HiGHS's infinity" in out["exact"]["reason"]
+    assert out["layerwise"]["value"] is not None and out["lower"]["value"] is not None
+    layerwise = out["layerwise"]["value"]
+    assert main(["lipschitz", str(path), "--box", "1e100", "--p", "inf", "--claim",
+                 repr(2 * layerwise)]) == 0
+    assert "SOUND" in capsys.readouterr().out

@@ -254,3 +254,48 @@ def test_milp_keeps_a_thin_strip(case, p):
     r = exact_milp(net, p, box=box)
     assert r["status"] == "optimal" and r["value"] == pytest.approx(constant, rel=1e-12)
     assert r["upper_bound"] >= constant
+
+
+# ------------------------------------------------- cancelling terms in the Jacobian check
+def cancelling_pair(seed: int) -> Network:
+    """One input, two LeakyReLU layers; the second has two neurons with the same weight row
+    and biases 1e-7 apart, output weights +2e6, -2e6: on the cells where both take the same
+    piece their terms cancel, and the Jacobian there (|J| ~ 1) is the difference of two
+    products ~ 1e8 whose rounding depends on the order of the sums (found by the fuzz of
+    near kinks in the second layer: 16 of 200 seeds were 'not_certified')."""
+    rng = np.random.default_rng(seed)
+    row = rng.normal(size=3)
+    return Network([Dense(rng.normal(size=(3, 1)) * 200, rng.normal(size=3) * 100),
+                    LeakyReLU(0.1),
+                    Dense(np.array([row, row, rng.normal(size=3)]),
+                          np.array([100.0, 100.0 - 1e-7, 30.0])),
+                    LeakyReLU(0.1), Dense(np.array([[2e6, -2e6, 0.1]]))])
+
+
+@pytest.mark.parametrize("seed", [1, 10, 12])
+def test_exact_1d_checks_a_cancelling_jacobian_at_its_magnitude(seed):
+    """The network's Jacobian at a cell's point equals the pattern's to 1e-9 relative to
+    the magnitude of its products (|W| |slopes| ...), the scale of either one's rounding:
+    against the largest Jacobian entry alone (~10) these cells 'differed' by ~4e-8 and the
+    value was refused (not_certified, bracket [v, v])."""
+    net = cancelling_pair(seed)
+    r = exact_1d(net, 2.0)
+    assert r["status"] == "optimal" and r["certified_exact"], r.get("reason")
+    assert r["lower_bound"] == r["value"] <= r["upper_bound"] <= r["value"] * (1 + 1e-9)
+    x = np.linspace(-3e3, 3e3, 20001)[:, None]
+    assert r["value"] >= np.abs(net.input_jacobian(x)).max() * (1 - 1e-9)
+
+
+def test_exact_1d_still_refuses_a_jacobian_that_differs(monkeypatch):
+    """The check keeps its teeth: a network Jacobian 1e-6 of the magnitude off the
+    pattern's (|v| |W_2| |W_1| bounds the magnitude, the slopes 0.1 and 1 keep it above
+    1e-2 of that) is a failed check, no value."""
+    net = cancelling_pair(1)
+    weights = [layer.params["weight"] for layer in net.layers if not layer.is_activation]
+    magnitude = (np.abs(weights[2]) @ np.abs(weights[1]) @ np.abs(weights[0])).item()
+    own = Network.input_jacobian
+    monkeypatch.setattr(Network, "input_jacobian",
+                        lambda self, x, sides=None: own(self, x, sides) + 1e-6 * magnitude)
+    r = exact_1d(net, 2.0)
+    assert r["status"] == "not_certified" and r["value"] is None
+    assert "Jacobians differ from the network's" in r["reason"]

@@ -186,3 +186,22 @@ def test_a_polygon_inside_a_cuts_band_is_not_counted_twice():
         r = regions_2d(net, p, box=0.5)
         assert r["status"] == "optimal" and r["area_error"] <= 1e-15
         assert r["value"] == pytest.approx(sampled_max_norm(net, p, 0.5), rel=1e-12)
+
+
+def test_an_interrupted_exact_step_quotes_its_bound_as_a_number(monkeypatch):
+    """When the time limit comes inside the exact step, the reason quotes the largest bound
+    left as a number ('np.float64(1955...)' was printed at --box 1e290), and the bracket
+    holds the strip's constant."""
+    from reference.lipschitz import _rational
+
+    def out_of_time(*args, **kwargs):
+        raise TimeoutError
+    monkeypatch.setattr(_rational, "regions", out_of_time)
+    a = 1e6                 # a strip 2^-50 wide across the box: decided in exact arithmetic
+    net = Network([Dense(np.array([[1.0, 0.3], [1.0, 0.3]]), np.array([0.5, 0.5 - 2.0**-50])),
+                   ReLU(), Dense(np.array([[a, -a]]))])
+    r = regions_2d(net, 2, box=1.0)
+    assert r["status"] == "not_certified" and r["value"] is None
+    assert "largest bound left " in r["reason"] and "np.float64(" not in r["reason"]
+    left = float(r["reason"].split("largest bound left ")[1].split(")")[0])
+    assert r["upper_bound"] >= left >= a
