@@ -4,14 +4,12 @@ Each function writes NAME.png, NAME.pdf and NAME.csv (the data behind the figure
 run and plotted quantity, with the run's key so that every value can be traced to its record
 in RESULTS/records/<key>.json) and returns a short description with the numbers that matter.
 FIGURES is the registry, in the order the index lists them: name -> (function, the sweeps
-it reads, names from figures.profiles.SWEEPS); a new figure is one function plus one
-entry.
+it reads); a new figure is one function plus one entry.  Each sweep entry is a name of
+figures.profiles.SWEEPS, or a tuple of alternatives in order of preference (the first one the
+profile runs is read; None last: the figure can do without), so that a figure applies to a
+profile that runs a sweep of each entry (`figure_sweeps`) and says why not otherwise.
 """
 from __future__ import annotations
-
-import csv
-import io as _io
-from pathlib import Path
 
 import matplotlib
 
@@ -19,13 +17,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from figures import claims, size_baselines  # noqa: E402
+from figures.common import (  # noqa: E402  (ok_records, mean_std, save_*: the figures' API)
+    COLOURS,
+    baseline_choice,
+    is_chosen,
+    load_net,
+    mean_std,
+    nearest,
+    ok_records,
+    pick,
+    save_csv,
+    save_figure,
+)
 from figures.profiles import BASELINES, DATASETS, REGS, config_of  # noqa: E402
-from reference.convex import _solve as convex
-from reference.convex._problem import numpy_objective
+from reference.convex import _solve as convex  # noqa: E402
+from reference.convex._problem import numpy_objective  # noqa: E402
 from reference.data import _datasets as datasets  # noqa: E402
-from reference.io._files import atomic_write, write_text  # noqa: E402
-from reference.io._model_file import load_model  # noqa: E402
+from reference.exceptions import SolveFailed  # noqa: E402
+from reference.io._files import write_text  # noqa: E402
 from reference.nn._network import KnotSplineActivation, SplineActivation  # noqa: E402
+
+__all__ = ["FIGURES", "figure_sweeps", "mean_std", "ok_records", "save_csv", "save_figure"]
 
 LADDER_METHODS = {"theorem1_bv2": "Theorem 1, BV2 form (paper)",
                   "theorem1": "Theorem 1, exact slopes", "layerwise": "layer-wise",
@@ -38,59 +51,22 @@ LAMBDA_METRICS = {
     "lambda_lipschitz": ("Lipschitz bound (Theorem 1, BV2, p=2)",
                          lambda r: r["lipschitz_bound"], True),
 }
-COLOURS = {"tv2": "tab:blue", "bv2": "tab:orange", "relu": "tab:red", "prelu": "tab:green",
-           "leaky_relu": "tab:purple", "spline": "tab:blue",
-           "TV2, Adam alone (before sparsify)": "tab:grey",
-           "TV2, proximal step (no sparsify)": "tab:green"}
 
 
 # ---------------------------------------------------------------------------- helpers
-def save_figure(fig, out: Path, name: str) -> list:
-    """NAME.png and NAME.pdf, written atomically; returns their paths."""
-    paths = []
-    for ext in ("png", "pdf"):
-        path = out / f"{name}.{ext}"
-        atomic_write(path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=110,
-                                                          bbox_inches="tight"), "--out")
-        paths.append(path)
-    plt.close(fig)
-    return paths
-
-
-def save_csv(out: Path, name: str, rows: list) -> Path:
-    """NAME.csv from a list of dicts (the columns of the first row)."""
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return write_text(out / f"{name}.csv", buffer.getvalue(), "--out")
-
-
-def ok_records(records: list) -> list:
-    """The records with status 'ok'; a failed run makes the figure fail (its name and
-    error in the message)."""
-    failed = [r for r in records if r.get("status") != "ok"]
-    if failed:
-        raise RuntimeError(f"{len(failed)} run(s) failed, e.g. {failed[0]['key']}: "
-                           f"{failed[0].get('error')}")
-    return records
-
-
-def mean_std(values) -> tuple:
-    values = np.asarray(values, dtype=float)
-    return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
-
-
-def _lambda_rows(records, name, value, curve=None) -> list:
+def _lambda_rows(records, name, value, curve=None, choice=None) -> list:
     """One row per run: its config, key and value; `curve` (default: the regulariser of a
-    spline run) names the line it belongs to."""
+    spline run) names the line it belongs to; a baseline's `chosen` says whether its weight
+    decay is the one `choice` (baseline_choice) picked."""
     rows = []
     for r in records:
         c = config_of(r)
         spline = c.activation == "spline"
         rows.append({"figure": name, "dataset": c.dataset, "activation": c.activation,
                      "reg": c.reg if spline else "", "lam": c.lam if spline else "",
-                     "seed": c.seed, "curve": curve or (c.reg if spline else c.activation),
+                     "mu": c.mu, "seed": c.seed,
+                     "curve": curve or (c.reg if spline else c.activation),
+                     "chosen": "" if spline or choice is None else is_chosen(r, choice),
                      "key": r["key"], "value": value(r)})
     return rows
 
@@ -102,6 +78,13 @@ def _spline_curve(rows, dataset, curve):
     lams = sorted({r["lam"] for r in sel})
     stats = [mean_std([r["value"] for r in sel if r["lam"] == lam]) for lam in lams]
     return np.array(lams), np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
+
+
+def baseline_label(act: str, choice: dict, dataset: str, profile) -> str:
+    """A baseline's legend: its chosen weight decay when the profile has a grid of them."""
+    if not profile.baseline_mus:
+        return f"{act} (mean over seeds)"
+    return f"{act}, mu {choice[(dataset, act)]['mu']:g} (best validation acc.)"
 
 
 # ------------------------------------------------------------ lambda sweep: 3 plots
@@ -116,19 +99,20 @@ def lambda_figure(name: str):
 
     def make(sweeps, profile, out):
         records = ok_records(sweeps["lambda"])
-        rows = _lambda_rows(records, name, value)
-        for variant, (sweep, knots) in SPARSITY_VARIANTS.items():
-            if name != "lambda_sparsity":
-                break
+        choice = baseline_choice(records)
+        rows = _lambda_rows(records, name, value, choice=choice)
+        variants = [v for v, (sweep, _) in SPARSITY_VARIANTS.items()
+                    if name == "lambda_sparsity" and sweep in sweeps]   # prox: if it ran
+        for variant in variants:
+            sweep, knots = SPARSITY_VARIANTS[variant]
             extra = [r for r in ok_records(sweeps[sweep])
                      if r["activation"] == "spline" and config_of(r).reg == "tv2"]
             rows += _lambda_rows(extra, name, knots, curve=variant)
         fig, axes = plt.subplots(1, len(DATASETS), layout='constrained',
                                  figsize=(5.5 * len(DATASETS), 4))
         notes = []
-        curves = list(REGS) + (list(SPARSITY_VARIANTS) if name == "lambda_sparsity" else [])
         for ax, dataset in zip(axes, DATASETS):
-            for reg in curves:
+            for reg in list(REGS) + variants:
                 lams, mean, std = _spline_curve(rows, dataset, reg)
                 title = (f"spline, {reg.upper()}" + (", sparsify auto" if name ==
                                                       "lambda_sparsity" else "")
@@ -140,10 +124,11 @@ def lambda_figure(name: str):
                              f"{mean[-1]:.4g} at lambda {lams[-1]:g}")
             if name != "lambda_sparsity":
                 for act in BASELINES:
-                    base = [r["value"] for r in rows
-                            if r["dataset"] == dataset and r["activation"] == act]
-                    ax.axhline(np.mean(base), color=COLOURS[act], ls="--", lw=1,
-                               label=f"{act} (mean over seeds)")
+                    base = [r["value"] for r in rows if r["dataset"] == dataset
+                            and r["activation"] == act and r["chosen"]]
+                    legend = baseline_label(act, choice, dataset, profile)
+                    ax.axhline(np.mean(base), color=COLOURS[act], ls="--", lw=1, label=legend)
+                    notes.append(f"{dataset} {legend}: {np.mean(base):.4g}")
             ax.set_xscale("log")
             if log_y:
                 ax.set_yscale("log")
@@ -152,7 +137,9 @@ def lambda_figure(name: str):
             ax.set_title(f"{dataset}, hidden {list(profile.hidden)}")
             ax.grid(True, which="both", alpha=0.3)
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"{label} against lambda (mean +- std over {len(profile.seeds)} seeds)")
+        fig.suptitle(f"{label} against lambda (mean +- std over {len(profile.seeds)} seeds)"
+                     + ("; baselines at the weight decay of best validation accuracy"
+                        if profile.baseline_mus and name != "lambda_sparsity" else ""))
         files = save_figure(fig, out, name) + [save_csv(out, name, rows)]
         return files, "; ".join(notes)
     return make
@@ -195,34 +182,28 @@ def lambda_lipschitz_ladder(sweeps, profile, out):
 
 
 # ------------------------------------------------------------------- activations
-def _load(results: Path, record: dict):
-    return load_model(results / record["model"])
-
-
-def _pick(records, **fields):
-    """The record whose config has these field values (the first one)."""
-    for r in records:
-        c = config_of(r)
-        if all(getattr(c, k) == v for k, v in fields.items()):
-            return r
-    raise RuntimeError(f"no run with {fields} among the records")
-
-
 def activations(sweeps, profile, out):
+    """The learned activations (circle, TV2, first seed) at the smallest and the largest
+    lambda: one row per lambda and spline layer, one panel per neuron."""
     records = ok_records(sweeps["lambda"])
     lams = (min(profile.lams), max(profile.lams))
-    chosen = [_pick(records, dataset="circle", activation="spline", reg="tv2", lam=lam,
-                    seed=profile.seeds[0]) for lam in lams]
-    nets = [_load(sweeps["results"], r) for r in chosen]
-    neurons = [(i, n) for i, layer in enumerate(nets[0].layers)
-               if isinstance(layer, SplineActivation) for n in range(layer.n_in)]
-    fig, axes = plt.subplots(len(lams), len(neurons), layout='constrained',
-                             figsize=(3.2 * len(neurons), 3 * len(lams)),
+    chosen = [pick(records, dataset="circle", activation="spline", reg="tv2", lam=lam,
+                   seed=profile.seeds[0]) for lam in lams]
+    nets = [load_net(sweeps["results"], r) for r in chosen]
+    layers = [i for i, layer in enumerate(nets[0].layers) if isinstance(layer, SplineActivation)]
+    width = max(nets[0].layers[i].n_in for i in layers)
+    fig, axes = plt.subplots(len(lams) * len(layers), width, layout='constrained',
+                             figsize=(3.2 * width, 3 * len(lams) * len(layers)),
                              squeeze=False)
     rows, notes = [], []
-    for row_axes, lam, net, record in zip(axes, lams, nets, chosen):
-        for ax, (i, n) in zip(row_axes, neurons):
-            spline = net.layers[i].spline
+    panels = [(lam, net, record, i) for lam, net, record in zip(lams, nets, chosen)
+              for i in layers]
+    for row_axes, (lam, net, record, i) in zip(axes, panels):
+        spline = net.layers[i].spline
+        for n, ax in enumerate(row_axes):
+            if n >= spline.num_channels:
+                ax.axis("off")
+                continue
             x = np.linspace(spline.grid[0] - spline.step, spline.grid[-1] + spline.step, 401)
             y = spline(np.tile(x[:, None], (1, spline.num_channels)))[:, n]
             knots = spline.knots()[0][n]
@@ -236,6 +217,7 @@ def activations(sweeps, profile, out):
                 rows.append({"lam": lam, "key": record["key"], "layer": i, "neuron": n,
                              "x": t, "sigma": spline.coefficients[n, k],
                              "knot": bool(np.any(np.isclose(knots, t)))})
+    for lam, record in zip(lams, chosen):
         notes.append(f"lambda {lam:g}: {sum(record['knots'])} knots in total")
     fig.suptitle(f"Learned activations, circle, TV2, seed {profile.seeds[0]} (grid values; "
                  "knots = |slope jump| above the tolerance, after sparsify auto)")
@@ -252,8 +234,28 @@ def _true_boundary(ax, dataset):
     ax.contour(g1, g2, labels.reshape(g1.shape), levels=[0.5], colors="k", linewidths=1.2)
 
 
+def _boundary_runs(sweeps, profile, dataset) -> tuple:
+    """The runs of the decision-boundary panels of a data set (spline, then each baseline;
+    first seed) and how they were chosen: the width sweep's at boundary_width when the
+    profile runs it, else the lambda sweep's (the spline network at boundary_lam, TV2; each
+    baseline at its weight decay of best validation accuracy)."""
+    seed = profile.seeds[0]
+    if "width" in sweeps:
+        records = ok_records(sweeps["width"])
+        runs = [pick(records, dataset=dataset, activation=act, hidden=(profile.boundary_width,),
+                     seed=seed) for act in ("spline",) + BASELINES]
+        return runs, f"width {profile.boundary_width}"
+    records = ok_records(sweeps["lambda"])
+    choice = baseline_choice(records)
+    lam = nearest(profile.lams, profile.boundary_lam)
+    runs = [pick(records, dataset=dataset, activation="spline", reg="tv2", lam=lam, seed=seed)]
+    runs += [pick(records, dataset=dataset, activation=act, seed=seed,
+                  mu=choice[(dataset, act)]["mu"]) for act in BASELINES]
+    return runs, (f"hidden {list(profile.hidden)}, spline TV2 lambda {lam:g}, baselines at "
+                  "the weight decay of best validation accuracy")
+
+
 def decision_boundaries(sweeps, profile, out):
-    records = ok_records(sweeps["width"])
     acts = ("spline",) + BASELINES
     fig, axes = plt.subplots(len(DATASETS), len(acts), layout='constrained',
                              figsize=(3.2 * len(acts), 3.3 * 2),
@@ -264,10 +266,10 @@ def decision_boundaries(sweeps, profile, out):
         g = np.linspace(-1, 1, 201)
         g1, g2 = np.meshgrid(g, g, indexing="ij")
         grid = np.stack([g1.ravel(), g2.ravel()], axis=1)
-        for ax, act in zip(row_axes, acts):
-            record = _pick(records, dataset=dataset, activation=act,
-                           hidden=(profile.boundary_width,), seed=profile.seeds[0])
-            net = _load(sweeps["results"], record)
+        runs, how = _boundary_runs(sweeps, profile, dataset)
+        for ax, act, record in zip(row_axes, acts, runs):
+            c = config_of(record)
+            net = load_net(sweeps["results"], record)
             logit = net.forward(grid)[:, 0].reshape(g1.shape)
             ax.contourf(g1, g2, logit > 0, levels=[-0.5, 0.5, 1.5],
                         colors=["#f3f3f3", "#bcd7f0"])
@@ -275,41 +277,78 @@ def decision_boundaries(sweeps, profile, out):
             ax.scatter(ds.x_train[sub, 0], ds.x_train[sub, 1], c=ds.y_train[sub], s=3,
                        cmap="coolwarm", vmin=0, vmax=1)
             _true_boundary(ax, dataset)
-            ax.set_title(f"{dataset}, {act}: test acc {record['test_accuracy']:.3f}",
+            what = act if act == "spline" or not profile.baseline_mus else f"{act}, mu {c.mu:g}"
+            ax.set_title(f"{dataset}, {what}: test acc {record['test_accuracy']:.3f}",
                          fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_aspect("equal")
             rows.append({"dataset": dataset, "activation": act,
-                         "width": profile.boundary_width, "seed": profile.seeds[0],
-                         "key": record["key"], "model": record["model"],
+                         "width": ",".join(str(w) for w in c.hidden),
+                         "lam": c.lam if act == "spline" else "", "mu": c.mu,
+                         "seed": c.seed, "key": record["key"], "model": record["model"],
                          "test_accuracy": record["test_accuracy"]})
             notes.append(f"{dataset} {act} {record['test_accuracy']:.3f}")
-    fig.suptitle(f"Decision regions (blue: class 1) at width {profile.boundary_width}; black: "
-                 "the true boundary; dots: 400 training points")
+    fig.suptitle(f"Decision regions (blue: class 1), {how}; black: the true boundary; dots: "
+                 "400 training points")
     files = save_figure(fig, out, "decision_boundaries")
     return files + [save_csv(out, "decision_boundaries", rows)], "test accuracy: " + \
-        ", ".join(notes)
+        ", ".join(notes) + f" ({how})"
 
 
 # ------------------------------------------------------------------- representer
+def _representer_candidates(sweeps, profile) -> list:
+    """The runs the representer figure tries, in order: the lambda sweep's circle TV2 run at
+    representer_lam (first seed), then those of profile.representer_runs ((sweep, RunConfig
+    fields) of circle spline runs, first seed) whose sweep ran."""
+    seed = profile.seeds[0]
+    first = pick(ok_records(sweeps["lambda"]), dataset="circle", activation="spline",
+                 reg="tv2", lam=nearest(profile.lams, profile.representer_lam), seed=seed)
+    return [first] + [pick(ok_records(sweeps[sweep]), dataset="circle", activation="spline",
+                           seed=seed, **fields)
+                      for sweep, fields in profile.representer_runs if sweep in sweeps]
+
+
+def _run_name(config) -> str:
+    return (f"{config.dataset}, {config.reg.upper()}, hidden {list(config.hidden)}, K = "
+            f"{config.size}, lambda {config.lam:g}")
+
+
 def representer(sweeps, profile, out):
-    """The last spline layer of the circle TV2 run at representer_lam (seed 0) against the
-    exact continuous-domain optimum of that layer with every other weight fixed."""
-    records = ok_records(sweeps["lambda"])
-    lam = min(profile.lams, key=lambda v: abs(np.log(v) - np.log(profile.representer_lam)))
-    record = _pick(records, dataset="circle", activation="spline", reg="tv2", lam=lam,
-                   seed=profile.seeds[0])
-    net = _load(sweeps["results"], record)
-    layer = max(i for i, l in enumerate(net.layers) if isinstance(l, SplineActivation))
-    ds = datasets.load("circle", seed=profile.seeds[0])
-    loss = record["loss"]
-    solved, cert = convex.solve_layer(net, layer, ds.x_train, ds.y_train, loss=loss, lam=lam,
-                                      reg="tv2", grid="data")
-    trained_value = numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam, "tv2")
+    """The last spline layer of a trained network against the exact continuous-domain
+    optimum of that layer with every other weight fixed (certified): the first run of
+    `_representer_candidates` whose layer problem the solver certifies; the runs before it
+    are named in the summary with the solver's status.
+
+    The layer problem sums the data term over the M training samples (convex.solve_layer):
+    a network trained under DeepSplines' convention (mean data term + lam R per batch)
+    minimised 1/M times it with lambda M lam, which the problem then takes."""
+    failures = []
+    for record in _representer_candidates(sweeps, profile):
+        config = config_of(record)
+        net = load_net(sweeps["results"], record)
+        layer = max(i for i, l in enumerate(net.layers) if isinstance(l, SplineActivation))
+        ds = datasets.load(config.dataset, seed=config.seed)
+        loss, reg, lam = record["loss"], config.reg, config.lam
+        scale = len(ds.x_train) if config.convention == "deepsplines" else 1
+        lam_sum = lam * scale                 # lambda of the summed data term
+        try:
+            solved, cert = convex.solve_layer(net, layer, ds.x_train, ds.y_train, loss=loss,
+                                              lam=lam_sum, reg=reg, grid="data")
+            break
+        except SolveFailed as exc:            # named in the summary; the next run is tried
+            failures.append(f"{_run_name(config)} (seed {config.seed}): not certified, "
+                            f"{str(exc).split(' (attempts')[0]}")
+    else:
+        raise SolveFailed("representer: no run's layer problem was certified: "
+                          + "; ".join(failures))
+    trained_value = numpy_objective(net, layer, ds.x_train, ds.y_train, loss, lam_sum, reg)
     if cert["objective_check"] > trained_value * (1 + 1e-9):
         raise RuntimeError(f"representer: the certified optimum {cert['objective_check']} is "
                            f"above the trained network's objective {trained_value}")
+    problem = (f"{_run_name(config)}" if scale == 1 else
+               f"{_run_name(config)} per batch (DeepSplines' convention: the summed "
+               f"problem's lambda is M lambda = {lam_sum:g})")
     z = ds.x_train
     for l in net.layers[:layer]:
         z = l.forward(z)[0]
@@ -343,12 +382,13 @@ def representer(sweeps, profile, out):
             rows.append({"neuron": n, "z": p, "optimum": v,
                          "trained": trained.forward(np.full((1, width), p))[0][0, n],
                          "knot": bool(np.any(knots == p))})
-    fig.suptitle(f"Representer theorem, circle, TV2, lambda {lam:g}, {loss} loss: solver "
+    fig.suptitle(f"Representer theorem, {problem}, {loss} loss: solver "
                  f"{cert['solver']} {cert['status']}, gap {cert['gap']:.1e}")
     files = save_figure(fig, out, "representer") + [save_csv(out, "representer", rows)]
-    return files, (f"lambda {lam:g}: trained objective {trained_value:.6g}, exact optimum "
-                   f"{cert['objective_check']:.6g} (solver {cert['status']}, gap "
-                   f"{cert['gap']:.1e}), knots per neuron {cert['knots']}")
+    tried = "" if not failures else " Tried first: " + "; ".join(failures) + "."
+    return files, (f"{problem}: layer {layer}, trained objective {trained_value:.6g}, exact "
+                   f"optimum {cert['objective_check']:.6g} (solver {cert['status']}, gap "
+                   f"{cert['gap']:.1e}), knots per neuron {cert['knots']}.{tried}")
 
 
 # --------------------------------------------------------------------- width table
@@ -399,12 +439,48 @@ def width_table(sweeps, profile, out):
 
 
 FIGURES = {
+    "claims": (claims.claims, ("lambda",)),
     "lambda_error_rate": (lambda_figure("lambda_error_rate"), ("lambda",)),
-    "lambda_sparsity": (lambda_figure("lambda_sparsity"), ("lambda", "prox")),
+    "lambda_sparsity": (lambda_figure("lambda_sparsity"), ("lambda", ("prox", None))),
     "lambda_lipschitz": (lambda_figure("lambda_lipschitz"), ("lambda",)),
     "lambda_lipschitz_ladder": (lambda_lipschitz_ladder, ("lambda",)),
+    "baseline_weight_decay": (size_baselines.baseline_weight_decay, ("lambda",)),
+    "spline_size": (size_baselines.spline_size, ("size",)),
     "activations": (activations, ("lambda",)),
-    "decision_boundaries": (decision_boundaries, ("width",)),
-    "representer": (representer, ("lambda",)),
+    "decision_boundaries": (decision_boundaries, (("width", "lambda"),)),
+    "representer": (representer, ("lambda", ("size", None))),
     "width_table": (width_table, ("width",)),
 }
+
+
+def figure_sweeps(name: str, profile) -> tuple:
+    """The sweeps figure `name` reads under `profile`, and why it does not apply.
+
+    Parameters
+    ----------
+    name : str
+        A name of FIGURES.
+    profile : figures.profiles.Profile
+        The profile; its ``sweeps`` are the sweeps it runs.
+
+    Returns
+    -------
+    sweeps : tuple of str or None
+        For each entry of the figure's sweeps, the first alternative the profile runs
+        (an optional entry the profile does not run is left out); None when an entry has
+        no alternative the profile runs.
+    reason : str or None
+        Why the figure does not apply (None when it does).
+    """
+    chosen = []
+    for entry in FIGURES[name][1]:
+        options = entry if isinstance(entry, tuple) else (entry,)
+        found = [s for s in options if s is None or s in profile.sweeps]
+        if not found:
+            wanted = " or ".join(f"the {s} sweep" for s in options)
+            return None, (f"does not apply to the {profile.name} profile: it reads {wanted}, "
+                          f"which the profile does not run (its sweeps: "
+                          f"{', '.join(profile.sweeps)})")
+        if found[0] is not None:
+            chosen.append(found[0])
+    return tuple(chosen), None

@@ -5,8 +5,8 @@ import time
 import traceback
 from pathlib import Path
 
-from figures.make import FIGURES
-from figures.profiles import PROFILES, SWEEPS
+from figures.make import FIGURES, figure_sweeps
+from figures.profiles import PROFILES, SWEEPS, Profile
 from reference.io._files import prepare_output_dir, write_text
 from reference.training._sweep import damaged_line, run_sweep
 
@@ -33,20 +33,26 @@ def check_engine(workers, scheduler) -> None:
                          f"{scheduler!r}")
 
 
-def generate(profile: str = "default", out=OUT, results=None, only=None, scheduler=None,
+def generate(profile="default", out=OUT, results=None, only=None, scheduler=None,
              workers=None, force=False, progress=True, log=print) -> dict:
-    """Make the figures `only` (default all) of `profile` in `out`; the runs are stored in
-    `results` (default OUT/results) and reused.  Returns {name: {"files", "summary"} or
-    {"error"}}; a figure whose runs failed, or that raised, is reported and the others are
-    still made.  Writes OUT/index.md."""
-    if profile not in PROFILES:
+    """Make the figures `only` (default all) of `profile` (a name of PROFILES, or a Profile)
+    in `out`; the runs are stored in `results` (default OUT/results) and reused.  Returns
+    {name: {"files", "summary"} or {"error"} or {"skipped"}}; a figure whose runs failed, or
+    that raised, is reported and the others are still made; a figure that reads a sweep the
+    profile does not run is skipped with the reason (figures.make.figure_sweeps).  Writes
+    OUT/index.md."""
+    if isinstance(profile, Profile):
+        prof = profile
+    elif profile in PROFILES:
+        prof = PROFILES[profile]
+    else:
         raise ValueError(f"--profile: expected one of {list(PROFILES)}, got {profile!r}")
     names = check_names(only)
-    prof = PROFILES[profile]
     check_engine(workers, scheduler)
     out = prepare_output_dir(out, "--out")
     results = prepare_output_dir(Path(results) if results else out / "results", "--results")
-    needed = sorted({s for n in names for s in FIGURES[n][1]})
+    reads = {name: figure_sweeps(name, prof) for name in names}
+    needed = sorted({s for n in names if reads[n][0] for s in reads[n][0]})
     sweeps = {"results": results}
     t0 = time.perf_counter()
     configs = {s: SWEEPS[s](prof) for s in needed}
@@ -65,9 +71,15 @@ def generate(profile: str = "default", out=OUT, results=None, only=None, schedul
         log(f"  {damaged_line(key, problem)}")
     report = {}
     for name in names:
+        read, reason = reads[name]
+        if read is None:
+            report[name] = {"skipped": reason}
+            log(f"  {name}: skipped ({reason})")
+            continue
         t1 = time.perf_counter()
         try:
-            files, summary = FIGURES[name][0](sweeps, prof, out)
+            files, summary = FIGURES[name][0]({"results": results,
+                                               **{s: sweeps[s] for s in read}}, prof, out)
             report[name] = {"files": [str(f) for f in files], "summary": summary,
                             "seconds": time.perf_counter() - t1}
             log(f"  {name}: {', '.join(Path(f).name for f in files)}")
@@ -97,6 +109,8 @@ def write_index(out: Path, prof, report: dict, result, sweep_seconds, results) -
         lines.append("")
         if "error" in entry:
             lines.append(f"FAILED: {entry['error']}")
+        elif "skipped" in entry:
+            lines.append(f"Not made: this figure {entry['skipped']}.")
         else:
             lines.append(entry["summary"])
             lines.append("")
