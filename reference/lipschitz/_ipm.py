@@ -111,8 +111,13 @@ def _inverse(low: np.ndarray) -> np.ndarray:
 
 
 def _max_step_l(x: np.ndarray, dx: np.ndarray) -> float:
+    """The largest step t with x + t dx >= 0 (inf when no entry of dx is negative; a ratio
+    past the float64 range is inf too, without NumPy's overflow warning)."""
     neg = dx < 0
-    return float(np.min(-x[neg] / dx[neg])) if np.any(neg) else np.inf
+    if not np.any(neg):
+        return np.inf
+    with np.errstate(over="ignore"):
+        return float(np.min(-x[neg] / dx[neg]))
 
 
 class _Point(NamedTuple):

@@ -709,3 +709,14 @@ def test_cvxpy_inaccurate_solve_is_a_status_not_a_warning(recwarn):
     sol = solve_cvxpy(data, np.eye(8), 0.0, solver="CLARABEL")
     assert sol.status == "optimal_inaccurate"
     assert not [w for w in recwarn if "inaccurate" in str(w.message)]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_ipm_step_length_past_the_float64_range_is_inf_without_a_warning():
+    """The interior-point step to the boundary of x >= 0: a ratio past the float64 range
+    (a subnormal negative direction) is an unbounded step, not NumPy's overflow warning
+    printed in the middle of a sweep's output."""
+    from reference.lipschitz._ipm import _max_step_l
+    assert _max_step_l(np.array([1e300, 2.0]), np.array([-1e-300, -4.0])) == 0.5
+    assert _max_step_l(np.array([1e300]), np.array([-1e-300])) == np.inf
+    assert _max_step_l(np.array([1.0]), np.array([1.0])) == np.inf
