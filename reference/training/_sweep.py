@@ -391,11 +391,16 @@ def _run_all(todo: list, workers: int, scheduler, on_outcome,
         completed = as_completed(futures)          # O(1) a completion, in completion order
         watch = _WorkerWatch(client, worker_timeout)
         while not completed.is_empty():
-            batch = completed.next_batch(block=False)
-            for future in batch:
-                on_outcome(futures.pop(future), _result(future))
+            progressed = False
+            for future in completed.next_batch(block=False):
+                outcome = _result(future, timeout=watch.poll)
+                if outcome is None:                # its result was lost with its worker:
+                    completed.add(future)          # pending again, under the watch
+                    continue
+                on_outcome(futures.pop(future), outcome)
                 future.release()
-            if batch:
+                progressed = True
+            if progressed:
                 continue
             if watch.expired():                    # futures: the pending ones, in order
                 for config in futures.values():
@@ -405,11 +410,15 @@ def _run_all(todo: list, workers: int, scheduler, on_outcome,
             time.sleep(COMPLETION_POLL)
 
 
-def _result(future) -> tuple:
+def _result(future, timeout: float) -> tuple | None:
     """A finished future's outcome; the engine's own failure (e.g. KilledWorker, a lost
-    scheduler) as a failed outcome."""
+    scheduler) as a failed outcome; None when the result does not arrive within `timeout`
+    seconds (a finished run whose worker died before the result was fetched: the scheduler
+    recomputes it, and without a worker `future.result()` waited forever)."""
     try:
-        return future.result()
+        return future.result(timeout=timeout)
+    except TimeoutError:
+        return None
     except Exception as exc:
         return ("failed", f"engine: {type(exc).__name__}: {exc}", traceback.format_exc())
 
