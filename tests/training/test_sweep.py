@@ -415,3 +415,67 @@ def test_a_scheduler_that_dies_fails_the_pending_runs_quietly(tmp_path):
     recorded and named, exit 1; Dask's client used to log its reconnection attempts to
     stderr as an ERROR with a traceback."""
     assert_pending_runs_failed(*sweep_losing("scheduler", tmp_path), "engine: ")
+
+
+class LostResultFuture:
+    """A run that finished on a worker which then died: Dask reported it done, but its
+    result went with the worker, so `result()` waits for a recomputation that no worker
+    will do (without a timeout: forever; here an error, so the old code cannot hang)."""
+
+    def result(self, timeout=None):
+        if timeout is None:
+            raise RuntimeError("future.result() without a timeout would wait forever")
+        raise TimeoutError
+
+    def release(self):
+        pass
+
+
+class OneBatchAsCompleted:
+    """as_completed over fake futures: every future once, then those added back."""
+
+    def __init__(self, futures):
+        self.queue = list(futures)
+        self.pending = set(self.queue)
+
+    def next_batch(self, block=False):
+        batch, self.queue = self.queue, []
+        return batch
+
+    def add(self, future):                 # a lost result: pending again, never done
+        self.pending.add(future)
+
+    def is_empty(self):
+        return not self.pending and not self.queue
+
+
+def test_a_result_lost_with_its_worker_is_pending_under_the_watch(monkeypatch):
+    """Issue 21, item 9: a run that finished on a worker that died before its result was
+    fetched made `future.result()` wait forever (the dead-worker test hung in 1 of 3-5
+    runs).  It is pending again, and the watch fails it with the others."""
+    import distributed
+
+    configs = tiny_configs()[:2]
+    futures = [LostResultFuture() for _ in configs]
+
+    to_submit = iter(futures)
+
+    class Client:
+        def submit(self, *args, **kwargs):
+            return next(to_submit)
+
+        def cancel(self, pending):
+            cancelled.extend(pending)
+
+        def nthreads(self, callback_timeout=None):
+            return {}                      # no worker left
+
+    cancelled, outcomes = [], []
+    monkeypatch.setattr(distributed, "as_completed", OneBatchAsCompleted)
+    monkeypatch.setattr(sweep, "dask_client",
+                        contextlib.contextmanager(lambda workers, scheduler: iter([Client()])))
+    sweep._run_all(configs, 1, None, lambda c, o: outcomes.append((c, o)), worker_timeout=0.2)
+    assert [c for c, _ in outcomes] == configs
+    assert all(o[0] == "failed" and o[1].startswith("engine: no Dask worker for 0.2 s")
+               for _, o in outcomes), outcomes
+    assert cancelled == futures
