@@ -389,6 +389,7 @@ def _run_all(todo: list, workers: int, scheduler, on_outcome,
         futures = {client.submit(run_task, config.to_dict(), pure=False): config
                    for config in todo}
         completed = as_completed(futures)          # O(1) a completion, in completion order
+        _ignore_abandoned_fetches(client)
         watch = _WorkerWatch(client, worker_timeout)
         while not completed.is_empty():
             progressed = False
@@ -410,11 +411,28 @@ def _run_all(todo: list, workers: int, scheduler, on_outcome,
             time.sleep(COMPLETION_POLL)
 
 
+def _ignore_abandoned_fetches(client) -> None:
+    """On the client's event loop, asyncio's report of a task that failed unobserved is
+    dropped when the failure is Dask's AllExit (a fetch of a result given up by `_result`,
+    ended when the client closes); any other is reported as asyncio would."""
+    from distributed.client import AllExit
+
+    def handler(loop, context):
+        if not isinstance(context.get("exception"), AllExit):
+            loop.default_exception_handler(context)
+
+    client.loop.asyncio_loop.set_exception_handler(handler)
+
+
 def _result(future, timeout: float) -> tuple | None:
     """A finished future's outcome; the engine's own failure (e.g. KilledWorker, a lost
     scheduler) as a failed outcome; None when the result does not arrive within `timeout`
     seconds (a finished run whose worker died before the result was fetched: the scheduler
-    recomputes it, and without a worker `future.result()` waited forever)."""
+    recomputes it, and without a worker `future.result()` waited forever).  A future the
+    scheduler already reported lost is not asked (an abandoned fetch leaves Dask a task that
+    asyncio reports on stderr when it is collected)."""
+    if future.status in ("lost", "pending"):
+        return None
     try:
         return future.result(timeout=timeout)
     except TimeoutError:

@@ -420,7 +420,10 @@ def test_a_scheduler_that_dies_fails_the_pending_runs_quietly(tmp_path):
 class LostResultFuture:
     """A run that finished on a worker which then died: Dask reported it done, but its
     result went with the worker, so `result()` waits for a recomputation that no worker
-    will do (without a timeout: forever; here an error, so the old code cannot hang)."""
+    will do (without a timeout: forever; here an error, so the old code cannot hang).
+    Its status still says finished: the scheduler's news of the loss comes later."""
+
+    status = "finished"
 
     def result(self, timeout=None):
         if timeout is None:
@@ -461,6 +464,12 @@ def test_a_result_lost_with_its_worker_is_pending_under_the_watch(monkeypatch):
     to_submit = iter(futures)
 
     class Client:
+        class loop:                        # the client's event loop, as _run_all uses it
+            class asyncio_loop:
+                @staticmethod
+                def set_exception_handler(handler):
+                    pass
+
         def submit(self, *args, **kwargs):
             return next(to_submit)
 
