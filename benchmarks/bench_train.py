@@ -286,10 +286,17 @@ def available(module: str) -> bool:
 
 
 def default_backend(root: Path) -> str:
-    code = "from reference import spline_kernels as k; print(k.backend().name)"
+    """The spline kernels' backend a checkout chooses by default.
+
+    The layout of issue 16 moved them from ``reference.spline_kernels`` to ``reference.nn``;
+    an older revision has the former.
+    """
+    code = ("try:\n    from reference.nn import backend\n"
+            "except ImportError:\n    from reference.spline_kernels import backend\n"
+            "print(backend().name)")
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                             text=True, env=environment(root))
-    return result.stdout.strip() or "numpy (no spline_kernels)"
+    return result.stdout.strip() or "numpy (no spline kernels)"
 
 
 def contenders(args, new_root: Path, old_root: Path) -> list:
