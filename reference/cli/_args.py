@@ -30,6 +30,7 @@ size_int = _typed(int, lambda v: v >= 2, "an integer >= 2")
 positive_float = _typed(float, lambda v: np.isfinite(v) and v > 0, "a finite number > 0")
 nonneg_float = _typed(float, lambda v: np.isfinite(v) and v >= 0, "a finite number >= 0")
 fraction = _typed(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+milestone = _typed(float, lambda v: 0 < v <= 1, "a fraction of the epochs in (0, 1]")
 sparsify_value = _typed(lambda t: t if t == "auto" else float(t),
                         lambda v: v == "auto" or (np.isfinite(v) and v >= 0),
                         "'auto' or a finite threshold >= 0")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from reference._format import plain
 from reference.cli._args import (
     fraction,
+    list_of,
+    milestone,
     nonneg_float,
     nonneg_int,
     parse_hidden,
@@ -14,9 +16,11 @@ from reference.cli._args import (
     sparsify_value,
 )
 from reference.data import _datasets as datasets
+from reference.data._datasets import TEST_GRIDS
 from reference.io._files import check_writable, dumps_json
 from reference.io._model_file import save_model
 from reference.nn._spline_grid import grid_from_range
+from reference.training._convention import CONVENTIONS
 from reference.training._experiments import (
     RUN_ACTIVATIONS,
     SPLINE_INITS,
@@ -24,7 +28,7 @@ from reference.training._experiments import (
     run_training,
     spline_summary,
 )
-from reference.training._train import ACC_DROP, REGULARISERS
+from reference.training._train import ACC_DROP, REGULARISERS, TrainConfig
 
 NAME = "train"
 HELP = "train a network and report accuracy, TV2, knots, bound"
@@ -45,7 +49,8 @@ def run(args) -> int:
         range_=args.range, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
         lr=args.lr, spline_init=args.spline_init, data_path=args.data_path,
         quiet=args.quiet or args.json, sparsify=args.sparsify, acc_drop=args.acc_drop,
-        prox=args.prox, data_arg="--data-path")
+        prox=args.prox, data_arg="--data-path", mu=args.mu, milestones=args.milestones,
+        convention=args.convention, first_bias=args.first_bias, test_grid=args.test_grid)
     if args.out is not None:
         save_model(net, args.out, "--out")
         summary["model"] = args.out
@@ -94,6 +99,20 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS["batch_size"])
     p.add_argument("--lr", type=positive_float, default=TRAIN_DEFAULTS["lr"])
     p.add_argument("--seed", type=nonneg_int, default=TRAIN_DEFAULTS["seed"])
+    p.add_argument("--mu", type=nonneg_float, default=TrainConfig.mu,
+                   help="weight decay on the dense weights (its meaning follows --convention)")
+    p.add_argument("--milestones", type=list_of(milestone), default=list(TrainConfig.milestones),
+                   metavar="F,...",
+                   help="fractions of the epochs at which the learning rate is divided by 10 "
+                        "(default %(default)s)")
+    p.add_argument("--convention", default="project", choices=CONVENTIONS,
+                   help="how lambda and mu enter a minibatch step: the project's sum over the "
+                        "samples, or DeepSplines' mean (TrainConfig.convention)")
+    p.add_argument("--no-first-bias", dest="first_bias", action="store_false",
+                   help="no bias in the first layer (DeepSplines' spline networks)")
+    p.add_argument("--test-grid", default="corners", choices=TEST_GRIDS,
+                   help="circle/s_shape: the test grid's points at the cell corners (the "
+                        "project's) or centres (DeepSplines')")
     p.add_argument("--sparsify", type=sparsify_value, default=None, metavar="T|auto",
                    help="after training, zero the spline slope jumps |a_k| <= T; 'auto': the "
                         "largest T of DeepSplines' ladder whose training-accuracy drop is "

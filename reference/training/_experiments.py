@@ -585,7 +585,9 @@ def run_training(dataset: str, activation: str, hidden: Sequence[int], *,
         How error messages name `data_path`.
     **options
         Override TRAIN_DEFAULTS: ``lam``, ``reg``, ``size``, ``range_``, ``epochs``,
-        ``seed``, ``batch_size``, ``lr``, ``spline_init``.
+        ``seed``, ``batch_size``, ``lr``, ``spline_init``; or set a field added in 0.2
+        (ADDED_FIELDS: ``mu``, ``milestones``, ``convention``, ``first_bias``,
+        ``test_grid``), which otherwise holds its `RunConfig` default.
 
     Returns
     -------
@@ -601,7 +603,7 @@ def run_training(dataset: str, activation: str, hidden: Sequence[int], *,
     ValueError
         Naming the field, when a value is out of range.
     """
-    unknown = set(options) - set(TRAIN_DEFAULTS)
+    unknown = set(options) - set(TRAIN_DEFAULTS) - set(ADDED_FIELDS)
     if unknown:
         raise TypeError(f"run_training: unknown options {sorted(unknown)}")
     config = RunConfig(dataset=dataset, activation=activation, hidden=tuple(hidden),

@@ -115,6 +115,28 @@ def test_train_json_and_info(tmp_path, capsys):
     assert "Theorem-1 Lipschitz bounds" in text and "spline layer 1" in text
 
 
+def test_train_recipe_flags_reach_the_run_config(tmp_path, capsys):
+    """--mu, --milestones, --convention, --no-first-bias and --test-grid train the network
+    RunConfig would with those fields: the same model, bit for bit, and the JSON says so."""
+    from reference.training import RunConfig, run
+    flags = {"mu": 1e-5, "milestones": (0.5, 0.8), "convention": "deepsplines",
+             "first_bias": False, "test_grid": "centres"}
+    out = tmp_path / "m.npz"
+    assert main(["train", "--epochs", "4", "--hidden", "3", "--json", "--out", str(out),
+                 "--mu", "1e-5", "--milestones", "0.5,0.8", "--convention", "deepsplines",
+                 "--no-first-bias", "--test-grid", "centres"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {k: result["run_config"][k] for k in flags} == {
+        **flags, "milestones": list(flags["milestones"])}
+    expected, summary = run(RunConfig(epochs=4, hidden=(3,), **flags))
+    assert result["test_accuracy"] == summary["test_accuracy"]
+    net = load_model(out)
+    assert "bias" not in net.layers[0].params
+    for mine, theirs in zip(net.layers, expected.layers):
+        for key, value in theirs.params.items():
+            np.testing.assert_array_equal(mine.params[key], value)
+
+
 def test_train_bad_arguments(capsys):
     assert main(["train", "--hidden", "0", "--epochs", "1"]) == 2
     assert "--hidden" in capsys.readouterr().err
@@ -124,6 +146,10 @@ def test_train_bad_arguments(capsys):
     assert "path" in capsys.readouterr().err
     assert main(["train", "--activation", "tanh"]) == 2
     assert "invalid choice: 'tanh'" in capsys.readouterr().err
+    assert main(["train", "--milestones", "0.5,1.5"]) == 2
+    assert "--milestones: expected a fraction of the epochs in (0, 1]" in capsys.readouterr().err
+    assert main(["train", "--mu", "-1"]) == 2
+    assert "--mu: expected a finite number >= 0" in capsys.readouterr().err
 
 
 def test_reproduce_prints_the_tables_and_the_quick_lipschitz_checks_pass(tmp_path, capsys,
