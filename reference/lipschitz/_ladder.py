@@ -37,6 +37,7 @@ from reference import _limits as limits
 from reference.data._datasets import check_count
 from reference.exceptions import NotApplicable, OverflowResult, SolveFailed, TooLarge
 from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _eclipse as eclipse_mod
 from reference.lipschitz import _exact as exact_mod
 from reference.lipschitz import _exact1d as exact1d
 from reference.lipschitz import _lipsdp as lipsdp
@@ -120,6 +121,16 @@ def _lipsdp(variant):
                           max_sdp_cost=options["max_sdp_cost"])
         return {k: v for k, v in r.items() if k not in ("seconds",)}
     return run
+
+
+def _eclipse_fast(net, p, box, options):
+    r = eclipse_mod.eclipse_fast(net)
+    return {**{k: v for k, v in r.items() if k != "seconds"}, "domain": "R^N_0"}
+
+
+def _eclipse(net, p, box, options):
+    r = eclipse_mod.eclipse(net, options["solver"], max_sdp_cost=options["max_sdp_cost"])
+    return {**{k: v for k, v in r.items() if k != "seconds"}, "domain": "R^N_0"}
 
 
 def _closed_form(function):
@@ -374,10 +385,24 @@ registry.register(Method("lipsdp_layer", "upper", _lipsdp("layer"), stage="lipsd
                          domain="global", upper_margin=margins.lipsdp_margin,
                          at_least=("lipsdp_neuron", "lower"), limits=(MAX_SDP_COST,),
                          stage_order=1, order_slack=_accuracy_slack, **_LIPSDP_P))
+# ECLipsE (Xu and Sivaranjani, NeurIPS 2024; reference.lipschitz._eclipse): its multipliers
+# are feasible for LipSDP-neuron, so both are >= lipsdp_neuron; ECLipsE-Fast is <= layerwise
+# (a theorem, stated by layerwise's record), ECLipsE against either is not.  ECLipsE-Fast is a
+# closed form (tried after layerwise), ECLipsE one small SDP per layer (before LipSDP).
+_ECLIPSE_P: dict[str, Any] = {"p_values": (2.0,),
+                              "p_reason": "ECLipsE bounds the l2 constant only (p = 2)"}
+registry.register(Method("eclipse", "upper", _eclipse, stage="lipsdp", domain="global",
+                         upper_margin=margins.lipsdp_margin,
+                         at_least=("lipsdp_neuron", "lower", "exact"), limits=(MAX_SDP_COST,),
+                         stage_order=-1, **_ECLIPSE_P))
+registry.register(Method("eclipse_fast", "upper", _eclipse_fast, stage="closed_form",
+                         domain="global", upper_margin=margins.lipsdp_margin,
+                         at_least=("lipsdp_neuron", "lower", "exact"), stage_order=3,
+                         **_ECLIPSE_P))
 registry.register(Method("layerwise", "upper", _closed_form(lipschitz.layerwise),
                          stage="closed_form", domain="global",
-                         upper_margin=margins.closed_form_margin, at_least=("exact", "lower"),
-                         stage_order=2))
+                         upper_margin=margins.closed_form_margin,
+                         at_least=("exact", "lower", "eclipse_fast"), stage_order=2))
 registry.register(Method("theorem1", "upper", _closed_form(lipschitz.theorem1),
                          stage="closed_form", domain="global",
                          upper_margin=margins.closed_form_margin, at_least=("layerwise",),
