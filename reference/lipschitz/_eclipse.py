@@ -61,8 +61,8 @@ outside the block tridiagonal; O(sum_i d_i^3)) must run to completion with
 
 (Higham, Accuracy and Stability of Numerical Algorithms, Thm 10.3, in any summation order;
 the test of `reference.lipschitz._rounding.rounding_bound`).  delta = c, 4c, 16c, ... until
-one passes; none up to 1/2: the value is not reported (SolveFailed).  The dense matrix is
-never formed: on deep networks the multipliers span many orders of magnitude and the dense
+one passes; none up to MAX_DELTA = 1e-3: the value is not reported (SolveFailed).  The dense
+matrix is never formed: on deep networks the multipliers span many orders of magnitude and the dense
 check is useless (rounding bound inf), the scaled blockwise one is not.
 
 References
@@ -84,11 +84,13 @@ from reference._numerics import UNIT_ROUNDOFF, exponent_below, gamma, product_or
 from reference.exceptions import NotApplicable, SolveFailed
 from reference.lipschitz._blas import LIPSDP_BLAS_THREADS, blas_threads
 from reference.lipschitz._bound_result import BoundResult
+from reference.lipschitz._lipsdp import SOLVE, check_solver, reduce_input
 from reference.lipschitz._normalise import layers_of, normalise
-from reference.nn._network import Network
+from reference.lipschitz._sdp_backends import LmiData, sdp_cost
+from reference.nn._network import Dense, Network, ReLU
 
 DELTA_STEPS = 40           # certificate attempts, delta = c 4^t (stops past MAX_DELTA)
-MAX_DELTA = 0.5            # a relative margin above this is not a useful certificate
+MAX_DELTA = 1e-3           # a value that needs a larger relative margin is not certified
 USELESS_RTOL = 1e-3        # a margin above this relative to the value is flagged
 SHRINKS = (1.0, 1 - 1e-6, 1 - 1e-4, 1 - 1e-2, 0.5, 0.25, 0.125)   # Lambda_i x t (eclipse)
 CONDITION_FLOOR = 1e-6     # eclipse keeps lambda_min(M_i) >= this x lambda_max(M_i)
@@ -212,8 +214,6 @@ def _stage_data(m_chol: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarra
     .LmiData) of the network y -> W_next phi(W C^{-T} y), the weights divided by powers of
     two (a on the first, returned: Lambda_i = lambda~ / (rho 4^a)); a linear neuron's
     interval widened by LINEAR_WIDTH (the solve only proposes multipliers)."""
-    from reference.lipschitz._sdp_backends import LmiData
-
     wp = solve_triangular(m_chol, w.T, lower=True).T                 # W C^{-T}, (n, d)
     a = exponent_below(float(np.linalg.norm(wp, 2)) or 1.0)
     b = exponent_below(float(np.linalg.norm(w_next, 2)) or 1.0)
@@ -229,8 +229,6 @@ def _stage_data(m_chol: np.ndarray, w: np.ndarray, lo: np.ndarray, hi: np.ndarra
 
 def _stage_multipliers(m_chol, w, lo, hi, w_next, solver: str) -> tuple[np.ndarray | None, str]:
     """Lambda_i from the stage SDP (module docstring), or None with the solver's status."""
-    from reference.lipschitz._lipsdp import SOLVE, reduce_input
-
     data, a = _stage_data(m_chol, w, lo, hi, w_next)
     if not np.any(data.out_mat):
         return np.zeros(w.shape[0]), "next weight zero"
@@ -498,8 +496,6 @@ def eclipse(net: Network, solver: str = "NUMPY", max_sdp_cost: float = 8e10) -> 
     .. [1] Y. Xu, S. Sivaranjani, "ECLipsE: Efficient Compositional Lipschitz Constant
        Estimation for Deep Neural Networks", NeurIPS 2024, arXiv:2404.04375.
     """
-    from reference.lipschitz._lipsdp import check_solver
-
     solver = check_solver(solver)
     guard(f"model: ECLipsE with {solver} (one LipSDP-neuron SDP per hidden layer), cost "
           "(about 1e-8 s per unit)", stage_cost(net, solver), max_sdp_cost, "max_sdp_cost")
@@ -520,9 +516,6 @@ def _run(net: Network, recursion, name: str) -> BoundResult:
 def stage_cost(net: Network, solver: str) -> float:
     """The summed `sdp_cost` of ECLipsE's stage SDPs: LipSDP-neuron of a d_{i-1} -> d_i ->
     d_{i+1} network per hidden layer, input reduced to min(d_{i-1}, d_i)."""
-    from reference.lipschitz._sdp_backends import sdp_cost
-    from reference.nn import Dense, Network, ReLU
-
     layers = layers_of(net)
     widths = [layers.n0] + [w.shape[0] for w in layers.weights]
     outs = widths[2:] + [widths[-1] if layers.w_out is None else layers.w_out.shape[0]]
