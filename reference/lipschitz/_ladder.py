@@ -20,10 +20,12 @@ lipsdp_neuron <= lipsdp_layer; LipSDP is solved on the network normalised by pow
 (reference.lipschitz._lipsdp: capped_by_layerwise).  For every network and p (in exact arithmetic):
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
     lower <= exact <= lipsdp_neuron <= lipsdp_layer,
+    lipsdp_neuron <= eclipse,  lipsdp_neuron <= eclipse_fast <= layerwise,
 where lower and exact (except exact_1d's value) are taken over the box [-R, R]^N_0 and the
 others over R^N_0 (lipsdp: p = 2 only; exact: 1-D inputs by breakpoint propagation, over R,
 with box_value over the box; 2-D inputs by enumerating the linear regions, every p; otherwise
-p in {1, inf} with a small network, by MILP).
+p in {1, inf} with a small network, by MILP; eclipse, eclipse_fast: p = 2, ECLipsE of Xu and
+Sivaranjani, reference.lipschitz._eclipse).
 """
 from __future__ import annotations
 
@@ -205,9 +207,9 @@ def ladder(net: Network, p: float | str = 2, box: float = 1.0,
     box : float, default 1.0
         The half-width R > 0 of the box [-R, R]^N_0 of ``lower`` and ``exact``.
     methods : str or sequence of str, default METHODS
-        Names among "lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise",
-        "theorem1", "theorem1_bv2" (a list, or one comma-separated string); run in that
-        (ladder) order.
+        Names among "lower", "exact", "lipsdp_neuron", "lipsdp_layer", "eclipse",
+        "eclipse_fast", "layerwise", "theorem1", "theorem1_bv2" (a list, or one
+        comma-separated string); run in that (ladder) order.
     **options : dict
         ``solver`` (LipSDP's), ``seed`` (lower's), ``num_points`` and ``rounds`` (lower's
         search) and the limits ``time_limit``, ``max_binaries``, ``max_pieces``,
