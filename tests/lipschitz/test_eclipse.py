@@ -175,3 +175,22 @@ def test_cli_eclipse_fast(tmp_path, capsys):
     assert "eclipse_fast" in out and "5.8904" in out and "certified" in out
     assert main(["lipschitz", str(path), "--methods", "eclipse_fast", "--p", "1"]) == 0
     assert "l2 constant only" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed", [10, 13])
+def test_dropping_p_is_caught_by_the_certificate(seed):
+    """The published package's rule for slopes [-0.5, 1]: p = alpha beta dropped, i.e. the
+    interval [0, alpha + beta].  Its ECLipsE value (0.24807 on seed 10, below the exact
+    0.35330; notes A.7) is reproduced here, and the certificate, which uses the true slopes,
+    refuses it; the general recursion's value (1.150, 2.368) is certified."""
+    net = gaussian_net([1, 8, 8, 1], seed, lambda: LeakyReLU(-0.5))
+    chain = ecl.chain_of(net)
+    dropped = chain._replace(hidden=[(w, e, np.zeros_like(lo), lo + hi)
+                                     for w, e, lo, hi in chain.hidden])
+    rec = ecl.sdp_recursion(dropped, "NUMPY")
+    value = rec.value * 2.0 ** (chain.exponent - int(sum(rec.exponents)))
+    expected = {10: 0.24807, 13: 0.39823}[seed]
+    assert value == pytest.approx(expected, abs=2e-5)
+    true_slopes = [(lo, hi) for *_, lo, hi in chain.hidden]
+    assert ecl.certify(chain, rec._replace(slopes=true_slopes)).upper == np.inf
+    assert ecl.eclipse(net)["value"] == pytest.approx({10: 1.150, 13: 2.368}[seed], abs=1e-3)
