@@ -92,7 +92,9 @@ from reference.nn._network import Dense, Network, ReLU
 DELTA_STEPS = 40           # certificate attempts, delta = c 4^t (stops past MAX_DELTA)
 MAX_DELTA = 1e-3           # a value that needs a larger relative margin is not certified
 USELESS_RTOL = 1e-3        # a margin above this relative to the value is flagged
-SHRINKS = (1.0, 1 - 1e-6, 1 - 1e-4, 1 - 1e-2, 0.5, 0.25, 0.125)   # Lambda_i x t (eclipse)
+# Lambda_i x t (eclipse): near 1 first (tightness), then halvings (a linear neuron's best
+# multiplier is infinite: M_i -> (W M_{i-1}^{-1} W^T)^{-1}, singular when the layer widens)
+SHRINKS = (1.0, 1 - 1e-6, 1 - 1e-4, 1 - 1e-2) + tuple(2.0 ** -k for k in range(1, 41))
 CONDITION_FLOOR = 1e-6     # eclipse keeps lambda_min(M_i) >= this x lambda_max(M_i)
 MULTIPLIER_FLOOR = 1e-6    # eclipse floors lambda_n at this x max(lambda)
 LINEAR_WIDTH = 2.0 ** -20  # a linear neuron's interval widened by this, for the stage solve
@@ -506,10 +508,10 @@ def _run(net: Network, recursion, name: str) -> BoundResult:
     """The recursion on the network's chain (`chain_of`), certified (`_result`), with one BLAS
     thread (as LipSDP); a constant network gives 0 (`_zero`)."""
     t0 = time.perf_counter()
-    chain = chain_of(net)
-    if _constant(chain):
-        return _zero(chain, t0)
     with blas_threads(LIPSDP_BLAS_THREADS):
+        chain = chain_of(net)
+        if _constant(chain):
+            return _zero(chain, t0)
         return _result(net, chain, recursion(chain), name, t0)
 
 

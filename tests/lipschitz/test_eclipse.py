@@ -194,3 +194,16 @@ def test_dropping_p_is_caught_by_the_certificate(seed):
     true_slopes = [(lo, hi) for *_, lo, hi in chain.hidden]
     assert ecl.certify(chain, rec._replace(slopes=true_slopes)).upper == np.inf
     assert ecl.eclipse(net)["value"] == pytest.approx({10: 1.150, 13: 2.368}[seed], abs=1e-3)
+
+
+def test_linear_hidden_layers_get_a_value():
+    """Identity hidden layers (alpha = beta = 1, widening 2 -> 5): a linear neuron's best
+    multiplier is infinite and M_i tends to a singular matrix; the multipliers are shrunk
+    until M_i is well conditioned (before: no value, 'no multipliers with M_1 > 0').  The
+    network is linear, so LipSDP-neuron and the exact value agree; ECLipsE comes within 1e-4."""
+    from reference.nn import build_mlp
+
+    net = build_mlp([2, 5, 4, 1], "identity", rng=2)
+    results = ladder.ladder(net, 2, methods="exact,eclipse")
+    exact, value = results["exact"]["value"], results["eclipse"]["value"]
+    assert value is not None and exact <= value <= exact * (1 + 1e-4)
