@@ -15,7 +15,19 @@
   (how LipSDP was solved before), with the ratios of the times;
 - exact values against network size (skipped with --no-exact): breakpoint propagation for
   1-D inputs (spline networks 1-w-w-1 and 1-w-w-w-1) and the MILP (p = inf, box [-2, 2]^2,
-  ReLU and spline networks 2-w-w-1), each with the value, pieces or binaries and seconds.
+  ReLU and spline networks 2-w-w-1), each with the value, pieces or binaries and seconds;
+- with --eclipse (only that): the project's ECLipsE-Fast and ECLipsE
+  (reference.lipschitz._eclipse) beside the published package eclipse-nn (optional: the
+  extra [eclipse]; without it its columns say so) on the networks of issue 19 (ReLU,
+  `build_mlp` with rng 0, p = 2: 10-64x8-10, 10-50x20-10, 784-500-200-50-10, 2-200x3-1) and
+  the two anchors: value and seconds of both implementations (ECLipsE-Fast: medians of
+  --repeats), their relative difference, LipSDP-neuron and the ratio ECLipsE / LipSDP-neuron.
+  LipSDP-neuron runs only where its size guard's estimate is <= --eclipse-lipsdp-cost (default
+  5e9 units: not on 10-50x20-10 and 784-500-200-50-10, 38 and 46 s in the issue;
+  --eclipse-lipsdp-cost 1e11 runs it everywhere); the project's ECLipsE where the estimate
+  of its stage SDPs is <= --eclipse-sdp-cost (default 3e9); the package's ECLipsE (SCS, its
+  fallback message recorded) only on networks of width <= --eclipse-package-width (default
+  64; it did not finish 784-500-200-50-10 in 1 500 s).
 
 The record holds the BLAS thread settings and the load average: on a loaded 2-core machine,
 OpenBLAS with 2 threads was up to 8x slower per matrix product than with 1
@@ -23,10 +35,13 @@ OpenBLAS with 2 threads was up to 8x slower per matrix product than with 1
 
     python benchmarks/bench_lipschitz.py [--anchors DIR] [--mnist [--full]] [--curve]
         [--curve-sizes 25,50,100,...] [--curve-limit 60] [--repeats 5] [--no-exact] [--out PATH]
+    python benchmarks/bench_lipschitz.py --eclipse [--eclipse-lipsdp-cost 5e9] [--out PATH]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import time
@@ -36,6 +51,7 @@ import numpy as np
 from _record import write_record  # benchmarks/_record.py (run as a script)
 
 from reference.io._model_file import network_from_mat
+from reference.lipschitz import _eclipse as eclipse_mod
 from reference.lipschitz import _ladder as ladder
 from reference.lipschitz._exact1d import exact_1d
 from reference.lipschitz._lipsdp import (
@@ -235,6 +251,104 @@ def bench_exact() -> list:
     return rows
 
 
+ECLIPSE_NETS = {"10-64x8-10": [10] + [64] * 8 + [10], "10-50x20-10": [10] + [50] * 20 + [10],
+                "784-500-200-50-10": [784, 500, 200, 50, 10], "2-200x3-1": [2, 200, 200, 200, 1]}
+
+
+def dense_weights(net) -> list:
+    return [layer.params["weight"] for layer in net.layers if layer.kind == "dense"]
+
+
+def package_estimate(weights: list, method: str) -> dict:
+    """eclipse-nn's LipConstEstimator on float64 tensors of the weights (its default slopes
+    [0, 1]): value, seconds and what it printed (its fallback message)."""
+    import torch
+    from eclipse_nn.LipConstEstimator import LipConstEstimator
+
+    est = LipConstEstimator(weights=[torch.tensor(w) for w in weights])
+    printed = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(printed):
+        value = float(est.estimate(method=method))
+    return {"value": value, "seconds": time.perf_counter() - t0,
+            "printed": printed.getvalue().strip()[:200]}
+
+
+def bench_eclipse(anchors: Path, repeats: int, lipsdp_cost: float, sdp_cost_limit: float,
+                  package_width: int) -> dict:
+    try:
+        import eclipse_nn  # noqa: F401
+        package = None
+    except ImportError as exc:
+        package = f"eclipse-nn not installed ({exc}): pip install '.[eclipse]'"
+        print(package + "; its columns are skipped", flush=True)
+    nets = {name: build_mlp(w, activation="relu", rng=0) for name, w in ECLIPSE_NETS.items()}
+    for name, file in (("anchor 2-10-30-20-2", "lipsdp_random_weights.mat"),
+                       ("MNIST 784-50-10", "lipsdp_mnist_weights.mat")):
+        if (anchors / file).exists():
+            nets[name] = network_from_mat(anchors / file)
+    out = {}
+    for name, net in nets.items():
+        row = {}
+        sec, r = median_seconds(lambda: eclipse_mod.eclipse_fast(net), repeats)
+        row["eclipse_fast"] = {"value": r["value"], "seconds": sec,
+                               "rounding_bound": r["rounding_bound"]}
+        try:
+            t0 = time.perf_counter()
+            r = eclipse_mod.eclipse(net, max_sdp_cost=sdp_cost_limit)
+            row["eclipse"] = {"value": r["value"], "seconds": time.perf_counter() - t0,
+                              "rounding_bound": r["rounding_bound"]}
+        except Exception as exc:          # TooLarge (the size guard) or SolveFailed: said so
+            row["eclipse"] = {"value": None, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+        cost = sdp_cost(net, "neuron", "NUMPY")
+        if cost <= lipsdp_cost:
+            t0 = time.perf_counter()
+            r = lipsdp(net, "neuron", max_sdp_cost=UNLIMITED)
+            row["lipsdp_neuron"] = {"value": r["value"], "seconds": time.perf_counter() - t0}
+        else:
+            row["lipsdp_neuron"] = {"value": None, "reason": (
+                f"not run: size guard estimate {cost:.3g} > --eclipse-lipsdp-cost "
+                f"{lipsdp_cost:.3g}")}
+        if package is None:
+            weights = dense_weights(net)
+            row["package ECLipsE_Fast"] = package_estimate(weights, "ECLipsE_Fast")
+            row["relative_difference_fast"] = (row["eclipse_fast"]["value"] / row[
+                "package ECLipsE_Fast"]["value"] - 1)
+            if max(w.shape[0] for w in weights) <= package_width:
+                row["package ECLipsE"] = package_estimate(weights, "ECLipsE")
+            else:
+                row["package ECLipsE"] = {"value": None, "reason": (
+                    f"not run: width > --eclipse-package-width {package_width}")}
+        else:
+            row["package"] = package
+        neuron = row["lipsdp_neuron"]["value"]
+        for key in ("eclipse", "eclipse_fast"):
+            if neuron and row[key]["value"]:
+                row[f"ratio_lipsdp_neuron_over_{key}"] = neuron / row[key]["value"]
+        out[name] = row
+        print(eclipse_line(name, row), flush=True)
+    return out
+
+
+def eclipse_line(name: str, row: dict) -> str:
+    def cell(key):
+        r = row.get(key, {})
+        if r.get("value") is None:
+            return f"{key} n/a ({(r.get('reason') or 'not run')[:60]})"
+        return f"{key} {r['value']:.6g} in {r['seconds']:.2f} s"
+    keys = ["eclipse_fast", "package ECLipsE_Fast", "eclipse", "package ECLipsE",
+            "lipsdp_neuron"]
+    text = f"{name}: " + "; ".join(cell(k) for k in keys if k in row)
+    if "relative_difference_fast" in row:
+        text += f"; Fast project/package - 1 = {row['relative_difference_fast']:.1e}"
+    if "ratio_lipsdp_neuron_over_eclipse_fast" in row:
+        text += (f"; LipSDP-neuron / ECLipsE-Fast "
+                 f"{row['ratio_lipsdp_neuron_over_eclipse_fast']:.3f}")
+    if "ratio_lipsdp_neuron_over_eclipse" in row:
+        text += f", / ECLipsE {row['ratio_lipsdp_neuron_over_eclipse']:.3f}"
+    return text
+
+
 def sizes_list(text: str) -> list:
     try:
         sizes = [int(s) for s in text.split(",")]
@@ -258,10 +372,18 @@ def main(argv=None):
     parser.add_argument("--curve-limit", type=float, default=CURVE_LIMIT)
     parser.add_argument("--reference-limit", type=float, default=REFERENCE_LIMIT)
     parser.add_argument("--no-exact", action="store_true", help="skip the exact-value timings")
+    parser.add_argument("--eclipse", action="store_true",
+                        help="only ECLipsE (project and eclipse-nn) on issue 19's networks")
+    parser.add_argument("--eclipse-lipsdp-cost", type=float, default=5e9)
+    parser.add_argument("--eclipse-sdp-cost", type=float, default=3e9)
+    parser.add_argument("--eclipse-package-width", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "out" /
-                                             "bench_lipschitz.json"))
+    parser.add_argument("--out", default=None, help="default benchmarks/out/bench_lipschitz"
+                                                    "[_eclipse].json")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = str(Path(__file__).parent / "out" / (
+            "bench_lipschitz_eclipse.json" if args.eclipse else "bench_lipschitz.json"))
     if args.full and not args.mnist:
         parser.error("--full: only with --mnist")
     anchors = Path(args.anchors)
@@ -269,6 +391,13 @@ def main(argv=None):
               "threads": {k: os.environ.get(k) for k in
                           ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
               "load_average_start": os.getloadavg()}
+    if args.eclipse:
+        record["eclipse"] = bench_eclipse(anchors, args.repeats, args.eclipse_lipsdp_cost,
+                                          args.eclipse_sdp_cost, args.eclipse_package_width)
+        record["load_average_end"] = os.getloadavg()
+        write_record(record, args.out)
+        print(f"wrote {args.out}")
+        return
     if (anchors / "lipsdp_random_weights.mat").exists():
         record["anchor_lipsdp"] = bench_anchor(anchors, args.repeats)
     else:

@@ -66,6 +66,9 @@ def print_ladder(results: dict, p: float, box: float, title: str) -> list:
             if r.get("capped_by_layerwise"):
                 note = (f"LipSDP's certified {r['sdp_value']:.6g} is above the layer-wise "
                         f"bound: the layer-wise bound is reported ({note})")
+        if not note and name.startswith("eclipse"):
+            note = ("certified (block Cholesky of Q(1/L^2)), rounding bound "
+                    f"{r['rounding_bound']:.3g}")
         print(f"  {name:14s} {value} {ratio} {r['seconds']:8.2f}  {note}")
     violations = ladder.order_violations(results)
     for a, b, va, vb in violations:
@@ -164,7 +167,8 @@ def add_arguments(p) -> None:
                    help="half-width R of the box [-R, R]^N_0 for lower and exact, in "
                         "[1e-290, 1e290]")
     p.add_argument("--solver", default=lipsdp.DEFAULT_SOLVER,
-                   help="SDP solver for LipSDP: NUMPY (default), CVXOPT, CLARABEL, SCS, MOSEK")
+                   help="SDP solver for LipSDP and the stages of ECLipsE: NUMPY (default), "
+                        "CVXOPT, CLARABEL, SCS, MOSEK")
     for limit in method_registry.limits().values():      # the methods' records
         p.add_argument(limit.flag, type=positive_int if limit.type is int else positive_float,
                        default=limit.default, help=limit.help)

@@ -4,7 +4,8 @@ Upper bounds over R^N_0: Theorem 1 of Aziznejad et al. (IEEE Trans. Signal Proce
 arXiv:2001.06263) with exact slopes (`theorem1`) or BV(2) norms (`theorem1_bv2`), the
 layer-wise product (`layerwise`, with `operator_norm` and `slope_bounds`) and LipSDP (Fazlyab
 et al., NeurIPS 2019: `lipsdp`, `lipsdp_data`, `certified_rho`, `rounding_bound`,
-`RoundingBound`; VARIANTS).  Exact values: `exact_1d` and `exact_1d_on_box` (one input),
+`RoundingBound`; VARIANTS), and the compositional ECLipsE (Xu and Sivaranjani, NeurIPS 2024:
+`eclipse`, `eclipse_fast`).  Exact values: `exact_1d` and `exact_1d_on_box` (one input),
 `regions_2d` (two inputs), `exact_milp` (p in {1, inf}).  Lower bounds: `lower` (with
 `jacobian_norms`).  Each method's result is a `BoundResult`; `ladder` runs them with one
 convention and returns a `LadderResult`, `check_claim` decides a claimed constant and returns a
@@ -22,6 +23,10 @@ from reference.lipschitz._bounds import (
     slope_bounds,
     theorem1,
     theorem1_bv2,
+)
+from reference.lipschitz._eclipse import (
+    eclipse,
+    eclipse_fast,
 )
 from reference.lipschitz._exact1d import (
     exact_1d,
@@ -65,6 +70,8 @@ __all__ = [
     "lipsdp_data",
     "certified_rho",
     "VARIANTS",
+    "eclipse",
+    "eclipse_fast",
     "RoundingBound",
     "rounding_bound",
     "exact_1d",

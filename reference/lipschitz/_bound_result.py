@@ -88,7 +88,8 @@ class BoundResult(Result):
     rounding_bound : float
         [exact_1d, regions_2d, lipsdp, ladder] Absolute bound on the rounding of value: of a
         computed Jacobian norm (exact_1d, regions_2d), LipSDP's proven bound or, when
-        capped, the closed-form margin of the layer-wise bound (lipsdp).
+        capped, the closed-form margin of the layer-wise bound (lipsdp); in the ladder also
+        ECLipsE's (value + it is proven by its block Cholesky certificate).
     attained : bool
         [exact_1d, regions_2d, exact_milp, ladder] Whether the value is the network's own
         slope at a float64 point (else the norm of a pattern proven non-empty in exact
@@ -218,6 +219,9 @@ class BoundResult(Result):
     capped_by_layerwise : bool
         [lipsdp, ladder] Whether value is the layer-wise bound because LipSDP's was above
         it.
+    stages : list of str
+        [ladder] ECLipsE and ECLipsE-Fast: how each hidden layer's multipliers were chosen
+        (closed form, or the stage SDP's solver and status, and any shrink).
     """
 
     __slots__ = ()
@@ -240,6 +244,10 @@ class LadderResult(Result):
         [ladder] LipSDP-neuron (p = 2).
     lipsdp_layer : BoundResult
         [ladder] LipSDP-layer (p = 2).
+    eclipse : BoundResult
+        [ladder] ECLipsE (p = 2): one small SDP per hidden layer.
+    eclipse_fast : BoundResult
+        [ladder] ECLipsE-Fast (p = 2): its closed form.
     layerwise : BoundResult
         [ladder] The layer-wise bound prod_l ||diag(L_l) W_l||_{p->p}.
     theorem1 : BoundResult

@@ -263,9 +263,10 @@ def layerwise(net: Network, p: float | str = 2) -> float:
         \big\|_{p\to p},
 
     the simplest compositional bound: a product of per-layer constants.  Compositional
-    estimates such as [2]_ chain per-layer certificates into tighter bounds for p = 2; they
-    are not implemented here.  Each matrix is formed as S 2^e (`scaled_product`) and the product
-    carried as in `theorem1`.
+    estimates such as [2]_ chain per-layer certificates into tighter bounds for p = 2
+    (`reference.lipschitz.eclipse_fast`, never above this bound, and
+    `reference.lipschitz.eclipse`).  Each matrix is formed as S 2^e (`scaled_product`) and
+    the product carried as in `theorem1`.
 
     References
     ----------

@@ -20,10 +20,12 @@ lipsdp_neuron <= lipsdp_layer; LipSDP is solved on the network normalised by pow
 (reference.lipschitz._lipsdp: capped_by_layerwise).  For every network and p (in exact arithmetic):
     lower <= exact <= layerwise <= theorem1 <= theorem1_bv2,
     lower <= exact <= lipsdp_neuron <= lipsdp_layer,
+    lipsdp_neuron <= eclipse,  lipsdp_neuron <= eclipse_fast <= layerwise,
 where lower and exact (except exact_1d's value) are taken over the box [-R, R]^N_0 and the
 others over R^N_0 (lipsdp: p = 2 only; exact: 1-D inputs by breakpoint propagation, over R,
 with box_value over the box; 2-D inputs by enumerating the linear regions, every p; otherwise
-p in {1, inf} with a small network, by MILP).
+p in {1, inf} with a small network, by MILP; eclipse, eclipse_fast: p = 2, ECLipsE of Xu and
+Sivaranjani, reference.lipschitz._eclipse).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from reference import _limits as limits
 from reference.data._datasets import check_count
 from reference.exceptions import NotApplicable, OverflowResult, SolveFailed, TooLarge
 from reference.lipschitz import _bounds as lipschitz
+from reference.lipschitz import _eclipse as eclipse_mod
 from reference.lipschitz import _exact as exact_mod
 from reference.lipschitz import _exact1d as exact1d
 from reference.lipschitz import _lipsdp as lipsdp
@@ -122,6 +125,16 @@ def _lipsdp(variant):
     return run
 
 
+def _eclipse_fast(net, p, box, options):
+    r = eclipse_mod.eclipse_fast(net)
+    return {**{k: v for k, v in r.items() if k != "seconds"}, "domain": "R^N_0"}
+
+
+def _eclipse(net, p, box, options):
+    r = eclipse_mod.eclipse(net, options["solver"], max_sdp_cost=options["max_sdp_cost"])
+    return {**{k: v for k, v in r.items() if k != "seconds"}, "domain": "R^N_0"}
+
+
 def _closed_form(function):
     def run(net, p, box, options):
         return {"value": function(net, p), "domain": "R^N_0"}
@@ -194,9 +207,9 @@ def ladder(net: Network, p: float | str = 2, box: float = 1.0,
     box : float, default 1.0
         The half-width R > 0 of the box [-R, R]^N_0 of ``lower`` and ``exact``.
     methods : str or sequence of str, default METHODS
-        Names among "lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise",
-        "theorem1", "theorem1_bv2" (a list, or one comma-separated string); run in that
-        (ladder) order.
+        Names among "lower", "exact", "lipsdp_neuron", "lipsdp_layer", "eclipse",
+        "eclipse_fast", "layerwise", "theorem1", "theorem1_bv2" (a list, or one
+        comma-separated string); run in that (ladder) order.
     **options : dict
         ``solver`` (LipSDP's), ``seed`` (lower's), ``num_points`` and ``rounds`` (lower's
         search) and the limits ``time_limit``, ``max_binaries``, ``max_pieces``,
@@ -374,10 +387,24 @@ registry.register(Method("lipsdp_layer", "upper", _lipsdp("layer"), stage="lipsd
                          domain="global", upper_margin=margins.lipsdp_margin,
                          at_least=("lipsdp_neuron", "lower"), limits=(MAX_SDP_COST,),
                          stage_order=1, order_slack=_accuracy_slack, **_LIPSDP_P))
+# ECLipsE (Xu and Sivaranjani, NeurIPS 2024; reference.lipschitz._eclipse): its multipliers
+# are feasible for LipSDP-neuron, so both are >= lipsdp_neuron; ECLipsE-Fast is <= layerwise
+# (a theorem, stated by layerwise's record), ECLipsE against either is not.  ECLipsE-Fast is a
+# closed form (tried after layerwise), ECLipsE one small SDP per layer (before LipSDP).
+_ECLIPSE_P: dict[str, Any] = {"p_values": (2.0,),
+                              "p_reason": "ECLipsE bounds the l2 constant only (p = 2)"}
+registry.register(Method("eclipse", "upper", _eclipse, stage="lipsdp", domain="global",
+                         upper_margin=margins.lipsdp_margin,
+                         at_least=("lipsdp_neuron", "lower", "exact"), limits=(MAX_SDP_COST,),
+                         stage_order=-1, **_ECLIPSE_P))
+registry.register(Method("eclipse_fast", "upper", _eclipse_fast, stage="closed_form",
+                         domain="global", upper_margin=margins.lipsdp_margin,
+                         at_least=("lipsdp_neuron", "lower", "exact"), stage_order=3,
+                         **_ECLIPSE_P))
 registry.register(Method("layerwise", "upper", _closed_form(lipschitz.layerwise),
                          stage="closed_form", domain="global",
-                         upper_margin=margins.closed_form_margin, at_least=("exact", "lower"),
-                         stage_order=2))
+                         upper_margin=margins.closed_form_margin,
+                         at_least=("exact", "lower", "eclipse_fast"), stage_order=2))
 registry.register(Method("theorem1", "upper", _closed_form(lipschitz.theorem1),
                          stage="closed_form", domain="global",
                          upper_margin=margins.closed_form_margin, at_least=("layerwise",),

@@ -3,9 +3,11 @@
 `check_claim` runs the methods of the ladder (reference.lipschitz.ladder) from the cheapest on and
 stops as soon as the claim is decided:
 
-1. closed forms (theorem1_bv2, theorem1, layerwise: global bounds, microseconds);
+1. closed forms (theorem1_bv2, theorem1, layerwise, and ECLipsE-Fast for p = 2: global
+   bounds, microseconds to a second);
 2. lower (seeded points and local search over the box, a pair of points of the box);
-3. LipSDP (p = 2; neuron, then layer if neuron gives nothing: global bounds);
+3. the SDPs (p = 2; ECLipsE (one small SDP per layer), then LipSDP-neuron, then -layer if
+   neuron gives nothing: global bounds);
 4. exact (over the box: 1 input by breakpoint propagation, 2 inputs by enumerating the
    linear regions, otherwise the MILP for p in {1, inf}, whose bracket is used when it stops);
 with 1 or 2 inputs, exact (fast there) comes before LipSDP (`stages`).

@@ -469,3 +469,31 @@ def test_a_neuron_cut_off_on_both_sides_balances_without_a_warning():
                       Identity()])
     assert result["value"] == pytest.approx(lipsdp(pruned, variant="neuron")["value"],
                                             rel=1e-6)
+
+
+# ------------------------------------------------- ECLipsE (reference.lipschitz._eclipse)
+@pytest.mark.parametrize("method", ["eclipse_fast", "eclipse"])
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_eclipse_obeys_the_scaling_law(method, name):
+    """Both ECLipsE rungs run on the network normalised per layer by powers of two and
+    rescale every M_i by a power of four: scaling the layers by s scales the value by s^L
+    (ECLipsE-Fast to 1e-9 relative: the weights rounded once; ECLipsE to 1e-5: a stage SDP's
+    optimal multipliers need not be unique, the later stages depend on which one the solver
+    returns, and a rounding of the data moved the value by 3e-8 (2-10-10-1) to 1.3e-6
+    (1-6-6-1, input rank 1); ECLipsE-Fast does not apply to the spline network, slopes of
+    both signs), and by 2^k gives the same bits, times 2^(kL)."""
+    net = NETWORKS[name]()
+    base = ladder.run_method(method, net, 2)
+    if base["value"] is None:
+        assert method == "eclipse_fast" and name.startswith("spline")
+        return
+    for s in (1e-8, 1e-3, 1e6):
+        scaled = rescaled(net, s)
+        r = ladder.run_method(method, scaled, 2)
+        rel = 1e-9 if method == "eclipse_fast" else 1e-5
+        assert r["value"] == pytest.approx(s ** depth(net) * base["value"], rel=rel, abs=0)
+        assert 0 < r["rounding_bound"] < 1e-8 * r["value"]
+    for k in (-27, 13):
+        r = ladder.run_method(method, rescaled(net, 2.0 ** k), 2)
+        for key in ("value", "rounding_bound"):
+            assert r[key] == np.ldexp(base[key], k * depth(net)), (k, key)

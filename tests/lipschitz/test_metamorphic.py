@@ -1,4 +1,5 @@
-"""Metamorphic laws of the Lipschitz methods (issue 23): exact, lower, layer-wise, Theorem 1.
+"""Metamorphic laws of the Lipschitz methods (issue 23): exact, lower, layer-wise, Theorem 1,
+ECLipsE-Fast (p = 2; ECLipsE and LipSDP: tests/lipschitz/test_lipsdp_scaling.py).
 
 Homogeneous law.  Number the dense layers k = 0 .. L-1 and scale layer k's weight by s and
 its bias by s^(k+1).  Then every pre-activation of layer k is multiplied by s^(k+1).  A
@@ -31,7 +32,7 @@ from reference.nn._linear_spline import LinearSpline
 from reference.nn._network import Dense, KnotSplineActivation, Network, SplineActivation
 from reference.testing import check_property, random_net
 
-METHODS = ("exact", "lower", "layerwise", "theorem1")
+METHODS = ("exact", "lower", "layerwise", "theorem1", "eclipse_fast")
 SEARCH = {"num_points": 300, "rounds": 4}         # lower: a short seeded search suffices
 SHAPES = {1: [1, 5, 4, 1], 2: [2, 5, 4, 1], 3: [3, 4, 3, 1]}
 

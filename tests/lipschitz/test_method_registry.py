@@ -59,24 +59,27 @@ def _stage_count(name):
 # ------------------------------------------------------------------ the built-in records
 def test_the_builtin_records_give_the_former_constants():
     """The views equal what _ladder and _verdict spelt out by hand before the registry."""
-    assert ladder.METHODS == ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "layerwise",
-                              "theorem1", "theorem1_bv2")
+    assert ladder.METHODS == ("lower", "exact", "lipsdp_neuron", "lipsdp_layer", "eclipse",
+                              "eclipse_fast", "layerwise", "theorem1", "theorem1_bv2")
     assert list(ladder.LIMITS) == ["time_limit", "max_binaries", "max_pieces", "max_regions",
                                    "max_sdp_cost", "max_lower_cost"]
     assert dict(ladder.KINDS) == {"lower": "lower", "exact": "bracket",
                                   "lipsdp_neuron": "upper", "lipsdp_layer": "upper",
+                                  "eclipse": "upper", "eclipse_fast": "upper",
                                   "layerwise": "upper", "theorem1": "upper",
                                   "theorem1_bv2": "upper"}
     assert set(registry.ordering_pairs()) == {
         ("lower", "exact"), ("exact", "layerwise"), ("lower", "layerwise"),
         ("layerwise", "theorem1"), ("theorem1", "theorem1_bv2"), ("lower", "lipsdp_neuron"),
         ("exact", "lipsdp_neuron"), ("lipsdp_neuron", "lipsdp_layer"),
-        ("lower", "lipsdp_layer")}
+        ("lower", "lipsdp_layer"), ("lipsdp_neuron", "eclipse"), ("lower", "eclipse"),
+        ("exact", "eclipse"), ("lipsdp_neuron", "eclipse_fast"), ("lower", "eclipse_fast"),
+        ("exact", "eclipse_fast"), ("eclipse_fast", "layerwise")}
     assert (verdict.CLOSED, verdict.LOWER, verdict.LIPSDP, verdict.EXACT) == (
-        ("theorem1_bv2", "theorem1", "layerwise"), ("lower",), ("lipsdp_neuron", "lipsdp_layer"),
-        ("exact",))
-    assert verdict.GLOBAL == ("theorem1_bv2", "theorem1", "layerwise", "lipsdp_neuron",
-                              "lipsdp_layer")
+        ("theorem1_bv2", "theorem1", "layerwise", "eclipse_fast"), ("lower",),
+        ("eclipse", "lipsdp_neuron", "lipsdp_layer"), ("exact",))
+    assert verdict.GLOBAL == ("theorem1_bv2", "theorem1", "layerwise", "eclipse_fast",
+                              "eclipse", "lipsdp_neuron", "lipsdp_layer")
 
 
 def test_every_registered_method_is_in_exactly_one_verdict_stage(doubled):

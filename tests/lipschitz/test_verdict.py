@@ -52,10 +52,11 @@ def test_claim_above_theorem1_is_sound_without_exact(relu_net, monkeypatch):
     t1 = lipschitz.theorem1(relu_net, 2)
     v = check_claim(relu_net, 1.01 * t1, 2, box=1.0)
     assert v.verdict == "sound" and v.exit_status == 0
-    # the smallest certified upper bound computed (layer-wise <= Theorem 1) names the method
-    assert v.decided_by.method == "layerwise" and v.decided_by.domain == "R^2"
-    assert v.decided_by.certified >= lipschitz.layerwise(relu_net, 2)
-    assert set(v.results) == {"theorem1_bv2", "theorem1", "layerwise"}
+    # the smallest certified upper bound computed (ECLipsE-Fast <= layer-wise <= Theorem 1)
+    # names the method
+    assert v.decided_by.method == "eclipse_fast" and v.decided_by.domain == "R^2"
+    assert v.decided_by.certified >= ladder.run_method("eclipse_fast", relu_net, 2)["value"]
+    assert set(v.results) == {"theorem1_bv2", "theorem1", "layerwise", "eclipse_fast"}
     assert v.not_run["exact"].startswith("not needed")
 
 
@@ -102,7 +103,7 @@ def test_two_inputs_try_exact_before_lipsdp(monkeypatch, relu_net):
     forbid(monkeypatch, "lipsdp_neuron", "lipsdp_layer")
     v = check_claim(relu_net, 1.001 * value, 2, box=1.0)
     assert v.verdict == "sound" and v.decided_by.method == "exact"
-    assert set(v.not_run) == {"lipsdp_neuron", "lipsdp_layer"}
+    assert set(v.not_run) == {"eclipse", "lipsdp_neuron", "lipsdp_layer"}
 
 
 def test_the_rounding_margin_is_respected(relu_net):
@@ -215,7 +216,7 @@ def test_command_exit_codes_and_json(tmp_path, capsys, relu_net):
     assert "UNSOUND" in out and "x' =" in out and "rounding margin" in out
     assert main(["lipschitz", str(path), "--claim", str(2 * top), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["verdict"] == "sound" and report["decided_by"]["method"] == "layerwise"
+    assert report["verdict"] == "sound" and report["decided_by"]["method"] == "eclipse_fast"
     assert {"value", "method", "certificate", "domain"} <= set(report["decided_by"])
     assert main(["lipschitz", str(path), "--claim", str(0.5 * low), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
