@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike
 from reference._limits import Deadline, check_time_limit, guard
 from reference._numerics import as_finite_array, check_choice, check_positive
 from reference.convex import _active_set as active_set
+from reference.convex import _one_neuron as one_neuron
 from reference.convex import _certify as certify
 from reference.convex._certificate import SolveCertificate
 from reference.convex._certify import nearest_power_of_two
@@ -426,20 +427,34 @@ def solve_path(net: Network, layer: int, x: ArrayLike, y: ArrayLike, lams: Seque
                        time_limit=time_limit, progress=progress)
 
 
-METHODS = ("active", "full")
+METHODS = ("active", "full", "one_neuron")
 
 
 def check_method(method, grid) -> str:
-    """The solve method: None means "active" for the data grid, "full" otherwise."""
+    """The solve method: None means "active" for the data grid, "full" otherwise (and
+    `resolve_method` may make it "one_neuron")."""
     is_data = isinstance(grid, str) and grid == "data"
     if method is None:
         return "active" if is_data else "full"
     check_choice(method, METHODS, "method")
-    if method == "active" and not is_data:
+    if method in ("active", "one_neuron") and not is_data:
         given = grid if isinstance(grid, str) else "a list of grids"
-        raise ValueError("method: 'active' works on the data grid only (grid='data'); "
+        raise ValueError(f"method: {method!r} works on the data grid only (grid='data'); "
                          f"use method='full' for grid={given!r}")
     return method
+
+
+def resolve_method(requested, method: str, a_mat, loss: str, reg: str, grid) -> str:
+    """"one_neuron" (reference.convex._one_neuron) when it was asked for, or when no method
+    was and the layer has one neuron with a problem it supports (`one_neuron.supports`,
+    a_mat the map A after the layer); a ValueError when it was asked for and does not
+    apply; else `method`."""
+    fits = one_neuron.supports(a_mat, loss, reg, grid)
+    if requested == "one_neuron" and not fits:
+        raise ValueError(f"method: 'one_neuron' needs a layer of one neuron (got "
+                         f"{a_mat.shape[1]}) with a nonzero map after it, loss in "
+                         f"{one_neuron.LOSSES} (got {loss!r}) and grid='data'")
+    return "one_neuron" if fits and requested in (None, "one_neuron") else method
 
 
 def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max, solver,
@@ -454,14 +469,19 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
     if not lams or not all(np.isfinite(lam) and lam >= 0 for lam in lams):
         raise ValueError(f"{name}: expected finite numbers >= 0, got {lams!r}")
     get_regulariser(reg)
-    method = check_method(method, grid)
+    requested, method = method, check_method(method, grid)
     if lip_max is not None:
         check_positive(lip_max, "lip_max")
     if not (np.isfinite(merge_rtol) and 0 <= merge_rtol < 1):
         raise ValueError(f"merge_rtol: expected a number in [0, 1), got {merge_rtol!r}")
     check_time_limit(time_limit)
     x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
-    grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size, merge_rtol)
+    method = resolve_method(requested, method, a_mat, loss, reg, grid)
+    if method == "one_neuron":          # its own size estimate: the samples, not the grid
+        guard(f"solve: one-neuron problem size ({len(z)} samples x {one_neuron.SIZE_FACTOR:g})",
+              one_neuron.size(len(z)), max_size, "max_size")
+    grids, uniform = grids_for(net, layer, z, reg, grid, size,
+                               np.finfo(float).max if method == "one_neuron" else max_size, merge_rtol)
     merged = merge_report(z, reg, grids, merge_rtol) \
         if isinstance(grid, str) and grid == "data" else {}
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
@@ -520,8 +540,10 @@ def _solve_once(net, layer, x, y, scaled, grids, uniform, method, solver, start,
     settings: CLARABEL settings for every solve of the pass (None: `solver_attempts`)."""
     extra, stopped, masks = [], None, start
     try:
-        if method == "active":
-            new, cert, masks, extra, stopped = active_set.solve_layer_active(
+        if method in ("active", "one_neuron"):
+            engine = active_set.solve_layer_active if method == "active" \
+                else one_neuron.solve_layer_one_neuron
+            new, cert, masks, extra, stopped = engine(
                 net, layer, x, y, scaled, grids, solver=solver, start=start, polish=polish,
                 gauge=gauge, deadline=deadline, bar=bar, settings=settings)
         else:

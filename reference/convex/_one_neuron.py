@@ -1,0 +1,327 @@
+"""The data-grid coefficient problem of a layer with ONE spline neuron and the squared loss,
+by an active set of knots whose restricted problems do not grow with the number of samples
+(``reference.convex.solve_layer(method="one_neuron")``, the default for such a layer).
+
+With one neuron the outputs are f_m = a sigma(z_m) + c (a = A[:, 0]), and the squared loss
+separates:
+
+    1/2 sum_m |a sigma(z_m) + c - y_m|^2 = alpha/2 sum_m (sigma(z_m) - t_m)^2 + C0,
+    alpha = |a|^2,  t_m = a . (y_m - c) / alpha,  C0 = 1/2 sum_m |y_m - c - a t_m|^2 .
+
+On a restricted grid S_0 < ... < S_{K-1} (the active candidates of the data grid) the spline
+is sigma(z) = u_j + s_j (z - S_j) on piece j (the end pieces continued), and the samples of
+piece j enter only through six sums: with d_m = z_m - S_j, their count n_j, mean offset mu_j,
+mean target tbar_j, V_j = sum (d - mu_j)^2, beta_j = sum (d - mu_j)(t - tbar_j) / V_j and the
+residual rho_j = sum (t - tbar_j - beta_j (d - mu_j))^2,
+
+    sum_{m in j} (u_j + s_j d_m - t_m)^2
+        = n_j (u_j + mu_j s_j - tbar_j)^2 + V_j (s_j - beta_j)^2 + rho_j      (exactly).
+
+So a restricted problem has 2K - 1 unknowns and 2K - 2 squared terms whatever M is
+(`CompressedProblem`, a `CoefficientProblem` with the same variables, constraints,
+regulariser, slope bound and gauge pin, and the same `solve` / `splines`); the sums are
+centred per piece (two passes of np.bincount over the samples, no cancellation).  A round
+costs O(M) for the sums and the optimality check over all M candidates
+(reference.convex._active_set.optimality: the KKT system of the full data-grid problem), and
+a CLARABEL solve of size O(K).  The rounds, the rules for adding and dropping candidates,
+the polishing on the knots alone and the certificate are the active set's
+(reference.convex._active_set); the verdict is reference.convex._certify.conclude's (the
+NumPy dual bound).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from reference.convex import _active_set as active_set
+from reference.convex._problem import CoefficientProblem, _evaluation, finish
+from reference.exceptions import SolveFailed
+from reference.nn._regularisers import get as get_regulariser
+
+LOSSES = ("squared",)        # the losses whose data term compresses exactly (module docstring)
+SIZE_FACTOR = 0.01           # problem_size of this method: samples x SIZE_FACTOR (see `size`)
+
+
+def supports(a_mat: np.ndarray, loss: str, reg: str, grid) -> bool:
+    """Whether `solve_layer` may use this method: one neuron whose map A (N_L, 1) after it is
+    not zero, a loss of LOSSES, the data grid, a regulariser whose extra points the active
+    set's certificate handles (TV2, BV2)."""
+    return (a_mat.shape[1] == 1 and bool(np.any(a_mat)) and loss in LOSSES
+            and isinstance(grid, str) and grid == "data"
+            and get_regulariser(reg).extra_points in ((), (0.0, 1.0)))
+
+
+def size(samples: int) -> int:
+    """The size guard's estimate (reference.convex._solve.problem_size's units: about 0.2 ms
+    of a cvxpy solve each) of a one-neuron solve on `samples` samples: SIZE_FACTOR per sample
+    (measured: 10^6 samples in about 2-4 s on one core, where the full problem_size is
+    2 10^6 units, about 400 s)."""
+    return int(np.ceil(samples * SIZE_FACTOR))
+
+
+class SortedTargets:
+    """The one-neuron squared loss as targets t (M,) with the weight alpha and the constant
+    C0 (module docstring), the samples sorted by z: z (M,) and t (M,) in that order."""
+
+    def __init__(self, scaled) -> None:
+        a = scaled.a_mat[:, 0]
+        self.alpha = float(a @ a)
+        if not self.alpha > 0:
+            raise ValueError("a: the map after the neuron is zero (no data term)")
+        residual = scaled.y - scaled.c[None, :]                         # (M, N_L)
+        t = residual @ a / self.alpha
+        self.constant = 0.5 * float(np.sum((residual - t[:, None] * a[None, :]) ** 2))
+        order = np.argsort(scaled.z[:, 0], kind="stable")
+        self.z, self.t = scaled.z[order, 0], t[order]
+
+    def pieces(self, grid: np.ndarray):
+        """(n, mu, tbar, v, beta, rho), each (K - 1,), of the pieces of `grid` (K,)."""
+        k = len(grid) - 1
+        j = np.clip(np.searchsorted(grid, self.z, side="right") - 1, 0, k - 1)
+        d = self.z - grid[j]
+        n = np.bincount(j, minlength=k).astype(np.float64)
+        safe = np.maximum(n, 1.0)
+        mu = np.bincount(j, d, k) / safe
+        tbar = np.bincount(j, self.t, k) / safe
+        dc, tc = d - mu[j], self.t - tbar[j]
+        v = np.bincount(j, dc * dc, k)
+        cov = np.bincount(j, dc * tc, k)
+        beta = np.divide(cov, v, out=np.zeros(k), where=v > 0)
+        rho = np.bincount(j, (tc - beta[j] * dc) ** 2, k)
+        return n, mu, tbar, v, beta, rho
+
+
+class CompressedProblem(CoefficientProblem):
+    r"""The restricted one-neuron problem with the squared loss compressed per piece.
+
+    Parameters
+    ----------
+    data : SortedTargets
+        The samples' targets, sorted.
+    scaled : Scaled
+        The problem in reference.convex._certify's internal units (its regulariser weights,
+        BV2's points, L_max).
+    grid : ndarray, shape (K,)
+        The restricted grid S (sorted, K >= 2).
+    gauge : ndarray, shape (2, k) or (1, k)
+        The gauge directions (`gauge_basis`), pinned as `CoefficientProblem` pins them.
+    deadline : Deadline, optional
+        As for `CoefficientProblem`.
+
+    Notes
+    -----
+    The objective, with u_j, s_j the values and slopes on S (u_{j+1} - u_j = H_j s_j):
+
+    .. math::
+
+        \frac{\alpha}{2} \sum_j \big(n_j (u_j + \mu_j s_j - \bar t_j)^2
+        + V_j (s_j - \beta_j)^2 + \rho_j\big) + C_0
+        + \lambda \big(w \|\Delta s\|_1 + q \sum_{t \in \text{points}} |\sigma(t)|\big),
+
+    equal to `CoefficientProblem`'s on the grid S (module docstring); the same solve, the
+    same `splines`.
+    """
+
+    def __init__(self, data: SortedTargets, scaled, grid: np.ndarray, gauge: np.ndarray,
+                 deadline=None) -> None:
+        import cvxpy as cp
+
+        regulariser = get_regulariser(scaled.reg)
+        k = len(grid)
+        self.grids, self.loss, self.reg = [grid], scaled.loss, scaled.reg
+        self.lip_max = None if scaled.lip_max is None else np.asarray(scaled.lip_max).copy()
+        self.weights = scaled.weights
+        self.deadline = deadline
+        self.u, self.s = cp.Variable(k), cp.Variable(k - 1)
+        self.lam = cp.Parameter(nonneg=True)
+        self.u_off, self.s_off = np.array([0, k]), np.array([0, k - 1])
+        n, mu, tbar, v, beta, rho = data.pieces(grid)
+        fit = cp.multiply(np.sqrt(n), self.u[:-1] + cp.multiply(mu, self.s) - tbar)
+        spread = cp.multiply(np.sqrt(v), self.s - beta)
+        data_term = data.alpha / 2 * (cp.sum_squares(fit) + cp.sum_squares(spread)) \
+            + (data.alpha / 2 * float(rho.sum()) + data.constant)
+        cons = [self.u[1:] - self.u[:-1] == cp.multiply(np.diff(grid), self.s)]
+        tv2 = self.weights.tv2[0] * cp.norm1(cp.diff(self.s)) if k > 2 else 0.0
+        at_points = None
+        if regulariser.extra_points:
+            pu, ps = _evaluation(grid, self.weights.points[0])
+            at_points = self.weights.point[0] * (pu @ self.u + ps @ self.s)
+        reg_term = regulariser.cvx_term(tv2, at_points)
+        if self.lip_max is not None:
+            cons.append(cp.abs(self.s) <= self.lip_max[0])
+        self.gauge = gauge
+        if gauge.shape[1]:
+            eu, es = _evaluation(grid, np.array([0.0]))
+            coords = cp.hstack([eu @ self.u + es @ self.s, self.s[:1]])[: gauge.shape[0]]
+            cons.append(gauge.T @ coords == 0)
+        self.gauge_directions = gauge.shape[1]
+        self.problem = cp.Problem(cp.Minimize(data_term + self.lam * reg_term), cons)
+
+
+def solve_layer_one_neuron(net, layer, x, y, scaled, grids, *, solver, start=None,
+                           polish=True, gauge=None, deadline=None, bar=None, settings=None):
+    r"""Solve the data-grid problem of a one-neuron layer with the squared loss.
+
+    The engine of ``reference.convex.solve_layer(method="one_neuron")``; the same arguments
+    and returns as ``reference.convex._active_set.solve_layer_active`` (whose rounds,
+    optimality check, polishing and certificate fields it shares).
+
+    Parameters
+    ----------
+    net : Network
+        The network; every weight stays fixed.
+    layer : int
+        Index of the spline layer (one neuron) in ``net.layers``.
+    x : ndarray of float64, shape (M, N_0)
+        The inputs, as checked by `solve_layer`.
+    y : ndarray
+        The caller's targets, for the NumPy re-evaluation.
+    scaled : Scaled
+        The problem in reference.convex._certify's internal units (squared loss).
+    grids : list of ndarray
+        One sorted array: the neuron's candidate points (the internal data grid).
+    solver : str
+        The cvxpy solver of the restricted problems.
+    start : list of ndarray of bool, optional
+        The active candidates to start from; default the active set's quantile points.
+    polish : bool, default True
+        Re-solve on the knots of the optimum only, kept when its optimality check passes.
+    gauge : ndarray, shape (2, k) or (1, k), optional
+        The gauge directions (`gauge_basis`); none pinned when None.
+    deadline : Deadline, optional
+        Checked before every round and passed to the solves.
+    bar : tqdm, optional
+        A progress bar to update.
+    settings : dict, optional
+        CLARABEL settings for every solve.
+
+    Returns
+    -------
+    model : Network or None
+        The new network (a knot-form layer), None when not converged.
+    certificate : dict
+        As `solve_layer_active`'s, with ``method`` "one_neuron".
+    masks : list of ndarray of bool
+        The active candidates at the end.
+    extra_points : list of tuple
+        [("last restricted solution", pieces)] when not converged, else [].
+    stopped : str or None
+        The reason at the deadline, else None.
+
+    Raises
+    ------
+    SolveFailed
+        When a solver fails: no model.
+
+    Notes
+    -----
+    The restricted problem is `CompressedProblem` (its size is the number of active
+    candidates, not M); each round checks the optimality condition of the full data-grid
+    problem at every candidate (``_active_set.optimality``) and adds candidates where it
+    fails (``_active_set.points_to_add``), until
+
+    .. math::
+
+        \max_k \frac{|\lambda \xi_k| - \lambda}{\lambda_{\mathrm{ref}}}
+        \le \mathrm{VIOLATION\_RTOL} + \text{noise}.
+
+    Cost per round: O(M) for the sums and the check (after one O(M log M) sort), plus the
+    restricted solve.
+    """
+    t0 = time.perf_counter()
+    z, a_mat, c, yi, lam = scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.lam
+    gauge = np.zeros((1, 0)) if gauge is None else gauge
+    data = SortedTargets(scaled)
+    scale = active_set.reference_scale(z, a_mat, c, yi, scaled.loss)
+    active = [m.copy() for m in (start or active_set.initial_active(grids))]
+    history, check, last, prob, result, status = [], None, None, None, {}, "round limit"
+    rounds = 0
+    for rounds in range(1, active_set.MAX_ROUNDS + 1):
+        if deadline is not None and deadline.expired():
+            status = "time_limit"
+            break
+        prob = CompressedProblem(data, scaled, grids[0][active[0]], gauge, deadline)
+        result, solution, check = active_set.solve_and_check(
+            prob, z, a_mat, c, yi, grids, active, lam, solver, scale, settings)
+        last = solution or last
+        if result["status"] != "optimal":
+            status = result["status"]
+            break
+        history.append({"points": [int(active[0].sum())], "worst": check.worst,
+                        "noise": check.noise})
+        if bar is not None:
+            bar.set_postfix_str(f"round {rounds}: {int(active[0].sum())} points, worst "
+                                f"violation {check.worst:.1e}, noise {check.noise:.1e}")
+        if check.accepted:
+            status = "converged"
+            break
+        grown = active_set.points_to_add(check.violation, active, check.tolerance)
+        if int(grown[0].sum()) == int(active[0].sum()):
+            status = "stalled"
+            break
+        if rounds == active_set.MAX_ROUNDS:
+            break
+        drop = active_set.points_to_drop(solution, check, active)
+        active = [grown[0] & ~drop[0]]
+    base = {"method": "one_neuron", "rounds": rounds, "solver": solver,
+            "candidate_points": [len(grids[0])],
+            "active_history": [{"points": h["points"], "worst": h["worst"]} for h in history]}
+    if status != "converged":
+        extra = [] if last is None else \
+            [("last restricted solution", list(zip(last.points, last.values)))]
+        base["attempts"] = result.get("attempts", [])
+        if status == "time_limit":
+            return None, base, active, extra, \
+                f"stopped at the time limit {deadline.time_limit:g} s in round {rounds}"
+        if status not in ("round limit", "stalled"):
+            raise SolveFailed(f"solve: {solver} ended with status {status!r} on a restricted "
+                              f"one-neuron problem (attempts: {'; '.join(base['attempts'])}); "
+                              "no model is returned")
+        base["rejected"] = (f"the one-neuron active set did not converge (status {status!r} "
+                            f"after {rounds} rounds, worst violation {check.worst:.3g}, "
+                            f"multiplier noise {check.noise:.3g}, {int(active[0].sum())} "
+                            "points)")
+        return None, base, active, extra, None
+    new, cert = finish(net, layer, x, y, scaled.lam_given, prob, result, None, 0.0,
+                       norm_grids=grids, scaled=scaled)
+    cert.update(base, knots_unpolished=cert["knots"], polish="off", polish_objective=None,
+                method_certified=check.accepted,
+                **active_set._certificate(check, scaled))
+    if polish and not (deadline is not None and deadline.expired()):
+        new, cert = _polish(net, layer, x, y, scaled, grids, new, cert, data, gauge, scale,
+                            solver=solver, deadline=deadline, settings=settings)
+    cert["points_per_neuron"] = [len(p) for p in new.layers[layer].points]
+    cert["seconds"] = time.perf_counter() - t0
+    return new, cert, active, [], None
+
+
+def _polish(net, layer, x, y, scaled, grids, new, cert, data, gauge, scale, *, solver,
+            deadline, settings):
+    """Re-solve on the ends and the knots of the solution (above the knot tolerance of
+    `knot_counts`); kept when its own optimality check over every candidate passes (it is
+    then an optimum on the knots alone, and the knot count that of such an optimum)."""
+    keep = active_set._knot_grids(new.layers[layer], grids, None, scaled)
+    z, a_mat, c, yi = scaled.z, scaled.a_mat, scaled.c, scaled.y
+    prob = CompressedProblem(data, scaled, grids[0][keep[0]], gauge, deadline)
+    result, _, check = active_set.solve_and_check(prob, z, a_mat, c, yi, grids, keep,
+                                                  scaled.lam, solver, scale, settings)
+    if result["status"] != "optimal":
+        cert["polish"] = f"rejected: solver status {result['status']!r}"
+        return new, cert
+    if not check.accepted:
+        cert["polish"] = (f"rejected: worst violation {check.worst:.3g}, noise "
+                          f"{check.noise:.3g}")
+        return new, cert
+    try:
+        out, out_cert = finish(net, layer, x, y, scaled.lam_given, prob, result, None, 0.0,
+                               norm_grids=grids, scaled=scaled)
+    except SolveFailed as exc:                       # the NumPy re-evaluation disagreed
+        cert["polish"] = f"rejected: {exc}"
+        return new, cert
+    keys = ("method", "rounds", "candidate_points", "active_history", "knots_unpolished")
+    out_cert.update({key: cert[key] for key in keys}, polish="accepted (knots above the knot "
+                    "tolerance)", polish_objective=out_cert["objective"],
+                    objective_unpolished=cert["objective"], method_certified=True,
+                    **active_set._certificate(check, scaled))
+    return out, out_cert
