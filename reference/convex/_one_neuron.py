@@ -62,7 +62,9 @@ def size(samples: int) -> int:
 
 class SortedTargets:
     """The one-neuron squared loss as targets t (M,) with the weight alpha and the constant
-    C0 (module docstring), the samples sorted by z: z (M,) and t (M,) in that order."""
+    C0 (module docstring), the samples sorted by z: z (M,) and t (M,) in that order, and
+    the internal problem's z (M, 1) and y in that order too (`sorted_z`, `sorted_y`: the
+    optimality check's sorts are then O(M) instead of O(M log M))."""
 
     def __init__(self, scaled) -> None:
         a = scaled.a_mat[:, 0]
@@ -74,6 +76,7 @@ class SortedTargets:
         self.constant = 0.5 * float(np.sum((residual - t[:, None] * a[None, :]) ** 2))
         order = np.argsort(scaled.z[:, 0], kind="stable")
         self.z, self.t = scaled.z[order, 0], t[order]
+        self.sorted_z, self.sorted_y = scaled.z[order], scaled.y[order]
 
     def pieces(self, grid: np.ndarray):
         """(n, mu, tbar, v, beta, rho), each (K - 1,), of the pieces of `grid` (K,)."""
@@ -230,9 +233,9 @@ def solve_layer_one_neuron(net, layer, x, y, scaled, grids, *, solver, start=Non
     restricted solve.
     """
     t0 = time.perf_counter()
-    z, a_mat, c, yi, lam = scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.lam
     gauge = np.zeros((1, 0)) if gauge is None else gauge
     data = SortedTargets(scaled)
+    z, a_mat, c, yi, lam = data.sorted_z, scaled.a_mat, scaled.c, data.sorted_y, scaled.lam
     scale = active_set.reference_scale(z, a_mat, c, yi, scaled.loss)
     active = [m.copy() for m in (start or active_set.initial_active(grids))]
     history, check, last, prob, result, status = [], None, None, None, {}, "round limit"
@@ -302,7 +305,7 @@ def _polish(net, layer, x, y, scaled, grids, new, cert, data, gauge, scale, *, s
     `knot_counts`); kept when its own optimality check over every candidate passes (it is
     then an optimum on the knots alone, and the knot count that of such an optimum)."""
     keep = active_set._knot_grids(new.layers[layer], grids, None, scaled)
-    z, a_mat, c, yi = scaled.z, scaled.a_mat, scaled.c, scaled.y
+    z, a_mat, c, yi = data.sorted_z, scaled.a_mat, scaled.c, data.sorted_y
     prob = CompressedProblem(data, scaled, grids[0][keep[0]], gauge, deadline)
     result, _, check = active_set.solve_and_check(prob, z, a_mat, c, yi, grids, keep,
                                                   scaled.lam, solver, scale, settings)
