@@ -1,0 +1,215 @@
+"""The one-neuron method (reference.convex._one_neuron, issue 20 item 3): the default for a
+layer of one neuron with the squared loss on the data grid; its optimum against the whole
+data grid solved at once (method "full", the oracle) and the general active set, to the
+certificate's tolerance, on random problems: TV2 and BV2, with and without L_max, several
+outputs, duplicated and unsorted inputs; the scaling laws; degenerate problems (one or two
+samples, all inputs equal, lambda huge); the dispatch and its errors."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from reference.convex import _solve as convex
+from reference.exceptions import TooLarge
+from reference.nn import Dense, Identity, LinearSpline, Network, SplineActivation
+from reference.testing import single_neuron
+
+
+def one_neuron_net(a, c, w=1.0, b=0.0):
+    """x (M, 1) -> w x + b -> one spline neuron -> a sigma + c (N_L outputs)."""
+    a = np.atleast_1d(np.asarray(a, dtype=np.float64))
+    return Network([Dense(np.array([[w]]), np.array([b])),
+                    SplineActivation(LinearSpline.initialise("identity", 1, 21, 2.0)),
+                    Dense(a[:, None], np.atleast_1d(np.asarray(c, dtype=np.float64))),
+                    Identity()])
+
+
+def random_problem(seed, m=60, outputs=1, duplicates=False):
+    """(net, x, y): random inputs (unsorted; with duplicates, each input twice or more),
+    targets a smooth curve plus noise per output."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.5, 2.5, (m, 1))
+    if duplicates:
+        x[m // 2:] = x[rng.integers(0, m // 2, m - m // 2)]
+    a, c = rng.normal(size=outputs), rng.normal(size=outputs)
+    y = np.sin(2 * x) * a[None, :] + 0.3 * rng.normal(size=(m, outputs))
+    net = one_neuron_net(a, c, w=rng.uniform(0.5, 2.0), b=rng.normal())
+    return net, x, y if outputs > 1 else y[:, 0]
+
+
+def solve(net, x, y, **kw):
+    return convex.solve_layer(net, 1, x, y, **kw)
+
+
+def assert_same_optimum(found, oracle):
+    """Both certified, the objectives within the sum of their certificates' tolerances."""
+    assert found["status"] == oracle["status"] == "optimal"
+    tol = found["gap_tolerance"] + oracle["gap_tolerance"]
+    assert abs(found["objective"] - oracle["objective"]) <= tol, (found["objective"],
+                                                                  oracle["objective"], tol)
+
+
+CASES = [("tv2", None, 1, False), ("bv2", None, 1, False), ("tv2", 0.8, 1, False),
+         ("bv2", 0.8, 1, False), ("tv2", None, 2, True), ("bv2", 1.5, 3, True)]
+
+
+@pytest.mark.parametrize("reg, lip_max, outputs, duplicates", CASES)
+def test_one_neuron_equals_the_full_data_grid(reg, lip_max, outputs, duplicates):
+    for seed in range(2):
+        net, x, y = random_problem(seed, outputs=outputs, duplicates=duplicates)
+        kw = dict(lam=0.05, reg=reg, lip_max=lip_max)
+        model, cert = solve(net, x, y, **kw)
+        assert cert["method"] == "one_neuron" and cert["certified_by"] == "dual bound"
+        _, full = solve(net, x, y, method="full", **kw)
+        assert_same_optimum(cert, full)
+        _, active = solve(net, x, y, method="active", **kw)
+        assert_same_optimum(cert, active)
+        assert cert["knots"] == active["knots"]        # both polished on the knots alone
+        # the returned model's objective, in NumPy, is the one reported
+        assert cert["objective_check"] == pytest.approx(cert["objective"], rel=1e-9)
+        if lip_max is not None:
+            assert cert["lipschitz"][0] <= lip_max * (1 + 1e-9)
+
+
+def test_one_neuron_is_the_default_where_it_applies():
+    net, x, y = single_neuron(200)
+    _, cert = solve(net, x, y, lam=0.5)
+    assert cert["method"] == "one_neuron"
+    _, cert = solve(net, x, (y > 0).astype(float), lam=0.5, loss="logistic")
+    assert cert["method"] == "active"                # not a loss it compresses
+    _, cert = solve(net, x, y, lam=0.5, grid="uniform", size=11)
+    assert cert["method"] == "full"
+    with pytest.raises(ValueError, match="method: 'one_neuron' needs"):
+        solve(net, x, (y > 0).astype(float), lam=0.5, loss="logistic", method="one_neuron")
+    with pytest.raises(ValueError, match="method: 'one_neuron' works on the data grid"):
+        solve(net, x, y, lam=0.5, grid="uniform", method="one_neuron")
+
+
+def test_one_neuron_progress_shows_the_rounds(monkeypatch):
+    from tests.convex.test_solve_certificate import FakeTerminal
+
+    net, x, y = single_neuron(m=300)
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    _, cert = solve(net, x, y, lam=0.5, progress=True)
+    assert cert["status"] == "optimal"
+    assert "solve (one_neuron)" in terminal.getvalue() and "round 1" in terminal.getvalue()
+
+
+def test_solve_command_uses_the_one_neuron_method(tmp_path, capsys):
+    from reference.cli import main
+    from reference.io._model_file import save_model
+
+    net, x, y = single_neuron(m=200)
+    save_model(net, tmp_path / "m.npz")
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    args = ["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"), "--layer",
+            "1", "--lam", "0.5", "--out", str(tmp_path / "s.npz"), "--json"]
+    for extra in ([], ["--method", "one_neuron"]):
+        assert main(args + extra) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["method"] == "one_neuron" and out["status"] == "optimal"
+        assert out["rounds"] >= 1 and "worst_violation" in out and "polish" in out
+
+
+def test_two_neurons_keep_the_active_set():
+    rng = np.random.default_rng(0)
+    net = Network([Dense(np.array([[1.0], [-0.5]]), np.zeros(2)),
+                   SplineActivation(LinearSpline.initialise("identity", 2, 21, 2.0)),
+                   Dense(np.array([[1.0, 0.7]]), np.zeros(1)), Identity()])
+    x = rng.uniform(-2, 2, (80, 1))
+    _, cert = solve(net, x, np.sin(3 * x[:, 0]), lam=0.1)
+    assert cert["method"] == "active"
+    with pytest.raises(ValueError, match="one neuron"):
+        solve(net, x, np.sin(3 * x[:, 0]), lam=0.1, method="one_neuron")
+
+
+def test_one_neuron_size_guard_counts_samples():
+    net, x, y = single_neuron(500)
+    with pytest.raises(TooLarge, match="one-neuron problem size"):
+        solve(net, x, y, lam=0.5, max_size=2)
+    # the full data grid's guard would refuse this size; the one-neuron estimate does not
+    _, cert = solve(net, x, y, lam=0.5, max_size=600)
+    assert cert["method"] == "one_neuron"
+    with pytest.raises(TooLarge):
+        solve(net, x, y, lam=0.5, max_size=600, method="active")
+
+
+@pytest.mark.parametrize("r, s", [(2.0 ** 5, 2.0 ** -3), (1e3, 1e-2)])
+def test_one_neuron_scaling_law(r, s):
+    """x multiplied by r (so z by r), y - c by s, lambda by s r, L_max by s / r: the
+    objective multiplied by s^2, the same knots (bit for bit for powers of two)."""
+    net, x, y = random_problem(3, m=80)
+    c = net.layers[2].params["bias"].copy()
+    base = solve(net, x, y, lam=0.05, lip_max=1.2)[1]
+    scaled_net = one_neuron_net(net.layers[2].params["weight"][:, 0], c * s,
+                                net.layers[0].params["weight"][0, 0],
+                                net.layers[0].params["bias"][0] * r)
+    found = solve(scaled_net, x * r, y * s, lam=0.05 * s * r, lip_max=1.2 * s / r)[1]
+    assert found["status"] == base["status"] == "optimal"
+    assert found["knots"] == base["knots"]
+    if np.frexp(r)[0] == 0.5 and np.frexp(s)[0] == 0.5:
+        assert found["objective"] == base["objective"] * s * s
+    else:
+        assert found["objective"] == pytest.approx(base["objective"] * s * s, rel=1e-7)
+
+
+@pytest.mark.parametrize("m", [1, 2])
+def test_one_neuron_few_samples(m):
+    """One sample: the data fitted exactly by a constant (objective 0); two: by a line."""
+    x = np.array([[0.3], [1.1]])[:m]
+    y = np.array([0.7, -0.4])[:m]
+    model, cert = solve(one_neuron_net(1.0, 0.0), x, y, lam=0.1)
+    assert cert["status"] == "optimal" and cert["method"] == "one_neuron"
+    assert cert["knots"] == [0]
+    assert abs(cert["objective"]) <= cert["gap_tolerance"]
+    np.testing.assert_allclose(model.forward(x)[:, 0], y, atol=1e-6)
+
+
+def test_one_neuron_all_inputs_equal():
+    """Every input equal: the optimum fits their mean (a constant, no knot)."""
+    x = np.full((7, 1), 0.4)
+    y = np.array([0.1, 0.5, -0.2, 0.9, 0.3, 0.3, 0.0])
+    model, cert = solve(one_neuron_net(2.0, 0.5), x, y, lam=0.3)
+    assert cert["status"] == "optimal" and cert["knots"] == [0]
+    expected = 0.5 * float(np.sum((y - y.mean()) ** 2))
+    assert cert["objective"] == pytest.approx(expected, rel=1e-9, abs=cert["gap_tolerance"])
+
+
+@pytest.mark.parametrize("reg", ["tv2", "bv2"])
+def test_one_neuron_huge_lambda(reg):
+    """lambda huge: TV2 gives the least-squares line (no knot), BV2 the zero spline."""
+    net, x, y = random_problem(5)
+    model, cert = solve(net, x, y, lam=1e9, reg=reg)
+    assert cert["status"] == "optimal" and cert["knots"] == [0]
+    out = model.forward(x)[:, 0]
+    if reg == "bv2":
+        np.testing.assert_allclose(out, net.layers[2].params["bias"][0], atol=1e-6)
+    else:
+        design = np.column_stack([np.ones(len(x)), x[:, 0]])
+        fit = design @ np.linalg.lstsq(design, y, rcond=None)[0]
+        np.testing.assert_allclose(out, fit, atol=1e-6 * np.ptp(y))
+
+
+def test_one_neuron_path_warm_starts():
+    net, x, y = random_problem(7, m=120)
+    path = convex.solve_path(net, 1, x, y, [0.5, 0.1, 0.02])
+    for lam, _, cert in path:
+        assert cert["method"] == "one_neuron" and cert["status"] == "optimal"
+        _, active = solve(net, x, y, lam=lam, method="active")
+        assert_same_optimum(cert, active)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("m", [20_000, 200_000])
+def test_one_neuron_large(m):
+    """The benchmark's problem: certified, the knots of the general active set (M = 20 000),
+    or of a path from a coarser lambda (M = 200 000)."""
+    net, x, y = single_neuron(m)
+    _, cert = solve(net, x, y, lam=0.5, max_size=1e5)
+    assert cert["status"] == "optimal" and cert["method"] == "one_neuron"
+    if m <= 20_000:
+        _, active = solve(net, x, y, lam=0.5, method="active")
+        assert_same_optimum(cert, active)
+        assert cert["knots"] == active["knots"]
