@@ -34,9 +34,12 @@ import time
 
 import numpy as np
 
+from scipy.special import expit, softmax
+
 from reference.convex import _active_set as active_set
 from reference.convex._problem import CoefficientProblem, _evaluation, finish
 from reference.exceptions import SolveFailed
+from reference.nn._losses import get_loss, loss_and_grad
 from reference.nn._regularisers import get as get_regulariser
 
 LOSSES = ("squared",)        # the losses whose data term compresses exactly (module docstring)
@@ -61,41 +64,106 @@ def size(samples: int) -> int:
 
 
 class SortedTargets:
-    """The one-neuron squared loss as targets t (M,) with the weight alpha and the constant
-    C0 (module docstring), the samples sorted by z: z (M,) and t (M,) in that order, and
-    the internal problem's z (M, 1) and y in that order too (`sorted_z`, `sorted_y`: the
-    optimality check's sorts are then O(M) instead of O(M log M))."""
+    """The samples of a one-neuron problem sorted by z: z (M,), and the internal problem's
+    z (M, 1) and y in that order (`sorted_z`, `sorted_y`: the optimality check's sorts are
+    then O(M) instead of O(M log M)); for the squared loss also the targets t (M,), the
+    weight alpha and the constant C0 (module docstring)."""
 
     def __init__(self, scaled) -> None:
         a = scaled.a_mat[:, 0]
+        self.a, self.c, self.loss = a, scaled.c, scaled.loss
         self.alpha = float(a @ a)
         if not self.alpha > 0:
             raise ValueError("a: the map after the neuron is zero (no data term)")
-        residual = scaled.y - scaled.c[None, :]                         # (M, N_L)
-        t = residual @ a / self.alpha
-        self.constant = 0.5 * float(np.sum((residual - t[:, None] * a[None, :]) ** 2))
         order = np.argsort(scaled.z[:, 0], kind="stable")
-        self.z, self.t = scaled.z[order, 0], t[order]
+        self.z = scaled.z[order, 0]
         self.sorted_z, self.sorted_y = scaled.z[order], scaled.y[order]
+        if get_loss(scaled.loss).output_scaled:                     # the squared loss
+            residual = self.sorted_y - scaled.c[None, :]                # (M, N_L)
+            self.t = residual @ a / self.alpha
+            self.constant = 0.5 * float(np.sum((residual - self.t[:, None] * a[None, :]) ** 2))
+
+    def split(self, grid: np.ndarray):
+        """(j (M,): the piece of `grid` (K,) of every sample, d (M,): its offset z - S_j)."""
+        j = np.clip(np.searchsorted(grid, self.z, side="right") - 1, 0, len(grid) - 2)
+        return j, self.z - grid[j]
 
     def pieces(self, grid: np.ndarray):
         """(n, mu, tbar, v, beta, rho), each (K - 1,), of the pieces of `grid` (K,)."""
         k = len(grid) - 1
-        j = np.clip(np.searchsorted(grid, self.z, side="right") - 1, 0, k - 1)
-        d = self.z - grid[j]
-        n = np.bincount(j, minlength=k).astype(np.float64)
-        safe = np.maximum(n, 1.0)
-        mu = np.bincount(j, d, k) / safe
-        tbar = np.bincount(j, self.t, k) / safe
+        j, d = self.split(grid)
+        n, mu, v = weighted_moments(j, d, np.ones(len(d)), k)
+        tbar = np.bincount(j, self.t, k) / np.maximum(n, 1.0)
         dc, tc = d - mu[j], self.t - tbar[j]
-        v = np.bincount(j, dc * dc, k)
         cov = np.bincount(j, dc * tc, k)
         beta = np.divide(cov, v, out=np.zeros(k), where=v > 0)
         rho = np.bincount(j, (tc - beta[j] * dc) ** 2, k)
         return n, mu, tbar, v, beta, rho
 
+    def loss_terms(self, sigma: np.ndarray):
+        """(value, g (M,), h (M,)): the data term at sigma(z_m) = sigma (M,) and its first and
+        second derivatives in each sigma_m (f_m = a sigma_m + c; squared: h = |a|^2;
+        logistic: p (1 - p) a^2, p = sigmoid(f); cross-entropy: a^T (diag P - P P^T) a,
+        P = softmax(f))."""
+        out = sigma[:, None] * self.a[None, :] + self.c[None, :]
+        value, r = loss_and_grad(self.loss, out, self.sorted_y)
+        if self.loss == "logistic":
+            p = expit(out[:, 0])
+            h = p * (1.0 - p) * self.a[0] ** 2
+        elif self.loss == "xent":
+            prob = softmax(out, axis=1)
+            h = prob @ (self.a * self.a) - (prob @ self.a) ** 2
+        else:
+            h = np.full(len(sigma), self.alpha)
+        return value, r @ self.a, np.maximum(h, 0.0)
 
-class CompressedProblem(CoefficientProblem):
+
+def weighted_moments(j: np.ndarray, d: np.ndarray, h: np.ndarray, k: int):
+    """(H, mu, V), each (k,): per piece the weight H_j = sum h, the weighted mean offset
+    mu_j = sum h d / H_j and V_j = sum h (d - mu_j)^2 (centred: no cancellation)."""
+    weight = np.bincount(j, h, k)
+    mu = np.bincount(j, h * d, k) / np.where(weight > 0, weight, 1.0)
+    dc = d - mu[j]
+    return weight, mu, np.bincount(j, h * dc * dc, k)
+
+
+class RestrictedProblem(CoefficientProblem):
+    """A `CoefficientProblem` of one neuron on a restricted grid whose data term is given
+    (`CompressedProblem`, `NewtonProblem`): the same variables u, s, constraints,
+    regulariser, slope bound and gauge pin, the same `solve` and `splines`."""
+
+    def _build(self, scaled, grid: np.ndarray, gauge: np.ndarray, deadline, data_term) -> None:
+        import cvxpy as cp
+
+        regulariser = get_regulariser(scaled.reg)
+        k = len(grid)
+        self.grids, self.loss, self.reg = [grid], scaled.loss, scaled.reg
+        self.lip_max = None if scaled.lip_max is None else np.asarray(scaled.lip_max).copy()
+        self.weights = scaled.weights
+        self.deadline = deadline
+        self.u, self.s = cp.Variable(k), cp.Variable(k - 1)
+        self.lam = cp.Parameter(nonneg=True)
+        self.u_off, self.s_off = np.array([0, k]), np.array([0, k - 1])
+        cons = [self.u[1:] - self.u[:-1] == cp.multiply(np.diff(grid), self.s)]
+        tv2 = self.weights.tv2[0] * cp.norm1(cp.diff(self.s)) if k > 2 else 0.0
+        at_points = None
+        if regulariser.extra_points:
+            pu, ps = _evaluation(grid, self.weights.points[0])
+            at_points = self.weights.point[0] * (pu @ self.u + ps @ self.s)
+        self.reg_term = regulariser.cvx_term(tv2, at_points)
+        if self.lip_max is not None:
+            cons.append(cp.abs(self.s) <= self.lip_max[0])
+        self.gauge = gauge
+        if gauge.shape[1]:
+            eu, es = _evaluation(grid, np.array([0.0]))
+            coords = cp.hstack([eu @ self.u + es @ self.s, self.s[:1]])[: gauge.shape[0]]
+            cons.append(gauge.T @ coords == 0)
+        self.gauge_directions = gauge.shape[1]
+        self.problem = cp.Problem(cp.Minimize(data_term(self.u, self.s)
+                                              + self.lam * self.reg_term), cons)
+
+
+class CompressedProblem(RestrictedProblem):
     r"""The restricted one-neuron problem with the squared loss compressed per piece.
 
     Parameters
@@ -127,39 +195,17 @@ class CompressedProblem(CoefficientProblem):
     """
 
     def __init__(self, data: SortedTargets, scaled, grid: np.ndarray, gauge: np.ndarray,
-                 deadline=None) -> None:
+                 deadline=None, start=None) -> None:
         import cvxpy as cp
 
-        regulariser = get_regulariser(scaled.reg)
-        k = len(grid)
-        self.grids, self.loss, self.reg = [grid], scaled.loss, scaled.reg
-        self.lip_max = None if scaled.lip_max is None else np.asarray(scaled.lip_max).copy()
-        self.weights = scaled.weights
-        self.deadline = deadline
-        self.u, self.s = cp.Variable(k), cp.Variable(k - 1)
-        self.lam = cp.Parameter(nonneg=True)
-        self.u_off, self.s_off = np.array([0, k]), np.array([0, k - 1])
         n, mu, tbar, v, beta, rho = data.pieces(grid)
-        fit = cp.multiply(np.sqrt(n), self.u[:-1] + cp.multiply(mu, self.s) - tbar)
-        spread = cp.multiply(np.sqrt(v), self.s - beta)
-        data_term = data.alpha / 2 * (cp.sum_squares(fit) + cp.sum_squares(spread)) \
-            + (data.alpha / 2 * float(rho.sum()) + data.constant)
-        cons = [self.u[1:] - self.u[:-1] == cp.multiply(np.diff(grid), self.s)]
-        tv2 = self.weights.tv2[0] * cp.norm1(cp.diff(self.s)) if k > 2 else 0.0
-        at_points = None
-        if regulariser.extra_points:
-            pu, ps = _evaluation(grid, self.weights.points[0])
-            at_points = self.weights.point[0] * (pu @ self.u + ps @ self.s)
-        reg_term = regulariser.cvx_term(tv2, at_points)
-        if self.lip_max is not None:
-            cons.append(cp.abs(self.s) <= self.lip_max[0])
-        self.gauge = gauge
-        if gauge.shape[1]:
-            eu, es = _evaluation(grid, np.array([0.0]))
-            coords = cp.hstack([eu @ self.u + es @ self.s, self.s[:1]])[: gauge.shape[0]]
-            cons.append(gauge.T @ coords == 0)
-        self.gauge_directions = gauge.shape[1]
-        self.problem = cp.Problem(cp.Minimize(data_term + self.lam * reg_term), cons)
+
+        def data_term(u, s):
+            fit = cp.multiply(np.sqrt(n), u[:-1] + cp.multiply(mu, s) - tbar)
+            spread = cp.multiply(np.sqrt(v), s - beta)
+            return data.alpha / 2 * (cp.sum_squares(fit) + cp.sum_squares(spread)) \
+                + (data.alpha / 2 * float(rho.sum()) + data.constant)
+        self._build(scaled, grid, gauge, deadline, data_term)
 
 
 def solve_layer_one_neuron(net, layer, x, y, scaled, grids, *, solver, start=None,
