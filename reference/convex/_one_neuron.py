@@ -40,9 +40,10 @@ from reference.convex import _active_set as active_set
 from reference.convex._problem import CoefficientProblem, _evaluation, finish
 from reference.exceptions import SolveFailed
 from reference.nn._losses import get_loss, loss_and_grad
+from reference.nn._network import KnotSplineActivation
 from reference.nn._regularisers import get as get_regulariser
 
-LOSSES = ("squared",)        # the losses whose data term compresses exactly (module docstring)
+LOSSES = ("squared", "logistic", "xent")     # squared: compressed exactly; others: Newton
 SIZE_FACTOR = 0.01           # problem_size of this method: samples x SIZE_FACTOR (see `size`)
 
 
@@ -50,7 +51,8 @@ def supports(a_mat: np.ndarray, loss: str, reg: str, grid) -> bool:
     """Whether `solve_layer` may use this method: one neuron whose map A (N_L, 1) after it is
     not zero, a loss of LOSSES, the data grid, a regulariser whose extra points the active
     set's certificate handles (TV2, BV2)."""
-    return (a_mat.shape[1] == 1 and bool(np.any(a_mat)) and loss in LOSSES
+    seen = np.ptp(a_mat) if get_loss(loss).shift_invariant else np.abs(a_mat).max()
+    return (a_mat.shape[1] == 1 and bool(seen > 0) and loss in LOSSES
             and isinstance(grid, str) and grid == "data"
             and get_regulariser(reg).extra_points in ((), (0.0, 1.0)))
 
@@ -208,6 +210,157 @@ class CompressedProblem(RestrictedProblem):
         self._build(scaled, grid, gauge, deadline, data_term)
 
 
+NEWTON_STEPS = 60            # NewtonProblem: the most proximal Newton steps of one solve
+NEWTON_RTOL = 1e-15          # ... stopped when the predicted decrease is below this * max(|F|, 1)
+ARMIJO = 0.25                # ... a step is accepted when it gains this share of the prediction
+
+
+class NewtonProblem(RestrictedProblem):
+    r"""The restricted one-neuron problem of a smooth loss (logistic, cross-entropy; also the
+    squared loss, in one step), solved by proximal Newton steps whose quadratic models are
+    compressed per piece.
+
+    Parameters
+    ----------
+    data : SortedTargets
+        The samples, sorted.
+    scaled : Scaled
+        The problem in internal units.
+    grid : ndarray, shape (K,)
+        The restricted grid S.
+    gauge : ndarray, shape (2, k) or (1, k)
+        The gauge directions, pinned.
+    deadline : Deadline, optional
+        As for `CoefficientProblem`.
+    start : tuple of ndarray, optional
+        (values (K,), slopes (K - 1,)) of the first iterate on S (default: the zero spline).
+
+    Notes
+    -----
+    At the iterate sigma^k, each sample's loss is replaced by its second-order expansion
+    g_m e_m + h_m e_m^2 / 2 in e_m = sigma(z_m) - sigma^k(z_m) (g, h the derivatives of
+    `SortedTargets.loss_terms`), which on piece j is e_m = du_j + ds_j d_m, so
+
+    .. math::
+
+        \sum_{m \in j} ig(g_m e_m + 	frac12 h_m e_m^2ig) = G_j du_j + G^d_j ds_j
+        + 	frac12 ig(H_j (du_j + \mu_j ds_j)^2 + V_j ds_j^2ig)
+
+    with H_j = sum h, mu_j = sum h d / H_j, V_j = sum h (d - mu_j)^2, G_j = sum g,
+    G^d_j = sum g d (`weighted_moments`).  The model plus lambda R is solved by CLARABEL
+    (the parameters change, the problem is compiled once per grid: DPP); a backtracking line
+    search on the true objective (ARMIJO share of the predicted decrease Delta) gives the
+    next iterate, until -Delta <= NEWTON_RTOL max(|F|, 1).  A proximal Newton method on a
+    smooth convex loss plus a convex regulariser: converges, quadratically near the optimum.
+    """
+
+    def __init__(self, data: SortedTargets, scaled, grid: np.ndarray, gauge: np.ndarray,
+                 deadline=None, start=None) -> None:
+        import cvxpy as cp
+
+        k = len(grid)
+        self.data = data
+        self.split_at = data.split(grid)
+        self.params = {name: cp.Parameter(k - 1) for name in ("p1", "p2", "b1", "pv", "bv",
+                                                              "gu", "gs")}
+        par = self.params
+
+        def data_term(u, s):
+            fit = cp.multiply(par["p1"], u[:-1]) + cp.multiply(par["p2"], s) - par["b1"]
+            spread = cp.multiply(par["pv"], s) - par["bv"]
+            return 0.5 * (cp.sum_squares(fit) + cp.sum_squares(spread)) \
+                + par["gu"] @ u[:-1] + par["gs"] @ s
+        self._build(scaled, grid, gauge, deadline, data_term)
+        self.current = start if start is not None else (np.zeros(k), np.zeros(k - 1))
+
+    def _objective(self, u, s, lam):
+        """(F, data value, g, h) at the spline (u, s) on the grid: F = data + lam R."""
+        j, d = self.split_at
+        value, g, h = self.data.loss_terms(u[j] + s[j] * d)
+        self.u.value, self.s.value = u, s
+        return value + lam * float(self.reg_term.value), g, h
+
+    def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True,
+              settings: dict | None = None) -> dict:
+        """`CoefficientProblem.solve`'s result for the restricted problem, by proximal Newton
+        steps (class Notes): objective F at the last iterate (NumPy), gap None, status
+        "optimal" when the predicted decrease fell below the tolerance, else the reason."""
+        import time as clock
+
+        t0 = clock.perf_counter()
+        j, d = self.split_at
+        k = len(self.grids[0]) - 1
+        u, s = (np.asarray(v, dtype=np.float64).copy() for v in self.current)
+        f, g, h = self._objective(u, s, lam)
+        attempts, status, trusted = [], "newton: step limit", True
+        for step in range(1, NEWTON_STEPS + 1):
+            weight, mu, v = weighted_moments(j, d, h, k)
+            grad_u, grad_s = np.bincount(j, g, k), np.bincount(j, g * d, k)
+            root_h, root_v = np.sqrt(weight), np.sqrt(v)
+            values = {"p1": root_h, "p2": root_h * mu, "pv": root_v, "gu": grad_u,
+                      "gs": grad_s, "b1": root_h * (u[:-1] + mu * s), "bv": root_v * s}
+            for name, value in values.items():
+                self.params[name].value = value
+            result = super().solve(lam, solver, warm_start, settings)
+            attempts.append(f"step {step}: " + ", ".join(result["attempts"]))
+            trusted = trusted and bool(result["default_settings"])
+            if result["status"] != "optimal":
+                status = result["status"]
+                break
+            u_new, s_new = np.asarray(self.u.value), np.asarray(self.s.value)
+            du, ds = u_new - u, s_new - s
+            reg_new = float(self.reg_term.value)
+            self.u.value, self.s.value = u, s
+            predicted = float(grad_u @ du[:-1] + grad_s @ ds + 0.5 * np.sum(
+                weight * (du[:-1] + mu * ds) ** 2 + v * ds * ds)) \
+                + lam * (reg_new - float(self.reg_term.value))
+            if predicted >= -NEWTON_RTOL * max(abs(f), 1.0):
+                status = "optimal"
+                break
+            step_size = 1.0
+            while step_size > 1e-12:
+                f_try, g_try, h_try = self._objective(u + step_size * du, s + step_size * ds,
+                                                      lam)
+                if f_try <= f + ARMIJO * step_size * predicted:
+                    break
+                step_size /= 2
+            else:
+                status = "optimal" if -predicted <= 1e-9 * max(abs(f), 1.0) else \
+                    "newton: line search failed"
+                break
+            u, s, f, g, h = u + step_size * du, s + step_size * ds, f_try, g_try, h_try
+        self.current = (u, s)
+        self.u.value, self.s.value = u, s
+        return {"status": status, "objective": f if status == "optimal" else None,
+                "gap": None, "solver": solver, "attempts": attempts,
+                "default_settings": status == "optimal" and trusted,
+                "seconds": clock.perf_counter() - t0}
+
+
+def _restricted(data, scaled, grid, gauge, deadline, last):
+    """The restricted problem on `grid`: `CompressedProblem` (squared loss), else a
+    `NewtonProblem` starting from the last restricted solution `last` (None: zero)."""
+    if get_loss(scaled.loss).output_scaled:
+        return CompressedProblem(data, scaled, grid, gauge, deadline)
+    return NewtonProblem(data, scaled, grid, gauge, deadline,
+                         None if last is None else _restart(last, grid))
+
+
+def _restart(layer, grid: np.ndarray):
+    """(values, slopes) on `grid` of a restricted solution `layer` (internal units, knots
+    among the grid's points): the next grid's first Newton iterate."""
+    points, values = layer.points[0], layer.values[0]
+    slopes = layer.slopes[0]
+    i = np.clip(np.searchsorted(points, grid[:-1], side="right") - 1, 0, len(slopes) - 1)
+    at = np.interp(grid, points, values)
+    outside = (grid < points[0]) | (grid > points[-1])
+    if outside.any():                       # continued linearly beyond the ends
+        k = np.clip(np.searchsorted(points, grid[outside], side="right") - 1, 0,
+                    len(slopes) - 1)
+        at[outside] = values[k] + slopes[k] * (grid[outside] - points[k])
+    return at, slopes[i]
+
+
 def solve_layer_one_neuron(net, layer, x, y, scaled, grids, *, solver, start=None,
                            polish=True, gauge=None, deadline=None, bar=None, settings=None):
     r"""Solve the data-grid problem of a one-neuron layer with the squared loss.
@@ -290,7 +443,7 @@ def solve_layer_one_neuron(net, layer, x, y, scaled, grids, *, solver, start=Non
         if deadline is not None and deadline.expired():
             status = "time_limit"
             break
-        prob = CompressedProblem(data, scaled, grids[0][active[0]], gauge, deadline)
+        prob = _restricted(data, scaled, grids[0][active[0]], gauge, deadline, last)
         result, solution, check = active_set.solve_and_check(
             prob, z, a_mat, c, yi, grids, active, lam, solver, scale, settings)
         last = solution or last
@@ -352,7 +505,8 @@ def _polish(net, layer, x, y, scaled, grids, new, cert, data, gauge, scale, *, s
     then an optimum on the knots alone, and the knot count that of such an optimum)."""
     keep = active_set._knot_grids(new.layers[layer], grids, None, scaled)
     z, a_mat, c, yi = data.sorted_z, scaled.a_mat, scaled.c, data.sorted_y
-    prob = CompressedProblem(data, scaled, grids[0][keep[0]], gauge, deadline)
+    unpolished = KnotSplineActivation(*zip(*scaled.internal_pieces(new.layers[layer], grids)))
+    prob = _restricted(data, scaled, grids[0][keep[0]], gauge, deadline, unpolished)
     result, _, check = active_set.solve_and_check(prob, z, a_mat, c, yi, grids, keep,
                                                   scaled.lam, solver, scale, settings)
     if result["status"] != "optimal":
