@@ -496,36 +496,49 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
         if get_regulariser(reg).ignores_affine else None
     out, start, prob = [], None, None
     t0 = deadline.start                      # the first lambda's seconds include the setup
+    def solve_lam(lam, method, start):
+        """(model, certificate, masks) of one lambda: the passes, each concluded."""
+        nonlocal prob
+        scaled, earlier, refused = base.with_lam(lam), [], None
+        passes = refine_passes(solver)
+        for index, settings in enumerate(passes):
+            try:
+                new, cert, masks, extra, stopped, prob = _solve_once(
+                    net, layer, x, y, scaled, grids, uniform, method, solver, start,
+                    polish, gauge, deadline, bar, prob, settings)
+            except SolveFailed:
+                if refused is None:
+                    raise
+                raise refused from None         # the first pass's point and reason
+            cert.setdefault("method", method)
+            cert.update(merged, seconds=time.perf_counter() - t0)
+            if earlier:
+                cert["refined"] = ("the first pass was not certified; solved again with "
+                                   f"{settings}")
+            try:
+                new, cert = certify.conclude(net, layer, x, y, lam, scaled, grids,
+                                             uniform, new, cert, stopped=stopped,
+                                             extra_points=extra + earlier)
+                return new, cert, masks
+            except SolveNotCertified as exc:
+                if stopped or index + 1 == len(passes) or deadline.expired() \
+                        or exc.certificate["status"] != "not_optimal":
+                    raise
+                refused = exc
+                earlier = [("first pass's point", scaled.internal_pieces(
+                    exc.model.layers[layer], grids))]
+        raise AssertionError("unreachable: the last pass returns or raises")
+
     with bar:
         for lam in lams:
-            scaled, earlier, refused = base.with_lam(lam), [], None
-            passes = refine_passes(solver)
-            for index, settings in enumerate(passes):
-                try:
-                    new, cert, masks, extra, stopped, prob = _solve_once(
-                        net, layer, x, y, scaled, grids, uniform, method, solver, start,
-                        polish, gauge, deadline, bar, prob, settings)
-                except SolveFailed:
-                    if refused is None:
-                        raise
-                    raise refused from None         # the first pass's point and reason
-                cert.setdefault("method", method)
-                cert.update(merged, seconds=time.perf_counter() - t0)
-                if earlier:
-                    cert["refined"] = ("the first pass was not certified; solved again with "
-                                       f"{settings}")
-                try:
-                    new, cert = certify.conclude(net, layer, x, y, lam, scaled, grids,
-                                                 uniform, new, cert, stopped=stopped,
-                                                 extra_points=extra + earlier)
-                    break
-                except SolveNotCertified as exc:
-                    if stopped or index + 1 == len(passes) or deadline.expired() \
-                            or exc.certificate["status"] != "not_optimal":
-                        raise
-                    refused = exc
-                    earlier = [("first pass's point", scaled.internal_pieces(
-                        exc.model.layers[layer], grids))]
+            try:
+                new, cert, masks = solve_lam(lam, method, start)
+            except SolveFailed as exc:        # SolveNotCertified too: never returned as optimal
+                if method != "one_neuron" or deadline.expired():
+                    raise
+                new, cert, masks = solve_lam(lam, "active", None)
+                cert["fallback"] = (f"the one-neuron method gave no certified optimum ({exc}); "
+                                    "solved by the active set")
             start = masks
             out.append((lam, new, cert))
             bar.update()

@@ -25,16 +25,22 @@ def one_neuron_net(a, c, w=1.0, b=0.0):
                     Identity()])
 
 
-def random_problem(seed, m=60, outputs=1, duplicates=False):
+def random_problem(seed, m=60, outputs=1, duplicates=False, loss="squared"):
     """(net, x, y): random inputs (unsorted; with duplicates, each input twice or more),
-    targets a smooth curve plus noise per output."""
+    targets a smooth curve plus noise per output (squared), labels drawn from the
+    logistic / softmax probabilities of 3 sin(2x) a (logistic, xent)."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.5, 2.5, (m, 1))
     if duplicates:
         x[m // 2:] = x[rng.integers(0, m // 2, m - m // 2)]
-    a, c = rng.normal(size=outputs), rng.normal(size=outputs)
-    y = np.sin(2 * x) * a[None, :] + 0.3 * rng.normal(size=(m, outputs))
+    a, c = rng.normal(size=outputs), 0.3 * rng.normal(size=outputs)
     net = one_neuron_net(a, c, w=rng.uniform(0.5, 2.0), b=rng.normal())
+    logits = 3 * np.sin(2 * x) * a[None, :]
+    if loss == "logistic":
+        return net, x, (rng.uniform(size=m) < 1 / (1 + np.exp(-logits[:, 0]))).astype(float)
+    if loss == "xent":
+        return net, x, np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+    y = np.sin(2 * x) * a[None, :] + 0.3 * rng.normal(size=(m, outputs))
     return net, x, y if outputs > 1 else y[:, 0]
 
 
@@ -50,15 +56,20 @@ def assert_same_optimum(found, oracle):
                                                                   oracle["objective"], tol)
 
 
-CASES = [("tv2", None, 1, False), ("bv2", None, 1, False), ("tv2", 0.8, 1, False),
-         ("bv2", 0.8, 1, False), ("tv2", None, 2, True), ("bv2", 1.5, 3, True)]
+CASES = [("squared", "tv2", None, 1, False), ("squared", "bv2", None, 1, False),
+         ("squared", "tv2", 0.8, 1, False), ("squared", "bv2", 0.8, 1, False),
+         ("squared", "tv2", None, 2, True), ("squared", "bv2", 1.5, 3, True),
+         ("logistic", "tv2", None, 1, False), ("logistic", "bv2", None, 1, True),
+         ("logistic", "tv2", 2.0, 1, False), ("logistic", "bv2", 2.0, 1, False),
+         ("xent", "tv2", None, 3, False), ("xent", "bv2", 2.0, 3, True)]
 
 
-@pytest.mark.parametrize("reg, lip_max, outputs, duplicates", CASES)
-def test_one_neuron_equals_the_full_data_grid(reg, lip_max, outputs, duplicates):
+@pytest.mark.parametrize("loss, reg, lip_max, outputs, duplicates", CASES)
+def test_one_neuron_equals_the_full_data_grid(loss, reg, lip_max, outputs, duplicates):
     for seed in range(2):
-        net, x, y = random_problem(seed, outputs=outputs, duplicates=duplicates)
-        kw = dict(lam=0.05, reg=reg, lip_max=lip_max)
+        net, x, y = random_problem(seed, outputs=outputs, duplicates=duplicates, loss=loss)
+        kw = dict(lam=0.05 if loss == "squared" else 0.5, reg=reg, lip_max=lip_max,
+                  loss=loss)
         model, cert = solve(net, x, y, **kw)
         assert cert["method"] == "one_neuron" and cert["certified_by"] == "dual bound"
         _, full = solve(net, x, y, method="full", **kw)
@@ -77,11 +88,14 @@ def test_one_neuron_is_the_default_where_it_applies():
     _, cert = solve(net, x, y, lam=0.5)
     assert cert["method"] == "one_neuron"
     _, cert = solve(net, x, (y > 0).astype(float), lam=0.5, loss="logistic")
-    assert cert["method"] == "active"                # not a loss it compresses
+    assert cert["method"] == "one_neuron"
     _, cert = solve(net, x, y, lam=0.5, grid="uniform", size=11)
     assert cert["method"] == "full"
+    net.layers[2].params["weight"][:] = 0.0         # no data term: the active set decides
+    _, cert = solve(net, x, y, lam=0.5)
+    assert cert["method"] == "active"
     with pytest.raises(ValueError, match="method: 'one_neuron' needs"):
-        solve(net, x, (y > 0).astype(float), lam=0.5, loss="logistic", method="one_neuron")
+        solve(net, x, y, lam=0.5, method="one_neuron")
     with pytest.raises(ValueError, match="method: 'one_neuron' works on the data grid"):
         solve(net, x, y, lam=0.5, grid="uniform", method="one_neuron")
 
@@ -245,3 +259,40 @@ def test_one_neuron_million_samples_certified():
     _, cert = solve(net, x, y, lam=0.5, max_size=1e5)
     assert cert["status"] == "optimal" and cert["certified_by"] == "dual bound"
     assert cert["objective"] - cert["lower_bound"] <= cert["gap_tolerance"]
+
+
+def test_one_neuron_failure_falls_back_to_the_active_set(monkeypatch):
+    """A one-neuron solve that ends without a certified optimum (here: Newton stopped after
+    one step, so no restricted problem is solved) is never returned as optimal: the active
+    set solves the lambda again, and the certificate says so."""
+    from reference.convex import _one_neuron as one_neuron
+
+    net, x, y = random_problem(2, loss="logistic")
+    _, reference = solve(net, x, y, lam=0.5, loss="logistic", method="active")
+    monkeypatch.setattr(one_neuron, "NEWTON_STEPS", 1)
+    _, cert = solve(net, x, y, lam=0.5, loss="logistic")
+    assert cert["method"] == "active" and cert["status"] == "optimal"
+    assert "one-neuron method gave no certified optimum" in cert["fallback"]
+    assert_same_optimum(cert, reference)
+
+
+def test_one_neuron_uncertified_point_falls_back(monkeypatch):
+    """An engine whose point the verdict refuses (a model off the optimum, reported as its
+    own): the verdict's SolveNotCertified leads to the active set."""
+    from reference.convex import _one_neuron as one_neuron
+
+    original = one_neuron.solve_layer_one_neuron
+
+    def off_optimum(net, layer, x, y, scaled, grids, **kw):
+        new, cert, masks, extra, stopped = original(net, layer, x, y, scaled, grids, **kw)
+        new.layers[layer].values[0][:] *= 0.5             # a feasible point, not optimal
+        from reference.convex._problem import numpy_objective
+        cert["objective_check"] = cert["objective"] = numpy_objective(
+            new, layer, x, y, scaled.loss, scaled.lam_given, scaled.reg)
+        return new, cert, masks, extra, stopped
+
+    monkeypatch.setattr(one_neuron, "solve_layer_one_neuron", off_optimum)
+    net, x, y = random_problem(4)
+    _, cert = solve(net, x, y, lam=0.05)
+    assert cert["method"] == "active" and cert["status"] == "optimal"
+    assert "not certified" in cert["fallback"]
