@@ -4,6 +4,7 @@ data grid solved at once (method "full", the oracle) and the general active set,
 certificate's tolerance, on random problems: TV2 and BV2, with and without L_max, several
 outputs, duplicated and unsorted inputs; the scaling laws; degenerate problems (one or two
 samples, all inputs equal, lambda huge); the dispatch and its errors."""
+import io
 import json
 import sys
 
@@ -101,7 +102,9 @@ def test_one_neuron_is_the_default_where_it_applies():
 
 
 def test_one_neuron_progress_shows_the_rounds(monkeypatch):
-    from tests.convex.test_solve_certificate import FakeTerminal
+    class FakeTerminal(io.StringIO):
+        def isatty(self):
+            return True
 
     net, x, y = single_neuron(m=300)
     terminal = FakeTerminal()
