@@ -1,6 +1,8 @@
-"""The data-grid coefficient problem of a layer with ONE spline neuron and the squared loss,
-by an active set of knots whose restricted problems do not grow with the number of samples
+"""The data-grid coefficient problem of a layer with ONE spline neuron, by an active set of
+knots whose restricted problems do not grow with the number of samples
 (``reference.convex.solve_layer(method="one_neuron")``, the default for such a layer).
+The squared loss is compressed exactly (below); the logistic and cross-entropy losses by
+proximal Newton steps whose quadratic models are compressed the same way (`NewtonProblem`).
 
 With one neuron the outputs are f_m = a sigma(z_m) + c (a = A[:, 0]), and the squared loss
 separates:
@@ -33,7 +35,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from scipy.special import expit, softmax
 
 from reference.convex import _active_set as active_set
@@ -44,7 +45,7 @@ from reference.nn._network import KnotSplineActivation
 from reference.nn._regularisers import get as get_regulariser
 
 LOSSES = ("squared", "logistic", "xent")     # squared: compressed exactly; others: Newton
-SIZE_FACTOR = 0.01           # problem_size of this method: samples x SIZE_FACTOR (see `size`)
+SIZE_FACTOR = 0.1            # problem_size of this method: samples x SIZE_FACTOR (see `size`)
 
 
 def supports(a_mat: np.ndarray, loss: str, reg: str, grid) -> bool:
@@ -58,10 +59,12 @@ def supports(a_mat: np.ndarray, loss: str, reg: str, grid) -> bool:
 
 
 def size(samples: int) -> int:
-    """The size guard's estimate (reference.convex._solve.problem_size's units: about 0.2 ms
-    of a cvxpy solve each) of a one-neuron solve on `samples` samples: SIZE_FACTOR per sample
-    (measured: 10^6 samples in about 2-4 s on one core, where the full problem_size is
-    2 10^6 units, about 400 s)."""
+    """The size guard's estimate of a one-neuron solve on `samples` samples, in the units of
+    reference.convex._solve.problem_size (about 0.2 ms and 4 KB of a cvxpy solve each):
+    SIZE_FACTOR per sample.  Measured (benchmarks/bench_convex.py, part one_neuron): time
+    and memory grow linearly with M, the peak about 285 bytes per sample (10^6 samples:
+    285 MB, a few seconds), about 0.07 of a unit's 4 KB; the default max_size (500 000)
+    then admits M <= 5 10^6 (about 1.4 GB)."""
     return int(np.ceil(samples * SIZE_FACTOR))
 
 

@@ -480,8 +480,9 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
     if method == "one_neuron":          # its own size estimate: the samples, not the grid
         guard(f"solve: one-neuron problem size ({len(z)} samples x {one_neuron.SIZE_FACTOR:g})",
               one_neuron.size(len(z)), max_size, "max_size")
+    unguarded = np.finfo(float).max                    # guarded above for one_neuron
     grids, uniform = grids_for(net, layer, z, reg, grid, size,
-                               np.finfo(float).max if method == "one_neuron" else max_size, merge_rtol)
+                               unguarded if method == "one_neuron" else max_size, merge_rtol)
     merged = merge_report(z, reg, grids, merge_rtol) \
         if isinstance(grid, str) and grid == "data" else {}
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy

@@ -224,7 +224,7 @@ def test_one_neuron_large(m):
     """The benchmark's problem: certified, the knots of the general active set (M = 20 000),
     or of a path from a coarser lambda (M = 200 000)."""
     net, x, y = single_neuron(m)
-    _, cert = solve(net, x, y, lam=0.5, max_size=1e5)
+    _, cert = solve(net, x, y, lam=0.5)
     assert cert["status"] == "optimal" and cert["method"] == "one_neuron"
     if m <= 20_000:
         _, active = solve(net, x, y, lam=0.5, method="active")
@@ -259,7 +259,7 @@ def test_one_neuron_million_samples_certified():
     accumulated in extended precision, the allowance for their rounding, 4 (M + 4) eps
     sum |w| S, was 1.7e-3 lambda and the bound fell 3.3e-6 relative short: not certified)."""
     net, x, y = single_neuron(10 ** 6)
-    _, cert = solve(net, x, y, lam=0.5, max_size=1e5)
+    _, cert = solve(net, x, y, lam=0.5)
     assert cert["status"] == "optimal" and cert["certified_by"] == "dual bound"
     assert cert["objective"] - cert["lower_bound"] <= cert["gap_tolerance"]
 
