@@ -155,7 +155,7 @@ class RestrictedProblem(CoefficientProblem):
         if regulariser.extra_points:
             pu, ps = _evaluation(grid, self.weights.points[0])
             at_points = self.weights.point[0] * (pu @ self.u + ps @ self.s)
-        self.reg_term = regulariser.cvx_term(tv2, at_points)
+        self.reg_term = cp.Constant(0.0) + regulariser.cvx_term(tv2, at_points)  # (K = 2: 0)
         if self.lip_max is not None:
             cons.append(cp.abs(self.s) <= self.lip_max[0])
         self.gauge = gauge

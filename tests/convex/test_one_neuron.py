@@ -65,23 +65,23 @@ CASES = [("squared", "tv2", None, 1, False), ("squared", "bv2", None, 1, False),
          ("xent", "tv2", None, 3, False), ("xent", "bv2", 2.0, 3, True)]
 
 
-@pytest.mark.parametrize("loss, reg, lip_max, outputs, duplicates", CASES)
-def test_one_neuron_equals_the_full_data_grid(loss, reg, lip_max, outputs, duplicates):
-    for seed in range(2):
-        net, x, y = random_problem(seed, outputs=outputs, duplicates=duplicates, loss=loss)
-        kw = dict(lam=0.05 if loss == "squared" else 0.5, reg=reg, lip_max=lip_max,
-                  loss=loss)
-        model, cert = solve(net, x, y, **kw)
-        assert cert["method"] == "one_neuron" and cert["certified_by"] == "dual bound"
-        _, full = solve(net, x, y, method="full", **kw)
-        assert_same_optimum(cert, full)
-        _, active = solve(net, x, y, method="active", **kw)
-        assert_same_optimum(cert, active)
-        assert cert["knots"] == active["knots"]        # both polished on the knots alone
-        # the returned model's objective, in NumPy, is the one reported
-        assert cert["objective_check"] == pytest.approx(cert["objective"], rel=1e-9)
-        if lip_max is not None:
-            assert cert["lipschitz"][0] <= lip_max * (1 + 1e-9)
+@pytest.mark.parametrize("seed", range(len(CASES)))
+def test_one_neuron_equals_the_full_data_grid(seed):
+    """Case `seed` of CASES, its random problem drawn from that seed."""
+    loss, reg, lip_max, outputs, duplicates = CASES[seed]
+    net, x, y = random_problem(seed, outputs=outputs, duplicates=duplicates, loss=loss)
+    kw = dict(lam=0.05 if loss == "squared" else 0.5, reg=reg, lip_max=lip_max, loss=loss)
+    model, cert = solve(net, x, y, **kw)
+    assert cert["method"] == "one_neuron" and cert["certified_by"] == "dual bound"
+    _, full = solve(net, x, y, method="full", **kw)
+    assert_same_optimum(cert, full)
+    _, active = solve(net, x, y, method="active", **kw)
+    assert_same_optimum(cert, active)
+    assert cert["knots"] == active["knots"]            # both polished on the knots alone
+    # the returned model's objective, in NumPy, is the one reported
+    assert cert["objective_check"] == pytest.approx(cert["objective"], rel=1e-9)
+    if lip_max is not None:
+        assert cert["lipschitz"][0] <= lip_max * (1 + 1e-9)
 
 
 def test_one_neuron_is_the_default_where_it_applies():
