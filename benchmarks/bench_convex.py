@@ -70,7 +70,7 @@ def bench_sizes(sizes) -> list:
         _, cert = convex.solve_layer(net, 1, x, y, lam=LAM, method="full")
         ours = time.perf_counter() - t0
         t0 = time.perf_counter()
-        _, active = convex.solve_layer(net, 1, x, y, lam=LAM)
+        _, active = convex.solve_layer(net, 1, x, y, lam=LAM, method="active")
         active_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         plain = solve_plain_single_neuron(x[:, 0], y, LAM)
@@ -110,7 +110,7 @@ def bench_path(m: int = 5000) -> dict:
         convex.solve_layer(net, 1, x, y, lam=lam, method="full")
     separate = time.perf_counter() - t0
     t0 = time.perf_counter()
-    convex.solve_path(net, 1, x, y, lams)             # active set, warm-started per lambda
+    convex.solve_path(net, 1, x, y, lams, method="active")   # warm-started per lambda
     active = time.perf_counter() - t0
     _, _, z, a_mat, c = convex.prepare(net, 1, x, y, "squared")
     prob = CoefficientProblem(z, a_mat, c, y[:, None], "squared", "tv2",
@@ -143,13 +143,13 @@ def network_problem(n: int, m: int):
 def bench_networks(ns, m: int, full_ns) -> list:
     """The active-set method against the full data-grid solve on 2-N-1 networks."""
     net, x, y = network_problem(2, 200)               # warm-up: imports, first compile
-    convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM)
+    convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM, method="active")
     convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM, method="full")
     rows = []
     for n in ns:
         net, x, y = network_problem(n, m)
         t0 = time.perf_counter()
-        _, cert = convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM)
+        _, cert = convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM, method="active")
         seconds = time.perf_counter() - t0
         row = {"N": n, "M": m, "seconds": seconds, "objective": cert["objective"],
                "objective_check": cert["objective_check"], "gap": cert["gap"],

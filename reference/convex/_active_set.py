@@ -57,8 +57,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from reference._format import exact
-from reference._numerics import EPS
 from reference._limits import Deadline
+from reference._numerics import EPS
 from reference.convex._problem import (
     CoefficientProblem,
     RegWeights,

@@ -43,8 +43,8 @@ from numpy.typing import ArrayLike
 from reference._limits import Deadline, check_time_limit, guard
 from reference._numerics import as_finite_array, check_choice, check_positive
 from reference.convex import _active_set as active_set
-from reference.convex import _one_neuron as one_neuron
 from reference.convex import _certify as certify
+from reference.convex import _one_neuron as one_neuron
 from reference.convex._certificate import SolveCertificate
 from reference.convex._certify import nearest_power_of_two
 from reference.convex._problem import MERGE_RTOL, finish, gauge_basis, problem_for
