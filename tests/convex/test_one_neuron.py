@@ -299,3 +299,17 @@ def test_one_neuron_uncertified_point_falls_back(monkeypatch):
     _, cert = solve(net, x, y, lam=0.05)
     assert cert["method"] == "active" and cert["status"] == "optimal"
     assert "not certified" in cert["fallback"]
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_one_neuron_time_limit_is_not_a_fallback(loss):
+    """Past the time limit the result is "time_limit" with the best point known: no second
+    method is started after the deadline."""
+    from reference.exceptions import SolveNotCertified
+
+    net, x, y = random_problem(6, m=400, loss=loss)
+    with pytest.raises(SolveNotCertified) as info:
+        solve(net, x, y, lam=0.5, loss=loss, time_limit=1e-3)
+    assert info.value.certificate["status"] == "time_limit"
+    assert info.value.certificate["method"] == "one_neuron"
+    assert "fallback" not in info.value.certificate
