@@ -90,15 +90,18 @@ def split_at(net: Network, layer: int):
 
 def merge_points(z: np.ndarray, rtol: float = MERGE_RTOL) -> np.ndarray:
     """Sorted distinct points of z, each point within rtol * spread (max z - min z) of the
-    previous kept point dropped (rtol = 0: only equal points)."""
-    z = np.sort(z)
-    tol = rtol * float(z[-1] - z[0])
-    keep, last = [], -np.inf
-    for value in np.unique(z):          # sequential: a chain of near points keeps its head
-        if value - last > tol:
-            keep.append(value)
-            last = value
-    return np.array(keep)
+    previous kept point dropped (rtol = 0: only equal points).  Sequential only over the
+    points within tol of their predecessor (a point farther from it is always kept): O(M)
+    plus a loop over the close ones (at 10^6 uniform samples, about a thousand)."""
+    values = np.unique(z)
+    tol = rtol * float(values[-1] - values[0])
+    keep = np.ones(len(values), dtype=bool)
+    anchor = -np.inf                         # the last kept point before the current one
+    for i in np.flatnonzero(np.diff(values) <= tol) + 1:   # a chain keeps its head
+        if keep[i - 1]:
+            anchor = values[i - 1]
+        keep[i] = values[i] - anchor > tol
+    return values[keep]
 
 
 def data_grid(z: np.ndarray, reg: str, merge_rtol: float = MERGE_RTOL) -> list:
