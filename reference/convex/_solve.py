@@ -249,10 +249,14 @@ def solve_layer(net: Network, layer: int, x: ArrayLike, y: ArrayLike, *, loss: s
         logistic and cross-entropy an exponential cone program).
     max_size : float, default MAX_PROBLEM_SIZE (500000)
         Size guard on `problem_size`, checked before the grid is built.
-    method : {'active', 'full'}, optional
+    method : {'active', 'full', 'one_neuron'}, optional
         "active" (the default for grid="data": knots added where the optimality condition
-        fails, reference.convex._active_set) or "full" (every grid point at once; the only
-        choice for the other grids).
+        fails, reference.convex._active_set), "one_neuron" (the default for a layer of one
+        neuron on the data grid with a nonzero map after it: the same rounds with
+        restricted problems of the size of the active set, reference.convex._one_neuron; a
+        lambda it does not certify is solved again by "active", certificate key
+        ``fallback``) or "full" (every grid point at once; the only choice for the other
+        grids).
     polish : bool, default True
         With method "active": re-solve on the knots of the optimum (knot-count polishing).
     merge_rtol : float, default MERGE_RTOL (1e-9)
@@ -280,9 +284,10 @@ def solve_layer(net: Network, layer: int, x: ArrayLike, y: ArrayLike, *, loss: s
         with ``lower_bound_note``, ``candidates`` (the cheap feasible points and their
         objectives), ``returned_point``, ``solver_objective``, ``unit`` (the internal scale
         T) and ``objective_unit``; on the data grid ``merged_points``,
-        ``merge_max_distance``, ``merge_rtol`` (`merge_report`); with method "active" also
-        ``rounds``, ``points_per_neuron``, ``candidate_points``, ``worst_violation`` and
-        the polishing fields (`solve_layer_active`).
+        ``merge_max_distance``, ``merge_rtol`` (`merge_report`); with method "active" or
+        "one_neuron" also ``rounds``, ``points_per_neuron``, ``candidate_points``,
+        ``worst_violation`` and the polishing fields (`solve_layer_active`), and
+        ``fallback`` when "one_neuron" handed the lambda to "active".
 
     Raises
     ------
@@ -391,7 +396,7 @@ def solve_path(net: Network, layer: int, x: ArrayLike, y: ArrayLike, lams: Seque
         As in `solve_layer`.
     max_size : float, default MAX_PROBLEM_SIZE (500000)
         As in `solve_layer`.
-    method : {'active', 'full'}, optional
+    method : {'active', 'full', 'one_neuron'}, optional
         As in `solve_layer`.
     polish : bool, default True
         As in `solve_layer`.
