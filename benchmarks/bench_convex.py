@@ -17,16 +17,30 @@ for N in --full (the full solve takes minutes beyond N = 2; --full 1,2,8,16 runs
 all): seconds, ratio, rounds, points per neuron, knots before / after polishing, the worst
 violation and the objectives' relative difference (goals: N = 2 <= 3 s, N = 8 <= 15 s,
 N = 16 <= 30 s, objective equal to the full one to 1e-7).
+Part "one_neuron" (issue 20 item 3): the single-neuron problem of "sizes" for M in
+--curve (default 10^3 .. 10^6) solved by the default method (one neuron: "one_neuron",
+reference.convex._one_neuron) against a plain cvxpy slope formulation (values u and slopes
+s, u_{i+1} - u_i = h_i s_i, 1/2 |u[index] - y|^2 + lambda |diff(s)|_1, CLARABEL defaults:
+what a user would write) and, for M <= 20 000, the general active set and method "full",
+each --repeats times (medians): wall and CPU seconds, status, certificate gap (objective -
+the NumPy dual lower bound) and tolerance, knots and the smallest counted slope change,
+peak memory (tracemalloc, in a separate run of each).  Plain cvxpy is skipped where its
+time or memory, extrapolated linearly from the largest M it ran at, would exceed 60 s or
+4 GB (the record says so).  Goals: M = 20 000 at most plain cvxpy's time with the same
+knots; M = 10^6 certified in <= 10 s.  The curve is drawn to --png.
 
-    python benchmarks/bench_convex.py [--parts sizes,path,networks] [--sizes 1000,5000,20000]
-        [--networks 1,2,8,16] [--samples 8000] [--full 1,2] [--out PATH]
+    python benchmarks/bench_convex.py [--parts sizes,path,networks,one_neuron]
+        [--sizes 1000,5000,20000] [--networks 1,2,8,16] [--samples 8000] [--full 1,2]
+        [--curve 1000,10000,20000,100000,1000000] [--repeats 3] [--png PATH] [--out PATH]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import statistics
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +70,7 @@ def bench_sizes(sizes) -> list:
         _, cert = convex.solve_layer(net, 1, x, y, lam=LAM, method="full")
         ours = time.perf_counter() - t0
         t0 = time.perf_counter()
-        _, active = convex.solve_layer(net, 1, x, y, lam=LAM)
+        _, active = convex.solve_layer(net, 1, x, y, lam=LAM, method="active")
         active_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         plain = solve_plain_single_neuron(x[:, 0], y, LAM)
@@ -96,7 +110,7 @@ def bench_path(m: int = 5000) -> dict:
         convex.solve_layer(net, 1, x, y, lam=lam, method="full")
     separate = time.perf_counter() - t0
     t0 = time.perf_counter()
-    convex.solve_path(net, 1, x, y, lams)             # active set, warm-started per lambda
+    convex.solve_path(net, 1, x, y, lams, method="active")   # warm-started per lambda
     active = time.perf_counter() - t0
     _, _, z, a_mat, c = convex.prepare(net, 1, x, y, "squared")
     prob = CoefficientProblem(z, a_mat, c, y[:, None], "squared", "tv2",
@@ -129,13 +143,13 @@ def network_problem(n: int, m: int):
 def bench_networks(ns, m: int, full_ns) -> list:
     """The active-set method against the full data-grid solve on 2-N-1 networks."""
     net, x, y = network_problem(2, 200)               # warm-up: imports, first compile
-    convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM)
+    convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM, method="active")
     convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM, method="full")
     rows = []
     for n in ns:
         net, x, y = network_problem(n, m)
         t0 = time.perf_counter()
-        _, cert = convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM)
+        _, cert = convex.solve_layer(net, 1, x, y, lam=NETWORK_LAM, method="active")
         seconds = time.perf_counter() - t0
         row = {"N": n, "M": m, "seconds": seconds, "objective": cert["objective"],
                "objective_check": cert["objective_check"], "gap": cert["gap"],
@@ -167,6 +181,130 @@ def bench_networks(ns, m: int, full_ns) -> list:
     return rows
 
 
+PLAIN_LIMITS = (60.0, 4e9)          # plain cvxpy skipped beyond these predicted seconds, bytes
+
+
+def solve_plain_slopes(z, y, lam):
+    """The plain cvxpy slope formulation (module docstring); (status, objective)."""
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    g, index = np.unique(z, return_inverse=True)
+    u, s = cp.Variable(len(g)), cp.Variable(len(g) - 1)
+    pick = sp.csr_array((np.ones(len(z)), (np.arange(len(z)), index)), shape=(len(z), len(g)))
+    problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(pick @ u - y)
+                                     + lam * cp.norm1(cp.diff(s))),
+                         [cp.diff(u) == cp.multiply(np.diff(g), s)])
+    problem.solve(solver="CLARABEL")
+    return problem.status, problem.value
+
+
+def _timed(call, repeats):
+    """(last result, median wall seconds, median CPU seconds, peak bytes of one more run)."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        out = call()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    tracemalloc.start()
+    call()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return out, statistics.median(walls), statistics.median(cpus), peak
+
+
+def _smallest_knot(model):
+    """The smallest counted |slope change| of the returned one-neuron spline."""
+    jumps = np.abs(np.diff(model.layers[1].slopes[0]))
+    return float(jumps.min()) if jumps.size else None
+
+
+def bench_one_neuron(sizes, repeats: int) -> dict:
+    """The one-neuron curve (module docstring)."""
+    net, x, y = problem(50)                          # warm-up: imports, first compile
+    convex.solve_layer(net, 1, x, y, lam=LAM)
+    solve_plain_slopes(x[:, 0], y, LAM)
+    rows, plain_last = [], None
+    for m in sizes:
+        net, x, y = problem(m)
+        (model, cert), wall, cpu, peak = _timed(
+            lambda: convex.solve_layer(net, 1, x, y, lam=LAM), repeats)
+        row = {"M": m, "method": cert["method"], "seconds": wall, "cpu_seconds": cpu,
+               "peak_bytes": peak, "status": cert["status"], "objective": cert["objective"],
+               "certificate_gap": cert["objective"] - cert["lower_bound"],
+               "gap_tolerance": cert["gap_tolerance"], "knots": cert["knots"][0],
+               "knots_unpolished": cert["knots_unpolished"][0],
+               "knot_tolerance": cert["knot_tolerance"][0],
+               "smallest_knot": _smallest_knot(model), "rounds": cert["rounds"],
+               "plain": None, "active": None, "full": None}
+        predicted = None if plain_last is None else (
+            plain_last["seconds"] * m / plain_last["M"], plain_last["peak_bytes"] * m /
+            plain_last["M"])
+        if predicted is not None and (predicted[0] > PLAIN_LIMITS[0]
+                                      or predicted[1] > PLAIN_LIMITS[1]):
+            row["plain"] = {"skipped": f"predicted {predicted[0]:.0f} s, "
+                            f"{predicted[1] / 1e9:.1f} GB (limits {PLAIN_LIMITS[0]:g} s, "
+                            f"{PLAIN_LIMITS[1] / 1e9:g} GB)"}
+        else:
+            (status, value), p_wall, p_cpu, p_peak = _timed(
+                lambda: solve_plain_slopes(x[:, 0], y, LAM), repeats)
+            row["plain"] = plain_last = {"M": m, "status": status, "objective": value,
+                                         "seconds": p_wall, "cpu_seconds": p_cpu,
+                                         "peak_bytes": p_peak,
+                                         "ratio_plain_over_ours": p_wall / wall}
+        for key, method in (("active", "active"), ("full", "full")):
+            if m <= 20_000:
+                w0 = time.perf_counter()
+                _, other = convex.solve_layer(net, 1, x, y, lam=LAM, method=method)
+                row[key] = {"seconds": time.perf_counter() - w0, "knots": other["knots"][0],
+                            "objective": other["objective"], "status": other["status"]}
+        rows.append(row)
+        plain = row["plain"]
+        print(f"M = {m:8d}: {cert['method']} {wall:6.2f} s (CPU {cpu:.2f} s), {cert['status']},"
+              f" gap {row['certificate_gap']:.2e} (tolerance {row['gap_tolerance']:.2e}), "
+              f"{row['knots']} knots (smallest {row['smallest_knot']:.3g}), peak "
+              f"{peak / 1e6:.0f} MB; plain cvxpy " + (
+                  plain["skipped"] if "skipped" in plain else
+                  f"{plain['seconds']:.2f} s ({plain['status']}, {plain['objective']:.10g}, peak"
+                  f" {plain['peak_bytes'] / 1e6:.0f} MB), plain / ours "
+                  f"{plain['ratio_plain_over_ours']:.2f}x") + "".join(
+                  f"; {k} {row[k]['seconds']:.2f} s, {row[k]['knots']} knots"
+                  for k in ("active", "full") if row[k]), flush=True)
+    return {"lambda": LAM, "repeats": repeats, "plain_limits": PLAIN_LIMITS, "rows": rows}
+
+
+def plot_one_neuron(result: dict, path) -> None:
+    """Seconds against M, ours beside plain cvxpy's (log-log), to a PNG (atomically)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reference.io import atomic_write
+
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.loglog([r["M"] for r in rows], [r["seconds"] for r in rows], "o-",
+              label="solve_layer (one-neuron method), certified")
+    ran = [r for r in rows if "seconds" in r["plain"]]
+    ax.loglog([r["M"] for r in ran], [r["plain"]["seconds"] for r in ran], "s--",
+              label="plain cvxpy slope formulation (CLARABEL)")
+    for r in rows:
+        if "skipped" in r["plain"]:
+            ax.axvline(r["M"], color="grey", lw=0.5)
+            ax.annotate("plain cvxpy\nskipped", (r["M"], rows[0]["seconds"]), fontsize=7,
+                        ha="right")
+    ax.set_xlabel("samples M")
+    ax.set_ylabel("seconds (median)")
+    ax.set_title(f"One spline neuron, squared loss, TV2, lambda {result['lambda']:g}")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", lw=0.3)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120,
+                                                  bbox_inches="tight"), "--png")
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="sizes,path,networks")
@@ -175,6 +313,11 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=8000)
     parser.add_argument("--full", default="1,2",
                         help="N for which the full data-grid solve is also timed")
+    parser.add_argument("--curve", default="1000,10000,20000,100000,1000000",
+                        help="M of the one_neuron part")
+    parser.add_argument("--repeats", type=int, default=3, help="one_neuron part: medians of")
+    parser.add_argument("--png", default=str(Path(__file__).parent / "out"
+                                             / "bench_convex_one_neuron.png"))
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "bench_convex.json"))
     args = parser.parse_args(argv)
     parts = args.parts.split(",")
@@ -188,6 +331,10 @@ def main(argv=None):
     if "networks" in parts:
         record["networks"] = {"lambda": NETWORK_LAM, "rows": bench_networks(
             ints(args.networks), args.samples, ints(args.full))}
+    if "one_neuron" in parts:
+        record["one_neuron"] = bench_one_neuron(ints(args.curve), args.repeats)
+        plot_one_neuron(record["one_neuron"], args.png)
+        print(f"wrote {args.png}")
     record["load_average_end"] = list(os.getloadavg())
     write_record(record, args.out)
     print(f"wrote {args.out}")

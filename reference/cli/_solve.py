@@ -66,7 +66,7 @@ def run(args):
           f"{cert['check_rtol']:g} relative), primal - dual gap "
           + ("n/a" if cert["gap"] is None else f"{cert['gap']:.2e}")
           + f", {cert['seconds']:.2f} s")
-    if cert["method"] == "active":
+    if cert["method"] in ("active", "one_neuron"):
         print(f"  active set: {cert['rounds']} rounds, points per neuron "
               f"{plain(cert['points_per_neuron'])} of {plain(cert['candidate_points'])} "
               "candidates; "
@@ -159,7 +159,9 @@ def add_arguments(p) -> None:
         "accepted (squared: QP/SOCP, logistic and xent: exponential cone)"))
     p.add_argument("--method", default=None, choices=METHODS, help=(
         "active: knots added where the optimality condition fails (default for --grid "
-        "data); full: every grid point at once (the only method for --grid uniform)"))
+        "data); one_neuron: the active set with restricted problems of the size of the "
+        "active set (default for a layer of one neuron on --grid data); full: every grid "
+        "point at once (the only method for --grid uniform)"))
     p.add_argument("--no-polish", action="store_true",
                    help="active method: skip the polishing re-solve on the knots found")
     p.add_argument("--max-size", type=positive_float, default=MAX_PROBLEM_SIZE,

@@ -10,7 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from reference._numerics import EPS
-from reference.convex._active_set import bv2_end_weights, knot_correlation
+from reference.convex._active_set import (
+    bv2_end_weights,
+    knot_correlation,
+    knot_correlation_error,
+)
 from reference.nn._losses import get_loss, loss_and_grad
 from reference.nn._regularisers import get as get_regulariser
 
@@ -80,7 +84,8 @@ def dual_bound(scaled, grids: list, sigma_at_z: np.ndarray) -> float | None:
         if len(g) > 2:
             spread = float(max(pts.max(), g.max()) - min(pts.min(), g.min()))
             peak = float(np.abs(knot_correlation(pts, wts, g[1:-1])).max()) \
-                + gamma * float(np.abs(wts).sum()) * spread
+                + knot_correlation_error(len(pts), r.shape[1]) * float(np.abs(wts).sum()) \
+                * spread
             t = min(t, _ratio(scaled.lam_tv2[k], peak))
     return _conjugate_bound(t * r, scaled, gamma)
 
@@ -106,7 +111,8 @@ def lip_dual_bound(scaled, grids: list, r: np.ndarray, gamma: float) -> float | 
     sigma_n(g_0), which is free, drops out), lambda |sigma(t)| >= v sigma(t) for |v| <= lambda;
     the bound is concave in v0 and is maximised over the feasible interval
     (`_bv2_chain_maximum`; any v0 gives a valid bound); when sum_m w_mn exceeds 2 lambda in
-    size r is first scaled down.  Every Phi is computed to within e = gamma sum |w| spread, which is
+    size r is first scaled down.  Every Phi is computed to within e = sum |w| spread times
+    `knot_correlation_error` (the sums accumulated in extended precision), which is
     allowed for (lambda_n - e in the programme, and e L); None outside the conjugate's
     domain."""
     z, a_mat, mus, lips = scaled.z, scaled.a_mat, scaled.lam_points, scaled.lip_max
@@ -122,8 +128,9 @@ def lip_dual_bound(scaled, grids: list, r: np.ndarray, gamma: float) -> float | 
         pts, wts = z[:, k], w[:, k]
         extra = np.concatenate([[0.0, scaled.points[k][1]]] if bv2 else [[]])
         spread = float(np.ptp(np.concatenate([pts, g, extra])))
-        e = gamma * (float(np.abs(wts).sum()) + 2 * mus[k] * bv2) * spread
-        phi0 = float(wts @ (pts - g[0]))
+        e = knot_correlation_error(len(pts) + 2, r.shape[1]) \
+            * (float(np.abs(wts).sum()) + 2 * mus[k] * bv2) * spread
+        phi0 = float(np.sum(wts.astype(np.longdouble) * (pts - g[0])))    # within e too
         phi = _phi_interior(pts, wts, g)
         if not bv2:
             values = _chain_minimum(np.array([phi0]), phi[None, :], lips[k],

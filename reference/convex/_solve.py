@@ -44,6 +44,7 @@ from reference._limits import Deadline, check_time_limit, guard
 from reference._numerics import as_finite_array, check_choice, check_positive
 from reference.convex import _active_set as active_set
 from reference.convex import _certify as certify
+from reference.convex import _one_neuron as one_neuron
 from reference.convex._certificate import SolveCertificate
 from reference.convex._certify import nearest_power_of_two
 from reference.convex._problem import MERGE_RTOL, finish, gauge_basis, problem_for
@@ -89,15 +90,18 @@ def split_at(net: Network, layer: int):
 
 def merge_points(z: np.ndarray, rtol: float = MERGE_RTOL) -> np.ndarray:
     """Sorted distinct points of z, each point within rtol * spread (max z - min z) of the
-    previous kept point dropped (rtol = 0: only equal points)."""
-    z = np.sort(z)
-    tol = rtol * float(z[-1] - z[0])
-    keep, last = [], -np.inf
-    for value in np.unique(z):          # sequential: a chain of near points keeps its head
-        if value - last > tol:
-            keep.append(value)
-            last = value
-    return np.array(keep)
+    previous kept point dropped (rtol = 0: only equal points).  Sequential only over the
+    points within tol of their predecessor (a point farther from it is always kept): O(M)
+    plus a loop over the close ones (at 10^6 uniform samples, about a thousand)."""
+    values = np.unique(z)
+    tol = rtol * float(values[-1] - values[0])
+    keep = np.ones(len(values), dtype=bool)
+    anchor = -np.inf                         # the last kept point before the current one
+    for i in np.flatnonzero(np.diff(values) <= tol) + 1:   # a chain keeps its head
+        if keep[i - 1]:
+            anchor = values[i - 1]
+        keep[i] = values[i] - anchor > tol
+    return values[keep]
 
 
 def data_grid(z: np.ndarray, reg: str, merge_rtol: float = MERGE_RTOL) -> list:
@@ -245,10 +249,14 @@ def solve_layer(net: Network, layer: int, x: ArrayLike, y: ArrayLike, *, loss: s
         logistic and cross-entropy an exponential cone program).
     max_size : float, default MAX_PROBLEM_SIZE (500000)
         Size guard on `problem_size`, checked before the grid is built.
-    method : {'active', 'full'}, optional
+    method : {'active', 'full', 'one_neuron'}, optional
         "active" (the default for grid="data": knots added where the optimality condition
-        fails, reference.convex._active_set) or "full" (every grid point at once; the only
-        choice for the other grids).
+        fails, reference.convex._active_set), "one_neuron" (the default for a layer of one
+        neuron on the data grid with a nonzero map after it: the same rounds with
+        restricted problems of the size of the active set, reference.convex._one_neuron; a
+        lambda it does not certify is solved again by "active", certificate key
+        ``fallback``) or "full" (every grid point at once; the only choice for the other
+        grids).
     polish : bool, default True
         With method "active": re-solve on the knots of the optimum (knot-count polishing).
     merge_rtol : float, default MERGE_RTOL (1e-9)
@@ -276,9 +284,10 @@ def solve_layer(net: Network, layer: int, x: ArrayLike, y: ArrayLike, *, loss: s
         with ``lower_bound_note``, ``candidates`` (the cheap feasible points and their
         objectives), ``returned_point``, ``solver_objective``, ``unit`` (the internal scale
         T) and ``objective_unit``; on the data grid ``merged_points``,
-        ``merge_max_distance``, ``merge_rtol`` (`merge_report`); with method "active" also
-        ``rounds``, ``points_per_neuron``, ``candidate_points``, ``worst_violation`` and
-        the polishing fields (`solve_layer_active`).
+        ``merge_max_distance``, ``merge_rtol`` (`merge_report`); with method "active" or
+        "one_neuron" also ``rounds``, ``points_per_neuron``, ``candidate_points``,
+        ``worst_violation`` and the polishing fields (`solve_layer_active`), and
+        ``fallback`` when "one_neuron" handed the lambda to "active".
 
     Raises
     ------
@@ -387,7 +396,7 @@ def solve_path(net: Network, layer: int, x: ArrayLike, y: ArrayLike, lams: Seque
         As in `solve_layer`.
     max_size : float, default MAX_PROBLEM_SIZE (500000)
         As in `solve_layer`.
-    method : {'active', 'full'}, optional
+    method : {'active', 'full', 'one_neuron'}, optional
         As in `solve_layer`.
     polish : bool, default True
         As in `solve_layer`.
@@ -426,20 +435,34 @@ def solve_path(net: Network, layer: int, x: ArrayLike, y: ArrayLike, lams: Seque
                        time_limit=time_limit, progress=progress)
 
 
-METHODS = ("active", "full")
+METHODS = ("active", "full", "one_neuron")
 
 
 def check_method(method, grid) -> str:
-    """The solve method: None means "active" for the data grid, "full" otherwise."""
+    """The solve method: None means "active" for the data grid, "full" otherwise (and
+    `resolve_method` may make it "one_neuron")."""
     is_data = isinstance(grid, str) and grid == "data"
     if method is None:
         return "active" if is_data else "full"
     check_choice(method, METHODS, "method")
-    if method == "active" and not is_data:
+    if method in ("active", "one_neuron") and not is_data:
         given = grid if isinstance(grid, str) else "a list of grids"
-        raise ValueError("method: 'active' works on the data grid only (grid='data'); "
+        raise ValueError(f"method: {method!r} works on the data grid only (grid='data'); "
                          f"use method='full' for grid={given!r}")
     return method
+
+
+def resolve_method(requested, method: str, a_mat, loss: str, reg: str, grid) -> str:
+    """"one_neuron" (reference.convex._one_neuron) when it was asked for, or when no method
+    was and the layer has one neuron with a problem it supports (`one_neuron.supports`,
+    a_mat the map A after the layer); a ValueError when it was asked for and does not
+    apply; else `method`."""
+    fits = one_neuron.supports(a_mat, loss, reg, grid)
+    if requested == "one_neuron" and not fits:
+        raise ValueError(f"method: 'one_neuron' needs a layer of one neuron (got "
+                         f"{a_mat.shape[1]}) with a nonzero map after it, loss in "
+                         f"{one_neuron.LOSSES} (got {loss!r}) and grid='data'")
+    return "one_neuron" if fits and requested in (None, "one_neuron") else method
 
 
 def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max, solver,
@@ -454,14 +477,20 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
     if not lams or not all(np.isfinite(lam) and lam >= 0 for lam in lams):
         raise ValueError(f"{name}: expected finite numbers >= 0, got {lams!r}")
     get_regulariser(reg)
-    method = check_method(method, grid)
+    requested, method = method, check_method(method, grid)
     if lip_max is not None:
         check_positive(lip_max, "lip_max")
     if not (np.isfinite(merge_rtol) and 0 <= merge_rtol < 1):
         raise ValueError(f"merge_rtol: expected a number in [0, 1), got {merge_rtol!r}")
     check_time_limit(time_limit)
     x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
-    grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size, merge_rtol)
+    method = resolve_method(requested, method, a_mat, loss, reg, grid)
+    if method == "one_neuron":          # its own size estimate: the samples, not the grid
+        guard(f"solve: one-neuron problem size ({len(z)} samples x {one_neuron.SIZE_FACTOR:g})",
+              one_neuron.size(len(z)), max_size, "max_size")
+    unguarded = np.finfo(float).max                    # guarded above for one_neuron
+    grids, uniform = grids_for(net, layer, z, reg, grid, size,
+                               unguarded if method == "one_neuron" else max_size, merge_rtol)
     merged = merge_report(z, reg, grids, merge_rtol) \
         if isinstance(grid, str) and grid == "data" else {}
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
@@ -476,36 +505,49 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
         if get_regulariser(reg).ignores_affine else None
     out, start, prob = [], None, None
     t0 = deadline.start                      # the first lambda's seconds include the setup
+    def solve_lam(lam, method, start):
+        """(model, certificate, masks) of one lambda: the passes, each concluded."""
+        nonlocal prob
+        scaled, earlier, refused = base.with_lam(lam), [], None
+        passes = refine_passes(solver)
+        for index, settings in enumerate(passes):
+            try:
+                new, cert, masks, extra, stopped, prob = _solve_once(
+                    net, layer, x, y, scaled, grids, uniform, method, solver, start,
+                    polish, gauge, deadline, bar, prob, settings)
+            except SolveFailed:
+                if refused is None:
+                    raise
+                raise refused from None         # the first pass's point and reason
+            cert.setdefault("method", method)
+            cert.update(merged, seconds=time.perf_counter() - t0)
+            if earlier:
+                cert["refined"] = ("the first pass was not certified; solved again with "
+                                   f"{settings}")
+            try:
+                new, cert = certify.conclude(net, layer, x, y, lam, scaled, grids,
+                                             uniform, new, cert, stopped=stopped,
+                                             extra_points=extra + earlier)
+                return new, cert, masks
+            except SolveNotCertified as exc:
+                if stopped or index + 1 == len(passes) or deadline.expired() \
+                        or exc.certificate["status"] != "not_optimal":
+                    raise
+                refused = exc
+                earlier = [("first pass's point", scaled.internal_pieces(
+                    exc.model.layers[layer], grids))]
+        raise AssertionError("unreachable: the last pass returns or raises")
+
     with bar:
         for lam in lams:
-            scaled, earlier, refused = base.with_lam(lam), [], None
-            passes = refine_passes(solver)
-            for index, settings in enumerate(passes):
-                try:
-                    new, cert, masks, extra, stopped, prob = _solve_once(
-                        net, layer, x, y, scaled, grids, uniform, method, solver, start,
-                        polish, gauge, deadline, bar, prob, settings)
-                except SolveFailed:
-                    if refused is None:
-                        raise
-                    raise refused from None         # the first pass's point and reason
-                cert.setdefault("method", method)
-                cert.update(merged, seconds=time.perf_counter() - t0)
-                if earlier:
-                    cert["refined"] = ("the first pass was not certified; solved again with "
-                                       f"{settings}")
-                try:
-                    new, cert = certify.conclude(net, layer, x, y, lam, scaled, grids,
-                                                 uniform, new, cert, stopped=stopped,
-                                                 extra_points=extra + earlier)
-                    break
-                except SolveNotCertified as exc:
-                    if stopped or index + 1 == len(passes) or deadline.expired() \
-                            or exc.certificate["status"] != "not_optimal":
-                        raise
-                    refused = exc
-                    earlier = [("first pass's point", scaled.internal_pieces(
-                        exc.model.layers[layer], grids))]
+            try:
+                new, cert, masks = solve_lam(lam, method, start)
+            except SolveFailed as exc:        # SolveNotCertified too: never returned as optimal
+                if method != "one_neuron" or deadline.expired():
+                    raise
+                new, cert, masks = solve_lam(lam, "active", None)
+                cert["fallback"] = (f"the one-neuron method gave no certified optimum ({exc}); "
+                                    "solved by the active set")
             start = masks
             out.append((lam, new, cert))
             bar.update()
@@ -520,8 +562,10 @@ def _solve_once(net, layer, x, y, scaled, grids, uniform, method, solver, start,
     settings: CLARABEL settings for every solve of the pass (None: `solver_attempts`)."""
     extra, stopped, masks = [], None, start
     try:
-        if method == "active":
-            new, cert, masks, extra, stopped = active_set.solve_layer_active(
+        if method in ("active", "one_neuron"):
+            engine = active_set.solve_layer_active if method == "active" \
+                else one_neuron.solve_layer_one_neuron
+            new, cert, masks, extra, stopped = engine(
                 net, layer, x, y, scaled, grids, solver=solver, start=start, polish=polish,
                 gauge=gauge, deadline=deadline, bar=bar, settings=settings)
         else:

@@ -312,7 +312,9 @@ def test_solve_command_methods(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", X=x, y=y)
     args = ["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"), "--layer",
             "1", "--lam", "0.5", "--out", str(tmp_path / "s.npz")]
-    assert main(args + ["--json"]) == 0
+    assert main(args + ["--json"]) == 0                 # one neuron: the one-neuron method
+    assert json.loads(capsys.readouterr().out)["method"] == "one_neuron"
+    assert main(args + ["--method", "active", "--json"]) == 0
     active = json.loads(capsys.readouterr().out)
     assert active["method"] == "active" and active["rounds"] >= 1
     for key in ("worst_violation", "violation_tolerance", "points_per_neuron", "polish",
@@ -322,7 +324,7 @@ def test_solve_command_methods(tmp_path, capsys):
     full = json.loads(capsys.readouterr().out)
     assert full["method"] == "full" and full["objective"] == pytest.approx(
         active["objective"], rel=1e-7)
-    assert main(args + ["--no-polish"]) == 0
+    assert main(args + ["--method", "active", "--no-polish"]) == 0
     text = capsys.readouterr().out
     assert "active method" in text and "polishing off" in text and "worst violation" in text
     assert main(args + ["--grid", "uniform", "--method", "active"]) == 2

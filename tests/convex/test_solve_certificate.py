@@ -248,6 +248,6 @@ def test_progress_on_stderr_shows_the_rounds(monkeypatch):
     net, x, y = single_neuron(m=300)
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    _, cert = convex.solve_layer(net, 1, x, y, lam=0.5, progress=True)
+    _, cert = convex.solve_layer(net, 1, x, y, lam=0.5, progress=True, method="active")
     assert cert["status"] == "optimal"
     assert "solve (active)" in terminal.getvalue() and "round 1" in terminal.getvalue()
