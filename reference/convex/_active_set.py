@@ -66,6 +66,7 @@ from reference.convex._problem import (
     knot_counts,
     problem_for,
 )
+from reference.convex._newton import refine
 from reference.convex._solver_settings import REFINED_SETTINGS
 from reference.exceptions import SolveFailed
 from reference.nn._losses import loss_and_grad
@@ -80,6 +81,7 @@ NOISE_MAX = 1e-6            # the multipliers' accuracy needed (`Optimality.acce
 NOISE_WEIGHT = 1e3          # lip_certificate: weight of the noise against the violation
 POLISH_KNOT_RTOL = 1e-4     # first polishing attempt: knots above this * max |a| per neuron
 DROP_MARGIN = 1e-3          # `points_to_drop`: multipliers below (1 - this) lambda
+NEWTON_LOSSES = ("logistic", "xent")   # restricted solves refined by Newton's method
 
 
 @dataclass
@@ -485,21 +487,20 @@ def points_to_drop(layer: KnotSplineActivation, check: Optimality, active: list)
 
 def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, settings=None):
     """(result, solution layer, Optimality) of a restricted problem: solved (with
-    `settings`, see `convex.CoefficientProblem.solve`), the multipliers built from its
-    solution and checked; when the verdict depends on their accuracy (noise > NOISE_MAX and
-    no violation beyond tolerance + noise; e.g. CLARABEL's static regularisation biasing a
-    near-interpolation, or its tolerances on exponential cones), solved again with
-    REFINED_SETTINGS (CLARABEL) and checked again.  (result, None, None) if the solver
-    fails."""
+    `settings`, see `convex.CoefficientProblem.solve`), refined by Newton's method where the
+    loss is one of NEWTON_LOSSES and there is no Lip bound (`refine_solution`), the
+    multipliers built from its solution and checked; when the verdict depends on their
+    accuracy (noise > NOISE_MAX and no violation beyond tolerance + noise; e.g. CLARABEL's
+    static regularisation biasing a near-interpolation, or its tolerances on exponential
+    cones), solved again with REFINED_SETTINGS (CLARABEL) and checked again.  (result,
+    None, None) if the solver fails."""
     first, passes = None, (settings, REFINED_SETTINGS)
     for options in passes[:1 if settings == REFINED_SETTINGS else 2]:
         result = prob.solve(lam, solver, settings=options)
         if result["status"] != "optimal":
             break
-        layer = KnotSplineActivation(*zip(*prob.splines()))
-        w = loss_weights(layer.forward(z)[0], a_mat, c, y, prob.loss)
-        check = optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale,
-                           prob.weights)
+        result, layer, check = refine_solution(prob, result, z, a_mat, c, y, grids, active,
+                                               lam, scale)
         first = first or (result, layer, check)
         decided = check.noise <= NOISE_MAX or check.worst > check.tolerance + check.noise
         if decided or solver != "CLARABEL":
@@ -511,8 +512,63 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, set
         return {**result, "attempts": attempts}, first[1], first[2]
     if result["status"] != "optimal":          # the refined solve failed: keep the first
         prob.solve(lam, solver, settings=settings)    # (the problem holds it again)
+        first = refine_solution(prob, first[0], z, a_mat, c, y, grids, active, lam, scale)
         return {**first[0], "attempts": attempts}, first[1], first[2]
     return {**result, "attempts": attempts}, layer, check
+
+
+def _check(prob, layer, z, a_mat, c, y, grids, active, lam, scale) -> Optimality:
+    """`optimality` of a restricted solution `layer`."""
+    w = loss_weights(layer.forward(z)[0], a_mat, c, y, prob.loss)
+    return optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale,
+                      prob.weights)
+
+
+def refine_solution(prob, result, z, a_mat, c, y, grids, active, lam, scale):
+    """(result, layer, Optimality) of a solved restricted problem: for a loss of
+    NEWTON_LOSSES without a Lip bound, the solution refined by Newton's method on its
+    support (reference.convex._newton.refine), kept when Newton converged and the
+    multipliers built from its point are at least as accurate (`Optimality.noise`) as the
+    conic solution's or within NOISE_MAX (its violations at the inactive candidates are
+    the restricted optimum's own, which the next round acts on);
+    then prob.refined holds its pieces, result["objective"] is its NumPy objective,
+    result["gap"] None (the solver's gap is of its own point) and result["newton"] says
+    what Newton did (iterations, support, jump_accuracy per neuron).  Otherwise the conic
+    solution, with result["newton"] saying why it was kept."""
+    layer = KnotSplineActivation(*zip(*prob.splines()))
+    check = _check(prob, layer, z, a_mat, c, y, grids, active, lam, scale)
+    if prob.loss not in NEWTON_LOSSES or prob.lip_max is not None:
+        return result, layer, check
+    _, tols, _ = knot_counts(layer, 1.0)
+
+    def violation(pieces):
+        trial = KnotSplineActivation(*zip(*pieces))
+        out = _check(prob, trial, z, a_mat, c, y, grids, active, lam, scale)
+        w = loss_weights(trial.forward(z)[0], a_mat, c, y, prob.loss)
+        ts = []
+        for k, g in enumerate(grids):
+            t = knot_correlation(z[:, k], w[:, k], g[active[k]])
+            ts.append((t - t[0])[1:-1])
+        return list(zip(out.violation, ts))
+    found = refine(layer, z, a_mat, c, y, prob.loss, prob.weights, lam, grids, active, tols,
+                   violation, prob.deadline)
+    if found is None or not found.converged:
+        why = "no Hessian for the loss" if found is None else found.status
+        return {**result, "newton": {"status": f"kept the solver's point ({why})"}}, \
+            layer, check
+    refined = KnotSplineActivation(*zip(*found.pieces))
+    new_check = _check(prob, refined, z, a_mat, c, y, grids, active, lam, scale)
+    if new_check.noise > max(check.noise, NOISE_MAX):
+        return {**result, "newton": {"status": (
+            f"kept the solver's point (Newton's point: multiplier noise "
+            f"{new_check.noise:.3g})")}}, layer, check
+    prob.refined = found.pieces
+    info = {"status": "refined", "iterations": found.iterations,
+            "support_rounds": found.support_rounds, "support": found.support,
+            "jump_accuracy": found.jump_accuracy.tolist(), "decrement": found.decrement,
+            "solver_objective": result["objective"], "solver_gap": result["gap"]}
+    return {**result, "objective": found.objective, "gap": None, "newton": info}, \
+        refined, new_check
 
 
 def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gauge=None,

@@ -200,6 +200,7 @@ class CoefficientProblem:
             coords = cp.hstack([at_0, self.s[s_off[:-1]]])[: gauge.shape[0]]
             cons.append(gauge.T @ coords == 0)
         self.gauge_directions = gauge.shape[1]
+        self.refined: list | None = None     # pieces set by a refinement (`splines`)
         self.problem = cp.Problem(cp.Minimize(get_loss(loss).cvx_expression(out, y)
                                               + self.lam * reg_term),
                                   cons)
@@ -249,6 +250,7 @@ class CoefficientProblem:
         import cvxpy as cp
 
         self.lam.value = float(lam)
+        self.refined = None                  # a new solve replaces a refined point
         t0 = time.perf_counter()
         raw: Any                  # the solver's own result (None before a solve returns)
         attempts, raw, first = [], None, False
@@ -303,8 +305,11 @@ class CoefficientProblem:
         [-L_n, L_n]), so that the slopes of the stored spline are the solver's up to
         rounding instead of the constraint residuals divided by h_i (which exceeded L_max by
         1e-6 on close points).  The NumPy re-evaluation of the objective checks the rebuilt
-        model.
+        model.  After a Newton refinement of the solution (reference.convex._newton, set in
+        ``refined`` by the active set), the refined pieces.
         """
+        if self.refined is not None:
+            return [(g, v.copy()) for g, v in self.refined]
         u = np.asarray(self.u.value, dtype=np.float64)
         s = np.asarray(self.s.value, dtype=np.float64)
         if self.lip_max is not None:
