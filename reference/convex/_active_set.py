@@ -485,15 +485,19 @@ def points_to_drop(layer: KnotSplineActivation, check: Optimality, active: list)
     return out
 
 
-def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, settings=None):
+def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, settings=None,
+                    previous=None):
     """(result, solution layer, Optimality) of a restricted problem: solved (with
     `settings`, see `convex.CoefficientProblem.solve`), refined by Newton's method where the
     loss is one of NEWTON_LOSSES and there is no Lip bound (`refine_solution`), the
     multipliers built from its solution and checked; when the verdict depends on their
     accuracy (noise > NOISE_MAX and no violation beyond tolerance + noise; e.g. CLARABEL's
     static regularisation biasing a near-interpolation, or its tolerances on exponential
-    cones), solved again with REFINED_SETTINGS (CLARABEL) and checked again.  (result,
-    None, None) if the solver fails."""
+    cones), solved again with REFINED_SETTINGS (CLARABEL) and checked again.  When the
+    solver fails on a problem that Newton's method can refine, Newton starts from
+    `previous` (the last restricted solution, a KnotSplineActivation in internal units; None:
+    the zero spline) and its point is taken if it converges (`newton_fallback`).  (result,
+    None, None) if both fail."""
     first, passes = None, (settings, REFINED_SETTINGS)
     for options in passes[:1 if settings == REFINED_SETTINGS else 2]:
         result = prob.solve(lam, solver, settings=options)
@@ -506,7 +510,8 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, set
         if decided or solver != "CLARABEL":
             return result, layer, check
     if first is None:                          # the solver failed
-        return result, None, None
+        return newton_fallback(prob, result, z, a_mat, c, y, grids, active, lam, scale,
+                               previous)
     attempts = first[0]["attempts"] + [f"refined: {a}" for a in result["attempts"]]
     if result["status"] == "time_limit":       # the first solution is the last point known
         return {**result, "attempts": attempts}, first[1], first[2]
@@ -515,6 +520,35 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, set
         first = refine_solution(prob, first[0], z, a_mat, c, y, grids, active, lam, scale)
         return {**first[0], "attempts": attempts}, first[1], first[2]
     return {**result, "attempts": attempts}, layer, check
+
+
+def newton_fallback(prob, result, z, a_mat, c, y, grids, active, lam, scale, previous):
+    """(result, layer, Optimality) of Newton's method (reference.convex._newton.refine)
+    started from `previous` evaluated at the active candidates (None: the zero spline) when
+    the solver failed; (result, None, None) when the loss or a Lip bound rules Newton out,
+    or it does not converge."""
+    if prob.loss not in NEWTON_LOSSES or prob.lip_max is not None \
+            or result["status"] == "time_limit":
+        return result, None, None
+    pts = [g[m] for g, m in zip(grids, active)]
+    if previous is None:
+        start = KnotSplineActivation(pts, [np.zeros(len(p)) for p in pts])
+    else:
+        at = [previous.forward(np.tile(p[:, None], (1, len(pts))))[0][:, k]
+              for k, p in enumerate(pts)]
+        start = KnotSplineActivation(pts, at)
+    prob.refined = [(p, v) for p, v in zip(start.points, start.values)]
+    out, layer, check = refine_solution(prob, {**result, "objective": None, "gap": None},
+                                        z, a_mat, c, y, grids, active, lam, scale)
+    if out.get("newton", {}).get("status") != "refined":
+        prob.refined = None
+        return result, None, None
+    out.update(status="optimal", default_settings=False,
+               attempts=result["attempts"] + [
+                   "Newton's method from " + ("the zero spline" if previous is None
+                                              else "the last restricted solution")
+                   + f": converged ({out['newton']['iterations']} iterations)"])
+    return out, layer, check
 
 
 def _check(prob, layer, z, a_mat, c, y, grids, active, lam, scale) -> Optimality:
@@ -598,7 +632,7 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
                                   [g[m] for g, m in zip(grids, active)], lip_max, gauge=gauge,
                                   deadline=deadline, weights=weights)
         result, layer, check = solve_and_check(prob, z, a_mat, c, y, grids, active, lam,
-                                               solver, scale, settings)
+                                               solver, scale, settings, previous=last)
         last = layer or last
         if result["status"] != "optimal":
             return ActiveSetResult(prob, result, active, check, result["status"], rounds,
