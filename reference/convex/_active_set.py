@@ -58,6 +58,8 @@ from numpy.typing import NDArray
 
 from reference._format import exact
 from reference._limits import Deadline
+from reference.convex._knots import violated_runs
+from reference.convex._newton import refine
 from reference.convex._problem import (
     CoefficientProblem,
     RegWeights,
@@ -66,7 +68,6 @@ from reference.convex._problem import (
     knot_counts,
     problem_for,
 )
-from reference.convex._newton import refine
 from reference.convex._solver_settings import REFINED_SETTINGS
 from reference.exceptions import SolveFailed
 from reference.nn._losses import loss_and_grad
@@ -107,6 +108,7 @@ class Optimality:
     condition: str
     tolerance: float
     gap: float
+    active: list | None = None
 
     @property
     def accepted(self) -> bool:
@@ -554,8 +556,10 @@ def newton_fallback(prob, result, z, a_mat, c, y, grids, active, lam, scale, pre
 def _check(prob, layer, z, a_mat, c, y, grids, active, lam, scale) -> Optimality:
     """`optimality` of a restricted solution `layer`."""
     w = loss_weights(layer.forward(z)[0], a_mat, c, y, prob.loss)
-    return optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale,
-                      prob.weights)
+    check = optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale,
+                       prob.weights)
+    check.active = [m.copy() for m in active]
+    return check
 
 
 def refine_solution(prob, result, z, a_mat, c, y, grids, active, lam, scale):
@@ -800,7 +804,7 @@ def solve_layer_active(net: Network, layer: int, x: NDArray[np.float64], y: NDAr
     assert run.optimality is not None      # finish raised unless the last solve was optimal
     cert.update(base, knots_unpolished=cert["knots"], polish="off", polish_objective=None,
                 method_certified=run.optimality.accepted,
-                **_certificate(run.optimality, scaled))
+                **_certificate(run.optimality, scaled, cert))
     if polish and deadline is not None and deadline.expired():
         cert["polish"] = "skipped (time limit)"
     elif polish:
@@ -873,7 +877,7 @@ def _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, *, solver, 
     keys = ("method", "rounds", "candidate_points", "active_history", "knots_unpolished")
     out_cert.update({key: cert[key] for key in keys}, polish_objective=objective,
                     objective_unpolished=cert["objective"], method_certified=True,
-                    **_certificate(check, scaled))
+                    **_certificate(check, scaled, out_cert))
     return out, out_cert
 
 
@@ -885,10 +889,25 @@ def external_reference(check: Optimality, scaled) -> float:
     return float(np.max(check.reference * scaled.unit * scaled.ar * scaled.zr))
 
 
-def _certificate(check: Optimality, scaled) -> dict:
+UNDECIDED_FLOOR = 1e-9      # `_certificate`: inactive violations above max(10 noise, this)
+
+
+def _certificate(check: Optimality, scaled, cert: dict | None = None) -> dict:
     """The optimality check's entries of the certificate, lambda_ref (`external_reference`)
-    and the gap in the caller's units (internal ones times T^2)."""
-    return {"worst_violation": check.worst, "violation_tolerance": check.tolerance,
+    and the gap in the caller's units (internal ones times T^2); with `cert` (its
+    knot_rule), the runs of inactive candidates violated beyond max(10 noise,
+    UNDECIDED_FLOOR) (where a knot of the exact optimum may sit: accepted within the
+    tolerance) added to the possible knots of the bracket (reference.convex._knots)."""
+    extra = {}
+    if cert is not None and cert.get("knot_rule") and check.active is not None:
+        rule = dict(cert["knot_rule"])
+        runs = violated_runs(check.violation, check.active,
+                             max(10 * check.noise, UNDECIDED_FLOOR))
+        bracket = [[c, p + r] for (c, p), r in zip(rule["knots_bracket"], runs)]
+        rule.update(knots_bracket=bracket, undecided_candidates=runs,
+                    decided=rule["decided"] and not any(runs))
+        extra = {"knot_rule": rule, "knots_bracket": bracket}
+    return {**extra,"worst_violation": check.worst, "violation_tolerance": check.tolerance,
             "violation_reference": external_reference(check, scaled),
             "optimality_condition": check.condition, "multiplier_noise": check.noise,
             "complementarity_gap": check.gap * scaled.objective_unit}

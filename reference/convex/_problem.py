@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from reference._format import exact
 from reference._limits import Deadline
+from reference.convex._knots import knot_rule
 from reference.convex._solver_settings import solver_attempts
 from reference.exceptions import InaccurateSolution, SolveFailed
 from reference.nn._linear_spline import LinearSpline
@@ -460,7 +461,9 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
     (reference.convex._certify.Scaled): values are multiplied by its value_unit and grid points by
     its zr, objective and gap by T^2; the NumPy check is on the returned model with the caller's
     y and lam.  method_certified: the solve ran with the solver's default settings
-    (`CoefficientProblem.solve`: a retry's own word is not trusted)."""
+    (`CoefficientProblem.solve`: a retry's own word is not trusted).  The knot count is
+    decided by reference.convex._knots.knot_rule with the jump accuracy of a Newton
+    refinement (result["newton"]) when there is one."""
     loss, reg = prob.loss, prob.reg
     if result["status"] != "optimal":
         raise SolveFailed(f"solve: {result['solver']} ended with status {result['status']!r} "
@@ -477,6 +480,10 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
             f"returned model gives {exact(check)} (beyond {allowed:.3g} = {CHECK_RTOL:g} "
             f"max(|objective|, unit^2 {scaled.objective_unit:g}))", pieces)
     knots, tols, lips = knot_counts(new.layers[layer], scaled.slope_unit)
+    newton = result.get("newton")
+    accuracy = None if not newton or newton.get("jump_accuracy") is None else \
+        np.asarray(newton["jump_accuracy"]) * scaled.slope_unit
+    rule = knot_rule(new.layers[layer], tols, accuracy)
     lip_max = scaled.lip_given
     if lip_max is not None and lips.max() > lip_max * (1 + CHECK_RTOL):
         raise SolveFailed(f"solve: the returned splines have Lip {exact(lips.max())} > lip_max "
@@ -488,7 +495,9 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
                  **({} if trusted else {"method_note": "the solver's gap came from a retry "
                                         "with changed settings"}),
                  "objective": objective, "objective_check": check, "gap": gap,
-                 "seconds": seconds, "knots": knots.tolist(), "knot_tolerance": tols.tolist(),
+                 **({"newton": newton} if newton else {}),
+                 "seconds": seconds, "knots": rule["knots"], "knot_tolerance": tols.tolist(),
+                 "knots_bracket": rule["knots_bracket"], "knot_rule": rule,
                  "lipschitz": lips.tolist(), "check_rtol": CHECK_RTOL,
                  "grid_points": [len(g) for g in prob.grids],
                  "gauge_directions_pinned": prob.gauge_directions,
