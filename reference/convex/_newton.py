@@ -18,10 +18,13 @@ variable).  The Newton step solves the Hessian system by an eigen-decomposition 
 Jacobi-scaled form, eigenvalues below NULL_RTOL of the largest dropped (the gauge
 directions, on which the objective is constant), with a backtracking (Armijo) line search.
 
-The support is then updated as an active set of its own (`refine`): a knot whose jump
-changes sign is dropped, an active candidate without a knot where the restricted
-problem's multiplier exceeds lambda (`optimality`'s violation > 0) is added with the sign
-that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS times).  The
+The support is updated as an active set of its own (`refine`, after Lawson and Hanson's
+NNLS): a Newton step is cut where a jump reaches 0 (the sign-fixed objective is |a| only up
+to there; beyond it the objective is unbounded below) and that knot leaves the support;
+at a converged point the active candidate without a knot where the restricted problem's
+multiplier exceeds lambda the most (`optimality`'s violation > ADD_RTOL) joins it with the
+sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS times; a
+candidate that would join a second time ends it: "support did not settle").  The
 result is a point of the restricted problem whose own optimality conditions hold to
 rounding level, so the active set's check (`optimality`) judges it with noise ~1e-12
 instead of ~1e-5, and every jump outside the support is exactly 0.
@@ -44,7 +47,7 @@ from reference.nn._losses import check_targets, loss_and_grad
 from reference.nn._network import KnotSplineActivation
 
 MAX_ITERATIONS = 60        # Newton iterations per support
-SUPPORT_ROUNDS = 12        # support updates (sign flips dropped, violated candidates added)
+SUPPORT_ROUNDS = 200       # support updates (a knot dropped at 0, a candidate added)
 NULL_RTOL = 1e-12          # eigenvalues of the scaled Hessian below this * max: null space
 DECREMENT_RTOL = 1e-22     # converged: Newton decrement^2 / 2 <= this * max(|F|, 1)
 STALL_RTOL = 1e-12         # below this * max(|F|, 1): full steps, no line search
@@ -112,6 +115,28 @@ def _curvature(loss: str, outputs: np.ndarray, y: np.ndarray):
     return None
 
 
+def _precise_loss(loss: str, outputs: np.ndarray, y: np.ndarray) -> float:
+    """The summed loss without cancellation, for the line search: logistic
+    log(1 + e^f) - y f = log(1 + e^(-f)) for y = 1 (a difference of two terms of size |f|
+    otherwise, whose rounding eps |f| M hid the decrease of a Newton step at the large
+    logits of a small lambda); cross-entropy log sum_j e^(f_j) - f_y = log(1 + sum_{j != y}
+    e^(f_j - f_y)) by log1p of the shifted terms; squared as reference.nn._losses."""
+    if loss == "logistic":
+        return float(np.sum(np.logaddexp(0.0, np.where(y == 1, -outputs, outputs))))
+    if loss == "xent":
+        rows = np.arange(len(y))
+        shifted = outputs - outputs[rows, y][:, None]
+        top = np.max(shifted, axis=1)
+        rest = np.exp(shifted - top[:, None])
+        rest[rows, y] = 0.0
+        rest_sum = rest.sum(axis=1)           # log(1 + e^top rest_sum), top = max_j s_j
+        with np.errstate(over="ignore"):
+            total = np.where(top > 0, top + np.log(np.exp(-top) + rest_sum),
+                             np.log1p(np.exp(np.minimum(top, 0.0)) * rest_sum))
+        return float(np.sum(total))
+    return float(loss_and_grad(loss, outputs, y)[0])
+
+
 class _Restricted:
     """The sign-fixed restricted problem of `refine` on fixed supports."""
 
@@ -143,6 +168,8 @@ class _Restricted:
         self.neuron = np.repeat(np.arange(n), self.sizes)     # neuron of each column
         self.lin = np.concatenate(lin)
         self.jumps = jumps
+        self.signs = [signs[k][support[k]] for k in range(n)]
+        self.blocking: list = [np.zeros(0, dtype=int)] * n   # set by `_newton`
         d = int(self.offsets[-1])
         if cons:
             c_mat = np.zeros((len(cons), d))
@@ -165,12 +192,13 @@ class _Restricted:
 
     def value(self, v: np.ndarray) -> float:
         out = self.sigma(v) @ self.a_mat.T + self.c[None, :]
-        return float(loss_and_grad(self.loss, out, self.y)[0] + self.lin @ v)
+        return float(_precise_loss(self.loss, out, self.y) + self.lin @ v)
 
     def derivatives(self, v: np.ndarray):
         """(F, gradient (D,), Hessian (D, D)) at v."""
         out = self.sigma(v) @ self.a_mat.T + self.c[None, :]
-        value, grad, (kind, h) = _curvature(self.loss, out, self.y)
+        _, grad, (kind, h) = _curvature(self.loss, out, self.y)
+        value = _precise_loss(self.loss, out, self.y)
         w = grad @ self.a_mat                                 # (M, N)
         rows_w = w[:, self.neuron]                            # (M, D) weight per column
         gradient = np.asarray((self.basis.multiply(rows_w)).sum(axis=0)).ravel() + self.lin
@@ -199,6 +227,21 @@ class _Restricted:
         rhs = vecs[:, keep].T @ (gradient / d)
         out = -(vecs[:, keep] @ (rhs / vals[keep])) / d
         return out if self.free is None else self.free @ out
+
+    def longest_step(self, v: np.ndarray, step: np.ndarray):
+        """(t, blocking): the largest t with every support jump keeping its sign along
+        v + t step (the sign-fixed objective is |a| only there; inf when none turns), and
+        blocking, per neuron, the positions (among the support) of the jumps that reach 0
+        at t."""
+        ratios = []
+        for a, da, sgn in zip(self.jump_values(v), self.jump_values(step), self.signs):
+            r = np.full(len(a), np.inf)
+            toward = sgn * da < 0
+            r[toward] = np.maximum(sgn[toward] * a[toward], 0.0) / -(sgn[toward] * da[toward])
+            ratios.append(r)
+        t = min((float(r.min(initial=np.inf)) for r in ratios), default=np.inf)
+        return t, [np.flatnonzero(r <= t) if np.isfinite(t) else np.zeros(0, dtype=int)
+                   for r in ratios]
 
     def jump_values(self, v: np.ndarray) -> list:
         return [jm @ v[self.offsets[k]:self.offsets[k + 1]] for k, jm in enumerate(self.jumps)]
@@ -254,16 +297,24 @@ def _newton(problem: _Restricted, v: np.ndarray, deadline=None):
         if decrement <= STALL_RTOL * scale:
             v, final = v + step, final + 1
             continue
-        t = 1.0
+        t_max, blocking = problem.longest_step(v, step)
+        problem.blocking = blocking
+        t = min(1.0, t_max)
+        if t <= 0:
+            return v, it, decrement, step, "sign change"
+        boundary = t < 1.0
         while True:
             trial = v + t * step
             new = problem.value(trial)
             if np.isfinite(new) and new <= value - ARMIJO * t * 2 * decrement:
                 break
             t /= 2
+            boundary = False
             if t < 1e-12:
                 return v, it, decrement, step, "line search failed"
         v = trial
+        if boundary:                    # a knot's jump reached 0: the support changes
+            return v, it, decrement, step, "sign change"
     return v, MAX_ITERATIONS, decrement, step, "iteration limit"
 
 
@@ -325,12 +376,19 @@ def refine(layer, z, a_mat, c, y, loss, reg_weights, lam: float, grids, active, 
                                     default=0.0))
     point_signs = [np.where(np.abs(v) > point_tol, np.sign(v), 0.0) for v in at_points]
     total, rounds, start_layer = 0, 0, layer
+    tried: set = set()
     for rounds in range(1, SUPPORT_ROUNDS + 1):
         problem = _Restricted(z, a_mat, c, y, loss, grids, active, support, signs, lam_n, mu,
                               reg_weights.points, point_signs)
         v, its, decrement, step, status = _newton(problem, problem.start(start_layer),
                                                   deadline)
         total += its
+        if status == "sign change":      # drop the knots whose jump reached 0, go on
+            for k in range(n):
+                idx = np.flatnonzero(support[k])
+                support[k][idx[problem.blocking[k]]] = False
+            start_layer = KnotSplineActivation(*zip(*problem.pieces(v, grids, active)))
+            continue
         if status != "converged":
             return Refinement(problem.pieces(v, grids, active), problem.value(v), status,
                               total, rounds)
@@ -346,16 +404,22 @@ def refine(layer, z, a_mat, c, y, loss, reg_weights, lam: float, grids, active, 
         start_layer = KnotSplineActivation(*zip(*pieces))
         if flipped:
             continue
-        added = False
         if violation is not None:
+            # the most violated candidate alone joins (Lawson-Hanson: the minimiser over
+            # the larger support then gives it the sign that lowers the objective)
             checked = violation(pieces)
+            best, where = ADD_RTOL, None
             for k, (viol, t_inner) in enumerate(checked):
-                new = (viol[active[k]][1:-1] > ADD_RTOL) & ~support[k]
-                if new.any():
-                    support[k] = support[k] | new
-                    signs[k] = np.where(new, -np.sign(t_inner), signs[k])
-                    added = True
-            if added:
+                inner = np.where(support[k], -np.inf, viol[active[k]][1:-1])
+                j = int(np.argmax(inner)) if len(inner) else -1
+                if j >= 0 and inner[j] > best:
+                    best, where = float(inner[j]), (k, j, float(np.sign(t_inner[j])))
+            if where is not None:
+                k, j, sign = where
+                if (k, j) in tried:              # added and dropped before: a cycle
+                    break
+                tried.add((k, j))
+                support[k][j], signs[k][j] = True, -sign
                 continue
         accuracy = np.array([float(np.abs(jm @ step[problem.offsets[k]:
                                                      problem.offsets[k + 1]]).max(initial=0.0))
