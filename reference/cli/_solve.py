@@ -77,8 +77,8 @@ def run(args):
               f"{cert['complementarity_gap']:.1e}")
         print(f"  polishing {cert['polish']}; knots per neuron {plain(cert['knots_unpolished'])} "
               f"before polishing")
-    print(f"  grid points per neuron {plain(cert['grid_points'])}; knots per neuron {plain(knots)}; "
-          f"Lip per neuron {[round(v, 4) for v in plain(cert['lipschitz'])]}")
+    print(f"  grid points per neuron {plain(cert['grid_points'])}; knots per neuron "
+          f"{plain(knots)}; Lip per neuron {[round(v, 4) for v in plain(cert['lipschitz'])]}")
     print_knot_rule(cert)
     if cert["gauge_directions_pinned"]:
         print(f"  {cert['gauge_directions_pinned']} gauge directions (affine shifts invisible "

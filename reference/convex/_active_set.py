@@ -83,6 +83,7 @@ NOISE_WEIGHT = 1e3          # lip_certificate: weight of the noise against the v
 POLISH_KNOT_RTOL = 1e-4     # first polishing attempt: knots above this * max |a| per neuron
 DROP_MARGIN = 1e-3          # `points_to_drop`: multipliers below (1 - this) lambda
 NEWTON_LOSSES = ("logistic", "xent")   # restricted solves refined by Newton's method
+NEWTON_ATTEMPTS = 1         # ... after at most this many CLARABEL attempts (tight)
 
 
 @dataclass
@@ -502,7 +503,8 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, set
     None, None) if both fail."""
     first, passes = None, (settings, REFINED_SETTINGS)
     for options in passes[:1 if settings == REFINED_SETTINGS else 2]:
-        result = prob.solve(lam, solver, settings=options)
+        result = prob.solve(lam, solver, settings=options, max_attempts=NEWTON_ATTEMPTS
+                            if prob.loss in NEWTON_LOSSES and prob.lip_max is None else None)
         if result["status"] != "optimal":
             break
         result, layer, check = refine_solution(prob, result, z, a_mat, c, y, grids, active,

@@ -54,6 +54,7 @@ STALL_RTOL = 1e-12         # below this * max(|F|, 1): full steps, no line searc
 FINAL_STEPS = 3            # ... FINAL_STEPS of them, then converged
 ARMIJO = 1e-4              # sufficient decrease of the line search
 ADD_RTOL = 1e-9            # a candidate joins the support when its violation exceeds this
+DENSE_LIMIT = 3e7          # M N^2 up to this: the Hessian by dense neuron blocks
 
 
 @dataclass
@@ -202,6 +203,8 @@ class _Restricted:
         w = grad @ self.a_mat                                 # (M, N)
         rows_w = w[:, self.neuron]                            # (M, D) weight per column
         gradient = np.asarray((self.basis.multiply(rows_w)).sum(axis=0)).ravel() + self.lin
+        if self.z.shape[0] * self.z.shape[1] ** 2 <= DENSE_LIMIT:
+            return float(value + self.lin @ v), gradient, self._dense_hessian(kind, h)
         hess = np.zeros((len(v), len(v)))
         pa = None
         for l in range(self.a_mat.shape[0]):
@@ -214,6 +217,24 @@ class _Restricted:
             pa = sp.csr_array(pa)
             hess -= (pa.T @ pa).toarray()
         return float(value + self.lin @ v), gradient, hess
+
+    def _dense_hessian(self, kind: str, h: np.ndarray) -> np.ndarray:
+        """The Hessian by neuron blocks: H_(n, n') = E_n^T diag(K[:, n, n']) E_n' with
+        K_m = A^T diag(h_m) A (minus (A^T p_m)(A^T p_m)^T for the softmax), (M, N, N)."""
+        a = self.a_mat
+        k = np.einsum("ml,li,lj->mij", h, a, a)
+        if kind == "softmax":
+            pa = h @ a
+            k -= pa[:, :, None] * pa[:, None, :]
+        n, off = self.z.shape[1], self.offsets
+        blocks = [self.basis[:, off[i]:off[i + 1]].toarray() for i in range(n)]
+        hess = np.zeros((off[-1], off[-1]))
+        for i in range(n):
+            for j in range(i, n):
+                part = blocks[i].T @ (k[:, i, j][:, None] * blocks[j])
+                hess[off[i]:off[i + 1], off[j]:off[j + 1]] = part
+                hess[off[j]:off[j + 1], off[i]:off[i + 1]] = part.T
+        return hess
 
     def step(self, gradient: np.ndarray, hess: np.ndarray) -> np.ndarray:
         """The Newton step -H^+ g on the free subspace (eigenvalues of the Jacobi-scaled H

@@ -207,7 +207,7 @@ class CoefficientProblem:
                                   cons)
 
     def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True,
-              settings: dict | None = None) -> dict:
+              settings: dict | None = None, max_attempts: int | None = None) -> dict:
         """Solve the problem for one lambda, retrying at other settings when it stops short.
 
         Parameters
@@ -220,6 +220,10 @@ class CoefficientProblem:
             Passed to the solver interface (CLARABEL ignores it).
         settings : dict, optional
             CLARABEL settings applied to every attempt.
+        max_attempts : int, optional
+            Run at most this many attempts of `solver_attempts` (None: all); the active set
+            takes 1 where Newton's method refines or replaces the point
+            (reference.convex._active_set.NEWTON_LOSSES).
 
         Returns
         -------
@@ -257,7 +261,7 @@ class CoefficientProblem:
         attempts, raw, first = [], None, False
         try:
             data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
-            retries = solver_attempts(solver, settings)
+            retries = solver_attempts(solver, settings)[:max_attempts]
         except cp.error.SolverError as exc:         # the solver cannot take this problem
             retries, status = [], f"solver error ({exc})"
             attempts.append(f"compile: {status}")

@@ -104,3 +104,17 @@ def test_default_profile_grid(dataset, lam):
                                  reg="tv2")
     assert cert["status"] == "optimal"
     assert all(c is not None and c <= p for c, p in cert["knots_bracket"])
+
+
+def test_mnist_like_data_read_by_the_mnist_reader(tmp_path):
+    """The generated MNIST-format data (reference.testing._mnist_like) go through the
+    project's MNIST reader: 784 features in [0, 1], ten classes, seeded."""
+    from reference.testing._mnist_like import mnist_like, mnist_like_npz
+    path = mnist_like_npz(tmp_path / "m.npz", 60, 20, seed=1)
+    ds = datasets.load("mnist", path=path, seed=0)
+    assert ds.x_train.shape[1] == 784 and ds.num_classes == 10
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    again = mnist_like(60, 20, seed=1)
+    assert np.array_equal(again["y_train"], mnist_like(60, 20, seed=1)["y_train"])
+    with pytest.raises(ValueError, match="m, m_test"):
+        mnist_like(5, 1)
