@@ -497,14 +497,26 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, set
     accuracy (noise > NOISE_MAX and no violation beyond tolerance + noise; e.g. CLARABEL's
     static regularisation biasing a near-interpolation, or its tolerances on exponential
     cones), solved again with REFINED_SETTINGS (CLARABEL) and checked again.  When the
-    solver fails on a problem that Newton's method can refine, Newton starts from
-    `previous` (the last restricted solution, a KnotSplineActivation in internal units; None:
-    the zero spline) and its point is taken if it converges (`newton_fallback`).  (result,
-    None, None) if both fail."""
+    solver fails (after NEWTON_ATTEMPTS attempts) on a problem that Newton's method can
+    refine, Newton starts from `previous` (the last restricted solution, a
+    KnotSplineActivation in internal units; None: the zero spline) and its point is taken
+    if it converges (`newton_fallback`); else the solver runs every attempt of
+    `solver_attempts`.  (result, None, None) if all fail."""
     first, passes = None, (settings, REFINED_SETTINGS)
+    newton = prob.loss in NEWTON_LOSSES and prob.lip_max is None
     for options in passes[:1 if settings == REFINED_SETTINGS else 2]:
-        result = prob.solve(lam, solver, settings=options, max_attempts=NEWTON_ATTEMPTS
-                            if prob.loss in NEWTON_LOSSES and prob.lip_max is None else None)
+        result = prob.solve(lam, solver, settings=options,
+                            max_attempts=NEWTON_ATTEMPTS if newton else None)
+        if result["status"] != "optimal" and newton and result["status"] != "time_limit":
+            found = newton_fallback(prob, result, z, a_mat, c, y, grids, active, lam,
+                                    scale, previous)
+            if found[1] is not None:
+                return found
+            result = prob.solve(lam, solver, settings=options)      # every attempt
+            if result["status"] == "optimal":
+                result, layer, check = refine_solution(prob, result, z, a_mat, c, y, grids,
+                                                       active, lam, scale)
+                return result, layer, check
         if result["status"] != "optimal":
             break
         result, layer, check = refine_solution(prob, result, z, a_mat, c, y, grids, active,
@@ -513,9 +525,8 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, set
         decided = check.noise <= NOISE_MAX or check.worst > check.tolerance + check.noise
         if decided or solver != "CLARABEL":
             return result, layer, check
-    if first is None:                          # the solver failed
-        return newton_fallback(prob, result, z, a_mat, c, y, grids, active, lam, scale,
-                               previous)
+    if first is None:                          # the solver failed (Newton too, if tried)
+        return result, None, None
     attempts = first[0]["attempts"] + [f"refined: {a}" for a in result["attempts"]]
     if result["status"] == "time_limit":       # the first solution is the last point known
         return {**result, "attempts": attempts}, first[1], first[2]
