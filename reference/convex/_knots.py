@@ -7,9 +7,9 @@ jump accuracy that the solve proves (reference.convex._newton: the last Newton c
 of the jumps plus their rounding, in the caller's slope units; None when the point was not
 refined: method "full", a Lip bound, the squared loss):
 
-    threshold_n = max(tol_n, KNOT_MARGIN nu_n)
-    certain_n   = #{j : |a_j| > threshold_n}          (certified nonzero)
-    possible_n  = #{j : |a_j| > nu_n} + undecided_n   (nonzero at the optimum, possibly)
+    e_j         = nu_n + rounding_j                    (the jump's accuracy)
+    certain_n   = #{j : |a_j| > max(tol_n, KNOT_MARGIN e_j)}   (certified nonzero)
+    possible_n  = #{j : |a_j| > e_j} + undecided_n     (nonzero at the optimum, possibly)
 
 undecided_n: the runs of consecutive candidates outside the restricted problem where the
 optimality condition is violated by more than the multipliers' accuracy (accepted because
@@ -19,11 +19,15 @@ threshold, nu, the smallest counted and the largest uncounted jump (their ratio 
 between the count and the next jump) and the bracket [certain_n, possible_n] (equal when
 the count is decided).  Without nu the count is the jumps above tol_n, and the rule says
 that the accuracy is not proven (the bracket is then [None, count]: no jump is certified).
-A leaf: NumPy only.
+A jump's accuracy is nu_n plus its own rounding as stored (`_jump_rounding`: the values
+and slopes it is computed from), so a jump between close knots is judged by its own
+error.  A leaf: NumPy only.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from reference._numerics import EPS
 
 KNOT_MARGIN = 100.0      # a jump counts when above this * its proven accuracy (and tol)
 
@@ -63,17 +67,18 @@ def knot_rule(layer, tolerance, accuracy=None, undecided=None) -> dict:
            "separation": [], "knots": [], "knots_bracket": []}
     for k in range(n):
         a = np.abs(spl.jumps[k])
-        theta = float(tol[k] if nu is None else max(tol[k], KNOT_MARGIN * nu[k]))
+        err = None if nu is None else nu[k] + _jump_rounding(layer, spl, k)     # per jump
+        theta = tol[k] if nu is None else np.maximum(tol[k], KNOT_MARGIN * err)
         counted, rest = a[a > theta], a[a <= theta]
         small = float(counted.min(initial=np.inf)) if len(counted) else 0.0
         large = float(rest.max(initial=0.0))
-        out["threshold"].append(theta)
+        out["threshold"].append(float(np.max(theta, initial=tol[k])))
         out["smallest_counted"].append(small)
         out["largest_uncounted"].append(large)
         out["separation"].append(None if not len(counted) else
                                  (np.inf if large == 0 else small / large))
         out["knots"].append(int(len(counted)))
-        possible = int(len(counted)) if nu is None else int(np.sum(a > nu[k])) + int(extra[k])
+        possible = int(len(counted)) if nu is None else int(np.sum(a > err)) + int(extra[k])
         out["knots_bracket"].append([None if nu is None else int(len(counted)), possible])
     decided = nu is not None and all(c == p for c, p in out["knots_bracket"])
     if nu is None:
@@ -87,6 +92,24 @@ def knot_rule(layer, tolerance, accuracy=None, undecided=None) -> dict:
     out.update(decided=decided, jump_accuracy=None if nu is None else nu.tolist(),
                undecided_candidates=extra.tolist(), margin=KNOT_MARGIN, rule=text)
     return out
+
+
+def _jump_rounding(layer, spl, k: int) -> np.ndarray:
+    """The rounding of each jump of neuron k as stored, (K,): a jump is a difference of
+    slopes, each a difference of values over a step, so 8 eps (max |value| of the knot and
+    its neighbours / the shorter step + |slope left| + |slope right|)."""
+    knots = np.asarray(spl.knots[k], dtype=np.float64)
+    if len(knots) == 0:
+        return np.zeros(0)
+    width = layer.n_in
+    values = np.abs(layer.forward(np.tile(knots[:, None], (1, width)))[0][:, k])
+    slopes = np.abs(spl.slopes(k))
+    steps = np.diff(knots)
+    left = np.concatenate([[np.inf], steps])
+    right = np.concatenate([steps, [np.inf]])
+    near = np.maximum.reduce([values, np.concatenate([[0.0], values[:-1]]),
+                              np.concatenate([values[1:], [0.0]])])
+    return 8 * EPS * (near / np.minimum(left, right) + slopes[:-1] + slopes[1:])
 
 
 def violated_runs(violation: list, active: list, level: float) -> list:

@@ -513,6 +513,21 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
     return out
 
 
+def _refine_full(prob, result, scaled, grids) -> dict:
+    """The full method's solution refined by Newton's method on its knots, every grid point
+    a candidate (reference.convex._active_set.refine_solution: logistic and cross-entropy
+    without a Lip bound; otherwise the result unchanged): then the knot count is decided
+    against a proven jump accuracy (reference.convex._knots) instead of counting the
+    interior-point method's tail of tiny slope changes."""
+    from reference.convex._active_set import reference_scale, refine_solution
+
+    scale = reference_scale(scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.loss)
+    every = [np.ones(len(g), dtype=bool) for g in grids]
+    out, _, _ = refine_solution(prob, result, scaled.z, scaled.a_mat, scaled.c, scaled.y,
+                                grids, every, scaled.lam, scale)
+    return out
+
+
 def _solve_once(net, layer, x, y, scaled, grids, uniform, method, solver, start, polish,
                 gauge, deadline, bar, prob, settings):
     """One pass of `_solve_lams` for one lambda: (model or None, certificate, active masks,
@@ -532,6 +547,8 @@ def _solve_once(net, layer, x, y, scaled, grids, uniform, method, solver, start,
                 new, cert = None, {"solver": solver, "attempts": result["attempts"]}
                 stopped = f"stopped at the time limit {deadline.time_limit:g} s"
             else:
+                if uniform is None and result["status"] == "optimal":
+                    result = _refine_full(prob, result, scaled, grids)
                 new, cert = finish(net, layer, x, y, scaled.lam_given, prob, result, uniform,
                                    0.0, scaled=scaled)
     except InaccurateSolution as exc:               # still a feasible point: certify compares
