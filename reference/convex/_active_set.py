@@ -505,8 +505,8 @@ def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, set
     first, passes = None, (settings, REFINED_SETTINGS)
     newton = prob.loss in NEWTON_LOSSES and prob.lip_max is None
     for options in passes[:1 if settings == REFINED_SETTINGS else 2]:
-        result = prob.solve(lam, solver, settings=options,
-                            max_attempts=NEWTON_ATTEMPTS if newton else None)
+        limit = {"max_attempts": NEWTON_ATTEMPTS} if newton else {}
+        result = prob.solve(lam, solver, settings=options, **limit)
         if result["status"] != "optimal" and newton and result["status"] != "time_limit":
             found = newton_fallback(prob, result, z, a_mat, c, y, grids, active, lam,
                                     scale, previous)
