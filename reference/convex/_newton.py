@@ -21,10 +21,11 @@ directions, on which the objective is constant), with a backtracking (Armijo) li
 The support is updated as an active set of its own (`refine`, after Lawson and Hanson's
 NNLS): a Newton step is cut where a jump reaches 0 (the sign-fixed objective is |a| only up
 to there; beyond it the objective is unbounded below) and that knot leaves the support;
-at a converged point the active candidate without a knot where the restricted problem's
-multiplier exceeds lambda the most (`optimality`'s violation > ADD_RTOL) joins it with the
-sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS times; a
-candidate that would join a second time ends it: "support did not settle").  The
+at a converged point, per neuron, the active candidate without a knot where the restricted
+problem's multiplier exceeds lambda the most (`optimality`'s violation > ADD_RTOL) joins it
+with the sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS times; each
+converged support must have a lower objective than the one before the last addition, else
+it ends: "support did not settle").  The
 result is a point of the restricted problem whose own optimality conditions hold to
 rounding level, so the active set's check (`optimality`) judges it with noise ~1e-12
 instead of ~1e-5, and every jump outside the support is exactly 0.
@@ -397,7 +398,7 @@ def refine(layer, z, a_mat, c, y, loss, reg_weights, lam: float, grids, active, 
                                     default=0.0))
     point_signs = [np.where(np.abs(v) > point_tol, np.sign(v), 0.0) for v in at_points]
     total, rounds, start_layer = 0, 0, layer
-    tried: set = set()
+    best_value = np.inf                  # F at the last converged support before an addition
     for rounds in range(1, SUPPORT_ROUNDS + 1):
         problem = _Restricted(z, a_mat, c, y, loss, grids, active, support, signs, lam_n, mu,
                               reg_weights.points, point_signs)
@@ -426,21 +427,23 @@ def refine(layer, z, a_mat, c, y, loss, reg_weights, lam: float, grids, active, 
         if flipped:
             continue
         if violation is not None:
-            # the most violated candidate alone joins (Lawson-Hanson: the minimiser over
-            # the larger support then gives it the sign that lowers the objective)
+            # per neuron the most violated candidate joins (Lawson-Hanson, by neuron: the
+            # minimiser over the larger support then gives it the sign that lowers the
+            # objective; a support whose objective does not drop ends the loop)
             checked = violation(pieces)
-            best, where = ADD_RTOL, None
+            joining = []
             for k, (viol, t_inner) in enumerate(checked):
                 inner = np.where(support[k], -np.inf, viol[active[k]][1:-1])
                 j = int(np.argmax(inner)) if len(inner) else -1
-                if j >= 0 and inner[j] > best:
-                    best, where = float(inner[j]), (k, j, float(np.sign(t_inner[j])))
-            if where is not None:
-                k, j, sign = where
-                if (k, j) in tried:              # added and dropped before: a cycle
+                if j >= 0 and inner[j] > ADD_RTOL:
+                    joining.append((k, j, float(np.sign(t_inner[j]))))
+            if joining:
+                value = problem.value(v)
+                if value >= best_value - 16 * EPS * abs(value):   # no decrease: a cycle
                     break
-                tried.add((k, j))
-                support[k][j], signs[k][j] = True, -sign
+                best_value = value
+                for k, j, sign in joining:
+                    support[k][j], signs[k][j] = True, -sign
                 continue
         accuracy = np.array([float(np.abs(jm @ step[problem.offsets[k]:
                                                      problem.offsets[k + 1]]).max(initial=0.0))
