@@ -519,11 +519,10 @@ def _refine_full(prob, result, scaled, grids) -> dict:
     without a Lip bound; otherwise the result unchanged): then the knot count is decided
     against a proven jump accuracy (reference.convex._knots) instead of counting the
     interior-point method's tail of tiny slope changes."""
-    from reference.convex._active_set import reference_scale, refine_solution
-
-    scale = reference_scale(scaled.z, scaled.a_mat, scaled.c, scaled.y, scaled.loss)
+    scale = active_set.reference_scale(scaled.z, scaled.a_mat, scaled.c, scaled.y,
+                                       scaled.loss)
     every = [np.ones(len(g), dtype=bool) for g in grids]
-    out, _, _ = refine_solution(prob, result, scaled.z, scaled.a_mat, scaled.c, scaled.y,
+    out, _, _ = active_set.refine_solution(prob, result, scaled.z, scaled.a_mat, scaled.c, scaled.y,
                                 grids, every, scaled.lam, scale)
     return out
 
