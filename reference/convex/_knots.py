@@ -51,7 +51,9 @@ def knot_rule(layer, tolerance, accuracy=None, undecided=None) -> dict:
     rule : dict
         ``knots`` (N,) certain counts (without `accuracy`: above the tolerance),
         ``knots_bracket`` [[certain, possible] per neuron] (certain None without
-        `accuracy`), ``decided`` (bool: every bracket closed), ``threshold`` (N,),
+        `accuracy`), ``decided`` (bool: every bracket closed), ``threshold`` (N,): the
+        largest max(tol_n, KNOT_MARGIN e_j) applied to neuron n's jumps (tol_n without
+        `accuracy`),
         ``jump_accuracy`` (N,) or None, ``smallest_counted`` (N,) and
         ``largest_uncounted`` (N,) (0.0 when none), ``separation`` (N,): smallest counted
         / largest uncounted (inf when nothing is uncounted, None when nothing is counted),
