@@ -264,10 +264,11 @@ def test_uniform_grid_size_refused_before_the_grid_is_built(monkeypatch):
 def test_problem_size_guard_on_every_grid_and_lp(monkeypatch):
     net, x, y = single_neuron(m=50)
     monkeypatch.setattr(problem, "CoefficientProblem", must_not_run)
-    refused(lambda: convex.solve_layer(net, 1, x, y, max_size=99), "max_size")
+    refused(lambda: convex.solve_layer(net, 1, x, y, max_size=57), "max_size")     # active
+    refused(lambda: convex.solve_layer(net, 1, x, y, method="full", max_size=99), "max_size")
     refused(lambda: convex.solve_layer(net, 1, x, y, grid=[np.arange(60.0)], max_size=109),
             "max_size")
-    refused(lambda: convex.solve_path(net, 1, x, y, [0.1, 1.0], max_size=99), "max_size")
+    refused(lambda: convex.solve_path(net, 1, x, y, [0.1, 1.0], max_size=57), "max_size")
     refused(lambda: representer.interpolation_lp(np.arange(10.0), np.zeros(10), max_size=11),
             "max_size")
 

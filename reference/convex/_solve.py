@@ -168,18 +168,27 @@ def prepare(net: Network, layer: int, x, y, loss: str):
 
 
 def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE,
-              merge_rtol=MERGE_RTOL):
+              merge_rtol=MERGE_RTOL, method="full"):
     """The grid points per neuron and whether the result is a uniform-grid spline; the size
-    guard (problem_size over max_size: TooLarge) is checked before a grid is built."""
+    guard (problem_size over max_size: TooLarge) is checked before a grid is built.  With
+    method "active" the guard follows the active set's real cost, its first restricted
+    problem: at most INITIAL_POINTS points per neuron (reference.convex._active_set), not
+    the whole data grid (the candidates themselves are only sorted arrays; the rounds after
+    the first are bounded by time_limit)."""
     m, n = z.shape
 
-    def check(points):
-        guard(f"solve: problem size (grid points {points} + samples x neurons {m} x {n})",
+    def check(points, what="grid points"):
+        guard(f"solve: problem size ({what} {points} + samples x neurons {m} x {n})",
               problem_size(points, m, n), max_size, "max_size")
     if isinstance(grid, str):
         check_choice(grid, ("data", "uniform"), "grid")
         if grid == "data":
-            check(n * (m + len(get_regulariser(reg).extra_points)))
+            per_neuron = m + len(get_regulariser(reg).extra_points)
+            if method == "active":
+                check(n * min(per_neuron, active_set.INITIAL_POINTS),
+                      "the active set's first restricted problem: points")
+            else:
+                check(n * per_neuron)
             return data_grid(z, reg, merge_rtol), None
         target = net.layers[layer]
         if not target.uniform_grid:
@@ -461,7 +470,7 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
         raise ValueError(f"merge_rtol: expected a number in [0, 1), got {merge_rtol!r}")
     check_time_limit(time_limit)
     x, y, z, a_mat, c = prepare(net, layer, x, y, loss)
-    grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size, merge_rtol)
+    grids, uniform = grids_for(net, layer, z, reg, grid, size, max_size, merge_rtol, method)
     merged = merge_report(z, reg, grids, merge_rtol) \
         if isinstance(grid, str) and grid == "data" else {}
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
