@@ -366,12 +366,15 @@ def representer(sweeps, profile, out):
         ax.plot(x, trained.forward(xs)[0][:, n], label="trained (sparsified)")
         ax.plot(x, optimum.forward(xs)[0][:, n], label="exact optimum, weights fixed")
         spline = optimum.spline
-        tol = cert["knot_tolerance"][n]
-        knots = spline.knots[n][np.abs(spline.jumps[n]) > tol]
+        rule = cert["knot_rule"]
+        knots = spline.knots[n][np.abs(spline.jumps[n]) > rule["threshold"][n]]
         at_data = int(np.isin(knots, z[:, n]).sum())
+        certain, possible = cert["knots_bracket"][n]
+        count = (f"{len(knots)}" if certain == possible else
+                 f"{len(knots)} (between {certain} and {possible})")
         ax.plot(knots, optimum.forward(np.tile(knots[:, None], (1, width)))[0][:, n]
                 if len(knots) else [], "o", color="tab:red", ms=4,
-                label=f"optimum's knots: {len(knots)}, {at_data} at data points")
+                label=f"optimum's knots: {count}, {at_data} at data points")
         ax.plot(z[:, n], np.full(len(z), ax.get_ylim()[0]), "|", color="grey", ms=4, alpha=0.3)
         ax.set_title(f"layer {layer}, neuron {n}", fontsize=9)
         ax.grid(True, alpha=0.3)
@@ -382,13 +385,22 @@ def representer(sweeps, profile, out):
             rows.append({"neuron": n, "z": p, "optimum": v,
                          "trained": trained.forward(np.full((1, width), p))[0][0, n],
                          "knot": bool(np.any(knots == p))})
+    gap = "n/a" if cert["gap"] is None else f"{cert['gap']:.1e}"
+    how = ("exact knot count" if cert["knot_rule"]["decided"] else
+           "knot count bracketed [certain, possible]" if cert["knot_rule"]["jump_accuracy"]
+           is not None else "knots above the tolerance (accuracy not estimated)")
     fig.suptitle(f"Representer theorem, {problem}, {loss} loss: solver "
-                 f"{cert['solver']} {cert['status']}, gap {cert['gap']:.1e}")
+                 f"{cert['solver']} {cert['status']} (certified by the "
+                 f"{cert['certified_by']}), gap {gap}; {how}", fontsize=9)
     files = save_figure(fig, out, "representer") + [save_csv(out, "representer", rows)]
     tried = "" if not failures else " Tried first: " + "; ".join(failures) + "."
+    bracket = "" if cert["knot_rule"]["decided"] else \
+        f" (between [certain, possible] {cert['knots_bracket']})"
     return files, (f"{problem}: layer {layer}, trained objective {trained_value:.6g}, exact "
-                   f"optimum {cert['objective_check']:.6g} (solver {cert['status']}, gap "
-                   f"{cert['gap']:.1e}), knots per neuron {cert['knots']}.{tried}")
+                   f"optimum {cert['objective_check']:.6g} (solver {cert['status']}, "
+                   f"certified by the {cert['certified_by']}, gap {gap}), knots per neuron "
+                   f"{cert['knots']}{bracket}, a jump counted above thresholds "
+                   f"{[float(f'{t:.2g}') for t in cert['knot_rule']['threshold']]}.{tried}")
 
 
 # --------------------------------------------------------------------- width table

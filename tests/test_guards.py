@@ -264,11 +264,12 @@ def test_uniform_grid_size_refused_before_the_grid_is_built(monkeypatch):
 def test_problem_size_guard_on_every_grid_and_lp(monkeypatch):
     net, x, y = single_neuron(m=50)
     monkeypatch.setattr(problem, "CoefficientProblem", must_not_run)
-    refused(lambda: convex.solve_layer(net, 1, x, y, max_size=99, method="active"),
-            "max_size")
+    refused(lambda: convex.solve_layer(net, 1, x, y, max_size=57, method="active"),
+            "max_size")                    # the active set's first restricted problem
+    refused(lambda: convex.solve_layer(net, 1, x, y, method="full", max_size=99), "max_size")
     refused(lambda: convex.solve_layer(net, 1, x, y, grid=[np.arange(60.0)], max_size=109),
             "max_size")
-    refused(lambda: convex.solve_path(net, 1, x, y, [0.1, 1.0], max_size=99, method="active"),
+    refused(lambda: convex.solve_path(net, 1, x, y, [0.1, 1.0], max_size=57, method="active"),
             "max_size")
     # one neuron, by default the one-neuron method: its own estimate, a tenth per sample
     refused(lambda: convex.solve_layer(net, 1, x, y, max_size=4), "max_size")

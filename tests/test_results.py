@@ -233,6 +233,10 @@ def test_solve_certificate_keys(method, grids):
         results.append(stopped.value.certificate)
     path = solve_path(net, 1, x, y, [1e-2, 1e-1], method=method, grid=grids[-1], size=21)
     results += [cert for _, _, cert in path]
+    labels = (np.ravel(y) > np.median(y)).astype(float)      # logistic: Newton's refinement
+    _, cert = solve_layer(net, 1, x, labels, loss="logistic", lam=1e-1, method=method)
+    assert cert.status == "optimal" and "newton" in cert
+    results.append(cert)
     check_family(SolveCertificate, method, results)
     assert results[0].objective == results[0]["objective"]
     assert dumps_json(results[0]) == dumps_json(dict(results[0]))

@@ -77,9 +77,9 @@ def run(args):
               f"{cert['complementarity_gap']:.1e}")
         print(f"  polishing {cert['polish']}; knots per neuron {plain(cert['knots_unpolished'])} "
               f"before polishing")
-    print(f"  grid points per neuron {plain(cert['grid_points'])}; knots per neuron {plain(knots)} "
-          f"(|slope change| > tolerance, max tolerance {max(cert['knot_tolerance']):.1e}); "
-          f"Lip per neuron {[round(v, 4) for v in plain(cert['lipschitz'])]}")
+    print(f"  grid points per neuron {plain(cert['grid_points'])}; knots per neuron "
+          f"{plain(knots)}; Lip per neuron {[round(v, 4) for v in plain(cert['lipschitz'])]}")
+    print_knot_rule(cert)
     if cert["gauge_directions_pinned"]:
         print(f"  {cert['gauge_directions_pinned']} gauge directions (affine shifts invisible "
               f"at the data) pinned; minimum-norm representative returned (shift removed "
@@ -87,6 +87,28 @@ def run(args):
     print_verdict(cert)
     print(f"  model written to {args.out}")
     return 0
+
+
+def print_knot_rule(cert) -> None:
+    """How the knot count was decided (reference.convex._knots): the threshold, the jumps
+    on either side of it, and the bracket [certain, possible] when it is not decided."""
+    rule = cert.get("knot_rule")
+    if not rule:
+        return
+    if rule["jump_accuracy"] is None:
+        print(f"  knot count: jumps above the tolerance (max {max(rule['threshold']):.1e}); "
+              "their accuracy is not estimated (the solver's point was not refined): the count "
+              "may include solver noise")
+        return
+    print(f"  knot count {'exact' if rule['decided'] else 'NOT decided'}: a jump counts above "
+          f"max(tolerance, {rule['margin']:g} x its estimated accuracy) = thresholds "
+          f"{[float(f'{t:.2e}') for t in rule['threshold']]}; smallest counted "
+          f"{[float(f'{t:.3g}') for t in rule['smallest_counted']]}, largest uncounted "
+          f"{[float(f'{t:.3g}') for t in rule['largest_uncounted']]}, jump accuracy "
+          f"{[float(f'{t:.1e}') for t in rule['jump_accuracy']]}")
+    if not rule["decided"]:
+        print(f"  knots per neuron between [certain, possible] {plain(rule['knots_bracket'])} "
+              f"(undecided candidates off the solved grid {plain(rule['undecided_candidates'])})")
 
 
 def print_verdict(cert) -> None:
@@ -126,6 +148,7 @@ def print_cheap_optimum(args, cert) -> None:
                                       else cert.get("rejected", "none")))
     print(f"  knots per neuron {plain(cert['knots'])}; Lip per neuron "
           f"{[round(v, 4) for v in plain(cert['lipschitz'])]}")
+    print_knot_rule(cert)
     print_verdict(cert)
     print(f"  model written to {args.out}")
 

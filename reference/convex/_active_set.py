@@ -59,6 +59,8 @@ from numpy.typing import NDArray
 from reference._format import exact
 from reference._limits import Deadline
 from reference._numerics import EPS
+from reference.convex._knots import violated_runs
+from reference.convex._newton import refine
 from reference.convex._problem import (
     CoefficientProblem,
     RegWeights,
@@ -81,6 +83,8 @@ NOISE_MAX = 1e-6            # the multipliers' accuracy needed (`Optimality.acce
 NOISE_WEIGHT = 1e3          # lip_certificate: weight of the noise against the violation
 POLISH_KNOT_RTOL = 1e-4     # first polishing attempt: knots above this * max |a| per neuron
 DROP_MARGIN = 1e-3          # `points_to_drop`: multipliers below (1 - this) lambda
+NEWTON_LOSSES = ("logistic", "xent")   # restricted solves refined by Newton's method
+NEWTON_ATTEMPTS = 1         # ... after at most this many CLARABEL attempts (tight)
 
 
 @dataclass
@@ -106,6 +110,7 @@ class Optimality:
     condition: str
     tolerance: float
     gap: float
+    active: list | None = None
 
     @property
     def accepted(self) -> bool:
@@ -500,36 +505,138 @@ def points_to_drop(layer: KnotSplineActivation, check: Optimality, active: list)
     return out
 
 
-def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, settings=None):
+def solve_and_check(prob, z, a_mat, c, y, grids, active, lam, solver, scale, settings=None,
+                    previous=None):
     """(result, solution layer, Optimality) of a restricted problem: solved (with
-    `settings`, see `convex.CoefficientProblem.solve`), the multipliers built from its
-    solution and checked; when the verdict depends on their accuracy (noise > NOISE_MAX and
-    no violation beyond tolerance + noise; e.g. CLARABEL's static regularisation biasing a
-    near-interpolation, or its tolerances on exponential cones), solved again with
-    REFINED_SETTINGS (CLARABEL) and checked again.  (result, None, None) if the solver
-    fails."""
+    `settings`, see `convex.CoefficientProblem.solve`), refined by Newton's method where the
+    loss is one of NEWTON_LOSSES and there is no Lip bound (`refine_solution`), the
+    multipliers built from its solution and checked; when the verdict depends on their
+    accuracy (noise > NOISE_MAX and no violation beyond tolerance + noise; e.g. CLARABEL's
+    static regularisation biasing a near-interpolation, or its tolerances on exponential
+    cones), solved again with REFINED_SETTINGS (CLARABEL) and checked again.  When the
+    solver fails (after NEWTON_ATTEMPTS attempts) on a problem that Newton's method can
+    refine, Newton starts from `previous` (the last restricted solution, a
+    KnotSplineActivation in internal units; None: the zero spline) and its point is taken
+    if it converges (`newton_fallback`); else the solver runs every attempt of
+    `solver_attempts`.  (result, None, None) if all fail."""
     first, passes = None, (settings, REFINED_SETTINGS)
+    newton = prob.loss in NEWTON_LOSSES and prob.lip_max is None
     for options in passes[:1 if settings == REFINED_SETTINGS else 2]:
-        result = prob.solve(lam, solver, settings=options)
+        limit = {"max_attempts": NEWTON_ATTEMPTS} if newton else {}
+        result = prob.solve(lam, solver, settings=options, **limit)
+        if result["status"] != "optimal" and newton and result["status"] != "time_limit":
+            found = newton_fallback(prob, result, z, a_mat, c, y, grids, active, lam,
+                                    scale, previous)
+            if found[1] is not None:
+                return found
+            result = prob.solve(lam, solver, settings=options)      # every attempt
+            if result["status"] == "optimal":
+                result, layer, check = refine_solution(prob, result, z, a_mat, c, y, grids,
+                                                       active, lam, scale)
+                return result, layer, check
         if result["status"] != "optimal":
             break
-        layer = KnotSplineActivation(*zip(*prob.splines()))
-        w = loss_weights(layer.forward(z)[0], a_mat, c, y, prob.loss)
-        check = optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale,
-                           prob.weights)
+        result, layer, check = refine_solution(prob, result, z, a_mat, c, y, grids, active,
+                                               lam, scale)
         first = first or (result, layer, check)
         decided = check.noise <= NOISE_MAX or check.worst > check.tolerance + check.noise
         if decided or solver != "CLARABEL":
             return result, layer, check
-    if first is None:                          # the solver failed
+    if first is None:                          # the solver failed (Newton too, if tried)
         return result, None, None
     attempts = first[0]["attempts"] + [f"refined: {a}" for a in result["attempts"]]
     if result["status"] == "time_limit":       # the first solution is the last point known
         return {**result, "attempts": attempts}, first[1], first[2]
     if result["status"] != "optimal":          # the refined solve failed: keep the first
         prob.solve(lam, solver, settings=settings)    # (the problem holds it again)
+        first = refine_solution(prob, first[0], z, a_mat, c, y, grids, active, lam, scale)
         return {**first[0], "attempts": attempts}, first[1], first[2]
     return {**result, "attempts": attempts}, layer, check
+
+
+def newton_fallback(prob, result, z, a_mat, c, y, grids, active, lam, scale, previous):
+    """(result, layer, Optimality) of Newton's method (reference.convex._newton.refine)
+    started from `previous` evaluated at the active candidates (None: the zero spline) when
+    the solver failed; (result, None, None) when the loss or a Lip bound rules Newton out,
+    or it does not converge."""
+    if prob.loss not in NEWTON_LOSSES or prob.lip_max is not None \
+            or result["status"] == "time_limit":
+        return result, None, None
+    pts = [g[m] for g, m in zip(grids, active)]
+    if previous is None:
+        start = KnotSplineActivation(pts, [np.zeros(len(p)) for p in pts])
+    else:
+        at = [previous.forward(np.tile(p[:, None], (1, len(pts))))[0][:, k]
+              for k, p in enumerate(pts)]
+        start = KnotSplineActivation(pts, at)
+    prob.refined = [(p, v) for p, v in zip(start.points, start.values)]
+    out, layer, check = refine_solution(prob, {**result, "objective": None, "gap": None},
+                                        z, a_mat, c, y, grids, active, lam, scale)
+    if out.get("newton", {}).get("status") != "refined":
+        prob.refined = None
+        return result, None, None
+    out.update(status="optimal", default_settings=False,
+               attempts=result["attempts"] + [
+                   "Newton's method from " + ("the zero spline" if previous is None
+                                              else "the last restricted solution")
+                   + f": converged ({out['newton']['iterations']} iterations)"])
+    return out, layer, check
+
+
+def _check(prob, layer, z, a_mat, c, y, grids, active, lam, scale) -> Optimality:
+    """`optimality` of a restricted solution `layer`."""
+    w = loss_weights(layer.forward(z)[0], a_mat, c, y, prob.loss)
+    check = optimality(layer, z, w, grids, active, lam, prob.reg, prob.lip_max, scale,
+                       prob.weights)
+    check.active = [m.copy() for m in active]
+    return check
+
+
+def refine_solution(prob, result, z, a_mat, c, y, grids, active, lam, scale):
+    """(result, layer, Optimality) of a solved restricted problem: for a loss of
+    NEWTON_LOSSES without a Lip bound, the solution refined by Newton's method on its
+    support (reference.convex._newton.refine), kept when Newton converged and the
+    multipliers built from its point are at least as accurate (`Optimality.noise`) as the
+    conic solution's or within NOISE_MAX (its violations at the inactive candidates are
+    the restricted optimum's own, which the next round acts on);
+    then prob.refined holds its pieces, result["objective"] is its NumPy objective,
+    result["gap"] None (the solver's gap is of its own point) and result["newton"] says
+    what Newton did (iterations, support, jump_accuracy per neuron).  Otherwise the conic
+    solution, with result["newton"] saying why it was kept."""
+    layer = KnotSplineActivation(*zip(*prob.splines()))
+    check = _check(prob, layer, z, a_mat, c, y, grids, active, lam, scale)
+    if prob.loss not in NEWTON_LOSSES or prob.lip_max is not None:
+        return result, layer, check
+    _, tols, _ = knot_counts(layer, 1.0)
+
+    def violation(pieces):
+        trial = KnotSplineActivation(*zip(*pieces))
+        out = _check(prob, trial, z, a_mat, c, y, grids, active, lam, scale)
+        w = loss_weights(trial.forward(z)[0], a_mat, c, y, prob.loss)
+        ts = []
+        for k, g in enumerate(grids):
+            t = knot_correlation(z[:, k], w[:, k], g[active[k]])
+            ts.append((t - t[0])[1:-1])
+        return list(zip(out.violation, ts))
+    found = refine(layer, z, a_mat, c, y, prob.loss, prob.weights, lam, grids, active, tols,
+                   violation, prob.deadline)
+    if found is None or not found.converged:
+        why = "no Hessian for the loss" if found is None else found.status
+        return {**result, "newton": {"status": f"kept the solver's point ({why})"}}, \
+            layer, check
+    refined = KnotSplineActivation(*zip(*found.pieces))
+    new_check = _check(prob, refined, z, a_mat, c, y, grids, active, lam, scale)
+    if new_check.noise > max(check.noise, NOISE_MAX):
+        return {**result, "newton": {"status": (
+            f"kept the solver's point (Newton's point: multiplier noise "
+            f"{new_check.noise:.3g})")}}, layer, check
+    prob.refined = found.pieces
+    info = {"status": "refined", "iterations": found.iterations,
+            "support_rounds": found.support_rounds, "support": found.support,
+            "jump_accuracy": found.jump_accuracy.tolist(), "decrement": found.decrement,
+            "solver_objective": result["objective"], "solver_gap": result["gap"]}
+    return {**result, "objective": found.objective, "gap": None, "newton": info}, \
+        refined, new_check
 
 
 def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gauge=None,
@@ -559,7 +666,7 @@ def solve_active(z, a_mat, c, y, loss, reg, grids, lam, lip_max, solver, *, gaug
                                   [g[m] for g, m in zip(grids, active)], lip_max, gauge=gauge,
                                   deadline=deadline, weights=weights)
         result, layer, check = solve_and_check(prob, z, a_mat, c, y, grids, active, lam,
-                                               solver, scale, settings)
+                                               solver, scale, settings, previous=last)
         last = layer or last
         if result["status"] != "optimal":
             return ActiveSetResult(prob, result, active, check, result["status"], rounds,
@@ -727,7 +834,7 @@ def solve_layer_active(net: Network, layer: int, x: NDArray[np.float64], y: NDAr
     assert run.optimality is not None      # finish raised unless the last solve was optimal
     cert.update(base, knots_unpolished=cert["knots"], polish="off", polish_objective=None,
                 method_certified=run.optimality.accepted,
-                **_certificate(run.optimality, scaled))
+                **_certificate(run.optimality, scaled, cert))
     if polish and deadline is not None and deadline.expired():
         cert["polish"] = "skipped (time limit)"
     elif polish:
@@ -800,7 +907,7 @@ def _polish_once(net, layer, x, y, scaled, grids, cert, gauge, keep, *, solver, 
     keys = ("method", "rounds", "candidate_points", "active_history", "knots_unpolished")
     out_cert.update({key: cert[key] for key in keys}, polish_objective=objective,
                     objective_unpolished=cert["objective"], method_certified=True,
-                    **_certificate(check, scaled))
+                    **_certificate(check, scaled, out_cert))
     return out, out_cert
 
 
@@ -812,10 +919,25 @@ def external_reference(check: Optimality, scaled) -> float:
     return float(np.max(check.reference * scaled.unit * scaled.ar * scaled.zr))
 
 
-def _certificate(check: Optimality, scaled) -> dict:
+UNDECIDED_FLOOR = 1e-9      # `_certificate`: inactive violations above max(10 noise, this)
+
+
+def _certificate(check: Optimality, scaled, cert: dict | None = None) -> dict:
     """The optimality check's entries of the certificate, lambda_ref (`external_reference`)
-    and the gap in the caller's units (internal ones times T^2)."""
-    return {"worst_violation": check.worst, "violation_tolerance": check.tolerance,
+    and the gap in the caller's units (internal ones times T^2); with `cert` (its
+    knot_rule), the runs of inactive candidates violated beyond max(10 noise,
+    UNDECIDED_FLOOR) (where a knot of the exact optimum may sit: accepted within the
+    tolerance) added to the possible knots of the bracket (reference.convex._knots)."""
+    extra = {}
+    if cert is not None and cert.get("knot_rule") and check.active is not None:
+        rule = dict(cert["knot_rule"])
+        runs = violated_runs(check.violation, check.active,
+                             max(10 * check.noise, UNDECIDED_FLOOR))
+        bracket = [[c, p + r] for (c, p), r in zip(rule["knots_bracket"], runs)]
+        rule.update(knots_bracket=bracket, undecided_candidates=runs,
+                    decided=rule["decided"] and not any(runs))
+        extra = {"knot_rule": rule, "knots_bracket": bracket}
+    return {**extra,"worst_violation": check.worst, "violation_tolerance": check.tolerance,
             "violation_reference": external_reference(check, scaled),
             "optimality_condition": check.condition, "multiplier_noise": check.noise,
             "complementarity_gap": check.gap * scaled.objective_unit}

@@ -77,7 +77,22 @@ class SolveCertificate(Result):
     knots : list of int
         [full, active] (N,) knots per neuron of the returned model.
     knot_tolerance : list of float
-        [full, active] (N,) the slope change counted as a knot, per neuron.
+        [full, active] (N,) the tolerance of `knot_counts` per neuron (the floor of the
+        knot threshold).
+    knots_bracket : list of list
+        [full, active] (N,) [certain, possible] knots per neuron (reference.convex._knots:
+        certain = jumps nonzero beyond their estimated accuracy, None when it is not estimated;
+        possible adds the undecided jumps and candidates); equal ends: the count is decided.
+    knot_rule : dict
+        [full, active] How the knot count was decided: ``threshold``, ``jump_accuracy``
+        (None when not estimated), ``smallest_counted``, ``largest_uncounted``,
+        ``separation`` (their ratio), ``undecided_candidates``, ``knots_bracket``,
+        ``decided``, ``margin`` and ``rule`` (reference.convex._knots.knot_rule).
+    newton : dict
+        [full, active] The Newton refinement of the restricted solve (logistic and
+        cross-entropy losses without a Lip bound; reference.convex._newton): ``status``,
+        ``iterations``, ``support``, ``jump_accuracy`` (internal units), ``decrement``,
+        ``solver_objective``, ``solver_gap`` (only then).
     lipschitz : list of float
         [full, active] (N,) Lipschitz constant of each returned spline.
     grid_points : list of int

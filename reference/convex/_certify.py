@@ -55,6 +55,7 @@ import numpy as np
 from reference._numerics import EPS
 from reference.convex._certificate import SolveCertificate
 from reference.convex._dual_bound import _affine_apply, _affine_gram, _solve_gram, dual_bound
+from reference.convex._knots import knot_rule
 from reference.convex._problem import (
     RegWeights,
     _values_at,
@@ -349,7 +350,11 @@ def conclude(net, layer, x, y, lam, scaled: Scaled, grids, uniform, new, cert, *
                 solver_objective=None if new is None else cert["objective_check"])
     if best_name != "solver":
         knots, tols, lips = knot_counts(best_model.layers[layer], scaled.slope_unit)
-        base.update(objective=best_f, objective_check=best_f, knots=knots.tolist(),
+        exact_point = best_name.startswith(("zero", "affine"))     # no slope change at all
+        rule = knot_rule(best_model.layers[layer], tols,
+                         np.zeros(len(tols)) if exact_point else None)
+        base.update(objective=best_f, objective_check=best_f, knots=rule["knots"],
+                    knots_bracket=rule["knots_bracket"], knot_rule=rule,
                     knot_tolerance=tols.tolist(), lipschitz=lips.tolist(),
                     grid_points=[len(p) for p in getattr(best_model.layers[layer], "points",
                                                          grids)])

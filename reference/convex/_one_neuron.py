@@ -284,7 +284,7 @@ class NewtonProblem(RestrictedProblem):
         return value + lam * float(self.reg_term.value), g, h
 
     def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True,
-              settings: dict | None = None) -> dict:
+              settings: dict | None = None, max_attempts: int | None = None) -> dict:
         """`CoefficientProblem.solve`'s result for the restricted problem, by proximal Newton
         steps (class Notes): objective F at the last iterate (NumPy), gap None, status
         "optimal" when the predicted decrease fell below the tolerance, else the reason."""

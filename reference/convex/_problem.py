@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from reference._format import exact
 from reference._limits import Deadline
+from reference.convex._knots import knot_rule
 from reference.convex._solver_settings import solver_attempts
 from reference.exceptions import InaccurateSolution, SolveFailed
 from reference.nn._linear_spline import LinearSpline
@@ -200,12 +201,13 @@ class CoefficientProblem:
             coords = cp.hstack([at_0, self.s[s_off[:-1]]])[: gauge.shape[0]]
             cons.append(gauge.T @ coords == 0)
         self.gauge_directions = gauge.shape[1]
+        self.refined: list | None = None     # pieces set by a refinement (`splines`)
         self.problem = cp.Problem(cp.Minimize(get_loss(loss).cvx_expression(out, y)
                                               + self.lam * reg_term),
                                   cons)
 
     def solve(self, lam: float, solver: str = "CLARABEL", warm_start: bool = True,
-              settings: dict | None = None) -> dict:
+              settings: dict | None = None, max_attempts: int | None = None) -> dict:
         """Solve the problem for one lambda, retrying at other settings when it stops short.
 
         Parameters
@@ -218,6 +220,10 @@ class CoefficientProblem:
             Passed to the solver interface (CLARABEL ignores it).
         settings : dict, optional
             CLARABEL settings applied to every attempt.
+        max_attempts : int, optional
+            Run at most this many attempts of `solver_attempts` (None: all); the active set
+            takes 1 where Newton's method refines or replaces the point
+            (reference.convex._active_set.NEWTON_LOSSES).
 
         Returns
         -------
@@ -249,12 +255,13 @@ class CoefficientProblem:
         import cvxpy as cp
 
         self.lam.value = float(lam)
+        self.refined = None                  # a new solve replaces a refined point
         t0 = time.perf_counter()
         raw: Any                  # the solver's own result (None before a solve returns)
         attempts, raw, first = [], None, False
         try:
             data, chain, inverse = self.problem.get_problem_data(solver, solver_opts={})
-            retries = solver_attempts(solver, settings)
+            retries = solver_attempts(solver, settings)[:max_attempts]
         except cp.error.SolverError as exc:         # the solver cannot take this problem
             retries, status = [], f"solver error ({exc})"
             attempts.append(f"compile: {status}")
@@ -303,8 +310,11 @@ class CoefficientProblem:
         [-L_n, L_n]), so that the slopes of the stored spline are the solver's up to
         rounding instead of the constraint residuals divided by h_i (which exceeded L_max by
         1e-6 on close points).  The NumPy re-evaluation of the objective checks the rebuilt
-        model.
+        model.  After a Newton refinement of the solution (reference.convex._newton, set in
+        ``refined`` by the active set), the refined pieces.
         """
+        if self.refined is not None:
+            return [(g, v.copy()) for g, v in self.refined]
         u = np.asarray(self.u.value, dtype=np.float64)
         s = np.asarray(self.s.value, dtype=np.float64)
         if self.lip_max is not None:
@@ -455,7 +465,9 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
     (reference.convex._certify.Scaled): values are multiplied by its value_unit and grid points by
     its zr, objective and gap by T^2; the NumPy check is on the returned model with the caller's
     y and lam.  method_certified: the solve ran with the solver's default settings
-    (`CoefficientProblem.solve`: a retry's own word is not trusted)."""
+    (`CoefficientProblem.solve`: a retry's own word is not trusted).  The knot count is
+    decided by reference.convex._knots.knot_rule with the jump accuracy of a Newton
+    refinement (result["newton"]) when there is one."""
     loss, reg = prob.loss, prob.reg
     if result["status"] != "optimal":
         raise SolveFailed(f"solve: {result['solver']} ended with status {result['status']!r} "
@@ -472,6 +484,10 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
             f"returned model gives {exact(check)} (beyond {allowed:.3g} = {CHECK_RTOL:g} "
             f"max(|objective|, unit^2 {scaled.objective_unit:g}))", pieces)
     knots, tols, lips = knot_counts(new.layers[layer], scaled.slope_unit)
+    newton = result.get("newton")
+    accuracy = None if not newton or newton.get("jump_accuracy") is None else \
+        np.asarray(newton["jump_accuracy"]) * scaled.slope_unit
+    rule = knot_rule(new.layers[layer], tols, accuracy)
     lip_max = scaled.lip_given
     if lip_max is not None and lips.max() > lip_max * (1 + CHECK_RTOL):
         raise SolveFailed(f"solve: the returned splines have Lip {exact(lips.max())} > lip_max "
@@ -483,7 +499,9 @@ def finish(net, layer, x, y, lam, prob, result, uniform, seconds, norm_grids=Non
                  **({} if trusted else {"method_note": "the solver's gap came from a retry "
                                         "with changed settings"}),
                  "objective": objective, "objective_check": check, "gap": gap,
-                 "seconds": seconds, "knots": knots.tolist(), "knot_tolerance": tols.tolist(),
+                 **({"newton": newton} if newton else {}),
+                 "seconds": seconds, "knots": rule["knots"], "knot_tolerance": tols.tolist(),
+                 "knots_bracket": rule["knots_bracket"], "knot_rule": rule,
                  "lipschitz": lips.tolist(), "check_rtol": CHECK_RTOL,
                  "grid_points": [len(g) for g in prob.grids],
                  "gauge_directions_pinned": prob.gauge_directions,

@@ -172,18 +172,27 @@ def prepare(net: Network, layer: int, x, y, loss: str):
 
 
 def grids_for(net, layer, z, reg, grid, size=None, max_size=MAX_PROBLEM_SIZE,
-              merge_rtol=MERGE_RTOL):
+              merge_rtol=MERGE_RTOL, method="full"):
     """The grid points per neuron and whether the result is a uniform-grid spline; the size
-    guard (problem_size over max_size: TooLarge) is checked before a grid is built."""
+    guard (problem_size over max_size: TooLarge) is checked before a grid is built.  With
+    method "active" the guard follows the active set's real cost, its first restricted
+    problem: at most INITIAL_POINTS points per neuron (reference.convex._active_set), not
+    the whole data grid (the candidates themselves are only sorted arrays; the rounds after
+    the first are bounded by time_limit)."""
     m, n = z.shape
 
-    def check(points):
-        guard(f"solve: problem size (grid points {points} + samples x neurons {m} x {n})",
+    def check(points, what="grid points"):
+        guard(f"solve: problem size ({what} {points} + samples x neurons {m} x {n})",
               problem_size(points, m, n), max_size, "max_size")
     if isinstance(grid, str):
         check_choice(grid, ("data", "uniform"), "grid")
         if grid == "data":
-            check(n * (m + len(get_regulariser(reg).extra_points)))
+            per_neuron = m + len(get_regulariser(reg).extra_points)
+            if method == "active":
+                check(n * min(per_neuron, active_set.INITIAL_POINTS),
+                      "the active set's first restricted problem: points")
+            else:
+                check(n * per_neuron)
             return data_grid(z, reg, merge_rtol), None
         target = net.layers[layer]
         if not target.uniform_grid:
@@ -490,7 +499,8 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
               one_neuron.size(len(z)), max_size, "max_size")
     unguarded = np.finfo(float).max                    # guarded above for one_neuron
     grids, uniform = grids_for(net, layer, z, reg, grid, size,
-                               unguarded if method == "one_neuron" else max_size, merge_rtol)
+                               unguarded if method == "one_neuron" else max_size, merge_rtol,
+                               method)
     merged = merge_report(z, reg, grids, merge_rtol) \
         if isinstance(grid, str) and grid == "data" else {}
     solver = check_solver(solver, LOSS_CLASS[loss])            # imports cvxpy
@@ -555,6 +565,20 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
     return out
 
 
+def _refine_full(prob, result, scaled, grids) -> dict:
+    """The full method's solution refined by Newton's method on its knots, every grid point
+    a candidate (reference.convex._active_set.refine_solution: logistic and cross-entropy
+    without a Lip bound; otherwise the result unchanged): then the knot count is decided
+    against a proven jump accuracy (reference.convex._knots) instead of counting the
+    interior-point method's tail of tiny slope changes."""
+    scale = active_set.reference_scale(scaled.z, scaled.a_mat, scaled.c, scaled.y,
+                                       scaled.loss)
+    every = [np.ones(len(g), dtype=bool) for g in grids]
+    out, _, _ = active_set.refine_solution(prob, result, scaled.z, scaled.a_mat, scaled.c, scaled.y,
+                                grids, every, scaled.lam, scale)
+    return out
+
+
 def _solve_once(net, layer, x, y, scaled, grids, uniform, method, solver, start, polish,
                 gauge, deadline, bar, prob, settings):
     """One pass of `_solve_lams` for one lambda: (model or None, certificate, active masks,
@@ -576,6 +600,8 @@ def _solve_once(net, layer, x, y, scaled, grids, uniform, method, solver, start,
                 new, cert = None, {"solver": solver, "attempts": result["attempts"]}
                 stopped = f"stopped at the time limit {deadline.time_limit:g} s"
             else:
+                if uniform is None and result["status"] == "optimal":
+                    result = _refine_full(prob, result, scaled, grids)
                 new, cert = finish(net, layer, x, y, scaled.lam_given, prob, result, uniform,
                                    0.0, scaled=scaled)
     except InaccurateSolution as exc:               # still a feasible point: certify compares

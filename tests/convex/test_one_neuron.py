@@ -150,7 +150,7 @@ def test_one_neuron_size_guard_counts_samples():
     _, cert = solve(net, x, y, lam=0.5, max_size=600)
     assert cert["method"] == "one_neuron"
     with pytest.raises(TooLarge):
-        solve(net, x, y, lam=0.5, max_size=600, method="active")
+        solve(net, x, y, lam=0.5, max_size=600, method="full")
 
 
 @pytest.mark.parametrize("r, s", [(2.0 ** 5, 2.0 ** -3), (1e3, 1e-2)])
@@ -265,14 +265,19 @@ def test_one_neuron_million_samples_certified():
 
 
 def test_one_neuron_failure_falls_back_to_the_active_set(monkeypatch):
-    """A one-neuron solve that ends without a certified optimum (here: Newton stopped after
-    one step, so no restricted problem is solved) is never returned as optimal: the active
-    set solves the lambda again, and the certificate says so."""
+    """A one-neuron solve that ends without a certified optimum (here: its engine fails;
+    since the active set's Newton refinement also refines the one-neuron method's restricted
+    problems, a Newton step limit no longer makes it fail) is never returned as optimal: the
+    active set solves the lambda again, and the certificate says so."""
     from reference.convex import _one_neuron as one_neuron
+    from reference.exceptions import SolveFailed
+
+    def fails(*args, **kwargs):
+        raise SolveFailed("the one-neuron engine stopped (injected)")
 
     net, x, y = random_problem(2, loss="logistic")
     _, reference = solve(net, x, y, lam=0.5, loss="logistic", method="active")
-    monkeypatch.setattr(one_neuron, "NEWTON_STEPS", 1)
+    monkeypatch.setattr(one_neuron, "solve_layer_one_neuron", fails)
     _, cert = solve(net, x, y, lam=0.5, loss="logistic")
     assert cert["method"] == "active" and cert["status"] == "optimal"
     assert "one-neuron method gave no certified optimum" in cert["fallback"]
