@@ -100,7 +100,9 @@ def print_knot_rule(cert) -> None:
               "their accuracy is not estimated (the solver's point was not refined): the count "
               "may include solver noise")
         return
-    print(f"  knot count {'exact' if rule['decided'] else 'NOT decided'}: a jump counts above "
+    print(f"  knot count {'decided' if rule['decided'] else 'NOT decided'} (of this point, "
+          f"optimal to the solve's tolerance; the exact optimum's count may differ): a jump "
+          f"counts above "
           f"max(tolerance, {rule['margin']:g} x its estimated accuracy) = thresholds "
           f"{[float(f'{t:.2e}') for t in rule['threshold']]}; smallest counted "
           f"{[float(f'{t:.3g}') for t in rule['smallest_counted']]}, largest uncounted "

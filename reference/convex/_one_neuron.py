@@ -246,8 +246,8 @@ class NewtonProblem(RestrictedProblem):
 
     .. math::
 
-        \sum_{m \in j} ig(g_m e_m + 	frac12 h_m e_m^2ig) = G_j du_j + G^d_j ds_j
-        + 	frac12 ig(H_j (du_j + \mu_j ds_j)^2 + V_j ds_j^2ig)
+        \sum_{m \in j} \big(g_m e_m + \tfrac12 h_m e_m^2\big) = G_j du_j + G^d_j ds_j
+        + \tfrac12 \big(H_j (du_j + \mu_j ds_j)^2 + V_j ds_j^2\big)
 
     with H_j = sum h, mu_j = sum h d / H_j, V_j = sum h (d - mu_j)^2, G_j = sum g,
     G^d_j = sum g d (`weighted_moments`).  The model plus lambda R is solved by CLARABEL
@@ -366,7 +366,7 @@ def _restart(layer, grid: np.ndarray):
 
 def solve_layer_one_neuron(net, layer, x, y, scaled, grids, *, solver, start=None,
                            polish=True, gauge=None, deadline=None, bar=None, settings=None):
-    r"""Solve the data-grid problem of a one-neuron layer with the squared loss.
+    r"""Solve the data-grid problem of a one-neuron layer (squared, logistic or cross-entropy).
 
     The engine of ``reference.convex.solve_layer(method="one_neuron")``; the same arguments
     and returns as ``reference.convex._active_set.solve_layer_active`` (whose rounds,
@@ -383,7 +383,7 @@ def solve_layer_one_neuron(net, layer, x, y, scaled, grids, *, solver, start=Non
     y : ndarray
         The caller's targets, for the NumPy re-evaluation.
     scaled : Scaled
-        The problem in reference.convex._certify's internal units (squared loss).
+        The problem in reference.convex._certify's internal units.
     grids : list of ndarray
         One sorted array: the neuron's candidate points (the internal data grid).
     solver : str
@@ -421,8 +421,9 @@ def solve_layer_one_neuron(net, layer, x, y, scaled, grids, *, solver, start=Non
 
     Notes
     -----
-    The restricted problem is `CompressedProblem` (its size is the number of active
-    candidates, not M); each round checks the optimality condition of the full data-grid
+    The restricted problem is `CompressedProblem` for the squared loss and `NewtonProblem`
+    for the logistic and cross-entropy losses (its size is the number of active candidates,
+    not M); each round checks the optimality condition of the full data-grid
     problem at every candidate (``_active_set.optimality``) and adds candidates where it
     fails (``_active_set.points_to_add``), until
 

@@ -55,7 +55,12 @@ from reference.convex._solver_settings import (  # noqa: F401 (re-exported)
     refine_passes,
     usable_solvers,
 )
-from reference.exceptions import InaccurateSolution, SolveFailed, SolveNotCertified
+from reference.exceptions import (
+    InaccurateSolution,
+    SolveFailed,
+    SolveNotCertified,
+    TooLarge,
+)
 from reference.nn._losses import LOSSES, check_targets
 from reference.nn._network import Network
 from reference.nn._regularisers import REGULARISERS as REGISTRY
@@ -555,9 +560,19 @@ def _solve_lams(net, layer, x, y, lams, name, *, loss, reg, grid, size, lip_max,
             except SolveFailed as exc:        # SolveNotCertified too: never returned as optimal
                 if method != "one_neuron" or deadline.expired():
                     raise
-                new, cert, masks = solve_lam(lam, "active", None)
-                cert["fallback"] = (f"the one-neuron method gave no certified optimum ({exc}); "
-                                    "solved by the active set")
+                reason = f"the one-neuron method gave no certified optimum ({exc})"
+                try:                          # the fallback keeps the active set's own guard
+                    grids_for(net, layer, z, reg, grid, size, max_size, merge_rtol, "active")
+                except TooLarge as refused:
+                    refused.args = (f"{reason}; its fallback, the active set, is refused: "
+                                    f"{refused}",)
+                    raise refused from None
+                try:
+                    new, cert, masks = solve_lam(lam, "active", None)
+                except SolveFailed as again:  # both reasons reach the caller
+                    again.args = (f"{again}; before the active set, {reason}",)
+                    raise
+                cert["fallback"] = f"{reason}; solved by the active set"
             start = masks
             out.append((lam, new, cert))
             bar.update()

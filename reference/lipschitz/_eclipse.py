@@ -370,10 +370,15 @@ class Certificate(NamedTuple):
 
 def certify(chain: Chain, rec: Recursion) -> Certificate:
     """Prove Lip_2 <= L'' (1 + delta) 2^-K for the chain (module docstring): delta = c, 4c,
-    ... (c the first shift), the first one whose shifted block Cholesky test passes."""
+    ... (c the first shift), the first one whose shifted block Cholesky test passes.  The
+    recursion's slope intervals must contain the network's own (`chain.hidden`), else no
+    check runs (checks 0, upper inf): Q_F is built from the recursion's slopes."""
     k_total = int(sum(rec.exponents))
     k_last = rec.exponents[-1] if rec.exponents else 0
     delta, shift = 0.0, 0.0
+    for (_, _, alpha, beta), (lo, hi) in zip(chain.hidden, rec.slopes, strict=True):
+        if not (np.all(np.asarray(lo) <= alpha) and np.all(np.asarray(hi) >= beta)):
+            return Certificate(np.inf, delta, shift, 0)   # slopes narrower than the network's
     for check in range(1, DELTA_STEPS + 1):
         up = rec.value * (1 + delta)
         f_hat = float(np.ldexp(1.0 / (up * up), 2 * k_last))
@@ -395,6 +400,9 @@ def _result(net: Network, chain: Chain, rec: Recursion, name: str, t0: float) ->
     rounding_bound the certified upper end minus it), or SolveFailed when not certified."""
     k_total = int(sum(rec.exponents))
     cert = certify(chain, rec)
+    if cert.checks == 0:
+        raise SolveFailed(f"{name}: the recursion's slope intervals do not contain the "
+                          "network's; no bound is reported")
     if not np.isfinite(cert.upper):
         raise SolveFailed(
             f"{name}: the value {rec.value!r} (scaled) is NOT CERTIFIED: no shifted block "

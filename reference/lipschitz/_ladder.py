@@ -393,10 +393,10 @@ registry.register(Method("lipsdp_layer", "upper", _lipsdp("layer"), stage="lipsd
 # closed form (tried after layerwise), ECLipsE one small SDP per layer (before LipSDP).
 _ECLIPSE_P: dict[str, Any] = {"p_values": (2.0,),
                               "p_reason": "ECLipsE bounds the l2 constant only (p = 2)"}
-registry.register(Method("eclipse", "upper", _eclipse, stage="lipsdp", domain="global",
+registry.register(Method("eclipse", "upper", _eclipse, stage="eclipse", domain="global",
                          upper_margin=margins.lipsdp_margin,
                          at_least=("lipsdp_neuron", "lower", "exact"), limits=(MAX_SDP_COST,),
-                         stage_order=-1, **_ECLIPSE_P))
+                         stage_order=0, **_ECLIPSE_P))
 registry.register(Method("eclipse_fast", "upper", _eclipse_fast, stage="closed_form",
                          domain="global", upper_margin=margins.lipsdp_margin,
                          at_least=("lipsdp_neuron", "lower", "exact"), stage_order=3,

@@ -23,7 +23,7 @@ from typing import Any
 from reference._registry import NameView, RecordView
 
 RESULT_KINDS = ("lower", "upper", "exact", "bracket")  # what a method's numbers are
-STAGES = ("closed_form", "lower", "lipsdp", "exact")  # check_claim's stages (verdict.stages)
+STAGES = ("closed_form", "lower", "eclipse", "lipsdp", "exact")  # check_claim's (verdict.stages)
 DOMAINS = ("global", "box")                           # where a method's bound holds
 P_VALUES = (1.0, 2.0, math.inf)                       # the p of lipschitz.parse_p
 
@@ -80,7 +80,7 @@ class Method:
         ``runner(net, p, box, options) -> dict``: the method's result (at least ``value``);
         it raises NotApplicable, TooLarge, OverflowResult or SolveFailed to report no value
         (`run_method`).  ``options`` holds every option of `check_options`.
-    stage : {"closed_form", "lower", "lipsdp", "exact"}
+    stage : {"closed_form", "lower", "eclipse", "lipsdp", "exact"}
         The stage of `check_claim` that runs it (`reference.lipschitz._verdict.stages`).
     domain : {"global", "box"}
         Where its bound holds: over R^N_0 or over the box [-R, R]^N_0.

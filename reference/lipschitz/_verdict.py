@@ -44,17 +44,20 @@ from reference.nn._network import Network
 
 EXIT_STATUS = {"sound": 0, "unsound": 1, "undecided": 3}
 # the stages: live views of the method registry (each record's stage and stage_order)
-CLOSED, LOWER, LIPSDP, EXACT = (registry.NameView(partial(registry.stage_methods, stage))
-                                for stage in registry.STAGES)
-GLOBAL = registry.NameView(lambda: tuple(m for stage in (CLOSED, LOWER, LIPSDP, EXACT)
+CLOSED, LOWER, ECLIPSE, LIPSDP, EXACT = (
+    registry.NameView(partial(registry.stage_methods, stage)) for stage in registry.STAGES)
+GLOBAL = registry.NameView(lambda: tuple(m for stage in (CLOSED, LOWER, ECLIPSE, LIPSDP, EXACT)
                                          for m in stage if registry.get(m).domain == "global"))
 
 
 def stages(n_inputs: int) -> tuple:
-    """The methods in the order they are tried: closed forms, lower, then exact before LipSDP
-    for 1 or 2 inputs (breakpoints or regions: fractions of a second on the paper's networks,
-    and exact) and after it otherwise (the MILP may run to its time limit)."""
-    return (CLOSED, LOWER, EXACT, LIPSDP) if n_inputs <= 2 else (CLOSED, LOWER, LIPSDP, EXACT)
+    """The methods in the order they are tried: closed forms, lower, then exact before ECLipsE
+    and LipSDP for 1 or 2 inputs (breakpoints or regions: fractions of a second on the paper's
+    networks, and exact) and after them otherwise (the MILP may run to its time limit).
+    ECLipsE is a stage of its own, before LipSDP: a claim it decides stops there (it runs
+    where LipSDP's one large SDP is refused or slow)."""
+    return (CLOSED, LOWER, EXACT, ECLIPSE, LIPSDP) if n_inputs <= 2 else \
+        (CLOSED, LOWER, ECLIPSE, LIPSDP, EXACT)
 
 
 def check_claim_value(claim) -> float:
@@ -324,9 +327,10 @@ def check_claim(net: Network, claim: float, p: float | str = 2, box: float = 1.0
 
     Notes
     -----
-    The stages (`stages`): closed forms (theorem1_bv2, theorem1, layerwise), the sampled
-    lower bound, LipSDP (p = 2) and the exact method (before LipSDP for 1 or 2 inputs); the
-    check stops after the first stage that decides.  With C the claim:
+    The stages (`stages`): closed forms (theorem1_bv2, theorem1, layerwise, eclipse_fast),
+    the sampled lower bound, ECLipsE (p = 2), LipSDP (p = 2) and the exact method (before
+    ECLipsE and LipSDP for 1 or 2 inputs); the check stops after the first stage that
+    decides.  With C the claim:
 
     - "unsound" when a pair x, x' of the box has a certified ratio (`certified_ratio`: the
       ratio re-evaluated with Network.forward minus its rounding bound)

@@ -284,6 +284,28 @@ def test_one_neuron_failure_falls_back_to_the_active_set(monkeypatch):
     assert_same_optimum(cert, reference)
 
 
+def test_one_neuron_fallback_keeps_the_active_sets_size_guard_and_both_reasons(monkeypatch):
+    """The fallback is the active set under its own size guard (it ran unguarded before:
+    32 s at M = 20 000 under a max_size the active set refuses), and when it fails too the
+    error carries both methods' reasons."""
+    from reference.convex import _active_set as active_set
+    from reference.convex import _one_neuron as one_neuron
+    from reference.exceptions import SolveFailed
+
+    def fails(name):
+        def engine(*args, **kwargs):
+            raise SolveFailed(f"{name} stopped (injected)")
+        return engine
+
+    net, x, y = single_neuron(500)
+    monkeypatch.setattr(one_neuron, "solve_layer_one_neuron", fails("one-neuron engine"))
+    with pytest.raises(TooLarge, match="its fallback, the active set, is refused"):
+        solve(net, x, y, lam=0.5, max_size=100)      # one neuron: 50; the active set: 508
+    monkeypatch.setattr(active_set, "solve_layer_active", fails("active engine"))
+    with pytest.raises(SolveFailed, match="active engine stopped.*one-neuron engine stopped"):
+        solve(net, x, y, lam=0.5)
+
+
 def test_one_neuron_uncertified_point_falls_back(monkeypatch):
     """An engine whose point the verdict refuses (a model off the optimum, reported as its
     own): the verdict's SolveNotCertified leads to the active set."""

@@ -120,6 +120,19 @@ def test_a_corrupted_multiplier_or_value_is_not_certified(monkeypatch):
     assert r["value"] is None and "NOT CERTIFIED" in r["reason"]
 
 
+def test_slopes_narrower_than_the_networks_are_not_certified():
+    """Q_F is built from the recursion's slopes: halved ReLU slopes [0, 0.5] passed the
+    Cholesky test at the same value (a review found it); the certificate now requires the
+    recursion's intervals to contain the network's."""
+    net = NETS["relu 2-10-30-20-2"]()
+    chain = ecl.chain_of(net)
+    rec = ecl.fast_recursion(chain)
+    narrow = [(lo, np.asarray(hi) / 2) for lo, hi in rec.slopes]
+    cert = ecl.certify(chain, rec._replace(slopes=narrow))
+    assert cert.upper == np.inf and cert.checks == 0
+    assert np.isfinite(ecl.certify(chain, rec).upper)
+
+
 @pytest.mark.parametrize("seed", [10, 11, 12, 13])
 def test_slopes_of_both_signs_stay_above_the_exact_constant(seed):
     """Leaky ReLU with slope -0.5 (interval [-0.5, 1], p < 0): the package's ECLipsE, which
@@ -207,3 +220,19 @@ def test_linear_hidden_layers_get_a_value():
     results = ladder.ladder(net, 2, methods="exact,eclipse")
     exact, value = results["exact"]["value"], results["eclipse"]["value"]
     assert value is not None and exact <= value <= exact * (1 + 1e-4)
+
+
+def test_a_claim_that_eclipse_decides_does_not_run_lipsdp():
+    """ECLipsE is a stage of check_claim of its own, before LipSDP: a claim between its
+    certified value and ECLipsE-Fast's is decided by it, and LipSDP is not run (it ran, in
+    the same stage, before ECLipsE had a stage)."""
+    from reference.lipschitz import check_claim
+
+    net = random_net([4, 12, 12, 12, 1], "relu", 3)
+    value = ladder.run_method("eclipse", net, 2.0, 1.0).value
+    fast = ladder.run_method("eclipse_fast", net, 2.0, 1.0).value
+    assert value < fast
+    claim = value * (1 + 1e-3) if value * (1 + 1e-3) < fast else (value + fast) / 2
+    verdict = check_claim(net, claim, p=2, box=1.0)
+    assert verdict.verdict == "sound" and verdict.decided_by.method == "eclipse"
+    assert verdict.not_run["lipsdp_neuron"] == "not needed: decided by eclipse"

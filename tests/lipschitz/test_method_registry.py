@@ -52,8 +52,8 @@ def net():
 
 
 def _stage_count(name):
-    return sum(name in stage for stage in (verdict.CLOSED, verdict.LOWER, verdict.LIPSDP,
-                                           verdict.EXACT))
+    return sum(name in stage for stage in (verdict.CLOSED, verdict.LOWER, verdict.ECLIPSE,
+                                           verdict.LIPSDP, verdict.EXACT))
 
 
 # ------------------------------------------------------------------ the built-in records
@@ -75,9 +75,9 @@ def test_the_builtin_records_give_the_former_constants():
         ("lower", "lipsdp_layer"), ("lipsdp_neuron", "eclipse"), ("lower", "eclipse"),
         ("exact", "eclipse"), ("lipsdp_neuron", "eclipse_fast"), ("lower", "eclipse_fast"),
         ("exact", "eclipse_fast"), ("eclipse_fast", "layerwise")}
-    assert (verdict.CLOSED, verdict.LOWER, verdict.LIPSDP, verdict.EXACT) == (
-        ("theorem1_bv2", "theorem1", "layerwise", "eclipse_fast"), ("lower",),
-        ("eclipse", "lipsdp_neuron", "lipsdp_layer"), ("exact",))
+    assert (verdict.CLOSED, verdict.LOWER, verdict.ECLIPSE, verdict.LIPSDP, verdict.EXACT) == (
+        ("theorem1_bv2", "theorem1", "layerwise", "eclipse_fast"), ("lower",), ("eclipse",),
+        ("lipsdp_neuron", "lipsdp_layer"), ("exact",))
     assert verdict.GLOBAL == ("theorem1_bv2", "theorem1", "layerwise", "eclipse_fast",
                               "eclipse", "lipsdp_neuron", "lipsdp_layer")
 
