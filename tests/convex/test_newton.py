@@ -122,3 +122,18 @@ def test_mnist_like_data_read_by_the_mnist_reader(tmp_path):
     assert np.array_equal(again["y_train"], mnist_like(60, 20, seed=1)["y_train"])
     with pytest.raises(ValueError, match="m, m_test"):
         mnist_like(5, 1)
+
+
+def test_a_conic_point_with_a_tiny_decrement_still_gets_one_newton_step():
+    """The representer theory check's cross-entropy instance at 1500 samples, lambda 0.1:
+    CLARABEL's point had a Newton decrement already below the convergence threshold, so no
+    step was taken and the multipliers stayed off by 5.3e-9 (the full profile's check
+    'multipliers refined (noise <= 1e-9)' failed); one full step brings them to ~4e-13."""
+    from reference import convex
+    from theory_checks.representer import classification_instances
+
+    name, net, x, y, loss, _ = [i for i in classification_instances(False)
+                                if "xent" in i[0]][0]
+    _, cert = convex.solve_layer(net, 1, x, y, loss=loss, lam=0.1, reg="tv2")
+    assert cert["status"] == "optimal" and cert["newton"]["iterations"] >= 1
+    assert cert["multiplier_noise"] <= 1e-9
