@@ -130,10 +130,12 @@ def test_a_conic_point_with_a_tiny_decrement_still_gets_one_newton_step():
     step was taken and the multipliers stayed off by 5.3e-9 (the full profile's check
     'multipliers refined (noise <= 1e-9)' failed); one full step brings them to ~4e-13."""
     from reference import convex
-    from theory_checks.representer import classification_instances
+    from reference.testing import loss_targets, random_net
 
-    name, net, x, y, loss, _ = [i for i in classification_instances(False)
-                                if "xent" in i[0]][0]
-    _, cert = convex.solve_layer(net, 1, x, y, loss=loss, lam=0.1, reg="tv2")
+    rng = np.random.default_rng(300)            # theory_checks.representer's instance
+    net = random_net([2, 3, 3], "spline", 3, size=11)
+    x = rng.normal(size=(1500, 2))
+    y = loss_targets(net, x, "xent", rng)
+    _, cert = convex.solve_layer(net, 1, x, y, loss="xent", lam=0.1, reg="tv2")
     assert cert["status"] == "optimal" and cert["newton"]["iterations"] >= 1
     assert cert["multiplier_noise"] <= 1e-9
