@@ -23,9 +23,11 @@ NNLS): a Newton step is cut where a jump reaches 0 (the sign-fixed objective is 
 to there; beyond it the objective is unbounded below) and that knot leaves the support;
 at a converged point, per neuron, the active candidate without a knot where the restricted
 problem's multiplier exceeds lambda the most (`optimality`'s violation > ADD_RTOL) joins it
-with the sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS times; each
-converged support must have a lower objective than the one before the last addition, else
-it ends: "support did not settle").  The
+with the sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS times,
+else "support did not settle").  A converged support whose objective is not lower than the
+one before the last addition ends the loop with that point: the violations left are at the
+multipliers' accuracy (a knot added there goes straight back to 0), and the caller's check
+reports them as its noise.  The
 result is a point of the restricted problem whose own optimality conditions hold to
 rounding level, so the active set's check (`optimality`) judges it with noise ~1e-12
 instead of ~1e-5, and every jump outside the support is exactly 0.
@@ -302,7 +304,8 @@ def _newton(problem: _Restricted, v: np.ndarray, deadline=None):
     """Newton with backtracking from v: (v, iterations, decrement, last step, status).
     Converged when the decrement is below DECREMENT_RTOL max(|F|, 1), or after FINAL_STEPS
     full steps taken once it is below STALL_RTOL max(|F|, 1) (there the objective cannot
-    tell a decrease from rounding, and Newton converges quadratically)."""
+    tell a decrease from rounding, and Newton converges quadratically); those steps too stop
+    where a jump reaches 0 ("sign change"), so no jump of the support changes sign."""
     value = problem.value(v)
     step = np.zeros_like(v)
     final = 0
@@ -316,14 +319,16 @@ def _newton(problem: _Restricted, v: np.ndarray, deadline=None):
         scale = max(abs(value), 1.0)
         if decrement <= DECREMENT_RTOL * scale or final == FINAL_STEPS:
             return v, it - 1, max(decrement, 0.0), step, "converged"
-        if decrement <= STALL_RTOL * scale:
-            v, final = v + step, final + 1
-            continue
         t_max, blocking = problem.longest_step(v, step)
         problem.blocking = blocking
         t = min(1.0, t_max)
         if t <= 0:
             return v, it, decrement, step, "sign change"
+        if decrement <= STALL_RTOL * scale:     # no line search, but no jump crosses 0
+            if t < 1.0:
+                return v + t * step, it, decrement, step, "sign change"
+            v, final = v + step, final + 1
+            continue
         boundary = t < 1.0
         while True:
             trial = v + t * step
@@ -436,14 +441,16 @@ def refine(layer, z, a_mat, c, y, loss, reg_weights, lam: float, grids, active, 
                 j = int(np.argmax(inner)) if len(inner) else -1
                 if j >= 0 and inner[j] > ADD_RTOL:
                     joining.append((k, j, float(np.sign(t_inner[j]))))
-            if joining:
-                value = problem.value(v)
-                if value >= best_value - 16 * EPS * abs(value):   # no decrease: a cycle
-                    break
+            value = problem.value(v)
+            if joining and value < best_value - 16 * EPS * abs(value):
                 best_value = value
                 for k, j, sign in joining:
                     support[k][j], signs[k][j] = True, -sign
                 continue
+            # joining but no decrease since the last addition: the violations left are at
+            # the accuracy of the multipliers (a knot added there leaves again at once);
+            # this point is the restricted optimum to that accuracy, which the caller's
+            # check (`optimality`) measures and reports as its noise
         accuracy = np.array([float(np.abs(jm @ step[problem.offsets[k]:
                                                      problem.offsets[k + 1]]).max(initial=0.0))
                              for k, jm in enumerate(problem.jumps)]) + problem.jump_rounding(v)

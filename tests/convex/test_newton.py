@@ -122,3 +122,39 @@ def test_mnist_like_data_read_by_the_mnist_reader(tmp_path):
     assert np.array_equal(again["y_train"], mnist_like(60, 20, seed=1)["y_train"])
     with pytest.raises(ValueError, match="m, m_test"):
         mnist_like(5, 1)
+
+
+def test_refine_settles_when_a_joining_candidate_is_at_noise_level():
+    """A candidate whose violation sits at the multipliers' accuracy joins the support, and
+    Newton's method drives its jump straight back to 0 (the direction of no decrease): the
+    support cycles with no decrease of the objective.  That point is the restricted optimum
+    to that accuracy (the caller's check reports the violation as its noise), not a failure
+    (s_shape, lambda 1e-4: "support did not settle", then SolveFailed)."""
+    from reference.convex._active_set import _check, knot_correlation, loss_weights
+    from reference.convex._newton import refine
+    from reference.convex._problem import CoefficientProblem, RegWeights
+    rng = np.random.default_rng(0)
+    z = np.sort(rng.normal(size=(80, 1)), axis=0)
+    y = (rng.random(80) < 1 / (1 + np.exp(-4 * np.sin(2 * z[:, 0])))).astype(float)[:, None]
+    a_mat, c, lam = np.array([[1.0]]), np.zeros(1), 0.5
+    grids = [np.unique(z[:, 0])]
+    active = [np.ones(len(grids[0]), dtype=bool)]
+    prob = CoefficientProblem(z, a_mat, c, y, "logistic", "tv2", grids)
+    start = KnotSplineActivation([grids[0]], [np.zeros(len(grids[0]))])
+    bumped = []
+
+    def violation(pieces):          # refine_solution's, plus a noise-level bump (2 ADD_RTOL)
+        trial = KnotSplineActivation(*zip(*pieces))
+        viol = _check(prob, trial, z, a_mat, c, y, grids, active, lam, 1.0).violation[0]
+        w = loss_weights(trial.forward(z)[0], a_mat, c, y, "logistic")[:, 0]
+        t = knot_correlation(z[:, 0], w, grids[0])
+        inside = 1 + int(np.argmin(viol[1:-1]))          # the multiplier farthest inside
+        viol = viol.copy()
+        viol[inside] = 2e-9
+        bumped.append(inside)
+        return [(viol, (t - t[0])[1:-1])]
+    found = refine(start, z, a_mat, c, y, "logistic", RegWeights.plain(1, "tv2"), lam, grids,
+                   active, np.zeros(1), violation)
+    assert len(bumped) >= 2                      # the bumped candidate joined and left
+    assert found.status == "converged"
+    assert 0 < found.support[0] < len(grids[0]) - 2
