@@ -23,11 +23,12 @@ NNLS): a Newton step is cut where a jump reaches 0 (the sign-fixed objective is 
 to there; beyond it the objective is unbounded below) and that knot leaves the support;
 at a converged point, per neuron, the active candidate without a knot where the restricted
 problem's multiplier exceeds lambda the most (`optimality`'s violation > ADD_RTOL) joins it
-with the sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS times,
-else "support did not settle").  A converged support whose objective is not lower than the
-one before the last addition ends the loop with that point: the violations left are at the
-multipliers' accuracy (a knot added there goes straight back to 0), and the caller's check
-reports them as its noise.  The
+with the sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS +
+ROUNDS_PER_CANDIDATE P times, P the most active candidates of a neuron: each may join and
+leave once; else "support did not settle").  A converged support whose objective is not
+lower than the one before the last addition ends the loop with that point: the violations
+left are at the multipliers' accuracy (a knot added there goes straight back to 0), and the
+caller's check reports them as its noise.  The
 result is a point of the restricted problem whose own optimality conditions hold to
 rounding level, so the active set's check (`optimality`) judges it with noise ~1e-12
 instead of ~1e-5, and every jump outside the support is exactly 0.
@@ -50,7 +51,8 @@ from reference.nn._losses import check_targets, loss_and_grad
 from reference.nn._network import KnotSplineActivation
 
 MAX_ITERATIONS = 60        # Newton iterations per support
-SUPPORT_ROUNDS = 200       # support updates (a knot dropped at 0, a candidate added)
+SUPPORT_ROUNDS = 200       # support updates (a knot dropped at 0, a candidate added) ...
+ROUNDS_PER_CANDIDATE = 2   # ... plus this many per active candidate of the largest neuron
 NULL_RTOL = 1e-12          # eigenvalues of the scaled Hessian below this * max: null space
 DECREMENT_RTOL = 1e-22     # converged: Newton decrement^2 / 2 <= this * max(|F|, 1)
 STALL_RTOL = 1e-12         # below this * max(|F|, 1): full steps, no line search
@@ -403,7 +405,8 @@ def refine(layer, z, a_mat, c, y, loss, reg_weights, lam: float, grids, active, 
     point_signs = [np.where(np.abs(v) > point_tol, np.sign(v), 0.0) for v in at_points]
     total, rounds, start_layer = 0, 0, layer
     best_value = np.inf                  # F at the last converged support before an addition
-    for rounds in range(1, SUPPORT_ROUNDS + 1):
+    max_rounds = SUPPORT_ROUNDS + ROUNDS_PER_CANDIDATE * max(int(m.sum()) for m in active)
+    for rounds in range(1, max_rounds + 1):
         problem = _Restricted(z, a_mat, c, y, loss, grids, active, support, signs, lam_n, mu,
                               reg_weights.points, point_signs)
         v, its, decrement, step, status = _newton(problem, problem.start(start_layer),
