@@ -339,8 +339,8 @@ def _newton(problem: _Restricted, v: np.ndarray, deadline=None):
                 break
             t /= 2
             boundary = False
-            if t < 1e-12:
-                return v, it, decrement, step, "line search failed"
+            if np.array_equal(v + t * step, v):     # the step is lost in v's rounding (a
+                return v, it, decrement, step, "line search failed"   # huge step: t << 1e-12)
         v = trial
         if boundary:                    # a knot's jump reached 0: the support changes
             return v, it, decrement, step, "sign change"
