@@ -23,9 +23,12 @@ NNLS): a Newton step is cut where a jump reaches 0 (the sign-fixed objective is 
 to there; beyond it the objective is unbounded below) and that knot leaves the support;
 at a converged point, per neuron, the active candidate without a knot where the restricted
 problem's multiplier exceeds lambda the most (`optimality`'s violation > ADD_RTOL) joins it
-with the sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS times; each
-converged support must have a lower objective than the one before the last addition, else
-it ends: "support did not settle").  The
+with the sign that lowers the objective, and Newton runs again (at most SUPPORT_ROUNDS +
+ROUNDS_PER_CANDIDATE P times, P the most active candidates of a neuron: each may join and
+leave once; else "support did not settle").  A converged support whose objective is not
+lower than the one before the last addition ends the loop with that point: the violations
+left are at the multipliers' accuracy (a knot added there goes straight back to 0), and the
+caller's check reports them as its noise.  The
 result is a point of the restricted problem whose own optimality conditions hold to
 rounding level, so the active set's check (`optimality`) judges it with noise ~1e-12
 instead of ~1e-5, and every jump outside the support is exactly 0.
@@ -48,7 +51,8 @@ from reference.nn._losses import check_targets, loss_and_grad
 from reference.nn._network import KnotSplineActivation
 
 MAX_ITERATIONS = 60        # Newton iterations per support
-SUPPORT_ROUNDS = 200       # support updates (a knot dropped at 0, a candidate added)
+SUPPORT_ROUNDS = 200       # support updates (a knot dropped at 0, a candidate added) ...
+ROUNDS_PER_CANDIDATE = 2   # ... plus this many per active candidate of the largest neuron
 NULL_RTOL = 1e-12          # eigenvalues of the scaled Hessian below this * max: null space
 DECREMENT_RTOL = 1e-22     # converged: Newton decrement^2 / 2 <= this * max(|F|, 1)
 STALL_RTOL = 1e-12         # below this * max(|F|, 1): full steps, no line search
@@ -303,9 +307,10 @@ def _newton(problem: _Restricted, v: np.ndarray, deadline=None):
     Converged when the decrement is below DECREMENT_RTOL max(|F|, 1) after at least one
     step, or after FINAL_STEPS full steps taken once it is below STALL_RTOL max(|F|, 1)
     (there the objective cannot tell a decrease from rounding, and Newton converges
-    quadratically).  At least one step: a conic solution whose decrement is already tiny
-    can still have multipliers off by 5e-9 (cross-entropy, 1500 samples), which one full
-    step removes."""
+    quadratically); those steps too stop where a jump reaches 0 ("sign change"), so no jump
+    of the support changes sign.  At least one step: a conic solution whose decrement is
+    already tiny can still have multipliers off by 5e-9 (cross-entropy, 1500 samples),
+    which one full step removes."""
     value = problem.value(v)
     step = np.zeros_like(v)
     final = 0
@@ -319,14 +324,16 @@ def _newton(problem: _Restricted, v: np.ndarray, deadline=None):
         scale = max(abs(value), 1.0)
         if (decrement <= DECREMENT_RTOL * scale and it > 1) or final == FINAL_STEPS:
             return v, it - 1, max(decrement, 0.0), step, "converged"
-        if decrement <= STALL_RTOL * scale:
-            v, final = v + step, final + 1
-            continue
         t_max, blocking = problem.longest_step(v, step)
         problem.blocking = blocking
         t = min(1.0, t_max)
         if t <= 0:
             return v, it, decrement, step, "sign change"
+        if decrement <= STALL_RTOL * scale:     # no line search, but no jump crosses 0
+            if t < 1.0:
+                return v + t * step, it, decrement, step, "sign change"
+            v, final = v + step, final + 1
+            continue
         boundary = t < 1.0
         while True:
             trial = v + t * step
@@ -335,8 +342,8 @@ def _newton(problem: _Restricted, v: np.ndarray, deadline=None):
                 break
             t /= 2
             boundary = False
-            if t < 1e-12:
-                return v, it, decrement, step, "line search failed"
+            if np.array_equal(v + t * step, v):     # the step is lost in v's rounding (a
+                return v, it, decrement, step, "line search failed"   # huge step: t << 1e-12)
         v = trial
         if boundary:                    # a knot's jump reached 0: the support changes
             return v, it, decrement, step, "sign change"
@@ -401,7 +408,8 @@ def refine(layer, z, a_mat, c, y, loss, reg_weights, lam: float, grids, active, 
     point_signs = [np.where(np.abs(v) > point_tol, np.sign(v), 0.0) for v in at_points]
     total, rounds, start_layer = 0, 0, layer
     best_value = np.inf                  # F at the last converged support before an addition
-    for rounds in range(1, SUPPORT_ROUNDS + 1):
+    max_rounds = SUPPORT_ROUNDS + ROUNDS_PER_CANDIDATE * max(int(m.sum()) for m in active)
+    for rounds in range(1, max_rounds + 1):
         problem = _Restricted(z, a_mat, c, y, loss, grids, active, support, signs, lam_n, mu,
                               reg_weights.points, point_signs)
         v, its, decrement, step, status = _newton(problem, problem.start(start_layer),
@@ -439,14 +447,16 @@ def refine(layer, z, a_mat, c, y, loss, reg_weights, lam: float, grids, active, 
                 j = int(np.argmax(inner)) if len(inner) else -1
                 if j >= 0 and inner[j] > ADD_RTOL:
                     joining.append((k, j, float(np.sign(t_inner[j]))))
-            if joining:
-                value = problem.value(v)
-                if value >= best_value - 16 * EPS * abs(value):   # no decrease: a cycle
-                    break
+            value = problem.value(v)
+            if joining and value < best_value - 16 * EPS * abs(value):
                 best_value = value
                 for k, j, sign in joining:
                     support[k][j], signs[k][j] = True, -sign
                 continue
+            # joining but no decrease since the last addition: the violations left are at
+            # the accuracy of the multipliers (a knot added there leaves again at once);
+            # this point is the restricted optimum to that accuracy, which the caller's
+            # check (`optimality`) measures and reports as its noise
         accuracy = np.array([float(np.abs(jm @ step[problem.offsets[k]:
                                                      problem.offsets[k + 1]]).max(initial=0.0))
                              for k, jm in enumerate(problem.jumps)]) + problem.jump_rounding(v)

@@ -83,14 +83,13 @@ def test_knot_rule_brackets_undecided_jumps():
 
 
 GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-OPEN = pytest.mark.xfail(reason="issue 20, open: CLARABEL fails on the restricted problem "
-                         "(InsufficientProgress) and Newton's method does not converge from "
-                         "the last restricted solution", strict=False)
+OPEN = pytest.mark.xfail(reason="issue 20, open: both passes end 'not certified' (best point "
+                         "0.3859371, dual bound 0.3848908 at it, tolerance 1e-6)", strict=False)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset, lam", [
-    pytest.param(d, lam, marks=OPEN) if d == "s_shape" and lam <= 1e-4 else (d, lam)
+    pytest.param(d, lam, marks=OPEN) if d == "s_shape" and lam == 1e-6 else (d, lam)
     for d in ("circle", "s_shape") for lam in GRID])
 def test_default_profile_grid(dataset, lam):
     """The default figure profile's TV2 networks (one hidden layer of 2, 100 epochs,
@@ -139,3 +138,39 @@ def test_a_conic_point_with_a_tiny_decrement_still_gets_one_newton_step():
     _, cert = convex.solve_layer(net, 1, x, y, loss="xent", lam=0.1, reg="tv2")
     assert cert["status"] == "optimal" and cert["newton"]["iterations"] >= 1
     assert cert["multiplier_noise"] <= 1e-9
+
+
+def test_refine_settles_when_a_joining_candidate_is_at_noise_level():
+    """A candidate whose violation sits at the multipliers' accuracy joins the support, and
+    Newton's method drives its jump straight back to 0 (the direction of no decrease): the
+    support cycles with no decrease of the objective.  That point is the restricted optimum
+    to that accuracy (the caller's check reports the violation as its noise), not a failure
+    (s_shape, lambda 1e-4: "support did not settle", then SolveFailed)."""
+    from reference.convex._active_set import _check, knot_correlation, loss_weights
+    from reference.convex._newton import refine
+    from reference.convex._problem import CoefficientProblem, RegWeights
+    rng = np.random.default_rng(0)
+    z = np.sort(rng.normal(size=(80, 1)), axis=0)
+    y = (rng.random(80) < 1 / (1 + np.exp(-4 * np.sin(2 * z[:, 0])))).astype(float)[:, None]
+    a_mat, c, lam = np.array([[1.0]]), np.zeros(1), 0.5
+    grids = [np.unique(z[:, 0])]
+    active = [np.ones(len(grids[0]), dtype=bool)]
+    prob = CoefficientProblem(z, a_mat, c, y, "logistic", "tv2", grids)
+    start = KnotSplineActivation([grids[0]], [np.zeros(len(grids[0]))])
+    bumped = []
+
+    def violation(pieces):          # refine_solution's, plus a noise-level bump (2 ADD_RTOL)
+        trial = KnotSplineActivation(*zip(*pieces))
+        viol = _check(prob, trial, z, a_mat, c, y, grids, active, lam, 1.0).violation[0]
+        w = loss_weights(trial.forward(z)[0], a_mat, c, y, "logistic")[:, 0]
+        t = knot_correlation(z[:, 0], w, grids[0])
+        inside = 1 + int(np.argmin(viol[1:-1]))          # the multiplier farthest inside
+        viol = viol.copy()
+        viol[inside] = 2e-9
+        bumped.append(inside)
+        return [(viol, (t - t[0])[1:-1])]
+    found = refine(start, z, a_mat, c, y, "logistic", RegWeights.plain(1, "tv2"), lam, grids,
+                   active, np.zeros(1), violation)
+    assert len(bumped) >= 2                      # the bumped candidate joined and left
+    assert found.status == "converged"
+    assert 0 < found.support[0] < len(grids[0]) - 2
