@@ -359,7 +359,7 @@ def check_claim(net: Network, claim: float, p: float | str = 2, box: float = 1.0
     >>> net = Network([Dense([[1.0], [-2.0]]), ReLU(), Dense([[1.0, 1.0]])])
     >>> verdict = check_claim(net, 2.5)
     >>> print(verdict.verdict, verdict.decided_by.method, verdict.exit_status)
-    sound exact 0
+    sound eclipse_fast 0
     >>> verdict = check_claim(net, 1.5)
     >>> print(verdict.verdict, verdict.decided_by.method, round(verdict.witness.ratio, 6))
     unsound lower 2.0
