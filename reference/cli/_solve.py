@@ -66,6 +66,11 @@ def run(args):
           f"{cert['check_rtol']:g} relative), primal - dual gap "
           + ("n/a" if cert["gap"] is None else f"{cert['gap']:.2e}")
           + f", {cert['seconds']:.2f} s")
+    newton = cert.get("newton") or {}
+    if newton.get("status") == "refined":
+        print(f"  the point is {cert['solver']}'s refined by Newton's method on its knots "
+              f"({newton.get('iterations')} iterations; the solver's gap is of its own point, "
+              "hence n/a)")
     if cert["method"] in ("active", "one_neuron"):
         print(f"  active set: {cert['rounds']} rounds, points per neuron "
               f"{plain(cert['points_per_neuron'])} of {plain(cert['candidate_points'])} "

@@ -174,3 +174,22 @@ def test_refine_settles_when_a_joining_candidate_is_at_noise_level():
     assert len(bumped) >= 2                      # the bumped candidate joined and left
     assert found.status == "converged"
     assert 0 < found.support[0] < len(grids[0]) - 2
+
+
+def test_solve_text_says_the_point_is_newtons(circle_net, tmp_path, capsys):
+    """`solve` prints that the point is the solver's refined by Newton's method (its line
+    'CLARABEL status optimal ... primal - dual gap n/a' read as CLARABEL's own point), and
+    that a decided knot count is the returned point's."""
+    from reference.cli import main
+    from reference.io import save_model
+
+    net, x, y = circle_net
+    save_model(net, tmp_path / "m.npz")
+    np.savez(tmp_path / "d.npz", X=x, y=y)
+    assert main(["solve", str(tmp_path / "m.npz"), "--data", str(tmp_path / "d.npz"),
+                 "--layer", "1", "--lam", "0.1", "--loss", "logistic", "--quiet",
+                 "--out", str(tmp_path / "s.npz")]) == 0
+    text = capsys.readouterr().out
+    assert "refined by Newton's method on its knots" in text
+    assert "knot count " in text and "(of this point" in text
+    assert "knot count exact" not in text
