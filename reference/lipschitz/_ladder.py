@@ -94,8 +94,7 @@ def _exact(net, p, box, options):
     elif net.n_in == 2:
         r = regions2d.regions_2d(net, p, box=box, max_regions=options["max_regions"],
                                  time_limit=options["time_limit"])
-        out = {k: v for k, v in r.items() if k != "seconds"}
-        out["method"] = "linear regions (polygons)"
+        out = _untimed(r, method="linear regions (polygons)")
     elif p == 2.0:
         raise NotApplicable("exact for p = 2 needs 1 or 2 inputs (breakpoint "
                                       "propagation, linear regions); the MILP covers p = 1 "
@@ -103,7 +102,7 @@ def _exact(net, p, box, options):
     else:
         r = milp.exact_milp(net, p, box=box, max_binaries=options["max_binaries"],
                             time_limit=options["time_limit"])
-        out = {k: v for k, v in r.items() if k != "seconds"}
+        out = _untimed(r)
         out["witness_x"] = None if r["witness_x"] is None else np.asarray(r["witness_x"]).tolist()
         out["witness_pair"] = {k: np.asarray(v).tolist() if k in ("x", "x_pair") else v
                                for k, v in r["witness_pair"].items()}
@@ -117,22 +116,27 @@ def _exact(net, p, box, options):
     return out
 
 
+def _untimed(result, **extra) -> dict:
+    """A method's result without its own ``seconds`` (`run_method` times every method),
+    with `extra` keys added."""
+    return {**{k: v for k, v in result.items() if k != "seconds"}, **extra}
+
+
 def _lipsdp(variant):
     def run(net, p, box, options):
-        r = lipsdp.lipsdp(net, variant, options["solver"],
-                          max_sdp_cost=options["max_sdp_cost"])
-        return {k: v for k, v in r.items() if k not in ("seconds",)}
+        return _untimed(lipsdp.lipsdp(net, variant, options["solver"],
+                                      max_sdp_cost=options["max_sdp_cost"]))
     return run
 
 
 def _eclipse_fast(net, p, box, options):
-    r = eclipse_mod.eclipse_fast(net)
-    return {**{k: v for k, v in r.items() if k != "seconds"}, "domain": "R^N_0"}
+    return _untimed(eclipse_mod.eclipse_fast(net), domain="R^N_0")
 
 
 def _eclipse(net, p, box, options):
-    r = eclipse_mod.eclipse(net, options["solver"], max_sdp_cost=options["max_sdp_cost"])
-    return {**{k: v for k, v in r.items() if k != "seconds"}, "domain": "R^N_0"}
+    return _untimed(eclipse_mod.eclipse(net, options["solver"],
+                                        max_sdp_cost=options["max_sdp_cost"]),
+                    domain="R^N_0")
 
 
 def _closed_form(function):
